@@ -1,0 +1,35 @@
+import { webcrypto } from "node:crypto";
+
+/**
+ * Settings the worker runs with under test: fresh Ed25519 signing keys each run (two, to exercise rotation),
+ * fixed carrier credentials, and simulator URLs from global setup.
+ */
+export const TEST_TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef".repeat(2);
+export const TEST_TWILIO_AUTH_TOKEN = "twilio-test-auth-token-0123456789";
+// protocols.md §4: the Ed25519 key whose seed is bytes 0x00..0x1f.
+export const TEST_TELNYX_PUBLIC_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+export const TEST_PUBLIC_BASE_URL = "https://switchboard.test";
+
+async function signingKey(kid: string) {
+  const pair = (await webcrypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+  return { ...(await webcrypto.subtle.exportKey("jwk", pair.privateKey)), kid };
+}
+
+type Inject = (key: "simulators") => Record<string, string>;
+
+export async function testSettings(inject: Inject): Promise<Record<string, string>> {
+  const simulators = inject("simulators");
+  return {
+    PUBLIC_BASE_URL: TEST_PUBLIC_BASE_URL,
+    JWT_ISSUER: "https://switchboard.test",
+    JWT_AUDIENCE: "switchboard-test",
+    JWT_SIGNING_KEYS: JSON.stringify({ keys: [await signingKey("test-key-1"), await signingKey("test-key-2")] }),
+    METRICS_TOKEN: "metrics-test-token-0123456789",
+    TWILIO_ACCOUNT_SID: TEST_TWILIO_ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: TEST_TWILIO_AUTH_TOKEN,
+    TELNYX_API_KEY: "KEYtelnyx-test-api-key",
+    TELNYX_PUBLIC_KEY: TEST_TELNYX_PUBLIC_KEY,
+    TELNYX_CONNECTION_ID: "test-connection-id",
+    ...simulators,
+  };
+}

@@ -1,0 +1,58 @@
+import { Scalar } from "@scalar/hono-api-reference";
+import { jsonBodyGuard } from "./http/body-guard";
+import { correlation } from "./http/correlation";
+import { handleError, handleNotFound } from "./http/error-handler";
+import { errorBody } from "./http/errors";
+import { publicRouter } from "./http/router";
+import { healthRoutes } from "./routes/health";
+
+/**
+ * The Worker's HTTP surface: one Hono app, middleware first (correlation id, body guard), then every router.
+ * Routers are grouped by who calls them; the OpenAPI document is generated from their schemas.
+ */
+export function buildApp() {
+  const app = publicRouter();
+  app.use("*", correlation);
+  app.use("/api/*", jsonBodyGuard);
+
+  app.route("/", healthRoutes);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "An access token (JWT) from /api/v1/auth/login, or an API key",
+  });
+  app.doc31("/api/v1/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "Switchboard API", version: "1.0.0", description: "AI voice calls at the edge." },
+  });
+  app.get("/docs", Scalar({ url: "/api/v1/openapi.json", pageTitle: "Switchboard API" }));
+
+  app.notFound((c) => {
+    const allow = allowedMethods(app.routes, c.req.path);
+    if (allow.length === 0) return handleNotFound(c);
+    const message = `${c.req.method} is not allowed here`;
+    return c.json(errorBody("method_not_allowed", message, c.get("correlationId")), 405, { Allow: allow.join(", ") });
+  });
+  app.onError(handleError);
+  return app;
+}
+
+type RouteEntry = { method: string; path: string };
+const patterns = new Map<string, RegExp>();
+
+/** Methods registered for a path, so a wrong method answers 405 rather than 404. */
+function allowedMethods(routes: readonly RouteEntry[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of routes) {
+    if (route.method === "ALL") continue;
+    let pattern = patterns.get(route.path);
+    if (!pattern) {
+      const source = route.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+");
+      pattern = new RegExp(`^${source}$`);
+      patterns.set(route.path, pattern);
+    }
+    if (pattern.test(path)) methods.add(route.method);
+  }
+  return [...methods];
+}

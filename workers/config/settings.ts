@@ -1,0 +1,173 @@
+import { z } from "zod";
+
+/**
+ * Every setting in the external contract, parsed by one schema. Each setting is parsed on its own so that one
+ * malformed value is reported by name without hiding the others; consumers ask for the group they need and get
+ * a ConfigurationError naming exactly what is missing or malformed.
+ */
+
+const PROVIDERS = ["openai", "gemini", "deepgram", "local"] as const;
+export const providerSchema = z.enum(PROVIDERS);
+export type ProviderName = z.infer<typeof providerSchema>;
+
+/** Empty strings come from `[vars]` placeholders and unset secrets: treat them as absent. */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === "" ? undefined : value), schema.optional());
+
+const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+const wsUrl = z.url({ protocol: /^wss?$/, error: "must be a ws(s) URL" });
+const origin = httpUrl.refine((value) => new URL(value).pathname === "/" && !new URL(value).search, {
+  error: "must be an origin only (no path or query)",
+});
+
+const cidrList = z
+  .string()
+  .transform((value) => value.split(",").map((part) => part.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, { error: "must be comma-separated CIDRs" })));
+
+const providerList = z
+  .string()
+  .transform((value) => value.split(",").map((part) => part.trim()).filter(Boolean))
+  .pipe(z.array(providerSchema).min(1));
+
+const privateEd25519Jwk = z.looseObject({
+  kty: z.literal("OKP"),
+  crv: z.literal("Ed25519"),
+  kid: z.string().min(1),
+  x: z.string().min(1),
+  d: z.string().min(1),
+});
+
+const jwkSet = z
+  .string()
+  .transform((value, ctx) => {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be JSON" });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.object({ keys: z.array(privateEd25519Jwk).min(1) }).refine(
+      (set) => new Set(set.keys.map((key) => key.kid)).size === set.keys.length,
+      { error: "kids must be unique" },
+    ),
+  );
+
+const base64Key32 = z.string().refine((value) => {
+  try {
+    return atob(value).length === 32;
+  } catch {
+    return false;
+  }
+}, { error: "must be base64 of a raw 32-byte Ed25519 public key" });
+
+const settingSchemas = {
+  PUBLIC_BASE_URL: optional(origin),
+  TWILIO_ACCOUNT_SID: optional(z.string().regex(/^AC[0-9a-fA-F]{32}$/, { error: "must be AC + 32 hex digits" })),
+  TWILIO_AUTH_TOKEN: optional(z.string().min(16)),
+  TWILIO_API_BASE: optional(origin).default("https://api.twilio.com"),
+  TELNYX_API_KEY: optional(z.string().min(8)),
+  TELNYX_PUBLIC_KEY: optional(base64Key32),
+  TELNYX_CONNECTION_ID: optional(z.string().min(1)),
+  TELNYX_API_BASE: optional(origin).default("https://api.telnyx.com"),
+  OPENAI_API_KEY: optional(z.string().min(8)),
+  OPENAI_REALTIME_URL: optional(wsUrl).default("wss://api.openai.com/v1/realtime"),
+  GEMINI_API_KEY: optional(z.string().min(8)),
+  GEMINI_LIVE_URL: optional(wsUrl).default(
+    "wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+  ),
+  DEEPGRAM_API_KEY: optional(z.string().min(8)),
+  DEEPGRAM_AGENT_URL: optional(wsUrl).default("wss://agent.deepgram.com/v1/agent/converse"),
+  DEFAULT_PROVIDER: optional(providerSchema),
+  PROVIDER_ORDER: optional(providerList).default(["openai", "gemini", "deepgram", "local"]),
+  TWILIO_IP_ALLOWLIST: optional(cidrList).default([]),
+  TELNYX_IP_ALLOWLIST: optional(cidrList).default([
+    "192.76.120.128/29", "192.76.120.136/29", "192.76.120.144/29", "185.246.41.0/29",
+    "185.246.41.8/29", "185.246.41.16/29", "103.115.244.0/29", "103.115.244.8/29",
+  ]),
+  WEBHOOK_MAX_SKEW_SECONDS: optional(z.coerce.number().int().min(1).max(3600)).default(300),
+  JWT_SIGNING_KEYS: optional(jwkSet),
+  JWT_ISSUER: optional(z.string().min(1)),
+  JWT_AUDIENCE: optional(z.string().min(1)),
+  METRICS_TOKEN: optional(z.string().min(16)),
+} as const;
+
+type SettingName = keyof typeof settingSchemas;
+export type Settings = { [K in SettingName]: z.output<(typeof settingSchemas)[K]> };
+
+/** The settings each capability cannot run without. */
+const requiredBy = {
+  identity: ["JWT_SIGNING_KEYS", "JWT_ISSUER", "JWT_AUDIENCE"],
+  publicUrls: ["PUBLIC_BASE_URL"],
+  twilio: ["PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
+  telnyx: ["PUBLIC_BASE_URL", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_CONNECTION_ID"],
+  metrics: ["METRICS_TOKEN"],
+} as const satisfies Record<string, readonly SettingName[]>;
+export type Capability = keyof typeof requiredBy;
+
+/** The settings that `/health` insists on: without them nothing useful runs. */
+const HEALTH_CRITICAL: readonly Capability[] = ["identity", "publicUrls"];
+
+export interface SettingProblem {
+  setting: SettingName;
+  problem: string;
+}
+
+export interface ParsedSettings {
+  values: Partial<Settings>;
+  problems: SettingProblem[];
+}
+
+export class ConfigurationError extends Error {
+  constructor(readonly problems: SettingProblem[]) {
+    super(`Invalid configuration: ${problems.map((p) => `${p.setting} ${p.problem}`).join("; ")}`);
+    this.name = "ConfigurationError";
+  }
+}
+
+const cache = new WeakMap<object, ParsedSettings>();
+
+/** Parses every setting once per env object (the env object is stable for an isolate). */
+export function parseSettings(env: object): ParsedSettings {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const source = env as Record<string, unknown>;
+  const values: Record<string, unknown> = {};
+  const problems: SettingProblem[] = [];
+  for (const name of Object.keys(settingSchemas) as SettingName[]) {
+    const result = settingSchemas[name].safeParse(source[name]);
+    if (result.success) values[name] = result.data;
+    else problems.push({ setting: name, problem: result.error.issues[0]?.message ?? "is malformed" });
+  }
+  const parsed: ParsedSettings = { values: values as Partial<Settings>, problems };
+  cache.set(env, parsed);
+  return parsed;
+}
+
+type Required<C extends Capability> = Settings & { [K in (typeof requiredBy)[C][number]]: NonNullable<Settings[K]> };
+
+/** The settings a capability needs, or a ConfigurationError naming each missing or malformed one. */
+export function requireSettings<C extends Capability>(env: object, capability: C): Required<C> {
+  const parsed = parseSettings(env);
+  const problems = problemsFor(parsed, requiredBy[capability]);
+  if (problems.length > 0) throw new ConfigurationError(problems);
+  return parsed.values as Required<C>;
+}
+
+/** Every problem `/health` should report: malformed settings anywhere, and missing critical ones. */
+export function healthProblems(env: object): SettingProblem[] {
+  const parsed = parseSettings(env);
+  const critical = HEALTH_CRITICAL.flatMap((capability) => requiredBy[capability]);
+  const missing = problemsFor(parsed, critical).filter((p) => !parsed.problems.includes(p));
+  return [...parsed.problems, ...missing];
+}
+
+function problemsFor(parsed: ParsedSettings, names: readonly SettingName[]): SettingProblem[] {
+  return names.flatMap((name) => {
+    const malformed = parsed.problems.find((p) => p.setting === name);
+    if (malformed) return [malformed];
+    return parsed.values[name] === undefined ? [{ setting: name, problem: "is missing" }] : [];
+  });
+}

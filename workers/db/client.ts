@@ -1,0 +1,19 @@
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import * as schema from "./schema";
+
+export type Database = DrizzleD1Database<typeof schema>;
+
+const clients = new WeakMap<D1Database, Database>();
+
+/**
+ * The raw database handle. Only the db/ and identity modules use it (tenant lookup by email or API key is
+ * cross-tenant by nature); request handlers get a TenantScope instead (see tenant-scope.ts).
+ */
+export function database(binding: D1Database): Database {
+  let client = clients.get(binding);
+  if (!client) {
+    client = drizzle(binding, { schema });
+    clients.set(binding, client);
+  }
+  return client;
+}

@@ -1,0 +1,15 @@
+import type { TenantScope } from "../db/tenant-scope";
+import type { Principal } from "../identity/principal";
+import type { Logger } from "./logger";
+
+/** What every request handler can rely on; `principal` and `scope` exist behind `requireAuth` only. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    correlationId: string;
+    clientIp: string;
+    log: Logger;
+    principal: Principal;
+    scope: TenantScope;
+  };
+}

@@ -1,0 +1,33 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { ConfigurationError } from "../config/settings";
+import type { AppEnv } from "./context";
+import { AppError, errorBody } from "./errors";
+
+/** Renders every failure as `{"error":{code,message,correlationId}}`; unknown errors never leak details. */
+export const handleError: ErrorHandler<AppEnv> = (err, c) => {
+  const correlationId = c.get("correlationId") ?? "unknown";
+  const log = c.get("log");
+  if (err instanceof AppError) {
+    if (err.status >= 500) log?.error("http.error", { code: err.code, message: err.message });
+    return c.json(errorBody(err.code, err.message, correlationId, err.details), err.status, withCorrelation(c, err.headers));
+  }
+  if (err instanceof ConfigurationError) {
+    log?.error("config.invalid", { problems: err.problems });
+    return c.json(errorBody("configuration_error", err.message, correlationId), 503, withCorrelation(c, {}));
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status;
+    const code = status === 400 ? "malformed_request" : status === 413 ? "payload_too_large" : "http_error";
+    return c.json(errorBody(code, err.message || "Bad request", correlationId), status, withCorrelation(c, {}));
+  }
+  log?.error("http.unhandled", { error: err instanceof Error ? { name: err.name, message: err.message } : String(err) });
+  return c.json(errorBody("internal_error", "Internal error", correlationId), 500, withCorrelation(c, {}));
+};
+
+export const handleNotFound: NotFoundHandler<AppEnv> = (c) =>
+  c.json(errorBody("not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`, c.get("correlationId")), 404);
+
+function withCorrelation(c: Context<AppEnv>, headers: Record<string, string>): Record<string, string> {
+  return { ...headers, "X-Correlation-ID": c.get("correlationId") ?? "unknown" };
+}

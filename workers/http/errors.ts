@@ -1,0 +1,61 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/**
+ * One error model for the whole platform: every failure a client can see is an AppError with a stable code, a
+ * category and an HTTP status. Anything else that escapes a handler is an internal error and is rendered without
+ * its message or stack.
+ */
+export type ErrorCategory =
+  | "validation"
+  | "authentication"
+  | "authorization"
+  | "not_found"
+  | "conflict"
+  | "rate_limit"
+  | "payload"
+  | "configuration"
+  | "dependency"
+  | "internal";
+
+export class AppError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly category: ErrorCategory,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+
+  /** Client-safe specifics (which fields failed, never their values). */
+  details?: unknown;
+
+  withDetails(details: unknown): this {
+    this.details = details;
+    return this;
+  }
+}
+
+export const badRequest = (code: string, message: string) => new AppError(400, code, message, "validation");
+export const unauthorized = (message = "Authentication required") =>
+  new AppError(401, "unauthorized", message, "authentication", { "WWW-Authenticate": "Bearer" });
+export const forbidden = (message = "You do not have permission to do this") =>
+  new AppError(403, "forbidden", message, "authorization");
+export const notFound = (what = "Resource") => new AppError(404, "not_found", `${what} not found`, "not_found");
+export const conflict = (code: string, message: string) => new AppError(409, code, message, "conflict");
+export const tooManyRequests = (retryAfterSeconds: number) =>
+  new AppError(429, "rate_limited", "Too many requests; retry later", "rate_limit", {
+    "Retry-After": String(retryAfterSeconds),
+  });
+export const serviceUnavailable = (code: string, message: string) =>
+  new AppError(503, code, message, "dependency", { "Retry-After": "5" });
+
+export interface ErrorBody {
+  error: { code: string; message: string; correlationId: string; details?: unknown };
+}
+
+export function errorBody(code: string, message: string, correlationId: string, details?: unknown): ErrorBody {
+  return { error: { code, message, correlationId, ...(details === undefined ? {} : { details }) } };
+}

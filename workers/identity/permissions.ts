@@ -1,0 +1,29 @@
+import type { Role } from "../db/schema";
+
+/**
+ * The permission matrix. Every API route declares exactly one permission (or `public`); the README prints this
+ * table, and test/worker/role-matrix walks every route in the OpenAPI document against it.
+ */
+export const PERMISSIONS = {
+  "users:read": ["admin"],
+  "users:write": ["admin"],
+  "api_keys:manage": ["admin"],
+  "audit:read": ["admin"],
+  "phone_numbers:read": ["admin", "supervisor"],
+  "phone_numbers:write": ["admin"],
+  "calls:read": ["admin", "supervisor", "agent", "viewer"],
+  "calls:create": ["admin", "supervisor", "agent"],
+  "calls:control": ["admin", "supervisor", "agent"],
+  "sessions:read": ["admin", "supervisor", "agent", "viewer"],
+  "sessions:create": ["admin", "supervisor", "agent"],
+  "sessions:switch": ["admin", "supervisor", "agent"],
+  "sessions:supervise": ["admin", "supervisor"],
+  "providers:read": ["admin", "supervisor", "agent", "viewer"],
+  "self:manage": ["admin", "supervisor", "agent", "viewer"],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export function roleHas(role: Role, permission: Permission): boolean {
+  return (PERMISSIONS[permission] as readonly Role[]).includes(role);
+}

@@ -1,0 +1,6 @@
+import type { Role } from "../db/schema";
+
+/** Who is making an authenticated request. */
+export type Principal =
+  | { kind: "user"; id: string; tenantId: string; role: Role; jti: string; issuedAt: number; expiresAt: number }
+  | { kind: "api_key"; id: string; tenantId: string; role: Role };

@@ -1,0 +1,101 @@
+import { createLocalJWKSet, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK } from "jose";
+import { z } from "zod";
+import { ROLES } from "../db/schema";
+import type { Settings } from "../config/settings";
+
+/** Access tokens: EdDSA (Ed25519) JWTs, 15 minutes. The first key of JWT_SIGNING_KEYS signs; every key verifies. */
+export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
+const ALGORITHM = "EdDSA";
+
+export const accessClaimsSchema = z.object({
+  sub: z.string().min(1),
+  tenant: z.string().min(1),
+  role: z.enum(ROLES),
+  jti: z.string().min(1),
+  iat: z.number().int(),
+  exp: z.number().int(),
+});
+export type AccessClaims = z.infer<typeof accessClaimsSchema>;
+
+type IdentitySettings = Pick<Settings, "JWT_ISSUER" | "JWT_AUDIENCE"> & {
+  JWT_SIGNING_KEYS: { keys: Array<{ kid: string } & Record<string, unknown>> };
+};
+
+interface KeyRing {
+  signingKid: string;
+  signingKey: CryptoKey;
+  publicSet: JSONWebKeySet;
+  verify: ReturnType<typeof createLocalJWKSet>;
+}
+
+const rings = new WeakMap<object, Promise<KeyRing>>();
+
+/** Imports the key set once per settings object (per isolate), not per request. */
+function keyRing(settings: IdentitySettings): Promise<KeyRing> {
+  let ring = rings.get(settings.JWT_SIGNING_KEYS);
+  if (!ring) {
+    ring = buildKeyRing(settings.JWT_SIGNING_KEYS.keys);
+    rings.set(settings.JWT_SIGNING_KEYS, ring);
+  }
+  return ring;
+}
+
+async function buildKeyRing(keys: Array<{ kid: string } & Record<string, unknown>>): Promise<KeyRing> {
+  const [first] = keys;
+  if (!first) throw new Error("JWT_SIGNING_KEYS has no keys");
+  const publicKeys: JWK[] = keys.map(({ d: _private, ...rest }) => ({ ...rest, alg: ALGORITHM, use: "sig" }) as JWK);
+  const publicSet = { keys: publicKeys };
+  const signingKey = (await importJWK({ ...first, alg: ALGORITHM } as JWK, ALGORITHM)) as CryptoKey;
+  return { signingKid: first.kid, signingKey, publicSet, verify: createLocalJWKSet(publicSet) };
+}
+
+export async function publicJwks(settings: IdentitySettings): Promise<JSONWebKeySet> {
+  return (await keyRing(settings)).publicSet;
+}
+
+export async function issueAccessToken(
+  settings: IdentitySettings & { JWT_ISSUER: string; JWT_AUDIENCE: string },
+  subject: { userId: string; tenantId: string; role: (typeof ROLES)[number] },
+): Promise<{ token: string; claims: AccessClaims }> {
+  const ring = await keyRing(settings);
+  const iat = Math.floor(Date.now() / 1000);
+  const claims: AccessClaims = {
+    sub: subject.userId,
+    tenant: subject.tenantId,
+    role: subject.role,
+    jti: crypto.randomUUID(),
+    iat,
+    exp: iat + ACCESS_TOKEN_TTL_SECONDS,
+  };
+  const token = await new SignJWT({ tenant: claims.tenant, role: claims.role })
+    .setProtectedHeader({ alg: ALGORITHM, kid: ring.signingKid, typ: "JWT" })
+    .setSubject(claims.sub)
+    .setJti(claims.jti)
+    .setIssuer(settings.JWT_ISSUER)
+    .setAudience(settings.JWT_AUDIENCE)
+    .setIssuedAt(claims.iat)
+    .setExpirationTime(claims.exp)
+    .sign(ring.signingKey);
+  return { token, claims };
+}
+
+/** Verifies signature (EdDSA only, known kid), issuer, audience, time claims and claim shapes; null if any fail. */
+export async function verifyAccessToken(
+  settings: IdentitySettings & { JWT_ISSUER: string; JWT_AUDIENCE: string },
+  token: string,
+): Promise<AccessClaims | null> {
+  const ring = await keyRing(settings);
+  try {
+    const { payload } = await jwtVerify(token, ring.verify, {
+      algorithms: [ALGORITHM],
+      issuer: settings.JWT_ISSUER,
+      audience: settings.JWT_AUDIENCE,
+      requiredClaims: ["sub", "jti", "iat", "exp"],
+      clockTolerance: 5,
+    });
+    const claims = accessClaimsSchema.safeParse(payload);
+    return claims.success ? claims.data : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,46 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { healthProblems } from "../config/settings";
+import { publicRouter } from "../http/router";
+
+const checkSchema = z.object({ ok: z.boolean(), detail: z.string().optional() });
+const healthSchema = z
+  .object({ status: z.enum(["ok", "degraded"]), checks: z.record(z.string(), checkSchema) })
+  .openapi("Health");
+
+const route = createRoute({
+  method: "get",
+  path: "/health",
+  tags: ["platform"],
+  summary: "Liveness and readiness: settings valid, D1 and KV reachable",
+  "x-permission": "public",
+  responses: {
+    200: { description: "Everything the platform needs is available", content: { "application/json": { schema: healthSchema } } },
+    503: { description: "A check failed; `checks` names it", content: { "application/json": { schema: healthSchema } } },
+  },
+});
+
+type Check = z.infer<typeof checkSchema>;
+
+async function probe(run: () => Promise<unknown>): Promise<Check> {
+  try {
+    await run();
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, detail: error instanceof Error ? error.name : "unreachable" };
+  }
+}
+
+export const healthRoutes = publicRouter().openapi(route, async (c) => {
+  const problems = healthProblems(c.env);
+  const [d1, kv] = await Promise.all([
+    probe(() => c.env.DB.prepare("SELECT 1").first()),
+    probe(() => c.env.CACHE.get("health:probe")),
+  ]);
+  const settings: Check = problems.length
+    ? { ok: false, detail: problems.map((p) => `${p.setting} ${p.problem}`).join("; ") }
+    : { ok: true };
+  const checks = { settings, d1, kv };
+  const healthy = Object.values(checks).every((check) => check.ok);
+  if (!healthy) c.get("log").warn("health.degraded", { checks });
+  return c.json({ status: healthy ? "ok" : "degraded", checks }, healthy ? 200 : 503);
+});
