@@ -4,7 +4,11 @@ import { correlation } from "./http/correlation";
 import { handleError, handleNotFound } from "./http/error-handler";
 import { errorBody } from "./http/errors";
 import { publicRouter } from "./http/router";
+import { apiKeyRoutes } from "./routes/api-keys";
+import { auditLogRoutes } from "./routes/audit-log";
+import { authRoutes } from "./routes/auth";
 import { healthRoutes } from "./routes/health";
+import { userRoutes } from "./routes/users";
 
 /**
  * The Worker's HTTP surface: one Hono app, middleware first (correlation id, body guard), then every router.
@@ -15,7 +19,7 @@ export function buildApp() {
   app.use("*", correlation);
   app.use("/api/*", jsonBodyGuard);
 
-  app.route("/", healthRoutes);
+  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes]) app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -1,8 +1,7 @@
 import { auditLog } from "../db/schema";
-import type { Database } from "../db/client";
+import type { TenantScope } from "../db/tenant-scope";
 
 export interface AuditEntry {
-  tenantId: string;
   actorType: "user" | "api_key" | "system" | "anonymous";
   actorId?: string | null;
   action: string;
@@ -15,10 +14,9 @@ export interface AuditEntry {
 }
 
 /** The audit insert as a statement, so it can join the batch of the change it records (one transaction). */
-export function auditStatement(db: Database, entry: AuditEntry) {
-  return db.insert(auditLog).values({
+export function auditStatement(scope: TenantScope, entry: AuditEntry) {
+  return scope.insert(auditLog, {
     id: crypto.randomUUID(),
-    tenantId: entry.tenantId,
     actorType: entry.actorType,
     actorId: entry.actorId ?? null,
     action: entry.action,

@@ -2,5 +2,14 @@ import type { Role } from "../db/schema";
 
 /** Who is making an authenticated request. */
 export type Principal =
-  | { kind: "user"; id: string; tenantId: string; role: Role; jti: string; issuedAt: number; expiresAt: number }
+  | {
+      kind: "user";
+      id: string;
+      tenantId: string;
+      role: Role;
+      jti: string;
+      familyId: string | undefined;
+      issuedAt: number;
+      expiresAt: number;
+    }
   | { kind: "api_key"; id: string; tenantId: string; role: Role };

@@ -14,6 +14,8 @@ export const accessClaimsSchema = z.object({
   jti: z.string().min(1),
   iat: z.number().int(),
   exp: z.number().int(),
+  /** The refresh-token family this token came from, so logout can end the family too. */
+  sid: z.string().optional(),
 });
 export type AccessClaims = z.infer<typeof accessClaimsSchema>;
 
@@ -43,9 +45,11 @@ function keyRing(settings: IdentitySettings): Promise<KeyRing> {
 async function buildKeyRing(keys: Array<{ kid: string } & Record<string, unknown>>): Promise<KeyRing> {
   const [first] = keys;
   if (!first) throw new Error("JWT_SIGNING_KEYS has no keys");
-  const publicKeys: JWK[] = keys.map(({ d: _private, ...rest }) => ({ ...rest, alg: ALGORITHM, use: "sig" }) as JWK);
+  // Publish only the public members: key_ops/ext from the private JWK would forbid verification.
+  const publicKeys: JWK[] = keys.map((key) => ({ kty: "OKP", crv: "Ed25519", x: key.x, kid: key.kid, alg: ALGORITHM, use: "sig" }) as JWK);
   const publicSet = { keys: publicKeys };
-  const signingKey = (await importJWK({ ...first, alg: ALGORITHM } as JWK, ALGORITHM)) as CryptoKey;
+  const { key_ops: _ops, ext: _ext, ...privateJwk } = first;
+  const signingKey = (await importJWK({ ...privateJwk, alg: ALGORITHM } as JWK, ALGORITHM)) as CryptoKey;
   return { signingKid: first.kid, signingKey, publicSet, verify: createLocalJWKSet(publicSet) };
 }
 
@@ -55,10 +59,11 @@ export async function publicJwks(settings: IdentitySettings): Promise<JSONWebKey
 
 export async function issueAccessToken(
   settings: IdentitySettings & { JWT_ISSUER: string; JWT_AUDIENCE: string },
-  subject: { userId: string; tenantId: string; role: (typeof ROLES)[number] },
+  subject: { userId: string; tenantId: string; role: (typeof ROLES)[number]; familyId: string; notBefore: number },
 ): Promise<{ token: string; claims: AccessClaims }> {
   const ring = await keyRing(settings);
-  const iat = Math.floor(Date.now() / 1000);
+  // Never issue below the user's revocation cutoff (it is rounded up to the next second).
+  const iat = Math.max(Math.floor(Date.now() / 1000), subject.notBefore);
   const claims: AccessClaims = {
     sub: subject.userId,
     tenant: subject.tenantId,
@@ -66,8 +71,9 @@ export async function issueAccessToken(
     jti: crypto.randomUUID(),
     iat,
     exp: iat + ACCESS_TOKEN_TTL_SECONDS,
+    sid: subject.familyId,
   };
-  const token = await new SignJWT({ tenant: claims.tenant, role: claims.role })
+  const token = await new SignJWT({ tenant: claims.tenant, role: claims.role, sid: claims.sid })
     .setProtectedHeader({ alg: ALGORITHM, kid: ring.signingKid, typ: "JWT" })
     .setSubject(claims.sub)
     .setJti(claims.jti)

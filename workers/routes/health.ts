@@ -1,5 +1,6 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { healthProblems } from "../config/settings";
+import { publicRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 
 const checkSchema = z.object({ ok: z.boolean(), detail: z.string().optional() });
@@ -7,12 +8,11 @@ const healthSchema = z
   .object({ status: z.enum(["ok", "degraded"]), checks: z.record(z.string(), checkSchema) })
   .openapi("Health");
 
-const route = createRoute({
+const route = publicRoute({
   method: "get",
   path: "/health",
   tags: ["platform"],
   summary: "Liveness and readiness: settings valid, D1 and KV reachable",
-  "x-permission": "public",
   responses: {
     200: { description: "Everything the platform needs is available", content: { "application/json": { schema: healthSchema } } },
     503: { description: "A check failed; `checks` names it", content: { "application/json": { schema: healthSchema } } },
@@ -42,5 +42,5 @@ export const healthRoutes = publicRouter().openapi(route, async (c) => {
   const checks = { settings, d1, kv };
   const healthy = Object.values(checks).every((check) => check.ok);
   if (!healthy) c.get("log").warn("health.degraded", { checks });
-  return c.json({ status: healthy ? "ok" : "degraded", checks }, healthy ? 200 : 503);
+  return healthy ? c.json({ status: "ok" as const, checks }, 200) : c.json({ status: "degraded" as const, checks }, 503);
 });

@@ -1,0 +1,77 @@
+import type { MiddlewareHandler } from "hono";
+import { requireSettings } from "../config/settings";
+import { database, type Database } from "../db/client";
+import { TenantScope } from "../db/tenant-scope";
+import type { AppEnv } from "../http/context";
+import { forbidden, unauthorized } from "../http/errors";
+import type { Logger } from "../http/logger";
+import { enforceRateLimit } from "../http/rate-limit";
+import { authenticateApiKey, looksLikeApiKey } from "./api-keys";
+import { roleHas, type Permission } from "./permissions";
+import type { Principal } from "./principal";
+import { checkRevocation } from "./revocation";
+import { verifyAccessToken } from "./tokens";
+
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
+
+/**
+ * Authenticates the bearer credential (access token or API key), applies the per-principal rate limit, and
+ * authorises `permission` for the principal's role. Sets `principal`, `scope` (the tenant-bound data access) and a
+ * logger carrying the tenant. Every non-public route runs this before its handler.
+ */
+export function requireAuth(permission: Permission): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const credential = bearerCredential(c.req.header("Authorization"));
+    if (!credential) throw unauthorized();
+    const db = database(c.env.DB);
+    const log = c.get("log");
+    const principal = looksLikeApiKey(credential)
+      ? await apiKeyPrincipal(c.env, db, credential, (task) => c.executionCtx.waitUntil(task))
+      : await tokenPrincipal(c.env, db, credential, !SAFE_METHODS.has(c.req.method), log);
+
+    if (!roleHas(principal.role, permission)) {
+      log.warn("security.forbidden", { tenantId: principal.tenantId, principalId: principal.id, role: principal.role, permission });
+      throw forbidden();
+    }
+    c.set("principal", principal);
+    c.set("scope", new TenantScope(db, principal.tenantId));
+    c.set("log", log.child({ tenantId: principal.tenantId, principalId: principal.id }));
+    await next();
+  };
+}
+
+function bearerCredential(header: string | undefined): string | null {
+  const match = header ? /^Bearer ([\x21-\x7e]{10,4096})$/.exec(header) : null;
+  return match ? match[1]! : null;
+}
+
+async function tokenPrincipal(env: Env, db: Database, token: string, isWrite: boolean, log: Logger): Promise<Principal> {
+  const claims = await verifyAccessToken(requireSettings(env, "identity"), token);
+  if (!claims) throw unauthorized("Invalid or expired access token");
+  await enforceRateLimit(env.API_LIMITER, `user:${claims.sub}`);
+  const verdict = await checkRevocation(env, db, claims, isWrite, log);
+  if (verdict.revoked) throw unauthorized("Access token has been revoked");
+  return {
+    kind: "user",
+    id: claims.sub,
+    tenantId: claims.tenant,
+    role: verdict.currentRole ?? claims.role,
+    jti: claims.jti,
+    familyId: claims.sid,
+    issuedAt: claims.iat,
+    expiresAt: claims.exp,
+  };
+}
+
+async function apiKeyPrincipal(
+  env: Env,
+  db: Database,
+  credential: string,
+  background: (task: Promise<unknown>) => void,
+): Promise<Principal> {
+  const key = await authenticateApiKey(db, credential);
+  if (!key) throw unauthorized("Invalid API key");
+  await enforceRateLimit(env.API_LIMITER, `api_key:${key.id}`);
+  if (key.touch) background(key.touch());
+  return { kind: "api_key", id: key.id, tenantId: key.tenantId, role: key.role };
+}

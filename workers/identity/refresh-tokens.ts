@@ -1,0 +1,85 @@
+import { and, eq, isNull } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { TenantScope } from "../db/tenant-scope";
+import { refreshTokenFamilies } from "../db/schema";
+import { constantTimeEqualText } from "../security/constant-time";
+import { randomToken, sha256Hex } from "../security/encoding";
+
+/**
+ * Rotating refresh tokens. A login starts a family; each refresh spends the presented token and issues the next
+ * one. Only the newest token of a family is usable: presenting any older one means it was copied, so the whole
+ * family is revoked (the legitimate holder logs in again, the thief gets nothing).
+ * Token format: `rt_<familyId>.<secret>`; only its SHA-256 is stored.
+ */
+export const REFRESH_TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
+const FORMAT = /^rt_([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
+
+export interface NewFamily {
+  familyId: string;
+  token: string;
+  statement: ReturnType<TenantScope["insert"]>;
+}
+
+export async function startFamily(scope: TenantScope, userId: string): Promise<NewFamily> {
+  const familyId = crypto.randomUUID();
+  const token = `rt_${familyId}.${randomToken()}`;
+  const now = Date.now();
+  const statement = scope.insert(refreshTokenFamilies, {
+    id: familyId,
+    userId,
+    currentHash: await sha256Hex(token),
+    generation: 0,
+    createdAt: now,
+    expiresAt: now + REFRESH_TOKEN_TTL_MS,
+  });
+  return { familyId, token, statement };
+}
+
+export type RotationResult =
+  | { ok: true; token: string; familyId: string; tenantId: string; userId: string }
+  | { ok: false; reason: "malformed" | "unknown" | "expired" | "revoked" | "reused"; tenantId?: string; userId?: string; familyId?: string };
+
+export async function rotate(db: Database, presented: string): Promise<RotationResult> {
+  const match = FORMAT.exec(presented);
+  if (!match) return { ok: false, reason: "malformed" };
+  const familyId = match[1]!;
+  const [family] = await db.select().from(refreshTokenFamilies).where(eq(refreshTokenFamilies.id, familyId));
+  if (!family) return { ok: false, reason: "unknown" };
+  const who = { tenantId: family.tenantId, userId: family.userId, familyId };
+  if (family.revokedAt !== null) return { ok: false, reason: "revoked", ...who };
+  if (family.expiresAt < Date.now()) return { ok: false, reason: "expired", ...who };
+
+  const presentedHash = await sha256Hex(presented);
+  if (!constantTimeEqualText(presentedHash, family.currentHash)) {
+    await revokeFamily(new TenantScope(db, family.tenantId), familyId, "reuse_detected");
+    return { ok: false, reason: "reused", ...who };
+  }
+
+  const next = `rt_${familyId}.${randomToken()}`;
+  // Conditional on the hash we checked: of two concurrent refreshes with one token, exactly one wins.
+  const updated = await db
+    .update(refreshTokenFamilies)
+    .set({ currentHash: await sha256Hex(next), generation: family.generation + 1 })
+    .where(
+      and(
+        eq(refreshTokenFamilies.id, familyId),
+        eq(refreshTokenFamilies.currentHash, presentedHash),
+        isNull(refreshTokenFamilies.revokedAt),
+      ),
+    )
+    .returning({ id: refreshTokenFamilies.id });
+  if (updated.length === 0) {
+    await revokeFamily(new TenantScope(db, family.tenantId), familyId, "reuse_detected");
+    return { ok: false, reason: "reused", ...who };
+  }
+  return { ok: true, token: next, ...who };
+}
+
+export function revokeFamily(scope: TenantScope, familyId: string, reason: string) {
+  return scope.update(
+    refreshTokenFamilies,
+    { revokedAt: Date.now(), revokedReason: reason },
+    eq(refreshTokenFamilies.id, familyId),
+    isNull(refreshTokenFamilies.revokedAt),
+  );
+}

@@ -1,0 +1,20 @@
+import type { Context } from "hono";
+import type { TenantScope } from "../db/tenant-scope";
+import type { AppEnv } from "../http/context";
+import { auditStatement, type AuditEntry } from "./audit";
+
+/** An audit statement stamped with the request's actor, client IP and correlation id. */
+export function auditFromRequest(
+  c: Context<AppEnv>,
+  entry: Omit<AuditEntry, "ip" | "correlationId" | "actorType" | "actorId"> & Partial<Pick<AuditEntry, "actorType" | "actorId">>,
+  scope: TenantScope = c.get("scope"),
+) {
+  const principal = c.get("principal");
+  return auditStatement(scope, {
+    actorType: principal?.kind ?? "anonymous",
+    actorId: principal?.id ?? null,
+    ...entry,
+    ip: c.get("clientIp"),
+    correlationId: c.get("correlationId"),
+  });
+}
