@@ -16,7 +16,7 @@ const optional = <T extends z.ZodType>(schema: T) =>
 
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 const wsUrl = z.url({ protocol: /^wss?$/, error: "must be a ws(s) URL" });
-const origin = httpUrl.refine((value) => new URL(value).pathname === "/" && !new URL(value).search, {
+const origin = httpUrl.refine((value) => URL.canParse(value) && new URL(value).pathname === "/" && !new URL(value).search, {
   error: "must be an origin only (no path or query)",
 });
 

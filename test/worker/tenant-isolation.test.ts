@@ -1,0 +1,62 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { api, createTenant, createUser, userWithToken } from "./support/identity";
+import { documentedOperations } from "./support/openapi";
+
+/**
+ * For every route that takes an id, tenant A's admin asking for tenant B's object gets 404 — the same answer as
+ * for an id that does not exist, so nothing leaks — and B's object is unchanged. A new id-taking route fails this
+ * test until it is given a fixture below.
+ */
+type Fixture = { create: (tenantId: string, adminToken: string) => Promise<string>; snapshot: (id: string) => Promise<unknown> };
+
+const rowOf = (table: string) => (id: string) => env.DB.prepare(`SELECT * FROM ${table} WHERE id = ?`).bind(id).first();
+
+const FIXTURES: Record<string, Fixture> = {
+  "/api/v1/users/{id}": { create: async (tenantId) => (await createUser(tenantId, "agent")).id, snapshot: rowOf("users") },
+  "/api/v1/api-keys/{id}": {
+    create: async (_tenantId, adminToken) => {
+      const response = await api("/api/v1/api-keys", { method: "POST", token: adminToken, body: { name: "b-key", role: "agent" } });
+      return ((await response.json()) as { id: string }).id;
+    },
+    snapshot: rowOf("api_keys"),
+  },
+};
+
+const SAMPLE_BODIES: Record<string, unknown> = { PATCH: { role: "viewer" }, POST: {}, PUT: {} };
+
+let tenantA: { accessToken: string };
+let tenantB: { tenantId: string; accessToken: string };
+
+beforeAll(async () => {
+  tenantA = await userWithToken(await createTenant("A"), "admin");
+  tenantB = await userWithToken(await createTenant("B"), "admin");
+});
+
+describe("tenant isolation", () => {
+  it("every id-taking route answers 404 for another tenant's object and leaves it untouched", async () => {
+    const operations = (await documentedOperations()).filter((o) => o.path.includes("{"));
+    expect(operations.length).toBeGreaterThan(0);
+    for (const operation of operations) {
+      const fixture = FIXTURES[operation.path];
+      expect(fixture, `no isolation fixture for ${operation.path}`).toBeDefined();
+      const id = await fixture!.create(tenantB.tenantId, tenantB.accessToken);
+      const before = await fixture!.snapshot(id);
+      const response = await api(operation.path.replace("{id}", id), {
+        method: operation.method,
+        token: tenantA.accessToken,
+        body: SAMPLE_BODIES[operation.method],
+      });
+      expect(response.status, `${operation.method} ${operation.path}`).toBe(404);
+      expect(await fixture!.snapshot(id)).toEqual(before);
+    }
+  });
+
+  it("lists only the caller's tenant", async () => {
+    const response = await api("/api/v1/users", { token: tenantA.accessToken });
+    const { items } = (await response.json()) as { items: Array<{ id: string }> };
+    const { results } = await env.DB.prepare("SELECT id FROM users WHERE tenant_id = ?").bind(tenantB.tenantId).all<{ id: string }>();
+    expect(results.length).toBeGreaterThan(0);
+    for (const row of results) expect(items.map((item) => item.id)).not.toContain(row.id);
+  });
+});
