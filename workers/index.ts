@@ -1,4 +1,5 @@
 import { buildApp } from "./app";
+import { runScheduled } from "./scheduled";
 
 export { CallSession } from "../durable-objects/call-session";
 
@@ -6,4 +7,5 @@ const app = buildApp();
 
 export default {
   fetch: app.fetch,
+  scheduled: (controller, env, ctx) => ctx.waitUntil(runScheduled(controller, env)),
 } satisfies ExportedHandler<Env>;
