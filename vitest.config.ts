@@ -24,6 +24,7 @@ export default defineConfig({
         ],
         test: {
           name: "worker",
+          silent: "passed-only",
           include: ["test/worker/**/*.test.ts"],
           setupFiles: ["./test/worker/setup.ts"],
           globalSetup: ["./test/support/global-setup.ts"],
@@ -33,6 +34,7 @@ export default defineConfig({
       {
         test: {
           name: "node",
+          silent: "passed-only",
           environment: "node",
           include: ["test/node/**/*.test.ts"],
           globalSetup: ["./test/support/global-setup.ts"],
