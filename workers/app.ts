@@ -7,7 +7,11 @@ import { publicRouter } from "./http/router";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { auditLogRoutes } from "./routes/audit-log";
 import { authRoutes } from "./routes/auth";
+import { callReadRoutes } from "./routes/calls";
 import { healthRoutes } from "./routes/health";
+import { phoneNumberRoutes } from "./routes/phone-numbers";
+import { telnyxRoutes } from "./routes/telephony-telnyx";
+import { twilioRoutes } from "./routes/telephony-twilio";
 import { userRoutes } from "./routes/users";
 
 /**
@@ -18,8 +22,11 @@ export function buildApp() {
   const app = publicRouter();
   app.use("*", correlation);
   app.use("/api/*", jsonBodyGuard);
+  // Carrier routes speak the carriers' conventions (TwiML, plain status codes), so they sit outside the OpenAPI set.
+  app.route("/", twilioRoutes);
+  app.route("/", telnyxRoutes);
 
-  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes]) app.route("/", routes);
+  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes]) app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

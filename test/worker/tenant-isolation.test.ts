@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { postTwilio, randomCallSid, randomE164, twilioCallParams } from "./support/carriers";
 import { api, createTenant, createUser, userWithToken } from "./support/identity";
 import { documentedOperations } from "./support/openapi";
 
@@ -21,7 +22,24 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("api_keys"),
   },
+  "/api/v1/phone-numbers/{id}": { create: async (_tenantId, adminToken) => (await phoneNumberIn(adminToken)).id, snapshot: rowOf("phone_numbers") },
+  "/api/v1/calls/{id}": {
+    create: async (_tenantId, adminToken) => {
+      const { e164 } = await phoneNumberIn(adminToken);
+      const callSid = randomCallSid();
+      await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, e164, "ringing"));
+      const row = await env.DB.prepare("SELECT id FROM calls WHERE carrier_call_id = ?").bind(callSid).first<{ id: string }>();
+      return row!.id;
+    },
+    snapshot: rowOf("calls"),
+  },
 };
+
+async function phoneNumberIn(adminToken: string, carrier = "twilio") {
+  const e164 = randomE164();
+  const response = await api("/api/v1/phone-numbers", { method: "POST", token: adminToken, body: { e164, carrier } });
+  return { e164, id: ((await response.json()) as { id: string }).id };
+}
 
 const SAMPLE_BODIES: Record<string, unknown> = { PATCH: { role: "viewer" }, POST: {}, PUT: {} };
 

@@ -96,3 +96,97 @@ export const auditLog = sqliteTable(
   },
   (t) => [index("audit_tenant_time_idx").on(t.tenantId, t.createdAt)],
 );
+
+export const CARRIERS = ["twilio", "telnyx"] as const;
+export type Carrier = (typeof CARRIERS)[number];
+export const PROVIDER_NAMES = ["openai", "gemini", "deepgram", "local"] as const;
+export const TELNYX_CODECS = ["PCMU", "PCMA"] as const;
+
+/** A tenant's phone numbers: inbound calls find their tenant by the called number. */
+export const phoneNumbers = sqliteTable(
+  "phone_numbers",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    e164: text("e164").notNull(),
+    carrier: text("carrier", { enum: CARRIERS }).notNull(),
+    provider: text("provider", { enum: PROVIDER_NAMES }),
+    instructions: text("instructions"),
+    // Telnyx streaming codec for calls on this number.
+    codec: text("codec", { enum: TELNYX_CODECS }).notNull().default("PCMU"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("phone_numbers_e164_unique").on(t.e164), index("phone_numbers_tenant_idx").on(t.tenantId)],
+);
+
+export const SESSION_CHANNELS = ["phone", "web"] as const;
+export const SESSION_STATUSES = ["active", "ended"] as const;
+
+/** One AI conversation; its live state is in the call's Durable Object named by `id`. */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    channel: text("channel", { enum: SESSION_CHANNELS }).notNull(),
+    status: text("status", { enum: SESSION_STATUSES }).notNull(),
+    provider: text("provider", { enum: PROVIDER_NAMES }).notNull(),
+    instructions: text("instructions"),
+    correlationId: text("correlation_id").notNull(),
+    createdAt: integer("created_at").notNull(),
+    endedAt: integer("ended_at"),
+  },
+  (t) => [index("sessions_tenant_time_idx").on(t.tenantId, t.createdAt)],
+);
+
+export const CALL_STATUSES = [
+  "initiated", "ringing", "in_progress", "on_hold", "transferring", "transferred", "completed", "failed",
+] as const;
+export type CallStatus = (typeof CALL_STATUSES)[number];
+
+/** A carrier leg attached to a session. The call's object is its only writer. */
+export const calls = sqliteTable(
+  "calls",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    sessionId: text("session_id").notNull(),
+    carrier: text("carrier", { enum: CARRIERS }).notNull(),
+    carrierCallId: text("carrier_call_id"),
+    direction: text("direction", { enum: ["inbound", "outbound"] }).notNull(),
+    fromNumber: text("from_number").notNull(),
+    toNumber: text("to_number").notNull(),
+    status: text("status", { enum: CALL_STATUSES }).notNull(),
+    failureReason: text("failure_reason"),
+    answeredAt: integer("answered_at"),
+    endedAt: integer("ended_at"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("calls_tenant_time_idx").on(t.tenantId, t.createdAt),
+    index("calls_tenant_status_idx").on(t.tenantId, t.status),
+    uniqueIndex("calls_carrier_call_unique").on(t.carrier, t.carrierCallId),
+  ],
+);
+
+/** Every transition and every carrier event of a call, in the order the object applied them. */
+export const callEvents = sqliteTable(
+  "call_events",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    callId: text("call_id").notNull(),
+    seq: integer("seq").notNull(),
+    source: text("source", { enum: ["carrier", "api", "system"] }).notNull(),
+    event: text("event").notNull(),
+    fromStatus: text("from_status", { enum: CALL_STATUSES }),
+    toStatus: text("to_status", { enum: CALL_STATUSES }),
+    outcome: text("outcome", { enum: ["applied", "ignored", "rejected"] }).notNull(),
+    carrierSequence: integer("carrier_sequence"),
+    carrierTimestamp: integer("carrier_timestamp"),
+    detail: text("detail"),
+    occurredAt: integer("occurred_at").notNull(),
+  },
+  (t) => [index("call_events_tenant_call_idx").on(t.tenantId, t.callId, t.seq), uniqueIndex("call_events_call_seq_unique").on(t.callId, t.seq)],
+);

@@ -1,7 +1,7 @@
 import { and, eq, type SQL } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { BatchItem } from "drizzle-orm/batch";
-import type { Database } from "./client";
+import { database, type Database } from "./client";
 
 /** A table that holds one tenant's rows. */
 export type TenantTable = SQLiteTable & { tenantId: SQLiteColumn };
@@ -44,4 +44,9 @@ export class TenantScope {
   batch<U extends BatchItem<"sqlite">, Q extends Readonly<[U, ...U[]]>>(statements: Q) {
     return this.db.batch(statements);
   }
+}
+
+/** The scope for code that learns its tenant from its own state (the call's object, cron) rather than a request. */
+export function tenantScopeFor(env: Env, tenantId: string): TenantScope {
+  return new TenantScope(database(env.DB), tenantId);
 }

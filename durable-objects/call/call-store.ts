@@ -1,0 +1,95 @@
+import type { Carrier, CallStatus } from "../../workers/db/schema";
+import type { ProviderName } from "../../workers/config/settings";
+
+/**
+ * The call object's own storage (SQLite, the hot tier). The record and the events waiting for D1 are written
+ * together with no await between them, so they commit atomically; the outbox is drained to D1 in order and only
+ * acknowledged after D1 accepted it, so a D1 outage delays the durable record but never loses it.
+ */
+export interface CallRecord {
+  sessionId: string;
+  tenantId: string;
+  callId: string;
+  carrier: Carrier;
+  carrierCallId: string | null;
+  direction: "inbound" | "outbound";
+  from: string;
+  to: string;
+  status: CallStatus;
+  failureReason: string | null;
+  answeredAt: number | null;
+  endedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  provider: ProviderName;
+  instructions: string | null;
+  codec: "PCMU" | "PCMA";
+  correlationId: string;
+  /** Per-call secret for the carrier media socket (Twilio `<Parameter>`, Telnyx path segment). */
+  mediaToken: string;
+  lastCarrierSequence: number | null;
+  eventSeq: number;
+  stream: { state: "none" | "connected" | "started" | "stopped"; streamId: string | null; encoding: "pcmu" | "pcma" | null };
+  /** The KV call → session index has been written (once per call: KV allows ~1 write per second per key). */
+  carrierIndexed: boolean;
+  answerCommanded: boolean;
+}
+
+export interface CallEventRow {
+  seq: number;
+  source: "carrier" | "api" | "system";
+  event: string;
+  fromStatus: CallStatus | null;
+  toStatus: CallStatus | null;
+  outcome: "applied" | "ignored" | "rejected";
+  carrierSequence: number | null;
+  carrierTimestamp: number | null;
+  detail: string | null;
+  occurredAt: number;
+}
+
+const MAX_REMEMBERED_DELIVERIES = 2_000;
+
+export class CallStore {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS call_record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`);
+  }
+
+  load(): CallRecord | null {
+    const row = this.sql.exec<{ body: string }>("SELECT body FROM call_record WHERE id = 1").toArray()[0];
+    return row ? (JSON.parse(row.body) as CallRecord) : null;
+  }
+
+  save(record: CallRecord): void {
+    this.sql.exec("INSERT INTO call_record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body", JSON.stringify(record));
+  }
+
+  /** True the first time a delivery key is seen; retries and replays answer false. */
+  firstDelivery(key: string, now: number): boolean {
+    const inserted = this.sql.exec("INSERT OR IGNORE INTO deliveries (key, at) VALUES (?, ?)", key, now).rowsWritten > 0;
+    if (inserted) {
+      this.sql.exec(
+        "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries ORDER BY at DESC LIMIT -1 OFFSET ?)",
+        MAX_REMEMBERED_DELIVERIES,
+      );
+    }
+    return inserted;
+  }
+
+  append(event: CallEventRow): void {
+    this.sql.exec("INSERT INTO outbox (body) VALUES (?)", JSON.stringify(event));
+  }
+
+  pending(limit: number): Array<{ id: number; event: CallEventRow }> {
+    return this.sql
+      .exec<{ id: number; body: string }>("SELECT id, body FROM outbox ORDER BY id LIMIT ?", limit)
+      .toArray()
+      .map((row) => ({ id: row.id, event: JSON.parse(row.body) as CallEventRow }));
+  }
+
+  acknowledge(throughId: number): void {
+    this.sql.exec("DELETE FROM outbox WHERE id <= ?", throughId);
+  }
+}

@@ -1,0 +1,57 @@
+import {
+  asInteger, asRecord, asString, encodingOf, isDtmfDigit, parseJsonObject,
+  type CarrierMediaProtocol, type MediaFrame,
+} from "./media-frames";
+
+/** Twilio Media Streams (protocols.md §2): camelCase, numbers as strings, streamSid on every outbound message. */
+export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { streamSid: () => string | undefined } {
+  // Remembered from `start`, and restored from the socket's attachment after the object hibernates.
+  let streamSid = knownStreamSid;
+
+  const parse = (text: string): MediaFrame | null => {
+    const message = parseJsonObject(text);
+    if (!message) return null;
+    switch (message.event) {
+      case "connected":
+        return { type: "connected" };
+      case "start": {
+        const start = asRecord(message.start);
+        const sid = asString(message.streamSid) ?? asString(start?.streamSid);
+        const callSid = asString(start?.callSid);
+        const format = asRecord(start?.mediaFormat);
+        const encoding = encodingOf(asString(format?.encoding));
+        if (!start || !sid || !callSid || !encoding) return null;
+        streamSid = sid;
+        const custom = asRecord(start.customParameters) ?? {};
+        const customParameters = Object.fromEntries(Object.entries(custom).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
+        return { type: "start", streamId: sid, carrierCallId: callSid, encoding, sampleRate: asInteger(format?.sampleRate) ?? 8000, customParameters };
+      }
+      case "media": {
+        const media = asRecord(message.media);
+        const payload = asString(media?.payload);
+        if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
+        return { type: "audio", payload, sequence: asInteger(message.sequenceNumber), timestampMs: asInteger(media?.timestamp) };
+      }
+      case "dtmf": {
+        const digit = asString(asRecord(message.dtmf)?.digit);
+        return isDtmfDigit(digit) ? { type: "dtmf", digit } : null;
+      }
+      case "mark": {
+        const name = asString(asRecord(message.mark)?.name);
+        return name ? { type: "mark", name } : null;
+      }
+      case "stop":
+        return { type: "stop" };
+      default:
+        return null;
+    }
+  };
+
+  return {
+    parse,
+    streamSid: () => streamSid,
+    audio: (payload) => JSON.stringify({ event: "media", streamSid, media: { payload } }),
+    mark: (name) => JSON.stringify({ event: "mark", streamSid, mark: { name } }),
+    clear: () => JSON.stringify({ event: "clear", streamSid }),
+  };
+}

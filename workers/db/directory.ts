@@ -1,0 +1,68 @@
+import { and, eq } from "drizzle-orm";
+import { database } from "./client";
+import type { ProviderName } from "../config/settings";
+import { calls, phoneNumbers, type Carrier } from "./schema";
+
+/**
+ * Cross-tenant lookups that carrier webhooks need before they know the tenant: number → tenant and carrier call →
+ * session. Two tiers: KV first (fast, eventually consistent), D1 on a miss (the truth); losing KV loses nothing.
+ */
+const TTL_SECONDS = 3600;
+const NEGATIVE_TTL_SECONDS = 60;
+
+export interface NumberRoute {
+  tenantId: string;
+  numberId: string;
+  carrier: Carrier;
+  provider: ProviderName | null;
+  instructions: string | null;
+  codec: "PCMU" | "PCMA";
+}
+
+const numberKey = (e164: string) => `number:${e164}`;
+const callKey = (carrier: Carrier, carrierCallId: string) => `carrier-call:${carrier}:${carrierCallId}`;
+
+async function cached<T>(env: Env, key: string, load: () => Promise<T | null>): Promise<T | null> {
+  try {
+    const hit = await env.CACHE.get<{ value: T | null }>(key, "json");
+    if (hit) return hit.value;
+  } catch {
+    // KV unavailable: D1 answers.
+  }
+  const value = await load();
+  try {
+    await env.CACHE.put(key, JSON.stringify({ value }), { expirationTtl: value ? TTL_SECONDS : NEGATIVE_TTL_SECONDS });
+  } catch {
+    // A cache write failure only costs the next lookup a D1 read.
+  }
+  return value;
+}
+
+export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | null> {
+  return cached(env, numberKey(e164), async () => {
+    const [row] = await database(env.DB).select().from(phoneNumbers).where(eq(phoneNumbers.e164, e164)).limit(1);
+    return row
+      ? { tenantId: row.tenantId, numberId: row.id, carrier: row.carrier, provider: row.provider, instructions: row.instructions, codec: row.codec }
+      : null;
+  });
+}
+
+export async function forgetNumber(env: Env, e164: string): Promise<void> {
+  await env.CACHE.delete(numberKey(e164));
+}
+
+export function sessionForCarrierCall(env: Env, carrier: Carrier, carrierCallId: string): Promise<{ sessionId: string; tenantId: string } | null> {
+  return cached(env, callKey(carrier, carrierCallId), async () => {
+    const [row] = await database(env.DB)
+      .select({ sessionId: calls.sessionId, tenantId: calls.tenantId })
+      .from(calls)
+      .where(and(eq(calls.carrier, carrier), eq(calls.carrierCallId, carrierCallId)))
+      .limit(1);
+    return row ?? null;
+  });
+}
+
+/** Written by the call's object once its call row is durable in D1. */
+export async function rememberCarrierCall(env: Env, carrier: Carrier, carrierCallId: string, route: { sessionId: string; tenantId: string }) {
+  await env.CACHE.put(callKey(carrier, carrierCallId), JSON.stringify({ value: route }), { expirationTtl: TTL_SECONDS * 24 });
+}

@@ -1,0 +1,100 @@
+import { z } from "@hono/zod-openapi";
+import { asc, eq } from "drizzle-orm";
+import { forgetNumber } from "../db/directory";
+import { CARRIERS, PROVIDER_NAMES, TELNYX_CODECS, phoneNumbers } from "../db/schema";
+import { conflict, notFound } from "../http/errors";
+import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
+import { publicRouter } from "../http/router";
+import { numberInUse } from "../identity/accounts";
+import { auditFromRequest } from "../identity/request-audit";
+
+const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
+
+const phoneNumberSchema = z
+  .object({
+    id: z.string(),
+    e164: z.string(),
+    carrier: z.enum(CARRIERS),
+    provider: z.enum(PROVIDER_NAMES).nullable(),
+    instructions: z.string().nullable(),
+    codec: z.enum(TELNYX_CODECS),
+    createdAt: z.string(),
+  })
+  .openapi("PhoneNumber");
+
+type Row = typeof phoneNumbers.$inferSelect;
+const present = ({ tenantId: _tenant, createdAt, ...row }: Row): z.infer<typeof phoneNumberSchema> => ({ ...row, createdAt: new Date(createdAt).toISOString() });
+const idParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
+
+const createRoute = protectedRoute("phone_numbers:write", {
+  method: "post",
+  path: "/api/v1/phone-numbers",
+  tags: ["phone numbers"],
+  summary: "Attach a number to the tenant; inbound calls to it are answered for this tenant",
+  request: jsonBody(
+    z.strictObject({
+      e164,
+      carrier: z.enum(CARRIERS),
+      provider: z.enum(PROVIDER_NAMES).optional(),
+      instructions: z.string().max(8000).optional(),
+      codec: z.enum(TELNYX_CODECS).optional(),
+    }),
+  ),
+  responses: { 201: jsonResponse(phoneNumberSchema, "Created"), ...conflictResponse },
+});
+
+const listRoute = protectedRoute("phone_numbers:read", {
+  method: "get",
+  path: "/api/v1/phone-numbers",
+  tags: ["phone numbers"],
+  summary: "The tenant's numbers",
+  responses: { 200: jsonResponse(z.object({ items: z.array(phoneNumberSchema) }), "Numbers") },
+});
+
+const deleteRoute = protectedRoute("phone_numbers:write", {
+  method: "delete",
+  path: "/api/v1/phone-numbers/{id}",
+  tags: ["phone numbers"],
+  summary: "Detach a number",
+  request: { params: idParam },
+  responses: { 204: { description: "Removed" }, ...notFoundResponse },
+});
+
+export const phoneNumberRoutes = publicRouter()
+  .openapi(createRoute, async (c) => {
+    const body = c.req.valid("json");
+    const scope = c.get("scope");
+    // Numbers are unique across tenants: a call to a number must resolve to exactly one tenant.
+    if (await numberInUse(c.env, body.e164)) throw conflict("number_taken", "This number is already attached");
+    const row = {
+      id: crypto.randomUUID(),
+      e164: body.e164,
+      carrier: body.carrier,
+      provider: body.provider ?? null,
+      instructions: body.instructions ?? null,
+      codec: body.codec ?? ("PCMU" as const),
+      createdAt: Date.now(),
+    };
+    await scope.batch([
+      scope.insert(phoneNumbers, row),
+      auditFromRequest(c, { action: "phone_number.create", targetType: "phone_number", targetId: row.id, outcome: "success", details: { e164: row.e164, carrier: row.carrier } }),
+    ]);
+    await forgetNumber(c.env, row.e164);
+    return c.json(present({ ...row, tenantId: scope.tenantId }), 201);
+  })
+  .openapi(listRoute, async (c) => {
+    const rows = (await c.get("scope").select(phoneNumbers).orderBy(asc(phoneNumbers.e164))) as Row[];
+    return c.json({ items: rows.map(present) }, 200);
+  })
+  .openapi(deleteRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const scope = c.get("scope");
+    const [row] = (await scope.select(phoneNumbers, eq(phoneNumbers.id, id))) as Row[];
+    if (!row) throw notFound("Phone number");
+    await scope.batch([
+      scope.delete(phoneNumbers, eq(phoneNumbers.id, id)),
+      auditFromRequest(c, { action: "phone_number.delete", targetType: "phone_number", targetId: id, outcome: "success", details: { e164: row.e164 } }),
+    ]);
+    await forgetNumber(c.env, row.e164);
+    return c.body(null, 204);
+  });

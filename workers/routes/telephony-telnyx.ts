@@ -1,0 +1,51 @@
+import { Hono, type Context } from "hono";
+import { routeForNumber, sessionForCarrierCall } from "../db/directory";
+import { forwardMediaUpgrade } from "../telephony/media-upgrade";
+import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
+import { telnyxEvent } from "../telephony/telnyx/webhook-events";
+import { reject, telnyxGuard, type CarrierEnv } from "../telephony/webhook-guard";
+
+/** Telnyx's routes: Call Control webhooks go to the call's object; media upgrades carry the call's path token. */
+async function webhook(c: Context<CarrierEnv>) {
+  let body: unknown;
+  try {
+    body = JSON.parse(c.get("carrierRequest").rawBody);
+  } catch {
+    return reject(c, "telnyx", "malformed", "body is not JSON", 400);
+  }
+  const parsed = telnyxEvent(body);
+  if (!parsed.ok) return reject(c, "telnyx", "malformed", parsed.problem, 400);
+  const event = parsed.event;
+  const correlationId = c.get("correlationId");
+  const log = c.get("log");
+
+  if (event.name === "call.initiated" && event.direction === "inbound" && !event.sessionHint) {
+    const number = event.to ? await routeForNumber(c.env, event.to) : null;
+    if (!number || number.carrier !== "telnyx") {
+      log.warn("call.unknown_number", { carrier: "telnyx", to: event.to });
+      return c.json({ received: true }, 200);
+    }
+    const sessionId = await deriveSessionId("telnyx", event.carrierCallId);
+    await callObject(c.env, sessionId).openCall({
+      sessionId,
+      tenantId: number.tenantId,
+      correlationId,
+      event,
+      route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
+    });
+    return c.json({ received: true }, 200);
+  }
+
+  const sessionId =
+    (isSessionId(event.sessionHint) ? event.sessionHint : undefined) ??
+    (await sessionForCarrierCall(c.env, "telnyx", event.carrierCallId))?.sessionId ??
+    (await deriveSessionId("telnyx", event.carrierCallId));
+  const outcome = await callObject(c.env, sessionId).applyCarrierEvent(event, correlationId);
+  log.info("carrier.event", { carrier: "telnyx", event: event.name, outcome, sessionId });
+  return c.json({ received: true }, 200);
+}
+
+export const telnyxRoutes = new Hono<CarrierEnv>()
+  .post("/telephony/telnyx/webhook", telnyxGuard(), webhook)
+  .get("/telephony/telnyx/media/:sessionId/:token", telnyxGuard({ upgrade: true }), (c) => forwardMediaUpgrade(c, c.req.param("sessionId")))
+  .get("/telephony/telnyx/media/:sessionId", telnyxGuard({ upgrade: true }), (c) => forwardMediaUpgrade(c, c.req.param("sessionId")));

@@ -1,0 +1,65 @@
+import { Hono, type Context } from "hono";
+import { requireSettings } from "../config/settings";
+import { routeForNumber, sessionForCarrierCall } from "../db/directory";
+import { publicUrls } from "../telephony/public-urls";
+import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
+import { twilioEvent } from "../telephony/twilio/webhook-events";
+import { connectStreamTwiml, rejectionTwiml } from "../telephony/twilio/twiml";
+import { forwardMediaUpgrade } from "../telephony/media-upgrade";
+import { reject, twilioGuard, type CarrierEnv } from "../telephony/webhook-guard";
+
+/** Twilio's routes: the voice webhook answers TwiML, status callbacks go to the call's object, media upgrades too. */
+const twiml = (c: Context<CarrierEnv>, body: string) => c.body(body, 200, { "Content-Type": "text/xml" });
+
+function parsedEvent(c: Context<CarrierEnv>) {
+  const hint = new URL(c.req.url).searchParams.get("sessionId");
+  return twilioEvent(c.get("carrierRequest").params, c.req.header("I-Twilio-Idempotency-Token") ?? null, isSessionId(hint) ? hint : undefined);
+}
+
+async function voice(c: Context<CarrierEnv>) {
+  const parsed = parsedEvent(c);
+  if (!parsed.ok) return reject(c, "twilio", "malformed", parsed.problem, 400);
+  const event = parsed.event;
+  const correlationId = c.get("correlationId");
+  const urls = publicUrls(requireSettings(c.env, "publicUrls").PUBLIC_BASE_URL);
+
+  if (event.sessionHint) {
+    const result = await callObject(c.env, event.sessionHint).connectCall(event, correlationId);
+    if (result.kind === "stream") return twiml(c, connectStreamTwiml(urls.twilioStream(result.sessionId), result.mediaToken));
+    return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
+  }
+
+  const number = event.to ? await routeForNumber(c.env, event.to) : null;
+  if (!number || number.carrier !== "twilio") {
+    c.get("log").warn("call.unknown_number", { carrier: "twilio", to: event.to });
+    return twiml(c, rejectionTwiml());
+  }
+  const sessionId = await deriveSessionId("twilio", event.carrierCallId);
+  const result = await callObject(c.env, sessionId).openCall({
+    sessionId,
+    tenantId: number.tenantId,
+    correlationId,
+    event,
+    route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
+  });
+  if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
+  return twiml(c, connectStreamTwiml(urls.twilioStream(sessionId), result.mediaToken));
+}
+
+async function status(c: Context<CarrierEnv>) {
+  const parsed = parsedEvent(c);
+  if (!parsed.ok) return reject(c, "twilio", "malformed", parsed.problem, 400);
+  const event = parsed.event;
+  const sessionId =
+    event.sessionHint ??
+    (await sessionForCarrierCall(c.env, "twilio", event.carrierCallId))?.sessionId ??
+    (await deriveSessionId("twilio", event.carrierCallId));
+  const outcome = await callObject(c.env, sessionId).applyCarrierEvent(event, c.get("correlationId"));
+  c.get("log").info("carrier.event", { carrier: "twilio", event: event.name, outcome, sessionId });
+  return c.body(null, 204);
+}
+
+export const twilioRoutes = new Hono<CarrierEnv>()
+  .on(["GET", "POST"], "/telephony/twilio/voice", twilioGuard(), voice)
+  .post("/telephony/twilio/status", twilioGuard(), status)
+  .get("/telephony/twilio/media/:sessionId", twilioGuard({ upgrade: true }), (c) => forwardMediaUpgrade(c, c.req.param("sessionId")));

@@ -1,0 +1,37 @@
+import type { Carrier, CallStatus } from "../db/schema";
+
+/**
+ * The one vocabulary carriers are translated into (one module per carrier does the translating), so the call's
+ * object never sees Twilio's or Telnyx's JSON.
+ */
+export type CallSignal =
+  | { kind: "status"; status: CallStatus; reason?: string }
+  /** The carrier says the call ended; whether that is `completed` or `failed` depends on whether it was answered. */
+  | { kind: "hangup"; cause: string; answered?: boolean }
+  | { kind: "dtmf"; digit: string }
+  | { kind: "stream"; state: "started" | "stopped" | "failed"; reason?: string }
+  | { kind: "machine_detection"; result: string }
+  | { kind: "recording"; state: "saved"; recordingId?: string }
+  | { kind: "bridged" }
+  | { kind: "unhandled" };
+
+export interface CarrierEvent {
+  carrier: Carrier;
+  carrierCallId: string;
+  /** The carrier's own name for what happened, kept for the call's history. */
+  name: string;
+  signal: CallSignal;
+  /** Carrier ordering where it has one (Twilio SequenceNumber). */
+  sequence?: number;
+  occurredAt: number;
+  /** Retries of the same delivery carry the same key (Twilio idempotency token, Telnyx event id). */
+  dedupeKey: string;
+  direction?: "inbound" | "outbound";
+  from?: string;
+  to?: string;
+  /** A session id the carrier echoes back from us (Twilio URL query, Telnyx client_state): trusted once signed. */
+  sessionHint?: string;
+}
+
+/** Statuses the contract folds into `failed`, with the carrier's words kept as the reason. */
+export const FAILURE_REASONS = ["busy", "no_answer", "canceled", "rejected", "carrier_failure", "not_found", "timeout"] as const;

@@ -1,0 +1,20 @@
+import type { Carrier } from "../db/schema";
+import { toHex } from "../security/encoding";
+
+/**
+ * Every webhook for a call must reach the one object that owns it. Inbound calls get a session id derived from the
+ * carrier's call id, so the first webhook and all its retries land on the same object with no lookup; outbound
+ * calls carry their session id in URLs and client_state we gave the carrier.
+ */
+export async function deriveSessionId(carrier: Carrier, carrierCallId: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`session:${carrier}:${carrierCallId}`)));
+  const hex = toHex(digest.subarray(0, 16));
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const isSessionId = (value: string | undefined | null): value is string => !!value && SESSION_ID.test(value);
+
+export function callObject(env: Env, sessionId: string) {
+  return env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
+}

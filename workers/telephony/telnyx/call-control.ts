@@ -1,0 +1,106 @@
+import Telnyx from "telnyx";
+import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error";
+
+/** Telnyx Call Control commands through the telnyx SDK, pointed at TELNYX_API_BASE (protocols.md §4). */
+export interface TelnyxSettings {
+  TELNYX_API_BASE: string;
+  TELNYX_API_KEY: string;
+  TELNYX_CONNECTION_ID: string;
+}
+
+export interface StreamTarget {
+  streamUrl: string;
+  codec: "PCMU" | "PCMA";
+}
+
+const ALREADY_ENDED = "90018";
+
+export class TelnyxCallControl {
+  private readonly client: Telnyx;
+
+  constructor(private readonly settings: TelnyxSettings) {
+    this.client = new Telnyx({ apiKey: settings.TELNYX_API_KEY, baseURL: `${settings.TELNYX_API_BASE}/v2`, maxRetries: 0, timeout: CARRIER_TIMEOUT_MS });
+  }
+
+  private static streaming(target: StreamTarget) {
+    return {
+      stream_url: target.streamUrl,
+      stream_track: "inbound_track" as const,
+      stream_codec: target.codec,
+      stream_bidirectional_mode: "rtp" as const,
+      stream_bidirectional_codec: target.codec,
+    };
+  }
+
+  /** Runs a command; `alreadyEnded` when Telnyx says the call is gone (422, code 90018). */
+  private async run(what: string, command: () => Promise<unknown>): Promise<{ alreadyEnded: boolean }> {
+    try {
+      await command();
+      return { alreadyEnded: false };
+    } catch (error) {
+      if (error instanceof Telnyx.APIError) {
+        const codes = JSON.stringify(error.error ?? {});
+        if (error.status === 422 && codes.includes(ALREADY_ENDED)) return { alreadyEnded: true };
+        const status = typeof error.status === "number" ? error.status : undefined;
+        throw new CarrierApiError(`Telnyx ${what} answered ${status ?? "no status"}`, status, status === undefined || isRetryableStatus(status));
+      }
+      throw new CarrierApiError(`Telnyx ${what} failed`, undefined, true);
+    }
+  }
+
+  answer(callControlId: string, commandId: string, clientState: string, target: StreamTarget) {
+    return this.run("answer", () =>
+      this.client.calls.actions.answer(callControlId, { command_id: commandId, client_state: clientState, ...TelnyxCallControl.streaming(target) }),
+    );
+  }
+
+  hangup(callControlId: string, commandId: string) {
+    return this.run("hangup", () => this.client.calls.actions.hangup(callControlId, { command_id: commandId }));
+  }
+
+  stopStreaming(callControlId: string, commandId: string) {
+    return this.run("streaming_stop", () => this.client.calls.actions.stopStreaming(callControlId, { command_id: commandId }));
+  }
+
+  startStreaming(callControlId: string, commandId: string, clientState: string, target: StreamTarget) {
+    return this.run("streaming_start", () =>
+      this.client.calls.actions.startStreaming(callControlId, { command_id: commandId, client_state: clientState, ...TelnyxCallControl.streaming(target) }),
+    );
+  }
+
+  transfer(callControlId: string, commandId: string, clientState: string, to: string) {
+    return this.run("transfer", () => this.client.calls.actions.transfer(callControlId, { command_id: commandId, client_state: clientState, to }));
+  }
+
+  async dial(params: { to: string; from: string; clientState: string; commandId: string; webhookUrl: string; target: StreamTarget }): Promise<{ callControlId: string }> {
+    try {
+      const response = await this.client.calls.dial({
+        connection_id: this.settings.TELNYX_CONNECTION_ID,
+        to: params.to,
+        from: params.from,
+        client_state: params.clientState,
+        command_id: params.commandId,
+        webhook_url: params.webhookUrl,
+        ...TelnyxCallControl.streaming(params.target),
+      });
+      const id = response.data?.call_control_id;
+      if (!id) throw new CarrierApiError("Telnyx dial returned no call_control_id", 200, false);
+      return { callControlId: id };
+    } catch (error) {
+      if (error instanceof CarrierApiError) throw error;
+      const status = error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined;
+      throw new CarrierApiError(`Telnyx dial failed (${status ?? "network"})`, status, status === undefined || isRetryableStatus(status));
+    }
+  }
+
+  /** null when Telnyx no longer knows the call. */
+  async isAlive(callControlId: string): Promise<boolean | null> {
+    try {
+      const response = await this.client.calls.retrieveStatus(callControlId);
+      return response.data?.is_alive ?? null;
+    } catch (error) {
+      if (error instanceof Telnyx.APIError && (error.status === 404 || error.status === 422)) return null;
+      throw new CarrierApiError("Telnyx call status failed", error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined, true);
+    }
+  }
+}

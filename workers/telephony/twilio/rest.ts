@@ -1,0 +1,74 @@
+import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error";
+
+/**
+ * The Twilio REST calls the platform makes (protocols.md §3), over fetch: the twilio package's REST client is
+ * built on Node's HTTP stack, so only its TwiML builder and signature oracle are used here.
+ */
+export interface TwilioRestSettings {
+  TWILIO_API_BASE: string;
+  TWILIO_ACCOUNT_SID: string;
+  TWILIO_AUTH_TOKEN: string;
+}
+
+export type CallUpdate = { Status: "completed" | "canceled" } | { Twiml: string } | { Url: string };
+
+export class TwilioRest {
+  constructor(private readonly settings: TwilioRestSettings) {}
+
+  private url(path: string): string {
+    return `${this.settings.TWILIO_API_BASE}/2010-04-01/Accounts/${this.settings.TWILIO_ACCOUNT_SID}${path}`;
+  }
+
+  private async request(method: "GET" | "POST", path: string, form?: Array<[string, string]>): Promise<Response> {
+    const headers: Record<string, string> = { Authorization: `Basic ${btoa(`${this.settings.TWILIO_ACCOUNT_SID}:${this.settings.TWILIO_AUTH_TOKEN}`)}` };
+    let body: string | undefined;
+    if (form) {
+      headers["Content-Type"] = "application/x-www-form-urlencoded";
+      body = new URLSearchParams(form).toString();
+    }
+    try {
+      return await fetch(this.url(path), { method, headers, body, signal: AbortSignal.timeout(CARRIER_TIMEOUT_MS) });
+    } catch (error) {
+      throw new CarrierApiError(`Twilio ${method} ${path} failed: ${error instanceof Error ? error.name : "network"}`, undefined, true);
+    }
+  }
+
+  private static async fail(response: Response, what: string): Promise<never> {
+    const detail = await response.text().catch(() => "");
+    throw new CarrierApiError(`Twilio ${what} answered ${response.status}: ${detail.slice(0, 200)}`, response.status, isRetryableStatus(response.status));
+  }
+
+  async createCall(params: { to: string; from: string; url: string; statusCallback: string; timeoutSeconds?: number }): Promise<{ sid: string }> {
+    const form: Array<[string, string]> = [
+      ["To", params.to],
+      ["From", params.from],
+      ["Url", params.url],
+      ["StatusCallback", params.statusCallback],
+      ["StatusCallbackMethod", "POST"],
+      ...(["initiated", "ringing", "answered", "completed"] as const).map((event): [string, string] => ["StatusCallbackEvent", event]),
+      ["Timeout", String(params.timeoutSeconds ?? 30)],
+    ];
+    const response = await this.request("POST", "/Calls.json", form);
+    if (!response.ok) return TwilioRest.fail(response, "create call");
+    const body = (await response.json()) as { sid?: unknown };
+    if (typeof body.sid !== "string") throw new CarrierApiError("Twilio create call returned no sid", response.status, false);
+    return { sid: body.sid };
+  }
+
+  /** `alreadyEnded` when Twilio answers 404/20404: for a hangup that is success. */
+  async updateCall(callSid: string, update: CallUpdate): Promise<{ alreadyEnded: boolean }> {
+    const response = await this.request("POST", `/Calls/${callSid}.json`, Object.entries(update));
+    if (response.ok) return { alreadyEnded: false };
+    if (response.status === 404) return { alreadyEnded: true };
+    return TwilioRest.fail(response, "update call");
+  }
+
+  async fetchCall(callSid: string): Promise<{ status: string; duration?: number } | null> {
+    const response = await this.request("GET", `/Calls/${callSid}.json`);
+    if (response.status === 404) return null;
+    if (!response.ok) return TwilioRest.fail(response, "fetch call");
+    const body = (await response.json()) as { status?: unknown; duration?: unknown };
+    if (typeof body.status !== "string") throw new CarrierApiError("Twilio fetch call returned no status", response.status, false);
+    return { status: body.status, duration: typeof body.duration === "string" ? Number(body.duration) : undefined };
+  }
+}

@@ -1,0 +1,30 @@
+import VoiceResponse from "twilio/lib/twiml/VoiceResponse";
+
+/** TwiML documents, built with the twilio package's builder (it escapes attributes and text). */
+export function connectStreamTwiml(streamUrl: string, token: string): string {
+  const response = new VoiceResponse();
+  const stream = response.connect().stream({ url: streamUrl });
+  stream.parameter({ name: "token", value: token });
+  return response.toString();
+}
+
+/** What a caller hears when the number is not ours to answer: a polite sentence, then hang up. */
+export function rejectionTwiml(sentence = "Sorry, this number is not in service. Goodbye."): string {
+  const response = new VoiceResponse();
+  response.say(sentence);
+  response.hangup();
+  return response.toString();
+}
+
+export function holdTwiml(): string {
+  const response = new VoiceResponse();
+  response.say("Please hold.");
+  response.pause({ length: 600 });
+  return response.toString();
+}
+
+export function dialTwiml(target: string): string {
+  const response = new VoiceResponse();
+  response.dial(target);
+  return response.toString();
+}

@@ -1,0 +1,57 @@
+import type { CallStatus } from "../../db/schema";
+import type { CallSignal, CarrierEvent } from "../events";
+import type { TwilioParams } from "../security/twilio-signature";
+
+/** Twilio voice and status callbacks (form fields, protocols.md §1) → the internal CarrierEvent. */
+const STATUS: Record<string, CallSignal> = {
+  queued: { kind: "status", status: "initiated" },
+  initiated: { kind: "status", status: "initiated" },
+  ringing: { kind: "status", status: "ringing" },
+  "in-progress": { kind: "status", status: "in_progress" },
+  completed: { kind: "hangup", cause: "completed", answered: true },
+  busy: { kind: "status", status: "failed", reason: "busy" },
+  "no-answer": { kind: "status", status: "failed", reason: "no_answer" },
+  canceled: { kind: "status", status: "failed", reason: "canceled" },
+  failed: { kind: "status", status: "failed", reason: "carrier_failure" },
+};
+
+const CALL_SID = /^CA[0-9a-fA-F]{32}$/;
+
+const field = (params: TwilioParams, name: string): string | undefined => {
+  const value = params[name];
+  return Array.isArray(value) ? value[0] : value;
+};
+
+export type TwilioParseResult = { ok: true; event: CarrierEvent } | { ok: false; problem: string };
+
+export function twilioEvent(params: TwilioParams, idempotencyToken: string | null, sessionHint: string | undefined): TwilioParseResult {
+  const callSid = field(params, "CallSid");
+  const callStatus = field(params, "CallStatus");
+  if (!callSid || !CALL_SID.test(callSid)) return { ok: false, problem: "CallSid missing or malformed" };
+  if (!callStatus) return { ok: false, problem: "CallStatus missing" };
+  const signal = STATUS[callStatus] ?? ({ kind: "unhandled" } as const);
+  const sequenceText = field(params, "SequenceNumber");
+  const sequence = sequenceText !== undefined && /^\d{1,9}$/.test(sequenceText) ? Number(sequenceText) : undefined;
+  const timestamp = field(params, "Timestamp");
+  const occurredAt = timestamp && !Number.isNaN(Date.parse(timestamp)) ? Date.parse(timestamp) : Date.now();
+  const direction = field(params, "Direction");
+  return {
+    ok: true,
+    event: {
+      carrier: "twilio",
+      carrierCallId: callSid,
+      name: `twilio.${callStatus}`,
+      signal,
+      sequence,
+      occurredAt,
+      // Retries carry the same idempotency token; without one, (CallSid, status, SequenceNumber) names the delivery.
+      dedupeKey: idempotencyToken ? `twilio:token:${idempotencyToken}` : `twilio:${callSid}:${callStatus}:${sequence ?? "-"}`,
+      direction: direction === undefined ? undefined : direction === "inbound" ? "inbound" : "outbound",
+      from: field(params, "From"),
+      to: field(params, "To"),
+      sessionHint,
+    },
+  };
+}
+
+export const twilioStatusOf = (signal: CallSignal): CallStatus | undefined => (signal.kind === "status" ? signal.status : undefined);
