@@ -9,6 +9,8 @@ import { testSettings } from "./test/support/test-settings.ts";
  */
 export default defineConfig({
   test: {
+    // Logs are printed for failing tests only, so CI output stays readable.
+    silent: "passed-only",
     projects: [
       {
         plugins: [
@@ -24,7 +26,6 @@ export default defineConfig({
         ],
         test: {
           name: "worker",
-          silent: "passed-only",
           include: ["test/worker/**/*.test.ts"],
           setupFiles: ["./test/worker/setup.ts"],
           globalSetup: ["./test/support/global-setup.ts"],
@@ -34,7 +35,6 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          silent: "passed-only",
           environment: "node",
           include: ["test/node/**/*.test.ts"],
           globalSetup: ["./test/support/global-setup.ts"],

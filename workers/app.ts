@@ -7,6 +7,7 @@ import { publicRouter } from "./http/router";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { auditLogRoutes } from "./routes/audit-log";
 import { authRoutes } from "./routes/auth";
+import { callControlRoutes } from "./routes/call-control";
 import { callReadRoutes } from "./routes/calls";
 import { healthRoutes } from "./routes/health";
 import { phoneNumberRoutes } from "./routes/phone-numbers";
@@ -26,7 +27,7 @@ export function buildApp() {
   app.route("/", twilioRoutes);
   app.route("/", telnyxRoutes);
 
-  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes]) app.route("/", routes);
+  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes]) app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

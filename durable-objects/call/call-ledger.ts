@@ -1,0 +1,153 @@
+import { rememberCarrierCall } from "../../workers/db/directory";
+import type { CallStatus } from "../../workers/db/schema";
+import { createLogger, type Logger } from "../../workers/http/logger";
+import { increment } from "../../workers/observability/counters";
+import { randomToken } from "../../workers/security/encoding";
+import { CallStore, type CallEventRow, type CallRecord } from "./call-store";
+import { syncToD1 } from "./d1-sync";
+import { decideTransition, isTerminal, type TransitionSource } from "./state-machine";
+
+const OUTBOX_BATCH = 50;
+const FLUSH_RETRY_MS = [2_000, 5_000, 15_000, 60_000, 300_000];
+
+export type NewCall = Omit<CallRecord, "status" | "failureReason" | "answeredAt" | "endedAt" | "createdAt" | "updatedAt" | "mediaToken" | "lastCarrierSequence" | "eventSeq" | "stream" | "carrierIndexed">;
+
+type EventFields = {
+  from: CallStatus | null;
+  to: CallStatus | null;
+  outcome: CallEventRow["outcome"];
+  detail?: string | null;
+  carrierSequence?: number | null;
+  carrierTimestamp?: number | null;
+};
+
+/**
+ * The call's state and its history: every change is written to the object's storage synchronously (record and
+ * event together), then drained to D1 in order by `flush`. One flush runs at a time so an older state can never
+ * land in D1 after a newer one; a failed flush is retried from the alarm with backoff.
+ */
+export class CallLedger {
+  record: CallRecord | null;
+  private readonly store: CallStore;
+  private flushChain: Promise<void> = Promise.resolve();
+  private flushFailures = 0;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly env: Env,
+    private readonly onTerminal: () => void,
+  ) {
+    this.store = new CallStore(ctx.storage.sql);
+    this.record = this.store.load();
+  }
+
+  log(correlationId?: string): Logger {
+    const record = this.record;
+    return createLogger({ correlationId: correlationId ?? record?.correlationId ?? "unknown", tenantId: record?.tenantId, sessionId: record?.sessionId, callId: record?.callId });
+  }
+
+  create(fields: NewCall, event: string, detail: string | null = null): CallRecord {
+    const now = Date.now();
+    this.record = {
+      ...fields,
+      status: "initiated",
+      failureReason: null,
+      answeredAt: null,
+      endedAt: null,
+      createdAt: now,
+      updatedAt: now,
+      mediaToken: randomToken(),
+      lastCarrierSequence: null,
+      eventSeq: 0,
+      stream: { state: "none", streamId: null, encoding: null },
+      carrierIndexed: false,
+    };
+    this.note(fields.direction === "inbound" ? "carrier" : "api", event, { from: null, to: "initiated", outcome: "applied", detail });
+    return this.record;
+  }
+
+  firstDelivery(key: string): boolean {
+    return this.store.firstDelivery(key, Date.now());
+  }
+
+  /** Saves the record after an in-place change that needs no history line. */
+  save(): void {
+    if (this.record) this.store.save(this.record);
+  }
+
+  /** Applies (or records the refusal of) one move of the state machine. */
+  transition(
+    to: CallStatus,
+    source: TransitionSource,
+    event: string,
+    reason?: string,
+    carrierMeta: { carrierSequence: number | null; carrierTimestamp: number | null } = { carrierSequence: null, carrierTimestamp: null },
+  ): CallEventRow["outcome"] {
+    const record = this.record!;
+    const verdict = decideTransition(record.status, to, source);
+    if (verdict.outcome === "applied") {
+      const now = Date.now();
+      record.status = to;
+      if (to === "in_progress" && record.answeredAt === null) record.answeredAt = now;
+      if (isTerminal(to)) {
+        record.endedAt = now;
+        record.failureReason = to === "failed" ? (reason ?? "carrier_failure") : null;
+        this.onTerminal();
+      }
+      record.updatedAt = now;
+    } else if (verdict.outcome === "rejected") {
+      this.log().warn("call.transition_rejected", { from: verdict.from, to, event });
+    }
+    const detail = verdict.outcome === "applied" ? (reason ?? null) : verdict.why;
+    return this.note(source, event, { from: verdict.from, to, outcome: verdict.outcome, detail, ...carrierMeta });
+  }
+
+  /** One line of the call's history (and the record it describes), committed together. */
+  note(source: CallEventRow["source"], event: string, fields: EventFields): CallEventRow["outcome"] {
+    const record = this.record!;
+    record.eventSeq += 1;
+    this.store.append({
+      seq: record.eventSeq,
+      source,
+      event,
+      fromStatus: fields.from,
+      toStatus: fields.to,
+      outcome: fields.outcome,
+      carrierSequence: fields.carrierSequence ?? null,
+      carrierTimestamp: fields.carrierTimestamp ?? null,
+      detail: fields.detail ?? null,
+      occurredAt: Date.now(),
+    });
+    this.store.save(record);
+    return fields.outcome;
+  }
+
+  flush(): Promise<void> {
+    this.flushChain = this.flushChain.then(() => this.flushOnce());
+    return this.flushChain;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const record = this.record;
+    if (!record) return;
+    const pending = this.store.pending(OUTBOX_BATCH);
+    if (pending.length === 0) return;
+    try {
+      await syncToD1(this.env, record, pending.map((item) => item.event));
+      this.store.acknowledge(pending.at(-1)!.id);
+      this.flushFailures = 0;
+      if (!record.carrierIndexed && record.carrierCallId) {
+        await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
+        record.carrierIndexed = true;
+        this.store.save(record);
+      }
+      if (this.store.pending(1).length > 0) await this.flushOnce();
+    } catch (error) {
+      const delay = FLUSH_RETRY_MS[Math.min(this.flushFailures, FLUSH_RETRY_MS.length - 1)]!;
+      this.flushFailures += 1;
+      increment("call_d1_sync_failures_total");
+      this.log().warn("call.d1_sync_deferred", { error, retryInMs: delay, pending: pending.length });
+      await this.ctx.storage.setAlarm(Date.now() + delay);
+    }
+  }
+}

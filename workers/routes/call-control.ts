@@ -1,0 +1,143 @@
+import { z } from "@hono/zod-openapi";
+import { asc, eq } from "drizzle-orm";
+import { parseSettings, providerSchema, requireSettings } from "../config/settings";
+import { CALL_STATUSES, CARRIERS, calls, phoneNumbers, type Carrier } from "../db/schema";
+import { AppError, badRequest, conflict, notFound } from "../http/errors";
+import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
+import { publicRouter } from "../http/router";
+import { auditFromRequest } from "../identity/request-audit";
+import { callObject } from "../telephony/session-routing";
+import type { TenantScope } from "../db/tenant-scope";
+import type { ControlResult } from "../../durable-objects/call/call-commands";
+
+const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
+const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");
+
+const placedSchema = z
+  .object({
+    id: z.string(),
+    sessionId: z.string(),
+    carrier: z.enum(CARRIERS),
+    status: z.enum(CALL_STATUSES),
+    failover: z.object({ from: z.enum(CARRIERS), reason: z.string() }).nullable(),
+  })
+  .openapi("PlacedCall");
+
+const placeRoute = protectedRoute("calls:create", {
+  method: "post",
+  path: "/api/v1/calls",
+  tags: ["calls"],
+  summary: "Place an outbound call; fails over to the other carrier when the chosen one's API is down",
+  request: jsonBody(z.strictObject({ to: e164, from: e164.optional(), carrier: z.enum(CARRIERS).optional(), provider: providerSchema.optional() })),
+  responses: { 201: jsonResponse(placedSchema, "Placed (the response names the carrier that took it)"), 502: jsonResponse(z.unknown(), "No carrier could place the call"), ...conflictResponse },
+});
+
+const statusSchema = z.object({ id: z.string(), status: z.enum(CALL_STATUSES) }).openapi("CallControlResult");
+const idParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
+
+function controlRoute<const A extends "hangup" | "hold" | "resume">(action: A, summary: string) {
+  return protectedRoute("calls:control", {
+    method: "post",
+    path: `/api/v1/calls/{id}/${action}` as `/api/v1/calls/{id}/${A}`,
+    tags: ["calls"],
+    summary,
+    request: { params: idParam },
+    responses: { 200: jsonResponse(statusSchema, "Done (or already so)"), 502: jsonResponse(z.unknown(), "The carrier refused"), ...notFoundResponse, ...conflictResponse },
+  });
+}
+
+const transferRoute = protectedRoute("calls:control", {
+  method: "post",
+  path: "/api/v1/calls/{id}/transfer",
+  tags: ["calls"],
+  summary: "Transfer the caller to a number or SIP URI",
+  request: { params: idParam, ...jsonBody(z.strictObject({ to: z.string().regex(/^(\+[1-9]\d{6,14}|sips?:[^\s]{3,200})$/) })) },
+  responses: { 200: jsonResponse(statusSchema, "Transferring or transferred"), 502: jsonResponse(z.unknown(), "The carrier refused"), ...notFoundResponse, ...conflictResponse },
+});
+
+type PhoneRow = typeof phoneNumbers.$inferSelect;
+
+/** The carriers to try, in order, each with a caller id of the tenant's on that carrier. */
+function candidatesFor(env: Env, numbers: PhoneRow[], body: { from?: string; carrier?: Carrier }) {
+  const configured = (carrier: Carrier) => {
+    try {
+      requireSettings(env, carrier);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const chosen = body.from ? numbers.find((n) => n.e164 === body.from) : undefined;
+  if (body.from && !chosen) throw badRequest("unknown_caller_id", "`from` is not one of this tenant's numbers");
+  const preferred = chosen?.carrier ?? body.carrier ?? "twilio";
+  const order: Carrier[] = [preferred, ...CARRIERS.filter((c) => c !== preferred)];
+  return order.flatMap((carrier) => {
+    const from = chosen?.carrier === carrier ? chosen.e164 : numbers.find((n) => n.carrier === carrier)?.e164;
+    return from && configured(carrier) ? [{ carrier, from }] : [];
+  });
+}
+
+async function callOf(scope: TenantScope, id: string) {
+  const [row] = (await scope.select(calls, eq(calls.id, id))) as Array<typeof calls.$inferSelect>;
+  if (!row) throw notFound("Call");
+  return row;
+}
+
+export const callControlRoutes = publicRouter()
+  .openapi(placeRoute, async (c) => {
+    const body = c.req.valid("json");
+    const scope = c.get("scope");
+    const numbers = (await scope.select(phoneNumbers).orderBy(asc(phoneNumbers.e164))) as PhoneRow[];
+    const candidates = candidatesFor(c.env, numbers, body);
+    if (candidates.length === 0) throw conflict("no_caller_id", "The tenant has no number on a configured carrier to call from");
+    const sessionId = crypto.randomUUID();
+    const first = numbers.find((n) => n.e164 === candidates[0]!.from);
+    const result = await callObject(c.env, sessionId).placeCall({
+      sessionId,
+      tenantId: scope.tenantId,
+      correlationId: c.get("correlationId"),
+      to: body.to,
+      provider: body.provider ?? first?.provider ?? parseSettings(c.env).values.DEFAULT_PROVIDER ?? "local",
+      instructions: first?.instructions ?? null,
+      codec: first?.codec ?? "PCMU",
+      candidates,
+    });
+    await auditFromRequest(c, {
+      action: "call.place",
+      targetType: "call",
+      targetId: result.callId,
+      outcome: result.ok ? "success" : "failure",
+      details: result.ok ? { carrier: result.carrier, failover: result.failover?.from ?? null } : { reason: result.reason },
+    });
+    if (!result.ok) throw carrierUnavailable(`No carrier could place the call: ${result.reason}`);
+    return c.json({ id: result.callId, sessionId: result.sessionId, carrier: result.carrier, status: result.status, failover: result.failover }, 201);
+  })
+  .openapi(controlRoute("hangup", "Hang up (a call that already ended counts as success)"), async (c) => {
+    const call = await callOf(c.get("scope"), c.req.valid("param").id);
+    const status = settled(await callObject(c.env, call.sessionId).control({ action: "hangup" }, c.get("correlationId")));
+    return c.json({ id: call.id, status }, 200);
+  })
+  .openapi(controlRoute("hold", "Put the caller on hold (the media stream stops)"), async (c) => {
+    const call = await callOf(c.get("scope"), c.req.valid("param").id);
+    const status = settled(await callObject(c.env, call.sessionId).control({ action: "hold" }, c.get("correlationId")));
+    return c.json({ id: call.id, status }, 200);
+  })
+  .openapi(controlRoute("resume", "Take the caller off hold (the media stream reconnects)"), async (c) => {
+    const call = await callOf(c.get("scope"), c.req.valid("param").id);
+    const status = settled(await callObject(c.env, call.sessionId).control({ action: "resume" }, c.get("correlationId")));
+    return c.json({ id: call.id, status }, 200);
+  })
+  .openapi(transferRoute, async (c) => {
+    const call = await callOf(c.get("scope"), c.req.valid("param").id);
+    const { to } = c.req.valid("json");
+    const status = settled(await callObject(c.env, call.sessionId).control({ action: "transfer", to }, c.get("correlationId")));
+    return c.json({ id: call.id, status }, 200);
+  });
+
+/** The call's status after a control command, or the error the API answers with. */
+function settled(result: ControlResult) {
+  if (result.ok) return result.status;
+  if (result.error === "invalid_state") throw conflict("invalid_state", result.message);
+  if (result.error === "unknown_call") throw notFound("Call");
+  throw carrierUnavailable(result.message);
+}
