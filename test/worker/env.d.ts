@@ -4,6 +4,9 @@ declare global {
   namespace Cloudflare {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
+      /** Control APIs of the simulated third parties (test/simulators), started by test/support/global-setup.ts. */
+      PROVIDER_SIM_CONTROL_URL: string;
+      CARRIER_SIM_CONTROL_URL: string;
     }
   }
 }

@@ -1,0 +1,34 @@
+/**
+ * Outbound WebSockets from the call's object to a provider: opened with fetch + `Upgrade` (the Workers way; such a
+ * socket is already open when accept() returns), binary frames as ArrayBuffer. Outbound sockets never hibernate and
+ * keep the object in memory for the call, which is what a live call needs anyway.
+ */
+export class ProviderRefusedError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProviderRefusedError";
+  }
+}
+
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+export async function openProviderSocket(url: string, headers: Record<string, string>): Promise<WebSocket> {
+  const httpUrl = url.replace(/^ws(s?):\/\//, "http$1://");
+  let response: Response;
+  try {
+    response = await fetch(httpUrl, { headers: { ...headers, Upgrade: "websocket" }, signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+  } catch (error) {
+    throw new ProviderRefusedError(0, `connect failed: ${error instanceof Error ? error.name : "network"}`);
+  }
+  const socket = response.webSocket;
+  if (response.status !== 101 || !socket) {
+    await response.body?.cancel();
+    throw new ProviderRefusedError(response.status, `upgrade refused with ${response.status}`);
+  }
+  socket.binaryType = "arraybuffer";
+  socket.accept();
+  return socket;
+}

@@ -1,0 +1,78 @@
+import type { ProviderName } from "../../workers/config/settings";
+
+/**
+ * One interface for every voice AI engine. The call's object speaks only this vocabulary; each adapter
+ * (openai-realtime.ts, gemini-live.ts, deepgram-agent.ts, local-engine.ts) translates it to and from its
+ * provider's wire protocol (protocols.md §5–§7), with the wire messages typed from the vendors' packages.
+ */
+
+/** Audio as it travels: G.711 at 8 kHz, or little-endian PCM16 at a given rate. */
+export type AudioFormat =
+  | { encoding: "pcmu"; sampleRate: 8000 }
+  | { encoding: "pcma"; sampleRate: 8000 }
+  | { encoding: "pcm16"; sampleRate: 8000 | 16000 | 24000 };
+
+export interface ToolDefinition {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments object. */
+  parameters: Record<string, unknown>;
+}
+
+/** The conversation so far, replayed into a new provider session (reconnect, switch, rollover). */
+export type ConversationItem =
+  | { kind: "message"; role: "caller" | "agent"; text: string }
+  | { kind: "tool"; callId: string; name: string; arguments: string; result: string };
+
+export interface ProviderSessionConfig {
+  instructions: string;
+  tools: ToolDefinition[];
+  history: ConversationItem[];
+  /** The audio the call carries; adapters pick the provider formats closest to it (pass-through when equal). */
+  callAudio: AudioFormat;
+  voice?: string;
+  /** Sent as X-Correlation-ID on the provider connection, so a provider-side trace matches ours. */
+  correlationId: string;
+  /** Gemini session resumption handle from an earlier connection of this session. */
+  resumptionHandle?: string;
+}
+
+export type ProviderEvent =
+  /** Agent speech, in `outputFormat`, base64 as received; `itemId` names the response part for truncation. */
+  | { type: "agent_audio"; base64: string; itemId: string }
+  | { type: "agent_audio_done"; itemId: string }
+  | { type: "transcript"; role: "caller" | "agent"; text: string; itemId?: string }
+  /** The caller started talking over the agent (barge-in). */
+  | { type: "caller_speech_started" }
+  | { type: "tool_call"; callId: string; name: string; arguments: string }
+  /** The provider will end this session soon; open a fresh one with the context (rollover). */
+  | { type: "ending_soon"; timeLeftMs: number }
+  | { type: "resumption_handle"; handle: string }
+  | { type: "error"; code: string; message: string; fatal: boolean }
+  | { type: "closed"; code: number; reason: string };
+
+export interface VoiceProvider {
+  readonly name: ProviderName;
+  /** What `sendAudio` takes and what `agent_audio` carries, fixed once `connect` resolves. */
+  readonly inputFormat: AudioFormat;
+  readonly outputFormat: AudioFormat;
+  /** Opens and configures the session; resolves when the provider is ready for audio, rejects on refusal. */
+  connect(config: ProviderSessionConfig): Promise<void>;
+  /** Caller audio in `inputFormat`, base64. Never awaits: the per-frame path does not wait on the network. */
+  sendAudio(base64: string): void;
+  /** Text the caller "said" another way (DTMF digits, a supervisor's whisper to the agent). */
+  sendText(text: string): void;
+  sendToolResult(callId: string, name: string, result: string): void;
+  /** Barge-in: the caller heard `heardMs` of `itemId`; drop the rest on the provider's side. */
+  interrupt(itemId: string, heardMs: number): void;
+  close(): void;
+}
+
+export type ProviderEventHandler = (event: ProviderEvent) => void;
+
+export interface ProviderConnectOptions {
+  /** Where the adapter dials (from settings, so tests point at simulators). */
+  url: string;
+  apiKey: string;
+  onEvent: ProviderEventHandler;
+}
