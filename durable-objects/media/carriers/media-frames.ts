@@ -55,4 +55,31 @@ export function encodingOf(name: string | undefined): AudioEncoding | null {
 }
 
 const DTMF = /^[0-9A-D*#]$/;
-export const isDtmfDigit = (digit: string | undefined): digit is string => digit !== undefined && DTMF.test(digit);
+const isDtmfDigit = (digit: string | undefined): digit is string => digit !== undefined && DTMF.test(digit);
+
+/**
+ * `media`, `dtmf`, `mark` and `stop` are spelled alike by both carriers but for the sequence field's name;
+ * `undefined` means the event is not one of them.
+ */
+export function sharedFrame(message: Record<string, unknown>, sequenceField: string): MediaFrame | null | undefined {
+  switch (message.event) {
+    case "media": {
+      const media = asRecord(message.media);
+      const payload = asString(media?.payload);
+      if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
+      return { type: "audio", payload, sequence: asInteger(message[sequenceField]), timestampMs: asInteger(media?.timestamp) };
+    }
+    case "dtmf": {
+      const digit = asString(asRecord(message.dtmf)?.digit);
+      return isDtmfDigit(digit) ? { type: "dtmf", digit } : null;
+    }
+    case "mark": {
+      const name = asString(asRecord(message.mark)?.name);
+      return name ? { type: "mark", name } : null;
+    }
+    case "stop":
+      return { type: "stop" };
+    default:
+      return undefined;
+  }
+}

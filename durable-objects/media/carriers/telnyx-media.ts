@@ -1,7 +1,4 @@
-import {
-  asInteger, asRecord, asString, encodingOf, isDtmfDigit, parseJsonObject,
-  type CarrierMediaProtocol, type MediaFrame,
-} from "./media-frames";
+import { asInteger, asRecord, asString, encodingOf, parseJsonObject, sharedFrame, type CarrierMediaProtocol, type MediaFrame } from "./media-frames";
 
 /** Telnyx media streaming (protocols.md §4): snake_case; in rtp bidirectional mode outbound messages carry no stream id. */
 export function telnyxMedia(): CarrierMediaProtocol {
@@ -20,28 +17,12 @@ export function telnyxMedia(): CarrierMediaProtocol {
         if (!start || !callControlId || !encoding) return null;
         return { type: "start", streamId, carrierCallId: callControlId, encoding, sampleRate: asInteger(format?.sample_rate) ?? 8000, customParameters: {} };
       }
-      case "media": {
-        const media = asRecord(message.media);
-        const payload = asString(media?.payload);
-        if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
-        return { type: "audio", payload, sequence: asInteger(message.sequence_number), timestampMs: asInteger(media?.timestamp) };
-      }
-      case "dtmf": {
-        const digit = asString(asRecord(message.dtmf)?.digit);
-        return isDtmfDigit(digit) ? { type: "dtmf", digit } : null;
-      }
-      case "mark": {
-        const name = asString(asRecord(message.mark)?.name);
-        return name ? { type: "mark", name } : null;
-      }
       case "error": {
         const payload = asRecord(message.payload);
         return { type: "carrier_error", code: asInteger(payload?.code), detail: asString(payload?.detail) ?? asString(payload?.title) ?? "unknown" };
       }
-      case "stop":
-        return { type: "stop" };
       default:
-        return null;
+        return sharedFrame(message, "sequence_number") ?? null;
     }
   };
 

@@ -1,7 +1,4 @@
-import {
-  asInteger, asRecord, asString, encodingOf, isDtmfDigit, parseJsonObject,
-  type CarrierMediaProtocol, type MediaFrame,
-} from "./media-frames";
+import { asInteger, asRecord, asString, encodingOf, parseJsonObject, sharedFrame, type CarrierMediaProtocol, type MediaFrame } from "./media-frames";
 
 /** Twilio Media Streams (protocols.md §2): camelCase, numbers as strings, streamSid on every outbound message. */
 export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { streamSid: () => string | undefined } {
@@ -26,24 +23,8 @@ export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { s
         const customParameters = Object.fromEntries(Object.entries(custom).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
         return { type: "start", streamId: sid, carrierCallId: callSid, encoding, sampleRate: asInteger(format?.sampleRate) ?? 8000, customParameters };
       }
-      case "media": {
-        const media = asRecord(message.media);
-        const payload = asString(media?.payload);
-        if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
-        return { type: "audio", payload, sequence: asInteger(message.sequenceNumber), timestampMs: asInteger(media?.timestamp) };
-      }
-      case "dtmf": {
-        const digit = asString(asRecord(message.dtmf)?.digit);
-        return isDtmfDigit(digit) ? { type: "dtmf", digit } : null;
-      }
-      case "mark": {
-        const name = asString(asRecord(message.mark)?.name);
-        return name ? { type: "mark", name } : null;
-      }
-      case "stop":
-        return { type: "stop" };
       default:
-        return null;
+        return sharedFrame(message, "sequenceNumber") ?? null;
     }
   };
 
