@@ -193,7 +193,10 @@ export class CallSession extends DurableObject<Env> {
     const base = { from: record.status, to: null, outcome: "applied" as const };
     if (frame.type === "start") {
       record.stream = { state: "started", streamId: frame.streamId, encoding: frame.encoding };
-      this.ledger.note("carrier", "media.start", { ...base, detail: frame.encoding });
+      // A carrier streams only answered calls: an authenticated stream is the answer for calls whose carrier
+      // reports none (Twilio sends inbound calls' `in-progress` callback only when asked, and our TwiML answers).
+      if (record.status === "initiated" || record.status === "ringing") this.ledger.transition("in_progress", "carrier", "media.start", frame.encoding);
+      else this.ledger.note("carrier", "media.start", { ...base, detail: frame.encoding });
     } else if (frame.type === "stop") {
       record.stream = { ...record.stream, state: "stopped" };
       this.ledger.note("carrier", "media.stop", base);

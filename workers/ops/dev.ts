@@ -24,6 +24,8 @@ async function localSecrets(): Promise<string> {
     "# Local secrets for `npm run dev`, generated once. Never commit this file.",
     `JWT_SIGNING_KEYS='${signingKeys}'`,
     `METRICS_TOKEN=${randomBytes(24).toString("hex")}`,
+    "# Local carrier simulators connect from this machine, not from Telnyx's ranges.",
+    "TELNYX_IP_ALLOWLIST=127.0.0.0/8,::1/128",
     ...empty.map((name) => `${name}=`),
     "",
   ].join("\n");

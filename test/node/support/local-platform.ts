@@ -1,0 +1,132 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { unstable_startWorker } from "wrangler";
+
+/**
+ * The real Worker (wrangler.toml) started locally by wrangler, on its own throwaway state directory, seeded the
+ * way an operator seeds production: `wrangler d1 migrations apply DB --local --persist-to DIR`, then a tenant and
+ * its admin created by the operator command (`npm run admin -- create-tenant … --local --persist-to DIR`).
+ * `wrangler d1 … --persist-to DIR` and the dev server's `persist: DIR` both keep D1 under DIR/v3/d1, so the worker
+ * sees the seeded rows. Seeding runs while the worker starts (as with `wrangler d1 … --local` next to `wrangler
+ * dev`): each wrangler command costs seconds, and the worker touches D1 only once a request arrives.
+ */
+const ROOT = join(import.meta.dirname, "../../..");
+const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const run = promisify(execFile);
+
+export interface SeededAdmin {
+  tenantId: string;
+  userId: string;
+  email: string;
+  password: string;
+}
+
+export interface LocalPlatform {
+  /** Where this process reaches the worker, e.g. http://127.0.0.1:41234 (an origin, no trailing slash). */
+  url: string;
+  admin: SeededAdmin;
+  stop(): Promise<void>;
+}
+
+/** Settings the worker is started with, by the contract's names; secrets are marked so wrangler stops asking for them. */
+export async function startLocalPlatform(settings: Record<string, string>, secretNames: readonly string[]): Promise<LocalPlatform> {
+  const persistTo = mkdtempSync(join(tmpdir(), "switchboard-e2e-"));
+  let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;
+  // Started at once, awaited before anything uses the database; its failure surfaces below.
+  const seeded = seed(persistTo);
+  seeded.catch(() => {});
+  try {
+    const bindings = Object.fromEntries(
+      Object.entries(settings).map(([name, value]) => [name, { type: secretNames.includes(name) ? "secret_text" : "plain_text", value }]),
+    );
+    worker = await unstable_startWorker({
+      config: join(ROOT, "wrangler.toml"),
+      bindings,
+      dev: {
+        // Loopback only, any free port; no inspector, no file watching, state in the seeded directory.
+        server: { hostname: "127.0.0.1", port: 0 },
+        inspector: false,
+        watch: false,
+        liveReload: false,
+        persist: persistTo,
+      },
+    });
+    await worker.ready;
+    const admin = await seeded;
+    const url = (await worker.url).origin;
+    const running = worker;
+    return {
+      url,
+      admin,
+      async stop() {
+        await running.dispose();
+        rmSync(persistTo, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await worker?.dispose();
+    await seeded.catch(() => undefined); // its wrangler must be done with the directory before it goes
+    rmSync(persistTo, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function seed(persistTo: string): Promise<SeededAdmin> {
+  const options = { cwd: ROOT, encoding: "utf8" as const, timeout: 120_000, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } };
+  await run(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], options);
+  const email = "admin@e2e.switchboard.test";
+  const password = "e2e-admin-password-0123";
+  const { stdout } = await run(
+    process.execPath,
+    [join(ROOT, "workers/ops/admin.ts"), "create-tenant", "--name", "E2E", "--admin-email", email, "--admin-password", password, "--local", "--persist-to", persistTo],
+    options,
+  );
+  const created = JSON.parse(stdout.trim()) as { tenantId: string; userId: string };
+  return { ...created, email, password };
+}
+
+/** A signed-in API client for one user of the platform. */
+export interface ApiClient {
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+}
+
+export async function signIn(baseUrl: string, email: string, password: string): Promise<ApiClient> {
+  const login = await fetch(`${baseUrl}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  const tokens = (await login.json()) as { accessToken?: string };
+  if (login.status !== 200 || !tokens.accessToken) throw new Error(`login failed: HTTP ${login.status} ${JSON.stringify(tokens)}`);
+  const authorization = `Bearer ${tokens.accessToken}`;
+  return {
+    async request(method, path, body) {
+      const response = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers: { Authorization: authorization, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+    },
+  };
+}
+
+/** Re-checks `probe` until it yields a value; bounded, so a platform that never gets there fails the test. */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (performance.now() >= deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
