@@ -17,11 +17,16 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function openProviderSocket(url: string, headers: Record<string, string>): Promise<WebSocket> {
   const httpUrl = url.replace(/^ws(s?):\/\//, "http$1://");
+  // The timeout guards the upgrade only: a signal still armed later would tear the established socket down.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), CONNECT_TIMEOUT_MS);
   let response: Response;
   try {
-    response = await fetch(httpUrl, { headers: { ...headers, Upgrade: "websocket" }, signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+    response = await fetch(httpUrl, { headers: { ...headers, Upgrade: "websocket" }, signal: abort.signal });
   } catch (error) {
     throw new ProviderRefusedError(0, `connect failed: ${error instanceof Error ? error.name : "network"}`);
+  } finally {
+    clearTimeout(timer);
   }
   const socket = response.webSocket;
   if (response.status !== 101 || !socket) {
