@@ -1,5 +1,7 @@
 import { Hono, type Context } from "hono";
+import { requireSettings } from "../config/settings";
 import { routeForNumber, sessionForCarrierCall } from "../db/directory";
+import { TelnyxCallControl } from "../telephony/telnyx/call-control";
 import { forwardMediaUpgrade } from "../telephony/media-upgrade";
 import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
 import { telnyxEvent } from "../telephony/telnyx/webhook-events";
@@ -23,6 +25,10 @@ async function webhook(c: Context<CarrierEnv>) {
     const number = event.to ? await routeForNumber(c.env, event.to) : null;
     if (!number || number.carrier !== "telnyx") {
       log.warn("call.unknown_number", { carrier: "telnyx", to: event.to });
+      const rejection = new TelnyxCallControl(requireSettings(c.env, "telnyx"))
+        .reject(event.carrierCallId, `reject-${event.carrierCallId}`)
+        .catch((error: unknown) => log.warn("carrier.reject_failed", { error }));
+      c.executionCtx.waitUntil(rejection);
       return c.json({ received: true }, 200);
     }
     const sessionId = await deriveSessionId("telnyx", event.carrierCallId);

@@ -54,6 +54,11 @@ export class TelnyxCallControl {
     );
   }
 
+  /** Turns away a call we will not answer (an unknown number). */
+  reject(callControlId: string, commandId: string) {
+    return this.run("reject", () => this.client.calls.actions.reject(callControlId, { cause: "CALL_REJECTED", command_id: commandId }));
+  }
+
   hangup(callControlId: string, commandId: string) {
     return this.run("hangup", () => this.client.calls.actions.hangup(callControlId, { command_id: commandId }));
   }
