@@ -40,7 +40,8 @@ export type TransitionVerdict =
 export function decideTransition(from: CallStatus, to: CallStatus, source: TransitionSource): TransitionVerdict {
   if (from === to) return { outcome: "ignored", from, to, why: "same_state" };
   if (isTerminal(from)) return { outcome: "ignored", from, to, why: "terminal" };
-  if (source === "carrier" && PROGRESS[to] < PROGRESS[from]) return { outcome: "ignored", from, to, why: "stale" };
+  // Strictly forward: a late carrier report (e.g. Twilio's `answered` after our hold) must not undo hold or resume.
+  if (source === "carrier" && PROGRESS[to] <= PROGRESS[from]) return { outcome: "ignored", from, to, why: "stale" };
   if (!TRANSITIONS[from].includes(to)) return { outcome: "rejected", from, to, why: "not_allowed" };
   return { outcome: "applied", from, to };
 }

@@ -83,3 +83,84 @@ export async function d1Count(sql: string, ...bindings: unknown[]): Promise<numb
   const row = await env.DB.prepare(sql).bind(...bindings).first<{ n: number }>();
   return row?.n ?? 0;
 }
+
+// ---- Fake carrier APIs (test/simulators/carriers) seen from inside workerd: their /__sim control API, and the
+// carrier's own side of a call (ending it "at the carrier", as a caller hanging up would). ----
+
+export interface SimRequest {
+  carrier: "twilio" | "telnyx";
+  method: string;
+  path: string;
+  body: unknown;
+  callId?: string;
+  to?: string;
+  status?: number;
+  note?: string;
+}
+
+export async function simRequests(filter: { carrier?: "twilio" | "telnyx"; callId?: string; to?: string; path?: string }): Promise<SimRequest[]> {
+  const query = new URLSearchParams(Object.entries(filter).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const response = await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/requests?${query}`);
+  if (!response.ok) throw new Error(`sim requests: ${response.status}`);
+  return response.json();
+}
+
+/** Injects a fault; key it by something unique to the test (the dialled number, the call id). */
+export async function simFault(fault: { match: { to?: string; callId?: string; path?: string }; status?: number; times?: number; delayMs?: number; body?: unknown }) {
+  const response = await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/faults`, { method: "PUT", body: JSON.stringify(fault) });
+  if (response.status !== 204) throw new Error(`sim fault: ${response.status} ${await response.text()}`);
+}
+
+export async function simClearFaults(match: { to?: string; callId?: string; path?: string }) {
+  const query = new URLSearchParams(Object.entries(match).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/faults?${query}`, { method: "DELETE" });
+}
+
+/** Polls until `probe` returns a value (asynchronous work such as a Telnyx `answer` sent from waitUntil). */
+export async function eventually<T>(probe: () => Promise<T | undefined | null | false>, attempts = 100): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await probe();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`condition not met after ${attempts} attempts`);
+}
+
+/** Ends a call at the fake Twilio API directly, the way Twilio's side would (the platform is not told). */
+export async function endTwilioCallAtCarrier(callSid: string, status: "completed" | "canceled" = "completed") {
+  return fetch(`${env.TWILIO_API_BASE}/2010-04-01/Accounts/${env.TWILIO_ACCOUNT_SID}/Calls/${callSid}.json`, {
+    method: "POST",
+    headers: { Authorization: `Basic ${btoa(`${env.TWILIO_ACCOUNT_SID}:${env.TWILIO_AUTH_TOKEN}`)}`, "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ Status: status }).toString(),
+  });
+}
+
+/** Ends a call at the fake Telnyx API directly (a command id of the test's own, so the platform's are untouched). */
+export async function endTelnyxCallAtCarrier(callControlId: string) {
+  return fetch(`${env.TELNYX_API_BASE}/v2/calls/${encodeURIComponent(callControlId)}/actions/hangup`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${env.TELNYX_API_KEY}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ command_id: `test-hangup-${crypto.randomUUID()}` }),
+  });
+}
+
+export const randomCallControlId = () => `v3:${crypto.randomUUID()}`;
+
+/** A Telnyx media upgrade through the real Worker (unsigned; the path token is the credential). */
+export function openTelnyxMedia(streamUrl: string, ip = "192.76.120.130") {
+  return exports.default.fetch(streamUrl.replace(/^wss:/, "https:"), { headers: { Upgrade: "websocket", "CF-Connecting-IP": ip } });
+}
+
+/** Resolves with the close code the server sends (the vitest timeout bounds the wait). */
+export function closeCodeOf(socket: WebSocket): Promise<number> {
+  return new Promise((resolve) => socket.addEventListener("close", (event) => resolve(event.code), { once: true }));
+}
+
+export function twilioStart(callSid: string, token: string, streamSid = `MZ${crypto.randomUUID().replace(/-/g, "")}`) {
+  return JSON.stringify({
+    event: "start",
+    sequenceNumber: "1",
+    streamSid,
+    start: { accountSid: env.TWILIO_ACCOUNT_SID, streamSid, callSid, tracks: ["inbound"], customParameters: { token }, mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 } },
+  });
+}
