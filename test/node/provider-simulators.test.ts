@@ -899,3 +899,65 @@ describe("global setup", () => {
     expect(sessions.status).toBe(200);
   });
 });
+
+describe("control API: caller audio", () => {
+  const audio = (path: string, init?: RequestInit) => fetch(`${sim.baseHttpUrl}/__sim/audio/${path}`, init);
+  const bytesOf = async (response: Response) => Buffer.from(await response.arrayBuffer());
+
+  it("serves a recording, with its trailing silence, in each encoding and rate a provider takes", async () => {
+    const samples = callerUtterance("payment");
+    const pcmu = await audio("payment?encoding=pcmu&rate=8000");
+    expect(pcmu.status).toBe(200);
+    expect(pcmu.headers.get("content-type")).toBe("application/octet-stream");
+    const pcmuBytes = await bytesOf(pcmu);
+    expect(pcmuBytes).toEqual(Buffer.concat(wireFrames(samples, 8000, "mulaw")));
+    const pcmaBytes = await bytesOf(await audio("payment?encoding=pcma&rate=8000"));
+    expect(pcmaBytes).toEqual(Buffer.concat(wireFrames(samples, 8000, "alaw")));
+    expect(pcmaBytes.equals(pcmuBytes)).toBe(false);
+    for (const [rate, factor] of [["8000", 1], ["16000", 2], ["24000", 3]] as const) {
+      const pcm = await bytesOf(await audio(`payment?encoding=pcm16&rate=${rate}`));
+      expect(pcm.byteLength, rate).toBe(samples.length * factor * 2);
+      const expected = factor === 1 ? samples : upsample(samples, factor);
+      expect(pcm.equals(Buffer.concat(wireFrames(expected, Number(rate), "pcm16"))), rate).toBe(true);
+    }
+    // The last second is silence, so a provider's VAD ends the turn.
+    const pcm8k = await bytesOf(await audio("payment?encoding=pcm16&rate=8000"));
+    expect(pcm8k.subarray(-16000).every((byte) => byte === 0)).toBe(true);
+    expect(pcm8k.subarray(0, -16000).some((byte) => byte !== 0)).toBe(true);
+  });
+
+  it("is speech the simulated VAD hears as exactly one turn", async () => {
+    const key = newKey();
+    const client = await openAiSession(key);
+    const bytes = await bytesOf(await audio("goodbye?encoding=pcmu&rate=8000"));
+    for (let offset = 0; offset < bytes.byteLength; offset += 160) {
+      const frame = bytes.subarray(offset, offset + 160).toString("base64");
+      sendOpenAi(client, { type: "input_audio_buffer.append", audio: frame });
+    }
+    await client.waitForJson("type", "input_audio_buffer.speech_stopped");
+    await client.close();
+    expect(only(key).turns.entries).toHaveLength(1);
+  });
+
+  it("refuses unknown recordings, unsupported encodings and rates, and other methods", async () => {
+    expect((await audio("nonsense?encoding=pcmu&rate=8000")).status).toBe(404);
+    expect((await audio("hello?encoding=pcmu&rate=16000")).status).toBe(400);
+    expect((await audio("hello?encoding=opus&rate=8000")).status).toBe(400);
+    expect((await audio("hello?encoding=pcm16&rate=44100")).status).toBe(400);
+    expect((await audio("hello", { method: "PUT", body: "x" })).status).toBe(405);
+  });
+});
+
+describe("OpenAI Realtime simulator: voices", () => {
+  it("refuses a session.update naming a voice the service does not have, as an invalid_value error", async () => {
+    const client = await openAi(newKey());
+    await client.waitForJson("type", "session.created");
+    sendOpenAi(client, { type: "session.update", session: { type: "realtime", audio: { output: { voice: "robot" } } } });
+    const { message } = await client.waitForJson("type", "error");
+    expect(message.error).toMatchObject({ code: "invalid_value", message: expect.stringContaining("'robot'") });
+    sendOpenAi(client, { type: "session.update", session: { type: "realtime", audio: { output: { voice: "cedar" } } } });
+    const { message: updated } = await client.waitForJson("type", "session.updated");
+    expect(updated.session).toMatchObject({ audio: { output: { voice: "cedar" } } });
+    await client.close();
+  });
+});

@@ -1,4 +1,9 @@
-import alawmulaw from "alawmulaw";
+import * as alawmulawModule from "alawmulaw";
+
+// Node loads the package's CommonJS build (all of it under `default`); Vite's module runner, which runs vitest's
+// globalSetup, loads its ESM entry (named exports only, no default). Accept both.
+const commonJsExports: unknown = Reflect.get(alawmulawModule, "default");
+const alawmulaw = (commonJsExports ?? alawmulawModule) as typeof alawmulawModule;
 
 /**
  * Audio as the simulated providers see it: the wire encodings they accept and emit, and the synthetic "voice"

@@ -1,4 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { encodeAudio } from "./audio.ts";
+import type { SampleEncoding } from "./audio.ts";
+import { callerUtterance, upsample } from "./caller-audio.ts";
+import type { Utterance } from "./caller-audio.ts";
 import type { ConnectionSnapshot } from "./recorder.ts";
 import { ScenarioError } from "./scenarios.ts";
 import type { Scenario } from "./scenarios.ts";
@@ -10,6 +14,10 @@ import type { Scenario } from "./scenarios.ts";
  *   DELETE /__sim/scenarios/:key   → 204
  *   GET    /__sim/sessions/:key    → 200 {key, connections: ConnectionSnapshot[]}
  *   DELETE /__sim/sessions/:key    → 204 (forget the recordings)
+ *   GET    /__sim/audio/:name?encoding=pcmu|pcma|pcm16&rate=8000|16000|24000
+ *          → 200 raw caller speech (no header; PCM16 little-endian), the utterance then a second of silence
+ *          (caller-audio.ts), so Worker tests can drive provider VADs with real speech; 404 unknown name, 400 bad
+ *          encoding/rate (G.711 is 8 kHz only)
  */
 
 export interface ScenarioControl {
@@ -24,7 +32,7 @@ export interface ScenarioControl {
   reset(): void;
 }
 
-const ROUTE = /^\/__sim\/(scenarios|sessions)\/([^/]+)$/;
+const ROUTE = /^\/__sim\/(scenarios|sessions|audio)\/([^/]+)$/;
 const MAX_BODY_BYTES = 256 * 1024;
 
 function reply(response: ServerResponse, status: number, body?: unknown): void {
@@ -35,6 +43,27 @@ function reply(response: ServerResponse, status: number, body?: unknown): void {
   const json = JSON.stringify(body);
   response.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(json) });
   response.end(json);
+}
+
+const UTTERANCES: readonly Utterance[] = ["hello", "invoice", "interrupt", "payment", "goodbye"];
+const ENCODINGS: Record<string, SampleEncoding> = { pcmu: "mulaw", pcma: "alaw", pcm16: "pcm16" };
+/** The recordings are 8 kHz; higher rates are integer multiples of it. */
+const UPSAMPLING_FACTORS: Record<string, number> = { "8000": 1, "16000": 2, "24000": 3 };
+
+function serveCallerAudio(name: string, query: URLSearchParams, response: ServerResponse): void {
+  const utterance = UTTERANCES.find((candidate) => candidate === name);
+  if (!utterance) return reply(response, 404, { error: `no recording '${name}'; have ${UTTERANCES.join(", ")}` });
+  const encodingName = query.get("encoding") ?? "pcm16";
+  const encoding = ENCODINGS[encodingName];
+  const rate = query.get("rate") ?? "8000";
+  const factor = UPSAMPLING_FACTORS[rate];
+  if (!encoding || !factor || (encoding !== "pcm16" && factor !== 1)) {
+    return reply(response, 400, { error: `unsupported encoding=${encodingName} rate=${rate}` });
+  }
+  const samples = callerUtterance(utterance);
+  const bytes = encodeAudio(factor === 1 ? samples : upsample(samples, factor), encoding);
+  response.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": bytes.byteLength });
+  response.end(bytes);
 }
 
 async function readBody(request: IncomingMessage): Promise<string | undefined> {
@@ -55,11 +84,17 @@ export async function handleControlRequest(
   request: IncomingMessage,
   response: ServerResponse,
 ): Promise<boolean> {
-  const match = ROUTE.exec(new URL(request.url ?? "/", "http://simulator").pathname);
+  const url = new URL(request.url ?? "/", "http://simulator");
+  const match = ROUTE.exec(url.pathname);
   if (!match) return false;
   const [, resource, encodedKey = ""] = match;
   const key = decodeURIComponent(encodedKey);
   const method = request.method ?? "GET";
+  if (resource === "audio") {
+    if (method === "GET") serveCallerAudio(key, url.searchParams, response);
+    else reply(response, 405, { error: `${method} not allowed` });
+    return true;
+  }
   if (resource === "sessions") {
     if (method === "GET") reply(response, 200, { key, connections: control.sessions(key) });
     else if (method === "DELETE") {

@@ -121,7 +121,11 @@ function mergeGa(current: SessionConfig, session: Record<string, unknown>): Sess
     if (!format) return `Invalid value for '${param}': supported are audio/pcm (rate 24000), audio/pcmu, audio/pcma.`;
     next[key] = format;
   }
-  if (typeof output.voice === "string") next.voice = output.voice;
+  if (output.voice !== undefined) {
+    const voice = parseVoice(output.voice);
+    if (voice === undefined) return invalidVoice(output.voice);
+    next.voice = voice;
+  }
   if (input.transcription !== undefined) next.transcription = parseTranscription(input.transcription);
   if (input.turn_detection !== undefined) {
     const turnDetection = parseTurnDetection(input.turn_detection);
@@ -143,7 +147,11 @@ function mergeBeta(current: SessionConfig, session: Record<string, unknown>): Se
     if (!format) return `Invalid value for 'session.${field}': supported values are pcm16, g711_ulaw, g711_alaw.`;
     next[key] = format;
   }
-  if (typeof session.voice === "string") next.voice = session.voice;
+  if (session.voice !== undefined) {
+    const voice = parseVoice(session.voice);
+    if (voice === undefined) return invalidVoice(session.voice);
+    next.voice = voice;
+  }
   if (session.input_audio_transcription !== undefined) {
     next.transcription = parseTranscription(session.input_audio_transcription);
   }
@@ -165,6 +173,19 @@ function mergeCommon(next: SessionConfig, session: Record<string, unknown>, moda
   const { tool_choice: toolChoice } = session;
   if (toolChoice === "auto" || toolChoice === "none" || toolChoice === "required") next.toolChoice = toolChoice;
   return next;
+}
+
+/** The built-in voices (openai package, RealtimeAudioConfigOutput.voice); custom ones are `{ id }` objects. */
+const VOICES = ["alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"];
+
+function parseVoice(value: unknown): string | undefined {
+  if (typeof value === "string") return VOICES.includes(value) ? value : undefined;
+  return isRecord(value) && typeof value.id === "string" ? value.id : undefined;
+}
+
+function invalidVoice(value: unknown): string {
+  const supported = VOICES.map((voice) => `'${voice}'`).join(", ");
+  return `Invalid value: '${typeof value === "string" ? value : JSON.stringify(value)}'. Supported values are: ${supported}.`;
 }
 
 function parseFormat(value: unknown): RealtimeAudioFormats | undefined {

@@ -1,0 +1,404 @@
+import type { Deepgram } from "@deepgram/sdk";
+import { decodeBase64Into, encodeBase64 } from "../media/audio/pcm16";
+import type {
+  AudioFormat,
+  ConversationItem,
+  ProviderConnectOptions,
+  ProviderEvent,
+  ProviderSessionConfig,
+  ToolDefinition,
+  VoiceProvider,
+} from "./provider";
+import { CONNECT_TIMEOUT_MS, ProviderRefusedError, openProviderSocket } from "./provider-socket";
+
+/**
+ * Deepgram Voice Agent adapter (protocols.md §7): JSON control messages as text frames, audio both ways as raw
+ * binary frames in the call's own encoding (µ-law, A-law or linear16 pass straight through, no transcoding).
+ * Wire messages are the @deepgram/sdk agent types. Deepgram stops speaking on barge-in by itself; `interrupt`
+ * only stops forwarding the rest of the interrupted turn's audio that is already in flight.
+ */
+
+type AgentSettings = Deepgram.agent.AgentV1Settings;
+type ClientMessage =
+  | AgentSettings
+  | Deepgram.agent.AgentV1KeepAlive
+  | Deepgram.agent.AgentV1InjectUserMessage
+  | Deepgram.agent.AgentV1SendFunctionCallResponse;
+type FunctionCall = Deepgram.agent.AgentV1FunctionCallRequest.Functions.Item;
+
+/** Deepgram closes a connection after ~10 s without audio or messages; it asks for KeepAlive every 8 s. */
+export const DEEPGRAM_KEEPALIVE_INTERVAL_MS = 8_000;
+/** Idle is judged in quarters of the interval, so the longest silence on the wire is one interval. */
+const KEEPALIVE_CHECKS_PER_INTERVAL = 4;
+/** Far above any control message or audio chunk (1 MiB = 2 minutes of µ-law); larger ones close with 1009. */
+const MAX_INBOUND_MESSAGE_BYTES = 1024 * 1024;
+/** Caller audio frames are ~20 ms; anything this large in base64 is a caller bug, dropped. */
+const MAX_OUTBOUND_AUDIO_BASE64_CHARS = 256 * 1024;
+const MAX_INJECTED_TEXT_CHARS = 4_000;
+/** UNVERIFIED limit: Deepgram does not document one for `think.prompt`; older history is dropped first. */
+const MAX_PROMPT_CHARS = 25_000;
+const DEFAULT_SPEAK_MODEL = "aura-2-thalia-en";
+
+const ENCODINGS = { pcmu: "mulaw", pcma: "alaw", pcm16: "linear16" } as const;
+
+export interface DeepgramAgentTuning {
+  /** Tests shorten this to observe KeepAlive without waiting 8 s. */
+  keepAliveIntervalMs?: number;
+}
+
+export async function connectDeepgramAgent(
+  options: ProviderConnectOptions,
+  config: ProviderSessionConfig,
+  tuning: DeepgramAgentTuning = {},
+): Promise<VoiceProvider> {
+  const agent = new DeepgramAgent(options, tuning.keepAliveIntervalMs ?? DEEPGRAM_KEEPALIVE_INTERVAL_MS);
+  await agent.connect(config);
+  return agent;
+}
+
+/** The Settings message for a session: the call's audio format both ways, and the conversation so far. */
+export function deepgramSettings(config: ProviderSessionConfig): AgentSettings {
+  const encoding = ENCODINGS[config.callAudio.encoding];
+  const sampleRate = config.callAudio.sampleRate;
+  return {
+    type: "Settings",
+    audio: {
+      input: { encoding, sample_rate: sampleRate },
+      output: { encoding, sample_rate: sampleRate, container: "none" },
+    },
+    agent: {
+      listen: { provider: { type: "deepgram", version: "v1", model: "nova-3", language: "en" } },
+      think: {
+        provider: { type: "open_ai", model: "gpt-4o-mini" },
+        prompt: renderPrompt(config.instructions, config.history),
+        functions: config.tools.map(toFunction),
+      },
+      // A configured voice applies only when it names a Deepgram Aura voice (others belong to other providers).
+      speak: { provider: { type: "deepgram", model: config.voice?.startsWith("aura-") ? config.voice : DEFAULT_SPEAK_MODEL } },
+    },
+  };
+}
+
+function toFunction(tool: ToolDefinition) {
+  return { name: tool.name, description: tool.description, parameters: tool.parameters };
+}
+
+function renderItem(item: ConversationItem): string {
+  if (item.kind === "message") return `${item.role === "caller" ? "Caller" : "Agent"}: ${item.text}`;
+  return `Tool ${item.name}(${item.arguments}) returned: ${item.result}`;
+}
+
+/** Instructions, then as much of the most recent history as fits the prompt limit. */
+function renderPrompt(instructions: string, history: ConversationItem[]): string {
+  if (history.length === 0) return instructions;
+  const header = "\n\nThe conversation so far (continue it; do not greet the caller again):\n";
+  let budget = MAX_PROMPT_CHARS - instructions.length - header.length;
+  const lines: string[] = [];
+  for (let index = history.length - 1; index >= 0; index--) {
+    const line = renderItem(history[index]!);
+    if (line.length + 1 > budget) break;
+    budget -= line.length + 1;
+    lines.push(line);
+  }
+  return lines.length === 0 ? instructions : instructions + header + lines.reverse().join("\n");
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+const text = (value: unknown): string => (typeof value === "string" ? value : "");
+
+function parseFunctionCall(value: unknown): FunctionCall | null {
+  if (!isRecord(value) || typeof value.id !== "string" || typeof value.name !== "string") return null;
+  if (!value.id || !value.name) return null;
+  return { id: value.id, name: value.name, arguments: text(value.arguments) || "{}", client_side: value.client_side !== false };
+}
+
+interface PendingConnect {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timeout: ReturnType<typeof setTimeout>;
+}
+
+class DeepgramAgent implements VoiceProvider {
+  readonly name = "deepgram" as const;
+  readonly #onEvent: ProviderConnectOptions["onEvent"];
+  readonly #options: ProviderConnectOptions;
+  readonly #keepAliveIntervalMs: number;
+  #format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
+  #socket: WebSocket | null = null;
+  #pending: PendingConnect | null = null;
+  #settings: AgentSettings | null = null;
+  #connectStarted = false;
+  #ready = false;
+  #finished = false;
+  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  #checksSinceLastSend = 0;
+  #malformedMessages = 0;
+  #badAudioFrames = 0;
+  #agentTurns = 0;
+  #currentItemId: string | null = null;
+  #currentItemInterrupted = false;
+
+  constructor(options: ProviderConnectOptions, keepAliveIntervalMs: number) {
+    this.#options = options;
+    this.#onEvent = options.onEvent;
+    this.#keepAliveIntervalMs = keepAliveIntervalMs;
+  }
+
+  get inputFormat(): AudioFormat {
+    return this.#format;
+  }
+
+  get outputFormat(): AudioFormat {
+    return this.#format;
+  }
+
+  /** Dials, waits for Welcome, sends Settings, resolves on SettingsApplied; rejects on refusal, error or timeout. */
+  async connect(config: ProviderSessionConfig): Promise<void> {
+    if (this.#connectStarted || this.#finished) throw new Error("a Deepgram agent session connects once");
+    this.#connectStarted = true;
+    this.#format = config.callAudio;
+    this.#settings = deepgramSettings(config);
+    const socket = await openProviderSocket(this.#options.url, {
+      Authorization: `Token ${this.#options.apiKey}`,
+      "X-Correlation-ID": config.correlationId,
+    });
+    if (this.#finished) {
+      socket.close(1000, "closed while connecting");
+      throw new ProviderRefusedError(0, "closed while connecting");
+    }
+    this.#socket = socket;
+    const ready = new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(() => this.#failConnect("no SettingsApplied in time"), CONNECT_TIMEOUT_MS);
+      this.#pending = { resolve, reject, timeout };
+    });
+    socket.addEventListener("message", (event) => this.#receive(event.data));
+    socket.addEventListener("close", (event) => this.#socketEnded(event.code, event.reason));
+    socket.addEventListener("error", () => this.#socketEnded(1006, "socket error"));
+    await ready;
+  }
+
+  sendAudio(base64: string): void {
+    const socket = this.#socket;
+    if (!this.#ready || this.#finished || !socket) return;
+    if (base64.length > MAX_OUTBOUND_AUDIO_BASE64_CHARS) {
+      this.#badAudioFrames = this.#report("malformed_audio", "caller audio frame too large", this.#badAudioFrames);
+      return;
+    }
+    // A fresh buffer per frame: send() may hold on to it after returning.
+    const bytes = new Uint8Array(Math.ceil((base64.length * 3) / 4));
+    let length: number;
+    try {
+      length = decodeBase64Into(base64, bytes);
+    } catch {
+      this.#badAudioFrames = this.#report("malformed_audio", "caller audio frame is not base64", this.#badAudioFrames);
+      return;
+    }
+    try {
+      socket.send(bytes.subarray(0, length));
+      this.#checksSinceLastSend = 0;
+    } catch {
+      // The socket is closing under us: its close event reports the end.
+    }
+  }
+
+  sendText(textToInject: string): void {
+    const content = textToInject.trim().slice(0, MAX_INJECTED_TEXT_CHARS);
+    if (content) this.#send({ type: "InjectUserMessage", content });
+  }
+
+  sendToolResult(callId: string, name: string, result: string): void {
+    this.#send({ type: "FunctionCallResponse", id: callId, name, content: result });
+  }
+
+  /** Deepgram has no truncation: it stopped on its own; drop what is still arriving for that turn. */
+  interrupt(itemId: string, _heardMs: number): void {
+    if (itemId === this.#currentItemId) this.#currentItemInterrupted = true;
+  }
+
+  /** Final: no events follow a local close. */
+  close(): void {
+    if (this.#finished) return;
+    this.#finish();
+    this.#failConnect("closed while connecting");
+    try {
+      this.#socket?.close(1000, "session closed");
+    } catch {
+      // Already closing.
+    }
+  }
+
+  // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  #receive(data: unknown): void {
+    if (this.#finished) return;
+    if (data instanceof ArrayBuffer) {
+      if (data.byteLength > MAX_INBOUND_MESSAGE_BYTES) return this.#closeTooBig();
+      return this.#agentAudio(new Uint8Array(data));
+    }
+    if (typeof data !== "string") return this.#malformed("unexpected frame type");
+    // UTF-16 length ≤ UTF-8 byte length ≤ 3× it: the exact bound costs an encode, this one costs nothing.
+    if (data.length > MAX_INBOUND_MESSAGE_BYTES) return this.#closeTooBig();
+    let message: unknown;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return this.#malformed("invalid JSON");
+    }
+    if (!isRecord(message) || typeof message.type !== "string") return this.#malformed("message without type");
+    this.#control(message.type, message);
+  }
+
+  #control(type: string, message: Record<string, unknown>): void {
+    if (!this.#ready) return this.#handshake(type, message);
+    switch (type) {
+      case "ConversationText": {
+        const role = message.role === "user" ? "caller" : message.role === "assistant" ? "agent" : null;
+        const content = text(message.content);
+        if (!role) return this.#malformed("ConversationText role");
+        return this.#emit({ type: "transcript", role, text: content });
+      }
+      case "UserStartedSpeaking":
+        return this.#emit({ type: "caller_speech_started" });
+      case "AgentStartedSpeaking":
+        this.#startAgentTurn();
+        return;
+      case "AgentAudioDone": {
+        const itemId = this.#currentItemId ?? this.#startAgentTurn();
+        this.#currentItemId = null;
+        return this.#emit({ type: "agent_audio_done", itemId });
+      }
+      case "FunctionCallRequest":
+        return this.#functionCalls(message.functions);
+      case "Warning":
+      case "Error":
+        // Deepgram closes the socket after a fatal Error; the `closed` event reports that.
+        return this.#emit({ type: "error", code: text(message.code) || type, message: text(message.description), fatal: false });
+      case "InjectionRefused":
+        return this.#emit({ type: "error", code: "injection_refused", message: text(message.message), fatal: false });
+      default:
+        // Welcome, SettingsApplied, AgentThinking, History, *Updated, FunctionCallCancelled, and future additions.
+        return;
+    }
+  }
+
+  #handshake(type: string, message: Record<string, unknown>): void {
+    if (type === "Welcome" && this.#settings) {
+      this.#send(this.#settings);
+      this.#settings = null;
+    } else if (type === "SettingsApplied") {
+      this.#ready = true;
+      this.#keepAliveTimer = setInterval(
+        () => this.#keepAliveCheck(),
+        this.#keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL,
+      );
+      const pending = this.#pending;
+      this.#pending = null;
+      if (pending) {
+        clearTimeout(pending.timeout);
+        pending.resolve();
+      }
+    } else if (type === "Error") {
+      this.#failConnect(`settings refused: ${text(message.code)} ${text(message.description)}`.trim());
+    }
+  }
+
+  #functionCalls(functions: unknown): void {
+    if (!Array.isArray(functions)) return this.#malformed("FunctionCallRequest without functions");
+    for (const value of functions as unknown[]) {
+      const call = parseFunctionCall(value);
+      if (!call) this.#malformed("function call without id or name");
+      // Server-side functions run at Deepgram; only client-side ones are ours to execute.
+      else if (call.client_side) this.#emit({ type: "tool_call", callId: call.id, name: call.name, arguments: call.arguments });
+    }
+  }
+
+  #startAgentTurn(): string {
+    const itemId = `dg-agent-${++this.#agentTurns}`;
+    this.#currentItemId = itemId;
+    this.#currentItemInterrupted = false;
+    return itemId;
+  }
+
+  // Per-frame path: no logging, no allocation beyond the base64 string.
+  #agentAudio(bytes: Uint8Array): void {
+    if (!this.#ready) return this.#malformed("audio before SettingsApplied");
+    const itemId = this.#currentItemId ?? this.#startAgentTurn();
+    if (this.#currentItemInterrupted || bytes.byteLength === 0) return;
+    this.#emit({ type: "agent_audio", base64: encodeBase64(bytes), itemId });
+  }
+
+  // ── outbound, lifecycle ──────────────────────────────────────────────────────────────────────────────────
+
+  #send(message: ClientMessage): void {
+    if (this.#finished || !this.#socket) return;
+    try {
+      this.#socket.send(JSON.stringify(message));
+      this.#checksSinceLastSend = 0;
+    } catch {
+      // The socket is closing; its close event reports the end.
+    }
+  }
+
+  #keepAliveCheck(): void {
+    if (++this.#checksSinceLastSend >= KEEPALIVE_CHECKS_PER_INTERVAL) this.#send({ type: "KeepAlive" });
+  }
+
+  #malformed(reason: string): void {
+    this.#malformedMessages = this.#report("malformed_message", reason, this.#malformedMessages);
+  }
+
+  /** Counts one skipped message or frame; reported at counts 1, 2, 4, 8…, so a flood cannot flood the log. */
+  #report(code: string, reason: string, countSoFar: number): number {
+    const count = countSoFar + 1;
+    if ((count & (count - 1)) === 0) this.#emit({ type: "error", code, message: `${reason} (${count} so far)`, fatal: false });
+    return count;
+  }
+
+  #closeTooBig(): void {
+    const wasReady = this.#ready;
+    this.#finish();
+    this.#failConnect("message too big");
+    try {
+      this.#socket?.close(1009, "message too big");
+    } catch {
+      // Already closing.
+    }
+    if (wasReady) this.#deliver({ type: "closed", code: 1009, reason: "message too big" });
+  }
+
+  #socketEnded(code: number, reason: string): void {
+    if (this.#finished) return;
+    const wasReady = this.#ready;
+    this.#finish();
+    this.#failConnect(`closed during setup: ${code} ${reason}`.trim());
+    if (wasReady) this.#deliver({ type: "closed", code, reason });
+  }
+
+  #failConnect(reason: string): void {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = null;
+    clearTimeout(pending.timeout);
+    pending.reject(new ProviderRefusedError(0, reason));
+    if (!this.#finished) this.close();
+  }
+
+  #finish(): void {
+    this.#finished = true;
+    clearInterval(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
+  }
+
+  #emit(event: ProviderEvent): void {
+    if (!this.#finished) this.#deliver(event);
+  }
+
+  #deliver(event: ProviderEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch {
+      // The call's handler owns its failures; one must not break the socket's event loop.
+    }
+  }
+}

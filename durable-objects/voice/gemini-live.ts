@@ -1,0 +1,545 @@
+import type {
+  ActivityHandling,
+  Content,
+  FunctionDeclaration,
+  LiveClientMessage,
+  LiveClientSetup,
+  LiveServerContent,
+  LiveServerMessage,
+  LiveServerSessionResumptionUpdate,
+  LiveServerToolCall,
+  Modality,
+  Part,
+} from "@google/genai";
+import type {
+  AudioFormat,
+  ConversationItem,
+  ProviderConnectOptions,
+  ProviderEvent,
+  ProviderSessionConfig,
+  VoiceProvider,
+} from "./provider";
+import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
+
+/**
+ * Gemini Live (BidiGenerateContent, protocols.md §6) behind the VoiceProvider interface. Wire messages are typed
+ * from @google/genai; its runtime is not used (its Live client cannot send our X-Correlation-ID header, and the
+ * Worker bundle does not need it).
+ *
+ * Choices worth knowing:
+ * - Events are delivered only once `connect` has resolved; a failure before that (refused upgrade, close during
+ *   setup, timeout) rejects `connect` and emits nothing. Messages that arrive during setup (an early `goAway`) are
+ *   queued and delivered right after it resolves.
+ * - History is replayed as ONE `clientContent` with text turns (consecutive same-role items merged). Tool items
+ *   become a bracketed text summary in the model's turn rather than functionCall/functionResponse parts: whether
+ *   the Live API accepts those parts in client content with ids from another session is unverified, and a refusal
+ *   would close the new session (1007) mid-call. `turnComplete` is true unless the last item is an agent message,
+ *   so Gemini answers a caller (or a tool result) left unanswered by the rollover, and otherwise waits for speech.
+ * - Transcripts are accumulated and emitted once per turn: the caller's when Gemini marks it finished, the model
+ *   starts answering, or the turn completes; the agent's (carrying the turn's itemId) at `turnComplete`, holding
+ *   only what was forwarded before a barge-in. Pending text is flushed before `closed`.
+ * - `interrupt` sends nothing (Gemini truncates its own context on interruption) but discards the rest of that
+ *   turn's audio; the server's `interrupted` does the same and emits `caller_speech_started`.
+ * - A tool result for a call Gemini cancelled (`toolCallCancellation`) is dropped; other results are sent.
+ */
+
+export const DEFAULT_GEMINI_MODEL = "models/gemini-live-2.5-flash-preview";
+const INPUT_FORMAT: AudioFormat = { encoding: "pcm16", sampleRate: 16000 };
+const OUTPUT_FORMAT: AudioFormat = { encoding: "pcm16", sampleRate: 24000 };
+const INPUT_MIME_TYPE = "audio/pcm;rate=16000";
+const OUTPUT_MIME_TYPE = /^audio\/pcm(?:;\s*rate=24000)?$/;
+
+/** Larger provider messages close the connection with 1009 (Gemini's audio chunks are a few KiB). */
+const DEFAULT_MAX_INBOUND_BYTES = 2 * 1024 * 1024;
+/** ~8 s of 16 kHz audio in base64: the call sends 20 ms frames, so anything bigger is a bug upstream. */
+const MAX_AUDIO_FRAME_CHARS = 256 * 1024;
+const MAX_TEXT_CHARS = 16_000;
+const MAX_TOOL_RESULT_CHARS = 256 * 1024;
+const MAX_TRANSCRIPT_CHARS = 16_000;
+/** Replayed history keeps the most recent items within this many characters (sliding-window compression
+ * trims the context server-side anyway). */
+const MAX_HISTORY_CHARS = 200_000;
+const MAX_HANDLE_CHARS = 4096;
+const MAX_REMEMBERED_CANCELLATIONS = 64;
+const MAX_QUEUED_EVENTS = 256;
+
+// String enums cannot be written as literals under `import type`; the casts name the SDK member they stand for.
+const AUDIO_MODALITY = "AUDIO" as Modality.AUDIO;
+const INTERRUPT_ON_ACTIVITY = "START_OF_ACTIVITY_INTERRUPTS" as ActivityHandling.START_OF_ACTIVITY_INTERRUPTS;
+
+/** A server message as it is on the wire (the SDK class adds getters that are not). */
+type WireServerMessage = Omit<LiveServerMessage, "text" | "data">;
+
+export interface GeminiLiveOptions extends ProviderConnectOptions {
+  /** Default: models/gemini-live-2.5-flash-preview. */
+  model?: string;
+  /** Bound on one provider message; default 2 MiB. */
+  maxInboundMessageBytes?: number;
+  /** How long to wait for `setupComplete` once the socket is open; default CONNECT_TIMEOUT_MS. */
+  setupTimeoutMs?: number;
+}
+
+export interface GeminiLiveStats {
+  /** Provider messages that were not JSON objects or had a known field of the wrong shape (skipped). */
+  malformedMessages: number;
+  /** Caller audio dropped: not connected yet or any more, or an oversized frame. */
+  droppedCallerAudio: number;
+  /** Agent audio chunks discarded after a barge-in (the rest of an interrupted turn). */
+  discardedAgentAudio: number;
+  cancelledToolCalls: number;
+  /** Tool results not sent because Gemini had cancelled the call. */
+  droppedToolResults: number;
+  /** Exceptions thrown by the event handler (caught so they cannot break the session). */
+  handlerErrors: number;
+}
+
+export interface GeminiLiveProvider extends VoiceProvider {
+  readonly stats: Readonly<GeminiLiveStats>;
+}
+
+/** Thrown by `connect` when the connection closed or timed out before `setupComplete`. */
+export class GeminiSetupError extends Error {
+  constructor(
+    /** The WebSocket close code, or null on timeout. */
+    readonly closeCode: number | null,
+    message: string,
+  ) {
+    super(message);
+    this.name = "GeminiSetupError";
+  }
+}
+
+export async function connectGeminiLive(
+  options: GeminiLiveOptions,
+  config: ProviderSessionConfig,
+): Promise<GeminiLiveProvider> {
+  const provider = new GeminiLiveSession(options);
+  await provider.connect(config);
+  return provider;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** protobuf Duration JSON ("5s", "0.25s", "1.000340012s") → ms; null when it is not one. */
+function parseDurationMs(value: unknown): number | null {
+  if (typeof value !== "string") return null;
+  const match = /^(\d{1,12}(?:\.\d{1,9})?)s$/.exec(value.trim());
+  return match?.[1] ? Math.round(Number(match[1]) * 1000) : null;
+}
+
+function truncate(text: string, maxChars: number): string {
+  return text.length <= maxChars ? text : `${text.slice(0, maxChars)}…[truncated]`;
+}
+
+function historyText(item: ConversationItem): { role: "user" | "model"; text: string } {
+  if (item.kind === "message") {
+    return { role: item.role === "caller" ? "user" : "model", text: truncate(item.text, MAX_TEXT_CHARS) };
+  }
+  const summary = `[Tool call ${item.name}(${item.arguments}) returned ${item.result}]`;
+  return { role: "model", text: truncate(summary, MAX_TEXT_CHARS) };
+}
+
+/** The history as Gemini turns: most recent items within the budget, consecutive same-role items merged. */
+function historyTurns(history: readonly ConversationItem[]): Content[] {
+  const kept: Array<{ role: "user" | "model"; text: string }> = [];
+  let budget = MAX_HISTORY_CHARS;
+  for (let i = history.length - 1; i >= 0; i--) {
+    const item = history[i];
+    if (!item) continue;
+    const entry = historyText(item);
+    budget -= entry.text.length;
+    if (budget < 0) break;
+    kept.unshift(entry);
+  }
+  const turns: Array<{ role: "user" | "model"; parts: Array<{ text: string }> }> = [];
+  for (const { role, text } of kept) {
+    const last = turns.at(-1);
+    if (last?.role === role) last.parts.push({ text });
+    else turns.push({ role, parts: [{ text }] });
+  }
+  return turns;
+}
+
+function setupMessage(model: string, config: ProviderSessionConfig): LiveClientMessage {
+  const functionDeclarations = config.tools.map(
+    // parametersJsonSchema takes JSON Schema as is; `parameters` wants Google's OpenAPI subset (uppercase types).
+    (tool): FunctionDeclaration => ({ name: tool.name, description: tool.description, parametersJsonSchema: tool.parameters }),
+  );
+  const setup: LiveClientSetup = {
+    model,
+    generationConfig: {
+      responseModalities: [AUDIO_MODALITY],
+      ...(config.voice && { speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName: config.voice } } } }),
+    },
+    ...(config.instructions && { systemInstruction: { parts: [{ text: config.instructions }] } }),
+    ...(functionDeclarations.length > 0 && { tools: [{ functionDeclarations }] }),
+    realtimeInputConfig: {
+      automaticActivityDetection: { disabled: false },
+      activityHandling: INTERRUPT_ON_ACTIVITY,
+    },
+    inputAudioTranscription: {},
+    outputAudioTranscription: {},
+    // Always on, so Gemini issues handles for the next rollover; a handle resumes the server-side context.
+    sessionResumption: config.resumptionHandle ? { handle: config.resumptionHandle } : {},
+    contextWindowCompression: { slidingWindow: {} },
+  };
+  return { setup };
+}
+
+/** Transcript fragments of one speaker, bounded. */
+class TranscriptBuffer {
+  #text = "";
+
+  append(fragment: string): void {
+    if (this.#text.length < MAX_TRANSCRIPT_CHARS) this.#text = (this.#text + fragment).slice(0, MAX_TRANSCRIPT_CHARS);
+  }
+
+  take(): string {
+    const text = this.#text.trim();
+    this.#text = "";
+    return text;
+  }
+}
+
+interface ModelTurn {
+  itemId: string;
+  sentAudio: boolean;
+  /** Barge-in: the rest of this turn's audio (and its transcript) is dropped. */
+  discarding: boolean;
+  transcript: TranscriptBuffer;
+}
+
+type SessionState = "idle" | "connecting" | "open" | "closed";
+
+class GeminiLiveSession implements GeminiLiveProvider {
+  readonly name = "gemini" as const;
+  readonly inputFormat = INPUT_FORMAT;
+  readonly outputFormat = OUTPUT_FORMAT;
+  readonly #stats: GeminiLiveStats = {
+    malformedMessages: 0,
+    droppedCallerAudio: 0,
+    discardedAgentAudio: 0,
+    cancelledToolCalls: 0,
+    droppedToolResults: 0,
+    handlerErrors: 0,
+  };
+  readonly #options: GeminiLiveOptions;
+  readonly #maxInboundBytes: number;
+  readonly #decoder = new TextDecoder();
+  #state: SessionState = "idle";
+  #socket: WebSocket | null = null;
+  #setupSettled: ((error?: Error) => void) | null = null;
+  #queuedEvents: ProviderEvent[] = [];
+  #turn: ModelTurn | null = null;
+  readonly #callerTranscript = new TranscriptBuffer();
+  readonly #cancelledToolCalls = new Set<string>();
+
+  constructor(options: GeminiLiveOptions) {
+    this.#options = options;
+    this.#maxInboundBytes = options.maxInboundMessageBytes ?? DEFAULT_MAX_INBOUND_BYTES;
+  }
+
+  get stats(): Readonly<GeminiLiveStats> {
+    return { ...this.#stats };
+  }
+
+  async connect(config: ProviderSessionConfig): Promise<void> {
+    if (this.#state !== "idle") throw new Error("connect may be called only once per provider");
+    this.#state = "connecting";
+    let url: URL;
+    try {
+      url = new URL(this.#options.url);
+    } catch {
+      this.#state = "closed";
+      throw new Error("invalid Gemini Live URL"); // never echo the URL: it will carry the key
+    }
+    url.searchParams.set("key", this.#options.apiKey);
+    let socket: WebSocket;
+    try {
+      socket = await openProviderSocket(url.href, { "X-Correlation-ID": config.correlationId });
+    } catch (error) {
+      this.#state = "closed";
+      throw error;
+    }
+    this.#socket = socket;
+    // close() may have been called while the upgrade was in flight.
+    if (this.#state !== "connecting") {
+      this.#closeSocket(1000, "closed by client");
+      throw new GeminiSetupError(1000, "closed by the client during connect");
+    }
+    socket.addEventListener("message", (event) => this.#onMessage(event));
+    socket.addEventListener("close", (event) => this.#onClose(event.code, event.reason));
+    socket.addEventListener("error", () => this.#onClose(1006, "socket error"));
+
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#setupSettled?.(new GeminiSetupError(null, "no setupComplete within the connect timeout"));
+        this.#closeSocket(1000, "setup timed out");
+      }, this.#options.setupTimeoutMs ?? CONNECT_TIMEOUT_MS);
+      this.#setupSettled = (error) => {
+        clearTimeout(timer);
+        this.#setupSettled = null;
+        if (error) {
+          this.#state = "closed";
+          reject(error);
+        } else resolve();
+      };
+      this.#send(setupMessage(this.#options.model ?? DEFAULT_GEMINI_MODEL, config));
+    });
+
+    // With a resumption handle the server already holds the conversation: replaying it would duplicate it.
+    const turns = config.resumptionHandle ? [] : historyTurns(config.history);
+    if (turns.length > 0) {
+      const lastItem = config.history.at(-1);
+      const turnComplete = !(lastItem?.kind === "message" && lastItem.role === "agent");
+      this.#send({ clientContent: { turns, turnComplete } });
+    }
+    this.#state = "open";
+    const queued = this.#queuedEvents;
+    this.#queuedEvents = [];
+    for (const event of queued) this.#emit(event);
+  }
+
+  sendAudio(base64: string): void {
+    if (this.#state !== "open" || typeof base64 !== "string" || base64.length > MAX_AUDIO_FRAME_CHARS) {
+      this.#stats.droppedCallerAudio++;
+      return;
+    }
+    this.#send({ realtimeInput: { audio: { data: base64, mimeType: INPUT_MIME_TYPE } } });
+  }
+
+  sendText(text: string): void {
+    if (this.#state !== "open" || typeof text !== "string" || !text) return;
+    const turns = [{ role: "user", parts: [{ text: truncate(text, MAX_TEXT_CHARS) }] }];
+    this.#send({ clientContent: { turns, turnComplete: true } });
+  }
+
+  sendToolResult(callId: string, name: string, result: string): void {
+    if (this.#state !== "open") return;
+    if (this.#cancelledToolCalls.has(callId)) {
+      this.#stats.droppedToolResults++;
+      return;
+    }
+    const response = { result: truncate(String(result), MAX_TOOL_RESULT_CHARS) };
+    this.#send({ toolResponse: { functionResponses: [{ id: callId, name, response }] } });
+  }
+
+  interrupt(itemId: string, _heardMs: number): void {
+    // Nothing to send: Gemini keeps only what it generated up to its own interruption point.
+    if (this.#turn?.itemId === itemId) this.#turn.discarding = true;
+  }
+
+  close(): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "connecting") {
+      this.#setupSettled?.(new GeminiSetupError(1000, "closed by the client during setup"));
+      this.#state = "closed";
+      this.#closeSocket(1000, "closed by client");
+      return;
+    }
+    this.#finish(1000, "closed by client");
+  }
+
+  // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  #onMessage(event: MessageEvent): void {
+    if (this.#state === "closed") return;
+    try {
+      const { data } = event;
+      const size = typeof data === "string" ? data.length : data instanceof ArrayBuffer ? data.byteLength : -1;
+      if (size > this.#maxInboundBytes) {
+        this.#finish(1009, "provider message too big");
+        return;
+      }
+      // Gemini frames its JSON as binary; text frames are accepted too.
+      const text = typeof data === "string" ? data : data instanceof ArrayBuffer ? this.#decoder.decode(data) : null;
+      const message: unknown = text === null ? undefined : JSON.parse(text);
+      if (!isRecord(message)) {
+        this.#stats.malformedMessages++;
+        return;
+      }
+      this.#dispatch(message as WireServerMessage);
+    } catch {
+      // JSON.parse, or a field of an unexpected type we dereferenced: skip the message, keep the session.
+      this.#stats.malformedMessages++;
+    }
+  }
+
+  #dispatch(message: WireServerMessage): void {
+    const { setupComplete, serverContent, toolCall, toolCallCancellation, goAway, sessionResumptionUpdate } = message;
+    if (setupComplete !== undefined) this.#setupSettled?.();
+    if (serverContent !== undefined) this.#onServerContent(serverContent);
+    if (toolCall !== undefined) this.#onToolCall(toolCall);
+    if (toolCallCancellation !== undefined) {
+      if (!isRecord(toolCallCancellation) || !Array.isArray(toolCallCancellation.ids)) this.#malformed();
+      else for (const id of toolCallCancellation.ids) this.#rememberCancellation(id);
+    }
+    if (goAway !== undefined) {
+      // An unreadable timeLeft counts as "now": rolling over early is cheaper than being cut off.
+      const timeLeftMs = isRecord(goAway) ? parseDurationMs(goAway.timeLeft) : null;
+      this.#emit({ type: "ending_soon", timeLeftMs: timeLeftMs ?? 0 });
+    }
+    if (sessionResumptionUpdate !== undefined) this.#onResumptionUpdate(sessionResumptionUpdate);
+  }
+
+  #onResumptionUpdate(update: LiveServerSessionResumptionUpdate): void {
+    if (!isRecord(update)) return this.#malformed();
+    // resumable: false is routine (mid-generation or mid-tool-call): the last handle stays the one to use.
+    if (update.resumable !== true) return;
+    const handle = update.newHandle;
+    if (typeof handle !== "string" || !handle || handle.length > MAX_HANDLE_CHARS) return this.#malformed();
+    this.#emit({ type: "resumption_handle", handle });
+  }
+
+  #onServerContent(content: LiveServerContent): void {
+    if (!isRecord(content)) return this.#malformed();
+    const { inputTranscription, interrupted, modelTurn, outputTranscription, turnComplete } = content;
+    if (isRecord(inputTranscription) && typeof inputTranscription.text === "string") {
+      this.#callerTranscript.append(inputTranscription.text);
+      if (inputTranscription.finished === true) this.#flushCallerTranscript();
+    }
+    if (interrupted === true) {
+      this.#flushCallerTranscript();
+      if (this.#turn) this.#turn.discarding = true;
+      this.#emit({ type: "caller_speech_started" });
+    }
+    if (modelTurn !== undefined) {
+      if (!isRecord(modelTurn) || !Array.isArray(modelTurn.parts)) this.#malformed();
+      else for (const part of modelTurn.parts) this.#onModelPart(part);
+    }
+    if (isRecord(outputTranscription) && typeof outputTranscription.text === "string") {
+      this.#flushCallerTranscript();
+      const turn = this.#currentTurn();
+      if (!turn.discarding) turn.transcript.append(outputTranscription.text);
+    }
+    if (turnComplete === true) this.#endTurn();
+  }
+
+  #onModelPart(part: Part): void {
+    if (!isRecord(part)) return this.#malformed();
+    // Text parts (thoughts) are not spoken: only audio is forwarded.
+    const { inlineData } = part;
+    if (inlineData === undefined) return;
+    if (!isRecord(inlineData) || typeof inlineData.data !== "string" || !OUTPUT_MIME_TYPE.test(String(inlineData.mimeType))) {
+      return this.#malformed();
+    }
+    this.#flushCallerTranscript(); // the model answering ends the caller's utterance
+    const turn = this.#currentTurn();
+    if (turn.discarding) {
+      this.#stats.discardedAgentAudio++;
+      return;
+    }
+    turn.sentAudio = true;
+    this.#emit({ type: "agent_audio", base64: inlineData.data, itemId: turn.itemId });
+  }
+
+  #onToolCall(toolCall: LiveServerToolCall): void {
+    if (!isRecord(toolCall) || !Array.isArray(toolCall.functionCalls)) return this.#malformed();
+    this.#flushCallerTranscript();
+    for (const call of toolCall.functionCalls) {
+      if (!isRecord(call)) {
+        this.#malformed();
+        continue;
+      }
+      const { id, name, args } = call;
+      if (typeof id !== "string" || !id || typeof name !== "string" || !name || (args !== undefined && !isRecord(args))) {
+        this.#malformed();
+        continue;
+      }
+      this.#emit({ type: "tool_call", callId: id, name, arguments: JSON.stringify(args ?? {}) });
+    }
+  }
+
+  #rememberCancellation(id: unknown): void {
+    if (typeof id !== "string") return this.#malformed();
+    this.#stats.cancelledToolCalls++;
+    if (this.#cancelledToolCalls.size >= MAX_REMEMBERED_CANCELLATIONS) {
+      const oldest = this.#cancelledToolCalls.values().next().value;
+      if (oldest !== undefined) this.#cancelledToolCalls.delete(oldest);
+    }
+    this.#cancelledToolCalls.add(id);
+  }
+
+  #currentTurn(): ModelTurn {
+    this.#turn ??= { itemId: crypto.randomUUID(), sentAudio: false, discarding: false, transcript: new TranscriptBuffer() };
+    return this.#turn;
+  }
+
+  #endTurn(): void {
+    this.#flushCallerTranscript();
+    const turn = this.#turn;
+    if (!turn) return;
+    this.#turn = null;
+    const text = turn.transcript.take();
+    if (text) this.#emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
+    if (turn.sentAudio) this.#emit({ type: "agent_audio_done", itemId: turn.itemId });
+  }
+
+  #flushCallerTranscript(): void {
+    const text = this.#callerTranscript.take();
+    if (text) this.#emit({ type: "transcript", role: "caller", text });
+  }
+
+  #malformed(): void {
+    this.#stats.malformedMessages++;
+  }
+
+  // ── outbound and lifecycle ───────────────────────────────────────────────────────────────────────────────
+
+  #send(message: LiveClientMessage): void {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    try {
+      socket.send(JSON.stringify(message));
+    } catch {
+      // The socket closed under us; its close event reports it.
+    }
+  }
+
+  #emit(event: ProviderEvent): void {
+    if (this.#state === "connecting") {
+      if (this.#queuedEvents.length < MAX_QUEUED_EVENTS) this.#queuedEvents.push(event);
+      return;
+    }
+    try {
+      this.#options.onEvent(event);
+    } catch (error) {
+      if (this.#stats.handlerErrors++ === 0) {
+        console.error(JSON.stringify({ event: "gemini_live.handler_error", error: error instanceof Error ? error.name : "unknown" }));
+      }
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "connecting") {
+      this.#setupSettled?.(new GeminiSetupError(code, `closed before setupComplete (${code}${reason ? `: ${reason}` : ""})`));
+      this.#state = "closed";
+      this.#closeSocket(1000, "");
+      return;
+    }
+    this.#finish(code, reason);
+  }
+
+  /** Ends an open session once: pending transcripts, then `closed`. */
+  #finish(code: number, reason: string): void {
+    this.#state = "closed";
+    this.#flushCallerTranscript();
+    const turn = this.#turn;
+    this.#turn = null;
+    const text = turn?.transcript.take();
+    if (turn && text) this.#emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
+    this.#closeSocket(code === 1009 ? 1009 : 1000, reason);
+    this.#emit({ type: "closed", code, reason });
+  }
+
+  #closeSocket(code: number, reason: string): void {
+    try {
+      this.#socket?.close(code, reason);
+    } catch {
+      // Already closed (or closing): nothing left to do.
+    }
+  }
+}

@@ -1,0 +1,544 @@
+import type {
+  ConversationItem as RealtimeItem,
+  ConversationItemInputAudioTranscriptionCompletedEvent,
+  InputAudioBufferAppendEvent,
+  RealtimeAudioFormats,
+  RealtimeClientEvent,
+  RealtimeError,
+  RealtimeResponse,
+  RealtimeServerEvent,
+  RealtimeSessionCreateRequest,
+  ResponseAudioDeltaEvent,
+  ResponseAudioDoneEvent,
+  ResponseAudioTranscriptDoneEvent,
+  ResponseFunctionCallArgumentsDoneEvent,
+} from "openai/resources/realtime/realtime";
+import type {
+  AudioFormat,
+  ConversationItem,
+  ProviderConnectOptions,
+  ProviderEvent,
+  ProviderSessionConfig,
+  VoiceProvider,
+} from "./provider";
+import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
+
+/**
+ * OpenAI Realtime (GA) over an outbound WebSocket (protocols.md §5), inside the call's object. G.711 calls pass
+ * through untouched (audio/pcmu or audio/pcma both ways); anything else uses 24 kHz PCM16, which the call's object
+ * resamples. Barge-in truncation never exceeds the audio actually received for the item, so the service can never
+ * answer "already shorter than".
+ */
+
+export interface OpenAiRealtimeOptions extends ProviderConnectOptions {
+  model?: string;
+  /** A larger server message closes the socket with 1009. Counted in UTF-16 units for text frames. */
+  maxInboundMessageChars?: number;
+}
+
+/** What the adapter skipped or dropped instead of throwing; for metrics and tests. */
+export interface OpenAiRealtimeStats {
+  /** Server messages that were not JSON objects with a `type`, or lacked a field the adapter needs. */
+  malformedMessages: number;
+  /** Client messages not sent because the socket was not open. */
+  droppedSends: number;
+  /** Agent audio arriving for an item after the caller interrupted it: not forwarded. */
+  lateAudioDropped: number;
+  /** Interrupts naming an item of which no audio was received (nothing to truncate). */
+  unknownInterrupts: number;
+  /** Oldest history items left out of the replay (over MAX_HISTORY_ITEMS). */
+  historyItemsDropped: number;
+  /** Exceptions thrown by the owner's onEvent handler. */
+  eventHandlerErrors: number;
+}
+
+/** connect() failed after the upgrade: an error before the session was ready, a close, or a timeout. */
+export class ProviderSetupError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProviderSetupError";
+  }
+}
+
+const DEFAULT_MODEL = "gpt-realtime";
+const DEFAULT_VOICE = "marin";
+const TRANSCRIPTION_MODEL = "gpt-4o-transcribe";
+/** session.updated echoes instructions and tools; audio deltas are tens of KB. */
+const DEFAULT_MAX_INBOUND_MESSAGE_CHARS = 1024 * 1024;
+/** Items whose received audio is remembered for truncation: barge-in only ever concerns the latest few. */
+const MAX_TRACKED_ITEMS = 32;
+const MAX_HISTORY_ITEMS = 500;
+/** Error codes after which the service ends the session (the rest leave it usable). */
+const SESSION_ENDING_ERROR_CODES = new Set(["session_expired", "insufficient_quota", "invalid_api_key"]);
+/** Races between our requests and the server's own turn handling; handled here, not reported. */
+const CANCEL_RACE_CODE = "response_cancel_not_active";
+const BUSY_CODE = "conversation_already_has_active_response";
+const APPEND_TYPE: InputAudioBufferAppendEvent["type"] = "input_audio_buffer.append";
+
+/** The beta API's names for the GA events handled here. */
+type BetaServerEventType = "response.audio.delta" | "response.audio.done" | "response.audio_transcript.done";
+/** Fields of a vendor event type that hold a string (when present). */
+type StringKeys<T> = { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T] & string;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The named string fields of a server event (names checked against its vendor type), or undefined when any is missing. */
+function stringFields<T, K extends StringKeys<T>>(message: Record<string, unknown>, ...keys: K[]): Record<K, string> | undefined {
+  for (const key of keys) if (typeof message[key] !== "string") return undefined;
+  return message as Record<K, string>;
+}
+
+/** The wire format for a call's audio, and the AudioFormat it is in our vocabulary. */
+function formatsFor(callAudio: AudioFormat): { wire: RealtimeAudioFormats; format: AudioFormat } {
+  if (callAudio.encoding === "pcmu") return { wire: { type: "audio/pcmu" }, format: callAudio };
+  if (callAudio.encoding === "pcma") return { wire: { type: "audio/pcma" }, format: callAudio };
+  return { wire: { type: "audio/pcm", rate: 24000 }, format: { encoding: "pcm16", sampleRate: 24000 } };
+}
+
+function sessionFor(config: ProviderSessionConfig, model: string, wire: RealtimeAudioFormats): RealtimeSessionCreateRequest {
+  return {
+    type: "realtime",
+    model,
+    output_modalities: ["audio"],
+    instructions: config.instructions,
+    audio: {
+      input: {
+        format: wire,
+        transcription: { model: TRANSCRIPTION_MODEL },
+        turn_detection: {
+          type: "server_vad",
+          threshold: 0.5,
+          prefix_padding_ms: 300,
+          silence_duration_ms: 500,
+          create_response: true,
+          interrupt_response: true,
+        },
+      },
+      output: { format: wire, voice: config.voice ?? DEFAULT_VOICE },
+    },
+    tools: config.tools.map(({ name, description, parameters }) => ({ type: "function", name, description, parameters })),
+    tool_choice: "auto",
+  };
+}
+
+function historyItems(item: ConversationItem): RealtimeItem[] {
+  if (item.kind === "message") {
+    return item.role === "caller"
+      ? [{ type: "message", role: "user", content: [{ type: "input_text", text: item.text }] }]
+      : [{ type: "message", role: "assistant", content: [{ type: "output_text", text: item.text }] }];
+  }
+  return [
+    { type: "function_call", call_id: item.callId, name: item.name, arguments: item.arguments },
+    { type: "function_call_output", call_id: item.callId, output: item.result },
+  ];
+}
+
+interface ItemAudio {
+  responseId: string | null;
+  receivedMs: number;
+  doneReported: boolean;
+  /** Set once the caller interrupted the item: later audio for it is dropped. */
+  truncatedToMs: number | null;
+}
+
+interface PendingConnect {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  history: ConversationItem[];
+  timer: ReturnType<typeof setTimeout>;
+}
+
+type State = "new" | "connecting" | "open" | "closed";
+
+export class OpenAiRealtimeProvider implements VoiceProvider {
+  readonly name = "openai";
+  readonly #options: OpenAiRealtimeOptions;
+  readonly #maxInboundChars: number;
+  readonly #items = new Map<string, ItemAudio>();
+  readonly #stats: OpenAiRealtimeStats = {
+    malformedMessages: 0,
+    droppedSends: 0,
+    lateAudioDropped: 0,
+    unknownInterrupts: 0,
+    historyItemsDropped: 0,
+    eventHandlerErrors: 0,
+  };
+  #state: State = "new";
+  #socket: WebSocket | null = null;
+  #pendingConnect: PendingConnect | null = null;
+  #format: AudioFormat = { encoding: "pcm16", sampleRate: 24000 };
+  /** Audio bytes per millisecond of the session's format, for the received-audio tally. */
+  #bytesPerMs = 48;
+  #activeResponseId: string | null = null;
+  /** The active response is already being cancelled (by server VAD at speech start, or by us). */
+  #activeResponseCancelled = false;
+  #responseWanted = false;
+
+  constructor(options: OpenAiRealtimeOptions) {
+    this.#options = options;
+    this.#maxInboundChars = options.maxInboundMessageChars ?? DEFAULT_MAX_INBOUND_MESSAGE_CHARS;
+  }
+
+  get inputFormat(): AudioFormat {
+    return this.#format;
+  }
+
+  get outputFormat(): AudioFormat {
+    return this.#format;
+  }
+
+  get stats(): OpenAiRealtimeStats {
+    return { ...this.#stats };
+  }
+
+  async connect(config: ProviderSessionConfig): Promise<void> {
+    if (this.#state !== "new") throw new ProviderSetupError("reused", "connect() is called once per provider instance");
+    this.#state = "connecting";
+    const { wire, format } = formatsFor(config.callAudio);
+    this.#format = format;
+    this.#bytesPerMs = format.encoding === "pcm16" ? (format.sampleRate * 2) / 1000 : format.sampleRate / 1000;
+    const model = this.#options.model ?? DEFAULT_MODEL;
+    let socket: WebSocket;
+    try {
+      const url = new URL(this.#options.url);
+      url.searchParams.set("model", model);
+      socket = await openProviderSocket(url.toString(), {
+        Authorization: `Bearer ${this.#options.apiKey}`,
+        "X-Correlation-ID": config.correlationId,
+      });
+    } catch (error) {
+      this.#state = "closed";
+      throw error;
+    }
+    if (this.#state !== "connecting") {
+      socket.close(1000, "closed during connect");
+      throw new ProviderSetupError("closed", "close() was called during connect()");
+    }
+    this.#socket = socket;
+    socket.addEventListener("message", (event) => this.#receive(event.data));
+    socket.addEventListener("close", (event) => this.#onSocketEnd(event.code, event.reason));
+    socket.addEventListener("error", () => this.#onSocketEnd(1006, "socket error"));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#failConnect(new ProviderSetupError("timeout", `no session.updated within ${CONNECT_TIMEOUT_MS} ms`));
+      }, CONNECT_TIMEOUT_MS);
+      this.#pendingConnect = { resolve, reject, history: config.history, timer };
+      // Sent at once (session.created need not be awaited); its session.updated answer marks the session ready.
+      this.#sendOrDrop({ type: "session.update", session: sessionFor(config, model, wire) });
+    });
+  }
+
+  sendAudio(base64: string): void {
+    if (!this.#isOpenForUse()) return;
+    // Per-frame path: base64 needs no JSON escaping, so this skips stringifying a fresh object for every frame.
+    this.#sendRaw(`{"type":"${APPEND_TYPE}","audio":"${base64}"}`);
+  }
+
+  sendText(text: string): void {
+    if (!this.#isOpenForUse()) return;
+    const content = [{ type: "input_text" as const, text }];
+    this.#sendOrDrop({ type: "conversation.item.create", item: { type: "message", role: "user", content } });
+    this.#requestResponse();
+  }
+
+  /** OpenAI matches the output to its call by call_id; the name is not part of the item. */
+  sendToolResult(callId: string, _name: string, result: string): void {
+    if (!this.#isOpenForUse()) return;
+    this.#sendOrDrop({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output: result } });
+    this.#requestResponse();
+  }
+
+  interrupt(itemId: string, heardMs: number): void {
+    if (!this.#isOpenForUse()) return;
+    if (this.#activeResponseId !== null && !this.#activeResponseCancelled) {
+      this.#activeResponseCancelled = true;
+      this.#sendOrDrop({ type: "response.cancel", response_id: this.#activeResponseId });
+    }
+    const item = this.#items.get(itemId);
+    if (!item) {
+      this.#stats.unknownInterrupts++;
+      return;
+    }
+    const heard = Number.isFinite(heardMs) ? Math.max(0, heardMs) : item.receivedMs;
+    // Never past what arrived: the service refuses a truncation beyond the audio it has for the item.
+    const audioEndMs = Math.floor(Math.min(heard, item.receivedMs));
+    if (item.truncatedToMs !== null && item.truncatedToMs <= audioEndMs) return;
+    item.truncatedToMs = audioEndMs;
+    item.receivedMs = audioEndMs;
+    this.#sendOrDrop({ type: "conversation.item.truncate", item_id: itemId, content_index: 0, audio_end_ms: audioEndMs });
+  }
+
+  /** Ends the session; no events are reported after this. */
+  close(): void {
+    if (this.#state === "closed") return;
+    const connecting = this.#state === "connecting";
+    this.#state = "closed";
+    this.#settleConnect(connecting ? new ProviderSetupError("closed", "close() was called during connect()") : null);
+    this.#closeSocket(1000, "session closed");
+  }
+
+  // ── server → us ──────────────────────────────────────────────────────────────────────────────────────────
+
+  #receive(data: string | ArrayBuffer): void {
+    if (this.#state === "closed") return;
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    if (size > this.#maxInboundChars) return this.#endSession(1009, "message too big");
+    if (typeof data !== "string") {
+      this.#stats.malformedMessages++;
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      this.#stats.malformedMessages++;
+      return;
+    }
+    if (!isRecord(message) || typeof message.type !== "string") {
+      this.#stats.malformedMessages++;
+      return;
+    }
+    if (this.#state === "connecting") {
+      if (message.type === "session.updated") this.#ready();
+      else if (message.type === "error") this.#serverError(message);
+      return;
+    }
+    this.#dispatch(message, message.type as RealtimeServerEvent["type"] | BetaServerEventType);
+  }
+
+  #dispatch(message: Record<string, unknown>, type: RealtimeServerEvent["type"] | BetaServerEventType): void {
+    switch (type) {
+      case "response.output_audio.delta":
+      case "response.audio.delta":
+        return this.#agentAudio(message);
+      case "response.output_audio.done":
+      case "response.audio.done": {
+        const done = stringFields<ResponseAudioDoneEvent, "item_id">(message, "item_id");
+        if (done) this.#reportAudioDone(done.item_id);
+        else this.#stats.malformedMessages++;
+        return;
+      }
+      case "response.output_audio_transcript.done":
+      case "response.audio_transcript.done": {
+        const done = stringFields<ResponseAudioTranscriptDoneEvent, "item_id" | "transcript">(message, "item_id", "transcript");
+        if (done) this.#emit({ type: "transcript", role: "agent", text: done.transcript, itemId: done.item_id });
+        else this.#stats.malformedMessages++;
+        return;
+      }
+      case "conversation.item.input_audio_transcription.completed": {
+        type Completed = ConversationItemInputAudioTranscriptionCompletedEvent;
+        const heard = stringFields<Completed, "item_id" | "transcript">(message, "item_id", "transcript");
+        if (heard) this.#emit({ type: "transcript", role: "caller", text: heard.transcript, itemId: heard.item_id });
+        else this.#stats.malformedMessages++;
+        return;
+      }
+      case "input_audio_buffer.speech_started":
+        // interrupt_response is on: the service cancels the active response itself.
+        if (this.#activeResponseId !== null) this.#activeResponseCancelled = true;
+        return this.#emit({ type: "caller_speech_started" });
+      case "response.function_call_arguments.done": {
+        type Done = ResponseFunctionCallArgumentsDoneEvent;
+        const call = stringFields<Done, "call_id" | "name" | "arguments">(message, "call_id", "name", "arguments");
+        if (call) this.#emit({ type: "tool_call", callId: call.call_id, name: call.name, arguments: call.arguments });
+        else this.#stats.malformedMessages++;
+        return;
+      }
+      case "response.created": {
+        const response = stringFields<RealtimeResponse, "id">(isRecord(message.response) ? message.response : {}, "id");
+        if (!response) {
+          this.#stats.malformedMessages++;
+          return;
+        }
+        this.#activeResponseId = response.id;
+        this.#activeResponseCancelled = false;
+        return;
+      }
+      case "response.done":
+        return this.#responseDone(message);
+      case "error":
+        return this.#serverError(message);
+      default:
+        return; // session, item and rate-limit bookkeeping the call does not need
+    }
+  }
+
+  #agentAudio(message: Record<string, unknown>): void {
+    const delta = stringFields<ResponseAudioDeltaEvent, "item_id" | "delta">(message, "item_id", "delta");
+    if (!delta) {
+      this.#stats.malformedMessages++;
+      return;
+    }
+    let item = this.#items.get(delta.item_id);
+    if (!item) {
+      const responseId = typeof message.response_id === "string" ? message.response_id : this.#activeResponseId;
+      item = { responseId, receivedMs: 0, doneReported: false, truncatedToMs: null };
+      this.#items.set(delta.item_id, item);
+      if (this.#items.size > MAX_TRACKED_ITEMS) this.#items.delete(this.#items.keys().next().value ?? "");
+    }
+    if (item.truncatedToMs !== null) {
+      this.#stats.lateAudioDropped++;
+      return;
+    }
+    item.receivedMs += base64ByteLength(delta.delta) / this.#bytesPerMs;
+    this.#emit({ type: "agent_audio", base64: delta.delta, itemId: delta.item_id });
+  }
+
+  #reportAudioDone(itemId: string): void {
+    const item = this.#items.get(itemId);
+    if (!item || item.doneReported) return;
+    item.doneReported = true;
+    this.#emit({ type: "agent_audio_done", itemId });
+  }
+
+  #responseDone(message: Record<string, unknown>): void {
+    const response = isRecord(message.response) ? message.response : undefined;
+    const id = response && typeof response.id === "string" ? response.id : null;
+    if (id === null) {
+      this.#stats.malformedMessages++;
+      return;
+    }
+    if (id === this.#activeResponseId) this.#activeResponseId = null;
+    // A cancelled response sends no output_audio.done: its items end here.
+    for (const [itemId, item] of this.#items) if (item.responseId === id) this.#reportAudioDone(itemId);
+    const details = isRecord(response?.status_details) ? response.status_details : undefined;
+    if (response?.status === "failed" && isRecord(details?.error)) {
+      const { code, message: text } = details.error;
+      const failure = typeof code === "string" ? code : "response_failed";
+      this.#emit({ type: "error", code: failure, message: typeof text === "string" ? text : "", fatal: false });
+    }
+    if (this.#responseWanted && this.#activeResponseId === null) {
+      this.#responseWanted = false;
+      this.#sendOrDrop({ type: "response.create" });
+    }
+  }
+
+  #serverError(message: Record<string, unknown>): void {
+    const details = isRecord(message.error) ? message.error : {};
+    const error = stringFields<RealtimeError, "type" | "message">(details, "type", "message");
+    if (!error) {
+      this.#stats.malformedMessages++;
+      return;
+    }
+    const code = typeof details.code === "string" ? details.code : error.type;
+    if (this.#state === "connecting") return this.#failConnect(new ProviderSetupError(code, error.message));
+    if (code === CANCEL_RACE_CODE) return;
+    if (code === BUSY_CODE) {
+      this.#responseWanted = true; // asked while the server had just started one: ask again when it is done
+      return;
+    }
+    this.#emit({ type: "error", code, message: error.message, fatal: SESSION_ENDING_ERROR_CODES.has(code) });
+  }
+
+  // ── session lifecycle ────────────────────────────────────────────────────────────────────────────────────
+
+  #ready(): void {
+    const pending = this.#pendingConnect;
+    if (!pending) return;
+    this.#state = "open";
+    const history = pending.history.slice(-MAX_HISTORY_ITEMS);
+    this.#stats.historyItemsDropped = pending.history.length - history.length;
+    // Sent before connect() resolves, so the conversation so far is in place before any caller audio.
+    for (const item of history.flatMap(historyItems)) this.#sendOrDrop({ type: "conversation.item.create", item });
+    this.#settleConnect(null);
+  }
+
+  #failConnect(error: ProviderSetupError): void {
+    this.#state = "closed";
+    this.#settleConnect(error);
+    this.#closeSocket(1000, "session setup failed");
+  }
+
+  #settleConnect(error: Error | null): void {
+    const pending = this.#pendingConnect;
+    if (!pending) return;
+    this.#pendingConnect = null;
+    clearTimeout(pending.timer);
+    if (error) pending.reject(error);
+    else pending.resolve();
+  }
+
+  /** The socket ended (or we end it for a protocol violation): one `closed` event, or a failed connect. */
+  #onSocketEnd(code: number, reason: string): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "connecting") {
+      return this.#failConnect(new ProviderSetupError("closed", `closed with ${code} before the session was ready`));
+    }
+    this.#state = "closed";
+    this.#emit({ type: "closed", code, reason });
+  }
+
+  #endSession(code: number, reason: string): void {
+    this.#closeSocket(code, reason);
+    this.#onSocketEnd(code, reason);
+  }
+
+  #closeSocket(code: number, reason: string): void {
+    try {
+      this.#socket?.close(code, reason);
+    } catch {
+      // Already closed: nothing left to do.
+    }
+  }
+
+  // ── us → server ──────────────────────────────────────────────────────────────────────────────────────────
+
+  /** The owner's sends need a ready session; before connect() resolves or after a close they are dropped. */
+  #isOpenForUse(): boolean {
+    if (this.#state === "open") return true;
+    this.#stats.droppedSends++;
+    return false;
+  }
+
+  #requestResponse(): void {
+    if (this.#activeResponseId === null) this.#sendOrDrop({ type: "response.create" });
+    else this.#responseWanted = true; // one response at a time: ask when the current one is done
+  }
+
+  #sendOrDrop(event: RealtimeClientEvent): void {
+    this.#sendRaw(JSON.stringify(event));
+  }
+
+  #sendRaw(json: string): void {
+    const socket = this.#socket;
+    if (this.#state === "closed" || socket?.readyState !== WebSocket.OPEN) {
+      this.#stats.droppedSends++;
+      return;
+    }
+    try {
+      socket.send(json);
+    } catch {
+      this.#stats.droppedSends++;
+    }
+  }
+
+  #emit(event: ProviderEvent): void {
+    try {
+      this.#options.onEvent(event);
+    } catch (error) {
+      if (this.#stats.eventHandlerErrors++ === 0) {
+        console.error(JSON.stringify({ msg: "provider event handler threw", provider: "openai", event: event.type, error: String(error) }));
+      }
+    }
+  }
+}
+
+/** Decoded length of a base64 string without decoding it (per-frame path; the payload is forwarded as is). */
+function base64ByteLength(base64: string): number {
+  const padding = base64.endsWith("==") ? 2 : base64.endsWith("=") ? 1 : 0;
+  return Math.floor((base64.length * 3) / 4) - padding;
+}
+
+/** Opens a configured session: resolves once the service is ready for audio, rejects on refusal or setup failure. */
+export async function connectOpenAiRealtime(
+  options: OpenAiRealtimeOptions,
+  config: ProviderSessionConfig,
+): Promise<OpenAiRealtimeProvider> {
+  const provider = new OpenAiRealtimeProvider(options);
+  await provider.connect(config);
+  return provider;
+}

@@ -1,0 +1,47 @@
+import { decodeAlaw, decodeMulaw } from "../../../durable-objects/media/audio/g711";
+import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16";
+import type { AudioFormat } from "../../../durable-objects/voice/provider";
+import { base64Frames } from "./provider-simulator";
+
+/** Wire audio for provider tests: framing by duration, silence, and how loud what came back is. */
+
+export function bytesPerMs(format: AudioFormat): number {
+  return (format.sampleRate / 1000) * (format.encoding === "pcm16" ? 2 : 1);
+}
+
+/** Base64 frames of `frameMs` each, as a carrier delivers them. */
+export function framesOf(bytes: Uint8Array, format: AudioFormat, frameMs = 20): string[] {
+  return base64Frames(bytes, bytesPerMs(format) * frameMs);
+}
+
+/** Digital silence in `format` (µ-law and A-law zero are not byte 0). */
+export function silence(format: AudioFormat, ms: number): Uint8Array {
+  const silentByte = format.encoding === "pcmu" ? 0xff : format.encoding === "pcma" ? 0xd5 : 0;
+  return new Uint8Array(bytesPerMs(format) * ms).fill(silentByte);
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
+}
+
+/** Samples of base64 chunks in `format`, concatenated. */
+export function decodeSamples(base64Chunks: string[], format: AudioFormat): Int16Array {
+  const bytes = Uint8Array.from(base64Chunks.flatMap((chunk) => Array.from(atob(chunk), (char) => char.charCodeAt(0))));
+  const samples = new Int16Array(format.encoding === "pcm16" ? bytes.length / 2 : bytes.length);
+  if (format.encoding === "pcmu") decodeMulaw(bytes, samples);
+  else if (format.encoding === "pcma") decodeAlaw(bytes, samples);
+  else decodePcm16le(bytes, samples);
+  return samples;
+}
+
+export function rms(samples: Int16Array): number {
+  let energy = 0;
+  for (const sample of samples) energy += sample * sample;
+  return samples.length === 0 ? 0 : Math.sqrt(energy / samples.length);
+}
