@@ -190,3 +190,30 @@ export const callEvents = sqliteTable(
   },
   (t) => [index("call_events_tenant_call_idx").on(t.tenantId, t.callId, t.seq), uniqueIndex("call_events_call_seq_unique").on(t.callId, t.seq)],
 );
+
+export const TRANSCRIPT_ROLES = ["caller", "agent", "system"] as const;
+
+/**
+ * What was said in a session, line by line. The call's object keeps the recent lines in its own storage and drains
+ * them here in batches; a line re-queued after it was cut off (interrupted) is upserted by id.
+ */
+export const transcriptLines = sqliteTable(
+  "transcript_lines",
+  {
+    // `${sessionId}:${seq}`
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    sessionId: text("session_id").notNull(),
+    seq: integer("seq").notNull(),
+    role: text("role", { enum: TRANSCRIPT_ROLES }).notNull(),
+    text: text("text").notNull(),
+    provider: text("provider", { enum: PROVIDER_NAMES }).notNull(),
+    interrupted: integer("interrupted", { mode: "boolean" }).notNull().default(false),
+    itemId: text("item_id"),
+    occurredAt: integer("occurred_at").notNull(),
+  },
+  (t) => [
+    index("transcript_lines_tenant_session_idx").on(t.tenantId, t.sessionId, t.seq),
+    uniqueIndex("transcript_lines_session_seq_unique").on(t.sessionId, t.seq),
+  ],
+);
