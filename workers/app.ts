@@ -11,6 +11,7 @@ import { callControlRoutes } from "./routes/call-control";
 import { callReadRoutes } from "./routes/calls";
 import { healthRoutes } from "./routes/health";
 import { phoneNumberRoutes } from "./routes/phone-numbers";
+import { sessionReadRoutes } from "./routes/sessions";
 import { telnyxRoutes } from "./routes/telephony-telnyx";
 import { twilioRoutes } from "./routes/telephony-twilio";
 import { userRoutes } from "./routes/users";
@@ -27,7 +28,7 @@ export function buildApp() {
   app.route("/", twilioRoutes);
   app.route("/", telnyxRoutes);
 
-  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes]) app.route("/", routes);
+  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes, sessionReadRoutes]) app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

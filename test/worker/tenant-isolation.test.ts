@@ -33,6 +33,16 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("calls"),
   },
+  "/api/v1/sessions/{id}": {
+    create: async (tenantId) => {
+      const id = crypto.randomUUID();
+      await env.DB.prepare("INSERT INTO sessions (id, tenant_id, channel, status, provider, correlation_id, created_at) VALUES (?, ?, 'web', 'active', 'local', ?, ?)")
+        .bind(id, tenantId, `corr-${id}`, Date.now())
+        .run();
+      return id;
+    },
+    snapshot: rowOf("sessions"),
+  },
 };
 
 async function phoneNumberIn(adminToken: string, carrier = "twilio") {

@@ -1,0 +1,162 @@
+import { z } from "@hono/zod-openapi";
+import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
+import { CALL_STATUSES, CARRIERS, PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, TRANSCRIPT_ROLES, calls, sessions, transcriptLines } from "../db/schema";
+import { badRequest, notFound } from "../http/errors";
+import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
+import { publicRouter } from "../http/router";
+import { presentCall } from "./calls";
+import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
+
+/** The most transcript lines one session detail answers with (the object keeps as many; D1 keeps all). */
+export const TRANSCRIPT_LINES_IN_DETAIL = 2_000;
+
+// Session ids are UUID-shaped, but inbound ones are derived from a hash (no RFC 9562 version bits), so not z.uuid().
+const sessionId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { error: "must be a session id" });
+
+const sessionSchema = z
+  .object({
+    id: z.string(),
+    channel: z.enum(SESSION_CHANNELS),
+    status: z.enum(SESSION_STATUSES),
+    provider: z.enum(PROVIDER_NAMES),
+    instructions: z.string().nullable(),
+    correlationId: z.string(),
+    createdAt: z.string(),
+    endedAt: z.string().nullable(),
+  })
+  .openapi("Session");
+
+/** The shape `presentCall` answers (GET /api/v1/calls/{id} without its events); the type checks below keep them equal. */
+const sessionCallSchema = z
+  .object({
+    id: z.string(),
+    sessionId: z.string(),
+    carrier: z.enum(CARRIERS),
+    carrierCallId: z.string().nullable(),
+    direction: z.enum(["inbound", "outbound"]),
+    from: z.string(),
+    to: z.string(),
+    status: z.enum(CALL_STATUSES),
+    failureReason: z.string().nullable(),
+    createdAt: z.string(),
+    answeredAt: z.string().nullable(),
+    endedAt: z.string().nullable(),
+    updatedAt: z.string(),
+  })
+  .openapi("SessionCall");
+type PresentedCall = ReturnType<typeof presentCall>;
+type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _callShapeMatches: SameShape<z.infer<typeof sessionCallSchema>, PresentedCall> = true;
+void _callShapeMatches;
+
+const transcriptLineSchema = z
+  .object({
+    seq: z.number().int(),
+    role: z.enum(TRANSCRIPT_ROLES),
+    text: z.string(),
+    provider: z.enum(PROVIDER_NAMES),
+    interrupted: z.boolean(),
+    at: z.string().describe("when the line was spoken (ISO 8601)"),
+  })
+  .openapi("TranscriptLine");
+
+const sessionDetailSchema = sessionSchema
+  .extend({
+    call: sessionCallSchema.nullable().describe("the session's latest call, or null for a web session"),
+    transcript: z.array(transcriptLineSchema).describe(`every line in order, at most ${TRANSCRIPT_LINES_IN_DETAIL}`),
+  })
+  .openapi("SessionDetail");
+
+type SessionRow = typeof sessions.$inferSelect;
+type CallRow = typeof calls.$inferSelect;
+type TranscriptRow = typeof transcriptLines.$inferSelect;
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+export const presentSession = (row: SessionRow): z.infer<typeof sessionSchema> => ({
+  id: row.id,
+  channel: row.channel,
+  status: row.status,
+  provider: row.provider,
+  instructions: row.instructions,
+  correlationId: row.correlationId,
+  createdAt: new Date(row.createdAt).toISOString(),
+  endedAt: iso(row.endedAt),
+});
+
+const listQuery = pageQuery.extend({
+  status: z.enum(SESSION_STATUSES).optional(),
+  channel: z.enum(SESSION_CHANNELS).optional(),
+  provider: z.enum(PROVIDER_NAMES).optional(),
+  since: z.iso.datetime().optional().describe("created at or after (ISO 8601)"),
+  until: z.iso.datetime().optional().describe("created at or before (ISO 8601)"),
+});
+
+const listRoute = protectedRoute("sessions:read", {
+  method: "get",
+  path: "/api/v1/sessions",
+  tags: ["sessions"],
+  summary: "The tenant's sessions, newest first, filtered by status, channel, provider and time",
+  request: { query: listQuery },
+  responses: { 200: jsonResponse(z.object({ items: z.array(sessionSchema), nextCursor: z.string().nullable() }), "A page of sessions") },
+});
+
+const getRoute = protectedRoute("sessions:read", {
+  method: "get",
+  path: "/api/v1/sessions/{id}",
+  tags: ["sessions"],
+  summary: "One session with its latest call and its transcript",
+  request: { params: z.object({ id: sessionId.openapi({ param: { name: "id", in: "path" } }) }) },
+  responses: { 200: jsonResponse(sessionDetailSchema, "The session"), ...notFoundResponse },
+});
+
+export const sessionReadRoutes = publicRouter()
+  .openapi(listRoute, async (c) => {
+    const query = c.req.valid("query");
+    const before = decodeCursor(query.cursor);
+    if (query.cursor && (!before || typeof before[0] !== "number" || typeof before[1] !== "string")) {
+      throw badRequest("invalid_cursor", "cursor is not valid");
+    }
+    const rows = (await c
+      .get("scope")
+      .select(
+        sessions,
+        query.status ? eq(sessions.status, query.status) : undefined,
+        query.channel ? eq(sessions.channel, query.channel) : undefined,
+        query.provider ? eq(sessions.provider, query.provider) : undefined,
+        query.since ? gte(sessions.createdAt, Date.parse(query.since)) : undefined,
+        query.until ? lte(sessions.createdAt, Date.parse(query.until)) : undefined,
+        before
+          ? or(lt(sessions.createdAt, Number(before[0])), and(eq(sessions.createdAt, Number(before[0])), lt(sessions.id, String(before[1]))))
+          : undefined,
+      )
+      .orderBy(desc(sessions.createdAt), desc(sessions.id))
+      .limit(query.limit + 1)) as SessionRow[];
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return c.json({ items: page.map(presentSession), nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null }, 200);
+  })
+  .openapi(getRoute, async (c) => {
+    const scope = c.get("scope");
+    const { id } = c.req.valid("param");
+    const [row] = (await scope.select(sessions, eq(sessions.id, id))) as SessionRow[];
+    if (!row) throw notFound("Session");
+    const [calledRows, lines] = await Promise.all([
+      scope.select(calls, eq(calls.sessionId, id)).orderBy(desc(calls.createdAt), desc(calls.id)).limit(1),
+      scope.select(transcriptLines, eq(transcriptLines.sessionId, id)).orderBy(asc(transcriptLines.seq)).limit(TRANSCRIPT_LINES_IN_DETAIL),
+    ]);
+    const call = (calledRows as CallRow[])[0];
+    return c.json(
+      {
+        ...presentSession(row),
+        call: call ? presentCall(call) : null,
+        transcript: (lines as TranscriptRow[]).map((line) => ({
+          seq: line.seq,
+          role: line.role,
+          text: line.text,
+          provider: line.provider,
+          interrupted: line.interrupted,
+          at: new Date(line.occurredAt).toISOString(),
+        })),
+      },
+      200,
+    );
+  });
