@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { requireSettings } from "../config/settings";
 import { database, type Database } from "../db/client";
 import { TenantScope } from "../db/tenant-scope";
@@ -23,26 +23,43 @@ export function requireAuth(permission: Permission): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const credential = bearerCredential(c.req.header("Authorization"));
     if (!credential) throw unauthorized();
-    const db = database(c.env.DB);
-    const log = c.get("log");
-    const principal = looksLikeApiKey(credential)
-      ? await apiKeyPrincipal(c.env, db, credential, (task) => c.executionCtx.waitUntil(task))
-      : await tokenPrincipal(c.env, db, credential, !SAFE_METHODS.has(c.req.method), log);
-
-    if (!roleHas(principal.role, permission)) {
-      log.warn("security.forbidden", { tenantId: principal.tenantId, principalId: principal.id, role: principal.role, permission });
-      throw forbidden();
-    }
-    c.set("principal", principal);
-    c.set("scope", new TenantScope(db, principal.tenantId));
-    c.set("log", log.child({ tenantId: principal.tenantId, principalId: principal.id }));
+    authorize(c, await authenticate(c, credential), permission);
     await next();
   };
 }
 
-function bearerCredential(header: string | undefined): string | null {
-  const match = header ? /^Bearer ([\x21-\x7e]{10,4096})$/.exec(header) : null;
-  return match ? match[1]! : null;
+/**
+ * Resolves a credential (access token or API key) to its principal: signature and claims, revocation, the
+ * per-principal rate limit. Throws the platform's 401/429/503 errors. Shared by `requireAuth` and routes that
+ * receive the credential some other way (the live WebSocket's subprotocol).
+ */
+export async function authenticate(c: Context<AppEnv>, credential: string): Promise<Principal> {
+  const db = database(c.env.DB);
+  return looksLikeApiKey(credential)
+    ? apiKeyPrincipal(c.env, db, credential, (task) => c.executionCtx.waitUntil(task))
+    : tokenPrincipal(c.env, db, credential, !SAFE_METHODS.has(c.req.method), c.get("log"));
+}
+
+/** Checks `permission` for the principal's role (403, logged, otherwise) and binds the request to its tenant. */
+export function authorize(c: Context<AppEnv>, principal: Principal, permission: Permission): void {
+  const log = c.get("log");
+  if (!roleHas(principal.role, permission)) {
+    log.warn("security.forbidden", { tenantId: principal.tenantId, principalId: principal.id, role: principal.role, permission });
+    throw forbidden();
+  }
+  c.set("principal", principal);
+  c.set("scope", new TenantScope(database(c.env.DB), principal.tenantId));
+  c.set("log", log.child({ tenantId: principal.tenantId, principalId: principal.id }));
+}
+
+/** The credential of an `Authorization: Bearer …` header, or null when absent or malformed. */
+export function bearerCredential(header: string | undefined): string | null {
+  return header ? credentialShape(/^Bearer (.*)$/.exec(header)?.[1]) : null;
+}
+
+/** A credential is 10–4096 visible ASCII characters; anything else is not worth verifying. */
+export function credentialShape(value: string | undefined): string | null {
+  return value !== undefined && /^[\x21-\x7e]{10,4096}$/.test(value) ? value : null;
 }
 
 async function tokenPrincipal(env: Env, db: Database, token: string, isWrite: boolean, log: Logger): Promise<Principal> {
