@@ -12,6 +12,20 @@ const FLUSH_RETRY_MS = [2_000, 5_000, 15_000, 60_000, 300_000];
 
 export type NewCall = Omit<CallRecord, "status" | "failureReason" | "answeredAt" | "endedAt" | "createdAt" | "updatedAt" | "mediaToken" | "lastCarrierSequence" | "eventSeq" | "stream" | "carrierIndexed">;
 
+/** An applied move of the state machine, after it is stored (what live watchers are told). */
+export interface AppliedTransition {
+  from: CallStatus;
+  to: CallStatus;
+  reason: string | null;
+  event: string;
+  at: number;
+}
+
+export interface CallLedgerOptions {
+  /** Called after `transition` applies (and stores) a move; must not throw (a throw is logged and swallowed). */
+  onTransition?: (change: AppliedTransition) => void;
+}
+
 type EventFields = {
   from: CallStatus | null;
   to: CallStatus | null;
@@ -36,6 +50,7 @@ export class CallLedger {
     private readonly ctx: DurableObjectState,
     private readonly env: Env,
     private readonly onTerminal: () => void,
+    private readonly options: CallLedgerOptions = {},
   ) {
     this.store = new CallStore(ctx.storage.sql);
     this.record = this.store.load();
@@ -99,7 +114,15 @@ export class CallLedger {
       this.log().warn("call.transition_rejected", { from: verdict.from, to, event });
     }
     const detail = verdict.outcome === "applied" ? (reason ?? null) : verdict.why;
-    return this.note(source, event, { from: verdict.from, to, outcome: verdict.outcome, detail, ...carrierMeta });
+    const outcome = this.note(source, event, { from: verdict.from, to, outcome: verdict.outcome, detail, ...carrierMeta });
+    if (outcome === "applied" && this.options.onTransition) {
+      try {
+        this.options.onTransition({ from: verdict.from, to, reason: to === "failed" ? record.failureReason : (reason ?? null), event, at: record.updatedAt });
+      } catch (error) {
+        this.log().error("call.on_transition_failed", { error, to });
+      }
+    }
+    return outcome;
   }
 
   /** One line of the call's history (and the record it describes), committed together. */
