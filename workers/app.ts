@@ -12,6 +12,7 @@ import { callReadRoutes } from "./routes/calls";
 import { healthRoutes } from "./routes/health";
 import { phoneNumberRoutes } from "./routes/phone-numbers";
 import { sessionReadRoutes } from "./routes/sessions";
+import { sessionLiveRoutes } from "./routes/sessions-live";
 import { telnyxRoutes } from "./routes/telephony-telnyx";
 import { twilioRoutes } from "./routes/telephony-twilio";
 import { userRoutes } from "./routes/users";
@@ -28,7 +29,7 @@ export function buildApp() {
   app.route("/", twilioRoutes);
   app.route("/", telnyxRoutes);
 
-  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes, sessionReadRoutes]) app.route("/", routes);
+  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes, sessionReadRoutes, sessionLiveRoutes]) app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
