@@ -2,7 +2,9 @@ import type { Carrier } from "../../workers/db/schema";
 import type { Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import { constantTimeEqualText } from "../../workers/security/constant-time";
-import type { CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
+import type { CallerLeg } from "../voice/voice-session";
+import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
+import { ReorderWindow } from "./carriers/reorder-window";
 import { telnyxMedia } from "./carriers/telnyx-media";
 import { twilioMedia } from "./carriers/twilio-media";
 
@@ -14,22 +16,33 @@ import { twilioMedia } from "./carriers/twilio-media";
 const CARRIER_TAG = "carrier";
 /** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
+/** Telnyx frames may arrive out of order: up to this many wait for a gap to fill (60 ms of audio). */
+const REORDER_WINDOW_FRAMES = 3;
 
 interface Attachment {
   carrier: Carrier;
   authenticated: boolean;
   correlationId: string;
   streamSid?: string;
+  encoding?: AudioEncoding;
 }
 
 interface Hooks {
   mediaToken(): string | undefined;
   onFrame(frame: MediaFrame): Promise<void>;
+  /** Caller audio, in order, on the per-frame path: must not await. */
+  onAudio(payload: string): void;
   log(): Logger;
 }
 
+interface Stream {
+  protocol: CarrierMediaProtocol;
+  reorder: ReorderWindow | null;
+}
+
 export class MediaSockets {
-  private readonly protocols = new Map<WebSocket, CarrierMediaProtocol>();
+  private readonly streams = new Map<WebSocket, Stream>();
+  private currentLeg: { socket: WebSocket; leg: CallerLeg } | null = null;
   audioFramesIn = 0;
 
   constructor(
@@ -47,8 +60,9 @@ export class MediaSockets {
   }
 
   closeAll(code: number, reason: string): void {
+    this.currentLeg = null;
     for (const socket of this.ctx.getWebSockets(CARRIER_TAG)) {
-      this.protocols.delete(socket);
+      this.streams.delete(socket);
       try {
         socket.close(code, reason);
       } catch {
@@ -66,7 +80,8 @@ export class MediaSockets {
         return;
       }
       const attachment = ws.deserializeAttachment() as Attachment;
-      const frame = typeof message === "string" ? this.protocolOf(ws, attachment).parse(message) : null;
+      const stream = this.streamOf(ws, attachment);
+      const frame = typeof message === "string" ? stream.protocol.parse(message) : null;
       if (!frame) {
         increment("media_messages_rejected_total", { reason: "malformed", carrier: attachment.carrier });
         return;
@@ -79,7 +94,11 @@ export class MediaSockets {
           ws.close(1008, "unauthorized");
           return;
         }
-        ws.serializeAttachment({ ...attachment, authenticated: true, streamSid: frame.streamId } satisfies Attachment);
+        ws.serializeAttachment({ ...attachment, authenticated: true, streamSid: frame.streamId, encoding: frame.encoding } satisfies Attachment);
+        this.currentLeg = null;
+      } else if (frame.type === "start") {
+        ws.serializeAttachment({ ...attachment, encoding: frame.encoding } satisfies Attachment);
+        this.currentLeg = null;
       } else if (!attachment.authenticated && frame.type !== "connected") {
         increment("media_messages_rejected_total", { reason: "unauthenticated", carrier: attachment.carrier });
         ws.close(1008, "start first");
@@ -87,6 +106,8 @@ export class MediaSockets {
       }
       if (frame.type === "audio") {
         this.audioFramesIn += 1;
+        if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
+        else this.hooks.onAudio(frame.payload);
         return;
       }
       if (frame.type === "carrier_error") this.hooks.log().warn("media.carrier_error", { code: frame.code, detail: frame.detail });
@@ -97,8 +118,38 @@ export class MediaSockets {
     }
   }
 
+  /** The authenticated carrier stream as the caller's leg of the conversation, or null while there is none. */
+  leg(): CallerLeg | null {
+    const current = this.currentLeg;
+    if (current && current.socket.readyState === WebSocket.OPEN) return current.leg;
+    this.currentLeg = null;
+    for (const socket of this.ctx.getWebSockets(CARRIER_TAG)) {
+      const attachment = socket.deserializeAttachment() as Attachment;
+      if (!attachment.authenticated || !attachment.encoding || socket.readyState !== WebSocket.OPEN) continue;
+      const { protocol } = this.streamOf(socket, attachment);
+      const send = (text: string) => {
+        try {
+          socket.send(text);
+        } catch {
+          increment("media_sends_failed_total", { carrier: attachment.carrier });
+        }
+      };
+      const leg: CallerLeg = {
+        format: { encoding: attachment.encoding, sampleRate: 8000 },
+        echoesMarks: true,
+        sendAudio: (payload) => send(protocol.audio(payload)),
+        mark: (name) => send(protocol.mark(name)),
+        clear: () => send(protocol.clear()),
+      };
+      this.currentLeg = { socket, leg };
+      return leg;
+    }
+    return null;
+  }
+
   async closed(ws: WebSocket, code: number): Promise<void> {
-    this.protocols.delete(ws);
+    this.streams.delete(ws);
+    if (this.currentLeg?.socket === ws) this.currentLeg = null;
     try {
       ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
     } catch {
@@ -106,12 +157,15 @@ export class MediaSockets {
     }
   }
 
-  private protocolOf(ws: WebSocket, attachment: Attachment): CarrierMediaProtocol {
-    let protocol = this.protocols.get(ws);
-    if (!protocol) {
-      protocol = attachment.carrier === "twilio" ? twilioMedia(attachment.streamSid) : telnyxMedia();
-      this.protocols.set(ws, protocol);
+  private streamOf(ws: WebSocket, attachment: Attachment): Stream {
+    let stream = this.streams.get(ws);
+    if (!stream) {
+      stream =
+        attachment.carrier === "twilio"
+          ? { protocol: twilioMedia(attachment.streamSid), reorder: null }
+          : { protocol: telnyxMedia(), reorder: new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) };
+      this.streams.set(ws, stream);
     }
-    return protocol;
+    return stream;
   }
 }

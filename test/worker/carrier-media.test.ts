@@ -11,7 +11,7 @@ describe("Twilio media stream translation", () => {
       twilio.parse('{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{"token":"t0k"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}'),
     ).toEqual({ type: "start", streamId: "MZ1", carrierCallId: "CA1", encoding: "pcmu", sampleRate: 8000, customParameters: { token: "t0k" } });
     expect(twilio.parse('{"event":"media","sequenceNumber":"4","streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"//8="}}')).toEqual({
-      type: "audio", payload: "//8=", sequence: 4, timestampMs: 5,
+      type: "audio", payload: "//8=", sequence: 4, chunk: 2, timestampMs: 5,
     });
     expect(twilio.parse('{"event":"dtmf","sequenceNumber":"5","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"1"}}')).toEqual({ type: "dtmf", digit: "1" });
     expect(twilio.parse('{"event":"mark","sequenceNumber":"6","streamSid":"MZ1","mark":{"name":"label"}}')).toEqual({ type: "mark", name: "label" });
@@ -42,7 +42,7 @@ describe("Telnyx media stream translation", () => {
     ).toEqual({ type: "start", streamId: "s1", carrierCallId: "v2:abc", encoding: "pcma", sampleRate: 8000, customParameters: {} });
     expect(telnyx.parse('{"event":"start","stream_id":"s1","start":{"call_control_id":"v2:abc","media_format":{"encoding":"audio/x-mulaw","sample_rate":8000}}}')).toMatchObject({ encoding: "pcmu" });
     expect(telnyx.parse('{"event":"media","sequence_number":"4","stream_id":"s1","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"AA=="}}')).toEqual({
-      type: "audio", payload: "AA==", sequence: 4, timestampMs: 5,
+      type: "audio", payload: "AA==", sequence: 4, chunk: 2, timestampMs: 5,
     });
     expect(telnyx.parse('{"event":"error","stream_id":"s1","payload":{"code":100003,"title":"malformed_frame","detail":"bad"}}')).toEqual({ type: "carrier_error", code: 100003, detail: "bad" });
     expect(telnyx.parse('{"event":"start","start":{"call_control_id":"v2:abc","media_format":{"encoding":"OPUS"}}}')).toBeNull();

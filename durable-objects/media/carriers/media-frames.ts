@@ -14,7 +14,8 @@ export type MediaFrame =
       sampleRate: number;
       customParameters: Record<string, string>;
     }
-  | { type: "audio"; payload: string; sequence: number | undefined; timestampMs: number | undefined }
+  /** `chunk` counts media frames only (sequence numbers count every event), so it orders audio. */
+  | { type: "audio"; payload: string; sequence: number | undefined; chunk: number | undefined; timestampMs: number | undefined }
   | { type: "dtmf"; digit: string }
   | { type: "mark"; name: string }
   | { type: "stop" }
@@ -67,7 +68,7 @@ export function sharedFrame(message: Record<string, unknown>, sequenceField: str
       const media = asRecord(message.media);
       const payload = asString(media?.payload);
       if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
-      return { type: "audio", payload, sequence: asInteger(message[sequenceField]), timestampMs: asInteger(media?.timestamp) };
+      return { type: "audio", payload, sequence: asInteger(message[sequenceField]), chunk: asInteger(media?.chunk), timestampMs: asInteger(media?.timestamp) };
     }
     case "dtmf": {
       const digit = asString(asRecord(message.dtmf)?.digit);

@@ -1,0 +1,28 @@
+import type { ProviderName } from "../../workers/config/settings";
+import type { CallStatus } from "../../workers/db/schema";
+
+/**
+ * What a browser connected to `/api/v1/sessions/{id}/live` receives (JSON text frames) and may send. Agent audio
+ * for a web session's caller travels as binary frames of PCM16 little-endian, 16 kHz mono; so does the browser's
+ * microphone audio. Supervisors receive events only.
+ */
+export const LIVE_SUBPROTOCOL = "switchboard.v1";
+export const BROWSER_AUDIO_RATE = 16_000;
+
+export type LiveRole = "supervisor" | "caller";
+
+export type ProviderLinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
+
+export type LiveEvent =
+  | { type: "hello"; sessionId: string; role: LiveRole; channel: "phone" | "web"; provider: ProviderName; callStatus: CallStatus | null; serverTime: number }
+  | { type: "transcript"; role: "caller" | "agent"; text: string; provider: ProviderName; interrupted: boolean; at: number }
+  | { type: "call_state"; status: CallStatus; reason: string | null; at: number }
+  | { type: "provider"; provider: ProviderName; state: ProviderLinkState; detail: string | null; at: number }
+  | { type: "barge_in"; itemId: string; heardMs: number; at: number }
+  | { type: "tool_call"; callId: string; name: string; status: "started" | "completed" | "failed"; result: string | null; at: number }
+  | { type: "dtmf"; digit: string; at: number }
+  | { type: "pong"; t: number; serverTime: number }
+  | { type: "error"; code: string; message: string };
+
+/** Browser → object text frames. */
+export type LiveClientMessage = { type: "ping"; t: number };
