@@ -8,8 +8,14 @@ import { controlCall, placeCall, reasonOf, reconcileCall, type ControlCommand, t
 import { CallLedger } from "./call/call-ledger";
 import { CarrierLink } from "./call/carrier-link";
 import { isTerminal } from "./call/state-machine";
+import { TranscriptLog } from "./call/transcript-log";
+import { LiveSockets } from "./live/live-sockets";
 import type { MediaFrame } from "./media/carriers/media-frames";
 import { MediaSockets } from "./media/media-sockets";
+import { CircuitBreakers } from "./voice/circuit-breaker";
+import { connectProvider } from "./voice/provider-factory";
+import { ToolRunner } from "./voice/tools";
+import { VoiceSession, type VoiceSessionHost } from "./voice/voice-session";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands";
 
@@ -25,6 +31,11 @@ export type OpenCallResult = { kind: "stream"; sessionId: string; mediaToken: st
 
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 
+const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
+/** Transcript lines reach D1 in batches this long after they were said, off the audio path. */
+const TRANSCRIPT_FLUSH_DELAY_MS = 1_000;
+const TRANSCRIPT_RETRY_MS = 5_000;
+
 /**
  * One object per session: the single writer of its call's state. Carrier webhooks arrive here through the Worker
  * (already authenticated), so concurrent and out-of-order callbacks are serialised; the ledger stores every change
@@ -33,15 +44,48 @@ export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "u
 export class CallSession extends DurableObject<Env> {
   private readonly ledger: CallLedger;
   private readonly media: MediaSockets;
+  private readonly live: LiveSockets;
+  private readonly transcript: TranscriptLog;
+  private readonly tools: ToolRunner;
+  private readonly breakers: CircuitBreakers;
+  /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
+  private voice: VoiceSession | null = null;
+  private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.ledger = new CallLedger(ctx, env, () => this.media.closeAll(1000, "call ended"));
+    const settings = parseSettings(env).values;
+    this.transcript = new TranscriptLog(ctx.storage.sql);
+    this.tools = new ToolRunner(ctx.storage.sql);
+    this.breakers = new CircuitBreakers(ctx.storage.sql, {
+      failureThreshold: settings.PROVIDER_BREAKER_FAILURES ?? 5,
+      openMs: (settings.PROVIDER_BREAKER_OPEN_SECONDS ?? 60) * 1000,
+      halfOpenTrials: settings.PROVIDER_BREAKER_HALF_OPEN_TRIALS ?? 3,
+      successThreshold: settings.PROVIDER_BREAKER_SUCCESSES ?? 2,
+    });
+    this.ledger = new CallLedger(ctx, env, () => this.callEnded(), {
+      // live: every applied state move is broadcast to the session's live sockets.
+      onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
+    });
     this.media = new MediaSockets(ctx, {
       mediaToken: () => this.ledger.record?.mediaToken,
       onFrame: (frame) => this.onMediaFrame(frame),
+      onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
       log: () => this.ledger.log(),
     });
+    // --- live: browser WebSockets of /api/v1/sessions/{id}/live (durable-objects/live/live-sockets.ts) ---
+    this.live = new LiveSockets(ctx, {
+      hello: (role) => {
+        const record = this.ledger.record;
+        if (!record) return null;
+        const provider = this.voice?.currentProvider ?? record.provider;
+        return { type: "hello", sessionId: record.sessionId, role, channel: "phone", provider, callStatus: record.status, serverTime: Date.now() };
+      },
+      tenantId: () => this.ledger.record?.tenantId ?? null,
+      onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
+      log: () => this.ledger.log(),
+    });
+    // --- end live ---
   }
 
   private carrier = () => new CarrierLink(this.env, this.ledger.record!, this.ledger.log());
@@ -79,6 +123,8 @@ export class CallSession extends DurableObject<Env> {
     if (!record) return { kind: "unknown" };
     await this.applyCarrierEvent(event, correlationId);
     if (isTerminal(record.status)) return { kind: "ended" };
+    // The provider session opens now, while the carrier is still setting up the media stream.
+    this.ensureVoice();
     if (record.carrier === "telnyx" && !record.answerCommanded) this.ctx.waitUntil(this.answerTelnyx());
     return { kind: "stream", sessionId: record.sessionId, mediaToken: record.mediaToken };
   }
@@ -139,8 +185,11 @@ export class CallSession extends DurableObject<Env> {
     }
   }
 
-  placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
-    return placeCall(this.ledger, this.carrier, input);
+  async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
+    const result = await placeCall(this.ledger, this.carrier, input);
+    // Dialled: the provider session opens while the callee's phone rings.
+    if (result.ok) this.ensureVoice();
+    return result;
   }
 
   control(command: ControlCommand, correlationId: string): Promise<ControlResult> {
@@ -153,10 +202,12 @@ export class CallSession extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     await this.ledger.flush();
+    await this.flushTranscript();
   }
 
   /** Carrier media WebSocket upgrades, forwarded by the Worker after its checks. */
   override async fetch(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname === "/live") return this.live.accept(request); // live: browser sockets, checked by the Worker
     const record = this.ledger.record;
     const route = /^\/telephony\/(twilio|telnyx)\/media\/([^/]+)(?:\/([^/]+))?$/.exec(new URL(request.url).pathname);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
@@ -174,16 +225,97 @@ export class CallSession extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (this.live.handles(ws)) return this.live.message(ws, message); // live
     await this.media.message(ws, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    if (this.live.handles(ws)) return this.live.closed(ws, code); // live
     await this.media.closed(ws, code);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    if (this.live.handles(ws)) return this.live.closed(ws, 1011); // live
     this.ledger.log().warn("media.socket_error", { error });
     await this.media.closed(ws, 1011);
+  }
+
+  /** live: one microphone frame (PCM16LE 16 kHz mono) from a web session's browser caller. Placeholder: the voice wiring fills it. */
+  private onBrowserAudio(_pcm16: Uint8Array): void {}
+
+  // ── the conversation with the voice AI provider ─────────────────────────────────────────────────────────
+
+  /** The call's voice session, created (and its provider dialled) on first need; none once the call has ended. */
+  private ensureVoice(): VoiceSession | null {
+    const record = this.ledger.record;
+    if (this.voice || !record || isTerminal(record.status)) return this.voice;
+    const settings = parseSettings(this.env).values;
+    const kv = this.ctx.storage.kv;
+    this.voice = new VoiceSession(this.voiceHost(), {
+      provider: record.provider,
+      instructions: record.instructions ?? DEFAULT_INSTRUCTIONS,
+      callAudio: { encoding: record.carrier === "telnyx" && record.codec === "PCMA" ? "pcma" : "pcmu", sampleRate: 8000 },
+      correlationId: record.correlationId,
+      transcript: this.transcript,
+      tools: this.tools,
+      breakers: this.breakers,
+      policy: {
+        reconnectBaseMs: settings.PROVIDER_RECONNECT_BASE_MS ?? 1000,
+        reconnectAttempts: settings.PROVIDER_RECONNECT_ATTEMPTS ?? 5,
+        responseTimeoutMs: settings.PROVIDER_RESPONSE_TIMEOUT_MS ?? 15_000,
+      },
+      resumption: { get: () => kv.get<string>("gemini_resumption_handle"), set: (handle) => kv.put("gemini_resumption_handle", handle) },
+    });
+    this.voice.start();
+    return this.voice;
+  }
+
+  private voiceHost(): VoiceSessionHost {
+    return {
+      leg: () => this.media.leg(),
+      publish: (event) => this.live.broadcast(event),
+      log: () => this.ledger.log(),
+      transcriptChanged: () => this.scheduleTranscriptFlush(),
+      connect: (provider, onEvent, config) => connectProvider(this.env, provider, onEvent, config),
+      hangup: async (reason) => {
+        const result = await this.control({ action: "hangup" }, this.ledger.record?.correlationId ?? "voice");
+        this.ledger.log().info("voice.hangup", { reason, ok: result.ok });
+      },
+      transfer: async (reason) => {
+        const to = parseSettings(this.env).values.HUMAN_TRANSFER_NUMBER;
+        if (!to) return JSON.stringify({ ok: false, error: "No human agent is available right now." });
+        const result = await this.control({ action: "transfer", to }, this.ledger.record?.correlationId ?? "voice");
+        this.ledger.log().info("voice.transfer", { reason, ok: result.ok });
+        return JSON.stringify(result.ok ? { ok: true, status: result.status } : { ok: false, error: result.message });
+      },
+    };
+  }
+
+  /** The call reached a terminal state: media and provider sockets close, the transcript drains to D1. */
+  private callEnded(): void {
+    this.media.closeAll(1000, "call ended");
+    this.voice?.close();
+    this.voice = null;
+    this.ctx.waitUntil(this.flushTranscript());
+  }
+
+  private scheduleTranscriptFlush(): void {
+    if (this.transcriptFlushTimer) return;
+    this.transcriptFlushTimer = setTimeout(() => {
+      this.transcriptFlushTimer = null;
+      void this.flushTranscript();
+    }, TRANSCRIPT_FLUSH_DELAY_MS);
+  }
+
+  private async flushTranscript(): Promise<void> {
+    const record = this.ledger.record;
+    if (!record || this.transcript.pendingCount() === 0) return;
+    const drained = await this.transcript.flush(this.env, record.tenantId, record.sessionId);
+    if (!drained) {
+      // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
+      const alarm = await this.ctx.storage.getAlarm();
+      if (alarm === null || alarm > Date.now() + TRANSCRIPT_RETRY_MS) await this.ctx.storage.setAlarm(Date.now() + TRANSCRIPT_RETRY_MS);
+    }
   }
 
   /** Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored). */
@@ -191,8 +323,13 @@ export class CallSession extends DurableObject<Env> {
     const record = this.ledger.record;
     if (!record) return;
     const base = { from: record.status, to: null, outcome: "applied" as const };
+    if (frame.type === "mark") {
+      this.voice?.markPlayed(frame.name);
+      return;
+    }
     if (frame.type === "start") {
       record.stream = { state: "started", streamId: frame.streamId, encoding: frame.encoding };
+      this.ensureVoice()?.legChanged();
       // A carrier streams only answered calls: an authenticated stream is the answer for calls whose carrier
       // reports none (Twilio sends inbound calls' `in-progress` callback only when asked, and our TwiML answers).
       if (record.status === "initiated" || record.status === "ringing") this.ledger.transition("in_progress", "carrier", "media.start", frame.encoding);
@@ -202,6 +339,7 @@ export class CallSession extends DurableObject<Env> {
       this.ledger.note("carrier", "media.stop", base);
     } else if (frame.type === "dtmf") {
       this.ledger.note("carrier", "media.dtmf", { ...base, detail: frame.digit });
+      this.ensureVoice()?.dtmf(frame.digit);
     } else {
       return;
     }

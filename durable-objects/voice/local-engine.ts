@@ -36,7 +36,8 @@ const MAX_REPLY_MS = 10_000;
 const MAX_AUDIO_BASE64_CHARS = 64 * 1024;
 const MAX_TEXT_CHARS = 2_000;
 const END_CALL_TOOL = "end_call";
-const END_CALL_REQUEST = /^(#|end call)$/i;
+/** The pound key (as the call's object words a DTMF digit) or "end call" asks for end_call. */
+const END_CALL_REQUEST = /^(?:(?:\[DTMF\] )?#|end call)$/i;
 
 export async function connectLocalEngine(
   options: Pick<ProviderConnectOptions, "onEvent">,

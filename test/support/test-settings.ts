@@ -31,6 +31,12 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     TELNYX_API_KEY: TEST_TELNYX_API_KEY,
     TELNYX_PUBLIC_KEY: TEST_TELNYX_PUBLIC_KEY,
     TELNYX_CONNECTION_ID: "test-connection-id",
+    // Provider resilience on a test's time scale: fast reconnects, a breaker that half-opens after a second,
+    // a provider that has not answered within two seconds counts as stalled.
+    PROVIDER_RECONNECT_BASE_MS: "25",
+    PROVIDER_BREAKER_OPEN_SECONDS: "1",
+    PROVIDER_RESPONSE_TIMEOUT_MS: "2000",
+    HUMAN_TRANSFER_NUMBER: "+15550009999",
     ...simulators,
   };
 }

@@ -92,6 +92,15 @@ const settingSchemas = {
   JWT_ISSUER: optional(z.string().min(1)),
   JWT_AUDIENCE: optional(z.string().min(1)),
   METRICS_TOKEN: optional(z.string().min(16)),
+  // Provider resilience inside each call's object (defaults: the audited system's).
+  PROVIDER_BREAKER_FAILURES: optional(z.coerce.number().int().min(1).max(100)).default(5),
+  PROVIDER_BREAKER_OPEN_SECONDS: optional(z.coerce.number().min(0.05).max(3600)).default(60),
+  PROVIDER_BREAKER_HALF_OPEN_TRIALS: optional(z.coerce.number().int().min(1).max(100)).default(3),
+  PROVIDER_BREAKER_SUCCESSES: optional(z.coerce.number().int().min(1).max(100)).default(2),
+  PROVIDER_RECONNECT_BASE_MS: optional(z.coerce.number().int().min(1).max(60_000)).default(1000),
+  PROVIDER_RECONNECT_ATTEMPTS: optional(z.coerce.number().int().min(0).max(20)).default(5),
+  PROVIDER_RESPONSE_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(15_000),
+  HUMAN_TRANSFER_NUMBER: optional(z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number" })),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;

@@ -37,7 +37,7 @@ export interface CallView {
 
 export type CallDetail = CallView & { events: CallEventView[] };
 
-export async function tenantWithNumbers(specs: Array<{ carrier: Carrier; codec?: "PCMU" | "PCMA" }>) {
+export async function tenantWithNumbers(specs: Array<{ carrier: Carrier; codec?: "PCMU" | "PCMA"; provider?: string; instructions?: string }>) {
   const tenantId = await createTenant();
   const admin = await userWithToken(tenantId, "admin");
   const numbers: string[] = [];

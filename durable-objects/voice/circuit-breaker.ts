@@ -1,0 +1,96 @@
+import type { ProviderName } from "../../workers/config/settings";
+
+/**
+ * One circuit breaker per provider inside the call's object (closed → open → half-open → closed), with its
+ * counters in the object's SQLite storage so a restart (eviction, deploy) does not reset them. Defaults are the
+ * audited system's: open after 5 consecutive failures, stay open 60 s, allow 3 trials half-open, close after 2
+ * successes; a failure while half-open opens it again.
+ */
+export interface BreakerPolicy {
+  failureThreshold: number;
+  openMs: number;
+  halfOpenTrials: number;
+  successThreshold: number;
+}
+
+export const DEFAULT_BREAKER_POLICY: BreakerPolicy = { failureThreshold: 5, openMs: 60_000, halfOpenTrials: 3, successThreshold: 2 };
+
+export type BreakerStateName = "closed" | "open" | "half_open";
+
+export interface BreakerState {
+  state: BreakerStateName;
+  consecutiveFailures: number;
+  openedAt: number | null;
+  trialsStarted: number;
+  trialSuccesses: number;
+}
+
+const CLOSED: BreakerState = { state: "closed", consecutiveFailures: 0, openedAt: null, trialsStarted: 0, trialSuccesses: 0 };
+
+export class CircuitBreakers {
+  private readonly states = new Map<ProviderName, BreakerState>();
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly policy: BreakerPolicy,
+  ) {
+    sql.exec("CREATE TABLE IF NOT EXISTS provider_breakers (provider TEXT PRIMARY KEY, body TEXT NOT NULL)");
+    for (const row of sql.exec<{ provider: ProviderName; body: string }>("SELECT provider, body FROM provider_breakers")) {
+      this.states.set(row.provider, JSON.parse(row.body) as BreakerState);
+    }
+  }
+
+  /** The state as of `now`: an open breaker whose time is up reads as half-open. */
+  state(provider: ProviderName, now = Date.now()): BreakerState {
+    const state = this.states.get(provider) ?? CLOSED;
+    if (state.state === "open" && state.openedAt !== null && now - state.openedAt >= this.policy.openMs) {
+      return { ...state, state: "half_open", trialsStarted: 0, trialSuccesses: 0 };
+    }
+    return state;
+  }
+
+  /** When an open breaker lets the next trial through (null when it is not open). */
+  reopensAt(provider: ProviderName): number | null {
+    const state = this.states.get(provider);
+    return state?.state === "open" && state.openedAt !== null ? state.openedAt + this.policy.openMs : null;
+  }
+
+  /** Asks to try the provider now; a half-open breaker counts the trial. */
+  tryAcquire(provider: ProviderName, now = Date.now()): boolean {
+    const state = this.state(provider, now);
+    if (state.state === "closed") return true;
+    if (state.state === "open" || state.trialsStarted >= this.policy.halfOpenTrials) return false;
+    this.save(provider, { ...state, trialsStarted: state.trialsStarted + 1 });
+    return true;
+  }
+
+  success(provider: ProviderName, now = Date.now()): BreakerStateName {
+    const state = this.state(provider, now);
+    if (state.state === "half_open") {
+      const successes = state.trialSuccesses + 1;
+      if (successes >= this.policy.successThreshold) return this.save(provider, CLOSED).state;
+      return this.save(provider, { ...state, trialSuccesses: successes }).state;
+    }
+    if (state.consecutiveFailures > 0) this.save(provider, { ...state, consecutiveFailures: 0 });
+    return state.state;
+  }
+
+  failure(provider: ProviderName, now = Date.now()): BreakerStateName {
+    const state = this.state(provider, now);
+    const failures = state.consecutiveFailures + 1;
+    if (state.state === "half_open" || failures >= this.policy.failureThreshold) {
+      return this.save(provider, { state: "open", consecutiveFailures: failures, openedAt: now, trialsStarted: 0, trialSuccesses: 0 }).state;
+    }
+    return this.save(provider, { ...state, consecutiveFailures: failures }).state;
+  }
+
+  private save(provider: ProviderName, state: BreakerState): BreakerState {
+    this.states.set(provider, state);
+    this.sql.exec(
+      "INSERT INTO provider_breakers (provider, body) VALUES (?, ?) ON CONFLICT (provider) DO UPDATE SET body = excluded.body",
+      provider,
+      JSON.stringify(state),
+    );
+    return state;
+  }
+}

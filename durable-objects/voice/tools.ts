@@ -1,0 +1,116 @@
+import { z } from "zod";
+import type { ConversationItem, ToolDefinition } from "./provider";
+
+/**
+ * The session's tools: one registry, exposed to every provider in its own function-calling format by the adapters,
+ * and a durable log of every call keyed by the provider's call id, so a call repeated (reconnect, switch, a
+ * provider retry) returns its first result instead of acting twice. Later capabilities add business tools here.
+ */
+export interface ToolHost {
+  /** Hangs up once the agent's last words have played; resolves with what to tell the model. */
+  endCall(reason: string): Promise<string>;
+  transferToHuman(reason: string): Promise<string>;
+}
+
+interface Tool<A extends z.ZodType> {
+  definition: ToolDefinition;
+  args: A;
+  execute(args: z.output<A>, host: ToolHost): Promise<string>;
+}
+
+const tool = <A extends z.ZodType>(t: Tool<A>) => t as unknown as Tool<z.ZodType>;
+
+const reasonArgs = z.object({ reason: z.string().max(500).optional() });
+
+export const BUILTIN_TOOLS = [
+  tool({
+    definition: {
+      name: "end_call",
+      description: "End the phone call. Say goodbye first; the line closes once your last words have played.",
+      parameters: { type: "object", properties: { reason: { type: "string", description: "Why the call ends" } }, additionalProperties: false },
+    },
+    args: reasonArgs,
+    execute: (args, host) => host.endCall(args.reason ?? "agent_ended"),
+  }),
+  tool({
+    definition: {
+      name: "transfer_to_human",
+      description: "Transfer the caller to a human agent when they ask for a person or you cannot help.",
+      parameters: { type: "object", properties: { reason: { type: "string", description: "Why a human is needed" } }, additionalProperties: false },
+    },
+    args: reasonArgs,
+    execute: (args, host) => host.transferToHuman(args.reason ?? "caller_request"),
+  }),
+];
+
+const MAX_ARGUMENT_CHARS = 16_000;
+const MAX_RESULT_CHARS = 16_000;
+
+export interface ToolOutcome {
+  result: string;
+  status: "completed" | "failed";
+  /** True when the call id was seen before: the stored result is returned and nothing runs again. */
+  replayed: boolean;
+}
+
+export class ToolRunner {
+  private readonly tools = new Map<string, Tool<z.ZodType>>();
+
+  constructor(
+    private readonly sql: SqlStorage,
+    tools: Array<Tool<z.ZodType>> = BUILTIN_TOOLS,
+  ) {
+    for (const t of tools) this.tools.set(t.definition.name, t);
+    sql.exec(
+      `CREATE TABLE IF NOT EXISTS tool_calls (call_id TEXT PRIMARY KEY, name TEXT NOT NULL, arguments TEXT NOT NULL,
+        status TEXT NOT NULL, result TEXT, at INTEGER NOT NULL)`,
+    );
+  }
+
+  definitions(): ToolDefinition[] {
+    return [...this.tools.values()].map((t) => t.definition);
+  }
+
+  async run(callId: string, name: string, rawArguments: string, host: ToolHost): Promise<ToolOutcome> {
+    const previous = this.sql.exec<{ status: string; result: string | null }>("SELECT status, result FROM tool_calls WHERE call_id = ?", callId).toArray()[0];
+    if (previous && previous.status !== "started") {
+      return { result: previous.result ?? "", status: previous.status === "completed" ? "completed" : "failed", replayed: true };
+    }
+    if (previous) return { result: JSON.stringify({ error: "already running" }), status: "failed", replayed: true };
+    this.sql.exec("INSERT INTO tool_calls (call_id, name, arguments, status, at) VALUES (?, ?, ?, 'started', ?)", callId, name, rawArguments.slice(0, MAX_ARGUMENT_CHARS), Date.now());
+    const outcome = await this.execute(name, rawArguments, host);
+    this.sql.exec("UPDATE tool_calls SET status = ?, result = ? WHERE call_id = ?", outcome.status, outcome.result, callId);
+    return { ...outcome, replayed: false };
+  }
+
+  /** Finished calls, oldest first, for replaying the conversation into a new provider session. */
+  history(limit = 50): Array<{ at: number; item: ConversationItem }> {
+    return this.sql
+      .exec<{ call_id: string; name: string; arguments: string; result: string | null; at: number }>(
+        "SELECT call_id, name, arguments, result, at FROM (SELECT * FROM tool_calls WHERE status != 'started' ORDER BY at DESC LIMIT ?) ORDER BY at",
+        limit,
+      )
+      .toArray()
+      .map((row) => ({ at: row.at, item: { kind: "tool", callId: row.call_id, name: row.name, arguments: row.arguments, result: row.result ?? "" } }));
+  }
+
+  private async execute(name: string, rawArguments: string, host: ToolHost): Promise<Omit<ToolOutcome, "replayed">> {
+    const t = this.tools.get(name);
+    if (!t) return failed(`unknown tool ${name.slice(0, 64)}`);
+    let parsedJson: unknown;
+    try {
+      parsedJson = rawArguments.trim() === "" ? {} : JSON.parse(rawArguments);
+    } catch {
+      return failed("arguments are not JSON");
+    }
+    const args = t.args.safeParse(parsedJson);
+    if (!args.success) return failed(`invalid arguments: ${args.error.issues.map((issue) => issue.path.join(".") || issue.message).join(", ")}`);
+    try {
+      return { result: (await t.execute(args.data, host)).slice(0, MAX_RESULT_CHARS), status: "completed" };
+    } catch (error) {
+      return failed(error instanceof Error ? error.message.slice(0, 200) : "tool failed");
+    }
+  }
+}
+
+const failed = (message: string) => ({ result: JSON.stringify({ error: message }), status: "failed" as const });

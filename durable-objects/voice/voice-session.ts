@@ -1,0 +1,485 @@
+import type { ProviderName } from "../../workers/config/settings";
+import type { Logger } from "../../workers/http/logger";
+import { increment } from "../../workers/observability/counters";
+import type { TranscriptLog } from "../call/transcript-log";
+import type { LiveEvent, ProviderLinkState } from "../live/live-events";
+import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
+import type { CircuitBreakers } from "./circuit-breaker";
+import type { AudioFormat, ConversationItem, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
+import type { ToolHost, ToolRunner } from "./tools";
+
+/**
+ * The conversation inside the call's object: carries the caller's audio to one voice AI provider and the agent's
+ * audio back, follows what the caller actually heard (from the marks the carrier echoes), handles barge-in, DTMF,
+ * tool calls and transcripts, and keeps the provider connected: a circuit breaker per provider, reconnection with
+ * backoff and jitter, caller audio held in a bounded buffer meanwhile, and the conversation replayed on reconnect.
+ *
+ * The per-frame paths (`callerAudio`, agent audio) never await, never touch storage and never log.
+ */
+
+/** Where the caller is: a carrier media stream or a browser. */
+export interface CallerLeg {
+  readonly format: AudioFormat;
+  /** Carriers echo a mark once the audio sent before it has played; a browser leg does not. */
+  readonly echoesMarks: boolean;
+  sendAudio(base64: string): void;
+  mark(name: string): void;
+  clear(): void;
+}
+
+export interface VoiceSessionHost {
+  leg(): CallerLeg | null;
+  publish(event: LiveEvent): void;
+  log(): Logger;
+  /** A transcript line was written: drain it to D1 soon, off the audio path. */
+  transcriptChanged(): void;
+  hangup(reason: string): Promise<void>;
+  transfer(reason: string): Promise<string>;
+  connect(provider: ProviderName, onEvent: (event: ProviderEvent) => void, config: ProviderSessionConfig): Promise<VoiceProvider>;
+}
+
+export interface VoicePolicy {
+  reconnectBaseMs: number;
+  reconnectAttempts: number;
+  responseTimeoutMs: number;
+}
+
+export interface VoiceSessionOptions {
+  provider: ProviderName;
+  instructions: string;
+  callAudio: AudioFormat;
+  correlationId: string;
+  transcript: TranscriptLog;
+  tools: ToolRunner;
+  breakers: CircuitBreakers;
+  policy: VoicePolicy;
+  /** Gemini's latest resumption handle, kept in storage by the owner. */
+  resumption: { get(): string | undefined; set(handle: string): void };
+}
+
+export interface VoiceStats {
+  callerFrames: number;
+  /** Caller frames that could not reach a provider: over the buffer bound while disconnected, or over the rate bound. */
+  callerFramesDropped: number;
+  agentChunks: number;
+  bargeIns: number;
+  reconnects: number;
+  providerErrors: number;
+  toolCalls: number;
+}
+
+/** 10 s of 20 ms frames: what the caller says while the provider reconnects is delivered, up to this bound. */
+export const MAX_BUFFERED_FRAMES = 500;
+/** Carriers send 50 frames a second (bursts after a network stall run faster); ten times that is a broken or hostile sender. */
+const MAX_FRAMES_PER_SECOND = 500;
+const MAX_HISTORY_LINES = 60;
+const MAX_INTERRUPTED_REMEMBERED = 64;
+/** end_call: the line closes when the goodbye has played, or after this long whatever happens. */
+const END_CALL_MAX_WAIT_MS = 10_000;
+const END_CALL_QUIET_MS = 1_500;
+const WATCHDOG_INTERVAL_MS = 250;
+const DTMF_PREFIX = "[DTMF]";
+
+interface Playing {
+  itemId: string;
+  sentMs: number;
+  heardMs: number;
+  firstSentAt: number;
+}
+
+export class VoiceSession implements ToolHost {
+  private providerName: ProviderName;
+  private provider: VoiceProvider | null = null;
+  private linkState: ProviderLinkState = "connecting";
+  /** Bumped for every provider session, so events from a replaced one are ignored. */
+  private generation = 0;
+  private connecting = false;
+  private closed = false;
+  private readonly buffered: string[] = [];
+  private toProvider: Transcode = (audio) => audio;
+  private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
+  private transcodersFor: { leg: AudioFormat; provider: VoiceProvider } | null = null;
+  private playing: Playing | null = null;
+  private readonly interrupted = new Set<string>();
+  private lastAgentAudioAt = 0;
+  private agentRepliedSinceCallerTurn = true;
+  private awaitingReplySince: number | null = null;
+  private endCallAt: { requestedAt: number; reason: string } | null = null;
+  /** Armed only while something is due (a reply, an end_call), so an idle call holds no timer and can hibernate. */
+  private watchdog: ReturnType<typeof setTimeout> | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private frameWindow = { second: 0, frames: 0 };
+  readonly stats: VoiceStats = { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0, bargeIns: 0, reconnects: 0, providerErrors: 0, toolCalls: 0 };
+
+  constructor(
+    private readonly host: VoiceSessionHost,
+    private readonly options: VoiceSessionOptions,
+  ) {
+    this.providerName = options.provider;
+  }
+
+  get currentProvider(): ProviderName {
+    return this.providerName;
+  }
+
+  get state(): ProviderLinkState {
+    return this.linkState;
+  }
+
+  /** Opens the provider session at once (at the webhook, before media flows), so the caller never waits for it. */
+  start(): void {
+    void this.connectWithRetries();
+  }
+
+  // ── caller → provider (per frame) ──────────────────────────────────────────────────────────────────────
+
+  callerAudio(base64: string): void {
+    this.stats.callerFrames++;
+    const second = Math.floor(Date.now() / 1000);
+    if (this.frameWindow.second !== second) this.frameWindow = { second, frames: 0 };
+    if (++this.frameWindow.frames > MAX_FRAMES_PER_SECOND) {
+      this.stats.callerFramesDropped++;
+      return;
+    }
+    const provider = this.provider;
+    if (provider && this.linkState === "connected") {
+      this.ensureTranscoders(provider);
+      const audio = this.toProvider(base64);
+      if (audio) provider.sendAudio(audio);
+      return;
+    }
+    if (this.closed) return;
+    // Held while the provider (re)connects, and delivered when it is back.
+    this.buffered.push(base64);
+    if (this.buffered.length > MAX_BUFFERED_FRAMES) {
+      this.buffered.shift();
+      this.stats.callerFramesDropped++;
+    }
+  }
+
+  dtmf(digit: string): void {
+    this.host.publish({ type: "dtmf", digit, at: Date.now() });
+    this.appendTranscript("caller", `${DTMF_PREFIX} ${digit}`, null);
+    this.sendText(`${DTMF_PREFIX} ${digit}`);
+  }
+
+  /** Text for the agent from outside the audio (DTMF, later a supervisor's whisper). */
+  sendText(text: string): void {
+    if (!this.provider || this.linkState !== "connected") return;
+    this.provider.sendText(text);
+    this.awaitReply();
+  }
+
+  /** A carrier echoed one of our marks: the audio before it has played. */
+  markPlayed(name: string): void {
+    const at = name.lastIndexOf("@");
+    const playing = this.playing;
+    if (at <= 0 || !playing) return;
+    const itemId = name.slice(0, at);
+    const heardMs = Number(name.slice(at + 1));
+    if (itemId !== playing.itemId || !Number.isFinite(heardMs) || this.interrupted.has(itemId)) return;
+    playing.heardMs = Math.max(playing.heardMs, heardMs);
+  }
+
+  /** A new caller leg (the carrier reconnected its stream, or the leg's format is now known). */
+  legChanged(): void {
+    this.transcodersFor = null;
+    this.playing = null;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.linkState = "closed";
+    if (this.watchdog) clearTimeout(this.watchdog);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.generation++;
+    this.provider?.close();
+    this.provider = null;
+    this.buffered.length = 0;
+  }
+
+  // ── tools ────────────────────────────────────────────────────────────────────────────────────────────────
+
+  async endCall(reason: string): Promise<string> {
+    this.endCallAt ??= { requestedAt: Date.now(), reason };
+    this.armWatchdog();
+    return JSON.stringify({ ok: true, note: "The call ends once your last words have played." });
+  }
+
+  transferToHuman(reason: string): Promise<string> {
+    return this.host.transfer(reason);
+  }
+
+  // ── provider → caller ──────────────────────────────────────────────────────────────────────────────────
+
+  private onProviderEvent(generation: number, event: ProviderEvent): void {
+    if (generation !== this.generation || this.closed) return;
+    try {
+      this.handleProviderEvent(event);
+    } catch (error) {
+      increment("voice_event_handler_errors_total", { provider: this.providerName });
+      this.host.log().error("voice.event_handler_failed", { event: event.type, error });
+    }
+  }
+
+  private handleProviderEvent(event: ProviderEvent): void {
+    switch (event.type) {
+      case "agent_audio":
+        return this.agentAudio(event.base64, event.itemId);
+      case "agent_audio_done":
+        this.options.breakers.success(this.providerName);
+        return;
+      case "caller_speech_started":
+        this.agentRepliedSinceCallerTurn = false;
+        return this.bargeIn();
+      case "transcript":
+        if (event.role === "agent") this.agentActivity();
+        else if (!this.agentRepliedSinceCallerTurn) this.awaitReply();
+        this.appendTranscript(event.role, event.text, event.itemId ?? null);
+        return;
+      case "tool_call":
+        this.agentActivity();
+        void this.runTool(event.callId, event.name, event.arguments);
+        return;
+      case "resumption_handle":
+        this.options.resumption.set(event.handle);
+        return;
+      case "ending_soon":
+        this.host.log().info("voice.provider_ending_soon", { provider: this.providerName, timeLeftMs: event.timeLeftMs });
+        return;
+      case "error":
+        this.stats.providerErrors++;
+        increment("provider_errors_total", { provider: this.providerName, code: event.code.slice(0, 64) });
+        this.host.log().warn("voice.provider_error", { provider: this.providerName, code: event.code, fatal: event.fatal });
+        if (event.fatal) this.providerLost(`error ${event.code}`);
+        return;
+      case "closed":
+        return this.providerLost(`closed ${event.code}`);
+    }
+  }
+
+  private agentAudio(base64: string, itemId: string): void {
+    if (this.interrupted.has(itemId)) return;
+    const leg = this.host.leg();
+    const provider = this.provider;
+    if (!leg || !provider) return;
+    this.agentActivity();
+    this.ensureTranscoders(provider);
+    const audio = this.toCaller(base64);
+    if (!audio) return;
+    const now = Date.now();
+    let playing = this.playing;
+    if (playing?.itemId !== itemId) playing = this.playing = { itemId, sentMs: 0, heardMs: 0, firstSentAt: now };
+    // Decoded length from the base64 length: nothing is decoded twice on this path.
+    const padding = audio.endsWith("==") ? 2 : audio.endsWith("=") ? 1 : 0;
+    playing.sentMs += ((audio.length * 3) / 4 - padding) / bytesPerMs(leg.format);
+    leg.sendAudio(audio);
+    if (leg.echoesMarks) leg.mark(`${itemId}@${Math.round(playing.sentMs)}`);
+    this.stats.agentChunks++;
+    this.lastAgentAudioAt = now;
+  }
+
+  /** The caller talks over the agent: stop playback at once, then tell the provider how much was heard. */
+  private bargeIn(): void {
+    const playing = this.playing;
+    const leg = this.host.leg();
+    if (!playing || !leg || this.heard(playing, leg) >= playing.sentMs) return;
+    leg.clear();
+    const heardMs = Math.floor(this.heard(playing, leg));
+    this.playing = null;
+    this.toCaller.reset();
+    this.interrupted.add(playing.itemId);
+    if (this.interrupted.size > MAX_INTERRUPTED_REMEMBERED) this.interrupted.delete(this.interrupted.values().next().value ?? "");
+    this.provider?.interrupt(playing.itemId, heardMs);
+    this.stats.bargeIns++;
+    this.options.transcript.markInterrupted(playing.itemId);
+    this.host.publish({ type: "barge_in", itemId: playing.itemId, heardMs, at: Date.now() });
+    this.host.transcriptChanged();
+  }
+
+  /** How much of the item the caller has heard: acknowledged marks, or for a mark-less leg the time since it began. */
+  private heard(playing: Playing, leg: CallerLeg): number {
+    return leg.echoesMarks ? playing.heardMs : Math.min(playing.sentMs, Date.now() - playing.firstSentAt);
+  }
+
+  private agentActivity(): void {
+    this.agentRepliedSinceCallerTurn = true;
+    if (this.awaitingReplySince === null) return;
+    this.awaitingReplySince = null;
+    this.armWatchdog();
+  }
+
+  private appendTranscript(role: "caller" | "agent", text: string, itemId: string | null): void {
+    if (!text.trim()) return;
+    const line = this.options.transcript.append({
+      role,
+      text,
+      provider: this.providerName,
+      interrupted: itemId !== null && this.interrupted.has(itemId),
+      itemId,
+      at: Date.now(),
+    });
+    this.host.publish({ type: "transcript", role, text: line.text, provider: line.provider, interrupted: line.interrupted, at: line.at });
+    this.host.transcriptChanged();
+  }
+
+  private async runTool(callId: string, name: string, args: string): Promise<void> {
+    this.stats.toolCalls++;
+    this.host.publish({ type: "tool_call", callId, name, status: "started", result: null, at: Date.now() });
+    const outcome = await this.options.tools.run(callId, name, args, this);
+    this.host.publish({ type: "tool_call", callId, name, status: outcome.status, result: outcome.result, at: Date.now() });
+    if (outcome.replayed) this.host.log().info("voice.tool_call_replayed", { name, callId });
+    if (this.closed) return;
+    // The provider that asked may have been replaced meanwhile: its successor gets the result with the history.
+    this.provider?.sendToolResult(callId, name, outcome.result);
+    this.awaitReply();
+  }
+
+  // ── provider lifecycle ─────────────────────────────────────────────────────────────────────────────────
+
+  private providerLost(why: string): void {
+    if (this.closed) return;
+    this.options.breakers.failure(this.providerName);
+    this.host.log().warn("voice.provider_lost", { provider: this.providerName, why });
+    increment("provider_disconnects_total", { provider: this.providerName });
+    this.generation++;
+    this.provider?.close();
+    this.provider = null;
+    this.playing = null;
+    this.stats.reconnects++;
+    void this.connectWithRetries();
+  }
+
+  /** Connects now, then with exponential backoff and jitter; past the attempts, waits for the breaker to half-open. */
+  private async connectWithRetries(): Promise<void> {
+    if (this.connecting || this.closed) return;
+    this.connecting = true;
+    try {
+      const { reconnectBaseMs, reconnectAttempts } = this.options.policy;
+      for (let attempt = 0; attempt <= reconnectAttempts && !this.closed; attempt++) {
+        if (attempt > 0) {
+          this.setLinkState("reconnecting", `attempt ${attempt} of ${reconnectAttempts}`);
+          await sleep(reconnectBaseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4));
+          if (this.closed) return;
+        }
+        if (!this.options.breakers.tryAcquire(this.providerName)) continue;
+        if (await this.connectOnce()) return;
+      }
+      if (this.closed) return;
+      this.setLinkState("failed", "reconnection attempts exhausted");
+      increment("provider_reconnects_exhausted_total", { provider: this.providerName });
+      // The breaker lets a trial through once its open period ends: try again then.
+      const reopensAt = this.options.breakers.reopensAt(this.providerName);
+      const retryIn = Math.max(0, (reopensAt ?? Date.now() + reconnectBaseMs * 2 ** reconnectAttempts) - Date.now());
+      this.retryTimer = setTimeout(() => void this.connectWithRetries(), retryIn);
+    } finally {
+      this.connecting = false;
+    }
+  }
+
+  private async connectOnce(): Promise<boolean> {
+    const generation = ++this.generation;
+    if (this.linkState !== "reconnecting") this.setLinkState("connecting", null);
+    const config: ProviderSessionConfig = {
+      instructions: this.options.instructions,
+      tools: this.options.tools.definitions(),
+      history: this.history(),
+      callAudio: this.options.callAudio,
+      correlationId: this.options.correlationId,
+      resumptionHandle: this.options.resumption.get(),
+    };
+    try {
+      const provider = await this.host.connect(this.providerName, (event) => this.onProviderEvent(generation, event), config);
+      if (this.closed || generation !== this.generation) {
+        provider.close();
+        return this.closed;
+      }
+      this.provider = provider;
+      this.transcodersFor = null;
+      this.options.breakers.success(this.providerName);
+      this.setLinkState("connected", null);
+      const held = this.buffered.splice(0);
+      for (const frame of held) this.callerAudio(frame);
+      return true;
+    } catch (error) {
+      this.options.breakers.failure(this.providerName);
+      increment("provider_connect_failures_total", { provider: this.providerName });
+      this.host.log().warn("voice.provider_connect_failed", { provider: this.providerName, error });
+      return false;
+    }
+  }
+
+  /** The conversation so far, oldest first: transcript lines and finished tool calls. */
+  private history(): ConversationItem[] {
+    const lines = this.options.transcript.recent(MAX_HISTORY_LINES).filter((line) => line.role !== "system");
+    const tools = this.options.tools.history();
+    const items: Array<{ at: number; item: ConversationItem }> = [
+      ...lines.map((line) => ({ at: line.at, item: { kind: "message" as const, role: line.role as "caller" | "agent", text: line.text } })),
+      ...tools,
+    ];
+    return items.sort((a, b) => a.at - b.at).map((entry) => entry.item);
+  }
+
+  private ensureTranscoders(provider: VoiceProvider): void {
+    const leg = this.host.leg();
+    const legFormat = leg?.format ?? this.options.callAudio;
+    const current = this.transcodersFor;
+    if (current && current.provider === provider && sameFormat(current.leg, legFormat)) return;
+    this.toProvider = createTranscoder(legFormat, provider.inputFormat);
+    this.toCaller = createTranscoder(provider.outputFormat, legFormat);
+    this.transcodersFor = { leg: legFormat, provider };
+  }
+
+  private setLinkState(state: ProviderLinkState, detail: string | null): void {
+    if (this.linkState === state && state !== "reconnecting") return;
+    this.linkState = state;
+    this.host.publish({ type: "provider", provider: this.providerName, state, detail, at: Date.now() });
+  }
+
+  private awaitReply(): void {
+    if (this.awaitingReplySince !== null) return;
+    this.awaitingReplySince = Date.now();
+    this.armWatchdog();
+  }
+
+  /** One timer for what is due without a frame to trigger it: a provider that stopped answering, a pending end_call. */
+  private armWatchdog(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
+    if (this.closed) return;
+    const due = [
+      this.endCallAt ? Date.now() + WATCHDOG_INTERVAL_MS : Infinity,
+      this.awaitingReplySince !== null ? this.awaitingReplySince + this.options.policy.responseTimeoutMs + 1 : Infinity,
+    ];
+    const next = Math.min(...due);
+    if (next !== Infinity) this.watchdog = setTimeout(() => this.checkTimers(), Math.max(0, next - Date.now()));
+  }
+
+  private checkTimers(): void {
+    this.watchdog = null;
+    const now = Date.now();
+    const endCall = this.endCallAt;
+    if (endCall) {
+      const leg = this.host.leg();
+      const drained = !this.playing || !leg || this.heard(this.playing, leg) >= this.playing.sentMs;
+      const quiet = now - Math.max(this.lastAgentAudioAt, endCall.requestedAt) >= END_CALL_QUIET_MS;
+      if ((drained && quiet) || now - endCall.requestedAt >= END_CALL_MAX_WAIT_MS) {
+        this.endCallAt = null;
+        void this.host.hangup(endCall.reason);
+      }
+    }
+    const waiting = this.awaitingReplySince;
+    if (waiting !== null && now - waiting > this.options.policy.responseTimeoutMs) {
+      this.awaitingReplySince = null;
+      // A provider that is already reconnecting gets the conversation replayed; only a connected one has stalled.
+      if (this.linkState === "connected") {
+        increment("provider_stalls_total", { provider: this.providerName });
+        this.providerLost("no reply within the response timeout");
+      }
+    }
+    this.armWatchdog();
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
