@@ -101,6 +101,12 @@ const settingSchemas = {
   PROVIDER_RECONNECT_ATTEMPTS: optional(z.coerce.number().int().min(0).max(20)).default(5),
   PROVIDER_RESPONSE_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(15_000),
   HUMAN_TRANSFER_NUMBER: optional(z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number" })),
+  // Fleet-wide provider health (durable-objects/provider-health; defaults: the audited system's).
+  PROVIDER_HEALTH_LATENCY_WARNING_MS: optional(z.coerce.number().int().min(1).max(120_000)).default(1000),
+  PROVIDER_HEALTH_LATENCY_ERROR_MS: optional(z.coerce.number().int().min(1).max(120_000)).default(3000),
+  PROVIDER_HEALTH_MIN_SUCCESS_RATE: optional(z.coerce.number().min(0).max(1)).default(0.95),
+  PROVIDER_HEALTH_OFFLINE_AFTER: optional(z.coerce.number().int().min(1).max(100)).default(3),
+  PROVIDER_HEALTH_PROBE_SECONDS: optional(z.coerce.number().min(1).max(3600)).default(30),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;
