@@ -2,6 +2,7 @@ import { buildApp } from "./app";
 import { runScheduled } from "./scheduled";
 
 export { CallSession } from "../durable-objects/call-session";
+export { ProviderHealthRegistry } from "../durable-objects/provider-health/registry";
 
 const app = buildApp();
 
