@@ -1,0 +1,28 @@
+import { parseSettings, type ProviderName } from "../../workers/config/settings";
+import { providerConfigured } from "../voice/provider-factory";
+import { chooseProvider } from "./choice";
+import { REGISTRY_NAME, type ProviderHealth } from "./types";
+
+/** How long one isolate reuses the registry's snapshot for session choices (the registry is one object). */
+const SNAPSHOT_TTL_MS = 5_000;
+let cached: { at: number; snapshot: ProviderHealth[] } | null = null;
+
+/** The registry's snapshot, reused for 5 s per isolate; empty (all unknown) when the registry cannot be reached. */
+export async function healthSnapshot(env: Env, now = Date.now()): Promise<ProviderHealth[]> {
+  if (cached && now - cached.at < SNAPSHOT_TTL_MS) return cached.snapshot;
+  try {
+    const namespace = env.PROVIDER_HEALTH;
+    const snapshot = await namespace.get(namespace.idFromName(REGISTRY_NAME)).snapshot();
+    cached = { at: now, snapshot };
+    return snapshot;
+  } catch {
+    return cached?.snapshot ?? [];
+  }
+}
+
+/** The provider a new session should start on: chooseProvider over the fleet's health and this deployment's settings. */
+export async function providerForNewSession(env: Env, preferred: ProviderName | null): Promise<ProviderName> {
+  const settings = parseSettings(env).values;
+  const order = settings.PROVIDER_ORDER ?? ["openai", "gemini", "deepgram", "local"];
+  return chooseProvider(await healthSnapshot(env), preferred ?? settings.DEFAULT_PROVIDER ?? null, order, (p) => providerConfigured(env, p));
+}
