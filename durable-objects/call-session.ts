@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { encodeBase64 } from "./media/audio/pcm16";
 import { parseSettings, type ProviderName } from "../workers/config/settings";
 import type { CallStatus, Carrier } from "../workers/db/schema";
 import { increment } from "../workers/observability/counters";
@@ -9,9 +10,11 @@ import { CallLedger } from "./call/call-ledger";
 import { CarrierLink } from "./call/carrier-link";
 import { isTerminal } from "./call/state-machine";
 import { TranscriptLog } from "./call/transcript-log";
+import { BROWSER_AUDIO_RATE } from "./live/live-events";
 import { LiveSockets } from "./live/live-sockets";
 import type { MediaFrame } from "./media/carriers/media-frames";
 import { MediaSockets } from "./media/media-sockets";
+import { browserLeg, CALLER_GRACE_MS, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
 import { CircuitBreakers } from "./voice/circuit-breaker";
 import { connectProvider } from "./voice/provider-factory";
 import { ToolRunner } from "./voice/tools";
@@ -50,11 +53,14 @@ export class CallSession extends DurableObject<Env> {
   private readonly breakers: CircuitBreakers;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
+  /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
+  private readonly web: WebSessionStore;
   private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const settings = parseSettings(env).values;
+    this.web = new WebSessionStore(ctx.storage.kv);
     this.transcript = new TranscriptLog(ctx.storage.sql);
     this.tools = new ToolRunner(ctx.storage.sql);
     this.breakers = new CircuitBreakers(ctx.storage.sql, {
@@ -76,12 +82,13 @@ export class CallSession extends DurableObject<Env> {
     // --- live: browser WebSockets of /api/v1/sessions/{id}/live (durable-objects/live/live-sockets.ts) ---
     this.live = new LiveSockets(ctx, {
       hello: (role) => {
-        const record = this.ledger.record;
-        if (!record) return null;
-        const provider = this.voice?.currentProvider ?? record.provider;
-        return { type: "hello", sessionId: record.sessionId, role, channel: "phone", provider, callStatus: record.status, serverTime: Date.now() };
+        const session = this.identity();
+        if (!session) return null;
+        const provider = this.voice?.currentProvider ?? session.provider;
+        const callStatus = this.ledger.record?.status ?? null;
+        return { type: "hello", sessionId: session.sessionId, role, channel: session.channel, provider, callStatus, serverTime: Date.now() };
       },
-      tenantId: () => this.ledger.record?.tenantId ?? null,
+      tenantId: () => this.identity()?.tenantId ?? null,
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
       log: () => this.ledger.log(),
     });
@@ -203,6 +210,12 @@ export class CallSession extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.ledger.flush();
     await this.flushTranscript();
+    const web = this.web.record;
+    if (web?.status === "ended" && !(await this.web.syncToD1(this.env))) await this.retryLater();
+    if (web?.status !== "active" || this.live.hasCaller() || this.web.callerLeftAt === null) return;
+    const due = this.web.callerLeftAt + CALLER_GRACE_MS;
+    if (Date.now() >= due) await this.endWebSession("caller_left");
+    else await this.armAlarm(due);
   }
 
   /** Carrier media WebSocket upgrades, forwarded by the Worker after its checks. */
@@ -230,7 +243,10 @@ export class CallSession extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    if (this.live.handles(ws)) return this.live.closed(ws, code); // live
+    if (this.live.handles(ws)) {
+      this.live.closed(ws, code);
+      return this.webCallerMayHaveLeft();
+    }
     await this.media.closed(ws, code);
   }
 
@@ -240,22 +256,65 @@ export class CallSession extends DurableObject<Env> {
     await this.media.closed(ws, 1011);
   }
 
-  /** live: one microphone frame (PCM16LE 16 kHz mono) from a web session's browser caller. Placeholder: the voice wiring fills it. */
-  private onBrowserAudio(_pcm16: Uint8Array): void {}
+  /** One microphone frame (PCM16LE 16 kHz mono) from a web session's browser caller. */
+  private onBrowserAudio(pcm16: Uint8Array): void {
+    if (this.web.record?.status !== "active") return;
+    (this.voice ?? this.ensureVoice())?.callerAudio(encodeBase64(pcm16));
+  }
+
+  // ── web sessions ───────────────────────────────────────────────────────────────────────────────────────
+
+  /** A web session created by the API: its provider is dialled now, before the browser joins. Idempotent. */
+  async openWebSession(input: OpenWebSessionInput): Promise<{ ok: boolean }> {
+    if (this.ledger.record) return { ok: false };
+    this.web.open(input);
+    this.ensureVoice();
+    return { ok: true };
+  }
+
+  /** Ends a web session (end_call, or its caller gone past the grace period). */
+  private async endWebSession(reason: string): Promise<void> {
+    if (!this.web.end()) return;
+    this.live.broadcast({ type: "session_ended", reason, at: Date.now() });
+    this.voice?.close();
+    this.voice = null;
+    this.live.closeAll(1000, "session ended");
+    await this.flushTranscript();
+    if (!(await this.web.syncToD1(this.env))) await this.retryLater();
+  }
+
+  /** A web session whose browser caller left ends after a grace period, unless the caller comes back. */
+  private async webCallerMayHaveLeft(): Promise<void> {
+    if (this.web.record?.status !== "active" || this.live.hasCaller()) return;
+    this.web.callerLeft();
+    await this.armAlarm(Date.now() + CALLER_GRACE_MS);
+  }
+
+  /** Phone call or web session: what the voice session and live sockets need to know of it. */
+  private identity() {
+    const call = this.ledger.record;
+    if (call) return { channel: "phone" as const, sessionId: call.sessionId, tenantId: call.tenantId, provider: call.provider, instructions: call.instructions, correlationId: call.correlationId, ended: isTerminal(call.status) };
+    const web = this.web.record;
+    if (web) return { channel: "web" as const, sessionId: web.sessionId, tenantId: web.tenantId, provider: web.provider, instructions: web.instructions, correlationId: web.correlationId, ended: web.status === "ended" };
+    return null;
+  }
 
   // ── the conversation with the voice AI provider ─────────────────────────────────────────────────────────
 
   /** The call's voice session, created (and its provider dialled) on first need; none once the call has ended. */
   private ensureVoice(): VoiceSession | null {
-    const record = this.ledger.record;
-    if (this.voice || !record || isTerminal(record.status)) return this.voice;
+    const session = this.identity();
+    if (this.voice || !session || session.ended) return this.voice;
+    const call = this.ledger.record;
     const settings = parseSettings(this.env).values;
     const kv = this.ctx.storage.kv;
     this.voice = new VoiceSession(this.voiceHost(), {
-      provider: record.provider,
-      instructions: record.instructions ?? DEFAULT_INSTRUCTIONS,
-      callAudio: { encoding: record.carrier === "telnyx" && record.codec === "PCMA" ? "pcma" : "pcmu", sampleRate: 8000 },
-      correlationId: record.correlationId,
+      provider: session.provider,
+      instructions: session.instructions ?? DEFAULT_INSTRUCTIONS,
+      callAudio: !call
+        ? { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE }
+        : { encoding: call.carrier === "telnyx" && call.codec === "PCMA" ? "pcma" : "pcmu", sampleRate: 8000 },
+      correlationId: session.correlationId,
       transcript: this.transcript,
       tools: this.tools,
       breakers: this.breakers,
@@ -272,16 +331,18 @@ export class CallSession extends DurableObject<Env> {
 
   private voiceHost(): VoiceSessionHost {
     return {
-      leg: () => this.media.leg(),
+      leg: () => (this.ledger.record ? this.media.leg() : browserLeg(this.live)),
       publish: (event) => this.live.broadcast(event),
       log: () => this.ledger.log(),
       transcriptChanged: () => this.scheduleTranscriptFlush(),
       connect: (provider, onEvent, config) => connectProvider(this.env, provider, onEvent, config),
       hangup: async (reason) => {
+        if (!this.ledger.record) return this.endWebSession(reason);
         const result = await this.control({ action: "hangup" }, this.ledger.record?.correlationId ?? "voice");
         this.ledger.log().info("voice.hangup", { reason, ok: result.ok });
       },
       transfer: async (reason) => {
+        if (!this.ledger.record) return JSON.stringify({ ok: false, error: "A web session cannot be transferred to a phone agent." });
         const to = parseSettings(this.env).values.HUMAN_TRANSFER_NUMBER;
         if (!to) return JSON.stringify({ ok: false, error: "No human agent is available right now." });
         const result = await this.control({ action: "transfer", to }, this.ledger.record?.correlationId ?? "voice");
@@ -308,14 +369,20 @@ export class CallSession extends DurableObject<Env> {
   }
 
   private async flushTranscript(): Promise<void> {
-    const record = this.ledger.record;
-    if (!record || this.transcript.pendingCount() === 0) return;
-    const drained = await this.transcript.flush(this.env, record.tenantId, record.sessionId);
-    if (!drained) {
-      // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
-      const alarm = await this.ctx.storage.getAlarm();
-      if (alarm === null || alarm > Date.now() + TRANSCRIPT_RETRY_MS) await this.ctx.storage.setAlarm(Date.now() + TRANSCRIPT_RETRY_MS);
-    }
+    const session = this.identity();
+    if (!session || this.transcript.pendingCount() === 0) return;
+    // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
+    if (!(await this.transcript.flush(this.env, session.tenantId, session.sessionId))) await this.retryLater();
+  }
+
+  private retryLater(): Promise<void> {
+    return this.armAlarm(Date.now() + TRANSCRIPT_RETRY_MS);
+  }
+
+  /** The one alarm serves several deadlines: it is only ever moved earlier here, and the handler re-arms the rest. */
+  private async armAlarm(at: number): Promise<void> {
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
   }
 
   /** Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored). */

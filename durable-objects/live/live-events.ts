@@ -6,8 +6,8 @@ import type { CallStatus } from "../../workers/db/schema";
  * for a web session's caller travels as binary frames of PCM16 little-endian, 16 kHz mono; so does the browser's
  * microphone audio. Supervisors receive events only.
  */
-export const LIVE_SUBPROTOCOL = "switchboard.v1";
-export const BROWSER_AUDIO_RATE = 16_000;
+export const LIVE_SUBPROTOCOL = "switchboard.v1" as const;
+export const BROWSER_AUDIO_RATE = 16_000 as const;
 
 export type LiveRole = "supervisor" | "caller";
 
@@ -21,6 +21,9 @@ export type LiveEvent =
   | { type: "barge_in"; itemId: string; heardMs: number; at: number }
   | { type: "tool_call"; callId: string; name: string; status: "started" | "completed" | "failed"; result: string | null; at: number }
   | { type: "dtmf"; digit: string; at: number }
+  /** The caller talked over the agent: a web caller's browser drops the agent audio it has not played yet. */
+  | { type: "playback_clear"; at: number }
+  | { type: "session_ended"; reason: string; at: number }
   | { type: "pong"; t: number; serverTime: number }
   | { type: "error"; code: string; message: string };
 

@@ -1,8 +1,12 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
 import { CALL_STATUSES, CARRIERS, PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, TRANSCRIPT_ROLES, calls, sessions, transcriptLines } from "../db/schema";
-import { badRequest, notFound } from "../http/errors";
-import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
+import { parseSettings, providerSchema } from "../config/settings";
+import { AppError, badRequest, notFound } from "../http/errors";
+import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
+import { auditFromRequest } from "../identity/request-audit";
+import { callObject } from "../telephony/session-routing";
+import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../../durable-objects/live/live-events";
 import { publicRouter } from "../http/router";
 import { presentCall } from "./calls";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
@@ -108,7 +112,47 @@ const getRoute = protectedRoute("sessions:read", {
   responses: { 200: jsonResponse(sessionDetailSchema, "The session"), ...notFoundResponse },
 });
 
+const createdSchema = sessionSchema
+  .extend({
+    live: z.object({
+      path: z.string().describe("open as a WebSocket with ?role=caller to be the caller, ?role=supervisor to watch"),
+      subprotocol: z.literal(LIVE_SUBPROTOCOL).describe("offer it with `bearer.<access token>` in Sec-WebSocket-Protocol"),
+      audio: z.object({ encoding: z.literal("pcm16le"), sampleRate: z.literal(BROWSER_AUDIO_RATE), channels: z.literal(1) }),
+    }),
+  })
+  .openapi("CreatedSession");
+
+const createRoute = protectedRoute("sessions:create", {
+  method: "post",
+  path: "/api/v1/sessions",
+  tags: ["sessions"],
+  summary: "Start a web session: the browser is the caller; the provider is dialled now, before the browser joins",
+  request: jsonBody(
+    z.strictObject({
+      provider: providerSchema.optional().describe("default: DEFAULT_PROVIDER, else local"),
+      instructions: z.string().min(1).max(8_000).optional().describe("the agent's instructions (system prompt)"),
+    }),
+  ),
+  responses: { 201: jsonResponse(createdSchema, "Created; join it on `live.path`"), 502: jsonResponse(z.unknown(), "The session's object could not be started") },
+});
+
 export const sessionReadRoutes = publicRouter()
+  .openapi(createRoute, async (c) => {
+    const body = c.req.valid("json");
+    const scope = c.get("scope");
+    const id = crypto.randomUUID();
+    const provider = body.provider ?? parseSettings(c.env).values.DEFAULT_PROVIDER ?? "local";
+    const row = { id, channel: "web" as const, status: "active" as const, provider, instructions: body.instructions ?? null, correlationId: c.get("correlationId"), createdAt: Date.now(), endedAt: null };
+    // The durable row first: the live route finds the session (and its tenant) in D1 before the object is touched.
+    await scope.insert(sessions, row);
+    const opened = await callObject(c.env, id)
+      .openWebSession({ sessionId: id, tenantId: scope.tenantId, provider, instructions: row.instructions, correlationId: row.correlationId })
+      .catch(() => ({ ok: false }));
+    await auditFromRequest(c, { action: "session.create", targetType: "session", targetId: id, outcome: opened.ok ? "success" : "failure", details: { provider } });
+    if (!opened.ok) throw new AppError(502, "session_unavailable", "The session could not be started", "dependency");
+    const live = { path: `/api/v1/sessions/${id}/live`, subprotocol: LIVE_SUBPROTOCOL, audio: { encoding: "pcm16le" as const, sampleRate: BROWSER_AUDIO_RATE, channels: 1 as const } };
+    return c.json({ ...presentSession({ ...row, tenantId: scope.tenantId }), live }, 201);
+  })
   .openapi(listRoute, async (c) => {
     const query = c.req.valid("query");
     const before = decodeCursor(query.cursor);
