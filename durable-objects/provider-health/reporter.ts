@@ -33,6 +33,7 @@ export class HealthReporter {
   private queue: HealthReport[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   private sending: Promise<void> = Promise.resolve();
+  private flushWaiting = false;
   private readonly registryName: string;
   private readonly batchSize: number;
   private readonly delayMs: number;
@@ -65,8 +66,13 @@ export class HealthReporter {
   /** Sends everything queued; on failure keeps it for the next flush. Never throws. */
   flush(): Promise<void> {
     this.disarm();
-    // One batch at a time, in order.
-    this.sending = this.sending.then(() => this.send());
+    // One batch at a time, in order; a flush already waiting to start will take whatever is queued by then.
+    if (this.flushWaiting) return this.sending;
+    this.flushWaiting = true;
+    this.sending = this.sending.then(() => {
+      this.flushWaiting = false;
+      return this.send();
+    });
     return this.sending;
   }
 
