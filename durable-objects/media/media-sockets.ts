@@ -18,6 +18,8 @@ const CARRIER_TAG = "carrier";
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
 /** Telnyx frames may arrive out of order: up to this many wait for a gap to fill (60 ms of audio). */
 const REORDER_WINDOW_FRAMES = 3;
+/** Canonical base64: audio payloads are forwarded as they are (some adapters splice them into JSON unescaped). */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 interface Attachment {
   carrier: Carrier;
@@ -105,6 +107,10 @@ export class MediaSockets {
         return;
       }
       if (frame.type === "audio") {
+        if (!BASE64.test(frame.payload)) {
+          increment("media_messages_rejected_total", { reason: "bad_payload", carrier: attachment.carrier });
+          return;
+        }
         this.audioFramesIn += 1;
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
         else this.hooks.onAudio(frame.payload);
