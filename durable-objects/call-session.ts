@@ -14,11 +14,14 @@ import { BROWSER_AUDIO_RATE } from "./live/live-events";
 import { LiveSockets } from "./live/live-sockets";
 import type { MediaFrame } from "./media/carriers/media-frames";
 import { MediaSockets } from "./media/media-sockets";
-import { browserLeg, CALLER_GRACE_MS, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
+import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
 import { CircuitBreakers } from "./voice/circuit-breaker";
-import { connectProvider } from "./voice/provider-factory";
+import { freshHealthSnapshot, providerForNewSession } from "./provider-health/client";
+import { HealthReporter } from "./provider-health/reporter";
+import { SwitchLog } from "./session/switch-log";
+import { connectProvider, providerConfigured } from "./voice/provider-factory";
 import { ToolRunner } from "./voice/tools";
-import { VoiceSession, type VoiceSessionHost } from "./voice/voice-session";
+import { VoiceSession, type SwitchOptions, type SwitchResult, type VoiceSessionHost } from "./voice/voice-session";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands";
 
@@ -51,6 +54,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly transcript: TranscriptLog;
   private readonly tools: ToolRunner;
   private readonly breakers: CircuitBreakers;
+  private readonly switches: SwitchLog;
+  private readonly health: HealthReporter;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
@@ -63,6 +68,8 @@ export class CallSession extends DurableObject<Env> {
     this.web = new WebSessionStore(ctx.storage.kv);
     this.transcript = new TranscriptLog(ctx.storage.sql);
     this.tools = new ToolRunner(ctx.storage.sql);
+    this.switches = new SwitchLog(ctx.storage.sql);
+    this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
     this.breakers = new CircuitBreakers(ctx.storage.sql, {
       failureThreshold: settings.PROVIDER_BREAKER_FAILURES ?? 5,
       openMs: (settings.PROVIDER_BREAKER_OPEN_SECONDS ?? 60) * 1000,
@@ -99,6 +106,8 @@ export class CallSession extends DurableObject<Env> {
 
   /** The first webhook of an inbound call (Twilio voice, Telnyx call.initiated); retries get the same answer. */
   async openCall(input: OpenCallInput): Promise<OpenCallResult> {
+    // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
+    const provider = this.ledger.record ? null : await providerForNewSession(this.env, input.route.provider);
     if (!this.ledger.record) {
       const { event } = input;
       this.ledger.create(
@@ -111,7 +120,7 @@ export class CallSession extends DurableObject<Env> {
           direction: "inbound",
           from: event.from ?? "unknown",
           to: event.to ?? "unknown",
-          provider: input.route.provider ?? parseSettings(this.env).values.DEFAULT_PROVIDER ?? "local",
+          provider: provider ?? input.route.provider ?? "local",
           instructions: input.route.instructions,
           codec: input.route.codec,
           correlationId: input.correlationId,
@@ -210,6 +219,7 @@ export class CallSession extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.ledger.flush();
     await this.flushTranscript();
+    await this.flushSwitches();
     const web = this.web.record;
     if (web?.status === "ended" && !(await this.web.syncToD1(this.env))) await this.retryLater();
     if (web?.status !== "active" || this.live.hasCaller() || this.web.callerLeftAt === null) return;
@@ -293,9 +303,12 @@ export class CallSession extends DurableObject<Env> {
   /** Phone call or web session: what the voice session and live sockets need to know of it. */
   private identity() {
     const call = this.ledger.record;
-    if (call) return { channel: "phone" as const, sessionId: call.sessionId, tenantId: call.tenantId, provider: call.provider, instructions: call.instructions, correlationId: call.correlationId, ended: isTerminal(call.status) };
+    if (call) {
+      const metadata = { channel: "phone", direction: call.direction, from: call.from, to: call.to, carrier: call.carrier };
+      return { channel: "phone" as const, sessionId: call.sessionId, tenantId: call.tenantId, provider: call.provider, instructions: call.instructions, metadata, correlationId: call.correlationId, ended: isTerminal(call.status) };
+    }
     const web = this.web.record;
-    if (web) return { channel: "web" as const, sessionId: web.sessionId, tenantId: web.tenantId, provider: web.provider, instructions: web.instructions, correlationId: web.correlationId, ended: web.status === "ended" };
+    if (web) return { channel: "web" as const, sessionId: web.sessionId, tenantId: web.tenantId, provider: web.provider, instructions: web.instructions, metadata: { channel: "web", ...web.metadata }, correlationId: web.correlationId, ended: web.status === "ended" };
     return null;
   }
 
@@ -310,7 +323,7 @@ export class CallSession extends DurableObject<Env> {
     const kv = this.ctx.storage.kv;
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
-      instructions: session.instructions ?? DEFAULT_INSTRUCTIONS,
+      instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
       callAudio: !call
         ? { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE }
         : { encoding: call.carrier === "telnyx" && call.codec === "PCMA" ? "pcma" : "pcmu", sampleRate: 8000 },
@@ -322,6 +335,9 @@ export class CallSession extends DurableObject<Env> {
         reconnectBaseMs: settings.PROVIDER_RECONNECT_BASE_MS ?? 1000,
         reconnectAttempts: settings.PROVIDER_RECONNECT_ATTEMPTS ?? 5,
         responseTimeoutMs: settings.PROVIDER_RESPONSE_TIMEOUT_MS ?? 15_000,
+        order: settings.PROVIDER_ORDER ?? ["openai", "gemini", "deepgram", "local"],
+        openAiRolloverMs: (settings.OPENAI_SESSION_ROLLOVER_MINUTES ?? 55) * 60_000,
+        fleetCheckIntervalMs: (settings.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000,
       },
       resumption: { get: () => kv.get<string>("gemini_resumption_handle"), set: (handle) => kv.put("gemini_resumption_handle", handle) },
     });
@@ -336,6 +352,14 @@ export class CallSession extends DurableObject<Env> {
       log: () => this.ledger.log(),
       transcriptChanged: () => this.scheduleTranscriptFlush(),
       connect: (provider, onEvent, config) => connectProvider(this.env, provider, onEvent, config),
+      configured: (provider) => providerConfigured(this.env, provider),
+      fleetState: async (provider) => (await freshHealthSnapshot(this.env))?.find((entry) => entry.provider === provider)?.state ?? "unknown",
+      reportHealth: (report) => this.health.record(report),
+      providerChanged: (provider) => this.providerChanged(provider),
+      switchRecorded: (entry) => {
+        this.switches.record(entry);
+        this.ctx.waitUntil(this.flushSwitches());
+      },
       hangup: async (reason) => {
         if (!this.ledger.record) return this.endWebSession(reason);
         const result = await this.control({ action: "hangup" }, this.ledger.record?.correlationId ?? "voice");
@@ -357,7 +381,51 @@ export class CallSession extends DurableObject<Env> {
     this.media.closeAll(1000, "call ended");
     this.voice?.close();
     this.voice = null;
-    this.ctx.waitUntil(this.flushTranscript());
+    this.ctx.waitUntil(Promise.all([this.flushTranscript(), this.health.flush()]));
+  }
+
+  /** The session runs on another provider now: its record (and through it D1) says so. */
+  private providerChanged(provider: ProviderName): void {
+    const call = this.ledger.record;
+    if (call) {
+      call.provider = provider;
+      this.ledger.note("system", "provider.switched", { from: call.status, to: null, outcome: "applied", detail: provider });
+      this.ctx.waitUntil(this.ledger.flush());
+    } else {
+      this.web.providerChanged(provider);
+      this.ctx.waitUntil(this.web.syncToD1(this.env));
+    }
+  }
+
+  private async flushSwitches(): Promise<void> {
+    const session = this.identity();
+    if (session && !(await this.switches.flush(this.env, session.tenantId, session.sessionId))) await this.retryLater();
+  }
+
+  // ── switching providers (the Sessions API) ─────────────────────────────────────────────────────────────
+
+  async switchProvider(to: ProviderName, options: Omit<SwitchOptions, "reason">): Promise<SwitchResult | { unknown: true }> {
+    const voice = this.ensureVoice();
+    if (!voice) return { unknown: true };
+    return voice.switchTo(to, { ...options, reason: "manual" });
+  }
+
+  async autoFailover(): Promise<SwitchResult | { unknown: true } | { noCandidate: true }> {
+    const voice = this.ensureVoice();
+    if (!voice) return { unknown: true };
+    const before = voice.lastSwitch;
+    const switched = await voice.failover();
+    return switched && voice.lastSwitch && voice.lastSwitch !== before ? voice.lastSwitch : { noCandidate: true };
+  }
+
+  async switchStatus() {
+    return { inProgress: this.voice?.switchInProgress ?? null, last: this.voice?.lastSwitch ?? this.switches.entries().at(-1) ?? null, provider: this.voice?.currentProvider ?? this.identity()?.provider ?? null };
+  }
+
+  /** What only the live object knows: its provider link and counters (null once the session has ended). */
+  async liveState() {
+    const voice = this.voice;
+    return voice ? { provider: voice.currentProvider, providerState: voice.state, counters: { ...voice.stats } } : null;
   }
 
   private scheduleTranscriptFlush(): void {

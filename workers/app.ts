@@ -12,6 +12,7 @@ import { callReadRoutes } from "./routes/calls";
 import { healthRoutes } from "./routes/health";
 import { phoneNumberRoutes } from "./routes/phone-numbers";
 import { providerRoutes } from "./routes/providers";
+import { sessionSwitchingRoutes } from "./routes/session-switching";
 import { sessionReadRoutes } from "./routes/sessions";
 import { sessionLiveRoutes } from "./routes/sessions-live";
 import { telnyxRoutes } from "./routes/telephony-telnyx";
@@ -30,7 +31,7 @@ export function buildApp() {
   app.route("/", twilioRoutes);
   app.route("/", telnyxRoutes);
 
-  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes, sessionReadRoutes, sessionLiveRoutes, providerRoutes]) app.route("/", routes);
+  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes, sessionReadRoutes, sessionSwitchingRoutes, sessionLiveRoutes, providerRoutes]) app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -7,17 +7,23 @@ import { REGISTRY_NAME, type ProviderHealth } from "./types";
 const SNAPSHOT_TTL_MS = 5_000;
 let cached: { at: number; snapshot: ProviderHealth[] } | null = null;
 
+/** The registry's snapshot now (a live session deciding whether to fail over); null when it cannot be reached. */
+export async function freshHealthSnapshot(env: Env): Promise<ProviderHealth[] | null> {
+  try {
+    const namespace = env.PROVIDER_HEALTH;
+    return await namespace.get(namespace.idFromName(REGISTRY_NAME)).snapshot();
+  } catch {
+    return null;
+  }
+}
+
 /** The registry's snapshot, reused for 5 s per isolate; empty (all unknown) when the registry cannot be reached. */
 export async function healthSnapshot(env: Env, now = Date.now()): Promise<ProviderHealth[]> {
   if (cached && now - cached.at < SNAPSHOT_TTL_MS) return cached.snapshot;
-  try {
-    const namespace = env.PROVIDER_HEALTH;
-    const snapshot = await namespace.get(namespace.idFromName(REGISTRY_NAME)).snapshot();
-    cached = { at: now, snapshot };
-    return snapshot;
-  } catch {
-    return cached?.snapshot ?? [];
-  }
+  const snapshot = await freshHealthSnapshot(env);
+  if (!snapshot) return cached?.snapshot ?? [];
+  cached = { at: now, snapshot };
+  return snapshot;
 }
 
 /** The provider a new session should start on: chooseProvider over the fleet's health and this deployment's settings. */

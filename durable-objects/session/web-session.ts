@@ -16,10 +16,21 @@ export interface WebSessionRecord {
   tenantId: string;
   provider: ProviderName;
   instructions: string | null;
+  metadata: SessionMetadata;
   correlationId: string;
   createdAt: number;
   status: "active" | "ended";
   endedAt: number | null;
+}
+
+export type SessionMetadata = Record<string, string | number | boolean>;
+
+/** The instructions a provider is given: the session's own, then the session's context, so every provider (and
+ * every provider after a switch) knows who it is talking to. */
+export function instructionsWithContext(instructions: string, metadata: SessionMetadata): string {
+  const entries = Object.entries(metadata);
+  if (entries.length === 0) return instructions;
+  return `${instructions}\n\nSession context:\n${entries.map(([key, value]) => `- ${key}: ${String(value)}`).join("\n")}`;
 }
 
 export type OpenWebSessionInput = Omit<WebSessionRecord, "status" | "endedAt" | "createdAt">;
@@ -48,6 +59,12 @@ export class WebSessionStore {
     this.record ??= { ...input, createdAt: Date.now(), status: "active", endedAt: null };
     this.kv.put(KEY, this.record);
     return this.record;
+  }
+
+  providerChanged(provider: ProviderName): void {
+    if (!this.record) return;
+    this.record.provider = provider;
+    this.kv.put(KEY, this.record);
   }
 
   /** Marks the session ended here, then in D1 (retried by the caller's alarm if D1 is down). */

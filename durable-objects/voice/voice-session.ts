@@ -1,4 +1,7 @@
 import type { ProviderName } from "../../workers/config/settings";
+import type { SwitchReason } from "../../workers/db/schema";
+import type { HealthReport } from "../provider-health/types";
+import type { SwitchEntry } from "../session/switch-log";
 import type { Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import type { TranscriptLog } from "../call/transcript-log";
@@ -36,12 +39,43 @@ export interface VoiceSessionHost {
   hangup(reason: string): Promise<void>;
   transfer(reason: string): Promise<string>;
   connect(provider: ProviderName, onEvent: (event: ProviderEvent) => void, config: ProviderSessionConfig): Promise<VoiceProvider>;
+  /** Whether the provider can be dialled with this deployment's settings. */
+  configured(provider: ProviderName): boolean;
+  /** The fleet registry's view of a provider (cached briefly); "unknown" when it cannot be reached. */
+  fleetState(provider: ProviderName): Promise<string>;
+  reportHealth(report: HealthReport): void;
+  /** The session now runs on `provider` (persist it); and a finished switch, for the durable history. */
+  providerChanged(provider: ProviderName): void;
+  switchRecorded(entry: SwitchEntry): void;
 }
 
 export interface VoicePolicy {
   reconnectBaseMs: number;
   reconnectAttempts: number;
   responseTimeoutMs: number;
+  /** Failover order (PROVIDER_ORDER). */
+  order: ProviderName[];
+  /** OpenAI ends sessions after a fixed time: a fresh one is opened (rollover) this long after each connect. */
+  openAiRolloverMs: number;
+  /** After an agent turn, the fleet registry is asked about the provider at most this often. */
+  fleetCheckIntervalMs: number;
+}
+
+export interface SwitchOptions {
+  preserveContext: boolean;
+  reason: SwitchReason;
+  /** Cut over now, interrupting the agent, instead of at the next pause between turns. */
+  immediate: boolean;
+}
+
+export interface SwitchResult {
+  success: boolean;
+  fromProvider: ProviderName;
+  toProvider: ProviderName;
+  contextPreserved: number;
+  switchedAt: string | null;
+  durationMs: number;
+  error: string | null;
 }
 
 export interface VoiceSessionOptions {
@@ -79,6 +113,11 @@ const END_CALL_MAX_WAIT_MS = 10_000;
 const END_CALL_QUIET_MS = 1_500;
 const WATCHDOG_INTERVAL_MS = 250;
 const DTMF_PREFIX = "[DTMF]";
+/** A switch waits this long at most for a pause between agent turns, then cuts over interrupting the agent. */
+const SAFE_POINT_MAX_WAIT_MS = 5_000;
+const SAFE_POINT_POLL_MS = 20;
+/** Caller audio held for the new provider while a switch is made (the old one hears it live meanwhile). */
+const MAX_SWAP_FRAMES = 500;
 
 interface Playing {
   itemId: string;
@@ -91,8 +130,14 @@ export class VoiceSession implements ToolHost {
   private providerName: ProviderName;
   private provider: VoiceProvider | null = null;
   private linkState: ProviderLinkState = "connecting";
-  /** Bumped for every provider session, so events from a replaced one are ignored. */
+  /** The current provider session's number: events from any other (replaced, or still being switched to) are not the call's. */
   private generation = 0;
+  private generationSeq = 0;
+  private switching: { to: ProviderName; generation: number; startedAt: number; heldAudio: string[]; failure: string | null } | null = null;
+  lastSwitch: SwitchResult | null = null;
+  private toolsInFlight = 0;
+  private rolloverTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastFleetCheckAt = 0;
   private connecting = false;
   private closed = false;
   private readonly buffered: string[] = [];
@@ -141,6 +186,11 @@ export class VoiceSession implements ToolHost {
       this.stats.callerFramesDropped++;
       return;
     }
+    const switching = this.switching;
+    if (switching && switching.heldAudio.push(base64) > MAX_SWAP_FRAMES) {
+      switching.heldAudio.shift();
+      this.stats.callerFramesDropped++;
+    }
     const provider = this.provider;
     if (provider && this.linkState === "connected") {
       this.ensureTranscoders(provider);
@@ -148,7 +198,8 @@ export class VoiceSession implements ToolHost {
       if (audio) provider.sendAudio(audio);
       return;
     }
-    if (this.closed) return;
+    // During a switch the held audio already goes to the new provider.
+    if (this.closed || switching) return;
     // Held while the provider (re)connects, and delivered when it is back.
     this.buffered.push(base64);
     if (this.buffered.length > MAX_BUFFERED_FRAMES) {
@@ -193,7 +244,8 @@ export class VoiceSession implements ToolHost {
     this.linkState = "closed";
     if (this.watchdog) clearTimeout(this.watchdog);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.generation++;
+    if (this.rolloverTimer) clearTimeout(this.rolloverTimer);
+    this.generation = ++this.generationSeq;
     this.provider?.close();
     this.provider = null;
     this.buffered.length = 0;
@@ -214,7 +266,14 @@ export class VoiceSession implements ToolHost {
   // ── provider → caller ──────────────────────────────────────────────────────────────────────────────────
 
   private onProviderEvent(generation: number, event: ProviderEvent): void {
-    if (generation !== this.generation || this.closed) return;
+    if (this.closed) return;
+    const switching = this.switching;
+    if (switching && generation === switching.generation) {
+      // The provider being switched to is silent until the cut-over; if it fails meanwhile, the switch does.
+      if (event.type === "closed" || (event.type === "error" && event.fatal)) switching.failure = `${switching.to} ${event.type === "closed" ? `closed (${event.code})` : `error ${event.code}`} before the cut-over`;
+      return;
+    }
+    if (generation !== this.generation) return;
     try {
       this.handleProviderEvent(event);
     } catch (error) {
@@ -229,6 +288,7 @@ export class VoiceSession implements ToolHost {
         return this.agentAudio(event.base64, event.itemId);
       case "agent_audio_done":
         this.options.breakers.success(this.providerName);
+        void this.checkFleetHealth();
         return;
       case "caller_speech_started":
         this.agentRepliedSinceCallerTurn = false;
@@ -246,10 +306,13 @@ export class VoiceSession implements ToolHost {
         this.options.resumption.set(event.handle);
         return;
       case "ending_soon":
+        // The provider's own session cap (Gemini goAway): a fresh session takes over with the conversation.
         this.host.log().info("voice.provider_ending_soon", { provider: this.providerName, timeLeftMs: event.timeLeftMs });
+        void this.switchTo(this.providerName, { preserveContext: true, reason: "rollover", immediate: false });
         return;
       case "error":
         this.stats.providerErrors++;
+        this.host.reportHealth({ provider: this.providerName, kind: "error", at: Date.now() });
         increment("provider_errors_total", { provider: this.providerName, code: event.code.slice(0, 64) });
         this.host.log().warn("voice.provider_error", { provider: this.providerName, code: event.code, fatal: event.fatal });
         if (event.fatal) this.providerLost(`error ${event.code}`);
@@ -264,6 +327,9 @@ export class VoiceSession implements ToolHost {
     const leg = this.host.leg();
     const provider = this.provider;
     if (!leg || !provider) return;
+    if (this.awaitingReplySince !== null) {
+      this.host.reportHealth({ provider: this.providerName, kind: "response", latencyMs: Date.now() - this.awaitingReplySince, at: Date.now() });
+    }
     this.agentActivity();
     this.ensureTranscoders(provider);
     const audio = this.toCaller(base64);
@@ -326,13 +392,21 @@ export class VoiceSession implements ToolHost {
 
   private async runTool(callId: string, name: string, args: string): Promise<void> {
     this.stats.toolCalls++;
+    const askedBy = this.generation;
+    this.toolsInFlight++;
     this.host.publish({ type: "tool_call", callId, name, status: "started", result: null, at: Date.now() });
-    const outcome = await this.options.tools.run(callId, name, args, this);
+    let outcome;
+    try {
+      outcome = await this.options.tools.run(callId, name, args, this);
+    } finally {
+      this.toolsInFlight--;
+    }
     this.host.publish({ type: "tool_call", callId, name, status: outcome.status, result: outcome.result, at: Date.now() });
     if (outcome.replayed) this.host.log().info("voice.tool_call_replayed", { name, callId });
-    if (this.closed) return;
-    // The provider that asked may have been replaced meanwhile: its successor gets the result with the history.
-    this.provider?.sendToolResult(callId, name, outcome.result);
+    if (this.closed || !this.provider) return;
+    // A provider that took over meanwhile never saw the call: it is told the result as context instead.
+    if (this.generation === askedBy) this.provider.sendToolResult(callId, name, outcome.result);
+    else this.provider.sendText(`[Tool ${name} returned: ${outcome.result}]`);
     this.awaitReply();
   }
 
@@ -341,36 +415,47 @@ export class VoiceSession implements ToolHost {
   private providerLost(why: string): void {
     if (this.closed) return;
     this.options.breakers.failure(this.providerName);
+    this.host.reportHealth({ provider: this.providerName, kind: "error", at: Date.now() });
     this.host.log().warn("voice.provider_lost", { provider: this.providerName, why });
     increment("provider_disconnects_total", { provider: this.providerName });
-    this.generation++;
+    this.generation = ++this.generationSeq;
     this.provider?.close();
     this.provider = null;
     this.playing = null;
     this.stats.reconnects++;
-    void this.connectWithRetries();
+    // A switch under way cuts over to its new provider; if it fails, it reconnects this one.
+    if (this.switching) this.setLinkState("reconnecting", why);
+    else void this.connectWithRetries();
   }
 
-  /** Connects now, then with exponential backoff and jitter; past the attempts, waits for the breaker to half-open. */
+  /**
+   * Connects now, then with exponential backoff and jitter. When the breaker opens or the attempts run out, the
+   * session fails over to the next healthy provider; when none takes it, it waits for the breaker to half-open.
+   */
   private async connectWithRetries(): Promise<void> {
     if (this.connecting || this.closed) return;
     this.connecting = true;
+    const name = this.providerName;
+    const stillWanted = () => !this.closed && this.providerName === name && !this.provider;
     try {
       const { reconnectBaseMs, reconnectAttempts } = this.options.policy;
-      for (let attempt = 0; attempt <= reconnectAttempts && !this.closed; attempt++) {
+      for (let attempt = 0; attempt <= reconnectAttempts && stillWanted(); attempt++) {
         if (attempt > 0) {
           this.setLinkState("reconnecting", `attempt ${attempt} of ${reconnectAttempts}`);
           await sleep(reconnectBaseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4));
-          if (this.closed) return;
+          if (!stillWanted()) return;
         }
-        if (!this.options.breakers.tryAcquire(this.providerName)) continue;
-        if (await this.connectOnce()) return;
+        if (this.options.breakers.tryAcquire(name) && (await this.connectOnce(name))) return;
+        if (this.options.breakers.state(name).state === "open") break;
       }
-      if (this.closed) return;
-      this.setLinkState("failed", "reconnection attempts exhausted");
-      increment("provider_reconnects_exhausted_total", { provider: this.providerName });
+      if (!stillWanted()) return;
+      increment("provider_reconnects_exhausted_total", { provider: name });
+      this.connecting = false;
+      if (await this.failover()) return;
+      if (!stillWanted()) return;
+      this.setLinkState("failed", "reconnection attempts exhausted and no other provider available");
       // The breaker lets a trial through once its open period ends: try again then.
-      const reopensAt = this.options.breakers.reopensAt(this.providerName);
+      const reopensAt = this.options.breakers.reopensAt(name);
       const retryIn = Math.max(0, (reopensAt ?? Date.now() + reconnectBaseMs * 2 ** reconnectAttempts) - Date.now());
       this.retryTimer = setTimeout(() => void this.connectWithRetries(), retryIn);
     } finally {
@@ -378,36 +463,195 @@ export class VoiceSession implements ToolHost {
     }
   }
 
-  private async connectOnce(): Promise<boolean> {
-    const generation = ++this.generation;
+  private async connectOnce(name: ProviderName): Promise<boolean> {
+    const generation = ++this.generationSeq;
+    this.generation = generation;
     if (this.linkState !== "reconnecting") this.setLinkState("connecting", null);
-    const config: ProviderSessionConfig = {
-      instructions: this.options.instructions,
-      tools: this.options.tools.definitions(),
-      history: this.history(),
-      callAudio: this.options.callAudio,
-      correlationId: this.options.correlationId,
-      resumptionHandle: this.options.resumption.get(),
-    };
+    const handle = name === "gemini" ? this.options.resumption.get() || undefined : undefined;
     try {
-      const provider = await this.host.connect(this.providerName, (event) => this.onProviderEvent(generation, event), config);
-      if (this.closed || generation !== this.generation) {
+      const provider = await this.host.connect(name, (event) => this.onProviderEvent(generation, event), this.sessionConfig(this.history(), handle));
+      if (this.closed || generation !== this.generation || this.providerName !== name) {
         provider.close();
-        return this.closed;
+        return true; // superseded (a switch cut over meanwhile): nothing left to retry
       }
-      this.provider = provider;
-      this.transcodersFor = null;
-      this.options.breakers.success(this.providerName);
+      this.host.reportHealth({ provider: name, kind: "connect_success", at: Date.now() });
+      this.useProvider(provider, name, generation);
       this.setLinkState("connected", null);
-      const held = this.buffered.splice(0);
-      for (const frame of held) this.callerAudio(frame);
+      for (const frame of this.buffered.splice(0)) this.callerAudio(frame);
       return true;
     } catch (error) {
-      this.options.breakers.failure(this.providerName);
-      increment("provider_connect_failures_total", { provider: this.providerName });
-      this.host.log().warn("voice.provider_connect_failed", { provider: this.providerName, error });
+      this.options.breakers.failure(name);
+      this.host.reportHealth({ provider: name, kind: "connect_failure", at: Date.now() });
+      increment("provider_connect_failures_total", { provider: name });
+      this.host.log().warn("voice.provider_connect_failed", { provider: name, error });
       return false;
     }
+  }
+
+  private sessionConfig(history: ConversationItem[], resumptionHandle: string | undefined): ProviderSessionConfig {
+    return {
+      instructions: this.options.instructions,
+      tools: this.options.tools.definitions(),
+      history,
+      callAudio: this.options.callAudio,
+      correlationId: this.options.correlationId,
+      resumptionHandle,
+    };
+  }
+
+  /** Makes `provider` the one the call talks to (after a connect or a switch's cut-over). */
+  private useProvider(provider: VoiceProvider, name: ProviderName, generation: number): void {
+    this.generation = generation;
+    this.provider = provider;
+    this.providerName = name;
+    this.transcodersFor = null;
+    this.options.breakers.success(name);
+    if (this.rolloverTimer) clearTimeout(this.rolloverTimer);
+    this.rolloverTimer = null;
+    // OpenAI ends a session after a fixed time: a fresh one takes over before it does.
+    if (name === "openai") {
+      this.rolloverTimer = setTimeout(() => void this.switchTo("openai", { preserveContext: true, reason: "rollover", immediate: false }), this.options.policy.openAiRolloverMs);
+    }
+  }
+
+  // ── switching providers ────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Make before break: the new provider is connected and configured (instructions, tools, audio formats, the
+   * conversation so far) while the old one keeps serving; the cut-over happens at the next pause between agent
+   * turns (or at once, interrupting the agent, when asked), and the caller's audio from the swap is delivered to
+   * the new provider. A switch that fails leaves the session on its provider, working.
+   */
+  async switchTo(to: ProviderName, options: SwitchOptions): Promise<SwitchResult> {
+    const from = this.providerName;
+    const startedAt = Date.now();
+    if (this.switching) return { success: false, fromProvider: from, toProvider: to, contextPreserved: 0, switchedAt: null, durationMs: 0, error: "switch_in_progress" };
+    const refusal =
+      this.closed ? "the session has ended"
+      : to === from && options.reason === "manual" ? `the session is already on ${to}`
+      : !this.host.configured(to) ? `${to} is not configured`
+      : !this.options.breakers.tryAcquire(to) ? `${to}'s circuit breaker is open`
+      : null;
+    if (refusal) return this.finishSwitch({ from, to, startedAt, options, carried: 0, error: refusal });
+
+    const generation = ++this.generationSeq;
+    const history = options.preserveContext ? this.history() : [];
+    const handle = to === "gemini" && from === "gemini" ? this.options.resumption.get() || undefined : undefined;
+    const switching = { to, generation, startedAt, heldAudio: [] as string[], failure: null as string | null };
+    this.switching = switching;
+    this.host.publish({ type: "provider", provider: to, state: "connecting", detail: `switching from ${from} (${options.reason})`, at: startedAt });
+    let next: VoiceProvider;
+    try {
+      next = await this.host.connect(to, (event) => this.onProviderEvent(generation, event), this.sessionConfig(history, handle));
+    } catch (error) {
+      this.options.breakers.failure(to);
+      this.host.reportHealth({ provider: to, kind: "connect_failure", at: Date.now() });
+      return this.abandonSwitch({ from, to, startedAt, options, carried: history.length, error: `could not connect to ${to}: ${describeError(error)}` });
+    }
+    this.host.reportHealth({ provider: to, kind: "connect_success", at: Date.now() });
+    if (!options.immediate) await this.untilSafePoint();
+    if (this.closed || switching.failure) {
+      next.close();
+      if (switching.failure) this.options.breakers.failure(to);
+      return this.abandonSwitch({ from, to, startedAt, options, carried: history.length, error: switching.failure ?? "the session has ended" });
+    }
+
+    // Cut over. An agent still talking is interrupted the way a barge-in is (clear, truncate).
+    this.switching = null;
+    this.bargeIn();
+    const old = this.provider;
+    this.useProvider(next, to, generation);
+    old?.close();
+    if (to !== "gemini") this.options.resumption.set("");
+    this.host.providerChanged(to);
+    this.setLinkState("connected", `switched from ${from} (${options.reason})`);
+    // What the caller said during the swap (and while the old provider was down) reaches the new one, in order.
+    for (const frame of [...this.buffered.splice(0), ...switching.heldAudio]) this.callerAudio(frame);
+    return this.finishSwitch({ from, to, startedAt, options, carried: history.length, error: null });
+  }
+
+  /** The switch under way, if any. */
+  get switchInProgress(): { toProvider: ProviderName; startedAt: number } | null {
+    return this.switching ? { toProvider: this.switching.to, startedAt: this.switching.startedAt } : null;
+  }
+
+  /** Fails over to the next usable provider in PROVIDER_ORDER, with the conversation; false when none takes it. */
+  async failover(): Promise<boolean> {
+    if (this.closed || this.switching) return false;
+    const order = this.options.policy.order;
+    const start = order.indexOf(this.providerName);
+    const candidates = [...order.slice(start + 1), ...order.slice(0, Math.max(0, start))].filter(
+      (name) => name !== this.providerName && this.host.configured(name) && this.options.breakers.state(name).state !== "open",
+    );
+    for (const candidate of candidates) {
+      if (["offline", "unhealthy"].includes(await this.host.fleetState(candidate))) continue;
+      const result = await this.switchTo(candidate, { preserveContext: true, reason: "auto_failover", immediate: true });
+      if (result.success) return true;
+      if (result.error === "switch_in_progress") return false;
+    }
+    return false;
+  }
+
+  /** The fleet registry marked the current provider down: fail over (checked after agent turns, now and then). */
+  private async checkFleetHealth(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastFleetCheckAt < this.options.policy.fleetCheckIntervalMs || this.switching) return;
+    this.lastFleetCheckAt = now;
+    const state = await this.host.fleetState(this.providerName);
+    if (state === "offline" || state === "unhealthy") {
+      this.host.log().warn("voice.provider_marked_unhealthy", { provider: this.providerName, state });
+      await this.failover();
+    }
+  }
+
+  private async untilSafePoint(): Promise<void> {
+    const deadline = Date.now() + SAFE_POINT_MAX_WAIT_MS;
+    while (!this.closed && Date.now() < deadline && !this.switching?.failure && (this.agentSpeaking() || this.toolsInFlight > 0)) {
+      await sleep(SAFE_POINT_POLL_MS);
+    }
+  }
+
+  private agentSpeaking(): boolean {
+    const playing = this.playing;
+    const leg = this.host.leg();
+    return !!playing && !!leg && this.heard(playing, leg) < playing.sentMs;
+  }
+
+  private abandonSwitch(attempt: SwitchAttempt): SwitchResult {
+    this.switching = null;
+    // The old provider may have dropped while the switch was being made: reconnect it.
+    if (!this.closed && !this.provider) void this.connectWithRetries();
+    return this.finishSwitch(attempt);
+  }
+
+  private finishSwitch(attempt: SwitchAttempt): SwitchResult {
+    const durationMs = Date.now() - attempt.startedAt;
+    const success = attempt.error === null;
+    const result: SwitchResult = {
+      success,
+      fromProvider: attempt.from,
+      toProvider: attempt.to,
+      contextPreserved: attempt.carried,
+      switchedAt: success ? new Date().toISOString() : null,
+      durationMs,
+      error: attempt.error,
+    };
+    this.lastSwitch = result;
+    this.host.switchRecorded({
+      id: crypto.randomUUID(),
+      fromProvider: attempt.from,
+      toProvider: attempt.to,
+      reason: attempt.options.reason,
+      outcome: success ? "succeeded" : "failed",
+      error: attempt.error,
+      messagesCarried: attempt.carried,
+      startedAt: attempt.startedAt,
+      durationMs,
+    });
+    this.host.publish({ type: "provider_switched", from: attempt.from, to: attempt.to, reason: attempt.options.reason, success, error: attempt.error, at: Date.now() });
+    increment("provider_switches_total", { reason: attempt.options.reason, outcome: success ? "succeeded" : "failed" });
+    this.host.log().info("voice.provider_switch", { from: attempt.from, to: attempt.to, reason: attempt.options.reason, success, durationMs, error: attempt.error });
+    return result;
   }
 
   /** The conversation so far, oldest first: transcript lines and finished tool calls. */
@@ -483,3 +727,14 @@ export class VoiceSession implements ToolHost {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const describeError = (error: unknown) => (error instanceof Error ? error.message.slice(0, 200) : "unknown error");
+
+interface SwitchAttempt {
+  from: ProviderName;
+  to: ProviderName;
+  startedAt: number;
+  options: SwitchOptions;
+  carried: number;
+  error: string | null;
+}

@@ -36,6 +36,8 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     PROVIDER_RECONNECT_BASE_MS: "25",
     PROVIDER_BREAKER_OPEN_SECONDS: "1",
     PROVIDER_RESPONSE_TIMEOUT_MS: "2000",
+    // Every agent turn asks the fleet registry whether its provider was marked down.
+    PROVIDER_FLEET_CHECK_SECONDS: "0",
     HUMAN_TRANSFER_NUMBER: "+15550009999",
     ...simulators,
   };

@@ -132,6 +132,8 @@ export const sessions = sqliteTable(
     status: text("status", { enum: SESSION_STATUSES }).notNull(),
     provider: text("provider", { enum: PROVIDER_NAMES }).notNull(),
     instructions: text("instructions"),
+    // Context the agent is given with its instructions, carried across provider switches (web sessions: from the API).
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string | number | boolean>>(),
     correlationId: text("correlation_id").notNull(),
     createdAt: integer("created_at").notNull(),
     endedAt: integer("ended_at"),
@@ -216,4 +218,26 @@ export const transcriptLines = sqliteTable(
     index("transcript_lines_tenant_session_idx").on(t.tenantId, t.sessionId, t.seq),
     uniqueIndex("transcript_lines_session_seq_unique").on(t.sessionId, t.seq),
   ],
+);
+
+export const SWITCH_REASONS = ["manual", "auto_failover", "rollover"] as const;
+export type SwitchReason = (typeof SWITCH_REASONS)[number];
+
+/** Every provider switch of a session: who asked (reason), how long it took and how it ended. */
+export const providerSwitches = sqliteTable(
+  "provider_switches",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    sessionId: text("session_id").notNull(),
+    fromProvider: text("from_provider", { enum: PROVIDER_NAMES }).notNull(),
+    toProvider: text("to_provider", { enum: PROVIDER_NAMES }).notNull(),
+    reason: text("reason", { enum: SWITCH_REASONS }).notNull(),
+    outcome: text("outcome", { enum: ["succeeded", "failed"] }).notNull(),
+    error: text("error"),
+    messagesCarried: integer("messages_carried").notNull(),
+    startedAt: integer("started_at").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [index("provider_switches_tenant_session_idx").on(t.tenantId, t.sessionId, t.startedAt)],
 );

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
 import { CALL_STATUSES, CARRIERS, PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, TRANSCRIPT_ROLES, calls, sessions, transcriptLines } from "../db/schema";
-import { parseSettings, providerSchema } from "../config/settings";
+import { providerSchema } from "../config/settings";
+import { providerForNewSession } from "../../durable-objects/provider-health/client";
 import { AppError, badRequest, notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { auditFromRequest } from "../identity/request-audit";
@@ -24,6 +25,7 @@ const sessionSchema = z
     status: z.enum(SESSION_STATUSES),
     provider: z.enum(PROVIDER_NAMES),
     instructions: z.string().nullable(),
+    metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe("context given to the agent and carried across provider switches"),
     correlationId: z.string(),
     createdAt: z.string(),
     endedAt: z.string().nullable(),
@@ -68,6 +70,14 @@ const sessionDetailSchema = sessionSchema
   .extend({
     call: sessionCallSchema.nullable().describe("the session's latest call, or null for a web session"),
     transcript: z.array(transcriptLineSchema).describe(`every line in order, at most ${TRANSCRIPT_LINES_IN_DETAIL}`),
+    live: z
+      .object({
+        provider: z.enum(PROVIDER_NAMES),
+        providerState: z.enum(["connecting", "connected", "reconnecting", "failed", "closed"]),
+        counters: z.record(z.string(), z.number()).describe("caller frames in and dropped, agent chunks, barge-ins, reconnects, provider errors, tool calls"),
+      })
+      .nullable()
+      .describe("what the live session's object reports (null once the session has ended)"),
   })
   .openapi("SessionDetail");
 
@@ -81,6 +91,7 @@ export const presentSession = (row: SessionRow): z.infer<typeof sessionSchema> =
   status: row.status,
   provider: row.provider,
   instructions: row.instructions,
+  metadata: row.metadata ?? {},
   correlationId: row.correlationId,
   createdAt: new Date(row.createdAt).toISOString(),
   endedAt: iso(row.endedAt),
@@ -131,6 +142,11 @@ const createRoute = protectedRoute("sessions:create", {
     z.strictObject({
       provider: providerSchema.optional().describe("default: DEFAULT_PROVIDER, else local"),
       instructions: z.string().min(1).max(8_000).optional().describe("the agent's instructions (system prompt)"),
+      metadata: z
+        .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/), z.union([z.string().max(500), z.number(), z.boolean()]))
+        .refine((value) => Object.keys(value).length <= 20, { error: "at most 20 entries" })
+        .optional()
+        .describe("context for the agent (customer name, account, …); carried across provider switches"),
     }),
   ),
   responses: { 201: jsonResponse(createdSchema, "Created; join it on `live.path`"), 502: jsonResponse(z.unknown(), "The session's object could not be started") },
@@ -141,12 +157,13 @@ export const sessionReadRoutes = publicRouter()
     const body = c.req.valid("json");
     const scope = c.get("scope");
     const id = crypto.randomUUID();
-    const provider = body.provider ?? parseSettings(c.env).values.DEFAULT_PROVIDER ?? "local";
-    const row = { id, channel: "web" as const, status: "active" as const, provider, instructions: body.instructions ?? null, correlationId: c.get("correlationId"), createdAt: Date.now(), endedAt: null };
+    const provider = await providerForNewSession(c.env, body.provider ?? null);
+    const metadata = body.metadata ?? {};
+    const row = { id, channel: "web" as const, status: "active" as const, provider, instructions: body.instructions ?? null, metadata, correlationId: c.get("correlationId"), createdAt: Date.now(), endedAt: null };
     // The durable row first: the live route finds the session (and its tenant) in D1 before the object is touched.
     await scope.insert(sessions, row);
     const opened = await callObject(c.env, id)
-      .openWebSession({ sessionId: id, tenantId: scope.tenantId, provider, instructions: row.instructions, correlationId: row.correlationId })
+      .openWebSession({ sessionId: id, tenantId: scope.tenantId, provider, instructions: row.instructions, metadata, correlationId: row.correlationId })
       .catch(() => ({ ok: false }));
     await auditFromRequest(c, { action: "session.create", targetType: "session", targetId: id, outcome: opened.ok ? "success" : "failure", details: { provider } });
     if (!opened.ok) throw new AppError(502, "session_unavailable", "The session could not be started", "dependency");
@@ -188,9 +205,11 @@ export const sessionReadRoutes = publicRouter()
       scope.select(transcriptLines, eq(transcriptLines.sessionId, id)).orderBy(asc(transcriptLines.seq)).limit(TRANSCRIPT_LINES_IN_DETAIL),
     ]);
     const call = (calledRows as CallRow[])[0];
+    const live = row.status === "active" ? await callObject(c.env, id).liveState().catch(() => null) : null;
     return c.json(
       {
         ...presentSession(row),
+        live,
         call: call ? presentCall(call) : null,
         transcript: (lines as TranscriptRow[]).map((line) => ({
           seq: line.seq,

@@ -14,6 +14,8 @@ import type { Scenario } from "./scenarios.ts";
  *   DELETE /__sim/scenarios/:key   → 204
  *   GET    /__sim/sessions/:key    → 200 {key, connections: ConnectionSnapshot[]}
  *   DELETE /__sim/sessions/:key    → 204 (forget the recordings)
+ *   POST   /__sim/sessions/:key/drop → 200 {dropped: n}: destroys the key's live connections now (no close frame),
+ *          as a provider crash or network cut would
  *   GET    /__sim/audio/:name?encoding=pcmu|pcma|pcm16&rate=8000|16000|24000
  *          → 200 raw caller speech (no header; PCM16 little-endian), the utterance then a second of silence
  *          (caller-audio.ts), so Worker tests can drive provider VADs with real speech; 404 unknown name, 400 bad
@@ -28,11 +30,13 @@ export interface ScenarioControl {
   /** Every connection (accepted or refused) recorded for the key, oldest first. */
   sessions(key: string): ConnectionSnapshot[];
   clearSessions(key: string): void;
+  /** Destroys the key's live connections without a close frame; returns how many. */
+  dropLive(key: string): number;
   /** Forgets every scenario and recording. */
   reset(): void;
 }
 
-const ROUTE = /^\/__sim\/(scenarios|sessions|audio)\/([^/]+)$/;
+const ROUTE = /^\/__sim\/(scenarios|sessions|audio)\/([^/]+)(\/drop)?$/;
 const MAX_BODY_BYTES = 256 * 1024;
 
 function reply(response: ServerResponse, status: number, body?: unknown): void {
@@ -87,11 +91,16 @@ export async function handleControlRequest(
   const url = new URL(request.url ?? "/", "http://simulator");
   const match = ROUTE.exec(url.pathname);
   if (!match) return false;
-  const [, resource, encodedKey = ""] = match;
+  const [, resource, encodedKey = "", drop] = match;
   const key = decodeURIComponent(encodedKey);
   const method = request.method ?? "GET";
   if (resource === "audio") {
     if (method === "GET") serveCallerAudio(key, url.searchParams, response);
+    else reply(response, 405, { error: `${method} not allowed` });
+    return true;
+  }
+  if (drop) {
+    if (resource === "sessions" && method === "POST") reply(response, 200, { dropped: control.dropLive(decodeURIComponent(encodedKey)) });
     else reply(response, 405, { error: `${method} not allowed` });
     return true;
   }

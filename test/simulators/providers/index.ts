@@ -162,6 +162,11 @@ export async function startProviderSimulator(options: ProviderSimulatorOptions =
     clearScenario: (key) => scenarios.delete(key),
     sessions: (key) => sessions.snapshots(key),
     clearSessions: (key) => sessions.delete(key),
+    dropLive: (key) => {
+      const victims = [...live].filter((connection) => connection.recorder.key === key);
+      for (const connection of victims) connection.drop();
+      return victims.length;
+    },
     reset: () => {
       scenarios.clear();
       sessions.clear();
@@ -188,8 +193,10 @@ export async function startProviderSimulator(options: ProviderSimulatorOptions =
     }
     const correlationId = request.headers["x-correlation-id"];
     const key = typeof correlationId === "string" && correlationId ? correlationId : DEFAULT_KEY;
+    // A scenario under `<key>#<provider>` applies to that provider's connections only (a failover test fails one).
+    const providerKey = `${key}#${provider}`;
     const decision = isAuthorized(provider, request, url, apiKeys[provider])
-      ? scenarios.decideUpgrade(key)
+      ? scenarios.decideUpgrade(scenarios.get(providerKey) ? providerKey : key)
       : ({ accept: false, status: 401 } as const);
     const recorder = new ConnectionRecorder({
       id: `conn-${++connectionCount}`,

@@ -3,7 +3,8 @@ import { z } from "zod";
 /**
  * What a test asks of the simulated providers for the connections that carry one correlation id (the
  * `X-Correlation-ID` of the upgrade request; "default" when absent): scripted conversation content and faults.
- * A scenario applies to every connection with that key, whichever provider it reaches.
+ * A scenario applies to every connection with that key, whichever provider it reaches, unless a scenario is set
+ * under `<key>#<provider>`: that one applies to that provider's connections instead.
  */
 
 const delayedClose = z.strictObject({

@@ -1,0 +1,166 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { eventually } from "./support/carriers";
+import { api, createTenant, userWithToken } from "./support/identity";
+import { TwilioMediaCaller, twilioCallWith } from "./support/media-caller";
+import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
+
+/**
+ * Switching a live call's provider, end to end: the Sessions API asks the call's object, which connects the new
+ * provider with the conversation so far while the old one keeps serving, cuts over, and keeps the caller's audio
+ * flowing. Automatic failover, rollback and rollover are driven by the provider simulators' faults.
+ */
+
+const callers: TwilioMediaCaller[] = [];
+afterEach(() => {
+  for (const caller of callers.splice(0)) caller.close();
+});
+
+interface SwitchAnswer {
+  success: boolean;
+  sessionId: string;
+  fromProvider: string;
+  toProvider: string;
+  contextPreserved: number;
+  switchedAt: string | null;
+  durationMs: number;
+  error: string | null;
+}
+
+async function startCall(provider: "openai" | "gemini" | "deepgram", key: string) {
+  const call = await twilioCallWith(provider, key, "You are the switching test line.");
+  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, 8);
+  callers.push(caller);
+  return { ...call, caller };
+}
+
+/** One caller turn, and the agent's answer heard (more agent audio than before). */
+async function turn(caller: TwilioMediaCaller, utterance: "hello" | "invoice" | "payment" | "goodbye" = "hello") {
+  const before = caller.agentAudioBytes();
+  await caller.say(utterance);
+  await caller.silence(700);
+  await caller.until(() => caller.agentAudioBytes() >= before + 4_000);
+}
+
+async function transcriptHas(token: string, sessionId: string, texts: string[]) {
+  await eventually(async () => {
+    const detail = (await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { transcript?: Array<{ text: string }> };
+    return texts.every((text) => detail.transcript?.some((line) => line.text === text));
+  });
+}
+
+function switchTo(token: string, sessionId: string, body: Record<string, unknown>) {
+  return api(`/api/v1/sessions/${sessionId}/switch-provider`, { method: "POST", token, body });
+}
+
+const connectionsOf = async (key: string, provider: string) => (await simulatorConnections(key)).filter((c) => c.provider === provider && c.refusedWithStatus === null);
+
+describe("manual provider switches", () => {
+  it("moves a live call openai → gemini → deepgram with its context, the caller still hearing the agent", async () => {
+    const key = uniqueKey("switch-chain");
+    await putScenario(key, { replies: ["Your invoice is ready.", "It was paid on Monday.", "Anything else?"], callerTranscripts: ["Where is my invoice?", "Was it paid?", "No, thanks."] });
+    const { caller, token, sessionId } = await startCall("openai", key);
+    await turn(caller);
+    await transcriptHas(token, sessionId, ["Where is my invoice?", "Your invoice is ready."]);
+
+    const first = await switchTo(token, sessionId, { provider: "gemini", reason: "operator test" });
+    const toGemini = (await first.json()) as SwitchAnswer;
+    expect(first.status).toBe(200);
+    expect(toGemini).toMatchObject({ success: true, sessionId, fromProvider: "openai", toProvider: "gemini", error: null });
+    expect(toGemini.contextPreserved).toBeGreaterThanOrEqual(2);
+    const [gemini] = await connectionsOf(key, "gemini");
+    const geminiContext = JSON.stringify([gemini!.setup, gemini!.history]);
+    expect(geminiContext).toContain("Where is my invoice?");
+    expect(geminiContext).toContain("Your invoice is ready.");
+
+    await turn(caller, "payment");
+    expect((await connectionsOf(key, "gemini"))[0]!.audioIn.frames).toBeGreaterThan(50);
+
+    const second = await switchTo(token, sessionId, { provider: "deepgram" });
+    expect(second.status).toBe(200);
+    expect(await second.json()).toMatchObject({ success: true, fromProvider: "gemini", toProvider: "deepgram" });
+    const [deepgram] = await connectionsOf(key, "deepgram");
+    expect(JSON.stringify(deepgram!.setup)).toContain("Your invoice is ready.");
+    await turn(caller, "goodbye");
+
+    await eventually(async () => {
+      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ fromProvider: string; toProvider: string; reason: string; outcome: string }> };
+      return history.items.length === 2 && history.items;
+    }).then((items) => {
+      expect(items.map((item) => `${item.fromProvider}→${item.toProvider}:${item.reason}:${item.outcome}`)).toEqual(["openai→gemini:manual:succeeded", "gemini→deepgram:manual:succeeded"]);
+    });
+    const status = (await (await api(`/api/v1/sessions/${sessionId}/switch-status`, { token })).json()) as { provider: string; inProgress: unknown; last: { toProvider: string } };
+    expect(status).toMatchObject({ provider: "deepgram", inProgress: null, last: { toProvider: "deepgram" } });
+    await eventually(async () => ((await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { provider: string }).provider === "deepgram");
+    // The first provider's session was closed by the platform once the second took over.
+    expect((await connectionsOf(key, "openai"))[0]!.close?.by).toBe("client");
+  });
+
+  it("rolls back when the target provider is down: the call stays on its provider, working", async () => {
+    const key = uniqueKey("switch-rollback");
+    await putScenario(`${key}#gemini`, { refuseUpgrade: 503 });
+    const { caller, token, sessionId } = await startCall("openai", key);
+    await turn(caller);
+    const response = await switchTo(token, sessionId, { provider: "gemini" });
+    expect(response.status).toBe(502);
+    const answer = (await response.json()) as SwitchAnswer;
+    expect(answer).toMatchObject({ success: false, fromProvider: "openai", toProvider: "gemini", switchedAt: null });
+    expect(answer.error).toContain("could not connect to gemini");
+    const framesBefore = (await connectionsOf(key, "openai"))[0]!.audioIn.frames;
+    await turn(caller, "invoice");
+    expect((await connectionsOf(key, "openai"))[0]!.audioIn.frames).toBeGreaterThan(framesBefore);
+    await eventually(async () => {
+      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ outcome: string; error: string | null }> };
+      return history.items.length === 1 && history.items[0]!.outcome === "failed";
+    });
+  });
+
+  it("serialises concurrent switches: the second gets 409; refuses unknown providers and the current one", async () => {
+    const key = uniqueKey("switch-concurrent");
+    const { caller, token, sessionId } = await startCall("openai", key);
+    await turn(caller);
+    const [a, b] = await Promise.all([switchTo(token, sessionId, { provider: "gemini" }), switchTo(token, sessionId, { provider: "deepgram" })]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    const conflict = (await (a.status === 409 ? a : b).json()) as SwitchAnswer;
+    expect(conflict).toMatchObject({ success: false, error: "switch_in_progress" });
+    expect((await switchTo(token, sessionId, { provider: "nope" })).status).toBe(400);
+    const winner = ((await (a.status === 200 ? a : b).json()) as SwitchAnswer).toProvider;
+    const same = await switchTo(token, sessionId, { provider: winner });
+    expect(same.status).toBe(409);
+  });
+
+  it("is tenant-scoped and role-checked", async () => {
+    const key = uniqueKey("switch-auth");
+    const { token, sessionId, tenantId } = await startCall("openai", key);
+    const viewer = (await userWithToken(tenantId, "viewer")).accessToken;
+    const outsider = (await userWithToken(await createTenant(), "admin")).accessToken;
+    expect((await switchTo(viewer, sessionId, { provider: "gemini" })).status).toBe(403);
+    expect((await api(`/api/v1/sessions/${sessionId}/switch-status`, { token: viewer })).status).toBe(200);
+    for (const path of ["switch-status", "switch-history"]) expect((await api(`/api/v1/sessions/${sessionId}/${path}`, { token: outsider })).status).toBe(404);
+    expect((await switchTo(outsider, sessionId, { provider: "gemini" })).status).toBe(404);
+    expect((await api(`/api/v1/sessions/${sessionId}/auto-failover`, { method: "POST", token: outsider })).status).toBe(404);
+    expect(token).toBeTruthy();
+  });
+});
+
+describe("automatic failover and rollover", () => {
+  it("fails over when the provider dies and refuses to come back, with the conversation", async () => {
+    const key = uniqueKey("failover-dead");
+    await putScenario(key, { replies: ["Let me look that up."], callerTranscripts: ["Check my balance please."] });
+    const { caller, token, sessionId } = await startCall("openai", key);
+    await turn(caller);
+    await transcriptHas(token, sessionId, ["Check my balance please."]);
+    // From now on OpenAI refuses every connection; then the live one drops.
+    await putScenario(`${key}#openai`, { refuseUpgrade: 503 });
+    await putScenario(`${key}#gemini`, { replies: ["I am still here."] });
+    const killed = await fetch(`${env.PROVIDER_SIM_CONTROL_URL}/__sim/sessions/${encodeURIComponent(key)}/drop`, { method: "POST" });
+    expect(await killed.json()).toEqual({ dropped: 1 });
+    await eventually(async () => {
+      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ reason: string; outcome: string; toProvider: string }> };
+      return history.items.some((item) => item.reason === "auto_failover" && item.outcome === "succeeded");
+    }, 200);
+    const [gemini] = await connectionsOf(key, "gemini");
+    expect(JSON.stringify([gemini!.setup, gemini!.history])).toContain("Check my balance please.");
+    await turn(caller, "invoice");
+  });
+});
