@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually } from "./support/carriers";
+import { eventually, simRequests } from "./support/carriers";
 import { api, createTenant, userWithToken } from "./support/identity";
-import { TwilioMediaCaller, twilioCallWith } from "./support/media-caller";
+import { TwilioMediaCaller, twilioCallWith, twilioOutboundCallWith } from "./support/media-caller";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
 
 /**
@@ -162,5 +162,76 @@ describe("automatic failover and rollover", () => {
     const [gemini] = await connectionsOf(key, "gemini");
     expect(JSON.stringify([gemini!.setup, gemini!.history])).toContain("Check my balance please.");
     await turn(caller, "invoice");
+  });
+});
+
+describe("failover on fleet health, rollover, and what a switch carries", () => {
+  it("fails over when the fleet registry marks the provider offline", async () => {
+    const key = uniqueKey("failover-registry");
+    const { caller, token, sessionId } = await startCall("openai", key);
+    await turn(caller);
+    // Other calls' objects report OpenAI failing: the registry marks it offline.
+    const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName("global"));
+    await registry.report([1, 2, 3].map((n) => ({ provider: "openai" as const, kind: "connect_failure" as const, at: Date.now() + n })));
+    expect((await registry.snapshot()).find((entry) => entry.provider === "openai")?.state).toBe("offline");
+    await turn(caller, "invoice");
+    const items = await eventually(async () => {
+      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ reason: string; outcome: string; fromProvider: string; toProvider: string }> };
+      return history.items.find((item) => item.reason === "auto_failover" && item.outcome === "succeeded");
+    });
+    expect(items).toMatchObject({ fromProvider: "openai", toProvider: "gemini" });
+    await turn(caller, "payment");
+    // Recover the fleet's view for the other tests in this file.
+    await registry.report([{ provider: "openai", kind: "connect_success", at: Date.now() + 10 }]);
+  });
+
+  it("rolls over to a fresh Gemini session on goAway, resuming with the handle", async () => {
+    const key = uniqueKey("rollover");
+    await putScenario(key, { goAwayAfterMs: 2_500 });
+    const { caller, token, sessionId } = await startCall("gemini", key);
+    await turn(caller);
+    const item = await eventually(async () => {
+      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ reason: string; outcome: string; fromProvider: string; toProvider: string }> };
+      return history.items.find((entry) => entry.reason === "rollover");
+    }, 300);
+    expect(item).toMatchObject({ fromProvider: "gemini", toProvider: "gemini", outcome: "succeeded" });
+    const sessions = await connectionsOf(key, "gemini");
+    expect(sessions.length).toBeGreaterThanOrEqual(2);
+    expect(sessions[1]!.resumption?.requestedHandle).toBeTruthy();
+    await putScenario(key, {});
+    await turn(caller, "invoice");
+  });
+
+  it("carries a finished tool call into the new provider's context without running it again", async () => {
+    const key = uniqueKey("switch-tool");
+    await putScenario(key, { toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "wants a person" } }], replies: ["Connecting you now."] });
+    const call = await twilioOutboundCallWith("openai", key);
+    const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, 8);
+    callers.push(caller);
+    await turn(caller);
+    const transfers = async () => (await simRequests({ carrier: "twilio", callId: call.callSid })).filter((request) => JSON.stringify(request.body).includes("Dial"));
+    await eventually(async () => (await transfers()).length === 1);
+    const response = await switchTo(call.token, call.sessionId, { provider: "gemini", immediate: true });
+    expect(response.status).toBe(200);
+    const [gemini] = await connectionsOf(key, "gemini");
+    expect(JSON.stringify([gemini!.setup, gemini!.history])).toContain("transfer_to_human");
+    await turn(caller, "invoice");
+    expect(await transfers()).toHaveLength(1);
+  });
+
+  it("carries the session's metadata", async () => {
+    const tenantId = await createTenant();
+    const { accessToken: token } = await userWithToken(tenantId, "agent");
+    const key = uniqueKey("switch-context");
+    const created = await api("/api/v1/sessions", { method: "POST", token, headers: { "X-Correlation-ID": key }, body: { provider: "openai", metadata: { customer: "Asha Rao", plan: "gold" } } });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    await eventually(async () => (await connectionsOf(key, "openai")).length === 1);
+    expect(JSON.stringify((await connectionsOf(key, "openai"))[0]!.setup)).toContain("customer: Asha Rao");
+    const response = await switchTo(token, id, { provider: "deepgram", immediate: true });
+    expect(response.status).toBe(200);
+    const [deepgram] = await connectionsOf(key, "deepgram");
+    expect(JSON.stringify(deepgram!.setup)).toContain("customer: Asha Rao");
+    expect(JSON.stringify(deepgram!.setup)).toContain("plan: gold");
   });
 });
