@@ -1,9 +1,9 @@
-import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually, simRequests } from "./support/carriers";
 import { api, createTenant, userWithToken } from "./support/identity";
-import { TwilioMediaCaller, twilioCallWith, twilioOutboundCallWith } from "./support/media-caller";
-import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
+import { twilioOutboundCallWith } from "./support/media-caller";
+import { putScenario, uniqueKey } from "./support/provider-simulator";
+import { connectionsOf, startCall, streamOf, switchHistory, switchTo, transcriptHas, turn, type SwitchAnswer } from "./support/switching";
 
 /**
  * Switching a live call's provider, end to end: the Sessions API asks the call's object, which connects the new
@@ -11,49 +11,6 @@ import { putScenario, simulatorConnections, uniqueKey } from "./support/provider
  * flowing. Automatic failover, rollback and rollover are driven by the provider simulators' faults.
  */
 
-const callers: TwilioMediaCaller[] = [];
-afterEach(() => {
-  for (const caller of callers.splice(0)) caller.close();
-});
-
-interface SwitchAnswer {
-  success: boolean;
-  sessionId: string;
-  fromProvider: string;
-  toProvider: string;
-  contextPreserved: number;
-  switchedAt: string | null;
-  durationMs: number;
-  error: string | null;
-}
-
-async function startCall(provider: "openai" | "gemini" | "deepgram", key: string) {
-  const call = await twilioCallWith(provider, key, "You are the switching test line.");
-  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, 8);
-  callers.push(caller);
-  return { ...call, caller };
-}
-
-/** One caller turn, and the agent's answer heard (more agent audio than before). */
-async function turn(caller: TwilioMediaCaller, utterance: "hello" | "invoice" | "payment" | "goodbye" = "hello") {
-  const before = caller.agentAudioBytes();
-  await caller.say(utterance);
-  await caller.silence(700);
-  await caller.until(() => caller.agentAudioBytes() >= before + 4_000);
-}
-
-async function transcriptHas(token: string, sessionId: string, texts: string[]) {
-  await eventually(async () => {
-    const detail = (await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { transcript?: Array<{ text: string }> };
-    return texts.every((text) => detail.transcript?.some((line) => line.text === text));
-  });
-}
-
-function switchTo(token: string, sessionId: string, body: Record<string, unknown>) {
-  return api(`/api/v1/sessions/${sessionId}/switch-provider`, { method: "POST", token, body });
-}
-
-const connectionsOf = async (key: string, provider: string) => (await simulatorConnections(key)).filter((c) => c.provider === provider && c.refusedWithStatus === null);
 
 describe("manual provider switches", () => {
   it("moves a live call openai → gemini → deepgram with its context, the caller still hearing the agent", async () => {
@@ -84,7 +41,7 @@ describe("manual provider switches", () => {
     await turn(caller, "goodbye");
 
     await eventually(async () => {
-      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ fromProvider: string; toProvider: string; reason: string; outcome: string }> };
+      const history = { items: await switchHistory(token, sessionId) };
       return history.items.length === 2 && history.items;
     }).then((items) => {
       expect(items.map((item) => `${item.fromProvider}→${item.toProvider}:${item.reason}:${item.outcome}`)).toEqual(["openai→gemini:manual:succeeded", "gemini→deepgram:manual:succeeded"]);
@@ -110,7 +67,7 @@ describe("manual provider switches", () => {
     await turn(caller, "invoice");
     expect((await connectionsOf(key, "openai"))[0]!.audioIn.frames).toBeGreaterThan(framesBefore);
     await eventually(async () => {
-      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ outcome: string; error: string | null }> };
+      const history = { items: await switchHistory(token, sessionId) };
       return history.items.length === 1 && history.items[0]!.outcome === "failed";
     });
   });
@@ -143,55 +100,14 @@ describe("manual provider switches", () => {
   });
 });
 
-describe("automatic failover and rollover", () => {
-  it("fails over when the provider dies and refuses to come back, with the conversation", async () => {
-    const key = uniqueKey("failover-dead");
-    await putScenario(key, { replies: ["Let me look that up."], callerTranscripts: ["Check my balance please."] });
-    const { caller, token, sessionId } = await startCall("openai", key);
-    await turn(caller);
-    await transcriptHas(token, sessionId, ["Check my balance please."]);
-    // From now on OpenAI refuses every connection; then the live one drops.
-    await putScenario(`${key}#openai`, { refuseUpgrade: 503 });
-    await putScenario(`${key}#gemini`, { replies: ["I am still here."] });
-    const killed = await fetch(`${env.PROVIDER_SIM_CONTROL_URL}/__sim/sessions/${encodeURIComponent(key)}/drop`, { method: "POST" });
-    expect(await killed.json()).toEqual({ dropped: 1 });
-    await eventually(async () => {
-      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ reason: string; outcome: string; toProvider: string }> };
-      return history.items.some((item) => item.reason === "auto_failover" && item.outcome === "succeeded");
-    }, 200);
-    const [gemini] = await connectionsOf(key, "gemini");
-    expect(JSON.stringify([gemini!.setup, gemini!.history])).toContain("Check my balance please.");
-    await turn(caller, "invoice");
-  });
-});
-
-describe("failover on fleet health, rollover, and what a switch carries", () => {
-  it("fails over when the fleet registry marks the provider offline", async () => {
-    const key = uniqueKey("failover-registry");
-    const { caller, token, sessionId } = await startCall("openai", key);
-    await turn(caller);
-    // Other calls' objects report OpenAI failing: the registry marks it offline.
-    const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName("global"));
-    await registry.report([1, 2, 3].map((n) => ({ provider: "openai" as const, kind: "connect_failure" as const, at: Date.now() + n })));
-    expect((await registry.snapshot()).find((entry) => entry.provider === "openai")?.state).toBe("offline");
-    await turn(caller, "invoice");
-    const items = await eventually(async () => {
-      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ reason: string; outcome: string; fromProvider: string; toProvider: string }> };
-      return history.items.find((item) => item.reason === "auto_failover" && item.outcome === "succeeded");
-    });
-    expect(items).toMatchObject({ fromProvider: "openai", toProvider: "gemini" });
-    await turn(caller, "payment");
-    // Recover the fleet's view for the other tests in this file.
-    await registry.report([{ provider: "openai", kind: "connect_success", at: Date.now() + 10 }]);
-  });
-
+describe("rollover, and what a switch carries", () => {
   it("rolls over to a fresh Gemini session on goAway, resuming with the handle", async () => {
     const key = uniqueKey("rollover");
     await putScenario(key, { goAwayAfterMs: 2_500 });
     const { caller, token, sessionId } = await startCall("gemini", key);
     await turn(caller);
     const item = await eventually(async () => {
-      const history = (await (await api(`/api/v1/sessions/${sessionId}/switch-history`, { token })).json()) as { items: Array<{ reason: string; outcome: string; fromProvider: string; toProvider: string }> };
+      const history = { items: await switchHistory(token, sessionId) };
       return history.items.find((entry) => entry.reason === "rollover");
     }, 300);
     expect(item).toMatchObject({ fromProvider: "gemini", toProvider: "gemini", outcome: "succeeded" });
@@ -206,8 +122,7 @@ describe("failover on fleet health, rollover, and what a switch carries", () => 
     const key = uniqueKey("switch-tool");
     await putScenario(key, { toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "wants a person" } }], replies: ["Connecting you now."] });
     const call = await twilioOutboundCallWith("openai", key);
-    const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, 8);
-    callers.push(caller);
+    const caller = await streamOf(call);
     await turn(caller);
     const transfers = async () => (await simRequests({ carrier: "twilio", callId: call.callSid })).filter((request) => JSON.stringify(request.body).includes("Dial"));
     await eventually(async () => (await transfers()).length === 1);

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16";
-import { tenantWithNumbers } from "./calls";
+import { callDetail, tenantWithNumbers, twilioStatus } from "./calls";
+import { api } from "./identity";
 import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams, twilioStart } from "./carriers";
 import { callerSpeech, type Utterance } from "./provider-simulator";
 
@@ -22,6 +23,8 @@ const FRAME_BYTES = 160; // 20 ms of µ-law
 export class TwilioMediaCaller {
   readonly received: OutboundMessage[] = [];
   readonly echoedMarks: string[] = [];
+  /** For each `clear` received, how many marks had been echoed before it (what the platform knew was heard). */
+  readonly clearsAfterMarks: number[] = [];
   closeCode: number | null = null;
   private playingUntil = 0;
   private readonly pendingMarks: Array<{ name: string; at: number; timer: ReturnType<typeof setTimeout> }> = [];
@@ -99,6 +102,11 @@ export class TwilioMediaCaller {
     }
   }
 
+  /** Media frames sent so far. */
+  get framesSent(): number {
+    return this.chunk;
+  }
+
   count(event: string): number {
     return this.received.filter((message) => message.event === event).length;
   }
@@ -113,8 +121,42 @@ export class TwilioMediaCaller {
     return new Promise((resolve) => this.waiters.push({ test, resolve }));
   }
 
+  /** Any text or binary frame, as a broken or hostile carrier might send it. */
+  sendRaw(data: string | ArrayBuffer): void {
+    if (this.closeCode === null) this.socket.send(data);
+  }
+
+  /** A media frame whose payload is whatever string the test gives (not necessarily base64). */
+  sendMediaPayload(payload: string): void {
+    this.chunk++;
+    this.send({
+      event: "media",
+      sequenceNumber: String(++this.sequence),
+      streamSid: this.streamSid,
+      media: { track: "inbound", chunk: String(this.chunk), timestamp: String(this.chunk * 20), payload },
+    });
+  }
+
+  /** A mark echo the platform never asked for. */
+  echoUnknownMark(name: string): void {
+    this.send({ event: "mark", sequenceNumber: String(++this.sequence), streamSid: this.streamSid, mark: { name } });
+  }
+
+  /** Largest `ms` of the marks named `${itemId}@${ms}` echoed before the `index`-th clear (0-based). */
+  heardBeforeClear(itemId: string, index = 0): number {
+    const before = this.echoedMarks.slice(0, this.clearsAfterMarks[index] ?? this.echoedMarks.length);
+    return Math.max(0, ...before.filter((name) => name.startsWith(`${itemId}@`)).map((name) => Number(name.slice(itemId.length + 1))));
+  }
+
+  /** Item ids named by the marks the platform sent, in order of first appearance. */
+  markedItems(): string[] {
+    const ids = this.received.filter((m) => m.mark).map((m) => m.mark!.slice(0, m.mark!.lastIndexOf("@")));
+    return [...new Set(ids)];
+  }
+
   private send(message: unknown): void {
-    if (this.closeCode === null) this.socket.send(JSON.stringify(message));
+    // The platform may have closed the stream (the call ended) before its close event reached us.
+    if (this.closeCode === null && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
   private onMessage(text: string): void {
@@ -132,6 +174,7 @@ export class TwilioMediaCaller {
       const pending = { name, at: this.playingUntil, timer: setTimeout(() => this.echoMark(pending), due) };
       this.pendingMarks.push(pending);
     } else if (message.event === "clear") {
+      this.clearsAfterMarks.push(this.echoedMarks.length);
       this.playingUntil = now;
       for (const pending of this.pendingMarks.splice(0)) {
         clearTimeout(pending.timer);
@@ -173,4 +216,25 @@ export async function twilioCallWith(provider: "openai" | "gemini" | "deepgram" 
   expect(response.status).toBe(200);
   const stream = parseStreamTwiml(await response.text());
   return { token, tenantId, number, callSid, sessionId: stream.url.split("/").at(-1)!, streamUrl: stream.url, mediaToken: stream.token };
+}
+
+/**
+ * An outbound call placed through POST /api/v1/calls (so the fake Twilio API knows it and accepts updates such as a
+ * transfer's redirect), answered, with the stream Twilio would open once the `Url` webhook answered. Its provider
+ * connections carry correlation id `key`.
+ */
+export async function twilioOutboundCallWith(provider: "openai" | "gemini" | "deepgram" | "local", key: string, instructions = "You are the test line's assistant.") {
+  const { token, numbers, tenantId } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions }]);
+  const from = numbers[0]!;
+  const to = `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
+  const placed = await api("/api/v1/calls", { method: "POST", token, body: { to, carrier: "twilio", provider }, headers: { "X-Correlation-ID": key } });
+  expect(placed.status).toBe(201);
+  const { id, sessionId } = (await placed.json()) as { id: string; sessionId: string };
+  const callSid = (await callDetail(token, id)).carrierCallId!;
+  expect((await twilioStatus(callSid, to, "in-progress", { sequence: 2, sessionId, extra: { From: from, Direction: "outbound-api" } })).status).toBe(204);
+  const params = twilioCallParams(callSid, to, "in-progress", { From: from, Direction: "outbound-api" });
+  const response = await postTwilio(`/telephony/twilio/voice?sessionId=${sessionId}`, params);
+  expect(response.status).toBe(200);
+  const stream = parseStreamTwiml(await response.text());
+  return { token, tenantId, number: from, to, callId: id, callSid, sessionId, streamUrl: stream.url, mediaToken: stream.token };
 }
