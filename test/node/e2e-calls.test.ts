@@ -176,6 +176,10 @@ describe("inbound calls, carrier to completed record", () => {
     expect(kinds).toContain("status-callback completed #0 → HTTP 204");
     // Every frame of the utterance went over the socket (160 samples a frame), plus silence around it.
     expect(report.stats.mediaFramesSent).toBeGreaterThan(hello.length / 160);
+    // The agent (the offline local engine, the default provider) answered the caller's turn audibly, with marks.
+    expect(report.turns.map((turn) => turn.latencyMs === undefined)).toEqual([false]);
+    expect(report.stats.agentAudioMs).toBeGreaterThan(500);
+    expect(report.stats.marksPlayed).toBeGreaterThan(0);
 
     const call = await callOfSession(sessionId, ended);
     expect(call).toMatchObject({
@@ -231,6 +235,9 @@ describe("inbound calls, carrier to completed record", () => {
     expect(report.errors).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.finalStatus).toBe("ended");
+    // Telnyx's out-of-order-capable stream still carried a conversation: the local engine answered the turn.
+    expect(report.turns.map((turn) => turn.latencyMs === undefined)).toEqual([false]);
+    expect(report.stats.agentAudioMs).toBeGreaterThan(500);
     const sessionId = report.sessionId!;
     expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
     const webhooks = report.timeline.filter((entry) => entry.kind === "webhook").map((entry) => entry.detail);
