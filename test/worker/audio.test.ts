@@ -10,6 +10,7 @@ import {
 } from "../../durable-objects/media/audio/g711";
 import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../durable-objects/media/audio/pcm16";
 import { Resampler, type SampleRate } from "../../durable-objects/media/audio/resampler";
+import { createTranscoder } from "../../durable-objects/media/audio/transcoder";
 
 const ALL_CODES = Uint8Array.from({ length: 256 }, (_, code) => code);
 const ALL_SAMPLES = Int16Array.from({ length: 65536 }, (_, index) => index - 32768);
@@ -377,5 +378,65 @@ describe.each([
 
   it("refuses an output that is too small", () => {
     expect(() => decodeBase64Into("AQIDBAUG", prepare(new Uint8Array(5)))).toThrow(RangeError);
+  });
+});
+
+/** The per-call path itself: base64 frames through one transcoder per direction, as the call's object uses them. */
+describe("the call's transcoders", () => {
+  const toFrames = (bytes: Uint8Array, frameBytes: number) => {
+    const frames: string[] = [];
+    for (let offset = 0; offset < bytes.length; offset += frameBytes) frames.push(encodeBase64(bytes.subarray(offset, offset + frameBytes)));
+    return frames;
+  };
+  const joined = (frames: string[]) => {
+    const parts = frames.map((frame) => {
+      const bytes = new Uint8Array(frame.length);
+      return bytes.subarray(0, decodeBase64Into(frame, bytes));
+    });
+    const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  };
+  const pcmBytes = (samples: Int16Array) => {
+    const bytes = new Uint8Array(samples.length * 2);
+    encodePcm16le(samples, bytes);
+    return bytes;
+  };
+  const pcmSamples = (bytes: Uint8Array) => {
+    const samples = new Int16Array(bytes.length / 2);
+    decodePcm16le(bytes, samples);
+    return samples;
+  };
+
+  it("passes equal formats through untouched (Twilio µ-law to OpenAI audio/pcmu)", () => {
+    const transcode = createTranscoder({ encoding: "pcmu", sampleRate: 8000 }, { encoding: "pcmu", sampleRate: 8000 });
+    expect(transcode("//79/A==")).toBe("//79/A==");
+  });
+
+  it("turns a provider's 24 kHz PCM into carrier µ-law frame by frame, keeping a tone and dropping what 8 kHz cannot carry", () => {
+    const provider = { encoding: "pcm16", sampleRate: 24000 } as const;
+    const carrier = { encoding: "pcmu", sampleRate: 8000 } as const;
+    const voice = tone(1000, 24000, 1);
+    const heard = decoded(LAWS[0], joined(toFrames(pcmBytes(voice), 960).map(createTranscoder(provider, carrier))));
+    expect(heard.length).toBe(8000);
+    expectFaithfulTone(voice, 24000, heard, 8000, 1000);
+    const whistle = tone(9000, 24000, 1);
+    const aliased = decoded(LAWS[0], joined(toFrames(pcmBytes(whistle), 960).map(createTranscoder(provider, carrier))));
+    expect(attenuationDb(whistle, 24000, aliased, 8000)).toBeLessThanOrEqual(-40);
+  });
+
+  it("turns carrier A-law into Gemini's 16 kHz PCM and µ-law into A-law by table", () => {
+    const speech = tone(440, 8000, 1);
+    const frames = toFrames(encoded(LAWS[1], speech), 160);
+    const wideband = pcmSamples(joined(frames.map(createTranscoder({ encoding: "pcma", sampleRate: 8000 }, { encoding: "pcm16", sampleRate: 16000 }))));
+    expect(wideband.length).toBe(16000);
+    expectFaithfulTone(speech, 8000, wideband, 16000, 440);
+    const mulawCodes = encoded(LAWS[0], speech);
+    const asAlaw = joined(toFrames(mulawCodes, 160).map(createTranscoder({ encoding: "pcmu", sampleRate: 8000 }, { encoding: "pcma", sampleRate: 8000 })));
+    expect(asAlaw).toEqual(encoded(LAWS[1], decoded(LAWS[0], mulawCodes)));
   });
 });

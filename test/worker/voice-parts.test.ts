@@ -1,0 +1,79 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ReorderWindow } from "../../durable-objects/media/carriers/reorder-window";
+import { CircuitBreakers, DEFAULT_BREAKER_POLICY } from "../../durable-objects/voice/circuit-breaker";
+
+/** The pieces of the voice path that decide alone: Telnyx frame reordering and the per-provider circuit breaker. */
+describe("the reorder window for Telnyx audio", () => {
+  const collect = () => {
+    const delivered: string[] = [];
+    return { delivered, window: new ReorderWindow(3, (payload) => delivered.push(payload)) };
+  };
+
+  it("delivers frames in chunk order, waiting up to three frames for a late one", () => {
+    const { delivered, window } = collect();
+    for (const chunk of [1, 2, 4, 5, 3, 6]) window.push(chunk, `f${chunk}`);
+    expect(delivered).toEqual(["f1", "f2", "f3", "f4", "f5", "f6"]);
+    expect(window.skipped).toBe(0);
+  });
+
+  it("gives up a gap that does not fill, and drops stragglers and duplicates", () => {
+    const { delivered, window } = collect();
+    for (const chunk of [1, 3, 4, 5, 6]) window.push(chunk, `f${chunk}`);
+    expect(delivered).toEqual(["f1", "f3", "f4", "f5", "f6"]);
+    expect(window.skipped).toBe(1);
+    window.push(2, "late");
+    window.push(6, "again");
+    expect(delivered).toHaveLength(5);
+    expect(window.dropped).toBe(2);
+  });
+
+  it("passes frames without a chunk number straight through", () => {
+    const { delivered, window } = collect();
+    window.push(undefined, "a");
+    window.push(undefined, "b");
+    expect(delivered).toEqual(["a", "b"]);
+  });
+});
+
+describe("a provider's circuit breaker", () => {
+  const inObject = <T>(run: (sql: SqlStorage) => T) =>
+    runInDurableObject(env.CALL_SESSION.get(env.CALL_SESSION.idFromName(crypto.randomUUID())), (_instance, state) => run(state.storage.sql));
+
+  it("opens after 5 consecutive failures, half-opens after 60 s with 3 trials, closes after 2 successes", async () => {
+    await inObject((sql) => {
+      const breakers = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY);
+      const t0 = 1_000_000;
+      for (let i = 0; i < 4; i++) expect(breakers.failure("openai", t0)).toBe("closed");
+      breakers.success("openai", t0); // a success resets the count
+      for (let i = 0; i < 4; i++) breakers.failure("openai", t0);
+      expect(breakers.failure("openai", t0)).toBe("open");
+      expect(breakers.tryAcquire("openai", t0 + 59_999)).toBe(false);
+      expect(breakers.tryAcquire("gemini", t0)).toBe(true); // one breaker per provider
+      const later = t0 + 60_000;
+      expect(breakers.state("openai", later).state).toBe("half_open");
+      expect([1, 2, 3, 4].map(() => breakers.tryAcquire("openai", later))).toEqual([true, true, true, false]);
+      expect(breakers.success("openai", later)).toBe("half_open");
+      expect(breakers.success("openai", later)).toBe("closed");
+      expect(breakers.tryAcquire("openai", later)).toBe(true);
+    });
+  });
+
+  it("opens again on a failure while half-open, and keeps its counters across a restart", async () => {
+    await inObject((sql) => {
+      const t0 = 5_000_000;
+      const first = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY);
+      for (let i = 0; i < 5; i++) first.failure("deepgram", t0);
+      expect(first.tryAcquire("deepgram", t0 + 60_000)).toBe(true);
+      expect(first.failure("deepgram", t0 + 60_000)).toBe("open");
+      first.failure("gemini", t0);
+      first.failure("gemini", t0);
+      // A new instance over the same storage (the object restarted) sees the same states.
+      const restarted = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY);
+      expect(restarted.state("deepgram", t0 + 60_001)).toMatchObject({ state: "open", openedAt: t0 + 60_000 });
+      expect(restarted.state("gemini", t0).consecutiveFailures).toBe(2);
+      expect(restarted.reopensAt("deepgram")).toBe(t0 + 120_000);
+    });
+  });
+});
