@@ -40,6 +40,8 @@ interface Hooks {
 interface Stream {
   protocol: CarrierMediaProtocol;
   reorder: ReorderWindow | null;
+  /** The socket's attachment, kept here so the per-frame path does not deserialize it for every frame. */
+  attachment: Attachment;
 }
 
 export class MediaSockets {
@@ -81,8 +83,8 @@ export class MediaSockets {
         ws.close(1009, "message too big");
         return;
       }
-      const attachment = ws.deserializeAttachment() as Attachment;
-      const stream = this.streamOf(ws, attachment);
+      const stream = this.streamOf(ws);
+      const { attachment } = stream;
       const frame = typeof message === "string" ? stream.protocol.parse(message) : null;
       if (!frame) {
         increment("media_messages_rejected_total", { reason: "malformed", carrier: attachment.carrier });
@@ -96,11 +98,9 @@ export class MediaSockets {
           ws.close(1008, "unauthorized");
           return;
         }
-        ws.serializeAttachment({ ...attachment, authenticated: true, streamSid: frame.streamId, encoding: frame.encoding } satisfies Attachment);
-        this.currentLeg = null;
+        this.attach(ws, stream, { ...attachment, authenticated: true, streamSid: frame.streamId, encoding: frame.encoding });
       } else if (frame.type === "start") {
-        ws.serializeAttachment({ ...attachment, encoding: frame.encoding } satisfies Attachment);
-        this.currentLeg = null;
+        this.attach(ws, stream, { ...attachment, encoding: frame.encoding });
       } else if (!attachment.authenticated && frame.type !== "connected") {
         increment("media_messages_rejected_total", { reason: "unauthenticated", carrier: attachment.carrier });
         ws.close(1008, "start first");
@@ -130,9 +130,8 @@ export class MediaSockets {
     if (current && current.socket.readyState === WebSocket.OPEN) return current.leg;
     this.currentLeg = null;
     for (const socket of this.ctx.getWebSockets(CARRIER_TAG)) {
-      const attachment = socket.deserializeAttachment() as Attachment;
+      const { protocol, attachment } = this.streamOf(socket);
       if (!attachment.authenticated || !attachment.encoding || socket.readyState !== WebSocket.OPEN) continue;
-      const { protocol } = this.streamOf(socket, attachment);
       const send = (text: string) => {
         try {
           socket.send(text);
@@ -163,15 +162,23 @@ export class MediaSockets {
     }
   }
 
-  private streamOf(ws: WebSocket, attachment: Attachment): Stream {
+  /** The socket's stream state, rebuilt from its attachment after the object woke from hibernation. */
+  private streamOf(ws: WebSocket): Stream {
     let stream = this.streams.get(ws);
     if (!stream) {
+      const attachment = ws.deserializeAttachment() as Attachment;
       stream =
         attachment.carrier === "twilio"
-          ? { protocol: twilioMedia(attachment.streamSid), reorder: null }
-          : { protocol: telnyxMedia(), reorder: new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) };
+          ? { protocol: twilioMedia(attachment.streamSid), reorder: null, attachment }
+          : { protocol: telnyxMedia(), reorder: new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)), attachment };
       this.streams.set(ws, stream);
     }
     return stream;
+  }
+
+  private attach(ws: WebSocket, stream: Stream, attachment: Attachment): void {
+    ws.serializeAttachment(attachment);
+    stream.attachment = attachment;
+    this.currentLeg = null;
   }
 }
