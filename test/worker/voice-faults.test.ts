@@ -73,12 +73,17 @@ async function connectionsWhere(key: string, test: (connections: ConnectionSnaps
 
 const accepted = (connections: ConnectionSnapshot[]) => connections.filter((c) => c.refusedWithStatus === null);
 
-/** One caller turn, answered: the agent's audio reaches the caller. */
+/**
+ * One caller turn, answered: the agent's audio reaches the caller. The line keeps carrying silence meanwhile, as a
+ * phone line does (the offline engine runs on audio time and needs it).
+ */
 async function converse(caller: TwilioMediaCaller, utterance: "hello" | "invoice" | "payment" = "hello") {
   const before = caller.agentAudioBytes();
+  const answered = () => caller.agentAudioBytes() >= before + 4_000;
   await caller.say(utterance);
   await caller.silence(600);
-  await caller.until(() => caller.agentAudioBytes() >= before + 4_000);
+  for (let i = 0; i < 50 && !answered() && caller.closeCode === null; i++) await caller.silence(200);
+  await caller.until(answered);
 }
 
 const historyText = (connection: ConnectionSnapshot) => JSON.stringify(connection.history.entries);
