@@ -256,12 +256,15 @@ class DeepgramAgent implements VoiceProvider {
         const role = message.role === "user" ? "caller" : message.role === "assistant" ? "agent" : null;
         const content = text(message.content);
         if (!role) return this.#malformed("ConversationText role");
-        return this.#emit({ type: "transcript", role, text: content });
+        if (role === "caller") return this.#emit({ type: "transcript", role, text: content });
+        // The agent's line belongs to the turn it is spoken in (before or after AgentStartedSpeaking), so a barge-in
+        // into that turn marks this line interrupted.
+        return this.#emit({ type: "transcript", role, text: content, itemId: this.#agentTurn() });
       }
       case "UserStartedSpeaking":
         return this.#emit({ type: "caller_speech_started" });
       case "AgentStartedSpeaking":
-        this.#startAgentTurn();
+        this.#agentTurn();
         return;
       case "AgentAudioDone": {
         const itemId = this.#currentItemId ?? this.#startAgentTurn();
@@ -311,6 +314,11 @@ class DeepgramAgent implements VoiceProvider {
       // Server-side functions run at Deepgram; only client-side ones are ours to execute.
       else if (call.client_side) this.#emit({ type: "tool_call", callId: call.id, name: call.name, arguments: call.arguments });
     }
+  }
+
+  /** The agent turn under way, or a new one when the last was finished or interrupted. */
+  #agentTurn(): string {
+    return this.#currentItemId !== null && !this.#currentItemInterrupted ? this.#currentItemId : this.#startAgentTurn();
   }
 
   #startAgentTurn(): string {

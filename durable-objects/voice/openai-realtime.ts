@@ -160,6 +160,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   readonly #options: OpenAiRealtimeOptions;
   readonly #maxInboundChars: number;
   readonly #items = new Map<string, ItemAudio>();
+  readonly #transcribedItems = new Set<string>();
   readonly #stats: OpenAiRealtimeStats = {
     malformedMessages: 0,
     droppedSends: 0,
@@ -326,10 +327,12 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
       case "response.output_audio_transcript.done":
       case "response.audio_transcript.done": {
         const done = stringFields<ResponseAudioTranscriptDoneEvent, "item_id" | "transcript">(message, "item_id", "transcript");
-        if (done) this.#emit({ type: "transcript", role: "agent", text: done.transcript, itemId: done.item_id });
+        if (done) this.#agentTranscript(done.item_id, done.transcript);
         else this.#stats.malformedMessages++;
         return;
       }
+      case "response.output_item.done":
+        return this.#outputItemDone(message);
       case "conversation.item.input_audio_transcription.completed": {
         type Completed = ConversationItemInputAudioTranscriptionCompletedEvent;
         const heard = stringFields<Completed, "item_id" | "transcript">(message, "item_id", "transcript");
@@ -386,6 +389,24 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     }
     item.receivedMs += base64ByteLength(delta.delta) / this.#bytesPerMs;
     this.#emit({ type: "agent_audio", base64: delta.delta, itemId: delta.item_id });
+  }
+
+  /** One agent line per item: from `output_audio_transcript.done`, or from the item itself when that never came. */
+  #agentTranscript(itemId: string, text: string): void {
+    if (this.#transcribedItems.has(itemId)) return;
+    this.#transcribedItems.add(itemId);
+    if (this.#transcribedItems.size > MAX_TRACKED_ITEMS) this.#transcribedItems.delete(this.#transcribedItems.values().next().value ?? "");
+    this.#emit({ type: "transcript", role: "agent", text, itemId });
+  }
+
+  /** A reply cut short (barge-in, cancel) sends no transcript `done`: what was said is in its finished item. */
+  #outputItemDone(message: Record<string, unknown>): void {
+    const item = isRecord(message.item) ? message.item : undefined;
+    if (!item || item.type !== "message" || item.role !== "assistant" || typeof item.id !== "string" || !Array.isArray(item.content)) return;
+    const transcript = item.content
+      .map((part: unknown) => (isRecord(part) && typeof part.transcript === "string" ? part.transcript : ""))
+      .join("");
+    if (transcript) this.#agentTranscript(item.id, transcript);
   }
 
   #reportAudioDone(itemId: string): void {

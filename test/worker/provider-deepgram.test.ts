@@ -128,7 +128,8 @@ describe("Deepgram Voice Agent adapter", () => {
     expect(new Set(audio.map((chunk) => chunk.itemId))).toEqual(new Set([done.itemId]));
     expect(log.ofType("transcript")).toEqual([
       { type: "transcript", role: "caller", text: "What is my balance?" },
-      { type: "transcript", role: "agent", text: "Your balance is ten dollars." },
+      // The agent's line names the turn its audio belongs to, so a barge-in into it can mark it interrupted.
+      { type: "transcript", role: "agent", text: "Your balance is ten dollars.", itemId: done.itemId },
     ]);
     // The agent's voice arrives intact: as many bytes as the simulator sent, and clearly not silence.
     const samples = decodeSamples(audio.map((chunk) => chunk.base64), provider.outputFormat);
