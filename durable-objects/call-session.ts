@@ -80,7 +80,7 @@ export class CallSession extends DurableObject<Env> {
       // live: every applied state move is broadcast to the session's live sockets.
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
     });
-    this.media = new MediaSockets(ctx, {
+    this.media = new MediaSockets({
       mediaToken: () => this.ledger.record?.mediaToken,
       onFrame: (frame) => this.onMediaFrame(frame),
       onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
@@ -247,23 +247,19 @@ export class CallSession extends DurableObject<Env> {
     return this.media.accept(record.carrier, correlationId);
   }
 
+  // Only /live sockets are hibernatable; the carrier's media socket has listeners of its own (media-sockets.ts).
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (this.live.handles(ws)) return this.live.message(ws, message); // live
-    await this.media.message(ws, message);
+    if (this.live.handles(ws)) this.live.message(ws, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    if (this.live.handles(ws)) {
-      this.live.closed(ws, code);
-      return this.webCallerMayHaveLeft();
-    }
-    await this.media.closed(ws, code);
+    if (!this.live.handles(ws)) return;
+    this.live.closed(ws, code);
+    await this.webCallerMayHaveLeft();
   }
 
-  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    if (this.live.handles(ws)) return this.live.closed(ws, 1011); // live
-    this.ledger.log().warn("media.socket_error", { error });
-    await this.media.closed(ws, 1011);
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    if (this.live.handles(ws)) this.live.closed(ws, 1011);
   }
 
   /** One microphone frame (PCM16LE 16 kHz mono) from a web session's browser caller. */

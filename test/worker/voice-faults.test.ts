@@ -63,6 +63,13 @@ async function transcriptOf(token: string, sessionId: string, ready: (lines: Tra
 
 const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
 
+/** The carrier's side of a dropped stream (a network cut, or the drop a restart causes): the socket closes. */
+async function dropStream(caller: TwilioMediaCaller): Promise<void> {
+  const closed = closeCodeOf(caller.socket);
+  caller.close();
+  await closed;
+}
+
 /** Waits until the simulator has recorded connections satisfying `test` (bounded: no expect.poll in workerd). */
 async function connectionsWhere(key: string, test: (connections: ConnectionSnapshot[]) => boolean, attempts = 250) {
   return eventually(async () => {
@@ -290,14 +297,17 @@ describe("the per-provider circuit breaker", () => {
     await eventually(async () => (await currentProvider(call.token, call.sessionId)) === "local", 250);
     await converse(caller);
 
-    // The counters live in the object's storage: an eviction (a restart) keeps them.
+    // The counters live in the object's storage: a restart keeps them. (A restart drops the carrier's stream, a
+    // plain socket; Twilio reconnects it.)
+    await dropStream(caller);
     await evictDurableObject(stubOf(call.sessionId));
+    const again = await connect(call);
     expect(await breakerOf(call.sessionId, "openai")).toMatchObject({ state: "open", consecutiveFailures: open.consecutiveFailures });
     const refusedBefore = (await simulatorConnections(key)).filter((c) => c.provider === "openai").length;
 
     // The provider recovers. Until the open period ends nothing is tried; then one half-open trial connects.
     await putScenario(key, { replies: ["Hello again, from openai."] });
-    await caller.silence(200); // wakes the fresh instance through the hibernated stream
+    await again.silence(200); // the reconnected stream wakes the fresh instance
     const switched = await eventually(async () => {
       const response = await switchProvider(call.token, call.sessionId, "openai");
       if (response.status === 200) return true;
@@ -311,7 +321,7 @@ describe("the per-provider circuit breaker", () => {
     expect(openaiNow).toHaveLength(refusedBefore + 1);
     expect(openaiNow.at(-1)!.refusedWithStatus).toBeNull();
 
-    await converse(caller, "invoice");
+    await converse(again, "invoice");
     const closed = await eventually(async () => {
       const row = await breakerOf(call.sessionId, "openai");
       return row?.state === "closed" && row;
@@ -321,7 +331,7 @@ describe("the per-provider circuit breaker", () => {
 });
 
 describe("eviction of the call's object mid-call", () => {
-  it("local engine: the hibernated stream keeps working and the agent answers the next turn", async () => {
+  it("local engine: after a restart the carrier's reconnected stream is re-attached and the agent answers the next turn", async () => {
     const key = uniqueKey("evict-local");
     const call = await twilioCallWith("local", key, "Greet the caller. Then listen.");
     const caller = await connect(call);
@@ -330,11 +340,12 @@ describe("eviction of the call's object mid-call", () => {
     await caller.until(() => caller.agentAudioBytes() >= 4_000);
     await transcriptOf(call.token, call.sessionId, (lines) => lines.some((l) => l.role === "agent"));
 
+    await dropStream(caller);
     await evictDurableObject(stubOf(call.sessionId));
-    const before = caller.agentAudioBytes();
-    await caller.say("invoice");
-    for (let i = 0; i < 30 && caller.agentAudioBytes() < before + 4_000; i++) await caller.silence(200);
-    expect(caller.agentAudioBytes()).toBeGreaterThanOrEqual(before + 4_000);
+    const again = await connect(call);
+    await again.say("invoice");
+    for (let i = 0; i < 30 && again.agentAudioBytes() < 4_000; i++) await again.silence(200);
+    expect(again.agentAudioBytes()).toBeGreaterThanOrEqual(4_000);
     const lines = await transcriptOf(call.token, call.sessionId, (ls) => ls.filter((l) => l.role === "agent").length >= 2);
     expect(lines.filter((l) => l.role === "caller").length).toBeGreaterThanOrEqual(2);
   });
@@ -361,9 +372,8 @@ describe("eviction of the call's object mid-call", () => {
     await connectionsWhere(key, (cs) => cs[0]!.close !== null);
 
     // A deploy: the object restarts and the carrier's stream is dropped; Twilio reconnects it.
-    const closed = closeCodeOf(first.socket);
-    await evictDurableObject(stubOf(call.sessionId), { webSockets: "close" });
-    await closed;
+    await dropStream(first);
+    await evictDurableObject(stubOf(call.sessionId));
     const second = await connect(call);
     await second.silence(200);
     expect((await switchProvider(call.token, call.sessionId, "openai")).status).toBe(200);
