@@ -92,7 +92,7 @@ describe("GET /api/v1/sessions", () => {
     expect(ids(page)).not.toContain(sessionB);
     expect(page.nextCursor).toBeNull();
     expect(page.items.find((item) => item.id === A.webEnded)).toEqual({
-      id: A.webEnded, channel: "web", status: "ended", provider: "gemini", instructions: null, correlationId: expect.any(String),
+      id: A.webEnded, channel: "web", status: "ended", provider: "gemini", instructions: null, metadata: {}, correlationId: expect.any(String),
       createdAt: new Date(T + 2_000).toISOString(), endedAt: new Date(T + 60_000).toISOString(),
     });
     expect(ids(await list("", adminB))).toEqual([sessionB]);

@@ -55,6 +55,7 @@ async function phoneNumberIn(adminToken: string, carrier = "twilio") {
 function sampleBody(method: string, path: string): unknown {
   if (method === "PATCH") return { role: "viewer" };
   if (path.endsWith("/transfer")) return { to: "+15550001111" };
+  if (path.endsWith("/switch-provider")) return { provider: "gemini" };
   return undefined;
 }
 
