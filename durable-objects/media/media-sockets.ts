@@ -67,10 +67,10 @@ export class MediaSockets {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Closes every stream; each is forgotten on its close event, so what the carrier sent before (its `stop`) still counts. */
   closeAll(code: number, reason: string): void {
     this.currentLeg = null;
-    for (const socket of [...this.streams.keys()]) {
-      this.streams.delete(socket);
+    for (const socket of this.streams.keys()) {
       try {
         socket.close(code, reason);
       } catch {
