@@ -6,7 +6,7 @@ import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi"
 import { publicRouter } from "../http/router";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
-const callSchema = z
+export const callSchema = z
   .object({
     id: z.string(),
     sessionId: z.string(),

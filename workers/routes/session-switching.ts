@@ -6,6 +6,7 @@ import type { TenantScope } from "../db/tenant-scope";
 import { notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
+import { sessionIdParam } from "./sessions";
 import { auditFromRequest } from "../identity/request-audit";
 import { callObject } from "../telephony/session-routing";
 import type { SwitchResult } from "../../durable-objects/voice/voice-session";
@@ -15,13 +16,6 @@ import type { SwitchResult } from "../../durable-objects/voice/voice-session";
  * failover on request, and the record of every switch. The session's object does the work and serialises it:
  * a second switch while one is under way answers 409.
  */
-const sessionIdParam = z.object({
-  id: z
-    .string()
-    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { error: "must be a session id" })
-    .openapi({ param: { name: "id", in: "path" } }),
-});
-
 const switchResultSchema = z
   .object({
     success: z.boolean(),

@@ -1,22 +1,24 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { CALL_STATUSES, CARRIERS, PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, TRANSCRIPT_ROLES, calls, sessions, transcriptLines } from "../db/schema";
+import { PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, TRANSCRIPT_ROLES, calls, sessions, transcriptLines } from "../db/schema";
 import { providerSchema } from "../config/settings";
 import { providerForNewSession } from "../../durable-objects/provider-health/client";
 import { AppError, badRequest, notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { auditFromRequest } from "../identity/request-audit";
-import { callObject } from "../telephony/session-routing";
+import { callObject, SESSION_ID } from "../telephony/session-routing";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../../durable-objects/live/live-events";
 import { publicRouter } from "../http/router";
-import { presentCall } from "./calls";
+import { callSchema, presentCall } from "./calls";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
 /** The most transcript lines one session detail answers with (the object keeps as many; D1 keeps all). */
 export const TRANSCRIPT_LINES_IN_DETAIL = 2_000;
 
 // Session ids are UUID-shaped, but inbound ones are derived from a hash (no RFC 9562 version bits), so not z.uuid().
-const sessionId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, { error: "must be a session id" });
+export const sessionIdParam = z.object({
+  id: z.string().regex(SESSION_ID, { error: "must be a session id" }).openapi({ param: { name: "id", in: "path" } }),
+});
 
 const sessionSchema = z
   .object({
@@ -32,28 +34,6 @@ const sessionSchema = z
   })
   .openapi("Session");
 
-/** The shape `presentCall` answers (GET /api/v1/calls/{id} without its events); the type checks below keep them equal. */
-const sessionCallSchema = z
-  .object({
-    id: z.string(),
-    sessionId: z.string(),
-    carrier: z.enum(CARRIERS),
-    carrierCallId: z.string().nullable(),
-    direction: z.enum(["inbound", "outbound"]),
-    from: z.string(),
-    to: z.string(),
-    status: z.enum(CALL_STATUSES),
-    failureReason: z.string().nullable(),
-    createdAt: z.string(),
-    answeredAt: z.string().nullable(),
-    endedAt: z.string().nullable(),
-    updatedAt: z.string(),
-  })
-  .openapi("SessionCall");
-type PresentedCall = ReturnType<typeof presentCall>;
-type SameShape<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const _callShapeMatches: SameShape<z.infer<typeof sessionCallSchema>, PresentedCall> = true;
-void _callShapeMatches;
 
 const transcriptLineSchema = z
   .object({
@@ -68,7 +48,7 @@ const transcriptLineSchema = z
 
 const sessionDetailSchema = sessionSchema
   .extend({
-    call: sessionCallSchema.nullable().describe("the session's latest call, or null for a web session"),
+    call: callSchema.nullable().describe("the session's latest call (as GET /api/v1/calls/{id}, without its events), or null for a web session"),
     transcript: z.array(transcriptLineSchema).describe(`every line in order, at most ${TRANSCRIPT_LINES_IN_DETAIL}`),
     live: z
       .object({
@@ -119,7 +99,7 @@ const getRoute = protectedRoute("sessions:read", {
   path: "/api/v1/sessions/{id}",
   tags: ["sessions"],
   summary: "One session with its latest call and its transcript",
-  request: { params: z.object({ id: sessionId.openapi({ param: { name: "id", in: "path" } }) }) },
+  request: { params: sessionIdParam },
   responses: { 200: jsonResponse(sessionDetailSchema, "The session"), ...notFoundResponse },
 });
 
