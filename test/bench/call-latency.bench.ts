@@ -20,15 +20,25 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import WebSocket from "ws";
-import { encodeG711, FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/carriers/audio.ts";
-import { encodeForm } from "../simulators/carriers/http.ts";
-import { twilioSid, uuid } from "../simulators/carriers/ids.ts";
-import { type FormParams, twilioSignature } from "../simulators/carriers/signing.ts";
+import { FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/carriers/audio.ts";
+import { uuid } from "../simulators/carriers/ids.ts";
 import { type ConnectionSnapshot, providerSimulatorSettings, startProviderSimulator } from "../simulators/providers/index.ts";
-import { preciseNow } from "../simulators/providers/recorder.ts";
-import { TEST_PUBLIC_BASE_URL, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN, testSettings } from "../support/test-settings.ts";
-import { type ApiClient, type LocalPlatform, signIn, startLocalPlatform } from "../node/support/local-platform.ts";
+import { testSettings } from "../support/test-settings.ts";
+import type { LocalPlatform } from "../node/support/local-platform.ts";
+import { startBenchPlatform } from "./bench-platform.ts";
+import {
+  type CallState,
+  finishCall,
+  framePayloads,
+  HANDSHAKE_TIMEOUT_MS,
+  ms,
+  newCall,
+  pumpFrames,
+  startCall,
+  summarize,
+  table,
+  WEBHOOK_TIMEOUT_MS,
+} from "./twilio-side.ts";
 
 type Provider = "openai" | "gemini";
 interface RunSpec {
@@ -57,8 +67,6 @@ const rampArgument = process.argv.includes("--ramp-per-second") ? Number(process
 if (!(rampArgument > 0 && rampArgument <= 1000)) throw new Error("--ramp-per-second: expected 1..1000");
 const RAMP_CALLS_PER_SECOND = rampArgument;
 const STAGGER_MS = (calls: number) => (calls <= 1 ? 0 : Math.max(2000, (calls / RAMP_CALLS_PER_SECOND) * 1000));
-const WEBHOOK_TIMEOUT_MS = 30_000;
-const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** After its last frame a call waits this long for the agent's last audio and marks, then stops. */
 const TAIL_WAIT_MS = 500;
 const TICK_MS = 5;
@@ -77,36 +85,10 @@ const scriptSamples = new Int16Array(SCRIPT_PARTS.reduce((total, part) => total 
 SCRIPT_PARTS.reduce((offset, part) => (scriptSamples.set(part, offset), offset + part.length), 0);
 const CYCLE_FRAMES = Math.floor(scriptSamples.length / SAMPLES_PER_FRAME);
 /** base64 µ-law payload of every frame, encoded once: the same speech for every call. */
-const PAYLOADS: string[] = Array.from({ length: CYCLE_FRAMES }, (_, index) =>
-  Buffer.from(encodeG711("PCMU", scriptSamples.subarray(index * SAMPLES_PER_FRAME, (index + 1) * SAMPLES_PER_FRAME))).toString("base64"),
-);
+const PAYLOADS: string[] = framePayloads(scriptSamples);
 const CYCLE_MS = CYCLE_FRAMES * FRAME_MS;
 /** Script repetitions per call so that all calls of a run overlap for at least one whole script. */
 const cyclesFor = (calls: number) => 1 + Math.ceil(STAGGER_MS(calls) / CYCLE_MS);
-
-// ── statistics ──────────────────────────────────────────────────────────────────────────────────────────────
-
-interface Summary {
-  count: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-function summarize(values: number[]): Summary | null {
-  if (values.length === 0) return null;
-  const sorted = Float64Array.from(values).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
-}
-
-function table(title: string, header: string[], rows: string[][]): string {
-  const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => (row[column] ?? "").length)));
-  const line = (cells: string[]) => "| " + cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ") + " |";
-  return [`\n${title}`, line(header), "|" + widths.map((width) => "-".repeat(width + 2)).join("|") + "|", ...rows.map(line)].join("\n");
-}
-
-const ms = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(2));
 
 // ── workerd's memory and CPU, from /proc ────────────────────────────────────────────────────────────────────
 
@@ -146,175 +128,6 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 per second on Linux)
 }
 
-// ── one call, Twilio's side ─────────────────────────────────────────────────────────────────────────────────
-
-interface CallState {
-  key: string;
-  callSid: string;
-  streamSid: string;
-  ip: string;
-  socket: WebSocket | null;
-  streamStartedAt: number;
-  frameCount: number;
-  nextFrame: number;
-  sequenceNumber: number;
-  sentAt: Float64Array;
-  agentMediaAt: number[];
-  clearsAt: number[];
-  /** Playback of the agent's audio, in real time: marks are echoed once what was sent before them has played. */
-  playingUntil: number;
-  pendingMarks: Array<{ name: string; due: number }>;
-  markTimer: ReturnType<typeof setTimeout> | null;
-  phase: "webhook" | "connecting" | "streaming" | "tail" | "done";
-  failure: string | null;
-  webhookMs: number | null;
-}
-
-const publicVoiceUrl = `${TEST_PUBLIC_BASE_URL}/telephony/twilio/voice`;
-const publicStatusUrl = `${TEST_PUBLIC_BASE_URL}/telephony/twilio/status`;
-
-async function postSigned(platformUrl: string, publicUrl: string, call: CallState, params: FormParams): Promise<Response> {
-  return fetch(publicUrl.replace(TEST_PUBLIC_BASE_URL, platformUrl), {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/x-www-form-urlencoded",
-      "X-Twilio-Signature": twilioSignature(TEST_TWILIO_AUTH_TOKEN, publicUrl, params),
-      "I-Twilio-Idempotency-Token": uuid(),
-      "X-Correlation-ID": call.key,
-      // See the note printed with the results: WEBHOOK_LIMITER counts per source IP.
-      "CF-Connecting-IP": call.ip,
-    },
-    body: encodeForm(params),
-    signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
-  });
-}
-
-function callParams(call: CallState, to: string, status: string): FormParams {
-  return {
-    CallSid: call.callSid,
-    AccountSid: TEST_TWILIO_ACCOUNT_SID,
-    From: "+15557770000",
-    To: to,
-    Caller: "+15557770000",
-    Called: to,
-    CallStatus: status,
-    Direction: "inbound",
-    ApiVersion: "2010-04-01",
-  };
-}
-
-function send(call: CallState, message: string): void {
-  if (call.socket?.readyState === WebSocket.OPEN) call.socket.send(message);
-}
-
-function echoDueMarks(call: CallState): void {
-  call.markTimer = null;
-  const now = performance.now();
-  while (call.pendingMarks.length > 0 && call.pendingMarks[0]!.due <= now) {
-    const mark = call.pendingMarks.shift()!;
-    send(call, `{"event":"mark","sequenceNumber":"${++call.sequenceNumber}","streamSid":"${call.streamSid}","mark":{"name":${JSON.stringify(mark.name)}}}`);
-  }
-  const next = call.pendingMarks[0];
-  if (next) call.markTimer = setTimeout(() => echoDueMarks(call), Math.max(0, next.due - now));
-}
-
-/** What the platform sends on the media socket; kept light: one JSON.parse per message, no audio decoding. */
-function onPlatformMessage(call: CallState, data: WebSocket.RawData): void {
-  const at = preciseNow();
-  const message = JSON.parse(data.toString()) as { event?: string; media?: { payload?: string }; mark?: { name?: string } };
-  if (message.event === "media") {
-    call.agentMediaAt.push(at);
-    const payload = message.media?.payload ?? "";
-    const padding = payload.endsWith("==") ? 2 : payload.endsWith("=") ? 1 : 0;
-    const durationMs = ((payload.length * 3) / 4 - padding) / 8; // µ-law, 8 bytes a millisecond
-    call.playingUntil = Math.max(performance.now(), call.playingUntil) + durationMs;
-  } else if (message.event === "mark" && typeof message.mark?.name === "string") {
-    call.pendingMarks.push({ name: message.mark.name, due: call.playingUntil });
-    if (!call.markTimer) call.markTimer = setTimeout(() => echoDueMarks(call), Math.max(0, call.playingUntil - performance.now()));
-  } else if (message.event === "clear") {
-    call.clearsAt.push(at);
-    // Twilio drops the unplayed audio and echoes every pending mark.
-    call.playingUntil = performance.now();
-    for (const mark of call.pendingMarks) mark.due = 0;
-    if (call.markTimer) clearTimeout(call.markTimer);
-    echoDueMarks(call);
-  }
-}
-
-async function startCall(platformUrl: string, call: CallState, to: string, onStreaming: () => void): Promise<void> {
-  const started = performance.now();
-  const response = await postSigned(platformUrl, publicVoiceUrl, call, callParams(call, to, "ringing"));
-  const twiml = await response.text();
-  call.webhookMs = performance.now() - started;
-  const streamUrl = /<Stream url="([^"]+)"/.exec(twiml)?.[1];
-  const token = /<Parameter name="token" value="([^"]+)"/.exec(twiml)?.[1];
-  if (response.status !== 200 || !streamUrl || !token) throw new Error(`voice webhook: HTTP ${response.status} ${twiml.slice(0, 160)}`);
-  call.phase = "connecting";
-  // Signed for the public wss:// URL the TwiML names; connected to where this process reaches the worker.
-  const socket = new WebSocket(streamUrl.replace(/^wss:\/\/[^/]+/, platformUrl.replace(/^http/, "ws")), {
-    headers: { "X-Twilio-Signature": twilioSignature(TEST_TWILIO_AUTH_TOKEN, streamUrl, {}), "CF-Connecting-IP": call.ip },
-    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-  });
-  call.socket = socket;
-  socket.on("message", (data) => onPlatformMessage(call, data));
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", reject);
-    socket.once("close", (code) => reject(new Error(`media socket closed before open: ${code}`)));
-  });
-  socket.on("error", (error) => (call.failure ??= `media socket: ${error.message}`));
-  socket.on("close", (code) => {
-    if (call.phase === "streaming") call.failure ??= `media socket closed by platform: ${code}`;
-  });
-  send(call, JSON.stringify({ event: "connected", protocol: "Call", version: "1.0.0" }));
-  send(
-    call,
-    JSON.stringify({
-      event: "start",
-      sequenceNumber: String(++call.sequenceNumber),
-      streamSid: call.streamSid,
-      start: {
-        accountSid: TEST_TWILIO_ACCOUNT_SID,
-        streamSid: call.streamSid,
-        callSid: call.callSid,
-        tracks: ["inbound"],
-        customParameters: { token },
-        mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 },
-      },
-    }),
-  );
-  call.streamStartedAt = performance.now();
-  call.phase = "streaming";
-  onStreaming();
-}
-
-/** Sends every frame that is due, for every streaming call: one timer for all calls, not one per call. */
-function pumpFrames(calls: CallState[]): void {
-  const now = performance.now();
-  for (const call of calls) {
-    if (call.phase !== "streaming") continue;
-    while (call.nextFrame < call.frameCount && call.streamStartedAt + call.nextFrame * FRAME_MS <= now) {
-      const index = call.nextFrame++;
-      const message =
-        `{"event":"media","sequenceNumber":"${++call.sequenceNumber}","streamSid":"${call.streamSid}",` +
-        `"media":{"track":"inbound","chunk":"${index + 1}","timestamp":"${index * FRAME_MS}","payload":"${PAYLOADS[index % CYCLE_FRAMES]}"}}`;
-      call.sentAt[index] = preciseNow();
-      send(call, message);
-    }
-    if (call.nextFrame >= call.frameCount) call.phase = "tail";
-  }
-}
-
-async function finishCall(platformUrl: string, call: CallState, to: string): Promise<void> {
-  send(call, JSON.stringify({ event: "stop", sequenceNumber: String(++call.sequenceNumber), streamSid: call.streamSid, stop: { accountSid: TEST_TWILIO_ACCOUNT_SID, callSid: call.callSid } }));
-  if (call.markTimer) clearTimeout(call.markTimer);
-  call.phase = "done";
-  call.socket?.close(1000, "stream ended");
-  const params = { ...callParams(call, to, "completed"), SequenceNumber: "0", CallbackSource: "call-progress-events", CallDuration: String(Math.round((call.frameCount * FRAME_MS) / 1000)) };
-  const response = await postSigned(platformUrl, publicStatusUrl, call, params).catch(() => null);
-  await response?.arrayBuffer().catch(() => undefined);
-}
-
 // ── one run: N concurrent calls ─────────────────────────────────────────────────────────────────────────────
 
 interface RunResult {
@@ -348,27 +161,14 @@ async function runCalls(platformUrl: string, control: Awaited<ReturnType<typeof 
   const to = NUMBERS[spec.provider];
   const frameCount = CYCLE_FRAMES * cyclesFor(spec.calls);
   const replies = Array.from({ length: 2 * cyclesFor(spec.calls) }, (_, index) => (index % 2 === 0 ? LONG_REPLY : SHORT_REPLY));
-  const calls: CallState[] = Array.from({ length: spec.calls }, (_, index) => ({
-    key: `bench-${runIndex}-${spec.provider}-${spec.calls}-${index}-${uuid().slice(0, 8)}`,
-    callSid: twilioSid("CA"),
-    streamSid: twilioSid("MZ"),
-    // 198.18.0.0/15: the address block reserved for benchmarks (RFC 2544); one source per simulated call.
-    ip: `198.18.${(runIndex * 8 + Math.floor(index / 250)) % 256}.${(index % 250) + 1}`,
-    socket: null,
-    streamStartedAt: 0,
-    frameCount,
-    nextFrame: 0,
-    sequenceNumber: 0,
-    sentAt: new Float64Array(frameCount),
-    agentMediaAt: [],
-    clearsAt: [],
-    playingUntil: 0,
-    pendingMarks: [],
-    markTimer: null,
-    phase: "webhook",
-    failure: null,
-    webhookMs: null,
-  }));
+  const calls: CallState[] = Array.from({ length: spec.calls }, (_, index) =>
+    newCall(
+      `bench-${runIndex}-${spec.provider}-${spec.calls}-${index}-${uuid().slice(0, 8)}`,
+      // 198.18.0.0/15: the address block reserved for benchmarks (RFC 2544); one source per simulated call.
+      `198.18.${(runIndex * 8 + Math.floor(index / 250)) % 256}.${(index % 250) + 1}`,
+      frameCount,
+    ),
+  );
   for (const call of calls) control.setScenario(call.key, { replies });
 
   const workerd = workerdPids();
@@ -402,7 +202,7 @@ async function runCalls(platformUrl: string, control: Awaited<ReturnType<typeof 
 
   // The pump: frames in real time for every streaming call, a tail for late agent audio, then stop + completed.
   for (;;) {
-    pumpFrames(calls);
+    pumpFrames(calls, (_call, index) => PAYLOADS[index % CYCLE_FRAMES]!);
     const now = performance.now();
     for (const call of calls) {
       if (call.phase === "tail" && now >= call.streamStartedAt + call.frameCount * FRAME_MS + TAIL_WAIT_MS) {
@@ -541,33 +341,13 @@ const results: RunResult[] = [];
 const settings = await testSettings(() => providerSimulatorSettings(simulator));
 // Production's provider resilience, not the test suite's fast time scale (a 2 s reply timeout would turn load into reconnects).
 for (const name of ["PROVIDER_RECONNECT_BASE_MS", "PROVIDER_BREAKER_OPEN_SECONDS", "PROVIDER_RESPONSE_TIMEOUT_MS"]) delete settings[name];
-const secrets = ["JWT_SIGNING_KEYS", "METRICS_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_CONNECTION_ID", "OPENAI_API_KEY", "GEMINI_API_KEY", "DEEPGRAM_API_KEY"];
-const quietWrangler = !process.env.WRANGLER_LOG;
 
 /**
  * A fresh platform for every run: its own D1, objects, rate-limit counters and provider-health state, so one run's
  * overload (failed provider connections mark the provider unhealthy for new sessions) cannot steer the next run's calls.
  */
 async function startPlatform(): Promise<LocalPlatform> {
-  if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
-  let started: LocalPlatform | undefined;
-  // Seeding runs next to the starting worker on one state directory and now and then meets SQLITE_BUSY: bounded retries.
-  for (let attempt = 1; !started; attempt++) {
-    try {
-      started = await startLocalPlatform(settings, secrets);
-    } catch (error) {
-      if (attempt >= 3) throw error;
-      console.log(`  starting the platform failed (attempt ${attempt} of 3): ${String(error).split("\n")[0]?.slice(0, 200)}; retrying`);
-    }
-  }
-  // The worker logs every request (one JSON line each) and wrangler echoes each: thousands of lines at 500 calls.
-  if (quietWrangler) process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
-  const api: ApiClient = await signIn(started.url, started.admin.email, started.admin.password);
-  for (const provider of ["openai", "gemini"] as const) {
-    const created = await api.request("POST", "/api/v1/phone-numbers", { e164: NUMBERS[provider], carrier: "twilio", provider });
-    if (created.status !== 201) throw new Error(`phone number for ${provider}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
-  }
-  return started;
+  return (await startBenchPlatform(settings, NUMBERS)).platform;
 }
 
 try {

@@ -1,0 +1,49 @@
+import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts";
+import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
+
+/** The settings the benchmarks pass as secrets (wrangler stops asking for them). */
+export const BENCH_SECRETS = [
+  "JWT_SIGNING_KEYS",
+  "METRICS_TOKEN",
+  "TWILIO_ACCOUNT_SID",
+  "TWILIO_AUTH_TOKEN",
+  "TELNYX_API_KEY",
+  "TELNYX_PUBLIC_KEY",
+  "TELNYX_CONNECTION_ID",
+  "OPENAI_API_KEY",
+  "GEMINI_API_KEY",
+  "DEEPGRAM_API_KEY",
+];
+
+const quietWrangler = !process.env.WRANGLER_LOG;
+
+/**
+ * A freshly started local platform (test/node/support/local-platform.ts: the real Worker under wrangler, a seeded
+ * D1) with its admin signed in and one Twilio number per provider (`numbers`: provider → E.164).
+ */
+export async function startBenchPlatform(settings: Record<string, string>, numbers: Record<string, string>): Promise<{ platform: LocalPlatform; api: ApiClient }> {
+  if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
+  let started: LocalPlatform | undefined;
+  // Seeding runs next to the starting worker on one state directory and now and then meets SQLITE_BUSY: bounded retries.
+  for (let attempt = 1; !started; attempt++) {
+    try {
+      started = await startLocalPlatform(settings, BENCH_SECRETS);
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      console.log(`  starting the platform failed (attempt ${attempt} of 3): ${String(error).split("\n")[0]?.slice(0, 200)}; retrying`);
+    }
+  }
+  // The worker logs every request (one JSON line each) and wrangler echoes each: thousands of lines at 500 calls.
+  if (quietWrangler) process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
+  try {
+    const api: ApiClient = await signIn(started.url, started.admin.email, started.admin.password);
+    for (const [provider, e164] of Object.entries(numbers)) {
+      const created = await api.request("POST", "/api/v1/phone-numbers", { e164, carrier: "twilio", provider });
+      if (created.status !== 201) throw new Error(`phone number for ${provider}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+    }
+    return { platform: started, api };
+  } catch (error) {
+    await started.stop();
+    throw error;
+  }
+}
