@@ -334,6 +334,7 @@ export class CallSession extends DurableObject<Env> {
         order: settings.PROVIDER_ORDER ?? ["openai", "gemini", "deepgram", "local"],
         openAiRolloverMs: (settings.OPENAI_SESSION_ROLLOVER_MINUTES ?? 55) * 60_000,
         fleetCheckIntervalMs: (settings.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000,
+        failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS ?? 1000,
       },
       resumption: { get: () => kv.get<string>("gemini_resumption_handle"), set: (handle) => kv.put("gemini_resumption_handle", handle) },
     });

@@ -57,6 +57,8 @@ export interface VoicePolicy {
   order: ProviderName[];
   /** OpenAI ends sessions after a fixed time: a fresh one is opened (rollover) this long after each connect. */
   openAiRolloverMs: number;
+  /** A lost provider not back within this long (by the next attempt's time) is failed over from. */
+  failoverAfterMs: number;
   /** After an agent turn, the fleet registry is asked about the provider at most this often. */
   fleetCheckIntervalMs: number;
 }
@@ -429,20 +431,30 @@ export class VoiceSession implements ToolHost {
   }
 
   /**
-   * Connects now, then with exponential backoff and jitter. When the breaker opens or the attempts run out, the
-   * session fails over to the next healthy provider; when none takes it, it waits for the breaker to half-open.
+   * Connects now, then with exponential backoff and jitter. The caller is not left in silence for long: once the
+   * next attempt would come later than `failoverAfterMs` after the provider was lost, the session fails over to the
+   * next healthy provider (and goes on retrying its own if none takes it); likewise when the breaker opens or the
+   * attempts run out. When no provider takes the call, it waits for its breaker to let a trial through.
    */
   private async connectWithRetries(): Promise<void> {
     if (this.connecting || this.closed) return;
     this.connecting = true;
     const name = this.providerName;
+    const lostAt = Date.now();
     const stillWanted = () => !this.closed && this.providerName === name && !this.provider;
     try {
-      const { reconnectBaseMs, reconnectAttempts } = this.options.policy;
+      const { reconnectBaseMs, reconnectAttempts, failoverAfterMs } = this.options.policy;
+      let failoverTried = false;
       for (let attempt = 0; attempt <= reconnectAttempts && stillWanted(); attempt++) {
         if (attempt > 0) {
+          const delay = reconnectBaseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
+          if (!failoverTried && Date.now() + delay - lostAt > failoverAfterMs) {
+            failoverTried = true;
+            if (await this.failover()) return;
+            if (!stillWanted()) return;
+          }
           this.setLinkState("reconnecting", `attempt ${attempt} of ${reconnectAttempts}`);
-          await sleep(reconnectBaseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4));
+          await sleep(delay);
           if (!stillWanted()) return;
         }
         if (this.options.breakers.tryAcquire(name) && (await this.connectOnce(name))) return;
@@ -450,7 +462,6 @@ export class VoiceSession implements ToolHost {
       }
       if (!stillWanted()) return;
       increment("provider_reconnects_exhausted_total", { provider: name });
-      this.connecting = false;
       if (await this.failover()) return;
       if (!stillWanted()) return;
       this.setLinkState("failed", "reconnection attempts exhausted and no other provider available");

@@ -100,6 +100,7 @@ const settingSchemas = {
   PROVIDER_RECONNECT_BASE_MS: optional(z.coerce.number().int().min(1).max(60_000)).default(1000),
   PROVIDER_RECONNECT_ATTEMPTS: optional(z.coerce.number().int().min(0).max(20)).default(5),
   PROVIDER_RESPONSE_TIMEOUT_MS: optional(z.coerce.number().int().min(100).max(120_000)).default(15_000),
+  PROVIDER_FAILOVER_AFTER_MS: optional(z.coerce.number().int().min(0).max(120_000)).default(1000),
   PROVIDER_FLEET_CHECK_SECONDS: optional(z.coerce.number().min(0).max(3600)).default(10),
   OPENAI_SESSION_ROLLOVER_MINUTES: optional(z.coerce.number().min(0.05).max(120)).default(55),
   HUMAN_TRANSFER_NUMBER: optional(z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number" })),
