@@ -457,10 +457,9 @@ if (failoverPhases.length) {
 }
 console.log(
   "\nHow the failover goes (durable-objects/voice/voice-session.ts): the destroyed socket → providerLost (breaker failure 1) →\n" +
-    "connectWithRetries: attempt 0 at once, then after ~1, 2, 4, 8 s (base × 2ⁿ ± 20 %); each refused attempt is a breaker\n" +
-    "failure; the loop ends when the breaker opens (PROVIDER_BREAKER_FAILURES) or the 5 attempts run out, and only then\n" +
-    "failover() → switchTo(next in PROVIDER_ORDER, immediate). With production values the breaker opens on the 4th refused\n" +
-    "attempt (~7 s of back-off); PROVIDER_BREAKER_FAILURES=1 opens it on the drop itself: no reconnect attempt, failover at once.\n" +
+    "connectWithRetries: attempt 0 at once, then after ~1, 2, 4, 8 s (base × 2ⁿ ± 20 %); once the next attempt would come more\n" +
+    "than PROVIDER_FAILOVER_AFTER_MS (1 s) after the loss, failover() → switchTo(next in PROVIDER_ORDER, immediate) instead;\n" +
+    "also when the breaker opens (PROVIDER_BREAKER_FAILURES; =1 opens it on the drop itself) or the 5 attempts run out.\n" +
     "The caller's frames meanwhile are held (≤ 500, 10 s) and delivered to gemini at the cut-over.\n" +
     "Settings: production resilience (PROVIDER_RECONNECT_BASE_MS 1000, _ATTEMPTS 5, PROVIDER_BREAKER_FAILURES 5, _OPEN_SECONDS 60,\n" +
     "PROVIDER_RESPONSE_TIMEOUT_MS 15000, PROVIDER_FLEET_CHECK_SECONDS 10) unless the phase says otherwise; the failover phases relax\n" +
