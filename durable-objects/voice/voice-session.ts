@@ -7,6 +7,7 @@ import { increment } from "../../workers/observability/counters";
 import type { TranscriptLog } from "../call/transcript-log";
 import type { LiveEvent, ProviderLinkState } from "../live/live-events";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
+import { CallerTurns } from "./caller-turns";
 import type { CircuitBreakers } from "./circuit-breaker";
 import type { AudioFormat, ConversationItem, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
 import type { ToolHost, ToolRunner } from "./tools";
@@ -108,6 +109,8 @@ export interface VoiceStats {
 export const MAX_BUFFERED_FRAMES = 500;
 /** Carriers send 50 frames a second (bursts after a network stall run faster); ten times that is a broken or hostile sender. */
 const MAX_FRAMES_PER_SECOND = 500;
+/** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
+const RECENT_AGENT_AUDIO_MS = 1_500;
 const MAX_HISTORY_LINES = 60;
 const MAX_INTERRUPTED_REMEMBERED = 64;
 /** end_call: the line closes when the goodbye has played, or after this long whatever happens. */
@@ -143,6 +146,7 @@ export class VoiceSession implements ToolHost {
   private connecting = false;
   private closed = false;
   private readonly buffered: string[] = [];
+  private readonly turns = new CallerTurns();
   private toProvider: Transcode = (audio) => audio;
   private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
   private transcodersFor: { leg: AudioFormat; provider: VoiceProvider } | null = null;
@@ -188,6 +192,15 @@ export class VoiceSession implements ToolHost {
       this.stats.callerFramesDropped++;
       return;
     }
+    // The caller spoke and stopped while the agent has been quiet: the provider owes a reply (stall detection).
+    if (this.turns.push(base64, this.host.leg()?.format ?? this.options.callAudio) && Date.now() - this.lastAgentAudioAt > RECENT_AGENT_AUDIO_MS) {
+      this.awaitReply();
+    }
+    this.forward(base64);
+  }
+
+  /** A caller frame to the provider, or held while a switch is made or the provider is away. */
+  private forward(base64: string): void {
     const switching = this.switching;
     if (switching && switching.heldAudio.push(base64) > MAX_SWAP_FRAMES) {
       switching.heldAudio.shift();
@@ -488,7 +501,7 @@ export class VoiceSession implements ToolHost {
       this.host.reportHealth({ provider: name, kind: "connect_success", at: Date.now() });
       this.useProvider(provider, name, generation);
       this.setLinkState("connected", null);
-      for (const frame of this.buffered.splice(0)) this.callerAudio(frame);
+      for (const frame of this.buffered.splice(0)) this.forward(frame);
       return true;
     } catch (error) {
       this.options.breakers.failure(name);
@@ -577,7 +590,7 @@ export class VoiceSession implements ToolHost {
     this.host.providerChanged(to);
     this.setLinkState("connected", `switched from ${from} (${options.reason})`);
     // What the caller said during the swap (and while the old provider was down) reaches the new one, in order.
-    for (const frame of [...this.buffered.splice(0), ...switching.heldAudio]) this.callerAudio(frame);
+    for (const frame of [...this.buffered.splice(0), ...switching.heldAudio]) this.forward(frame);
     return this.finishSwitch({ from, to, startedAt, options, carried: history.length, error: null });
   }
 

@@ -219,6 +219,22 @@ describe("provider connection lost mid-call", () => {
     await converse(caller);
   });
 
+  it("a provider that goes silent right after setup, hearing nothing it reports: the object's own turn detection notices", async () => {
+    const key = uniqueKey("stall-mute");
+    // session.created and session.updated, then nothing at all: no speech events, no transcript, no audio.
+    await putScenario(key, { stallAfterMessages: 2, replies: ["Back again."] });
+    const call = await twilioCallWith("openai", key);
+    await connectionsWhere(key, (cs) => cs.length === 1);
+    await putScenario(key, { replies: ["Back again."] });
+    const caller = await connect(call);
+    await caller.say("hello");
+    await caller.silence(1_200);
+    const connections = await connectionsWhere(key, (cs) => cs.length === 2 && cs[0]!.close !== null);
+    expect(connections[0]!.close?.by).toBe("client");
+    expect(connections[0]!.suppressedMessages).toBeGreaterThan(0);
+    await converse(caller);
+  });
+
   it("Gemini goAway: the session rolls over to a new connection that presents the resumption handle, and the call converses", async () => {
     const key = uniqueKey("goaway");
     const script = { replies: ["Hello from Gemini.", "Still with you."] };

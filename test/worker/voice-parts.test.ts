@@ -1,10 +1,13 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { encodeMulaw } from "../../durable-objects/media/audio/g711";
+import { encodeBase64 } from "../../durable-objects/media/audio/pcm16";
 import { ReorderWindow } from "../../durable-objects/media/carriers/reorder-window";
+import { CallerTurns } from "../../durable-objects/voice/caller-turns";
 import { CircuitBreakers, DEFAULT_BREAKER_POLICY } from "../../durable-objects/voice/circuit-breaker";
 
-/** The pieces of the voice path that decide alone: Telnyx frame reordering and the per-provider circuit breaker. */
+/** The pieces of the voice path that decide alone: Telnyx frame reordering, caller turns, the circuit breaker. */
 describe("the reorder window for Telnyx audio", () => {
   const collect = () => {
     const delivered: string[] = [];
@@ -75,5 +78,32 @@ describe("a provider's circuit breaker", () => {
       expect(restarted.state("gemini", t0).consecutiveFailures).toBe(2);
       expect(restarted.reopensAt("deepgram")).toBe(t0 + 120_000);
     });
+  });
+});
+
+describe("the object's own view of caller turns", () => {
+  const PCMU = { encoding: "pcmu", sampleRate: 8000 } as const;
+  const frame = (amplitude: number) => {
+    const samples = Int16Array.from({ length: 160 }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * 300 * i) / 8000)));
+    const codes = new Uint8Array(160);
+    encodeMulaw(samples, codes);
+    return encodeBase64(codes);
+  };
+  const feed = (turns: CallerTurns, base64: string, frames: number) => Array.from({ length: frames }, () => turns.push(base64, PCMU));
+
+  it("ends a turn once: speech, then a second of silence", () => {
+    const turns = new CallerTurns();
+    expect(feed(turns, frame(8000), 25).some(Boolean)).toBe(false);
+    const silence = feed(turns, frame(0), 60);
+    expect(silence.filter(Boolean)).toHaveLength(1);
+    expect(silence.indexOf(true)).toBe(49); // the 50th silent frame completes the second
+  });
+
+  it("ignores clicks shorter than 200 ms and line noise", () => {
+    const turns = new CallerTurns();
+    expect(feed(turns, frame(8000), 5).some(Boolean)).toBe(false);
+    expect(feed(turns, frame(0), 100).some(Boolean)).toBe(false);
+    expect(feed(turns, frame(50), 200).some(Boolean)).toBe(false);
+    expect(turns.push("not base64!", PCMU)).toBe(false);
   });
 });

@@ -1,0 +1,72 @@
+import type { AudioFormat } from "./provider";
+import { decodeAlaw, decodeMulaw } from "../media/audio/g711";
+import { decodeBase64Into } from "../media/audio/pcm16";
+
+/**
+ * The object's own, coarse view of the caller's turns, from frame energy: it only has to notice that the caller
+ * spoke and stopped, so a provider that then stays silent (no transcript, no audio) can be caught as stalled.
+ * Turn-taking itself is the provider's. Hand-written, allocation-free per frame: this runs on every caller frame.
+ */
+
+/** Mean square above −40 dBFS counts as voiced (as the local engine's detector). */
+const VOICED_MEAN_SQUARE = (32768 * 10 ** (-40 / 20)) ** 2;
+const MIN_SPEECH_MS = 200;
+const END_SILENCE_MS = 1_000;
+
+/** sample² for every G.711 code, so a frame's energy needs no decoding pass. */
+const squaresOf = (decode: (input: Uint8Array, output: Int16Array) => number) => {
+  const samples = new Int16Array(256);
+  decode(Uint8Array.from({ length: 256 }, (_, code) => code), samples);
+  return Float64Array.from(samples, (sample) => sample * sample);
+};
+const MULAW_SQUARES = squaresOf(decodeMulaw);
+const ALAW_SQUARES = squaresOf(decodeAlaw);
+
+export class CallerTurns {
+  private bytes = new Uint8Array(0);
+  private voicedMs = 0;
+  private silentMs = 0;
+  private speaking = false;
+
+  /** Feeds one frame; true when it ends a caller turn (speech, then a second of silence). */
+  push(base64: string, format: AudioFormat): boolean {
+    const capacity = Math.ceil((base64.length * 3) / 4);
+    if (this.bytes.length < capacity) this.bytes = new Uint8Array(capacity);
+    let count: number;
+    try {
+      count = decodeBase64Into(base64, this.bytes);
+    } catch {
+      return false;
+    }
+    let sum = 0;
+    let samples: number;
+    if (format.encoding === "pcm16") {
+      samples = count >> 1;
+      for (let i = 0; i < samples; i++) {
+        const sample = (this.bytes[2 * i]! | (this.bytes[2 * i + 1]! << 8)) << 16 >> 16;
+        sum += sample * sample;
+      }
+    } else {
+      samples = count;
+      const squares = format.encoding === "pcmu" ? MULAW_SQUARES : ALAW_SQUARES;
+      for (let i = 0; i < count; i++) sum += squares[this.bytes[i]!]!;
+    }
+    if (samples === 0) return false;
+    const frameMs = (samples * 1000) / format.sampleRate;
+    if (sum / samples > VOICED_MEAN_SQUARE) {
+      this.voicedMs += frameMs;
+      this.silentMs = 0;
+      if (this.voicedMs >= MIN_SPEECH_MS) this.speaking = true;
+      return false;
+    }
+    this.silentMs += frameMs;
+    if (!this.speaking) {
+      if (this.silentMs >= END_SILENCE_MS) this.voicedMs = 0;
+      return false;
+    }
+    if (this.silentMs < END_SILENCE_MS) return false;
+    this.speaking = false;
+    this.voicedMs = 0;
+    return true;
+  }
+}
