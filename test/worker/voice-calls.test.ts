@@ -23,7 +23,9 @@ async function connect(call: { streamUrl: string; callSid: string; mediaToken: s
 }
 
 interface SessionDetail {
+  status: string;
   transcript: Array<{ role: string; text: string; provider: string; interrupted: boolean }>;
+  live: { provider: string; providerState: string; counters: Record<string, number> } | null;
 }
 
 async function transcriptOf(token: string, sessionId: string, ready: (detail: SessionDetail) => boolean): Promise<SessionDetail> {
@@ -59,6 +61,11 @@ describe.each(["openai", "gemini", "deepgram"] as const)("a phone call answered 
 
     const detail = await transcriptOf(call.token, call.sessionId, (d) => d.transcript.some((line) => line.role === "agent"));
     expect(detail.transcript.find((line) => line.role === "agent")).toMatchObject({ text: "Hello! How can I help you today?", provider, interrupted: false });
+    // While the call lives, its object reports its provider link and counters.
+    expect(detail.live).toMatchObject({ provider, providerState: "connected" });
+    expect(detail.live!.counters.callerFrames).toBeGreaterThan(50);
+    expect(detail.live!.counters.agentChunks).toBeGreaterThan(0);
+    expect(detail.live!.counters.callerFramesDropped).toBe(0);
   });
 });
 
