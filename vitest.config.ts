@@ -3,35 +3,42 @@ import { defineConfig } from "vitest/config";
 import { testSettings } from "./test/support/test-settings.ts";
 
 /**
- * Two projects: `worker` runs inside workerd with real D1, KV, rate limits and Durable Objects, against the real
- * Worker (wrangler.toml); `node` holds what must run in Node (operator CLI, simulators, source checks).
- * Simulated third parties (carriers, AI providers) are started by test/support/global-setup.ts on 127.0.0.1.
+ * `worker` runs inside workerd with real D1, KV, rate limits and Durable Objects, against the real Worker
+ * (wrangler.toml); `worker-short-sessions` is the same with OpenAI sessions that roll over after 3 s, so the
+ * rollover before OpenAI's session cap runs in a test; `node` holds what must run in Node (operator CLI,
+ * simulators, source checks, whole calls through wrangler). Simulated third parties (carriers, AI providers) are
+ * started by test/support/global-setup.ts on 127.0.0.1.
  */
+const SHORT_SESSIONS = "test/worker/**/*.short-sessions.test.ts";
+
+function workerProject(name: string, include: string[], exclude: string[], settings: Record<string, string> = {}) {
+  return {
+    plugins: [
+      cloudflareTest(async ({ inject }) => ({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: { ...(await testSettings(inject)), ...settings, TEST_MIGRATIONS: await readD1Migrations("./migrations") },
+        },
+      })),
+    ],
+    test: {
+      name,
+      include,
+      exclude,
+      setupFiles: ["./test/worker/setup.ts"],
+      globalSetup: ["./test/support/global-setup.ts"],
+      testTimeout: 30_000,
+    },
+  };
+}
+
 export default defineConfig({
   test: {
     // Logs are printed for failing tests only, so CI output stays readable.
     silent: "passed-only",
     projects: [
-      {
-        plugins: [
-          cloudflareTest(async ({ inject }) => ({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: {
-                ...(await testSettings(inject)),
-                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
-              },
-            },
-          })),
-        ],
-        test: {
-          name: "worker",
-          include: ["test/worker/**/*.test.ts"],
-          setupFiles: ["./test/worker/setup.ts"],
-          globalSetup: ["./test/support/global-setup.ts"],
-          testTimeout: 30_000,
-        },
-      },
+      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS]),
+      workerProject("worker-short-sessions", [SHORT_SESSIONS], [], { OPENAI_SESSION_ROLLOVER_MINUTES: "0.05" }),
       {
         test: {
           name: "node",
