@@ -9,6 +9,7 @@ import type { LiveEvent, ProviderLinkState } from "../live/live-events";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
 import { CallerTurns } from "./caller-turns";
 import type { CircuitBreakers } from "./circuit-breaker";
+import { Playback } from "./playback";
 import type { AudioFormat, ConversationItem, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
 import type { ToolHost, ToolRunner } from "./tools";
 
@@ -112,7 +113,6 @@ const MAX_FRAMES_PER_SECOND = 500;
 /** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
 const RECENT_AGENT_AUDIO_MS = 1_500;
 const MAX_HISTORY_LINES = 60;
-const MAX_INTERRUPTED_REMEMBERED = 64;
 /** end_call: the line closes when the goodbye has played, or after this long whatever happens. */
 const END_CALL_MAX_WAIT_MS = 10_000;
 const END_CALL_QUIET_MS = 1_500;
@@ -123,13 +123,6 @@ const SAFE_POINT_MAX_WAIT_MS = 5_000;
 const SAFE_POINT_POLL_MS = 20;
 /** Caller audio held for the new provider while a switch is made (the old one hears it live meanwhile). */
 const MAX_SWAP_FRAMES = 500;
-
-interface Playing {
-  itemId: string;
-  sentMs: number;
-  heardMs: number;
-  firstSentAt: number;
-}
 
 export class VoiceSession implements ToolHost {
   private providerName: ProviderName;
@@ -150,8 +143,7 @@ export class VoiceSession implements ToolHost {
   private toProvider: Transcode = (audio) => audio;
   private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
   private transcodersFor: { leg: AudioFormat; provider: VoiceProvider } | null = null;
-  private playing: Playing | null = null;
-  private readonly interrupted = new Set<string>();
+  private readonly playback = new Playback(() => this.host.leg()?.echoesMarks ?? true);
   private lastAgentAudioAt = 0;
   private agentRepliedSinceCallerTurn = true;
   private awaitingReplySince: number | null = null;
@@ -238,19 +230,13 @@ export class VoiceSession implements ToolHost {
 
   /** A carrier echoed one of our marks: the audio before it has played. */
   markPlayed(name: string): void {
-    const at = name.lastIndexOf("@");
-    const playing = this.playing;
-    if (at <= 0 || !playing) return;
-    const itemId = name.slice(0, at);
-    const heardMs = Number(name.slice(at + 1));
-    if (itemId !== playing.itemId || !Number.isFinite(heardMs) || this.interrupted.has(itemId)) return;
-    playing.heardMs = Math.max(playing.heardMs, heardMs);
+    this.playback.markPlayed(name);
   }
 
   /** A new caller leg (the carrier reconnected its stream, or the leg's format is now known). */
   legChanged(): void {
     this.transcodersFor = null;
-    this.playing = null;
+    this.playback.reset();
   }
 
   close(): void {
@@ -338,7 +324,7 @@ export class VoiceSession implements ToolHost {
   }
 
   private agentAudio(base64: string, itemId: string): void {
-    if (this.interrupted.has(itemId)) return;
+    if (this.playback.isInterrupted(itemId)) return;
     const leg = this.host.leg();
     const provider = this.provider;
     if (!leg || !provider) return;
@@ -349,39 +335,27 @@ export class VoiceSession implements ToolHost {
     this.ensureTranscoders(provider);
     const audio = this.toCaller(base64);
     if (!audio) return;
-    const now = Date.now();
-    let playing = this.playing;
-    if (playing?.itemId !== itemId) playing = this.playing = { itemId, sentMs: 0, heardMs: 0, firstSentAt: now };
     // Decoded length from the base64 length: nothing is decoded twice on this path.
     const padding = audio.endsWith("==") ? 2 : audio.endsWith("=") ? 1 : 0;
-    playing.sentMs += ((audio.length * 3) / 4 - padding) / bytesPerMs(leg.format);
+    const mark = this.playback.sent(itemId, ((audio.length * 3) / 4 - padding) / bytesPerMs(leg.format));
     leg.sendAudio(audio);
-    if (leg.echoesMarks) leg.mark(`${itemId}@${Math.round(playing.sentMs)}`);
+    if (leg.echoesMarks) leg.mark(mark);
     this.stats.agentChunks++;
-    this.lastAgentAudioAt = now;
+    this.lastAgentAudioAt = Date.now();
   }
 
   /** The caller talks over the agent: stop playback at once, then tell the provider how much was heard. */
   private bargeIn(): void {
-    const playing = this.playing;
     const leg = this.host.leg();
-    if (!playing || !leg || this.heard(playing, leg) >= playing.sentMs) return;
+    if (!leg || !this.playback.audible()) return;
     leg.clear();
-    const heardMs = Math.floor(this.heard(playing, leg));
-    this.playing = null;
+    const { itemId, heardMs } = this.playback.interrupt()!;
     this.toCaller.reset();
-    this.interrupted.add(playing.itemId);
-    if (this.interrupted.size > MAX_INTERRUPTED_REMEMBERED) this.interrupted.delete(this.interrupted.values().next().value ?? "");
-    this.provider?.interrupt(playing.itemId, heardMs);
+    this.provider?.interrupt(itemId, heardMs);
     this.stats.bargeIns++;
-    this.options.transcript.markInterrupted(playing.itemId);
-    this.host.publish({ type: "barge_in", itemId: playing.itemId, heardMs, at: Date.now() });
+    this.options.transcript.markInterrupted(itemId);
+    this.host.publish({ type: "barge_in", itemId, heardMs, at: Date.now() });
     this.host.transcriptChanged();
-  }
-
-  /** How much of the item the caller has heard: acknowledged marks, or for a mark-less leg the time since it began. */
-  private heard(playing: Playing, leg: CallerLeg): number {
-    return leg.echoesMarks ? playing.heardMs : Math.min(playing.sentMs, Date.now() - playing.firstSentAt);
   }
 
   private agentActivity(): void {
@@ -397,7 +371,7 @@ export class VoiceSession implements ToolHost {
       role,
       text,
       provider: this.providerName,
-      interrupted: itemId !== null && this.interrupted.has(itemId),
+      interrupted: itemId !== null && this.playback.isInterrupted(itemId),
       itemId,
       at: Date.now(),
     });
@@ -436,7 +410,7 @@ export class VoiceSession implements ToolHost {
     this.generation = ++this.generationSeq;
     this.provider?.close();
     this.provider = null;
-    this.playing = null;
+    this.playback.reset();
     this.stats.reconnects++;
     // A switch under way cuts over to its new provider; if it fails, it reconnects this one.
     if (this.switching) this.setLinkState("reconnecting", why);
@@ -636,9 +610,7 @@ export class VoiceSession implements ToolHost {
   }
 
   private agentSpeaking(): boolean {
-    const playing = this.playing;
-    const leg = this.host.leg();
-    return !!playing && !!leg && this.heard(playing, leg) < playing.sentMs;
+    return !!this.host.leg() && this.playback.audible();
   }
 
   private abandonSwitch(attempt: SwitchAttempt): SwitchResult {
@@ -729,8 +701,7 @@ export class VoiceSession implements ToolHost {
     const now = Date.now();
     const endCall = this.endCallAt;
     if (endCall) {
-      const leg = this.host.leg();
-      const drained = !this.playing || !leg || this.heard(this.playing, leg) >= this.playing.sentMs;
+      const drained = !this.agentSpeaking();
       const quiet = now - Math.max(this.lastAgentAudioAt, endCall.requestedAt) >= END_CALL_QUIET_MS;
       if ((drained && quiet) || now - endCall.requestedAt >= END_CALL_MAX_WAIT_MS) {
         this.endCallAt = null;

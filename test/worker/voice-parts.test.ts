@@ -5,9 +5,10 @@ import { encodeMulaw } from "../../durable-objects/media/audio/g711";
 import { encodeBase64 } from "../../durable-objects/media/audio/pcm16";
 import { ReorderWindow } from "../../durable-objects/media/carriers/reorder-window";
 import { CallerTurns } from "../../durable-objects/voice/caller-turns";
+import { Playback } from "../../durable-objects/voice/playback";
 import { CircuitBreakers, DEFAULT_BREAKER_POLICY } from "../../durable-objects/voice/circuit-breaker";
 
-/** The pieces of the voice path that decide alone: Telnyx frame reordering, caller turns, the circuit breaker. */
+/** The pieces of the voice path that decide alone: Telnyx reordering, playback, caller turns, the circuit breaker. */
 describe("the reorder window for Telnyx audio", () => {
   const collect = () => {
     const delivered: string[] = [];
@@ -105,5 +106,38 @@ describe("the object's own view of caller turns", () => {
     expect(feed(turns, frame(0), 100).some(Boolean)).toBe(false);
     expect(feed(turns, frame(50), 200).some(Boolean)).toBe(false);
     expect(turns.push("not base64!", PCMU)).toBe(false);
+  });
+});
+
+describe("what the caller heard of the agent's reply", () => {
+  it("is the largest mark the carrier echoed, and a barge-in interrupts at exactly that", () => {
+    const playback = new Playback(() => true);
+    expect([playback.sent("item-1", 40), playback.sent("item-1", 40), playback.sent("item-1", 40)]).toEqual(["item-1@40", "item-1@80", "item-1@120"]);
+    expect(playback.audible()).toBe(true);
+    playback.markPlayed("item-1@40");
+    playback.markPlayed("item-1@80");
+    playback.markPlayed("other@500"); // another item's mark changes nothing
+    playback.markPlayed("item-1@oops");
+    expect(playback.interrupt()).toEqual({ itemId: "item-1", heardMs: 80 });
+    expect(playback.isInterrupted("item-1")).toBe(true);
+    expect(playback.audible()).toBe(false);
+    expect(playback.interrupt()).toBeNull();
+  });
+
+  it("is over once every mark came back: nothing to interrupt", () => {
+    const playback = new Playback(() => true);
+    playback.markPlayed(playback.sent("item-2", 100));
+    expect(playback.audible()).toBe(false);
+    expect(playback.interrupt()).toBeNull();
+  });
+
+  it("is estimated from the time since the first chunk for a leg that echoes no marks", () => {
+    const playback = new Playback(() => false);
+    const start = Date.now();
+    playback.sent("item-3", 5_000, start);
+    const heard = playback.interrupt()!;
+    expect(heard.itemId).toBe("item-3");
+    expect(heard.heardMs).toBeGreaterThanOrEqual(0);
+    expect(heard.heardMs).toBeLessThanOrEqual(Date.now() - start);
   });
 });
