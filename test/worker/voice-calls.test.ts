@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually } from "./support/carriers";
 import { api } from "./support/identity";
-import { TwilioMediaCaller, twilioCallWith } from "./support/media-caller";
+import { openStream, twilioCallWith } from "./support/media-caller";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
 
 /**
@@ -10,17 +10,6 @@ import { putScenario, simulatorConnections, uniqueKey } from "./support/provider
  * offline engine) answering. What reached the provider is read from the simulator's recording; what reached the
  * caller from the media socket; what was kept from the public API.
  */
-
-const callers: TwilioMediaCaller[] = [];
-afterEach(() => {
-  for (const caller of callers.splice(0)) caller.close();
-});
-
-async function connect(call: { streamUrl: string; callSid: string; mediaToken: string }, playbackSpeed = 4) {
-  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, playbackSpeed);
-  callers.push(caller);
-  return caller;
-}
 
 interface SessionDetail {
   status: string;
@@ -48,7 +37,7 @@ describe.each(["openai", "gemini", "deepgram"] as const)("a phone call answered 
     // The provider session is opened and configured before the carrier's media arrives.
     await eventually(async () => (await simulatorConnections(key)).length === 1);
 
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(600);
     await caller.until(() => caller.agentAudioBytes() >= 8_000 * 1); // at least a second of agent speech
@@ -73,7 +62,7 @@ describe("a phone call answered by the offline local engine", () => {
   it("answers each caller turn audibly", async () => {
     const key = uniqueKey("voice-local");
     const call = await twilioCallWith("local", key, "Greet the caller. Then listen.");
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(1000);
     await caller.until(() => caller.agentAudioBytes() >= 4_000);

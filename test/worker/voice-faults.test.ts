@@ -1,10 +1,10 @@
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { ConnectionSnapshot } from "../simulators/providers/recorder";
 import { closeCodeOf, eventually } from "./support/carriers";
 import { api } from "./support/identity";
-import { TwilioMediaCaller, twilioCallWith } from "./support/media-caller";
+import { openStream, transcriptOf, type TwilioMediaCaller, twilioCallWith } from "./support/media-caller";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
 
 /**
@@ -13,11 +13,6 @@ import { putScenario, simulatorConnections, uniqueKey } from "./support/provider
  * conversation replayed, caller audio held meanwhile, the per-provider breaker in the object's storage), and
  * nothing a carrier sends may take the object down. Outcomes only; nothing here measures time.
  */
-
-const callers: TwilioMediaCaller[] = [];
-afterEach(() => {
-  for (const caller of callers.splice(0)) caller.close();
-});
 
 /**
  * The fleet-wide provider health registry (one object, storage shared by every test in this file) hears of every
@@ -32,34 +27,6 @@ beforeEach(async () => {
     await state.storage.deleteAlarm();
   });
 });
-
-type Call = { streamUrl: string; callSid: string; mediaToken: string };
-
-async function connect(call: Call, playbackSpeed = 4) {
-  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, playbackSpeed);
-  callers.push(caller);
-  return caller;
-}
-
-interface TranscriptLine {
-  role: string;
-  text: string;
-  provider: string;
-  interrupted: boolean;
-}
-
-async function transcriptOf(token: string, sessionId: string, ready: (lines: TranscriptLine[]) => boolean): Promise<TranscriptLine[]> {
-  let last: TranscriptLine[] = [];
-  for (let attempt = 0; attempt < 150; attempt++) {
-    const response = await api(`/api/v1/sessions/${sessionId}`, { token });
-    if (response.status === 200) {
-      last = ((await response.json()) as { transcript: TranscriptLine[] }).transcript;
-      if (ready(last)) return last;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`transcript never became ready: ${JSON.stringify(last)}`);
-}
 
 const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
 
@@ -114,7 +81,7 @@ describe.each([503, 401, 429] as const)("provider refuses the upgrade with %i", 
     const call = await twilioCallWith("openai", key);
     const connections = await connectionsWhere(key, (cs) => accepted(cs).length === 1);
     expect(connections.slice(0, 2).map((c) => c.refusedWithStatus)).toEqual([status, status]);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await converse(caller);
     expect(accepted(await simulatorConnections(key))).toHaveLength(1);
     expect((await breakerOf(call.sessionId, "openai"))?.state ?? "closed").toBe("closed");
@@ -130,7 +97,7 @@ describe("provider connection lost mid-call", () => {
     await putScenario(probeKey, script);
     const probe = await twilioCallWith("openai", probeKey);
     await connectionsWhere(probeKey, (cs) => cs.length === 1);
-    const probeCaller = await connect(probe);
+    const probeCaller = await openStream(probe);
     await converse(probeCaller);
     const [probed] = await connectionsWhere(probeKey, (cs) => cs[0]!.serverMessages.entries.some((m) => m.type === "response.done"));
     const afterGreetingTurn = probed!.serverMessages.entries.findIndex((m) => m.type === "response.done") + 1;
@@ -142,7 +109,7 @@ describe("provider connection lost mid-call", () => {
     await connectionsWhere(key, (cs) => cs.length === 1);
     // Later connections of this call get a healthy provider.
     await putScenario(key, script);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await converse(caller);
     const connections = await connectionsWhere(key, (cs) => cs.length === 2 && cs[1]!.history.entries.length >= 2);
     expect(connections[0]!.close).toMatchObject({ code: 1006, by: "drop" });
@@ -165,7 +132,7 @@ describe("provider connection lost mid-call", () => {
     await putScenario(key, { replies: ["Back again."] });
     const connections = await connectionsWhere(key, (cs) => cs.length === 2);
     expect(connections[0]!.close).toMatchObject({ code, by: "simulator" });
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await converse(caller);
     const latest = (await simulatorConnections(key)).at(-1)!;
     expect(latest.close).toBeNull();
@@ -177,7 +144,7 @@ describe("provider connection lost mid-call", () => {
     await putScenario(key, { errorEventAfterMs: { afterMs: 100, code: "server_error", message: "The server had an error." }, replies: ["Still here."] });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1 && cs[0]!.faults.entries.some((f) => f.kind === "error-event"));
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await converse(caller);
     const connections = await simulatorConnections(key);
     expect(connections).toHaveLength(1);
@@ -191,7 +158,7 @@ describe("provider connection lost mid-call", () => {
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
     await putScenario(key, { replies: ["Sorry for the wait."] });
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.silence(200);
     // A key press asks the agent for an answer that never comes.
     caller.dtmf("1");
@@ -210,7 +177,7 @@ describe("provider connection lost mid-call", () => {
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
     await putScenario(key, { replies: ["Sorry for the wait."] });
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(600);
     const connections = await connectionsWhere(key, (cs) => cs.length === 2);
@@ -226,7 +193,7 @@ describe("provider connection lost mid-call", () => {
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
     await putScenario(key, { replies: ["Back again."] });
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(1_200);
     const connections = await connectionsWhere(key, (cs) => cs.length === 2 && cs[0]!.close !== null);
@@ -243,7 +210,7 @@ describe("provider connection lost mid-call", () => {
     const call = await twilioCallWith("gemini", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
     await putScenario(key, script);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await converse(caller);
     const [beforeGoAway] = await connectionsWhere(key, (cs) => (cs[0]!.resumption?.issuedHandles.length ?? 0) > 0);
     // Precondition: the turn (and its handle) came before the goAway.
@@ -266,7 +233,7 @@ describe("provider connection lost mid-call", () => {
     await putScenario(key, { stallAfterMessages: 1, closeAfterMs: { afterMs: 3_000, code: 1011, reason: "setup failed" } });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello", { framesPerTick: 25, tickMs: 5 });
     const framesSent = caller.framesSent;
     expect(framesSent).toBeGreaterThan(50);
@@ -299,7 +266,7 @@ describe("the per-provider circuit breaker", () => {
     // Every simulated provider refuses: the call ends up on the offline engine, which holds no provider socket.
     await putScenario(key, { refuseUpgrade: 503 });
     const call = await twilioCallWith("openai", key);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.silence(100);
     const open = await eventually(async () => {
       const row = await breakerOf(call.sessionId, "openai");
@@ -317,7 +284,7 @@ describe("the per-provider circuit breaker", () => {
     // plain socket; Twilio reconnects it.)
     await dropStream(caller);
     await evictDurableObject(stubOf(call.sessionId));
-    const again = await connect(call);
+    const again = await openStream(call);
     expect(await breakerOf(call.sessionId, "openai")).toMatchObject({ state: "open", consecutiveFailures: open.consecutiveFailures });
     const refusedBefore = (await simulatorConnections(key)).filter((c) => c.provider === "openai").length;
 
@@ -350,7 +317,7 @@ describe("eviction of the call's object mid-call", () => {
   it("local engine: after a restart the carrier's reconnected stream is re-attached and the agent answers the next turn", async () => {
     const key = uniqueKey("evict-local");
     const call = await twilioCallWith("local", key, "Greet the caller. Then listen.");
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(1000);
     await caller.until(() => caller.agentAudioBytes() >= 4_000);
@@ -358,7 +325,7 @@ describe("eviction of the call's object mid-call", () => {
 
     await dropStream(caller);
     await evictDurableObject(stubOf(call.sessionId));
-    const again = await connect(call);
+    const again = await openStream(call);
     await again.say("invoice");
     for (let i = 0; i < 30 && again.agentAudioBytes() < 4_000; i++) await again.silence(200);
     expect(again.agentAudioBytes()).toBeGreaterThanOrEqual(4_000);
@@ -380,7 +347,7 @@ describe("eviction of the call's object mid-call", () => {
     await putScenario(key, { replies: ["Hello, first answer.", "Second answer."], callerTranscripts: ["My first question.", "My second question."] });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
-    const first = await connect(call);
+    const first = await openStream(call);
     await converse(first);
     await transcriptOf(call.token, call.sessionId, (lines) => lines.some((l) => l.role === "agent"));
 
@@ -390,7 +357,7 @@ describe("eviction of the call's object mid-call", () => {
     // A deploy: the object restarts and the carrier's stream is dropped; Twilio reconnects it.
     await dropStream(first);
     await evictDurableObject(stubOf(call.sessionId));
-    const second = await connect(call);
+    const second = await openStream(call);
     await second.silence(200);
     expect((await switchProvider(call.token, call.sessionId, "openai")).status).toBe(200);
     const connections = await connectionsWhere(key, (cs) => cs.length === 2 && cs[1]!.history.entries.length >= 2, 500);
@@ -407,7 +374,7 @@ describe("malformed carrier input never takes the object down", () => {
     await putScenario(key, { replies: ["Still fine."] });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.silence(100);
     caller.sendRaw("{not json");
     caller.sendRaw("[]");
@@ -430,12 +397,12 @@ describe("malformed carrier input never takes the object down", () => {
     await putScenario(key, { replies: ["Hello after the reconnect."] });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.silence(100);
     caller.sendRaw(JSON.stringify({ event: "media", media: { payload: "A".repeat(64 * 1024) } }));
     await caller.until(() => caller.closeCode !== null);
     expect(caller.closeCode).toBe(1009);
-    const again = await connect(call);
+    const again = await openStream(call);
     await converse(again);
     // The provider session was untouched by the carrier's misbehaviour.
     expect(await simulatorConnections(key)).toHaveLength(1);

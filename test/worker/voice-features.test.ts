@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { eventually, simRequests } from "./support/carriers";
 import { api } from "./support/identity";
-import { TwilioMediaCaller, twilioCallWith, twilioOutboundCallWith } from "./support/media-caller";
+import { openStream, transcriptOf, twilioCallWith, twilioOutboundCallWith } from "./support/media-caller";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
 
 /**
@@ -12,38 +12,6 @@ import { putScenario, simulatorConnections, uniqueKey } from "./support/provider
  * provider received is read from the simulator's recording, what the carrier was asked from the fake Twilio API,
  * what was kept from the public API.
  */
-
-const callers: TwilioMediaCaller[] = [];
-afterEach(() => {
-  for (const caller of callers.splice(0)) caller.close();
-});
-
-async function connect(call: { streamUrl: string; callSid: string; mediaToken: string }, playbackSpeed = 4) {
-  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, playbackSpeed);
-  callers.push(caller);
-  return caller;
-}
-
-interface TranscriptLine {
-  seq: number;
-  role: string;
-  text: string;
-  provider: string;
-  interrupted: boolean;
-}
-
-async function transcriptOf(token: string, sessionId: string, ready: (lines: TranscriptLine[]) => boolean, attempts = 150): Promise<TranscriptLine[]> {
-  let last: TranscriptLine[] = [];
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    const response = await api(`/api/v1/sessions/${sessionId}`, { token });
-    if (response.status === 200) {
-      last = ((await response.json()) as { transcript: TranscriptLine[] }).transcript;
-      if (ready(last)) return last;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`transcript never became ready: ${JSON.stringify(last)}`);
-}
 
 async function callStatus(token: string, callId: string): Promise<string> {
   const response = await api(`/api/v1/calls/${callId}`, { token });
@@ -65,7 +33,7 @@ async function talkOver(provider: "openai" | "gemini" | "deepgram") {
   const call = await twilioCallWith(provider, key);
   await eventually(async () => (await simulatorConnections(key)).length === 1);
   // Real-time playback: marks come back only as the audio before them has "played".
-  const caller = await connect(call, 1);
+  const caller = await openStream(call, 1);
   await caller.say("hello");
   await caller.silence(600);
   await caller.until(() => caller.echoedMarks.length >= 10);
@@ -119,7 +87,7 @@ describe.each(["openai", "deepgram"] as const)("DTMF with %s", (provider) => {
     await putScenario(key, { replies: ["You pressed five."] });
     const call = await twilioCallWith(provider, key);
     await eventually(async () => (await simulatorConnections(key)).length === 1);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.silence(200);
     caller.dtmf("5");
 
@@ -140,7 +108,7 @@ describe("tool calls", () => {
     const key = uniqueKey("tool-end");
     await putScenario(key, { replies: ["Goodbye, and thanks for calling."], toolCalls: [{ onTurn: 1, name: "end_call", arguments: { reason: "done" } }] });
     const call = await twilioOutboundCallWith("openai", key);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("goodbye");
     await caller.silence(600);
 
@@ -175,7 +143,7 @@ describe("tool calls", () => {
   it("end_call with the local engine: the pound key ends the call", async () => {
     const key = uniqueKey("tool-end-local");
     const call = await twilioOutboundCallWith("local", key, "Answer briefly.");
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(1000);
     await caller.until(() => caller.agentAudioBytes() > 0);
@@ -196,7 +164,7 @@ describe("tool calls", () => {
     const key = uniqueKey("tool-transfer");
     await putScenario(key, { replies: ["Connecting you now."], toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "asked for a person" } }] });
     const call = await twilioOutboundCallWith("openai", key);
-    const caller = await connect(call);
+    const caller = await openStream(call);
     await caller.say("hello");
     await caller.silence(600);
 

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { expect } from "vitest";
+import { afterEach, expect } from "vitest";
 import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16";
 import { callDetail, tenantWithNumbers, twilioStatus } from "./calls";
 import { api } from "./identity";
@@ -237,4 +237,38 @@ export async function twilioOutboundCallWith(provider: "openai" | "gemini" | "de
   expect(response.status).toBe(200);
   const stream = parseStreamTwiml(await response.text());
   return { token, tenantId, number: from, to, callId: id, callSid, sessionId, streamUrl: stream.url, mediaToken: stream.token };
+}
+
+const openStreams: TwilioMediaCaller[] = [];
+afterEach(() => {
+  for (const caller of openStreams.splice(0)) caller.close();
+});
+
+/** Twilio's side of a call's stream, opened now and closed after the test. */
+export async function openStream(call: { streamUrl: string; callSid: string; mediaToken: string }, playbackSpeed = 4): Promise<TwilioMediaCaller> {
+  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, playbackSpeed);
+  openStreams.push(caller);
+  return caller;
+}
+
+export interface TranscriptLine {
+  seq: number;
+  role: string;
+  text: string;
+  provider: string;
+  interrupted: boolean;
+}
+
+/** The session's transcript from the public API once `ready` says so (lines reach D1 in batches). */
+export async function transcriptOf(token: string, sessionId: string, ready: (lines: TranscriptLine[]) => boolean, attempts = 150): Promise<TranscriptLine[]> {
+  let last: TranscriptLine[] = [];
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const response = await api(`/api/v1/sessions/${sessionId}`, { token });
+    if (response.status === 200) {
+      last = ((await response.json()) as { transcript: TranscriptLine[] }).transcript;
+      if (ready(last)) return last;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`transcript never became ready: ${JSON.stringify(last)}`);
 }

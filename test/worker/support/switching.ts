@@ -1,7 +1,6 @@
-import { afterEach } from "vitest";
 import { eventually } from "./carriers";
 import { api } from "./identity";
-import { TwilioMediaCaller, twilioCallWith } from "./media-caller";
+import { openStream, type TwilioMediaCaller, twilioCallWith } from "./media-caller";
 import { simulatorConnections } from "./provider-simulator";
 
 /** Live calls for the provider switching and failover tests, and the Sessions API calls they make. */
@@ -25,22 +24,15 @@ export interface SwitchHistoryItem {
   error: string | null;
 }
 
-const callers: TwilioMediaCaller[] = [];
-afterEach(() => {
-  for (const caller of callers.splice(0)) caller.close();
-});
-
-/** A caller's stream, closed after the test. */
-export async function streamOf(call: { streamUrl: string; callSid: string; mediaToken: string }): Promise<TwilioMediaCaller> {
-  const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, 8);
-  callers.push(caller);
-  return caller;
-}
-
 /** An inbound Twilio call on `provider` with its media stream open; provider connections carry `key`. */
 export async function startCall(provider: "openai" | "gemini" | "deepgram", key: string) {
   const call = await twilioCallWith(provider, key, "You are the switching test line.");
   return { ...call, caller: await streamOf(call) };
+}
+
+/** A caller's stream, closed after the test (agent audio "plays" 8× real time, so marks come back soon). */
+export function streamOf(call: { streamUrl: string; callSid: string; mediaToken: string }): Promise<TwilioMediaCaller> {
+  return openStream(call, 8);
 }
 
 /** One caller turn, and the agent's answer heard (more agent audio than before). */
