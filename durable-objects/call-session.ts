@@ -1,5 +1,4 @@
 import { DurableObject } from "cloudflare:workers";
-import { encodeBase64 } from "./media/audio/pcm16";
 import { parseSettings, type ProviderName } from "../workers/config/settings";
 import type { CallStatus, Carrier } from "../workers/db/schema";
 import { increment } from "../workers/observability/counters";
@@ -12,13 +11,14 @@ import { isTerminal } from "./call/state-machine";
 import { TranscriptLog } from "./call/transcript-log";
 import { BROWSER_AUDIO_RATE } from "./live/live-events";
 import { LiveSockets } from "./live/live-sockets";
+import { encodeBase64 } from "./media/audio/pcm16";
 import type { MediaFrame } from "./media/carriers/media-frames";
 import { MediaSockets } from "./media/media-sockets";
-import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
-import { CircuitBreakers } from "./voice/circuit-breaker";
 import { freshHealthSnapshot, providerForNewSession } from "./provider-health/client";
 import { HealthReporter } from "./provider-health/reporter";
 import { SwitchLog } from "./session/switch-log";
+import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
+import { CircuitBreakers } from "./voice/circuit-breaker";
 import { connectProvider, providerConfigured } from "./voice/provider-factory";
 import { ToolRunner } from "./voice/tools";
 import { VoiceSession, type SwitchOptions, type SwitchResult, type VoiceSessionHost } from "./voice/voice-session";
@@ -43,9 +43,11 @@ const TRANSCRIPT_FLUSH_DELAY_MS = 1_000;
 const TRANSCRIPT_RETRY_MS = 5_000;
 
 /**
- * One object per session: the single writer of its call's state. Carrier webhooks arrive here through the Worker
- * (already authenticated), so concurrent and out-of-order callbacks are serialised; the ledger stores every change
- * here first (hot) and drains it to D1 (durable).
+ * One object per session (a phone call or a web session). It is the single writer of its call's state: carrier
+ * webhooks arrive here through the Worker (already authenticated), so concurrent and out-of-order callbacks are
+ * serialised, and the ledger stores every change here first (hot) and drains it to D1 (durable). It holds the
+ * caller's leg (the carrier's media stream or a browser on /live), the conversation with the voice AI provider
+ * (voice/voice-session.ts), and the supervisors' live sockets.
  */
 export class CallSession extends DurableObject<Env> {
   private readonly ledger: CallLedger;
@@ -77,7 +79,7 @@ export class CallSession extends DurableObject<Env> {
       successThreshold: settings.PROVIDER_BREAKER_SUCCESSES ?? 2,
     });
     this.ledger = new CallLedger(ctx, env, () => this.callEnded(), {
-      // live: every applied state move is broadcast to the session's live sockets.
+      // Every applied state move is broadcast to the session's live sockets.
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
     });
     this.media = new MediaSockets({
@@ -86,7 +88,6 @@ export class CallSession extends DurableObject<Env> {
       onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
       log: () => this.ledger.log(),
     });
-    // --- live: browser WebSockets of /api/v1/sessions/{id}/live (durable-objects/live/live-sockets.ts) ---
     this.live = new LiveSockets(ctx, {
       hello: (role) => {
         const session = this.identity();
@@ -99,7 +100,6 @@ export class CallSession extends DurableObject<Env> {
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
       log: () => this.ledger.log(),
     });
-    // --- end live ---
   }
 
   private carrier = () => new CarrierLink(this.env, this.ledger.record!, this.ledger.log());
@@ -228,9 +228,10 @@ export class CallSession extends DurableObject<Env> {
     else await this.armAlarm(due);
   }
 
-  /** Carrier media WebSocket upgrades, forwarded by the Worker after its checks. */
+  /** WebSocket upgrades, forwarded by the Worker after its checks: browsers on /live and carrier media streams. */
   override async fetch(request: Request): Promise<Response> {
-    if (new URL(request.url).pathname === "/live") return this.live.accept(request); // live: browser sockets, checked by the Worker
+    // Browser sockets of /api/v1/sessions/{id}/live, already checked by the Worker; the rest are carrier media upgrades.
+    if (new URL(request.url).pathname === "/live") return this.live.accept(request);
     const record = this.ledger.record;
     const route = /^\/telephony\/(twilio|telnyx)\/media\/([^/]+)(?:\/([^/]+))?$/.exec(new URL(request.url).pathname);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
