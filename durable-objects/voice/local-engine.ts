@@ -1,12 +1,13 @@
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../media/audio/g711";
 import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../media/audio/pcm16";
-import type {
-  AudioFormat,
-  ProviderConnectOptions,
-  ProviderEvent,
-  ProviderSessionConfig,
-  ToolDefinition,
-  VoiceProvider,
+import {
+  dtmfText,
+  type AudioFormat,
+  type ProviderConnectOptions,
+  type ProviderEvent,
+  type ProviderSessionConfig,
+  type ToolDefinition,
+  type VoiceProvider,
 } from "./provider";
 
 /**
@@ -36,8 +37,8 @@ const MAX_REPLY_MS = 10_000;
 const MAX_AUDIO_BASE64_CHARS = 64 * 1024;
 const MAX_TEXT_CHARS = 2_000;
 const END_CALL_TOOL = "end_call";
-/** The pound key (as the call's object words a DTMF digit) or "end call" asks for end_call. */
-const END_CALL_REQUEST = /^(?:(?:\[DTMF\] )?#|end call)$/i;
+/** The pound key (bare, or as the call's object words a digit) or "end call" asks for end_call. */
+const isEndCallRequest = (text: string) => text === "#" || text === dtmfText("#") || text.toLowerCase() === "end call";
 
 export async function connectLocalEngine(
   options: Pick<ProviderConnectOptions, "onEvent">,
@@ -200,7 +201,7 @@ class LocalEngine implements VoiceProvider {
     if (!this.#connected || this.#closed) return;
     const content = text.trim().slice(0, MAX_TEXT_CHARS);
     if (!content) return;
-    if (END_CALL_REQUEST.test(content)) {
+    if (isEndCallRequest(content)) {
       if (!this.#tools.some((tool) => tool.name === END_CALL_TOOL)) return;
       this.#emit({ type: "tool_call", callId: `local-call-${++this.#toolCalls}`, name: END_CALL_TOOL, arguments: "{}" });
       return;

@@ -68,6 +68,9 @@ export interface VoiceProvider {
   close(): void;
 }
 
+/** How a keypad digit reaches an agent: as caller text in this form, whatever the provider. */
+export const dtmfText = (digit: string) => `[DTMF] ${digit}`;
+
 export type ProviderEventHandler = (event: ProviderEvent) => void;
 
 export interface ProviderConnectOptions {

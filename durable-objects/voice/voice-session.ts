@@ -10,7 +10,7 @@ import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../med
 import { CallerTurns } from "./caller-turns";
 import type { CircuitBreakers } from "./circuit-breaker";
 import { Playback } from "./playback";
-import type { AudioFormat, ConversationItem, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
+import { dtmfText, type AudioFormat, type ConversationItem, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider";
 import type { ToolHost, ToolRunner } from "./tools";
 
 /**
@@ -117,7 +117,6 @@ const MAX_HISTORY_LINES = 60;
 const END_CALL_MAX_WAIT_MS = 10_000;
 const END_CALL_QUIET_MS = 1_500;
 const WATCHDOG_INTERVAL_MS = 250;
-const DTMF_PREFIX = "[DTMF]";
 /** A switch waits this long at most for a pause between agent turns, then cuts over interrupting the agent. */
 const SAFE_POINT_MAX_WAIT_MS = 5_000;
 const SAFE_POINT_POLL_MS = 20;
@@ -217,8 +216,8 @@ export class VoiceSession implements ToolHost {
 
   dtmf(digit: string): void {
     this.host.publish({ type: "dtmf", digit, at: Date.now() });
-    this.appendTranscript("caller", `${DTMF_PREFIX} ${digit}`, null);
-    this.sendText(`${DTMF_PREFIX} ${digit}`);
+    this.appendTranscript("caller", dtmfText(digit), null);
+    this.sendText(dtmfText(digit));
   }
 
   /** Text for the agent from outside the audio (DTMF, later a supervisor's whisper). */
