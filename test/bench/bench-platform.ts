@@ -1,19 +1,7 @@
 import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts";
 import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
+import { TEST_SECRET_NAMES } from "../support/test-settings.ts";
 
-/** The settings the benchmarks pass as secrets (wrangler stops asking for them). */
-export const BENCH_SECRETS = [
-  "JWT_SIGNING_KEYS",
-  "METRICS_TOKEN",
-  "TWILIO_ACCOUNT_SID",
-  "TWILIO_AUTH_TOKEN",
-  "TELNYX_API_KEY",
-  "TELNYX_PUBLIC_KEY",
-  "TELNYX_CONNECTION_ID",
-  "OPENAI_API_KEY",
-  "GEMINI_API_KEY",
-  "DEEPGRAM_API_KEY",
-];
 
 const quietWrangler = !process.env.WRANGLER_LOG;
 
@@ -27,7 +15,7 @@ export async function startBenchPlatform(settings: Record<string, string>, numbe
   // Seeding runs next to the starting worker on one state directory and now and then meets SQLITE_BUSY: bounded retries.
   for (let attempt = 1; !started; attempt++) {
     try {
-      started = await startLocalPlatform(settings, BENCH_SECRETS);
+      started = await startLocalPlatform(settings, TEST_SECRET_NAMES);
     } catch (error) {
       if (attempt >= 3) throw error;
       console.log(`  starting the platform failed (attempt ${attempt} of 3): ${String(error).split("\n")[0]?.slice(0, 200)}; retrying`);

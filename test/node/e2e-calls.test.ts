@@ -5,7 +5,7 @@ import WebSocket from "ws";
 import { readWav } from "../simulators/carriers/audio.ts";
 import { type CallReport, type CarrierApis, type RecordedRequest, simulateCall, startCarrierApis } from "../simulators/carriers/index.ts";
 import { DEFAULT_CALLER } from "../simulators/carriers/simulate-call.ts";
-import { TEST_PUBLIC_BASE_URL, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN, testSettings } from "../support/test-settings.ts";
+import { TEST_PUBLIC_BASE_URL, TEST_SECRET_NAMES, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN, testSettings } from "../support/test-settings.ts";
 import { type ApiClient, eventually, type LocalPlatform, signIn, startLocalPlatform } from "./support/local-platform.ts";
 
 /**
@@ -64,18 +64,7 @@ beforeAll(async () => {
     // The simulated Telnyx posts from loopback, not from Telnyx's published ranges.
     TELNYX_IP_ALLOWLIST: "127.0.0.1/32,::1/128",
   };
-  platform = await startLocalPlatform(settings, [
-    "JWT_SIGNING_KEYS",
-    "METRICS_TOKEN",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TELNYX_API_KEY",
-    "TELNYX_PUBLIC_KEY",
-    "TELNYX_CONNECTION_ID",
-    "OPENAI_API_KEY",
-    "GEMINI_API_KEY",
-    "DEEPGRAM_API_KEY",
-  ]);
+  platform = await startLocalPlatform(settings, TEST_SECRET_NAMES);
   // Calls the fakes drive (outbound, and Telnyx after `answer`) go to the worker, signed for the public origin.
   carriers.control.setPlatform({ baseUrl: platform.url, publicBaseUrl: TEST_PUBLIC_BASE_URL });
   api = await signIn(platform.url, platform.admin.email, platform.admin.password);

@@ -42,3 +42,17 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     ...simulators,
   };
 }
+
+/** The settings the platform is started with as secrets under test and bench (wrangler stops asking for them). */
+export const TEST_SECRET_NAMES = [
+  "JWT_SIGNING_KEYS",
+  "METRICS_TOKEN",
+  "TWILIO_ACCOUNT_SID",
+  "TWILIO_AUTH_TOKEN",
+  "TELNYX_API_KEY",
+  "TELNYX_PUBLIC_KEY",
+  "TELNYX_CONNECTION_ID",
+  "OPENAI_API_KEY",
+  "GEMINI_API_KEY",
+  "DEEPGRAM_API_KEY",
+] as const;
