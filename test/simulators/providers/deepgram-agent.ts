@@ -4,7 +4,7 @@ import type { AudioFormat, SampleEncoding } from "./audio.ts";
 import { scheduleFaults } from "./connection.ts";
 import type { ProviderConnection } from "./connection.ts";
 import { AgentSpeech, ConversationScript, PlaybackClock } from "./conversation.ts";
-import { preciseNow } from "./recorder.ts";
+import { headOf, preciseNow } from "./recorder.ts";
 import type { ResponseRecord } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
 import { EnergyVad } from "./vad.ts";
@@ -171,7 +171,7 @@ export class DeepgramAgentSession {
   #audio(bytes: Buffer): void {
     this.#connection.recorder.clientMessage("binary-audio");
     if (!this.#formats || !this.#vad) return this.#error("SETTINGS_REQUIRED", "Audio arrived before Settings.");
-    this.#connection.recorder.audioFrameIn(bytes.byteLength);
+    this.#connection.recorder.audioFrameIn(bytes);
     for (const event of this.#vad.push(decodeAudio(bytes, this.#formats.input.encoding))) this.#onVad(event);
   }
 
@@ -320,7 +320,7 @@ export class DeepgramAgentSession {
         this.#playback.chunkSent(chunk.durationMs);
         this.#connection.sendAudio(chunk.bytes);
         const { durationMs } = chunk;
-        recorder.audioChunkOut({ at, bytes: chunk.bytes.byteLength, durationMs, responseId: generation.record.id });
+        recorder.audioChunkOut({ at, head: headOf(chunk.bytes), bytes: chunk.bytes.byteLength, durationMs, responseId: generation.record.id });
       },
       () => {
         generation.record.outcome = "completed";

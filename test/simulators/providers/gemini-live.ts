@@ -4,7 +4,7 @@ import { scheduleFaults } from "./connection.ts";
 import type { ProviderConnection } from "./connection.ts";
 import { AgentSpeech, ConversationScript, PlaybackClock, progressiveText } from "./conversation.ts";
 import type { ConversationProgress } from "./conversation.ts";
-import { preciseNow } from "./recorder.ts";
+import { headOf, preciseNow } from "./recorder.ts";
 import type { ResponseRecord } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
 import { EnergyVad } from "./vad.ts";
@@ -172,7 +172,7 @@ export class GeminiLiveSession {
   }
 
   #audio(bytes: Buffer, sampleRate: number): void {
-    this.#connection.recorder.audioFrameIn(bytes.byteLength);
+    this.#connection.recorder.audioFrameIn(bytes);
     if (!this.#vad || sampleRate !== this.#inputRate) {
       this.#inputRate = sampleRate;
       const vad = this.#connection.settings.vad;
@@ -308,7 +308,7 @@ export class GeminiLiveSession {
         const data = Buffer.from(chunk.bytes).toString("base64");
         this.#send({ serverContent: { modelTurn: { parts: [{ inlineData: { mimeType: OUTPUT_MIME_TYPE, data } }] } } });
         const { durationMs } = chunk;
-        recorder.audioChunkOut({ at, bytes: chunk.bytes.byteLength, durationMs, responseId: generation.record.id });
+        recorder.audioChunkOut({ at, head: headOf(chunk.bytes), bytes: chunk.bytes.byteLength, durationMs, responseId: generation.record.id });
         const piece = progressiveText(text, chunk.index, chunk.count, transcriptSent);
         if (piece && this.#options?.outputTranscription) {
           this.#send({ serverContent: { outputTranscription: { text: piece } } });

@@ -18,7 +18,7 @@ import {
   wireFormat,
 } from "./openai-session-config.ts";
 import type { SessionConfig } from "./openai-session-config.ts";
-import { preciseNow } from "./recorder.ts";
+import { headOf, preciseNow } from "./recorder.ts";
 import type { ResponseRecord } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
 import { EnergyVad } from "./vad.ts";
@@ -190,7 +190,7 @@ export class OpenAiRealtimeSession {
     if (!bytes) {
       return this.#error("invalid_value", "Invalid 'audio'. Expected base64-encoded audio bytes.", "audio", event);
     }
-    this.#connection.recorder.audioFrameIn(bytes.byteLength);
+    this.#connection.recorder.audioFrameIn(bytes);
     const format = wireFormat(this.#config.inputFormat);
     this.#uncommittedMs += bytesToMs(bytes.byteLength, format);
     // The detector always runs, so audio time stays right if turn detection is switched on later.
@@ -438,7 +438,7 @@ export class OpenAiRealtimeSession {
         this.#playback.chunkSent(chunk.durationMs);
         this.#emit({ type: "response.output_audio.delta", ...ids, delta: Buffer.from(chunk.bytes).toString("base64") });
         const { durationMs } = chunk;
-        this.#connection.recorder.audioChunkOut({ at, bytes: chunk.bytes.byteLength, durationMs, responseId: active.id });
+        this.#connection.recorder.audioChunkOut({ at, head: headOf(chunk.bytes), bytes: chunk.bytes.byteLength, durationMs, responseId: active.id });
         const piece = progressiveText(text, chunk.index, chunk.count, active.transcriptSent);
         if (!piece) return;
         active.transcriptSent += piece.length;

@@ -84,8 +84,15 @@ export interface ResponseRecord {
   audioMs: number;
 }
 
+/** A frame's first four bytes as one number: benchmarks tag frames there to tell lost, duplicated and reordered ones apart. */
+export function headOf(bytes: Uint8Array): number {
+  return bytes.length < 4 ? -1 : ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+}
+
 export interface AudioChunkRecord {
   at: number;
+  /** headOf(the chunk's audio bytes). */
+  head: number;
   bytes: number;
   durationMs: number;
   responseId: string;
@@ -121,7 +128,7 @@ export interface ConnectionSnapshot {
   functionCallOutputs: BoundedList<{ id: string; name: string | null; output: unknown; at: number }>;
   truncations: BoundedList<{ itemId: string; audioEndMs: number; generatedMs: number; accepted: boolean; at: number }>;
   bargeIns: BoundedList<{ at: number; audioMs: number; agentAudioPlaying: boolean; responseInProgress: boolean }>;
-  audioIn: { frames: number; bytes: number; frameTimes: BoundedList<number> };
+  audioIn: { frames: number; bytes: number; frameTimes: BoundedList<number>; frameHeads: BoundedList<number> };
   audioOut: { chunks: number; bytes: number; ms: number; chunkTimes: BoundedList<AudioChunkRecord> };
   /** Gemini: the resumption handle presented in `setup` and whether the simulator knew it. */
   resumption: { requestedHandle: string | null; known: boolean; issuedHandles: string[] } | null;
@@ -158,6 +165,7 @@ export class ConnectionRecorder {
   readonly faults: BoundedLog<{ kind: string; at: number }>;
   readonly audioIn = { frames: 0, bytes: 0 };
   readonly audioInTimes: BoundedLog<number>;
+  readonly audioInHeads: BoundedLog<number>;
   readonly audioOut = { chunks: 0, bytes: 0, ms: 0 };
   readonly audioOutChunks: BoundedLog<AudioChunkRecord>;
 
@@ -192,6 +200,7 @@ export class ConnectionRecorder {
     this.bargeIns = log();
     this.faults = log();
     this.audioInTimes = log();
+    this.audioInHeads = log();
     this.audioOutChunks = log();
   }
 
@@ -208,10 +217,11 @@ export class ConnectionRecorder {
     this.clientMessageCounts[type] = (this.clientMessageCounts[type] ?? 0) + 1;
   }
 
-  audioFrameIn(byteCount: number): void {
+  audioFrameIn(bytes: Uint8Array): void {
     this.audioIn.frames++;
-    this.audioIn.bytes += byteCount;
+    this.audioIn.bytes += bytes.byteLength;
     this.audioInTimes.push(preciseNow());
+    this.audioInHeads.push(headOf(bytes));
   }
 
   audioChunkOut(chunk: AudioChunkRecord): void {
@@ -250,7 +260,7 @@ export class ConnectionRecorder {
       functionCallOutputs: this.functionCallOutputs.snapshot(),
       truncations: this.truncations.snapshot(),
       bargeIns: this.bargeIns.snapshot(),
-      audioIn: { ...this.audioIn, frameTimes: this.audioInTimes.snapshot() },
+      audioIn: { ...this.audioIn, frameTimes: this.audioInTimes.snapshot(), frameHeads: this.audioInHeads.snapshot() },
       audioOut: { ...this.audioOut, chunkTimes: this.audioOutChunks.snapshot() },
       resumption: this.resumption,
       faults: this.faults.snapshot(),

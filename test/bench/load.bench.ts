@@ -1,0 +1,467 @@
+/**
+ * The call path under load, side by side with its floor: `node test/bench/load.bench.ts [--calls 50,100,200]
+ * [--targets relay,platform] [--seconds 10]` (`npm run bench` runs it). For each count N it runs the same load twice on
+ * the same stack (wrangler's local workerd, state on disk): (a) a bare Durable Object relay (test/bench/relay/, no
+ * storage, no auth), then (b) the real platform (wrangler.toml, a freshly seeded D1). N Twilio calls, started 10 a
+ * second, each a signed voice webhook → TwiML → media socket → real-time 20 ms µ-law frames of recorded speech and
+ * silence in turns (hello, a pause, an interruption over the agent's reply, silence) for at least `--seconds` of
+ * all N calls streaming together, against the OpenAI Realtime simulator (pcmu pass-through), marks echoed as the
+ * audio "plays", `clear` honoured.
+ *
+ * Every caller frame carries its index in its first four µ-law samples (inaudible, below the simulator's VAD) and
+ * the simulator records each frame's first four bytes, so frames lost, duplicated or reordered are counted exactly;
+ * agent chunks are matched by their first four bytes in order. Figures, for both targets and their ratio:
+ * - caller → provider: frame i received by the simulator − sent by the carrier side;
+ * - provider → caller: media message k on the carrier socket − the simulator's send of chunk k;
+ * - barge-in → `clear`: the simulator's speech_started while agent audio plays → `clear` on the carrier socket;
+ * - response per turn: the simulator's end of the caller's turn → that answer's first audio on the carrier socket;
+ * - workerd CPU per relayed frame: workerd's utime+stime over the run ÷ (caller frames + agent media relayed).
+ * The simulator runs on a thread of its own (simulator-thread.ts); every clock is `performance.timeOrigin +
+ * performance.now()`, which agrees across the threads of one process.
+ * Prints tables; asserts nothing about time. Bounded: every call and run has a deadline; everything closes itself.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { unstable_startWorker } from "wrangler";
+import { encodeG711, FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/carriers/audio.ts";
+import { uuid } from "../simulators/carriers/ids.ts";
+import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
+import { testSettings } from "../support/test-settings.ts";
+import { startBenchPlatform } from "./bench-platform.ts";
+import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
+import { type CallState, finishCall, HANDSHAKE_TIMEOUT_MS, ms, newCall, pumpFrames, startCall, summarize, table, WEBHOOK_TIMEOUT_MS } from "./twilio-side.ts";
+
+type Target = "relay" | "platform";
+
+function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
+}
+const COUNTS = option("calls", "50,100,200").split(",").map(Number);
+if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1000)) throw new Error("--calls: a comma list of 1..1000");
+const TARGETS = option("targets", "relay,platform").split(",") as Target[];
+if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
+const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
+if (!(TOGETHER_MS >= 1000 && TOGETHER_MS <= 600_000)) throw new Error("--seconds: 1..600");
+
+const NUMBER = "+15550177001";
+const RAMP_CALLS_PER_SECOND = 10;
+const STAGGER_MS = (calls: number) => (calls <= 1 ? 0 : (calls / RAMP_CALLS_PER_SECOND) * 1000);
+/** After its last frame a call waits this long for the agent's last audio and marks, then stops. */
+const TAIL_WAIT_MS = 500;
+const TICK_MS = 5;
+
+// ── the caller's audio: speech and silence in turns, each frame tagged with its index ──────────────────────
+
+const AUDIO = join(import.meta.dirname, "../fixtures/audio");
+const wav = (name: string) => readWav(readFileSync(join(AUDIO, name)));
+const silence = (ms: number) => new Int16Array((ms * 8000) / 1000);
+/** hello → the agent answers (LONG_REPLY, ~5 s, played in real time) → 1.5 s after hello the caller talks over that
+ * reply (a barge-in) → the agent answers again → 3 s of silence. */
+const SCRIPT_PARTS = [wav("caller-hello.wav"), silence(1500), wav("caller-interrupt.wav"), silence(3000)];
+const LONG_REPLY = "Of course. Your balance is one hundred and twenty dollars, and your next bill is due on the first.";
+const SHORT_REPLY = "Sure, let me transfer you to a person now.";
+const scriptSamples = new Int16Array(SCRIPT_PARTS.reduce((total, part) => total + part.length, 0));
+SCRIPT_PARTS.reduce((offset, part) => (scriptSamples.set(part, offset), offset + part.length), 0);
+const CYCLE_FRAMES = Math.floor(scriptSamples.length / SAMPLES_PER_FRAME);
+const CYCLE_MS = CYCLE_FRAMES * FRAME_MS;
+const SCRIPT_FRAMES: Uint8Array[] = Array.from({ length: CYCLE_FRAMES }, (_, index) =>
+  encodeG711("PCMU", scriptSamples.subarray(index * SAMPLES_PER_FRAME, (index + 1) * SAMPLES_PER_FRAME)),
+);
+/** Each call streams until all N have streamed together for TOGETHER_MS, in whole scripts. */
+const framesFor = (calls: number) => Math.ceil((STAGGER_MS(calls) + TOGETHER_MS) / CYCLE_MS) * CYCLE_FRAMES;
+
+/** The 16-bit frame index in the first four µ-law bytes as 0xF0 | nibble: codes of magnitude ≤ 30 of 8159, silent. */
+const TAG_MASK = 0xf0f0f0f0;
+function taggedPayload(index: number): string {
+  const frame = Uint8Array.from(SCRIPT_FRAMES[index % CYCLE_FRAMES]!);
+  for (let nibble = 0; nibble < 4; nibble++) frame[nibble] = 0xf0 | ((index >> (4 * (3 - nibble))) & 0xf);
+  return Buffer.from(frame).toString("base64");
+}
+function indexOfHead(head: number): number {
+  if (((head & TAG_MASK) >>> 0) !== TAG_MASK) return -1;
+  return (((head >>> 24) & 0xf) << 12) | (((head >>> 16) & 0xf) << 8) | (((head >>> 8) & 0xf) << 4) | (head & 0xf);
+}
+
+// ── workerd's CPU and memory, from /proc ────────────────────────────────────────────────────────────────────
+
+/** The workerd processes descended from this one (wrangler runs workerd as a child of this process). */
+function workerdPids(): number[] {
+  const parents = new Map<number, { ppid: number; comm: string }>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      parents.set(Number(entry), { ppid: Number(stat.slice(close + 2).split(" ")[1]), comm: stat.slice(stat.indexOf("(") + 1, close) });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const descends = (pid: number) => {
+    for (let hops = 0, current = pid; hops < 16 && current > 1; hops++) {
+      current = parents.get(current)?.ppid ?? 0;
+      if (current === process.pid) return true;
+    }
+    return false;
+  };
+  return [...parents].filter(([pid, info]) => info.comm === "workerd" && descends(pid)).map(([pid]) => pid);
+}
+const rssKiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, 100 ticks a second on Linux
+}
+
+/** The filesystem a directory lives on (its longest mount point prefix in /proc/mounts). */
+function filesystemOf(directory: string): string {
+  const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((line) => line.split(" "));
+  const best = mounts.filter((fields) => fields[1] && (directory === fields[1] || directory.startsWith(fields[1] === "/" ? "/" : `${fields[1]}/`)));
+  best.sort((a, b) => b[1]!.length - a[1]!.length);
+  return best[0] ? `${best[0][2]} (${best[0][0]} on ${best[0][1]})` : "unknown";
+}
+
+// ── one run: N concurrent calls against one target ──────────────────────────────────────────────────────────
+
+interface RunResult {
+  target: Target;
+  calls: number;
+  callerToProvider: number[];
+  providerToCaller: number[];
+  interruption: number[];
+  responses: number[];
+  framesSent: number;
+  framesReceived: number;
+  framesLost: number;
+  framesDuplicated: number;
+  framesReordered: number;
+  chunksSent: number;
+  mediaReceived: number;
+  chunksLost: number;
+  chunksDuplicated: number;
+  chunksReordered: number;
+  turns: number;
+  turnsAnswered: number;
+  bargeIns: number;
+  bargeInsWithoutClear: number;
+  failures: string[];
+  webhookMs: number[];
+  rssPerCallKiB: number;
+  workerdCpuMs: number;
+  benchCpuPercent: number;
+  loopLagP99Ms: number;
+  wallMs: number;
+  load: string;
+}
+
+/** Multiset difference of two sequences, and how many received items came after a later-sent one. */
+function compareSequences(sent: number[], received: number[]): { lost: number; duplicated: number; reordered: number } {
+  const counts = new Map<number, number>();
+  for (const value of sent) counts.set(value, (counts.get(value) ?? 0) + 1);
+  let duplicated = 0;
+  for (const value of received) {
+    const left = counts.get(value) ?? 0;
+    if (left === 0) duplicated++;
+    else counts.set(value, left - 1);
+  }
+  let lost = 0;
+  for (const left of counts.values()) lost += left;
+  let reordered = 0;
+  if (lost === 0 && duplicated === 0) for (let index = 0; index < sent.length; index++) if (sent[index] !== received[index]) reordered++;
+  return { lost, duplicated, reordered };
+}
+
+async function runCalls(url: string, simulator: SimulatorThread, target: Target, count: number, runIndex: number): Promise<RunResult> {
+  const frameCount = framesFor(count);
+  const cycles = frameCount / CYCLE_FRAMES;
+  const replies = Array.from({ length: 2 * cycles }, (_, index) => (index % 2 === 0 ? LONG_REPLY : SHORT_REPLY));
+  const calls: CallState[] = Array.from({ length: count }, (_, index) =>
+    newCall(
+      `load-${runIndex}-${target}-${count}-${index}-${uuid().slice(0, 8)}`,
+      // 198.18.0.0/15, the block reserved for benchmarks (RFC 2544): one source address per call (WEBHOOK_LIMITER).
+      `198.18.${(runIndex * 8 + Math.floor(index / 250)) % 256}.${(index % 250) + 1}`,
+      frameCount,
+    ),
+  );
+  const agentHeads = new Map<CallState, number[]>(calls.map((call) => [call, []]));
+  await Promise.all(calls.map((call) => simulator.setScenario(call.key, { replies })));
+
+  const workerd = workerdPids();
+  const rss = () => workerd.reduce((total, pid) => total + rssKiB(pid), 0);
+  const cpu = () => workerd.reduce((total, pid) => total + cpuMs(pid), 0);
+  await sleep(1000);
+  const rssBefore = rss();
+  const cpuBefore = cpu();
+  const benchCpuBefore = process.cpuUsage();
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const started = performance.now();
+  const staggerMs = STAGGER_MS(count);
+  const deadline = started + staggerMs + WEBHOOK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS + frameCount * FRAME_MS + 30_000;
+  let streaming = 0;
+  let rssLive = 0;
+  const finishing: Promise<void>[] = [];
+  const launches = calls.map(async (call, index) => {
+    await sleep((staggerMs * index) / Math.max(1, count - 1));
+    try {
+      await startCall(url, call, NUMBER, () => streaming++);
+      // The agent's chunks, in the order they reach the carrier socket, by their first four bytes.
+      const heads = agentHeads.get(call)!;
+      call.socket!.on("message", (data) => {
+        const payload = /"payload":"([^"]{8})/.exec(data.toString())?.[1];
+        if (payload) heads.push(Buffer.from(payload, "base64").readUInt32BE(0));
+      });
+    } catch (error) {
+      call.failure ??= String(error instanceof Error ? error.message : error);
+      call.phase = "done";
+      call.socket?.terminate();
+    }
+  });
+
+  for (;;) {
+    pumpFrames(calls, (_call, index) => taggedPayload(index));
+    const now = performance.now();
+    for (const call of calls) {
+      if (call.phase === "tail" && now >= call.streamStartedAt + call.frameCount * FRAME_MS + TAIL_WAIT_MS) {
+        streaming--;
+        finishing.push(finishCall(url, call, NUMBER));
+      }
+    }
+    if (streaming === count && Math.floor(now / 1000) !== Math.floor((now - TICK_MS) / 1000)) rssLive = Math.max(rssLive, rss());
+    if (calls.every((call) => call.phase === "done")) break;
+    if (now > deadline) {
+      for (const call of calls) {
+        if (call.phase === "done") continue;
+        call.failure ??= `still ${call.phase} at the run's deadline`;
+        call.phase = "done";
+        call.socket?.terminate();
+      }
+      break;
+    }
+    await sleep(TICK_MS);
+  }
+  await Promise.all(launches);
+  await Promise.all(finishing);
+  const wallMs = performance.now() - started;
+  lag.disable();
+  const benchCpu = process.cpuUsage(benchCpuBefore);
+  const workerdCpuMs = cpu() - cpuBefore;
+  await sleep(500); // the simulator sees the last frames and closes
+
+  const result: RunResult = {
+    target,
+    calls: count,
+    callerToProvider: [],
+    providerToCaller: [],
+    interruption: [],
+    responses: [],
+    framesSent: 0,
+    framesReceived: 0,
+    framesLost: 0,
+    framesDuplicated: 0,
+    framesReordered: 0,
+    chunksSent: 0,
+    mediaReceived: 0,
+    chunksLost: 0,
+    chunksDuplicated: 0,
+    chunksReordered: 0,
+    turns: 0,
+    turnsAnswered: 0,
+    bargeIns: 0,
+    bargeInsWithoutClear: 0,
+    failures: [],
+    webhookMs: calls.flatMap((call) => (call.webhookMs === null ? [] : [call.webhookMs])),
+    rssPerCallKiB: rssLive > 0 ? (rssLive - rssBefore) / count : Number.NaN,
+    workerdCpuMs,
+    benchCpuPercent: ((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100,
+    loopLagP99Ms: lag.percentile(99) / 1e6,
+    wallMs,
+    load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+  };
+  for (const call of calls) {
+    if (call.failure) result.failures.push(call.failure);
+    const connections: ConnectionSnapshot[] = (await simulator.takeSessions(call.key)).filter((connection) => connection.refusedWithStatus === null);
+
+    // Caller → provider, by each frame's tag.
+    const sent = call.nextFrame;
+    const indexes = connections.flatMap((connection) => connection.audioIn.frameHeads.entries.map(indexOfHead));
+    const arrivals = connections.flatMap((connection) => connection.audioIn.frameTimes.entries);
+    const frames = compareSequences(Array.from({ length: sent }, (_, index) => index), indexes);
+    result.framesSent += sent;
+    result.framesReceived += indexes.length;
+    result.framesLost += frames.lost;
+    result.framesDuplicated += frames.duplicated;
+    result.framesReordered += frames.reordered;
+    const seen = new Set<number>();
+    indexes.forEach((index, position) => {
+      if (index < 0 || index >= sent || seen.has(index)) return;
+      seen.add(index);
+      result.callerToProvider.push(arrivals[position]! - call.sentAt[index]!);
+    });
+
+    // Provider → caller, chunk k ↔ media message k when the sequences agree.
+    const chunks = connections.flatMap((connection) => connection.audioOut.chunkTimes.entries);
+    const heads = agentHeads.get(call)!;
+    const agent = compareSequences(chunks.map((chunk) => chunk.head), heads);
+    result.chunksSent += chunks.length;
+    result.mediaReceived += heads.length;
+    result.chunksLost += agent.lost;
+    result.chunksDuplicated += agent.duplicated;
+    result.chunksReordered += agent.reordered;
+    const inOrder = agent.lost + agent.duplicated + agent.reordered === 0 && call.agentMediaAt.length === chunks.length;
+    if (inOrder) for (let index = 0; index < chunks.length; index++) result.providerToCaller.push(call.agentMediaAt[index]! - chunks[index]!.at);
+
+    // Turns: each caller turn the simulator detected, answered by audio that reached the caller.
+    for (const connection of connections) {
+      for (const turn of connection.turns.entries) {
+        result.turns++;
+        const response = connection.responses.entries.find((entry) => entry.turn === turn.turn && entry.firstAudioAt !== null);
+        if (!response) continue;
+        const first = chunks.findIndex((chunk) => chunk.responseId === response.id);
+        if (first < 0 || (inOrder && call.agentMediaAt[first] === undefined)) continue;
+        result.turnsAnswered++;
+        if (inOrder) result.responses.push(call.agentMediaAt[first]! - turn.speechStoppedAt);
+      }
+      for (const bargeIn of connection.bargeIns.entries) {
+        if (!bargeIn.agentAudioPlaying) continue;
+        result.bargeIns++;
+        const clear = call.clearsAt.find((at) => at >= bargeIn.at);
+        if (clear === undefined) result.bargeInsWithoutClear++;
+        else result.interruption.push(clear - bargeIn.at);
+      }
+    }
+  }
+  return result;
+}
+
+// ── the two targets ─────────────────────────────────────────────────────────────────────────────────────────
+
+interface Running {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startRelay(simulatorSettings: Record<string, string>, persistTo: string): Promise<Running> {
+  // As quiet as the platform's runs (bench-platform.ts): wrangler echoes every request line otherwise.
+  process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
+  const worker = await unstable_startWorker({
+    config: join(import.meta.dirname, "relay/wrangler.toml"),
+    bindings: {
+      OPENAI_REALTIME_URL: { type: "plain_text", value: simulatorSettings.OPENAI_REALTIME_URL! },
+      OPENAI_API_KEY: { type: "secret_text", value: simulatorSettings.OPENAI_API_KEY! },
+    },
+    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, liveReload: false, persist: persistTo },
+  });
+  await worker.ready;
+  return { url: (await worker.url).origin, stop: () => worker.dispose() };
+}
+
+const commandLine = `node ${process.argv.slice(1).map((arg) => arg.replace(process.cwd() + "/", "")).join(" ")}`;
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+process.env.WRANGLER_SEND_METRICS ??= "false";
+
+const simulator = await startSimulatorThread({ maxRecordedEntries: 50_000 });
+const settings = await testSettings(() => simulator.settings);
+// Production's provider resilience, not the test suite's fast time scale (a 2 s reply timeout would turn load into reconnects).
+for (const name of ["PROVIDER_RECONNECT_BASE_MS", "PROVIDER_BREAKER_OPEN_SECONDS", "PROVIDER_RESPONSE_TIMEOUT_MS"]) delete settings[name];
+const stateDirectory = tmpdir();
+const results: RunResult[] = [];
+let running: Running | undefined;
+try {
+  console.log(`\nThe call path under load, bare relay and platform side by side — ${commandLine}`);
+  console.log(
+    `Each call: ${(CYCLE_MS / 1000).toFixed(1)} s scripts of 20 ms µ-law frames in real time (hello, 1.5 s pause, an interruption over the agent's ` +
+      `reply, 3 s silence), repeated until all calls have streamed together for ${TOGETHER_MS / 1000} s; calls start ${RAMP_CALLS_PER_SECOND} a second.\n` +
+      `Local state (D1, the objects' SQLite) lives under ${stateDirectory}, on ${filesystemOf(stateDirectory)}; every run starts a fresh worker on its own directory.`,
+  );
+  let runIndex = 0;
+  for (const count of COUNTS) {
+    for (const target of TARGETS) {
+      console.log(`  ${target} × ${count}: ${framesFor(count)} frames a call, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}…`);
+      if (target === "relay") {
+        const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
+        const relay = await startRelay(settings, persistTo);
+        running = { url: relay.url, stop: async () => (await relay.stop(), rmSync(persistTo, { recursive: true, force: true })) };
+      } else {
+        running = (await startBenchPlatform(settings, { openai: NUMBER })).platform;
+      }
+      const result = await runCalls(running.url, simulator, target, count, runIndex++);
+      await running.stop();
+      running = undefined;
+      results.push(result);
+      console.log(`  ${target} × ${count}: ${count - result.failures.length} ok, ${result.failures.length} failed, ${(result.wallMs / 1000).toFixed(1)} s`);
+    }
+  }
+} finally {
+  await running?.stop();
+  await simulator.stop();
+}
+
+// ── report ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+const label = (result: RunResult) => `${result.target} × ${result.calls}`;
+const pick = (result: RunResult, figure: keyof RunResult) => result[figure] as number[];
+const relayOf = (result: RunResult) => results.find((other) => other.target === "relay" && other.calls === result.calls);
+const ratio = (value: number | undefined, floor: number | undefined) => (value === undefined || floor === undefined || floor <= 0 ? "–" : `${(value / floor).toFixed(2)}×`);
+function latencyTable(title: string, figure: keyof RunResult): string {
+  const rows = results.map((result) => {
+    const summary = summarize(pick(result, figure));
+    const floor = result.target === "platform" ? summarize(pick(relayOf(result) ?? result, figure)) : null;
+    const vsRelay = floor ? `${ratio(summary?.p50, floor.p50)} / ${ratio(summary?.p99, floor.p99)}` : "";
+    return [label(result), ms(summary?.p50), ms(summary?.p99), ms(summary?.max), String(summary?.count ?? 0), vsRelay];
+  });
+  return table(title, ["run", "p50 ms", "p99 ms", "max ms", "count", "platform ÷ relay (p50 / p99)"], rows);
+}
+console.log(latencyTable("Caller → provider (carrier frame sent → provider simulator received)", "callerToProvider"));
+console.log(latencyTable("Provider → caller (simulator chunk sent → carrier socket received the media message)", "providerToCaller"));
+console.log(latencyTable("Barge-in → `clear` (simulator speech_started while agent audio plays → `clear` at the carrier)", "interruption"));
+console.log(latencyTable("Response per turn (simulator's end of the caller's turn → the answer's first audio at the carrier)", "responses"));
+console.log(latencyTable("Voice webhook round trip (POST → TwiML)", "webhookMs"));
+console.log(
+  table(
+    "Frames and calls",
+    ["run", "caller frames sent / received", "lost / dup / reordered", "agent chunks sent / received", "lost / dup / reordered", "turns answered", "barge-ins (no clear)", "calls failed"],
+    results.map((result) => [
+      label(result),
+      `${result.framesSent} / ${result.framesReceived}`,
+      `${result.framesLost} / ${result.framesDuplicated} / ${result.framesReordered}`,
+      `${result.chunksSent} / ${result.mediaReceived}`,
+      `${result.chunksLost} / ${result.chunksDuplicated} / ${result.chunksReordered}`,
+      `${result.turnsAnswered} of ${result.turns}`,
+      `${result.bargeIns} (${result.bargeInsWithoutClear})`,
+      `${result.failures.length} of ${result.calls}`,
+    ]),
+  ),
+);
+const cpuPerFrame = (result: RunResult) => (result.workerdCpuMs * 1000) / Math.max(1, result.framesReceived + result.mediaReceived);
+console.log(
+  table(
+    "workerd CPU and memory (CPU % of one core; 2 cores shared by workerd, the simulator and this bench)",
+    ["run", "workerd CPU ms", "µs per relayed frame", "platform ÷ relay", "workerd CPU %", "bench+simulator CPU %", "bench loop lag p99 ms", "RSS KiB per live call", "load average after"],
+    results.map((result) => {
+      const floor = result.target === "platform" ? relayOf(result) : undefined;
+      return [
+        label(result),
+        result.workerdCpuMs.toFixed(0),
+        cpuPerFrame(result).toFixed(1),
+        floor ? ratio(cpuPerFrame(result), cpuPerFrame(floor)) : "",
+        ((result.workerdCpuMs / result.wallMs) * 100).toFixed(0),
+        result.benchCpuPercent.toFixed(0),
+        result.loopLagP99Ms.toFixed(1),
+        Number.isFinite(result.rssPerCallKiB) ? result.rssPerCallKiB.toFixed(0) : "–",
+        result.load,
+      ];
+    }),
+  ),
+);
+for (const result of results) {
+  if (result.failures.length === 0) continue;
+  const counts = new Map<string, number>();
+  for (const failure of result.failures) counts.set(failure.slice(0, 160), (counts.get(failure.slice(0, 160)) ?? 0) + 1);
+  console.log(`\n${label(result)}: ${result.failures.length} of ${result.calls} calls failed:`);
+  for (const [failure, count] of counts) console.log(`  ${count} × ${failure}`);
+}
