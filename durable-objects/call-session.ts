@@ -38,8 +38,12 @@ export type OpenCallResult = { kind: "stream"; sessionId: string; mediaToken: st
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
-/** Transcript lines reach D1 in batches this long after they were said, off the audio path. */
+/** Transcript lines are written (storage, then D1) in batches this long after they were said, off the audio path. */
 const TRANSCRIPT_FLUSH_DELAY_MS = 1_000;
+/** A batch waits while agent audio is being relayed (a chunk within this long), so its commit holds no agent audio… */
+const AGENT_AUDIO_QUIET_MS = 250;
+/** …but not forever: after this many waits it is written anyway (a provider streaming without pause for seconds). */
+const MAX_FLUSH_DEFERRALS = 20;
 const TRANSCRIPT_RETRY_MS = 5_000;
 
 /**
@@ -63,6 +67,8 @@ export class CallSession extends DurableObject<Env> {
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
   private readonly web: WebSessionStore;
   private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Gemini's latest resumption handle, written behind with the transcript (Gemini sends one every turn). */
+  private unsavedResumptionHandle: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -137,7 +143,10 @@ export class CallSession extends DurableObject<Env> {
   async connectCall(event: CarrierEvent, correlationId: string): Promise<OpenCallResult | { kind: "unknown" }> {
     const record = this.ledger.record;
     if (!record) return { kind: "unknown" };
-    await this.applyCarrierEvent(event, correlationId);
+    // The object's storage is the durable record at this moment (the output gate holds this answer until it is
+    // committed); D1 catches up in the background, so the carrier's TwiML never waits on it.
+    this.recordCarrierEvent(event, correlationId);
+    this.ctx.waitUntil(this.ledger.flush());
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
@@ -146,6 +155,13 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
+    const outcome = this.recordCarrierEvent(event, correlationId);
+    if (outcome !== "unknown_call" && outcome !== "duplicate") await this.ledger.flush();
+    return outcome;
+  }
+
+  /** Applies a carrier event to the call and its storage (synchronously, so it commits as one); D1 is the caller's to flush. */
+  private recordCarrierEvent(event: CarrierEvent, correlationId: string): EventOutcome {
     const record = this.ledger.record;
     if (!record) {
       this.ledger.log(correlationId).warn("call.event_for_unknown_call", { carrier: event.carrier, event: event.name });
@@ -170,7 +186,6 @@ export class CallSession extends DurableObject<Env> {
           detail: outOfOrder ? "out_of_order" : describe(event.signal),
           ...carrierMeta,
         });
-    await this.ledger.flush();
     return outcome;
   }
 
@@ -337,7 +352,13 @@ export class CallSession extends DurableObject<Env> {
         fleetCheckIntervalMs: (settings.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000,
         failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS ?? 1000,
       },
-      resumption: { get: () => kv.get<string>("gemini_resumption_handle"), set: (handle) => kv.put("gemini_resumption_handle", handle) },
+      resumption: {
+        get: () => this.unsavedResumptionHandle ?? kv.get<string>("gemini_resumption_handle"),
+        set: (handle) => {
+          this.unsavedResumptionHandle = handle;
+          this.scheduleTranscriptFlush();
+        },
+      },
     });
     this.voice.start();
     return this.voice;
@@ -426,15 +447,28 @@ export class CallSession extends DurableObject<Env> {
     return voice ? { provider: voice.currentProvider, providerState: voice.state, counters: { ...voice.stats } } : null;
   }
 
-  private scheduleTranscriptFlush(): void {
+  /**
+   * What the conversation changed (transcript lines, the resumption handle) is written behind, in one commit a
+   * second later, at a moment when no agent audio is being relayed: a storage write holds every outgoing message of
+   * the object until it is durable, so this one holds at most caller frames on their way to the provider.
+   */
+  private scheduleTranscriptFlush(delayMs = TRANSCRIPT_FLUSH_DELAY_MS, deferrals = 0): void {
     if (this.transcriptFlushTimer) return;
     this.transcriptFlushTimer = setTimeout(() => {
       this.transcriptFlushTimer = null;
-      void this.flushTranscript();
-    }, TRANSCRIPT_FLUSH_DELAY_MS);
+      if (deferrals < MAX_FLUSH_DEFERRALS && this.voice?.relayingAgentAudio(AGENT_AUDIO_QUIET_MS)) {
+        this.scheduleTranscriptFlush(AGENT_AUDIO_QUIET_MS, deferrals + 1);
+      } else {
+        void this.flushTranscript();
+      }
+    }, delayMs);
   }
 
   private async flushTranscript(): Promise<void> {
+    if (this.unsavedResumptionHandle !== null) {
+      this.ctx.storage.kv.put("gemini_resumption_handle", this.unsavedResumptionHandle);
+      this.unsavedResumptionHandle = null;
+    }
     const session = this.identity();
     if (!session || this.transcript.pendingCount() === 0) return;
     // D1 is unavailable: the alarm retries; the lines wait in the object's storage.

@@ -6,13 +6,16 @@ import { createLogger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 
 /**
- * A session's transcript, in two tiers like the call's ledger: every line is written to the object's own SQLite
- * storage synchronously (the line and its outbox entry with no await between them, so they commit together), and
- * `flush` drains the outbox to D1 `transcript_lines` in batches, off the audio path. D1 keeps every line; the
- * object keeps the latest MAX_LINES_KEPT (enough to restore a provider's context after a switch or an eviction).
+ * A session's transcript, in two tiers like the call's ledger, written behind: a line said or changed is kept in
+ * memory, and `flush` (called about a second later, off the audio path) writes everything changed since the last
+ * flush to the object's SQLite storage in one commit — the lines, their outbox entries, and the deletion of entries
+ * D1 already accepted — then drains the outbox to D1 `transcript_lines` in batches. One commit per flush, not one
+ * per line and another per drain: a storage write holds the object's outgoing audio until it is durable.
  *
- * The outbox holds a copy of each line as it was queued, so a line pruned from the object before D1 accepted it is
- * still delivered; a line that changes later (interrupted) is queued again and upserted by id.
+ * What a crash can lose: lines said since the last flush (about a second), which never reached storage. An outbox
+ * entry D1 accepted whose deletion had not yet been committed is sent again after a restart; the upsert by id makes
+ * that harmless. D1 keeps every line flushed; the object keeps the latest MAX_LINES_KEPT (enough to restore a
+ * provider's context after a switch or an eviction). A line that changes later (interrupted) is queued again.
  */
 export interface TranscriptLine {
   seq: number;
@@ -43,6 +46,15 @@ const toLine = (row: LineRow): TranscriptLine => ({
 
 export class TranscriptLog {
   private drainChain: Promise<boolean> = Promise.resolve(true);
+  private lastSeq: number;
+  /** The highest seq written to storage: unsaved lines above it are new, those below it changed. */
+  private storedThrough: number;
+  /** Lines appended or changed since the last flush, by seq (their latest state): not yet in storage. */
+  private readonly unsaved = new Map<number, TranscriptLine>();
+  /** Copies queued for D1 since the last flush, in order (a line changed twice is queued twice). */
+  private readonly queued: TranscriptLine[] = [];
+  /** Outbox entries up to this id are in D1; their deletion rides on the next flush's commit. */
+  private ackedThrough = 0;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
@@ -52,12 +64,14 @@ export class TranscriptLog {
     );
     sql.exec(`CREATE INDEX IF NOT EXISTS transcript_lines_item_idx ON transcript_lines (item_id, seq)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS transcript_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`);
+    this.lastSeq = sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM transcript_lines").one().seq ?? 0;
+    this.storedThrough = this.lastSeq;
   }
 
+  /** In memory until the next flush: never a storage write. */
   append(line: Omit<TranscriptLine, "seq">): TranscriptLine {
-    const last = this.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM transcript_lines").one().seq ?? 0;
     const stored: TranscriptLine = {
-      seq: last + 1,
+      seq: ++this.lastSeq,
       role: line.role,
       text: line.text.length > MAX_TEXT_CHARS ? line.text.slice(0, MAX_TEXT_CHARS) : line.text,
       provider: line.provider,
@@ -65,68 +79,95 @@ export class TranscriptLog {
       itemId: line.itemId,
       at: line.at,
     };
-    this.sql.exec(
-      `INSERT INTO transcript_lines (${LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      stored.seq, stored.role, stored.text, stored.provider, stored.interrupted ? 1 : 0, stored.itemId, stored.at,
-    );
-    this.enqueue(stored);
-    // The newest lines stay; D1 has (or, through the outbox, will have) the older ones.
-    this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", stored.seq - MAX_LINES_KEPT);
+    this.unsaved.set(stored.seq, stored);
+    this.queued.push({ ...stored });
     return stored;
   }
 
+  /** Marks the latest line of the item interrupted (in memory until the next flush); null when there is none. */
   markInterrupted(itemId: string): TranscriptLine | null {
-    const row = this.sql
-      .exec<LineRow>(`SELECT ${LINE_COLUMNS} FROM transcript_lines WHERE item_id = ? ORDER BY seq DESC LIMIT 1`, itemId)
-      .toArray()[0];
-    if (!row) return null;
-    const line = toLine(row);
+    const line = this.latestOf(itemId);
+    if (!line) return null;
     if (line.interrupted) return line;
     line.interrupted = true;
-    this.sql.exec("UPDATE transcript_lines SET interrupted = 1 WHERE seq = ?", line.seq);
-    this.enqueue(line);
+    this.unsaved.set(line.seq, line);
+    this.queued.push({ ...line });
     return line;
   }
 
   recent(limit: number): TranscriptLine[] {
     if (!(limit > 0)) return [];
-    return this.sql
-      .exec<LineRow>(`SELECT * FROM (SELECT ${LINE_COLUMNS} FROM transcript_lines ORDER BY seq DESC LIMIT ?) ORDER BY seq ASC`, Math.floor(limit))
+    const stored = this.sql
+      .exec<LineRow>(`SELECT ${LINE_COLUMNS} FROM transcript_lines ORDER BY seq DESC LIMIT ?`, Math.floor(limit))
       .toArray()
       .map(toLine);
+    const bySeq = new Map(stored.map((line) => [line.seq, line]));
+    for (const line of this.unsaved.values()) bySeq.set(line.seq, { ...line });
+    const kept = [...bySeq.values()].filter((line) => line.seq > this.lastSeq - MAX_LINES_KEPT);
+    return kept.sort((a, b) => a.seq - b.seq).slice(-Math.floor(limit));
   }
 
-  /** Lines held in the object's storage (the latest MAX_LINES_KEPT at most). */
+  /** Lines the object holds (the latest MAX_LINES_KEPT at most), written or not. */
   count(): number {
-    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_lines").one().n;
+    const stored = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_lines").one().n;
+    let fresh = 0;
+    for (const seq of this.unsaved.keys()) if (seq > this.storedThrough) fresh++;
+    return Math.min(MAX_LINES_KEPT, stored + fresh);
   }
 
-  /** Outbox entries not yet accepted by D1. */
+  /** Queued copies not yet accepted by D1 (in memory, or in the outbox). */
   pendingCount(): number {
-    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox").one().n;
+    return this.queued.length + this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n;
+  }
+
+  private latestOf(itemId: string): TranscriptLine | null {
+    let latest: TranscriptLine | null = null;
+    for (const line of this.unsaved.values()) if (line.itemId === itemId && (!latest || line.seq > latest.seq)) latest = line;
+    const row = this.sql
+      .exec<LineRow>(`SELECT ${LINE_COLUMNS} FROM transcript_lines WHERE item_id = ? ORDER BY seq DESC LIMIT 1`, itemId)
+      .toArray()[0];
+    if (row && (!latest || row.seq > latest.seq)) latest = this.unsaved.get(row.seq) ?? toLine(row);
+    return latest;
+  }
+
+  /** Everything changed since the last flush, in one commit (no await in here). */
+  private persist(): void {
+    if (this.queued.length === 0 && this.ackedThrough === 0) return;
+    if (this.ackedThrough > 0) this.sql.exec("DELETE FROM transcript_outbox WHERE id <= ?", this.ackedThrough);
+    this.ackedThrough = 0;
+    for (const line of this.unsaved.values()) {
+      this.sql.exec(
+        `INSERT OR REPLACE INTO transcript_lines (${LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        line.seq, line.role, line.text, line.provider, line.interrupted ? 1 : 0, line.itemId, line.at,
+      );
+    }
+    for (const line of this.queued) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
+    // The newest lines stay; D1 has (or, through the outbox, will have) the older ones.
+    if (this.unsaved.size > 0) this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", this.lastSeq - MAX_LINES_KEPT);
+    this.storedThrough = this.lastSeq;
+    this.unsaved.clear();
+    this.queued.length = 0;
   }
 
   /**
-   * Drains the outbox to D1 in batches of ≤ 50 lines through the tenant scope (upsert by id, so a re-queued line
-   * updates interrupted). Resolves true when the outbox is empty, false if D1 failed (the outbox is kept; nothing
-   * is lost). Never throws. One drain at a time: a call made while one runs starts after it.
+   * Writes what changed since the last flush to storage (one commit), then drains the outbox to D1 in batches of
+   * ≤ 50 lines through the tenant scope (upsert by id, so a re-queued line updates interrupted). Resolves true when
+   * the outbox is empty, false if D1 failed (the outbox is kept: D1 gets every line later). Never throws. One flush
+   * at a time: a call made while one runs starts after it.
    */
   flush(env: Env, tenantId: string, sessionId: string): Promise<boolean> {
     this.drainChain = this.drainChain.then(() => this.drain(env, tenantId, sessionId));
     return this.drainChain;
   }
 
-  private enqueue(line: TranscriptLine): void {
-    this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
-  }
-
   private async drain(env: Env, tenantId: string, sessionId: string): Promise<boolean> {
     let pending: Array<{ id: number; line: TranscriptLine }> = [];
     try {
+      this.persist();
       const scope = tenantScopeFor(env, tenantId);
       for (;;) {
         pending = this.sql
-          .exec<{ id: number; body: string }>("SELECT id, body FROM transcript_outbox ORDER BY id LIMIT ?", FLUSH_BATCH)
+          .exec<{ id: number; body: string }>("SELECT id, body FROM transcript_outbox WHERE id > ? ORDER BY id LIMIT ?", this.ackedThrough, FLUSH_BATCH)
           .toArray()
           .map((row) => ({ id: row.id, line: JSON.parse(row.body) as TranscriptLine }));
         if (pending.length === 0) return true;
@@ -149,8 +190,9 @@ export class TranscriptLog {
             .onConflictDoUpdate({ target: transcriptLines.id, set: { interrupted: sql`max(${transcriptLines.interrupted}, excluded.interrupted)` } }),
         );
         await scope.batch(statements as [(typeof statements)[number], ...typeof statements]);
-        // Entries queued while D1 was writing have higher ids and stay for the next round.
-        this.sql.exec("DELETE FROM transcript_outbox WHERE id <= ?", pending.at(-1)!.id);
+        // Accepted: deleted with the next flush's commit, not in a commit of its own. Entries queued while D1 was
+        // writing have higher ids and stay for the next round.
+        this.ackedThrough = pending.at(-1)!.id;
       }
     } catch (error) {
       increment("transcript_d1_sync_failures_total");

@@ -227,6 +227,11 @@ export class VoiceSession implements ToolHost {
     this.awaitReply();
   }
 
+  /** Agent audio is being relayed to the caller now (a chunk arrived within `withinMs`): not a moment for a commit. */
+  relayingAgentAudio(withinMs: number): boolean {
+    return Date.now() - this.lastAgentAudioAt < withinMs;
+  }
+
   /** A carrier echoed one of our marks: the audio before it has played. */
   markPlayed(name: string): void {
     this.playback.markPlayed(name);
