@@ -9,13 +9,13 @@ const quietWrangler = !process.env.WRANGLER_LOG;
  * A freshly started local platform (test/node/support/local-platform.ts: the real Worker under wrangler, a seeded
  * D1) with its admin signed in and one Twilio number per provider (`numbers`: provider → E.164).
  */
-export async function startBenchPlatform(settings: Record<string, string>, numbers: Record<string, string>): Promise<{ platform: LocalPlatform; api: ApiClient }> {
+export async function startBenchPlatform(settings: Record<string, string>, numbers: Record<string, string>, options: { inspector?: boolean } = {}): Promise<{ platform: LocalPlatform; api: ApiClient }> {
   if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
   let started: LocalPlatform | undefined;
   // Seeding runs next to the starting worker on one state directory and now and then meets SQLITE_BUSY: bounded retries.
   for (let attempt = 1; !started; attempt++) {
     try {
-      started = await startLocalPlatform(settings, TEST_SECRET_NAMES);
+      started = await startLocalPlatform(settings, TEST_SECRET_NAMES, options);
     } catch (error) {
       if (attempt >= 3) throw error;
       console.log(`  starting the platform failed (attempt ${attempt} of 3): ${String(error).split("\n")[0]?.slice(0, 200)}; retrying`);

@@ -31,6 +31,7 @@ import { uuid } from "../simulators/carriers/ids.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
 import { testSettings } from "../support/test-settings.ts";
 import { startBenchPlatform } from "./bench-platform.ts";
+import { profileSummary, type Profiler, startProfiler } from "./cpu-profile.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import { type CallState, finishCall, HANDSHAKE_TIMEOUT_MS, ms, newCall, pumpFrames, startCall, summarize, table, WEBHOOK_TIMEOUT_MS } from "./twilio-side.ts";
 
@@ -45,6 +46,8 @@ if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1
 const TARGETS = option("targets", "relay,platform").split(",") as Target[];
 if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
+/** `--profile`: a CPU profile of the platform's isolate over each platform run, its top functions printed (slows the run). */
+const PROFILE = process.argv.includes("--profile");
 if (!(TOGETHER_MS >= 1000 && TOGETHER_MS <= 600_000)) throw new Error("--seconds: 1..600");
 
 const NUMBER = "+15550177001";
@@ -175,7 +178,7 @@ function compareSequences(sent: number[], received: number[]): { lost: number; d
   return { lost, duplicated, reordered };
 }
 
-async function runCalls(url: string, simulator: SimulatorThread, target: Target, count: number, runIndex: number): Promise<RunResult> {
+async function runCalls(url: string, simulator: SimulatorThread, target: Target, count: number, runIndex: number, inspectorUrl: string | null): Promise<RunResult> {
   const frameCount = framesFor(count);
   const cycles = frameCount / CYCLE_FRAMES;
   const replies = Array.from({ length: 2 * cycles }, (_, index) => (index % 2 === 0 ? LONG_REPLY : SHORT_REPLY));
@@ -199,6 +202,7 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
   const benchCpuBefore = process.cpuUsage();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  const profiler: Profiler | null = inspectorUrl ? await startProfiler(inspectorUrl) : null;
   const started = performance.now();
   const staggerMs = STAGGER_MS(count);
   const deadline = started + staggerMs + WEBHOOK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS + frameCount * FRAME_MS + 30_000;
@@ -250,6 +254,10 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
   lag.disable();
   const benchCpu = process.cpuUsage(benchCpuBefore);
   const workerdCpuMs = cpu() - cpuBefore;
+  if (profiler) {
+    const path = join(tmpdir(), `switchboard-${target}-${count}.cpuprofile`);
+    console.log(table(`CPU profile of the ${target}'s isolate, ${count} calls: self time by function (whole profile in ${path})`, ["function", "self ms", "share"], profileSummary(await profiler.stop(), path)));
+  }
   await sleep(500); // the simulator sees the last frames and closes
 
   const result: RunResult = {
@@ -342,6 +350,7 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
 
 interface Running {
   url: string;
+  inspectorUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -357,7 +366,7 @@ async function startRelay(simulatorSettings: Record<string, string>, persistTo: 
     dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, liveReload: false, persist: persistTo },
   });
   await worker.ready;
-  return { url: (await worker.url).origin, stop: () => worker.dispose() };
+  return { url: (await worker.url).origin, inspectorUrl: null, stop: () => worker.dispose() };
 }
 
 const commandLine = `node ${process.argv.slice(1).map((arg) => arg.replace(process.cwd() + "/", "")).join(" ")}`;
@@ -385,11 +394,11 @@ try {
       if (target === "relay") {
         const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
         const relay = await startRelay(settings, persistTo);
-        running = { url: relay.url, stop: async () => (await relay.stop(), rmSync(persistTo, { recursive: true, force: true })) };
+        running = { ...relay, stop: async () => (await relay.stop(), rmSync(persistTo, { recursive: true, force: true })) };
       } else {
-        running = (await startBenchPlatform(settings, { openai: NUMBER })).platform;
+        running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE })).platform;
       }
-      const result = await runCalls(running.url, simulator, target, count, runIndex++);
+      const result = await runCalls(running.url, simulator, target, count, runIndex++, running.inspectorUrl);
       await running.stop();
       running = undefined;
       results.push(result);

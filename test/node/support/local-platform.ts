@@ -27,12 +27,14 @@ export interface SeededAdmin {
 export interface LocalPlatform {
   /** Where this process reaches the worker, e.g. http://127.0.0.1:41234 (an origin, no trailing slash). */
   url: string;
+  /** The worker's DevTools inspector (ws://…), when started with `{ inspector: true }`. */
+  inspectorUrl: string | null;
   admin: SeededAdmin;
   stop(): Promise<void>;
 }
 
 /** Settings the worker is started with, by the contract's names; secrets are marked so wrangler stops asking for them. */
-export async function startLocalPlatform(settings: Record<string, string>, secretNames: readonly string[]): Promise<LocalPlatform> {
+export async function startLocalPlatform(settings: Record<string, string>, secretNames: readonly string[], options: { inspector?: boolean } = {}): Promise<LocalPlatform> {
   const persistTo = mkdtempSync(join(tmpdir(), "switchboard-e2e-"));
   let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;
   // Started at once, awaited before anything uses the database; its failure surfaces below.
@@ -46,9 +48,9 @@ export async function startLocalPlatform(settings: Record<string, string>, secre
       config: join(ROOT, "wrangler.toml"),
       bindings,
       dev: {
-        // Loopback only, any free port; no inspector, no file watching, state in the seeded directory.
+        // Loopback only, any free port; no inspector unless asked (a profiler), no file watching, state in the seeded directory.
         server: { hostname: "127.0.0.1", port: 0 },
-        inspector: false,
+        inspector: options.inspector ? { hostname: "127.0.0.1", port: 0 } : false,
         watch: false,
         liveReload: false,
         persist: persistTo,
@@ -57,9 +59,11 @@ export async function startLocalPlatform(settings: Record<string, string>, secre
     await worker.ready;
     const admin = await seeded;
     const url = (await worker.url).origin;
+    const inspectorUrl = options.inspector ? ((await worker.inspectorUrl)?.href ?? null) : null;
     const running = worker;
     return {
       url,
+      inspectorUrl,
       admin,
       async stop() {
         await running.dispose();

@@ -1,0 +1,72 @@
+/**
+ * A CPU profile of the worker's isolate (the Worker and every call object) over DevTools' Profiler domain, through
+ * wrangler's inspector: `load.bench.ts --profile` wraps a platform run with it and prints where the time went.
+ * Profiling costs time itself: its runs are for finding the path, not for the figures.
+ */
+import { writeFileSync } from "node:fs";
+import WebSocket from "ws";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface Profiler {
+  stop(): Promise<Profile>;
+}
+
+export async function startProfiler(inspectorUrl: string, samplingIntervalUs = 500): Promise<Profiler> {
+  const socket = new WebSocket(inspectorUrl);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", reject);
+  });
+  let nextId = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  socket.on("message", (data) => {
+    const message = JSON.parse(data.toString()) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  });
+  const call = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<unknown>((resolve) => {
+      const id = ++nextId;
+      pending.set(id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  await call("Profiler.enable");
+  await call("Profiler.setSamplingInterval", { interval: samplingIntervalUs });
+  await call("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = (await call("Profiler.stop")) as { profile: Profile };
+      socket.close();
+      return profile;
+    },
+  };
+}
+
+/** Self time per function (name, file, line), most first, as table rows; the raw profile goes to `path`. */
+export function profileSummary(profile: Profile, path: string, top = 25): string[][] {
+  writeFileSync(path, JSON.stringify(profile));
+  const byNode = new Map(profile.nodes.map((node) => [node.id, node]));
+  const selfUs = new Map<string, number>();
+  let totalUs = 0;
+  profile.samples.forEach((nodeId, index) => {
+    const frame = byNode.get(nodeId)?.callFrame;
+    const delta = profile.timeDeltas[index] ?? 0;
+    totalUs += delta;
+    if (!frame) return;
+    const file = frame.url.replace(/^.*\/(workers|durable-objects|node_modules)\//, "$1/");
+    const key = `${frame.functionName || "(anonymous)"} ${file ? `${file}:${frame.lineNumber + 1}` : ""}`.trim();
+    selfUs.set(key, (selfUs.get(key) ?? 0) + delta);
+  });
+  return [...selfUs]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, us]) => [name.slice(0, 110), (us / 1000).toFixed(0), `${((us / totalUs) * 100).toFixed(1)} %`]);
+}
