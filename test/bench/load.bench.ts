@@ -46,7 +46,7 @@ if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1
 const TARGETS = option("targets", "relay,platform").split(",") as Target[];
 if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
-/** `--profile`: a CPU profile of the platform's isolate over each platform run, its top functions printed (slows the run). */
+/** `--profile`: a CPU profile of each target's isolate over its run, its top functions printed (slows the runs: not for figures). */
 const PROFILE = process.argv.includes("--profile");
 if (!(TOGETHER_MS >= 1000 && TOGETHER_MS <= 600_000)) throw new Error("--seconds: 1..600");
 
@@ -74,15 +74,20 @@ const CYCLE_MS = CYCLE_FRAMES * FRAME_MS;
 const SCRIPT_FRAMES: Uint8Array[] = Array.from({ length: CYCLE_FRAMES }, (_, index) =>
   encodeG711("PCMU", scriptSamples.subarray(index * SAMPLES_PER_FRAME, (index + 1) * SAMPLES_PER_FRAME)),
 );
+/** Base64 of each frame from byte 6 on: 6 bytes are 8 base64 characters, so a tagged head concatenates onto it. */
+const SCRIPT_TAILS: string[] = SCRIPT_FRAMES.map((frame) => Buffer.from(frame.subarray(6)).toString("base64"));
 /** Each call streams until all N have streamed together for TOGETHER_MS, in whole scripts. */
 const framesFor = (calls: number) => Math.ceil((STAGGER_MS(calls) + TOGETHER_MS) / CYCLE_MS) * CYCLE_FRAMES;
 
 /** The 16-bit frame index in the first four µ-law bytes as 0xF0 | nibble: codes of magnitude ≤ 30 of 8159, silent. */
 const TAG_MASK = 0xf0f0f0f0;
+const head = Buffer.alloc(6);
 function taggedPayload(index: number): string {
-  const frame = Uint8Array.from(SCRIPT_FRAMES[index % CYCLE_FRAMES]!);
-  for (let nibble = 0; nibble < 4; nibble++) frame[nibble] = 0xf0 | ((index >> (4 * (3 - nibble))) & 0xf);
-  return Buffer.from(frame).toString("base64");
+  const frame = SCRIPT_FRAMES[index % CYCLE_FRAMES]!;
+  for (let nibble = 0; nibble < 4; nibble++) head[nibble] = 0xf0 | ((index >> (4 * (3 - nibble))) & 0xf);
+  head[4] = frame[4]!;
+  head[5] = frame[5]!;
+  return head.toString("base64") + SCRIPT_TAILS[index % CYCLE_FRAMES]!;
 }
 function indexOfHead(head: number): number {
   if (((head & TAG_MASK) >>> 0) !== TAG_MASK) return -1;
@@ -190,7 +195,6 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
       frameCount,
     ),
   );
-  const agentHeads = new Map<CallState, number[]>(calls.map((call) => [call, []]));
   await Promise.all(calls.map((call) => simulator.setScenario(call.key, { replies })));
 
   const workerd = workerdPids();
@@ -213,12 +217,6 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
     await sleep((staggerMs * index) / Math.max(1, count - 1));
     try {
       await startCall(url, call, NUMBER, () => streaming++);
-      // The agent's chunks, in the order they reach the carrier socket, by their first four bytes.
-      const heads = agentHeads.get(call)!;
-      call.socket!.on("message", (data) => {
-        const payload = /"payload":"([^"]{8})/.exec(data.toString())?.[1];
-        if (payload) heads.push(Buffer.from(payload, "base64").readUInt32BE(0));
-      });
     } catch (error) {
       call.failure ??= String(error instanceof Error ? error.message : error);
       call.phase = "done";
@@ -313,7 +311,7 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
 
     // Provider → caller, chunk k ↔ media message k when the sequences agree.
     const chunks = connections.flatMap((connection) => connection.audioOut.chunkTimes.entries);
-    const heads = agentHeads.get(call)!;
+    const heads = call.agentMediaHeads;
     const agent = compareSequences(chunks.map((chunk) => chunk.head), heads);
     result.chunksSent += chunks.length;
     result.mediaReceived += heads.length;
@@ -363,10 +361,11 @@ async function startRelay(simulatorSettings: Record<string, string>, persistTo: 
       OPENAI_REALTIME_URL: { type: "plain_text", value: simulatorSettings.OPENAI_REALTIME_URL! },
       OPENAI_API_KEY: { type: "secret_text", value: simulatorSettings.OPENAI_API_KEY! },
     },
-    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, liveReload: false, persist: persistTo },
+    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: PROFILE ? { hostname: "127.0.0.1", port: 0 } : false, watch: false, liveReload: false, persist: persistTo },
   });
   await worker.ready;
-  return { url: (await worker.url).origin, inspectorUrl: null, stop: () => worker.dispose() };
+  const inspectorUrl = PROFILE ? ((await worker.inspectorUrl)?.href ?? null) : null;
+  return { url: (await worker.url).origin, inspectorUrl, stop: () => worker.dispose() };
 }
 
 const commandLine = `node ${process.argv.slice(1).map((arg) => arg.replace(process.cwd() + "/", "")).join(" ")}`;
@@ -376,7 +375,7 @@ process.env.WRANGLER_SEND_METRICS ??= "false";
 const simulator = await startSimulatorThread({ maxRecordedEntries: 50_000 });
 const settings = await testSettings(() => simulator.settings);
 // Production's provider resilience, not the test suite's fast time scale (a 2 s reply timeout would turn load into reconnects).
-for (const name of ["PROVIDER_RECONNECT_BASE_MS", "PROVIDER_BREAKER_OPEN_SECONDS", "PROVIDER_RESPONSE_TIMEOUT_MS"]) delete settings[name];
+for (const name of ["PROVIDER_RECONNECT_BASE_MS", "PROVIDER_BREAKER_OPEN_SECONDS", "PROVIDER_RESPONSE_TIMEOUT_MS", "PROVIDER_FLEET_CHECK_SECONDS"]) delete settings[name];
 const stateDirectory = tmpdir();
 const results: RunResult[] = [];
 let running: Running | undefined;

@@ -54,6 +54,8 @@ export interface CallState {
   sequenceNumber: number;
   sentAt: Float64Array;
   agentMediaAt: number[];
+  /** The first four bytes of each agent media payload, in arrival order (matched to the simulator's chunks). */
+  agentMediaHeads: number[];
   clearsAt: number[];
   /** Playback of the agent's audio, in real time: marks are echoed once what was sent before them has played. */
   playingUntil: number;
@@ -121,6 +123,7 @@ export function onPlatformMessage(call: CallState, data: WebSocket.RawData): voi
   if (message.event === "media") {
     call.agentMediaAt.push(at);
     const payload = message.media?.payload ?? "";
+    call.agentMediaHeads.push(payload.length >= 8 ? Buffer.from(payload.slice(0, 8), "base64").readUInt32BE(0) : -1);
     const padding = payload.endsWith("==") ? 2 : payload.endsWith("=") ? 1 : 0;
     const durationMs = ((payload.length * 3) / 4 - padding) / 8; // µ-law, 8 bytes a millisecond
     call.playingUntil = Math.max(performance.now(), call.playingUntil) + durationMs;
@@ -151,6 +154,9 @@ export async function startCall(platformUrl: string, call: CallState, to: string
   const socket = new WebSocket(streamUrl.replace(/^wss:\/\/[^/]+/, platformUrl.replace(/^http/, "ws")), {
     headers: { "X-Twilio-Signature": twilioSignature(TEST_TWILIO_AUTH_TOKEN, streamUrl, {}), "CF-Connecting-IP": call.ip },
     handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    // Twilio does not compress its media stream; ws would offer permessage-deflate, and zlib on every frame was
+    // the load generator's largest cost (and workerd's to undo).
+    perMessageDeflate: false,
   });
   call.socket = socket;
   socket.on("message", (data) => onPlatformMessage(call, data));
@@ -227,6 +233,7 @@ export function newCall(key: string, ip: string, frameCount: number): CallState 
     sequenceNumber: 0,
     sentAt: new Float64Array(frameCount),
     agentMediaAt: [],
+    agentMediaHeads: [],
     clearsAt: [],
     playingUntil: 0,
     pendingMarks: [],

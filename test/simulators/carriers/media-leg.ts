@@ -53,7 +53,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 export function startMediaLeg<Message>(options: MediaLegOptions<Message>): MediaLeg {
   const { dialect, clock, script, timeline } = options;
-  const socket = new WebSocket(options.url, { headers: options.headers, handshakeTimeout: CONNECT_TIMEOUT_MS });
+  // Carriers do not offer permessage-deflate on their media streams (ws would, by default).
+  const socket = new WebSocket(options.url, { headers: options.headers, handshakeTimeout: CONNECT_TIMEOUT_MS, perMessageDeflate: false });
   let opened = false;
   let sequenceNumber = 0;
   let endReason: MediaLegEndReason | undefined;
