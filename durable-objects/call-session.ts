@@ -470,7 +470,7 @@ export class CallSession extends DurableObject<Env> {
       this.unsavedResumptionHandle = null;
     }
     const session = this.identity();
-    if (!session || this.transcript.pendingCount() === 0) return;
+    if (!session || !this.transcript.hasWork()) return;
     // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
     if (!(await this.transcript.flush(this.env, session.tenantId, session.sessionId))) await this.retryLater();
   }

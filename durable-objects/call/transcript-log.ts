@@ -55,6 +55,8 @@ export class TranscriptLog {
   private readonly queued: TranscriptLine[] = [];
   /** Outbox entries up to this id are in D1; their deletion rides on the next flush's commit. */
   private ackedThrough = 0;
+  /** The outbox may hold entries D1 has not accepted (unknown after a restart, so true until a drain says so). */
+  private unsent = true;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
@@ -115,6 +117,11 @@ export class TranscriptLog {
     return Math.min(MAX_LINES_KEPT, stored + fresh);
   }
 
+  /** Whether a flush has anything to do, without a query: lines queued, or outbox entries D1 has not accepted. */
+  hasWork(): boolean {
+    return this.queued.length > 0 || this.unsent;
+  }
+
   /** Queued copies not yet accepted by D1 (in memory, or in the outbox). */
   pendingCount(): number {
     return this.queued.length + this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n;
@@ -142,6 +149,7 @@ export class TranscriptLog {
       );
     }
     for (const line of this.queued) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
+    if (this.queued.length > 0) this.unsent = true;
     // The newest lines stay; D1 has (or, through the outbox, will have) the older ones.
     if (this.unsaved.size > 0) this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", this.lastSeq - MAX_LINES_KEPT);
     this.storedThrough = this.lastSeq;
@@ -170,7 +178,10 @@ export class TranscriptLog {
           .exec<{ id: number; body: string }>("SELECT id, body FROM transcript_outbox WHERE id > ? ORDER BY id LIMIT ?", this.ackedThrough, FLUSH_BATCH)
           .toArray()
           .map((row) => ({ id: row.id, line: JSON.parse(row.body) as TranscriptLine }));
-        if (pending.length === 0) return true;
+        if (pending.length === 0) {
+          this.unsent = false;
+          return true;
+        }
         // One statement per line: D1 caps bound parameters per statement, and the same line may be queued twice
         // in one batch (appended, then interrupted), which a multi-row upsert cannot apply.
         const statements = pending.map(({ line }) =>

@@ -4,6 +4,7 @@ import { increment } from "../../workers/observability/counters";
 import { constantTimeEqualText } from "../../workers/security/constant-time";
 import type { CallerLeg } from "../voice/voice-session";
 import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
+import { isCanonicalBase64 } from "./audio/pcm16";
 import { ReorderWindow } from "./carriers/reorder-window";
 import { telnyxMedia } from "./carriers/telnyx-media";
 import { twilioMedia } from "./carriers/twilio-media";
@@ -21,8 +22,6 @@ import { twilioMedia } from "./carriers/twilio-media";
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
 /** Telnyx frames may arrive out of order: up to this many wait for a gap to fill (60 ms of audio). */
 const REORDER_WINDOW_FRAMES = 3;
-/** Canonical base64: audio payloads are forwarded as they are (some adapters splice them into JSON unescaped). */
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 interface Attachment {
   carrier: Carrier;
@@ -49,6 +48,8 @@ interface Stream {
 export class MediaSockets {
   private readonly streams = new Map<WebSocket, Stream>();
   private currentLeg: { socket: WebSocket; leg: CallerLeg } | null = null;
+  /** Where each payload is decoded to check it is canonical base64 (payloads are at most 3/4 of a message). */
+  private readonly scratch = new Uint8Array((MAX_CARRIER_MESSAGE_BYTES * 3) / 4);
   audioFramesIn = 0;
 
   constructor(private readonly hooks: Hooks) {}
@@ -61,7 +62,7 @@ export class MediaSockets {
     const attachment: Attachment = { carrier, authenticated: carrier === "telnyx", correlationId };
     const reorder = carrier === "telnyx" ? new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) : null;
     this.streams.set(server, { protocol: carrier === "twilio" ? twilioMedia() : telnyxMedia(), reorder, attachment });
-    server.addEventListener("message", (event) => void this.message(server, event.data as string | ArrayBuffer));
+    server.addEventListener("message", (event) => this.message(server, event.data as string | ArrayBuffer));
     server.addEventListener("close", (event) => this.closed(server, event.code));
     server.addEventListener("error", () => this.closed(server, 1011));
     return new Response(null, { status: 101, webSocket: client });
@@ -79,7 +80,8 @@ export class MediaSockets {
     }
   }
 
-  async message(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  /** Per frame: synchronous for audio (no promise, no await); lifecycle frames go on to `onFrame`. */
+  message(ws: WebSocket, message: string | ArrayBuffer): void {
     try {
       const size = typeof message === "string" ? message.length : message.byteLength;
       if (size > MAX_CARRIER_MESSAGE_BYTES) {
@@ -112,7 +114,8 @@ export class MediaSockets {
         return;
       }
       if (frame.type === "audio") {
-        if (!BASE64.test(frame.payload)) {
+        // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
+        if (!isCanonicalBase64(frame.payload, this.scratch)) {
           increment("media_messages_rejected_total", { reason: "bad_payload", carrier: attachment.carrier });
           return;
         }
@@ -122,18 +125,22 @@ export class MediaSockets {
         return;
       }
       if (frame.type === "carrier_error") this.hooks.log().warn("media.carrier_error", { code: frame.code, detail: frame.detail });
-      await this.hooks.onFrame(frame);
+      this.hooks.onFrame(frame).catch((error: unknown) => this.failed(error));
     } catch (error) {
-      increment("media_handler_errors_total");
-      this.hooks.log().error("media.handler_failed", { error });
+      this.failed(error);
     }
+  }
+
+  private failed(error: unknown): void {
+    increment("media_handler_errors_total");
+    this.hooks.log().error("media.handler_failed", { error });
   }
 
   /** The authenticated carrier stream as the caller's leg of the conversation, or null while there is none. */
   leg(): CallerLeg | null {
-    const current = this.currentLeg;
-    if (current && current.socket.readyState === WebSocket.OPEN) return current.leg;
-    this.currentLeg = null;
+    // The cached leg is forgotten when its socket closes or is replaced (closed, closeAll, attach): no readyState
+    // read on every frame.
+    if (this.currentLeg) return this.currentLeg.leg;
     for (const [socket, { protocol, attachment }] of this.streams) {
       if (!attachment.authenticated || !attachment.encoding || socket.readyState !== WebSocket.OPEN) continue;
       const send = (text: string) => {

@@ -48,9 +48,14 @@ export function probeCorrelationId(registryId: string, provider: ProviderName): 
  * 200 per provider); consecutive connect failures, last success/failure and the probe schedule are kept per
  * provider, beyond the window. An offline provider is probed from the object's alarm every PROVIDER_HEALTH_PROBE_SECONDS.
  */
+/** How often, at most, the window's old rows are deleted (unless a window's worth arrived sooner). */
+const PRUNE_INTERVAL_MS = 5_000;
+
 export class ProviderHealthRegistry extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "provider_health" });
+  private prunedAt = 0;
+  private insertedSincePrune = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -75,7 +80,7 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
       .sort((a, b) => a.at - b.at);
     const thresholds = healthThresholds(this.env);
     for (const report of reports) this.apply(report, thresholds, now);
-    this.prune(now);
+    this.prune(now, reports.length);
     await this.scheduleProbe();
     return { accepted: reports.length };
   }
@@ -178,8 +183,16 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
     this.save(row);
   }
 
-  /** Bounded storage: the window in time, and the newest WINDOW_OUTCOMES per provider. */
-  private prune(now: number): void {
+  /**
+   * Bounded storage: the window in time, and the newest WINDOW_OUTCOMES per provider. Every report batch of every
+   * live call lands here, so the deletes run every few seconds or once a window's worth of rows has arrived, not
+   * per batch: the table holds at most about twice the window, and the figures only ever read the window.
+   */
+  private prune(now: number, inserted = 0): void {
+    this.insertedSincePrune += inserted;
+    if (now - this.prunedAt < PRUNE_INTERVAL_MS && this.insertedSincePrune < WINDOW_OUTCOMES) return;
+    this.prunedAt = now;
+    this.insertedSincePrune = 0;
     this.sql.exec("DELETE FROM health_outcomes WHERE at < ?", now - WINDOW_MS);
     for (const provider of PROVIDERS) {
       this.sql.exec(

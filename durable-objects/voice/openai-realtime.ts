@@ -526,7 +526,9 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
 
   #sendRaw(json: string): void {
     const socket = this.#socket;
-    if (this.#state === "closed" || socket?.readyState !== WebSocket.OPEN) {
+    // Per frame: no native readyState read. #state is "closed" once we close or the socket's close event came; a
+    // send racing the provider's own close throws, and is counted below.
+    if (this.#state === "closed" || !socket) {
       this.#stats.droppedSends++;
       return;
     }

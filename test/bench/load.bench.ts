@@ -29,6 +29,7 @@ import { unstable_startWorker } from "wrangler";
 import { encodeG711, FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/carriers/audio.ts";
 import { uuid } from "../simulators/carriers/ids.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
+import { preciseNow } from "../simulators/providers/recorder.ts";
 import { testSettings } from "../support/test-settings.ts";
 import { startBenchPlatform } from "./bench-platform.ts";
 import { profileSummary, type Profiler, startProfiler } from "./cpu-profile.ts";
@@ -139,6 +140,8 @@ interface RunResult {
   target: Target;
   calls: number;
   callerToProvider: number[];
+  /** Caller → provider by phase: while calls are still being set up, all streaming, while calls end. */
+  callerToProviderByPhase: Record<"setup" | "steady" | "ending", number[]>;
   providerToCaller: number[];
   interruption: number[];
   responses: number[];
@@ -212,6 +215,8 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
   const deadline = started + staggerMs + WEBHOOK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS + frameCount * FRAME_MS + 30_000;
   let streaming = 0;
   let rssLive = 0;
+  let allStreamingAt = Infinity;
+  let firstEndingAt = Infinity;
   const finishing: Promise<void>[] = [];
   const launches = calls.map(async (call, index) => {
     await sleep((staggerMs * index) / Math.max(1, count - 1));
@@ -230,9 +235,11 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
     for (const call of calls) {
       if (call.phase === "tail" && now >= call.streamStartedAt + call.frameCount * FRAME_MS + TAIL_WAIT_MS) {
         streaming--;
+        firstEndingAt = Math.min(firstEndingAt, preciseNow());
         finishing.push(finishCall(url, call, NUMBER));
       }
     }
+    if (streaming === count && allStreamingAt === Infinity) allStreamingAt = preciseNow();
     if (streaming === count && Math.floor(now / 1000) !== Math.floor((now - TICK_MS) / 1000)) rssLive = Math.max(rssLive, rss());
     if (calls.every((call) => call.phase === "done")) break;
     if (now > deadline) {
@@ -262,6 +269,7 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
     target,
     calls: count,
     callerToProvider: [],
+    callerToProviderByPhase: { setup: [], steady: [], ending: [] },
     providerToCaller: [],
     interruption: [],
     responses: [],
@@ -306,7 +314,10 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
     indexes.forEach((index, position) => {
       if (index < 0 || index >= sent || seen.has(index)) return;
       seen.add(index);
-      result.callerToProvider.push(arrivals[position]! - call.sentAt[index]!);
+      const sentAt = call.sentAt[index]!;
+      result.callerToProvider.push(arrivals[position]! - sentAt);
+      const phase = sentAt < allStreamingAt ? "setup" : sentAt < firstEndingAt ? "steady" : "ending";
+      result.callerToProviderByPhase[phase].push(arrivals[position]! - sentAt);
     });
 
     // Provider → caller, chunk k ↔ media message k when the sequences agree.
@@ -425,6 +436,19 @@ function latencyTable(title: string, figure: keyof RunResult): string {
   return table(title, ["run", "p50 ms", "p99 ms", "max ms", "count", "platform ÷ relay (p50 / p99)"], rows);
 }
 console.log(latencyTable("Caller → provider (carrier frame sent → provider simulator received)", "callerToProvider"));
+console.log(
+  table(
+    "Caller → provider by phase: calls still being set up (webhooks, upgrades, provider sessions), all streaming, calls ending",
+    ["run", "setup p50 / p99 ms", "steady p50 / p99 ms", "ending p50 / p99 ms"],
+    results.map((result) => [
+      label(result),
+      ...(["setup", "steady", "ending"] as const).map((phase) => {
+        const summary = summarize(result.callerToProviderByPhase[phase]);
+        return summary ? `${ms(summary.p50)} / ${ms(summary.p99)} (${summary.count})` : "–";
+      }),
+    ]),
+  ),
+);
 console.log(latencyTable("Provider → caller (simulator chunk sent → carrier socket received the media message)", "providerToCaller"));
 console.log(latencyTable("Barge-in → `clear` (simulator speech_started while agent audio plays → `clear` at the carrier)", "interruption"));
 console.log(latencyTable("Response per turn (simulator's end of the caller's turn → the answer's first audio at the carrier)", "responses"));

@@ -47,6 +47,20 @@ export function encodePcm16le(samples: Int16Array, output: Uint8Array): number {
   return byteCount;
 }
 
+/**
+ * True when `text` is canonical base64 (padded, no whitespace): the form that is safe to splice into JSON unescaped.
+ * Decoding into `scratch` is cheaper per frame than a regular expression over the text; the decoders skip ASCII
+ * whitespace, which the length check catches.
+ */
+export function isCanonicalBase64(text: string, scratch: Uint8Array): boolean {
+  if (text.length % 4 !== 0) return false;
+  try {
+    return text.length === 4 * Math.ceil(decodeBase64Into(text, scratch) / 3);
+  } catch {
+    return false;
+  }
+}
+
 /** Decodes base64 (padding optional) into `output`; returns the number of bytes written. Throws on bad input. */
 export function decodeBase64Into(text: string, output: Uint8Array): number {
   const native = output as Uint8Array & NativeBase64;

@@ -28,8 +28,9 @@ export function telnyxMedia(): CarrierMediaProtocol {
 
   return {
     parse,
-    audio: (payload) => JSON.stringify({ event: "media", media: { payload } }),
-    mark: (name) => JSON.stringify({ event: "mark", mark: { name } }),
+    // Per chunk: only the variable strings are stringified (escaped), not a fresh object each time.
+    audio: (payload) => `{"event":"media","media":{"payload":${JSON.stringify(payload)}}}`,
+    mark: (name) => `{"event":"mark","mark":{"name":${JSON.stringify(name)}}}`,
     clear: () => JSON.stringify({ event: "clear" }),
   };
 }

@@ -4,6 +4,8 @@ import { asInteger, asRecord, asString, encodingOf, parseJsonObject, sharedFrame
 export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { streamSid: () => string | undefined } {
   // Remembered from `start`, and restored from the socket's attachment after the object hibernates.
   let streamSid = knownStreamSid;
+  // Escaped once, when `start` names the stream, rather than in every outbound message.
+  let streamSidJson = JSON.stringify(streamSid ?? "");
 
   const parse = (text: string): MediaFrame | null => {
     const message = parseJsonObject(text);
@@ -19,6 +21,7 @@ export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { s
         const encoding = encodingOf(asString(format?.encoding));
         if (!start || !sid || !callSid || !encoding) return null;
         streamSid = sid;
+        streamSidJson = JSON.stringify(sid);
         const custom = asRecord(start.customParameters) ?? {};
         const customParameters = Object.fromEntries(Object.entries(custom).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
         return { type: "start", streamId: sid, carrierCallId: callSid, encoding, sampleRate: asInteger(format?.sampleRate) ?? 8000, customParameters };
@@ -31,8 +34,9 @@ export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { s
   return {
     parse,
     streamSid: () => streamSid,
-    audio: (payload) => JSON.stringify({ event: "media", streamSid, media: { payload } }),
-    mark: (name) => JSON.stringify({ event: "mark", streamSid, mark: { name } }),
+    // Per chunk: only the variable strings are stringified (escaped), not a fresh object each time.
+    audio: (payload) => `{"event":"media","streamSid":${streamSidJson},"media":{"payload":${JSON.stringify(payload)}}}`,
+    mark: (name) => `{"event":"mark","streamSid":${streamSidJson},"mark":{"name":${JSON.stringify(name)}}}`,
     clear: () => JSON.stringify({ event: "clear", streamSid }),
   };
 }
