@@ -76,6 +76,9 @@ describe("manual provider switches", () => {
     const key = uniqueKey("switch-concurrent");
     const { caller, token, sessionId } = await startCall("openai", key);
     await turn(caller);
+    // Both targets take a second to finish their setup, so the two requests overlap however loaded the machine is.
+    await putScenario(`${key}#gemini`, { setupDelayMs: 1_000 });
+    await putScenario(`${key}#deepgram`, { setupDelayMs: 1_000 });
     const [a, b] = await Promise.all([switchTo(token, sessionId, { provider: "gemini" }), switchTo(token, sessionId, { provider: "deepgram" })]);
     expect([a.status, b.status].sort()).toEqual([200, 409]);
     const conflict = (await (a.status === 409 ? a : b).json()) as SwitchAnswer;

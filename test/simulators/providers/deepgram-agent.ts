@@ -160,10 +160,15 @@ export class DeepgramAgentSession {
     const agent = isRecord(settings.agent) ? settings.agent : {};
     const context = isRecord(agent.context) ? agent.context : {};
     if (Array.isArray(context.messages)) for (const message of context.messages) recorder.history.push(message);
-    this.#send({ type: "SettingsApplied" });
-    if (typeof agent.greeting === "string" && agent.greeting) {
-      this.#prepareSpeech(this.#newGeneration(agent.greeting, "audio"))();
-    }
+    const applied = () => {
+      this.#send({ type: "SettingsApplied" });
+      if (typeof agent.greeting === "string" && agent.greeting) {
+        this.#prepareSpeech(this.#newGeneration(agent.greeting, "audio"))();
+      }
+    };
+    const delay = this.#connection.scenario.setupDelayMs ?? 0;
+    if (delay > 0) setTimeout(applied, delay);
+    else applied();
   }
 
   // ── caller input ─────────────────────────────────────────────────────────────────────────────────────────

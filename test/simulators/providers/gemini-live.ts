@@ -142,7 +142,9 @@ export class GeminiLiveSession {
       if (progress) this.#script = new ConversationScript(this.#connection.scenario, progress);
       recorder.resumption = { requestedHandle: handle, known: progress !== undefined, issuedHandles: [] };
     }
-    this.#send({ setupComplete: {} });
+    const delay = this.#connection.scenario.setupDelayMs ?? 0;
+    if (delay > 0) setTimeout(() => this.#send({ setupComplete: {} }), delay);
+    else this.#send({ setupComplete: {} });
   }
 
   // ── caller input ─────────────────────────────────────────────────────────────────────────────────────────

@@ -48,6 +48,8 @@ const scenarioSchema = z.strictObject({
   /** What the caller "said" in successive turns; past the end: `caller turn N`. */
   callerTranscripts: z.array(z.string().max(2000)).max(1000).optional(),
   toolCalls: z.array(toolCall).max(100).optional(),
+  /** Gemini and Deepgram: answer the session's setup (`setupComplete`, `SettingsApplied`) this much later: a slow provider. */
+  setupDelayMs: z.number().int().min(0).max(60_000).optional(),
   /** Model "thinking" time from end of caller speech to the first response output (default: simulator option). */
   responseDelayMs: z.number().int().min(0).max(60_000).optional(),
 });
