@@ -1,7 +1,7 @@
 /**
  * Provider switches and failover in live Twilio calls: `node test/bench/switch.bench.ts [--calls 20] [--concurrency 2]
- * [--phases switch,failover,failover-breaker-1]` (`npm run bench` runs it after call-latency.bench.ts). The same
- * pieces as the call-latency bench: the real Worker started locally (test/node/support/local-platform.ts, a fresh
+ * [--phases switch,failover,failover-breaker-1]` (`npm run bench` runs it after load.bench.ts). The same
+ * pieces as the load bench: the real Worker started locally (test/node/support/local-platform.ts, a fresh
  * platform per phase), the provider simulator, and Twilio's side written with `ws` (twilio-side.ts). Every call: the
  * caller says caller-hello.wav (answered by OpenAI), 3 s of silence, then — at the moment of the phase's action —
  * caller-payment.wav in real time, then silence until the new provider has answered (bounded).

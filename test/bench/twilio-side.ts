@@ -1,5 +1,5 @@
 /**
- * Twilio's side of a benchmark call, shared by the call benchmarks (call-latency.bench.ts, switch.bench.ts): a signed
+ * Twilio's side of a benchmark call, shared by the call benchmarks (load.bench.ts, switch.bench.ts): a signed
  * voice webhook → TwiML → signed media upgrade → connected/start → 20 ms µ-law frames in real time → marks echoed as
  * the agent's audio "plays" (real time), `clear` honoured → stop → `completed` status callback. Light per frame: one
  * JSON.parse per platform message, no audio decoding. Times: `preciseNow()` (performance.timeOrigin +
