@@ -91,6 +91,7 @@ export class CallSession extends DurableObject<Env> {
     this.media = new MediaSockets({
       mediaToken: () => this.ledger.record?.mediaToken,
       onFrame: (frame) => this.onMediaFrame(frame),
+      onMark: (name) => this.voice?.markPlayed(name),
       onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
       log: () => this.ledger.log(),
     });
@@ -490,10 +491,6 @@ export class CallSession extends DurableObject<Env> {
     const record = this.ledger.record;
     if (!record) return;
     const base = { from: record.status, to: null, outcome: "applied" as const };
-    if (frame.type === "mark") {
-      this.voice?.markPlayed(frame.name);
-      return;
-    }
     if (frame.type === "start") {
       record.stream = { state: "started", streamId: frame.streamId, encoding: frame.encoding };
       this.ensureVoice()?.legChanged();

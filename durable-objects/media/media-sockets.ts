@@ -34,6 +34,8 @@ interface Attachment {
 interface Hooks {
   mediaToken(): string | undefined;
   onFrame(frame: MediaFrame): Promise<void>;
+  /** A mark the carrier echoed (one per agent chunk played), on the per-frame path: must not await. */
+  onMark(name: string): void;
   /** Caller audio, in order, on the per-frame path: must not await. */
   onAudio(payload: string): void;
   log(): Logger;
@@ -80,7 +82,7 @@ export class MediaSockets {
     }
   }
 
-  /** Per frame: synchronous for audio (no promise, no await); lifecycle frames go on to `onFrame`. */
+  /** Per frame: synchronous for audio and marks (no promise, no await); lifecycle frames go on to `onFrame`. */
   message(ws: WebSocket, message: string | ArrayBuffer): void {
     try {
       const size = typeof message === "string" ? message.length : message.byteLength;
@@ -122,6 +124,10 @@ export class MediaSockets {
         this.audioFramesIn += 1;
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
         else this.hooks.onAudio(frame.payload);
+        return;
+      }
+      if (frame.type === "mark") {
+        this.hooks.onMark(frame.name);
         return;
       }
       if (frame.type === "carrier_error") this.hooks.log().warn("media.carrier_error", { code: frame.code, detail: frame.detail });

@@ -42,15 +42,15 @@ export function probeCorrelationId(registryId: string, provider: ProviderName): 
   return `health-probe-${provider}-${registryId}`;
 }
 
+/** How often, at most, the window's old rows are deleted (unless a window's worth arrived sooner). */
+const PRUNE_INTERVAL_MS = 5_000;
+
 /**
  * The fleet's view of each voice AI provider: one object (`idFromName("global")`) to which every call's object
  * reports outcomes in batches (HealthReporter). Outcomes are kept in SQLite for a sliding window (5 minutes, at most
  * 200 per provider); consecutive connect failures, last success/failure and the probe schedule are kept per
  * provider, beyond the window. An offline provider is probed from the object's alarm every PROVIDER_HEALTH_PROBE_SECONDS.
  */
-/** How often, at most, the window's old rows are deleted (unless a window's worth arrived sooner). */
-const PRUNE_INTERVAL_MS = 5_000;
-
 export class ProviderHealthRegistry extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "provider_health" });
