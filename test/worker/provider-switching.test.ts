@@ -144,7 +144,8 @@ describe("rollover, and what a switch carries", () => {
     const created = await api("/api/v1/sessions", { method: "POST", token, headers: { "X-Correlation-ID": key }, body: { provider: "openai", metadata: { customer: "Asha Rao", plan: "gold" } } });
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
-    await eventually(async () => (await connectionsOf(key, "openai")).length === 1);
+    // The upgrade is recorded before the session's setup message arrives: wait for the setup itself.
+    await eventually(async () => (await connectionsOf(key, "openai"))[0]?.setup != null);
     expect(JSON.stringify((await connectionsOf(key, "openai"))[0]!.setup)).toContain("customer: Asha Rao");
     const response = await switchTo(token, id, { provider: "deepgram", immediate: true });
     expect(response.status).toBe(200);
