@@ -16,7 +16,11 @@ describe("OpenAI session rollover", () => {
     await turn(caller);
     const rollover = await eventually(async () => (await switchHistory(token, sessionId)).find((entry) => entry.reason === "rollover"), 200);
     expect(rollover).toMatchObject({ fromProvider: "openai", toProvider: "openai", outcome: "succeeded" });
-    const sessions = await connectionsOf(key, "openai");
+    // The history says the switch succeeded as the old socket is being closed: wait until the simulator saw the close.
+    const sessions = await eventually(async () => {
+      const connections = await connectionsOf(key, "openai");
+      return connections.length >= 2 && connections[0]!.close !== null && connections;
+    });
     expect(sessions.length).toBeGreaterThanOrEqual(2);
     // The fresh session was given the conversation so far, and the old one was closed by the platform.
     expect(JSON.stringify(sessions[1]!.history)).toContain("First question.");
