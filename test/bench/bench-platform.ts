@@ -12,7 +12,7 @@ const quietWrangler = !process.env.WRANGLER_LOG;
 export async function startBenchPlatform(settings: Record<string, string>, numbers: Record<string, string>, options: { inspector?: boolean } = {}): Promise<{ platform: LocalPlatform; api: ApiClient }> {
   if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
   let started: LocalPlatform | undefined;
-  // Seeding runs next to the starting worker on one state directory and now and then meets SQLITE_BUSY: bounded retries.
+  // A platform that fails to start (a busy machine) is retried, boundedly, on a fresh state directory.
   for (let attempt = 1; !started; attempt++) {
     try {
       started = await startLocalPlatform(settings, TEST_SECRET_NAMES, options);

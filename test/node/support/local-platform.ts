@@ -10,8 +10,8 @@ import { unstable_startWorker } from "wrangler";
  * way an operator seeds production: `wrangler d1 migrations apply DB --local --persist-to DIR`, then a tenant and
  * its admin created by the operator command (`npm run admin -- create-tenant … --local --persist-to DIR`).
  * `wrangler d1 … --persist-to DIR` and the dev server's `persist: DIR` both keep D1 under DIR/v3/d1, so the worker
- * sees the seeded rows. Seeding runs while the worker starts (as with `wrangler d1 … --local` next to `wrangler
- * dev`): each wrangler command costs seconds, and the worker touches D1 only once a request arrives.
+ * sees the seeded rows. Seeding finishes before the worker starts: each seeding command runs a runtime of its own on
+ * the same directory, and a worker starting beside it now and then failed to open a database it held (SQLITE_BUSY).
  */
 const ROOT = join(import.meta.dirname, "../../..");
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -37,10 +37,8 @@ export interface LocalPlatform {
 export async function startLocalPlatform(settings: Record<string, string>, secretNames: readonly string[], options: { inspector?: boolean } = {}): Promise<LocalPlatform> {
   const persistTo = mkdtempSync(join(tmpdir(), "switchboard-e2e-"));
   let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;
-  // Started at once, awaited before anything uses the database; its failure surfaces below.
-  const seeded = seed(persistTo);
-  seeded.catch(() => {});
   try {
+    const admin = await seed(persistTo);
     const bindings = Object.fromEntries(
       Object.entries(settings).map(([name, value]) => [name, { type: secretNames.includes(name) ? "secret_text" : "plain_text", value }]),
     );
@@ -57,7 +55,6 @@ export async function startLocalPlatform(settings: Record<string, string>, secre
       },
     });
     await worker.ready;
-    const admin = await seeded;
     const url = (await worker.url).origin;
     const inspectorUrl = options.inspector ? ((await worker.inspectorUrl)?.href ?? null) : null;
     const running = worker;
@@ -72,7 +69,6 @@ export async function startLocalPlatform(settings: Record<string, string>, secre
     };
   } catch (error) {
     await worker?.dispose();
-    await seeded.catch(() => undefined); // its wrangler must be done with the directory before it goes
     rmSync(persistTo, { recursive: true, force: true });
     throw error;
   }
