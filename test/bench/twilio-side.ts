@@ -10,7 +10,7 @@ import { encodeG711, FRAME_MS, SAMPLES_PER_FRAME } from "../simulators/carriers/
 import { encodeForm } from "../simulators/carriers/http.ts";
 import { twilioSid, uuid } from "../simulators/carriers/ids.ts";
 import { type FormParams, twilioSignature } from "../simulators/carriers/signing.ts";
-import { preciseNow } from "../simulators/providers/recorder.ts";
+import { headOf, preciseNow } from "../simulators/providers/recorder.ts";
 import { TEST_PUBLIC_BASE_URL, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN } from "../support/test-settings.ts";
 
 export const WEBHOOK_TIMEOUT_MS = 30_000;
@@ -123,7 +123,7 @@ export function onPlatformMessage(call: CallState, data: WebSocket.RawData): voi
   if (message.event === "media") {
     call.agentMediaAt.push(at);
     const payload = message.media?.payload ?? "";
-    call.agentMediaHeads.push(payload.length >= 8 ? Buffer.from(payload.slice(0, 8), "base64").readUInt32BE(0) : -1);
+    call.agentMediaHeads.push(headOf(Buffer.from(payload.slice(0, 8), "base64")));
     const padding = payload.endsWith("==") ? 2 : payload.endsWith("=") ? 1 : 0;
     const durationMs = ((payload.length * 3) / 4 - padding) / 8; // µ-law, 8 bytes a millisecond
     call.playingUntil = Math.max(performance.now(), call.playingUntil) + durationMs;
