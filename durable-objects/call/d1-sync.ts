@@ -1,53 +1,121 @@
-import { sql } from "drizzle-orm";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
+import { sql, type Column } from "drizzle-orm";
+import { CompiledWrite } from "../../workers/db/compiled-write";
 import { callEvents, calls, sessions } from "../../workers/db/schema";
 import type { CallEventRow, CallRecord } from "./call-store";
+
+/** The value a conflicting insert proposed for this column (SQLite's `excluded`). */
+const excluded = (column: Column) => sql`excluded.${sql.identifier(column.name)}`;
+
+const upsertSession = new CompiledWrite<"id" | "status" | "provider" | "instructions" | "correlationId" | "createdAt" | "endedAt">((db, value, tenant) =>
+  db
+    .insert(sessions)
+    .values({
+      id: value("id"),
+      tenantId: tenant,
+      channel: "phone",
+      status: value("status"),
+      provider: value("provider"),
+      instructions: value("instructions"),
+      correlationId: value("correlationId"),
+      createdAt: value("createdAt"),
+      endedAt: value("endedAt"),
+    })
+    .onConflictDoUpdate({
+      target: sessions.id,
+      set: {
+        status: excluded(sessions.status),
+        provider: excluded(sessions.provider),
+        instructions: excluded(sessions.instructions),
+        correlationId: excluded(sessions.correlationId),
+        endedAt: excluded(sessions.endedAt),
+      },
+    }),
+);
+
+type CallColumn = "id" | "sessionId" | "carrier" | "carrierCallId" | "direction" | "fromNumber" | "toNumber" | "status" | "failureReason" | "answeredAt" | "endedAt" | "createdAt" | "updatedAt";
+/** Every column but the key and the creation time is the latest state's. */
+const CALL_UPDATED = ["sessionId", "carrier", "carrierCallId", "direction", "fromNumber", "toNumber", "status", "failureReason", "answeredAt", "endedAt", "updatedAt"] as const;
+
+const upsertCall = new CompiledWrite<CallColumn>((db, value, tenant) =>
+  db
+    .insert(calls)
+    .values({
+      id: value("id"),
+      tenantId: tenant,
+      sessionId: value("sessionId"),
+      carrier: value("carrier"),
+      carrierCallId: value("carrierCallId"),
+      direction: value("direction"),
+      fromNumber: value("fromNumber"),
+      toNumber: value("toNumber"),
+      status: value("status"),
+      failureReason: value("failureReason"),
+      answeredAt: value("answeredAt"),
+      endedAt: value("endedAt"),
+      createdAt: value("createdAt"),
+      updatedAt: value("updatedAt"),
+    })
+    .onConflictDoUpdate({
+      target: calls.id,
+      set: Object.fromEntries(CALL_UPDATED.map((name) => [name, excluded(calls[name])])),
+      // An older state never overwrites a newer one (two flushes cannot race, but a restored object could).
+      setWhere: sql`${calls.updatedAt} <= excluded.updated_at`,
+    }),
+);
+
+const insertEvent = new CompiledWrite<"id" | "callId" | keyof CallEventRow>((db, value, tenant) =>
+  db
+    .insert(callEvents)
+    .values({
+      id: value("id"),
+      tenantId: tenant,
+      callId: value("callId"),
+      seq: value("seq"),
+      source: value("source"),
+      event: value("event"),
+      fromStatus: value("fromStatus"),
+      toStatus: value("toStatus"),
+      outcome: value("outcome"),
+      carrierSequence: value("carrierSequence"),
+      carrierTimestamp: value("carrierTimestamp"),
+      detail: value("detail"),
+      occurredAt: value("occurredAt"),
+    })
+    .onConflictDoNothing(),
+);
 
 /**
  * Writes the call's current state and its new events to D1 in one batch (one transaction). Idempotent: the rows
  * are upserted, events are keyed by (call, seq), and an older state never overwrites a newer one.
  */
 export async function syncToD1(env: Env, record: CallRecord, events: CallEventRow[]): Promise<void> {
-  const scope = tenantScopeFor(env, record.tenantId);
   const ended = record.status === "completed" || record.status === "failed";
-  const sessionRow = {
-    id: record.sessionId,
-    channel: "phone" as const,
-    status: ended ? ("ended" as const) : ("active" as const),
-    provider: record.provider,
-    instructions: record.instructions,
-    correlationId: record.correlationId,
-    createdAt: record.createdAt,
-    endedAt: ended ? record.endedAt : null,
-  };
-  const callRow = {
-    id: record.callId,
-    sessionId: record.sessionId,
-    carrier: record.carrier,
-    carrierCallId: record.carrierCallId,
-    direction: record.direction,
-    fromNumber: record.from,
-    toNumber: record.to,
-    status: record.status,
-    failureReason: record.failureReason,
-    answeredAt: record.answeredAt,
-    endedAt: record.endedAt,
-    createdAt: record.createdAt,
-    updatedAt: record.updatedAt,
-  };
-  const { id: _sessionId, createdAt: _sessionCreated, ...sessionUpdate } = sessionRow;
-  const { id: _callId, createdAt: _callCreated, ...callUpdate } = callRow;
-  await scope.batch([
-    scope.insert(sessions, sessionRow).onConflictDoUpdate({ target: sessions.id, set: sessionUpdate }),
-    scope.insert(calls, callRow).onConflictDoUpdate({
-      target: calls.id,
-      set: callUpdate,
-      setWhere: sql`${calls.updatedAt} <= excluded.updated_at`,
+  const tenant = record.tenantId;
+  await env.DB.batch([
+    upsertSession.bind(env.DB, tenant, {
+      id: record.sessionId,
+      status: ended ? "ended" : "active",
+      provider: record.provider,
+      instructions: record.instructions,
+      correlationId: record.correlationId,
+      createdAt: record.createdAt,
+      endedAt: ended ? record.endedAt : null,
     }),
-    ...events.map((event) =>
-      scope
-        .insert(callEvents, { id: `${record.callId}:${event.seq}`, callId: record.callId, ...event })
-        .onConflictDoNothing(),
-    ),
+    upsertCall.bind(env.DB, tenant, {
+      id: record.callId,
+      sessionId: record.sessionId,
+      carrier: record.carrier,
+      carrierCallId: record.carrierCallId,
+      direction: record.direction,
+      fromNumber: record.from,
+      toNumber: record.to,
+      status: record.status,
+      failureReason: record.failureReason,
+      answeredAt: record.answeredAt,
+      endedAt: record.endedAt,
+      createdAt: record.createdAt,
+      updatedAt: record.updatedAt,
+    }),
+    ...events.map((event) => insertEvent.bind(env.DB, tenant, { id: `${record.callId}:${event.seq}`, callId: record.callId, ...event })),
   ]);
 }

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { ProviderName } from "../../workers/config/settings";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
+import { CompiledWrite } from "../../workers/db/compiled-write";
 import { transcriptLines } from "../../workers/db/schema";
 import { createLogger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
@@ -30,6 +30,26 @@ export interface TranscriptLine {
 export const MAX_TEXT_CHARS = 4_000;
 export const MAX_LINES_KEPT = 2_000;
 const FLUSH_BATCH = 50;
+
+const upsertLine = new CompiledWrite<"id" | "sessionId" | "seq" | "role" | "text" | "provider" | "interrupted" | "itemId" | "occurredAt">(
+  (db, value, tenant) =>
+    db
+      .insert(transcriptLines)
+      .values({
+        id: value("id"),
+        tenantId: tenant,
+        sessionId: value("sessionId"),
+        seq: value("seq"),
+        role: value("role"),
+        text: value("text"),
+        provider: value("provider"),
+        interrupted: value("interrupted"),
+        itemId: value("itemId"),
+        occurredAt: value("occurredAt"),
+      })
+      // Interrupted only ever becomes true, whatever order two copies of a line arrive in.
+      .onConflictDoUpdate({ target: transcriptLines.id, set: { interrupted: sql`max(${transcriptLines.interrupted}, excluded.interrupted)` } }),
+);
 
 type LineRow = { seq: number; role: TranscriptLine["role"]; text: string; provider: ProviderName; interrupted: number; item_id: string | null; at: number };
 
@@ -137,8 +157,8 @@ export class TranscriptLog {
     return latest;
   }
 
-  /** Everything changed since the last flush, in one commit (no await in here). */
-  private persist(): void {
+  /** Everything changed since the last flush, in one commit (no await in here); D1 is left to `flush`. */
+  save(): void {
     if (this.queued.length === 0 && this.ackedThrough === 0) return;
     if (this.ackedThrough > 0) this.sql.exec("DELETE FROM transcript_outbox WHERE id <= ?", this.ackedThrough);
     this.ackedThrough = 0;
@@ -159,7 +179,7 @@ export class TranscriptLog {
 
   /**
    * Writes what changed since the last flush to storage (one commit), then drains the outbox to D1 in batches of
-   * ≤ 50 lines through the tenant scope (upsert by id, so a re-queued line updates interrupted). Resolves true when
+   * ≤ 50 lines, compiled once and bound to the tenant (upsert by id, so a re-queued line updates interrupted). Resolves true when
    * the outbox is empty, false if D1 failed (the outbox is kept: D1 gets every line later). Never throws. One flush
    * at a time: a call made while one runs starts after it.
    */
@@ -171,8 +191,7 @@ export class TranscriptLog {
   private async drain(env: Env, tenantId: string, sessionId: string): Promise<boolean> {
     let pending: Array<{ id: number; line: TranscriptLine }> = [];
     try {
-      this.persist();
-      const scope = tenantScopeFor(env, tenantId);
+      this.save();
       for (;;) {
         pending = this.sql
           .exec<{ id: number; body: string }>("SELECT id, body FROM transcript_outbox WHERE id > ? ORDER BY id LIMIT ?", this.ackedThrough, FLUSH_BATCH)
@@ -182,11 +201,10 @@ export class TranscriptLog {
           this.unsent = false;
           return true;
         }
-        // One statement per line: D1 caps bound parameters per statement, and the same line may be queued twice
-        // in one batch (appended, then interrupted), which a multi-row upsert cannot apply.
-        const statements = pending.map(({ line }) =>
-          scope
-            .insert(transcriptLines, {
+        // One statement per line: the same line may be queued twice in one batch (appended, then interrupted).
+        await env.DB.batch(
+          pending.map(({ line }) =>
+            upsertLine.bind(env.DB, tenantId, {
               id: `${sessionId}:${line.seq}`,
               sessionId,
               seq: line.seq,
@@ -196,11 +214,9 @@ export class TranscriptLog {
               interrupted: line.interrupted,
               itemId: line.itemId,
               occurredAt: line.at,
-            })
-            // Interrupted only ever becomes true, whatever order two copies of a line arrive in.
-            .onConflictDoUpdate({ target: transcriptLines.id, set: { interrupted: sql`max(${transcriptLines.interrupted}, excluded.interrupted)` } }),
+            }),
+          ),
         );
-        await scope.batch(statements as [(typeof statements)[number], ...typeof statements]);
         // Accepted: deleted with the next flush's commit, not in a commit of its own. Entries queued while D1 was
         // writing have higher ids and stay for the next round.
         this.ackedThrough = pending.at(-1)!.id;
