@@ -45,6 +45,12 @@ const AGENT_AUDIO_QUIET_MS = 250;
 /** …but not forever: after this many waits it is written anyway (a provider streaming without pause for seconds). */
 const MAX_FLUSH_DEFERRALS = 20;
 const TRANSCRIPT_RETRY_MS = 5_000;
+/**
+ * While the session is live its transcript reaches D1 at most this often (storage still gets it within about a
+ * second): every D1 batch costs a transaction on the one database all calls share, so a call that talks for a
+ * minute sends a dozen rather than a batch per line. Its end drains everything at once.
+ */
+const TRANSCRIPT_D1_INTERVAL_MS = 5_000;
 
 /**
  * One object per session (a phone call or a web session). It is the single writer of its call's state: carrier
@@ -69,6 +75,8 @@ export class CallSession extends DurableObject<Env> {
   private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
   /** Gemini's latest resumption handle, written behind with the transcript (Gemini sends one every turn). */
   private unsavedResumptionHandle: string | null = null;
+  /** When the transcript may next be drained to D1 during the session (see TRANSCRIPT_D1_INTERVAL_MS). */
+  private transcriptD1DueAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -460,18 +468,37 @@ export class CallSession extends DurableObject<Env> {
       if (deferrals < MAX_FLUSH_DEFERRALS && this.voice?.relayingAgentAudio(AGENT_AUDIO_QUIET_MS)) {
         this.scheduleTranscriptFlush(AGENT_AUDIO_QUIET_MS, deferrals + 1);
       } else {
-        void this.flushTranscript();
+        this.writeBehind();
       }
     }, delayMs);
   }
 
-  private async flushTranscript(): Promise<void> {
+  /** Storage now, in this quiet moment; D1 too if its interval has passed, else a flush is due when it has. */
+  private writeBehind(): void {
+    const now = Date.now();
+    if (now >= this.transcriptD1DueAt) {
+      void this.flushTranscript();
+      return;
+    }
+    this.saveConversation();
+    // Ticks on at the storage pace, so lines said meanwhile still reach storage within about a second.
+    if (this.transcript.hasWork()) this.scheduleTranscriptFlush(Math.min(TRANSCRIPT_FLUSH_DELAY_MS, this.transcriptD1DueAt - now));
+  }
+
+  private saveConversation(): void {
     if (this.unsavedResumptionHandle !== null) {
       this.ctx.storage.kv.put("gemini_resumption_handle", this.unsavedResumptionHandle);
       this.unsavedResumptionHandle = null;
     }
+    this.transcript.save();
+  }
+
+  /** Everything to storage and D1 now (the session's end, the alarm's retry, the write-behind's interval). */
+  private async flushTranscript(): Promise<void> {
+    this.saveConversation();
     const session = this.identity();
     if (!session || !this.transcript.hasWork()) return;
+    this.transcriptD1DueAt = Date.now() + TRANSCRIPT_D1_INTERVAL_MS;
     // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
     if (!(await this.transcript.flush(this.env, session.tenantId, session.sessionId))) await this.retryLater();
   }

@@ -44,6 +44,7 @@ export class CallLedger {
   record: CallRecord | null;
   private readonly store: CallStore;
   private flushChain: Promise<void> = Promise.resolve();
+  private queuedFlush: Promise<void> | null = null;
   private flushFailures = 0;
 
   constructor(
@@ -145,9 +146,17 @@ export class CallLedger {
     return fields.outcome;
   }
 
+  /**
+   * Drains the outbox to D1 after any flush already running. Calls made while one is waiting share it: it starts
+   * later and takes every event recorded by then, so a burst of events (webhook, media start) is one D1 batch.
+   */
   flush(): Promise<void> {
-    this.flushChain = this.flushChain.then(() => this.flushOnce());
-    return this.flushChain;
+    this.queuedFlush ??= this.flushChain.then(() => {
+      this.queuedFlush = null;
+      return this.flushOnce();
+    });
+    this.flushChain = this.queuedFlush;
+    return this.queuedFlush;
   }
 
   private async flushOnce(): Promise<void> {
