@@ -14,7 +14,7 @@ import { LiveSockets } from "./live/live-sockets";
 import { encodeBase64 } from "./media/audio/pcm16";
 import type { MediaFrame } from "./media/carriers/media-frames";
 import { MediaSockets } from "./media/media-sockets";
-import { freshHealthSnapshot, providerForNewSession } from "./provider-health/client";
+import { healthSnapshot, providerForNewSession } from "./provider-health/client";
 import { HealthReporter } from "./provider-health/reporter";
 import { SwitchLog } from "./session/switch-log";
 import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
@@ -381,7 +381,10 @@ export class CallSession extends DurableObject<Env> {
       transcriptChanged: () => this.scheduleTranscriptFlush(),
       connect: (provider, onEvent, config) => connectProvider(this.env, provider, onEvent, config),
       configured: (provider) => providerConfigured(this.env, provider),
-      fleetState: async (provider) => (await freshHealthSnapshot(this.env))?.find((entry) => entry.provider === provider)?.state ?? "unknown",
+      // A live call asks every PROVIDER_FLEET_CHECK_SECONDS: at 100 calls, uncached, that was one registry query
+      // every 100 ms on the isolate the audio shares; a snapshot no older than the check interval answers as well.
+      fleetState: async (provider) =>
+        (await healthSnapshot(this.env, (parseSettings(this.env).values.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000)).find((entry) => entry.provider === provider)?.state ?? "unknown",
       reportHealth: (report) => this.health.record(report),
       providerChanged: (provider) => this.providerChanged(provider),
       switchRecorded: (entry) => {

@@ -17,9 +17,12 @@ export async function freshHealthSnapshot(env: Env): Promise<ProviderHealth[] | 
   }
 }
 
-/** The registry's snapshot, reused for 5 s per isolate; empty (all unknown) when the registry cannot be reached. */
-export async function healthSnapshot(env: Env, now = Date.now()): Promise<ProviderHealth[]> {
-  if (cached && now - cached.at < SNAPSHOT_TTL_MS) return cached.snapshot;
+/**
+ * The registry's snapshot, reused per isolate while younger than `maxAgeMs` (at most 5 s); empty (all unknown) when
+ * the registry cannot be reached. The registry is one object every new session and every live call asks.
+ */
+export async function healthSnapshot(env: Env, maxAgeMs = SNAPSHOT_TTL_MS, now = Date.now()): Promise<ProviderHealth[]> {
+  if (cached && now - cached.at < Math.min(maxAgeMs, SNAPSHOT_TTL_MS)) return cached.snapshot;
   const snapshot = await freshHealthSnapshot(env);
   if (!snapshot) return cached?.snapshot ?? [];
   cached = { at: now, snapshot };

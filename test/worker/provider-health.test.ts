@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { chooseProvider } from "../../durable-objects/provider-health/choice";
 import { probeCorrelationId } from "../../durable-objects/provider-health/registry";
 import { HealthReporter } from "../../durable-objects/provider-health/reporter";
-import type { HealthReport, ProviderHealth } from "../../durable-objects/provider-health/types";
+import { healthSnapshot } from "../../durable-objects/provider-health/client";
+import { REGISTRY_NAME, type HealthReport, type ProviderHealth } from "../../durable-objects/provider-health/types";
 import type { ProviderName } from "../../workers/config/settings";
 import { api, createTenant, userWithToken } from "./support/identity";
 import { putScenario, simulatorConnections } from "./support/provider-simulator";
@@ -256,5 +257,19 @@ describe("GET /api/v1/providers/health", () => {
 
   it("needs a credential", async () => {
     expect((await api("/api/v1/providers/health")).status).toBe(401);
+  });
+});
+
+describe("the fleet's snapshot as a live call sees it", () => {
+  it("is reused while younger than the asker's interval, and fetched anew when the asker wants it fresh", async () => {
+    const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName(REGISTRY_NAME));
+    const samplesOf = (snapshot: ProviderHealth[]) => snapshot.find((entry) => entry.provider === "deepgram")?.samples;
+    const before = samplesOf(await healthSnapshot(env, 0))!;
+
+    await registry.report(outcomes("deepgram", "connect_success", 3));
+    // Every live call asking every 10 s would be one registry query per call: within the interval, the isolate's copy.
+    expect(samplesOf(await healthSnapshot(env, 10_000))).toBe(before);
+    expect(samplesOf(await healthSnapshot(env, 0))).toBe(Math.min(before + 3, 200));
+    expect(samplesOf(await healthSnapshot(env, 10_000))).toBe(Math.min(before + 3, 200));
   });
 });
