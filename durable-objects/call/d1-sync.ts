@@ -1,40 +1,67 @@
-import { sql, type Column } from "drizzle-orm";
+import { type Column, sql } from "drizzle-orm";
 import { CompiledWrite } from "../../workers/db/compiled-write";
 import { callEvents, calls, sessions } from "../../workers/db/schema";
+import { tenantScopeFor } from "../../workers/db/tenant-scope";
 import type { CallEventRow, CallRecord } from "./call-store";
 
 /** The value a conflicting insert proposed for this column (SQLite's `excluded`). */
 const excluded = (column: Column) => sql`excluded.${sql.identifier(column.name)}`;
 
-const upsertSession = new CompiledWrite<"id" | "status" | "provider" | "instructions" | "correlationId" | "createdAt" | "endedAt">((db, value, tenant) =>
-  db
-    .insert(sessions)
-    .values({
-      id: value("id"),
-      tenantId: tenant,
-      channel: "phone",
-      status: value("status"),
-      provider: value("provider"),
-      instructions: value("instructions"),
-      correlationId: value("correlationId"),
-      createdAt: value("createdAt"),
-      endedAt: value("endedAt"),
-    })
-    .onConflictDoUpdate({
-      target: sessions.id,
-      set: {
-        status: excluded(sessions.status),
-        provider: excluded(sessions.provider),
-        instructions: excluded(sessions.instructions),
-        correlationId: excluded(sessions.correlationId),
-        endedAt: excluded(sessions.endedAt),
-      },
-    }),
+const upsertSession = new CompiledWrite<"id" | "status" | "provider" | "instructions" | "correlationId" | "createdAt" | "endedAt">(
+  (db, value, tenant) =>
+    db
+      .insert(sessions)
+      .values({
+        id: value("id"),
+        tenantId: tenant,
+        channel: "phone",
+        status: value("status"),
+        provider: value("provider"),
+        instructions: value("instructions"),
+        correlationId: value("correlationId"),
+        createdAt: value("createdAt"),
+        endedAt: value("endedAt"),
+      })
+      .onConflictDoUpdate({
+        target: sessions.id,
+        set: {
+          status: excluded(sessions.status),
+          provider: excluded(sessions.provider),
+          instructions: excluded(sessions.instructions),
+          correlationId: excluded(sessions.correlationId),
+          endedAt: excluded(sessions.endedAt),
+        },
+      }),
 );
 
-type CallColumn = "id" | "sessionId" | "carrier" | "carrierCallId" | "direction" | "fromNumber" | "toNumber" | "status" | "failureReason" | "answeredAt" | "endedAt" | "createdAt" | "updatedAt";
+type CallColumn =
+  | "id"
+  | "sessionId"
+  | "carrier"
+  | "carrierCallId"
+  | "direction"
+  | "fromNumber"
+  | "toNumber"
+  | "status"
+  | "failureReason"
+  | "answeredAt"
+  | "endedAt"
+  | "createdAt"
+  | "updatedAt";
 /** Every column but the key and the creation time is the latest state's. */
-const CALL_UPDATED = ["sessionId", "carrier", "carrierCallId", "direction", "fromNumber", "toNumber", "status", "failureReason", "answeredAt", "endedAt", "updatedAt"] as const;
+const CALL_UPDATED = [
+  "sessionId",
+  "carrier",
+  "carrierCallId",
+  "direction",
+  "fromNumber",
+  "toNumber",
+  "status",
+  "failureReason",
+  "answeredAt",
+  "endedAt",
+  "updatedAt",
+] as const;
 
 const upsertCall = new CompiledWrite<CallColumn>((db, value, tenant) =>
   db
@@ -90,9 +117,9 @@ const insertEvent = new CompiledWrite<"id" | "callId" | keyof CallEventRow>((db,
  */
 export async function syncToD1(env: Env, record: CallRecord, events: CallEventRow[]): Promise<void> {
   const ended = record.status === "completed" || record.status === "failed";
-  const tenant = record.tenantId;
-  await env.DB.batch([
-    upsertSession.bind(env.DB, tenant, {
+  const scope = tenantScopeFor(env, record.tenantId);
+  await scope.run([
+    scope.bound(upsertSession, {
       id: record.sessionId,
       status: ended ? "ended" : "active",
       provider: record.provider,
@@ -101,7 +128,7 @@ export async function syncToD1(env: Env, record: CallRecord, events: CallEventRo
       createdAt: record.createdAt,
       endedAt: ended ? record.endedAt : null,
     }),
-    upsertCall.bind(env.DB, tenant, {
+    scope.bound(upsertCall, {
       id: record.callId,
       sessionId: record.sessionId,
       carrier: record.carrier,
@@ -116,6 +143,6 @@ export async function syncToD1(env: Env, record: CallRecord, events: CallEventRo
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
     }),
-    ...events.map((event) => insertEvent.bind(env.DB, tenant, { id: `${record.callId}:${event.seq}`, callId: record.callId, ...event })),
+    ...events.map((event) => scope.bound(insertEvent, { id: `${record.callId}:${event.seq}`, callId: record.callId, ...event })),
   ]);
 }

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { ProviderName } from "../../workers/config/settings";
 import { CompiledWrite } from "../../workers/db/compiled-write";
 import { transcriptLines } from "../../workers/db/schema";
+import { tenantScopeFor } from "../../workers/db/tenant-scope";
 import { createLogger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 
@@ -48,10 +49,21 @@ const upsertLine = new CompiledWrite<"id" | "sessionId" | "seq" | "role" | "text
         occurredAt: value("occurredAt"),
       })
       // Interrupted only ever becomes true, whatever order two copies of a line arrive in.
-      .onConflictDoUpdate({ target: transcriptLines.id, set: { interrupted: sql`max(${transcriptLines.interrupted}, excluded.interrupted)` } }),
+      .onConflictDoUpdate({
+        target: transcriptLines.id,
+        set: { interrupted: sql`max(${transcriptLines.interrupted}, excluded.interrupted)` },
+      }),
 );
 
-type LineRow = { seq: number; role: TranscriptLine["role"]; text: string; provider: ProviderName; interrupted: number; item_id: string | null; at: number };
+type LineRow = {
+  seq: number;
+  role: TranscriptLine["role"];
+  text: string;
+  provider: ProviderName;
+  interrupted: number;
+  item_id: string | null;
+  at: number;
+};
 
 const LINE_COLUMNS = "seq, role, text, provider, interrupted, item_id, at";
 const toLine = (row: LineRow): TranscriptLine => ({
@@ -144,7 +156,10 @@ export class TranscriptLog {
 
   /** Queued copies not yet accepted by D1 (in memory, or in the outbox). */
   pendingCount(): number {
-    return this.queued.length + this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n;
+    return (
+      this.queued.length +
+      this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n
+    );
   }
 
   private latestOf(itemId: string): TranscriptLine | null {
@@ -165,7 +180,13 @@ export class TranscriptLog {
     for (const line of this.unsaved.values()) {
       this.sql.exec(
         `INSERT OR REPLACE INTO transcript_lines (${LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        line.seq, line.role, line.text, line.provider, line.interrupted ? 1 : 0, line.itemId, line.at,
+        line.seq,
+        line.role,
+        line.text,
+        line.provider,
+        line.interrupted ? 1 : 0,
+        line.itemId,
+        line.at,
       );
     }
     for (const line of this.queued) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
@@ -192,9 +213,14 @@ export class TranscriptLog {
     let pending: Array<{ id: number; line: TranscriptLine }> = [];
     try {
       this.save();
+      const scope = tenantScopeFor(env, tenantId);
       for (;;) {
         pending = this.sql
-          .exec<{ id: number; body: string }>("SELECT id, body FROM transcript_outbox WHERE id > ? ORDER BY id LIMIT ?", this.ackedThrough, FLUSH_BATCH)
+          .exec<{ id: number; body: string }>(
+            "SELECT id, body FROM transcript_outbox WHERE id > ? ORDER BY id LIMIT ?",
+            this.ackedThrough,
+            FLUSH_BATCH,
+          )
           .toArray()
           .map((row) => ({ id: row.id, line: JSON.parse(row.body) as TranscriptLine }));
         if (pending.length === 0) {
@@ -202,9 +228,9 @@ export class TranscriptLog {
           return true;
         }
         // One statement per line: the same line may be queued twice in one batch (appended, then interrupted).
-        await env.DB.batch(
+        await scope.run(
           pending.map(({ line }) =>
-            upsertLine.bind(env.DB, tenantId, {
+            scope.bound(upsertLine, {
               id: `${sessionId}:${line.seq}`,
               sessionId,
               seq: line.seq,

@@ -1,5 +1,5 @@
 import { is, Param, Placeholder, sql } from "drizzle-orm";
-import { database, type Database } from "./client";
+import { type Database, database } from "./client";
 
 /** What D1 binds: SQLite's storage classes (booleans and dates are mapped by the column's encoder first). */
 export type Bindable = string | number | boolean | null;
@@ -30,7 +30,8 @@ export class CompiledWrite<Name extends string> {
 
   /** The statement bound to this tenant and these values, for `env.DB.batch` or `.run()`. */
   bind(binding: D1Database, tenantId: string, values: Record<Name, Bindable>): D1PreparedStatement {
-    const { sql: text, slots } = (this.compiled ??= this.compile(binding));
+    this.compiled ??= this.compile(binding);
+    const { sql: text, slots } = this.compiled;
     const params = slots.map((slot) =>
       "constant" in slot ? slot.constant : slot.encode(slot.name === TENANT ? tenantId : values[slot.name as Name]),
     );
@@ -47,7 +48,8 @@ export class CompiledWrite<Name extends string> {
       }
       return { constant: param };
     });
-    if (!slots.some((slot) => "name" in slot && slot.name === TENANT)) throw new Error(`a compiled write must bind the tenant: ${query.sql}`);
+    if (!slots.some((slot) => "name" in slot && slot.name === TENANT))
+      throw new Error(`a compiled write must bind the tenant: ${query.sql}`);
     return { sql: query.sql, slots };
   }
 }

@@ -1,7 +1,8 @@
 import { and, eq, type SQL } from "drizzle-orm";
-import type { SQLiteColumn, SQLiteTable, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import type { BatchItem } from "drizzle-orm/batch";
-import { database, type Database } from "./client";
+import type { SQLiteColumn, SQLiteTable, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
+import { type Database, database } from "./client";
+import type { Bindable, CompiledWrite } from "./compiled-write";
 
 /** A table that holds one tenant's rows. */
 export type TenantTable = SQLiteTable & { tenantId: SQLiteColumn };
@@ -24,7 +25,11 @@ export class TenantScope {
   }
 
   select<T extends TenantTable>(table: T, ...conditions: (SQL | undefined)[]) {
-    return this.db.select().from(table as SQLiteTable).where(this.where(table, ...conditions)).$dynamic();
+    return this.db
+      .select()
+      .from(table as SQLiteTable)
+      .where(this.where(table, ...conditions))
+      .$dynamic();
   }
 
   insert<T extends TenantTable>(table: T, rows: InsertRow<T> | InsertRow<T>[]) {
@@ -33,11 +38,24 @@ export class TenantScope {
   }
 
   update<T extends TenantTable>(table: T, set: SQLiteUpdateSetSource<T>, ...conditions: (SQL | undefined)[]) {
-    return this.db.update(table).set(set).where(this.where(table, ...conditions));
+    return this.db
+      .update(table)
+      .set(set)
+      .where(this.where(table, ...conditions));
   }
 
   delete<T extends TenantTable>(table: T, ...conditions: (SQL | undefined)[]) {
     return this.db.delete(table).where(this.where(table, ...conditions));
+  }
+
+  /** A compiled write bound to this tenant and these values (see compiled-write.ts), for `run`. */
+  bound<Name extends string>(write: CompiledWrite<Name>, values: Record<Name, Bindable>): D1PreparedStatement {
+    return write.bind(this.db.$client, this.tenantId, values);
+  }
+
+  /** Runs bound compiled writes as one D1 transaction: all of them or none. */
+  async run(statements: D1PreparedStatement[]): Promise<void> {
+    await this.db.$client.batch(statements);
   }
 
   /** Runs the statements as one D1 transaction: all of them or none. */
