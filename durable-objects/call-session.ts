@@ -1,10 +1,19 @@
 import { DurableObject } from "cloudflare:workers";
-import { parseSettings, type ProviderName } from "../workers/config/settings";
+import { type ProviderName, parseSettings } from "../workers/config/settings";
 import type { CallStatus, Carrier } from "../workers/db/schema";
 import { increment } from "../workers/observability/counters";
 import { constantTimeEqualText } from "../workers/security/constant-time";
 import type { CallSignal, CarrierEvent } from "../workers/telephony/events";
-import { controlCall, placeCall, reasonOf, reconcileCall, type ControlCommand, type ControlResult, type PlaceCallInput, type PlaceCallResult } from "./call/call-commands";
+import {
+  type ControlCommand,
+  type ControlResult,
+  controlCall,
+  type PlaceCallInput,
+  type PlaceCallResult,
+  placeCall,
+  reasonOf,
+  reconcileCall,
+} from "./call/call-commands";
 import { CallLedger } from "./call/call-ledger";
 import { CarrierLink } from "./call/carrier-link";
 import { isTerminal } from "./call/state-machine";
@@ -17,11 +26,11 @@ import { MediaSockets } from "./media/media-sockets";
 import { healthSnapshot, providerForNewSession } from "./provider-health/client";
 import { HealthReporter } from "./provider-health/reporter";
 import { SwitchLog } from "./session/switch-log";
-import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, WebSessionStore, type OpenWebSessionInput } from "./session/web-session";
+import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session";
 import { CircuitBreakers } from "./voice/circuit-breaker";
 import { connectProvider, providerConfigured } from "./voice/provider-factory";
 import { ToolRunner } from "./voice/tools";
-import { VoiceSession, type SwitchOptions, type SwitchResult, type VoiceSessionHost } from "./voice/voice-session";
+import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands";
 
@@ -109,7 +118,15 @@ export class CallSession extends DurableObject<Env> {
         if (!session) return null;
         const provider = this.voice?.currentProvider ?? session.provider;
         const callStatus = this.ledger.record?.status ?? null;
-        return { type: "hello", sessionId: session.sessionId, role, channel: session.channel, provider, callStatus, serverTime: Date.now() };
+        return {
+          type: "hello",
+          sessionId: session.sessionId,
+          role,
+          channel: session.channel,
+          provider,
+          callStatus,
+          serverTime: Date.now(),
+        };
       },
       tenantId: () => this.identity()?.tenantId ?? null,
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
@@ -205,7 +222,9 @@ export class CallSession extends DurableObject<Env> {
       case "status":
         return { status: signal.status, reason: signal.reason };
       case "hangup":
-        return record.answeredAt !== null || signal.answered ? { status: "completed", reason: signal.cause } : { status: "failed", reason: signal.cause };
+        return record.answeredAt !== null || signal.answered
+          ? { status: "completed", reason: signal.cause }
+          : { status: "failed", reason: signal.cause };
       case "bridged":
         return record.status === "transferring" ? { status: "transferred" } : null;
       default:
@@ -326,10 +345,29 @@ export class CallSession extends DurableObject<Env> {
     const call = this.ledger.record;
     if (call) {
       const metadata = { channel: "phone", direction: call.direction, from: call.from, to: call.to, carrier: call.carrier };
-      return { channel: "phone" as const, sessionId: call.sessionId, tenantId: call.tenantId, provider: call.provider, instructions: call.instructions, metadata, correlationId: call.correlationId, ended: isTerminal(call.status) };
+      return {
+        channel: "phone" as const,
+        sessionId: call.sessionId,
+        tenantId: call.tenantId,
+        provider: call.provider,
+        instructions: call.instructions,
+        metadata,
+        correlationId: call.correlationId,
+        ended: isTerminal(call.status),
+      };
     }
     const web = this.web.record;
-    if (web) return { channel: "web" as const, sessionId: web.sessionId, tenantId: web.tenantId, provider: web.provider, instructions: web.instructions, metadata: { channel: "web", ...web.metadata }, correlationId: web.correlationId, ended: web.status === "ended" };
+    if (web)
+      return {
+        channel: "web" as const,
+        sessionId: web.sessionId,
+        tenantId: web.tenantId,
+        provider: web.provider,
+        instructions: web.instructions,
+        metadata: { channel: "web", ...web.metadata },
+        correlationId: web.correlationId,
+        ended: web.status === "ended",
+      };
     return null;
   }
 
@@ -384,7 +422,9 @@ export class CallSession extends DurableObject<Env> {
       // A live call asks every PROVIDER_FLEET_CHECK_SECONDS: at 100 calls, uncached, that was one registry query
       // every 100 ms on the isolate the audio shares; a snapshot no older than the check interval answers as well.
       fleetState: async (provider) =>
-        (await healthSnapshot(this.env, (parseSettings(this.env).values.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000)).find((entry) => entry.provider === provider)?.state ?? "unknown",
+        (await healthSnapshot(this.env, (parseSettings(this.env).values.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000)).find(
+          (entry) => entry.provider === provider,
+        )?.state ?? "unknown",
       reportHealth: (report) => this.health.record(report),
       providerChanged: (provider) => this.providerChanged(provider),
       switchRecorded: (entry) => {
@@ -450,7 +490,11 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async switchStatus() {
-    return { inProgress: this.voice?.switchInProgress ?? null, last: this.voice?.lastSwitch ?? this.switches.entries().at(-1) ?? null, provider: this.voice?.currentProvider ?? this.identity()?.provider ?? null };
+    return {
+      inProgress: this.voice?.switchInProgress ?? null,
+      last: this.voice?.lastSwitch ?? this.switches.entries().at(-1) ?? null,
+      provider: this.voice?.currentProvider ?? this.identity()?.provider ?? null,
+    };
   }
 
   /** What only the live object knows: its provider link and counters (null once the session has ended). */
@@ -526,7 +570,8 @@ export class CallSession extends DurableObject<Env> {
       this.ensureVoice()?.legChanged();
       // A carrier streams only answered calls: an authenticated stream is the answer for calls whose carrier
       // reports none (Twilio sends inbound calls' `in-progress` callback only when asked, and our TwiML answers).
-      if (record.status === "initiated" || record.status === "ringing") this.ledger.transition("in_progress", "carrier", "media.start", frame.encoding);
+      if (record.status === "initiated" || record.status === "ringing")
+        this.ledger.transition("in_progress", "carrier", "media.start", frame.encoding);
       else this.ledger.note("carrier", "media.start", { ...base, detail: frame.encoding });
     } else if (frame.type === "stop") {
       record.stream = { ...record.stream, state: "stopped" };

@@ -31,7 +31,21 @@ export function buildApp() {
   app.route("/", twilioRoutes);
   app.route("/", telnyxRoutes);
 
-  for (const routes of [healthRoutes, authRoutes, userRoutes, apiKeyRoutes, auditLogRoutes, phoneNumberRoutes, callReadRoutes, callControlRoutes, sessionReadRoutes, sessionSwitchingRoutes, sessionLiveRoutes, providerRoutes]) app.route("/", routes);
+  for (const routes of [
+    healthRoutes,
+    authRoutes,
+    userRoutes,
+    apiKeyRoutes,
+    auditLogRoutes,
+    phoneNumberRoutes,
+    callReadRoutes,
+    callControlRoutes,
+    sessionReadRoutes,
+    sessionSwitchingRoutes,
+    sessionLiveRoutes,
+    providerRoutes,
+  ])
+    app.route("/", routes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -19,7 +19,14 @@ export interface PlaceCallInput {
 }
 
 export type PlaceCallResult =
-  | { ok: true; callId: string; sessionId: string; carrier: Carrier; status: CallStatus; failover: { from: Carrier; reason: string } | null }
+  | {
+      ok: true;
+      callId: string;
+      sessionId: string;
+      carrier: Carrier;
+      status: CallStatus;
+      failover: { from: Carrier; reason: string } | null;
+    }
   | { ok: false; callId?: string; reason: string; retryable: boolean };
 
 export type ControlCommand = { action: "hangup" | "hold" | "resume" } | { action: "transfer"; to: string };
@@ -68,14 +75,24 @@ export async function placeCall(ledger: CallLedger, link: () => CarrierLink, inp
       return { ok: true, callId: record.callId, sessionId: record.sessionId, carrier: candidate.carrier, status: record.status, failover };
     } catch (error) {
       lastError = error;
-      ledger.note("system", "carrier.dial_failed", { from: record.status, to: null, outcome: "applied", detail: `${candidate.carrier}: ${reasonOf(error)}` });
+      ledger.note("system", "carrier.dial_failed", {
+        from: record.status,
+        to: null,
+        outcome: "applied",
+        detail: `${candidate.carrier}: ${reasonOf(error)}`,
+      });
       if (!(error instanceof CarrierApiError && error.retryable)) break;
       failover = { from: candidate.carrier, reason: reasonOf(error) };
     }
   }
   ledger.transition("failed", "system", "carrier.dial_failed", "carrier_unavailable");
   await ledger.flush();
-  return { ok: false, callId: record.callId, reason: reasonOf(lastError), retryable: lastError instanceof CarrierApiError && lastError.retryable };
+  return {
+    ok: false,
+    callId: record.callId,
+    reason: reasonOf(lastError),
+    retryable: lastError instanceof CarrierApiError && lastError.retryable,
+  };
 }
 
 const CONTROL_RULES: Record<ControlCommand["action"], { already: CallStatus[]; from: CallStatus[] }> = {
@@ -86,13 +103,23 @@ const CONTROL_RULES: Record<ControlCommand["action"], { already: CallStatus[]; f
 };
 
 /** Idempotent: repeating a command that already took effect succeeds without asking the carrier again. */
-export async function controlCall(ledger: CallLedger, link: () => CarrierLink, command: ControlCommand, correlationId: string): Promise<ControlResult> {
+export async function controlCall(
+  ledger: CallLedger,
+  link: () => CarrierLink,
+  command: ControlCommand,
+  correlationId: string,
+): Promise<ControlResult> {
   const record = ledger.record;
   if (!record) return { ok: false, error: "unknown_call", message: "No such call" };
   const rule = CONTROL_RULES[command.action];
   if (rule.already.includes(record.status)) return { ok: true, status: record.status };
   if (!rule.from.includes(record.status)) {
-    return { ok: false, error: "invalid_state", status: record.status, message: `Cannot ${command.action} a call that is ${record.status}` };
+    return {
+      ok: false,
+      error: "invalid_state",
+      status: record.status,
+      message: `Cannot ${command.action} a call that is ${record.status}`,
+    };
   }
   try {
     const carrier = link();
@@ -100,7 +127,12 @@ export async function controlCall(ledger: CallLedger, link: () => CarrierLink, c
     else await carrier[command.action]();
   } catch (error) {
     ledger.log(correlationId).warn("carrier.control_failed", { action: command.action, error });
-    return { ok: false, error: "carrier_error", status: record.status, message: `The carrier refused to ${command.action}: ${reasonOf(error)}` };
+    return {
+      ok: false,
+      error: "carrier_error",
+      status: record.status,
+      message: `The carrier refused to ${command.action}: ${reasonOf(error)}`,
+    };
   }
   const event = `api.${command.action}`;
   if (command.action === "hangup") {

@@ -3,14 +3,27 @@ import type { CallStatus } from "../../workers/db/schema";
 import { createLogger, type Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import { randomToken } from "../../workers/security/encoding";
-import { CallStore, type CallEventRow, type CallRecord } from "./call-store";
+import { type CallEventRow, type CallRecord, CallStore } from "./call-store";
 import { syncToD1 } from "./d1-sync";
 import { decideTransition, isTerminal, type TransitionSource } from "./state-machine";
 
 const OUTBOX_BATCH = 50;
 const FLUSH_RETRY_MS = [2_000, 5_000, 15_000, 60_000, 300_000];
 
-export type NewCall = Omit<CallRecord, "status" | "failureReason" | "answeredAt" | "endedAt" | "createdAt" | "updatedAt" | "mediaToken" | "lastCarrierSequence" | "eventSeq" | "stream" | "carrierIndexed">;
+export type NewCall = Omit<
+  CallRecord,
+  | "status"
+  | "failureReason"
+  | "answeredAt"
+  | "endedAt"
+  | "createdAt"
+  | "updatedAt"
+  | "mediaToken"
+  | "lastCarrierSequence"
+  | "eventSeq"
+  | "stream"
+  | "carrierIndexed"
+>;
 
 /** An applied move of the state machine, after it is stored (what live watchers are told). */
 export interface AppliedTransition {
@@ -59,7 +72,12 @@ export class CallLedger {
 
   log(correlationId?: string): Logger {
     const record = this.record;
-    return createLogger({ correlationId: correlationId ?? record?.correlationId ?? "unknown", tenantId: record?.tenantId, sessionId: record?.sessionId, callId: record?.callId });
+    return createLogger({
+      correlationId: correlationId ?? record?.correlationId ?? "unknown",
+      tenantId: record?.tenantId,
+      sessionId: record?.sessionId,
+      callId: record?.callId,
+    });
   }
 
   create(fields: NewCall, event: string, detail: string | null = null): CallRecord {
@@ -118,7 +136,13 @@ export class CallLedger {
     const outcome = this.note(source, event, { from: verdict.from, to, outcome: verdict.outcome, detail, ...carrierMeta });
     if (outcome === "applied" && this.options.onTransition) {
       try {
-        this.options.onTransition({ from: verdict.from, to, reason: to === "failed" ? record.failureReason : (reason ?? null), event, at: record.updatedAt });
+        this.options.onTransition({
+          from: verdict.from,
+          to,
+          reason: to === "failed" ? record.failureReason : (reason ?? null),
+          event,
+          at: record.updatedAt,
+        });
       } catch (error) {
         this.log().error("call.on_transition_failed", { error, to });
       }
@@ -165,11 +189,18 @@ export class CallLedger {
     const pending = this.store.pending(OUTBOX_BATCH);
     if (pending.length === 0) return;
     try {
-      await syncToD1(this.env, record, pending.map((item) => item.event));
+      await syncToD1(
+        this.env,
+        record,
+        pending.map((item) => item.event),
+      );
       this.store.acknowledge(pending.at(-1)!.id);
       this.flushFailures = 0;
       if (!record.carrierIndexed && record.carrierCallId) {
-        await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
+        await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, {
+          sessionId: record.sessionId,
+          tenantId: record.tenantId,
+        });
         record.carrierIndexed = true;
         this.store.save(record);
       }

@@ -1,5 +1,5 @@
-import type { Carrier, CallStatus } from "../../workers/db/schema";
 import type { ProviderName } from "../../workers/config/settings";
+import type { CallStatus, Carrier } from "../../workers/db/schema";
 
 /**
  * The call object's own storage (SQLite, the hot tier). The record and the events waiting for D1 are written
@@ -63,7 +63,10 @@ export class CallStore {
   }
 
   save(record: CallRecord): void {
-    this.sql.exec("INSERT INTO call_record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body", JSON.stringify(record));
+    this.sql.exec(
+      "INSERT INTO call_record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+      JSON.stringify(record),
+    );
   }
 
   /** True the first time a delivery key is seen; retries and replays answer false. */

@@ -44,7 +44,9 @@ export class CarrierLink {
   async answer(): Promise<void> {
     const record = this.record;
     await guarded("telnyx", () =>
-      withRetries(() => this.telnyx().answer(record.carrierCallId!, `answer-${record.sessionId}`, encodeClientState(record.sessionId), this.streamTarget())),
+      withRetries(() =>
+        this.telnyx().answer(record.carrierCallId!, `answer-${record.sessionId}`, encodeClientState(record.sessionId), this.streamTarget()),
+      ),
     );
   }
 
@@ -55,7 +57,12 @@ export class CarrierLink {
     if (!carrierAvailable(carrier)) throw new CarrierApiError(`${carrier} circuit is open`, undefined, true);
     return guarded(carrier, async () => {
       if (carrier === "twilio") {
-        const { sid } = await this.twilio().createCall({ to: record.to, from, url: urls.twilioVoice(record.sessionId), statusCallback: urls.twilioStatus(record.sessionId) });
+        const { sid } = await this.twilio().createCall({
+          to: record.to,
+          from,
+          url: urls.twilioVoice(record.sessionId),
+          statusCallback: urls.twilioStatus(record.sessionId),
+        });
         return { carrierCallId: sid };
       }
       const { callControlId } = await this.telnyx().dial({
@@ -85,7 +92,9 @@ export class CarrierLink {
   async hold(): Promise<void> {
     const { carrier, carrierCallId } = this.record;
     await guarded(carrier, () =>
-      carrier === "twilio" ? this.twilio().updateCall(carrierCallId!, { Twiml: holdTwiml() }) : this.telnyx().stopStreaming(carrierCallId!, this.commandId("hold")),
+      carrier === "twilio"
+        ? this.twilio().updateCall(carrierCallId!, { Twiml: holdTwiml() })
+        : this.telnyx().stopStreaming(carrierCallId!, this.commandId("hold")),
     );
   }
 
@@ -94,8 +103,15 @@ export class CarrierLink {
     const record = this.record;
     await guarded(record.carrier, () =>
       record.carrier === "twilio"
-        ? this.twilio().updateCall(record.carrierCallId!, { Twiml: connectStreamTwiml(this.urls().twilioStream(record.sessionId), record.mediaToken) })
-        : this.telnyx().startStreaming(record.carrierCallId!, this.commandId("resume"), encodeClientState(record.sessionId), this.streamTarget()),
+        ? this.twilio().updateCall(record.carrierCallId!, {
+            Twiml: connectStreamTwiml(this.urls().twilioStream(record.sessionId), record.mediaToken),
+          })
+        : this.telnyx().startStreaming(
+            record.carrierCallId!,
+            this.commandId("resume"),
+            encodeClientState(record.sessionId),
+            this.streamTarget(),
+          ),
     );
   }
 

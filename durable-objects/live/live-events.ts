@@ -14,12 +14,28 @@ export type LiveRole = "supervisor" | "caller";
 export type ProviderLinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
 
 export type LiveEvent =
-  | { type: "hello"; sessionId: string; role: LiveRole; channel: "phone" | "web"; provider: ProviderName; callStatus: CallStatus | null; serverTime: number }
+  | {
+      type: "hello";
+      sessionId: string;
+      role: LiveRole;
+      channel: "phone" | "web";
+      provider: ProviderName;
+      callStatus: CallStatus | null;
+      serverTime: number;
+    }
   | { type: "transcript"; role: "caller" | "agent"; text: string; provider: ProviderName; interrupted: boolean; at: number }
   | { type: "call_state"; status: CallStatus; reason: string | null; at: number }
   | { type: "provider"; provider: ProviderName; state: ProviderLinkState; detail: string | null; at: number }
   | { type: "barge_in"; itemId: string; heardMs: number; at: number }
-  | { type: "provider_switched"; from: ProviderName; to: ProviderName; reason: "manual" | "auto_failover" | "rollover"; success: boolean; error: string | null; at: number }
+  | {
+      type: "provider_switched";
+      from: ProviderName;
+      to: ProviderName;
+      reason: "manual" | "auto_failover" | "rollover";
+      success: boolean;
+      error: string | null;
+      at: number;
+    }
   | { type: "tool_call"; callId: string; name: string; status: "started" | "completed" | "failed"; result: string | null; at: number }
   | { type: "dtmf"; digit: string; at: number }
   /** The caller talked over the agent: a web caller's browser drops the agent audio it has not played yet. */

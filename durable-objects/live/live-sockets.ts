@@ -90,7 +90,9 @@ export class LiveSockets {
     this.ctx.acceptWebSocket(server, [LIVE_TAG, roleTag(parsed.role)]);
     server.serializeAttachment({ ...parsed, connectedAt: Date.now() } satisfies LiveAttachment);
     this.send(server, JSON.stringify(hello));
-    this.hooks.log().info("live.socket_accepted", { role: parsed.role, principalId: parsed.principalId, correlationId: parsed.correlationId });
+    this.hooks
+      .log()
+      .info("live.socket_accepted", { role: parsed.role, principalId: parsed.principalId, correlationId: parsed.correlationId });
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -256,7 +258,10 @@ function parseAttachment(header: string | null): Omit<LiveAttachment, "connected
 function attachmentOf(ws: WebSocket): LiveAttachment | null {
   try {
     const value = ws.deserializeAttachment() as Partial<LiveAttachment> | null;
-    return value && typeof value.principalId === "string" && typeof value.connectedAt === "number" && (value.role === "supervisor" || value.role === "caller")
+    return value &&
+      typeof value.principalId === "string" &&
+      typeof value.connectedAt === "number" &&
+      (value.role === "supervisor" || value.role === "caller")
       ? (value as LiveAttachment)
       : null;
   } catch {

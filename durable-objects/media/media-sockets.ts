@@ -3,8 +3,8 @@ import type { Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import { constantTimeEqualText } from "../../workers/security/constant-time";
 import type { CallerLeg } from "../voice/voice-session";
-import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
 import { isCanonicalBase64 } from "./audio/pcm16";
+import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
 import { ReorderWindow } from "./carriers/reorder-window";
 import { telnyxMedia } from "./carriers/telnyx-media";
 import { twilioMedia } from "./carriers/twilio-media";
@@ -18,7 +18,7 @@ import { twilioMedia } from "./carriers/twilio-media";
  * dispatched into the object, measured at ~1 ms a message locally against ~0.17 ms for a plain socket's listener,
  * and a live call cannot hibernate anyway (its provider socket keeps the object in memory). An object that is
  * restarted (a deploy) loses the socket; the carrier's reconnect is re-attached to the call.
- *//** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
+ */ /** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
 /** Telnyx frames may arrive out of order: up to this many wait for a gap to fill (60 ms of audio). */
 const REORDER_WINDOW_FRAMES = 3;

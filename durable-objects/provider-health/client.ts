@@ -1,7 +1,7 @@
-import { parseSettings, type ProviderName } from "../../workers/config/settings";
+import { type ProviderName, parseSettings } from "../../workers/config/settings";
 import { providerConfigured } from "../voice/provider-factory";
 import { chooseProvider } from "./choice";
-import { REGISTRY_NAME, type ProviderHealth } from "./types";
+import { type ProviderHealth, REGISTRY_NAME } from "./types";
 
 /** How long one isolate reuses the registry's snapshot for session choices (the registry is one object). */
 const SNAPSHOT_TTL_MS = 5_000;
@@ -33,5 +33,7 @@ export async function healthSnapshot(env: Env, maxAgeMs = SNAPSHOT_TTL_MS, now =
 export async function providerForNewSession(env: Env, preferred: ProviderName | null): Promise<ProviderName> {
   const settings = parseSettings(env).values;
   const order = settings.PROVIDER_ORDER ?? ["openai", "gemini", "deepgram", "local"];
-  return chooseProvider(await healthSnapshot(env), preferred ?? settings.DEFAULT_PROVIDER ?? null, order, (p) => providerConfigured(env, p));
+  return chooseProvider(await healthSnapshot(env), preferred ?? settings.DEFAULT_PROVIDER ?? null, order, (p) =>
+    providerConfigured(env, p),
+  );
 }

@@ -1,17 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
-import { providerSchema, type ProviderName } from "../../workers/config/settings";
+import { type ProviderName, providerSchema } from "../../workers/config/settings";
 import { createLogger } from "../../workers/http/logger";
 import type { VoiceProvider } from "../voice/provider";
 import { connectProvider, providerConfigured } from "../voice/provider-factory";
 import {
   HEALTH_REPORT_KINDS,
-  WINDOW_MS,
-  WINDOW_OUTCOMES,
-  healthThresholds,
   type HealthReport,
   type HealthReportKind,
   type HealthThresholds,
+  healthThresholds,
   type ProviderHealth,
+  WINDOW_MS,
+  WINDOW_OUTCOMES,
 } from "./types";
 
 export type { HealthReport, ProviderHealth } from "./types";
@@ -127,7 +127,10 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
       ok = true;
     } catch (error) {
       // A late connection after the timeout is closed, never left open.
-      attempt.then((late) => late.close(), () => {});
+      attempt.then(
+        (late) => late.close(),
+        () => {},
+      );
       this.log.warn("provider_health.probe_failed", { provider, reason: error instanceof Error ? error.message : "unknown" });
     } finally {
       clearTimeout(timer);
@@ -228,7 +231,10 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
     let state: ProviderHealth["state"];
     if (offline) state = "offline";
     else if (samples === 0) state = "unknown";
-    else if ((samples >= thresholds.minSamples && successRate! < thresholds.minSuccessRate) || (p95LatencyMs !== null && p95LatencyMs >= thresholds.latencyErrorMs)) {
+    else if (
+      (samples >= thresholds.minSamples && successRate! < thresholds.minSuccessRate) ||
+      (p95LatencyMs !== null && p95LatencyMs >= thresholds.latencyErrorMs)
+    ) {
       state = "unhealthy";
     } else if (p95LatencyMs !== null && p95LatencyMs >= thresholds.latencyWarningMs) state = "degraded";
     else state = "healthy";
@@ -305,6 +311,7 @@ function sanitize(input: unknown, now: number): HealthReport | null {
   if (!providerSchema.safeParse(provider).success) return null;
   if (!(HEALTH_REPORT_KINDS as readonly unknown[]).includes(kind)) return null;
   if (typeof at !== "number" || !Number.isFinite(at)) return null;
-  const latency = typeof latencyMs === "number" && Number.isFinite(latencyMs) && latencyMs >= 0 ? Math.min(latencyMs, 3_600_000) : undefined;
+  const latency =
+    typeof latencyMs === "number" && Number.isFinite(latencyMs) && latencyMs >= 0 ? Math.min(latencyMs, 3_600_000) : undefined;
   return { provider: provider as ProviderName, kind: kind as HealthReportKind, latencyMs: latency, at: Math.min(at, now) };
 }

@@ -1,5 +1,5 @@
 import { createLogger } from "../../workers/http/logger";
-import { REGISTRY_NAME, type HealthReport } from "./types";
+import { type HealthReport, REGISTRY_NAME } from "./types";
 
 export type { HealthReport } from "./types";
 
@@ -87,7 +87,10 @@ export class HealthReporter {
       // Kept for next time, ahead of what arrived meanwhile; still bounded.
       this.queue = [...batch, ...this.queue];
       if (this.queue.length > this.maxQueued) this.queue.splice(0, this.queue.length - this.maxQueued);
-      this.log.warn("provider_health.report_failed", { queued: this.queue.length, reason: error instanceof Error ? error.message : "unknown" });
+      this.log.warn("provider_health.report_failed", {
+        queued: this.queue.length,
+        reason: error instanceof Error ? error.message : "unknown",
+      });
       this.arm();
     }
   }

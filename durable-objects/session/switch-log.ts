@@ -23,17 +23,30 @@ const MAX_ENTRIES_KEPT = 200;
 
 export class SwitchLog {
   constructor(private readonly sql: SqlStorage) {
-    sql.exec("CREATE TABLE IF NOT EXISTS provider_switches (id TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL)");
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS provider_switches (id TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL)",
+    );
   }
 
   record(entry: SwitchEntry): void {
-    this.sql.exec("INSERT OR REPLACE INTO provider_switches (id, body, synced, at) VALUES (?, ?, 0, ?)", entry.id, JSON.stringify(entry), entry.startedAt);
-    this.sql.exec("DELETE FROM provider_switches WHERE synced = 1 AND id NOT IN (SELECT id FROM provider_switches ORDER BY at DESC LIMIT ?)", MAX_ENTRIES_KEPT);
+    this.sql.exec(
+      "INSERT OR REPLACE INTO provider_switches (id, body, synced, at) VALUES (?, ?, 0, ?)",
+      entry.id,
+      JSON.stringify(entry),
+      entry.startedAt,
+    );
+    this.sql.exec(
+      "DELETE FROM provider_switches WHERE synced = 1 AND id NOT IN (SELECT id FROM provider_switches ORDER BY at DESC LIMIT ?)",
+      MAX_ENTRIES_KEPT,
+    );
   }
 
   /** Oldest first. */
   entries(): SwitchEntry[] {
-    return this.sql.exec<{ body: string }>("SELECT body FROM provider_switches ORDER BY at, id").toArray().map((row) => JSON.parse(row.body) as SwitchEntry);
+    return this.sql
+      .exec<{ body: string }>("SELECT body FROM provider_switches ORDER BY at, id")
+      .toArray()
+      .map((row) => JSON.parse(row.body) as SwitchEntry);
   }
 
   /** Writes unsynced entries to D1; false when D1 failed (they stay unsynced). Never throws. */
@@ -44,7 +57,10 @@ export class SwitchLog {
     try {
       const scope = tenantScopeFor(env, tenantId);
       const [first, ...rest] = entries.map((entry) =>
-        scope.insert(providerSwitches, { ...entry, sessionId }).onConflictDoUpdate({ target: providerSwitches.id, set: { outcome: entry.outcome, error: entry.error, durationMs: entry.durationMs } }),
+        scope.insert(providerSwitches, { ...entry, sessionId }).onConflictDoUpdate({
+          target: providerSwitches.id,
+          set: { outcome: entry.outcome, error: entry.error, durationMs: entry.durationMs },
+        }),
       );
       await scope.batch([first!, ...rest]);
     } catch {

@@ -2,9 +2,9 @@ import { eq } from "drizzle-orm";
 import type { ProviderName } from "../../workers/config/settings";
 import { sessions } from "../../workers/db/schema";
 import { tenantScopeFor } from "../../workers/db/tenant-scope";
-import { decodeBase64Into } from "../media/audio/pcm16";
-import type { LiveSockets } from "../live/live-sockets";
 import { BROWSER_AUDIO_RATE } from "../live/live-events";
+import type { LiveSockets } from "../live/live-sockets";
+import { decodeBase64Into } from "../media/audio/pcm16";
 import type { CallerLeg } from "../voice/voice-session";
 
 /**
@@ -81,8 +81,11 @@ export class WebSessionStore {
     const record = this.record;
     if (!record) return true;
     try {
-      await tenantScopeFor(env, record.tenantId)
-        .update(sessions, { status: record.status, endedAt: record.endedAt, provider: record.provider }, eq(sessions.id, record.sessionId));
+      await tenantScopeFor(env, record.tenantId).update(
+        sessions,
+        { status: record.status, endedAt: record.endedAt, provider: record.provider },
+        eq(sessions.id, record.sessionId),
+      );
       return true;
     } catch {
       return false;

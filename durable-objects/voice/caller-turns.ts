@@ -1,6 +1,6 @@
-import type { AudioFormat } from "./provider";
 import { decodeAlaw, decodeMulaw } from "../media/audio/g711";
 import { decodeBase64Into } from "../media/audio/pcm16";
+import type { AudioFormat } from "./provider";
 
 /**
  * The object's own, coarse view of the caller's turns, from frame energy: it only has to notice that the caller
@@ -16,7 +16,10 @@ const END_SILENCE_MS = 1_000;
 /** sample² for every G.711 code, so a frame's energy needs no decoding pass. */
 const squaresOf = (decode: (input: Uint8Array, output: Int16Array) => number) => {
   const samples = new Int16Array(256);
-  decode(Uint8Array.from({ length: 256 }, (_, code) => code), samples);
+  decode(
+    Uint8Array.from({ length: 256 }, (_, code) => code),
+    samples,
+  );
   return Float64Array.from(samples, (sample) => sample * sample);
 };
 const MULAW_SQUARES = squaresOf(decodeMulaw);
@@ -43,7 +46,7 @@ export class CallerTurns {
     if (format.encoding === "pcm16") {
       samples = count >> 1;
       for (let i = 0; i < samples; i++) {
-        const sample = (this.bytes[2 * i]! | (this.bytes[2 * i + 1]! << 8)) << 16 >> 16;
+        const sample = ((this.bytes[2 * i]! | (this.bytes[2 * i + 1]! << 8)) << 16) >> 16;
         sum += sample * sample;
       }
     } else {

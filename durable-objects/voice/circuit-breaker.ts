@@ -79,7 +79,8 @@ export class CircuitBreakers {
     const state = this.state(provider, now);
     const failures = state.consecutiveFailures + 1;
     if (state.state === "half_open" || failures >= this.policy.failureThreshold) {
-      return this.save(provider, { state: "open", consecutiveFailures: failures, openedAt: now, trialsStarted: 0, trialSuccesses: 0 }).state;
+      return this.save(provider, { state: "open", consecutiveFailures: failures, openedAt: now, trialsStarted: 0, trialSuccesses: 0 })
+        .state;
     }
     return this.save(provider, { ...state, consecutiveFailures: failures }).state;
   }

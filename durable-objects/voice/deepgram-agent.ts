@@ -9,7 +9,7 @@ import type {
   ToolDefinition,
   VoiceProvider,
 } from "./provider";
-import { CONNECT_TIMEOUT_MS, ProviderRefusedError, openProviderSocket } from "./provider-socket";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderRefusedError } from "./provider-socket";
 
 /**
  * Deepgram Voice Agent adapter (protocols.md §7): JSON control messages as text frames, audio both ways as raw
@@ -103,8 +103,7 @@ function renderPrompt(instructions: string, history: ConversationItem[]): string
   return lines.length === 0 ? instructions : instructions + header + lines.reverse().join("\n");
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 const text = (value: unknown): string => (typeof value === "string" ? value : "");
 
 function parseFunctionCall(value: unknown): FunctionCall | null {
@@ -291,10 +290,7 @@ class DeepgramAgent implements VoiceProvider {
       this.#settings = null;
     } else if (type === "SettingsApplied") {
       this.#ready = true;
-      this.#keepAliveTimer = setInterval(
-        () => this.#keepAliveCheck(),
-        this.#keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL,
-      );
+      this.#keepAliveTimer = setInterval(() => this.#keepAliveCheck(), this.#keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL);
       const pending = this.#pending;
       this.#pending = null;
       if (pending) {

@@ -109,10 +109,7 @@ export class GeminiSetupError extends Error {
   }
 }
 
-export async function connectGeminiLive(
-  options: GeminiLiveOptions,
-  config: ProviderSessionConfig,
-): Promise<GeminiLiveProvider> {
+export async function connectGeminiLive(options: GeminiLiveOptions, config: ProviderSessionConfig): Promise<GeminiLiveProvider> {
   const provider = new GeminiLiveSession(options);
   await provider.connect(config);
   return provider;

@@ -1,8 +1,8 @@
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../media/audio/g711";
 import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../media/audio/pcm16";
 import {
-  dtmfText,
   type AudioFormat,
+  dtmfText,
   type ProviderConnectOptions,
   type ProviderEvent,
   type ProviderSessionConfig,
@@ -275,7 +275,8 @@ class LocalEngine implements VoiceProvider {
     const bytesPerMs = (this.#format.sampleRate / 1000) * (this.#format.encoding === "pcm16" ? 2 : 1);
     const chunkBytes = bytesPerMs * REPLY_CHUNK_MS;
     const chunks: string[] = [];
-    for (let offset = 0; offset < bytes.length; offset += chunkBytes) chunks.push(encodeBase64(bytes.subarray(offset, offset + chunkBytes)));
+    for (let offset = 0; offset < bytes.length; offset += chunkBytes)
+      chunks.push(encodeBase64(bytes.subarray(offset, offset + chunkBytes)));
     const audio = { chunks, durationMs: bytes.length / bytesPerMs };
     this.#lineAudio.set(lineIndex, audio);
     return audio;

@@ -1,10 +1,10 @@
 import type {
-  ConversationItem as RealtimeItem,
   ConversationItemInputAudioTranscriptionCompletedEvent,
   InputAudioBufferAppendEvent,
   RealtimeAudioFormats,
   RealtimeClientEvent,
   RealtimeError,
+  ConversationItem as RealtimeItem,
   RealtimeResponse,
   RealtimeServerEvent,
   RealtimeSessionCreateRequest,
@@ -402,7 +402,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   /** A reply cut short (barge-in, cancel) sends no transcript `done`: what was said is in its finished item. */
   #outputItemDone(message: Record<string, unknown>): void {
     const item = isRecord(message.item) ? message.item : undefined;
-    if (!item || item.type !== "message" || item.role !== "assistant" || typeof item.id !== "string" || !Array.isArray(item.content)) return;
+    if (item?.type !== "message" || item.role !== "assistant" || typeof item.id !== "string" || !Array.isArray(item.content)) return;
     const transcript = item.content
       .map((part: unknown) => (isRecord(part) && typeof part.transcript === "string" ? part.transcript : ""))
       .join("");

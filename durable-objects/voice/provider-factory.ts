@@ -1,4 +1,4 @@
-import { ConfigurationError, parseSettings, type ProviderName } from "../../workers/config/settings";
+import { ConfigurationError, type ProviderName, parseSettings } from "../../workers/config/settings";
 import { connectDeepgramAgent } from "./deepgram-agent";
 import { connectGeminiLive } from "./gemini-live";
 import { connectLocalEngine } from "./local-engine";

@@ -27,7 +27,11 @@ export const BUILTIN_TOOLS = [
     definition: {
       name: "end_call",
       description: "End the phone call. Say goodbye first; the line closes once your last words have played.",
-      parameters: { type: "object", properties: { reason: { type: "string", description: "Why the call ends" } }, additionalProperties: false },
+      parameters: {
+        type: "object",
+        properties: { reason: { type: "string", description: "Why the call ends" } },
+        additionalProperties: false,
+      },
     },
     args: reasonArgs,
     execute: (args, host) => host.endCall(args.reason ?? "agent_ended"),
@@ -36,7 +40,11 @@ export const BUILTIN_TOOLS = [
     definition: {
       name: "transfer_to_human",
       description: "Transfer the caller to a human agent when they ask for a person or you cannot help.",
-      parameters: { type: "object", properties: { reason: { type: "string", description: "Why a human is needed" } }, additionalProperties: false },
+      parameters: {
+        type: "object",
+        properties: { reason: { type: "string", description: "Why a human is needed" } },
+        additionalProperties: false,
+      },
     },
     args: reasonArgs,
     execute: (args, host) => host.transferToHuman(args.reason ?? "caller_request"),
@@ -72,12 +80,20 @@ export class ToolRunner {
   }
 
   async run(callId: string, name: string, rawArguments: string, host: ToolHost): Promise<ToolOutcome> {
-    const previous = this.sql.exec<{ status: string; result: string | null }>("SELECT status, result FROM tool_calls WHERE call_id = ?", callId).toArray()[0];
+    const previous = this.sql
+      .exec<{ status: string; result: string | null }>("SELECT status, result FROM tool_calls WHERE call_id = ?", callId)
+      .toArray()[0];
     if (previous && previous.status !== "started") {
       return { result: previous.result ?? "", status: previous.status === "completed" ? "completed" : "failed", replayed: true };
     }
     if (previous) return { result: JSON.stringify({ error: "already running" }), status: "failed", replayed: true };
-    this.sql.exec("INSERT INTO tool_calls (call_id, name, arguments, status, at) VALUES (?, ?, ?, 'started', ?)", callId, name, rawArguments.slice(0, MAX_ARGUMENT_CHARS), Date.now());
+    this.sql.exec(
+      "INSERT INTO tool_calls (call_id, name, arguments, status, at) VALUES (?, ?, ?, 'started', ?)",
+      callId,
+      name,
+      rawArguments.slice(0, MAX_ARGUMENT_CHARS),
+      Date.now(),
+    );
     const outcome = await this.execute(name, rawArguments, host);
     this.sql.exec("UPDATE tool_calls SET status = ?, result = ? WHERE call_id = ?", outcome.status, outcome.result, callId);
     return { ...outcome, replayed: false };
@@ -91,7 +107,10 @@ export class ToolRunner {
         limit,
       )
       .toArray()
-      .map((row) => ({ at: row.at, item: { kind: "tool", callId: row.call_id, name: row.name, arguments: row.arguments, result: row.result ?? "" } }));
+      .map((row) => ({
+        at: row.at,
+        item: { kind: "tool", callId: row.call_id, name: row.name, arguments: row.arguments, result: row.result ?? "" },
+      }));
   }
 
   private async execute(name: string, rawArguments: string, host: ToolHost): Promise<Omit<ToolOutcome, "replayed">> {
@@ -104,7 +123,8 @@ export class ToolRunner {
       return failed("arguments are not JSON");
     }
     const args = t.args.safeParse(parsedJson);
-    if (!args.success) return failed(`invalid arguments: ${args.error.issues.map((issue) => issue.path.join(".") || issue.message).join(", ")}`);
+    if (!args.success)
+      return failed(`invalid arguments: ${args.error.issues.map((issue) => issue.path.join(".") || issue.message).join(", ")}`);
     try {
       return { result: (await t.execute(args.data, host)).slice(0, MAX_RESULT_CHARS), status: "completed" };
     } catch (error) {

@@ -1,16 +1,23 @@
 import type { ProviderName } from "../../workers/config/settings";
 import type { SwitchReason } from "../../workers/db/schema";
-import type { HealthReport } from "../provider-health/types";
-import type { SwitchEntry } from "../session/switch-log";
 import type { Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import type { TranscriptLog } from "../call/transcript-log";
 import type { LiveEvent, ProviderLinkState } from "../live/live-events";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
+import type { HealthReport } from "../provider-health/types";
+import type { SwitchEntry } from "../session/switch-log";
 import { CallerTurns } from "./caller-turns";
 import type { CircuitBreakers } from "./circuit-breaker";
 import { Playback } from "./playback";
-import { dtmfText, type AudioFormat, type ConversationItem, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider";
+import {
+  type AudioFormat,
+  type ConversationItem,
+  dtmfText,
+  type ProviderEvent,
+  type ProviderSessionConfig,
+  type VoiceProvider,
+} from "./provider";
 import type { ToolHost, ToolRunner } from "./tools";
 
 /**
@@ -151,7 +158,15 @@ export class VoiceSession implements ToolHost {
   private watchdog: ReturnType<typeof setTimeout> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private frameWindow = { second: 0, frames: 0 };
-  readonly stats: VoiceStats = { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0, bargeIns: 0, reconnects: 0, providerErrors: 0, toolCalls: 0 };
+  readonly stats: VoiceStats = {
+    callerFrames: 0,
+    callerFramesDropped: 0,
+    agentChunks: 0,
+    bargeIns: 0,
+    reconnects: 0,
+    providerErrors: 0,
+    toolCalls: 0,
+  };
 
   constructor(
     private readonly host: VoiceSessionHost,
@@ -184,7 +199,10 @@ export class VoiceSession implements ToolHost {
       return;
     }
     // The caller spoke and stopped while the agent has been quiet: the provider owes a reply (stall detection).
-    if (this.turns.push(base64, this.host.leg()?.format ?? this.options.callAudio) && Date.now() - this.lastAgentAudioAt > RECENT_AGENT_AUDIO_MS) {
+    if (
+      this.turns.push(base64, this.host.leg()?.format ?? this.options.callAudio) &&
+      Date.now() - this.lastAgentAudioAt > RECENT_AGENT_AUDIO_MS
+    ) {
       this.awaitReply();
     }
     this.forward(base64);
@@ -275,7 +293,8 @@ export class VoiceSession implements ToolHost {
     const switching = this.switching;
     if (switching && generation === switching.generation) {
       // The provider being switched to is silent until the cut-over; if it fails meanwhile, the switch does.
-      if (event.type === "closed" || (event.type === "error" && event.fatal)) switching.failure = `${switching.to} ${event.type === "closed" ? `closed (${event.code})` : `error ${event.code}`} before the cut-over`;
+      if (event.type === "closed" || (event.type === "error" && event.fatal))
+        switching.failure = `${switching.to} ${event.type === "closed" ? `closed (${event.code})` : `error ${event.code}`} before the cut-over`;
       return;
     }
     if (generation !== this.generation) return;
@@ -333,7 +352,12 @@ export class VoiceSession implements ToolHost {
     const provider = this.provider;
     if (!leg || !provider) return;
     if (this.awaitingReplySince !== null) {
-      this.host.reportHealth({ provider: this.providerName, kind: "response", latencyMs: Date.now() - this.awaitingReplySince, at: Date.now() });
+      this.host.reportHealth({
+        provider: this.providerName,
+        kind: "response",
+        latencyMs: Date.now() - this.awaitingReplySince,
+        at: Date.now(),
+      });
     }
     this.agentActivity();
     this.ensureTranscoders(provider);
@@ -388,7 +412,7 @@ export class VoiceSession implements ToolHost {
     const askedBy = this.generation;
     this.toolsInFlight++;
     this.host.publish({ type: "tool_call", callId, name, status: "started", result: null, at: Date.now() });
-    let outcome;
+    let outcome: Awaited<ReturnType<ToolRunner["run"]>>;
     try {
       outcome = await this.options.tools.run(callId, name, args, this);
     } finally {
@@ -471,7 +495,11 @@ export class VoiceSession implements ToolHost {
     if (this.linkState !== "reconnecting") this.setLinkState("connecting", null);
     const handle = name === "gemini" ? this.options.resumption.get() || undefined : undefined;
     try {
-      const provider = await this.host.connect(name, (event) => this.onProviderEvent(generation, event), this.sessionConfig(this.history(), handle));
+      const provider = await this.host.connect(
+        name,
+        (event) => this.onProviderEvent(generation, event),
+        this.sessionConfig(this.history(), handle),
+      );
       if (this.closed || generation !== this.generation || this.providerName !== name) {
         provider.close();
         return true; // superseded (a switch cut over meanwhile): nothing left to retry
@@ -512,7 +540,10 @@ export class VoiceSession implements ToolHost {
     this.rolloverTimer = null;
     // OpenAI ends a session after a fixed time: a fresh one takes over before it does.
     if (name === "openai") {
-      this.rolloverTimer = setTimeout(() => void this.switchTo("openai", { preserveContext: true, reason: "rollover", immediate: false }), this.options.policy.openAiRolloverMs);
+      this.rolloverTimer = setTimeout(
+        () => void this.switchTo("openai", { preserveContext: true, reason: "rollover", immediate: false }),
+        this.options.policy.openAiRolloverMs,
+      );
     }
   }
 
@@ -527,13 +558,25 @@ export class VoiceSession implements ToolHost {
   async switchTo(to: ProviderName, options: SwitchOptions): Promise<SwitchResult> {
     const from = this.providerName;
     const startedAt = Date.now();
-    if (this.switching) return { success: false, fromProvider: from, toProvider: to, contextPreserved: 0, switchedAt: null, durationMs: 0, error: "switch_in_progress" };
-    const refusal =
-      this.closed ? "the session has ended"
-      : to === from && options.reason === "manual" ? `the session is already on ${to}`
-      : !this.host.configured(to) ? `${to} is not configured`
-      : !this.options.breakers.tryAcquire(to) ? `${to}'s circuit breaker is open`
-      : null;
+    if (this.switching)
+      return {
+        success: false,
+        fromProvider: from,
+        toProvider: to,
+        contextPreserved: 0,
+        switchedAt: null,
+        durationMs: 0,
+        error: "switch_in_progress",
+      };
+    const refusal = this.closed
+      ? "the session has ended"
+      : to === from && options.reason === "manual"
+        ? `the session is already on ${to}`
+        : !this.host.configured(to)
+          ? `${to} is not configured`
+          : !this.options.breakers.tryAcquire(to)
+            ? `${to}'s circuit breaker is open`
+            : null;
     if (refusal) return this.finishSwitch({ from, to, startedAt, options, carried: 0, error: refusal });
 
     const generation = ++this.generationSeq;
@@ -541,21 +584,41 @@ export class VoiceSession implements ToolHost {
     const handle = to === "gemini" && from === "gemini" ? this.options.resumption.get() || undefined : undefined;
     const switching = { to, generation, startedAt, heldAudio: [] as string[], failure: null as string | null };
     this.switching = switching;
-    this.host.publish({ type: "provider", provider: to, state: "connecting", detail: `switching from ${from} (${options.reason})`, at: startedAt });
+    this.host.publish({
+      type: "provider",
+      provider: to,
+      state: "connecting",
+      detail: `switching from ${from} (${options.reason})`,
+      at: startedAt,
+    });
     let next: VoiceProvider;
     try {
       next = await this.host.connect(to, (event) => this.onProviderEvent(generation, event), this.sessionConfig(history, handle));
     } catch (error) {
       this.options.breakers.failure(to);
       this.host.reportHealth({ provider: to, kind: "connect_failure", at: Date.now() });
-      return this.abandonSwitch({ from, to, startedAt, options, carried: history.length, error: `could not connect to ${to}: ${describeError(error)}` });
+      return this.abandonSwitch({
+        from,
+        to,
+        startedAt,
+        options,
+        carried: history.length,
+        error: `could not connect to ${to}: ${describeError(error)}`,
+      });
     }
     this.host.reportHealth({ provider: to, kind: "connect_success", at: Date.now() });
     if (!options.immediate) await this.untilSafePoint();
     if (this.closed || switching.failure) {
       next.close();
       if (switching.failure) this.options.breakers.failure(to);
-      return this.abandonSwitch({ from, to, startedAt, options, carried: history.length, error: switching.failure ?? "the session has ended" });
+      return this.abandonSwitch({
+        from,
+        to,
+        startedAt,
+        options,
+        carried: history.length,
+        error: switching.failure ?? "the session has ended",
+      });
     }
 
     // Cut over. An agent still talking is interrupted the way a barge-in is (clear, truncate).
@@ -648,9 +711,24 @@ export class VoiceSession implements ToolHost {
       startedAt: attempt.startedAt,
       durationMs,
     });
-    this.host.publish({ type: "provider_switched", from: attempt.from, to: attempt.to, reason: attempt.options.reason, success, error: attempt.error, at: Date.now() });
+    this.host.publish({
+      type: "provider_switched",
+      from: attempt.from,
+      to: attempt.to,
+      reason: attempt.options.reason,
+      success,
+      error: attempt.error,
+      at: Date.now(),
+    });
     increment("provider_switches_total", { reason: attempt.options.reason, outcome: success ? "succeeded" : "failed" });
-    this.host.log().info("voice.provider_switch", { from: attempt.from, to: attempt.to, reason: attempt.options.reason, success, durationMs, error: attempt.error });
+    this.host.log().info("voice.provider_switch", {
+      from: attempt.from,
+      to: attempt.to,
+      reason: attempt.options.reason,
+      success,
+      durationMs,
+      error: attempt.error,
+    });
     return result;
   }
 

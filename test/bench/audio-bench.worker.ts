@@ -4,19 +4,8 @@
  * Inputs are seeded, so every run times the same frames; each contender is warmed up before it is timed.
  */
 import * as alawmulawExports from "alawmulaw";
-import {
-  decodeAlaw,
-  decodeMulaw,
-  encodeAlaw,
-  encodeMulaw,
-  transcodeMulawToAlaw,
-} from "../../durable-objects/media/audio/g711.ts";
-import {
-  decodeBase64Into,
-  decodePcm16le,
-  encodeBase64,
-  encodePcm16le,
-} from "../../durable-objects/media/audio/pcm16.ts";
+import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw, transcodeMulawToAlaw } from "../../durable-objects/media/audio/g711.ts";
+import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../durable-objects/media/audio/pcm16.ts";
 import { Resampler, type SampleRate } from "../../durable-objects/media/audio/resampler.ts";
 
 // Node loads the package's CommonJS build (everything under `default`); bundlers load its ES module build.
@@ -312,8 +301,7 @@ export function runAudioBench(): Measured[] {
   return measured;
 }
 
-const speedup = (ratio: number): string =>
-  ratio >= 1 ? `${ratio.toFixed(1)}× faster` : `${(1 / ratio).toFixed(1)}× slower`;
+const speedup = (ratio: number): string => (ratio >= 1 ? `${ratio.toFixed(1)}× faster` : `${(1 / ratio).toFixed(1)}× slower`);
 
 export function formatTable(runtime: string, measured: Measured[]): string {
   const header = ["case", "implementation", "ns / 20 ms frame", "M samples/s", "% of real time", "switchboard is"];
@@ -329,8 +317,7 @@ export function formatTable(runtime: string, measured: Measured[]): string {
   );
   const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column]!.length)));
   // Names align left, figures right.
-  const pad = (cell: string, column: number): string =>
-    column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!);
+  const pad = (cell: string, column: number): string => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!));
   const line = (row: string[]): string => row.map(pad).join("  ");
   return [`\n${runtime}`, line(header), ...rows.map(line)].join("\n");
 }

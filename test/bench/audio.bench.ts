@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { unstable_startWorker } from "wrangler";
-import { formatTable, runAudioBench, type Measured } from "./audio-bench.worker.ts";
+import { formatTable, type Measured, runAudioBench } from "./audio-bench.worker.ts";
 
 console.log(formatTable(`Node ${process.version}`, runAudioBench()));
 

@@ -2,14 +2,17 @@ import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts
 import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
 import { TEST_SECRET_NAMES } from "../support/test-settings.ts";
 
-
 const quietWrangler = !process.env.WRANGLER_LOG;
 
 /**
  * A freshly started local platform (test/node/support/local-platform.ts: the real Worker under wrangler, a seeded
  * D1) with its admin signed in and one Twilio number per provider (`numbers`: provider → E.164).
  */
-export async function startBenchPlatform(settings: Record<string, string>, numbers: Record<string, string>, options: { inspector?: boolean } = {}): Promise<{ platform: LocalPlatform; api: ApiClient }> {
+export async function startBenchPlatform(
+  settings: Record<string, string>,
+  numbers: Record<string, string>,
+  options: { inspector?: boolean } = {},
+): Promise<{ platform: LocalPlatform; api: ApiClient }> {
   if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
   let started: LocalPlatform | undefined;
   // A platform that fails to start (a busy machine) is retried, boundedly, on a fresh state directory.

@@ -32,9 +32,20 @@ import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
 import { preciseNow } from "../simulators/providers/recorder.ts";
 import { testSettings } from "../support/test-settings.ts";
 import { startBenchPlatform } from "./bench-platform.ts";
-import { profileSummary, type Profiler, startProfiler } from "./cpu-profile.ts";
+import { type Profiler, profileSummary, startProfiler } from "./cpu-profile.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
-import { type CallState, finishCall, HANDSHAKE_TIMEOUT_MS, ms, newCall, pumpFrames, startCall, summarize, table, WEBHOOK_TIMEOUT_MS } from "./twilio-side.ts";
+import {
+  type CallState,
+  finishCall,
+  HANDSHAKE_TIMEOUT_MS,
+  ms,
+  newCall,
+  pumpFrames,
+  startCall,
+  summarize,
+  table,
+  WEBHOOK_TIMEOUT_MS,
+} from "./twilio-side.ts";
 
 type Target = "relay" | "platform";
 
@@ -69,7 +80,8 @@ const SCRIPT_PARTS = [wav("caller-hello.wav"), silence(1500), wav("caller-interr
 const LONG_REPLY = "Of course. Your balance is one hundred and twenty dollars, and your next bill is due on the first.";
 const SHORT_REPLY = "Sure, let me transfer you to a person now.";
 const scriptSamples = new Int16Array(SCRIPT_PARTS.reduce((total, part) => total + part.length, 0));
-SCRIPT_PARTS.reduce((offset, part) => (scriptSamples.set(part, offset), offset + part.length), 0);
+for (let index = 0, offset = 0; index < SCRIPT_PARTS.length; offset += SCRIPT_PARTS[index]!.length, index++)
+  scriptSamples.set(SCRIPT_PARTS[index]!, offset);
 const CYCLE_FRAMES = Math.floor(scriptSamples.length / SAMPLES_PER_FRAME);
 const CYCLE_MS = CYCLE_FRAMES * FRAME_MS;
 const SCRIPT_FRAMES: Uint8Array[] = Array.from({ length: CYCLE_FRAMES }, (_, index) =>
@@ -91,7 +103,7 @@ function taggedPayload(index: number): string {
   return head.toString("base64") + SCRIPT_TAILS[index % CYCLE_FRAMES]!;
 }
 function indexOfHead(head: number): number {
-  if (((head & TAG_MASK) >>> 0) !== TAG_MASK) return -1;
+  if ((head & TAG_MASK) >>> 0 !== TAG_MASK) return -1;
   return (((head >>> 24) & 0xf) << 12) | (((head >>> 16) & 0xf) << 8) | (((head >>> 8) & 0xf) << 4) | (head & 0xf);
 }
 
@@ -128,8 +140,12 @@ function cpuMs(pid: number): number {
 
 /** The filesystem a directory lives on (its longest mount point prefix in /proc/mounts). */
 function filesystemOf(directory: string): string {
-  const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((line) => line.split(" "));
-  const best = mounts.filter((fields) => fields[1] && (directory === fields[1] || directory.startsWith(fields[1] === "/" ? "/" : `${fields[1]}/`)));
+  const mounts = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .map((line) => line.split(" "));
+  const best = mounts.filter(
+    (fields) => fields[1] && (directory === fields[1] || directory.startsWith(fields[1] === "/" ? "/" : `${fields[1]}/`)),
+  );
   best.sort((a, b) => b[1]!.length - a[1]!.length);
   return best[0] ? `${best[0][2]} (${best[0][0]} on ${best[0][1]})` : "unknown";
 }
@@ -186,7 +202,14 @@ function compareSequences(sent: number[], received: number[]): { lost: number; d
   return { lost, duplicated, reordered };
 }
 
-async function runCalls(url: string, simulator: SimulatorThread, target: Target, count: number, runIndex: number, inspectorUrl: string | null): Promise<RunResult> {
+async function runCalls(
+  url: string,
+  simulator: SimulatorThread,
+  target: Target,
+  count: number,
+  runIndex: number,
+  inspectorUrl: string | null,
+): Promise<RunResult> {
   const frameCount = framesFor(count);
   const cycles = frameCount / CYCLE_FRAMES;
   const replies = Array.from({ length: 2 * cycles }, (_, index) => (index % 2 === 0 ? LONG_REPLY : SHORT_REPLY));
@@ -261,7 +284,13 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
   const workerdCpuMs = cpu() - cpuBefore;
   if (profiler) {
     const path = join(tmpdir(), `switchboard-${target}-${count}.cpuprofile`);
-    console.log(table(`CPU profile of the ${target}'s isolate, ${count} calls: self time by function (whole profile in ${path})`, ["function", "self ms", "share"], profileSummary(await profiler.stop(), path)));
+    console.log(
+      table(
+        `CPU profile of the ${target}'s isolate, ${count} calls: self time by function (whole profile in ${path})`,
+        ["function", "self ms", "share"],
+        profileSummary(await profiler.stop(), path),
+      ),
+    );
   }
   await sleep(500); // the simulator sees the last frames and closes
 
@@ -298,13 +327,18 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
   };
   for (const call of calls) {
     if (call.failure) result.failures.push(call.failure);
-    const connections: ConnectionSnapshot[] = (await simulator.takeSessions(call.key)).filter((connection) => connection.refusedWithStatus === null);
+    const connections: ConnectionSnapshot[] = (await simulator.takeSessions(call.key)).filter(
+      (connection) => connection.refusedWithStatus === null,
+    );
 
     // Caller → provider, by each frame's tag.
     const sent = call.nextFrame;
     const indexes = connections.flatMap((connection) => connection.audioIn.frameHeads.entries.map(indexOfHead));
     const arrivals = connections.flatMap((connection) => connection.audioIn.frameTimes.entries);
-    const frames = compareSequences(Array.from({ length: sent }, (_, index) => index), indexes);
+    const frames = compareSequences(
+      Array.from({ length: sent }, (_, index) => index),
+      indexes,
+    );
     result.framesSent += sent;
     result.framesReceived += indexes.length;
     result.framesLost += frames.lost;
@@ -323,14 +357,18 @@ async function runCalls(url: string, simulator: SimulatorThread, target: Target,
     // Provider → caller, chunk k ↔ media message k when the sequences agree.
     const chunks = connections.flatMap((connection) => connection.audioOut.chunkTimes.entries);
     const heads = call.agentMediaHeads;
-    const agent = compareSequences(chunks.map((chunk) => chunk.head), heads);
+    const agent = compareSequences(
+      chunks.map((chunk) => chunk.head),
+      heads,
+    );
     result.chunksSent += chunks.length;
     result.mediaReceived += heads.length;
     result.chunksLost += agent.lost;
     result.chunksDuplicated += agent.duplicated;
     result.chunksReordered += agent.reordered;
     const inOrder = agent.lost + agent.duplicated + agent.reordered === 0 && call.agentMediaAt.length === chunks.length;
-    if (inOrder) for (let index = 0; index < chunks.length; index++) result.providerToCaller.push(call.agentMediaAt[index]! - chunks[index]!.at);
+    if (inOrder)
+      for (let index = 0; index < chunks.length; index++) result.providerToCaller.push(call.agentMediaAt[index]! - chunks[index]!.at);
 
     // Turns: each caller turn the simulator detected, answered by audio that reached the caller.
     for (const connection of connections) {
@@ -372,21 +410,36 @@ async function startRelay(simulatorSettings: Record<string, string>, persistTo: 
       OPENAI_REALTIME_URL: { type: "plain_text", value: simulatorSettings.OPENAI_REALTIME_URL! },
       OPENAI_API_KEY: { type: "secret_text", value: simulatorSettings.OPENAI_API_KEY! },
     },
-    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: PROFILE ? { hostname: "127.0.0.1", port: 0 } : false, watch: false, liveReload: false, persist: persistTo },
+    dev: {
+      server: { hostname: "127.0.0.1", port: 0 },
+      inspector: PROFILE ? { hostname: "127.0.0.1", port: 0 } : false,
+      watch: false,
+      liveReload: false,
+      persist: persistTo,
+    },
   });
   await worker.ready;
   const inspectorUrl = PROFILE ? ((await worker.inspectorUrl)?.href ?? null) : null;
   return { url: (await worker.url).origin, inspectorUrl, stop: () => worker.dispose() };
 }
 
-const commandLine = `node ${process.argv.slice(1).map((arg) => arg.replace(process.cwd() + "/", "")).join(" ")}`;
+const commandLine = `node ${process.argv
+  .slice(1)
+  .map((arg) => arg.replace(`${process.cwd()}/`, ""))
+  .join(" ")}`;
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
 const simulator = await startSimulatorThread({ maxRecordedEntries: 50_000 });
 const settings = await testSettings(() => simulator.settings);
 // Production's provider resilience, not the test suite's fast time scale (a 2 s reply timeout would turn load into reconnects).
-for (const name of ["PROVIDER_RECONNECT_BASE_MS", "PROVIDER_BREAKER_OPEN_SECONDS", "PROVIDER_RESPONSE_TIMEOUT_MS", "PROVIDER_FLEET_CHECK_SECONDS"]) delete settings[name];
+for (const name of [
+  "PROVIDER_RECONNECT_BASE_MS",
+  "PROVIDER_BREAKER_OPEN_SECONDS",
+  "PROVIDER_RESPONSE_TIMEOUT_MS",
+  "PROVIDER_FLEET_CHECK_SECONDS",
+])
+  delete settings[name];
 const stateDirectory = tmpdir();
 const results: RunResult[] = [];
 let running: Running | undefined;
@@ -400,11 +453,19 @@ try {
   let runIndex = 0;
   for (const count of COUNTS) {
     for (const target of TARGETS) {
-      console.log(`  ${target} × ${count}: ${framesFor(count)} frames a call, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}…`);
+      console.log(
+        `  ${target} × ${count}: ${framesFor(count)} frames a call, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}…`,
+      );
       if (target === "relay") {
         const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
         const relay = await startRelay(settings, persistTo);
-        running = { ...relay, stop: async () => (await relay.stop(), rmSync(persistTo, { recursive: true, force: true })) };
+        running = {
+          ...relay,
+          stop: async () => {
+            await relay.stop();
+            rmSync(persistTo, { recursive: true, force: true });
+          },
+        };
       } else {
         running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE })).platform;
       }
@@ -412,7 +473,9 @@ try {
       await running.stop();
       running = undefined;
       results.push(result);
-      console.log(`  ${target} × ${count}: ${count - result.failures.length} ok, ${result.failures.length} failed, ${(result.wallMs / 1000).toFixed(1)} s`);
+      console.log(
+        `  ${target} × ${count}: ${count - result.failures.length} ok, ${result.failures.length} failed, ${(result.wallMs / 1000).toFixed(1)} s`,
+      );
     }
   }
 } finally {
@@ -425,7 +488,8 @@ try {
 const label = (result: RunResult) => `${result.target} × ${result.calls}`;
 const pick = (result: RunResult, figure: keyof RunResult) => result[figure] as number[];
 const relayOf = (result: RunResult) => results.find((other) => other.target === "relay" && other.calls === result.calls);
-const ratio = (value: number | undefined, floor: number | undefined) => (value === undefined || floor === undefined || floor <= 0 ? "–" : `${(value / floor).toFixed(2)}×`);
+const ratio = (value: number | undefined, floor: number | undefined) =>
+  value === undefined || floor === undefined || floor <= 0 ? "–" : `${(value / floor).toFixed(2)}×`;
 function latencyTable(title: string, figure: keyof RunResult): string {
   const rows = results.map((result) => {
     const summary = summarize(pick(result, figure));
@@ -451,12 +515,23 @@ console.log(
 );
 console.log(latencyTable("Provider → caller (simulator chunk sent → carrier socket received the media message)", "providerToCaller"));
 console.log(latencyTable("Barge-in → `clear` (simulator speech_started while agent audio plays → `clear` at the carrier)", "interruption"));
-console.log(latencyTable("Response per turn (simulator's end of the caller's turn → the answer's first audio at the carrier)", "responses"));
+console.log(
+  latencyTable("Response per turn (simulator's end of the caller's turn → the answer's first audio at the carrier)", "responses"),
+);
 console.log(latencyTable("Voice webhook round trip (POST → TwiML)", "webhookMs"));
 console.log(
   table(
     "Frames and calls",
-    ["run", "caller frames sent / received", "lost / dup / reordered", "agent chunks sent / received", "lost / dup / reordered", "turns answered", "barge-ins (no clear)", "calls failed"],
+    [
+      "run",
+      "caller frames sent / received",
+      "lost / dup / reordered",
+      "agent chunks sent / received",
+      "lost / dup / reordered",
+      "turns answered",
+      "barge-ins (no clear)",
+      "calls failed",
+    ],
     results.map((result) => [
       label(result),
       `${result.framesSent} / ${result.framesReceived}`,
@@ -473,7 +548,17 @@ const cpuPerFrame = (result: RunResult) => (result.workerdCpuMs * 1000) / Math.m
 console.log(
   table(
     "workerd CPU and memory (CPU % of one core; 2 cores shared by workerd, the simulator and this bench)",
-    ["run", "workerd CPU ms", "µs per relayed frame", "platform ÷ relay", "workerd CPU %", "bench+simulator CPU %", "bench loop lag p99 ms", "RSS KiB per live call", "load average after"],
+    [
+      "run",
+      "workerd CPU ms",
+      "µs per relayed frame",
+      "platform ÷ relay",
+      "workerd CPU %",
+      "bench+simulator CPU %",
+      "bench loop lag p99 ms",
+      "RSS KiB per live call",
+      "load average after",
+    ],
     results.map((result) => {
       const floor = result.target === "platform" ? relayOf(result) : undefined;
       return [

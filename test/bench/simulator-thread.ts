@@ -5,7 +5,7 @@
  */
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
-import { providerSimulatorSettings, startProviderSimulator, type ProviderSimulatorOptions } from "../simulators/providers/index.ts";
+import { type ProviderSimulatorOptions, providerSimulatorSettings, startProviderSimulator } from "../simulators/providers/index.ts";
 
 export interface SimulatorThread {
   /** The Worker settings pointing at the simulator (providerSimulatorSettings). */
@@ -33,7 +33,9 @@ export async function startSimulatorThread(options: ProviderSimulatorOptions): P
       await ok(await fetch(control(`scenarios/${encodeURIComponent(key)}`), { method: "PUT", body: JSON.stringify(scenario) }));
     },
     async takeSessions(key) {
-      const { connections } = (await (await ok(await fetch(control(`sessions/${encodeURIComponent(key)}`)))).json()) as { connections: ConnectionSnapshot[] };
+      const { connections } = (await (await ok(await fetch(control(`sessions/${encodeURIComponent(key)}`)))).json()) as {
+        connections: ConnectionSnapshot[];
+      };
       await ok(await fetch(control(`sessions/${encodeURIComponent(key)}`), { method: "DELETE" }));
       await ok(await fetch(control(`scenarios/${encodeURIComponent(key)}`), { method: "DELETE" }));
       return connections;

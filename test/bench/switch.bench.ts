@@ -22,12 +22,17 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts";
 import { FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/carriers/audio.ts";
 import { uuid } from "../simulators/carriers/ids.ts";
-import { type ConnectionSnapshot, type ProviderSimulator, providerSimulatorSettings, startProviderSimulator } from "../simulators/providers/index.ts";
+import {
+  type ConnectionSnapshot,
+  type ProviderSimulator,
+  providerSimulatorSettings,
+  startProviderSimulator,
+} from "../simulators/providers/index.ts";
 import { preciseNow } from "../simulators/providers/recorder.ts";
 import { testSettings } from "../support/test-settings.ts";
-import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts";
 import { startBenchPlatform } from "./bench-platform.ts";
 import { type CallState, finishCall, framePayloads, ms, newCall, pumpFrames, startCall, summarize, table } from "./twilio-side.ts";
 
@@ -40,7 +45,8 @@ const CONCURRENCY = Number(argument("--concurrency") ?? 2);
 const phaseList = (argument("--phases") ?? "switch,failover,failover-breaker-1").split(",");
 if (!Number.isInteger(CALLS) || CALLS < 1 || CALLS > 200) throw new Error("--calls: expected 1..200");
 if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1 || CONCURRENCY > 3) throw new Error("--concurrency: expected 1..3");
-for (const phase of phaseList) if (!PHASES.includes(phase as PhaseName)) throw new Error(`--phases: unknown ${phase}; have ${PHASES.join(", ")}`);
+for (const phase of phaseList)
+  if (!PHASES.includes(phase as PhaseName)) throw new Error(`--phases: unknown ${phase}; have ${PHASES.join(", ")}`);
 const RUN_PHASES = phaseList as PhaseName[];
 
 const NUMBER = "+15550178001"; // a Twilio number whose calls start on openai
@@ -49,7 +55,12 @@ const POLL_MS = 100;
 /** After the action a call lasts until the new provider's first audio has reached the caller plus this, bounded. */
 const AFTER_ANSWER_MS = 1_000;
 const FRAME_WINDOW_AFTER_RESPONSE_MS = 2_000;
-const ACTION_DEADLINE_MS: Record<PhaseName, number> = { switch: 20_000, failover: 45_000, "failover-breaker-1": 20_000, "failover-breaker-2": 20_000 };
+const ACTION_DEADLINE_MS: Record<PhaseName, number> = {
+  switch: 20_000,
+  failover: 45_000,
+  "failover-breaker-1": 20_000,
+  "failover-breaker-2": 20_000,
+};
 
 // ── the caller's audio ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -60,7 +71,7 @@ const hello = wav("caller-hello.wav");
 const PAUSE_MS = 3_000;
 const parts = [hello, silence(PAUSE_MS), wav("caller-payment.wav"), silence(1_000)];
 const script = new Int16Array(parts.reduce((total, part) => total + part.length, 0));
-parts.reduce((offset, part) => (script.set(part, offset), offset + part.length), 0);
+for (let index = 0, offset = 0; index < parts.length; offset += parts[index]!.length, index++) script.set(parts[index]!, offset);
 const PAYLOADS = framePayloads(script);
 const SILENT_PAYLOAD = framePayloads(silence(FRAME_MS))[0]!;
 /** The frame at which the phase's action happens and the caller starts the next utterance. */
@@ -95,10 +106,27 @@ interface CallRecord {
   switchHistory: Array<Record<string, unknown>>;
 }
 
-async function runCall(phase: PhaseName, platform: LocalPlatform, api: ApiClient, simulator: ProviderSimulator, index: number): Promise<CallRecord> {
+async function runCall(
+  phase: PhaseName,
+  platform: LocalPlatform,
+  api: ApiClient,
+  simulator: ProviderSimulator,
+  index: number,
+): Promise<CallRecord> {
   const key = `switch-${phase}-${index}-${uuid().slice(0, 8)}`;
   const call = newCall(key, `198.18.${100 + RUN_PHASES.indexOf(phase)}.${(index % 250) + 1}`, PAYLOADS.length);
-  const record: CallRecord = { phase, failure: null, call, actionAt: null, responseAt: null, response: null, answeredBeforeAction: false, connections: [], counters: null, switchHistory: [] };
+  const record: CallRecord = {
+    phase,
+    failure: null,
+    call,
+    actionAt: null,
+    responseAt: null,
+    response: null,
+    answeredBeforeAction: false,
+    connections: [],
+    counters: null,
+    switchHistory: [],
+  };
   simulator.control.setScenario(key, { replies: REPLIES });
   const payloadAt = (_call: CallState, frame: number) => PAYLOADS[frame] ?? SILENT_PAYLOAD;
   let action: Promise<void> | null = null;
@@ -120,7 +148,9 @@ async function runCall(phase: PhaseName, platform: LocalPlatform, api: ApiClient
       if (call.failure) throw new Error(call.failure);
       if (action && now >= nextPoll) {
         nextPoll = now + POLL_MS;
-        const gemini = simulator.control.sessions(key).find((connection) => connection.provider === "gemini" && connection.refusedWithStatus === null);
+        const gemini = simulator.control
+          .sessions(key)
+          .find((connection) => connection.provider === "gemini" && connection.refusedWithStatus === null);
         const firstChunk = gemini?.audioOut.chunkTimes.entries[0]?.at;
         if (firstChunk !== undefined && newProviderHeardAt === null) {
           const media = call.agentMediaAt.find((at) => at >= firstChunk);
@@ -128,7 +158,13 @@ async function runCall(phase: PhaseName, platform: LocalPlatform, api: ApiClient
         }
       }
       const windowDone = record.responseAt !== null && preciseNow() >= record.responseAt + FRAME_WINDOW_AFTER_RESPONSE_MS;
-      if (newProviderHeardAt !== null && preciseNow() >= newProviderHeardAt + AFTER_ANSWER_MS && call.nextFrame >= PAYLOADS.length && (phase !== "switch" || windowDone)) break;
+      if (
+        newProviderHeardAt !== null &&
+        preciseNow() >= newProviderHeardAt + AFTER_ANSWER_MS &&
+        call.nextFrame >= PAYLOADS.length &&
+        (phase !== "switch" || windowDone)
+      )
+        break;
       if (now > deadline) {
         record.failure = `no audio from gemini within ${ACTION_DEADLINE_MS[phase] / 1000} s of the ${phase === "switch" ? "switch request" : "drop"}`;
         break;
@@ -151,7 +187,10 @@ async function runCall(phase: PhaseName, platform: LocalPlatform, api: ApiClient
   await sleep(300); // the simulator sees the close
   if (call.sessionId) {
     const history = await api.request("GET", `/api/v1/sessions/${call.sessionId}/switch-history`).catch(() => null);
-    const body = history?.body as { switches?: Array<Record<string, unknown>>; items?: Array<Record<string, unknown>> } | Array<Record<string, unknown>> | undefined;
+    const body = history?.body as
+      | { switches?: Array<Record<string, unknown>>; items?: Array<Record<string, unknown>> }
+      | Array<Record<string, unknown>>
+      | undefined;
     record.switchHistory = Array.isArray(body) ? body : (body?.switches ?? body?.items ?? []);
   }
   record.connections = simulator.control.sessions(key);
@@ -216,7 +255,16 @@ interface Figures {
   refusedReconnects: number[];
   paths: Map<string, number>;
   /** frames (switch window, or the whole call for failover) */
-  frames: { sent: number; receivedOld: number; receivedNew: number; both: number; lost: number; rawInWindow: number; platformDropped: number; callsWithLoss: number };
+  frames: {
+    sent: number;
+    receivedOld: number;
+    receivedNew: number;
+    both: number;
+    lost: number;
+    rawInWindow: number;
+    platformDropped: number;
+    callsWithLoss: number;
+  };
 }
 
 function firstMediaAfter(call: CallState, at: number | undefined): number | undefined {
@@ -249,7 +297,8 @@ function analyse(records: CallRecord[]): Figures {
     const accepted = record.connections.filter((connection) => connection.refusedWithStatus === null);
     const first = accepted[0];
     if (first && first.provider !== "openai") figures.notes.push(`${call.key}: started on ${first.provider}, not openai`);
-    if (!record.answeredBeforeAction) figures.notes.push(`${call.key}: the first turn was not answered before the ${record.phase === "switch" ? "switch" : "drop"}`);
+    if (!record.answeredBeforeAction)
+      figures.notes.push(`${call.key}: the first turn was not answered before the ${record.phase === "switch" ? "switch" : "drop"}`);
     if (record.failure) {
       figures.failures.push(record.failure);
       continue;
@@ -308,7 +357,10 @@ function analyse(records: CallRecord[]): Figures {
       figures.frames.rawInWindow += [...old, ...(gemini ? [gemini] : [])]
         .flatMap((connection) => connection.audioIn.frameTimes.entries)
         .filter((at) => at >= actionAt && at <= windowEnd).length;
-      if (receivedOld + receivedNew < sent) figures.notes.push(`${call.key}: ${sent - receivedOld - receivedNew} fewer frames received (old + new) than sent over the whole call`);
+      if (receivedOld + receivedNew < sent)
+        figures.notes.push(
+          `${call.key}: ${sent - receivedOld - receivedNew} fewer frames received (old + new) than sent over the whole call`,
+        );
     } else {
       if (gemini) {
         figures.toUpgrade.push(gemini.connectedAt - actionAt);
@@ -317,13 +369,17 @@ function analyse(records: CallRecord[]): Figures {
       }
       if (geminiAudio !== undefined) figures.toAudio.push(geminiAudio - actionAt);
       if (geminiAudio !== undefined) figures.toAudioAfterSpeech.push(geminiAudio - nextEnd);
-      const refused = record.connections.filter((connection) => connection.provider === "openai" && connection.refusedWithStatus !== null && connection.connectedAt >= actionAt);
+      const refused = record.connections.filter(
+        (connection) => connection.provider === "openai" && connection.refusedWithStatus !== null && connection.connectedAt >= actionAt,
+      );
       figures.refusedReconnects.push(refused.length);
       const failoverEntry = record.switchHistory.find((entry) => entry.reason === "auto_failover");
       if (typeof failoverEntry?.durationMs === "number") figures.historyDurationMs.push(failoverEntry.durationMs);
       const path =
         `drop → ${refused.length} refused openai reconnect${refused.length === 1 ? "" : "s"}` +
-        (refused.length ? ` (at +${refused.map((connection) => ((connection.connectedAt - actionAt) / 1000).toFixed(1)).join(", +")} s)` : "") +
+        (refused.length
+          ? ` (at +${refused.map((connection) => ((connection.connectedAt - actionAt) / 1000).toFixed(1)).join(", +")} s)`
+          : "") +
         ` → ${gemini ? "gemini" : "no gemini"}` +
         (failoverEntry ? ` (${String(failoverEntry.reason)}, ${String(failoverEntry.outcome)})` : " (no auto_failover in switch-history)");
       figures.paths.set(path.replace(/\(at [^)]*\)/, "(at …)"), (figures.paths.get(path.replace(/\(at [^)]*\)/, "(at …)")) ?? 0) + 1);
@@ -341,7 +397,10 @@ function analyse(records: CallRecord[]): Figures {
 
 // ── main ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-const commandLine = `node ${process.argv.slice(1).map((arg) => arg.replace(process.cwd() + "/", "")).join(" ")}`;
+const commandLine = `node ${process.argv
+  .slice(1)
+  .map((arg) => arg.replace(`${process.cwd()}/`, ""))
+  .join(" ")}`;
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 if (existsSync("/dev/shm")) process.env.TMPDIR = mkdtempSync("/dev/shm/switchboard-bench-");
@@ -350,14 +409,27 @@ const simulator = await startProviderSimulator();
 const base = await testSettings(() => providerSimulatorSettings(simulator));
 // Production's provider resilience, not the test suite's fast time scale: reconnect 1 s base × 2ⁿ, 5 attempts; the
 // breaker opens after 5 failures for 60 s; 15 s reply timeout; the fleet registry asked at most every 10 s.
-for (const name of ["PROVIDER_RECONNECT_BASE_MS", "PROVIDER_RECONNECT_ATTEMPTS", "PROVIDER_BREAKER_FAILURES", "PROVIDER_BREAKER_OPEN_SECONDS", "PROVIDER_RESPONSE_TIMEOUT_MS", "PROVIDER_FLEET_CHECK_SECONDS"]) delete base[name];
+for (const name of [
+  "PROVIDER_RECONNECT_BASE_MS",
+  "PROVIDER_RECONNECT_ATTEMPTS",
+  "PROVIDER_BREAKER_FAILURES",
+  "PROVIDER_BREAKER_OPEN_SECONDS",
+  "PROVIDER_RESPONSE_TIMEOUT_MS",
+  "PROVIDER_FLEET_CHECK_SECONDS",
+])
+  delete base[name];
 /**
  * The failover phases inject a fault into every call; with the fleet registry's default thresholds the injected
  * openai failures would mark openai offline/unhealthy after the first call (new calls would then start on gemini) and
  * the slow failover turns would mark gemini unhealthy (later failovers would skip it for deepgram). The registry's
  * thresholds are relaxed so that each call meets the same fleet state; they play no part in the path measured.
  */
-const FLEET_RELAXED = { PROVIDER_HEALTH_OFFLINE_AFTER: "100", PROVIDER_HEALTH_MIN_SUCCESS_RATE: "0", PROVIDER_HEALTH_LATENCY_WARNING_MS: "120000", PROVIDER_HEALTH_LATENCY_ERROR_MS: "120000" };
+const FLEET_RELAXED = {
+  PROVIDER_HEALTH_OFFLINE_AFTER: "100",
+  PROVIDER_HEALTH_MIN_SUCCESS_RATE: "0",
+  PROVIDER_HEALTH_LATENCY_WARNING_MS: "120000",
+  PROVIDER_HEALTH_LATENCY_ERROR_MS: "120000",
+};
 const SETTINGS: Record<PhaseName, Record<string, string>> = {
   switch: {},
   failover: FLEET_RELAXED,
@@ -375,7 +447,13 @@ try {
   );
   for (const phase of RUN_PHASES) {
     const settings = { ...base, ...SETTINGS[phase] };
-    console.log(`  phase ${phase}: ${Object.entries(SETTINGS[phase]).map(([name, value]) => `${name}=${value}`).join(" ") || "production resilience settings"}…`);
+    console.log(
+      `  phase ${phase}: ${
+        Object.entries(SETTINGS[phase])
+          .map(([name, value]) => `${name}=${value}`)
+          .join(" ") || "production resilience settings"
+      }…`,
+    );
     const started = await startBenchPlatform(settings, { openai: NUMBER });
     platform = started.platform;
     const records: CallRecord[] = [];
@@ -408,20 +486,46 @@ const row = (label: string, values: number[]) => {
 const switchFigures = results.get("switch");
 if (switchFigures) {
   console.log(
-    table("Switch openai → gemini (immediate) — target p99 ≤ 300 ms", ["figure", "p50 ms", "p99 ms", "max ms", "count"], [
-      row("(a) request sent → HTTP response", switchFigures.request),
-      row("(a) durationMs in the response", switchFigures.durationMs),
-      row("(b) caller's next utterance ends → first gemini audio at Twilio", switchFigures.nextTurn),
-      row("    of which: utterance end → simulator sends gemini's first chunk", switchFigures.nextTurnSimulator),
-      row("    of which: gemini chunk sent → Twilio socket", switchFigures.nextTurnPlatform),
-      row("baseline: hello ends → first openai audio at Twilio", switchFigures.firstTurn),
-    ]),
+    table(
+      "Switch openai → gemini (immediate) — target p99 ≤ 300 ms",
+      ["figure", "p50 ms", "p99 ms", "max ms", "count"],
+      [
+        row("(a) request sent → HTTP response", switchFigures.request),
+        row("(a) durationMs in the response", switchFigures.durationMs),
+        row("(b) caller's next utterance ends → first gemini audio at Twilio", switchFigures.nextTurn),
+        row("    of which: utterance end → simulator sends gemini's first chunk", switchFigures.nextTurnSimulator),
+        row("    of which: gemini chunk sent → Twilio socket", switchFigures.nextTurnPlatform),
+        row("baseline: hello ends → first openai audio at Twilio", switchFigures.firstTurn),
+      ],
+    ),
   );
   const frames = switchFigures.frames;
   console.log(
-    table("Caller frames from the switch request to 2 s after the response (target 0 lost)", ["sent", "heard by old (openai)", "heard by new (gemini)", "heard by both", "lost", "calls with loss", "receipts in the window (old + new, by time)", "platform callerFramesDropped (whole call)"], [
-      [String(frames.sent), String(frames.receivedOld), String(frames.receivedNew), String(frames.both), String(frames.lost), String(frames.callsWithLoss), String(frames.rawInWindow), String(frames.platformDropped)],
-    ]),
+    table(
+      "Caller frames from the switch request to 2 s after the response (target 0 lost)",
+      [
+        "sent",
+        "heard by old (openai)",
+        "heard by new (gemini)",
+        "heard by both",
+        "lost",
+        "calls with loss",
+        "receipts in the window (old + new, by time)",
+        "platform callerFramesDropped (whole call)",
+      ],
+      [
+        [
+          String(frames.sent),
+          String(frames.receivedOld),
+          String(frames.receivedNew),
+          String(frames.both),
+          String(frames.lost),
+          String(frames.callsWithLoss),
+          String(frames.rawInWindow),
+          String(frames.platformDropped),
+        ],
+      ],
+    ),
   );
 }
 const failoverPhases = RUN_PHASES.filter((phase) => phase !== "switch");
@@ -436,9 +540,13 @@ if (failoverPhases.length) {
     rows.push(row(`${phase}: utterance end → first gemini audio`, figures.toAudioAfterSpeech));
     rows.push(row(`${phase}: switch-history durationMs`, figures.historyDurationMs));
   }
-  console.log(table("Failover openai → gemini after the OpenAI socket is destroyed and reconnects are refused (503) — target ≤ 1.5 s", header, rows));
   console.log(
-    table("Failover paths and caller frames (whole call)", ["phase", "path (calls)", "frames sent", "heard by openai", "heard by gemini", "lost", "calls with loss"],
+    table("Failover openai → gemini after the OpenAI socket is destroyed and reconnects are refused (503) — target ≤ 1.5 s", header, rows),
+  );
+  console.log(
+    table(
+      "Failover paths and caller frames (whole call)",
+      ["phase", "path (calls)", "frames sent", "heard by openai", "heard by gemini", "lost", "calls with loss"],
       failoverPhases.flatMap((phase) => {
         const figures = results.get(phase);
         if (!figures) return [];

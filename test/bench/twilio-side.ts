@@ -34,8 +34,8 @@ export function summarize(values: number[]): Summary | null {
 
 export function table(title: string, header: string[], rows: string[][]): string {
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => (row[column] ?? "").length)));
-  const line = (cells: string[]) => "| " + cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ") + " |";
-  return [`\n${title}`, line(header), "|" + widths.map((width) => "-".repeat(width + 2)).join("|") + "|", ...rows.map(line)].join("\n");
+  const line = (cells: string[]) => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ")} |`;
+  return [`\n${title}`, line(header), `|${widths.map((width) => "-".repeat(width + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
 export const ms = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(2));
@@ -110,7 +110,10 @@ export function echoDueMarks(call: CallState): void {
   const now = performance.now();
   while (call.pendingMarks.length > 0 && call.pendingMarks[0]!.due <= now) {
     const mark = call.pendingMarks.shift()!;
-    send(call, `{"event":"mark","sequenceNumber":"${++call.sequenceNumber}","streamSid":"${call.streamSid}","mark":{"name":${JSON.stringify(mark.name)}}}`);
+    send(
+      call,
+      `{"event":"mark","sequenceNumber":"${++call.sequenceNumber}","streamSid":"${call.streamSid}","mark":{"name":${JSON.stringify(mark.name)}}}`,
+    );
   }
   const next = call.pendingMarks[0];
   if (next) call.markTimer = setTimeout(() => echoDueMarks(call), Math.max(0, next.due - now));
@@ -209,15 +212,27 @@ export function pumpFrames(calls: CallState[], payloadAt: (call: CallState, inde
 }
 
 export async function finishCall(platformUrl: string, call: CallState, to: string): Promise<void> {
-  send(call, JSON.stringify({ event: "stop", sequenceNumber: String(++call.sequenceNumber), streamSid: call.streamSid, stop: { accountSid: TEST_TWILIO_ACCOUNT_SID, callSid: call.callSid } }));
+  send(
+    call,
+    JSON.stringify({
+      event: "stop",
+      sequenceNumber: String(++call.sequenceNumber),
+      streamSid: call.streamSid,
+      stop: { accountSid: TEST_TWILIO_ACCOUNT_SID, callSid: call.callSid },
+    }),
+  );
   if (call.markTimer) clearTimeout(call.markTimer);
   call.phase = "done";
   call.socket?.close(1000, "stream ended");
-  const params = { ...callParams(call, to, "completed"), SequenceNumber: "0", CallbackSource: "call-progress-events", CallDuration: String(Math.round((call.frameCount * FRAME_MS) / 1000)) };
+  const params = {
+    ...callParams(call, to, "completed"),
+    SequenceNumber: "0",
+    CallbackSource: "call-progress-events",
+    CallDuration: String(Math.round((call.frameCount * FRAME_MS) / 1000)),
+  };
   const response = await postSigned(platformUrl, publicStatusUrl, call, params).catch(() => null);
   await response?.arrayBuffer().catch(() => undefined);
 }
-
 
 /** A call not yet started: `frameCount` frames to send (pumpFrames sends them, then the call is in its "tail"). */
 export function newCall(key: string, ip: string, frameCount: number): CallState {

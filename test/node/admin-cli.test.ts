@@ -29,7 +29,15 @@ afterAll(() => rmSync(persistTo, { recursive: true, force: true }));
 
 describe("npm run admin -- create-tenant", () => {
   it("creates a tenant and its admin, printing one JSON line", async () => {
-    const result = admin("create-tenant", "--name", "Acme O'Brien", "--admin-email", "Ops@Acme.test", "--admin-password", "correct horse battery");
+    const result = admin(
+      "create-tenant",
+      "--name",
+      "Acme O'Brien",
+      "--admin-email",
+      "Ops@Acme.test",
+      "--admin-password",
+      "correct horse battery",
+    );
     expect(result.status).toBe(0);
     const lines = result.stdout.trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -48,7 +56,15 @@ describe("npm run admin -- create-tenant", () => {
 
   it("refuses a taken email and writes nothing", () => {
     const before = querySql<{ n: number }>(target, "SELECT COUNT(*) AS n FROM tenants")[0]!.n;
-    const result = admin("create-tenant", "--name", "Copycat", "--admin-email", "ops@acme.test", "--admin-password", "another long password");
+    const result = admin(
+      "create-tenant",
+      "--name",
+      "Copycat",
+      "--admin-email",
+      "ops@acme.test",
+      "--admin-password",
+      "another long password",
+    );
     expect(result.status).toBe(1);
     expect(result.stderr).toContain("already exists");
     expect(querySql<{ n: number }>(target, "SELECT COUNT(*) AS n FROM tenants")[0]!.n).toBe(before);

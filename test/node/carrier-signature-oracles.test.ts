@@ -1,21 +1,12 @@
-import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import querystring from "node:querystring";
 import Telnyx from "telnyx";
 import { TelnyxWebhookVerificationError } from "telnyx/lib/webhooks";
-import {
-  getExpectedBodyHash,
-  getExpectedTwilioSignature,
-  validateRequest,
-  validateRequestWithBody,
-} from "twilio/lib/webhooks/webhooks.js";
+import { getExpectedBodyHash, getExpectedTwilioSignature, validateRequest, validateRequestWithBody } from "twilio/lib/webhooks/webhooks.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { verifyTelnyxSignature } from "../../workers/telephony/security/telnyx-signature.ts";
 import type { TwilioParams } from "../../workers/telephony/security/twilio-signature.ts";
-import {
-  parseTwilioForm,
-  verifyTwilioJsonSignature,
-  verifyTwilioSignature,
-} from "../../workers/telephony/security/twilio-signature.ts";
+import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "../../workers/telephony/security/twilio-signature.ts";
 
 /**
  * The vendors' own code is the oracle: randomized requests signed by twilio-node and by node:crypto Ed25519 must get
@@ -43,8 +34,46 @@ type Random = ReturnType<typeof seededRandom>;
 
 // Characters that URL normalisation and Node's legacy querystring treat differently: quotes, stray and invalid
 // escapes (%zz, %FF is not UTF-8), a BOM, non-ASCII, and characters new URL() escapes.
-const URL_PIECES = ["a", "Z", "0", "9", "-", "_", ".", "~", "'", '"', "!", "*", "(", ")", " ", "+", "%", "%41", "%2B",
-  "%20", "%zz", "%FF", "%EF%BB%BF", "%E2%82%AC", "é", "€", "😀", "<", ">", "`", "{", "|", "^", "?", "/", ":", "@", ","];
+const URL_PIECES = [
+  "a",
+  "Z",
+  "0",
+  "9",
+  "-",
+  "_",
+  ".",
+  "~",
+  "'",
+  '"',
+  "!",
+  "*",
+  "(",
+  ")",
+  " ",
+  "+",
+  "%",
+  "%41",
+  "%2B",
+  "%20",
+  "%zz",
+  "%FF",
+  "%EF%BB%BF",
+  "%E2%82%AC",
+  "é",
+  "€",
+  "😀",
+  "<",
+  ">",
+  "`",
+  "{",
+  "|",
+  "^",
+  "?",
+  "/",
+  ":",
+  "@",
+  ",",
+];
 const QUERY_NAMES = ["foo", "bar", "Foo", "0", "2", "10", "4294967295", "01", "__proto__", "a b", "%61", "é", ""];
 const PARAM_NAMES = ["CallSid", "Caller", "Digits", "From", "To", "a", "A", "B", "ä", "😀", "10", "9", "__proto__", "x.y"];
 const PARAM_VALUES = ["", "1234", "+14158675309", "client:alice", "O'Brien", "a b", "é", "😀", "%41", "&=?", "\n"];
@@ -64,8 +93,8 @@ function randomUrlParts(random: Random) {
     scheme: random.pick(["https", "http", "HTTPS"]),
     userInfo: random.pick(["", "", "user:pass@", "user@"]),
     host: random.pick(["mycompany.com", "MyCompany.COM", "127.0.0.1", "[::1]", "[2001:DB8::1]", "bücher.example"]),
-    path: "/" + random.text([...URL_PIECES.filter((piece) => piece !== "?"), "/", "..", "."], 0, 6),
-    query: random.chance(0.8) ? "?" + randomQuery(random) : "",
+    path: `/${random.text([...URL_PIECES.filter((piece) => piece !== "?"), "/", "..", "."], 0, 6)}`,
+    query: random.chance(0.8) ? `?${randomQuery(random)}` : "",
   };
 }
 type UrlParts = ReturnType<typeof randomUrlParts>;
@@ -82,7 +111,7 @@ function buildUrl(parts: UrlParts, port: string): string {
 function legacyQuery(url: string): string {
   const queryStart = url.indexOf("?");
   if (queryStart === -1 || queryStart === url.length - 1) return url;
-  return url.slice(0, queryStart) + "?" + querystring.stringify(querystring.parse(url.slice(queryStart + 1)));
+  return `${url.slice(0, queryStart)}?${querystring.stringify(querystring.parse(url.slice(queryStart + 1)))}`;
 }
 
 /** The URL spellings Twilio's signature may have been computed over, for one set of parts. */
@@ -136,7 +165,7 @@ describe("X-Twilio-Signature against twilio-node", () => {
   });
 
   it("re-serialises only the first 1000 query pairs, as Node's querystring.parse reads no more", async () => {
-    const query = "?" + Array.from({ length: 1005 }, (_, index) => `k${index}=%41`).join("&");
+    const query = `?${Array.from({ length: 1005 }, (_, index) => `k${index}=%41`).join("&")}`;
     const parts = { scheme: "https", userInfo: "", host: "mycompany.com", path: "/hook", query };
     const truncated = legacyQuery(buildUrl(parts, ""));
     expect(truncated.split("&")).toHaveLength(1000);
@@ -156,11 +185,11 @@ describe("X-Twilio-Signature against twilio-node", () => {
       const position = random.int(signature.length - 1); // the last character is always padding "="
       const swapped = signature[position] === "A" ? "B" : "A";
       const mutations: Array<[string, Promise<{ ours: boolean; twilio: boolean }>]> = [
-        ["token", verdicts(authToken + "x", signature, url, params)],
+        ["token", verdicts(`${authToken}x`, signature, url, params)],
         ["extra param", verdicts(authToken, signature, url, { ...params, Mutated: "1" })],
         ["value", verdicts(authToken, signature, url, { ...params, [random.pick(PARAM_NAMES)]: "\u0000changed" })],
         ["signature", verdicts(authToken, signature.slice(0, position) + swapped + signature.slice(position + 1), url, params)],
-        ["path", verdicts(authToken, signature, buildUrl({ ...parts, path: parts.path + "x" }, ""), params)],
+        ["path", verdicts(authToken, signature, buildUrl({ ...parts, path: `${parts.path}x` }, ""), params)],
       ];
       for (const [mutation, verdict] of mutations) {
         expect({ index, mutation, url, ...(await verdict) }).toEqual({ index, mutation, url, ours: false, twilio: false });
@@ -207,7 +236,7 @@ describe("X-Twilio-Signature against twilio-node", () => {
       const query = `${random.chance(0.5) ? "?" : "?x=1&"}bodySHA256=${getExpectedBodyHash(rawBody)}`;
       const url = buildUrl({ ...randomUrlParts(random), query }, "");
       const signature = getExpectedTwilioSignature("12345", url, {});
-      for (const body of [rawBody, rawBody + " "]) {
+      for (const body of [rawBody, `${rawBody} `]) {
         const ours = await verifyTwilioJsonSignature({ authToken: "12345", url, rawBody: body, signature });
         expect({ index, url, body, ours }).toEqual({
           index,
@@ -273,7 +302,9 @@ describe("Telnyx Ed25519 signatures against node:crypto and telnyx-node", () => 
       const { privateKey, publicKey } = random.pick(keyPairs);
       const otherKey = keyPairs.find((pair) => pair.publicKey !== publicKey)!;
       const key = rawPublicKey(publicKey);
-      const envelope = { data: { event_type: "call.initiated", id: random.text(BODY_TEXT, 1, 4), payload: { client_state: random.text(BODY_TEXT, 0, 8) } } };
+      const envelope = {
+        data: { event_type: "call.initiated", id: random.text(BODY_TEXT, 1, 4), payload: { client_state: random.text(BODY_TEXT, 0, 8) } },
+      };
       const rawBody = JSON.stringify(envelope, null, random.pick([0, 1, 2]));
       const timestamp = String(NOW_SECONDS - MAX_SKEW_SECONDS + random.int(2 * MAX_SKEW_SECONDS + 1));
       const signature = signTelnyx(privateKey, timestamp, rawBody);

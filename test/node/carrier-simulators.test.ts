@@ -1,4 +1,3 @@
-import { CALLER_AUDIO_DIR } from "../simulators/providers/caller-audio.ts";
 import { execFile } from "node:child_process";
 import { createPublicKey, verify } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -11,16 +10,17 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { readWav } from "../simulators/carriers/audio.ts";
 import type { MediaClock } from "../simulators/carriers/clock.ts";
 import { type CarrierApis, startCarrierApis } from "../simulators/carriers/index.ts";
-import { AgentPlayback } from "../simulators/carriers/playback.ts";
 import { type PeerRequest, type PeerSocket, type PlatformPeer, startPlatformPeer } from "../simulators/carriers/platform-peer.ts";
+import { AgentPlayback } from "../simulators/carriers/playback.ts";
 import { simulateCall } from "../simulators/carriers/simulate-call.ts";
 import { parseTwiml } from "../simulators/carriers/twiml.ts";
+import { CALLER_AUDIO_DIR } from "../simulators/providers/caller-audio.ts";
 import {
   TEST_PUBLIC_BASE_URL,
+  TEST_TELNYX_API_KEY,
   TEST_TELNYX_PUBLIC_KEY,
   TEST_TWILIO_ACCOUNT_SID,
   TEST_TWILIO_AUTH_TOKEN,
-  TEST_TELNYX_API_KEY,
 } from "../support/test-settings.ts";
 
 /**
@@ -31,7 +31,7 @@ import {
 
 const AUDIO_DIR = CALLER_AUDIO_DIR;
 const TELNYX_API_KEY = TEST_TELNYX_API_KEY;
-const twilioAuth = "Basic " + Buffer.from(`${TEST_TWILIO_ACCOUNT_SID}:${TEST_TWILIO_AUTH_TOKEN}`).toString("base64");
+const twilioAuth = `Basic ${Buffer.from(`${TEST_TWILIO_ACCOUNT_SID}:${TEST_TWILIO_AUTH_TOKEN}`).toString("base64")}`;
 const twilioCredentials = { accountSid: TEST_TWILIO_ACCOUNT_SID, authToken: TEST_TWILIO_AUTH_TOKEN };
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -93,7 +93,8 @@ function toneFrames(ms: number, codec: "PCMU" | "PCMA" = "PCMU"): string[] {
   const samples = Int16Array.from({ length: ms * 8 }, (_, i) => (Math.floor(i / 10) % 2 === 0 ? 6000 : -6000));
   const bytes = codec === "PCMU" ? alawmulaw.mulaw.encode(samples) : alawmulaw.alaw.encode(samples);
   const frames: string[] = [];
-  for (let offset = 0; offset < bytes.length; offset += 160) frames.push(Buffer.from(bytes.subarray(offset, offset + 160)).toString("base64"));
+  for (let offset = 0; offset < bytes.length; offset += 160)
+    frames.push(Buffer.from(bytes.subarray(offset, offset + 160)).toString("base64"));
   return frames;
 }
 
@@ -107,10 +108,12 @@ function field(message: Record<string, unknown>, ...path: string[]): unknown {
   return value;
 }
 
-const twilioVoiceReply = (streamUrl = `wss://switchboard.test/telephony/twilio/media/session-42`) => (request: PeerRequest) =>
-  request.url.startsWith("/telephony/twilio/voice")
-    ? { status: 200, contentType: "text/xml", body: streamTwiml(streamUrl, "tok&amp;en&lt;1&gt;") }
-    : { status: 204 };
+const twilioVoiceReply =
+  (streamUrl = `wss://switchboard.test/telephony/twilio/media/session-42`) =>
+  (request: PeerRequest) =>
+    request.url.startsWith("/telephony/twilio/voice")
+      ? { status: 200, contentType: "text/xml", body: streamTwiml(streamUrl, "tok&amp;en&lt;1&gt;") }
+      : { status: 204 };
 
 describe("TwiML reader", () => {
   it("reads <Connect><Stream> with attributes in any order, either quotes and escaped entities", () => {
@@ -224,22 +227,41 @@ describe("simulated Twilio inbound call", () => {
     expect(report.callId).toMatch(/^CA[0-9a-f]{32}$/);
     expect(webhook.headers["i-twilio-idempotency-token"]).toBeTruthy();
     const signature = String(webhook.headers["x-twilio-signature"]);
-    expect(twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, signature, `${TEST_PUBLIC_BASE_URL}/telephony/twilio/voice`, params)).toBe(true);
-    expect(twilioWebhooks.validateRequest("another-token-000000", signature, `${TEST_PUBLIC_BASE_URL}/telephony/twilio/voice`, params)).toBe(false);
+    expect(
+      twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, signature, `${TEST_PUBLIC_BASE_URL}/telephony/twilio/voice`, params),
+    ).toBe(true);
+    expect(
+      twilioWebhooks.validateRequest("another-token-000000", signature, `${TEST_PUBLIC_BASE_URL}/telephony/twilio/voice`, params),
+    ).toBe(false);
 
     const [socket] = platform.sockets;
     expect(socket!.url).toBe("/telephony/twilio/media/session-42");
     const streamSignature = String(socket!.headers["x-twilio-signature"]);
     expect(
-      twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, streamSignature, "wss://switchboard.test/telephony/twilio/media/session-42", {}),
+      twilioWebhooks.validateRequest(
+        TEST_TWILIO_AUTH_TOKEN,
+        streamSignature,
+        "wss://switchboard.test/telephony/twilio/media/session-42",
+        {},
+      ),
     ).toBe(true);
     expect(report.sessionId).toBe("session-42");
 
     const completed = platform.requests.find((request) => request.url === "/telephony/twilio/status")!;
     const status = formOf(completed);
-    expect(status).toMatchObject({ CallSid: report.callId, CallStatus: "completed", SequenceNumber: "0", CallbackSource: "call-progress-events" });
+    expect(status).toMatchObject({
+      CallSid: report.callId,
+      CallStatus: "completed",
+      SequenceNumber: "0",
+      CallbackSource: "call-progress-events",
+    });
     expect(
-      twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, String(completed.headers["x-twilio-signature"]), `${TEST_PUBLIC_BASE_URL}/telephony/twilio/status`, status),
+      twilioWebhooks.validateRequest(
+        TEST_TWILIO_AUTH_TOKEN,
+        String(completed.headers["x-twilio-signature"]),
+        `${TEST_PUBLIC_BASE_URL}/telephony/twilio/status`,
+        status,
+      ),
     ).toBe(true);
   });
 
@@ -279,7 +301,12 @@ describe("simulated Twilio inbound call", () => {
     });
     // Every numbered message counts up by one, as strings; stop is last.
     expect(messages.slice(1).map((message) => message.sequenceNumber)).toEqual(messages.slice(1).map((_, index) => String(index + 1)));
-    expect(messages.at(-1)).toEqual({ event: "stop", sequenceNumber: String(messages.length - 1), streamSid, stop: { accountSid: TEST_TWILIO_ACCOUNT_SID, callSid: report.callId } });
+    expect(messages.at(-1)).toEqual({
+      event: "stop",
+      sequenceNumber: String(messages.length - 1),
+      streamSid,
+      stop: { accountSid: TEST_TWILIO_ACCOUNT_SID, callSid: report.callId },
+    });
 
     const media = mediaMessages(socket!);
     media.forEach((message, index) => {
@@ -396,7 +423,9 @@ describe("simulated Twilio inbound call", () => {
     ]);
     callbacks.forEach((callback, index) => {
       const signature = String(callback.headers["x-twilio-signature"]);
-      expect(twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, signature, `${TEST_PUBLIC_BASE_URL}/telephony/twilio/status`, forms[index]!)).toBe(true);
+      expect(
+        twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, signature, `${TEST_PUBLIC_BASE_URL}/telephony/twilio/status`, forms[index]!),
+      ).toBe(true);
       expect(forms[index]!.Timestamp).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$/);
     });
     // A duplicate is a retry: same idempotency token; distinct callbacks have distinct tokens.
@@ -521,7 +550,9 @@ describe("simulated Telnyx inbound call through the fake Call Control API", () =
             client_state: Buffer.from("session-7").toString("base64"),
           };
           // Answer after replying 200, as a platform would from its own request context.
-          setImmediate(() => void telnyxAction(apis!, String(event.payload.call_control_id), "answer", answer).then((reply) => answers.push(reply)));
+          setImmediate(
+            () => void telnyxAction(apis!, String(event.payload.call_control_id), "answer", answer).then((reply) => answers.push(reply)),
+          );
         }
         return { status: 200 };
       },
@@ -566,7 +597,13 @@ describe("simulated Telnyx inbound call through the fake Call Control API", () =
       "call.hangup",
     ]);
     const [initiated, answered, , dtmf, , hangup] = events;
-    expect(initiated!.payload).toMatchObject({ call_control_id: report.callId, direction: "incoming", state: "parked", from: "+15550003333", to: "+15550004444" });
+    expect(initiated!.payload).toMatchObject({
+      call_control_id: report.callId,
+      direction: "incoming",
+      state: "parked",
+      from: "+15550003333",
+      to: "+15550004444",
+    });
     expect(initiated!.payload).not.toHaveProperty("client_state");
     expect(String(initiated!.payload.call_control_id)).toMatch(/^v3:/);
     const clientState = Buffer.from("session-7").toString("base64");
@@ -593,7 +630,12 @@ describe("simulated Telnyx inbound call through the fake Call Control API", () =
       },
     });
     const markEcho = socket!.messages.find((message) => message.event === "mark");
-    expect(markEcho).toEqual({ event: "mark", sequence_number: expect.stringMatching(/^\d+$/), stream_id: streamId, mark: { name: "greeting-done" } });
+    expect(markEcho).toEqual({
+      event: "mark",
+      sequence_number: expect.stringMatching(/^\d+$/),
+      stream_id: streamId,
+      mark: { name: "greeting-done" },
+    });
     expect(socket!.messages.find((message) => message.event === "dtmf")).toMatchObject({ stream_id: streamId, dtmf: { digit: "7" } });
     expect(socket!.messages.at(-1)).toMatchObject({ event: "stop", stream_id: streamId, stop: { call_control_id: report.callId } });
 
@@ -602,7 +644,7 @@ describe("simulated Telnyx inbound call through the fake Call Control API", () =
     const chunks = media.map((message) => Number(field(message, "media", "chunk")));
     const firstCopies = chunks.filter((chunk, index) => chunks.indexOf(chunk) === index);
     expect(firstCopies).not.toEqual([...firstCopies].sort((a, b) => a - b));
-    firstCopies.forEach((chunk, position) => expect(Math.floor((chunk - 1) / 4)).toBe(Math.floor(position / 4)));
+    for (const [position, chunk] of firstCopies.entries()) expect(Math.floor((chunk - 1) / 4)).toBe(Math.floor(position / 4));
     expect([...firstCopies].sort((a, b) => a - b)).toEqual(firstCopies.map((_, index) => index + 1));
     expect(chunks.length - firstCopies.length).toBe(Math.floor(firstCopies.length / 10));
     for (const message of media) {
@@ -613,13 +655,17 @@ describe("simulated Telnyx inbound call through the fake Call Control API", () =
     const ordered = firstCopies
       .map((chunk) => media.find((message) => field(message, "media", "chunk") === String(chunk))!)
       .sort((a, b) => Number(field(a, "media", "chunk")) - Number(field(b, "media", "chunk")));
-    const decoded = alawmulaw.alaw.decode(concatBytes(ordered.map((message) => Buffer.from(String(field(message, "media", "payload")), "base64"))));
+    const decoded = alawmulaw.alaw.decode(
+      concatBytes(ordered.map((message) => Buffer.from(String(field(message, "media", "payload")), "base64"))),
+    );
     expectCloseToG711(decoded.subarray(0, original.length), original);
 
     // The call is over: Telnyx refuses further commands with 90018; the answer went through the request log.
     const late = await telnyxAction(apis, report.callId, "hangup", { command_id: "late-hangup" });
     expect(late).toEqual({ status: 422, body: { errors: [expect.objectContaining({ code: "90018", title: "Call has already ended" })] } });
-    expect(apis.control.requests({ carrier: "telnyx", callId: report.callId }).map((request) => [request.path.split("/").pop(), request.status])).toEqual([
+    expect(
+      apis.control.requests({ carrier: "telnyx", callId: report.callId }).map((request) => [request.path.split("/").pop(), request.status]),
+    ).toEqual([
       ["answer", 200],
       ["hangup", 422],
     ]);
@@ -637,8 +683,12 @@ describe("fake Twilio REST API", () => {
 
   it("answers 401 without the account's Basic credentials", async () => {
     const apis = await carrierApis();
-    const form: [string, string][] = [["To", "+15550001000"], ["From", "+15550002000"], ["Url", "https://switchboard.test/v"]];
-    const wrong = "Basic " + Buffer.from(`${TEST_TWILIO_ACCOUNT_SID}:not-the-token`).toString("base64");
+    const form: [string, string][] = [
+      ["To", "+15550001000"],
+      ["From", "+15550002000"],
+      ["Url", "https://switchboard.test/v"],
+    ];
+    const wrong = `Basic ${Buffer.from(`${TEST_TWILIO_ACCOUNT_SID}:not-the-token`).toString("base64")}`;
     for (const response of [await post(callsUrl(apis), form, ""), await post(callsUrl(apis), form, wrong)]) {
       expect(response.status).toBe(401);
       expect(await response.json()).toMatchObject({ code: 20003, status: 401 });
@@ -657,14 +707,20 @@ describe("fake Twilio REST API", () => {
     ]);
     expect(created.status).toBe(201);
     const call = (await created.json()) as Record<string, unknown>;
-    expect(call).toMatchObject({ status: "queued", to: "+15550001001", from: "+15550002000", direction: "outbound-api", account_sid: TEST_TWILIO_ACCOUNT_SID });
+    expect(call).toMatchObject({
+      status: "queued",
+      to: "+15550001001",
+      from: "+15550002000",
+      direction: "outbound-api",
+      account_sid: TEST_TWILIO_ACCOUNT_SID,
+    });
     expect(String(call.sid)).toMatch(/^CA[0-9a-f]{32}$/);
     const callUrl = `${apis.twilioBaseUrl}/2010-04-01/Accounts/${TEST_TWILIO_ACCOUNT_SID}/Calls/${String(call.sid)}.json`;
 
     const hangup = await post(callUrl, [["Status", "completed"]]);
     expect(hangup.status).toBe(200);
     expect(await hangup.json()).toMatchObject({ sid: call.sid, status: "completed" });
-    for (const url of [callUrl, callUrl.replace(String(call.sid), "CA" + "f".repeat(32))]) {
+    for (const url of [callUrl, callUrl.replace(String(call.sid), `CA${"f".repeat(32)}`)]) {
       const again = await post(url, [["Status", "completed"]]);
       expect(again.status).toBe(404);
       expect(await again.json()).toEqual({
@@ -693,14 +749,22 @@ describe("fake Twilio REST API", () => {
       body: JSON.stringify({ match: { to: "+15550001002" }, status: 503, times: 1 }),
     });
     expect(fault.status).toBe(204);
-    const dial = (to: string) => post(callsUrl(apis), [["To", to], ["From", "+15550002000"], ["Twiml", "<Response/>"]]);
+    const dial = (to: string) =>
+      post(callsUrl(apis), [
+        ["To", to],
+        ["From", "+15550002000"],
+        ["Twiml", "<Response/>"],
+      ]);
     const first = await dial("+15550001002");
     expect(first.status).toBe(503);
     expect(await first.json()).toMatchObject({ status: 503 });
     expect((await dial("+15550001003")).status).toBe(201); // another test's number is unaffected
     expect((await dial("+15550001002")).status).toBe(201); // times: 1 is used up
 
-    await fetch(`${apis.controlUrl}/__sim/faults`, { method: "PUT", body: JSON.stringify({ match: { path: "/Calls.json" }, status: 500 }) });
+    await fetch(`${apis.controlUrl}/__sim/faults`, {
+      method: "PUT",
+      body: JSON.stringify({ match: { path: "/Calls.json" }, status: 500 }),
+    });
     expect((await dial("+15550001004")).status).toBe(500);
     expect((await fetch(`${apis.controlUrl}/__sim/faults`, { method: "DELETE" })).status).toBe(204);
     expect((await dial("+15550001004")).status).toBe(201);
@@ -710,7 +774,13 @@ describe("fake Twilio REST API", () => {
 
   it("starts and stops recordings on live calls only", async () => {
     const apis = await carrierApis();
-    const call = (await (await post(callsUrl(apis), [["To", "+15550001005"], ["From", "+15550002000"], ["Url", "https://switchboard.test/v"]])).json()) as { sid: string };
+    const call = (await (
+      await post(callsUrl(apis), [
+        ["To", "+15550001005"],
+        ["From", "+15550002000"],
+        ["Url", "https://switchboard.test/v"],
+      ])
+    ).json()) as { sid: string };
     const recordingsUrl = `${apis.twilioBaseUrl}/2010-04-01/Accounts/${TEST_TWILIO_ACCOUNT_SID}/Calls/${call.sid}/Recordings.json`;
     const started = await post(recordingsUrl, [["RecordingChannels", "dual"]]);
     expect(started.status).toBe(201);
@@ -735,13 +805,17 @@ describe("fake Twilio REST API", () => {
       ...["initiated", "ringing", "answered", "completed"].map((event): [string, string] => ["StatusCallbackEvent", event]),
     ]);
     const { sid } = (await created.json()) as { sid: string };
-    const socket = await platform.waitFor("the outbound stream", () => platform.sockets.find((candidate) => candidate.messages.some((m) => m.event === "media")));
+    const socket = await platform.waitFor("the outbound stream", () =>
+      platform.sockets.find((candidate) => candidate.messages.some((m) => m.event === "media")),
+    );
 
     const webhook = platform.requests.find((request) => request.url.startsWith("/telephony/twilio/voice"))!;
     expect(webhook.url).toBe("/telephony/twilio/voice?session=outbound-1");
     const params = formOf(webhook);
     expect(params).toMatchObject({ CallSid: sid, CallStatus: "in-progress", Direction: "outbound-api", To: "+15550001006" });
-    expect(twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, String(webhook.headers["x-twilio-signature"]), voiceUrl, params)).toBe(true);
+    expect(twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, String(webhook.headers["x-twilio-signature"]), voiceUrl, params)).toBe(
+      true,
+    );
     expect(socket.messages[1]).toMatchObject({ event: "start", start: { callSid: sid, customParameters: { token: "tok&en<1>" } } });
 
     const hangup = await post(callsUrl(apis).replace(".json", `/${sid}.json`), [["Status", "completed"]]);
@@ -791,12 +865,20 @@ describe("fake Telnyx REST API", () => {
     expect(await telnyxAction(apis, id, "hangup", { command_id: "bye-1" })).toEqual({ status: 200, body: { data: { result: "ok" } } });
     expect(await telnyxAction(apis, id, "hangup", { command_id: "bye-1" })).toEqual({ status: 200, body: { data: { result: "ok" } } });
     expect((await telnyxAction(apis, id, "hangup", { command_id: "bye-2" })).status).toBe(422);
-    expect(apis.control.requests({ callId: id }).map((request) => request.note ?? "")).toEqual(["", "", "", "duplicate command_id bye-1: ignored", ""]);
+    expect(apis.control.requests({ callId: id }).map((request) => request.note ?? "")).toEqual([
+      "",
+      "",
+      "",
+      "duplicate command_id bye-1: ignored",
+      "",
+    ]);
   });
 
   it("injects faults keyed by call id and clears them", async () => {
     const apis = await carrierApis();
-    const { data } = (await (await dial(apis, { connection_id: "c", to: "+15550005002", from: "+15550002000" })).json()) as { data: { call_control_id: string } };
+    const { data } = (await (await dial(apis, { connection_id: "c", to: "+15550005002", from: "+15550002000" })).json()) as {
+      data: { call_control_id: string };
+    };
     const id = data.call_control_id;
     apis.control.addFault({ match: { callId: id, path: "/actions/hangup" }, status: 500, times: 1 });
     const failed = await telnyxAction(apis, id, "hangup", {});
@@ -809,7 +891,10 @@ describe("fake Telnyx REST API", () => {
   it("drives a dial to a busy number: call.initiated (outgoing), then call.hangup user_busy", async () => {
     const platform = await peer();
     const apis = await carrierApis({ platform: { baseUrl: platform.url, publicBaseUrl: TEST_PUBLIC_BASE_URL } });
-    const busy = await fetch(`${apis.controlUrl}/__sim/callees`, { method: "PUT", body: JSON.stringify({ to: "+15550005003", outcome: "busy" }) });
+    const busy = await fetch(`${apis.controlUrl}/__sim/callees`, {
+      method: "PUT",
+      body: JSON.stringify({ to: "+15550005003", outcome: "busy" }),
+    });
     expect(busy.status).toBe(204);
     const clientState = Buffer.from("dial-1").toString("base64");
     const dialled = await dial(apis, {
@@ -825,7 +910,12 @@ describe("fake Telnyx REST API", () => {
       return received.some((event) => event.event_type === "call.hangup") ? received : undefined;
     });
     expect(events.map((event) => event.event_type)).toEqual(["call.initiated", "call.hangup"]);
-    expect(events[0]!.payload).toMatchObject({ call_control_id: data.call_control_id, direction: "outgoing", state: "bridging", client_state: clientState });
+    expect(events[0]!.payload).toMatchObject({
+      call_control_id: data.call_control_id,
+      direction: "outgoing",
+      state: "bridging",
+      client_state: clientState,
+    });
     expect(events[1]!.payload).toMatchObject({ hangup_cause: "user_busy", hangup_source: "callee" });
     expect(platform.requests.every(telnyxSignatureValid)).toBe(true);
     expect((await telnyxAction(apis, data.call_control_id, "answer", {})).status).toBe(422);
@@ -865,7 +955,16 @@ describe("npm run simulate", () => {
         }
       },
     });
-    const args = ["--carrier", "twilio", "--audio", join(AUDIO_DIR, "caller-goodbye.wav"), "--base", platform.url, "--public-url", TEST_PUBLIC_BASE_URL];
+    const args = [
+      "--carrier",
+      "twilio",
+      "--audio",
+      join(AUDIO_DIR, "caller-goodbye.wav"),
+      "--base",
+      platform.url,
+      "--public-url",
+      TEST_PUBLIC_BASE_URL,
+    ];
     const options = ["--speed", "8", "--pause-ms", "100", "--linger-ms", "1000", "--barge-in", "--out", "{cwd}/heard.wav"];
     const env = { TWILIO_ACCOUNT_SID: TEST_TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN: TEST_TWILIO_AUTH_TOKEN };
     const result = await runCli([...args, ...options], env);

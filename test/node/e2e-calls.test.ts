@@ -5,7 +5,13 @@ import WebSocket from "ws";
 import { readWav } from "../simulators/carriers/audio.ts";
 import { type CallReport, type CarrierApis, type RecordedRequest, simulateCall, startCarrierApis } from "../simulators/carriers/index.ts";
 import { DEFAULT_CALLER } from "../simulators/carriers/simulate-call.ts";
-import { TEST_PUBLIC_BASE_URL, TEST_SECRET_NAMES, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN, testSettings } from "../support/test-settings.ts";
+import {
+  TEST_PUBLIC_BASE_URL,
+  TEST_SECRET_NAMES,
+  TEST_TWILIO_ACCOUNT_SID,
+  TEST_TWILIO_AUTH_TOKEN,
+  testSettings,
+} from "../support/test-settings.ts";
 import { type ApiClient, eventually, type LocalPlatform, signIn, startLocalPlatform } from "./support/local-platform.ts";
 
 /**
@@ -97,11 +103,14 @@ async function callOfSession(sessionId: string, ready: (call: CallDetail) => boo
   });
 }
 
-const ended = (call: CallDetail) => ["completed", "failed"].includes(call.status) && call.events.some((event) => event.event === "media.stop");
+const ended = (call: CallDetail) =>
+  ["completed", "failed"].includes(call.status) && call.events.some((event) => event.event === "media.stop");
 
 /** The state machine moves that took effect, in order: `∅→initiated`, `initiated→ringing`, … */
 const transitions = (call: CallDetail) =>
-  call.events.filter((event) => event.outcome === "applied" && event.toStatus !== null).map((event) => `${event.fromStatus ?? "∅"}→${event.toStatus}`);
+  call.events
+    .filter((event) => event.outcome === "applied" && event.toStatus !== null)
+    .map((event) => `${event.fromStatus ?? "∅"}→${event.toStatus}`);
 
 const eventNames = (call: CallDetail) => call.events.map((event) => event.event);
 
@@ -132,7 +141,9 @@ function upgradeStatus(url: string, headers: Record<string, string> = {}): Promi
 function printTurns(report: CallReport): void {
   // Shown when a test fails (vitest prints logs of failing tests only): the simulator's per-turn figures.
   for (const turn of report.turns) {
-    console.log(`${report.carrier} turn ${turn.utterance}: speech ended ${Math.round(turn.speechEndMs)} ms, agent ${turn.latencyMs === undefined ? "silent" : `${Math.round(turn.latencyMs)} ms`}`);
+    console.log(
+      `${report.carrier} turn ${turn.utterance}: speech ended ${Math.round(turn.speechEndMs)} ms, agent ${turn.latencyMs === undefined ? "silent" : `${Math.round(turn.latencyMs)} ms`}`,
+    );
   }
   for (const entry of report.timeline) console.log(`  +${Math.round(entry.atMs)} ms ${entry.kind} ${entry.detail}`);
 }
@@ -214,7 +225,9 @@ describe("inbound calls, carrier to completed record", () => {
     // While the call is live, a guessed token for its session gets no socket (and does not displace the real one).
     const liveStreamUrl = await eventually("the platform's answer command", async () => {
       const answer = carriers.control.requests({ carrier: "telnyx", to: TELNYX_NUMBER, path: "/actions/answer" })[answersBefore];
-      return answer?.status === 200 && answer.body !== null && typeof answer.body === "object" && "stream_url" in answer.body ? String(answer.body.stream_url) : undefined;
+      return answer?.status === 200 && answer.body !== null && typeof answer.body === "object" && "stream_url" in answer.body
+        ? String(answer.body.stream_url)
+        : undefined;
     });
     const guessed = new URL(liveStreamUrl.replace(/\/[^/]+$/, "/not-the-token"));
     expect(await upgradeStatus(`${platform.url.replace(/^http/, "ws")}${guessed.pathname}`)).toBe(403);
@@ -297,7 +310,9 @@ describe("inbound calls, carrier to completed record", () => {
       expect(live.answeredAt).not.toBeNull();
       const hangup = await api.request("POST", `/api/v1/calls/${live.id}/hangup`);
       expect(hangup).toMatchObject({ status: 200, body: { status: "completed" } });
-      const updates = carriers.control.requests({ carrier: "twilio", callId: live.carrierCallId! }).filter((request) => request.method === "POST");
+      const updates = carriers.control
+        .requests({ carrier: "twilio", callId: live.carrierCallId! })
+        .filter((request) => request.method === "POST");
       expect(updates.map((request) => request.body)).toEqual([{ Status: "completed" }]);
     } finally {
       // Whatever the platform did, the caller hangs up now (a no-op if the call already ended).
@@ -371,11 +386,25 @@ describe("outbound calls, API to completed record", () => {
     expect(dials).toHaveLength(1);
     const dial = dials[0] as RecordedRequest & { body: Record<string, unknown> };
     expect(dial.status).toBe(200);
-    expect(dial.body).toMatchObject({ to, from: TELNYX_NUMBER, connection_id: "test-connection-id", webhook_url: `${TEST_PUBLIC_BASE_URL}/telephony/telnyx/webhook` });
+    expect(dial.body).toMatchObject({
+      to,
+      from: TELNYX_NUMBER,
+      connection_id: "test-connection-id",
+      webhook_url: `${TEST_PUBLIC_BASE_URL}/telephony/telnyx/webhook`,
+    });
     expect(dial.body.stream_url).toMatch(new RegExp(`^wss://switchboard\\.test/telephony/telnyx/media/${sessionId}/`));
 
     const call = await callOfSession(sessionId, ended);
-    expect(call).toMatchObject({ id, carrier: "telnyx", carrierCallId: dial.callId, direction: "outbound", from: TELNYX_NUMBER, to, status: "completed", failureReason: null });
+    expect(call).toMatchObject({
+      id,
+      carrier: "telnyx",
+      carrierCallId: dial.callId,
+      direction: "outbound",
+      from: TELNYX_NUMBER,
+      to,
+      status: "completed",
+      failureReason: null,
+    });
     expect(call.answeredAt).not.toBeNull();
     expect(transitions(call)).toEqual(["∅→initiated", "initiated→in_progress", "in_progress→completed"]);
     const names = eventNames(call);

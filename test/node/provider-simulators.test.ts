@@ -1,16 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { Deepgram } from "@deepgram/sdk";
-import { ActivityHandling, Modality } from "@google/genai";
 import type { LiveClientMessage } from "@google/genai";
+import { ActivityHandling, Modality } from "@google/genai";
 import type { RealtimeClientEvent } from "openai/resources/realtime/realtime";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { SPEECH_MS_PER_CHARACTER, bytesToMs, speechDurationMs } from "../simulators/providers/audio.ts";
-import { callerUtterance, upsample, wireFrames } from "../simulators/providers/caller-audio.ts";
+import { bytesToMs, SPEECH_MS_PER_CHARACTER, speechDurationMs } from "../simulators/providers/audio.ts";
 import type { Utterance } from "../simulators/providers/caller-audio.ts";
-import { startProviderSimulator } from "../simulators/providers/index.ts";
+import { callerUtterance, upsample, wireFrames } from "../simulators/providers/caller-audio.ts";
 import type { ConnectionSnapshot, ProviderSimulator, ScenarioInput } from "../simulators/providers/index.ts";
-import { ProviderTestClient, UpgradeRefused } from "../simulators/providers/test-client.ts";
+import { startProviderSimulator } from "../simulators/providers/index.ts";
 import type { Received } from "../simulators/providers/test-client.ts";
+import { ProviderTestClient, UpgradeRefused } from "../simulators/providers/test-client.ts";
 
 /**
  * Drives the three simulated providers with plain `ws` clients speaking each wire protocol and real caller
@@ -47,9 +47,7 @@ function only(key: string): ConnectionSnapshot {
 
 /** The `type` of each JSON message among received[from, to). */
 function types(client: ProviderTestClient, from = 0, to = Infinity): string[] {
-  return client.received
-    .slice(from, to)
-    .flatMap((received) => (received.kind === "json" ? [String(received.message.type)] : []));
+  return client.received.slice(from, to).flatMap((received) => (received.kind === "json" ? [String(received.message.type)] : []));
 }
 
 /** JSON messages of one `type`, in order. */
@@ -116,8 +114,7 @@ function sendOpenAi(client: ProviderTestClient, event: RealtimeClientEvent): voi
 /** Streams an utterance as µ-law (or 24 kHz PCM16) `input_audio_buffer.append` events; returns the frame count. */
 function speakToOpenAi(client: ProviderTestClient, utterance: Utterance, format: "pcmu" | "pcm" = "pcmu"): number {
   const samples = callerUtterance(utterance);
-  const frames =
-    format === "pcmu" ? wireFrames(samples, 8000, "mulaw") : wireFrames(upsample(samples, 3), 24000, "pcm16");
+  const frames = format === "pcmu" ? wireFrames(samples, 8000, "mulaw") : wireFrames(upsample(samples, 3), 24000, "pcm16");
   for (const frame of frames) {
     sendOpenAi(client, { type: "input_audio_buffer.append", audio: frame.toString("base64") });
   }
@@ -215,8 +212,7 @@ describe("OpenAI Realtime simulator", () => {
     expect(replyMs).toBe(speechDurationMs(LONG_REPLY));
     expect(replyMs).toBe(LONG_REPLY.length * SPEECH_MS_PER_CHARACTER);
     // Faster than real time: the whole 5 s reply arrived in less time than it takes to play.
-    const isDelta = (received: Received) =>
-      received.kind === "json" && received.message.type === "response.output_audio.delta";
+    const isDelta = (received: Received) => received.kind === "json" && received.message.type === "response.output_audio.delta";
     const firstDelta = await client.waitFor("first delta", isDelta);
     const lastDelta = client.received.slice(0, first.index).findLastIndex(isDelta);
     const deliveryMs = (client.receivedAt[lastDelta] ?? Infinity) - (client.receivedAt[firstDelta] ?? 0);
@@ -315,9 +311,7 @@ describe("OpenAI Realtime simulator", () => {
     await client.waitForJson("type", "response.done", callDone + 1);
     await client.close();
     const record = only(key);
-    expect(record.toolCalls.entries).toMatchObject([
-      { id: call.call_id, name: "lookup_balance", arguments: { account: "ACC-1" } },
-    ]);
+    expect(record.toolCalls.entries).toMatchObject([{ id: call.call_id, name: "lookup_balance", arguments: { account: "ACC-1" } }]);
     expect(record.functionCallOutputs.entries).toMatchObject([{ id: call.call_id, output: '{"balance":120}' }]);
   });
 
@@ -581,9 +575,7 @@ function speakToDeepgram(client: ProviderTestClient, utterance: Utterance): numb
 }
 
 function audioSizes(client: ProviderTestClient, from: number, to: number): number[] {
-  return client.received
-    .slice(from, to)
-    .flatMap((received) => (received.kind === "audio" ? received.bytes.byteLength : []));
+  return client.received.slice(from, to).flatMap((received) => (received.kind === "audio" ? received.bytes.byteLength : []));
 }
 
 function conversationTexts(client: ProviderTestClient): Array<{ role: unknown; content: unknown }> {
@@ -914,7 +906,11 @@ describe("control API: caller audio", () => {
     const pcmaBytes = await bytesOf(await audio("payment?encoding=pcma&rate=8000"));
     expect(pcmaBytes).toEqual(Buffer.concat(wireFrames(samples, 8000, "alaw")));
     expect(pcmaBytes.equals(pcmuBytes)).toBe(false);
-    for (const [rate, factor] of [["8000", 1], ["16000", 2], ["24000", 3]] as const) {
+    for (const [rate, factor] of [
+      ["8000", 1],
+      ["16000", 2],
+      ["24000", 3],
+    ] as const) {
       const pcm = await bytesOf(await audio(`payment?encoding=pcm16&rate=${rate}`));
       expect(pcm.byteLength, rate).toBe(samples.length * factor * 2);
       const expected = factor === 1 ? samples : upsample(samples, factor);

@@ -8,7 +8,14 @@ import { describe, expect, it } from "vitest";
  */
 const ROOT = join(import.meta.dirname, "../..");
 const SOURCE_DIRS = ["workers", "durable-objects"];
-const ALLOWED = [/^workers\/db\//, /^workers\/identity\//, /^workers\/routes\/auth\.ts$/, /^workers\/routes\/health\.ts$/, /^workers\/scheduled\.ts$/, /^workers\/ops\//];
+const ALLOWED = [
+  /^workers\/db\//,
+  /^workers\/identity\//,
+  /^workers\/routes\/auth\.ts$/,
+  /^workers\/routes\/health\.ts$/,
+  /^workers\/scheduled\.ts$/,
+  /^workers\/ops\//,
+];
 const RAW_ACCESS = [/\bdatabase\(/, /\benv\.DB\b/, /\bdrizzle\(/];
 
 function sourceFiles(dir: string): string[] {
@@ -24,7 +31,9 @@ describe("tenant scope", () => {
     const files = SOURCE_DIRS.flatMap((dir) => sourceFiles(join(ROOT, dir))).map((path) => relative(ROOT, path));
     expect(files.length).toBeGreaterThan(10);
     const offenders = files.filter(
-      (file) => !ALLOWED.some((pattern) => pattern.test(file)) && RAW_ACCESS.some((pattern) => pattern.test(readFileSync(join(ROOT, file), "utf8"))),
+      (file) =>
+        !ALLOWED.some((pattern) => pattern.test(file)) &&
+        RAW_ACCESS.some((pattern) => pattern.test(readFileSync(join(ROOT, file), "utf8"))),
     );
     expect(offenders).toEqual([]);
   });

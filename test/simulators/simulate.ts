@@ -149,7 +149,8 @@ async function main(): Promise<number> {
     console.log(`fake Telnyx Call Control API: the platform must run with TELNYX_API_BASE=${telnyxApi.url}`);
     const configuredBase = setting("TELNYX_API_BASE");
     const configured = configuredBase && URL.canParse(configuredBase) ? new URL(configuredBase) : undefined;
-    const pointsHere = configured && ["localhost", "127.0.0.1"].includes(configured.hostname) && configured.port === new URL(telnyxApi.url).port;
+    const pointsHere =
+      configured && ["localhost", "127.0.0.1"].includes(configured.hostname) && configured.port === new URL(telnyxApi.url).port;
     if (configuredBase && !pointsHere) {
       console.warn(`warning: TELNYX_API_BASE is ${configuredBase}; the platform's commands will not reach this simulator`);
     }
@@ -192,7 +193,9 @@ async function main(): Promise<number> {
     });
     if (args.out) writeFileSync(args.out, writeWav(report.receivedAudio));
     if (args.json) {
-      console.log(JSON.stringify({ ...report, receivedAudio: undefined, receivedAudioMs: samplesToMs(report.receivedAudio.length) }, null, 2));
+      console.log(
+        JSON.stringify({ ...report, receivedAudio: undefined, receivedAudioMs: samplesToMs(report.receivedAudio.length) }, null, 2),
+      );
     } else {
       printReport(report);
     }

@@ -4,7 +4,7 @@ import { webcrypto } from "node:crypto";
  * Settings the worker runs with under test: fresh Ed25519 signing keys each run (two, to exercise rotation),
  * fixed carrier credentials, and simulator URLs from global setup.
  */
-export const TEST_TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef".repeat(2);
+export const TEST_TWILIO_ACCOUNT_SID = `AC${"0123456789abcdef".repeat(2)}`;
 export const TEST_TWILIO_AUTH_TOKEN = "twilio-test-auth-token-0123456789";
 // protocols.md §4: the Ed25519 key whose seed is bytes 0x00..0x1f.
 export const TEST_TELNYX_PUBLIC_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";

@@ -37,7 +37,14 @@ async function watchStorage(sessionId: string): Promise<void> {
     const record = (what: string) => writes.push({ what, stack: new Error("storage write").stack ?? "" });
     const sql = storage.sql;
     const kv = storage.kv;
-    const originals = { exec: sql.exec, kvPut: kv.put, kvDelete: kv.delete, put: storage.put, delete: storage.delete, setAlarm: storage.setAlarm };
+    const originals = {
+      exec: sql.exec,
+      kvPut: kv.put,
+      kvDelete: kv.delete,
+      put: storage.put,
+      delete: storage.delete,
+      setAlarm: storage.setAlarm,
+    };
     sql.exec = function (this: SqlStorage, query: string, ...bindings: unknown[]) {
       if (WRITE_SQL.test(query)) record(query.trim().split(/\s+/).slice(0, 3).join(" "));
       return originals.exec.call(this, query, ...bindings);
@@ -75,7 +82,12 @@ async function watchStorage(sessionId: string): Promise<void> {
 describe("storage writes and the audio path", () => {
   it("a whole conversation (caller turns, agent audio, marks, a barge-in) issues no storage write from the per-frame path", async () => {
     const key = uniqueKey("audio-path-writes");
-    await putScenario(key, { replies: ["Of course. Your balance is one hundred and twenty dollars, and your next bill is due on the first of next month.", "Sure."] });
+    await putScenario(key, {
+      replies: [
+        "Of course. Your balance is one hundred and twenty dollars, and your next bill is due on the first of next month.",
+        "Sure.",
+      ],
+    });
     const call = await twilioCallWith("openai", key);
     await eventually(async () => (await simulatorConnections(key)).length === 1);
     const caller = await openStream(call, 1);

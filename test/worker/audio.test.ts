@@ -230,8 +230,7 @@ function rmsDb(samples: Int16Array): number {
 const decibels = (ratio: number): number => 20 * Math.log10(ratio);
 
 /** Leaves out the first 50 ms (filter warm-up) and keeps half a second. */
-const steadyState = (samples: Int16Array, rate: number): Int16Array =>
-  samples.subarray(rate / 20, rate / 20 + rate / 2);
+const steadyState = (samples: Int16Array, rate: number): Int16Array => samples.subarray(rate / 20, rate / 20 + rate / 2);
 
 /** Where zero-stuffing leaves copies of a tone when upsampling: around the input rate, below the output Nyquist. */
 function images(inputRate: SampleRate, outputRate: SampleRate, frequency: number): number[] {
@@ -240,13 +239,7 @@ function images(inputRate: SampleRate, outputRate: SampleRate, frequency: number
 }
 
 /** Asserts the tone is at its frequency, at its input level within 1 dB, and that no image is within 40 dB of it. */
-function expectFaithfulTone(
-  input: Int16Array,
-  inputRate: SampleRate,
-  output: Int16Array,
-  outputRate: SampleRate,
-  frequency: number,
-): void {
+function expectFaithfulTone(input: Int16Array, inputRate: SampleRate, output: Int16Array, outputRate: SampleRate, frequency: number): void {
   const steadyOutput = steadyState(output, outputRate);
   expect(Math.abs(peakFrequency(steadyOutput, outputRate) - frequency)).toBeLessThanOrEqual(0.5);
   expect(Math.abs(rmsDb(steadyOutput) - rmsDb(steadyState(input, inputRate)))).toBeLessThanOrEqual(1);
@@ -261,12 +254,7 @@ function attenuationDb(input: Int16Array, inputRate: SampleRate, output: Int16Ar
 }
 
 /** The real paths: carrier G.711 at 8 kHz up to a provider's rate, and a provider's PCM down to carrier G.711. */
-function throughCall(
-  law: (typeof LAWS)[number],
-  inputRate: SampleRate,
-  outputRate: SampleRate,
-  signal: Int16Array,
-): Int16Array {
+function throughCall(law: (typeof LAWS)[number], inputRate: SampleRate, outputRate: SampleRate, signal: Int16Array): Int16Array {
   const frame = inputRate / 50;
   if (inputRate === 8000) return resample(inputRate, outputRate, decoded(law, encoded(law, signal)), [frame]);
   return decoded(law, encoded(law, resample(inputRate, outputRate, signal, [frame])));
@@ -385,7 +373,8 @@ describe.each([
 describe("the call's transcoders", () => {
   const toFrames = (bytes: Uint8Array, frameBytes: number) => {
     const frames: string[] = [];
-    for (let offset = 0; offset < bytes.length; offset += frameBytes) frames.push(encodeBase64(bytes.subarray(offset, offset + frameBytes)));
+    for (let offset = 0; offset < bytes.length; offset += frameBytes)
+      frames.push(encodeBase64(bytes.subarray(offset, offset + frameBytes)));
     return frames;
   };
   const joined = (frames: string[]) => {
@@ -432,11 +421,15 @@ describe("the call's transcoders", () => {
   it("turns carrier A-law into Gemini's 16 kHz PCM and µ-law into A-law by table", () => {
     const speech = tone(440, 8000, 1);
     const frames = toFrames(encoded(LAWS[1], speech), 160);
-    const wideband = pcmSamples(joined(frames.map(createTranscoder({ encoding: "pcma", sampleRate: 8000 }, { encoding: "pcm16", sampleRate: 16000 }))));
+    const wideband = pcmSamples(
+      joined(frames.map(createTranscoder({ encoding: "pcma", sampleRate: 8000 }, { encoding: "pcm16", sampleRate: 16000 }))),
+    );
     expect(wideband.length).toBe(16000);
     expectFaithfulTone(speech, 8000, wideband, 16000, 440);
     const mulawCodes = encoded(LAWS[0], speech);
-    const asAlaw = joined(toFrames(mulawCodes, 160).map(createTranscoder({ encoding: "pcmu", sampleRate: 8000 }, { encoding: "pcma", sampleRate: 8000 })));
+    const asAlaw = joined(
+      toFrames(mulawCodes, 160).map(createTranscoder({ encoding: "pcmu", sampleRate: 8000 }, { encoding: "pcma", sampleRate: 8000 })),
+    );
     expect(asAlaw).toEqual(encoded(LAWS[1], decoded(LAWS[0], mulawCodes)));
   });
 });

@@ -15,7 +15,10 @@ describe("login", () => {
     const user = await createUser(tenantId, "agent");
     const tokens = await login(user.email.toUpperCase());
     expect(tokens.expiresIn).toBe(900);
-    const [header, payload] = tokens.accessToken.split(".").slice(0, 2).map((part) => JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/"))));
+    const [header, payload] = tokens.accessToken
+      .split(".")
+      .slice(0, 2)
+      .map((part) => JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/"))));
     expect(header).toMatchObject({ alg: "EdDSA", kid: "test-key-1" });
     expect(payload).toMatchObject({ iss: env.JWT_ISSUER, aud: env.JWT_AUDIENCE, sub: user.id, tenant: tenantId, role: "agent" });
     expect(payload.exp - payload.iat).toBe(900);
@@ -103,7 +106,11 @@ describe("logout and revoke-all", () => {
     expect((await api("/api/v1/users", { token: admin.accessToken })).status).toBe(200);
     expect((await api("/api/v1/auth/logout", { method: "POST", token: admin.accessToken })).status).toBe(204);
     expect((await api("/api/v1/users", { token: admin.accessToken })).status).toBe(401);
-    const write = await api("/api/v1/users", { method: "POST", token: admin.accessToken, body: { email: "x@example.test", password: "a-long-password", role: "viewer" } });
+    const write = await api("/api/v1/users", {
+      method: "POST",
+      token: admin.accessToken,
+      body: { email: "x@example.test", password: "a-long-password", role: "viewer" },
+    });
     expect(write.status).toBe(401);
     expect((await api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken: admin.refreshToken } })).status).toBe(401);
   });

@@ -1,10 +1,21 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, errorOf, userWithToken } from "./support/identity";
-import {
-  endTelnyxCallAtCarrier, endTwilioCallAtCarrier, eventually, parseStreamTwiml, postTelnyx, postTwilio, randomCallControlId, randomE164,
-  simFault, simRequests, telnyxEnvelope, twilioCallParams, type SimRequest,
-} from "./support/carriers";
 import { appliedMoves, callByCarrierId, callDetail, tenantWithNumbers, twilioStatus } from "./support/calls";
+import {
+  endTelnyxCallAtCarrier,
+  endTwilioCallAtCarrier,
+  eventually,
+  parseStreamTwiml,
+  postTelnyx,
+  postTwilio,
+  randomCallControlId,
+  randomE164,
+  type SimRequest,
+  simFault,
+  simRequests,
+  telnyxEnvelope,
+  twilioCallParams,
+} from "./support/carriers";
+import { api, errorOf, userWithToken } from "./support/identity";
 
 /**
  * Hangup, hold, resume and transfer through the real API, the call's object and each carrier's fake API: what the
@@ -38,7 +49,8 @@ async function twilioCall(answer = true) {
   expect(response.status).toBe(201);
   const { id, sessionId } = (await response.json()) as { id: string; sessionId: string };
   const callSid = (await callDetail(agent, id)).carrierCallId!;
-  if (answer) expect((await twilioStatus(callSid, to, "in-progress", { sequence: 2, sessionId, extra: { From: twilioNumber } })).status).toBe(204);
+  if (answer)
+    expect((await twilioStatus(callSid, to, "in-progress", { sequence: 2, sessionId, extra: { From: twilioNumber } })).status).toBe(204);
   const updates = () => simRequests({ carrier: "twilio", callId: callSid, path: `/Calls/${callSid}.json` });
   return { id, sessionId, callSid, to, updates };
 }
@@ -46,11 +58,22 @@ async function twilioCall(answer = true) {
 /** A Telnyx inbound call, answered by the platform at the fake and reported answered by Telnyx. */
 async function telnyxCall() {
   const callControlId = randomCallControlId();
-  await postTelnyx(telnyxEnvelope("call.initiated", { call_control_id: callControlId, direction: "incoming", from: "+14155550100", to: telnyxNumber, state: "parked" }));
-  const answer = await eventually(async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0]);
+  await postTelnyx(
+    telnyxEnvelope("call.initiated", {
+      call_control_id: callControlId,
+      direction: "incoming",
+      from: "+14155550100",
+      to: telnyxNumber,
+      state: "parked",
+    }),
+  );
+  const answer = await eventually(
+    async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0],
+  );
   const { id, sessionId } = await callByCarrierId(agent, callControlId);
   const clientState = btoa(JSON.stringify({ s: sessionId }));
-  const webhook = (type: string, payload: Record<string, unknown> = {}) => postTelnyx(telnyxEnvelope(type, { call_control_id: callControlId, client_state: clientState, ...payload }));
+  const webhook = (type: string, payload: Record<string, unknown> = {}) =>
+    postTelnyx(telnyxEnvelope(type, { call_control_id: callControlId, client_state: clientState, ...payload }));
   expect((await webhook("call.answered")).status).toBe(200);
   const actions = (action: string) => simRequests({ carrier: "telnyx", callId: callControlId, path: `/actions/${action}` });
   return { id, sessionId, callControlId, streamUrl: (answer.body as { stream_url: string }).stream_url, webhook, actions };
@@ -62,7 +85,10 @@ describe("Twilio", () => {
   it("hold, resume, transfer and hangup update the live call; repeats are answered without asking Twilio again", async () => {
     const call = await twilioCall();
     // The stream TwiML Twilio fetched when the call was answered: resume must reconnect to the same stream.
-    const voice = await postTwilio(`/telephony/twilio/voice?sessionId=${call.sessionId}`, twilioCallParams(call.callSid, call.to, "in-progress", { From: twilioNumber }));
+    const voice = await postTwilio(
+      `/telephony/twilio/voice?sessionId=${call.sessionId}`,
+      twilioCallParams(call.callSid, call.to, "in-progress", { From: twilioNumber }),
+    );
     const stream = parseStreamTwiml(await voice.text());
 
     await expectStatus(await control(call.id, "hold"), 200, "on_hold");
@@ -90,14 +116,27 @@ describe("Twilio", () => {
     expect(updates.map((u) => formOf(u).Status)).toEqual([undefined, undefined, undefined, "completed"]);
 
     const detail = await callDetail(agent, call.id);
-    expect(appliedMoves(detail.events)).toEqual(["initiated", "in_progress", "on_hold", "in_progress", "transferring", "transferred", "completed"]);
-    expect(detail.events.filter((e) => e.source === "api").map((e) => e.event)).toEqual(expect.arrayContaining(["api.hold", "api.resume", "api.transfer", "api.hangup"]));
+    expect(appliedMoves(detail.events)).toEqual([
+      "initiated",
+      "in_progress",
+      "on_hold",
+      "in_progress",
+      "transferring",
+      "transferred",
+      "completed",
+    ]);
+    expect(detail.events.filter((e) => e.source === "api").map((e) => e.event)).toEqual(
+      expect.arrayContaining(["api.hold", "api.resume", "api.transfer", "api.hangup"]),
+    );
   });
 
   it("a late `answered` callback does not take a held call off hold", async () => {
     const call = await twilioCall(false);
     // The answered call's voice webhook arrives first and answers the call; the status callback saying so is late.
-    await postTwilio(`/telephony/twilio/voice?sessionId=${call.sessionId}`, twilioCallParams(call.callSid, call.to, "in-progress", { From: twilioNumber }));
+    await postTwilio(
+      `/telephony/twilio/voice?sessionId=${call.sessionId}`,
+      twilioCallParams(call.callSid, call.to, "in-progress", { From: twilioNumber }),
+    );
     await expectStatus(await control(call.id, "hold"), 200, "on_hold");
     expect((await twilioStatus(call.callSid, call.to, "in-progress", { sequence: 2, sessionId: call.sessionId })).status).toBe(204);
     const detail = await callDetail(agent, call.id);
@@ -132,7 +171,12 @@ describe("Telnyx", () => {
     await expectStatus(await control(call.id, "resume"), 200, "in_progress");
     const [start, ...moreStarts] = await call.actions("streaming_start");
     expect(moreStarts).toEqual([]);
-    expect(start!.body).toMatchObject({ stream_url: call.streamUrl, stream_bidirectional_mode: "rtp", stream_codec: "PCMU", client_state: btoa(JSON.stringify({ s: call.sessionId })) });
+    expect(start!.body).toMatchObject({
+      stream_url: call.streamUrl,
+      stream_bidirectional_mode: "rtp",
+      stream_codec: "PCMU",
+      client_state: btoa(JSON.stringify({ s: call.sessionId })),
+    });
 
     const target = "sip:agent@example.com";
     await expectStatus(await control(call.id, "transfer", agent, { to: target }), 200, "transferring");
@@ -146,8 +190,21 @@ describe("Telnyx", () => {
     const commandIds = [...stops, start, transfer].map((r) => (r!.body as { command_id: string }).command_id);
     expect(new Set(commandIds).size).toBe(commandIds.length);
     const detail = await callDetail(agent, call.id);
-    expect(appliedMoves(detail.events)).toEqual(["initiated", "in_progress", "on_hold", "in_progress", "transferring", "transferred", "completed"]);
-    expect(detail.events.find((e) => e.event === "call.bridged")).toMatchObject({ source: "carrier", fromStatus: "transferring", toStatus: "transferred", outcome: "applied" });
+    expect(appliedMoves(detail.events)).toEqual([
+      "initiated",
+      "in_progress",
+      "on_hold",
+      "in_progress",
+      "transferring",
+      "transferred",
+      "completed",
+    ]);
+    expect(detail.events.find((e) => e.event === "call.bridged")).toMatchObject({
+      source: "carrier",
+      fromStatus: "transferring",
+      toStatus: "transferred",
+      outcome: "applied",
+    });
   });
 
   it("hanging up a call Telnyx already ended (422/90018) succeeds", async () => {
@@ -161,7 +218,11 @@ describe("Telnyx", () => {
 describe("refusals", () => {
   it("a command the call's state does not allow → 409, and the carrier is not asked", async () => {
     const call = await twilioCall(false);
-    for (const [action, body] of [["hold", undefined], ["resume", undefined], ["transfer", { to: randomE164() }]] as const) {
+    for (const [action, body] of [
+      ["hold", undefined],
+      ["resume", undefined],
+      ["transfer", { to: randomE164() }],
+    ] as const) {
       const response = await control(call.id, action, agent, body);
       expect(response.status, action).toBe(409);
       expect((await errorOf(response)).code).toBe("invalid_state");
@@ -188,7 +249,12 @@ describe("refusals", () => {
 
   it("viewers may not control calls (403), and unknown calls are 404", async () => {
     const call = await twilioCall();
-    for (const [action, body] of [["hold", undefined], ["resume", undefined], ["hangup", undefined], ["transfer", { to: randomE164() }]] as const) {
+    for (const [action, body] of [
+      ["hold", undefined],
+      ["resume", undefined],
+      ["hangup", undefined],
+      ["transfer", { to: randomE164() }],
+    ] as const) {
       expect((await control(call.id, action, viewer, body)).status, action).toBe(403);
     }
     expect(await call.updates()).toEqual([]);

@@ -1,13 +1,38 @@
-import { createExecutionContext, createScheduledController, evictDurableObject, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../workers/index";
-import { api } from "./support/identity";
 import {
-  closeCodeOf, endTelnyxCallAtCarrier, endTwilioCallAtCarrier, eventually, openTelnyxMedia, openTwilioMedia, postTelnyx, randomCallControlId,
-  randomE164, simRequests, telnyxEnvelope, twilioStart,
+  appliedMoves,
+  type CallDetail,
+  callByCarrierId,
+  callDetail,
+  openTwilioCall,
+  tenantWithNumbers,
+  twilioStatus,
+} from "./support/calls";
+import {
+  closeCodeOf,
+  endTelnyxCallAtCarrier,
+  endTwilioCallAtCarrier,
+  eventually,
+  openTelnyxMedia,
+  openTwilioMedia,
+  postTelnyx,
+  randomCallControlId,
+  randomE164,
+  simRequests,
+  telnyxEnvelope,
+  twilioStart,
 } from "./support/carriers";
-import { appliedMoves, callByCarrierId, callDetail, openTwilioCall, tenantWithNumbers, twilioStatus, type CallDetail } from "./support/calls";
+import { api } from "./support/identity";
 
 /**
  * Calls outlive the things that fail under them: the call's object being evicted mid-call (a deploy, memory
@@ -24,7 +49,8 @@ beforeAll(async () => {
 });
 
 const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
-const dtmf = (digit: string) => JSON.stringify({ event: "dtmf", sequenceNumber: "9", streamSid: "MZ1", dtmf: { track: "inbound_track", digit } });
+const dtmf = (digit: string) =>
+  JSON.stringify({ event: "dtmf", sequenceNumber: "9", streamSid: "MZ1", dtmf: { track: "inbound_track", digit } });
 const mediaLines = (call: CallDetail) => call.events.filter((e) => e.event.startsWith("media.")).map((e) => `${e.event}:${e.detail}`);
 
 async function historyWith(carrierCallId: string, line: string) {
@@ -72,19 +98,44 @@ describe("eviction of the call's object mid-call", () => {
 
   it("Telnyx: after eviction the path token still opens the stream, webhooks apply, and the call is not answered twice", async () => {
     const callControlId = randomCallControlId();
-    await postTelnyx(telnyxEnvelope("call.initiated", { call_control_id: callControlId, direction: "incoming", from: "+14155550100", to: telnyxNumber, state: "parked" }));
-    const answer = await eventually(async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0]);
+    await postTelnyx(
+      telnyxEnvelope("call.initiated", {
+        call_control_id: callControlId,
+        direction: "incoming",
+        from: "+14155550100",
+        to: telnyxNumber,
+        state: "parked",
+      }),
+    );
+    const answer = await eventually(
+      async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0],
+    );
     const streamUrl = (answer.body as { stream_url: string }).stream_url;
     const { sessionId } = await callByCarrierId(token, callControlId);
     const clientState = btoa(JSON.stringify({ s: sessionId }));
 
     await evictDurableObject(stubOf(sessionId));
-    expect((await postTelnyx(telnyxEnvelope("call.answered", { call_control_id: callControlId, client_state: clientState }))).status).toBe(200);
+    expect((await postTelnyx(telnyxEnvelope("call.answered", { call_control_id: callControlId, client_state: clientState }))).status).toBe(
+      200,
+    );
     await evictDurableObject(stubOf(sessionId), { webSockets: "close" });
     const socket = await acceptedSocket(await openTelnyxMedia(streamUrl));
-    socket.send(JSON.stringify({ event: "start", sequence_number: "1", stream_id: "s1", start: { call_control_id: callControlId, media_format: { encoding: "PCMU", sample_rate: 8000, channels: 1 } } }));
+    socket.send(
+      JSON.stringify({
+        event: "start",
+        sequence_number: "1",
+        stream_id: "s1",
+        start: { call_control_id: callControlId, media_format: { encoding: "PCMU", sample_rate: 8000, channels: 1 } },
+      }),
+    );
     await historyWith(callControlId, "media.start:pcmu");
-    expect((await postTelnyx(telnyxEnvelope("call.hangup", { call_control_id: callControlId, client_state: clientState, hangup_cause: "normal_clearing" }))).status).toBe(200);
+    expect(
+      (
+        await postTelnyx(
+          telnyxEnvelope("call.hangup", { call_control_id: callControlId, client_state: clientState, hangup_cause: "normal_clearing" }),
+        )
+      ).status,
+    ).toBe(200);
     socket.close(1000, "done");
 
     const done = await callByCarrierId(token, callControlId);
@@ -97,7 +148,8 @@ describe("D1 outage", () => {
   it("callbacks are accepted while D1 is down, kept in the object, and reach D1 in order once it is back", async () => {
     const call = await openTwilioCall(twilioNumber);
     const stub = stubOf(call.sessionId);
-    const d1Status = async () => (await env.DB.prepare("SELECT status FROM calls WHERE carrier_call_id = ?").bind(call.callSid).first<{ status: string }>())?.status;
+    const d1Status = async () =>
+      (await env.DB.prepare("SELECT status FROM calls WHERE carrier_call_id = ?").bind(call.callSid).first<{ status: string }>())?.status;
     expect(await d1Status()).toBe("ringing");
 
     // A real failure of the real batch: the history table is gone, so the call's one-transaction sync fails whole.
@@ -121,7 +173,10 @@ describe("D1 outage", () => {
     const synced = await eventually(async () => (await d1Status()) === "completed" && callByCarrierId(token, call.callSid));
     expect(appliedMoves(synced.events)).toEqual(["initiated", "ringing", "in_progress", "completed"]);
     expect(synced.events.map((e) => e.seq)).toEqual(synced.events.map((_, i) => i + 1));
-    const outbox = await runInDurableObject(stub, (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n);
+    const outbox = await runInDurableObject(
+      stub,
+      (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n,
+    );
     expect(outbox).toBe(0);
   });
 });
@@ -150,10 +205,20 @@ describe("the reconcile cron", () => {
     await endTwilioCallAtCarrier(recent.callSid, "completed");
 
     const telnyxId = randomCallControlId();
-    await postTelnyx(telnyxEnvelope("call.initiated", { call_control_id: telnyxId, direction: "incoming", from: "+14155550100", to: telnyxNumber, state: "parked" }));
+    await postTelnyx(
+      telnyxEnvelope("call.initiated", {
+        call_control_id: telnyxId,
+        direction: "incoming",
+        from: "+14155550100",
+        to: telnyxNumber,
+        state: "parked",
+      }),
+    );
     await eventually(async () => (await simRequests({ carrier: "telnyx", callId: telnyxId, path: "/actions/answer" }))[0]);
     const telnyx = await callByCarrierId(token, telnyxId);
-    await postTelnyx(telnyxEnvelope("call.answered", { call_control_id: telnyxId, client_state: btoa(JSON.stringify({ s: telnyx.sessionId })) }));
+    await postTelnyx(
+      telnyxEnvelope("call.answered", { call_control_id: telnyxId, client_state: btoa(JSON.stringify({ s: telnyx.sessionId })) }),
+    );
     await endTelnyxCallAtCarrier(telnyxId);
 
     for (const id of [answeredThenLost.id, canceled.id, stillLive.id, telnyx.id]) await age(id);
@@ -163,7 +228,11 @@ describe("the reconcile cron", () => {
 
     const outcome = async (id: string) => {
       const call = await callDetail(token, id);
-      return { status: call.status, failureReason: call.failureReason, byReconcile: call.events.some((e) => e.source === "system" && e.event === "reconcile.ended") };
+      return {
+        status: call.status,
+        failureReason: call.failureReason,
+        byReconcile: call.events.some((e) => e.source === "system" && e.event === "reconcile.ended"),
+      };
     };
     expect(await outcome(answeredThenLost.id)).toEqual({ status: "completed", failureReason: null, byReconcile: true });
     expect(await outcome(canceled.id)).toEqual({ status: "failed", failureReason: "canceled", byReconcile: true });
@@ -172,10 +241,13 @@ describe("the reconcile cron", () => {
     expect(await outcome(recent.id)).toEqual({ status: "in_progress", failureReason: null, byReconcile: false });
 
     // The carriers were asked (Twilio fetch call, Telnyx call status) about the stuck calls only.
-    const fetched = async (callSid: string) => (await simRequests({ carrier: "twilio", callId: callSid })).filter((r) => r.method === "GET").length;
+    const fetched = async (callSid: string) =>
+      (await simRequests({ carrier: "twilio", callId: callSid })).filter((r) => r.method === "GET").length;
     expect(await fetched(answeredThenLost.callSid)).toBe(1);
     expect(await fetched(stillLive.callSid)).toBe(1);
     expect(await fetched(recent.callSid)).toBe(0);
-    expect((await simRequests({ carrier: "telnyx", callId: telnyxId })).filter((r) => r.method === "GET" && r.path === `/v2/calls/${telnyxId}`)).toHaveLength(1);
+    expect(
+      (await simRequests({ carrier: "telnyx", callId: telnyxId })).filter((r) => r.method === "GET" && r.path === `/v2/calls/${telnyxId}`),
+    ).toHaveLength(1);
   });
 });

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { decideTransition, isTerminal, type TransitionSource } from "../../durable-objects/call/state-machine";
 import { CALL_STATUSES, type CallStatus } from "../../workers/db/schema";
-import { callByCarrierId, openTwilioCall, tenantWithNumbers, twilioStatus, type CallEventView } from "./support/calls";
+import { type CallEventView, callByCarrierId, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
 
 /**
  * Property tests of the call state machine: first the pure decision function over thousands of seeded random event
@@ -23,7 +23,16 @@ const CONTRACT_MOVES: Record<CallStatus, readonly CallStatus[]> = {
 };
 
 /** How far along a call is. Carriers report progress; hold and resume (same rank) are ours alone. */
-const RANK: Record<CallStatus, number> = { initiated: 0, ringing: 1, in_progress: 2, on_hold: 2, transferring: 3, transferred: 4, completed: 5, failed: 5 };
+const RANK: Record<CallStatus, number> = {
+  initiated: 0,
+  ringing: 1,
+  in_progress: 2,
+  on_hold: 2,
+  transferring: 3,
+  transferred: 4,
+  completed: 5,
+  failed: 5,
+};
 const SOURCES: readonly TransitionSource[] = ["carrier", "api", "system"];
 
 /** mulberry32: a small seeded PRNG, so a failure names a sequence that can be replayed. */
@@ -36,7 +45,11 @@ function prng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]! };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!,
+  };
 }
 
 function shuffle<T>(items: T[], random: ReturnType<typeof prng>): T[] {
@@ -59,7 +72,9 @@ describe("decideTransition (pure)", () => {
           if (source !== "carrier") expect(verdict.outcome === "applied", `${source}: ${from} → ${to}`).toBe(inTable);
         }
         // Carriers may make exactly the contract's strictly forward moves.
-        expect(decideTransition(from, to, "carrier").outcome === "applied", `carrier: ${from} → ${to}`).toBe(inTable && RANK[to] > RANK[from]);
+        expect(decideTransition(from, to, "carrier").outcome === "applied", `carrier: ${from} → ${to}`).toBe(
+          inTable && RANK[to] > RANK[from],
+        );
       }
     }
   });
@@ -74,7 +89,8 @@ describe("decideTransition (pure)", () => {
       const steps = 1 + random.int(30);
       for (let step = 0; step < steps; step++) {
         // Half the draws follow the table, so sequences get deep into the machine instead of stalling at the start.
-        const to: CallStatus = random.next() < 0.5 && CONTRACT_MOVES[state].length > 0 ? random.pick(CONTRACT_MOVES[state]) : random.pick(CALL_STATUSES);
+        const to: CallStatus =
+          random.next() < 0.5 && CONTRACT_MOVES[state].length > 0 ? random.pick(CONTRACT_MOVES[state]) : random.pick(CALL_STATUSES);
         const source = random.pick(SOURCES);
         const verdict = decideTransition(state, to, source);
         const where = `seed ${seed}, run ${run}, step ${step}: ${source} ${state} → ${to}`;
@@ -117,7 +133,8 @@ describe("Twilio status callbacks through the Worker and the call's object", () 
     const moves = events.filter((e) => e.outcome === "applied" && e.toStatus !== null && e.fromStatus !== null);
     for (const move of moves) {
       expect(CONTRACT_MOVES[move.fromStatus!], `${where}: ${move.event}`).toContain(move.toStatus);
-      if (move.source === "carrier") expect(RANK[move.toStatus!], `${where}: backward ${move.event}`).toBeGreaterThan(RANK[move.fromStatus!]);
+      if (move.source === "carrier")
+        expect(RANK[move.toStatus!], `${where}: backward ${move.event}`).toBeGreaterThan(RANK[move.fromStatus!]);
     }
     const terminalAt = moves.findIndex((m) => isTerminal(m.toStatus!));
     expect(terminalAt, `${where}: exactly one terminal move, the last`).toBe(moves.length - 1);
@@ -128,7 +145,12 @@ describe("Twilio status callbacks through the Worker and the call's object", () 
     const random = prng(seed);
     for (let trial = 0; trial < 12; trial++) {
       const ending = trial % 2 === 0 ? "completed" : random.pick(Object.keys(ENDINGS));
-      const statuses = [...(random.next() < 0.5 ? ["initiated"] : []), "ringing", ...(ending === "completed" ? ["in-progress"] : []), ending];
+      const statuses = [
+        ...(random.next() < 0.5 ? ["initiated"] : []),
+        "ringing",
+        ...(ending === "completed" ? ["in-progress"] : []),
+        ending,
+      ];
       const call = await openTwilioCall(number);
       // Each delivery 1–3 times; a retry carries the same idempotency token, or (half the trials) none at all.
       const withTokens = random.next() < 0.5;
@@ -141,17 +163,25 @@ describe("Twilio status callbacks through the Worker and the call's object", () 
       );
       while (deliveries.length > 0) {
         const batch = deliveries.splice(0, 1 + random.int(4));
-        const responses = await Promise.all(batch.map((d) => twilioStatus(call.callSid, number, d.status, { sequence: d.sequence, ...(d.token ? { token: d.token } : {}) })));
+        const responses = await Promise.all(
+          batch.map((d) => twilioStatus(call.callSid, number, d.status, { sequence: d.sequence, ...(d.token ? { token: d.token } : {}) })),
+        );
         expect(responses.map((r) => r.status)).toEqual(batch.map(() => 204));
       }
 
       const where = `seed ${seed}, trial ${trial}, ${statuses.join(",")}`;
       const detail = await callByCarrierId(token, call.callSid);
       const expected = ENDINGS[ending]!;
-      expect({ status: detail.status, failureReason: detail.failureReason }, where).toEqual({ status: expected.status, failureReason: expected.reason });
+      expect({ status: detail.status, failureReason: detail.failureReason }, where).toEqual({
+        status: expected.status,
+        failureReason: expected.reason,
+      });
       // Every distinct delivery is in the history exactly once, however often it came.
       for (let sequence = 0; sequence < statuses.length; sequence++) {
-        expect(detail.events.filter((e) => e.carrierSequence === sequence), `${where}: sequence ${sequence}`).toHaveLength(1);
+        expect(
+          detail.events.filter((e) => e.carrierSequence === sequence),
+          `${where}: sequence ${sequence}`,
+        ).toHaveLength(1);
       }
       checkHistory(detail.events, where);
     }

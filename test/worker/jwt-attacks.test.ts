@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { generateKeyPair, importJWK, SignJWT, type JWK } from "jose";
+import { generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, createTenant, errorOf, login, userWithToken } from "./support/identity";
 
@@ -17,8 +17,14 @@ async function sign(claims: Record<string, unknown>, options: { keyIndex?: numbe
   const key = options.key ?? ((await importJWK({ ...privateJwk, alg: "EdDSA" }, "EdDSA")) as CryptoKey);
   const now = Math.floor(Date.now() / 1000);
   const payload = {
-    sub: admin.id, tenant: admin.tenantId, role: "admin", jti: crypto.randomUUID(),
-    iss: env.JWT_ISSUER, aud: env.JWT_AUDIENCE, iat: now, exp: now + 600,
+    sub: admin.id,
+    tenant: admin.tenantId,
+    role: "admin",
+    jti: crypto.randomUUID(),
+    iss: env.JWT_ISSUER,
+    aud: env.JWT_AUDIENCE,
+    iat: now,
+    exp: now + 600,
     ...claims,
   };
   return new SignJWT(payload).setProtectedHeader({ alg: "EdDSA", kid: options.kid ?? jwk.kid }).sign(key);
@@ -51,8 +57,12 @@ describe("JWT attack suite", () => {
     for (const secret of [JSON.stringify(publicJwk.keys[0]), publicJwk.keys[0]!.x!]) {
       const token = await new SignJWT({ tenant: admin.tenantId, role: "admin" })
         .setProtectedHeader({ alg: "HS256", kid: "test-key-1" })
-        .setSubject(admin.id).setJti(crypto.randomUUID()).setIssuer(env.JWT_ISSUER).setAudience(env.JWT_AUDIENCE)
-        .setIssuedAt(now).setExpirationTime(now + 600)
+        .setSubject(admin.id)
+        .setJti(crypto.randomUUID())
+        .setIssuer(env.JWT_ISSUER)
+        .setAudience(env.JWT_AUDIENCE)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 600)
         .sign(new TextEncoder().encode(secret));
       await expectRejected(token);
     }
@@ -106,7 +116,7 @@ describe("JWT attack suite", () => {
   });
 
   it("rejects garbage in the Authorization header", async () => {
-    for (const header of ["Bearer", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz", "Bearer " + "a".repeat(5000)]) {
+    for (const header of ["Bearer", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz", `Bearer ${"a".repeat(5000)}`]) {
       const response = await api("/api/v1/users", { headers: { Authorization: header } });
       expect(response.status).toBe(401);
     }

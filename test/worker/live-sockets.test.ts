@@ -2,8 +2,8 @@ import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { LiveEvent } from "../../durable-objects/live/live-events";
-import { closeCodeOf } from "./support/carriers";
 import { openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
+import { closeCodeOf } from "./support/carriers";
 import { api, createTenant, randomIp, userWithToken } from "./support/identity";
 
 /**
@@ -114,7 +114,10 @@ describe("refusals happen in the Worker, before any socket", () => {
     expect(onlyProtocol.status).toBe(401);
 
     const tampered = `${supervisor.slice(0, -4)}AAAA`;
-    for (const response of [await live(sessionId, { protocols: browser(tampered) }), await live(sessionId, { bearer: "not-a-real-token-at-all" })]) {
+    for (const response of [
+      await live(sessionId, { protocols: browser(tampered) }),
+      await live(sessionId, { bearer: "not-a-real-token-at-all" }),
+    ]) {
       expect(response.status).toBe(401);
       expect(response.webSocket).toBeNull();
       const body = await response.text();
@@ -191,7 +194,11 @@ describe("a supervisor watching a phone session", () => {
   it("a script authenticates with Authorization (an API key here) and gets no subprotocol back", async () => {
     const { sessionId } = await openTwilioCall(number);
     const admin = await userWithToken(tenantId, "admin");
-    const created = await api("/api/v1/api-keys", { method: "POST", token: admin.accessToken, body: { name: "wallboard", role: "viewer" } });
+    const created = await api("/api/v1/api-keys", {
+      method: "POST",
+      token: admin.accessToken,
+      body: { name: "wallboard", role: "viewer" },
+    });
     const { key } = (await created.json()) as { key: string };
     const response = await live(sessionId, { bearer: key });
     expect(response.headers.get("Sec-WebSocket-Protocol")).toBeNull();
@@ -238,7 +245,11 @@ describe("the object's own checks (as the Worker forwards a socket)", () => {
   const forward = (sessionId: string, attachment: unknown) =>
     stubOf(sessionId).fetch(
       new Request("https://session.internal/live", {
-        headers: { Upgrade: "websocket", "X-Correlation-ID": "test-correlation", "X-Live-Attachment": typeof attachment === "string" ? attachment : JSON.stringify(attachment) },
+        headers: {
+          Upgrade: "websocket",
+          "X-Correlation-ID": "test-correlation",
+          "X-Live-Attachment": typeof attachment === "string" ? attachment : JSON.stringify(attachment),
+        },
       }),
     );
   const caller = (extra: object = {}) => ({ tenantId, principalId: "user-1", role: "caller", correlationId: "test-correlation", ...extra });

@@ -14,7 +14,10 @@ describe("OpenAI session rollover", () => {
     await putScenario(key, { replies: ["First answer.", "Second answer."], callerTranscripts: ["First question.", "Second question."] });
     const { caller, token, sessionId } = await startCall("openai", key);
     await turn(caller);
-    const rollover = await eventually(async () => (await switchHistory(token, sessionId)).find((entry) => entry.reason === "rollover"), 200);
+    const rollover = await eventually(
+      async () => (await switchHistory(token, sessionId)).find((entry) => entry.reason === "rollover"),
+      200,
+    );
     expect(rollover).toMatchObject({ fromProvider: "openai", toProvider: "openai", outcome: "succeeded" });
     // The history says the switch succeeded as the old socket is being closed: wait until the simulator saw the close.
     const sessions = await eventually(async () => {

@@ -1,8 +1,17 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, createTenant, errorOf, userWithToken } from "./support/identity";
-import { parseStreamTwiml, postTelnyx, postTwilio, randomE164, simFault, simRequests, telnyxEnvelope, twilioCallParams } from "./support/carriers";
 import { appliedMoves, callDetail, listCalls, tenantWithNumbers, twilioStatus } from "./support/calls";
+import {
+  parseStreamTwiml,
+  postTelnyx,
+  postTwilio,
+  randomE164,
+  simFault,
+  simRequests,
+  telnyxEnvelope,
+  twilioCallParams,
+} from "./support/carriers";
+import { api, createTenant, errorOf, userWithToken } from "./support/identity";
 
 /**
  * POST /api/v1/calls through the real Worker and call object against the fake carrier APIs: the request each carrier
@@ -55,12 +64,23 @@ describe("the request each carrier receives", () => {
       Timeout: "30",
     });
     const recorded = await callDetail(token, call.id);
-    expect(recorded).toMatchObject({ carrier: "twilio", carrierCallId: create!.callId, direction: "outbound", from: twilioNumber, to, status: "initiated" });
+    expect(recorded).toMatchObject({
+      carrier: "twilio",
+      carrierCallId: create!.callId,
+      direction: "outbound",
+      from: twilioNumber,
+      to,
+      status: "initiated",
+    });
 
     // Twilio's callbacks come back to the URLs it was given, signed, with our session id in the query.
     const callSid = create!.callId!;
     const extra = { From: twilioNumber, Direction: "outbound-api" };
-    for (const [status, sequence] of [["initiated", 0], ["ringing", 1], ["in-progress", 2]] as const) {
+    for (const [status, sequence] of [
+      ["initiated", 0],
+      ["ringing", 1],
+      ["in-progress", 2],
+    ] as const) {
       expect((await twilioStatus(callSid, to, status, { sequence, sessionId: call.sessionId, extra })).status).toBe(204);
     }
     expect((await callDetail(token, call.id)).status).toBe("in_progress");
@@ -102,13 +122,26 @@ describe("the request each carrier receives", () => {
     const callControlId = dial!.callId!;
     expect((await callDetail(token, call.id)).carrierCallId).toBe(callControlId);
     const webhook = (type: string, payload: Record<string, unknown> = {}) =>
-      postTelnyx(telnyxEnvelope(type, { call_control_id: callControlId, client_state: body.client_state, direction: "outgoing", from: telnyxNumber, to, ...payload }));
+      postTelnyx(
+        telnyxEnvelope(type, {
+          call_control_id: callControlId,
+          client_state: body.client_state,
+          direction: "outgoing",
+          from: telnyxNumber,
+          to,
+          ...payload,
+        }),
+      );
     expect((await webhook("call.initiated")).status).toBe(200);
     expect((await webhook("call.answered")).status).toBe(200);
     expect((await callDetail(token, call.id)).status).toBe("in_progress");
     expect((await webhook("call.hangup", { hangup_cause: "normal_clearing" })).status).toBe(200);
     const done = await callDetail(token, call.id);
-    expect({ status: done.status, failureReason: done.failureReason, direction: done.direction }).toEqual({ status: "completed", failureReason: null, direction: "outbound" });
+    expect({ status: done.status, failureReason: done.failureReason, direction: done.direction }).toEqual({
+      status: "completed",
+      failureReason: null,
+      direction: "outbound",
+    });
     // The outbound call.initiated reached the existing call; it opened no second one.
     expect((await listCalls(token, "?carrier=telnyx")).items.filter((c) => c.to === to)).toHaveLength(1);
   });
@@ -148,14 +181,26 @@ describe("carrier failover", () => {
     expect((await errorOf(response)).code).toBe("carrier_unavailable");
     const [call, ...more] = (await listCalls(token, "?direction=outbound")).items.filter((c) => c.to === to);
     expect(more).toEqual([]);
-    expect({ status: call!.status, failureReason: call!.failureReason }).toEqual({ status: "failed", failureReason: "carrier_unavailable" });
+    expect({ status: call!.status, failureReason: call!.failureReason }).toEqual({
+      status: "failed",
+      failureReason: "carrier_unavailable",
+    });
     const detail = await callDetail(token, call!.id);
-    expect(detail.events.filter((e) => e.event === "carrier.dial_failed").map((e) => e.detail?.split(":")[0])).toEqual(["twilio", "telnyx", "carrier_unavailable"]);
+    expect(detail.events.filter((e) => e.event === "carrier.dial_failed").map((e) => e.detail?.split(":")[0])).toEqual([
+      "twilio",
+      "telnyx",
+      "carrier_unavailable",
+    ]);
   });
 
   it("a 4xx from the carrier is the call's fault, not the carrier's: no failover", async () => {
     const to = randomE164();
-    await simFault({ match: { to, path: "/Calls.json" }, status: 400, times: 1, body: { code: 21211, message: "Invalid 'To' Phone Number", status: 400 } });
+    await simFault({
+      match: { to, path: "/Calls.json" },
+      status: 400,
+      times: 1,
+      body: { code: 21211, message: "Invalid 'To' Phone Number", status: 400 },
+    });
     await place({ to }, 502);
     expect(await simRequests({ carrier: "telnyx", to })).toEqual([]);
     const [call] = (await listCalls(token, "?direction=outbound")).items.filter((c) => c.to === to);

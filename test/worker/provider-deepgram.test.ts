@@ -5,8 +5,8 @@ import type { AudioFormat, ProviderEvent, ProviderSessionConfig, VoiceProvider }
 import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
 import { decodeSamples, framesOf, rms } from "./support/audio-signals";
 import { eventually } from "./support/carriers";
-import { ProviderEventLog, callerSpeech, onlyConnection, putScenario, uniqueKey } from "./support/provider-simulator";
 import type { Utterance } from "./support/provider-simulator";
+import { callerSpeech, onlyConnection, ProviderEventLog, putScenario, uniqueKey } from "./support/provider-simulator";
 
 const PCMU: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
 const LOOKUP_INVOICE = {
@@ -132,7 +132,10 @@ describe("Deepgram Voice Agent adapter", () => {
       { type: "transcript", role: "agent", text: "Your balance is ten dollars.", itemId: done.itemId },
     ]);
     // The agent's voice arrives intact: as many bytes as the simulator sent, and clearly not silence.
-    const samples = decodeSamples(audio.map((chunk) => chunk.base64), provider.outputFormat);
+    const samples = decodeSamples(
+      audio.map((chunk) => chunk.base64),
+      provider.outputFormat,
+    );
     const connection = await onlyConnection(config.correlationId);
     expect(samples.length).toBe(connection.audioOut.bytes);
     expect(rms(samples)).toBeGreaterThan(1000);
@@ -279,7 +282,15 @@ describe("Deepgram adapter bounds (fake server)", () => {
     const closedByClient = new Promise<number>((resolve) => server.addEventListener("close", (event) => resolve(event.code)));
     for (const bad of ["{not json", "[]", '{"no":"type"}', '{"type":"ConversationText","role":"robot","content":"x"}']) server.send(bad);
     server.send('{"type":"SomethingNew"}');
-    server.send(JSON.stringify({ type: "FunctionCallRequest", functions: [{ id: "s1", name: "web_search", arguments: "{}", client_side: false }, { id: "c1", name: "lookup_invoice", arguments: '{"number":"7"}', client_side: true }] }));
+    server.send(
+      JSON.stringify({
+        type: "FunctionCallRequest",
+        functions: [
+          { id: "s1", name: "web_search", arguments: "{}", client_side: false },
+          { id: "c1", name: "lookup_invoice", arguments: '{"number":"7"}', client_side: true },
+        ],
+      }),
+    );
     server.send("x".repeat(1024 * 1024 + 1));
 
     expect(await closedByClient).toBe(1009);

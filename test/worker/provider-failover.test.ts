@@ -9,7 +9,6 @@ import { connectionsOf, startCall, switchHistory, transcriptHas, turn } from "./
  * connections reach this file's fleet registry, which then steers new sessions away from the provider.
  */
 
-
 describe("automatic failover", () => {
   it("fails over when the provider dies and refuses to come back, with the conversation", async () => {
     const key = uniqueKey("failover-dead");
@@ -31,4 +30,3 @@ describe("automatic failover", () => {
     await turn(caller, "invoice");
   });
 });
-

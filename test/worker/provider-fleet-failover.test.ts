@@ -9,7 +9,6 @@ import { startCall, switchHistory, turn } from "./support/switching";
  * in this file's registry steers every later session away from it.
  */
 
-
 describe("failover on the fleet's view", () => {
   it("fails over when the fleet registry marks the provider offline", async () => {
     const key = uniqueKey("failover-registry");

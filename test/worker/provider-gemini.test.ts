@@ -1,24 +1,20 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished } from "vitest";
-import {
-  DEFAULT_GEMINI_MODEL,
-  GeminiSetupError,
-  connectGeminiLive,
-} from "../../durable-objects/voice/gemini-live";
 import type { GeminiLiveOptions, GeminiLiveProvider } from "../../durable-objects/voice/gemini-live";
+import { connectGeminiLive, DEFAULT_GEMINI_MODEL, GeminiSetupError } from "../../durable-objects/voice/gemini-live";
 import type { ConversationItem, ProviderSessionConfig } from "../../durable-objects/voice/provider";
 import { CONNECT_TIMEOUT_MS, ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
 import type { ConnectionSnapshot } from "../simulators/providers/recorder.ts";
+import type { Utterance } from "./support/provider-simulator";
 import {
-  ProviderEventLog,
   base64Bytes,
   base64Frames,
   callerSpeech,
+  ProviderEventLog,
   putScenario,
   simulatorConnections,
   uniqueKey,
 } from "./support/provider-simulator";
-import type { Utterance } from "./support/provider-simulator";
 
 /**
  * The Gemini Live adapter against the simulated service (test/simulators/providers/gemini-live.ts) over real
@@ -54,7 +50,12 @@ function sessionConfig(key: string, overrides: Partial<ProviderSessionConfig> = 
   };
 }
 
-function dial(key: string, log: ProviderEventLog, overrides: Partial<ProviderSessionConfig> = {}, options: Partial<GeminiLiveOptions> = {}) {
+function dial(
+  key: string,
+  log: ProviderEventLog,
+  overrides: Partial<ProviderSessionConfig> = {},
+  options: Partial<GeminiLiveOptions> = {},
+) {
   const connectOptions = { url: env.GEMINI_LIVE_URL, apiKey: env.GEMINI_API_KEY, onEvent: log.onEvent, ...options };
   return connectGeminiLive(connectOptions, sessionConfig(key, overrides));
 }
@@ -131,7 +132,7 @@ describe("Gemini Live adapter", () => {
     const otherKey = newKey();
     await connect(otherKey, { tools: [], instructions: "" }, { model: "models/gemini-2.0-flash-live-001" });
     const [other] = await simulatorConnections(otherKey);
-    const otherSetup = (other?.setup as { setup: Record<string, unknown> }).setup;
+    const otherSetup = (other!.setup as { setup: Record<string, unknown> }).setup;
     expect(otherSetup.model).toBe("models/gemini-2.0-flash-live-001");
     expect(Object.keys(otherSetup)).not.toContain("tools");
     expect(Object.keys(otherSetup)).not.toContain("systemInstruction");
@@ -350,12 +351,16 @@ describe("Gemini Live adapter", () => {
     expect(await recordedClose(key)).toMatchObject({ code: 1009, by: "client" });
   });
 
-  it("keeps the session open past the upgrade's connect timeout", async () => {
-    const { provider, log } = await connect(newKey());
-    // An idle wait, not a timing assertion: the upgrade request's abort signal must not outlive the upgrade.
-    await new Promise((resolve) => setTimeout(resolve, CONNECT_TIMEOUT_MS + 1000));
-    expect(log.ofType("closed")).toEqual([]);
-    provider.close();
-    expect(log.ofType("closed")).toEqual([{ type: "closed", code: 1000, reason: "closed by client" }]);
-  }, CONNECT_TIMEOUT_MS + 10_000);
+  it(
+    "keeps the session open past the upgrade's connect timeout",
+    async () => {
+      const { provider, log } = await connect(newKey());
+      // An idle wait, not a timing assertion: the upgrade request's abort signal must not outlive the upgrade.
+      await new Promise((resolve) => setTimeout(resolve, CONNECT_TIMEOUT_MS + 1000));
+      expect(log.ofType("closed")).toEqual([]);
+      provider.close();
+      expect(log.ofType("closed")).toEqual([{ type: "closed", code: 1000, reason: "closed by client" }]);
+    },
+    CONNECT_TIMEOUT_MS + 10_000,
+  );
 });

@@ -2,10 +2,10 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { chooseProvider } from "../../durable-objects/provider-health/choice";
+import { healthSnapshot } from "../../durable-objects/provider-health/client";
 import { probeCorrelationId } from "../../durable-objects/provider-health/registry";
 import { HealthReporter } from "../../durable-objects/provider-health/reporter";
-import { healthSnapshot } from "../../durable-objects/provider-health/client";
-import { REGISTRY_NAME, type HealthReport, type ProviderHealth } from "../../durable-objects/provider-health/types";
+import { type HealthReport, type ProviderHealth, REGISTRY_NAME } from "../../durable-objects/provider-health/types";
 import type { ProviderName } from "../../workers/config/settings";
 import { api, createTenant, userWithToken } from "./support/identity";
 import { putScenario, simulatorConnections } from "./support/provider-simulator";
@@ -43,7 +43,15 @@ describe("provider health registry", () => {
     const snapshot = await stub.snapshot();
     expect(snapshot.map((h) => h.provider).sort()).toEqual(["deepgram", "gemini", "local", "openai"]);
     for (const health of snapshot) {
-      expect(health).toMatchObject({ state: "unknown", samples: 0, successRate: null, p95LatencyMs: null, consecutiveFailures: 0, nextProbeAt: null, probeDue: false });
+      expect(health).toMatchObject({
+        state: "unknown",
+        samples: 0,
+        successRate: null,
+        p95LatencyMs: null,
+        consecutiveFailures: 0,
+        nextProbeAt: null,
+        probeDue: false,
+      });
     }
   });
 
@@ -102,10 +110,16 @@ describe("provider health registry", () => {
     expect((await healthOf(stub, "local")).samples).toBe(0);
     await stub.report(outcomes("local", "response", 250, 100));
     expect((await healthOf(stub, "local")).samples).toBe(200);
-    const stored = await runInDurableObject(stub, (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM health_outcomes").one().n);
+    const stored = await runInDurableObject(
+      stub,
+      (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM health_outcomes").one().n,
+    );
     expect(stored).toBe(200);
     // Malformed reports are skipped.
-    const result = await stub.report([{ provider: "nope", kind: "response", at: Date.now() } as unknown as HealthReport, { provider: "local", kind: "weird", at: 1 } as unknown as HealthReport]);
+    const result = await stub.report([
+      { provider: "nope", kind: "response", at: Date.now() } as unknown as HealthReport,
+      { provider: "local", kind: "weird", at: 1 } as unknown as HealthReport,
+    ]);
     expect(result.accepted).toBe(0);
   });
 
@@ -198,7 +212,11 @@ describe("chooseProvider", () => {
   const order: ProviderName[] = ["openai", "gemini", "deepgram", "local"];
   const all = () => true;
   const snap = (states: Partial<Record<ProviderName, ProviderHealth["state"]>>, probeDue: ProviderName[] = []) =>
-    Object.entries(states).map(([provider, state]) => ({ provider: provider as ProviderName, state: state!, probeDue: probeDue.includes(provider as ProviderName) }));
+    Object.entries(states).map(([provider, state]) => ({
+      provider: provider as ProviderName,
+      state: state!,
+      probeDue: probeDue.includes(provider as ProviderName),
+    }));
 
   it("keeps the preference when it is healthy, degraded or unknown", () => {
     expect(chooseProvider(snap({ gemini: "healthy", openai: "healthy" }), "gemini", order, all)).toBe("gemini");
@@ -217,7 +235,9 @@ describe("chooseProvider", () => {
     expect(chooseProvider(snap({ openai: "degraded", gemini: "healthy", deepgram: "healthy" }), null, order, all)).toBe("gemini");
     expect(chooseProvider(snap({ openai: "unhealthy", gemini: "degraded", deepgram: "degraded" }), null, order, all)).toBe("gemini");
     expect(chooseProvider(snap({ openai: "offline", gemini: "unhealthy", deepgram: "unknown" }), null, order, all)).toBe("deepgram");
-    expect(chooseProvider(snap({ openai: "offline", gemini: "unhealthy", deepgram: "offline", local: "healthy" }), null, order, all)).toBe("local");
+    expect(chooseProvider(snap({ openai: "offline", gemini: "unhealthy", deepgram: "offline", local: "healthy" }), null, order, all)).toBe(
+      "local",
+    );
     // local is the last resort even when it is healthy and earlier in the order.
     expect(chooseProvider(snap({ local: "healthy", openai: "degraded" }), null, ["local", "openai"], all)).toBe("openai");
     // Order is respected; unconfigured ones are skipped; missing from the snapshot = unknown.
@@ -227,9 +247,13 @@ describe("chooseProvider", () => {
   });
 
   it("tries an offline provider whose probe is due before falling back to local", () => {
-    expect(chooseProvider(snap({ openai: "offline", gemini: "offline", deepgram: "unhealthy" }, ["gemini"]), null, order, all)).toBe("gemini");
+    expect(chooseProvider(snap({ openai: "offline", gemini: "offline", deepgram: "unhealthy" }, ["gemini"]), null, order, all)).toBe(
+      "gemini",
+    );
     expect(chooseProvider(snap({ openai: "offline", gemini: "unknown" }, ["openai"]), null, order, all)).toBe("gemini");
-    expect(chooseProvider(snap({ openai: "offline", gemini: "unhealthy", deepgram: "offline" }, ["openai"]), "gemini", order, all)).toBe("openai");
+    expect(chooseProvider(snap({ openai: "offline", gemini: "unhealthy", deepgram: "offline" }, ["openai"]), "gemini", order, all)).toBe(
+      "openai",
+    );
     expect(chooseProvider(snap({ openai: "offline", gemini: "unhealthy", deepgram: "offline" }), null, order, all)).toBe("local");
   });
 });
@@ -247,12 +271,29 @@ describe("GET /api/v1/providers/health", () => {
       thresholds: Record<string, number>;
     };
     expect(body.providers.map((p) => p.provider)).toEqual(["openai", "gemini", "deepgram", "local"]);
-    expect(body.providers.find((p) => p.provider === "openai")).toMatchObject({ state: "unknown", configured: true, samples: 0, lastSuccessAt: null });
-    expect(body.providers.find((p) => p.provider === "gemini")).toMatchObject({ state: "degraded", p95LatencyMs: 1200, samples: 10, successRate: 1 });
+    expect(body.providers.find((p) => p.provider === "openai")).toMatchObject({
+      state: "unknown",
+      configured: true,
+      samples: 0,
+      lastSuccessAt: null,
+    });
+    expect(body.providers.find((p) => p.provider === "gemini")).toMatchObject({
+      state: "degraded",
+      p95LatencyMs: 1200,
+      samples: 10,
+      successRate: 1,
+    });
     const deepgram = body.providers.find((p) => p.provider === "deepgram")!;
     expect(deepgram).toMatchObject({ state: "offline", consecutiveFailures: 3, probeDue: false });
     expect(Date.parse(deepgram.nextProbeAt as string)).toBeGreaterThan(Date.now());
-    expect(body.thresholds).toMatchObject({ latencyWarningMs: 1000, latencyErrorMs: 3000, minSuccessRate: 0.95, offlineAfter: 3, probeSeconds: 30, minSamples: 10 });
+    expect(body.thresholds).toMatchObject({
+      latencyWarningMs: 1000,
+      latencyErrorMs: 3000,
+      minSuccessRate: 0.95,
+      offlineAfter: 3,
+      probeSeconds: 30,
+      minSamples: 10,
+    });
   });
 
   it("needs a credential", async () => {

@@ -3,8 +3,8 @@ import { encodeBase64 } from "../../durable-objects/media/audio/pcm16";
 import { connectLocalEngine } from "../../durable-objects/voice/local-engine";
 import type { AudioFormat, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../durable-objects/voice/provider";
 import { bytesPerMs, concatBytes as concat, decodeSamples, framesOf, rms, silence } from "./support/audio-signals";
-import { ProviderEventLog, callerSpeech as recordedSpeech } from "./support/provider-simulator";
 import type { Utterance } from "./support/provider-simulator";
+import { ProviderEventLog, callerSpeech as recordedSpeech } from "./support/provider-simulator";
 
 /**
  * The `local` provider in workerd, driven with real recorded speech (served by the provider simulator's control
@@ -120,10 +120,12 @@ describe("local voice engine", () => {
     const fullReplyChunks = Math.ceil((Array.from(log.ofType("transcript")[1]?.text ?? "").length * 60) / 100);
     expect(audioOf(log.events, firstItem).length).toBeLessThan(fullReplyChunks);
     expect(log.ofType("agent_audio_done").map((event) => event.itemId)).toEqual(["local-reply-2"]);
-    expect(log.ofType("transcript").filter((event) => event.role === "caller").map((event) => event.text)).toEqual([
-      "(caller turn 1)",
-      "(caller turn 2)",
-    ]);
+    expect(
+      log
+        .ofType("transcript")
+        .filter((event) => event.role === "caller")
+        .map((event) => event.text),
+    ).toEqual(["(caller turn 1)", "(caller turn 2)"]);
   });
 
   it("interrupt drops the rest of the named item at once", async () => {

@@ -1,19 +1,19 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { OpenAiRealtimeProvider, ProviderSetupError, connectOpenAiRealtime } from "../../durable-objects/voice/openai-realtime";
 import type { OpenAiRealtimeOptions } from "../../durable-objects/voice/openai-realtime";
+import { connectOpenAiRealtime, type OpenAiRealtimeProvider, ProviderSetupError } from "../../durable-objects/voice/openai-realtime";
 import type { AudioFormat, ProviderSessionConfig } from "../../durable-objects/voice/provider";
 import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
+import type { Utterance } from "./support/provider-simulator";
 import {
-  ProviderEventLog,
   base64Bytes,
   base64Frames,
   callerSpeech,
   onlyConnection,
+  ProviderEventLog,
   putScenario,
   uniqueKey,
 } from "./support/provider-simulator";
-import type { Utterance } from "./support/provider-simulator";
 
 /**
  * The OpenAI Realtime adapter against the simulated service over real sockets, driven with recorded caller

@@ -3,7 +3,7 @@ import { eventually, simRequests } from "./support/carriers";
 import { api, createTenant, userWithToken } from "./support/identity";
 import { twilioOutboundCallWith } from "./support/media-caller";
 import { putScenario, uniqueKey } from "./support/provider-simulator";
-import { connectionsOf, startCall, streamOf, switchHistory, switchTo, transcriptHas, turn, type SwitchAnswer } from "./support/switching";
+import { connectionsOf, type SwitchAnswer, startCall, streamOf, switchHistory, switchTo, transcriptHas, turn } from "./support/switching";
 
 /**
  * Switching a live call's provider, end to end: the Sessions API asks the call's object, which connects the new
@@ -11,11 +11,13 @@ import { connectionsOf, startCall, streamOf, switchHistory, switchTo, transcript
  * flowing. Automatic failover, rollback and rollover are driven by the provider simulators' faults.
  */
 
-
 describe("manual provider switches", () => {
   it("moves a live call openai → gemini → deepgram with its context, the caller still hearing the agent", async () => {
     const key = uniqueKey("switch-chain");
-    await putScenario(key, { replies: ["Your invoice is ready.", "It was paid on Monday.", "Anything else?"], callerTranscripts: ["Where is my invoice?", "Was it paid?", "No, thanks."] });
+    await putScenario(key, {
+      replies: ["Your invoice is ready.", "It was paid on Monday.", "Anything else?"],
+      callerTranscripts: ["Where is my invoice?", "Was it paid?", "No, thanks."],
+    });
     const { caller, token, sessionId } = await startCall("openai", key);
     await turn(caller);
     await transcriptHas(token, sessionId, ["Where is my invoice?", "Your invoice is ready."]);
@@ -44,11 +46,20 @@ describe("manual provider switches", () => {
       const history = { items: await switchHistory(token, sessionId) };
       return history.items.length === 2 && history.items;
     }).then((items) => {
-      expect(items.map((item) => `${item.fromProvider}→${item.toProvider}:${item.reason}:${item.outcome}`)).toEqual(["openai→gemini:manual:succeeded", "gemini→deepgram:manual:succeeded"]);
+      expect(items.map((item) => `${item.fromProvider}→${item.toProvider}:${item.reason}:${item.outcome}`)).toEqual([
+        "openai→gemini:manual:succeeded",
+        "gemini→deepgram:manual:succeeded",
+      ]);
     });
-    const status = (await (await api(`/api/v1/sessions/${sessionId}/switch-status`, { token })).json()) as { provider: string; inProgress: unknown; last: { toProvider: string } };
+    const status = (await (await api(`/api/v1/sessions/${sessionId}/switch-status`, { token })).json()) as {
+      provider: string;
+      inProgress: unknown;
+      last: { toProvider: string };
+    };
     expect(status).toMatchObject({ provider: "deepgram", inProgress: null, last: { toProvider: "deepgram" } });
-    await eventually(async () => ((await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { provider: string }).provider === "deepgram");
+    await eventually(
+      async () => ((await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { provider: string }).provider === "deepgram",
+    );
     // The first provider's session was closed by the platform once the second took over.
     expect((await connectionsOf(key, "openai"))[0]!.close?.by).toBe("client");
   });
@@ -79,7 +90,10 @@ describe("manual provider switches", () => {
     // Both targets take a second to finish their setup, so the two requests overlap however loaded the machine is.
     await putScenario(`${key}#gemini`, { setupDelayMs: 1_000 });
     await putScenario(`${key}#deepgram`, { setupDelayMs: 1_000 });
-    const [a, b] = await Promise.all([switchTo(token, sessionId, { provider: "gemini" }), switchTo(token, sessionId, { provider: "deepgram" })]);
+    const [a, b] = await Promise.all([
+      switchTo(token, sessionId, { provider: "gemini" }),
+      switchTo(token, sessionId, { provider: "deepgram" }),
+    ]);
     expect([a.status, b.status].sort()).toEqual([200, 409]);
     const conflict = (await (a.status === 409 ? a : b).json()) as SwitchAnswer;
     expect(conflict).toMatchObject({ success: false, error: "switch_in_progress" });
@@ -96,7 +110,8 @@ describe("manual provider switches", () => {
     const outsider = (await userWithToken(await createTenant(), "admin")).accessToken;
     expect((await switchTo(viewer, sessionId, { provider: "gemini" })).status).toBe(403);
     expect((await api(`/api/v1/sessions/${sessionId}/switch-status`, { token: viewer })).status).toBe(200);
-    for (const path of ["switch-status", "switch-history"]) expect((await api(`/api/v1/sessions/${sessionId}/${path}`, { token: outsider })).status).toBe(404);
+    for (const path of ["switch-status", "switch-history"])
+      expect((await api(`/api/v1/sessions/${sessionId}/${path}`, { token: outsider })).status).toBe(404);
     expect((await switchTo(outsider, sessionId, { provider: "gemini" })).status).toBe(404);
     expect((await api(`/api/v1/sessions/${sessionId}/auto-failover`, { method: "POST", token: outsider })).status).toBe(404);
     expect(token).toBeTruthy();
@@ -123,11 +138,15 @@ describe("rollover, and what a switch carries", () => {
 
   it("carries a finished tool call into the new provider's context without running it again", async () => {
     const key = uniqueKey("switch-tool");
-    await putScenario(key, { toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "wants a person" } }], replies: ["Connecting you now."] });
+    await putScenario(key, {
+      toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "wants a person" } }],
+      replies: ["Connecting you now."],
+    });
     const call = await twilioOutboundCallWith("openai", key);
     const caller = await streamOf(call);
     await turn(caller);
-    const transfers = async () => (await simRequests({ carrier: "twilio", callId: call.callSid })).filter((request) => JSON.stringify(request.body).includes("Dial"));
+    const transfers = async () =>
+      (await simRequests({ carrier: "twilio", callId: call.callSid })).filter((request) => JSON.stringify(request.body).includes("Dial"));
     await eventually(async () => (await transfers()).length === 1);
     const response = await switchTo(call.token, call.sessionId, { provider: "gemini", immediate: true });
     expect(response.status).toBe(200);
@@ -141,7 +160,12 @@ describe("rollover, and what a switch carries", () => {
     const tenantId = await createTenant();
     const { accessToken: token } = await userWithToken(tenantId, "agent");
     const key = uniqueKey("switch-context");
-    const created = await api("/api/v1/sessions", { method: "POST", token, headers: { "X-Correlation-ID": key }, body: { provider: "openai", metadata: { customer: "Asha Rao", plan: "gold" } } });
+    const created = await api("/api/v1/sessions", {
+      method: "POST",
+      token,
+      headers: { "X-Correlation-ID": key },
+      body: { provider: "openai", metadata: { customer: "Asha Rao", plan: "gold" } },
+    });
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
     // The upgrade is recorded before the session's setup message arrives: wait for the setup itself.

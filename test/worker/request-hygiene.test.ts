@@ -14,8 +14,18 @@ describe("bad input gets a clear 4xx in the error shape and writes nothing", () 
   const valid = { email: "new.user@example.test", password: "a-long-enough-password", role: "viewer" };
   const cases: Array<[string, { rawBody?: string; body?: unknown; headers?: Record<string, string> }, number, string]> = [
     ["malformed JSON", { rawBody: '{"email": "a@b.c",', headers: { "Content-Type": "application/json" } }, 400, "malformed_request"],
-    ["wrong content type", { rawBody: "email=a@b.c", headers: { "Content-Type": "application/x-www-form-urlencoded" } }, 415, "unsupported_media_type"],
-    ["oversized body", { rawBody: JSON.stringify({ ...valid, pad: "x".repeat(70_000) }), headers: { "Content-Type": "application/json" } }, 413, "payload_too_large"],
+    [
+      "wrong content type",
+      { rawBody: "email=a@b.c", headers: { "Content-Type": "application/x-www-form-urlencoded" } },
+      415,
+      "unsupported_media_type",
+    ],
+    [
+      "oversized body",
+      { rawBody: JSON.stringify({ ...valid, pad: "x".repeat(70_000) }), headers: { "Content-Type": "application/json" } },
+      413,
+      "payload_too_large",
+    ],
     ["unknown field", { body: { ...valid, isSuperuser: true } }, 400, "validation_failed"],
     ["wrong type", { body: { ...valid, role: 7 } }, 400, "validation_failed"],
     ["missing field", { body: { email: valid.email } }, 400, "validation_failed"],

@@ -6,15 +6,44 @@ import { documentedOperations } from "./support/openapi";
 /** The matrix as the README documents it; a change to the code's matrix must be made here too, deliberately. */
 const GRANTS: Record<Role, readonly string[]> = {
   admin: [
-    "users:read", "users:write", "api_keys:manage", "audit:read", "phone_numbers:read", "phone_numbers:write",
-    "calls:read", "calls:create", "calls:control", "sessions:read", "sessions:create", "sessions:switch",
-    "sessions:supervise", "providers:read", "self:manage",
+    "users:read",
+    "users:write",
+    "api_keys:manage",
+    "audit:read",
+    "phone_numbers:read",
+    "phone_numbers:write",
+    "calls:read",
+    "calls:create",
+    "calls:control",
+    "sessions:read",
+    "sessions:create",
+    "sessions:switch",
+    "sessions:supervise",
+    "providers:read",
+    "self:manage",
   ],
   supervisor: [
-    "phone_numbers:read", "calls:read", "calls:create", "calls:control", "sessions:read", "sessions:create",
-    "sessions:switch", "sessions:supervise", "providers:read", "self:manage",
+    "phone_numbers:read",
+    "calls:read",
+    "calls:create",
+    "calls:control",
+    "sessions:read",
+    "sessions:create",
+    "sessions:switch",
+    "sessions:supervise",
+    "providers:read",
+    "self:manage",
   ],
-  agent: ["calls:read", "calls:create", "calls:control", "sessions:read", "sessions:create", "sessions:switch", "providers:read", "self:manage"],
+  agent: [
+    "calls:read",
+    "calls:create",
+    "calls:control",
+    "sessions:read",
+    "sessions:create",
+    "sessions:switch",
+    "providers:read",
+    "self:manage",
+  ],
   viewer: ["calls:read", "sessions:read", "providers:read", "self:manage"],
 };
 
@@ -55,7 +84,11 @@ describe("role matrix", () => {
   it("API keys carry their own role through the same matrix", async () => {
     const tenantId = await createTenant();
     const admin = await userWithToken(tenantId, "admin");
-    const created = await api("/api/v1/api-keys", { method: "POST", token: admin.accessToken, body: { name: "reporting", role: "viewer" } });
+    const created = await api("/api/v1/api-keys", {
+      method: "POST",
+      token: admin.accessToken,
+      body: { name: "reporting", role: "viewer" },
+    });
     expect(created.status).toBe(201);
     const { key } = (await created.json()) as { key: string };
     expect((await api("/api/v1/audit-log", { token: key })).status).toBe(403);

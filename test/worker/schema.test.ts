@@ -21,7 +21,12 @@ describe("schema", () => {
       expect(tenantColumn!.notnull, `${name}.tenant_id NOT NULL`).toBe(1);
       const { results: indexes } = await env.DB.prepare(`PRAGMA index_list(${name})`).all<{ name: string }>();
       const leading = await Promise.all(
-        indexes.map(async (index) => (await env.DB.prepare(`PRAGMA index_info(${index.name})`).all<{ seqno: number; name: string }>()).results.find((c) => c.seqno === 0)?.name),
+        indexes.map(
+          async (index) =>
+            (await env.DB.prepare(`PRAGMA index_info(${index.name})`).all<{ seqno: number; name: string }>()).results.find(
+              (c) => c.seqno === 0,
+            )?.name,
+        ),
       );
       expect(leading, `${name} index on tenant_id`).toContain("tenant_id");
     }

@@ -10,7 +10,16 @@ import { api, createTenant, errorOf, userWithToken } from "./support/identity";
  * The sessions read API against rows seeded in the real D1 for two tenants: filters, keyset pagination, the detail
  * with its latest call and ordered transcript, 404 across tenants, and validation of every filter.
  */
-type SessionView = { id: string; channel: string; status: string; provider: string; instructions: string | null; correlationId: string; createdAt: string; endedAt: string | null };
+type SessionView = {
+  id: string;
+  channel: string;
+  status: string;
+  provider: string;
+  instructions: string | null;
+  correlationId: string;
+  createdAt: string;
+  endedAt: string | null;
+};
 type SessionDetail = SessionView & {
   call: Record<string, unknown> | null;
   transcript: Array<{ seq: number; role: string; text: string; provider: string; interrupted: boolean; at: string }>;
@@ -31,25 +40,51 @@ let latestCallOfPhone: string;
 
 async function seedSession(tenantId: string, fields: Partial<typeof sessions.$inferInsert> & { createdAt: number }) {
   const id = crypto.randomUUID();
-  await db().insert(sessions).values({ id, tenantId, channel: "phone", status: "active", provider: "openai", correlationId: `corr-${id.slice(0, 8)}`, ...fields });
+  await db()
+    .insert(sessions)
+    .values({ id, tenantId, channel: "phone", status: "active", provider: "openai", correlationId: `corr-${id.slice(0, 8)}`, ...fields });
   return id;
 }
 
 async function seedCall(tenantId: string, sessionId: string, createdAt: number, status: typeof calls.$inferInsert.status) {
   const id = crypto.randomUUID();
-  await db().insert(calls).values({
-    id, tenantId, sessionId, carrier: "twilio", carrierCallId: `CA${id.replace(/-/g, "")}`, direction: "inbound",
-    fromNumber: "+15550001000", toNumber: "+15550002000", status, failureReason: status === "failed" ? "busy" : null,
-    answeredAt: status === "in_progress" ? createdAt + 500 : null, endedAt: status === "failed" ? createdAt + 100 : null, createdAt, updatedAt: createdAt + 500,
-  });
+  await db()
+    .insert(calls)
+    .values({
+      id,
+      tenantId,
+      sessionId,
+      carrier: "twilio",
+      carrierCallId: `CA${id.replace(/-/g, "")}`,
+      direction: "inbound",
+      fromNumber: "+15550001000",
+      toNumber: "+15550002000",
+      status,
+      failureReason: status === "failed" ? "busy" : null,
+      answeredAt: status === "in_progress" ? createdAt + 500 : null,
+      endedAt: status === "failed" ? createdAt + 100 : null,
+      createdAt,
+      updatedAt: createdAt + 500,
+    });
   return id;
 }
 
 async function seedLine(tenantId: string, sessionId: string, seq: number, fields: Partial<typeof transcriptLines.$inferInsert> = {}) {
-  await db().insert(transcriptLines).values({
-    id: `${sessionId}:${seq}`, tenantId, sessionId, seq, role: seq % 2 ? "caller" : "agent", text: `line ${seq}`, provider: "openai",
-    interrupted: false, itemId: null, occurredAt: T + seq * 1_000, ...fields,
-  });
+  await db()
+    .insert(transcriptLines)
+    .values({
+      id: `${sessionId}:${seq}`,
+      tenantId,
+      sessionId,
+      seq,
+      role: seq % 2 ? "caller" : "agent",
+      text: `line ${seq}`,
+      provider: "openai",
+      interrupted: false,
+      itemId: null,
+      occurredAt: T + seq * 1_000,
+      ...fields,
+    });
 }
 
 const list = async (query: string, token = adminA): Promise<Page> => {
@@ -67,7 +102,13 @@ beforeAll(async () => {
   adminB = (await userWithToken(tenantB, "admin")).accessToken;
 
   A.phoneActive = await seedSession(tenantA, { createdAt: T + 1_000, instructions: "Be brief." });
-  A.webEnded = await seedSession(tenantA, { channel: "web", status: "ended", provider: "gemini", createdAt: T + 2_000, endedAt: T + 60_000 });
+  A.webEnded = await seedSession(tenantA, {
+    channel: "web",
+    status: "ended",
+    provider: "gemini",
+    createdAt: T + 2_000,
+    endedAt: T + 60_000,
+  });
   A.phoneEnded = await seedSession(tenantA, { status: "ended", provider: "local", createdAt: T + 3_000, endedAt: T + 90_000 });
   A.webActive = await seedSession(tenantA, { channel: "web", createdAt: T + 4_000 });
   // Two sessions created in the same millisecond: pagination must neither skip nor repeat one.
@@ -77,7 +118,8 @@ beforeAll(async () => {
   await seedCall(tenantA, A.phoneActive, T + 1_000, "failed");
   latestCallOfPhone = await seedCall(tenantA, A.phoneActive, T + 1_500, "in_progress");
   // Inserted out of order; the API answers them by seq.
-  for (const seq of [3, 1, 4, 2]) await seedLine(tenantA, A.phoneActive, seq, seq === 2 ? { interrupted: true, itemId: "resp-2", provider: "gemini" } : {});
+  for (const seq of [3, 1, 4, 2])
+    await seedLine(tenantA, A.phoneActive, seq, seq === 2 ? { interrupted: true, itemId: "resp-2", provider: "gemini" } : {});
 
   sessionB = await seedSession(tenantB, { createdAt: T + 1_000 });
   await seedCall(tenantB, sessionB, T + 1_000, "completed");
@@ -92,8 +134,15 @@ describe("GET /api/v1/sessions", () => {
     expect(ids(page)).not.toContain(sessionB);
     expect(page.nextCursor).toBeNull();
     expect(page.items.find((item) => item.id === A.webEnded)).toEqual({
-      id: A.webEnded, channel: "web", status: "ended", provider: "gemini", instructions: null, metadata: {}, correlationId: expect.any(String),
-      createdAt: new Date(T + 2_000).toISOString(), endedAt: new Date(T + 60_000).toISOString(),
+      id: A.webEnded,
+      channel: "web",
+      status: "ended",
+      provider: "gemini",
+      instructions: null,
+      metadata: {},
+      correlationId: expect.any(String),
+      createdAt: new Date(T + 2_000).toISOString(),
+      endedAt: new Date(T + 60_000).toISOString(),
     });
     expect(ids(await list("", adminB))).toEqual([sessionB]);
   });
@@ -135,7 +184,17 @@ describe("GET /api/v1/sessions", () => {
   });
 
   it("rejects malformed filters with 400 and names the field", async () => {
-    for (const query of ["?status=paused", "?channel=sms", "?provider=acme", "?since=yesterday", "?until=2031-13-01", "?limit=0", "?limit=101", "?limit=ten", "?colour=red"]) {
+    for (const query of [
+      "?status=paused",
+      "?channel=sms",
+      "?provider=acme",
+      "?since=yesterday",
+      "?until=2031-13-01",
+      "?limit=0",
+      "?limit=101",
+      "?limit=ten",
+      "?colour=red",
+    ]) {
       const response = await api(`/api/v1/sessions${query}`, { token: adminA });
       expect(response.status, query).toBe(400);
     }
@@ -153,7 +212,14 @@ describe("GET /api/v1/sessions/{id}", () => {
     const response = await api(`/api/v1/sessions/${A.phoneActive}`, { token: adminA });
     expect(response.status).toBe(200);
     const detail = (await response.json()) as SessionDetail;
-    expect(detail).toMatchObject({ id: A.phoneActive, channel: "phone", status: "active", provider: "openai", instructions: "Be brief.", endedAt: null });
+    expect(detail).toMatchObject({
+      id: A.phoneActive,
+      channel: "phone",
+      status: "active",
+      provider: "openai",
+      instructions: "Be brief.",
+      endedAt: null,
+    });
     expect(detail.createdAt).toBe(new Date(T + 1_000).toISOString());
 
     const callResponse = await api(`/api/v1/calls/${latestCallOfPhone}`, { token: adminA });
@@ -162,7 +228,14 @@ describe("GET /api/v1/sessions/{id}", () => {
     expect(detail.call).toMatchObject({ id: latestCallOfPhone, sessionId: A.phoneActive, status: "in_progress" });
 
     expect(detail.transcript.map((line) => line.seq)).toEqual([1, 2, 3, 4]);
-    expect(detail.transcript[1]).toEqual({ seq: 2, role: "agent", text: "line 2", provider: "gemini", interrupted: true, at: new Date(T + 2_000).toISOString() });
+    expect(detail.transcript[1]).toEqual({
+      seq: 2,
+      role: "agent",
+      text: "line 2",
+      provider: "gemini",
+      interrupted: true,
+      at: new Date(T + 2_000).toISOString(),
+    });
     expect(detail.transcript[0]).toMatchObject({ role: "caller", interrupted: false });
   });
 

@@ -1,16 +1,19 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../../workers/index";
 import { ConfigurationError, parseSettings, requireSettings } from "../../workers/config/settings";
 import { redact } from "../../workers/http/logger";
+import worker from "../../workers/index";
 
 /** The real Worker, run with a different env: how a misconfigured deployment behaves. */
 async function healthWith(overrides: Record<string, unknown>) {
   const ctx = createExecutionContext();
   const response = await worker.fetch(new Request("https://switchboard.test/health"), { ...env, ...overrides } as Env, ctx);
   await waitOnExecutionContext(ctx);
-  return { status: response.status, body: (await response.json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> } };
+  return {
+    status: response.status,
+    body: (await response.json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> },
+  };
 }
 
 describe("settings", () => {
@@ -65,7 +68,11 @@ describe("GET /health", () => {
   });
 
   it("answers 503 naming D1 or KV when they cannot be reached", async () => {
-    const unreachable = { prepare: () => { throw new Error("D1_ERROR: network"); } };
+    const unreachable = {
+      prepare: () => {
+        throw new Error("D1_ERROR: network");
+      },
+    };
     const d1 = await healthWith({ DB: unreachable });
     expect(d1.status).toBe(503);
     expect(d1.body.checks.d1!.ok).toBe(false);

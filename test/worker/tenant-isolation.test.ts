@@ -22,7 +22,10 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("api_keys"),
   },
-  "/api/v1/phone-numbers/{id}": { create: async (_tenantId, adminToken) => (await phoneNumberIn(adminToken)).id, snapshot: rowOf("phone_numbers") },
+  "/api/v1/phone-numbers/{id}": {
+    create: async (_tenantId, adminToken) => (await phoneNumberIn(adminToken)).id,
+    snapshot: rowOf("phone_numbers"),
+  },
   "/api/v1/calls/{id}": {
     create: async (_tenantId, adminToken) => {
       const { e164 } = await phoneNumberIn(adminToken);
@@ -36,7 +39,9 @@ const FIXTURES: Record<string, Fixture> = {
   "/api/v1/sessions/{id}": {
     create: async (tenantId) => {
       const id = crypto.randomUUID();
-      await env.DB.prepare("INSERT INTO sessions (id, tenant_id, channel, status, provider, correlation_id, created_at) VALUES (?, ?, 'web', 'active', 'local', ?, ?)")
+      await env.DB.prepare(
+        "INSERT INTO sessions (id, tenant_id, channel, status, provider, correlation_id, created_at) VALUES (?, ?, 'web', 'active', 'local', ?, ?)",
+      )
         .bind(id, tenantId, `corr-${id}`, Date.now())
         .run();
       return id;

@@ -1,7 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { MAX_LINES_KEPT, MAX_TEXT_CHARS, TranscriptLog, type TranscriptLine } from "../../durable-objects/call/transcript-log";
+import { MAX_LINES_KEPT, MAX_TEXT_CHARS, type TranscriptLine, TranscriptLog } from "../../durable-objects/call/transcript-log";
 import { createTenant } from "./support/identity";
 
 /**
@@ -26,7 +26,9 @@ const inLog = <T>(stub: DurableObjectStub, fn: (log: TranscriptLog) => T | Promi
     return fn(log);
   });
 const storedLines = (stub: DurableObjectStub) =>
-  runInDurableObject(stub, (_instance, state) => state.storage.sql.exec<{ seq: number; text: string }>("SELECT seq, text FROM transcript_lines ORDER BY seq").toArray());
+  runInDurableObject(stub, (_instance, state) =>
+    state.storage.sql.exec<{ seq: number; text: string }>("SELECT seq, text FROM transcript_lines ORDER BY seq").toArray(),
+  );
 
 const line = (text: string, overrides: Partial<Omit<TranscriptLine, "seq">> = {}): Omit<TranscriptLine, "seq"> => ({
   role: "caller",
@@ -41,10 +43,27 @@ const line = (text: string, overrides: Partial<Omit<TranscriptLine, "seq">> = {}
 const unavailable = () => {
   throw new Error("D1_ERROR: network connection lost");
 };
-const brokenD1 = { prepare: unavailable, batch: unavailable, exec: unavailable, dump: unavailable, withSession: unavailable } as unknown as D1Database;
+const brokenD1 = {
+  prepare: unavailable,
+  batch: unavailable,
+  exec: unavailable,
+  dump: unavailable,
+  withSession: unavailable,
+} as unknown as D1Database;
 const d1Down = { ...env, DB: brokenD1 } as Env;
 
-type D1Line = { id: string; tenant_id: string; session_id: string; seq: number; role: string; text: string; provider: string; interrupted: number; item_id: string | null; occurred_at: number };
+type D1Line = {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  seq: number;
+  role: string;
+  text: string;
+  provider: string;
+  interrupted: number;
+  item_id: string | null;
+  occurred_at: number;
+};
 const d1Lines = async (sessionId: string) =>
   (await env.DB.prepare("SELECT * FROM transcript_lines WHERE session_id = ? ORDER BY seq").bind(sessionId).all<D1Line>()).results;
 
@@ -57,7 +76,15 @@ describe("transcript log in the object", () => {
       const second = log.append(line("hi, how can I help?", { role: "agent", provider: "openai", itemId: "item-1", at: 2_000 }));
       const third = log.append(line("x".repeat(MAX_TEXT_CHARS + 500), { at: 3_000 }));
       expect([first.seq, second.seq, third.seq]).toEqual([1, 2, 3]);
-      expect(second).toEqual({ seq: 2, role: "agent", text: "hi, how can I help?", provider: "openai", interrupted: false, itemId: "item-1", at: 2_000 });
+      expect(second).toEqual({
+        seq: 2,
+        role: "agent",
+        text: "hi, how can I help?",
+        provider: "openai",
+        interrupted: false,
+        itemId: "item-1",
+        at: 2_000,
+      });
       expect(third.text.length).toBe(MAX_TEXT_CHARS);
       expect(log.recent(2).map((l) => l.seq)).toEqual([2, 3]);
       expect(log.recent(10).map((l) => l.text.slice(0, 5))).toEqual(["hello", "hi, h", "xxxxx"]);
@@ -78,7 +105,11 @@ describe("transcript log in the object", () => {
 
       const marked = log.markInterrupted("item-a");
       expect(marked).toMatchObject({ seq: 3, text: "second part", interrupted: true, itemId: "item-a" });
-      expect(log.recent(3).map((l) => [l.seq, l.interrupted])).toEqual([[1, false], [2, false], [3, true]]);
+      expect(log.recent(3).map((l) => [l.seq, l.interrupted])).toEqual([
+        [1, false],
+        [2, false],
+        [3, true],
+      ]);
       expect(log.pendingCount()).toBe(4);
       // Already interrupted: answered, not queued again.
       expect(log.markInterrupted("item-a")).toMatchObject({ seq: 3, interrupted: true });
@@ -128,7 +159,9 @@ describe("draining to D1", () => {
     expect(rows[1]).toMatchObject({ text: "hello, this is the agent", interrupted: 0, item_id: "it-1", occurred_at: 1_700_000_001_000 });
     expect(rows[0]!.item_id).toBeNull();
     // Nothing was written under another tenant.
-    const other = await env.DB.prepare("SELECT count(*) AS n FROM transcript_lines WHERE tenant_id = ?").bind(otherTenantId).first<{ n: number }>();
+    const other = await env.DB.prepare("SELECT count(*) AS n FROM transcript_lines WHERE tenant_id = ?")
+      .bind(otherTenantId)
+      .first<{ n: number }>();
     expect(other!.n).toBe(0);
   });
 
@@ -160,7 +193,10 @@ describe("draining to D1", () => {
       log.markInterrupted("r1");
       expect(await log.flush(env, tenantId, sessionId)).toBe(true);
     });
-    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([[1, 1], [2, 0]]);
+    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
+      [1, 1],
+      [2, 0],
+    ]);
   });
 
   it("when D1 fails, flush answers false and keeps the outbox; the next flush delivers everything", async () => {
@@ -183,7 +219,12 @@ describe("draining to D1", () => {
       expect(await log.flush(env, tenantId, sessionId)).toBe(true);
       expect(log.pendingCount()).toBe(0);
     });
-    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([[1, 0], [2, 1], [3, 0], [4, 0]]);
+    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
+      [1, 0],
+      [2, 1],
+      [3, 0],
+      [4, 0],
+    ]);
   });
 
   it("concurrent flushes run one at a time and write each line once", async () => {
@@ -209,13 +250,19 @@ describe("draining to D1", () => {
       log.append(line("said", { itemId: "w1" }));
       log.append(line("answered", { role: "agent", itemId: "w2" }));
       log.markInterrupted("w2");
-      expect(log.recent(5).map((l) => [l.seq, l.interrupted])).toEqual([[1, false], [2, true]]);
+      expect(log.recent(5).map((l) => [l.seq, l.interrupted])).toEqual([
+        [1, false],
+        [2, true],
+      ]);
       expect(log.count()).toBe(2);
     });
     expect(await storedLines(stub)).toEqual([]);
     await inLog(stub, async (log) => expect(await log.flush(env, tenantId, sessionId)).toBe(true));
     expect((await storedLines(stub)).map((row) => row.text)).toEqual(["said", "answered"]);
-    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([[1, 0], [2, 1]]);
+    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
+      [1, 0],
+      [2, 1],
+    ]);
   });
 
   it("what a flush wrote survives eviction; an entry D1 accepted but not yet deleted is sent again, harmlessly", async () => {
@@ -241,6 +288,10 @@ describe("draining to D1", () => {
       expect(await log.flush(env, tenantId, sessionId)).toBe(true);
       expect(log.pendingCount()).toBe(0);
     });
-    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([[1, 0], [2, 1], [3, 0]]);
+    expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
+      [1, 0],
+      [2, 1],
+      [3, 0],
+    ]);
   });
 });

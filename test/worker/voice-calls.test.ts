@@ -49,7 +49,11 @@ describe.each(["openai", "gemini", "deepgram"] as const)("a phone call answered 
     expect(connection!.audioIn.frames).toBeGreaterThan(50);
 
     const detail = await transcriptOf(call.token, call.sessionId, (d) => d.transcript.some((line) => line.role === "agent"));
-    expect(detail.transcript.find((line) => line.role === "agent")).toMatchObject({ text: "Hello! How can I help you today?", provider, interrupted: false });
+    expect(detail.transcript.find((line) => line.role === "agent")).toMatchObject({
+      text: "Hello! How can I help you today?",
+      provider,
+      interrupted: false,
+    });
     // While the call lives, its object reports its provider link and counters.
     expect(detail.live).toMatchObject({ provider, providerState: "connected" });
     expect(detail.live!.counters.callerFrames).toBeGreaterThan(50);

@@ -1,10 +1,10 @@
-import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ConnectionSnapshot } from "../simulators/providers/recorder";
 import { closeCodeOf, eventually } from "./support/carriers";
 import { api } from "./support/identity";
-import { openStream, transcriptOf, type TwilioMediaCaller, twilioCallWith } from "./support/media-caller";
+import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "./support/media-caller";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
 
 /**
@@ -92,7 +92,10 @@ describe("provider connection lost mid-call", () => {
   it("abrupt drop (no close frame): a new connection gets the conversation so far, and the agent answers again", async () => {
     // Calibrate: how many messages the simulator sends for the greeting turn of this scenario, so the drop comes
     // right after it (the count is deterministic for the same audio and script).
-    const script = { replies: ["Hello there, how can I help?", "Sure, I can look at your payment."], callerTranscripts: ["I have a question about my invoice.", "It is about my payment."] };
+    const script = {
+      replies: ["Hello there, how can I help?", "Sure, I can look at your payment."],
+      callerTranscripts: ["I have a question about my invoice.", "It is about my payment."],
+    };
     const probeKey = uniqueKey("drop-probe");
     await putScenario(probeKey, script);
     const probe = await twilioCallWith("openai", probeKey);
@@ -120,7 +123,9 @@ describe("provider connection lost mid-call", () => {
     await converse(caller, "payment");
     // (The simulator's script restarts per connection, so the words are not what to check: a finished spoken answer
     // to the caller's turn on the new connection is.)
-    const [, second] = await connectionsWhere(key, (cs) => cs[1]!.responses.entries.some((r) => r.kind === "audio" && r.outcome === "completed"));
+    const [, second] = await connectionsWhere(key, (cs) =>
+      cs[1]!.responses.entries.some((r) => r.kind === "audio" && r.outcome === "completed"),
+    );
     expect(second!.turns.entries).toHaveLength(1);
   });
 
@@ -141,7 +146,10 @@ describe("provider connection lost mid-call", () => {
 
   it("a non-fatal error event: the call continues on the same connection", async () => {
     const key = uniqueKey("error-event");
-    await putScenario(key, { errorEventAfterMs: { afterMs: 100, code: "server_error", message: "The server had an error." }, replies: ["Still here."] });
+    await putScenario(key, {
+      errorEventAfterMs: { afterMs: 100, code: "server_error", message: "The server had an error." },
+      replies: ["Still here."],
+    });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1 && cs[0]!.faults.entries.some((f) => f.kind === "error-event"));
     const caller = await openStream(call);
@@ -344,7 +352,10 @@ describe("eviction of the call's object mid-call", () => {
    */
   it("openai: after a restart that drops the sockets, the fresh instance gives the provider the transcript as history", async () => {
     const key = uniqueKey("evict-openai");
-    await putScenario(key, { replies: ["Hello, first answer.", "Second answer."], callerTranscripts: ["My first question.", "My second question."] });
+    await putScenario(key, {
+      replies: ["Hello, first answer.", "Second answer."],
+      callerTranscripts: ["My first question.", "My second question."],
+    });
     const call = await twilioCallWith("openai", key);
     await connectionsWhere(key, (cs) => cs.length === 1);
     const first = await openStream(call);

@@ -1,5 +1,5 @@
-import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { eventually, simRequests } from "./support/carriers";
 import { api } from "./support/identity";
@@ -29,7 +29,10 @@ const LONG_REPLY =
 /** A call whose caller talks over a long agent reply; returns once the carrier was told to clear its playback. */
 async function talkOver(provider: "openai" | "gemini" | "deepgram") {
   const key = uniqueKey(`barge-${provider}`);
-  await putScenario(key, { replies: [LONG_REPLY, "Of course, go ahead."], callerTranscripts: ["Hi, I have a question about my invoice.", "Wait, sorry."] });
+  await putScenario(key, {
+    replies: [LONG_REPLY, "Of course, go ahead."],
+    callerTranscripts: ["Hi, I have a question about my invoice.", "Wait, sorry."],
+  });
   const call = await twilioCallWith(provider, key);
   await eventually(async () => (await simulatorConnections(key)).length === 1);
   // Real-time playback: marks come back only as the audio before them has "played".
@@ -106,7 +109,10 @@ describe.each(["openai", "deepgram"] as const)("DTMF with %s", (provider) => {
 describe("tool calls", () => {
   it("end_call: the provider gets the result, the agent says goodbye, the carrier hangs up, the call completes", async () => {
     const key = uniqueKey("tool-end");
-    await putScenario(key, { replies: ["Goodbye, and thanks for calling."], toolCalls: [{ onTurn: 1, name: "end_call", arguments: { reason: "done" } }] });
+    await putScenario(key, {
+      replies: ["Goodbye, and thanks for calling."],
+      toolCalls: [{ onTurn: 1, name: "end_call", arguments: { reason: "done" } }],
+    });
     const call = await twilioOutboundCallWith("openai", key);
     const caller = await openStream(call);
     await caller.say("goodbye");
@@ -162,7 +168,10 @@ describe("tool calls", () => {
 
   it("transfer_to_human: the carrier redirects the call to a <Dial> of the human line; a repeated call id runs once", async () => {
     const key = uniqueKey("tool-transfer");
-    await putScenario(key, { replies: ["Connecting you now."], toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "asked for a person" } }] });
+    await putScenario(key, {
+      replies: ["Connecting you now."],
+      toolCalls: [{ onTurn: 1, name: "transfer_to_human", arguments: { reason: "asked for a person" } }],
+    });
     const call = await twilioOutboundCallWith("openai", key);
     const caller = await openStream(call);
     await caller.say("hello");
@@ -192,7 +201,12 @@ describe("tool calls", () => {
     await runInDurableObject(stubOf(call.sessionId), (instance) => {
       const voice = (instance as unknown as { voice: { handleProviderEvent(event: unknown): void } | null }).voice;
       expect(voice).not.toBeNull();
-      voice!.handleProviderEvent({ type: "tool_call", callId: toolCall.id, name: "transfer_to_human", arguments: JSON.stringify({ reason: "again" }) });
+      voice!.handleProviderEvent({
+        type: "tool_call",
+        callId: toolCall.id,
+        name: "transfer_to_human",
+        arguments: JSON.stringify({ reason: "again" }),
+      });
     });
     const again = await eventually(async () => {
       const [c] = await simulatorConnections(key);

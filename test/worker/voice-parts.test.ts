@@ -5,8 +5,8 @@ import { encodeMulaw } from "../../durable-objects/media/audio/g711";
 import { encodeBase64 } from "../../durable-objects/media/audio/pcm16";
 import { ReorderWindow } from "../../durable-objects/media/carriers/reorder-window";
 import { CallerTurns } from "../../durable-objects/voice/caller-turns";
-import { Playback } from "../../durable-objects/voice/playback";
 import { CircuitBreakers, DEFAULT_BREAKER_POLICY } from "../../durable-objects/voice/circuit-breaker";
+import { Playback } from "../../durable-objects/voice/playback";
 
 /** The pieces of the voice path that decide alone: Telnyx reordering, playback, caller turns, the circuit breaker. */
 describe("the reorder window for Telnyx audio", () => {
@@ -43,7 +43,9 @@ describe("the reorder window for Telnyx audio", () => {
 
 describe("a provider's circuit breaker", () => {
   const inObject = <T>(run: (sql: SqlStorage) => T) =>
-    runInDurableObject(env.CALL_SESSION.get(env.CALL_SESSION.idFromName(crypto.randomUUID())), (_instance, state) => run(state.storage.sql));
+    runInDurableObject(env.CALL_SESSION.get(env.CALL_SESSION.idFromName(crypto.randomUUID())), (_instance, state) =>
+      run(state.storage.sql),
+    );
 
   it("opens after 5 consecutive failures, half-opens after 60 s with 3 trials, closes after 2 successes", async () => {
     await inObject((sql) => {
@@ -112,7 +114,11 @@ describe("the object's own view of caller turns", () => {
 describe("what the caller heard of the agent's reply", () => {
   it("is the largest mark the carrier echoed, and a barge-in interrupts at exactly that", () => {
     const playback = new Playback(() => true);
-    expect([playback.sent("item-1", 40), playback.sent("item-1", 40), playback.sent("item-1", 40)]).toEqual(["item-1@40", "item-1@80", "item-1@120"]);
+    expect([playback.sent("item-1", 40), playback.sent("item-1", 40), playback.sent("item-1", 40)]).toEqual([
+      "item-1@40",
+      "item-1@80",
+      "item-1@120",
+    ]);
     expect(playback.audible()).toBe(true);
     playback.markPlayed("item-1@40");
     playback.markPlayed("item-1@80");

@@ -72,7 +72,13 @@ async function speak(browser: Browser, pcm: Uint8Array): Promise<void> {
 async function createSession(token: string, body: Record<string, unknown>, correlationId: string) {
   const response = await api("/api/v1/sessions", { method: "POST", token, body, headers: { "X-Correlation-ID": correlationId } });
   expect(response.status).toBe(201);
-  return (await response.json()) as { id: string; channel: string; status: string; provider: string; live: { path: string; subprotocol: string } };
+  return (await response.json()) as {
+    id: string;
+    channel: string;
+    status: string;
+    provider: string;
+    live: { path: string; subprotocol: string };
+  };
 }
 
 describe("web sessions", () => {
@@ -83,7 +89,12 @@ describe("web sessions", () => {
     const key = `web-${crypto.randomUUID()}`;
     await putScenario(key, { replies: ["Welcome to the web line."], callerTranscripts: ["Hello from the browser."] });
     const session = await createSession(agentToken, { provider: "openai", instructions: "You are the web demo agent." }, key);
-    expect(session).toMatchObject({ channel: "web", status: "active", provider: "openai", live: { path: `/api/v1/sessions/${session.id}/live`, subprotocol: "switchboard.v1" } });
+    expect(session).toMatchObject({
+      channel: "web",
+      status: "active",
+      provider: "openai",
+      live: { path: `/api/v1/sessions/${session.id}/live`, subprotocol: "switchboard.v1" },
+    });
     // Dialled at creation, before any browser joined.
     await eventually(async () => (await simulatorConnections(key)).length === 1);
 
@@ -97,7 +108,10 @@ describe("web sessions", () => {
     await caller.until(() => caller.audioBytes >= 16000); // half a second of agent speech at 16 kHz
     await supervisor.until(() => supervisor.ofType("transcript").some((line) => line.role === "agent"));
     expect(supervisor.audioBytes).toBe(0); // supervisors get events, never audio
-    expect(supervisor.ofType("transcript").find((line) => line.role === "agent")).toMatchObject({ text: "Welcome to the web line.", provider: "openai" });
+    expect(supervisor.ofType("transcript").find((line) => line.role === "agent")).toMatchObject({
+      text: "Welcome to the web line.",
+      provider: "openai",
+    });
 
     const [connection] = await simulatorConnections(key);
     // The browser's 16 kHz PCM reaches OpenAI as 24 kHz PCM (the object resamples).
@@ -112,7 +126,10 @@ describe("web sessions", () => {
     const tenantId = await createTenant();
     const { accessToken } = await userWithToken(tenantId, "admin");
     const key = `web-end-${crypto.randomUUID()}`;
-    await putScenario(key, { toolCalls: [{ onTurn: 1, name: "end_call", arguments: { reason: "caller is done" } }], replies: ["Goodbye!"] });
+    await putScenario(key, {
+      toolCalls: [{ onTurn: 1, name: "end_call", arguments: { reason: "caller is done" } }],
+      replies: ["Goodbye!"],
+    });
     const session = await createSession(accessToken, { provider: "openai" }, key);
     const caller = await join(session.id, accessToken, "caller");
     await speak(caller, await callerSpeech("goodbye", "pcm16", 16000));
@@ -121,7 +138,10 @@ describe("web sessions", () => {
     expect(caller.ofType("tool_call").map((event) => event.status)).toEqual(["started", "completed"]);
     expect(caller.ofType("session_ended")).toHaveLength(1);
     await eventually(async () => {
-      const detail = (await (await api(`/api/v1/sessions/${session.id}`, { token: accessToken })).json()) as { status: string; endedAt: string | null };
+      const detail = (await (await api(`/api/v1/sessions/${session.id}`, { token: accessToken })).json()) as {
+        status: string;
+        endedAt: string | null;
+      };
       return detail.status === "ended" && detail.endedAt !== null;
     });
   });

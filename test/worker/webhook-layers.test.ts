@@ -1,10 +1,22 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  BASE, closeCodeOf, eventually, openTelnyxMedia, openTwilioMedia, postTelnyx, postTwilio, randomCallControlId, randomCallSid,
-  simRequests, telnyxEnvelope, twilioCallParams, twilioSignature, twilioStart,
-} from "./support/carriers";
 import { callByCarrierId, callTraces, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
+import {
+  BASE,
+  closeCodeOf,
+  eventually,
+  openTelnyxMedia,
+  openTwilioMedia,
+  postTelnyx,
+  postTwilio,
+  randomCallControlId,
+  randomCallSid,
+  simRequests,
+  telnyxEnvelope,
+  twilioCallParams,
+  twilioSignature,
+  twilioStart,
+} from "./support/carriers";
 
 /**
  * The four layers every carrier request passes (workers/telephony/webhook-guard.ts), exercised through the real
@@ -23,7 +35,13 @@ beforeAll(async () => {
 
 const newTwilioCall = () => twilioCallParams(randomCallSid(), twilioNumber, "ringing");
 const newTelnyxCall = (callControlId = randomCallControlId()) =>
-  telnyxEnvelope("call.initiated", { call_control_id: callControlId, direction: "incoming", from: "+14155550100", to: telnyxNumber, state: "parked" });
+  telnyxEnvelope("call.initiated", {
+    call_control_id: callControlId,
+    direction: "incoming",
+    from: "+14155550100",
+    to: telnyxNumber,
+    state: "parked",
+  });
 const randomOctet = () => Math.floor(Math.random() * 254) + 1;
 
 /** Asserts the response and that it left no session, call or event behind. */
@@ -44,7 +62,12 @@ async function postTelnyxWithForeignKey(body: unknown) {
   const signature = await crypto.subtle.sign("Ed25519", pair.privateKey, new TextEncoder().encode(`${timestamp}|${raw}`));
   return exports.default.fetch(`${BASE}/telephony/telnyx/webhook`, {
     method: "POST",
-    headers: { "Content-Type": "application/json", "CF-Connecting-IP": "192.76.120.130", "telnyx-signature-ed25519": btoa(String.fromCharCode(...new Uint8Array(signature))), "telnyx-timestamp": timestamp },
+    headers: {
+      "Content-Type": "application/json",
+      "CF-Connecting-IP": "192.76.120.130",
+      "telnyx-signature-ed25519": btoa(String.fromCharCode(...new Uint8Array(signature))),
+      "telnyx-timestamp": timestamp,
+    },
     body: raw,
   });
 }
@@ -69,36 +92,42 @@ describe("layer 1: rate limit per source IP (WEBHOOK_LIMITER, 600 per 60 s)", ()
   }
 
   it("answers 429 with Retry-After once an IP is over 600, before looking at the signature; other IPs pass", async () => {
-    await inOneWindow(async (ip) => {
-      await spend("twilio", ip, 590);
-      // The last ten of the 600 go through the Worker: unsigned, so layer 3 refuses them, but layer 1 counts them.
-      for (let i = 0; i < 10; i++) {
-        const response = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip, signature: null });
-        expect(response.status).toBe(400);
-        await response.arrayBuffer();
-      }
-      const before = await callTraces();
-      // Request 601 is correctly signed for a real number: refused at layer 1 all the same, and opens nothing.
-      const limited = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip });
-      await limited.arrayBuffer();
-      if (limited.status !== 429) return false;
-      expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThan(0);
-      expect(await callTraces()).toEqual(before);
-      return true;
-    }, () => `2001:db8:${randomOctet().toString(16)}:${randomOctet().toString(16)}::${randomOctet().toString(16)}`);
+    await inOneWindow(
+      async (ip) => {
+        await spend("twilio", ip, 590);
+        // The last ten of the 600 go through the Worker: unsigned, so layer 3 refuses them, but layer 1 counts them.
+        for (let i = 0; i < 10; i++) {
+          const response = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip, signature: null });
+          expect(response.status).toBe(400);
+          await response.arrayBuffer();
+        }
+        const before = await callTraces();
+        // Request 601 is correctly signed for a real number: refused at layer 1 all the same, and opens nothing.
+        const limited = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip });
+        await limited.arrayBuffer();
+        if (limited.status !== 429) return false;
+        expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThan(0);
+        expect(await callTraces()).toEqual(before);
+        return true;
+      },
+      () => `2001:db8:${randomOctet().toString(16)}:${randomOctet().toString(16)}::${randomOctet().toString(16)}`,
+    );
     const otherIp = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip: `2001:db8::${randomOctet().toString(16)}:1` });
     expect(otherIp.status).toBe(200);
     await otherIp.arrayBuffer();
   });
 
   it("is checked before the IP allowlist: a refused Telnyx source gets 403 until it is over the limit, then 429", async () => {
-    await inOneWindow(async (ip) => {
-      await expectRejected(() => postTelnyx(newTelnyxCall(), { ip }), 403);
-      await spend("telnyx", ip, 599);
-      const response = await postTelnyx(newTelnyxCall(), { ip });
-      await response.arrayBuffer();
-      return response.status === 429;
-    }, () => `8.${randomOctet()}.${randomOctet()}.${randomOctet()}`);
+    await inOneWindow(
+      async (ip) => {
+        await expectRejected(() => postTelnyx(newTelnyxCall(), { ip }), 403);
+        await spend("telnyx", ip, 599);
+        const response = await postTelnyx(newTelnyxCall(), { ip });
+        await response.arrayBuffer();
+        return response.status === 429;
+      },
+      () => `8.${randomOctet()}.${randomOctet()}.${randomOctet()}`,
+    );
   });
 });
 
@@ -132,7 +161,10 @@ describe("layer 3: signatures", () => {
 
   it("Twilio: missing → 400; wrong, tampered or signed for another URL → 403; none opens a call", async () => {
     await expectRejected(() => postTwilio(voice, newTwilioCall(), { signature: null }), 400);
-    await expectRejected(() => postTwilio(voice, newTwilioCall(), { signature: twilioSignature(`${BASE}${voice}`, { CallSid: "CA0" }) }), 403);
+    await expectRejected(
+      () => postTwilio(voice, newTwilioCall(), { signature: twilioSignature(`${BASE}${voice}`, { CallSid: "CA0" }) }),
+      403,
+    );
     await expectRejected(() => postTwilio(voice, newTwilioCall(), { signature: "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" }), 403);
     const params = newTwilioCall();
     const signedForOriginal = twilioSignature(`${BASE}${voice}`, params);
@@ -161,7 +193,11 @@ describe("layer 3: signatures", () => {
     const body = newTelnyxCall();
     const raw = JSON.stringify(body);
     const post = (headers: Record<string, string>) =>
-      exports.default.fetch(`${BASE}/telephony/telnyx/webhook`, { method: "POST", headers: { "Content-Type": "application/json", "CF-Connecting-IP": "192.76.120.130", ...headers }, body: raw });
+      exports.default.fetch(`${BASE}/telephony/telnyx/webhook`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "CF-Connecting-IP": "192.76.120.130", ...headers },
+        body: raw,
+      });
     const now = String(Math.floor(Date.now() / 1000));
     await expectRejected(() => post({}), 403);
     await expectRejected(() => post({ "telnyx-timestamp": now }), 403);
@@ -225,7 +261,12 @@ describe("media upgrades", () => {
   it("Twilio: an upgrade without, or with a bad, X-Twilio-Signature never reaches 101", async () => {
     const call = await openTwilioCall(twilioNumber);
     const other = await openTwilioCall(twilioNumber);
-    for (const signature of [null, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", twilioSignature(other.streamUrl, {}), twilioSignature(call.streamUrl.replace("wss:", "https:"), {})]) {
+    for (const signature of [
+      null,
+      "AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+      twilioSignature(other.streamUrl, {}),
+      twilioSignature(call.streamUrl.replace("wss:", "https:"), {}),
+    ]) {
       const response = await openTwilioMedia(call.streamUrl, { signature });
       expect(response.status).toBe(403);
       expect(response.webSocket).toBeNull();
@@ -240,7 +281,9 @@ describe("media upgrades", () => {
     for (const url of [`${base}/not-the-token`, base]) expect((await openTelnyxMedia(url)).status).toBe(403);
 
     // The real token is only known to Telnyx (it is in the answer command); read it back from the fake.
-    const answer = await eventually(async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0]);
+    const answer = await eventually(
+      async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0],
+    );
     const streamUrl = (answer.body as { stream_url: string }).stream_url;
     expect((await openTelnyxMedia(streamUrl, "8.8.4.4")).status).toBe(403);
     const accepted = await openTelnyxMedia(streamUrl);
@@ -258,7 +301,9 @@ describe("media upgrades", () => {
     const closed = closeCodeOf(socket);
     socket.send(twilioStart(call.callSid, "wrong-token"));
     socket.send(JSON.stringify({ event: "dtmf", sequenceNumber: "2", streamSid: "MZ1", dtmf: { track: "inbound_track", digit: "5" } }));
-    socket.send(JSON.stringify({ event: "stop", sequenceNumber: "3", streamSid: "MZ1", stop: { accountSid: "AC", callSid: call.callSid } }));
+    socket.send(
+      JSON.stringify({ event: "stop", sequenceNumber: "3", streamSid: "MZ1", stop: { accountSid: "AC", callSid: call.callSid } }),
+    );
     expect(await closed).toBe(1008);
     socket.close(1000, "done");
 
@@ -267,7 +312,9 @@ describe("media upgrades", () => {
     const earlySocket = early.webSocket!;
     earlySocket.accept();
     const earlyClosed = closeCodeOf(earlySocket);
-    earlySocket.send(JSON.stringify({ event: "dtmf", sequenceNumber: "1", streamSid: "MZ1", dtmf: { track: "inbound_track", digit: "7" } }));
+    earlySocket.send(
+      JSON.stringify({ event: "dtmf", sequenceNumber: "1", streamSid: "MZ1", dtmf: { track: "inbound_track", digit: "7" } }),
+    );
     expect(await earlyClosed).toBe(1008);
     earlySocket.close(1000, "done");
 
@@ -284,7 +331,10 @@ describe("media upgrades", () => {
       const seen = await callByCarrierId(fixture.token, call.callSid);
       return seen.events.some((e) => e.event === "media.dtmf") && seen;
     });
-    expect(detail.events.filter((e) => e.event.startsWith("media.")).map((e) => [e.event, e.detail])).toEqual([["media.start", "pcmu"], ["media.dtmf", "5"]]);
+    expect(detail.events.filter((e) => e.event.startsWith("media.")).map((e) => [e.event, e.detail])).toEqual([
+      ["media.start", "pcmu"],
+      ["media.dtmf", "5"],
+    ]);
     goodSocket.close(1000, "done");
   });
 });

@@ -11,8 +11,7 @@ export const providerSchema = z.enum(PROVIDERS);
 export type ProviderName = z.infer<typeof providerSchema>;
 
 /** Empty strings come from `[vars]` placeholders and unset secrets: treat them as absent. */
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((value) => (value === "" ? undefined : value), schema.optional());
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === "" ? undefined : value), schema.optional());
 
 const httpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 const wsUrl = z.url({ protocol: /^wss?$/, error: "must be a ws(s) URL" });
@@ -22,12 +21,22 @@ const origin = httpUrl.refine((value) => URL.canParse(value) && new URL(value).p
 
 const cidrList = z
   .string()
-  .transform((value) => value.split(",").map((part) => part.trim()).filter(Boolean))
+  .transform((value) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, { error: "must be comma-separated CIDRs" })));
 
 const providerList = z
   .string()
-  .transform((value) => value.split(",").map((part) => part.trim()).filter(Boolean))
+  .transform((value) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(providerSchema).min(1));
 
 const privateEd25519Jwk = z.looseObject({
@@ -49,19 +58,21 @@ const jwkSet = z
     }
   })
   .pipe(
-    z.object({ keys: z.array(privateEd25519Jwk).min(1) }).refine(
-      (set) => new Set(set.keys.map((key) => key.kid)).size === set.keys.length,
-      { error: "kids must be unique" },
-    ),
+    z
+      .object({ keys: z.array(privateEd25519Jwk).min(1) })
+      .refine((set) => new Set(set.keys.map((key) => key.kid)).size === set.keys.length, { error: "kids must be unique" }),
   );
 
-const base64Key32 = z.string().refine((value) => {
-  try {
-    return atob(value).length === 32;
-  } catch {
-    return false;
-  }
-}, { error: "must be base64 of a raw 32-byte Ed25519 public key" });
+const base64Key32 = z.string().refine(
+  (value) => {
+    try {
+      return atob(value).length === 32;
+    } catch {
+      return false;
+    }
+  },
+  { error: "must be base64 of a raw 32-byte Ed25519 public key" },
+);
 
 const settingSchemas = {
   PUBLIC_BASE_URL: optional(origin),
@@ -84,8 +95,14 @@ const settingSchemas = {
   PROVIDER_ORDER: optional(providerList).default(["openai", "gemini", "deepgram", "local"]),
   TWILIO_IP_ALLOWLIST: optional(cidrList).default([]),
   TELNYX_IP_ALLOWLIST: optional(cidrList).default([
-    "192.76.120.128/29", "192.76.120.136/29", "192.76.120.144/29", "185.246.41.0/29",
-    "185.246.41.8/29", "185.246.41.16/29", "103.115.244.0/29", "103.115.244.8/29",
+    "192.76.120.128/29",
+    "192.76.120.136/29",
+    "192.76.120.144/29",
+    "185.246.41.0/29",
+    "185.246.41.8/29",
+    "185.246.41.16/29",
+    "103.115.244.0/29",
+    "103.115.244.8/29",
   ]),
   WEBHOOK_MAX_SKEW_SECONDS: optional(z.coerce.number().int().min(1).max(3600)).default(300),
   JWT_SIGNING_KEYS: optional(jwkSet),

@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
-import { database } from "./client";
 import type { ProviderName } from "../config/settings";
-import { calls, phoneNumbers, type Carrier } from "./schema";
+import { database } from "./client";
+import { type Carrier, calls, phoneNumbers } from "./schema";
 
 /**
  * Cross-tenant lookups that carrier webhooks need before they know the tenant: number → tenant and carrier call →
@@ -42,7 +42,14 @@ export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | nu
   return cached(env, numberKey(e164), async () => {
     const [row] = await database(env.DB).select().from(phoneNumbers).where(eq(phoneNumbers.e164, e164)).limit(1);
     return row
-      ? { tenantId: row.tenantId, numberId: row.id, carrier: row.carrier, provider: row.provider, instructions: row.instructions, codec: row.codec }
+      ? {
+          tenantId: row.tenantId,
+          numberId: row.id,
+          carrier: row.carrier,
+          provider: row.provider,
+          instructions: row.instructions,
+          codec: row.codec,
+        }
       : null;
   });
 }
@@ -51,7 +58,11 @@ export async function forgetNumber(env: Env, e164: string): Promise<void> {
   await env.CACHE.delete(numberKey(e164));
 }
 
-export function sessionForCarrierCall(env: Env, carrier: Carrier, carrierCallId: string): Promise<{ sessionId: string; tenantId: string } | null> {
+export function sessionForCarrierCall(
+  env: Env,
+  carrier: Carrier,
+  carrierCallId: string,
+): Promise<{ sessionId: string; tenantId: string } | null> {
   return cached(env, callKey(carrier, carrierCallId), async () => {
     const [row] = await database(env.DB)
       .select({ sessionId: calls.sessionId, tenantId: calls.tenantId })
@@ -63,6 +74,11 @@ export function sessionForCarrierCall(env: Env, carrier: Carrier, carrierCallId:
 }
 
 /** Written by the call's object once its call row is durable in D1. */
-export async function rememberCarrierCall(env: Env, carrier: Carrier, carrierCallId: string, route: { sessionId: string; tenantId: string }) {
+export async function rememberCarrierCall(
+  env: Env,
+  carrier: Carrier,
+  carrierCallId: string,
+  route: { sessionId: string; tenantId: string },
+) {
   await env.CACHE.put(callKey(carrier, carrierCallId), JSON.stringify({ value: route }), { expirationTtl: TTL_SECONDS * 24 });
 }

@@ -18,7 +18,9 @@ export const users = sqliteTable(
   "users",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     // Login is by email alone, so an email names one user across the platform.
     email: text("email").notNull(),
     role: text("role", { enum: ROLES }).notNull(),
@@ -36,7 +38,9 @@ export const apiKeys = sqliteTable(
   "api_keys",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     name: text("name").notNull(),
     role: text("role", { enum: ROLES }).notNull(),
     // SHA-256 of the secret part; the key itself is shown once at creation.
@@ -53,8 +57,12 @@ export const refreshTokenFamilies = sqliteTable(
   "refresh_token_families",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
-    userId: text("user_id").notNull().references(() => users.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
     // SHA-256 of the only refresh token of this family that may still be used.
     currentHash: text("current_hash").notNull(),
     generation: integer("generation").notNull(),
@@ -71,7 +79,9 @@ export const revokedTokens = sqliteTable(
   "revoked_tokens",
   {
     jti: text("jti").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     userId: text("user_id").notNull(),
     expiresAt: integer("expires_at").notNull(),
   },
@@ -82,7 +92,9 @@ export const auditLog = sqliteTable(
   "audit_log",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     actorType: text("actor_type", { enum: ["user", "api_key", "system", "anonymous"] }).notNull(),
     actorId: text("actor_id"),
     action: text("action").notNull(),
@@ -107,7 +119,9 @@ export const phoneNumbers = sqliteTable(
   "phone_numbers",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     e164: text("e164").notNull(),
     carrier: text("carrier", { enum: CARRIERS }).notNull(),
     provider: text("provider", { enum: PROVIDER_NAMES }),
@@ -127,7 +141,9 @@ export const sessions = sqliteTable(
   "sessions",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     channel: text("channel", { enum: SESSION_CHANNELS }).notNull(),
     status: text("status", { enum: SESSION_STATUSES }).notNull(),
     provider: text("provider", { enum: PROVIDER_NAMES }).notNull(),
@@ -142,7 +158,14 @@ export const sessions = sqliteTable(
 );
 
 export const CALL_STATUSES = [
-  "initiated", "ringing", "in_progress", "on_hold", "transferring", "transferred", "completed", "failed",
+  "initiated",
+  "ringing",
+  "in_progress",
+  "on_hold",
+  "transferring",
+  "transferred",
+  "completed",
+  "failed",
 ] as const;
 export type CallStatus = (typeof CALL_STATUSES)[number];
 
@@ -151,7 +174,9 @@ export const calls = sqliteTable(
   "calls",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     sessionId: text("session_id").notNull(),
     carrier: text("carrier", { enum: CARRIERS }).notNull(),
     carrierCallId: text("carrier_call_id"),
@@ -177,7 +202,9 @@ export const callEvents = sqliteTable(
   "call_events",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     callId: text("call_id").notNull(),
     seq: integer("seq").notNull(),
     source: text("source", { enum: ["carrier", "api", "system"] }).notNull(),
@@ -190,7 +217,10 @@ export const callEvents = sqliteTable(
     detail: text("detail"),
     occurredAt: integer("occurred_at").notNull(),
   },
-  (t) => [index("call_events_tenant_call_idx").on(t.tenantId, t.callId, t.seq), uniqueIndex("call_events_call_seq_unique").on(t.callId, t.seq)],
+  (t) => [
+    index("call_events_tenant_call_idx").on(t.tenantId, t.callId, t.seq),
+    uniqueIndex("call_events_call_seq_unique").on(t.callId, t.seq),
+  ],
 );
 
 export const TRANSCRIPT_ROLES = ["caller", "agent", "system"] as const;
@@ -204,7 +234,9 @@ export const transcriptLines = sqliteTable(
   {
     // `${sessionId}:${seq}`
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     sessionId: text("session_id").notNull(),
     seq: integer("seq").notNull(),
     role: text("role", { enum: TRANSCRIPT_ROLES }).notNull(),
@@ -228,7 +260,9 @@ export const providerSwitches = sqliteTable(
   "provider_switches",
   {
     id: text("id").primaryKey(),
-    tenantId: text("tenant_id").notNull().references(() => tenants.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
     sessionId: text("session_id").notNull(),
     fromProvider: text("from_provider", { enum: PROVIDER_NAMES }).notNull(),
     toProvider: text("to_provider", { enum: PROVIDER_NAMES }).notNull(),

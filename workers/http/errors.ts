@@ -41,16 +41,14 @@ export class AppError extends Error {
 export const badRequest = (code: string, message: string) => new AppError(400, code, message, "validation");
 export const unauthorized = (message = "Authentication required") =>
   new AppError(401, "unauthorized", message, "authentication", { "WWW-Authenticate": "Bearer" });
-export const forbidden = (message = "You do not have permission to do this") =>
-  new AppError(403, "forbidden", message, "authorization");
+export const forbidden = (message = "You do not have permission to do this") => new AppError(403, "forbidden", message, "authorization");
 export const notFound = (what = "Resource") => new AppError(404, "not_found", `${what} not found`, "not_found");
 export const conflict = (code: string, message: string) => new AppError(409, code, message, "conflict");
 export const tooManyRequests = (retryAfterSeconds: number) =>
   new AppError(429, "rate_limited", "Too many requests; retry later", "rate_limit", {
     "Retry-After": String(retryAfterSeconds),
   });
-export const serviceUnavailable = (code: string, message: string) =>
-  new AppError(503, code, message, "dependency", { "Retry-After": "5" });
+export const serviceUnavailable = (code: string, message: string) => new AppError(503, code, message, "dependency", { "Retry-After": "5" });
 
 export interface ErrorBody {
   error: { code: string; message: string; correlationId: string; details?: unknown };

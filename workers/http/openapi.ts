@@ -1,4 +1,4 @@
-import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
 import { requireAuth } from "../identity/middleware";
 import type { Permission } from "../identity/permissions";
 

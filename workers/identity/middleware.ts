@@ -1,13 +1,13 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { requireSettings } from "../config/settings";
-import { database, type Database } from "../db/client";
+import { type Database, database } from "../db/client";
 import { TenantScope } from "../db/tenant-scope";
 import type { AppEnv } from "../http/context";
 import { forbidden, unauthorized } from "../http/errors";
 import type { Logger } from "../http/logger";
 import { enforceRateLimit } from "../http/rate-limit";
 import { authenticateApiKey, looksLikeApiKey } from "./api-keys";
-import { roleHas, type Permission } from "./permissions";
+import { type Permission, roleHas } from "./permissions";
 import type { Principal } from "./principal";
 import { checkRevocation } from "./revocation";
 import { verifyAccessToken } from "./tokens";

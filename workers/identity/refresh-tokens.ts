@@ -1,7 +1,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { TenantScope } from "../db/tenant-scope";
 import { refreshTokenFamilies } from "../db/schema";
+import { TenantScope } from "../db/tenant-scope";
 import { constantTimeEqualText } from "../security/constant-time";
 import { randomToken, sha256Hex } from "../security/encoding";
 
@@ -37,7 +37,13 @@ export async function startFamily(scope: TenantScope, userId: string): Promise<N
 
 export type RotationResult =
   | { ok: true; token: string; familyId: string; tenantId: string; userId: string }
-  | { ok: false; reason: "malformed" | "unknown" | "expired" | "revoked" | "reused"; tenantId?: string; userId?: string; familyId?: string };
+  | {
+      ok: false;
+      reason: "malformed" | "unknown" | "expired" | "revoked" | "reused";
+      tenantId?: string;
+      userId?: string;
+      familyId?: string;
+    };
 
 export async function rotate(db: Database, presented: string): Promise<RotationResult> {
   const match = FORMAT.exec(presented);

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { TenantScope } from "../db/tenant-scope";
 import type { AppEnv } from "../http/context";
-import { auditStatement, type AuditEntry } from "./audit";
+import { type AuditEntry, auditStatement } from "./audit";
 
 /** An audit statement stamped with the request's actor, client IP and correlation id. */
 export function auditFromRequest(

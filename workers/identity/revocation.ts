@@ -1,7 +1,7 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
 import type { Database } from "../db/client";
-import type { TenantScope } from "../db/tenant-scope";
 import { refreshTokenFamilies, revokedTokens, users } from "../db/schema";
+import type { TenantScope } from "../db/tenant-scope";
 import { serviceUnavailable } from "../http/errors";
 import type { Logger } from "../http/logger";
 import { ACCESS_TOKEN_TTL_SECONDS, type AccessClaims } from "./tokens";
@@ -87,10 +87,7 @@ export function revokeAllStatements(scope: TenantScope, userId: string, cutoffSe
 export const cutoffNow = () => Math.ceil(Date.now() / 1000);
 
 export async function mirrorUserCutoff(env: Env, userId: string, cutoffSeconds: number, log: Logger): Promise<void> {
-  await mirror(
-    () => env.CACHE.put(userKey(userId), String(cutoffSeconds), { expirationTtl: ACCESS_TOKEN_TTL_SECONDS + KV_MIN_TTL }),
-    log,
-  );
+  await mirror(() => env.CACHE.put(userKey(userId), String(cutoffSeconds), { expirationTtl: ACCESS_TOKEN_TTL_SECONDS + KV_MIN_TTL }), log);
 }
 
 /** Housekeeping for the cron: drop revoked-token rows whose tokens have expired anyway. */

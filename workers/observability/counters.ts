@@ -5,7 +5,10 @@
 const counters = new Map<string, number>();
 
 const keyOf = (name: string, labels: Record<string, string>) =>
-  `${name}{${Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}="${v}"`).join(",")}}`;
+  `${name}{${Object.entries(labels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(",")}}`;
 
 export function increment(name: string, labels: Record<string, string> = {}, by = 1): void {
   const key = keyOf(name, labels);

@@ -19,7 +19,16 @@ async function localSecrets(): Promise<string> {
   const pair = (await webcrypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const { kty, crv, x, d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
   const signingKeys = JSON.stringify({ keys: [{ kty, crv, x, d, kid: `dev-${Date.now()}` }] });
-  const empty = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_CONNECTION_ID", "OPENAI_API_KEY", "GEMINI_API_KEY", "DEEPGRAM_API_KEY"];
+  const empty = [
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TELNYX_API_KEY",
+    "TELNYX_PUBLIC_KEY",
+    "TELNYX_CONNECTION_ID",
+    "OPENAI_API_KEY",
+    "GEMINI_API_KEY",
+    "DEEPGRAM_API_KEY",
+  ];
   return [
     "# Local secrets for `npm run dev`, generated once. Never commit this file.",
     `JWT_SIGNING_KEYS='${signingKeys}'`,
@@ -38,9 +47,14 @@ async function main(): Promise<void> {
   }
   applyMigrations(LOCAL);
   const existing = findUserByEmail(LOCAL, DEMO.email);
-  const demo = existing ? { tenantId: existing.tenant_id, userId: existing.id } : await createTenant(LOCAL, { name: DEMO.name, adminEmail: DEMO.email, adminPassword: DEMO.password });
+  const demo = existing
+    ? { tenantId: existing.tenant_id, userId: existing.id }
+    : await createTenant(LOCAL, { name: DEMO.name, adminEmail: DEMO.email, adminPassword: DEMO.password });
   console.log(`demo tenant ${demo.tenantId}; sign in with ${DEMO.email} / ${DEMO.password}`);
-  const dev = spawn(process.execPath, [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "dev", ...process.argv.slice(2)], { stdio: "inherit", cwd: ROOT });
+  const dev = spawn(process.execPath, [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "dev", ...process.argv.slice(2)], {
+    stdio: "inherit",
+    cwd: ROOT,
+  });
   dev.on("exit", (code) => process.exit(code ?? 0));
 }
 

@@ -42,5 +42,8 @@ export async function createTenant(target: Target, input: NewTenant): Promise<{ 
 }
 
 export function findUserByEmail(target: Target, email: string): { id: string; tenant_id: string } | undefined {
-  return querySql<{ id: string; tenant_id: string }>(target, `SELECT id, tenant_id FROM users WHERE email = ${sqlText(email.toLowerCase())}`)[0];
+  return querySql<{ id: string; tenant_id: string }>(
+    target,
+    `SELECT id, tenant_id FROM users WHERE email = ${sqlText(email.toLowerCase())}`,
+  )[0];
 }

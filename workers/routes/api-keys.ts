@@ -8,10 +8,22 @@ import { mintApiKey } from "../identity/api-keys";
 import { auditFromRequest } from "../identity/request-audit";
 
 const apiKeySchema = z
-  .object({ id: z.string(), name: z.string(), role: z.enum(ROLES), createdAt: z.string(), lastUsedAt: z.string().nullable(), revoked: z.boolean() })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    createdAt: z.string(),
+    lastUsedAt: z.string().nullable(),
+    revoked: z.boolean(),
+  })
   .openapi("ApiKey");
 const createdKeySchema = apiKeySchema.extend({ key: z.string().describe("Shown once; store it now") }).openapi("CreatedApiKey");
-const idParam = z.object({ id: z.string().regex(/^[0-9a-f]{32}$/).openapi({ param: { name: "id", in: "path" } }) });
+const idParam = z.object({
+  id: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .openapi({ param: { name: "id", in: "path" } }),
+});
 
 type ApiKeyRow = typeof apiKeys.$inferSelect;
 const present = (row: ApiKeyRow): z.infer<typeof apiKeySchema> => ({
@@ -55,10 +67,23 @@ export const apiKeyRoutes = publicRouter()
     const scope = c.get("scope");
     const principal = c.get("principal");
     const minted = await mintApiKey();
-    const row = { id: minted.id, name, role, secretHash: minted.secretHash, createdBy: `${principal.kind}:${principal.id}`, createdAt: Date.now() };
+    const row = {
+      id: minted.id,
+      name,
+      role,
+      secretHash: minted.secretHash,
+      createdBy: `${principal.kind}:${principal.id}`,
+      createdAt: Date.now(),
+    };
     await scope.batch([
       scope.insert(apiKeys, row),
-      auditFromRequest(c, { action: "api_key.create", targetType: "api_key", targetId: minted.id, outcome: "success", details: { role, name } }),
+      auditFromRequest(c, {
+        action: "api_key.create",
+        targetType: "api_key",
+        targetId: minted.id,
+        outcome: "success",
+        details: { role, name },
+      }),
     ]);
     const created = present({ ...row, tenantId: scope.tenantId, lastUsedAt: null, revokedAt: null });
     return c.json({ ...created, key: minted.key }, 201);

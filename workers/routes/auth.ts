@@ -7,16 +7,14 @@ import { jsonBody, jsonResponse, protectedRoute, publicRoute } from "../http/ope
 import { enforceRateLimit } from "../http/rate-limit";
 import { publicRouter } from "../http/router";
 import { userByEmail, userById } from "../identity/accounts";
-import { auditFromRequest } from "../identity/request-audit";
 import { DECOY_HASH, verifyPassword } from "../identity/passwords";
-import { rotate, startFamily, revokeFamily } from "../identity/refresh-tokens";
+import { revokeFamily, rotate, startFamily } from "../identity/refresh-tokens";
+import { auditFromRequest } from "../identity/request-audit";
 import { cutoffNow, mirrorUserCutoff, revokeAccessToken, revokeAllStatements } from "../identity/revocation";
 import { ACCESS_TOKEN_TTL_SECONDS, issueAccessToken, publicJwks } from "../identity/tokens";
 import { sha256Hex } from "../security/encoding";
 
-const tokensSchema = z
-  .object({ accessToken: z.string(), refreshToken: z.string(), expiresIn: z.number().int() })
-  .openapi("Tokens");
+const tokensSchema = z.object({ accessToken: z.string(), refreshToken: z.string(), expiresIn: z.number().int() }).openapi("Tokens");
 
 const loginRoute = publicRoute({
   method: "post",
@@ -76,7 +74,11 @@ export const authRoutes = publicRouter()
     if (!user || !passwordOk || user.disabledAt !== null) {
       if (user) {
         const reason = passwordOk ? "disabled" : "bad_password";
-        await auditFromRequest(c, { action: "auth.login", targetType: "user", targetId: user.id, outcome: "failure", details: { reason } }, scopeOf(c.env, user.tenantId));
+        await auditFromRequest(
+          c,
+          { action: "auth.login", targetType: "user", targetId: user.id, outcome: "failure", details: { reason } },
+          scopeOf(c.env, user.tenantId),
+        );
       }
       c.get("log").warn("security.login_failed", { emailHash: (await sha256Hex(normalizedEmail)).slice(0, 16), knownUser: Boolean(user) });
       throw unauthorized("Wrong email or password");
@@ -93,7 +95,11 @@ export const authRoutes = publicRouter()
     });
     await scope.batch([
       family.statement,
-      auditFromRequest(c, { actorType: "user", actorId: user.id, action: "auth.login", targetType: "user", targetId: user.id, outcome: "success" }, scope),
+      auditFromRequest(
+        c,
+        { actorType: "user", actorId: user.id, action: "auth.login", targetType: "user", targetId: user.id, outcome: "success" },
+        scope,
+      ),
     ]);
     return c.json({ accessToken: access.token, refreshToken: family.token, expiresIn: ACCESS_TOKEN_TTL_SECONDS }, 200);
   })
@@ -103,7 +109,17 @@ export const authRoutes = publicRouter()
     const result = await rotate(database(c.env.DB), c.req.valid("json").refreshToken);
     if (!result.ok) {
       if (result.reason === "reused" && result.tenantId) {
-        await auditFromRequest(c, { action: "auth.refresh_reuse", targetType: "refresh_family", targetId: result.familyId, outcome: "failure", details: { userId: result.userId } }, scopeOf(c.env, result.tenantId));
+        await auditFromRequest(
+          c,
+          {
+            action: "auth.refresh_reuse",
+            targetType: "refresh_family",
+            targetId: result.familyId,
+            outcome: "failure",
+            details: { userId: result.userId },
+          },
+          scopeOf(c.env, result.tenantId),
+        );
         c.get("log").warn("security.refresh_reuse", { tenantId: result.tenantId, familyId: result.familyId });
       }
       throw unauthorized("Invalid refresh token");
@@ -126,7 +142,19 @@ export const authRoutes = publicRouter()
     const principal = c.get("principal");
     if (principal.kind !== "user") throw badRequest("not_a_user_token", "Logout takes a user's access token; revoke API keys instead");
     const scope = c.get("scope");
-    await revokeAccessToken(c.env, scope, { sub: principal.id, tenant: principal.tenantId, role: principal.role, jti: principal.jti, iat: principal.issuedAt, exp: principal.expiresAt }, c.get("log"));
+    await revokeAccessToken(
+      c.env,
+      scope,
+      {
+        sub: principal.id,
+        tenant: principal.tenantId,
+        role: principal.role,
+        jti: principal.jti,
+        iat: principal.issuedAt,
+        exp: principal.expiresAt,
+      },
+      c.get("log"),
+    );
     const logoutAudit = auditFromRequest(c, { action: "auth.logout", targetType: "user", targetId: principal.id, outcome: "success" });
     if (principal.familyId) await scope.batch([logoutAudit, revokeFamily(scope, principal.familyId, "logout")]);
     else await logoutAudit;

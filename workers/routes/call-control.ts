@@ -1,14 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
+import type { ControlResult } from "../../durable-objects/call/call-commands";
 import { parseSettings, providerSchema, requireSettings } from "../config/settings";
-import { CALL_STATUSES, CARRIERS, calls, phoneNumbers, type Carrier } from "../db/schema";
+import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../db/schema";
+import type { TenantScope } from "../db/tenant-scope";
 import { AppError, badRequest, conflict, notFound } from "../http/errors";
 import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { auditFromRequest } from "../identity/request-audit";
 import { callObject } from "../telephony/session-routing";
-import type { TenantScope } from "../db/tenant-scope";
-import type { ControlResult } from "../../durable-objects/call/call-commands";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");
@@ -28,8 +28,14 @@ const placeRoute = protectedRoute("calls:create", {
   path: "/api/v1/calls",
   tags: ["calls"],
   summary: "Place an outbound call; fails over to the other carrier when the chosen one's API is down",
-  request: jsonBody(z.strictObject({ to: e164, from: e164.optional(), carrier: z.enum(CARRIERS).optional(), provider: providerSchema.optional() })),
-  responses: { 201: jsonResponse(placedSchema, "Placed (the response names the carrier that took it)"), 502: jsonResponse(z.unknown(), "No carrier could place the call"), ...conflictResponse },
+  request: jsonBody(
+    z.strictObject({ to: e164, from: e164.optional(), carrier: z.enum(CARRIERS).optional(), provider: providerSchema.optional() }),
+  ),
+  responses: {
+    201: jsonResponse(placedSchema, "Placed (the response names the carrier that took it)"),
+    502: jsonResponse(z.unknown(), "No carrier could place the call"),
+    ...conflictResponse,
+  },
 });
 
 const statusSchema = z.object({ id: z.string(), status: z.enum(CALL_STATUSES) }).openapi("CallControlResult");
@@ -42,7 +48,12 @@ function controlRoute<const A extends "hangup" | "hold" | "resume">(action: A, s
     tags: ["calls"],
     summary,
     request: { params: idParam },
-    responses: { 200: jsonResponse(statusSchema, "Done (or already so)"), 502: jsonResponse(z.unknown(), "The carrier refused"), ...notFoundResponse, ...conflictResponse },
+    responses: {
+      200: jsonResponse(statusSchema, "Done (or already so)"),
+      502: jsonResponse(z.unknown(), "The carrier refused"),
+      ...notFoundResponse,
+      ...conflictResponse,
+    },
   });
 }
 
@@ -52,7 +63,12 @@ const transferRoute = protectedRoute("calls:control", {
   tags: ["calls"],
   summary: "Transfer the caller to a number or SIP URI",
   request: { params: idParam, ...jsonBody(z.strictObject({ to: z.string().regex(/^(\+[1-9]\d{6,14}|sips?:[^\s]{3,200})$/) })) },
-  responses: { 200: jsonResponse(statusSchema, "Transferring or transferred"), 502: jsonResponse(z.unknown(), "The carrier refused"), ...notFoundResponse, ...conflictResponse },
+  responses: {
+    200: jsonResponse(statusSchema, "Transferring or transferred"),
+    502: jsonResponse(z.unknown(), "The carrier refused"),
+    ...notFoundResponse,
+    ...conflictResponse,
+  },
 });
 
 type PhoneRow = typeof phoneNumbers.$inferSelect;
@@ -110,7 +126,10 @@ export const callControlRoutes = publicRouter()
       details: result.ok ? { carrier: result.carrier, failover: result.failover?.from ?? null } : { reason: result.reason },
     });
     if (!result.ok) throw carrierUnavailable(`No carrier could place the call: ${result.reason}`);
-    return c.json({ id: result.callId, sessionId: result.sessionId, carrier: result.carrier, status: result.status, failover: result.failover }, 201);
+    return c.json(
+      { id: result.callId, sessionId: result.sessionId, carrier: result.carrier, status: result.status, failover: result.failover },
+      201,
+    );
   })
   .openapi(controlRoute("hangup", "Hang up (a call that already ended counts as success)"), async (c) => {
     const call = await callOf(c.get("scope"), c.req.valid("param").id);

@@ -98,20 +98,27 @@ export const callReadRoutes = publicRouter()
         query.carrier ? eq(calls.carrier, query.carrier) : undefined,
         query.since ? gte(calls.createdAt, Date.parse(query.since)) : undefined,
         query.until ? lte(calls.createdAt, Date.parse(query.until)) : undefined,
-        before ? or(lt(calls.createdAt, Number(before[0])), and(eq(calls.createdAt, Number(before[0])), lt(calls.id, String(before[1])))) : undefined,
+        before
+          ? or(lt(calls.createdAt, Number(before[0])), and(eq(calls.createdAt, Number(before[0])), lt(calls.id, String(before[1]))))
+          : undefined,
       )
       .orderBy(desc(calls.createdAt), desc(calls.id))
       .limit(query.limit + 1)) as CallRow[];
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
-    return c.json({ items: page.map(presentCall), nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null }, 200);
+    return c.json(
+      { items: page.map(presentCall), nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null },
+      200,
+    );
   })
   .openapi(getRoute, async (c) => {
     const scope = c.get("scope");
     const { id } = c.req.valid("param");
     const [row] = (await scope.select(calls, eq(calls.id, id))) as CallRow[];
     if (!row) throw notFound("Call");
-    const events = (await scope.select(callEvents, eq(callEvents.callId, id)).orderBy(asc(callEvents.seq))) as Array<typeof callEvents.$inferSelect>;
+    const events = (await scope.select(callEvents, eq(callEvents.callId, id)).orderBy(asc(callEvents.seq))) as Array<
+      typeof callEvents.$inferSelect
+    >;
     return c.json(
       {
         ...presentCall(row),

@@ -4,9 +4,7 @@ import { publicRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 
 const checkSchema = z.object({ ok: z.boolean(), detail: z.string().optional() });
-const healthSchema = z
-  .object({ status: z.enum(["ok", "degraded"]), checks: z.record(z.string(), checkSchema) })
-  .openapi("Health");
+const healthSchema = z.object({ status: z.enum(["ok", "degraded"]), checks: z.record(z.string(), checkSchema) }).openapi("Health");
 
 const route = publicRoute({
   method: "get",
@@ -32,10 +30,7 @@ async function probe(run: () => Promise<unknown>): Promise<Check> {
 
 export const healthRoutes = publicRouter().openapi(route, async (c) => {
   const problems = healthProblems(c.env);
-  const [d1, kv] = await Promise.all([
-    probe(() => c.env.DB.prepare("SELECT 1").first()),
-    probe(() => c.env.CACHE.get("health:probe")),
-  ]);
+  const [d1, kv] = await Promise.all([probe(() => c.env.DB.prepare("SELECT 1").first()), probe(() => c.env.CACHE.get("health:probe"))]);
   const settings: Check = problems.length
     ? { ok: false, detail: problems.map((p) => `${p.setting} ${p.problem}`).join("; ") }
     : { ok: true };

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import { forgetNumber } from "../db/directory";
-import { CARRIERS, PROVIDER_NAMES, TELNYX_CODECS, phoneNumbers } from "../db/schema";
+import { CARRIERS, PROVIDER_NAMES, phoneNumbers, TELNYX_CODECS } from "../db/schema";
 import { conflict, notFound } from "../http/errors";
 import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
@@ -23,7 +23,10 @@ const phoneNumberSchema = z
   .openapi("PhoneNumber");
 
 type Row = typeof phoneNumbers.$inferSelect;
-const present = ({ tenantId: _tenant, createdAt, ...row }: Row): z.infer<typeof phoneNumberSchema> => ({ ...row, createdAt: new Date(createdAt).toISOString() });
+const present = ({ tenantId: _tenant, createdAt, ...row }: Row): z.infer<typeof phoneNumberSchema> => ({
+  ...row,
+  createdAt: new Date(createdAt).toISOString(),
+});
 const idParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
 
 const createRoute = protectedRoute("phone_numbers:write", {
@@ -77,7 +80,13 @@ export const phoneNumberRoutes = publicRouter()
     };
     await scope.batch([
       scope.insert(phoneNumbers, row),
-      auditFromRequest(c, { action: "phone_number.create", targetType: "phone_number", targetId: row.id, outcome: "success", details: { e164: row.e164, carrier: row.carrier } }),
+      auditFromRequest(c, {
+        action: "phone_number.create",
+        targetType: "phone_number",
+        targetId: row.id,
+        outcome: "success",
+        details: { e164: row.e164, carrier: row.carrier },
+      }),
     ]);
     await forgetNumber(c.env, row.e164);
     return c.json(present({ ...row, tenantId: scope.tenantId }), 201);
@@ -93,7 +102,13 @@ export const phoneNumberRoutes = publicRouter()
     if (!row) throw notFound("Phone number");
     await scope.batch([
       scope.delete(phoneNumbers, eq(phoneNumbers.id, id)),
-      auditFromRequest(c, { action: "phone_number.delete", targetType: "phone_number", targetId: id, outcome: "success", details: { e164: row.e164 } }),
+      auditFromRequest(c, {
+        action: "phone_number.delete",
+        targetType: "phone_number",
+        targetId: id,
+        outcome: "success",
+        details: { e164: row.e164 },
+      }),
     ]);
     await forgetNumber(c.env, row.e164);
     return c.body(null, 204);

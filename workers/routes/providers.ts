@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
+import { healthThresholds, PROVIDER_HEALTH_STATES, REGISTRY_NAME } from "../../durable-objects/provider-health/types";
 import { providerConfigured } from "../../durable-objects/voice/provider-factory";
-import { PROVIDER_HEALTH_STATES, REGISTRY_NAME, healthThresholds } from "../../durable-objects/provider-health/types";
 import { parseSettings, providerSchema } from "../config/settings";
 import { jsonResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";

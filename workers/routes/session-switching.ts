@@ -1,15 +1,15 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
+import type { SwitchResult } from "../../durable-objects/voice/voice-session";
 import { providerSchema } from "../config/settings";
-import { PROVIDER_NAMES, SWITCH_REASONS, providerSwitches, sessions } from "../db/schema";
+import { PROVIDER_NAMES, providerSwitches, SWITCH_REASONS, sessions } from "../db/schema";
 import type { TenantScope } from "../db/tenant-scope";
 import { notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
-import { sessionIdParam } from "./sessions";
 import { auditFromRequest } from "../identity/request-audit";
 import { callObject } from "../telephony/session-routing";
-import type { SwitchResult } from "../../durable-objects/voice/voice-session";
+import { sessionIdParam } from "./sessions";
 
 /**
  * Switching a live session's voice provider: on request (make before break, context carried), by automatic
@@ -64,7 +64,9 @@ const switchRoute = protectedRoute("sessions:switch", {
   responses: {
     200: jsonResponse(switchResultSchema, "Switched"),
     ...notFoundResponse,
-    409: failedSwitch("Not switched: another switch is under way, the session has ended, the target is the current provider, not configured, or its breaker is open"),
+    409: failedSwitch(
+      "Not switched: another switch is under way, the session has ended, the target is the current provider, not configured, or its breaker is open",
+    ),
     502: failedSwitch("Not switched: the target provider refused or failed its setup; the session stays on its provider"),
   },
 });
@@ -75,7 +77,11 @@ const failoverRoute = protectedRoute("sessions:switch", {
   tags: ["sessions"],
   summary: "Fail over now to the best healthy provider in PROVIDER_ORDER",
   request: { params: sessionIdParam },
-  responses: { 200: jsonResponse(switchResultSchema, "Failed over"), ...notFoundResponse, 409: jsonResponse(z.unknown(), "No other provider could take the session") },
+  responses: {
+    200: jsonResponse(switchResultSchema, "Failed over"),
+    ...notFoundResponse,
+    409: jsonResponse(z.unknown(), "No other provider could take the session"),
+  },
 });
 
 const statusRoute = protectedRoute("sessions:read", {
@@ -115,17 +121,29 @@ async function sessionOf(scope: TenantScope, id: string) {
 const isResult = (value: object): value is SwitchResult => "success" in value;
 
 /** 409 for a conflict with the session's state, 502 when the target provider itself failed. */
-const failureStatus = (result: SwitchResult) => (result.error?.startsWith("could not connect") || result.error?.includes("before the cut-over") ? 502 : 409);
+const failureStatus = (result: SwitchResult) =>
+  result.error?.startsWith("could not connect") || result.error?.includes("before the cut-over") ? 502 : 409;
 
 export const sessionSwitchingRoutes = publicRouter()
   .openapi(switchRoute, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     await sessionOf(c.get("scope"), id);
-    const outcome = await callObject(c.env, id).switchProvider(body.provider, { preserveContext: body.preserveContext, immediate: body.immediate });
+    const outcome = await callObject(c.env, id).switchProvider(body.provider, {
+      preserveContext: body.preserveContext,
+      immediate: body.immediate,
+    });
     const result: SwitchResult = isResult(outcome)
       ? outcome
-      : { success: false, fromProvider: body.provider, toProvider: body.provider, contextPreserved: 0, switchedAt: null, durationMs: 0, error: "the session has ended" };
+      : {
+          success: false,
+          fromProvider: body.provider,
+          toProvider: body.provider,
+          contextPreserved: 0,
+          switchedAt: null,
+          durationMs: 0,
+          error: "the session has ended",
+        };
     await auditFromRequest(c, {
       action: "session.switch_provider",
       targetType: "session",
@@ -141,7 +159,12 @@ export const sessionSwitchingRoutes = publicRouter()
     await sessionOf(c.get("scope"), id);
     const outcome = await callObject(c.env, id).autoFailover();
     if (!isResult(outcome)) {
-      return c.json({ error: { code: "no_failover_target", message: "No other provider could take the session", correlationId: c.get("correlationId") } }, 409);
+      return c.json(
+        {
+          error: { code: "no_failover_target", message: "No other provider could take the session", correlationId: c.get("correlationId") },
+        },
+        409,
+      );
     }
     return c.json({ ...outcome, sessionId: id }, 200);
   })
@@ -150,22 +173,35 @@ export const sessionSwitchingRoutes = publicRouter()
     await sessionOf(c.get("scope"), id);
     const status = await callObject(c.env, id).switchStatus();
     const last = status.last && "success" in status.last ? status.last : status.last ? fromEntry(status.last) : null;
-    const inProgress = status.inProgress ? { toProvider: status.inProgress.toProvider, startedAt: new Date(status.inProgress.startedAt).toISOString() } : null;
+    const inProgress = status.inProgress
+      ? { toProvider: status.inProgress.toProvider, startedAt: new Date(status.inProgress.startedAt).toISOString() }
+      : null;
     return c.json({ provider: status.provider, inProgress, last }, 200);
   })
   .openapi(historyRoute, async (c) => {
     const { id } = c.req.valid("param");
     const scope = c.get("scope");
     await sessionOf(scope, id);
-    const rows = (await scope.select(providerSwitches, eq(providerSwitches.sessionId, id)).orderBy(asc(providerSwitches.startedAt), asc(providerSwitches.id))) as Array<
-      typeof providerSwitches.$inferSelect
-    >;
-    const items = rows.map(({ tenantId: _tenant, sessionId: _session, startedAt, ...row }) => ({ ...row, startedAt: new Date(startedAt).toISOString() }));
+    const rows = (await scope
+      .select(providerSwitches, eq(providerSwitches.sessionId, id))
+      .orderBy(asc(providerSwitches.startedAt), asc(providerSwitches.id))) as Array<typeof providerSwitches.$inferSelect>;
+    const items = rows.map(({ tenantId: _tenant, sessionId: _session, startedAt, ...row }) => ({
+      ...row,
+      startedAt: new Date(startedAt).toISOString(),
+    }));
     return c.json({ items }, 200);
   });
 
 /** The last switch as the object's durable log has it (after an eviction the in-memory result is gone). */
-function fromEntry(entry: { fromProvider: SwitchResult["fromProvider"]; toProvider: SwitchResult["toProvider"]; outcome: string; error: string | null; messagesCarried: number; startedAt: number; durationMs: number }) {
+function fromEntry(entry: {
+  fromProvider: SwitchResult["fromProvider"];
+  toProvider: SwitchResult["toProvider"];
+  outcome: string;
+  error: string | null;
+  messagesCarried: number;
+  startedAt: number;
+  durationMs: number;
+}) {
   const success = entry.outcome === "succeeded";
   return {
     success,

@@ -36,8 +36,12 @@ function offeredCredential(c: Context<AppEnv>): string | null {
   const header = c.req.header("Sec-WebSocket-Protocol");
   const authorization = c.req.header("Authorization");
   if (header === undefined) return bearerCredential(authorization);
-  const offered = header.split(",").map((item) => item.trim()).filter(Boolean);
-  if (!offered.includes(LIVE_SUBPROTOCOL)) refuse(c, "subprotocol", badRequest("unsupported_subprotocol", `Offer the ${LIVE_SUBPROTOCOL} subprotocol`));
+  const offered = header
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+  if (!offered.includes(LIVE_SUBPROTOCOL))
+    refuse(c, "subprotocol", badRequest("unsupported_subprotocol", `Offer the ${LIVE_SUBPROTOCOL} subprotocol`));
   const bearers = offered.filter((item) => item.startsWith(BEARER_PROTOCOL));
   if (bearers.length > 1 || (bearers.length === 1 && authorization !== undefined)) {
     refuse(c, "ambiguous_credential", badRequest("ambiguous_credential", "Send one credential, in Authorization or in the subprotocol"));
@@ -76,7 +80,7 @@ const liveRoute = createRoute({
   description:
     `Upgrade with \`Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}, bearer.<access token or API key>\` (browsers) or ` +
     "`Authorization: Bearer …` (scripts). `role=supervisor` needs sessions:read; `role=caller` needs sessions:create " +
-    "and a web session. See the README, \"Live sessions\", for the message vocabulary.",
+    'and a web session. See the README, "Live sessions", for the message vocabulary.',
   security: [{ bearer: [] }],
   "x-permission": "sessions:read",
   middleware: [liveAuth] as const,
@@ -86,7 +90,10 @@ const liveRoute = createRoute({
   },
   responses: {
     101: { description: `Switching Protocols; \`Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}\` when subprotocols were offered` },
-    400: { description: "Unknown role, subprotocol without switchboard.v1, or two credentials", content: { "application/json": { schema: errorSchema } } },
+    400: {
+      description: "Unknown role, subprotocol without switchboard.v1, or two credentials",
+      content: { "application/json": { schema: errorSchema } },
+    },
     401: { description: "Missing, invalid, expired or revoked credential", content: { "application/json": { schema: errorSchema } } },
     403: { description: "The role lacks the permission", content: { "application/json": { schema: errorSchema } } },
     404: { description: "No such session in the caller's tenant", content: { "application/json": { schema: errorSchema } } },
@@ -105,14 +112,19 @@ export const sessionLiveRoutes = publicRouter().openapi(liveRoute, async (c) => 
 
   const [session] = isSessionId(id) ? await c.get("scope").select(sessions, eq(sessions.id, id)).limit(1) : [];
   if (!session) refuse(c, "unknown_session", notFound("Session"), who);
-  if (role === "caller" && session.channel !== "web") refuse(c, "not_web_session", conflict("not_a_web_session", "Only a web session has a browser caller"), who);
+  if (role === "caller" && session.channel !== "web")
+    refuse(c, "not_web_session", conflict("not_a_web_session", "Only a web session has a browser caller"), who);
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     return c.json(errorBody("upgrade_required", "Expected a WebSocket upgrade", correlationId), 426, { Upgrade: "websocket" });
   }
 
   // What the object will trust about this socket (it adds `connectedAt`).
   const attachment: Omit<LiveAttachment, "connectedAt"> = { tenantId: principal.tenantId, principalId: principal.id, role, correlationId };
-  const headers = new Headers({ Upgrade: "websocket", "X-Correlation-ID": correlationId, [LIVE_ATTACHMENT_HEADER]: JSON.stringify(attachment) });
+  const headers = new Headers({
+    Upgrade: "websocket",
+    "X-Correlation-ID": correlationId,
+    [LIVE_ATTACHMENT_HEADER]: JSON.stringify(attachment),
+  });
   const upstream = await callObject(c.env, id).fetch(new Request("https://session.internal/live", { headers }));
   if (upstream.status !== 101 || !upstream.webSocket) {
     if (upstream.status === 404) refuse(c, "object_refused", notFound("Session"), who);

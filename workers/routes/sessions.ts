@@ -1,14 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, TRANSCRIPT_ROLES, calls, sessions, transcriptLines } from "../db/schema";
-import { providerSchema } from "../config/settings";
+import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../../durable-objects/live/live-events";
 import { providerForNewSession } from "../../durable-objects/provider-health/client";
+import { providerSchema } from "../config/settings";
+import { calls, PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, sessions, TRANSCRIPT_ROLES, transcriptLines } from "../db/schema";
 import { AppError, badRequest, notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
+import { publicRouter } from "../http/router";
 import { auditFromRequest } from "../identity/request-audit";
 import { callObject, SESSION_ID } from "../telephony/session-routing";
-import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../../durable-objects/live/live-events";
-import { publicRouter } from "../http/router";
 import { callSchema, presentCall } from "./calls";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
@@ -17,7 +17,10 @@ export const TRANSCRIPT_LINES_IN_DETAIL = 2_000;
 
 // Session ids are UUID-shaped, but inbound ones are derived from a hash (no RFC 9562 version bits), so not z.uuid().
 export const sessionIdParam = z.object({
-  id: z.string().regex(SESSION_ID, { error: "must be a session id" }).openapi({ param: { name: "id", in: "path" } }),
+  id: z
+    .string()
+    .regex(SESSION_ID, { error: "must be a session id" })
+    .openapi({ param: { name: "id", in: "path" } }),
 });
 
 const sessionSchema = z
@@ -27,13 +30,14 @@ const sessionSchema = z
     status: z.enum(SESSION_STATUSES),
     provider: z.enum(PROVIDER_NAMES),
     instructions: z.string().nullable(),
-    metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe("context given to the agent and carried across provider switches"),
+    metadata: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+      .describe("context given to the agent and carried across provider switches"),
     correlationId: z.string(),
     createdAt: z.string(),
     endedAt: z.string().nullable(),
   })
   .openapi("Session");
-
 
 const transcriptLineSchema = z
   .object({
@@ -48,13 +52,17 @@ const transcriptLineSchema = z
 
 const sessionDetailSchema = sessionSchema
   .extend({
-    call: callSchema.nullable().describe("the session's latest call (as GET /api/v1/calls/{id}, without its events), or null for a web session"),
+    call: callSchema
+      .nullable()
+      .describe("the session's latest call (as GET /api/v1/calls/{id}, without its events), or null for a web session"),
     transcript: z.array(transcriptLineSchema).describe(`every line in order, at most ${TRANSCRIPT_LINES_IN_DETAIL}`),
     live: z
       .object({
         provider: z.enum(PROVIDER_NAMES),
         providerState: z.enum(["connecting", "connected", "reconnecting", "failed", "closed"]),
-        counters: z.record(z.string(), z.number()).describe("caller frames in and dropped, agent chunks, barge-ins, reconnects, provider errors, tool calls"),
+        counters: z
+          .record(z.string(), z.number())
+          .describe("caller frames in and dropped, agent chunks, barge-ins, reconnects, provider errors, tool calls"),
       })
       .nullable()
       .describe("what the live session's object reports (null once the session has ended)"),
@@ -129,7 +137,10 @@ const createRoute = protectedRoute("sessions:create", {
         .describe("context for the agent (customer name, account, …); carried across provider switches"),
     }),
   ),
-  responses: { 201: jsonResponse(createdSchema, "Created; join it on `live.path`"), 502: jsonResponse(z.unknown(), "The session's object could not be started") },
+  responses: {
+    201: jsonResponse(createdSchema, "Created; join it on `live.path`"),
+    502: jsonResponse(z.unknown(), "The session's object could not be started"),
+  },
 });
 
 export const sessionReadRoutes = publicRouter()
@@ -139,15 +150,42 @@ export const sessionReadRoutes = publicRouter()
     const id = crypto.randomUUID();
     const provider = await providerForNewSession(c.env, body.provider ?? null);
     const metadata = body.metadata ?? {};
-    const row = { id, channel: "web" as const, status: "active" as const, provider, instructions: body.instructions ?? null, metadata, correlationId: c.get("correlationId"), createdAt: Date.now(), endedAt: null };
+    const row = {
+      id,
+      channel: "web" as const,
+      status: "active" as const,
+      provider,
+      instructions: body.instructions ?? null,
+      metadata,
+      correlationId: c.get("correlationId"),
+      createdAt: Date.now(),
+      endedAt: null,
+    };
     // The durable row first: the live route finds the session (and its tenant) in D1 before the object is touched.
     await scope.insert(sessions, row);
     const opened = await callObject(c.env, id)
-      .openWebSession({ sessionId: id, tenantId: scope.tenantId, provider, instructions: row.instructions, metadata, correlationId: row.correlationId })
+      .openWebSession({
+        sessionId: id,
+        tenantId: scope.tenantId,
+        provider,
+        instructions: row.instructions,
+        metadata,
+        correlationId: row.correlationId,
+      })
       .catch(() => ({ ok: false }));
-    await auditFromRequest(c, { action: "session.create", targetType: "session", targetId: id, outcome: opened.ok ? "success" : "failure", details: { provider } });
+    await auditFromRequest(c, {
+      action: "session.create",
+      targetType: "session",
+      targetId: id,
+      outcome: opened.ok ? "success" : "failure",
+      details: { provider },
+    });
     if (!opened.ok) throw new AppError(502, "session_unavailable", "The session could not be started", "dependency");
-    const live = { path: `/api/v1/sessions/${id}/live`, subprotocol: LIVE_SUBPROTOCOL, audio: { encoding: "pcm16le" as const, sampleRate: BROWSER_AUDIO_RATE, channels: 1 as const } };
+    const live = {
+      path: `/api/v1/sessions/${id}/live`,
+      subprotocol: LIVE_SUBPROTOCOL,
+      audio: { encoding: "pcm16le" as const, sampleRate: BROWSER_AUDIO_RATE, channels: 1 as const },
+    };
     return c.json({ ...presentSession({ ...row, tenantId: scope.tenantId }), live }, 201);
   })
   .openapi(listRoute, async (c) => {
@@ -166,14 +204,20 @@ export const sessionReadRoutes = publicRouter()
         query.since ? gte(sessions.createdAt, Date.parse(query.since)) : undefined,
         query.until ? lte(sessions.createdAt, Date.parse(query.until)) : undefined,
         before
-          ? or(lt(sessions.createdAt, Number(before[0])), and(eq(sessions.createdAt, Number(before[0])), lt(sessions.id, String(before[1]))))
+          ? or(
+              lt(sessions.createdAt, Number(before[0])),
+              and(eq(sessions.createdAt, Number(before[0])), lt(sessions.id, String(before[1]))),
+            )
           : undefined,
       )
       .orderBy(desc(sessions.createdAt), desc(sessions.id))
       .limit(query.limit + 1)) as SessionRow[];
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
-    return c.json({ items: page.map(presentSession), nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null }, 200);
+    return c.json(
+      { items: page.map(presentSession), nextCursor: rows.length > query.limit && last ? encodeCursor([last.createdAt, last.id]) : null },
+      200,
+    );
   })
   .openapi(getRoute, async (c) => {
     const scope = c.get("scope");
@@ -185,7 +229,12 @@ export const sessionReadRoutes = publicRouter()
       scope.select(transcriptLines, eq(transcriptLines.sessionId, id)).orderBy(asc(transcriptLines.seq)).limit(TRANSCRIPT_LINES_IN_DETAIL),
     ]);
     const call = (calledRows as CallRow[])[0];
-    const live = row.status === "active" ? await callObject(c.env, id).liveState().catch(() => null) : null;
+    const live =
+      row.status === "active"
+        ? await callObject(c.env, id)
+            .liveState()
+            .catch(() => null)
+        : null;
     return c.json(
       {
         ...presentSession(row),

@@ -1,11 +1,11 @@
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import { requireSettings } from "../config/settings";
 import { routeForNumber, sessionForCarrierCall } from "../db/directory";
-import { TelnyxCallControl } from "../telephony/telnyx/call-control";
 import { forwardMediaUpgrade } from "../telephony/media-upgrade";
 import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
+import { TelnyxCallControl } from "../telephony/telnyx/call-control";
 import { telnyxEvent } from "../telephony/telnyx/webhook-events";
-import { reject, telnyxGuard, type CarrierEnv } from "../telephony/webhook-guard";
+import { type CarrierEnv, reject, telnyxGuard } from "../telephony/webhook-guard";
 
 /** Telnyx's routes: Call Control webhooks go to the call's object; media upgrades carry the call's path token. */
 async function webhook(c: Context<CarrierEnv>) {
@@ -23,7 +23,7 @@ async function webhook(c: Context<CarrierEnv>) {
 
   if (event.name === "call.initiated" && event.direction === "inbound" && !event.sessionHint) {
     const number = event.to ? await routeForNumber(c.env, event.to) : null;
-    if (!number || number.carrier !== "telnyx") {
+    if (number?.carrier !== "telnyx") {
       log.warn("call.unknown_number", { carrier: "telnyx", to: event.to });
       const rejection = new TelnyxCallControl(requireSettings(c.env, "telnyx"))
         .reject(event.carrierCallId, `reject-${event.carrierCallId}`)

@@ -1,19 +1,23 @@
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import { requireSettings } from "../config/settings";
 import { routeForNumber, sessionForCarrierCall } from "../db/directory";
+import { forwardMediaUpgrade } from "../telephony/media-upgrade";
 import { publicUrls } from "../telephony/public-urls";
 import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
-import { twilioEvent } from "../telephony/twilio/webhook-events";
 import { connectStreamTwiml, rejectionTwiml } from "../telephony/twilio/twiml";
-import { forwardMediaUpgrade } from "../telephony/media-upgrade";
-import { reject, twilioGuard, type CarrierEnv } from "../telephony/webhook-guard";
+import { twilioEvent } from "../telephony/twilio/webhook-events";
+import { type CarrierEnv, reject, twilioGuard } from "../telephony/webhook-guard";
 
 /** Twilio's routes: the voice webhook answers TwiML, status callbacks go to the call's object, media upgrades too. */
 const twiml = (c: Context<CarrierEnv>, body: string) => c.body(body, 200, { "Content-Type": "text/xml" });
 
 function parsedEvent(c: Context<CarrierEnv>) {
   const hint = new URL(c.req.url).searchParams.get("sessionId");
-  return twilioEvent(c.get("carrierRequest").params, c.req.header("I-Twilio-Idempotency-Token") ?? null, isSessionId(hint) ? hint : undefined);
+  return twilioEvent(
+    c.get("carrierRequest").params,
+    c.req.header("I-Twilio-Idempotency-Token") ?? null,
+    isSessionId(hint) ? hint : undefined,
+  );
 }
 
 async function voice(c: Context<CarrierEnv>) {
@@ -30,7 +34,7 @@ async function voice(c: Context<CarrierEnv>) {
   }
 
   const number = event.to ? await routeForNumber(c.env, event.to) : null;
-  if (!number || number.carrier !== "twilio") {
+  if (number?.carrier !== "twilio") {
     c.get("log").warn("call.unknown_number", { carrier: "twilio", to: event.to });
     return twiml(c, rejectionTwiml());
   }

@@ -5,8 +5,8 @@ import { badRequest, conflict, notFound } from "../http/errors";
 import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { emailInUse } from "../identity/accounts";
-import { auditFromRequest } from "../identity/request-audit";
 import { hashPassword } from "../identity/passwords";
+import { auditFromRequest } from "../identity/request-audit";
 import { cutoffNow, mirrorUserCutoff, revokeAllStatements } from "../identity/revocation";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
@@ -133,7 +133,11 @@ export const userRoutes = publicRouter()
     // Any change of role, password or status ends the user's existing sessions: they carry the old facts.
     const cutoff = cutoffNow();
     await scope.batch([
-      scope.update(users, { role: updated.role, disabledAt: updated.disabledAt, passwordHash: updated.passwordHash, updatedAt: now }, eq(users.id, id)),
+      scope.update(
+        users,
+        { role: updated.role, disabledAt: updated.disabledAt, passwordHash: updated.passwordHash, updatedAt: now },
+        eq(users.id, id),
+      ),
       ...revokeAllStatements(scope, id, cutoff, "account_changed"),
       auditFromRequest(c, {
         targetType: "user",
@@ -150,4 +154,3 @@ export const userRoutes = publicRouter()
     await mirrorUserCutoff(c.env, id, cutoff, c.get("log"));
     return c.json(present({ ...updated, tokensValidAfter: cutoff }), 200);
   });
-

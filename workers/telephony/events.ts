@@ -1,4 +1,4 @@
-import type { Carrier, CallStatus } from "../db/schema";
+import type { CallStatus, Carrier } from "../db/schema";
 
 /**
  * The one vocabulary carriers are translated into (one module per carrier does the translating), so the call's

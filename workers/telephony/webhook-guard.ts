@@ -5,7 +5,7 @@ import type { AppEnv } from "../http/context";
 import { increment } from "../observability/counters";
 import { compileAllowlist, type IpAllowlist } from "./security/ip-allowlist";
 import { verifyTelnyxSignature } from "./security/telnyx-signature";
-import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature, type TwilioParams } from "./security/twilio-signature";
+import { parseTwilioForm, type TwilioParams, verifyTwilioJsonSignature, verifyTwilioSignature } from "./security/twilio-signature";
 
 /**
  * The four layers every carrier request passes, in order: (1) rate limit per source IP, (2) the carrier's IP

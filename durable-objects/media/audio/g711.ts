@@ -67,12 +67,8 @@ const signExtend = (index: number, bits: number): number => (index << (32 - bits
 
 const MULAW_DECODE = buildTable(new Int16Array(256), mulawCodeToLinear);
 const ALAW_DECODE = buildTable(new Int16Array(256), alawCodeToLinear);
-const MULAW_ENCODE = buildTable(new Uint8Array(MULAW_INDEX_MASK + 1), (index) =>
-  mulawCodeOfTop14Bits(signExtend(index, 14)),
-);
-const ALAW_ENCODE = buildTable(new Uint8Array(ALAW_INDEX_MASK + 1), (index) =>
-  alawCodeOfTop12Bits(signExtend(index, 12)),
-);
+const MULAW_ENCODE = buildTable(new Uint8Array(MULAW_INDEX_MASK + 1), (index) => mulawCodeOfTop14Bits(signExtend(index, 14)));
+const ALAW_ENCODE = buildTable(new Uint8Array(ALAW_INDEX_MASK + 1), (index) => alawCodeOfTop12Bits(signExtend(index, 12)));
 const mulawOf = (sample: number): number => MULAW_ENCODE[(sample >> MULAW_INDEX_SHIFT) & MULAW_INDEX_MASK]!;
 const alawOf = (sample: number): number => ALAW_ENCODE[(sample >> ALAW_INDEX_SHIFT) & ALAW_INDEX_MASK]!;
 /** Transcoding is defined as decode-then-encode, i.e. exactly what a linear tandem would produce. */

@@ -138,7 +138,7 @@ export class Resampler {
       let sum = 0;
       for (let t = 0; t < tapsPerPhase; t++) sum += taps[first + t]! * work[inputIndex + t]!;
       const rounded = Math.round(sum);
-      output[written++] = rounded > 32767 ? 32767 : rounded < -32768 ? -32768 : rounded;
+      output[written++] = Math.min(32767, Math.max(-32768, rounded));
       phase += decimation;
       while (phase >= interpolation) {
         phase -= interpolation;

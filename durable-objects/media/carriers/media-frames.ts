@@ -68,7 +68,13 @@ export function sharedFrame(message: Record<string, unknown>, sequenceField: str
       const media = asRecord(message.media);
       const payload = asString(media?.payload);
       if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
-      return { type: "audio", payload, sequence: asInteger(message[sequenceField]), chunk: asInteger(media?.chunk), timestampMs: asInteger(media?.timestamp) };
+      return {
+        type: "audio",
+        payload,
+        sequence: asInteger(message[sequenceField]),
+        chunk: asInteger(media?.chunk),
+        timestampMs: asInteger(media?.timestamp),
+      };
     }
     case "dtmf": {
       const digit = asString(asRecord(message.dtmf)?.digit);

@@ -1,4 +1,13 @@
-import { asInteger, asRecord, asString, encodingOf, parseJsonObject, sharedFrame, type CarrierMediaProtocol, type MediaFrame } from "./media-frames";
+import {
+  asInteger,
+  asRecord,
+  asString,
+  type CarrierMediaProtocol,
+  encodingOf,
+  type MediaFrame,
+  parseJsonObject,
+  sharedFrame,
+} from "./media-frames";
 
 /** Telnyx media streaming (protocols.md §4): snake_case; in rtp bidirectional mode outbound messages carry no stream id. */
 export function telnyxMedia(): CarrierMediaProtocol {
@@ -15,11 +24,22 @@ export function telnyxMedia(): CarrierMediaProtocol {
         const format = asRecord(start?.media_format);
         const encoding = encodingOf(asString(format?.encoding));
         if (!start || !callControlId || !encoding) return null;
-        return { type: "start", streamId, carrierCallId: callControlId, encoding, sampleRate: asInteger(format?.sample_rate) ?? 8000, customParameters: {} };
+        return {
+          type: "start",
+          streamId,
+          carrierCallId: callControlId,
+          encoding,
+          sampleRate: asInteger(format?.sample_rate) ?? 8000,
+          customParameters: {},
+        };
       }
       case "error": {
         const payload = asRecord(message.payload);
-        return { type: "carrier_error", code: asInteger(payload?.code), detail: asString(payload?.detail) ?? asString(payload?.title) ?? "unknown" };
+        return {
+          type: "carrier_error",
+          code: asInteger(payload?.code),
+          detail: asString(payload?.detail) ?? asString(payload?.title) ?? "unknown",
+        };
       }
       default:
         return sharedFrame(message, "sequence_number") ?? null;

@@ -1,4 +1,13 @@
-import { asInteger, asRecord, asString, encodingOf, parseJsonObject, sharedFrame, type CarrierMediaProtocol, type MediaFrame } from "./media-frames";
+import {
+  asInteger,
+  asRecord,
+  asString,
+  type CarrierMediaProtocol,
+  encodingOf,
+  type MediaFrame,
+  parseJsonObject,
+  sharedFrame,
+} from "./media-frames";
 
 /** Twilio Media Streams (protocols.md §2): camelCase, numbers as strings, streamSid on every outbound message. */
 export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { streamSid: () => string | undefined } {
@@ -23,8 +32,17 @@ export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { s
         streamSid = sid;
         streamSidJson = JSON.stringify(sid);
         const custom = asRecord(start.customParameters) ?? {};
-        const customParameters = Object.fromEntries(Object.entries(custom).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
-        return { type: "start", streamId: sid, carrierCallId: callSid, encoding, sampleRate: asInteger(format?.sampleRate) ?? 8000, customParameters };
+        const customParameters = Object.fromEntries(
+          Object.entries(custom).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
+        );
+        return {
+          type: "start",
+          streamId: sid,
+          carrierCallId: callSid,
+          encoding,
+          sampleRate: asInteger(format?.sampleRate) ?? 8000,
+          customParameters,
+        };
       }
       default:
         return sharedFrame(message, "sequenceNumber") ?? null;

@@ -30,7 +30,7 @@ export default {
 export class Relay extends DurableObject<RelayEnv> {
   override async fetch(request: Request): Promise<Response> {
     const key = decodeURIComponent(new URL(request.url).pathname.split("/").pop()!);
-    const upgrade = await fetch(this.env.OPENAI_REALTIME_URL.replace(/^ws/, "http") + "?model=gpt-realtime", {
+    const upgrade = await fetch(`${this.env.OPENAI_REALTIME_URL.replace(/^ws/, "http")}?model=gpt-realtime`, {
       headers: { Upgrade: "websocket", Authorization: `Bearer ${this.env.OPENAI_API_KEY}`, "X-Correlation-ID": key },
     });
     const provider = upgrade.webSocket;
@@ -38,7 +38,11 @@ export class Relay extends DurableObject<RelayEnv> {
     provider.accept();
     const pcmu = { type: "audio/pcmu" };
     const turnDetection = { type: "server_vad", silence_duration_ms: 500, create_response: true, interrupt_response: true };
-    const session = { type: "realtime", output_modalities: ["audio"], audio: { input: { format: pcmu, turn_detection: turnDetection }, output: { format: pcmu } } };
+    const session = {
+      type: "realtime",
+      output_modalities: ["audio"],
+      audio: { input: { format: pcmu, turn_detection: turnDetection }, output: { format: pcmu } },
+    };
     provider.send(JSON.stringify({ type: "session.update", session }));
 
     const [client, carrier] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];

@@ -34,7 +34,11 @@ export interface LocalPlatform {
 }
 
 /** Settings the worker is started with, by the contract's names; secrets are marked so wrangler stops asking for them. */
-export async function startLocalPlatform(settings: Record<string, string>, secretNames: readonly string[], options: { inspector?: boolean } = {}): Promise<LocalPlatform> {
+export async function startLocalPlatform(
+  settings: Record<string, string>,
+  secretNames: readonly string[],
+  options: { inspector?: boolean } = {},
+): Promise<LocalPlatform> {
   const persistTo = mkdtempSync(join(tmpdir(), "switchboard-e2e-"));
   let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;
   try {
@@ -81,7 +85,19 @@ async function seed(persistTo: string): Promise<SeededAdmin> {
   const password = "e2e-admin-password-0123";
   const { stdout } = await run(
     process.execPath,
-    [join(ROOT, "workers/ops/admin.ts"), "create-tenant", "--name", "E2E", "--admin-email", email, "--admin-password", password, "--local", "--persist-to", persistTo],
+    [
+      join(ROOT, "workers/ops/admin.ts"),
+      "create-tenant",
+      "--name",
+      "E2E",
+      "--admin-email",
+      email,
+      "--admin-password",
+      password,
+      "--local",
+      "--persist-to",
+      persistTo,
+    ],
     options,
   );
   const created = JSON.parse(stdout.trim()) as { tenantId: string; userId: string };

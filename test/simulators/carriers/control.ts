@@ -1,8 +1,8 @@
-import type { IncomingMessage } from "node:http";
 import { readFile } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
 import { readWav } from "./audio.ts";
-import { isRecord } from "./media-dialect.ts";
 import { parseJson, type Reply } from "./http.ts";
+import { isRecord } from "./media-dialect.ts";
 
 /**
  * Shared state of the fake carrier APIs that tests steer: injected faults, the log of requests received, how

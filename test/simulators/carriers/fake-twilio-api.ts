@@ -68,7 +68,7 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
   const { accountSid, control } = options;
   const calls = new Map<string, CallRecord>();
   const runs = new Set<Promise<void>>();
-  const expectedAuthorization = "Basic " + Buffer.from(`${accountSid}:${options.authToken}`).toString("base64");
+  const expectedAuthorization = `Basic ${Buffer.from(`${accountSid}:${options.authToken}`).toString("base64")}`;
 
   const isLive = (record: CallRecord) =>
     "isLive" in record.call ? record.call.isLive : !["completed", "canceled"].includes(record.call.status);

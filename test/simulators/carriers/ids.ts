@@ -9,7 +9,7 @@ export function twilioSid(prefix: "CA" | "MZ" | "RE"): string {
 
 /** Telnyx call_control_id: opaque, `v3:`-prefixed, URL-safe. */
 export function telnyxCallControlId(): string {
-  return "v3:" + randomBytes(24).toString("base64url");
+  return `v3:${randomBytes(24).toString("base64url")}`;
 }
 
 export function uuid(): string {

@@ -13,7 +13,7 @@ import type { StatusCallbackDelivery } from "./twilio-status-callbacks.ts";
  */
 export type { CalleeBehaviour, FaultSpec, PlatformTarget, RecordedRequest } from "./control.ts";
 export { SimulatorControl } from "./control.ts";
-export { type CallReport, simulateCall, type SimulateCallOptions } from "./simulate-call.ts";
+export { type CallReport, type SimulateCallOptions, simulateCall } from "./simulate-call.ts";
 
 export interface CarrierApisOptions {
   twilio?: { accountSid?: string; authToken?: string; port?: number };

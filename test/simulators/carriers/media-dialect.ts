@@ -14,10 +14,7 @@ export interface OutgoingMediaFrame {
 }
 
 /** A message the platform sent to the carrier, once validated against the carrier's protocol. */
-export type PlatformMediaCommand =
-  | { kind: "media"; payloadBase64: string }
-  | { kind: "mark"; name: string }
-  | { kind: "clear" };
+export type PlatformMediaCommand = { kind: "media"; payloadBase64: string } | { kind: "mark"; name: string } | { kind: "clear" };
 
 export interface CarrierMediaDialect<Message> {
   readonly carrier: "twilio" | "telnyx";

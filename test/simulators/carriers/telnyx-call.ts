@@ -178,7 +178,10 @@ export class TelnyxCall {
       }
     }
     if (command.stream_bidirectional_mode !== undefined && command.stream_bidirectional_mode !== "rtp") {
-      options.timeline.add("error", `stream_bidirectional_mode ${JSON.stringify(command.stream_bidirectional_mode)}: only rtp is simulated`);
+      options.timeline.add(
+        "error",
+        `stream_bidirectional_mode ${JSON.stringify(command.stream_bidirectional_mode)}: only rtp is simulated`,
+      );
     }
     const leg = startMediaLeg({
       // The token is in the path: Telnyx adds no auth header.

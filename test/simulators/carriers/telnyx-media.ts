@@ -4,8 +4,8 @@ import {
   isRecord,
   MediaProtocolError,
   type OutgoingMediaFrame,
-  parseCommonCommand,
   type PlatformMediaCommand,
+  parseCommonCommand,
 } from "./media-dialect.ts";
 
 /** Telnyx media streaming messages, Telnyx → server (protocols.md §4): snake_case, counters as strings. */

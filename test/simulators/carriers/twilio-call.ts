@@ -7,9 +7,9 @@ import { twilioSid, uuid } from "./ids.ts";
 import { type MediaLeg, type MediaLegResult, startMediaLeg } from "./media-leg.ts";
 import { type FormParams, twilioSignature } from "./signing.ts";
 import type { Timeline } from "./timeline.ts";
-import { parseTwiml, type TwimlDocument } from "./twiml.ts";
 import { twilioMediaDialect } from "./twilio-media.ts";
 import { type StatusCallbackDelivery, type StatusCallbackTarget, TwilioStatusCallbacks } from "./twilio-status-callbacks.ts";
+import { parseTwiml, type TwimlDocument } from "./twiml.ts";
 
 /**
  * One Twilio call as Twilio runs it against the platform: status callbacks, the voice webhook, the TwiML it
@@ -198,7 +198,10 @@ export class TwilioCall {
   #parse(xml: string): TwimlDocument | undefined {
     try {
       const document = parseTwiml(xml);
-      this.options.timeline.add("twiml", document.verbs.map((verb) => verb.name).join(", ") + (document.connectStream ? ` → ${document.connectStream.url}` : ""));
+      this.options.timeline.add(
+        "twiml",
+        document.verbs.map((verb) => verb.name).join(", ") + (document.connectStream ? ` → ${document.connectStream.url}` : ""),
+      );
       return document;
     } catch (error) {
       this.options.timeline.add("error", `TwiML rejected: ${String(error)} in ${xml.slice(0, 200)}`);
@@ -275,9 +278,7 @@ function isFinal(status: CallStatus): boolean {
 function holdDurationMs(document: TwimlDocument): number {
   const forever = document.verbs.some(
     (verb) =>
-      verb.name === "Dial" ||
-      verb.name === "Enqueue" ||
-      ((verb.name === "Play" || verb.name === "Say") && verb.attributes.loop === "0"),
+      verb.name === "Dial" || verb.name === "Enqueue" || ((verb.name === "Play" || verb.name === "Say") && verb.attributes.loop === "0"),
   );
   if (forever) return Number.POSITIVE_INFINITY;
   const pauses = document.verbs.filter((verb) => verb.name === "Pause");

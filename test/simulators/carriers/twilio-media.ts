@@ -3,8 +3,8 @@ import {
   isRecord,
   MediaProtocolError,
   type OutgoingMediaFrame,
-  parseCommonCommand,
   type PlatformMediaCommand,
+  parseCommonCommand,
 } from "./media-dialect.ts";
 
 /** Twilio Media Streams messages, Twilio → server (protocols.md §2). Counters are strings on this wire. */

@@ -20,7 +20,8 @@ function decodeEntities(text: string): string {
   });
 }
 
-const TOKEN = /<!--[\s\S]*?-->|<\?[\s\S]*?\?>|<!\[CDATA\[([\s\S]*?)\]\]>|<\/\s*([\w:.-]+)\s*>|<([\w:.-]+)((?:\s+[\w:.-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>|([^<]+)/g;
+const TOKEN =
+  /<!--[\s\S]*?-->|<\?[\s\S]*?\?>|<!\[CDATA\[([\s\S]*?)\]\]>|<\/\s*([\w:.-]+)\s*>|<([\w:.-]+)((?:\s+[\w:.-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>|([^<]+)/g;
 const ATTRIBUTE = /([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g;
 
 export function parseXml(xml: string): XmlElement {
@@ -68,9 +69,7 @@ export interface TwimlStream {
 export function parseTwiml(xml: string): TwimlDocument {
   const response = parseXml(xml.trim()).children.find((element) => element.name === "Response");
   if (!response) throw new Error("TwiML has no <Response> root");
-  const stream = response.children
-    .find((verb) => verb.name === "Connect")
-    ?.children.find((noun) => noun.name === "Stream");
+  const stream = response.children.find((verb) => verb.name === "Connect")?.children.find((noun) => noun.name === "Stream");
   if (!stream) return { verbs: response.children };
   const url = stream.attributes.url;
   if (!url) throw new Error("<Stream> has no url attribute");

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readWav } from "../carriers/audio.ts";
-import { encodeAudio } from "./audio.ts";
 import type { SampleEncoding } from "./audio.ts";
+import { encodeAudio } from "./audio.ts";
 
 /**
  * Real caller speech for driving the provider simulators: the shared recordings (8 kHz PCM16, see the README

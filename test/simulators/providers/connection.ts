@@ -25,10 +25,13 @@ export class TimerSet {
 
   after(delayMs: number, callback: () => void): () => void {
     if (this.#disposed) return () => {};
-    const timer = setTimeout(() => {
-      this.#pending.delete(timer);
-      callback();
-    }, Math.max(0, delayMs));
+    const timer = setTimeout(
+      () => {
+        this.#pending.delete(timer);
+        callback();
+      },
+      Math.max(0, delayMs),
+    );
     this.#pending.add(timer);
     return () => {
       clearTimeout(timer);

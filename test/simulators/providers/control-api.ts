@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { encodeAudio } from "./audio.ts";
 import type { SampleEncoding } from "./audio.ts";
-import { callerUtterance, upsample } from "./caller-audio.ts";
+import { encodeAudio } from "./audio.ts";
 import type { Utterance } from "./caller-audio.ts";
+import { callerUtterance, upsample } from "./caller-audio.ts";
 import type { ConnectionSnapshot } from "./recorder.ts";
-import { ScenarioError } from "./scenarios.ts";
 import type { Scenario } from "./scenarios.ts";
+import { ScenarioError } from "./scenarios.ts";
 
 /**
  * The simulator's control API, for tests that cannot call it in-process (the Worker tests run inside workerd):
@@ -83,11 +83,7 @@ async function readBody(request: IncomingMessage): Promise<string | undefined> {
 }
 
 /** Handles a plain HTTP request; false when it is not a control route (the caller answers 404). */
-export async function handleControlRequest(
-  control: ScenarioControl,
-  request: IncomingMessage,
-  response: ServerResponse,
-): Promise<boolean> {
+export async function handleControlRequest(control: ScenarioControl, request: IncomingMessage, response: ServerResponse): Promise<boolean> {
   const url = new URL(request.url ?? "/", "http://simulator");
   const match = ROUTE.exec(url.pathname);
   if (!match) return false;

@@ -1,5 +1,5 @@
-import { bytesPerSample, bytesToMs, encodeAudio, synthesizeSpeech } from "./audio.ts";
 import type { AudioFormat } from "./audio.ts";
+import { bytesPerSample, bytesToMs, encodeAudio, synthesizeSpeech } from "./audio.ts";
 import type { TimerSet } from "./connection.ts";
 import type { Scenario, ToolCallScript } from "./scenarios.ts";
 
@@ -99,8 +99,7 @@ export class AgentSpeech {
     this.#intervalMs = options.chunkMs / options.speedFactor;
     const audio = encodeAudio(synthesizeSpeech(text, format.sampleRate), format.encoding);
     // Whole samples per chunk, so PCM16 chunks never split a sample.
-    const chunkBytes =
-      Math.max(1, Math.round((options.chunkMs * format.sampleRate) / 1000)) * bytesPerSample(format.encoding);
+    const chunkBytes = Math.max(1, Math.round((options.chunkMs * format.sampleRate) / 1000)) * bytesPerSample(format.encoding);
     this.#chunks = [];
     for (let offset = 0; offset < audio.byteLength; offset += chunkBytes) {
       this.#chunks.push(audio.subarray(offset, offset + chunkBytes));

@@ -1,14 +1,14 @@
 import type { Deepgram } from "@deepgram/sdk";
-import { decodeAudio } from "./audio.ts";
 import type { AudioFormat, SampleEncoding } from "./audio.ts";
-import { scheduleFaults } from "./connection.ts";
+import { decodeAudio } from "./audio.ts";
 import type { ProviderConnection } from "./connection.ts";
+import { scheduleFaults } from "./connection.ts";
 import { AgentSpeech, ConversationScript, PlaybackClock } from "./conversation.ts";
-import { headOf, preciseNow } from "./recorder.ts";
 import type { ResponseRecord } from "./recorder.ts";
+import { headOf, preciseNow } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
-import { EnergyVad } from "./vad.ts";
 import type { VadEvent } from "./vad.ts";
+import { EnergyVad } from "./vad.ts";
 import { isRecord, parseJsonObject, providerId, rawDataBytes } from "./wire.ts";
 
 /**
@@ -275,9 +275,7 @@ export class DeepgramAgentSession {
 
   #respond(toolCall: ToolCallScript | undefined): void {
     this.#send({ type: "AgentThinking", content: "" });
-    const generation = toolCall
-      ? this.#newGeneration(toolCall.name, "tool-call")
-      : this.#newGeneration(this.#script.nextReply(), "audio");
+    const generation = toolCall ? this.#newGeneration(toolCall.name, "tool-call") : this.#newGeneration(this.#script.nextReply(), "audio");
     const due = performance.now() + this.#connection.responseDelayMs;
     // The audio is synthesised during the thinking time, so it does not add to the measured latency.
     const output = toolCall ? () => this.#functionCall(generation, toolCall) : this.#prepareSpeech(generation);
@@ -325,7 +323,13 @@ export class DeepgramAgentSession {
         this.#playback.chunkSent(chunk.durationMs);
         this.#connection.sendAudio(chunk.bytes);
         const { durationMs } = chunk;
-        recorder.audioChunkOut({ at, head: headOf(chunk.bytes), bytes: chunk.bytes.byteLength, durationMs, responseId: generation.record.id });
+        recorder.audioChunkOut({
+          at,
+          head: headOf(chunk.bytes),
+          bytes: chunk.bytes.byteLength,
+          durationMs,
+          responseId: generation.record.id,
+        });
       },
       () => {
         generation.record.outcome = "completed";

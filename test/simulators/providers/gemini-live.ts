@@ -1,14 +1,14 @@
 import type { LiveServerMessage } from "@google/genai";
 import { decodeAudio } from "./audio.ts";
-import { scheduleFaults } from "./connection.ts";
 import type { ProviderConnection } from "./connection.ts";
-import { AgentSpeech, ConversationScript, PlaybackClock, progressiveText } from "./conversation.ts";
+import { scheduleFaults } from "./connection.ts";
 import type { ConversationProgress } from "./conversation.ts";
-import { headOf, preciseNow } from "./recorder.ts";
+import { AgentSpeech, ConversationScript, PlaybackClock, progressiveText } from "./conversation.ts";
 import type { ResponseRecord } from "./recorder.ts";
+import { headOf, preciseNow } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
-import { EnergyVad } from "./vad.ts";
 import type { VadEvent } from "./vad.ts";
+import { EnergyVad } from "./vad.ts";
 import { decodeBase64, isRecord, parseJsonObject, providerId } from "./wire.ts";
 
 /**
@@ -310,7 +310,13 @@ export class GeminiLiveSession {
         const data = Buffer.from(chunk.bytes).toString("base64");
         this.#send({ serverContent: { modelTurn: { parts: [{ inlineData: { mimeType: OUTPUT_MIME_TYPE, data } }] } } });
         const { durationMs } = chunk;
-        recorder.audioChunkOut({ at, head: headOf(chunk.bytes), bytes: chunk.bytes.byteLength, durationMs, responseId: generation.record.id });
+        recorder.audioChunkOut({
+          at,
+          head: headOf(chunk.bytes),
+          bytes: chunk.bytes.byteLength,
+          durationMs,
+          responseId: generation.record.id,
+        });
         const piece = progressiveText(text, chunk.index, chunk.count, transcriptSent);
         if (piece && this.#options?.outputTranscription) {
           this.#send({ serverContent: { outputTranscription: { text: piece } } });

@@ -1,20 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { STATUS_CODES, createServer } from "node:http";
 import type { IncomingMessage } from "node:http";
+import { createServer, STATUS_CODES } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { WebSocketServer } from "ws";
-import { ProviderConnection } from "./connection.ts";
 import type { SimulatorSettings } from "./connection.ts";
-import { handleControlRequest } from "./control-api.ts";
+import { ProviderConnection } from "./connection.ts";
 import type { ScenarioControl } from "./control-api.ts";
+import { handleControlRequest } from "./control-api.ts";
 import { DeepgramAgentSession } from "./deepgram-agent.ts";
 import { GeminiLiveSession, ResumptionStore } from "./gemini-live.ts";
 import { OpenAiRealtimeSession } from "./openai-realtime.ts";
-import { ConnectionRecorder, SessionStore } from "./recorder.ts";
 import type { ProviderName } from "./recorder.ts";
-import { DEFAULT_KEY, ScenarioRegistry, parseScenario } from "./scenarios.ts";
-import { DEFAULT_VAD_SETTINGS } from "./vad.ts";
+import { ConnectionRecorder, SessionStore } from "./recorder.ts";
+import { DEFAULT_KEY, parseScenario, ScenarioRegistry } from "./scenarios.ts";
 import type { VadSettings } from "./vad.ts";
+import { DEFAULT_VAD_SETTINGS } from "./vad.ts";
 
 /**
  * Simulated OpenAI Realtime, Gemini Live and Deepgram Voice Agent endpoints on one local HTTP server, speaking
@@ -73,13 +73,7 @@ const ENDPOINTS: Record<ProviderName, string> = {
   deepgram: "/v1/agent/converse",
 };
 /** Headers recorded for assertions; credentials among them are reduced to their scheme. */
-const RECORDED_HEADERS = [
-  "x-correlation-id",
-  "user-agent",
-  "openai-beta",
-  "sec-websocket-protocol",
-  "x-goog-api-client",
-];
+const RECORDED_HEADERS = ["x-correlation-id", "user-agent", "openai-beta", "sec-websocket-protocol", "x-goog-api-client"];
 
 function isAuthorized(provider: ProviderName, request: IncomingMessage, url: URL, key: string): boolean {
   if (provider === "openai") return request.headers.authorization === `Bearer ${key}`;
@@ -104,8 +98,7 @@ function refusalBody(provider: ProviderName, status: number): object {
     const grpcStatus = { 401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE" }[status] ?? "INTERNAL";
     return { error: { code: status, message, status: grpcStatus } };
   }
-  const errCode =
-    { 401: "INVALID_AUTH", 429: "TOO_MANY_REQUESTS", 503: "SERVICE_UNAVAILABLE" }[status] ?? "INTERNAL_SERVER_ERROR";
+  const errCode = { 401: "INVALID_AUTH", 429: "TOO_MANY_REQUESTS", 503: "SERVICE_UNAVAILABLE" }[status] ?? "INTERNAL_SERVER_ERROR";
   return { err_code: errCode, err_msg: message, request_id: crypto.randomUUID() };
 }
 

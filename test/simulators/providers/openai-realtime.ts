@@ -5,24 +5,18 @@ import type {
   RealtimeServerEvent,
 } from "openai/resources/realtime/realtime";
 import { bytesToMs, decodeAudio } from "./audio.ts";
-import { scheduleFaults } from "./connection.ts";
 import type { ProviderConnection } from "./connection.ts";
+import { scheduleFaults } from "./connection.ts";
 import { AgentSpeech, ConversationScript, PlaybackClock, progressiveText } from "./conversation.ts";
-import { parseClientItem } from "./openai-items.ts";
 import type { StoredItem } from "./openai-items.ts";
-import {
-  defaultSessionConfig,
-  mergeSessionUpdate,
-  sessionObject,
-  silenceMs,
-  wireFormat,
-} from "./openai-session-config.ts";
+import { parseClientItem } from "./openai-items.ts";
 import type { SessionConfig } from "./openai-session-config.ts";
-import { headOf, preciseNow } from "./recorder.ts";
+import { defaultSessionConfig, mergeSessionUpdate, sessionObject, silenceMs, wireFormat } from "./openai-session-config.ts";
 import type { ResponseRecord } from "./recorder.ts";
+import { headOf, preciseNow } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
-import { EnergyVad } from "./vad.ts";
 import type { VadEvent } from "./vad.ts";
+import { EnergyVad } from "./vad.ts";
 import { decodeBase64, isRecord, parseJsonObject, providerId } from "./wire.ts";
 
 /**
@@ -438,7 +432,13 @@ export class OpenAiRealtimeSession {
         this.#playback.chunkSent(chunk.durationMs);
         this.#emit({ type: "response.output_audio.delta", ...ids, delta: Buffer.from(chunk.bytes).toString("base64") });
         const { durationMs } = chunk;
-        this.#connection.recorder.audioChunkOut({ at, head: headOf(chunk.bytes), bytes: chunk.bytes.byteLength, durationMs, responseId: active.id });
+        this.#connection.recorder.audioChunkOut({
+          at,
+          head: headOf(chunk.bytes),
+          bytes: chunk.bytes.byteLength,
+          durationMs,
+          responseId: active.id,
+        });
         const piece = progressiveText(text, chunk.index, chunk.count, active.transcriptSent);
         if (!piece) return;
         active.transcriptSent += piece.length;
@@ -473,12 +473,7 @@ export class OpenAiRealtimeSession {
     this.#finish(active, "cancelled", output, reason);
   }
 
-  #finish(
-    active: ActiveResponse,
-    status: "completed" | "cancelled",
-    output: ConversationItem[],
-    reason?: CancelReason,
-  ): void {
+  #finish(active: ActiveResponse, status: "completed" | "cancelled", output: ConversationItem[], reason?: CancelReason): void {
     if (status === "completed") active.record.outcome = "completed";
     active.record.finishedAt = preciseNow();
     this.#active = null;

@@ -7,9 +7,7 @@ import { isRecord, rawDataBytes } from "./wire.ts";
  * instead of hanging until the test times out.
  */
 
-export type Received =
-  | { kind: "json"; message: Record<string, unknown>; binaryFrame: boolean }
-  | { kind: "audio"; bytes: Buffer };
+export type Received = { kind: "json"; message: Record<string, unknown>; binaryFrame: boolean } | { kind: "audio"; bytes: Buffer };
 
 type JsonMessage = Record<string, unknown>;
 
@@ -71,11 +69,7 @@ export class ProviderTestClient {
   }
 
   /** Opens a connection; rejects with UpgradeRefused when the server answers the upgrade with an HTTP error. */
-  static connect(
-    url: string,
-    headers: Record<string, string>,
-    options: { binaryIsJson?: boolean } = {},
-  ): Promise<ProviderTestClient> {
+  static connect(url: string, headers: Record<string, string>, options: { binaryIsJson?: boolean } = {}): Promise<ProviderTestClient> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers });
       const client = new ProviderTestClient(socket, options.binaryIsJson ?? false);

@@ -1,7 +1,7 @@
 import { expect } from "vitest";
 import type { CallStatus } from "../../../workers/db/schema";
-import { api, createTenant, userWithToken } from "./identity";
 import { d1Count, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./carriers";
+import { api, createTenant, userWithToken } from "./identity";
 
 /**
  * Call fixtures for the call tests: a tenant with numbers, inbound calls opened through the real webhooks, and the
@@ -37,7 +37,9 @@ export interface CallView {
 
 export type CallDetail = CallView & { events: CallEventView[] };
 
-export async function tenantWithNumbers(specs: Array<{ carrier: Carrier; codec?: "PCMU" | "PCMA"; provider?: string; instructions?: string }>) {
+export async function tenantWithNumbers(
+  specs: Array<{ carrier: Carrier; codec?: "PCMU" | "PCMA"; provider?: string; instructions?: string }>,
+) {
   const tenantId = await createTenant();
   const admin = await userWithToken(tenantId, "admin");
   const numbers: string[] = [];
@@ -71,7 +73,8 @@ export async function callByCarrierId(token: string, carrierCallId: string): Pro
 }
 
 /** Applied status moves, in order (what the call went through). */
-export const appliedMoves = (events: CallEventView[]) => events.filter((e) => e.outcome === "applied" && e.toStatus !== null).map((e) => e.toStatus);
+export const appliedMoves = (events: CallEventView[]) =>
+  events.filter((e) => e.outcome === "applied" && e.toStatus !== null).map((e) => e.toStatus);
 
 /** A Twilio inbound call opened through the real voice webhook: the stream it was told to open, and its session. */
 export async function openTwilioCall(number: string, status = "ringing") {
@@ -84,10 +87,19 @@ export async function openTwilioCall(number: string, status = "ringing") {
 }
 
 /** Posts one Twilio status callback for a call; `token` becomes I-Twilio-Idempotency-Token when given. */
-export function twilioStatus(callSid: string, to: string, status: string, options: { sequence?: number; token?: string; sessionId?: string; extra?: Record<string, string> } = {}) {
+export function twilioStatus(
+  callSid: string,
+  to: string,
+  status: string,
+  options: { sequence?: number; token?: string; sessionId?: string; extra?: Record<string, string> } = {},
+) {
   const path = `/telephony/twilio/status${options.sessionId ? `?sessionId=${options.sessionId}` : ""}`;
   const extra = { ...(options.sequence === undefined ? {} : { SequenceNumber: String(options.sequence) }), ...options.extra };
-  return postTwilio(path, twilioCallParams(callSid, to, status, extra), options.token ? { headers: { "I-Twilio-Idempotency-Token": options.token } } : {});
+  return postTwilio(
+    path,
+    twilioCallParams(callSid, to, status, extra),
+    options.token ? { headers: { "I-Twilio-Idempotency-Token": options.token } } : {},
+  );
 }
 
 /** Row counts of everything a call leaves in D1: a rejected webhook must leave all three unchanged. */

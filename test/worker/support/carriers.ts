@@ -15,7 +15,11 @@ export function twilioSignature(url: string, params: Record<string, string>): st
 export const randomCallSid = () => `CA${crypto.randomUUID().replace(/-/g, "")}`;
 export const randomE164 = () => `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
 
-export async function postTwilio(path: string, params: Record<string, string>, options: { ip?: string; signature?: string | null; headers?: Record<string, string> } = {}) {
+export async function postTwilio(
+  path: string,
+  params: Record<string, string>,
+  options: { ip?: string; signature?: string | null; headers?: Record<string, string> } = {},
+) {
   const url = `${BASE}${path}`;
   const headers: Record<string, string> = {
     "Content-Type": "application/x-www-form-urlencoded",
@@ -28,7 +32,16 @@ export async function postTwilio(path: string, params: Record<string, string>, o
 }
 
 export function twilioCallParams(callSid: string, to: string, status: string, extra: Record<string, string> = {}) {
-  return { CallSid: callSid, AccountSid: env.TWILIO_ACCOUNT_SID, From: "+14155550100", To: to, CallStatus: status, Direction: "inbound", ApiVersion: "2010-04-01", ...extra };
+  return {
+    CallSid: callSid,
+    AccountSid: env.TWILIO_ACCOUNT_SID,
+    From: "+14155550100",
+    To: to,
+    CallStatus: status,
+    Direction: "inbound",
+    ApiVersion: "2010-04-01",
+    ...extra,
+  };
 }
 
 /** The stream URL and token a TwiML `<Connect><Stream>` answer carries. */
@@ -54,7 +67,9 @@ let telnyxKey: Promise<CryptoKey> | undefined;
 function telnyxPrivateKey(): Promise<CryptoKey> {
   // PKCS#8 wrapping of a raw Ed25519 seed: fixed 16-byte prefix, then the 32 seed bytes.
   const prefix = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-  telnyxKey ??= crypto.subtle.importKey("pkcs8", new Uint8Array([...prefix, ...TELNYX_SEED]), { name: "Ed25519" }, false, ["sign"]) as Promise<CryptoKey>;
+  telnyxKey ??= crypto.subtle.importKey("pkcs8", new Uint8Array([...prefix, ...TELNYX_SEED]), { name: "Ed25519" }, false, [
+    "sign",
+  ]) as Promise<CryptoKey>;
   return telnyxKey;
 }
 
@@ -80,7 +95,9 @@ export function telnyxEnvelope(eventType: string, payload: Record<string, unknow
 }
 
 export async function d1Count(sql: string, ...bindings: unknown[]): Promise<number> {
-  const row = await env.DB.prepare(sql).bind(...bindings).first<{ n: number }>();
+  const row = await env.DB.prepare(sql)
+    .bind(...bindings)
+    .first<{ n: number }>();
   return row?.n ?? 0;
 }
 
@@ -98,7 +115,12 @@ export interface SimRequest {
   note?: string;
 }
 
-export async function simRequests(filter: { carrier?: "twilio" | "telnyx"; callId?: string; to?: string; path?: string }): Promise<SimRequest[]> {
+export async function simRequests(filter: {
+  carrier?: "twilio" | "telnyx";
+  callId?: string;
+  to?: string;
+  path?: string;
+}): Promise<SimRequest[]> {
   const query = new URLSearchParams(Object.entries(filter).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const response = await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/requests?${query}`);
   if (!response.ok) throw new Error(`sim requests: ${response.status}`);
@@ -106,7 +128,13 @@ export async function simRequests(filter: { carrier?: "twilio" | "telnyx"; callI
 }
 
 /** Injects a fault; key it by something unique to the test (the dialled number, the call id). */
-export async function simFault(fault: { match: { to?: string; callId?: string; path?: string }; status?: number; times?: number; delayMs?: number; body?: unknown }) {
+export async function simFault(fault: {
+  match: { to?: string; callId?: string; path?: string };
+  status?: number;
+  times?: number;
+  delayMs?: number;
+  body?: unknown;
+}) {
   const response = await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/faults`, { method: "PUT", body: JSON.stringify(fault) });
   if (response.status !== 204) throw new Error(`sim fault: ${response.status} ${await response.text()}`);
 }
@@ -130,7 +158,10 @@ export async function eventually<T>(probe: () => Promise<T | undefined | null | 
 export async function endTwilioCallAtCarrier(callSid: string, status: "completed" | "canceled" = "completed") {
   return fetch(`${env.TWILIO_API_BASE}/2010-04-01/Accounts/${env.TWILIO_ACCOUNT_SID}/Calls/${callSid}.json`, {
     method: "POST",
-    headers: { Authorization: `Basic ${btoa(`${env.TWILIO_ACCOUNT_SID}:${env.TWILIO_AUTH_TOKEN}`)}`, "Content-Type": "application/x-www-form-urlencoded" },
+    headers: {
+      Authorization: `Basic ${btoa(`${env.TWILIO_ACCOUNT_SID}:${env.TWILIO_AUTH_TOKEN}`)}`,
+      "Content-Type": "application/x-www-form-urlencoded",
+    },
     body: new URLSearchParams({ Status: status }).toString(),
   });
 }
@@ -161,6 +192,13 @@ export function twilioStart(callSid: string, token: string, streamSid = `MZ${cry
     event: "start",
     sequenceNumber: "1",
     streamSid,
-    start: { accountSid: env.TWILIO_ACCOUNT_SID, streamSid, callSid, tracks: ["inbound"], customParameters: { token }, mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 } },
+    start: {
+      accountSid: env.TWILIO_ACCOUNT_SID,
+      streamSid,
+      callSid,
+      tracks: ["inbound"],
+      customParameters: { token },
+      mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 },
+    },
   });
 }

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { database } from "../../../workers/db/client";
-import { tenants, users, type Role } from "../../../workers/db/schema";
+import { type Role, tenants, users } from "../../../workers/db/schema";
 import { hashPassword } from "../../../workers/identity/passwords";
 
 /**

@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, expect } from "vitest";
 import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16";
 import { callDetail, tenantWithNumbers, twilioStatus } from "./calls";
-import { api } from "./identity";
 import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams, twilioStart } from "./carriers";
+import { api } from "./identity";
 import { callerSpeech, type Utterance } from "./provider-simulator";
 
 /**
@@ -86,11 +86,21 @@ export class TwilioMediaCaller {
   }
 
   dtmf(digit: string): void {
-    this.send({ event: "dtmf", sequenceNumber: String(++this.sequence), streamSid: this.streamSid, dtmf: { track: "inbound_track", digit } });
+    this.send({
+      event: "dtmf",
+      sequenceNumber: String(++this.sequence),
+      streamSid: this.streamSid,
+      dtmf: { track: "inbound_track", digit },
+    });
   }
 
   stop(): void {
-    this.send({ event: "stop", sequenceNumber: String(++this.sequence), streamSid: this.streamSid, stop: { accountSid: env.TWILIO_ACCOUNT_SID, callSid: "" } });
+    this.send({
+      event: "stop",
+      sequenceNumber: String(++this.sequence),
+      streamSid: this.streamSid,
+      stop: { accountSid: env.TWILIO_ACCOUNT_SID, callSid: "" },
+    });
   }
 
   close(): void {
@@ -207,12 +217,18 @@ export class TwilioMediaCaller {
 }
 
 /** A tenant's Twilio number answered by `provider`, and an inbound call to it whose correlation id is `key`. */
-export async function twilioCallWith(provider: "openai" | "gemini" | "deepgram" | "local", key: string, instructions = "You are the test line's assistant.") {
+export async function twilioCallWith(
+  provider: "openai" | "gemini" | "deepgram" | "local",
+  key: string,
+  instructions = "You are the test line's assistant.",
+) {
   const { token, numbers, tenantId } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions }]);
   const number = numbers[0]!;
   // The voice webhook with a chosen correlation id: the call's provider connections carry it, keying the simulator's scenario.
   const callSid = randomCallSid();
-  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, number, "ringing"), { headers: { "X-Correlation-ID": key } });
+  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, number, "ringing"), {
+    headers: { "X-Correlation-ID": key },
+  });
   expect(response.status).toBe(200);
   const stream = parseStreamTwiml(await response.text());
   return { token, tenantId, number, callSid, sessionId: stream.url.split("/").at(-1)!, streamUrl: stream.url, mediaToken: stream.token };
@@ -223,15 +239,26 @@ export async function twilioCallWith(provider: "openai" | "gemini" | "deepgram" 
  * transfer's redirect), answered, with the stream Twilio would open once the `Url` webhook answered. Its provider
  * connections carry correlation id `key`.
  */
-export async function twilioOutboundCallWith(provider: "openai" | "gemini" | "deepgram" | "local", key: string, instructions = "You are the test line's assistant.") {
+export async function twilioOutboundCallWith(
+  provider: "openai" | "gemini" | "deepgram" | "local",
+  key: string,
+  instructions = "You are the test line's assistant.",
+) {
   const { token, numbers, tenantId } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions }]);
   const from = numbers[0]!;
   const to = `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
-  const placed = await api("/api/v1/calls", { method: "POST", token, body: { to, carrier: "twilio", provider }, headers: { "X-Correlation-ID": key } });
+  const placed = await api("/api/v1/calls", {
+    method: "POST",
+    token,
+    body: { to, carrier: "twilio", provider },
+    headers: { "X-Correlation-ID": key },
+  });
   expect(placed.status).toBe(201);
   const { id, sessionId } = (await placed.json()) as { id: string; sessionId: string };
   const callSid = (await callDetail(token, id)).carrierCallId!;
-  expect((await twilioStatus(callSid, to, "in-progress", { sequence: 2, sessionId, extra: { From: from, Direction: "outbound-api" } })).status).toBe(204);
+  expect(
+    (await twilioStatus(callSid, to, "in-progress", { sequence: 2, sessionId, extra: { From: from, Direction: "outbound-api" } })).status,
+  ).toBe(204);
   const params = twilioCallParams(callSid, to, "in-progress", { From: from, Direction: "outbound-api" });
   const response = await postTwilio(`/telephony/twilio/voice?sessionId=${sessionId}`, params);
   expect(response.status).toBe(200);
@@ -245,7 +272,10 @@ afterEach(() => {
 });
 
 /** Twilio's side of a call's stream, opened now and closed after the test. */
-export async function openStream(call: { streamUrl: string; callSid: string; mediaToken: string }, playbackSpeed = 4): Promise<TwilioMediaCaller> {
+export async function openStream(
+  call: { streamUrl: string; callSid: string; mediaToken: string },
+  playbackSpeed = 4,
+): Promise<TwilioMediaCaller> {
   const caller = await TwilioMediaCaller.open(call.streamUrl, call.callSid, call.mediaToken, playbackSpeed);
   openStreams.push(caller);
   return caller;
@@ -260,7 +290,12 @@ export interface TranscriptLine {
 }
 
 /** The session's transcript from the public API once `ready` says so (lines reach D1 in batches). */
-export async function transcriptOf(token: string, sessionId: string, ready: (lines: TranscriptLine[]) => boolean, attempts = 150): Promise<TranscriptLine[]> {
+export async function transcriptOf(
+  token: string,
+  sessionId: string,
+  ready: (lines: TranscriptLine[]) => boolean,
+  attempts = 150,
+): Promise<TranscriptLine[]> {
   let last: TranscriptLine[] = [];
   for (let attempt = 0; attempt < attempts; attempt++) {
     const response = await api(`/api/v1/sessions/${sessionId}`, { token });

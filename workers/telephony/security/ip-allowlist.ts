@@ -18,7 +18,10 @@ const IPV4_MAPPED_PREFIX = 96;
  * (`10.0.0.1/8` is `10.0.0.0/8`); an entry without a prefix is a single address.
  */
 export function compileAllowlist(cidrs: readonly string[]): IpAllowlist {
-  const rules = cidrs.map((entry) => entry.trim()).filter((entry) => entry !== "").map(parseRule);
+  const rules = cidrs
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map(parseRule);
   if (rules.length === 0) return { enabled: false, allows: () => true };
   return {
     enabled: true,
@@ -42,7 +45,7 @@ function parseRule(entry: string): Rule {
 }
 
 function covers(rule: Rule, address: Address): boolean {
-  for (let i = 0; i < 4; i++) if (((address[i]! & rule.mask[i]!) >>> 0) !== rule.network[i]) return false;
+  for (let i = 0; i < 4; i++) if ((address[i]! & rule.mask[i]!) >>> 0 !== rule.network[i]) return false;
   return true;
 }
 
@@ -55,12 +58,7 @@ function maskWords(prefix: number): Address {
 }
 
 function applyMask(address: Address, mask: Address): Address {
-  return [
-    (address[0] & mask[0]) >>> 0,
-    (address[1] & mask[1]) >>> 0,
-    (address[2] & mask[2]) >>> 0,
-    (address[3] & mask[3]) >>> 0,
-  ];
+  return [(address[0] & mask[0]) >>> 0, (address[1] & mask[1]) >>> 0, (address[2] & mask[2]) >>> 0, (address[3] & mask[3]) >>> 0];
 }
 
 function parseAddress(text: string): { words: Address; ipv4: boolean } | null {

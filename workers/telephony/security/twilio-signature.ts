@@ -53,7 +53,7 @@ export async function verifyTwilioJsonSignature(input: {
 export function parseTwilioForm(rawBody: string): TwilioParams {
   const fields = new Map<string, string[]>();
   // The leading "&" stops URLSearchParams from dropping a "?" that starts the body: this is form data, not a query.
-  for (const [name, value] of new URLSearchParams("&" + rawBody)) {
+  for (const [name, value] of new URLSearchParams(`&${rawBody}`)) {
     const values = fields.get(name);
     if (values) values.push(value);
     else fields.set(name, [value]);
@@ -144,7 +144,10 @@ function withLegacyQuery(url: string): string {
   if (queryStart === -1 || queryStart === url.length - 1) return url;
   // An ordinary object on purpose: its key order (integer-like names first) is the order Node re-serialises in.
   const fields: Record<string, string[]> = {};
-  for (const pair of url.slice(queryStart + 1).split("&").slice(0, LEGACY_MAX_PAIRS)) {
+  for (const pair of url
+    .slice(queryStart + 1)
+    .split("&")
+    .slice(0, LEGACY_MAX_PAIRS)) {
     if (pair === "") continue;
     const equals = pair.indexOf("=");
     const name = legacyUnescape(equals === -1 ? pair : pair.slice(0, equals));
@@ -156,7 +159,7 @@ function withLegacyQuery(url: string): string {
   // querystring.escape leaves exactly the characters encodeURIComponent leaves.
   const pairs: string[] = [];
   for (const [name, values] of Object.entries(fields)) {
-    for (const value of values) pairs.push(encodeURIComponent(name) + "=" + encodeURIComponent(value));
+    for (const value of values) pairs.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
   }
   return url.slice(0, queryStart + 1) + pairs.join("&");
 }
@@ -168,9 +171,12 @@ function withLegacyQuery(url: string): string {
 function legacyUnescape(text: string): string {
   const bytes: number[] = [];
   // With a capture group, split alternates literal text (even indexes) and escaped hex pairs (odd indexes).
-  text.replaceAll("+", " ").split(/%([0-9a-fA-F]{2})/).forEach((part, index) => {
-    if (index % 2 === 1) bytes.push(parseInt(part, 16));
-    else bytes.push(...encoder.encode(part));
-  });
+  text
+    .replaceAll("+", " ")
+    .split(/%([0-9a-fA-F]{2})/)
+    .forEach((part, index) => {
+      if (index % 2 === 1) bytes.push(parseInt(part, 16));
+      else bytes.push(...encoder.encode(part));
+    });
   return utf8.decode(new Uint8Array(bytes));
 }

@@ -19,7 +19,12 @@ export class TelnyxCallControl {
   private readonly client: Telnyx;
 
   constructor(private readonly settings: TelnyxSettings) {
-    this.client = new Telnyx({ apiKey: settings.TELNYX_API_KEY, baseURL: `${settings.TELNYX_API_BASE}/v2`, maxRetries: 0, timeout: CARRIER_TIMEOUT_MS });
+    this.client = new Telnyx({
+      apiKey: settings.TELNYX_API_KEY,
+      baseURL: `${settings.TELNYX_API_BASE}/v2`,
+      maxRetries: 0,
+      timeout: CARRIER_TIMEOUT_MS,
+    });
   }
 
   private static streaming(target: StreamTarget) {
@@ -42,7 +47,11 @@ export class TelnyxCallControl {
         const codes = JSON.stringify(error.error ?? {});
         if (error.status === 422 && codes.includes(ALREADY_ENDED)) return { alreadyEnded: true };
         const status = typeof error.status === "number" ? error.status : undefined;
-        throw new CarrierApiError(`Telnyx ${what} answered ${status ?? "no status"}`, status, status === undefined || isRetryableStatus(status));
+        throw new CarrierApiError(
+          `Telnyx ${what} answered ${status ?? "no status"}`,
+          status,
+          status === undefined || isRetryableStatus(status),
+        );
       }
       throw new CarrierApiError(`Telnyx ${what} failed`, undefined, true);
     }
@@ -50,7 +59,11 @@ export class TelnyxCallControl {
 
   answer(callControlId: string, commandId: string, clientState: string, target: StreamTarget) {
     return this.run("answer", () =>
-      this.client.calls.actions.answer(callControlId, { command_id: commandId, client_state: clientState, ...TelnyxCallControl.streaming(target) }),
+      this.client.calls.actions.answer(callControlId, {
+        command_id: commandId,
+        client_state: clientState,
+        ...TelnyxCallControl.streaming(target),
+      }),
     );
   }
 
@@ -69,15 +82,28 @@ export class TelnyxCallControl {
 
   startStreaming(callControlId: string, commandId: string, clientState: string, target: StreamTarget) {
     return this.run("streaming_start", () =>
-      this.client.calls.actions.startStreaming(callControlId, { command_id: commandId, client_state: clientState, ...TelnyxCallControl.streaming(target) }),
+      this.client.calls.actions.startStreaming(callControlId, {
+        command_id: commandId,
+        client_state: clientState,
+        ...TelnyxCallControl.streaming(target),
+      }),
     );
   }
 
   transfer(callControlId: string, commandId: string, clientState: string, to: string) {
-    return this.run("transfer", () => this.client.calls.actions.transfer(callControlId, { command_id: commandId, client_state: clientState, to }));
+    return this.run("transfer", () =>
+      this.client.calls.actions.transfer(callControlId, { command_id: commandId, client_state: clientState, to }),
+    );
   }
 
-  async dial(params: { to: string; from: string; clientState: string; commandId: string; webhookUrl: string; target: StreamTarget }): Promise<{ callControlId: string }> {
+  async dial(params: {
+    to: string;
+    from: string;
+    clientState: string;
+    commandId: string;
+    webhookUrl: string;
+    target: StreamTarget;
+  }): Promise<{ callControlId: string }> {
     try {
       const response = await this.client.calls.dial({
         connection_id: this.settings.TELNYX_CONNECTION_ID,
@@ -105,7 +131,11 @@ export class TelnyxCallControl {
       return response.data?.is_alive ?? null;
     } catch (error) {
       if (error instanceof Telnyx.APIError && (error.status === 404 || error.status === 422)) return null;
-      throw new CarrierApiError("Telnyx call status failed", error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined, true);
+      throw new CarrierApiError(
+        "Telnyx call status failed",
+        error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined,
+        true,
+      );
     }
   }
 }

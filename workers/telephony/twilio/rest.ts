@@ -20,7 +20,9 @@ export class TwilioRest {
   }
 
   private async request(method: "GET" | "POST", path: string, form?: Array<[string, string]>): Promise<Response> {
-    const headers: Record<string, string> = { Authorization: `Basic ${btoa(`${this.settings.TWILIO_ACCOUNT_SID}:${this.settings.TWILIO_AUTH_TOKEN}`)}` };
+    const headers: Record<string, string> = {
+      Authorization: `Basic ${btoa(`${this.settings.TWILIO_ACCOUNT_SID}:${this.settings.TWILIO_AUTH_TOKEN}`)}`,
+    };
     let body: string | undefined;
     if (form) {
       headers["Content-Type"] = "application/x-www-form-urlencoded";
@@ -35,10 +37,20 @@ export class TwilioRest {
 
   private static async fail(response: Response, what: string): Promise<never> {
     const detail = await response.text().catch(() => "");
-    throw new CarrierApiError(`Twilio ${what} answered ${response.status}: ${detail.slice(0, 200)}`, response.status, isRetryableStatus(response.status));
+    throw new CarrierApiError(
+      `Twilio ${what} answered ${response.status}: ${detail.slice(0, 200)}`,
+      response.status,
+      isRetryableStatus(response.status),
+    );
   }
 
-  async createCall(params: { to: string; from: string; url: string; statusCallback: string; timeoutSeconds?: number }): Promise<{ sid: string }> {
+  async createCall(params: {
+    to: string;
+    from: string;
+    url: string;
+    statusCallback: string;
+    timeoutSeconds?: number;
+  }): Promise<{ sid: string }> {
     const form: Array<[string, string]> = [
       ["To", params.to],
       ["From", params.from],
