@@ -4,6 +4,7 @@ import type { CallStatus, Carrier } from "../workers/db/schema";
 import { increment } from "../workers/observability/counters";
 import { constantTimeEqualText } from "../workers/security/constant-time";
 import type { CallSignal, CarrierEvent } from "../workers/telephony/events";
+import { AlarmSchedule } from "./alarm-schedule";
 import {
   type ControlCommand,
   type ControlResult,
@@ -69,6 +70,7 @@ const TRANSCRIPT_D1_INTERVAL_MS = 5_000;
  * (voice/voice-session.ts), and the supervisors' live sockets.
  */
 export class CallSession extends DurableObject<Env> {
+  private readonly alarmSchedule: AlarmSchedule;
   private readonly ledger: CallLedger;
   private readonly media: MediaSockets;
   private readonly live: LiveSockets;
@@ -101,7 +103,8 @@ export class CallSession extends DurableObject<Env> {
       halfOpenTrials: settings.PROVIDER_BREAKER_HALF_OPEN_TRIALS ?? 3,
       successThreshold: settings.PROVIDER_BREAKER_SUCCESSES ?? 2,
     });
-    this.ledger = new CallLedger(ctx, env, () => this.callEnded(), {
+    this.alarmSchedule = new AlarmSchedule(ctx.storage);
+    this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
       // Every applied state move is broadcast to the session's live sockets.
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
     });
@@ -268,7 +271,7 @@ export class CallSession extends DurableObject<Env> {
     if (web?.status !== "active" || this.live.hasCaller() || this.web.callerLeftAt === null) return;
     const due = this.web.callerLeftAt + CALLER_GRACE_MS;
     if (Date.now() >= due) await this.endWebSession("caller_left");
-    else await this.armAlarm(due);
+    else await this.alarmSchedule.wakeBy(due);
   }
 
   /** WebSocket upgrades, forwarded by the Worker after its checks: browsers on /live and carrier media streams. */
@@ -337,7 +340,7 @@ export class CallSession extends DurableObject<Env> {
   private async webCallerMayHaveLeft(): Promise<void> {
     if (this.web.record?.status !== "active" || this.live.hasCaller()) return;
     this.web.callerLeft();
-    await this.armAlarm(Date.now() + CALLER_GRACE_MS);
+    await this.alarmSchedule.wakeBy(Date.now() + CALLER_GRACE_MS);
   }
 
   /** Phone call or web session: what the voice session and live sockets need to know of it. */
@@ -551,13 +554,7 @@ export class CallSession extends DurableObject<Env> {
   }
 
   private retryLater(): Promise<void> {
-    return this.armAlarm(Date.now() + TRANSCRIPT_RETRY_MS);
-  }
-
-  /** The one alarm serves several deadlines: it is only ever moved earlier here, and the handler re-arms the rest. */
-  private async armAlarm(at: number): Promise<void> {
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
+    return this.alarmSchedule.wakeBy(Date.now() + TRANSCRIPT_RETRY_MS);
   }
 
   /** Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored). */

@@ -3,6 +3,7 @@ import type { CallStatus } from "../../workers/db/schema";
 import { createLogger, type Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import { randomToken } from "../../workers/security/encoding";
+import type { AlarmSchedule } from "../alarm-schedule";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store";
 import { syncToD1 } from "./d1-sync";
 import { decideTransition, isTerminal, type TransitionSource } from "./state-machine";
@@ -61,8 +62,9 @@ export class CallLedger {
   private flushFailures = 0;
 
   constructor(
-    private readonly ctx: DurableObjectState,
+    ctx: DurableObjectState,
     private readonly env: Env,
+    private readonly alarm: AlarmSchedule,
     private readonly onTerminal: () => void,
     private readonly options: CallLedgerOptions = {},
   ) {
@@ -210,7 +212,7 @@ export class CallLedger {
       this.flushFailures += 1;
       increment("call_d1_sync_failures_total");
       this.log().warn("call.d1_sync_deferred", { error, retryInMs: delay, pending: pending.length });
-      await this.ctx.storage.setAlarm(Date.now() + delay);
+      await this.alarm.wakeBy(Date.now() + delay);
     }
   }
 }
