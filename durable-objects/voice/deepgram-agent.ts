@@ -12,7 +12,7 @@ import type {
 import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderRefusedError } from "./provider-socket";
 
 /**
- * Deepgram Voice Agent adapter (protocols.md §7): JSON control messages as text frames, audio both ways as raw
+ * Deepgram Voice Agent adapter: JSON control messages as text frames, audio both ways as raw
  * binary frames in the call's own encoding (µ-law, A-law or linear16 pass straight through, no transcoding).
  * Wire messages are the @deepgram/sdk agent types. Deepgram stops speaking on barge-in by itself; `interrupt`
  * only stops forwarding the rest of the interrupted turn's audio that is already in flight.

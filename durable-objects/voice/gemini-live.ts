@@ -22,7 +22,7 @@ import type {
 import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
 
 /**
- * Gemini Live (BidiGenerateContent, protocols.md §6) behind the VoiceProvider interface. Wire messages are typed
+ * Gemini Live (BidiGenerateContent) behind the VoiceProvider interface. Wire messages are typed
  * from @google/genai; its runtime is not used (its Live client cannot send our X-Correlation-ID header, and the
  * Worker bundle does not need it).
  *

@@ -24,7 +24,7 @@ import type {
 import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
 
 /**
- * OpenAI Realtime (GA) over an outbound WebSocket (protocols.md §5), inside the call's object. G.711 calls pass
+ * OpenAI Realtime (GA) over an outbound WebSocket, inside the call's object. G.711 calls pass
  * through untouched (audio/pcmu or audio/pcma both ways); anything else uses 24 kHz PCM16, which the call's object
  * resamples. Barge-in truncation never exceeds the audio actually received for the item, so the service can never
  * answer "already shorter than".

@@ -3,7 +3,7 @@ import type { ProviderName } from "../../workers/config/settings";
 /**
  * One interface for every voice AI engine. The call's object speaks only this vocabulary; each adapter
  * (openai-realtime.ts, gemini-live.ts, deepgram-agent.ts, local-engine.ts) translates it to and from its
- * provider's wire protocol (protocols.md §5–§7), with the wire messages typed from the vendors' packages.
+ * provider's wire protocol, with the wire messages typed from the vendors' packages.
  */
 
 /** Audio as it travels: G.711 at 8 kHz, or little-endian PCM16 at a given rate. */

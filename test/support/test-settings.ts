@@ -6,7 +6,7 @@ import { webcrypto } from "node:crypto";
  */
 export const TEST_TWILIO_ACCOUNT_SID = `AC${"0123456789abcdef".repeat(2)}`;
 export const TEST_TWILIO_AUTH_TOKEN = "twilio-test-auth-token-0123456789";
-// protocols.md §4: the Ed25519 key whose seed is bytes 0x00..0x1f.
+// The Ed25519 test key whose seed is bytes 0x00..0x1f.
 export const TEST_TELNYX_PUBLIC_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 export const TEST_PUBLIC_BASE_URL = "https://switchboard.test";
 export const TEST_TELNYX_API_KEY = "KEYtelnyx-test-api-key";

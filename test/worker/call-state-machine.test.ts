@@ -6,7 +6,7 @@ import { type CallEventView, callByCarrierId, openTwilioCall, tenantWithNumbers,
 /**
  * Property tests of the call state machine: first the pure decision function over thousands of seeded random event
  * sequences, then random shuffled and duplicated Twilio status callbacks through the real Worker and call object.
- * The table below is written from the contract (shared/contract.md), not copied from the implementation:
+ * The table below is written from the platform contract, not copied from the implementation:
  * initiated → ringing → in_progress ⇄ on_hold → transferring → transferred, ending in completed or failed.
  * Ringing is not always reported (a call may be answered straight from initiated), a failed transfer returns the
  * caller to in_progress, and any live call can end.

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { telnyxMedia } from "../../durable-objects/media/carriers/telnyx-media";
 import { twilioMedia } from "../../durable-objects/media/carriers/twilio-media";
 
-/** The carriers' media messages exactly as protocols.md §2 and §4 show them, translated both ways. */
+/** The carriers' media messages exactly as Twilio's and Telnyx's documentation show them, translated both ways. */
 describe("Twilio media stream translation", () => {
   it("parses every inbound message of the protocol", () => {
     const twilio = twilioMedia();

@@ -3,7 +3,7 @@ import { verifyTelnyxSignature } from "../../workers/telephony/security/telnyx-s
 import type { TwilioParams } from "../../workers/telephony/security/twilio-signature";
 import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "../../workers/telephony/security/twilio-signature";
 
-// protocols.md §1: twilio-node's spec/validation.spec.js vectors.
+// twilio-node's spec/validation.spec.js vectors.
 const TOKEN = "12345";
 const URL_SIGNED = "https://mycompany.com/myapp.php?foo=1&bar=2";
 const PARAMS: TwilioParams = {
@@ -18,7 +18,7 @@ function twilio(url: string, params: TwilioParams, signature: string | null, aut
   return verifyTwilioSignature({ authToken, url, params, signature });
 }
 
-describe("X-Twilio-Signature: protocols.md §1 vectors", () => {
+describe("X-Twilio-Signature: twilio-node's vectors", () => {
   const vectors: Array<{ url: string; params: TwilioParams; signature: string }> = [
     { url: URL_SIGNED, params: PARAMS, signature: "RSOYDt4T1cUTdK1PDd93/VVr8B8=" },
     { url: "https://mycompany.com:443/myapp.php?foo=1&bar=2", params: PARAMS, signature: "kvajT1Ptam85bY51eRf/AJRuM3w=" },
@@ -147,7 +147,7 @@ describe("parseTwilioForm", () => {
   });
 });
 
-// protocols.md §4: self-made vector (Ed25519 seed = bytes 0x00..0x1f).
+// A self-made vector (Ed25519 seed = bytes 0x00..0x1f).
 const TELNYX_PUBLIC_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 const TELNYX_TIMESTAMP = "1700000000";
 const TELNYX_BODY =
@@ -167,7 +167,7 @@ function telnyx(overrides: { rawBody?: string; signature?: string | null; timest
   });
 }
 
-describe("Telnyx Ed25519 signature: protocols.md §4 vector", () => {
+describe("Telnyx Ed25519 signature: a fixed vector", () => {
   it("verifies the vector, also at both edges of the window", async () => {
     expect(await telnyx({})).toEqual({ ok: true });
     expect(await telnyx({ nowSeconds: Number(TELNYX_TIMESTAMP) + SKEW })).toEqual({ ok: true });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { compileAllowlist } from "../../workers/telephony/security/ip-allowlist";
 
-// protocols.md §4: Telnyx webhook and media source ranges (also the TELNYX_IP_ALLOWLIST default).
+// Telnyx's documented webhook and media source ranges (also the TELNYX_IP_ALLOWLIST default).
 const TELNYX_RANGES = [
   "192.76.120.128/29",
   "192.76.120.136/29",

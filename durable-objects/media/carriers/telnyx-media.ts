@@ -9,7 +9,7 @@ import {
   sharedFrame,
 } from "./media-frames";
 
-/** Telnyx media streaming (protocols.md §4): snake_case; in rtp bidirectional mode outbound messages carry no stream id. */
+/** Telnyx media streaming: snake_case; in rtp bidirectional mode outbound messages carry no stream id. */
 export function telnyxMedia(): CarrierMediaProtocol {
   const parse = (text: string): MediaFrame | null => {
     const message = parseJsonObject(text);

@@ -11,7 +11,7 @@ import { TelnyxCall } from "./telnyx-call.ts";
 import { Timeline } from "./timeline.ts";
 
 /**
- * A fake of Telnyx Call Control (protocols.md §4): Bearer auth, JSON, `command_id` de-duplication, 422/90018 for
+ * A fake of Telnyx Call Control: Bearer auth, JSON, `command_id` de-duplication, 422/90018 for
  * calls that ended. Commands reach the TelnyxCall they target, which sends the webhooks and runs the media
  * stream; dialled calls are driven back into the platform once the platform's address is known.
  */

@@ -12,7 +12,7 @@ import { TwilioCall } from "./twilio-call.ts";
 import type { StatusCallbackDelivery, TwilioStatusEvent } from "./twilio-status-callbacks.ts";
 
 /**
- * A fake of Twilio's REST API (protocols.md §3): records every request, answers like Twilio (Basic auth, 201/200
+ * A fake of Twilio's REST API: records every request, answers like Twilio (Basic auth, 201/200
  * resources, 404 with code 20404), and, once it knows where the platform is, drives the calls it creates back
  * into it (status callbacks, the `Url` webhook, a Media Stream).
  */

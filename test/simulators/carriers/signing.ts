@@ -3,7 +3,7 @@ import twilioWebhooks from "twilio/lib/webhooks/webhooks.js";
 
 /**
  * Signatures the carriers put on their requests. Twilio's come from twilio-node itself, so the simulator signs
- * exactly as Twilio does; Telnyx's are Ed25519 over `timestamp|rawBody` (protocols.md §1, §4).
+ * exactly as Twilio does; Telnyx's are Ed25519 over `timestamp|rawBody`.
  */
 
 export type FormParams = Record<string, string | string[]>;
@@ -12,7 +12,7 @@ export function twilioSignature(authToken: string, url: string, params: FormPara
   return twilioWebhooks.getExpectedTwilioSignature(authToken, url, params);
 }
 
-/** protocols.md §4's test key: the Ed25519 seed is bytes 0x00..0x1f (public key A6EHv/POEL4d…). */
+/** The test key: the Ed25519 seed is bytes 0x00..0x1f (public key A6EHv/POEL4d…). */
 export const DEFAULT_TELNYX_SIGNING_SEED: Uint8Array = Uint8Array.from({ length: 32 }, (_, index) => index);
 
 // PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410): SEQUENCE { version 0, AlgorithmIdentifier 1.3.101.112, OCTET STRING { OCTET STRING seed } }.

@@ -8,7 +8,7 @@ import {
   parseCommonCommand,
 } from "./media-dialect.ts";
 
-/** Telnyx media streaming messages, Telnyx → server (protocols.md §4): snake_case, counters as strings. */
+/** Telnyx media streaming messages, Telnyx → server: snake_case, counters as strings. */
 export type TelnyxStreamMessage =
   | { event: "connected"; version: "1.0.0" }
   | {

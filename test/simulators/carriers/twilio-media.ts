@@ -7,7 +7,7 @@ import {
   parseCommonCommand,
 } from "./media-dialect.ts";
 
-/** Twilio Media Streams messages, Twilio → server (protocols.md §2). Counters are strings on this wire. */
+/** Twilio Media Streams messages, Twilio → server. Counters are strings on this wire. */
 export type TwilioStreamMessage =
   | { event: "connected"; protocol: "Call"; version: "1.0.0" }
   | {

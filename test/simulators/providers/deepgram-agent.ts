@@ -12,7 +12,7 @@ import { EnergyVad } from "./vad.ts";
 import { isRecord, parseJsonObject, providerId, rawDataBytes } from "./wire.ts";
 
 /**
- * Deepgram Voice Agent (`/v1/agent/converse`, protocols.md §7), server side: JSON control messages as text
+ * Deepgram Voice Agent (`/v1/agent/converse`), server side: JSON control messages as text
  * frames, audio both ways as raw binary frames in the encodings `Settings` chose. Message shapes are the
  * @deepgram/sdk agent types. Error codes other than UNPARSABLE_CLIENT_MESSAGE and CLIENT_MESSAGE_TIMEOUT are the
  * simulator's own (UNVERIFIED against the service), as is the 1011 close after the idle timeout.

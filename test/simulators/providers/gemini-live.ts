@@ -12,7 +12,7 @@ import { EnergyVad } from "./vad.ts";
 import { decodeBase64, isRecord, parseJsonObject, providerId } from "./wire.ts";
 
 /**
- * Gemini Live BidiGenerateContent over WebSocket (protocols.md §6), server side. Like the real service it sends
+ * Gemini Live BidiGenerateContent over WebSocket, server side. Like the real service it sends
  * its JSON in BINARY frames, closes 1007 on a malformed or out-of-order client message, has no in-band error
  * event, and announces the end of a connection with `goAway` before closing it.
  */

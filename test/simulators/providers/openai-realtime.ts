@@ -20,7 +20,7 @@ import { EnergyVad } from "./vad.ts";
 import { decodeBase64, isRecord, parseJsonObject, providerId } from "./wire.ts";
 
 /**
- * OpenAI Realtime (GA) over WebSocket (protocols.md §5), server side, with event shapes from the openai
+ * OpenAI Realtime (GA) over WebSocket, server side, with event shapes from the openai
  * package. Turn detection is an energy VAD over the decoded caller audio; a response streams its audio ahead
  * of real time while a playback clock tracks what the client is still playing, so caller speech during it is
  * a barge-in (`speech_started`, and the response is cancelled when `interrupt_response` allows).

@@ -4,7 +4,7 @@ import { getExpectedTwilioSignature } from "twilio/lib/webhooks/webhooks";
 /**
  * A carrier's side of a webhook, for tests: requests signed the way the carriers sign them. Twilio signatures come
  * from the twilio package itself (the oracle); Telnyx ones from the Ed25519 key whose public half the test Worker
- * trusts (protocols.md §4: seed bytes 0x00..0x1f).
+ * trusts (seed bytes 0x00..0x1f).
  */
 export const BASE = "https://switchboard.test";
 

@@ -1,7 +1,7 @@
 import Telnyx from "telnyx";
 import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error";
 
-/** Telnyx Call Control commands through the telnyx SDK, pointed at TELNYX_API_BASE (protocols.md §4). */
+/** Telnyx Call Control commands through the telnyx SDK, pointed at TELNYX_API_BASE. */
 export interface TelnyxSettings {
   TELNYX_API_BASE: string;
   TELNYX_API_KEY: string;

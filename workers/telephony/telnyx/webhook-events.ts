@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { CallSignal, CarrierEvent } from "../events";
 
-/** Telnyx Call Control webhooks (JSON envelope, protocols.md §4) → the internal CarrierEvent. */
+/** Telnyx Call Control webhooks (JSON envelope) → the internal CarrierEvent. */
 const envelopeSchema = z.object({
   data: z.object({
     id: z.string().min(1).max(200),

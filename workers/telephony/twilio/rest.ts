@@ -1,7 +1,7 @@
 import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error";
 
 /**
- * The Twilio REST calls the platform makes (protocols.md §3), over fetch: the twilio package's REST client is
+ * The Twilio REST calls the platform makes, over fetch: the twilio package's REST client is
  * built on Node's HTTP stack, so only its TwiML builder and signature oracle are used here.
  */
 export interface TwilioRestSettings {
