@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type ProviderName, parseSettings } from "../workers/config/settings";
 import type { CallStatus, Carrier } from "../workers/db/schema";
+import { reasonOf } from "../workers/http/errors";
 import { increment } from "../workers/observability/counters";
 import { constantTimeEqualText } from "../workers/security/constant-time";
 import type { CallSignal, CarrierEvent } from "../workers/telephony/events";
@@ -12,7 +13,6 @@ import {
   type PlaceCallInput,
   type PlaceCallResult,
   placeCall,
-  reasonOf,
   reconcileCall,
 } from "./call/call-commands";
 import { CallLedger } from "./call/call-ledger";
@@ -98,10 +98,10 @@ export class CallSession extends DurableObject<Env> {
     this.switches = new SwitchLog(ctx.storage.sql);
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
     this.breakers = new CircuitBreakers(ctx.storage.sql, {
-      failureThreshold: settings.PROVIDER_BREAKER_FAILURES ?? 5,
-      openMs: (settings.PROVIDER_BREAKER_OPEN_SECONDS ?? 60) * 1000,
-      halfOpenTrials: settings.PROVIDER_BREAKER_HALF_OPEN_TRIALS ?? 3,
-      successThreshold: settings.PROVIDER_BREAKER_SUCCESSES ?? 2,
+      failureThreshold: settings.PROVIDER_BREAKER_FAILURES,
+      openMs: settings.PROVIDER_BREAKER_OPEN_SECONDS * 1000,
+      halfOpenTrials: settings.PROVIDER_BREAKER_HALF_OPEN_TRIALS,
+      successThreshold: settings.PROVIDER_BREAKER_SUCCESSES,
     });
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
     this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
@@ -394,13 +394,13 @@ export class CallSession extends DurableObject<Env> {
       tools: this.tools,
       breakers: this.breakers,
       policy: {
-        reconnectBaseMs: settings.PROVIDER_RECONNECT_BASE_MS ?? 1000,
-        reconnectAttempts: settings.PROVIDER_RECONNECT_ATTEMPTS ?? 5,
-        responseTimeoutMs: settings.PROVIDER_RESPONSE_TIMEOUT_MS ?? 15_000,
-        order: settings.PROVIDER_ORDER ?? ["openai", "gemini", "deepgram", "local"],
-        openAiRolloverMs: (settings.OPENAI_SESSION_ROLLOVER_MINUTES ?? 55) * 60_000,
-        fleetCheckIntervalMs: (settings.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000,
-        failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS ?? 1000,
+        reconnectBaseMs: settings.PROVIDER_RECONNECT_BASE_MS,
+        reconnectAttempts: settings.PROVIDER_RECONNECT_ATTEMPTS,
+        responseTimeoutMs: settings.PROVIDER_RESPONSE_TIMEOUT_MS,
+        order: settings.PROVIDER_ORDER,
+        openAiRolloverMs: settings.OPENAI_SESSION_ROLLOVER_MINUTES * 60_000,
+        fleetCheckIntervalMs: settings.PROVIDER_FLEET_CHECK_SECONDS * 1000,
+        failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS,
       },
       resumption: {
         get: () => this.unsavedResumptionHandle ?? kv.get<string>("gemini_resumption_handle"),
@@ -425,7 +425,7 @@ export class CallSession extends DurableObject<Env> {
       // A live call asks every PROVIDER_FLEET_CHECK_SECONDS: at 100 calls, uncached, that was one registry query
       // every 100 ms on the isolate the audio shares; a snapshot no older than the check interval answers as well.
       fleetState: async (provider) =>
-        (await healthSnapshot(this.env, (parseSettings(this.env).values.PROVIDER_FLEET_CHECK_SECONDS ?? 10) * 1000)).find(
+        (await healthSnapshot(this.env, parseSettings(this.env).values.PROVIDER_FLEET_CHECK_SECONDS * 1000)).find(
           (entry) => entry.provider === provider,
         )?.state ?? "unknown",
       reportHealth: (report) => this.health.record(report),

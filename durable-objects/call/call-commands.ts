@@ -1,5 +1,6 @@
 import type { ProviderName } from "../../workers/config/settings";
 import type { CallStatus, Carrier } from "../../workers/db/schema";
+import { reasonOf } from "../../workers/http/errors";
 import { CarrierApiError } from "../../workers/telephony/carrier-api-error";
 import type { CallLedger } from "./call-ledger";
 import type { CarrierLink } from "./carrier-link";
@@ -34,8 +35,6 @@ export type ControlCommand = { action: "hangup" | "hold" | "resume" } | { action
 export type ControlResult =
   | { ok: true; status: CallStatus }
   | { ok: false; error: "invalid_state" | "carrier_error" | "unknown_call"; status?: CallStatus; message: string };
-
-export const reasonOf = (error: unknown) => (error instanceof Error ? error.message.slice(0, 200) : "unknown error");
 
 /** Recorded first (so early webhooks find it), then placed through the first carrier whose API accepts it. */
 export async function placeCall(ledger: CallLedger, link: () => CarrierLink, input: PlaceCallInput): Promise<PlaceCallResult> {

@@ -52,7 +52,6 @@ export class MediaSockets {
   private currentLeg: { socket: WebSocket; leg: CallerLeg } | null = null;
   /** Where each payload is decoded to check it is canonical base64 (payloads are at most 3/4 of a message). */
   private readonly scratch = new Uint8Array((MAX_CARRIER_MESSAGE_BYTES * 3) / 4);
-  audioFramesIn = 0;
 
   constructor(private readonly hooks: Hooks) {}
 
@@ -121,7 +120,6 @@ export class MediaSockets {
           increment("media_messages_rejected_total", { reason: "bad_payload", carrier: attachment.carrier });
           return;
         }
-        this.audioFramesIn += 1;
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
         else this.hooks.onAudio(frame.payload);
         return;

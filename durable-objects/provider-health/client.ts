@@ -32,8 +32,7 @@ export async function healthSnapshot(env: Env, maxAgeMs = SNAPSHOT_TTL_MS, now =
 /** The provider a new session should start on: chooseProvider over the fleet's health and this deployment's settings. */
 export async function providerForNewSession(env: Env, preferred: ProviderName | null): Promise<ProviderName> {
   const settings = parseSettings(env).values;
-  const order = settings.PROVIDER_ORDER ?? ["openai", "gemini", "deepgram", "local"];
-  return chooseProvider(await healthSnapshot(env), preferred ?? settings.DEFAULT_PROVIDER ?? null, order, (p) =>
+  return chooseProvider(await healthSnapshot(env), preferred ?? settings.DEFAULT_PROVIDER ?? null, settings.PROVIDER_ORDER, (p) =>
     providerConfigured(env, p),
   );
 }

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type ProviderName, providerSchema } from "../../workers/config/settings";
+import { reasonOf } from "../../workers/http/errors";
 import { createLogger } from "../../workers/http/logger";
 import type { VoiceProvider } from "../voice/provider";
 import { connectProvider, providerConfigured } from "../voice/provider-factory";
@@ -131,7 +132,7 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
         (late) => late.close(),
         () => {},
       );
-      this.log.warn("provider_health.probe_failed", { provider, reason: error instanceof Error ? error.message : "unknown" });
+      this.log.warn("provider_health.probe_failed", { provider, reason: reasonOf(error) });
     } finally {
       clearTimeout(timer);
       session?.close();

@@ -1,3 +1,4 @@
+import { reasonOf } from "../../workers/http/errors";
 import { createLogger } from "../../workers/http/logger";
 import { type HealthReport, REGISTRY_NAME } from "./types";
 
@@ -89,7 +90,7 @@ export class HealthReporter {
       if (this.queue.length > this.maxQueued) this.queue.splice(0, this.queue.length - this.maxQueued);
       this.log.warn("provider_health.report_failed", {
         queued: this.queue.length,
-        reason: error instanceof Error ? error.message : "unknown",
+        reason: reasonOf(error),
       });
       this.arm();
     }

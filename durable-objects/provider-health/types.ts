@@ -61,11 +61,11 @@ export interface HealthThresholds {
 export function healthThresholds(env: object): HealthThresholds {
   const values = parseSettings(env).values;
   return {
-    latencyWarningMs: values.PROVIDER_HEALTH_LATENCY_WARNING_MS ?? 1000,
-    latencyErrorMs: values.PROVIDER_HEALTH_LATENCY_ERROR_MS ?? 3000,
-    minSuccessRate: values.PROVIDER_HEALTH_MIN_SUCCESS_RATE ?? 0.95,
-    offlineAfter: values.PROVIDER_HEALTH_OFFLINE_AFTER ?? 3,
-    probeSeconds: values.PROVIDER_HEALTH_PROBE_SECONDS ?? 30,
+    latencyWarningMs: values.PROVIDER_HEALTH_LATENCY_WARNING_MS,
+    latencyErrorMs: values.PROVIDER_HEALTH_LATENCY_ERROR_MS,
+    minSuccessRate: values.PROVIDER_HEALTH_MIN_SUCCESS_RATE,
+    offlineAfter: values.PROVIDER_HEALTH_OFFLINE_AFTER,
+    probeSeconds: values.PROVIDER_HEALTH_PROBE_SECONDS,
     minSamples: MIN_SAMPLES,
     windowSeconds: WINDOW_MS / 1000,
     windowOutcomes: WINDOW_OUTCOMES,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { reasonOf } from "../../workers/http/errors";
 import type { ConversationItem, ToolDefinition } from "./provider";
 
 /**
@@ -128,7 +129,7 @@ export class ToolRunner {
     try {
       return { result: (await t.execute(args.data, host)).slice(0, MAX_RESULT_CHARS), status: "completed" };
     } catch (error) {
-      return failed(error instanceof Error ? error.message.slice(0, 200) : "tool failed");
+      return failed(reasonOf(error, "tool failed"));
     }
   }
 }

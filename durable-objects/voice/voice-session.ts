@@ -1,5 +1,6 @@
 import type { ProviderName } from "../../workers/config/settings";
 import type { SwitchReason } from "../../workers/db/schema";
+import { reasonOf } from "../../workers/http/errors";
 import type { Logger } from "../../workers/http/logger";
 import { increment } from "../../workers/observability/counters";
 import type { TranscriptLog } from "../call/transcript-log";
@@ -603,7 +604,7 @@ export class VoiceSession implements ToolHost {
         startedAt,
         options,
         carried: history.length,
-        error: `could not connect to ${to}: ${describeError(error)}`,
+        error: `could not connect to ${to}: ${reasonOf(error)}`,
       });
     }
     this.host.reportHealth({ provider: to, kind: "connect_success", at: Date.now() });
@@ -804,8 +805,6 @@ export class VoiceSession implements ToolHost {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-const describeError = (error: unknown) => (error instanceof Error ? error.message.slice(0, 200) : "unknown error");
 
 interface SwitchAttempt {
   from: ProviderName;

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigurationError, parseSettings, requireSettings } from "../../workers/config/settings";
 import { redact } from "../../workers/http/logger";
 import worker from "../../workers/index";
+import { randomCallSid, randomE164, twilioCallParams, twilioSignature } from "./support/carriers";
 
 /** The real Worker, run with a different env: how a misconfigured deployment behaves. */
 async function healthWith(overrides: Record<string, unknown>) {
@@ -54,6 +55,41 @@ describe("settings", () => {
     expect(values.TWILIO_API_BASE).toBe("https://api.twilio.com");
     expect(values.WEBHOOK_MAX_SKEW_SECONDS).toBe(300);
     expect(values.TELNYX_IP_ALLOWLIST).toContain("192.76.120.128/29");
+  });
+});
+
+describe("a malformed setting", () => {
+  it("fails closed when it guards carrier traffic: a malformed IP allowlist refuses every webhook, it does not open up", async () => {
+    const params = twilioCallParams(randomCallSid(), randomE164(), "ringing");
+    const url = "https://switchboard.test/telephony/twilio/voice";
+    const request = () =>
+      new Request(url, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/x-www-form-urlencoded",
+          "CF-Connecting-IP": "203.0.113.10",
+          "X-Twilio-Signature": twilioSignature(url, params),
+        },
+        body: new URLSearchParams(params).toString(),
+      });
+    for (const allowlist of ["10.0.0.0/8,banana", "everyone"]) {
+      const ctx = createExecutionContext();
+      const response = await worker.fetch(request(), { ...env, TWILIO_IP_ALLOWLIST: allowlist } as Env, ctx);
+      await waitOnExecutionContext(ctx);
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("configuration_error");
+    }
+    const { problems, values } = parseSettings({ ...env, TELNYX_IP_ALLOWLIST: "banana" });
+    expect(problems.map((problem) => problem.setting)).toEqual(["TELNYX_IP_ALLOWLIST"]);
+    expect(values.TELNYX_IP_ALLOWLIST).toBeUndefined();
+    expect(() => requireSettings({ ...env, WEBHOOK_MAX_SKEW_SECONDS: "-5" }, "telnyx")).toThrow(ConfigurationError);
+  });
+
+  it("that only tunes behaviour is reported and keeps its default", () => {
+    const { problems, values } = parseSettings({ ...env, PROVIDER_BREAKER_FAILURES: "many", PROVIDER_ORDER: "openai,skynet" });
+    expect(problems.map((problem) => problem.setting).sort()).toEqual(["PROVIDER_BREAKER_FAILURES", "PROVIDER_ORDER"]);
+    expect(values.PROVIDER_BREAKER_FAILURES).toBe(5);
+    expect(values.PROVIDER_ORDER).toEqual(["openai", "gemini", "deepgram", "local"]);
   });
 });
 

@@ -136,11 +136,22 @@ export type Settings = { [K in SettingName]: z.output<(typeof settingSchemas)[K]
 const requiredBy = {
   identity: ["JWT_SIGNING_KEYS", "JWT_ISSUER", "JWT_AUDIENCE"],
   publicUrls: ["PUBLIC_BASE_URL"],
-  twilio: ["PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
-  telnyx: ["PUBLIC_BASE_URL", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_CONNECTION_ID"],
+  // The webhook guard's layers fail closed: a malformed allowlist or skew refuses the carrier's traffic rather than
+  // falling back to a default that would let more through.
+  twilio: ["PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_IP_ALLOWLIST"],
+  telnyx: [
+    "PUBLIC_BASE_URL",
+    "TELNYX_API_KEY",
+    "TELNYX_PUBLIC_KEY",
+    "TELNYX_CONNECTION_ID",
+    "TELNYX_IP_ALLOWLIST",
+    "WEBHOOK_MAX_SKEW_SECONDS",
+  ],
   metrics: ["METRICS_TOKEN"],
 } as const satisfies Record<string, readonly SettingName[]>;
 export type Capability = keyof typeof requiredBy;
+
+const REQUIRED_SOMEWHERE = new Set<SettingName>(Object.values(requiredBy).flat());
 
 /** The settings that `/health` insists on: without them nothing useful runs. */
 const HEALTH_CRITICAL: readonly Capability[] = ["identity", "publicUrls"];
@@ -151,7 +162,11 @@ export interface SettingProblem {
 }
 
 export interface ParsedSettings {
-  values: Partial<Settings>;
+  /**
+   * Every setting's value. A malformed one is reported in `problems` and takes its default (a tuning knob keeps
+   * working), except the settings a capability requires: those stay absent, so `requireSettings` refuses.
+   */
+  values: Settings;
   problems: SettingProblem[];
 }
 
@@ -173,10 +188,14 @@ export function parseSettings(env: object): ParsedSettings {
   const problems: SettingProblem[] = [];
   for (const name of Object.keys(settingSchemas) as SettingName[]) {
     const result = settingSchemas[name].safeParse(source[name]);
-    if (result.success) values[name] = result.data;
-    else problems.push({ setting: name, problem: result.error.issues[0]?.message ?? "is malformed" });
+    if (result.success) {
+      values[name] = result.data;
+      continue;
+    }
+    problems.push({ setting: name, problem: result.error.issues[0]?.message ?? "is malformed" });
+    if (!REQUIRED_SOMEWHERE.has(name)) values[name] = settingSchemas[name].safeParse(undefined).data;
   }
-  const parsed: ParsedSettings = { values: values as Partial<Settings>, problems };
+  const parsed: ParsedSettings = { values: values as Settings, problems };
   cache.set(env, parsed);
   return parsed;
 }

@@ -17,6 +17,11 @@ export type ErrorCategory =
   | "dependency"
   | "internal";
 
+/** What went wrong, short enough for a call's record, a switch log or a log line: an error's message, capped. */
+export function reasonOf(error: unknown, fallback = "unknown error"): string {
+  return error instanceof Error ? error.message.slice(0, 200) : fallback;
+}
+
 export class AppError extends Error {
   constructor(
     readonly status: ContentfulStatusCode,

@@ -48,7 +48,7 @@ const healthRoute = protectedRoute("providers:read", {
 export const providerRoutes = publicRouter().openapi(healthRoute, async (c) => {
   const namespace = c.env.PROVIDER_HEALTH;
   const snapshot = await namespace.get(namespace.idFromName(REGISTRY_NAME)).snapshot();
-  const order = parseSettings(c.env).values.PROVIDER_ORDER ?? providerSchema.options;
+  const order = parseSettings(c.env).values.PROVIDER_ORDER;
   // Every provider in PROVIDER_ORDER, in that order; then any other provider the fleet has reported on.
   const listed = [...snapshot].filter((h) => order.includes(h.provider) || h.samples > 0 || h.consecutiveFailures > 0);
   listed.sort((a, b) => rank(order, a.provider) - rank(order, b.provider));

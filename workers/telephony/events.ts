@@ -32,6 +32,3 @@ export interface CarrierEvent {
   /** A session id the carrier echoes back from us (Twilio URL query, Telnyx client_state): trusted once signed. */
   sessionHint?: string;
 }
-
-/** Statuses the contract folds into `failed`, with the carrier's words kept as the reason. */
-export const FAILURE_REASONS = ["busy", "no_answer", "canceled", "rejected", "carrier_failure", "not_found", "timeout"] as const;

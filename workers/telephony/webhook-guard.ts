@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { parseSettings, requireSettings } from "../config/settings";
+import { requireSettings } from "../config/settings";
 import type { Carrier } from "../db/schema";
 import type { AppEnv } from "../http/context";
 import { increment } from "../observability/counters";
@@ -63,8 +63,10 @@ async function passesNetworkLayers(c: Context<CarrierEnv>, carrier: Carrier): Pr
   const ip = c.get("clientIp");
   const { success } = await c.env.WEBHOOK_LIMITER.limit({ key: `${carrier}:${ip}` });
   if (!success) return reject(c, carrier, "rate_limit", "per-IP limit", 429);
-  const settings = parseSettings(c.env).values;
-  const allowlist = allowlistFor((carrier === "twilio" ? settings.TWILIO_IP_ALLOWLIST : settings.TELNYX_IP_ALLOWLIST) ?? []);
+  // A malformed allowlist throws a ConfigurationError here (503): fail closed, never open to every address.
+  const allowlist = allowlistFor(
+    carrier === "twilio" ? requireSettings(c.env, "twilio").TWILIO_IP_ALLOWLIST : requireSettings(c.env, "telnyx").TELNYX_IP_ALLOWLIST,
+  );
   if (allowlist.enabled && !allowlist.allows(ip)) return reject(c, carrier, "ip_allowlist", "source IP not allowed", 403);
   return null;
 }

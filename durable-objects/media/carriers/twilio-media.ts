@@ -9,12 +9,12 @@ import {
   sharedFrame,
 } from "./media-frames";
 
-/** Twilio Media Streams (protocols.md §2): camelCase, numbers as strings, streamSid on every outbound message. */
-export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { streamSid: () => string | undefined } {
-  // Remembered from `start`, and restored from the socket's attachment after the object hibernates.
-  let streamSid = knownStreamSid;
+/** Twilio Media Streams: camelCase, numbers as strings, streamSid on every outbound message. */
+export function twilioMedia(): CarrierMediaProtocol {
+  // Remembered from `start` (the socket is not hibernatable: it lives as long as this closure).
+  let streamSid: string | undefined;
   // Escaped once, when `start` names the stream, rather than in every outbound message.
-  let streamSidJson = JSON.stringify(streamSid ?? "");
+  let streamSidJson = JSON.stringify("");
 
   const parse = (text: string): MediaFrame | null => {
     const message = parseJsonObject(text);
@@ -51,7 +51,6 @@ export function twilioMedia(knownStreamSid?: string): CarrierMediaProtocol & { s
 
   return {
     parse,
-    streamSid: () => streamSid,
     // Per chunk: only the variable strings are stringified (escaped), not a fresh object each time.
     audio: (payload) => `{"event":"media","streamSid":${streamSidJson},"media":{"payload":${JSON.stringify(payload)}}}`,
     mark: (name) => `{"event":"mark","streamSid":${streamSidJson},"mark":{"name":${JSON.stringify(name)}}}`,

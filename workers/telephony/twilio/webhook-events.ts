@@ -1,8 +1,7 @@
-import type { CallStatus } from "../../db/schema";
 import type { CallSignal, CarrierEvent } from "../events";
 import type { TwilioParams } from "../security/twilio-signature";
 
-/** Twilio voice and status callbacks (form fields, protocols.md §1) → the internal CarrierEvent. */
+/** Twilio voice and status callbacks (form fields) → the internal CarrierEvent. */
 const STATUS: Record<string, CallSignal> = {
   queued: { kind: "status", status: "initiated" },
   initiated: { kind: "status", status: "initiated" },
@@ -53,5 +52,3 @@ export function twilioEvent(params: TwilioParams, idempotencyToken: string | nul
     },
   };
 }
-
-export const twilioStatusOf = (signal: CallSignal): CallStatus | undefined => (signal.kind === "status" ? signal.status : undefined);
