@@ -3,6 +3,6 @@ import { defineConfig } from "drizzle-kit";
 // drizzle-kit generates migrations/NNNN_name.sql; wrangler applies them (never at request time).
 export default defineConfig({
   dialect: "sqlite",
-  schema: "./workers/db/schema.ts",
+  schema: "./workers/shared/db/schema.ts",
   out: "./migrations",
 });

@@ -1,9 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { type ProviderName, parseSettings } from "../workers/config/settings";
-import type { CallStatus, Carrier } from "../workers/db/schema";
-import { reasonOf } from "../workers/http/errors";
-import { increment } from "../workers/observability/counters";
-import { constantTimeEqualText } from "../workers/security/constant-time";
+import { constantTimeEqualText } from "../workers/shared/constant-time";
+import { increment } from "../workers/shared/counters";
+import type { CallStatus, Carrier } from "../workers/shared/db/schema";
+import { reasonOf } from "../workers/shared/errors";
+import { BROWSER_AUDIO_RATE } from "../workers/shared/live-protocol";
+import { providerConfigured } from "../workers/shared/provider-endpoints";
+import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client";
+import { type ProviderName, parseSettings } from "../workers/shared/settings";
 import type { CallSignal, CarrierEvent } from "../workers/telephony/events";
 import { AlarmSchedule } from "./alarm-schedule";
 import {
@@ -19,17 +22,15 @@ import { CallLedger } from "./call/call-ledger";
 import { CarrierLink } from "./call/carrier-link";
 import { isTerminal } from "./call/state-machine";
 import { TranscriptLog } from "./call/transcript-log";
-import { BROWSER_AUDIO_RATE } from "./live/live-events";
 import { LiveSockets } from "./live/live-sockets";
 import { encodeBase64 } from "./media/audio/pcm16";
 import type { MediaFrame } from "./media/carriers/media-frames";
 import { MediaSockets } from "./media/media-sockets";
-import { healthSnapshot, providerForNewSession } from "./provider-health/client";
 import { HealthReporter } from "./provider-health/reporter";
 import { SwitchLog } from "./session/switch-log";
 import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session";
 import { CircuitBreakers } from "./voice/circuit-breaker";
-import { connectProvider, providerConfigured } from "./voice/provider-factory";
+import { connectProvider } from "./voice/provider-factory";
 import { ToolRunner } from "./voice/tools";
 import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session";
 

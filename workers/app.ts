@@ -2,7 +2,6 @@ import { Scalar } from "@scalar/hono-api-reference";
 import { jsonBodyGuard } from "./http/body-guard";
 import { correlation } from "./http/correlation";
 import { handleError, handleNotFound } from "./http/error-handler";
-import { errorBody } from "./http/errors";
 import { publicRouter } from "./http/router";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { auditLogRoutes } from "./routes/audit-log";
@@ -18,6 +17,7 @@ import { sessionLiveRoutes } from "./routes/sessions-live";
 import { telnyxRoutes } from "./routes/telephony-telnyx";
 import { twilioRoutes } from "./routes/telephony-twilio";
 import { userRoutes } from "./routes/users";
+import { errorBody } from "./shared/errors";
 
 /**
  * The Worker's HTTP surface: one Hono app, middleware first (correlation id, body guard), then every router.

@@ -1,8 +1,8 @@
 import { and, inArray, lt } from "drizzle-orm";
-import { database } from "./db/client";
-import { calls } from "./db/schema";
-import { createLogger, type Logger } from "./http/logger";
 import { purgeExpiredRevocations } from "./identity/revocation";
+import { database } from "./shared/db/client";
+import { calls } from "./shared/db/schema";
+import { createLogger, type Logger } from "./shared/logger";
 import { callObject } from "./telephony/session-routing";
 
 /** A live call with no news for this long is asked about at its carrier (a lost final webhook, a crash). */

@@ -1,6 +1,6 @@
-import type { ProviderName } from "../../workers/config/settings";
-import type { CallStatus, Carrier } from "../../workers/db/schema";
-import { reasonOf } from "../../workers/http/errors";
+import type { CallStatus, Carrier } from "../../workers/shared/db/schema";
+import { reasonOf } from "../../workers/shared/errors";
+import type { ProviderName } from "../../workers/shared/settings";
 import { CarrierApiError } from "../../workers/telephony/carrier-api-error";
 import type { CallLedger } from "./call-ledger";
 import type { CarrierLink } from "./carrier-link";

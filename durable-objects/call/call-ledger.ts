@@ -1,8 +1,8 @@
-import { rememberCarrierCall } from "../../workers/db/directory";
-import type { CallStatus } from "../../workers/db/schema";
-import { createLogger, type Logger } from "../../workers/http/logger";
-import { increment } from "../../workers/observability/counters";
-import { randomToken } from "../../workers/security/encoding";
+import { increment } from "../../workers/shared/counters";
+import { rememberCarrierCall } from "../../workers/shared/db/directory";
+import type { CallStatus } from "../../workers/shared/db/schema";
+import { randomToken } from "../../workers/shared/encoding";
+import { createLogger, type Logger } from "../../workers/shared/logger";
 import type { AlarmSchedule } from "../alarm-schedule";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store";
 import { syncToD1 } from "./d1-sync";

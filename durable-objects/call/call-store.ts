@@ -1,5 +1,5 @@
-import type { ProviderName } from "../../workers/config/settings";
-import type { CallStatus, Carrier } from "../../workers/db/schema";
+import type { CallStatus, Carrier } from "../../workers/shared/db/schema";
+import type { ProviderName } from "../../workers/shared/settings";
 
 /**
  * The call object's own storage (SQLite, the hot tier). The record and the events waiting for D1 are written

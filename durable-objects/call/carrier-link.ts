@@ -1,6 +1,6 @@
-import { requireSettings } from "../../workers/config/settings";
-import type { Carrier } from "../../workers/db/schema";
-import type { Logger } from "../../workers/http/logger";
+import type { Carrier } from "../../workers/shared/db/schema";
+import type { Logger } from "../../workers/shared/logger";
+import { requireSettings } from "../../workers/shared/settings";
 import { CarrierApiError } from "../../workers/telephony/carrier-api-error";
 import { carrierAvailable, recordCarrierResult } from "../../workers/telephony/carrier-breaker";
 import { publicUrls } from "../../workers/telephony/public-urls";

@@ -1,7 +1,7 @@
 import { type Column, sql } from "drizzle-orm";
-import { CompiledWrite } from "../../workers/db/compiled-write";
-import { callEvents, calls, sessions } from "../../workers/db/schema";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
+import { CompiledWrite } from "../../workers/shared/db/compiled-write";
+import { callEvents, calls, sessions } from "../../workers/shared/db/schema";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
 import type { CallEventRow, CallRecord } from "./call-store";
 
 /** The value a conflicting insert proposed for this column (SQLite's `excluded`). */

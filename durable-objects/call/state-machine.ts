@@ -1,4 +1,4 @@
-import type { CallStatus } from "../../workers/db/schema";
+import type { CallStatus } from "../../workers/shared/db/schema";
 
 /**
  * The call state machine (contract: initiated → ringing → in_progress ⇄ on_hold → transferring → transferred,

@@ -1,10 +1,10 @@
 import { sql } from "drizzle-orm";
-import type { ProviderName } from "../../workers/config/settings";
-import { CompiledWrite } from "../../workers/db/compiled-write";
-import { transcriptLines } from "../../workers/db/schema";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
-import { createLogger } from "../../workers/http/logger";
-import { increment } from "../../workers/observability/counters";
+import { increment } from "../../workers/shared/counters";
+import { CompiledWrite } from "../../workers/shared/db/compiled-write";
+import { transcriptLines } from "../../workers/shared/db/schema";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
+import { createLogger } from "../../workers/shared/logger";
+import type { ProviderName } from "../../workers/shared/settings";
 
 /**
  * A session's transcript, in two tiers like the call's ledger, written behind: a line said or changed is kept in

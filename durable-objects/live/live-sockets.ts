@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { Logger } from "../../workers/http/logger";
-import { increment } from "../../workers/observability/counters";
-import type { LiveEvent, LiveRole } from "./live-events";
+import { increment } from "../../workers/shared/counters";
+import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol";
+import type { Logger } from "../../workers/shared/logger";
 
 /**
  * Browser WebSockets of `/api/v1/sessions/{id}/live` inside the session's object. The Worker has authenticated the
@@ -11,7 +11,6 @@ import type { LiveEvent, LiveRole } from "./live-events";
  * socket's attachment. Input is bounded and never throws out of a handler: bad frames are counted and skipped,
  * oversized ones close the socket (1009), an audio flood closes it (1008). Nothing is logged per frame.
  */
-export const LIVE_ATTACHMENT_HEADER = "X-Live-Attachment";
 export const MAX_LIVE_TEXT_BYTES = 4 * 1024;
 export const MAX_LIVE_AUDIO_BYTES = 16 * 1024;
 export const MAX_AUDIO_FRAMES_PER_SECOND = 100;
@@ -29,14 +28,6 @@ const attachmentHeader = z
     correlationId: z.string().min(1).max(128),
   })
   .strict();
-
-export interface LiveAttachment {
-  tenantId: string;
-  principalId: string;
-  role: LiveRole;
-  correlationId: string;
-  connectedAt: number;
-}
 
 export interface LiveHooks {
   /** The object's snapshot greeting; null = unknown session (refused with 404). */

@@ -1,9 +1,9 @@
-import type { Carrier } from "../../workers/db/schema";
-import type { Logger } from "../../workers/http/logger";
-import { increment } from "../../workers/observability/counters";
-import { constantTimeEqualText } from "../../workers/security/constant-time";
-import type { CallerLeg } from "../voice/voice-session";
+import { constantTimeEqualText } from "../../workers/shared/constant-time";
+import { increment } from "../../workers/shared/counters";
+import type { Carrier } from "../../workers/shared/db/schema";
+import type { Logger } from "../../workers/shared/logger";
 import { isCanonicalBase64 } from "./audio/pcm16";
+import type { CallerLeg } from "./caller-leg";
 import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
 import { ReorderWindow } from "./carriers/reorder-window";
 import { telnyxMedia } from "./carriers/telnyx-media";

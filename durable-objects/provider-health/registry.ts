@@ -1,9 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import { type ProviderName, providerSchema } from "../../workers/config/settings";
-import { reasonOf } from "../../workers/http/errors";
-import { createLogger } from "../../workers/http/logger";
-import type { VoiceProvider } from "../voice/provider";
-import { connectProvider, providerConfigured } from "../voice/provider-factory";
+import { reasonOf } from "../../workers/shared/errors";
+import { createLogger } from "../../workers/shared/logger";
+import { providerConfigured } from "../../workers/shared/provider-endpoints";
 import {
   HEALTH_REPORT_KINDS,
   type HealthReport,
@@ -13,9 +11,12 @@ import {
   type ProviderHealth,
   WINDOW_MS,
   WINDOW_OUTCOMES,
-} from "./types";
+} from "../../workers/shared/provider-health";
+import { type ProviderName, providerSchema } from "../../workers/shared/settings";
+import type { VoiceProvider } from "../voice/provider";
+import { connectProvider } from "../voice/provider-factory";
 
-export type { HealthReport, ProviderHealth } from "./types";
+export type { HealthReport, ProviderHealth } from "../../workers/shared/provider-health";
 
 const PROVIDERS = providerSchema.options;
 /** A batch larger than this is cut (the reporter sends at most its bounded queue). */

@@ -1,8 +1,8 @@
-import { reasonOf } from "../../workers/http/errors";
-import { createLogger } from "../../workers/http/logger";
-import { type HealthReport, REGISTRY_NAME } from "./types";
+import { reasonOf } from "../../workers/shared/errors";
+import { createLogger } from "../../workers/shared/logger";
+import { type HealthReport, REGISTRY_NAME } from "../../workers/shared/provider-health";
 
-export type { HealthReport } from "./types";
+export type { HealthReport } from "../../workers/shared/provider-health";
 
 export interface HealthReporterOptions {
   /** The registry object's name (tests use their own); default "global". */

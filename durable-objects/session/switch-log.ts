@@ -1,6 +1,6 @@
-import type { ProviderName } from "../../workers/config/settings";
-import { providerSwitches, type SwitchReason } from "../../workers/db/schema";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
+import { providerSwitches, type SwitchReason } from "../../workers/shared/db/schema";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
+import type { ProviderName } from "../../workers/shared/settings";
 
 /**
  * Every provider switch of the session, kept in the object's storage (what `switch-status` and `switch-history`

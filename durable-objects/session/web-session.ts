@@ -1,11 +1,11 @@
 import { eq } from "drizzle-orm";
-import type { ProviderName } from "../../workers/config/settings";
-import { sessions } from "../../workers/db/schema";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
-import { BROWSER_AUDIO_RATE } from "../live/live-events";
+import { sessions } from "../../workers/shared/db/schema";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
+import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol";
+import type { ProviderName } from "../../workers/shared/settings";
 import type { LiveSockets } from "../live/live-sockets";
 import { decodeBase64Into } from "../media/audio/pcm16";
-import type { CallerLeg } from "../voice/voice-session";
+import type { CallerLeg } from "../media/caller-leg";
 
 /**
  * A web session: the caller is a browser on `/live` (role caller) rather than a carrier leg. Its record lives in the

@@ -1,7 +1,7 @@
 import type { Deepgram } from "@deepgram/sdk";
+import type { AudioFormat } from "../media/audio/audio-format";
 import { decodeBase64Into, encodeBase64 } from "../media/audio/pcm16";
 import type {
-  AudioFormat,
   ConversationItem,
   ProviderConnectOptions,
   ProviderEvent,

@@ -11,14 +11,8 @@ import type {
   Modality,
   Part,
 } from "@google/genai";
-import type {
-  AudioFormat,
-  ConversationItem,
-  ProviderConnectOptions,
-  ProviderEvent,
-  ProviderSessionConfig,
-  VoiceProvider,
-} from "./provider";
+import type { AudioFormat } from "../media/audio/audio-format";
+import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
 import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
 
 /**

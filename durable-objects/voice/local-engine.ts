@@ -1,7 +1,7 @@
+import type { AudioFormat } from "../media/audio/audio-format";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../media/audio/g711";
 import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../media/audio/pcm16";
 import {
-  type AudioFormat,
   dtmfText,
   type ProviderConnectOptions,
   type ProviderEvent,

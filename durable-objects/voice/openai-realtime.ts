@@ -13,14 +13,8 @@ import type {
   ResponseAudioTranscriptDoneEvent,
   ResponseFunctionCallArgumentsDoneEvent,
 } from "openai/resources/realtime/realtime";
-import type {
-  AudioFormat,
-  ConversationItem,
-  ProviderConnectOptions,
-  ProviderEvent,
-  ProviderSessionConfig,
-  VoiceProvider,
-} from "./provider";
+import type { AudioFormat } from "../media/audio/audio-format";
+import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
 import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
 
 /**

@@ -1,16 +1,11 @@
-import type { ProviderName } from "../../workers/config/settings";
+import type { ProviderName } from "../../workers/shared/settings";
+import type { AudioFormat } from "../media/audio/audio-format";
 
 /**
  * One interface for every voice AI engine. The call's object speaks only this vocabulary; each adapter
  * (openai-realtime.ts, gemini-live.ts, deepgram-agent.ts, local-engine.ts) translates it to and from its
  * provider's wire protocol, with the wire messages typed from the vendors' packages.
  */
-
-/** Audio as it travels: G.711 at 8 kHz, or little-endian PCM16 at a given rate. */
-export type AudioFormat =
-  | { encoding: "pcmu"; sampleRate: 8000 }
-  | { encoding: "pcma"; sampleRate: 8000 }
-  | { encoding: "pcm16"; sampleRate: 8000 | 16000 | 24000 };
 
 export interface ToolDefinition {
   name: string;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { reasonOf } from "../../workers/http/errors";
+import { reasonOf } from "../../workers/shared/errors";
 import type { ConversationItem, ToolDefinition } from "./provider";
 
 /**

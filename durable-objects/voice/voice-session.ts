@@ -1,24 +1,19 @@
-import type { ProviderName } from "../../workers/config/settings";
-import type { SwitchReason } from "../../workers/db/schema";
-import { reasonOf } from "../../workers/http/errors";
-import type { Logger } from "../../workers/http/logger";
-import { increment } from "../../workers/observability/counters";
+import { increment } from "../../workers/shared/counters";
+import type { SwitchReason } from "../../workers/shared/db/schema";
+import { reasonOf } from "../../workers/shared/errors";
+import type { LiveEvent, ProviderLinkState } from "../../workers/shared/live-protocol";
+import type { Logger } from "../../workers/shared/logger";
+import type { HealthReport } from "../../workers/shared/provider-health";
+import type { ProviderName } from "../../workers/shared/settings";
 import type { TranscriptLog } from "../call/transcript-log";
-import type { LiveEvent, ProviderLinkState } from "../live/live-events";
+import type { AudioFormat } from "../media/audio/audio-format";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
-import type { HealthReport } from "../provider-health/types";
+import type { CallerLeg } from "../media/caller-leg";
 import type { SwitchEntry } from "../session/switch-log";
 import { CallerTurns } from "./caller-turns";
 import type { CircuitBreakers } from "./circuit-breaker";
 import { Playback } from "./playback";
-import {
-  type AudioFormat,
-  type ConversationItem,
-  dtmfText,
-  type ProviderEvent,
-  type ProviderSessionConfig,
-  type VoiceProvider,
-} from "./provider";
+import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider";
 import type { ToolHost, ToolRunner } from "./tools";
 
 /**
@@ -31,15 +26,6 @@ import type { ToolHost, ToolRunner } from "./tools";
  */
 
 /** Where the caller is: a carrier media stream or a browser. */
-export interface CallerLeg {
-  readonly format: AudioFormat;
-  /** Carriers echo a mark once the audio sent before it has played; a browser leg does not. */
-  readonly echoesMarks: boolean;
-  sendAudio(base64: string): void;
-  mark(name: string): void;
-  clear(): void;
-}
-
 export interface VoiceSessionHost {
   leg(): CallerLeg | null;
   publish(event: LiveEvent): void;

@@ -165,7 +165,7 @@ function resamplerCases(): BenchCase[] {
   });
 }
 
-/** The helpers the codebase used before (workers/security/encoding.ts): binary strings through btoa/atob. */
+/** The helpers the codebase used before (workers/shared/encoding.ts): binary strings through btoa/atob. */
 function btoaOfBytes(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!);

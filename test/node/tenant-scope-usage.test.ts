@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 const ROOT = join(import.meta.dirname, "../..");
 const SOURCE_DIRS = ["workers", "durable-objects"];
 const ALLOWED = [
-  /^workers\/db\//,
+  /^workers\/shared\/db\//,
   /^workers\/identity\//,
   /^workers\/routes\/auth\.ts$/,
   /^workers\/routes\/health\.ts$/,

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { decideTransition, isTerminal, type TransitionSource } from "../../durable-objects/call/state-machine";
-import { CALL_STATUSES, type CallStatus } from "../../workers/db/schema";
+import { CALL_STATUSES, type CallStatus } from "../../workers/shared/db/schema";
 import { type CallEventView, callByCarrierId, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
 
 /**

@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { CompiledWrite } from "../../workers/db/compiled-write";
-import { transcriptLines } from "../../workers/db/schema";
-import { tenantScopeFor } from "../../workers/db/tenant-scope";
+import { CompiledWrite } from "../../workers/shared/db/compiled-write";
+import { transcriptLines } from "../../workers/shared/db/schema";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
 import { createTenant } from "./support/identity";
 
 /** The call object's D1 writes are compiled once and bound per use; they must stay as tenant-scoped as the rest. */

@@ -1,7 +1,7 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../../durable-objects/live/live-events";
+import type { LiveEvent } from "../../workers/shared/live-protocol";
 import { openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
 import { closeCodeOf } from "./support/carriers";
 import { api, createTenant, randomIp, userWithToken } from "./support/identity";

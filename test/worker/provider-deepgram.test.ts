@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { AudioFormat } from "../../durable-objects/media/audio/audio-format";
 import { connectDeepgramAgent } from "../../durable-objects/voice/deepgram-agent";
-import type { AudioFormat, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../durable-objects/voice/provider";
+import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../durable-objects/voice/provider";
 import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
 import { decodeSamples, framesOf, rms } from "./support/audio-signals";
 import { eventually } from "./support/carriers";

@@ -1,12 +1,12 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { chooseProvider } from "../../durable-objects/provider-health/choice";
-import { healthSnapshot } from "../../durable-objects/provider-health/client";
 import { probeCorrelationId } from "../../durable-objects/provider-health/registry";
 import { HealthReporter } from "../../durable-objects/provider-health/reporter";
-import { type HealthReport, type ProviderHealth, REGISTRY_NAME } from "../../durable-objects/provider-health/types";
-import type { ProviderName } from "../../workers/config/settings";
+import { chooseProvider } from "../../workers/shared/provider-choice";
+import { type HealthReport, type ProviderHealth, REGISTRY_NAME } from "../../workers/shared/provider-health";
+import { healthSnapshot } from "../../workers/shared/provider-health-client";
+import type { ProviderName } from "../../workers/shared/settings";
 import { api, createTenant, userWithToken } from "./support/identity";
 import { putScenario, simulatorConnections } from "./support/provider-simulator";
 

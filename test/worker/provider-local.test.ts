@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
+import type { AudioFormat } from "../../durable-objects/media/audio/audio-format";
 import { encodeBase64 } from "../../durable-objects/media/audio/pcm16";
 import { connectLocalEngine } from "../../durable-objects/voice/local-engine";
-import type { AudioFormat, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../durable-objects/voice/provider";
+import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../durable-objects/voice/provider";
 import { bytesPerMs, concatBytes as concat, decodeSamples, framesOf, rms, silence } from "./support/audio-signals";
 import type { Utterance } from "./support/provider-simulator";
 import { ProviderEventLog, callerSpeech as recordedSpeech } from "./support/provider-simulator";

@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import type { AudioFormat } from "../../durable-objects/media/audio/audio-format";
 import type { OpenAiRealtimeOptions } from "../../durable-objects/voice/openai-realtime";
 import { connectOpenAiRealtime, type OpenAiRealtimeProvider, ProviderSetupError } from "../../durable-objects/voice/openai-realtime";
-import type { AudioFormat, ProviderSessionConfig } from "../../durable-objects/voice/provider";
+import type { ProviderSessionConfig } from "../../durable-objects/voice/provider";
 import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
 import type { Utterance } from "./support/provider-simulator";
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Role } from "../../workers/db/schema";
+import type { Role } from "../../workers/shared/db/schema";
 import { api, createTenant, userWithToken } from "./support/identity";
 import { documentedOperations } from "./support/openapi";
 

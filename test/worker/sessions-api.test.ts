@@ -2,8 +2,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { TranscriptLog } from "../../durable-objects/call/transcript-log";
-import { database } from "../../workers/db/client";
-import { calls, sessions, transcriptLines } from "../../workers/db/schema";
+import { database } from "../../workers/shared/db/client";
+import { calls, sessions, transcriptLines } from "../../workers/shared/db/schema";
 import { api, createTenant, errorOf, userWithToken } from "./support/identity";
 
 /**

@@ -1,9 +1,9 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ConfigurationError, parseSettings, requireSettings } from "../../workers/config/settings";
-import { redact } from "../../workers/http/logger";
 import worker from "../../workers/index";
+import { redact } from "../../workers/shared/logger";
+import { ConfigurationError, parseSettings, requireSettings } from "../../workers/shared/settings";
 import { randomCallSid, randomE164, twilioCallParams, twilioSignature } from "./support/carriers";
 
 /** The real Worker, run with a different env: how a misconfigured deployment behaves. */

@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../../durable-objects/live/live-events";
+import type { LiveEvent } from "../../workers/shared/live-protocol";
 import { eventually } from "./support/carriers";
 import { api, createTenant, randomIp, userWithToken } from "./support/identity";
 import { callerSpeech, putScenario, simulatorConnections } from "./support/provider-simulator";

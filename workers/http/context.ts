@@ -1,6 +1,6 @@
-import type { TenantScope } from "../db/tenant-scope";
 import type { Principal } from "../identity/principal";
-import type { Logger } from "./logger";
+import type { TenantScope } from "../shared/db/tenant-scope";
+import type { Logger } from "../shared/logger";
 
 /** What every request handler can rely on; `principal` and `scope` exist behind `requireAuth` only. */
 export interface AppEnv {

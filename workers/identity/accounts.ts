@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
-import { database } from "../db/client";
-import { phoneNumbers, users } from "../db/schema";
+import { database } from "../shared/db/client";
+import { phoneNumbers, users } from "../shared/db/schema";
 
 /** Emails are unique across tenants (login is by email alone), so this check is deliberately cross-tenant. */
 export async function emailInUse(env: Env, email: string): Promise<boolean> {

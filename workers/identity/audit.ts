@@ -1,5 +1,5 @@
-import { auditLog } from "../db/schema";
-import type { TenantScope } from "../db/tenant-scope";
+import { auditLog } from "../shared/db/schema";
+import type { TenantScope } from "../shared/db/tenant-scope";
 
 export interface AuditEntry {
   actorType: "user" | "api_key" | "system" | "anonymous";

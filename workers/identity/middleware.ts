@@ -1,11 +1,11 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { requireSettings } from "../config/settings";
-import { type Database, database } from "../db/client";
-import { TenantScope } from "../db/tenant-scope";
 import type { AppEnv } from "../http/context";
-import { forbidden, unauthorized } from "../http/errors";
-import type { Logger } from "../http/logger";
 import { enforceRateLimit } from "../http/rate-limit";
+import { type Database, database } from "../shared/db/client";
+import { TenantScope } from "../shared/db/tenant-scope";
+import { forbidden, unauthorized } from "../shared/errors";
+import type { Logger } from "../shared/logger";
+import { requireSettings } from "../shared/settings";
 import { authenticateApiKey, looksLikeApiKey } from "./api-keys";
 import { type Permission, roleHas } from "./permissions";
 import type { Principal } from "./principal";

@@ -1,4 +1,4 @@
-import type { Role } from "../db/schema";
+import type { Role } from "../shared/db/schema";
 
 /** Who is making an authenticated request. */
 export type Principal =

@@ -1,9 +1,9 @@
 import { and, eq, isNull } from "drizzle-orm";
-import type { Database } from "../db/client";
-import { refreshTokenFamilies } from "../db/schema";
-import { TenantScope } from "../db/tenant-scope";
-import { constantTimeEqualText } from "../security/constant-time";
-import { randomToken, sha256Hex } from "../security/encoding";
+import { constantTimeEqualText } from "../shared/constant-time";
+import type { Database } from "../shared/db/client";
+import { refreshTokenFamilies } from "../shared/db/schema";
+import { TenantScope } from "../shared/db/tenant-scope";
+import { randomToken, sha256Hex } from "../shared/encoding";
 
 /**
  * Rotating refresh tokens. A login starts a family; each refresh spends the presented token and issues the next

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
-import type { TenantScope } from "../db/tenant-scope";
 import type { AppEnv } from "../http/context";
+import type { TenantScope } from "../shared/db/tenant-scope";
 import { type AuditEntry, auditStatement } from "./audit";
 
 /** An audit statement stamped with the request's actor, client IP and correlation id. */

@@ -1,9 +1,9 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
-import type { Database } from "../db/client";
-import { refreshTokenFamilies, revokedTokens, users } from "../db/schema";
-import type { TenantScope } from "../db/tenant-scope";
-import { serviceUnavailable } from "../http/errors";
-import type { Logger } from "../http/logger";
+import type { Database } from "../shared/db/client";
+import { refreshTokenFamilies, revokedTokens, users } from "../shared/db/schema";
+import type { TenantScope } from "../shared/db/tenant-scope";
+import { serviceUnavailable } from "../shared/errors";
+import type { Logger } from "../shared/logger";
 import { ACCESS_TOKEN_TTL_SECONDS, type AccessClaims } from "./tokens";
 
 /**

@@ -1,11 +1,11 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, eq, isNull } from "drizzle-orm";
-import { apiKeys, ROLES } from "../db/schema";
-import { notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { mintApiKey } from "../identity/api-keys";
 import { auditFromRequest } from "../identity/request-audit";
+import { apiKeys, ROLES } from "../shared/db/schema";
+import { notFound } from "../shared/errors";
 
 const apiKeySchema = z
   .object({

@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { and, desc, eq, lt, or } from "drizzle-orm";
-import { auditLog } from "../db/schema";
-import { badRequest } from "../http/errors";
 import { jsonResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
+import { auditLog } from "../shared/db/schema";
+import { badRequest } from "../shared/errors";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
 const entrySchema = z

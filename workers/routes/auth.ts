@@ -1,8 +1,4 @@
 import { z } from "@hono/zod-openapi";
-import { requireSettings } from "../config/settings";
-import { database } from "../db/client";
-import { TenantScope } from "../db/tenant-scope";
-import { badRequest, unauthorized } from "../http/errors";
 import { jsonBody, jsonResponse, protectedRoute, publicRoute } from "../http/openapi";
 import { enforceRateLimit } from "../http/rate-limit";
 import { publicRouter } from "../http/router";
@@ -12,7 +8,11 @@ import { revokeFamily, rotate, startFamily } from "../identity/refresh-tokens";
 import { auditFromRequest } from "../identity/request-audit";
 import { cutoffNow, mirrorUserCutoff, revokeAccessToken, revokeAllStatements } from "../identity/revocation";
 import { ACCESS_TOKEN_TTL_SECONDS, issueAccessToken, publicJwks } from "../identity/tokens";
-import { sha256Hex } from "../security/encoding";
+import { database } from "../shared/db/client";
+import { TenantScope } from "../shared/db/tenant-scope";
+import { sha256Hex } from "../shared/encoding";
+import { badRequest, unauthorized } from "../shared/errors";
+import { requireSettings } from "../shared/settings";
 
 const tokensSchema = z.object({ accessToken: z.string(), refreshToken: z.string(), expiresIn: z.number().int() }).openapi("Tokens");
 

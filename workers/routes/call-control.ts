@@ -1,13 +1,13 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import type { ControlResult } from "../../durable-objects/call/call-commands";
-import { parseSettings, providerSchema, requireSettings } from "../config/settings";
-import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../db/schema";
-import type { TenantScope } from "../db/tenant-scope";
-import { AppError, badRequest, conflict, notFound } from "../http/errors";
 import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { auditFromRequest } from "../identity/request-audit";
+import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../shared/db/schema";
+import type { TenantScope } from "../shared/db/tenant-scope";
+import { AppError, badRequest, conflict, notFound } from "../shared/errors";
+import { parseSettings, providerSchema, requireSettings } from "../shared/settings";
 import { callObject } from "../telephony/session-routing";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });

@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { CALL_STATUSES, CARRIERS, callEvents, calls } from "../db/schema";
-import { badRequest, notFound } from "../http/errors";
 import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
+import { CALL_STATUSES, CARRIERS, callEvents, calls } from "../shared/db/schema";
+import { badRequest, notFound } from "../shared/errors";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
 export const callSchema = z

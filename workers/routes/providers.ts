@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
-import { healthThresholds, PROVIDER_HEALTH_STATES, REGISTRY_NAME } from "../../durable-objects/provider-health/types";
-import { providerConfigured } from "../../durable-objects/voice/provider-factory";
-import { parseSettings, providerSchema } from "../config/settings";
 import { jsonResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
+import { providerConfigured } from "../shared/provider-endpoints";
+import { healthThresholds, PROVIDER_HEALTH_STATES, REGISTRY_NAME } from "../shared/provider-health";
+import { parseSettings, providerSchema } from "../shared/settings";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 

@@ -1,13 +1,13 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import type { SwitchResult } from "../../durable-objects/voice/voice-session";
-import { providerSchema } from "../config/settings";
-import { PROVIDER_NAMES, providerSwitches, SWITCH_REASONS, sessions } from "../db/schema";
-import type { TenantScope } from "../db/tenant-scope";
-import { notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { auditFromRequest } from "../identity/request-audit";
+import { PROVIDER_NAMES, providerSwitches, SWITCH_REASONS, sessions } from "../shared/db/schema";
+import type { TenantScope } from "../shared/db/tenant-scope";
+import { notFound } from "../shared/errors";
+import { providerSchema } from "../shared/settings";
 import { callObject } from "../telephony/session-routing";
 import { sessionIdParam } from "./sessions";
 

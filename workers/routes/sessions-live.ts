@@ -1,17 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
-import { LIVE_SUBPROTOCOL, type LiveRole } from "../../durable-objects/live/live-events";
-import { LIVE_ATTACHMENT_HEADER, type LiveAttachment } from "../../durable-objects/live/live-sockets";
-import { sessions } from "../db/schema";
 import type { AppEnv } from "../http/context";
-import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../http/errors";
 import { errorSchema } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { authenticate, authorize, bearerCredential, credentialShape } from "../identity/middleware";
 import type { Permission } from "../identity/permissions";
 import type { Principal } from "../identity/principal";
-import { increment } from "../observability/counters";
+import { increment } from "../shared/counters";
+import { sessions } from "../shared/db/schema";
+import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors";
+import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol";
 import { callObject, isSessionId } from "../telephony/session-routing";
 
 /**

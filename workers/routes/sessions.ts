@@ -1,13 +1,21 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../../durable-objects/live/live-events";
-import { providerForNewSession } from "../../durable-objects/provider-health/client";
-import { providerSchema } from "../config/settings";
-import { calls, PROVIDER_NAMES, SESSION_CHANNELS, SESSION_STATUSES, sessions, TRANSCRIPT_ROLES, transcriptLines } from "../db/schema";
-import { AppError, badRequest, notFound } from "../http/errors";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { auditFromRequest } from "../identity/request-audit";
+import {
+  calls,
+  PROVIDER_NAMES,
+  SESSION_CHANNELS,
+  SESSION_STATUSES,
+  sessions,
+  TRANSCRIPT_ROLES,
+  transcriptLines,
+} from "../shared/db/schema";
+import { AppError, badRequest, notFound } from "../shared/errors";
+import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol";
+import { providerForNewSession } from "../shared/provider-health-client";
+import { providerSchema } from "../shared/settings";
 import { callObject, SESSION_ID } from "../telephony/session-routing";
 import { callSchema, presentCall } from "./calls";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";

@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
-import { requireSettings } from "../config/settings";
-import { routeForNumber, sessionForCarrierCall } from "../db/directory";
+import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory";
+import { requireSettings } from "../shared/settings";
 import { forwardMediaUpgrade } from "../telephony/media-upgrade";
 import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
 import { TelnyxCallControl } from "../telephony/telnyx/call-control";

@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
-import { requireSettings } from "../config/settings";
-import { routeForNumber, sessionForCarrierCall } from "../db/directory";
+import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory";
+import { requireSettings } from "../shared/settings";
 import { forwardMediaUpgrade } from "../telephony/media-upgrade";
 import { publicUrls } from "../telephony/public-urls";
 import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";

@@ -1,13 +1,13 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq, gt, isNull, ne } from "drizzle-orm";
-import { ROLES, users } from "../db/schema";
-import { badRequest, conflict, notFound } from "../http/errors";
 import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
 import { publicRouter } from "../http/router";
 import { emailInUse } from "../identity/accounts";
 import { hashPassword } from "../identity/passwords";
 import { auditFromRequest } from "../identity/request-audit";
 import { cutoffNow, mirrorUserCutoff, revokeAllStatements } from "../identity/revocation";
+import { ROLES, users } from "../shared/db/schema";
+import { badRequest, conflict, notFound } from "../shared/errors";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
 
 const userSchema = z

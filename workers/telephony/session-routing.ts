@@ -1,5 +1,5 @@
-import type { Carrier } from "../db/schema";
-import { toHex } from "../security/encoding";
+import type { Carrier } from "../shared/db/schema";
+import { toHex } from "../shared/encoding";
 
 /**
  * Every webhook for a call must reach the one object that owns it. Inbound calls get a session id derived from the

@@ -1,8 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
-import { requireSettings } from "../config/settings";
-import type { Carrier } from "../db/schema";
 import type { AppEnv } from "../http/context";
-import { increment } from "../observability/counters";
+import { increment } from "../shared/counters";
+import type { Carrier } from "../shared/db/schema";
+import { requireSettings } from "../shared/settings";
 import { compileAllowlist, type IpAllowlist } from "./security/ip-allowlist";
 import { verifyTelnyxSignature } from "./security/telnyx-signature";
 import { parseTwilioForm, type TwilioParams, verifyTwilioJsonSignature, verifyTwilioSignature } from "./security/twilio-signature";

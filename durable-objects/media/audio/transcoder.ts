@@ -1,4 +1,4 @@
-import type { AudioFormat } from "../../voice/provider";
+import type { AudioFormat } from "./audio-format";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw, transcodeAlawToMulaw, transcodeMulawToAlaw } from "./g711";
 import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "./pcm16";
 import { Resampler } from "./resampler";

@@ -1,6 +1,7 @@
+import type { AudioFormat } from "../../../durable-objects/media/audio/audio-format";
 import { decodeAlaw, decodeMulaw } from "../../../durable-objects/media/audio/g711";
 import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16";
-import type { AudioFormat } from "../../../durable-objects/voice/provider";
+
 import { base64Frames } from "./provider-simulator";
 
 /** Wire audio for provider tests: framing by duration, silence, and how loud what came back is. */

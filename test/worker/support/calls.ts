@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import type { CallStatus } from "../../../workers/db/schema";
+import type { CallStatus } from "../../../workers/shared/db/schema";
 import { d1Count, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./carriers";
 import { api, createTenant, userWithToken } from "./identity";
 

@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
-import { database } from "../../../workers/db/client";
-import { type Role, tenants, users } from "../../../workers/db/schema";
 import { hashPassword } from "../../../workers/identity/passwords";
+import { database } from "../../../workers/shared/db/client";
+import { type Role, tenants, users } from "../../../workers/shared/db/schema";
 
 /**
  * Test fixtures written straight to D1 (the same rows the operator CLI writes), plus helpers that call the real

@@ -1,5 +1,5 @@
-import { constantTimeEqualText } from "../../security/constant-time.ts";
-import { sha256Hex, toBase64 } from "../../security/encoding.ts";
+import { constantTimeEqualText } from "../../shared/constant-time.ts";
+import { sha256Hex, toBase64 } from "../../shared/encoding.ts";
 
 /**
  * X-Twilio-Signature checks, byte for byte what twilio-node's `validateRequest` / `validateRequestWithBody` accept

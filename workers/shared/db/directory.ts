@@ -1,5 +1,5 @@
 import { and, eq } from "drizzle-orm";
-import type { ProviderName } from "../config/settings";
+import type { ProviderName } from "../settings";
 import { database } from "./client";
 import { type Carrier, calls, phoneNumbers } from "./schema";
 

@@ -1,7 +1,7 @@
-import { type ProviderName, parseSettings } from "../../workers/config/settings";
-import { providerConfigured } from "../voice/provider-factory";
-import { chooseProvider } from "./choice";
-import { type ProviderHealth, REGISTRY_NAME } from "./types";
+import { chooseProvider } from "./provider-choice";
+import { providerConfigured } from "./provider-endpoints";
+import { type ProviderHealth, REGISTRY_NAME } from "./provider-health";
+import { type ProviderName, parseSettings } from "./settings";
 
 /** How long one isolate reuses the registry's snapshot for session choices (the registry is one object). */
 const SNAPSHOT_TTL_MS = 5_000;

@@ -1,5 +1,5 @@
-import type { ProviderName } from "../../workers/config/settings";
-import type { ProviderHealth } from "./types";
+import type { ProviderHealth } from "./provider-health";
+import type { ProviderName } from "./settings";
 
 type Health = Pick<ProviderHealth, "provider" | "state"> & Partial<Pick<ProviderHealth, "probeDue">>;
 

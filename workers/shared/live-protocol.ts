@@ -1,5 +1,5 @@
-import type { ProviderName } from "../../workers/config/settings";
-import type { CallStatus } from "../../workers/db/schema";
+import type { CallStatus } from "./db/schema";
+import type { ProviderName } from "./settings";
 
 /**
  * What a browser connected to `/api/v1/sessions/{id}/live` receives (JSON text frames) and may send. Agent audio
@@ -10,6 +10,17 @@ export const LIVE_SUBPROTOCOL = "switchboard.v1" as const;
 export const BROWSER_AUDIO_RATE = 16_000 as const;
 
 export type LiveRole = "supervisor" | "caller";
+
+/** Who a live socket belongs to: the Worker authenticates the browser and tells the object in this header (JSON). */
+export const LIVE_ATTACHMENT_HEADER = "X-Live-Attachment";
+
+export interface LiveAttachment {
+  tenantId: string;
+  principalId: string;
+  role: LiveRole;
+  correlationId: string;
+  connectedAt: number;
+}
 
 export type ProviderLinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
 

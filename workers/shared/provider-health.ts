@@ -1,4 +1,4 @@
-import { type ProviderName, parseSettings } from "../../workers/config/settings";
+import { type ProviderName, parseSettings } from "./settings";
 
 /**
  * The vocabulary of fleet-wide provider health: what every call's object reports (HealthReport, through
