@@ -7,6 +7,7 @@ import { BROWSER_AUDIO_RATE } from "../workers/shared/live-protocol";
 import { providerConfigured } from "../workers/shared/provider-endpoints";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client";
 import { type ProviderName, parseSettings } from "../workers/shared/settings";
+import { isWebSocketUpgrade } from "../workers/shared/websocket-upgrade";
 import type { CallSignal, CarrierEvent } from "../workers/telephony/events";
 import { AlarmSchedule } from "./alarm-schedule";
 import {
@@ -281,7 +282,7 @@ export class CallSession extends DurableObject<Env> {
     if (new URL(request.url).pathname === "/live") return this.live.accept(request);
     const record = this.ledger.record;
     const route = /^\/telephony\/(twilio|telnyx)\/media\/([^/]+)(?:\/([^/]+))?$/.exec(new URL(request.url).pathname);
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    if (!isWebSocketUpgrade(request.headers)) return new Response("Expected a WebSocket upgrade", { status: 426 });
     if (!route || !record || record.sessionId !== route[2] || record.carrier !== (route[1] as Carrier)) {
       return new Response("Unknown call", { status: 404 });
     }

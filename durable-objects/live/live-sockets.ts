@@ -2,6 +2,7 @@ import { z } from "zod";
 import { increment } from "../../workers/shared/counters";
 import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol";
 import type { Logger } from "../../workers/shared/logger";
+import { isWebSocketUpgrade } from "../../workers/shared/websocket-upgrade";
 
 /**
  * Browser WebSockets of `/api/v1/sessions/{id}/live` inside the session's object. The Worker has authenticated the
@@ -59,7 +60,7 @@ export class LiveSockets {
   ) {}
 
   accept(request: Request): Response {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    if (!isWebSocketUpgrade(request.headers)) return new Response("Expected a WebSocket upgrade", { status: 426 });
     const parsed = parseAttachment(request.headers.get(LIVE_ATTACHMENT_HEADER));
     if (!parsed) {
       increment("live_upgrades_refused_total", { reason: "attachment" });

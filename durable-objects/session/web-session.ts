@@ -4,7 +4,7 @@ import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
 import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol";
 import type { ProviderName } from "../../workers/shared/settings";
 import type { LiveSockets } from "../live/live-sockets";
-import { decodeBase64Into } from "../media/audio/pcm16";
+import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16";
 import type { CallerLeg } from "../media/caller-leg";
 
 /**
@@ -101,7 +101,7 @@ export function browserLeg(live: LiveSockets): CallerLeg | null {
     format: { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE },
     echoesMarks: false,
     sendAudio(base64) {
-      const capacity = Math.ceil((base64.length * 3) / 4);
+      const capacity = base64Capacity(base64);
       if (buffer.length < capacity) buffer = new Uint8Array(capacity);
       live.sendCallerAudio(buffer.subarray(0, decodeBase64Into(base64, buffer)));
     },

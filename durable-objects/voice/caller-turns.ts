@@ -1,6 +1,6 @@
 import type { AudioFormat } from "../media/audio/audio-format";
 import { decodeAlaw, decodeMulaw } from "../media/audio/g711";
-import { decodeBase64Into } from "../media/audio/pcm16";
+import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16";
 
 /**
  * The object's own, coarse view of the caller's turns, from frame energy: it only has to notice that the caller
@@ -33,7 +33,7 @@ export class CallerTurns {
 
   /** Feeds one frame; true when it ends a caller turn (speech, then a second of silence). */
   push(base64: string, format: AudioFormat): boolean {
-    const capacity = Math.ceil((base64.length * 3) / 4);
+    const capacity = base64Capacity(base64);
     if (this.bytes.length < capacity) this.bytes = new Uint8Array(capacity);
     let count: number;
     try {

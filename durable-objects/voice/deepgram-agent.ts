@@ -1,6 +1,6 @@
 import type { Deepgram } from "@deepgram/sdk";
 import type { AudioFormat } from "../media/audio/audio-format";
-import { decodeBase64Into, encodeBase64 } from "../media/audio/pcm16";
+import { base64Capacity, decodeBase64Into, encodeBase64 } from "../media/audio/pcm16";
 import type {
   ConversationItem,
   ProviderConnectOptions,
@@ -185,7 +185,7 @@ class DeepgramAgent implements VoiceProvider {
       return;
     }
     // A fresh buffer per frame: send() may hold on to it after returning.
-    const bytes = new Uint8Array(Math.ceil((base64.length * 3) / 4));
+    const bytes = new Uint8Array(base64Capacity(base64));
     let length: number;
     try {
       length = decodeBase64Into(base64, bytes);

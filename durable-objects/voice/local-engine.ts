@@ -1,6 +1,6 @@
 import type { AudioFormat } from "../media/audio/audio-format";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../media/audio/g711";
-import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../media/audio/pcm16";
+import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../media/audio/pcm16";
 import {
   dtmfText,
   type ProviderConnectOptions,
@@ -167,7 +167,7 @@ class LocalEngine implements VoiceProvider {
   sendAudio(base64: string): void {
     if (!this.#connected || this.#closed) return;
     if (base64.length > MAX_AUDIO_BASE64_CHARS) return this.#malformed("audio frame too large");
-    const capacity = Math.ceil((base64.length * 3) / 4);
+    const capacity = base64Capacity(base64);
     if (this.#bytes.length < capacity) this.#bytes = new Uint8Array(capacity);
     let byteCount: number;
     try {

@@ -14,6 +14,7 @@ import type {
   ResponseFunctionCallArgumentsDoneEvent,
 } from "openai/resources/realtime/realtime";
 import type { AudioFormat } from "../media/audio/audio-format";
+import { base64ByteLength } from "../media/audio/pcm16";
 import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
 import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
 
@@ -542,12 +543,6 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
       }
     }
   }
-}
-
-/** Decoded length of a base64 string without decoding it (per-frame path; the payload is forwarded as is). */
-function base64ByteLength(base64: string): number {
-  const padding = base64.endsWith("==") ? 2 : base64.endsWith("=") ? 1 : 0;
-  return Math.floor((base64.length * 3) / 4) - padding;
 }
 
 /** Opens a configured session: resolves once the service is ready for audio, rejects on refusal or setup failure. */

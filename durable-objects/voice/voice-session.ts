@@ -7,6 +7,7 @@ import type { HealthReport } from "../../workers/shared/provider-health";
 import type { ProviderName } from "../../workers/shared/settings";
 import type { TranscriptLog } from "../call/transcript-log";
 import type { AudioFormat } from "../media/audio/audio-format";
+import { base64ByteLength } from "../media/audio/pcm16";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
 import type { CallerLeg } from "../media/caller-leg";
 import type { SwitchEntry } from "../session/switch-log";
@@ -350,9 +351,7 @@ export class VoiceSession implements ToolHost {
     this.ensureTranscoders(provider);
     const audio = this.toCaller(base64);
     if (!audio) return;
-    // Decoded length from the base64 length: nothing is decoded twice on this path.
-    const padding = audio.endsWith("==") ? 2 : audio.endsWith("=") ? 1 : 0;
-    const mark = this.playback.sent(itemId, ((audio.length * 3) / 4 - padding) / bytesPerMs(leg.format));
+    const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.format));
     leg.sendAudio(audio);
     if (leg.echoesMarks) leg.mark(mark);
     this.stats.agentChunks++;

@@ -11,6 +11,7 @@ import { increment } from "../shared/counters";
 import { sessions } from "../shared/db/schema";
 import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors";
 import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol";
+import { isWebSocketUpgrade } from "../shared/websocket-upgrade";
 import { callObject, isSessionId } from "../telephony/session-routing";
 
 /**
@@ -113,7 +114,7 @@ export const sessionLiveRoutes = publicRouter().openapi(liveRoute, async (c) => 
   if (!session) refuse(c, "unknown_session", notFound("Session"), who);
   if (role === "caller" && session.channel !== "web")
     refuse(c, "not_web_session", conflict("not_a_web_session", "Only a web session has a browser caller"), who);
-  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+  if (!isWebSocketUpgrade(c.req.raw.headers)) {
     return c.json(errorBody("upgrade_required", "Expected a WebSocket upgrade", correlationId), 426, { Upgrade: "websocket" });
   }
 

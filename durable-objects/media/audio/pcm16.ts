@@ -61,6 +61,15 @@ export function isCanonicalBase64(text: string, scratch: Uint8Array): boolean {
   }
 }
 
+/** Bytes a base64 string holds, from its length and padding alone (per-frame paths: nothing is decoded). */
+export function base64ByteLength(base64: string): number {
+  const padding = base64.endsWith("==") ? 2 : base64.endsWith("=") ? 1 : 0;
+  return Math.floor((base64.length * 3) / 4) - padding;
+}
+
+/** Room enough to decode this base64 string, padded or not. */
+export const base64Capacity = (base64: string): number => Math.ceil((base64.length * 3) / 4);
+
 /** Decodes base64 (padding optional) into `output`; returns the number of bytes written. Throws on bad input. */
 export function decodeBase64Into(text: string, output: Uint8Array): number {
   const native = output as Uint8Array & NativeBase64;

@@ -1,6 +1,6 @@
 import type { AudioFormat } from "./audio-format";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw, transcodeAlawToMulaw, transcodeMulawToAlaw } from "./g711";
-import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "./pcm16";
+import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "./pcm16";
 import { Resampler } from "./resampler";
 
 /**
@@ -30,7 +30,7 @@ export function createTranscoder(from: AudioFormat, to: AudioFormat): Transcode 
 
   const transcode = (base64: string): string => {
     if (base64.length > MAX_FRAME_BASE64_CHARS) return "";
-    const capacity = Math.ceil((base64.length * 3) / 4);
+    const capacity = base64Capacity(base64);
     if (inBytes.length < capacity) inBytes = new Uint8Array(capacity);
     const byteCount = decodeBase64Into(base64, inBytes);
     const input = inBytes.subarray(0, byteCount);
