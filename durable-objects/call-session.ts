@@ -1,15 +1,15 @@
 import { DurableObject } from "cloudflare:workers";
-import { constantTimeEqualText } from "../workers/shared/constant-time";
-import { increment } from "../workers/shared/counters";
-import type { CallStatus, Carrier } from "../workers/shared/db/schema";
-import { reasonOf } from "../workers/shared/errors";
-import { BROWSER_AUDIO_RATE } from "../workers/shared/live-protocol";
-import { providerConfigured } from "../workers/shared/provider-endpoints";
-import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client";
-import { type ProviderName, parseSettings } from "../workers/shared/settings";
-import { isWebSocketUpgrade } from "../workers/shared/websocket-upgrade";
-import type { CallSignal, CarrierEvent } from "../workers/telephony/events";
-import { AlarmSchedule } from "./alarm-schedule";
+import { constantTimeEqualText } from "../workers/shared/constant-time.ts";
+import { increment } from "../workers/shared/counters.ts";
+import type { CallStatus, Carrier } from "../workers/shared/db/schema.ts";
+import { reasonOf } from "../workers/shared/errors.ts";
+import { BROWSER_AUDIO_RATE } from "../workers/shared/live-protocol.ts";
+import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
+import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
+import { type ProviderName, parseSettings } from "../workers/shared/settings.ts";
+import { isWebSocketUpgrade } from "../workers/shared/websocket-upgrade.ts";
+import type { CallSignal, CarrierEvent } from "../workers/telephony/events.ts";
+import { AlarmSchedule } from "./alarm-schedule.ts";
 import {
   type ControlCommand,
   type ControlResult,
@@ -18,24 +18,24 @@ import {
   type PlaceCallResult,
   placeCall,
   reconcileCall,
-} from "./call/call-commands";
-import { CallLedger } from "./call/call-ledger";
-import { CarrierLink } from "./call/carrier-link";
-import { isTerminal } from "./call/state-machine";
-import { TranscriptLog } from "./call/transcript-log";
-import { LiveSockets } from "./live/live-sockets";
-import { encodeBase64 } from "./media/audio/pcm16";
-import type { MediaFrame } from "./media/carriers/media-frames";
-import { MediaSockets } from "./media/media-sockets";
-import { HealthReporter } from "./provider-health/reporter";
-import { SwitchLog } from "./session/switch-log";
-import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session";
-import { CircuitBreakers } from "./voice/circuit-breaker";
-import { connectProvider } from "./voice/provider-factory";
-import { ToolRunner } from "./voice/tools";
-import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session";
+} from "./call/call-commands.ts";
+import { CallLedger } from "./call/call-ledger.ts";
+import { CarrierLink } from "./call/carrier-link.ts";
+import { isTerminal } from "./call/state-machine.ts";
+import { TranscriptLog } from "./call/transcript-log.ts";
+import { LiveSockets } from "./live/live-sockets.ts";
+import { encodeBase64 } from "./media/audio/pcm16.ts";
+import type { MediaFrame } from "./media/carriers/media-frames.ts";
+import { MediaSockets } from "./media/media-sockets.ts";
+import { HealthReporter } from "./provider-health/reporter.ts";
+import { SwitchLog } from "./session/switch-log.ts";
+import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
+import { CircuitBreakers } from "./voice/circuit-breaker.ts";
+import { connectProvider } from "./voice/provider-factory.ts";
+import { ToolRunner } from "./voice/tools.ts";
+import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session.ts";
 
-export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands";
+export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 
 export interface OpenCallInput {
   sessionId: string;

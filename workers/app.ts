@@ -1,23 +1,23 @@
 import { Scalar } from "@scalar/hono-api-reference";
-import { jsonBodyGuard } from "./http/body-guard";
-import { correlation } from "./http/correlation";
-import { handleError, handleNotFound } from "./http/error-handler";
-import { publicRouter } from "./http/router";
-import { apiKeyRoutes } from "./routes/api-keys";
-import { auditLogRoutes } from "./routes/audit-log";
-import { authRoutes } from "./routes/auth";
-import { callControlRoutes } from "./routes/call-control";
-import { callReadRoutes } from "./routes/calls";
-import { healthRoutes } from "./routes/health";
-import { phoneNumberRoutes } from "./routes/phone-numbers";
-import { providerRoutes } from "./routes/providers";
-import { sessionSwitchingRoutes } from "./routes/session-switching";
-import { sessionReadRoutes } from "./routes/sessions";
-import { sessionLiveRoutes } from "./routes/sessions-live";
-import { telnyxRoutes } from "./routes/telephony-telnyx";
-import { twilioRoutes } from "./routes/telephony-twilio";
-import { userRoutes } from "./routes/users";
-import { errorBody } from "./shared/errors";
+import { jsonBodyGuard } from "./http/body-guard.ts";
+import { correlation } from "./http/correlation.ts";
+import { handleError, handleNotFound } from "./http/error-handler.ts";
+import { publicRouter } from "./http/router.ts";
+import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { auditLogRoutes } from "./routes/audit-log.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { callControlRoutes } from "./routes/call-control.ts";
+import { callReadRoutes } from "./routes/calls.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
+import { providerRoutes } from "./routes/providers.ts";
+import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
+import { sessionReadRoutes } from "./routes/sessions.ts";
+import { sessionLiveRoutes } from "./routes/sessions-live.ts";
+import { telnyxRoutes } from "./routes/telephony-telnyx.ts";
+import { twilioRoutes } from "./routes/telephony-twilio.ts";
+import { userRoutes } from "./routes/users.ts";
+import { errorBody } from "./shared/errors.ts";
 
 /**
  * The Worker's HTTP surface: one Hono app, middleware first (correlation id, body guard), then every router.

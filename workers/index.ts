@@ -1,8 +1,8 @@
-import { buildApp } from "./app";
-import { runScheduled } from "./scheduled";
+import { buildApp } from "./app.ts";
+import { runScheduled } from "./scheduled.ts";
 
-export { CallSession } from "../durable-objects/call-session";
-export { ProviderHealthRegistry } from "../durable-objects/provider-health/registry";
+export { CallSession } from "../durable-objects/call-session.ts";
+export { ProviderHealthRegistry } from "../durable-objects/provider-health/registry.ts";
 
 const app = buildApp();
 

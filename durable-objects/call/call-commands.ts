@@ -1,10 +1,10 @@
-import type { CallStatus, Carrier } from "../../workers/shared/db/schema";
-import { reasonOf } from "../../workers/shared/errors";
-import type { ProviderName } from "../../workers/shared/settings";
-import { CarrierApiError } from "../../workers/telephony/carrier-api-error";
-import type { CallLedger } from "./call-ledger";
-import type { CarrierLink } from "./carrier-link";
-import { isTerminal } from "./state-machine";
+import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
+import { reasonOf } from "../../workers/shared/errors.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
+import { CarrierApiError } from "../../workers/telephony/carrier-api-error.ts";
+import type { CallLedger } from "./call-ledger.ts";
+import type { CarrierLink } from "./carrier-link.ts";
+import { isTerminal } from "./state-machine.ts";
 
 /** What the API asks of a call: place it, control it, or (cron) settle it with its carrier. */
 export interface PlaceCallInput {

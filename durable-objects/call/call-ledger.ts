@@ -1,12 +1,12 @@
-import { increment } from "../../workers/shared/counters";
-import { rememberCarrierCall } from "../../workers/shared/db/directory";
-import type { CallStatus } from "../../workers/shared/db/schema";
-import { randomToken } from "../../workers/shared/encoding";
-import { createLogger, type Logger } from "../../workers/shared/logger";
-import type { AlarmSchedule } from "../alarm-schedule";
-import { type CallEventRow, type CallRecord, CallStore } from "./call-store";
-import { syncToD1 } from "./d1-sync";
-import { decideTransition, isTerminal, type TransitionSource } from "./state-machine";
+import { increment } from "../../workers/shared/counters.ts";
+import { rememberCarrierCall } from "../../workers/shared/db/directory.ts";
+import type { CallStatus } from "../../workers/shared/db/schema.ts";
+import { randomToken } from "../../workers/shared/encoding.ts";
+import { createLogger, type Logger } from "../../workers/shared/logger.ts";
+import type { AlarmSchedule } from "../alarm-schedule.ts";
+import { type CallEventRow, type CallRecord, CallStore } from "./call-store.ts";
+import { syncToD1 } from "./d1-sync.ts";
+import { decideTransition, isTerminal, type TransitionSource } from "./state-machine.ts";
 
 const OUTBOX_BATCH = 50;
 const FLUSH_RETRY_MS = [2_000, 5_000, 15_000, 60_000, 300_000];

@@ -1,5 +1,5 @@
-import type { CallStatus, Carrier } from "../../workers/shared/db/schema";
-import type { ProviderName } from "../../workers/shared/settings";
+import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
 
 /**
  * The call object's own storage (SQLite, the hot tier). The record and the events waiting for D1 are written

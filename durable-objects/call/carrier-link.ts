@@ -1,14 +1,14 @@
-import type { Carrier } from "../../workers/shared/db/schema";
-import type { Logger } from "../../workers/shared/logger";
-import { requireSettings } from "../../workers/shared/settings";
-import { CarrierApiError } from "../../workers/telephony/carrier-api-error";
-import { carrierAvailable, recordCarrierResult } from "../../workers/telephony/carrier-breaker";
-import { publicUrls } from "../../workers/telephony/public-urls";
-import { TelnyxCallControl } from "../../workers/telephony/telnyx/call-control";
-import { encodeClientState } from "../../workers/telephony/telnyx/webhook-events";
-import { TwilioRest } from "../../workers/telephony/twilio/rest";
-import { connectStreamTwiml, dialTwiml, holdTwiml } from "../../workers/telephony/twilio/twiml";
-import type { CallRecord } from "./call-store";
+import type { Carrier } from "../../workers/shared/db/schema.ts";
+import type { Logger } from "../../workers/shared/logger.ts";
+import { requireSettings } from "../../workers/shared/settings.ts";
+import { CarrierApiError } from "../../workers/telephony/carrier-api-error.ts";
+import { carrierAvailable, recordCarrierResult } from "../../workers/telephony/carrier-breaker.ts";
+import { publicUrls } from "../../workers/telephony/public-urls.ts";
+import { TelnyxCallControl } from "../../workers/telephony/telnyx/call-control.ts";
+import { encodeClientState } from "../../workers/telephony/telnyx/webhook-events.ts";
+import { TwilioRest } from "../../workers/telephony/twilio/rest.ts";
+import { connectStreamTwiml, dialTwiml, holdTwiml } from "../../workers/telephony/twilio/twiml.ts";
+import type { CallRecord } from "./call-store.ts";
 
 const RETRY_DELAYS_MS = [250, 1_000];
 

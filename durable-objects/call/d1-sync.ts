@@ -1,8 +1,8 @@
 import { type Column, sql } from "drizzle-orm";
-import { CompiledWrite } from "../../workers/shared/db/compiled-write";
-import { callEvents, calls, sessions } from "../../workers/shared/db/schema";
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
-import type { CallEventRow, CallRecord } from "./call-store";
+import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
+import { callEvents, calls, sessions } from "../../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import type { CallEventRow, CallRecord } from "./call-store.ts";
 
 /** The value a conflicting insert proposed for this column (SQLite's `excluded`). */
 const excluded = (column: Column) => sql`excluded.${sql.identifier(column.name)}`;

@@ -1,4 +1,4 @@
-import type { CallStatus } from "../../workers/shared/db/schema";
+import type { CallStatus } from "../../workers/shared/db/schema.ts";
 
 /**
  * The call state machine (contract: initiated → ringing → in_progress ⇄ on_hold → transferring → transferred,

@@ -1,10 +1,10 @@
 import { sql } from "drizzle-orm";
-import { increment } from "../../workers/shared/counters";
-import { CompiledWrite } from "../../workers/shared/db/compiled-write";
-import { transcriptLines } from "../../workers/shared/db/schema";
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
-import { createLogger } from "../../workers/shared/logger";
-import type { ProviderName } from "../../workers/shared/settings";
+import { increment } from "../../workers/shared/counters.ts";
+import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
+import { transcriptLines } from "../../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import { createLogger } from "../../workers/shared/logger.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
 
 /**
  * A session's transcript, in two tiers like the call's ledger, written behind: a line said or changed is kept in

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { increment } from "../../workers/shared/counters";
-import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol";
-import type { Logger } from "../../workers/shared/logger";
-import { isWebSocketUpgrade } from "../../workers/shared/websocket-upgrade";
+import { increment } from "../../workers/shared/counters.ts";
+import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol.ts";
+import type { Logger } from "../../workers/shared/logger.ts";
+import { isWebSocketUpgrade } from "../../workers/shared/websocket-upgrade.ts";
 
 /**
  * Browser WebSockets of `/api/v1/sessions/{id}/live` inside the session's object. The Worker has authenticated the

@@ -1,4 +1,4 @@
-import type { AudioFormat } from "./audio/audio-format";
+import type { AudioFormat } from "./audio/audio-format.ts";
 
 /** The caller's side of a conversation as the voice session sees it: a carrier's media stream or a browser. */
 export interface CallerLeg {

@@ -1,13 +1,13 @@
-import { constantTimeEqualText } from "../../workers/shared/constant-time";
-import { increment } from "../../workers/shared/counters";
-import type { Carrier } from "../../workers/shared/db/schema";
-import type { Logger } from "../../workers/shared/logger";
-import { isCanonicalBase64 } from "./audio/pcm16";
-import type { CallerLeg } from "./caller-leg";
-import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames";
-import { ReorderWindow } from "./carriers/reorder-window";
-import { telnyxMedia } from "./carriers/telnyx-media";
-import { twilioMedia } from "./carriers/twilio-media";
+import { constantTimeEqualText } from "../../workers/shared/constant-time.ts";
+import { increment } from "../../workers/shared/counters.ts";
+import type { Carrier } from "../../workers/shared/db/schema.ts";
+import type { Logger } from "../../workers/shared/logger.ts";
+import { isCanonicalBase64 } from "./audio/pcm16.ts";
+import type { CallerLeg } from "./caller-leg.ts";
+import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames.ts";
+import { ReorderWindow } from "./carriers/reorder-window.ts";
+import { telnyxMedia } from "./carriers/telnyx-media.ts";
+import { twilioMedia } from "./carriers/twilio-media.ts";
 
 /**
  * The carrier's media WebSocket inside the call's object: authenticated (Twilio's per-call token arrives in

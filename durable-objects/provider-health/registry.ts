@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import { reasonOf } from "../../workers/shared/errors";
-import { createLogger } from "../../workers/shared/logger";
-import { providerConfigured } from "../../workers/shared/provider-endpoints";
+import { reasonOf } from "../../workers/shared/errors.ts";
+import { createLogger } from "../../workers/shared/logger.ts";
+import { providerConfigured } from "../../workers/shared/provider-endpoints.ts";
 import {
   HEALTH_REPORT_KINDS,
   type HealthReport,
@@ -11,12 +11,12 @@ import {
   type ProviderHealth,
   WINDOW_MS,
   WINDOW_OUTCOMES,
-} from "../../workers/shared/provider-health";
-import { type ProviderName, providerSchema } from "../../workers/shared/settings";
-import type { VoiceProvider } from "../voice/provider";
-import { connectProvider } from "../voice/provider-factory";
+} from "../../workers/shared/provider-health.ts";
+import { type ProviderName, providerSchema } from "../../workers/shared/settings.ts";
+import type { VoiceProvider } from "../voice/provider.ts";
+import { connectProvider } from "../voice/provider-factory.ts";
 
-export type { HealthReport, ProviderHealth } from "../../workers/shared/provider-health";
+export type { HealthReport, ProviderHealth } from "../../workers/shared/provider-health.ts";
 
 const PROVIDERS = providerSchema.options;
 /** A batch larger than this is cut (the reporter sends at most its bounded queue). */

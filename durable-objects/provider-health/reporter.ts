@@ -1,8 +1,8 @@
-import { reasonOf } from "../../workers/shared/errors";
-import { createLogger } from "../../workers/shared/logger";
-import { type HealthReport, REGISTRY_NAME } from "../../workers/shared/provider-health";
+import { reasonOf } from "../../workers/shared/errors.ts";
+import { createLogger } from "../../workers/shared/logger.ts";
+import { type HealthReport, REGISTRY_NAME } from "../../workers/shared/provider-health.ts";
 
-export type { HealthReport } from "../../workers/shared/provider-health";
+export type { HealthReport } from "../../workers/shared/provider-health.ts";
 
 export interface HealthReporterOptions {
   /** The registry object's name (tests use their own); default "global". */

@@ -1,6 +1,6 @@
-import { providerSwitches, type SwitchReason } from "../../workers/shared/db/schema";
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
-import type { ProviderName } from "../../workers/shared/settings";
+import { providerSwitches, type SwitchReason } from "../../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
 
 /**
  * Every provider switch of the session, kept in the object's storage (what `switch-status` and `switch-history`

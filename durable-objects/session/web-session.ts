@@ -1,11 +1,11 @@
 import { eq } from "drizzle-orm";
-import { sessions } from "../../workers/shared/db/schema";
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
-import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol";
-import type { ProviderName } from "../../workers/shared/settings";
-import type { LiveSockets } from "../live/live-sockets";
-import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16";
-import type { CallerLeg } from "../media/caller-leg";
+import { sessions } from "../../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { LiveSockets } from "../live/live-sockets.ts";
+import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16.ts";
+import type { CallerLeg } from "../media/caller-leg.ts";
 
 /**
  * A web session: the caller is a browser on `/live` (role caller) rather than a carrier leg. Its record lives in the

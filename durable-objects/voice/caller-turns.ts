@@ -1,6 +1,6 @@
-import type { AudioFormat } from "../media/audio/audio-format";
-import { decodeAlaw, decodeMulaw } from "../media/audio/g711";
-import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16";
+import type { AudioFormat } from "../media/audio/audio-format.ts";
+import { decodeAlaw, decodeMulaw } from "../media/audio/g711.ts";
+import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16.ts";
 
 /**
  * The object's own, coarse view of the caller's turns, from frame energy: it only has to notice that the caller

@@ -1,4 +1,4 @@
-import type { ProviderName } from "../../workers/shared/settings";
+import type { ProviderName } from "../../workers/shared/settings.ts";
 
 /**
  * One circuit breaker per provider inside the call's object (closed → open → half-open → closed), with its

@@ -1,6 +1,6 @@
 import type { Deepgram } from "@deepgram/sdk";
-import type { AudioFormat } from "../media/audio/audio-format";
-import { base64Capacity, decodeBase64Into, encodeBase64 } from "../media/audio/pcm16";
+import type { AudioFormat } from "../media/audio/audio-format.ts";
+import { base64Capacity, decodeBase64Into, encodeBase64 } from "../media/audio/pcm16.ts";
 import type {
   ConversationItem,
   ProviderConnectOptions,
@@ -8,8 +8,8 @@ import type {
   ProviderSessionConfig,
   ToolDefinition,
   VoiceProvider,
-} from "./provider";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderRefusedError } from "./provider-socket";
+} from "./provider.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderRefusedError } from "./provider-socket.ts";
 
 /**
  * Deepgram Voice Agent adapter: JSON control messages as text frames, audio both ways as raw

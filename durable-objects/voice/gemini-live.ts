@@ -11,9 +11,9 @@ import type {
   Modality,
   Part,
 } from "@google/genai";
-import type { AudioFormat } from "../media/audio/audio-format";
-import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider";
-import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket";
+import type { AudioFormat } from "../media/audio/audio-format.ts";
+import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket.ts";
 
 /**
  * Gemini Live (BidiGenerateContent) behind the VoiceProvider interface. Wire messages are typed

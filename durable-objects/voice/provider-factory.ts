@@ -1,10 +1,10 @@
-import { PROVIDER_ENDPOINTS } from "../../workers/shared/provider-endpoints";
-import { ConfigurationError, type ProviderName, parseSettings } from "../../workers/shared/settings";
-import { connectDeepgramAgent } from "./deepgram-agent";
-import { connectGeminiLive } from "./gemini-live";
-import { connectLocalEngine } from "./local-engine";
-import { connectOpenAiRealtime } from "./openai-realtime";
-import type { ProviderEventHandler, ProviderSessionConfig, VoiceProvider } from "./provider";
+import { PROVIDER_ENDPOINTS } from "../../workers/shared/provider-endpoints.ts";
+import { ConfigurationError, type ProviderName, parseSettings } from "../../workers/shared/settings.ts";
+import { connectDeepgramAgent } from "./deepgram-agent.ts";
+import { connectGeminiLive } from "./gemini-live.ts";
+import { connectLocalEngine } from "./local-engine.ts";
+import { connectOpenAiRealtime } from "./openai-realtime.ts";
+import type { ProviderEventHandler, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
 
 /** Opens and configures a session with `provider`; rejects when it refuses, fails setup, or is not configured. */
 export function connectProvider(

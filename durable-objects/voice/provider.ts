@@ -1,5 +1,5 @@
-import type { ProviderName } from "../../workers/shared/settings";
-import type { AudioFormat } from "../media/audio/audio-format";
+import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { AudioFormat } from "../media/audio/audio-format.ts";
 
 /**
  * One interface for every voice AI engine. The call's object speaks only this vocabulary; each adapter

@@ -1,21 +1,21 @@
-import { increment } from "../../workers/shared/counters";
-import type { SwitchReason } from "../../workers/shared/db/schema";
-import { reasonOf } from "../../workers/shared/errors";
-import type { LiveEvent, ProviderLinkState } from "../../workers/shared/live-protocol";
-import type { Logger } from "../../workers/shared/logger";
-import type { HealthReport } from "../../workers/shared/provider-health";
-import type { ProviderName } from "../../workers/shared/settings";
-import type { TranscriptLog } from "../call/transcript-log";
-import type { AudioFormat } from "../media/audio/audio-format";
-import { base64ByteLength } from "../media/audio/pcm16";
-import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder";
-import type { CallerLeg } from "../media/caller-leg";
-import type { SwitchEntry } from "../session/switch-log";
-import { CallerTurns } from "./caller-turns";
-import type { CircuitBreakers } from "./circuit-breaker";
-import { Playback } from "./playback";
-import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider";
-import type { ToolHost, ToolRunner } from "./tools";
+import { increment } from "../../workers/shared/counters.ts";
+import type { SwitchReason } from "../../workers/shared/db/schema.ts";
+import { reasonOf } from "../../workers/shared/errors.ts";
+import type { LiveEvent, ProviderLinkState } from "../../workers/shared/live-protocol.ts";
+import type { Logger } from "../../workers/shared/logger.ts";
+import type { HealthReport } from "../../workers/shared/provider-health.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { TranscriptLog } from "../call/transcript-log.ts";
+import type { AudioFormat } from "../media/audio/audio-format.ts";
+import { base64ByteLength } from "../media/audio/pcm16.ts";
+import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
+import type { CallerLeg } from "../media/caller-leg.ts";
+import type { SwitchEntry } from "../session/switch-log.ts";
+import { CallerTurns } from "./caller-turns.ts";
+import type { CircuitBreakers } from "./circuit-breaker.ts";
+import { Playback } from "./playback.ts";
+import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider.ts";
+import type { ToolHost, ToolRunner } from "./tools.ts";
 
 /**
  * The conversation inside the call's object: carries the caller's audio to one voice AI provider and the agent's

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { AlarmSchedule } from "../../durable-objects/alarm-schedule";
+import { AlarmSchedule } from "../../durable-objects/alarm-schedule.ts";
 
 describe("the object's one alarm", () => {
   it("is only ever moved earlier, so one part's later retry never pushes back another's deadline", async () => {

@@ -1,9 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually } from "./support/carriers";
-import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller";
-import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
+import { eventually } from "./support/carriers.ts";
+import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
+import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
 
 /**
  * The regression guard for the call path: a Durable Object's storage write holds every outgoing message of the

@@ -7,10 +7,10 @@ import {
   encodeMulaw,
   transcodeAlawToMulaw,
   transcodeMulawToAlaw,
-} from "../../durable-objects/media/audio/g711";
-import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../durable-objects/media/audio/pcm16";
-import { Resampler, type SampleRate } from "../../durable-objects/media/audio/resampler";
-import { createTranscoder } from "../../durable-objects/media/audio/transcoder";
+} from "../../durable-objects/media/audio/g711.ts";
+import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../durable-objects/media/audio/pcm16.ts";
+import { Resampler, type SampleRate } from "../../durable-objects/media/audio/resampler.ts";
+import { createTranscoder } from "../../durable-objects/media/audio/transcoder.ts";
 
 const ALL_CODES = Uint8Array.from({ length: 256 }, (_, code) => code);
 const ALL_SAMPLES = Int16Array.from({ length: 65536 }, (_, index) => index - 32768);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api, createTenant, createUser, errorOf, login, randomIp, userWithToken } from "./support/identity";
+import { api, createTenant, createUser, errorOf, login, randomIp, userWithToken } from "./support/identity.ts";
 
 async function auditActions(tenantId: string): Promise<string[]> {
   const { results } = await env.DB.prepare("SELECT action, outcome FROM audit_log WHERE tenant_id = ? ORDER BY created_at")

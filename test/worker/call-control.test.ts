@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { appliedMoves, callByCarrierId, callDetail, tenantWithNumbers, twilioStatus } from "./support/calls";
+import { appliedMoves, callByCarrierId, callDetail, tenantWithNumbers, twilioStatus } from "./support/calls.ts";
 import {
   endTelnyxCallAtCarrier,
   endTwilioCallAtCarrier,
@@ -14,8 +14,8 @@ import {
   simRequests,
   telnyxEnvelope,
   twilioCallParams,
-} from "./support/carriers";
-import { api, errorOf, userWithToken } from "./support/identity";
+} from "./support/carriers.ts";
+import { api, errorOf, userWithToken } from "./support/identity.ts";
 
 /**
  * Hangup, hold, resume and transfer through the real API, the call's object and each carrier's fake API: what the

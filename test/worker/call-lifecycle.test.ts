@@ -9,9 +9,9 @@ import {
   openTwilioCall,
   tenantWithNumbers,
   twilioStatus,
-} from "./support/calls";
-import { postTelnyx, randomCallControlId, randomE164, telnyxEnvelope } from "./support/carriers";
-import { api, createTenant, userWithToken } from "./support/identity";
+} from "./support/calls.ts";
+import { postTelnyx, randomCallControlId, randomE164, telnyxEnvelope } from "./support/carriers.ts";
+import { api, createTenant, userWithToken } from "./support/identity.ts";
 
 /**
  * A call's lifecycle as carriers really deliver it: late, out of order, twice, all at once. Everything goes through

@@ -8,7 +8,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../../workers/index";
+import worker from "../../workers/index.ts";
 import {
   appliedMoves,
   type CallDetail,
@@ -17,7 +17,7 @@ import {
   openTwilioCall,
   tenantWithNumbers,
   twilioStatus,
-} from "./support/calls";
+} from "./support/calls.ts";
 import {
   closeCodeOf,
   endTelnyxCallAtCarrier,
@@ -31,8 +31,8 @@ import {
   simRequests,
   telnyxEnvelope,
   twilioStart,
-} from "./support/carriers";
-import { api } from "./support/identity";
+} from "./support/carriers.ts";
+import { api } from "./support/identity.ts";
 
 /**
  * Calls outlive the things that fail under them: the call's object being evicted mid-call (a deploy, memory

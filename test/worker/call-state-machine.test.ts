@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { decideTransition, isTerminal, type TransitionSource } from "../../durable-objects/call/state-machine";
-import { CALL_STATUSES, type CallStatus } from "../../workers/shared/db/schema";
-import { type CallEventView, callByCarrierId, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
+import { decideTransition, isTerminal, type TransitionSource } from "../../durable-objects/call/state-machine.ts";
+import { CALL_STATUSES, type CallStatus } from "../../workers/shared/db/schema.ts";
+import { type CallEventView, callByCarrierId, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls.ts";
 
 /**
  * Property tests of the call state machine: first the pure decision function over thousands of seeded random event

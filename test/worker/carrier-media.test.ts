@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { telnyxMedia } from "../../durable-objects/media/carriers/telnyx-media";
-import { twilioMedia } from "../../durable-objects/media/carriers/twilio-media";
+import { telnyxMedia } from "../../durable-objects/media/carriers/telnyx-media.ts";
+import { twilioMedia } from "../../durable-objects/media/carriers/twilio-media.ts";
 
 /** The carriers' media messages exactly as Twilio's and Telnyx's documentation show them, translated both ways. */
 describe("Twilio media stream translation", () => {

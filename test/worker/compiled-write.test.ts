@@ -1,10 +1,10 @@
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { CompiledWrite } from "../../workers/shared/db/compiled-write";
-import { transcriptLines } from "../../workers/shared/db/schema";
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope";
-import { createTenant } from "./support/identity";
+import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
+import { transcriptLines } from "../../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import { createTenant } from "./support/identity.ts";
 
 /** The call object's D1 writes are compiled once and bound per use; they must stay as tenant-scoped as the rest. */
 const upsertLine = new CompiledWrite<"id" | "sessionId" | "text" | "interrupted">((db, value, tenant) =>

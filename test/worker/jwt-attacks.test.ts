@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, createTenant, errorOf, login, userWithToken } from "./support/identity";
+import { api, createTenant, errorOf, login, userWithToken } from "./support/identity.ts";
 
 /**
  * Every forged or stale token must get 401 from a route that would otherwise answer 200. The victim is an admin,

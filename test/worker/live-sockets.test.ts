@@ -1,10 +1,10 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../../workers/shared/live-protocol";
-import { openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
-import { closeCodeOf } from "./support/carriers";
-import { api, createTenant, randomIp, userWithToken } from "./support/identity";
+import type { LiveEvent } from "../../workers/shared/live-protocol.ts";
+import { openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls.ts";
+import { closeCodeOf } from "./support/carriers.ts";
+import { api, createTenant, randomIp, userWithToken } from "./support/identity.ts";
 
 /**
  * `GET /api/v1/sessions/{id}/live` through the real Worker and the session's real object: refusals happen before

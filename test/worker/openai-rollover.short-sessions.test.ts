@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { eventually } from "./support/carriers";
-import { putScenario, uniqueKey } from "./support/provider-simulator";
-import { connectionsOf, startCall, switchHistory, turn } from "./support/switching";
+import { eventually } from "./support/carriers.ts";
+import { putScenario, uniqueKey } from "./support/provider-simulator.ts";
+import { connectionsOf, startCall, switchHistory, turn } from "./support/switching.ts";
 
 /**
  * OpenAI ends a Realtime session after a fixed time; the call's object opens a fresh one before that, with the

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { appliedMoves, callDetail, listCalls, tenantWithNumbers, twilioStatus } from "./support/calls";
+import { appliedMoves, callDetail, listCalls, tenantWithNumbers, twilioStatus } from "./support/calls.ts";
 import {
   parseStreamTwiml,
   postTelnyx,
@@ -10,8 +10,8 @@ import {
   simRequests,
   telnyxEnvelope,
   twilioCallParams,
-} from "./support/carriers";
-import { api, createTenant, errorOf, userWithToken } from "./support/identity";
+} from "./support/carriers.ts";
+import { api, createTenant, errorOf, userWithToken } from "./support/identity.ts";
 
 /**
  * POST /api/v1/calls through the real Worker and call object against the fake carrier APIs: the request each carrier

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { eventually } from "./support/carriers";
-import { putScenario, uniqueKey } from "./support/provider-simulator";
-import { connectionsOf, startCall, switchHistory, transcriptHas, turn } from "./support/switching";
+import { eventually } from "./support/carriers.ts";
+import { putScenario, uniqueKey } from "./support/provider-simulator.ts";
+import { connectionsOf, startCall, switchHistory, transcriptHas, turn } from "./support/switching.ts";
 
 /**
  * Automatic failover when the provider dies and refuses to come back. In a file of its own: the failed

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { eventually } from "./support/carriers";
-import { uniqueKey } from "./support/provider-simulator";
-import { startCall, switchHistory, turn } from "./support/switching";
+import { eventually } from "./support/carriers.ts";
+import { uniqueKey } from "./support/provider-simulator.ts";
+import { startCall, switchHistory, turn } from "./support/switching.ts";
 
 /**
  * Failover when the fleet registry marks the call's provider offline. In a file of its own: marking OpenAI offline

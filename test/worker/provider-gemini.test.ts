@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { GeminiLiveOptions, GeminiLiveProvider } from "../../durable-objects/voice/gemini-live";
-import { connectGeminiLive, DEFAULT_GEMINI_MODEL, GeminiSetupError } from "../../durable-objects/voice/gemini-live";
-import type { ConversationItem, ProviderSessionConfig } from "../../durable-objects/voice/provider";
-import { CONNECT_TIMEOUT_MS, ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
+import type { GeminiLiveOptions, GeminiLiveProvider } from "../../durable-objects/voice/gemini-live.ts";
+import { connectGeminiLive, DEFAULT_GEMINI_MODEL, GeminiSetupError } from "../../durable-objects/voice/gemini-live.ts";
+import type { ConversationItem, ProviderSessionConfig } from "../../durable-objects/voice/provider.ts";
+import { CONNECT_TIMEOUT_MS, ProviderRefusedError } from "../../durable-objects/voice/provider-socket.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/recorder.ts";
-import type { Utterance } from "./support/provider-simulator";
+import type { Utterance } from "./support/provider-simulator.ts";
 import {
   base64Bytes,
   base64Frames,
@@ -14,7 +14,7 @@ import {
   putScenario,
   simulatorConnections,
   uniqueKey,
-} from "./support/provider-simulator";
+} from "./support/provider-simulator.ts";
 
 /**
  * The Gemini Live adapter against the simulated service (test/simulators/providers/gemini-live.ts) over real

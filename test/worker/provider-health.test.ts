@@ -1,14 +1,14 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { probeCorrelationId } from "../../durable-objects/provider-health/registry";
-import { HealthReporter } from "../../durable-objects/provider-health/reporter";
-import { chooseProvider } from "../../workers/shared/provider-choice";
-import { type HealthReport, type ProviderHealth, REGISTRY_NAME } from "../../workers/shared/provider-health";
-import { healthSnapshot } from "../../workers/shared/provider-health-client";
-import type { ProviderName } from "../../workers/shared/settings";
-import { api, createTenant, userWithToken } from "./support/identity";
-import { putScenario, simulatorConnections } from "./support/provider-simulator";
+import { probeCorrelationId } from "../../durable-objects/provider-health/registry.ts";
+import { HealthReporter } from "../../durable-objects/provider-health/reporter.ts";
+import { chooseProvider } from "../../workers/shared/provider-choice.ts";
+import { type HealthReport, type ProviderHealth, REGISTRY_NAME } from "../../workers/shared/provider-health.ts";
+import { healthSnapshot } from "../../workers/shared/provider-health-client.ts";
+import type { ProviderName } from "../../workers/shared/settings.ts";
+import { api, createTenant, userWithToken } from "./support/identity.ts";
+import { putScenario, simulatorConnections } from "./support/provider-simulator.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { AudioFormat } from "../../durable-objects/media/audio/audio-format";
-import type { OpenAiRealtimeOptions } from "../../durable-objects/voice/openai-realtime";
-import { connectOpenAiRealtime, type OpenAiRealtimeProvider, ProviderSetupError } from "../../durable-objects/voice/openai-realtime";
-import type { ProviderSessionConfig } from "../../durable-objects/voice/provider";
-import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket";
-import type { Utterance } from "./support/provider-simulator";
+import type { AudioFormat } from "../../durable-objects/media/audio/audio-format.ts";
+import type { OpenAiRealtimeOptions } from "../../durable-objects/voice/openai-realtime.ts";
+import { connectOpenAiRealtime, type OpenAiRealtimeProvider, ProviderSetupError } from "../../durable-objects/voice/openai-realtime.ts";
+import type { ProviderSessionConfig } from "../../durable-objects/voice/provider.ts";
+import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket.ts";
+import type { Utterance } from "./support/provider-simulator.ts";
 import {
   base64Bytes,
   base64Frames,
@@ -14,7 +14,7 @@ import {
   ProviderEventLog,
   putScenario,
   uniqueKey,
-} from "./support/provider-simulator";
+} from "./support/provider-simulator.ts";
 
 /**
  * The OpenAI Realtime adapter against the simulated service over real sockets, driven with recorded caller

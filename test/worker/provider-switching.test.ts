@@ -1,9 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { eventually, simRequests } from "./support/carriers";
-import { api, createTenant, userWithToken } from "./support/identity";
-import { twilioOutboundCallWith } from "./support/media-caller";
-import { putScenario, uniqueKey } from "./support/provider-simulator";
-import { connectionsOf, type SwitchAnswer, startCall, streamOf, switchHistory, switchTo, transcriptHas, turn } from "./support/switching";
+import { eventually, simRequests } from "./support/carriers.ts";
+import { api, createTenant, userWithToken } from "./support/identity.ts";
+import { twilioOutboundCallWith } from "./support/media-caller.ts";
+import { putScenario, uniqueKey } from "./support/provider-simulator.ts";
+import {
+  connectionsOf,
+  type SwitchAnswer,
+  startCall,
+  streamOf,
+  switchHistory,
+  switchTo,
+  transcriptHas,
+  turn,
+} from "./support/switching.ts";
 
 /**
  * Switching a live call's provider, end to end: the Sessions API asks the call's object, which connects the new

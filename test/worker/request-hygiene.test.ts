@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, createTenant, errorOf, userWithToken } from "./support/identity";
+import { api, createTenant, errorOf, userWithToken } from "./support/identity.ts";
 
 let admin: Awaited<ReturnType<typeof userWithToken>>;
 const userCount = async () =>

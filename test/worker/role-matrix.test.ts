@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { Role } from "../../workers/shared/db/schema";
-import { api, createTenant, userWithToken } from "./support/identity";
-import { documentedOperations } from "./support/openapi";
+import type { Role } from "../../workers/shared/db/schema.ts";
+import { api, createTenant, userWithToken } from "./support/identity.ts";
+import { documentedOperations } from "./support/openapi.ts";
 
 /** The matrix as the README documents it; a change to the code's matrix must be made here too, deliberately. */
 const GRANTS: Record<Role, readonly string[]> = {

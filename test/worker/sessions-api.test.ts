@@ -1,10 +1,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { TranscriptLog } from "../../durable-objects/call/transcript-log";
-import { database } from "../../workers/shared/db/client";
-import { calls, sessions, transcriptLines } from "../../workers/shared/db/schema";
-import { api, createTenant, errorOf, userWithToken } from "./support/identity";
+import { TranscriptLog } from "../../durable-objects/call/transcript-log.ts";
+import { database } from "../../workers/shared/db/client.ts";
+import { calls, sessions, transcriptLines } from "../../workers/shared/db/schema.ts";
+import { api, createTenant, errorOf, userWithToken } from "./support/identity.ts";
 
 /**
  * The sessions read API against rows seeded in the real D1 for two tenants: filters, keyset pagination, the detail

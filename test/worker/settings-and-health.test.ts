@@ -1,10 +1,10 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../../workers/index";
-import { redact } from "../../workers/shared/logger";
-import { ConfigurationError, parseSettings, requireSettings } from "../../workers/shared/settings";
-import { randomCallSid, randomE164, twilioCallParams, twilioSignature } from "./support/carriers";
+import worker from "../../workers/index.ts";
+import { redact } from "../../workers/shared/logger.ts";
+import { ConfigurationError, parseSettings, requireSettings } from "../../workers/shared/settings.ts";
+import { randomCallSid, randomE164, twilioCallParams, twilioSignature } from "./support/carriers.ts";
 
 /** The real Worker, run with a different env: how a misconfigured deployment behaves. */
 async function healthWith(overrides: Record<string, unknown>) {

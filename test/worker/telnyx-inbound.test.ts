@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { appliedMoves, callByCarrierId, callTraces, tenantWithNumbers } from "./support/calls";
+import { appliedMoves, callByCarrierId, callTraces, tenantWithNumbers } from "./support/calls.ts";
 import {
   eventually,
   openTelnyxMedia,
@@ -9,7 +9,7 @@ import {
   type SimRequest,
   simRequests,
   telnyxEnvelope,
-} from "./support/carriers";
+} from "./support/carriers.ts";
 
 /**
  * A Telnyx inbound call end to end through the real Worker, the call's object and the fake Telnyx API: the signed

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { postTwilio, randomCallSid, randomE164, twilioCallParams } from "./support/carriers";
-import { api, createTenant, createUser, userWithToken } from "./support/identity";
-import { documentedOperations } from "./support/openapi";
+import { postTwilio, randomCallSid, randomE164, twilioCallParams } from "./support/carriers.ts";
+import { api, createTenant, createUser, userWithToken } from "./support/identity.ts";
+import { documentedOperations } from "./support/openapi.ts";
 
 /**
  * For every route that takes an id, tenant A's admin asking for tenant B's object gets 404 — the same answer as

@@ -1,8 +1,8 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { MAX_LINES_KEPT, MAX_TEXT_CHARS, type TranscriptLine, TranscriptLog } from "../../durable-objects/call/transcript-log";
-import { createTenant } from "./support/identity";
+import { MAX_LINES_KEPT, MAX_TEXT_CHARS, type TranscriptLine, TranscriptLog } from "../../durable-objects/call/transcript-log.ts";
+import { createTenant } from "./support/identity.ts";
 
 /**
  * The transcript log runs inside a real call object (its SQLite storage) and drains to the real D1. A D1 outage is

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./support/carriers";
-import { api, createTenant, userWithToken } from "./support/identity";
+import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./support/carriers.ts";
+import { api, createTenant, userWithToken } from "./support/identity.ts";
 
 async function tenantWithNumber() {
   const admin = await userWithToken(await createTenant(), "admin");

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { eventually } from "./support/carriers";
-import { api } from "./support/identity";
-import { openStream, twilioCallWith } from "./support/media-caller";
-import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
+import { eventually } from "./support/carriers.ts";
+import { api } from "./support/identity.ts";
+import { openStream, twilioCallWith } from "./support/media-caller.ts";
+import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
 
 /**
  * Whole calls through the real Worker and the call's object: Twilio's voice webhook, the signed media upgrade, real

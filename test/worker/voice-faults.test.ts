@@ -1,11 +1,11 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import type { ConnectionSnapshot } from "../simulators/providers/recorder";
-import { closeCodeOf, eventually } from "./support/carriers";
-import { api } from "./support/identity";
-import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "./support/media-caller";
-import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
+import type { ConnectionSnapshot } from "../simulators/providers/recorder.ts";
+import { closeCodeOf, eventually } from "./support/carriers.ts";
+import { api } from "./support/identity.ts";
+import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
+import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
 
 /**
  * Provider faults and hostile input during a call, end to end through the real Worker and the call's object against

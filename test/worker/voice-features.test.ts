@@ -1,10 +1,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { eventually, simRequests } from "./support/carriers";
-import { api } from "./support/identity";
-import { openStream, transcriptOf, twilioCallWith, twilioOutboundCallWith } from "./support/media-caller";
-import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator";
+import { eventually, simRequests } from "./support/carriers.ts";
+import { api } from "./support/identity.ts";
+import { openStream, transcriptOf, twilioCallWith, twilioOutboundCallWith } from "./support/media-caller.ts";
+import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
 
 /**
  * The conversation features of a call, end to end through the real Worker and the call's object against the

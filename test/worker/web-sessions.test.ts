@@ -1,9 +1,9 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../../workers/shared/live-protocol";
-import { eventually } from "./support/carriers";
-import { api, createTenant, randomIp, userWithToken } from "./support/identity";
-import { callerSpeech, putScenario, simulatorConnections } from "./support/provider-simulator";
+import type { LiveEvent } from "../../workers/shared/live-protocol.ts";
+import { eventually } from "./support/carriers.ts";
+import { api, createTenant, randomIp, userWithToken } from "./support/identity.ts";
+import { callerSpeech, putScenario, simulatorConnections } from "./support/provider-simulator.ts";
 
 /**
  * Web sessions end to end: the API creates the session (its provider dialled at once), a browser joins `/live` as

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { callByCarrierId, callTraces, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls";
+import { callByCarrierId, callTraces, openTwilioCall, tenantWithNumbers, twilioStatus } from "./support/calls.ts";
 import {
   BASE,
   closeCodeOf,
@@ -16,7 +16,7 @@ import {
   twilioCallParams,
   twilioSignature,
   twilioStart,
-} from "./support/carriers";
+} from "./support/carriers.ts";
 
 /**
  * The four layers every carrier request passes (workers/telephony/webhook-guard.ts), exercised through the real

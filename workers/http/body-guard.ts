@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { AppError } from "../shared/errors";
-import type { AppEnv } from "./context";
+import { AppError } from "../shared/errors.ts";
+import type { AppEnv } from "./context.ts";
 
 const JSON_TYPE = /^application\/([a-z.+-]+\+)?json(\s*;.*)?$/i;
 

@@ -1,6 +1,6 @@
-import type { Principal } from "../identity/principal";
-import type { TenantScope } from "../shared/db/tenant-scope";
-import type { Logger } from "../shared/logger";
+import type { Principal } from "../identity/principal.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import type { Logger } from "../shared/logger.ts";
 
 /** What every request handler can rely on; `principal` and `scope` exist behind `requireAuth` only. */
 export interface AppEnv {

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
-import { createLogger } from "../shared/logger";
-import type { AppEnv } from "./context";
+import { createLogger } from "../shared/logger.ts";
+import type { AppEnv } from "./context.ts";
 
 export const CORRELATION_HEADER = "X-Correlation-ID";
 // Accept a caller's id only if it is short and plain, so it is safe to echo into headers and logs.

@@ -1,8 +1,8 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { AppError, errorBody } from "../shared/errors";
-import { ConfigurationError } from "../shared/settings";
-import type { AppEnv } from "./context";
+import { AppError, errorBody } from "../shared/errors.ts";
+import { ConfigurationError } from "../shared/settings.ts";
+import type { AppEnv } from "./context.ts";
 
 /** Renders every failure as `{"error":{code,message,correlationId}}`; unknown errors never leak details. */
 export const handleError: ErrorHandler<AppEnv> = (err, c) => {

@@ -1,6 +1,6 @@
 import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
-import { requireAuth } from "../identity/middleware";
-import type { Permission } from "../identity/permissions";
+import { requireAuth } from "../identity/middleware.ts";
+import type { Permission } from "../identity/permissions.ts";
 
 export const errorSchema = z
   .object({

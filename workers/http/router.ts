@@ -1,6 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { badRequest } from "../shared/errors";
-import type { AppEnv } from "./context";
+import { badRequest } from "../shared/errors.ts";
+import type { AppEnv } from "./context.ts";
 
 /**
  * Every router is an OpenAPIHono whose validation failures become the platform's 400 error shape. Issues are

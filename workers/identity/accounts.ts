@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
-import { database } from "../shared/db/client";
-import { phoneNumbers, users } from "../shared/db/schema";
+import { database } from "../shared/db/client.ts";
+import { phoneNumbers, users } from "../shared/db/schema.ts";
 
 /** Emails are unique across tenants (login is by email alone), so this check is deliberately cross-tenant. */
 export async function emailInUse(env: Env, email: string): Promise<boolean> {

@@ -1,8 +1,8 @@
 import { eq } from "drizzle-orm";
-import { constantTimeEqualText } from "../shared/constant-time";
-import type { Database } from "../shared/db/client";
-import { apiKeys, type Role } from "../shared/db/schema";
-import { randomToken, sha256Hex } from "../shared/encoding";
+import { constantTimeEqualText } from "../shared/constant-time.ts";
+import type { Database } from "../shared/db/client.ts";
+import { apiKeys, type Role } from "../shared/db/schema.ts";
+import { randomToken, sha256Hex } from "../shared/encoding.ts";
 
 /**
  * API keys for server-to-server use: `sbk_<keyId>_<secret>`, scoped to one tenant and one role. Only the SHA-256 of

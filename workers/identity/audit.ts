@@ -1,5 +1,5 @@
-import { auditLog } from "../shared/db/schema";
-import type { TenantScope } from "../shared/db/tenant-scope";
+import { auditLog } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
 
 export interface AuditEntry {
   actorType: "user" | "api_key" | "system" | "anonymous";

@@ -1,16 +1,16 @@
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "../http/context";
-import { enforceRateLimit } from "../http/rate-limit";
-import { type Database, database } from "../shared/db/client";
-import { TenantScope } from "../shared/db/tenant-scope";
-import { forbidden, unauthorized } from "../shared/errors";
-import type { Logger } from "../shared/logger";
-import { requireSettings } from "../shared/settings";
-import { authenticateApiKey, looksLikeApiKey } from "./api-keys";
-import { type Permission, roleHas } from "./permissions";
-import type { Principal } from "./principal";
-import { checkRevocation } from "./revocation";
-import { verifyAccessToken } from "./tokens";
+import type { AppEnv } from "../http/context.ts";
+import { enforceRateLimit } from "../http/rate-limit.ts";
+import { type Database, database } from "../shared/db/client.ts";
+import { TenantScope } from "../shared/db/tenant-scope.ts";
+import { forbidden, unauthorized } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import { requireSettings } from "../shared/settings.ts";
+import { authenticateApiKey, looksLikeApiKey } from "./api-keys.ts";
+import { type Permission, roleHas } from "./permissions.ts";
+import type { Principal } from "./principal.ts";
+import { checkRevocation } from "./revocation.ts";
+import { verifyAccessToken } from "./tokens.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
 

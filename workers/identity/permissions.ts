@@ -1,4 +1,4 @@
-import type { Role } from "../shared/db/schema";
+import type { Role } from "../shared/db/schema.ts";
 
 /**
  * The permission matrix. Every API route declares exactly one permission (or `public`); the README prints this

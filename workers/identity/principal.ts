@@ -1,4 +1,4 @@
-import type { Role } from "../shared/db/schema";
+import type { Role } from "../shared/db/schema.ts";
 
 /** Who is making an authenticated request. */
 export type Principal =

@@ -1,9 +1,9 @@
 import { and, eq, isNull } from "drizzle-orm";
-import { constantTimeEqualText } from "../shared/constant-time";
-import type { Database } from "../shared/db/client";
-import { refreshTokenFamilies } from "../shared/db/schema";
-import { TenantScope } from "../shared/db/tenant-scope";
-import { randomToken, sha256Hex } from "../shared/encoding";
+import { constantTimeEqualText } from "../shared/constant-time.ts";
+import type { Database } from "../shared/db/client.ts";
+import { refreshTokenFamilies } from "../shared/db/schema.ts";
+import { TenantScope } from "../shared/db/tenant-scope.ts";
+import { randomToken, sha256Hex } from "../shared/encoding.ts";
 
 /**
  * Rotating refresh tokens. A login starts a family; each refresh spends the presented token and issues the next

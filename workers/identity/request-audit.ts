@@ -1,7 +1,7 @@
 import type { Context } from "hono";
-import type { AppEnv } from "../http/context";
-import type { TenantScope } from "../shared/db/tenant-scope";
-import { type AuditEntry, auditStatement } from "./audit";
+import type { AppEnv } from "../http/context.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import { type AuditEntry, auditStatement } from "./audit.ts";
 
 /** An audit statement stamped with the request's actor, client IP and correlation id. */
 export function auditFromRequest(

@@ -1,10 +1,10 @@
 import { and, eq, isNull, lt } from "drizzle-orm";
-import type { Database } from "../shared/db/client";
-import { refreshTokenFamilies, revokedTokens, users } from "../shared/db/schema";
-import type { TenantScope } from "../shared/db/tenant-scope";
-import { serviceUnavailable } from "../shared/errors";
-import type { Logger } from "../shared/logger";
-import { ACCESS_TOKEN_TTL_SECONDS, type AccessClaims } from "./tokens";
+import type { Database } from "../shared/db/client.ts";
+import { refreshTokenFamilies, revokedTokens, users } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import { serviceUnavailable } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import { ACCESS_TOKEN_TTL_SECONDS, type AccessClaims } from "./tokens.ts";
 
 /**
  * Revocation in two tiers. D1 is the truth (revoked_tokens rows, users.tokens_valid_after); KV mirrors it with a TTL

@@ -1,7 +1,7 @@
 import { createLocalJWKSet, importJWK, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
 import { z } from "zod";
-import { ROLES } from "../shared/db/schema";
-import type { Settings } from "../shared/settings";
+import { ROLES } from "../shared/db/schema.ts";
+import type { Settings } from "../shared/settings.ts";
 
 /** Access tokens: EdDSA (Ed25519) JWTs, 15 minutes. The first key of JWT_SIGNING_KEYS signs; every key verifies. */
 export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;

@@ -1,11 +1,11 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, eq, isNull } from "drizzle-orm";
-import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { mintApiKey } from "../identity/api-keys";
-import { auditFromRequest } from "../identity/request-audit";
-import { apiKeys, ROLES } from "../shared/db/schema";
-import { notFound } from "../shared/errors";
+import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { mintApiKey } from "../identity/api-keys.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
+import { apiKeys, ROLES } from "../shared/db/schema.ts";
+import { notFound } from "../shared/errors.ts";
 
 const apiKeySchema = z
   .object({

@@ -1,10 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { and, desc, eq, lt, or } from "drizzle-orm";
-import { jsonResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { auditLog } from "../shared/db/schema";
-import { badRequest } from "../shared/errors";
-import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
+import { jsonResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { auditLog } from "../shared/db/schema.ts";
+import { badRequest } from "../shared/errors.ts";
+import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
 const entrySchema = z
   .object({

@@ -1,18 +1,18 @@
 import { z } from "@hono/zod-openapi";
-import { jsonBody, jsonResponse, protectedRoute, publicRoute } from "../http/openapi";
-import { enforceRateLimit } from "../http/rate-limit";
-import { publicRouter } from "../http/router";
-import { userByEmail, userById } from "../identity/accounts";
-import { DECOY_HASH, verifyPassword } from "../identity/passwords";
-import { revokeFamily, rotate, startFamily } from "../identity/refresh-tokens";
-import { auditFromRequest } from "../identity/request-audit";
-import { cutoffNow, mirrorUserCutoff, revokeAccessToken, revokeAllStatements } from "../identity/revocation";
-import { ACCESS_TOKEN_TTL_SECONDS, issueAccessToken, publicJwks } from "../identity/tokens";
-import { database } from "../shared/db/client";
-import { TenantScope } from "../shared/db/tenant-scope";
-import { sha256Hex } from "../shared/encoding";
-import { badRequest, unauthorized } from "../shared/errors";
-import { requireSettings } from "../shared/settings";
+import { jsonBody, jsonResponse, protectedRoute, publicRoute } from "../http/openapi.ts";
+import { enforceRateLimit } from "../http/rate-limit.ts";
+import { publicRouter } from "../http/router.ts";
+import { userByEmail, userById } from "../identity/accounts.ts";
+import { DECOY_HASH, verifyPassword } from "../identity/passwords.ts";
+import { revokeFamily, rotate, startFamily } from "../identity/refresh-tokens.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
+import { cutoffNow, mirrorUserCutoff, revokeAccessToken, revokeAllStatements } from "../identity/revocation.ts";
+import { ACCESS_TOKEN_TTL_SECONDS, issueAccessToken, publicJwks } from "../identity/tokens.ts";
+import { database } from "../shared/db/client.ts";
+import { TenantScope } from "../shared/db/tenant-scope.ts";
+import { sha256Hex } from "../shared/encoding.ts";
+import { badRequest, unauthorized } from "../shared/errors.ts";
+import { requireSettings } from "../shared/settings.ts";
 
 const tokensSchema = z.object({ accessToken: z.string(), refreshToken: z.string(), expiresIn: z.number().int() }).openapi("Tokens");
 

@@ -1,14 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
-import type { ControlResult } from "../../durable-objects/call/call-commands";
-import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { auditFromRequest } from "../identity/request-audit";
-import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../shared/db/schema";
-import type { TenantScope } from "../shared/db/tenant-scope";
-import { AppError, badRequest, conflict, notFound } from "../shared/errors";
-import { parseSettings, providerSchema, requireSettings } from "../shared/settings";
-import { callObject } from "../telephony/session-routing";
+import type { ControlResult } from "../../durable-objects/call/call-commands.ts";
+import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
+import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import { AppError, badRequest, conflict, notFound } from "../shared/errors.ts";
+import { parseSettings, providerSchema, requireSettings } from "../shared/settings.ts";
+import { callObject } from "../telephony/session-routing.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");

@@ -1,10 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { CALL_STATUSES, CARRIERS, callEvents, calls } from "../shared/db/schema";
-import { badRequest, notFound } from "../shared/errors";
-import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
+import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { CALL_STATUSES, CARRIERS, callEvents, calls } from "../shared/db/schema.ts";
+import { badRequest, notFound } from "../shared/errors.ts";
+import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
 export const callSchema = z
   .object({

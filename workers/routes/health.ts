@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
-import { publicRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { healthProblems } from "../shared/settings";
+import { publicRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { healthProblems } from "../shared/settings.ts";
 
 const checkSchema = z.object({ ok: z.boolean(), detail: z.string().optional() });
 const healthSchema = z.object({ status: z.enum(["ok", "degraded"]), checks: z.record(z.string(), checkSchema) }).openapi("Health");

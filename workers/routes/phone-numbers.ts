@@ -1,12 +1,12 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
-import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { numberInUse } from "../identity/accounts";
-import { auditFromRequest } from "../identity/request-audit";
-import { forgetNumber } from "../shared/db/directory";
-import { CARRIERS, PROVIDER_NAMES, phoneNumbers, TELNYX_CODECS } from "../shared/db/schema";
-import { conflict, notFound } from "../shared/errors";
+import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { numberInUse } from "../identity/accounts.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
+import { forgetNumber } from "../shared/db/directory.ts";
+import { CARRIERS, PROVIDER_NAMES, phoneNumbers, TELNYX_CODECS } from "../shared/db/schema.ts";
+import { conflict, notFound } from "../shared/errors.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 

@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
-import { jsonResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { providerConfigured } from "../shared/provider-endpoints";
-import { healthThresholds, PROVIDER_HEALTH_STATES, REGISTRY_NAME } from "../shared/provider-health";
-import { parseSettings, providerSchema } from "../shared/settings";
+import { jsonResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { providerConfigured } from "../shared/provider-endpoints.ts";
+import { healthThresholds, PROVIDER_HEALTH_STATES, REGISTRY_NAME } from "../shared/provider-health.ts";
+import { parseSettings, providerSchema } from "../shared/settings.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 

@@ -1,15 +1,15 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
-import type { SwitchResult } from "../../durable-objects/voice/voice-session";
-import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { auditFromRequest } from "../identity/request-audit";
-import { PROVIDER_NAMES, providerSwitches, SWITCH_REASONS, sessions } from "../shared/db/schema";
-import type { TenantScope } from "../shared/db/tenant-scope";
-import { notFound } from "../shared/errors";
-import { providerSchema } from "../shared/settings";
-import { callObject } from "../telephony/session-routing";
-import { sessionIdParam } from "./sessions";
+import type { SwitchResult } from "../../durable-objects/voice/voice-session.ts";
+import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
+import { PROVIDER_NAMES, providerSwitches, SWITCH_REASONS, sessions } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import { notFound } from "../shared/errors.ts";
+import { providerSchema } from "../shared/settings.ts";
+import { callObject } from "../telephony/session-routing.ts";
+import { sessionIdParam } from "./sessions.ts";
 
 /**
  * Switching a live session's voice provider: on request (make before break, context carried), by automatic

@@ -1,18 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "../http/context";
-import { errorSchema } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { authenticate, authorize, bearerCredential, credentialShape } from "../identity/middleware";
-import type { Permission } from "../identity/permissions";
-import type { Principal } from "../identity/principal";
-import { increment } from "../shared/counters";
-import { sessions } from "../shared/db/schema";
-import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors";
-import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol";
-import { isWebSocketUpgrade } from "../shared/websocket-upgrade";
-import { callObject, isSessionId } from "../telephony/session-routing";
+import type { AppEnv } from "../http/context.ts";
+import { errorSchema } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { authenticate, authorize, bearerCredential, credentialShape } from "../identity/middleware.ts";
+import type { Permission } from "../identity/permissions.ts";
+import type { Principal } from "../identity/principal.ts";
+import { increment } from "../shared/counters.ts";
+import { sessions } from "../shared/db/schema.ts";
+import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors.ts";
+import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol.ts";
+import { isWebSocketUpgrade } from "../shared/websocket-upgrade.ts";
+import { callObject, isSessionId } from "../telephony/session-routing.ts";
 
 /**
  * `GET /api/v1/sessions/{id}/live`: the browser's WebSocket to a session's object. Everything is decided here,

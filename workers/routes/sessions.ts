@@ -1,8 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { auditFromRequest } from "../identity/request-audit";
+import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
 import {
   calls,
   PROVIDER_NAMES,
@@ -11,14 +11,14 @@ import {
   sessions,
   TRANSCRIPT_ROLES,
   transcriptLines,
-} from "../shared/db/schema";
-import { AppError, badRequest, notFound } from "../shared/errors";
-import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol";
-import { providerForNewSession } from "../shared/provider-health-client";
-import { providerSchema } from "../shared/settings";
-import { callObject, SESSION_ID } from "../telephony/session-routing";
-import { callSchema, presentCall } from "./calls";
-import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
+} from "../shared/db/schema.ts";
+import { AppError, badRequest, notFound } from "../shared/errors.ts";
+import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
+import { providerForNewSession } from "../shared/provider-health-client.ts";
+import { providerSchema } from "../shared/settings.ts";
+import { callObject, SESSION_ID } from "../telephony/session-routing.ts";
+import { callSchema, presentCall } from "./calls.ts";
+import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
 /** The most transcript lines one session detail answers with (the object keeps as many; D1 keeps all). */
 export const TRANSCRIPT_LINES_IN_DETAIL = 2_000;

@@ -1,11 +1,11 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory";
-import { requireSettings } from "../shared/settings";
-import { forwardMediaUpgrade } from "../telephony/media-upgrade";
-import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
-import { TelnyxCallControl } from "../telephony/telnyx/call-control";
-import { telnyxEvent } from "../telephony/telnyx/webhook-events";
-import { type CarrierEnv, reject, telnyxGuard } from "../telephony/webhook-guard";
+import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory.ts";
+import { requireSettings } from "../shared/settings.ts";
+import { forwardMediaUpgrade } from "../telephony/media-upgrade.ts";
+import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing.ts";
+import { TelnyxCallControl } from "../telephony/telnyx/call-control.ts";
+import { telnyxEvent } from "../telephony/telnyx/webhook-events.ts";
+import { type CarrierEnv, reject, telnyxGuard } from "../telephony/webhook-guard.ts";
 
 /** Telnyx's routes: Call Control webhooks go to the call's object; media upgrades carry the call's path token. */
 async function webhook(c: Context<CarrierEnv>) {

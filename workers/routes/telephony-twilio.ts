@@ -1,12 +1,12 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory";
-import { requireSettings } from "../shared/settings";
-import { forwardMediaUpgrade } from "../telephony/media-upgrade";
-import { publicUrls } from "../telephony/public-urls";
-import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing";
-import { connectStreamTwiml, rejectionTwiml } from "../telephony/twilio/twiml";
-import { twilioEvent } from "../telephony/twilio/webhook-events";
-import { type CarrierEnv, reject, twilioGuard } from "../telephony/webhook-guard";
+import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory.ts";
+import { requireSettings } from "../shared/settings.ts";
+import { forwardMediaUpgrade } from "../telephony/media-upgrade.ts";
+import { publicUrls } from "../telephony/public-urls.ts";
+import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing.ts";
+import { connectStreamTwiml, rejectionTwiml } from "../telephony/twilio/twiml.ts";
+import { twilioEvent } from "../telephony/twilio/webhook-events.ts";
+import { type CarrierEnv, reject, twilioGuard } from "../telephony/webhook-guard.ts";
 
 /** Twilio's routes: the voice webhook answers TwiML, status callbacks go to the call's object, media upgrades too. */
 const twiml = (c: Context<CarrierEnv>, body: string) => c.body(body, 200, { "Content-Type": "text/xml" });

@@ -1,14 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq, gt, isNull, ne } from "drizzle-orm";
-import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi";
-import { publicRouter } from "../http/router";
-import { emailInUse } from "../identity/accounts";
-import { hashPassword } from "../identity/passwords";
-import { auditFromRequest } from "../identity/request-audit";
-import { cutoffNow, mirrorUserCutoff, revokeAllStatements } from "../identity/revocation";
-import { ROLES, users } from "../shared/db/schema";
-import { badRequest, conflict, notFound } from "../shared/errors";
-import { decodeCursor, encodeCursor, pageQuery } from "./pagination";
+import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { publicRouter } from "../http/router.ts";
+import { emailInUse } from "../identity/accounts.ts";
+import { hashPassword } from "../identity/passwords.ts";
+import { auditFromRequest } from "../identity/request-audit.ts";
+import { cutoffNow, mirrorUserCutoff, revokeAllStatements } from "../identity/revocation.ts";
+import { ROLES, users } from "../shared/db/schema.ts";
+import { badRequest, conflict, notFound } from "../shared/errors.ts";
+import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
 const userSchema = z
   .object({

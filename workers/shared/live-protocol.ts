@@ -1,5 +1,5 @@
-import type { CallStatus } from "./db/schema";
-import type { ProviderName } from "./settings";
+import type { CallStatus } from "./db/schema.ts";
+import type { ProviderName } from "./settings.ts";
 
 /**
  * What a browser connected to `/api/v1/sessions/{id}/live` receives (JSON text frames) and may send. Agent audio

@@ -1,5 +1,5 @@
-import type { ProviderHealth } from "./provider-health";
-import type { ProviderName } from "./settings";
+import type { ProviderHealth } from "./provider-health.ts";
+import type { ProviderName } from "./settings.ts";
 
 type Health = Pick<ProviderHealth, "provider" | "state"> & Partial<Pick<ProviderHealth, "probeDue">>;
 

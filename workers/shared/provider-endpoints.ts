@@ -1,4 +1,4 @@
-import { type ProviderName, parseSettings } from "./settings";
+import { type ProviderName, parseSettings } from "./settings.ts";
 
 /** Where each provider is dialled and with which key, from settings (so tests and local runs use simulators). */
 export const PROVIDER_ENDPOINTS = {

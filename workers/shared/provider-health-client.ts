@@ -1,7 +1,7 @@
-import { chooseProvider } from "./provider-choice";
-import { providerConfigured } from "./provider-endpoints";
-import { type ProviderHealth, REGISTRY_NAME } from "./provider-health";
-import { type ProviderName, parseSettings } from "./settings";
+import { chooseProvider } from "./provider-choice.ts";
+import { providerConfigured } from "./provider-endpoints.ts";
+import { type ProviderHealth, REGISTRY_NAME } from "./provider-health.ts";
+import { type ProviderName, parseSettings } from "./settings.ts";
 
 /** How long one isolate reuses the registry's snapshot for session choices (the registry is one object). */
 const SNAPSHOT_TTL_MS = 5_000;

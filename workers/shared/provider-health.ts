@@ -1,4 +1,4 @@
-import { type ProviderName, parseSettings } from "./settings";
+import { type ProviderName, parseSettings } from "./settings.ts";
 
 /**
  * The vocabulary of fleet-wide provider health: what every call's object reports (HealthReport, through

@@ -1,4 +1,4 @@
-import type { Carrier } from "../shared/db/schema";
+import type { Carrier } from "../shared/db/schema.ts";
 
 /**
  * A circuit breaker per carrier API, per isolate: after 5 consecutive failures the carrier is skipped for 30 s,

@@ -1,4 +1,4 @@
-import type { CallStatus, Carrier } from "../shared/db/schema";
+import type { CallStatus, Carrier } from "../shared/db/schema.ts";
 
 /**
  * The one vocabulary carriers are translated into (one module per carrier does the translating), so the call's

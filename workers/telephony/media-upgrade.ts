@@ -1,7 +1,7 @@
 import type { Context } from "hono";
-import { isWebSocketUpgrade } from "../shared/websocket-upgrade";
-import { callObject, isSessionId } from "./session-routing";
-import type { CarrierEnv } from "./webhook-guard";
+import { isWebSocketUpgrade } from "../shared/websocket-upgrade.ts";
+import { callObject, isSessionId } from "./session-routing.ts";
+import type { CarrierEnv } from "./webhook-guard.ts";
 
 /** Hands an already-checked carrier media upgrade to the call's object, which accepts the socket. */
 export async function forwardMediaUpgrade(c: Context<CarrierEnv>, sessionId: string): Promise<Response> {

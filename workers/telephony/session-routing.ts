@@ -1,5 +1,5 @@
-import type { Carrier } from "../shared/db/schema";
-import { toHex } from "../shared/encoding";
+import type { Carrier } from "../shared/db/schema.ts";
+import { toHex } from "../shared/encoding.ts";
 
 /**
  * Every webhook for a call must reach the one object that owns it. Inbound calls get a session id derived from the

@@ -1,11 +1,11 @@
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "../http/context";
-import { increment } from "../shared/counters";
-import type { Carrier } from "../shared/db/schema";
-import { requireSettings } from "../shared/settings";
-import { compileAllowlist, type IpAllowlist } from "./security/ip-allowlist";
-import { verifyTelnyxSignature } from "./security/telnyx-signature";
-import { parseTwilioForm, type TwilioParams, verifyTwilioJsonSignature, verifyTwilioSignature } from "./security/twilio-signature";
+import type { AppEnv } from "../http/context.ts";
+import { increment } from "../shared/counters.ts";
+import type { Carrier } from "../shared/db/schema.ts";
+import { requireSettings } from "../shared/settings.ts";
+import { compileAllowlist, type IpAllowlist } from "./security/ip-allowlist.ts";
+import { verifyTelnyxSignature } from "./security/telnyx-signature.ts";
+import { parseTwilioForm, type TwilioParams, verifyTwilioJsonSignature, verifyTwilioSignature } from "./security/twilio-signature.ts";
 
 /**
  * The four layers every carrier request passes, in order: (1) rate limit per source IP, (2) the carrier's IP

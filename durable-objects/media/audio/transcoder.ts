@@ -1,7 +1,7 @@
-import type { AudioFormat } from "./audio-format";
-import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw, transcodeAlawToMulaw, transcodeMulawToAlaw } from "./g711";
-import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "./pcm16";
-import { Resampler } from "./resampler";
+import type { AudioFormat } from "./audio-format.ts";
+import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw, transcodeAlawToMulaw, transcodeMulawToAlaw } from "./g711.ts";
+import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "./pcm16.ts";
+import { Resampler } from "./resampler.ts";
 
 /**
  * One direction of one call's audio, from one wire format to another, base64 in and out. Equal formats pass

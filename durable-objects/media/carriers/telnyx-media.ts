@@ -7,7 +7,7 @@ import {
   type MediaFrame,
   parseJsonObject,
   sharedFrame,
-} from "./media-frames";
+} from "./media-frames.ts";
 
 /** Telnyx media streaming: snake_case; in rtp bidirectional mode outbound messages carry no stream id. */
 export function telnyxMedia(): CarrierMediaProtocol {

@@ -7,7 +7,7 @@ import {
   type MediaFrame,
   parseJsonObject,
   sharedFrame,
-} from "./media-frames";
+} from "./media-frames.ts";
 
 /** Twilio Media Streams: camelCase, numbers as strings, streamSid on every outbound message. */
 export function twilioMedia(): CarrierMediaProtocol {

@@ -1,8 +1,8 @@
-import type { AudioFormat } from "../../../durable-objects/media/audio/audio-format";
-import { decodeAlaw, decodeMulaw } from "../../../durable-objects/media/audio/g711";
-import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16";
+import type { AudioFormat } from "../../../durable-objects/media/audio/audio-format.ts";
+import { decodeAlaw, decodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
+import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16.ts";
 
-import { base64Frames } from "./provider-simulator";
+import { base64Frames } from "./provider-simulator.ts";
 
 /** Wire audio for provider tests: framing by duration, silence, and how loud what came back is. */
 

@@ -1,7 +1,7 @@
 import { expect } from "vitest";
-import type { CallStatus } from "../../../workers/shared/db/schema";
-import { d1Count, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./carriers";
-import { api, createTenant, userWithToken } from "./identity";
+import type { CallStatus } from "../../../workers/shared/db/schema.ts";
+import { d1Count, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./carriers.ts";
+import { api, createTenant, userWithToken } from "./identity.ts";
 
 /**
  * Call fixtures for the call tests: a tenant with numbers, inbound calls opened through the real webhooks, and the

@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
-import { hashPassword } from "../../../workers/identity/passwords";
-import { database } from "../../../workers/shared/db/client";
-import { type Role, tenants, users } from "../../../workers/shared/db/schema";
+import { hashPassword } from "../../../workers/identity/passwords.ts";
+import { database } from "../../../workers/shared/db/client.ts";
+import { type Role, tenants, users } from "../../../workers/shared/db/schema.ts";
 
 /**
  * Test fixtures written straight to D1 (the same rows the operator CLI writes), plus helpers that call the real

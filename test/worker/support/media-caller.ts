@@ -1,10 +1,10 @@
 import { env } from "cloudflare:workers";
 import { afterEach, expect } from "vitest";
-import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16";
-import { callDetail, tenantWithNumbers, twilioStatus } from "./calls";
-import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams, twilioStart } from "./carriers";
-import { api } from "./identity";
-import { callerSpeech, type Utterance } from "./provider-simulator";
+import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16.ts";
+import { callDetail, tenantWithNumbers, twilioStatus } from "./calls.ts";
+import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams, twilioStart } from "./carriers.ts";
+import { api } from "./identity.ts";
+import { callerSpeech, type Utterance } from "./provider-simulator.ts";
 
 /**
  * Twilio's side of a media stream, inside workerd, for end-to-end call tests: it streams caller audio (recorded

@@ -1,4 +1,4 @@
-import { api } from "./identity";
+import { api } from "./identity.ts";
 
 export interface Operation {
   method: string;

@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
-import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16";
-import type { ProviderEvent } from "../../../durable-objects/voice/provider";
-import type { ConnectionSnapshot } from "../../simulators/providers/recorder";
-import type { ScenarioInput } from "../../simulators/providers/scenarios";
+import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16.ts";
+import type { ProviderEvent } from "../../../durable-objects/voice/provider.ts";
+import type { ConnectionSnapshot } from "../../simulators/providers/recorder.ts";
+import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 
 /**
  * The simulated voice AI providers, seen from a Worker test: scenarios and recordings through the simulator's

@@ -1,7 +1,7 @@
-import { eventually } from "./carriers";
-import { api } from "./identity";
-import { openStream, type TwilioMediaCaller, twilioCallWith } from "./media-caller";
-import { simulatorConnections } from "./provider-simulator";
+import { eventually } from "./carriers.ts";
+import { api } from "./identity.ts";
+import { openStream, type TwilioMediaCaller, twilioCallWith } from "./media-caller.ts";
+import { simulatorConnections } from "./provider-simulator.ts";
 
 /** Live calls for the provider switching and failover tests, and the Sessions API calls they make. */
 

@@ -1,5 +1,5 @@
 import { is, Param, Placeholder, sql } from "drizzle-orm";
-import { type Database, database } from "./client";
+import { type Database, database } from "./client.ts";
 
 /** What D1 binds: SQLite's storage classes (booleans and dates are mapped by the column's encoder first). */
 export type Bindable = string | number | boolean | null;

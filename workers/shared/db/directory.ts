@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
-import type { ProviderName } from "../settings";
-import { database } from "./client";
-import { type Carrier, calls, phoneNumbers } from "./schema";
+import type { ProviderName } from "../settings.ts";
+import { database } from "./client.ts";
+import { type Carrier, calls, phoneNumbers } from "./schema.ts";
 
 /**
  * Cross-tenant lookups that carrier webhooks need before they know the tenant: number → tenant and carrier call →

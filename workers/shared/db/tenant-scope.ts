@@ -1,8 +1,8 @@
 import { and, eq, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { SQLiteColumn, SQLiteTable, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
-import { type Database, database } from "./client";
-import type { Bindable, CompiledWrite } from "./compiled-write";
+import { type Database, database } from "./client.ts";
+import type { Bindable, CompiledWrite } from "./compiled-write.ts";
 
 /** A table that holds one tenant's rows. */
 export type TenantTable = SQLiteTable & { tenantId: SQLiteColumn };

@@ -1,5 +1,5 @@
 import Telnyx from "telnyx";
-import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error";
+import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error.ts";
 
 /** Telnyx Call Control commands through the telnyx SDK, pointed at TELNYX_API_BASE. */
 export interface TelnyxSettings {

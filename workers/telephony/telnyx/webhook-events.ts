@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { CallSignal, CarrierEvent } from "../events";
+import type { CallSignal, CarrierEvent } from "../events.ts";
 
 /** Telnyx Call Control webhooks (JSON envelope) → the internal CarrierEvent. */
 const envelopeSchema = z.object({

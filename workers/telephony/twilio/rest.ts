@@ -1,4 +1,4 @@
-import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error";
+import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error.ts";
 
 /**
  * The Twilio REST calls the platform makes, over fetch: the twilio package's REST client is
