@@ -3,7 +3,6 @@ import { constantTimeEqualText } from "../workers/shared/constant-time.ts";
 import { increment } from "../workers/shared/counters.ts";
 import type { CallStatus, Carrier } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
-import { BROWSER_AUDIO_RATE } from "../workers/shared/live-protocol.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings } from "../workers/shared/settings.ts";
@@ -21,6 +20,7 @@ import {
 } from "./call/call-commands.ts";
 import { CallLedger } from "./call/call-ledger.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
+import { phoneChannel } from "./call/phone-channel.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
@@ -28,8 +28,10 @@ import { encodeBase64 } from "./media/audio/pcm16.ts";
 import type { MediaFrame } from "./media/carriers/media-frames.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
+import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
 import { SwitchLog } from "./session/switch-log.ts";
-import { browserLeg, CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
+import { webChannel } from "./session/web-channel.ts";
+import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
 import { CircuitBreakers } from "./voice/circuit-breaker.ts";
 import { connectProvider } from "./voice/provider-factory.ts";
 import { ToolRunner } from "./voice/tools.ts";
@@ -85,6 +87,8 @@ export class CallSession extends DurableObject<Env> {
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
   private readonly web: WebSessionStore;
+  private readonly phone: CallerChannel;
+  private readonly browser: CallerChannel;
   private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
   /** Gemini's latest resumption handle, written behind with the transcript (Gemini sends one every turn). */
   private unsavedResumptionHandle: string | null = null;
@@ -137,6 +141,9 @@ export class CallSession extends DurableObject<Env> {
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
       log: () => this.ledger.log(),
     });
+    const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
+    this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
+    this.browser = webChannel({ env, web: this.web, live: this.live, end: (reason) => this.endWebSession(reason), waitUntil });
   }
 
   private carrier = () => new CarrierLink(this.env, this.ledger.record!, this.ledger.log());
@@ -345,52 +352,29 @@ export class CallSession extends DurableObject<Env> {
     await this.alarmSchedule.wakeBy(Date.now() + CALLER_GRACE_MS);
   }
 
-  /** Phone call or web session: what the voice session and live sockets need to know of it. */
-  private identity() {
-    const call = this.ledger.record;
-    if (call) {
-      const metadata = { channel: "phone", direction: call.direction, from: call.from, to: call.to, carrier: call.carrier };
-      return {
-        channel: "phone" as const,
-        sessionId: call.sessionId,
-        tenantId: call.tenantId,
-        provider: call.provider,
-        instructions: call.instructions,
-        metadata,
-        correlationId: call.correlationId,
-        ended: isTerminal(call.status),
-      };
-    }
-    const web = this.web.record;
-    if (web)
-      return {
-        channel: "web" as const,
-        sessionId: web.sessionId,
-        tenantId: web.tenantId,
-        provider: web.provider,
-        instructions: web.instructions,
-        metadata: { channel: "web", ...web.metadata },
-        correlationId: web.correlationId,
-        ended: web.status === "ended",
-      };
-    return null;
+  /** The session's caller channel: a phone call, a web session, or none yet. */
+  private channel(): CallerChannel | null {
+    if (this.ledger.record) return this.phone;
+    return this.web.record ? this.browser : null;
+  }
+
+  private identity(): SessionIdentity | null {
+    return this.channel()?.identity() ?? null;
   }
 
   // ── the conversation with the voice AI provider ─────────────────────────────────────────────────────────
 
   /** The call's voice session, created (and its provider dialled) on first need; none once the call has ended. */
   private ensureVoice(): VoiceSession | null {
-    const session = this.identity();
-    if (this.voice || !session || session.ended) return this.voice;
-    const call = this.ledger.record;
+    const channel = this.channel();
+    const session = channel?.identity();
+    if (this.voice || !channel || !session || session.ended) return this.voice;
     const settings = parseSettings(this.env).values;
     const kv = this.ctx.storage.kv;
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
-      callAudio: !call
-        ? { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE }
-        : { encoding: call.carrier === "telnyx" && call.codec === "PCMA" ? "pcma" : "pcmu", sampleRate: 8000 },
+      callAudio: channel.callAudio,
       correlationId: session.correlationId,
       transcript: this.transcript,
       tools: this.tools,
@@ -418,7 +402,7 @@ export class CallSession extends DurableObject<Env> {
 
   private voiceHost(): VoiceSessionHost {
     return {
-      leg: () => (this.ledger.record ? this.media.leg() : browserLeg(this.live)),
+      leg: () => this.channel()?.leg() ?? null,
       publish: (event) => this.live.broadcast(event),
       log: () => this.ledger.log(),
       transcriptChanged: () => this.scheduleTranscriptFlush(),
@@ -431,24 +415,13 @@ export class CallSession extends DurableObject<Env> {
           (entry) => entry.provider === provider,
         )?.state ?? "unknown",
       reportHealth: (report) => this.health.record(report),
-      providerChanged: (provider) => this.providerChanged(provider),
+      providerChanged: (provider) => this.channel()?.providerChanged(provider),
       switchRecorded: (entry) => {
         this.switches.record(entry);
         this.ctx.waitUntil(this.flushSwitches());
       },
-      hangup: async (reason) => {
-        if (!this.ledger.record) return this.endWebSession(reason);
-        const result = await this.control({ action: "hangup" }, this.ledger.record?.correlationId ?? "voice");
-        this.ledger.log().info("voice.hangup", { reason, ok: result.ok });
-      },
-      transfer: async (reason) => {
-        if (!this.ledger.record) return JSON.stringify({ ok: false, error: "A web session cannot be transferred to a phone agent." });
-        const to = parseSettings(this.env).values.HUMAN_TRANSFER_NUMBER;
-        if (!to) return JSON.stringify({ ok: false, error: "No human agent is available right now." });
-        const result = await this.control({ action: "transfer", to }, this.ledger.record?.correlationId ?? "voice");
-        this.ledger.log().info("voice.transfer", { reason, ok: result.ok });
-        return JSON.stringify(result.ok ? { ok: true, status: result.status } : { ok: false, error: result.message });
-      },
+      hangup: async (reason) => this.channel()?.hangup(reason),
+      transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),
     };
   }
 
@@ -458,19 +431,6 @@ export class CallSession extends DurableObject<Env> {
     this.voice?.close();
     this.voice = null;
     this.ctx.waitUntil(Promise.all([this.flushTranscript(), this.health.flush()]));
-  }
-
-  /** The session runs on another provider now: its record (and through it D1) says so. */
-  private providerChanged(provider: ProviderName): void {
-    const call = this.ledger.record;
-    if (call) {
-      call.provider = provider;
-      this.ledger.note("system", "provider.switched", { from: call.status, to: null, outcome: "applied", detail: provider });
-      this.ctx.waitUntil(this.ledger.flush());
-    } else {
-      this.web.providerChanged(provider);
-      this.ctx.waitUntil(this.web.syncToD1(this.env));
-    }
   }
 
   private async flushSwitches(): Promise<void> {

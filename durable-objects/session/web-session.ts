@@ -93,12 +93,15 @@ export class WebSessionStore {
   }
 }
 
+/** A browser caller's audio: PCM16 at 16 kHz, both ways. */
+export const BROWSER_AUDIO_FORMAT = { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE } as const;
+
 /** The browser caller as the conversation's leg: PCM16 16 kHz both ways, no marks (heard time is estimated). */
 export function browserLeg(live: LiveSockets): CallerLeg | null {
   if (!live.hasCaller()) return null;
   let buffer = new Uint8Array(0);
   return {
-    format: { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE },
+    format: BROWSER_AUDIO_FORMAT,
     echoesMarks: false,
     sendAudio(base64) {
       const capacity = base64Capacity(base64);
