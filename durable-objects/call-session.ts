@@ -384,7 +384,6 @@ export class CallSession extends DurableObject<Env> {
         reconnectAttempts: settings.PROVIDER_RECONNECT_ATTEMPTS,
         responseTimeoutMs: settings.PROVIDER_RESPONSE_TIMEOUT_MS,
         order: settings.PROVIDER_ORDER,
-        openAiRolloverMs: settings.OPENAI_SESSION_ROLLOVER_MINUTES * 60_000,
         fleetCheckIntervalMs: settings.PROVIDER_FLEET_CHECK_SECONDS * 1000,
         failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS,
       },

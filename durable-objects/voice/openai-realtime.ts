@@ -29,7 +29,15 @@ export interface OpenAiRealtimeOptions extends ProviderConnectOptions {
   model?: string;
   /** A larger server message closes the socket with 1009. Counted in UTF-16 units for text frames. */
   maxInboundMessageChars?: number;
+  /**
+   * OpenAI ends a Realtime session after a fixed time (60 minutes): this long after the session is ready the adapter
+   * announces `ending_soon`, so the conversation moves to a fresh session before the service cuts it. Off when unset.
+   */
+  sessionLifetimeMs?: number;
 }
+
+/** OpenAI's cap on one Realtime session. */
+const SESSION_CAP_MS = 60 * 60_000;
 
 /** What the adapter skipped or dropped instead of throwing; for metrics and tests. */
 export interface OpenAiRealtimeStats {
@@ -174,6 +182,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   /** The active response is already being cancelled (by server VAD at speech start, or by us). */
   #activeResponseCancelled = false;
   #responseWanted = false;
+  #endingSoonTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: OpenAiRealtimeOptions) {
     this.#options = options;
@@ -227,6 +236,16 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
       // Sent at once (session.created need not be awaited); its session.updated answer marks the session ready.
       this.#sendOrDrop({ type: "session.update", session: sessionFor(config, model, wire) });
     });
+    this.#announceEndingSoon();
+  }
+
+  /** OpenAI's own rollover rule, kept here: the session announces its end before the service's cap cuts it. */
+  #announceEndingSoon(): void {
+    const lifetime = this.#options.sessionLifetimeMs;
+    if (lifetime === undefined || this.#state !== "open") return;
+    this.#endingSoonTimer = setTimeout(() => {
+      if (this.#state === "open") this.#emit({ type: "ending_soon", timeLeftMs: Math.max(0, SESSION_CAP_MS - lifetime) });
+    }, lifetime);
   }
 
   sendAudio(base64: string): void {
@@ -271,6 +290,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
 
   /** Ends the session; no events are reported after this. */
   close(): void {
+    if (this.#endingSoonTimer) clearTimeout(this.#endingSoonTimer);
     if (this.#state === "closed") return;
     const connecting = this.#state === "connecting";
     this.#state = "closed";
@@ -485,6 +505,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
       return this.#failConnect(new ProviderSetupError("closed", `closed with ${code} before the session was ready`));
     }
     this.#state = "closed";
+    if (this.#endingSoonTimer) clearTimeout(this.#endingSoonTimer);
     this.#emit({ type: "closed", code, reason });
   }
 

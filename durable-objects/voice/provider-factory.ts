@@ -23,7 +23,9 @@ export function connectProvider(
     return Promise.reject(new ConfigurationError([{ setting: missing, problem: "is missing" }]));
   }
   const options = { url, apiKey, onEvent };
-  if (provider === "openai") return connectOpenAiRealtime(options, config);
+  if (provider === "openai") {
+    return connectOpenAiRealtime({ ...options, sessionLifetimeMs: values.OPENAI_SESSION_ROLLOVER_MINUTES * 60_000 }, config);
+  }
   if (provider === "gemini") return connectGeminiLive(options, config);
   return connectDeepgramAgent(options, config);
 }

@@ -52,8 +52,6 @@ export interface VoicePolicy {
   responseTimeoutMs: number;
   /** Failover order (PROVIDER_ORDER). */
   order: ProviderName[];
-  /** OpenAI ends sessions after a fixed time: a fresh one is opened (rollover) this long after each connect. */
-  openAiRolloverMs: number;
   /** A lost provider not back within this long (by the next attempt's time) is failed over from. */
   failoverAfterMs: number;
   /** After an agent turn, the fleet registry is asked about the provider at most this often. */
@@ -128,7 +126,6 @@ export class VoiceSession implements ToolHost {
   private switching: { to: ProviderName; generation: number; startedAt: number; heldAudio: string[]; failure: string | null } | null = null;
   lastSwitch: SwitchResult | null = null;
   private toolsInFlight = 0;
-  private rolloverTimer: ReturnType<typeof setTimeout> | null = null;
   private lastFleetCheckAt = 0;
   private connecting = false;
   private closed = false;
@@ -255,7 +252,6 @@ export class VoiceSession implements ToolHost {
     this.linkState = "closed";
     if (this.watchdog) clearTimeout(this.watchdog);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.rolloverTimer) clearTimeout(this.rolloverTimer);
     this.generation = ++this.generationSeq;
     this.provider?.close();
     this.provider = null;
@@ -318,7 +314,8 @@ export class VoiceSession implements ToolHost {
         this.options.resumption.set(event.handle);
         return;
       case "ending_soon":
-        // The provider's own session cap (Gemini goAway): a fresh session takes over with the conversation.
+        // The provider's session cap is near (Gemini's goAway, OpenAI's fixed lifetime): a fresh session takes over
+        // with the conversation.
         this.host.log().info("voice.provider_ending_soon", { provider: this.providerName, timeLeftMs: event.timeLeftMs });
         void this.switchTo(this.providerName, { preserveContext: true, reason: "rollover", immediate: false });
         return;
@@ -522,15 +519,6 @@ export class VoiceSession implements ToolHost {
     this.providerName = name;
     this.transcodersFor = null;
     this.options.breakers.success(name);
-    if (this.rolloverTimer) clearTimeout(this.rolloverTimer);
-    this.rolloverTimer = null;
-    // OpenAI ends a session after a fixed time: a fresh one takes over before it does.
-    if (name === "openai") {
-      this.rolloverTimer = setTimeout(
-        () => void this.switchTo("openai", { preserveContext: true, reason: "rollover", immediate: false }),
-        this.options.policy.openAiRolloverMs,
-      );
-    }
   }
 
   // ── switching providers ────────────────────────────────────────────────────────────────────────────────
