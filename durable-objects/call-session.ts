@@ -35,7 +35,13 @@ import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, Web
 import { CircuitBreakers } from "./voice/circuit-breaker.ts";
 import { connectProvider } from "./voice/provider-factory.ts";
 import { ToolRunner } from "./voice/tools.ts";
-import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session.ts";
+import {
+  type ResumptionHandle,
+  type SwitchOptions,
+  type SwitchResult,
+  VoiceSession,
+  type VoiceSessionHost,
+} from "./voice/voice-session.ts";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 
@@ -59,6 +65,7 @@ const AGENT_AUDIO_QUIET_MS = 250;
 /** …but not forever: after this many waits it is written anyway (a provider streaming without pause for seconds). */
 const MAX_FLUSH_DEFERRALS = 20;
 const TRANSCRIPT_RETRY_MS = 5_000;
+const RESUMPTION_KEY = "resumption_handle";
 /**
  * While the session is live its transcript reaches D1 at most this often (storage still gets it within about a
  * second): every D1 batch costs a transaction on the one database all calls share, so a call that talks for a
@@ -90,8 +97,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly phone: CallerChannel;
   private readonly browser: CallerChannel;
   private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Gemini's latest resumption handle, written behind with the transcript (Gemini sends one every turn). */
-  private unsavedResumptionHandle: string | null = null;
+  /** The provider's latest resumption handle (Gemini sends one every turn), written behind with the transcript. */
+  private unsavedResumptionHandle: ResumptionHandle | null | undefined = undefined;
   /** When the transcript may next be drained to D1 during the session (see TRANSCRIPT_D1_INTERVAL_MS). */
   private transcriptD1DueAt = 0;
 
@@ -388,7 +395,10 @@ export class CallSession extends DurableObject<Env> {
         failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS,
       },
       resumption: {
-        get: () => this.unsavedResumptionHandle ?? kv.get<string>("gemini_resumption_handle"),
+        get: () =>
+          this.unsavedResumptionHandle === undefined
+            ? kv.get<ResumptionHandle>(RESUMPTION_KEY)
+            : (this.unsavedResumptionHandle ?? undefined),
         set: (handle) => {
           this.unsavedResumptionHandle = handle;
           this.scheduleTranscriptFlush();
@@ -497,9 +507,10 @@ export class CallSession extends DurableObject<Env> {
   }
 
   private saveConversation(): void {
-    if (this.unsavedResumptionHandle !== null) {
-      this.ctx.storage.kv.put("gemini_resumption_handle", this.unsavedResumptionHandle);
-      this.unsavedResumptionHandle = null;
+    if (this.unsavedResumptionHandle !== undefined) {
+      if (this.unsavedResumptionHandle === null) this.ctx.storage.kv.delete(RESUMPTION_KEY);
+      else this.ctx.storage.kv.put(RESUMPTION_KEY, this.unsavedResumptionHandle);
+      this.unsavedResumptionHandle = undefined;
     }
     this.transcript.save();
   }

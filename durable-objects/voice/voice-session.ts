@@ -84,8 +84,16 @@ export interface VoiceSessionOptions {
   tools: ToolRunner;
   breakers: CircuitBreakers;
   policy: VoicePolicy;
-  /** Gemini's latest resumption handle, kept in storage by the owner. */
-  resumption: { get(): string | undefined; set(handle: string): void };
+  /**
+   * The latest resumption handle a provider gave (Gemini sends one every turn), kept in storage by the owner; it
+   * resumes only a session of the provider that issued it. `null` forgets it.
+   */
+  resumption: { get(): ResumptionHandle | undefined; set(handle: ResumptionHandle | null): void };
+}
+
+export interface ResumptionHandle {
+  provider: ProviderName;
+  handle: string;
 }
 
 export interface VoiceStats {
@@ -311,7 +319,7 @@ export class VoiceSession implements ToolHost {
         void this.runTool(event.callId, event.name, event.arguments);
         return;
       case "resumption_handle":
-        this.options.resumption.set(event.handle);
+        this.options.resumption.set({ provider: this.providerName, handle: event.handle });
         return;
       case "ending_soon":
         // The provider's session cap is near (Gemini's goAway, OpenAI's fixed lifetime): a fresh session takes over
@@ -476,7 +484,7 @@ export class VoiceSession implements ToolHost {
     const generation = ++this.generationSeq;
     this.generation = generation;
     if (this.linkState !== "reconnecting") this.setLinkState("connecting", null);
-    const handle = name === "gemini" ? this.options.resumption.get() || undefined : undefined;
+    const handle = this.resumptionHandleFor(name);
     try {
       const provider = await this.host.connect(
         name,
@@ -499,6 +507,11 @@ export class VoiceSession implements ToolHost {
       this.host.log().warn("voice.provider_connect_failed", { provider: name, error });
       return false;
     }
+  }
+
+  private resumptionHandleFor(provider: ProviderName): string | undefined {
+    const stored = this.options.resumption.get();
+    return stored?.provider === provider ? stored.handle : undefined;
   }
 
   private sessionConfig(history: ConversationItem[], resumptionHandle: string | undefined): ProviderSessionConfig {
@@ -555,7 +568,8 @@ export class VoiceSession implements ToolHost {
 
     const generation = ++this.generationSeq;
     const history = options.preserveContext ? this.history() : [];
-    const handle = to === "gemini" && from === "gemini" ? this.options.resumption.get() || undefined : undefined;
+    // A fresh session of the same provider resumes where this one is; another provider starts from the history.
+    const handle = to === from ? this.resumptionHandleFor(to) : undefined;
     const switching = { to, generation, startedAt, heldAudio: [] as string[], failure: null as string | null };
     this.switching = switching;
     this.host.publish({
@@ -601,7 +615,7 @@ export class VoiceSession implements ToolHost {
     const old = this.provider;
     this.useProvider(next, to, generation);
     old?.close();
-    if (to !== "gemini") this.options.resumption.set("");
+    if (to !== from) this.options.resumption.set(null);
     this.host.providerChanged(to);
     this.setLinkState("connected", `switched from ${from} (${options.reason})`);
     // What the caller said during the swap (and while the old provider was down) reaches the new one, in order.
