@@ -1,4 +1,5 @@
 import type { Deepgram } from "@deepgram/sdk";
+import { isRecord } from "../../workers/shared/json.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { base64Capacity, decodeBase64Into, encodeBase64 } from "../media/audio/pcm16.ts";
 import type {
@@ -9,7 +10,7 @@ import type {
   ToolDefinition,
   VoiceProvider,
 } from "./provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderRefusedError } from "./provider-socket.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
 
 /**
  * Deepgram Voice Agent adapter: JSON control messages as text frames, audio both ways as raw
@@ -103,7 +104,6 @@ function renderPrompt(instructions: string, history: ConversationItem[]): string
   return lines.length === 0 ? instructions : instructions + header + lines.reverse().join("\n");
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
 const text = (value: unknown): string => (typeof value === "string" ? value : "");
 
 function parseFunctionCall(value: unknown): FunctionCall | null {
@@ -164,11 +164,11 @@ class DeepgramAgent implements VoiceProvider {
     });
     if (this.#finished) {
       socket.close(1000, "closed while connecting");
-      throw new ProviderRefusedError(0, "closed while connecting");
+      throw new ProviderSetupError("closed", "closed while connecting", 1000);
     }
     this.#socket = socket;
     const ready = new Promise<void>((resolve, reject) => {
-      const timeout = setTimeout(() => this.#failConnect("no SettingsApplied in time"), CONNECT_TIMEOUT_MS);
+      const timeout = setTimeout(() => this.#failConnect("no SettingsApplied in time", "timeout"), CONNECT_TIMEOUT_MS);
       this.#pending = { resolve, reject, timeout };
     });
     socket.addEventListener("message", (event) => this.#receive(event.data));
@@ -298,7 +298,7 @@ class DeepgramAgent implements VoiceProvider {
         pending.resolve();
       }
     } else if (type === "Error") {
-      this.#failConnect(`settings refused: ${text(message.code)} ${text(message.description)}`.trim());
+      this.#failConnect(`settings refused: ${text(message.code)} ${text(message.description)}`.trim(), "refused");
     }
   }
 
@@ -379,12 +379,12 @@ class DeepgramAgent implements VoiceProvider {
     if (wasReady) this.#deliver({ type: "closed", code, reason });
   }
 
-  #failConnect(reason: string): void {
+  #failConnect(reason: string, code = "closed"): void {
     const pending = this.#pending;
     if (!pending) return;
     this.#pending = null;
     clearTimeout(pending.timeout);
-    pending.reject(new ProviderRefusedError(0, reason));
+    pending.reject(new ProviderSetupError(code, reason));
     if (!this.#finished) this.close();
   }
 

@@ -11,9 +11,10 @@ import type {
   Modality,
   Part,
 } from "@google/genai";
+import { isRecord } from "../../workers/shared/json.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
 
 /**
  * Gemini Live (BidiGenerateContent) behind the VoiceProvider interface. Wire messages are typed
@@ -91,26 +92,10 @@ export interface GeminiLiveProvider extends VoiceProvider {
   readonly stats: Readonly<GeminiLiveStats>;
 }
 
-/** Thrown by `connect` when the connection closed or timed out before `setupComplete`. */
-export class GeminiSetupError extends Error {
-  constructor(
-    /** The WebSocket close code, or null on timeout. */
-    readonly closeCode: number | null,
-    message: string,
-  ) {
-    super(message);
-    this.name = "GeminiSetupError";
-  }
-}
-
 export async function connectGeminiLive(options: GeminiLiveOptions, config: ProviderSessionConfig): Promise<GeminiLiveProvider> {
   const provider = new GeminiLiveSession(options);
   await provider.connect(config);
   return provider;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** protobuf Duration JSON ("5s", "0.25s", "1.000340012s") → ms; null when it is not one. */
@@ -258,7 +243,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
     // close() may have been called while the upgrade was in flight.
     if (this.#state !== "connecting") {
       this.#closeSocket(1000, "closed by client");
-      throw new GeminiSetupError(1000, "closed by the client during connect");
+      throw new ProviderSetupError("closed", "closed by the client during connect", 1000);
     }
     socket.addEventListener("message", (event) => this.#onMessage(event));
     socket.addEventListener("close", (event) => this.#onClose(event.code, event.reason));
@@ -266,7 +251,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
 
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#setupSettled?.(new GeminiSetupError(null, "no setupComplete within the connect timeout"));
+        this.#setupSettled?.(new ProviderSetupError("timeout", "no setupComplete within the connect timeout"));
         this.#closeSocket(1000, "setup timed out");
       }, this.#options.setupTimeoutMs ?? CONNECT_TIMEOUT_MS);
       this.#setupSettled = (error) => {
@@ -325,7 +310,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
   close(): void {
     if (this.#state === "closed") return;
     if (this.#state === "connecting") {
-      this.#setupSettled?.(new GeminiSetupError(1000, "closed by the client during setup"));
+      this.#setupSettled?.(new ProviderSetupError("closed", "closed by the client during setup", 1000));
       this.#state = "closed";
       this.#closeSocket(1000, "closed by client");
       return;
@@ -506,7 +491,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
   #onClose(code: number, reason: string): void {
     if (this.#state === "closed") return;
     if (this.#state === "connecting") {
-      this.#setupSettled?.(new GeminiSetupError(code, `closed before setupComplete (${code}${reason ? `: ${reason}` : ""})`));
+      this.#setupSettled?.(new ProviderSetupError("closed", `closed before setupComplete (${code}${reason ? `: ${reason}` : ""})`, code));
       this.#state = "closed";
       this.#closeSocket(1000, "");
       return;

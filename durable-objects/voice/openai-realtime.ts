@@ -13,10 +13,11 @@ import type {
   ResponseAudioTranscriptDoneEvent,
   ResponseFunctionCallArgumentsDoneEvent,
 } from "openai/resources/realtime/realtime";
+import { isRecord } from "../../workers/shared/json.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { base64ByteLength } from "../media/audio/pcm16.ts";
 import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket } from "./provider-socket.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
 
 /**
  * OpenAI Realtime (GA) over an outbound WebSocket, inside the call's object. G.711 calls pass
@@ -55,17 +56,6 @@ export interface OpenAiRealtimeStats {
   eventHandlerErrors: number;
 }
 
-/** connect() failed after the upgrade: an error before the session was ready, a close, or a timeout. */
-export class ProviderSetupError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = "ProviderSetupError";
-  }
-}
-
 const DEFAULT_MODEL = "gpt-realtime";
 const DEFAULT_VOICE = "marin";
 const TRANSCRIPTION_MODEL = "gpt-4o-transcribe";
@@ -85,10 +75,6 @@ const APPEND_TYPE: InputAudioBufferAppendEvent["type"] = "input_audio_buffer.app
 type BetaServerEventType = "response.audio.delta" | "response.audio.done" | "response.audio_transcript.done";
 /** Fields of a vendor event type that hold a string (when present). */
 type StringKeys<T> = { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T] & string;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** The named string fields of a server event (names checked against its vendor type), or undefined when any is missing. */
 function stringFields<T, K extends StringKeys<T>>(message: Record<string, unknown>, ...keys: K[]): Record<K, string> | undefined {

@@ -13,6 +13,21 @@ export class ProviderRefusedError extends Error {
   }
 }
 
+/**
+ * connect() failed after the upgrade, before the session was ready: the socket closed (`closeCode`), or the
+ * provider never confirmed its setup in time (code "timeout"). One class for every adapter.
+ */
+export class ProviderSetupError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly closeCode: number | null = null,
+  ) {
+    super(message);
+    this.name = "ProviderSetupError";
+  }
+}
+
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function openProviderSocket(url: string, headers: Record<string, string>): Promise<WebSocket> {

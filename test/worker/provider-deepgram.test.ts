@@ -248,7 +248,7 @@ describe("Deepgram Voice Agent adapter", () => {
     const dropped = sessionConfig();
     await putScenario(dropped.correlationId, { dropAfterMessages: 1 });
     const withDrop = { url: env.DEEPGRAM_AGENT_URL, apiKey: env.DEEPGRAM_API_KEY, onEvent: log.onEvent };
-    await expect(connectDeepgramAgent(withDrop, dropped)).rejects.toBeInstanceOf(ProviderRefusedError);
+    await expect(connectDeepgramAgent(withDrop, dropped)).rejects.toMatchObject({ name: "ProviderSetupError", code: "closed" });
     expect(log.events).toEqual([]);
   });
 });

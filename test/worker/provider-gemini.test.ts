@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished } from "vitest";
 import type { GeminiLiveOptions, GeminiLiveProvider } from "../../durable-objects/voice/gemini-live.ts";
-import { connectGeminiLive, DEFAULT_GEMINI_MODEL, GeminiSetupError } from "../../durable-objects/voice/gemini-live.ts";
+import { connectGeminiLive, DEFAULT_GEMINI_MODEL } from "../../durable-objects/voice/gemini-live.ts";
 import type { ConversationItem, ProviderSessionConfig } from "../../durable-objects/voice/provider.ts";
-import { CONNECT_TIMEOUT_MS, ProviderRefusedError } from "../../durable-objects/voice/provider-socket.ts";
+import { CONNECT_TIMEOUT_MS, ProviderRefusedError, ProviderSetupError } from "../../durable-objects/voice/provider-socket.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/recorder.ts";
 import type { Utterance } from "./support/provider-simulator.ts";
 import {
@@ -317,7 +317,7 @@ describe("Gemini Live adapter", () => {
     await expect(dial(newKey(), log, {}, { apiKey: "AIza-wrong-key" })).rejects.toMatchObject({ status: 401 });
     // An empty model is an invalid argument: the service closes 1007 before setupComplete.
     const refusedSetup = dial(newKey(), log, {}, { model: "" });
-    await expect(refusedSetup).rejects.toBeInstanceOf(GeminiSetupError);
+    await expect(refusedSetup).rejects.toBeInstanceOf(ProviderSetupError);
     await expect(refusedSetup).rejects.toMatchObject({ closeCode: 1007 });
     const stalledKey = newKey();
     await putScenario(stalledKey, { stallAfterMessages: 0 });

@@ -2,9 +2,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { AudioFormat } from "../../durable-objects/media/audio/audio-format.ts";
 import type { OpenAiRealtimeOptions } from "../../durable-objects/voice/openai-realtime.ts";
-import { connectOpenAiRealtime, type OpenAiRealtimeProvider, ProviderSetupError } from "../../durable-objects/voice/openai-realtime.ts";
+import { connectOpenAiRealtime, type OpenAiRealtimeProvider } from "../../durable-objects/voice/openai-realtime.ts";
 import type { ProviderSessionConfig } from "../../durable-objects/voice/provider.ts";
-import { ProviderRefusedError } from "../../durable-objects/voice/provider-socket.ts";
+import { ProviderRefusedError, ProviderSetupError } from "../../durable-objects/voice/provider-socket.ts";
 import type { Utterance } from "./support/provider-simulator.ts";
 import {
   base64Bytes,

@@ -1,3 +1,5 @@
+import { isRecord } from "../../../workers/shared/json.ts";
+
 /**
  * The internal vocabulary of carrier media streams. Each carrier module translates its own JSON into these frames
  * and back, so the call's object never handles carrier-specific messages.
@@ -32,15 +34,13 @@ export interface CarrierMediaProtocol {
 /** Per-frame path: plain JSON.parse and field checks rather than a schema library (measured in `npm run bench`). */
 export function parseJsonObject(text: string): Record<string, unknown> | null {
   try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+    return asRecord(JSON.parse(text));
   } catch {
     return null;
   }
 }
 
-export const asRecord = (value: unknown): Record<string, unknown> | null =>
-  value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+export const asRecord = (value: unknown): Record<string, unknown> | null => (isRecord(value) ? value : null);
 
 export const asString = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 
