@@ -1,0 +1,253 @@
+import {
+  createExecutionContext,
+  createScheduledController,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import worker from "../../../workers/index.ts";
+import {
+  appliedMoves,
+  type CallDetail,
+  callByCarrierId,
+  callDetail,
+  openTwilioCall,
+  tenantWithNumbers,
+  twilioStatus,
+} from "../support/calls.ts";
+import {
+  closeCodeOf,
+  endTelnyxCallAtCarrier,
+  endTwilioCallAtCarrier,
+  eventually,
+  openTelnyxMedia,
+  openTwilioMedia,
+  postTelnyx,
+  randomCallControlId,
+  randomE164,
+  simRequests,
+  telnyxEnvelope,
+  twilioStart,
+} from "../support/carriers.ts";
+import { api } from "../support/identity.ts";
+
+/**
+ * Calls outlive the things that fail under them: the call's object being evicted mid-call (a deploy, memory
+ * pressure), D1 being unavailable, and a carrier's final webhook that never arrives (the reconcile cron).
+ */
+let token: string;
+let twilioNumber: string;
+let telnyxNumber: string;
+
+beforeAll(async () => {
+  const fixture = await tenantWithNumbers([{ carrier: "twilio" }, { carrier: "telnyx" }]);
+  token = fixture.token;
+  [twilioNumber, telnyxNumber] = fixture.numbers as [string, string];
+});
+
+const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
+const dtmf = (digit: string) =>
+  JSON.stringify({ event: "dtmf", sequenceNumber: "9", streamSid: "MZ1", dtmf: { track: "inbound_track", digit } });
+const mediaLines = (call: CallDetail) => call.events.filter((e) => e.event.startsWith("media.")).map((e) => `${e.event}:${e.detail}`);
+
+async function historyWith(carrierCallId: string, line: string) {
+  return eventually(async () => {
+    const call = await callByCarrierId(token, carrierCallId);
+    return mediaLines(call).includes(line) && call;
+  });
+}
+
+async function acceptedSocket(response: Response) {
+  expect(response.status).toBe(101);
+  const socket = response.webSocket!;
+  socket.accept();
+  return socket;
+}
+
+describe("eviction of the call's object mid-call", () => {
+  it("Twilio: after a restart that drops the stream, Twilio's reconnect re-attaches and later callbacks still apply", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    const first = await acceptedSocket(await openTwilioMedia(call.streamUrl));
+    first.send(twilioStart(call.callSid, call.mediaToken));
+    first.send(dtmf("1"));
+    await historyWith(call.callSid, "media.dtmf:1");
+
+    // A deploy restarts the object and drops its sockets; Twilio reconnects to the same stream URL with the same token.
+    // (The carrier's stream is a plain socket — see media-sockets.ts — so it is dropped, not hibernated.)
+    const firstClosed = closeCodeOf(first);
+    first.close(1001, "going away");
+    await firstClosed;
+    await evictDurableObject(stubOf(call.sessionId));
+    const second = await acceptedSocket(await openTwilioMedia(call.streamUrl));
+    const secondClosed = closeCodeOf(second);
+    second.send(twilioStart(call.callSid, call.mediaToken));
+    second.send(dtmf("2"));
+    await historyWith(call.callSid, "media.dtmf:2");
+
+    expect((await twilioStatus(call.callSid, twilioNumber, "completed", { sequence: 3 })).status).toBe(204);
+    // The call's end closes the carrier stream it holds.
+    expect(await secondClosed).toBe(1000);
+    const done = await callByCarrierId(token, call.callSid);
+    expect(done.status).toBe("completed");
+    expect(mediaLines(done)).toEqual(["media.start:pcmu", "media.dtmf:1", "media.start:pcmu", "media.dtmf:2"]);
+    expect(done.events.map((e) => e.seq)).toEqual(done.events.map((_, i) => i + 1));
+  });
+
+  it("Telnyx: after eviction the path token still opens the stream, webhooks apply, and the call is not answered twice", async () => {
+    const callControlId = randomCallControlId();
+    await postTelnyx(
+      telnyxEnvelope("call.initiated", {
+        call_control_id: callControlId,
+        direction: "incoming",
+        from: "+14155550100",
+        to: telnyxNumber,
+        state: "parked",
+      }),
+    );
+    const answer = await eventually(
+      async () => (await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" }))[0],
+    );
+    const streamUrl = (answer.body as { stream_url: string }).stream_url;
+    const { sessionId } = await callByCarrierId(token, callControlId);
+    const clientState = btoa(JSON.stringify({ s: sessionId }));
+
+    await evictDurableObject(stubOf(sessionId));
+    expect((await postTelnyx(telnyxEnvelope("call.answered", { call_control_id: callControlId, client_state: clientState }))).status).toBe(
+      200,
+    );
+    await evictDurableObject(stubOf(sessionId), { webSockets: "close" });
+    const socket = await acceptedSocket(await openTelnyxMedia(streamUrl));
+    socket.send(
+      JSON.stringify({
+        event: "start",
+        sequence_number: "1",
+        stream_id: "s1",
+        start: { call_control_id: callControlId, media_format: { encoding: "PCMU", sample_rate: 8000, channels: 1 } },
+      }),
+    );
+    await historyWith(callControlId, "media.start:pcmu");
+    expect(
+      (
+        await postTelnyx(
+          telnyxEnvelope("call.hangup", { call_control_id: callControlId, client_state: clientState, hangup_cause: "normal_clearing" }),
+        )
+      ).status,
+    ).toBe(200);
+    socket.close(1000, "done");
+
+    const done = await callByCarrierId(token, callControlId);
+    expect(appliedMoves(done.events)).toEqual(["initiated", "in_progress", "completed"]);
+    expect(await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" })).toHaveLength(1);
+  });
+});
+
+describe("D1 outage", () => {
+  it("callbacks are accepted while D1 is down, kept in the object, and reach D1 in order once it is back", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    const stub = stubOf(call.sessionId);
+    const d1Status = async () =>
+      (await env.DB.prepare("SELECT status FROM calls WHERE carrier_call_id = ?").bind(call.callSid).first<{ status: string }>())?.status;
+    expect(await d1Status()).toBe("ringing");
+
+    // A real failure of the real batch: the history table is gone, so the call's one-transaction sync fails whole.
+    await env.DB.exec("ALTER TABLE call_events RENAME TO call_events_offline");
+    try {
+      expect((await twilioStatus(call.callSid, twilioNumber, "in-progress", { sequence: 2 })).status).toBe(204);
+      expect((await twilioStatus(call.callSid, twilioNumber, "completed", { sequence: 3 })).status).toBe(204);
+      expect(await d1Status()).toBe("ringing");
+      const held = await runInDurableObject(stub, async (_instance, state) => ({
+        outbox: state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n,
+        alarm: await state.storage.getAlarm(),
+      }));
+      expect(held.outbox).toBeGreaterThanOrEqual(2);
+      expect(held.alarm).not.toBeNull();
+    } finally {
+      await env.DB.exec("ALTER TABLE call_events_offline RENAME TO call_events");
+    }
+
+    // The retry (the object's alarm) drains the outbox; it may already have run on its own.
+    await runDurableObjectAlarm(stub);
+    const synced = await eventually(async () => (await d1Status()) === "completed" && callByCarrierId(token, call.callSid));
+    expect(appliedMoves(synced.events)).toEqual(["initiated", "ringing", "in_progress", "completed"]);
+    expect(synced.events.map((e) => e.seq)).toEqual(synced.events.map((_, i) => i + 1));
+    const outbox = await runInDurableObject(
+      stub,
+      (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n,
+    );
+    expect(outbox).toBe(0);
+  });
+});
+
+describe("the reconcile cron", () => {
+  async function placeTwilio(answer: boolean) {
+    const to = randomE164();
+    const response = await api("/api/v1/calls", { method: "POST", token, body: { to, carrier: "twilio" } });
+    expect(response.status).toBe(201);
+    const { id, sessionId } = (await response.json()) as { id: string; sessionId: string };
+    const callSid = (await callDetail(token, id)).carrierCallId!;
+    if (answer) await twilioStatus(callSid, to, "in-progress", { sequence: 2, sessionId });
+    return { id, callSid };
+  }
+
+  /** Pretends the call has had no news for two hours (the cron looks for calls stuck longer than one). */
+  const age = (id: string) => env.DB.prepare("UPDATE calls SET updated_at = updated_at - 7200000 WHERE id = ?").bind(id).run();
+
+  it("asks each stuck call's carrier and finalises the calls that ended; live and recent calls are left alone", async () => {
+    const answeredThenLost = await placeTwilio(true);
+    await endTwilioCallAtCarrier(answeredThenLost.callSid, "completed");
+    const canceled = await placeTwilio(false);
+    await endTwilioCallAtCarrier(canceled.callSid, "canceled");
+    const stillLive = await placeTwilio(true);
+    const recent = await placeTwilio(true);
+    await endTwilioCallAtCarrier(recent.callSid, "completed");
+
+    const telnyxId = randomCallControlId();
+    await postTelnyx(
+      telnyxEnvelope("call.initiated", {
+        call_control_id: telnyxId,
+        direction: "incoming",
+        from: "+14155550100",
+        to: telnyxNumber,
+        state: "parked",
+      }),
+    );
+    await eventually(async () => (await simRequests({ carrier: "telnyx", callId: telnyxId, path: "/actions/answer" }))[0]);
+    const telnyx = await callByCarrierId(token, telnyxId);
+    await postTelnyx(
+      telnyxEnvelope("call.answered", { call_control_id: telnyxId, client_state: btoa(JSON.stringify({ s: telnyx.sessionId })) }),
+    );
+    await endTelnyxCallAtCarrier(telnyxId);
+
+    for (const id of [answeredThenLost.id, canceled.id, stillLive.id, telnyx.id]) await age(id);
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+
+    const outcome = async (id: string) => {
+      const call = await callDetail(token, id);
+      return {
+        status: call.status,
+        failureReason: call.failureReason,
+        byReconcile: call.events.some((e) => e.source === "system" && e.event === "reconcile.ended"),
+      };
+    };
+    expect(await outcome(answeredThenLost.id)).toEqual({ status: "completed", failureReason: null, byReconcile: true });
+    expect(await outcome(canceled.id)).toEqual({ status: "failed", failureReason: "canceled", byReconcile: true });
+    expect(await outcome(telnyx.id)).toEqual({ status: "completed", failureReason: null, byReconcile: true });
+    expect(await outcome(stillLive.id)).toEqual({ status: "in_progress", failureReason: null, byReconcile: false });
+    expect(await outcome(recent.id)).toEqual({ status: "in_progress", failureReason: null, byReconcile: false });
+
+    // The carriers were asked (Twilio fetch call, Telnyx call status) about the stuck calls only.
+    const fetched = async (callSid: string) =>
+      (await simRequests({ carrier: "twilio", callId: callSid })).filter((r) => r.method === "GET").length;
+    expect(await fetched(answeredThenLost.callSid)).toBe(1);
+    expect(await fetched(stillLive.callSid)).toBe(1);
+    expect(await fetched(recent.callSid)).toBe(0);
+    expect(
+      (await simRequests({ carrier: "telnyx", callId: telnyxId })).filter((r) => r.method === "GET" && r.path === `/v2/calls/${telnyxId}`),
+    ).toHaveLength(1);
+  });
+});
