@@ -120,68 +120,68 @@ interface PendingConnect {
 
 class DeepgramAgent implements VoiceProvider {
   readonly name = "deepgram" as const;
-  readonly #onEvent: ProviderConnectOptions["onEvent"];
-  readonly #options: ProviderConnectOptions;
-  readonly #keepAliveIntervalMs: number;
-  #format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
-  #socket: WebSocket | null = null;
-  #pending: PendingConnect | null = null;
-  #settings: AgentSettings | null = null;
-  #connectStarted = false;
-  #ready = false;
-  #finished = false;
-  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
-  #checksSinceLastSend = 0;
-  #malformedMessages = 0;
-  #badAudioFrames = 0;
-  #agentTurns = 0;
-  #currentItemId: string | null = null;
-  #currentItemInterrupted = false;
+  private readonly onEvent: ProviderConnectOptions["onEvent"];
+  private readonly options: ProviderConnectOptions;
+  private readonly keepAliveIntervalMs: number;
+  private format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
+  private socket: WebSocket | null = null;
+  private pending: PendingConnect | null = null;
+  private settings: AgentSettings | null = null;
+  private connectStarted = false;
+  private ready = false;
+  private finished = false;
+  private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  private checksSinceLastSend = 0;
+  private malformedMessages = 0;
+  private badAudioFrames = 0;
+  private agentTurns = 0;
+  private currentItemId: string | null = null;
+  private currentItemInterrupted = false;
 
   constructor(options: ProviderConnectOptions, keepAliveIntervalMs: number) {
-    this.#options = options;
-    this.#onEvent = options.onEvent;
-    this.#keepAliveIntervalMs = keepAliveIntervalMs;
+    this.options = options;
+    this.onEvent = options.onEvent;
+    this.keepAliveIntervalMs = keepAliveIntervalMs;
   }
 
   get inputFormat(): AudioFormat {
-    return this.#format;
+    return this.format;
   }
 
   get outputFormat(): AudioFormat {
-    return this.#format;
+    return this.format;
   }
 
   /** Dials, waits for Welcome, sends Settings, resolves on SettingsApplied; rejects on refusal, error or timeout. */
   async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.#connectStarted || this.#finished) throw new Error("a Deepgram agent session connects once");
-    this.#connectStarted = true;
-    this.#format = config.callAudio;
-    this.#settings = deepgramSettings(config);
-    const socket = await openProviderSocket(this.#options.url, {
-      Authorization: `Token ${this.#options.apiKey}`,
+    if (this.connectStarted || this.finished) throw new Error("a Deepgram agent session connects once");
+    this.connectStarted = true;
+    this.format = config.callAudio;
+    this.settings = deepgramSettings(config);
+    const socket = await openProviderSocket(this.options.url, {
+      Authorization: `Token ${this.options.apiKey}`,
       "X-Correlation-ID": config.correlationId,
     });
-    if (this.#finished) {
+    if (this.finished) {
       socket.close(1000, "closed while connecting");
       throw new ProviderSetupError("closed", "closed while connecting", 1000);
     }
-    this.#socket = socket;
+    this.socket = socket;
     const ready = new Promise<void>((resolve, reject) => {
-      const timeout = setTimeout(() => this.#failConnect("no SettingsApplied in time", "timeout"), CONNECT_TIMEOUT_MS);
-      this.#pending = { resolve, reject, timeout };
+      const timeout = setTimeout(() => this.failConnect("no SettingsApplied in time", "timeout"), CONNECT_TIMEOUT_MS);
+      this.pending = { resolve, reject, timeout };
     });
-    socket.addEventListener("message", (event) => this.#receive(event.data));
-    socket.addEventListener("close", (event) => this.#socketEnded(event.code, event.reason));
-    socket.addEventListener("error", () => this.#socketEnded(1006, "socket error"));
+    socket.addEventListener("message", (event) => this.receive(event.data));
+    socket.addEventListener("close", (event) => this.socketEnded(event.code, event.reason));
+    socket.addEventListener("error", () => this.socketEnded(1006, "socket error"));
     await ready;
   }
 
   sendAudio(base64: string): void {
-    const socket = this.#socket;
-    if (!this.#ready || this.#finished || !socket) return;
+    const socket = this.socket;
+    if (!this.ready || this.finished || !socket) return;
     if (base64.length > MAX_OUTBOUND_AUDIO_BASE64_CHARS) {
-      this.#badAudioFrames = this.#report("malformed_audio", "caller audio frame too large", this.#badAudioFrames);
+      this.badAudioFrames = this.report("malformed_audio", "caller audio frame too large", this.badAudioFrames);
       return;
     }
     // A fresh buffer per frame: send() may hold on to it after returning.
@@ -190,12 +190,12 @@ class DeepgramAgent implements VoiceProvider {
     try {
       length = decodeBase64Into(base64, bytes);
     } catch {
-      this.#badAudioFrames = this.#report("malformed_audio", "caller audio frame is not base64", this.#badAudioFrames);
+      this.badAudioFrames = this.report("malformed_audio", "caller audio frame is not base64", this.badAudioFrames);
       return;
     }
     try {
       socket.send(bytes.subarray(0, length));
-      this.#checksSinceLastSend = 0;
+      this.checksSinceLastSend = 0;
     } catch {
       // The socket is closing under us: its close event reports the end.
     }
@@ -203,25 +203,25 @@ class DeepgramAgent implements VoiceProvider {
 
   sendText(textToInject: string): void {
     const content = textToInject.trim().slice(0, MAX_INJECTED_TEXT_CHARS);
-    if (content) this.#send({ type: "InjectUserMessage", content });
+    if (content) this.send({ type: "InjectUserMessage", content });
   }
 
   sendToolResult(callId: string, name: string, result: string): void {
-    this.#send({ type: "FunctionCallResponse", id: callId, name, content: result });
+    this.send({ type: "FunctionCallResponse", id: callId, name, content: result });
   }
 
   /** Deepgram has no truncation: it stopped on its own; drop what is still arriving for that turn. */
   interrupt(itemId: string, _heardMs: number): void {
-    if (itemId === this.#currentItemId) this.#currentItemInterrupted = true;
+    if (itemId === this.currentItemId) this.currentItemInterrupted = true;
   }
 
   /** Final: no events follow a local close. */
   close(): void {
-    if (this.#finished) return;
-    this.#finish();
-    this.#failConnect("closed while connecting");
+    if (this.finished) return;
+    this.finish();
+    this.failConnect("closed while connecting");
     try {
-      this.#socket?.close(1000, "session closed");
+      this.socket?.close(1000, "session closed");
     } catch {
       // Already closing.
     }
@@ -229,178 +229,178 @@ class DeepgramAgent implements VoiceProvider {
 
   // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
 
-  #receive(data: unknown): void {
-    if (this.#finished) return;
+  private receive(data: unknown): void {
+    if (this.finished) return;
     if (data instanceof ArrayBuffer) {
-      if (data.byteLength > MAX_INBOUND_MESSAGE_BYTES) return this.#closeTooBig();
-      return this.#agentAudio(new Uint8Array(data));
+      if (data.byteLength > MAX_INBOUND_MESSAGE_BYTES) return this.closeTooBig();
+      return this.agentAudio(new Uint8Array(data));
     }
-    if (typeof data !== "string") return this.#malformed("unexpected frame type");
+    if (typeof data !== "string") return this.malformed("unexpected frame type");
     // UTF-16 length ≤ UTF-8 byte length ≤ 3× it: the exact bound costs an encode, this one costs nothing.
-    if (data.length > MAX_INBOUND_MESSAGE_BYTES) return this.#closeTooBig();
+    if (data.length > MAX_INBOUND_MESSAGE_BYTES) return this.closeTooBig();
     let message: unknown;
     try {
       message = JSON.parse(data);
     } catch {
-      return this.#malformed("invalid JSON");
+      return this.malformed("invalid JSON");
     }
-    if (!isRecord(message) || typeof message.type !== "string") return this.#malformed("message without type");
-    this.#control(message.type, message);
+    if (!isRecord(message) || typeof message.type !== "string") return this.malformed("message without type");
+    this.control(message.type, message);
   }
 
-  #control(type: string, message: Record<string, unknown>): void {
-    if (!this.#ready) return this.#handshake(type, message);
+  private control(type: string, message: Record<string, unknown>): void {
+    if (!this.ready) return this.handshake(type, message);
     switch (type) {
       case "ConversationText": {
         const role = message.role === "user" ? "caller" : message.role === "assistant" ? "agent" : null;
         const content = text(message.content);
-        if (!role) return this.#malformed("ConversationText role");
-        if (role === "caller") return this.#emit({ type: "transcript", role, text: content });
+        if (!role) return this.malformed("ConversationText role");
+        if (role === "caller") return this.emit({ type: "transcript", role, text: content });
         // The agent's line belongs to the turn it is spoken in (before or after AgentStartedSpeaking), so a barge-in
         // into that turn marks this line interrupted.
-        return this.#emit({ type: "transcript", role, text: content, itemId: this.#agentTurn() });
+        return this.emit({ type: "transcript", role, text: content, itemId: this.agentTurn() });
       }
       case "UserStartedSpeaking":
-        return this.#emit({ type: "caller_speech_started" });
+        return this.emit({ type: "caller_speech_started" });
       case "AgentStartedSpeaking":
-        this.#agentTurn();
+        this.agentTurn();
         return;
       case "AgentAudioDone": {
-        const itemId = this.#currentItemId ?? this.#startAgentTurn();
-        this.#currentItemId = null;
-        return this.#emit({ type: "agent_audio_done", itemId });
+        const itemId = this.currentItemId ?? this.startAgentTurn();
+        this.currentItemId = null;
+        return this.emit({ type: "agent_audio_done", itemId });
       }
       case "FunctionCallRequest":
-        return this.#functionCalls(message.functions);
+        return this.functionCalls(message.functions);
       case "Warning":
       case "Error":
         // Deepgram closes the socket after a fatal Error; the `closed` event reports that.
-        return this.#emit({ type: "error", code: text(message.code) || type, message: text(message.description), fatal: false });
+        return this.emit({ type: "error", code: text(message.code) || type, message: text(message.description), fatal: false });
       case "InjectionRefused":
-        return this.#emit({ type: "error", code: "injection_refused", message: text(message.message), fatal: false });
+        return this.emit({ type: "error", code: "injection_refused", message: text(message.message), fatal: false });
       default:
         // Welcome, SettingsApplied, AgentThinking, History, *Updated, FunctionCallCancelled, and future additions.
         return;
     }
   }
 
-  #handshake(type: string, message: Record<string, unknown>): void {
-    if (type === "Welcome" && this.#settings) {
-      this.#send(this.#settings);
-      this.#settings = null;
+  private handshake(type: string, message: Record<string, unknown>): void {
+    if (type === "Welcome" && this.settings) {
+      this.send(this.settings);
+      this.settings = null;
     } else if (type === "SettingsApplied") {
-      this.#ready = true;
-      this.#keepAliveTimer = setInterval(() => this.#keepAliveCheck(), this.#keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL);
-      const pending = this.#pending;
-      this.#pending = null;
+      this.ready = true;
+      this.keepAliveTimer = setInterval(() => this.keepAliveCheck(), this.keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL);
+      const pending = this.pending;
+      this.pending = null;
       if (pending) {
         clearTimeout(pending.timeout);
         pending.resolve();
       }
     } else if (type === "Error") {
-      this.#failConnect(`settings refused: ${text(message.code)} ${text(message.description)}`.trim(), "refused");
+      this.failConnect(`settings refused: ${text(message.code)} ${text(message.description)}`.trim(), "refused");
     }
   }
 
-  #functionCalls(functions: unknown): void {
-    if (!Array.isArray(functions)) return this.#malformed("FunctionCallRequest without functions");
+  private functionCalls(functions: unknown): void {
+    if (!Array.isArray(functions)) return this.malformed("FunctionCallRequest without functions");
     for (const value of functions as unknown[]) {
       const call = parseFunctionCall(value);
-      if (!call) this.#malformed("function call without id or name");
+      if (!call) this.malformed("function call without id or name");
       // Server-side functions run at Deepgram; only client-side ones are ours to execute.
-      else if (call.client_side) this.#emit({ type: "tool_call", callId: call.id, name: call.name, arguments: call.arguments });
+      else if (call.client_side) this.emit({ type: "tool_call", callId: call.id, name: call.name, arguments: call.arguments });
     }
   }
 
   /** The agent turn under way, or a new one when the last was finished or interrupted. */
-  #agentTurn(): string {
-    return this.#currentItemId !== null && !this.#currentItemInterrupted ? this.#currentItemId : this.#startAgentTurn();
+  private agentTurn(): string {
+    return this.currentItemId !== null && !this.currentItemInterrupted ? this.currentItemId : this.startAgentTurn();
   }
 
-  #startAgentTurn(): string {
-    const itemId = `dg-agent-${++this.#agentTurns}`;
-    this.#currentItemId = itemId;
-    this.#currentItemInterrupted = false;
+  private startAgentTurn(): string {
+    const itemId = `dg-agent-${++this.agentTurns}`;
+    this.currentItemId = itemId;
+    this.currentItemInterrupted = false;
     return itemId;
   }
 
   // Per-frame path: no logging, no allocation beyond the base64 string.
-  #agentAudio(bytes: Uint8Array): void {
-    if (!this.#ready) return this.#malformed("audio before SettingsApplied");
-    const itemId = this.#currentItemId ?? this.#startAgentTurn();
-    if (this.#currentItemInterrupted || bytes.byteLength === 0) return;
-    this.#emit({ type: "agent_audio", base64: encodeBase64(bytes), itemId });
+  private agentAudio(bytes: Uint8Array): void {
+    if (!this.ready) return this.malformed("audio before SettingsApplied");
+    const itemId = this.currentItemId ?? this.startAgentTurn();
+    if (this.currentItemInterrupted || bytes.byteLength === 0) return;
+    this.emit({ type: "agent_audio", base64: encodeBase64(bytes), itemId });
   }
 
   // ── outbound, lifecycle ──────────────────────────────────────────────────────────────────────────────────
 
-  #send(message: ClientMessage): void {
-    if (this.#finished || !this.#socket) return;
+  private send(message: ClientMessage): void {
+    if (this.finished || !this.socket) return;
     try {
-      this.#socket.send(JSON.stringify(message));
-      this.#checksSinceLastSend = 0;
+      this.socket.send(JSON.stringify(message));
+      this.checksSinceLastSend = 0;
     } catch {
       // The socket is closing; its close event reports the end.
     }
   }
 
-  #keepAliveCheck(): void {
-    if (++this.#checksSinceLastSend >= KEEPALIVE_CHECKS_PER_INTERVAL) this.#send({ type: "KeepAlive" });
+  private keepAliveCheck(): void {
+    if (++this.checksSinceLastSend >= KEEPALIVE_CHECKS_PER_INTERVAL) this.send({ type: "KeepAlive" });
   }
 
-  #malformed(reason: string): void {
-    this.#malformedMessages = this.#report("malformed_message", reason, this.#malformedMessages);
+  private malformed(reason: string): void {
+    this.malformedMessages = this.report("malformed_message", reason, this.malformedMessages);
   }
 
   /** Counts one skipped message or frame; reported at counts 1, 2, 4, 8…, so a flood cannot flood the log. */
-  #report(code: string, reason: string, countSoFar: number): number {
+  private report(code: string, reason: string, countSoFar: number): number {
     const count = countSoFar + 1;
-    if ((count & (count - 1)) === 0) this.#emit({ type: "error", code, message: `${reason} (${count} so far)`, fatal: false });
+    if ((count & (count - 1)) === 0) this.emit({ type: "error", code, message: `${reason} (${count} so far)`, fatal: false });
     return count;
   }
 
-  #closeTooBig(): void {
-    const wasReady = this.#ready;
-    this.#finish();
-    this.#failConnect("message too big");
+  private closeTooBig(): void {
+    const wasReady = this.ready;
+    this.finish();
+    this.failConnect("message too big");
     try {
-      this.#socket?.close(1009, "message too big");
+      this.socket?.close(1009, "message too big");
     } catch {
       // Already closing.
     }
-    if (wasReady) this.#deliver({ type: "closed", code: 1009, reason: "message too big" });
+    if (wasReady) this.deliver({ type: "closed", code: 1009, reason: "message too big" });
   }
 
-  #socketEnded(code: number, reason: string): void {
-    if (this.#finished) return;
-    const wasReady = this.#ready;
-    this.#finish();
-    this.#failConnect(`closed during setup: ${code} ${reason}`.trim());
-    if (wasReady) this.#deliver({ type: "closed", code, reason });
+  private socketEnded(code: number, reason: string): void {
+    if (this.finished) return;
+    const wasReady = this.ready;
+    this.finish();
+    this.failConnect(`closed during setup: ${code} ${reason}`.trim());
+    if (wasReady) this.deliver({ type: "closed", code, reason });
   }
 
-  #failConnect(reason: string, code = "closed"): void {
-    const pending = this.#pending;
+  private failConnect(reason: string, code = "closed"): void {
+    const pending = this.pending;
     if (!pending) return;
-    this.#pending = null;
+    this.pending = null;
     clearTimeout(pending.timeout);
     pending.reject(new ProviderSetupError(code, reason));
-    if (!this.#finished) this.close();
+    if (!this.finished) this.close();
   }
 
-  #finish(): void {
-    this.#finished = true;
-    clearInterval(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
+  private finish(): void {
+    this.finished = true;
+    clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
   }
 
-  #emit(event: ProviderEvent): void {
-    if (!this.#finished) this.#deliver(event);
+  private emit(event: ProviderEvent): void {
+    if (!this.finished) this.deliver(event);
   }
 
-  #deliver(event: ProviderEvent): void {
+  private deliver(event: ProviderEvent): void {
     try {
-      this.#onEvent(event);
+      this.onEvent(event);
     } catch {
       // The call's handler owns its failures; one must not break the socket's event loop.
     }

@@ -166,15 +166,15 @@ function setupMessage(model: string, config: ProviderSessionConfig): LiveClientM
 
 /** Transcript fragments of one speaker, bounded. */
 class TranscriptBuffer {
-  #text = "";
+  private text = "";
 
   append(fragment: string): void {
-    if (this.#text.length < MAX_TRANSCRIPT_CHARS) this.#text = (this.#text + fragment).slice(0, MAX_TRANSCRIPT_CHARS);
+    if (this.text.length < MAX_TRANSCRIPT_CHARS) this.text = (this.text + fragment).slice(0, MAX_TRANSCRIPT_CHARS);
   }
 
   take(): string {
-    const text = this.#text.trim();
-    this.#text = "";
+    const text = this.text.trim();
+    this.text = "";
     return text;
   }
 }
@@ -193,7 +193,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
   readonly name = "gemini" as const;
   readonly inputFormat = INPUT_FORMAT;
   readonly outputFormat = OUTPUT_FORMAT;
-  readonly #stats: GeminiLiveStats = {
+  private readonly counts: GeminiLiveStats = {
     malformedMessages: 0,
     droppedCallerAudio: 0,
     discardedAgentAudio: 0,
@@ -201,68 +201,68 @@ class GeminiLiveSession implements GeminiLiveProvider {
     droppedToolResults: 0,
     handlerErrors: 0,
   };
-  readonly #options: GeminiLiveOptions;
-  readonly #maxInboundBytes: number;
-  readonly #decoder = new TextDecoder();
-  #state: SessionState = "idle";
-  #socket: WebSocket | null = null;
-  #setupSettled: ((error?: Error) => void) | null = null;
-  #queuedEvents: ProviderEvent[] = [];
-  #turn: ModelTurn | null = null;
-  readonly #callerTranscript = new TranscriptBuffer();
-  readonly #cancelledToolCalls = new Set<string>();
+  private readonly options: GeminiLiveOptions;
+  private readonly maxInboundBytes: number;
+  private readonly decoder = new TextDecoder();
+  private state: SessionState = "idle";
+  private socket: WebSocket | null = null;
+  private setupSettled: ((error?: Error) => void) | null = null;
+  private queuedEvents: ProviderEvent[] = [];
+  private turn: ModelTurn | null = null;
+  private readonly callerTranscript = new TranscriptBuffer();
+  private readonly cancelledToolCalls = new Set<string>();
 
   constructor(options: GeminiLiveOptions) {
-    this.#options = options;
-    this.#maxInboundBytes = options.maxInboundMessageBytes ?? DEFAULT_MAX_INBOUND_BYTES;
+    this.options = options;
+    this.maxInboundBytes = options.maxInboundMessageBytes ?? DEFAULT_MAX_INBOUND_BYTES;
   }
 
   get stats(): Readonly<GeminiLiveStats> {
-    return { ...this.#stats };
+    return { ...this.counts };
   }
 
   async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.#state !== "idle") throw new Error("connect may be called only once per provider");
-    this.#state = "connecting";
+    if (this.state !== "idle") throw new Error("connect may be called only once per provider");
+    this.state = "connecting";
     let url: URL;
     try {
-      url = new URL(this.#options.url);
+      url = new URL(this.options.url);
     } catch {
-      this.#state = "closed";
+      this.state = "closed";
       throw new Error("invalid Gemini Live URL"); // never echo the URL: it will carry the key
     }
-    url.searchParams.set("key", this.#options.apiKey);
+    url.searchParams.set("key", this.options.apiKey);
     let socket: WebSocket;
     try {
       socket = await openProviderSocket(url.href, { "X-Correlation-ID": config.correlationId });
     } catch (error) {
-      this.#state = "closed";
+      this.state = "closed";
       throw error;
     }
-    this.#socket = socket;
+    this.socket = socket;
     // close() may have been called while the upgrade was in flight.
-    if (this.#state !== "connecting") {
-      this.#closeSocket(1000, "closed by client");
+    if (this.state !== "connecting") {
+      this.closeSocket(1000, "closed by client");
       throw new ProviderSetupError("closed", "closed by the client during connect", 1000);
     }
-    socket.addEventListener("message", (event) => this.#onMessage(event));
-    socket.addEventListener("close", (event) => this.#onClose(event.code, event.reason));
-    socket.addEventListener("error", () => this.#onClose(1006, "socket error"));
+    socket.addEventListener("message", (event) => this.onMessage(event));
+    socket.addEventListener("close", (event) => this.onClose(event.code, event.reason));
+    socket.addEventListener("error", () => this.onClose(1006, "socket error"));
 
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#setupSettled?.(new ProviderSetupError("timeout", "no setupComplete within the connect timeout"));
-        this.#closeSocket(1000, "setup timed out");
-      }, this.#options.setupTimeoutMs ?? CONNECT_TIMEOUT_MS);
-      this.#setupSettled = (error) => {
+        this.setupSettled?.(new ProviderSetupError("timeout", "no setupComplete within the connect timeout"));
+        this.closeSocket(1000, "setup timed out");
+      }, this.options.setupTimeoutMs ?? CONNECT_TIMEOUT_MS);
+      this.setupSettled = (error) => {
         clearTimeout(timer);
-        this.#setupSettled = null;
+        this.setupSettled = null;
         if (error) {
-          this.#state = "closed";
+          this.state = "closed";
           reject(error);
         } else resolve();
       };
-      this.#send(setupMessage(this.#options.model ?? DEFAULT_GEMINI_MODEL, config));
+      this.send(setupMessage(this.options.model ?? DEFAULT_GEMINI_MODEL, config));
     });
 
     // With a resumption handle the server already holds the conversation: replaying it would duplicate it.
@@ -270,202 +270,202 @@ class GeminiLiveSession implements GeminiLiveProvider {
     if (turns.length > 0) {
       const lastItem = config.history.at(-1);
       const turnComplete = !(lastItem?.kind === "message" && lastItem.role === "agent");
-      this.#send({ clientContent: { turns, turnComplete } });
+      this.send({ clientContent: { turns, turnComplete } });
     }
-    this.#state = "open";
-    const queued = this.#queuedEvents;
-    this.#queuedEvents = [];
-    for (const event of queued) this.#emit(event);
+    this.state = "open";
+    const queued = this.queuedEvents;
+    this.queuedEvents = [];
+    for (const event of queued) this.emit(event);
   }
 
   sendAudio(base64: string): void {
-    if (this.#state !== "open" || typeof base64 !== "string" || base64.length > MAX_AUDIO_FRAME_CHARS) {
-      this.#stats.droppedCallerAudio++;
+    if (this.state !== "open" || typeof base64 !== "string" || base64.length > MAX_AUDIO_FRAME_CHARS) {
+      this.counts.droppedCallerAudio++;
       return;
     }
-    this.#send({ realtimeInput: { audio: { data: base64, mimeType: INPUT_MIME_TYPE } } });
+    this.send({ realtimeInput: { audio: { data: base64, mimeType: INPUT_MIME_TYPE } } });
   }
 
   sendText(text: string): void {
-    if (this.#state !== "open" || typeof text !== "string" || !text) return;
+    if (this.state !== "open" || typeof text !== "string" || !text) return;
     const turns = [{ role: "user", parts: [{ text: truncate(text, MAX_TEXT_CHARS) }] }];
-    this.#send({ clientContent: { turns, turnComplete: true } });
+    this.send({ clientContent: { turns, turnComplete: true } });
   }
 
   sendToolResult(callId: string, name: string, result: string): void {
-    if (this.#state !== "open") return;
-    if (this.#cancelledToolCalls.has(callId)) {
-      this.#stats.droppedToolResults++;
+    if (this.state !== "open") return;
+    if (this.cancelledToolCalls.has(callId)) {
+      this.counts.droppedToolResults++;
       return;
     }
     const response = { result: truncate(String(result), MAX_TOOL_RESULT_CHARS) };
-    this.#send({ toolResponse: { functionResponses: [{ id: callId, name, response }] } });
+    this.send({ toolResponse: { functionResponses: [{ id: callId, name, response }] } });
   }
 
   interrupt(itemId: string, _heardMs: number): void {
     // Nothing to send: Gemini keeps only what it generated up to its own interruption point.
-    if (this.#turn?.itemId === itemId) this.#turn.discarding = true;
+    if (this.turn?.itemId === itemId) this.turn.discarding = true;
   }
 
   close(): void {
-    if (this.#state === "closed") return;
-    if (this.#state === "connecting") {
-      this.#setupSettled?.(new ProviderSetupError("closed", "closed by the client during setup", 1000));
-      this.#state = "closed";
-      this.#closeSocket(1000, "closed by client");
+    if (this.state === "closed") return;
+    if (this.state === "connecting") {
+      this.setupSettled?.(new ProviderSetupError("closed", "closed by the client during setup", 1000));
+      this.state = "closed";
+      this.closeSocket(1000, "closed by client");
       return;
     }
-    this.#finish(1000, "closed by client");
+    this.finish(1000, "closed by client");
   }
 
   // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
 
-  #onMessage(event: MessageEvent): void {
-    if (this.#state === "closed") return;
+  private onMessage(event: MessageEvent): void {
+    if (this.state === "closed") return;
     try {
       const { data } = event;
       const size = typeof data === "string" ? data.length : data instanceof ArrayBuffer ? data.byteLength : -1;
-      if (size > this.#maxInboundBytes) {
-        this.#finish(1009, "provider message too big");
+      if (size > this.maxInboundBytes) {
+        this.finish(1009, "provider message too big");
         return;
       }
       // Gemini frames its JSON as binary; text frames are accepted too.
-      const text = typeof data === "string" ? data : data instanceof ArrayBuffer ? this.#decoder.decode(data) : null;
+      const text = typeof data === "string" ? data : data instanceof ArrayBuffer ? this.decoder.decode(data) : null;
       const message: unknown = text === null ? undefined : JSON.parse(text);
       if (!isRecord(message)) {
-        this.#stats.malformedMessages++;
+        this.counts.malformedMessages++;
         return;
       }
-      this.#dispatch(message as WireServerMessage);
+      this.dispatch(message as WireServerMessage);
     } catch {
       // JSON.parse, or a field of an unexpected type we dereferenced: skip the message, keep the session.
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
     }
   }
 
-  #dispatch(message: WireServerMessage): void {
+  private dispatch(message: WireServerMessage): void {
     const { setupComplete, serverContent, toolCall, toolCallCancellation, goAway, sessionResumptionUpdate } = message;
-    if (setupComplete !== undefined) this.#setupSettled?.();
-    if (serverContent !== undefined) this.#onServerContent(serverContent);
-    if (toolCall !== undefined) this.#onToolCall(toolCall);
+    if (setupComplete !== undefined) this.setupSettled?.();
+    if (serverContent !== undefined) this.onServerContent(serverContent);
+    if (toolCall !== undefined) this.onToolCall(toolCall);
     if (toolCallCancellation !== undefined) {
-      if (!isRecord(toolCallCancellation) || !Array.isArray(toolCallCancellation.ids)) this.#malformed();
-      else for (const id of toolCallCancellation.ids) this.#rememberCancellation(id);
+      if (!isRecord(toolCallCancellation) || !Array.isArray(toolCallCancellation.ids)) this.malformed();
+      else for (const id of toolCallCancellation.ids) this.rememberCancellation(id);
     }
     if (goAway !== undefined) {
       // An unreadable timeLeft counts as "now": rolling over early is cheaper than being cut off.
       const timeLeftMs = isRecord(goAway) ? parseDurationMs(goAway.timeLeft) : null;
-      this.#emit({ type: "ending_soon", timeLeftMs: timeLeftMs ?? 0 });
+      this.emit({ type: "ending_soon", timeLeftMs: timeLeftMs ?? 0 });
     }
-    if (sessionResumptionUpdate !== undefined) this.#onResumptionUpdate(sessionResumptionUpdate);
+    if (sessionResumptionUpdate !== undefined) this.onResumptionUpdate(sessionResumptionUpdate);
   }
 
-  #onResumptionUpdate(update: LiveServerSessionResumptionUpdate): void {
-    if (!isRecord(update)) return this.#malformed();
+  private onResumptionUpdate(update: LiveServerSessionResumptionUpdate): void {
+    if (!isRecord(update)) return this.malformed();
     // resumable: false is routine (mid-generation or mid-tool-call): the last handle stays the one to use.
     if (update.resumable !== true) return;
     const handle = update.newHandle;
-    if (typeof handle !== "string" || !handle || handle.length > MAX_HANDLE_CHARS) return this.#malformed();
-    this.#emit({ type: "resumption_handle", handle });
+    if (typeof handle !== "string" || !handle || handle.length > MAX_HANDLE_CHARS) return this.malformed();
+    this.emit({ type: "resumption_handle", handle });
   }
 
-  #onServerContent(content: LiveServerContent): void {
-    if (!isRecord(content)) return this.#malformed();
+  private onServerContent(content: LiveServerContent): void {
+    if (!isRecord(content)) return this.malformed();
     const { inputTranscription, interrupted, modelTurn, outputTranscription, turnComplete } = content;
     if (isRecord(inputTranscription) && typeof inputTranscription.text === "string") {
-      this.#callerTranscript.append(inputTranscription.text);
-      if (inputTranscription.finished === true) this.#flushCallerTranscript();
+      this.callerTranscript.append(inputTranscription.text);
+      if (inputTranscription.finished === true) this.flushCallerTranscript();
     }
     if (interrupted === true) {
-      this.#flushCallerTranscript();
-      if (this.#turn) this.#turn.discarding = true;
-      this.#emit({ type: "caller_speech_started" });
+      this.flushCallerTranscript();
+      if (this.turn) this.turn.discarding = true;
+      this.emit({ type: "caller_speech_started" });
     }
     if (modelTurn !== undefined) {
-      if (!isRecord(modelTurn) || !Array.isArray(modelTurn.parts)) this.#malformed();
-      else for (const part of modelTurn.parts) this.#onModelPart(part);
+      if (!isRecord(modelTurn) || !Array.isArray(modelTurn.parts)) this.malformed();
+      else for (const part of modelTurn.parts) this.onModelPart(part);
     }
     if (isRecord(outputTranscription) && typeof outputTranscription.text === "string") {
-      this.#flushCallerTranscript();
-      const turn = this.#currentTurn();
+      this.flushCallerTranscript();
+      const turn = this.currentTurn();
       if (!turn.discarding) turn.transcript.append(outputTranscription.text);
     }
-    if (turnComplete === true) this.#endTurn();
+    if (turnComplete === true) this.endTurn();
   }
 
-  #onModelPart(part: Part): void {
-    if (!isRecord(part)) return this.#malformed();
+  private onModelPart(part: Part): void {
+    if (!isRecord(part)) return this.malformed();
     // Text parts (thoughts) are not spoken: only audio is forwarded.
     const { inlineData } = part;
     if (inlineData === undefined) return;
     if (!isRecord(inlineData) || typeof inlineData.data !== "string" || !OUTPUT_MIME_TYPE.test(String(inlineData.mimeType))) {
-      return this.#malformed();
+      return this.malformed();
     }
-    this.#flushCallerTranscript(); // the model answering ends the caller's utterance
-    const turn = this.#currentTurn();
+    this.flushCallerTranscript(); // the model answering ends the caller's utterance
+    const turn = this.currentTurn();
     if (turn.discarding) {
-      this.#stats.discardedAgentAudio++;
+      this.counts.discardedAgentAudio++;
       return;
     }
     turn.sentAudio = true;
-    this.#emit({ type: "agent_audio", base64: inlineData.data, itemId: turn.itemId });
+    this.emit({ type: "agent_audio", base64: inlineData.data, itemId: turn.itemId });
   }
 
-  #onToolCall(toolCall: LiveServerToolCall): void {
-    if (!isRecord(toolCall) || !Array.isArray(toolCall.functionCalls)) return this.#malformed();
-    this.#flushCallerTranscript();
+  private onToolCall(toolCall: LiveServerToolCall): void {
+    if (!isRecord(toolCall) || !Array.isArray(toolCall.functionCalls)) return this.malformed();
+    this.flushCallerTranscript();
     for (const call of toolCall.functionCalls) {
       if (!isRecord(call)) {
-        this.#malformed();
+        this.malformed();
         continue;
       }
       const { id, name, args } = call;
       if (typeof id !== "string" || !id || typeof name !== "string" || !name || (args !== undefined && !isRecord(args))) {
-        this.#malformed();
+        this.malformed();
         continue;
       }
-      this.#emit({ type: "tool_call", callId: id, name, arguments: JSON.stringify(args ?? {}) });
+      this.emit({ type: "tool_call", callId: id, name, arguments: JSON.stringify(args ?? {}) });
     }
   }
 
-  #rememberCancellation(id: unknown): void {
-    if (typeof id !== "string") return this.#malformed();
-    this.#stats.cancelledToolCalls++;
-    if (this.#cancelledToolCalls.size >= MAX_REMEMBERED_CANCELLATIONS) {
-      const oldest = this.#cancelledToolCalls.values().next().value;
-      if (oldest !== undefined) this.#cancelledToolCalls.delete(oldest);
+  private rememberCancellation(id: unknown): void {
+    if (typeof id !== "string") return this.malformed();
+    this.counts.cancelledToolCalls++;
+    if (this.cancelledToolCalls.size >= MAX_REMEMBERED_CANCELLATIONS) {
+      const oldest = this.cancelledToolCalls.values().next().value;
+      if (oldest !== undefined) this.cancelledToolCalls.delete(oldest);
     }
-    this.#cancelledToolCalls.add(id);
+    this.cancelledToolCalls.add(id);
   }
 
-  #currentTurn(): ModelTurn {
-    this.#turn ??= { itemId: crypto.randomUUID(), sentAudio: false, discarding: false, transcript: new TranscriptBuffer() };
-    return this.#turn;
+  private currentTurn(): ModelTurn {
+    this.turn ??= { itemId: crypto.randomUUID(), sentAudio: false, discarding: false, transcript: new TranscriptBuffer() };
+    return this.turn;
   }
 
-  #endTurn(): void {
-    this.#flushCallerTranscript();
-    const turn = this.#turn;
+  private endTurn(): void {
+    this.flushCallerTranscript();
+    const turn = this.turn;
     if (!turn) return;
-    this.#turn = null;
+    this.turn = null;
     const text = turn.transcript.take();
-    if (text) this.#emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
-    if (turn.sentAudio) this.#emit({ type: "agent_audio_done", itemId: turn.itemId });
+    if (text) this.emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
+    if (turn.sentAudio) this.emit({ type: "agent_audio_done", itemId: turn.itemId });
   }
 
-  #flushCallerTranscript(): void {
-    const text = this.#callerTranscript.take();
-    if (text) this.#emit({ type: "transcript", role: "caller", text });
+  private flushCallerTranscript(): void {
+    const text = this.callerTranscript.take();
+    if (text) this.emit({ type: "transcript", role: "caller", text });
   }
 
-  #malformed(): void {
-    this.#stats.malformedMessages++;
+  private malformed(): void {
+    this.counts.malformedMessages++;
   }
 
   // ── outbound and lifecycle ───────────────────────────────────────────────────────────────────────────────
 
-  #send(message: LiveClientMessage): void {
-    const socket = this.#socket;
+  private send(message: LiveClientMessage): void {
+    const socket = this.socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     try {
       socket.send(JSON.stringify(message));
@@ -474,46 +474,46 @@ class GeminiLiveSession implements GeminiLiveProvider {
     }
   }
 
-  #emit(event: ProviderEvent): void {
-    if (this.#state === "connecting") {
-      if (this.#queuedEvents.length < MAX_QUEUED_EVENTS) this.#queuedEvents.push(event);
+  private emit(event: ProviderEvent): void {
+    if (this.state === "connecting") {
+      if (this.queuedEvents.length < MAX_QUEUED_EVENTS) this.queuedEvents.push(event);
       return;
     }
     try {
-      this.#options.onEvent(event);
+      this.options.onEvent(event);
     } catch (error) {
-      if (this.#stats.handlerErrors++ === 0) {
+      if (this.counts.handlerErrors++ === 0) {
         console.error(JSON.stringify({ event: "gemini_live.handler_error", error: error instanceof Error ? error.name : "unknown" }));
       }
     }
   }
 
-  #onClose(code: number, reason: string): void {
-    if (this.#state === "closed") return;
-    if (this.#state === "connecting") {
-      this.#setupSettled?.(new ProviderSetupError("closed", `closed before setupComplete (${code}${reason ? `: ${reason}` : ""})`, code));
-      this.#state = "closed";
-      this.#closeSocket(1000, "");
+  private onClose(code: number, reason: string): void {
+    if (this.state === "closed") return;
+    if (this.state === "connecting") {
+      this.setupSettled?.(new ProviderSetupError("closed", `closed before setupComplete (${code}${reason ? `: ${reason}` : ""})`, code));
+      this.state = "closed";
+      this.closeSocket(1000, "");
       return;
     }
-    this.#finish(code, reason);
+    this.finish(code, reason);
   }
 
   /** Ends an open session once: pending transcripts, then `closed`. */
-  #finish(code: number, reason: string): void {
-    this.#state = "closed";
-    this.#flushCallerTranscript();
-    const turn = this.#turn;
-    this.#turn = null;
+  private finish(code: number, reason: string): void {
+    this.state = "closed";
+    this.flushCallerTranscript();
+    const turn = this.turn;
+    this.turn = null;
     const text = turn?.transcript.take();
-    if (turn && text) this.#emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
-    this.#closeSocket(code === 1009 ? 1009 : 1000, reason);
-    this.#emit({ type: "closed", code, reason });
+    if (turn && text) this.emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
+    this.closeSocket(code === 1009 ? 1009 : 1000, reason);
+    this.emit({ type: "closed", code, reason });
   }
 
-  #closeSocket(code: number, reason: string): void {
+  private closeSocket(code: number, reason: string): void {
     try {
-      this.#socket?.close(code, reason);
+      this.socket?.close(code, reason);
     } catch {
       // Already closed (or closing): nothing left to do.
     }

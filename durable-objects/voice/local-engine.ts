@@ -116,199 +116,199 @@ interface Reply {
 
 class LocalEngine implements VoiceProvider {
   readonly name = "local" as const;
-  readonly #onEvent: ProviderConnectOptions["onEvent"];
-  #format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
-  #tools: ToolDefinition[] = [];
-  #lines: string[] = [];
+  private readonly onEvent: ProviderConnectOptions["onEvent"];
+  private format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
+  private tools: ToolDefinition[] = [];
+  private lines: string[] = [];
   /** Each line's audio in the call's format, synthesised on first use. */
-  readonly #lineAudio = new Map<number, LineAudio>();
-  #connected = false;
-  #closed = false;
+  private readonly lineAudio = new Map<number, LineAudio>();
+  private connected = false;
+  private closed = false;
   // Per-frame working buffers, grown once to the frame size.
-  #bytes = new Uint8Array(0);
-  #samples = new Int16Array(0);
-  #frame = new Int16Array(0);
-  #frameFill = 0;
+  private bytes = new Uint8Array(0);
+  private samples = new Int16Array(0);
+  private frame = new Int16Array(0);
+  private frameFill = 0;
   // Turn detection, on audio time.
-  #audioMs = 0;
-  #speaking = false;
-  #voicedRunMs = 0;
-  #silentRunMs = 0;
-  #callerTurns = 0;
-  #replies = 0;
-  #toolCalls = 0;
-  #reply: Reply | null = null;
+  private audioMs = 0;
+  private speaking = false;
+  private voicedRunMs = 0;
+  private silentRunMs = 0;
+  private callerTurns = 0;
+  private replies = 0;
+  private toolCalls = 0;
+  private reply: Reply | null = null;
   /** Until when (caller audio ms) the far end is still playing agent audio, if played in real time. */
-  #playingUntilMs = 0;
-  #malformedFrames = 0;
+  private playingUntilMs = 0;
+  private malformedFrames = 0;
 
   constructor(onEvent: ProviderConnectOptions["onEvent"]) {
-    this.#onEvent = onEvent;
+    this.onEvent = onEvent;
   }
 
   get inputFormat(): AudioFormat {
-    return this.#format;
+    return this.format;
   }
 
   get outputFormat(): AudioFormat {
-    return this.#format;
+    return this.format;
   }
 
   /** History is not replayed: the engine's lines do not depend on it (a switch to `local` starts afresh). */
   async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.#connected || this.#closed) throw new Error("a local engine session connects once");
-    this.#connected = true;
-    this.#format = config.callAudio;
-    this.#tools = config.tools;
-    this.#lines = agentLines(config.instructions, config.tools);
-    this.#frame = new Int16Array((this.#format.sampleRate * ANALYSIS_FRAME_MS) / 1000);
+    if (this.connected || this.closed) throw new Error("a local engine session connects once");
+    this.connected = true;
+    this.format = config.callAudio;
+    this.tools = config.tools;
+    this.lines = agentLines(config.instructions, config.tools);
+    this.frame = new Int16Array((this.format.sampleRate * ANALYSIS_FRAME_MS) / 1000);
   }
 
   sendAudio(base64: string): void {
-    if (!this.#connected || this.#closed) return;
-    if (base64.length > MAX_AUDIO_BASE64_CHARS) return this.#malformed("audio frame too large");
+    if (!this.connected || this.closed) return;
+    if (base64.length > MAX_AUDIO_BASE64_CHARS) return this.malformed("audio frame too large");
     const capacity = base64Capacity(base64);
-    if (this.#bytes.length < capacity) this.#bytes = new Uint8Array(capacity);
+    if (this.bytes.length < capacity) this.bytes = new Uint8Array(capacity);
     let byteCount: number;
     try {
-      byteCount = decodeBase64Into(base64, this.#bytes);
+      byteCount = decodeBase64Into(base64, this.bytes);
     } catch {
-      return this.#malformed("audio frame is not base64");
+      return this.malformed("audio frame is not base64");
     }
-    const pcm16 = this.#format.encoding === "pcm16";
+    const pcm16 = this.format.encoding === "pcm16";
     // A trailing half sample cannot be decoded; it is dropped (the carrier's framing bug, not ours to repair).
     const sampleCount = pcm16 ? byteCount >> 1 : byteCount;
-    if (this.#samples.length < sampleCount) this.#samples = new Int16Array(capacity);
-    const samples = this.#samples.subarray(0, sampleCount);
-    const bytes = this.#bytes.subarray(0, pcm16 ? sampleCount * 2 : byteCount);
+    if (this.samples.length < sampleCount) this.samples = new Int16Array(capacity);
+    const samples = this.samples.subarray(0, sampleCount);
+    const bytes = this.bytes.subarray(0, pcm16 ? sampleCount * 2 : byteCount);
     if (pcm16) decodePcm16le(bytes, samples);
-    else if (this.#format.encoding === "pcmu") decodeMulaw(bytes, samples);
+    else if (this.format.encoding === "pcmu") decodeMulaw(bytes, samples);
     else decodeAlaw(bytes, samples);
 
     // Fixed 20 ms analysis frames, whatever the carrier's framing: the framing cannot change the result.
-    const frame = this.#frame;
-    for (let i = 0; i < samples.length && !this.#closed; i++) {
-      frame[this.#frameFill++] = samples[i]!;
-      if (this.#frameFill === frame.length) {
-        this.#frameFill = 0;
-        this.#analyseFrame(frame);
+    const frame = this.frame;
+    for (let i = 0; i < samples.length && !this.closed; i++) {
+      frame[this.frameFill++] = samples[i]!;
+      if (this.frameFill === frame.length) {
+        this.frameFill = 0;
+        this.analyseFrame(frame);
       }
     }
   }
 
   /** "#" (DTMF) or "end call" asks for `end_call` when configured; other text is a caller turn of its own. */
   sendText(text: string): void {
-    if (!this.#connected || this.#closed) return;
+    if (!this.connected || this.closed) return;
     const content = text.trim().slice(0, MAX_TEXT_CHARS);
     if (!content) return;
     if (isEndCallRequest(content)) {
-      if (!this.#tools.some((tool) => tool.name === END_CALL_TOOL)) return;
-      this.#emit({ type: "tool_call", callId: `local-call-${++this.#toolCalls}`, name: END_CALL_TOOL, arguments: "{}" });
+      if (!this.tools.some((tool) => tool.name === END_CALL_TOOL)) return;
+      this.emit({ type: "tool_call", callId: `local-call-${++this.toolCalls}`, name: END_CALL_TOOL, arguments: "{}" });
       return;
     }
-    this.#respond(content);
+    this.respond(content);
   }
 
   /** Nothing to do with results: the engine's lines do not depend on them. */
   sendToolResult(_callId: string, _name: string, _result: string): void {}
 
   interrupt(itemId: string, _heardMs: number): void {
-    if (this.#reply?.itemId !== itemId) return;
-    this.#reply = null;
-    this.#playingUntilMs = this.#audioMs; // the far end flushed its playback
+    if (this.reply?.itemId !== itemId) return;
+    this.reply = null;
+    this.playingUntilMs = this.audioMs; // the far end flushed its playback
   }
 
   /** Final: no events follow. */
   close(): void {
-    this.#closed = true;
-    this.#reply = null;
+    this.closed = true;
+    this.reply = null;
   }
 
   // Per-frame path: a sum of squares and a few comparisons; no allocation, no logging, no timers.
-  #analyseFrame(frame: Int16Array): void {
+  private analyseFrame(frame: Int16Array): void {
     let energy = 0;
     for (let i = 0; i < frame.length; i++) energy += frame[i]! * frame[i]!;
     const voiced = energy / frame.length > VOICED_MEAN_SQUARE;
-    this.#audioMs += ANALYSIS_FRAME_MS;
-    if (!this.#speaking) {
-      this.#voicedRunMs = voiced ? this.#voicedRunMs + ANALYSIS_FRAME_MS : 0;
-      if (this.#voicedRunMs >= SPEECH_START_MS) {
-        this.#speaking = true;
-        this.#silentRunMs = 0;
-        this.#callerStartedSpeaking();
+    this.audioMs += ANALYSIS_FRAME_MS;
+    if (!this.speaking) {
+      this.voicedRunMs = voiced ? this.voicedRunMs + ANALYSIS_FRAME_MS : 0;
+      if (this.voicedRunMs >= SPEECH_START_MS) {
+        this.speaking = true;
+        this.silentRunMs = 0;
+        this.callerStartedSpeaking();
       }
     } else {
-      this.#silentRunMs = voiced ? 0 : this.#silentRunMs + ANALYSIS_FRAME_MS;
-      if (this.#silentRunMs >= SPEECH_END_MS) {
-        this.#speaking = false;
-        this.#voicedRunMs = 0;
-        this.#respond(`(caller turn ${++this.#callerTurns})`);
+      this.silentRunMs = voiced ? 0 : this.silentRunMs + ANALYSIS_FRAME_MS;
+      if (this.silentRunMs >= SPEECH_END_MS) {
+        this.speaking = false;
+        this.voicedRunMs = 0;
+        this.respond(`(caller turn ${++this.callerTurns})`);
       }
     }
-    this.#releaseAgentAudio();
+    this.releaseAgentAudio();
   }
 
-  #callerStartedSpeaking(): void {
-    if (this.#audioMs >= this.#playingUntilMs) return;
+  private callerStartedSpeaking(): void {
+    if (this.audioMs >= this.playingUntilMs) return;
     // Barge-in: like the real services, the engine stops its reply by itself; the rest is never sent.
-    this.#reply = null;
-    this.#playingUntilMs = this.#audioMs;
-    this.#emit({ type: "caller_speech_started" });
+    this.reply = null;
+    this.playingUntilMs = this.audioMs;
+    this.emit({ type: "caller_speech_started" });
   }
 
   /** A reply supersedes one still being sent (text typed while the agent talks). */
-  #respond(callerText: string): void {
-    const lineIndex = this.#replies++ % this.#lines.length;
-    const itemId = `local-reply-${this.#replies}`;
-    const { chunks, durationMs } = this.#audioOfLine(lineIndex);
-    this.#reply = { itemId, chunks, sent: 0, startedAtMs: this.#audioMs };
-    this.#playingUntilMs = this.#audioMs + durationMs;
-    this.#emit({ type: "transcript", role: "caller", text: callerText });
-    this.#emit({ type: "transcript", role: "agent", text: this.#lines[lineIndex]!, itemId });
-    this.#releaseAgentAudio();
+  private respond(callerText: string): void {
+    const lineIndex = this.replies++ % this.lines.length;
+    const itemId = `local-reply-${this.replies}`;
+    const { chunks, durationMs } = this.audioOfLine(lineIndex);
+    this.reply = { itemId, chunks, sent: 0, startedAtMs: this.audioMs };
+    this.playingUntilMs = this.audioMs + durationMs;
+    this.emit({ type: "transcript", role: "caller", text: callerText });
+    this.emit({ type: "transcript", role: "agent", text: this.lines[lineIndex]!, itemId });
+    this.releaseAgentAudio();
   }
 
-  #audioOfLine(lineIndex: number): LineAudio {
-    const cached = this.#lineAudio.get(lineIndex);
+  private audioOfLine(lineIndex: number): LineAudio {
+    const cached = this.lineAudio.get(lineIndex);
     if (cached) return cached;
-    const bytes = encodeSamples(synthesizeVoice(this.#lines[lineIndex]!, this.#format.sampleRate), this.#format);
-    const bytesPerMs = (this.#format.sampleRate / 1000) * (this.#format.encoding === "pcm16" ? 2 : 1);
+    const bytes = encodeSamples(synthesizeVoice(this.lines[lineIndex]!, this.format.sampleRate), this.format);
+    const bytesPerMs = (this.format.sampleRate / 1000) * (this.format.encoding === "pcm16" ? 2 : 1);
     const chunkBytes = bytesPerMs * REPLY_CHUNK_MS;
     const chunks: string[] = [];
     for (let offset = 0; offset < bytes.length; offset += chunkBytes)
       chunks.push(encodeBase64(bytes.subarray(offset, offset + chunkBytes)));
     const audio = { chunks, durationMs: bytes.length / bytesPerMs };
-    this.#lineAudio.set(lineIndex, audio);
+    this.lineAudio.set(lineIndex, audio);
     return audio;
   }
 
   /** Sends the reply's chunks that are due: the first at once, then RELEASE_SPEED × the caller audio since. */
-  #releaseAgentAudio(): void {
-    const reply = this.#reply;
+  private releaseAgentAudio(): void {
+    const reply = this.reply;
     if (!reply) return;
-    const dueMs = (this.#audioMs - reply.startedAtMs) * RELEASE_SPEED + REPLY_CHUNK_MS;
+    const dueMs = (this.audioMs - reply.startedAtMs) * RELEASE_SPEED + REPLY_CHUNK_MS;
     // The handler may interrupt or close from inside an event: re-check that this reply is still current.
-    while (this.#reply === reply && reply.sent < reply.chunks.length && reply.sent * REPLY_CHUNK_MS < dueMs) {
-      this.#emit({ type: "agent_audio", base64: reply.chunks[reply.sent++]!, itemId: reply.itemId });
+    while (this.reply === reply && reply.sent < reply.chunks.length && reply.sent * REPLY_CHUNK_MS < dueMs) {
+      this.emit({ type: "agent_audio", base64: reply.chunks[reply.sent++]!, itemId: reply.itemId });
     }
-    if (this.#reply === reply && reply.sent === reply.chunks.length) {
-      this.#reply = null;
-      this.#emit({ type: "agent_audio_done", itemId: reply.itemId });
+    if (this.reply === reply && reply.sent === reply.chunks.length) {
+      this.reply = null;
+      this.emit({ type: "agent_audio_done", itemId: reply.itemId });
     }
   }
 
-  #malformed(reason: string): void {
-    const count = ++this.#malformedFrames;
+  private malformed(reason: string): void {
+    const count = ++this.malformedFrames;
     // Reported at counts 1, 2, 4, 8…: a stream of bad frames cannot flood the call's log.
     if ((count & (count - 1)) === 0) {
-      this.#emit({ type: "error", code: "malformed_audio", message: `${reason} (${count} so far)`, fatal: false });
+      this.emit({ type: "error", code: "malformed_audio", message: `${reason} (${count} so far)`, fatal: false });
     }
   }
 
-  #emit(event: ProviderEvent): void {
-    if (this.#closed) return;
+  private emit(event: ProviderEvent): void {
+    if (this.closed) return;
     try {
-      this.#onEvent(event);
+      this.onEvent(event);
     } catch {
       // The call's handler owns its failures; one must not stop the engine.
     }

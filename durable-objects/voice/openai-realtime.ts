@@ -146,11 +146,11 @@ type State = "new" | "connecting" | "open" | "closed";
 
 export class OpenAiRealtimeProvider implements VoiceProvider {
   readonly name = "openai";
-  readonly #options: OpenAiRealtimeOptions;
-  readonly #maxInboundChars: number;
-  readonly #items = new Map<string, ItemAudio>();
-  readonly #transcribedItems = new Set<string>();
-  readonly #stats: OpenAiRealtimeStats = {
+  private readonly options: OpenAiRealtimeOptions;
+  private readonly maxInboundChars: number;
+  private readonly items = new Map<string, ItemAudio>();
+  private readonly transcribedItems = new Set<string>();
+  private readonly counts: OpenAiRealtimeStats = {
     malformedMessages: 0,
     droppedSends: 0,
     lateAudioDropped: 0,
@@ -158,111 +158,111 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     historyItemsDropped: 0,
     eventHandlerErrors: 0,
   };
-  #state: State = "new";
-  #socket: WebSocket | null = null;
-  #pendingConnect: PendingConnect | null = null;
-  #format: AudioFormat = { encoding: "pcm16", sampleRate: 24000 };
+  private state: State = "new";
+  private socket: WebSocket | null = null;
+  private pendingConnect: PendingConnect | null = null;
+  private format: AudioFormat = { encoding: "pcm16", sampleRate: 24000 };
   /** Audio bytes per millisecond of the session's format, for the received-audio tally. */
-  #bytesPerMs = 48;
-  #activeResponseId: string | null = null;
+  private bytesPerMs = 48;
+  private activeResponseId: string | null = null;
   /** The active response is already being cancelled (by server VAD at speech start, or by us). */
-  #activeResponseCancelled = false;
-  #responseWanted = false;
-  #endingSoonTimer: ReturnType<typeof setTimeout> | null = null;
+  private activeResponseCancelled = false;
+  private responseWanted = false;
+  private endingSoonTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: OpenAiRealtimeOptions) {
-    this.#options = options;
-    this.#maxInboundChars = options.maxInboundMessageChars ?? DEFAULT_MAX_INBOUND_MESSAGE_CHARS;
+    this.options = options;
+    this.maxInboundChars = options.maxInboundMessageChars ?? DEFAULT_MAX_INBOUND_MESSAGE_CHARS;
   }
 
   get inputFormat(): AudioFormat {
-    return this.#format;
+    return this.format;
   }
 
   get outputFormat(): AudioFormat {
-    return this.#format;
+    return this.format;
   }
 
   get stats(): OpenAiRealtimeStats {
-    return { ...this.#stats };
+    return { ...this.counts };
   }
 
   async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.#state !== "new") throw new ProviderSetupError("reused", "connect() is called once per provider instance");
-    this.#state = "connecting";
+    if (this.state !== "new") throw new ProviderSetupError("reused", "connect() is called once per provider instance");
+    this.state = "connecting";
     const { wire, format } = formatsFor(config.callAudio);
-    this.#format = format;
-    this.#bytesPerMs = format.encoding === "pcm16" ? (format.sampleRate * 2) / 1000 : format.sampleRate / 1000;
-    const model = this.#options.model ?? DEFAULT_MODEL;
+    this.format = format;
+    this.bytesPerMs = format.encoding === "pcm16" ? (format.sampleRate * 2) / 1000 : format.sampleRate / 1000;
+    const model = this.options.model ?? DEFAULT_MODEL;
     let socket: WebSocket;
     try {
-      const url = new URL(this.#options.url);
+      const url = new URL(this.options.url);
       url.searchParams.set("model", model);
       socket = await openProviderSocket(url.toString(), {
-        Authorization: `Bearer ${this.#options.apiKey}`,
+        Authorization: `Bearer ${this.options.apiKey}`,
         "X-Correlation-ID": config.correlationId,
       });
     } catch (error) {
-      this.#state = "closed";
+      this.state = "closed";
       throw error;
     }
-    if (this.#state !== "connecting") {
+    if (this.state !== "connecting") {
       socket.close(1000, "closed during connect");
       throw new ProviderSetupError("closed", "close() was called during connect()");
     }
-    this.#socket = socket;
-    socket.addEventListener("message", (event) => this.#receive(event.data));
-    socket.addEventListener("close", (event) => this.#onSocketEnd(event.code, event.reason));
-    socket.addEventListener("error", () => this.#onSocketEnd(1006, "socket error"));
+    this.socket = socket;
+    socket.addEventListener("message", (event) => this.receive(event.data));
+    socket.addEventListener("close", (event) => this.onSocketEnd(event.code, event.reason));
+    socket.addEventListener("error", () => this.onSocketEnd(1006, "socket error"));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#failConnect(new ProviderSetupError("timeout", `no session.updated within ${CONNECT_TIMEOUT_MS} ms`));
+        this.failConnect(new ProviderSetupError("timeout", `no session.updated within ${CONNECT_TIMEOUT_MS} ms`));
       }, CONNECT_TIMEOUT_MS);
-      this.#pendingConnect = { resolve, reject, history: config.history, timer };
+      this.pendingConnect = { resolve, reject, history: config.history, timer };
       // Sent at once (session.created need not be awaited); its session.updated answer marks the session ready.
-      this.#sendOrDrop({ type: "session.update", session: sessionFor(config, model, wire) });
+      this.sendOrDrop({ type: "session.update", session: sessionFor(config, model, wire) });
     });
-    this.#announceEndingSoon();
+    this.announceEndingSoon();
   }
 
   /** OpenAI's own rollover rule, kept here: the session announces its end before the service's cap cuts it. */
-  #announceEndingSoon(): void {
-    const lifetime = this.#options.sessionLifetimeMs;
-    if (lifetime === undefined || this.#state !== "open") return;
-    this.#endingSoonTimer = setTimeout(() => {
-      if (this.#state === "open") this.#emit({ type: "ending_soon", timeLeftMs: Math.max(0, SESSION_CAP_MS - lifetime) });
+  private announceEndingSoon(): void {
+    const lifetime = this.options.sessionLifetimeMs;
+    if (lifetime === undefined || this.state !== "open") return;
+    this.endingSoonTimer = setTimeout(() => {
+      if (this.state === "open") this.emit({ type: "ending_soon", timeLeftMs: Math.max(0, SESSION_CAP_MS - lifetime) });
     }, lifetime);
   }
 
   sendAudio(base64: string): void {
-    if (!this.#isOpenForUse()) return;
+    if (!this.isOpenForUse()) return;
     // Per-frame path: base64 needs no JSON escaping, so this skips stringifying a fresh object for every frame.
-    this.#sendRaw(`{"type":"${APPEND_TYPE}","audio":"${base64}"}`);
+    this.sendRaw(`{"type":"${APPEND_TYPE}","audio":"${base64}"}`);
   }
 
   sendText(text: string): void {
-    if (!this.#isOpenForUse()) return;
+    if (!this.isOpenForUse()) return;
     const content = [{ type: "input_text" as const, text }];
-    this.#sendOrDrop({ type: "conversation.item.create", item: { type: "message", role: "user", content } });
-    this.#requestResponse();
+    this.sendOrDrop({ type: "conversation.item.create", item: { type: "message", role: "user", content } });
+    this.requestResponse();
   }
 
   /** OpenAI matches the output to its call by call_id; the name is not part of the item. */
   sendToolResult(callId: string, _name: string, result: string): void {
-    if (!this.#isOpenForUse()) return;
-    this.#sendOrDrop({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output: result } });
-    this.#requestResponse();
+    if (!this.isOpenForUse()) return;
+    this.sendOrDrop({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output: result } });
+    this.requestResponse();
   }
 
   interrupt(itemId: string, heardMs: number): void {
-    if (!this.#isOpenForUse()) return;
-    if (this.#activeResponseId !== null && !this.#activeResponseCancelled) {
-      this.#activeResponseCancelled = true;
-      this.#sendOrDrop({ type: "response.cancel", response_id: this.#activeResponseId });
+    if (!this.isOpenForUse()) return;
+    if (this.activeResponseId !== null && !this.activeResponseCancelled) {
+      this.activeResponseCancelled = true;
+      this.sendOrDrop({ type: "response.cancel", response_id: this.activeResponseId });
     }
-    const item = this.#items.get(itemId);
+    const item = this.items.get(itemId);
     if (!item) {
-      this.#stats.unknownInterrupts++;
+      this.counts.unknownInterrupts++;
       return;
     }
     const heard = Number.isFinite(heardMs) ? Math.max(0, heardMs) : item.receivedMs;
@@ -271,238 +271,238 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     if (item.truncatedToMs !== null && item.truncatedToMs <= audioEndMs) return;
     item.truncatedToMs = audioEndMs;
     item.receivedMs = audioEndMs;
-    this.#sendOrDrop({ type: "conversation.item.truncate", item_id: itemId, content_index: 0, audio_end_ms: audioEndMs });
+    this.sendOrDrop({ type: "conversation.item.truncate", item_id: itemId, content_index: 0, audio_end_ms: audioEndMs });
   }
 
   /** Ends the session; no events are reported after this. */
   close(): void {
-    if (this.#endingSoonTimer) clearTimeout(this.#endingSoonTimer);
-    if (this.#state === "closed") return;
-    const connecting = this.#state === "connecting";
-    this.#state = "closed";
-    this.#settleConnect(connecting ? new ProviderSetupError("closed", "close() was called during connect()") : null);
-    this.#closeSocket(1000, "session closed");
+    if (this.endingSoonTimer) clearTimeout(this.endingSoonTimer);
+    if (this.state === "closed") return;
+    const connecting = this.state === "connecting";
+    this.state = "closed";
+    this.settleConnect(connecting ? new ProviderSetupError("closed", "close() was called during connect()") : null);
+    this.closeSocket(1000, "session closed");
   }
 
   // ── server → us ──────────────────────────────────────────────────────────────────────────────────────────
 
-  #receive(data: string | ArrayBuffer): void {
-    if (this.#state === "closed") return;
+  private receive(data: string | ArrayBuffer): void {
+    if (this.state === "closed") return;
     const size = typeof data === "string" ? data.length : data.byteLength;
-    if (size > this.#maxInboundChars) return this.#endSession(1009, "message too big");
+    if (size > this.maxInboundChars) return this.endSession(1009, "message too big");
     if (typeof data !== "string") {
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
       return;
     }
     let message: unknown;
     try {
       message = JSON.parse(data);
     } catch {
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
       return;
     }
     if (!isRecord(message) || typeof message.type !== "string") {
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
       return;
     }
-    if (this.#state === "connecting") {
-      if (message.type === "session.updated") this.#ready();
-      else if (message.type === "error") this.#serverError(message);
+    if (this.state === "connecting") {
+      if (message.type === "session.updated") this.ready();
+      else if (message.type === "error") this.serverError(message);
       return;
     }
-    this.#dispatch(message, message.type as RealtimeServerEvent["type"] | BetaServerEventType);
+    this.dispatch(message, message.type as RealtimeServerEvent["type"] | BetaServerEventType);
   }
 
-  #dispatch(message: Record<string, unknown>, type: RealtimeServerEvent["type"] | BetaServerEventType): void {
+  private dispatch(message: Record<string, unknown>, type: RealtimeServerEvent["type"] | BetaServerEventType): void {
     switch (type) {
       case "response.output_audio.delta":
       case "response.audio.delta":
-        return this.#agentAudio(message);
+        return this.agentAudio(message);
       case "response.output_audio.done":
       case "response.audio.done": {
         const done = stringFields<ResponseAudioDoneEvent, "item_id">(message, "item_id");
-        if (done) this.#reportAudioDone(done.item_id);
-        else this.#stats.malformedMessages++;
+        if (done) this.reportAudioDone(done.item_id);
+        else this.counts.malformedMessages++;
         return;
       }
       case "response.output_audio_transcript.done":
       case "response.audio_transcript.done": {
         const done = stringFields<ResponseAudioTranscriptDoneEvent, "item_id" | "transcript">(message, "item_id", "transcript");
-        if (done) this.#agentTranscript(done.item_id, done.transcript);
-        else this.#stats.malformedMessages++;
+        if (done) this.agentTranscript(done.item_id, done.transcript);
+        else this.counts.malformedMessages++;
         return;
       }
       case "response.output_item.done":
-        return this.#outputItemDone(message);
+        return this.outputItemDone(message);
       case "conversation.item.input_audio_transcription.completed": {
         type Completed = ConversationItemInputAudioTranscriptionCompletedEvent;
         const heard = stringFields<Completed, "item_id" | "transcript">(message, "item_id", "transcript");
-        if (heard) this.#emit({ type: "transcript", role: "caller", text: heard.transcript, itemId: heard.item_id });
-        else this.#stats.malformedMessages++;
+        if (heard) this.emit({ type: "transcript", role: "caller", text: heard.transcript, itemId: heard.item_id });
+        else this.counts.malformedMessages++;
         return;
       }
       case "input_audio_buffer.speech_started":
         // interrupt_response is on: the service cancels the active response itself.
-        if (this.#activeResponseId !== null) this.#activeResponseCancelled = true;
-        return this.#emit({ type: "caller_speech_started" });
+        if (this.activeResponseId !== null) this.activeResponseCancelled = true;
+        return this.emit({ type: "caller_speech_started" });
       case "response.function_call_arguments.done": {
         type Done = ResponseFunctionCallArgumentsDoneEvent;
         const call = stringFields<Done, "call_id" | "name" | "arguments">(message, "call_id", "name", "arguments");
-        if (call) this.#emit({ type: "tool_call", callId: call.call_id, name: call.name, arguments: call.arguments });
-        else this.#stats.malformedMessages++;
+        if (call) this.emit({ type: "tool_call", callId: call.call_id, name: call.name, arguments: call.arguments });
+        else this.counts.malformedMessages++;
         return;
       }
       case "response.created": {
         const response = stringFields<RealtimeResponse, "id">(isRecord(message.response) ? message.response : {}, "id");
         if (!response) {
-          this.#stats.malformedMessages++;
+          this.counts.malformedMessages++;
           return;
         }
-        this.#activeResponseId = response.id;
-        this.#activeResponseCancelled = false;
+        this.activeResponseId = response.id;
+        this.activeResponseCancelled = false;
         return;
       }
       case "response.done":
-        return this.#responseDone(message);
+        return this.responseDone(message);
       case "error":
-        return this.#serverError(message);
+        return this.serverError(message);
       default:
         return; // session, item and rate-limit bookkeeping the call does not need
     }
   }
 
-  #agentAudio(message: Record<string, unknown>): void {
+  private agentAudio(message: Record<string, unknown>): void {
     const delta = stringFields<ResponseAudioDeltaEvent, "item_id" | "delta">(message, "item_id", "delta");
     if (!delta) {
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
       return;
     }
-    let item = this.#items.get(delta.item_id);
+    let item = this.items.get(delta.item_id);
     if (!item) {
-      const responseId = typeof message.response_id === "string" ? message.response_id : this.#activeResponseId;
+      const responseId = typeof message.response_id === "string" ? message.response_id : this.activeResponseId;
       item = { responseId, receivedMs: 0, doneReported: false, truncatedToMs: null };
-      this.#items.set(delta.item_id, item);
-      if (this.#items.size > MAX_TRACKED_ITEMS) this.#items.delete(this.#items.keys().next().value ?? "");
+      this.items.set(delta.item_id, item);
+      if (this.items.size > MAX_TRACKED_ITEMS) this.items.delete(this.items.keys().next().value ?? "");
     }
     if (item.truncatedToMs !== null) {
-      this.#stats.lateAudioDropped++;
+      this.counts.lateAudioDropped++;
       return;
     }
-    item.receivedMs += base64ByteLength(delta.delta) / this.#bytesPerMs;
-    this.#emit({ type: "agent_audio", base64: delta.delta, itemId: delta.item_id });
+    item.receivedMs += base64ByteLength(delta.delta) / this.bytesPerMs;
+    this.emit({ type: "agent_audio", base64: delta.delta, itemId: delta.item_id });
   }
 
   /** One agent line per item: from `output_audio_transcript.done`, or from the item itself when that never came. */
-  #agentTranscript(itemId: string, text: string): void {
-    if (this.#transcribedItems.has(itemId)) return;
-    this.#transcribedItems.add(itemId);
-    if (this.#transcribedItems.size > MAX_TRACKED_ITEMS) this.#transcribedItems.delete(this.#transcribedItems.values().next().value ?? "");
-    this.#emit({ type: "transcript", role: "agent", text, itemId });
+  private agentTranscript(itemId: string, text: string): void {
+    if (this.transcribedItems.has(itemId)) return;
+    this.transcribedItems.add(itemId);
+    if (this.transcribedItems.size > MAX_TRACKED_ITEMS) this.transcribedItems.delete(this.transcribedItems.values().next().value ?? "");
+    this.emit({ type: "transcript", role: "agent", text, itemId });
   }
 
   /** A reply cut short (barge-in, cancel) sends no transcript `done`: what was said is in its finished item. */
-  #outputItemDone(message: Record<string, unknown>): void {
+  private outputItemDone(message: Record<string, unknown>): void {
     const item = isRecord(message.item) ? message.item : undefined;
     if (item?.type !== "message" || item.role !== "assistant" || typeof item.id !== "string" || !Array.isArray(item.content)) return;
     const transcript = item.content
       .map((part: unknown) => (isRecord(part) && typeof part.transcript === "string" ? part.transcript : ""))
       .join("");
-    if (transcript) this.#agentTranscript(item.id, transcript);
+    if (transcript) this.agentTranscript(item.id, transcript);
   }
 
-  #reportAudioDone(itemId: string): void {
-    const item = this.#items.get(itemId);
+  private reportAudioDone(itemId: string): void {
+    const item = this.items.get(itemId);
     if (!item || item.doneReported) return;
     item.doneReported = true;
-    this.#emit({ type: "agent_audio_done", itemId });
+    this.emit({ type: "agent_audio_done", itemId });
   }
 
-  #responseDone(message: Record<string, unknown>): void {
+  private responseDone(message: Record<string, unknown>): void {
     const response = isRecord(message.response) ? message.response : undefined;
     const id = response && typeof response.id === "string" ? response.id : null;
     if (id === null) {
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
       return;
     }
-    if (id === this.#activeResponseId) this.#activeResponseId = null;
+    if (id === this.activeResponseId) this.activeResponseId = null;
     // A cancelled response sends no output_audio.done: its items end here.
-    for (const [itemId, item] of this.#items) if (item.responseId === id) this.#reportAudioDone(itemId);
+    for (const [itemId, item] of this.items) if (item.responseId === id) this.reportAudioDone(itemId);
     const details = isRecord(response?.status_details) ? response.status_details : undefined;
     if (response?.status === "failed" && isRecord(details?.error)) {
       const { code, message: text } = details.error;
       const failure = typeof code === "string" ? code : "response_failed";
-      this.#emit({ type: "error", code: failure, message: typeof text === "string" ? text : "", fatal: false });
+      this.emit({ type: "error", code: failure, message: typeof text === "string" ? text : "", fatal: false });
     }
-    if (this.#responseWanted && this.#activeResponseId === null) {
-      this.#responseWanted = false;
-      this.#sendOrDrop({ type: "response.create" });
+    if (this.responseWanted && this.activeResponseId === null) {
+      this.responseWanted = false;
+      this.sendOrDrop({ type: "response.create" });
     }
   }
 
-  #serverError(message: Record<string, unknown>): void {
+  private serverError(message: Record<string, unknown>): void {
     const details = isRecord(message.error) ? message.error : {};
     const error = stringFields<RealtimeError, "type" | "message">(details, "type", "message");
     if (!error) {
-      this.#stats.malformedMessages++;
+      this.counts.malformedMessages++;
       return;
     }
     const code = typeof details.code === "string" ? details.code : error.type;
-    if (this.#state === "connecting") return this.#failConnect(new ProviderSetupError(code, error.message));
+    if (this.state === "connecting") return this.failConnect(new ProviderSetupError(code, error.message));
     if (code === CANCEL_RACE_CODE) return;
     if (code === BUSY_CODE) {
-      this.#responseWanted = true; // asked while the server had just started one: ask again when it is done
+      this.responseWanted = true; // asked while the server had just started one: ask again when it is done
       return;
     }
-    this.#emit({ type: "error", code, message: error.message, fatal: SESSION_ENDING_ERROR_CODES.has(code) });
+    this.emit({ type: "error", code, message: error.message, fatal: SESSION_ENDING_ERROR_CODES.has(code) });
   }
 
   // ── session lifecycle ────────────────────────────────────────────────────────────────────────────────────
 
-  #ready(): void {
-    const pending = this.#pendingConnect;
+  private ready(): void {
+    const pending = this.pendingConnect;
     if (!pending) return;
-    this.#state = "open";
+    this.state = "open";
     const history = pending.history.slice(-MAX_HISTORY_ITEMS);
-    this.#stats.historyItemsDropped = pending.history.length - history.length;
+    this.counts.historyItemsDropped = pending.history.length - history.length;
     // Sent before connect() resolves, so the conversation so far is in place before any caller audio.
-    for (const item of history.flatMap(historyItems)) this.#sendOrDrop({ type: "conversation.item.create", item });
-    this.#settleConnect(null);
+    for (const item of history.flatMap(historyItems)) this.sendOrDrop({ type: "conversation.item.create", item });
+    this.settleConnect(null);
   }
 
-  #failConnect(error: ProviderSetupError): void {
-    this.#state = "closed";
-    this.#settleConnect(error);
-    this.#closeSocket(1000, "session setup failed");
+  private failConnect(error: ProviderSetupError): void {
+    this.state = "closed";
+    this.settleConnect(error);
+    this.closeSocket(1000, "session setup failed");
   }
 
-  #settleConnect(error: Error | null): void {
-    const pending = this.#pendingConnect;
+  private settleConnect(error: Error | null): void {
+    const pending = this.pendingConnect;
     if (!pending) return;
-    this.#pendingConnect = null;
+    this.pendingConnect = null;
     clearTimeout(pending.timer);
     if (error) pending.reject(error);
     else pending.resolve();
   }
 
   /** The socket ended (or we end it for a protocol violation): one `closed` event, or a failed connect. */
-  #onSocketEnd(code: number, reason: string): void {
-    if (this.#state === "closed") return;
-    if (this.#state === "connecting") {
-      return this.#failConnect(new ProviderSetupError("closed", `closed with ${code} before the session was ready`));
+  private onSocketEnd(code: number, reason: string): void {
+    if (this.state === "closed") return;
+    if (this.state === "connecting") {
+      return this.failConnect(new ProviderSetupError("closed", `closed with ${code} before the session was ready`));
     }
-    this.#state = "closed";
-    if (this.#endingSoonTimer) clearTimeout(this.#endingSoonTimer);
-    this.#emit({ type: "closed", code, reason });
+    this.state = "closed";
+    if (this.endingSoonTimer) clearTimeout(this.endingSoonTimer);
+    this.emit({ type: "closed", code, reason });
   }
 
-  #endSession(code: number, reason: string): void {
-    this.#closeSocket(code, reason);
-    this.#onSocketEnd(code, reason);
+  private endSession(code: number, reason: string): void {
+    this.closeSocket(code, reason);
+    this.onSocketEnd(code, reason);
   }
 
-  #closeSocket(code: number, reason: string): void {
+  private closeSocket(code: number, reason: string): void {
     try {
-      this.#socket?.close(code, reason);
+      this.socket?.close(code, reason);
     } catch {
       // Already closed: nothing left to do.
     }
@@ -511,41 +511,41 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   // ── us → server ──────────────────────────────────────────────────────────────────────────────────────────
 
   /** The owner's sends need a ready session; before connect() resolves or after a close they are dropped. */
-  #isOpenForUse(): boolean {
-    if (this.#state === "open") return true;
-    this.#stats.droppedSends++;
+  private isOpenForUse(): boolean {
+    if (this.state === "open") return true;
+    this.counts.droppedSends++;
     return false;
   }
 
-  #requestResponse(): void {
-    if (this.#activeResponseId === null) this.#sendOrDrop({ type: "response.create" });
-    else this.#responseWanted = true; // one response at a time: ask when the current one is done
+  private requestResponse(): void {
+    if (this.activeResponseId === null) this.sendOrDrop({ type: "response.create" });
+    else this.responseWanted = true; // one response at a time: ask when the current one is done
   }
 
-  #sendOrDrop(event: RealtimeClientEvent): void {
-    this.#sendRaw(JSON.stringify(event));
+  private sendOrDrop(event: RealtimeClientEvent): void {
+    this.sendRaw(JSON.stringify(event));
   }
 
-  #sendRaw(json: string): void {
-    const socket = this.#socket;
+  private sendRaw(json: string): void {
+    const socket = this.socket;
     // Per frame: no native readyState read. #state is "closed" once we close or the socket's close event came; a
     // send racing the provider's own close throws, and is counted below.
-    if (this.#state === "closed" || !socket) {
-      this.#stats.droppedSends++;
+    if (this.state === "closed" || !socket) {
+      this.counts.droppedSends++;
       return;
     }
     try {
       socket.send(json);
     } catch {
-      this.#stats.droppedSends++;
+      this.counts.droppedSends++;
     }
   }
 
-  #emit(event: ProviderEvent): void {
+  private emit(event: ProviderEvent): void {
     try {
-      this.#options.onEvent(event);
+      this.options.onEvent(event);
     } catch (error) {
-      if (this.#stats.eventHandlerErrors++ === 0) {
+      if (this.counts.eventHandlerErrors++ === 0) {
         console.error(JSON.stringify({ msg: "provider event handler threw", provider: "openai", event: event.type, error: String(error) }));
       }
     }
