@@ -20,6 +20,7 @@ import {
 } from "./call/call-commands.ts";
 import { CallLedger } from "./call/call-ledger.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
+import { ConversationWriter } from "./call/conversation-writer.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
@@ -35,13 +36,7 @@ import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, Web
 import { CircuitBreakers } from "./voice/circuit-breaker.ts";
 import { connectProvider } from "./voice/provider-factory.ts";
 import { ToolRunner } from "./voice/tools.ts";
-import {
-  type ResumptionHandle,
-  type SwitchOptions,
-  type SwitchResult,
-  VoiceSession,
-  type VoiceSessionHost,
-} from "./voice/voice-session.ts";
+import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session.ts";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 
@@ -58,20 +53,7 @@ export type OpenCallResult = { kind: "stream"; sessionId: string; mediaToken: st
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
-/** Transcript lines are written (storage, then D1) in batches this long after they were said, off the audio path. */
-const TRANSCRIPT_FLUSH_DELAY_MS = 1_000;
-/** A batch waits while agent audio is being relayed (a chunk within this long), so its commit holds no agent audio… */
-const AGENT_AUDIO_QUIET_MS = 250;
-/** …but not forever: after this many waits it is written anyway (a provider streaming without pause for seconds). */
-const MAX_FLUSH_DEFERRALS = 20;
 const TRANSCRIPT_RETRY_MS = 5_000;
-const RESUMPTION_KEY = "resumption_handle";
-/**
- * While the session is live its transcript reaches D1 at most this often (storage still gets it within about a
- * second): every D1 batch costs a transaction on the one database all calls share, so a call that talks for a
- * minute sends a dozen rather than a batch per line. Its end drains everything at once.
- */
-const TRANSCRIPT_D1_INTERVAL_MS = 5_000;
 
 /**
  * One object per session (a phone call or a web session). It is the single writer of its call's state: carrier
@@ -86,6 +68,7 @@ export class CallSession extends DurableObject<Env> {
   private readonly media: MediaSockets;
   private readonly live: LiveSockets;
   private readonly transcript: TranscriptLog;
+  private readonly conversation: ConversationWriter;
   private readonly tools: ToolRunner;
   private readonly breakers: CircuitBreakers;
   private readonly switches: SwitchLog;
@@ -96,17 +79,20 @@ export class CallSession extends DurableObject<Env> {
   private readonly web: WebSessionStore;
   private readonly phone: CallerChannel;
   private readonly browser: CallerChannel;
-  private transcriptFlushTimer: ReturnType<typeof setTimeout> | null = null;
-  /** The provider's latest resumption handle (Gemini sends one every turn), written behind with the transcript. */
-  private unsavedResumptionHandle: ResumptionHandle | null | undefined = undefined;
-  /** When the transcript may next be drained to D1 during the session (see TRANSCRIPT_D1_INTERVAL_MS). */
-  private transcriptD1DueAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const settings = parseSettings(env).values;
     this.web = new WebSessionStore(ctx.storage.kv);
     this.transcript = new TranscriptLog(ctx.storage.sql);
+    this.conversation = new ConversationWriter({
+      env,
+      storage: ctx.storage.kv,
+      transcript: this.transcript,
+      relayingAgentAudio: (withinMs) => this.voice?.relayingAgentAudio(withinMs) ?? false,
+      session: () => this.identity(),
+      retryLater: () => this.retryLater(),
+    });
     this.tools = new ToolRunner(ctx.storage.sql);
     this.switches = new SwitchLog(ctx.storage.sql);
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
@@ -280,7 +266,7 @@ export class CallSession extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     await this.ledger.flush();
-    await this.flushTranscript();
+    await this.conversation.flush();
     await this.flushSwitches();
     const web = this.web.record;
     if (web?.status === "ended" && !(await this.web.syncToD1(this.env))) await this.retryLater();
@@ -348,7 +334,7 @@ export class CallSession extends DurableObject<Env> {
     this.voice?.close();
     this.voice = null;
     this.live.closeAll(1000, "session ended");
-    await this.flushTranscript();
+    await this.conversation.flush();
     if (!(await this.web.syncToD1(this.env))) await this.retryLater();
   }
 
@@ -377,7 +363,6 @@ export class CallSession extends DurableObject<Env> {
     const session = channel?.identity();
     if (this.voice || !channel || !session || session.ended) return this.voice;
     const settings = parseSettings(this.env).values;
-    const kv = this.ctx.storage.kv;
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
@@ -394,16 +379,7 @@ export class CallSession extends DurableObject<Env> {
         fleetCheckIntervalMs: settings.PROVIDER_FLEET_CHECK_SECONDS * 1000,
         failoverAfterMs: settings.PROVIDER_FAILOVER_AFTER_MS,
       },
-      resumption: {
-        get: () =>
-          this.unsavedResumptionHandle === undefined
-            ? kv.get<ResumptionHandle>(RESUMPTION_KEY)
-            : (this.unsavedResumptionHandle ?? undefined),
-        set: (handle) => {
-          this.unsavedResumptionHandle = handle;
-          this.scheduleTranscriptFlush();
-        },
-      },
+      resumption: this.conversation.resumption,
     });
     this.voice.start();
     return this.voice;
@@ -414,7 +390,7 @@ export class CallSession extends DurableObject<Env> {
       leg: () => this.channel()?.leg() ?? null,
       publish: (event) => this.live.broadcast(event),
       log: () => this.ledger.log(),
-      transcriptChanged: () => this.scheduleTranscriptFlush(),
+      transcriptChanged: () => this.conversation.changed(),
       connect: (provider, onEvent, config) => connectProvider(this.env, provider, onEvent, config),
       configured: (provider) => providerConfigured(this.env, provider),
       // A live call asks every PROVIDER_FLEET_CHECK_SECONDS: at 100 calls, uncached, that was one registry query
@@ -439,7 +415,7 @@ export class CallSession extends DurableObject<Env> {
     this.media.closeAll(1000, "call ended");
     this.voice?.close();
     this.voice = null;
-    this.ctx.waitUntil(Promise.all([this.flushTranscript(), this.health.flush()]));
+    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush()]));
   }
 
   private async flushSwitches(): Promise<void> {
@@ -475,54 +451,6 @@ export class CallSession extends DurableObject<Env> {
   async liveState() {
     const voice = this.voice;
     return voice ? { provider: voice.currentProvider, providerState: voice.state, counters: { ...voice.stats } } : null;
-  }
-
-  /**
-   * What the conversation changed (transcript lines, the resumption handle) is written behind, in one commit a
-   * second later, at a moment when no agent audio is being relayed: a storage write holds every outgoing message of
-   * the object until it is durable, so this one holds at most caller frames on their way to the provider.
-   */
-  private scheduleTranscriptFlush(delayMs = TRANSCRIPT_FLUSH_DELAY_MS, deferrals = 0): void {
-    if (this.transcriptFlushTimer) return;
-    this.transcriptFlushTimer = setTimeout(() => {
-      this.transcriptFlushTimer = null;
-      if (deferrals < MAX_FLUSH_DEFERRALS && this.voice?.relayingAgentAudio(AGENT_AUDIO_QUIET_MS)) {
-        this.scheduleTranscriptFlush(AGENT_AUDIO_QUIET_MS, deferrals + 1);
-      } else {
-        this.writeBehind();
-      }
-    }, delayMs);
-  }
-
-  /** Storage now, in this quiet moment; D1 too if its interval has passed, else a flush is due when it has. */
-  private writeBehind(): void {
-    const now = Date.now();
-    if (now >= this.transcriptD1DueAt) {
-      void this.flushTranscript();
-      return;
-    }
-    this.saveConversation();
-    // Ticks on at the storage pace, so lines said meanwhile still reach storage within about a second.
-    if (this.transcript.hasWork()) this.scheduleTranscriptFlush(Math.min(TRANSCRIPT_FLUSH_DELAY_MS, this.transcriptD1DueAt - now));
-  }
-
-  private saveConversation(): void {
-    if (this.unsavedResumptionHandle !== undefined) {
-      if (this.unsavedResumptionHandle === null) this.ctx.storage.kv.delete(RESUMPTION_KEY);
-      else this.ctx.storage.kv.put(RESUMPTION_KEY, this.unsavedResumptionHandle);
-      this.unsavedResumptionHandle = undefined;
-    }
-    this.transcript.save();
-  }
-
-  /** Everything to storage and D1 now (the session's end, the alarm's retry, the write-behind's interval). */
-  private async flushTranscript(): Promise<void> {
-    this.saveConversation();
-    const session = this.identity();
-    if (!session || !this.transcript.hasWork()) return;
-    this.transcriptD1DueAt = Date.now() + TRANSCRIPT_D1_INTERVAL_MS;
-    // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
-    if (!(await this.transcript.flush(this.env, session.tenantId, session.sessionId))) await this.retryLater();
   }
 
   private retryLater(): Promise<void> {
