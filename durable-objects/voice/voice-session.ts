@@ -16,6 +16,7 @@ import type { CircuitBreakers } from "./circuit-breaker.ts";
 import { Playback } from "./playback.ts";
 import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider.ts";
 import type { ToolHost, ToolRunner } from "./tools.ts";
+import { TurnWatchdog } from "./turn-watchdog.ts";
 
 /**
  * The conversation inside the call's object: carries the caller's audio to one voice AI provider and the agent's
@@ -114,10 +115,6 @@ const MAX_FRAMES_PER_SECOND = 500;
 /** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
 const RECENT_AGENT_AUDIO_MS = 1_500;
 const MAX_HISTORY_LINES = 60;
-/** end_call: the line closes when the goodbye has played, or after this long whatever happens. */
-const END_CALL_MAX_WAIT_MS = 10_000;
-const END_CALL_QUIET_MS = 1_500;
-const WATCHDOG_INTERVAL_MS = 250;
 /** A switch waits this long at most for a pause between agent turns, then cuts over interrupting the agent. */
 const SAFE_POINT_MAX_WAIT_MS = 5_000;
 const SAFE_POINT_POLL_MS = 20;
@@ -145,10 +142,7 @@ export class VoiceSession implements ToolHost {
   private readonly playback = new Playback(() => this.host.leg()?.echoesMarks ?? true);
   private lastAgentAudioAt = 0;
   private agentRepliedSinceCallerTurn = true;
-  private awaitingReplySince: number | null = null;
-  private endCallAt: { requestedAt: number; reason: string } | null = null;
-  /** Armed only while something is due (a reply, an end_call), so an idle call holds no timer and can hibernate. */
-  private watchdog: ReturnType<typeof setTimeout> | null = null;
+  private readonly watchdog: TurnWatchdog;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private frameWindow = { second: 0, frames: 0 };
   readonly stats: VoiceStats = {
@@ -166,6 +160,17 @@ export class VoiceSession implements ToolHost {
     private readonly options: VoiceSessionOptions,
   ) {
     this.providerName = options.provider;
+    this.watchdog = new TurnWatchdog(options.policy.responseTimeoutMs, {
+      // A provider that is already reconnecting gets the conversation replayed; only a connected one has stalled.
+      stalled: () => {
+        if (this.linkState !== "connected") return;
+        increment("provider_stalls_total", { provider: this.providerName });
+        this.providerLost("no reply within the response timeout");
+      },
+      hangup: (reason) => void this.host.hangup(reason),
+      agentSpeaking: () => this.agentSpeaking(),
+      lastAgentAudioAt: () => this.lastAgentAudioAt,
+    });
   }
 
   get currentProvider(): ProviderName {
@@ -258,7 +263,7 @@ export class VoiceSession implements ToolHost {
     if (this.closed) return;
     this.closed = true;
     this.linkState = "closed";
-    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.generation = ++this.generationSeq;
     this.provider?.close();
@@ -269,8 +274,7 @@ export class VoiceSession implements ToolHost {
   // ── tools ────────────────────────────────────────────────────────────────────────────────────────────────
 
   async endCall(reason: string): Promise<string> {
-    this.endCallAt ??= { requestedAt: Date.now(), reason };
-    this.armWatchdog();
+    this.watchdog.endCall(reason);
     return JSON.stringify({ ok: true, note: "The call ends once your last words have played." });
   }
 
@@ -344,11 +348,12 @@ export class VoiceSession implements ToolHost {
     const leg = this.host.leg();
     const provider = this.provider;
     if (!leg || !provider) return;
-    if (this.awaitingReplySince !== null) {
+    const owedSince = this.watchdog.awaitingSince;
+    if (owedSince !== null) {
       this.host.reportHealth({
         provider: this.providerName,
         kind: "response",
-        latencyMs: Date.now() - this.awaitingReplySince,
+        latencyMs: Date.now() - owedSince,
         at: Date.now(),
       });
     }
@@ -379,9 +384,7 @@ export class VoiceSession implements ToolHost {
 
   private agentActivity(): void {
     this.agentRepliedSinceCallerTurn = true;
-    if (this.awaitingReplySince === null) return;
-    this.awaitingReplySince = null;
-    this.armWatchdog();
+    this.watchdog.replied();
   }
 
   private appendTranscript(role: "caller" | "agent", text: string, itemId: string | null): void {
@@ -748,46 +751,7 @@ export class VoiceSession implements ToolHost {
   }
 
   private awaitReply(): void {
-    if (this.awaitingReplySince !== null) return;
-    this.awaitingReplySince = Date.now();
-    this.armWatchdog();
-  }
-
-  /** One timer for what is due without a frame to trigger it: a provider that stopped answering, a pending end_call. */
-  private armWatchdog(): void {
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = null;
-    if (this.closed) return;
-    const due = [
-      this.endCallAt ? Date.now() + WATCHDOG_INTERVAL_MS : Infinity,
-      this.awaitingReplySince !== null ? this.awaitingReplySince + this.options.policy.responseTimeoutMs + 1 : Infinity,
-    ];
-    const next = Math.min(...due);
-    if (next !== Infinity) this.watchdog = setTimeout(() => this.checkTimers(), Math.max(0, next - Date.now()));
-  }
-
-  private checkTimers(): void {
-    this.watchdog = null;
-    const now = Date.now();
-    const endCall = this.endCallAt;
-    if (endCall) {
-      const drained = !this.agentSpeaking();
-      const quiet = now - Math.max(this.lastAgentAudioAt, endCall.requestedAt) >= END_CALL_QUIET_MS;
-      if ((drained && quiet) || now - endCall.requestedAt >= END_CALL_MAX_WAIT_MS) {
-        this.endCallAt = null;
-        void this.host.hangup(endCall.reason);
-      }
-    }
-    const waiting = this.awaitingReplySince;
-    if (waiting !== null && now - waiting > this.options.policy.responseTimeoutMs) {
-      this.awaitingReplySince = null;
-      // A provider that is already reconnecting gets the conversation replayed; only a connected one has stalled.
-      if (this.linkState === "connected") {
-        increment("provider_stalls_total", { provider: this.providerName });
-        this.providerLost("no reply within the response timeout");
-      }
-    }
-    this.armWatchdog();
+    this.watchdog.awaitReply();
   }
 }
 
