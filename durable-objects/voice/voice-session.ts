@@ -1,6 +1,5 @@
 import { increment } from "../../workers/shared/counters.ts";
 import type { SwitchReason } from "../../workers/shared/db/schema.ts";
-import { reasonOf } from "../../workers/shared/errors.ts";
 import type { LiveEvent, ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { HealthReport } from "../../workers/shared/provider-health.ts";
@@ -15,6 +14,7 @@ import { CallerTurns } from "./caller-turns.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import { Playback } from "./playback.ts";
 import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider.ts";
+import { Switcher } from "./switcher.ts";
 import type { ToolHost, ToolRunner } from "./tools.ts";
 import { TurnWatchdog } from "./turn-watchdog.ts";
 
@@ -115,11 +115,6 @@ const MAX_FRAMES_PER_SECOND = 500;
 /** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
 const RECENT_AGENT_AUDIO_MS = 1_500;
 const MAX_HISTORY_LINES = 60;
-/** A switch waits this long at most for a pause between agent turns, then cuts over interrupting the agent. */
-const SAFE_POINT_MAX_WAIT_MS = 5_000;
-const SAFE_POINT_POLL_MS = 20;
-/** Caller audio held for the new provider while a switch is made (the old one hears it live meanwhile). */
-const MAX_SWAP_FRAMES = 500;
 
 export class VoiceSession implements ToolHost {
   private providerName: ProviderName;
@@ -128,10 +123,7 @@ export class VoiceSession implements ToolHost {
   /** The current provider session's number: events from any other (replaced, or still being switched to) are not the call's. */
   private generation = 0;
   private generationSeq = 0;
-  private switching: { to: ProviderName; generation: number; startedAt: number; heldAudio: string[]; failure: string | null } | null = null;
-  lastSwitch: SwitchResult | null = null;
   private toolsInFlight = 0;
-  private lastFleetCheckAt = 0;
   private connecting = false;
   private closed = false;
   private readonly buffered: string[] = [];
@@ -143,6 +135,7 @@ export class VoiceSession implements ToolHost {
   private lastAgentAudioAt = 0;
   private agentRepliedSinceCallerTurn = true;
   private readonly watchdog: TurnWatchdog;
+  private readonly switcher: Switcher;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private frameWindow = { second: 0, frames: 0 };
   readonly stats: VoiceStats = {
@@ -171,6 +164,30 @@ export class VoiceSession implements ToolHost {
       agentSpeaking: () => this.agentSpeaking(),
       lastAgentAudioAt: () => this.lastAgentAudioAt,
     });
+    const voice = this;
+    this.switcher = new Switcher(
+      {
+        get closed() {
+          return voice.closed;
+        },
+        get providerName() {
+          return voice.providerName;
+        },
+        newGeneration: () => ++this.generationSeq,
+        history: () => this.history(),
+        resumptionHandleFor: (provider) => this.resumptionHandleFor(provider),
+        connect: (provider, generation, history, handle) =>
+          this.host.connect(provider, (event) => this.onProviderEvent(generation, event), this.sessionConfig(history, handle)),
+        busy: () => this.agentSpeaking() || this.toolsInFlight > 0,
+        cutOver: (next, to, generation, detail, heldAudio) => this.cutOver(next, to, generation, detail, heldAudio),
+        reconnectIfLost: () => {
+          if (!this.closed && !this.provider) void this.connectWithRetries();
+        },
+      },
+      host,
+      options.breakers,
+      options.policy,
+    );
   }
 
   get currentProvider(): ProviderName {
@@ -208,11 +225,7 @@ export class VoiceSession implements ToolHost {
 
   /** A caller frame to the provider, or held while a switch is made or the provider is away. */
   private forward(base64: string): void {
-    const switching = this.switching;
-    if (switching && switching.heldAudio.push(base64) > MAX_SWAP_FRAMES) {
-      switching.heldAudio.shift();
-      this.stats.callerFramesDropped++;
-    }
+    if (this.switcher.hold(base64)) this.stats.callerFramesDropped++;
     const provider = this.provider;
     if (provider && this.linkState === "connected") {
       this.ensureTranscoders(provider);
@@ -221,7 +234,7 @@ export class VoiceSession implements ToolHost {
       return;
     }
     // During a switch the held audio already goes to the new provider.
-    if (this.closed || switching) return;
+    if (this.closed || this.switcher.active) return;
     // Held while the provider (re)connects, and delivered when it is back.
     this.buffered.push(base64);
     if (this.buffered.length > MAX_BUFFERED_FRAMES) {
@@ -286,13 +299,7 @@ export class VoiceSession implements ToolHost {
 
   private onProviderEvent(generation: number, event: ProviderEvent): void {
     if (this.closed) return;
-    const switching = this.switching;
-    if (switching && generation === switching.generation) {
-      // The provider being switched to is silent until the cut-over; if it fails meanwhile, the switch does.
-      if (event.type === "closed" || (event.type === "error" && event.fatal))
-        switching.failure = `${switching.to} ${event.type === "closed" ? `closed (${event.code})` : `error ${event.code}`} before the cut-over`;
-      return;
-    }
+    if (this.switcher.eventOfNext(generation, event)) return;
     if (generation !== this.generation) return;
     try {
       this.handleProviderEvent(event);
@@ -308,7 +315,7 @@ export class VoiceSession implements ToolHost {
         return this.agentAudio(event.base64, event.itemId);
       case "agent_audio_done":
         this.options.breakers.success(this.providerName);
-        void this.checkFleetHealth();
+        void this.switcher.checkFleetHealth();
         return;
       case "caller_speech_started":
         this.agentRepliedSinceCallerTurn = false;
@@ -435,7 +442,7 @@ export class VoiceSession implements ToolHost {
     this.playback.reset();
     this.stats.reconnects++;
     // A switch under way cuts over to its new provider; if it fails, it reconnects this one.
-    if (this.switching) this.setLinkState("reconnecting", why);
+    if (this.switcher.active) this.setLinkState("reconnecting", why);
     else void this.connectWithRetries();
   }
 
@@ -537,190 +544,40 @@ export class VoiceSession implements ToolHost {
     this.options.breakers.success(name);
   }
 
-  // ── switching providers ────────────────────────────────────────────────────────────────────────────────
+  // ── switching providers (voice/switcher.ts) ────────────────────────────────────────────────────────────
 
-  /**
-   * Make before break: the new provider is connected and configured (instructions, tools, audio formats, the
-   * conversation so far) while the old one keeps serving; the cut-over happens at the next pause between agent
-   * turns (or at once, interrupting the agent, when asked), and the caller's audio from the swap is delivered to
-   * the new provider. A switch that fails leaves the session on its provider, working.
-   */
-  async switchTo(to: ProviderName, options: SwitchOptions): Promise<SwitchResult> {
+  switchTo(to: ProviderName, options: SwitchOptions): Promise<SwitchResult> {
+    return this.switcher.switchTo(to, options);
+  }
+
+  failover(): Promise<boolean> {
+    return this.switcher.failover();
+  }
+
+  get lastSwitch(): SwitchResult | null {
+    return this.switcher.lastSwitch;
+  }
+
+  get switchInProgress(): { toProvider: ProviderName; startedAt: number } | null {
+    return this.switcher.inProgress;
+  }
+
+  /** A switch's cut-over: an agent still talking is interrupted the way a barge-in is (clear, truncate). */
+  private cutOver(next: VoiceProvider, to: ProviderName, generation: number, detail: string, heldAudio: string[]): void {
     const from = this.providerName;
-    const startedAt = Date.now();
-    if (this.switching)
-      return {
-        success: false,
-        fromProvider: from,
-        toProvider: to,
-        contextPreserved: 0,
-        switchedAt: null,
-        durationMs: 0,
-        error: "switch_in_progress",
-      };
-    const refusal = this.closed
-      ? "the session has ended"
-      : to === from && options.reason === "manual"
-        ? `the session is already on ${to}`
-        : !this.host.configured(to)
-          ? `${to} is not configured`
-          : !this.options.breakers.tryAcquire(to)
-            ? `${to}'s circuit breaker is open`
-            : null;
-    if (refusal) return this.finishSwitch({ from, to, startedAt, options, carried: 0, error: refusal });
-
-    const generation = ++this.generationSeq;
-    const history = options.preserveContext ? this.history() : [];
-    // A fresh session of the same provider resumes where this one is; another provider starts from the history.
-    const handle = to === from ? this.resumptionHandleFor(to) : undefined;
-    const switching = { to, generation, startedAt, heldAudio: [] as string[], failure: null as string | null };
-    this.switching = switching;
-    this.host.publish({
-      type: "provider",
-      provider: to,
-      state: "connecting",
-      detail: `switching from ${from} (${options.reason})`,
-      at: startedAt,
-    });
-    let next: VoiceProvider;
-    try {
-      next = await this.host.connect(to, (event) => this.onProviderEvent(generation, event), this.sessionConfig(history, handle));
-    } catch (error) {
-      this.options.breakers.failure(to);
-      this.host.reportHealth({ provider: to, kind: "connect_failure", at: Date.now() });
-      return this.abandonSwitch({
-        from,
-        to,
-        startedAt,
-        options,
-        carried: history.length,
-        error: `could not connect to ${to}: ${reasonOf(error)}`,
-      });
-    }
-    this.host.reportHealth({ provider: to, kind: "connect_success", at: Date.now() });
-    if (!options.immediate) await this.untilSafePoint();
-    if (this.closed || switching.failure) {
-      next.close();
-      if (switching.failure) this.options.breakers.failure(to);
-      return this.abandonSwitch({
-        from,
-        to,
-        startedAt,
-        options,
-        carried: history.length,
-        error: switching.failure ?? "the session has ended",
-      });
-    }
-
-    // Cut over. An agent still talking is interrupted the way a barge-in is (clear, truncate).
-    this.switching = null;
     this.bargeIn();
     const old = this.provider;
     this.useProvider(next, to, generation);
     old?.close();
     if (to !== from) this.options.resumption.set(null);
     this.host.providerChanged(to);
-    this.setLinkState("connected", `switched from ${from} (${options.reason})`);
+    this.setLinkState("connected", detail);
     // What the caller said during the swap (and while the old provider was down) reaches the new one, in order.
-    for (const frame of [...this.buffered.splice(0), ...switching.heldAudio]) this.forward(frame);
-    return this.finishSwitch({ from, to, startedAt, options, carried: history.length, error: null });
-  }
-
-  /** The switch under way, if any. */
-  get switchInProgress(): { toProvider: ProviderName; startedAt: number } | null {
-    return this.switching ? { toProvider: this.switching.to, startedAt: this.switching.startedAt } : null;
-  }
-
-  /** Fails over to the next usable provider in PROVIDER_ORDER, with the conversation; false when none takes it. */
-  async failover(): Promise<boolean> {
-    if (this.closed || this.switching) return false;
-    const order = this.options.policy.order;
-    const start = order.indexOf(this.providerName);
-    const candidates = [...order.slice(start + 1), ...order.slice(0, Math.max(0, start))].filter(
-      (name) => name !== this.providerName && this.host.configured(name) && this.options.breakers.state(name).state !== "open",
-    );
-    for (const candidate of candidates) {
-      if (["offline", "unhealthy"].includes(await this.host.fleetState(candidate))) continue;
-      const result = await this.switchTo(candidate, { preserveContext: true, reason: "auto_failover", immediate: true });
-      if (result.success) return true;
-      if (result.error === "switch_in_progress") return false;
-    }
-    return false;
-  }
-
-  /** The fleet registry marked the current provider down: fail over (checked after agent turns, now and then). */
-  private async checkFleetHealth(): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastFleetCheckAt < this.options.policy.fleetCheckIntervalMs || this.switching) return;
-    this.lastFleetCheckAt = now;
-    const state = await this.host.fleetState(this.providerName);
-    if (state === "offline" || state === "unhealthy") {
-      this.host.log().warn("voice.provider_marked_unhealthy", { provider: this.providerName, state });
-      await this.failover();
-    }
-  }
-
-  private async untilSafePoint(): Promise<void> {
-    const deadline = Date.now() + SAFE_POINT_MAX_WAIT_MS;
-    while (!this.closed && Date.now() < deadline && !this.switching?.failure && (this.agentSpeaking() || this.toolsInFlight > 0)) {
-      await sleep(SAFE_POINT_POLL_MS);
-    }
+    for (const frame of [...this.buffered.splice(0), ...heldAudio]) this.forward(frame);
   }
 
   private agentSpeaking(): boolean {
     return !!this.host.leg() && this.playback.audible();
-  }
-
-  private abandonSwitch(attempt: SwitchAttempt): SwitchResult {
-    this.switching = null;
-    // The old provider may have dropped while the switch was being made: reconnect it.
-    if (!this.closed && !this.provider) void this.connectWithRetries();
-    return this.finishSwitch(attempt);
-  }
-
-  private finishSwitch(attempt: SwitchAttempt): SwitchResult {
-    const durationMs = Date.now() - attempt.startedAt;
-    const success = attempt.error === null;
-    const result: SwitchResult = {
-      success,
-      fromProvider: attempt.from,
-      toProvider: attempt.to,
-      contextPreserved: attempt.carried,
-      switchedAt: success ? new Date().toISOString() : null,
-      durationMs,
-      error: attempt.error,
-    };
-    this.lastSwitch = result;
-    this.host.switchRecorded({
-      id: crypto.randomUUID(),
-      fromProvider: attempt.from,
-      toProvider: attempt.to,
-      reason: attempt.options.reason,
-      outcome: success ? "succeeded" : "failed",
-      error: attempt.error,
-      messagesCarried: attempt.carried,
-      startedAt: attempt.startedAt,
-      durationMs,
-    });
-    this.host.publish({
-      type: "provider_switched",
-      from: attempt.from,
-      to: attempt.to,
-      reason: attempt.options.reason,
-      success,
-      error: attempt.error,
-      at: Date.now(),
-    });
-    increment("provider_switches_total", { reason: attempt.options.reason, outcome: success ? "succeeded" : "failed" });
-    this.host.log().info("voice.provider_switch", {
-      from: attempt.from,
-      to: attempt.to,
-      reason: attempt.options.reason,
-      success,
-      durationMs,
-      error: attempt.error,
-    });
-    return result;
   }
 
   /** The conversation so far, oldest first: transcript lines and finished tool calls. */
@@ -756,12 +613,3 @@ export class VoiceSession implements ToolHost {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-interface SwitchAttempt {
-  from: ProviderName;
-  to: ProviderName;
-  startedAt: number;
-  options: SwitchOptions;
-  carried: number;
-  error: string | null;
-}
