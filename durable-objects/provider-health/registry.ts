@@ -52,6 +52,9 @@ const PRUNE_INTERVAL_MS = 5_000;
  * reports outcomes in batches (HealthReporter). Outcomes are kept in SQLite for a sliding window (5 minutes, at most
  * 200 per provider); consecutive connect failures, last success/failure and the probe schedule are kept per
  * provider, beyond the window. An offline provider is probed from the object's alarm every PROVIDER_HEALTH_PROBE_SECONDS.
+ *
+ * A little over the ~300 lines a part aims at: one object's storage, health figures and probes, which share its
+ * tables and its one alarm.
  */
 export class ProviderHealthRegistry extends DurableObject<Env> {
   private readonly sql: SqlStorage;

@@ -17,6 +17,9 @@ import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./pr
  * binary frames in the call's own encoding (µ-law, A-law or linear16 pass straight through, no transcoding).
  * Wire messages are the @deepgram/sdk agent types. Deepgram stops speaking on barge-in by itself; `interrupt`
  * only stops forwarding the rest of the interrupted turn's audio that is already in flight.
+ *
+ * Longer than the ~300 lines a part aims at, on purpose: it is one vendor's whole wire protocol — setup, both
+ * directions, barge-in, failure rules — and reads best in one place; its helpers are local to that protocol.
  */
 
 type AgentSettings = Deepgram.agent.AgentV1Settings;

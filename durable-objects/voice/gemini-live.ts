@@ -36,6 +36,9 @@ import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./pr
  * - `interrupt` sends nothing (Gemini truncates its own context on interruption) but discards the rest of that
  *   turn's audio; the server's `interrupted` does the same and emits `caller_speech_started`.
  * - A tool result for a call Gemini cancelled (`toolCallCancellation`) is dropped; other results are sent.
+ *
+ * Longer than the ~300 lines a part aims at, on purpose: it is one vendor's whole wire protocol — setup, both
+ * directions, barge-in, failure rules — and reads best in one place; its helpers are local to that protocol.
  */
 
 export const DEFAULT_GEMINI_MODEL = "models/gemini-live-2.5-flash-preview";

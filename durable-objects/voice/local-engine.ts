@@ -18,6 +18,9 @@ import {
  *
  * Agent audio is released as caller audio arrives, RELEASE_SPEED times faster than real time (the way real
  * providers stream ahead of playback), so it relies on the carrier's continuous frames, silence included.
+ *
+ * A little over the ~300 lines a part aims at: it is a whole (small) voice engine — turn detection, replies as
+ * audio, tools — behind the provider interface, with no wire protocol to split along.
  */
 
 const ANALYSIS_FRAME_MS = 20;

@@ -24,6 +24,9 @@ import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./pr
  * through untouched (audio/pcmu or audio/pcma both ways); anything else uses 24 kHz PCM16, which the call's object
  * resamples. Barge-in truncation never exceeds the audio actually received for the item, so the service can never
  * answer "already shorter than".
+ *
+ * Longer than the ~300 lines a part aims at, on purpose: it is one vendor's whole wire protocol — setup, both
+ * directions, barge-in, failure rules — and reads best in one place; its helpers are local to that protocol.
  */
 
 export interface OpenAiRealtimeOptions extends ProviderConnectOptions {
