@@ -14,6 +14,7 @@ import { CallerTurns } from "./caller-turns.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import { Playback } from "./playback.ts";
 import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider.ts";
+import { ProviderLink } from "./provider-link.ts";
 import { Switcher } from "./switcher.ts";
 import type { ToolHost, ToolRunner } from "./tools.ts";
 import { TurnWatchdog } from "./turn-watchdog.ts";
@@ -117,14 +118,7 @@ const RECENT_AGENT_AUDIO_MS = 1_500;
 const MAX_HISTORY_LINES = 60;
 
 export class VoiceSession implements ToolHost {
-  private providerName: ProviderName;
-  private provider: VoiceProvider | null = null;
-  private linkState: ProviderLinkState = "connecting";
-  /** The current provider session's number: events from any other (replaced, or still being switched to) are not the call's. */
-  private generation = 0;
-  private generationSeq = 0;
   private toolsInFlight = 0;
-  private connecting = false;
   private closed = false;
   private readonly buffered: string[] = [];
   private readonly turns = new CallerTurns();
@@ -136,7 +130,7 @@ export class VoiceSession implements ToolHost {
   private agentRepliedSinceCallerTurn = true;
   private readonly watchdog: TurnWatchdog;
   private readonly switcher: Switcher;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly link: ProviderLink;
   private frameWindow = { second: 0, frames: 0 };
   readonly stats: VoiceStats = {
     callerFrames: 0,
@@ -152,13 +146,35 @@ export class VoiceSession implements ToolHost {
     private readonly host: VoiceSessionHost,
     private readonly options: VoiceSessionOptions,
   ) {
-    this.providerName = options.provider;
+    this.link = new ProviderLink(
+      options.provider,
+      {
+        dial: (provider, onEvent) =>
+          this.host.connect(provider, onEvent, this.sessionConfig(this.history(), this.resumptionHandleFor(provider))),
+        onEvent: (generation, event) => this.onProviderEvent(generation, event),
+        failover: () => this.failover(),
+        switching: () => this.switcher.active,
+        installed: () => {
+          this.transcodersFor = null;
+        },
+        reconnected: () => {
+          for (const frame of this.buffered.splice(0)) this.forward(frame);
+        },
+        lost: () => {
+          this.playback.reset();
+          this.stats.reconnects++;
+        },
+      },
+      host,
+      options.breakers,
+      options.policy,
+    );
     this.watchdog = new TurnWatchdog(options.policy.responseTimeoutMs, {
       // A provider that is already reconnecting gets the conversation replayed; only a connected one has stalled.
       stalled: () => {
-        if (this.linkState !== "connected") return;
-        increment("provider_stalls_total", { provider: this.providerName });
-        this.providerLost("no reply within the response timeout");
+        if (this.link.state !== "connected") return;
+        increment("provider_stalls_total", { provider: this.link.name });
+        this.link.lose("no reply within the response timeout");
       },
       hangup: (reason) => void this.host.hangup(reason),
       agentSpeaking: () => this.agentSpeaking(),
@@ -171,18 +187,16 @@ export class VoiceSession implements ToolHost {
           return voice.closed;
         },
         get providerName() {
-          return voice.providerName;
+          return voice.link.name;
         },
-        newGeneration: () => ++this.generationSeq,
+        newGeneration: () => this.link.newGeneration(),
         history: () => this.history(),
         resumptionHandleFor: (provider) => this.resumptionHandleFor(provider),
         connect: (provider, generation, history, handle) =>
           this.host.connect(provider, (event) => this.onProviderEvent(generation, event), this.sessionConfig(history, handle)),
         busy: () => this.agentSpeaking() || this.toolsInFlight > 0,
         cutOver: (next, to, generation, detail, heldAudio) => this.cutOver(next, to, generation, detail, heldAudio),
-        reconnectIfLost: () => {
-          if (!this.closed && !this.provider) void this.connectWithRetries();
-        },
+        reconnectIfLost: () => this.link.reconnectIfLost(),
       },
       host,
       options.breakers,
@@ -191,16 +205,16 @@ export class VoiceSession implements ToolHost {
   }
 
   get currentProvider(): ProviderName {
-    return this.providerName;
+    return this.link.name;
   }
 
   get state(): ProviderLinkState {
-    return this.linkState;
+    return this.link.state;
   }
 
   /** Opens the provider session at once (at the webhook, before media flows), so the caller never waits for it. */
   start(): void {
-    void this.connectWithRetries();
+    void this.link.connect();
   }
 
   // ── caller → provider (per frame) ──────────────────────────────────────────────────────────────────────
@@ -226,8 +240,8 @@ export class VoiceSession implements ToolHost {
   /** A caller frame to the provider, or held while a switch is made or the provider is away. */
   private forward(base64: string): void {
     if (this.switcher.hold(base64)) this.stats.callerFramesDropped++;
-    const provider = this.provider;
-    if (provider && this.linkState === "connected") {
+    const provider = this.link.provider;
+    if (provider && this.link.state === "connected") {
       this.ensureTranscoders(provider);
       const audio = this.toProvider(base64);
       if (audio) provider.sendAudio(audio);
@@ -251,8 +265,8 @@ export class VoiceSession implements ToolHost {
 
   /** Text for the agent from outside the audio (DTMF, later a supervisor's whisper). */
   sendText(text: string): void {
-    if (!this.provider || this.linkState !== "connected") return;
-    this.provider.sendText(text);
+    if (!this.link.provider || this.link.state !== "connected") return;
+    this.link.provider.sendText(text);
     this.awaitReply();
   }
 
@@ -275,12 +289,8 @@ export class VoiceSession implements ToolHost {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.linkState = "closed";
     this.watchdog.close();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.generation = ++this.generationSeq;
-    this.provider?.close();
-    this.provider = null;
+    this.link.close();
     this.buffered.length = 0;
   }
 
@@ -300,11 +310,11 @@ export class VoiceSession implements ToolHost {
   private onProviderEvent(generation: number, event: ProviderEvent): void {
     if (this.closed) return;
     if (this.switcher.eventOfNext(generation, event)) return;
-    if (generation !== this.generation) return;
+    if (generation !== this.link.generation) return;
     try {
       this.handleProviderEvent(event);
     } catch (error) {
-      increment("voice_event_handler_errors_total", { provider: this.providerName });
+      increment("voice_event_handler_errors_total", { provider: this.link.name });
       this.host.log().error("voice.event_handler_failed", { event: event.type, error });
     }
   }
@@ -314,7 +324,7 @@ export class VoiceSession implements ToolHost {
       case "agent_audio":
         return this.agentAudio(event.base64, event.itemId);
       case "agent_audio_done":
-        this.options.breakers.success(this.providerName);
+        this.options.breakers.success(this.link.name);
         void this.switcher.checkFleetHealth();
         return;
       case "caller_speech_started":
@@ -330,35 +340,35 @@ export class VoiceSession implements ToolHost {
         void this.runTool(event.callId, event.name, event.arguments);
         return;
       case "resumption_handle":
-        this.options.resumption.set({ provider: this.providerName, handle: event.handle });
+        this.options.resumption.set({ provider: this.link.name, handle: event.handle });
         return;
       case "ending_soon":
         // The provider's session cap is near (Gemini's goAway, OpenAI's fixed lifetime): a fresh session takes over
         // with the conversation.
-        this.host.log().info("voice.provider_ending_soon", { provider: this.providerName, timeLeftMs: event.timeLeftMs });
-        void this.switchTo(this.providerName, { preserveContext: true, reason: "rollover", immediate: false });
+        this.host.log().info("voice.provider_ending_soon", { provider: this.link.name, timeLeftMs: event.timeLeftMs });
+        void this.switchTo(this.link.name, { preserveContext: true, reason: "rollover", immediate: false });
         return;
       case "error":
         this.stats.providerErrors++;
-        this.host.reportHealth({ provider: this.providerName, kind: "error", at: Date.now() });
-        increment("provider_errors_total", { provider: this.providerName, code: event.code.slice(0, 64) });
-        this.host.log().warn("voice.provider_error", { provider: this.providerName, code: event.code, fatal: event.fatal });
-        if (event.fatal) this.providerLost(`error ${event.code}`);
+        this.host.reportHealth({ provider: this.link.name, kind: "error", at: Date.now() });
+        increment("provider_errors_total", { provider: this.link.name, code: event.code.slice(0, 64) });
+        this.host.log().warn("voice.provider_error", { provider: this.link.name, code: event.code, fatal: event.fatal });
+        if (event.fatal) this.link.lose(`error ${event.code}`);
         return;
       case "closed":
-        return this.providerLost(`closed ${event.code}`);
+        return this.link.lose(`closed ${event.code}`);
     }
   }
 
   private agentAudio(base64: string, itemId: string): void {
     if (this.playback.isInterrupted(itemId)) return;
     const leg = this.host.leg();
-    const provider = this.provider;
+    const provider = this.link.provider;
     if (!leg || !provider) return;
     const owedSince = this.watchdog.awaitingSince;
     if (owedSince !== null) {
       this.host.reportHealth({
-        provider: this.providerName,
+        provider: this.link.name,
         kind: "response",
         latencyMs: Date.now() - owedSince,
         at: Date.now(),
@@ -382,7 +392,7 @@ export class VoiceSession implements ToolHost {
     leg.clear();
     const { itemId, heardMs } = this.playback.interrupt()!;
     this.toCaller.reset();
-    this.provider?.interrupt(itemId, heardMs);
+    this.link.provider?.interrupt(itemId, heardMs);
     this.stats.bargeIns++;
     this.options.transcript.markInterrupted(itemId);
     this.host.publish({ type: "barge_in", itemId, heardMs, at: Date.now() });
@@ -399,7 +409,7 @@ export class VoiceSession implements ToolHost {
     const line = this.options.transcript.append({
       role,
       text,
-      provider: this.providerName,
+      provider: this.link.name,
       interrupted: itemId !== null && this.playback.isInterrupted(itemId),
       itemId,
       at: Date.now(),
@@ -410,7 +420,7 @@ export class VoiceSession implements ToolHost {
 
   private async runTool(callId: string, name: string, args: string): Promise<void> {
     this.stats.toolCalls++;
-    const askedBy = this.generation;
+    const askedBy = this.link.generation;
     this.toolsInFlight++;
     this.host.publish({ type: "tool_call", callId, name, status: "started", result: null, at: Date.now() });
     let outcome: Awaited<ReturnType<ToolRunner["run"]>>;
@@ -421,103 +431,14 @@ export class VoiceSession implements ToolHost {
     }
     this.host.publish({ type: "tool_call", callId, name, status: outcome.status, result: outcome.result, at: Date.now() });
     if (outcome.replayed) this.host.log().info("voice.tool_call_replayed", { name, callId });
-    if (this.closed || !this.provider) return;
+    if (this.closed || !this.link.provider) return;
     // A provider that took over meanwhile never saw the call: it is told the result as context instead.
-    if (this.generation === askedBy) this.provider.sendToolResult(callId, name, outcome.result);
-    else this.provider.sendText(`[Tool ${name} returned: ${outcome.result}]`);
+    if (this.link.generation === askedBy) this.link.provider.sendToolResult(callId, name, outcome.result);
+    else this.link.provider.sendText(`[Tool ${name} returned: ${outcome.result}]`);
     this.awaitReply();
   }
 
   // ── provider lifecycle ─────────────────────────────────────────────────────────────────────────────────
-
-  private providerLost(why: string): void {
-    if (this.closed) return;
-    this.options.breakers.failure(this.providerName);
-    this.host.reportHealth({ provider: this.providerName, kind: "error", at: Date.now() });
-    this.host.log().warn("voice.provider_lost", { provider: this.providerName, why });
-    increment("provider_disconnects_total", { provider: this.providerName });
-    this.generation = ++this.generationSeq;
-    this.provider?.close();
-    this.provider = null;
-    this.playback.reset();
-    this.stats.reconnects++;
-    // A switch under way cuts over to its new provider; if it fails, it reconnects this one.
-    if (this.switcher.active) this.setLinkState("reconnecting", why);
-    else void this.connectWithRetries();
-  }
-
-  /**
-   * Connects now, then with exponential backoff and jitter. The caller is not left in silence for long: once the
-   * next attempt would come later than `failoverAfterMs` after the provider was lost, the session fails over to the
-   * next healthy provider (and goes on retrying its own if none takes it); likewise when the breaker opens or the
-   * attempts run out. When no provider takes the call, it waits for its breaker to let a trial through.
-   */
-  private async connectWithRetries(): Promise<void> {
-    if (this.connecting || this.closed) return;
-    this.connecting = true;
-    const name = this.providerName;
-    const lostAt = Date.now();
-    const stillWanted = () => !this.closed && this.providerName === name && !this.provider;
-    try {
-      const { reconnectBaseMs, reconnectAttempts, failoverAfterMs } = this.options.policy;
-      let failoverTried = false;
-      for (let attempt = 0; attempt <= reconnectAttempts && stillWanted(); attempt++) {
-        if (attempt > 0) {
-          const delay = reconnectBaseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
-          if (!failoverTried && Date.now() + delay - lostAt > failoverAfterMs) {
-            failoverTried = true;
-            if (await this.failover()) return;
-            if (!stillWanted()) return;
-          }
-          this.setLinkState("reconnecting", `attempt ${attempt} of ${reconnectAttempts}`);
-          await sleep(delay);
-          if (!stillWanted()) return;
-        }
-        if (this.options.breakers.tryAcquire(name) && (await this.connectOnce(name))) return;
-        if (this.options.breakers.state(name).state === "open") break;
-      }
-      if (!stillWanted()) return;
-      increment("provider_reconnects_exhausted_total", { provider: name });
-      if (await this.failover()) return;
-      if (!stillWanted()) return;
-      this.setLinkState("failed", "reconnection attempts exhausted and no other provider available");
-      // The breaker lets a trial through once its open period ends: try again then.
-      const reopensAt = this.options.breakers.reopensAt(name);
-      const retryIn = Math.max(0, (reopensAt ?? Date.now() + reconnectBaseMs * 2 ** reconnectAttempts) - Date.now());
-      this.retryTimer = setTimeout(() => void this.connectWithRetries(), retryIn);
-    } finally {
-      this.connecting = false;
-    }
-  }
-
-  private async connectOnce(name: ProviderName): Promise<boolean> {
-    const generation = ++this.generationSeq;
-    this.generation = generation;
-    if (this.linkState !== "reconnecting") this.setLinkState("connecting", null);
-    const handle = this.resumptionHandleFor(name);
-    try {
-      const provider = await this.host.connect(
-        name,
-        (event) => this.onProviderEvent(generation, event),
-        this.sessionConfig(this.history(), handle),
-      );
-      if (this.closed || generation !== this.generation || this.providerName !== name) {
-        provider.close();
-        return true; // superseded (a switch cut over meanwhile): nothing left to retry
-      }
-      this.host.reportHealth({ provider: name, kind: "connect_success", at: Date.now() });
-      this.useProvider(provider, name, generation);
-      this.setLinkState("connected", null);
-      for (const frame of this.buffered.splice(0)) this.forward(frame);
-      return true;
-    } catch (error) {
-      this.options.breakers.failure(name);
-      this.host.reportHealth({ provider: name, kind: "connect_failure", at: Date.now() });
-      increment("provider_connect_failures_total", { provider: name });
-      this.host.log().warn("voice.provider_connect_failed", { provider: name, error });
-      return false;
-    }
-  }
 
   private resumptionHandleFor(provider: ProviderName): string | undefined {
     const stored = this.options.resumption.get();
@@ -533,15 +454,6 @@ export class VoiceSession implements ToolHost {
       correlationId: this.options.correlationId,
       resumptionHandle,
     };
-  }
-
-  /** Makes `provider` the one the call talks to (after a connect or a switch's cut-over). */
-  private useProvider(provider: VoiceProvider, name: ProviderName, generation: number): void {
-    this.generation = generation;
-    this.provider = provider;
-    this.providerName = name;
-    this.transcodersFor = null;
-    this.options.breakers.success(name);
   }
 
   // ── switching providers (voice/switcher.ts) ────────────────────────────────────────────────────────────
@@ -564,14 +476,14 @@ export class VoiceSession implements ToolHost {
 
   /** A switch's cut-over: an agent still talking is interrupted the way a barge-in is (clear, truncate). */
   private cutOver(next: VoiceProvider, to: ProviderName, generation: number, detail: string, heldAudio: string[]): void {
-    const from = this.providerName;
+    const from = this.link.name;
     this.bargeIn();
-    const old = this.provider;
-    this.useProvider(next, to, generation);
+    const old = this.link.provider;
+    this.link.use(next, to, generation);
     old?.close();
     if (to !== from) this.options.resumption.set(null);
     this.host.providerChanged(to);
-    this.setLinkState("connected", detail);
+    this.link.setState("connected", detail);
     // What the caller said during the swap (and while the old provider was down) reaches the new one, in order.
     for (const frame of [...this.buffered.splice(0), ...heldAudio]) this.forward(frame);
   }
@@ -601,15 +513,7 @@ export class VoiceSession implements ToolHost {
     this.transcodersFor = { leg: legFormat, provider };
   }
 
-  private setLinkState(state: ProviderLinkState, detail: string | null): void {
-    if (this.linkState === state && state !== "reconnecting") return;
-    this.linkState = state;
-    this.host.publish({ type: "provider", provider: this.providerName, state, detail, at: Date.now() });
-  }
-
   private awaitReply(): void {
     this.watchdog.awaitReply();
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
