@@ -232,7 +232,7 @@ export class VoiceSession implements ToolHost {
       this.turns.push(base64, this.host.leg()?.format ?? this.options.callAudio) &&
       Date.now() - this.lastAgentAudioAt > RECENT_AGENT_AUDIO_MS
     ) {
-      this.awaitReply();
+      this.watchdog.awaitReply();
     }
     this.forward(base64);
   }
@@ -267,7 +267,7 @@ export class VoiceSession implements ToolHost {
   sendText(text: string): void {
     if (!this.link.provider || this.link.state !== "connected") return;
     this.link.provider.sendText(text);
-    this.awaitReply();
+    this.watchdog.awaitReply();
   }
 
   /** Agent audio is being relayed to the caller now (a chunk arrived within `withinMs`): not a moment for a commit. */
@@ -332,7 +332,7 @@ export class VoiceSession implements ToolHost {
         return this.bargeIn();
       case "transcript":
         if (event.role === "agent") this.agentActivity();
-        else if (!this.agentRepliedSinceCallerTurn) this.awaitReply();
+        else if (!this.agentRepliedSinceCallerTurn) this.watchdog.awaitReply();
         this.appendTranscript(event.role, event.text, event.itemId ?? null);
         return;
       case "tool_call":
@@ -435,7 +435,7 @@ export class VoiceSession implements ToolHost {
     // A provider that took over meanwhile never saw the call: it is told the result as context instead.
     if (this.link.generation === askedBy) this.link.provider.sendToolResult(callId, name, outcome.result);
     else this.link.provider.sendText(`[Tool ${name} returned: ${outcome.result}]`);
-    this.awaitReply();
+    this.watchdog.awaitReply();
   }
 
   // ── provider lifecycle ─────────────────────────────────────────────────────────────────────────────────
@@ -511,9 +511,5 @@ export class VoiceSession implements ToolHost {
     this.toProvider = createTranscoder(legFormat, provider.inputFormat);
     this.toCaller = createTranscoder(provider.outputFormat, legFormat);
     this.transcodersFor = { leg: legFormat, provider };
-  }
-
-  private awaitReply(): void {
-    this.watchdog.awaitReply();
   }
 }

@@ -7,8 +7,8 @@ import { type ProviderName, parseSettings } from "./settings.ts";
 const SNAPSHOT_TTL_MS = 5_000;
 let cached: { at: number; snapshot: ProviderHealth[] } | null = null;
 
-/** The registry's snapshot now (a live session deciding whether to fail over); null when it cannot be reached. */
-export async function freshHealthSnapshot(env: Env): Promise<ProviderHealth[] | null> {
+/** The registry's snapshot now; null when it cannot be reached. */
+async function freshHealthSnapshot(env: Env): Promise<ProviderHealth[] | null> {
   try {
     const namespace = env.PROVIDER_HEALTH;
     return await namespace.get(namespace.idFromName(REGISTRY_NAME)).snapshot();
