@@ -9,8 +9,10 @@ export interface HealthReporterOptions {
   registryName?: string;
   /** Flush as soon as this many outcomes are queued; default 20. */
   batchSize?: number;
-  /** Flush this long after the first unflushed outcome; default 2,000 ms. */
+  /** Flush this long after the first unflushed failure or error; default 2,000 ms. */
   delayMs?: number;
+  /** Flush this long after the first unflushed success (a connect or an answer's latency); default 10,000 ms. */
+  successDelayMs?: number;
   /** The queue keeps at most this many outcomes, dropping the oldest; default 500. */
   maxQueued?: number;
 }
@@ -26,18 +28,24 @@ export interface HealthReporterOptions {
  *   health.record({ provider, kind: "response", latencyMs, at: Date.now() });        // caller stopped → first agent audio
  *   await health.flush();                                                           // e.g. when the call ends
  *
- * `record` never waits and never throws. A batch is sent when 20 outcomes are queued or 2 s after the first
- * unflushed one (a timer armed only while something is queued). When the registry cannot be reached the batch is
- * kept (bounded, oldest dropped beyond 500) and retried on the next flush; `flush` never throws.
+ * `record` never waits and never throws. A batch is sent when 20 outcomes are queued, 2 s after the first unflushed
+ * failure or error (bad news reaches the fleet fast: other calls fail over on it), and 10 s after the first unflushed
+ * success (a latency sample per answer: batched, every live call's RPC and registry write would otherwise land every
+ * couple of seconds on the one registry). A timer is armed only while something is queued. When the registry cannot
+ * be reached the batch is kept (bounded, oldest dropped beyond 500) and retried on the next flush; `flush` never
+ * throws.
  */
 export class HealthReporter {
   private queue: HealthReport[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** When the armed timer fires (it is re-armed earlier when bad news arrives). */
+  private timerDueAt = 0;
   private sending: Promise<void> = Promise.resolve();
   private flushWaiting = false;
   private readonly registryName: string;
   private readonly batchSize: number;
   private readonly delayMs: number;
+  private readonly successDelayMs: number;
   private readonly maxQueued: number;
   private readonly log = createLogger({ component: "provider_health_reporter" });
 
@@ -49,6 +57,7 @@ export class HealthReporter {
     this.registryName = options.registryName ?? REGISTRY_NAME;
     this.batchSize = options.batchSize ?? 20;
     this.delayMs = options.delayMs ?? 2_000;
+    this.successDelayMs = options.successDelayMs ?? 10_000;
     this.maxQueued = options.maxQueued ?? 500;
   }
 
@@ -61,7 +70,7 @@ export class HealthReporter {
     this.queue.push(report);
     if (this.queue.length > this.maxQueued) this.queue.splice(0, this.queue.length - this.maxQueued);
     if (this.queue.length >= this.batchSize) this.schedule(this.flush());
-    else this.arm();
+    else this.arm(isSuccess(report) ? this.successDelayMs : this.delayMs);
   }
 
   /** Sends everything queued; on failure keeps it for the next flush. Never throws. */
@@ -92,16 +101,22 @@ export class HealthReporter {
         queued: this.queue.length,
         reason: reasonOf(error),
       });
-      this.arm();
+      this.arm(this.delayMs);
     }
   }
 
-  private arm(): void {
-    if (this.timer !== null || this.queue.length === 0) return;
+  private arm(delayMs: number): void {
+    if (this.queue.length === 0) return;
+    const dueAt = Date.now() + delayMs;
+    if (this.timer !== null) {
+      if (this.timerDueAt <= dueAt) return;
+      clearTimeout(this.timer);
+    }
+    this.timerDueAt = dueAt;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.schedule(this.flush());
-    }, this.delayMs);
+    }, delayMs);
   }
 
   private disarm(): void {
@@ -109,3 +124,5 @@ export class HealthReporter {
     this.timer = null;
   }
 }
+
+const isSuccess = (report: HealthReport): boolean => report.kind === "connect_success" || report.kind === "response";

@@ -184,6 +184,29 @@ describe("HealthReporter", () => {
     expect(reporter.pending).toBe(0);
   });
 
+  it("sends successes after the longer delay, and bad news after the short one even when a success is waiting", async () => {
+    const { name, stub } = freshRegistry();
+    const tasks: Promise<unknown>[] = [];
+    const reporter = new HealthReporter(env, (task) => tasks.push(task), { registryName: name, delayMs: 50, successDelayMs: 60_000 });
+    reporter.record({ provider: "openai", kind: "response", latencyMs: 300, at: Date.now() });
+    await sleep(150);
+    await Promise.all(tasks);
+    // A latency sample alone waits for the success delay.
+    expect(reporter.pending).toBe(1);
+    expect((await healthOf(stub, "openai")).samples).toBe(0);
+
+    reporter.record({ provider: "openai", kind: "connect_failure", at: Date.now() });
+    let samples = 0;
+    for (let i = 0; i < 50 && samples < 2; i++) {
+      await sleep(20);
+      await Promise.all(tasks);
+      samples = (await healthOf(stub, "openai")).samples;
+    }
+    // The failure pulled the timer in, and the waiting success rode along.
+    expect(samples).toBe(2);
+    expect(reporter.pending).toBe(0);
+  });
+
   it("keeps the batch when the registry cannot be reached, bounded to 500, and never throws", async () => {
     const { name, stub } = freshRegistry();
     let broken = true;
