@@ -1,13 +1,15 @@
 import { DurableObject } from "cloudflare:workers";
-import { constantTimeEqualText } from "../workers/shared/constant-time.ts";
+import type { CallSignal, CarrierEvent, MediaFrame } from "../workers/carriers/carrier.ts";
+import { mediaCredential } from "../workers/carriers/media-credential.ts";
+import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
+import { carrierNamed } from "../workers/carriers/registry.ts";
 import { increment } from "../workers/shared/counters.ts";
-import type { CallStatus, Carrier } from "../workers/shared/db/schema.ts";
+import type { CallStatus } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
-import { type ProviderName, parseSettings } from "../workers/shared/settings.ts";
+import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websocket-upgrade.ts";
-import type { CallSignal, CarrierEvent } from "../workers/telephony/events.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
 import {
   type ControlCommand,
@@ -26,7 +28,6 @@ import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
-import type { MediaFrame } from "./media/carriers/media-frames.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
@@ -48,7 +49,7 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string; mediaToken: string } | { kind: "ended" };
+export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" };
 
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 
@@ -108,7 +109,6 @@ export class CallSession extends DurableObject<Env> {
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
     });
     this.media = new MediaSockets({
-      mediaToken: () => this.ledger.record?.mediaToken,
       onFrame: (frame) => this.onMediaFrame(frame),
       onMark: (name) => this.voice?.markPlayed(name),
       onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
@@ -141,7 +141,7 @@ export class CallSession extends DurableObject<Env> {
 
   private carrier = () => new CarrierLink(this.env, this.ledger.record!, this.ledger.log());
 
-  /** The first webhook of an inbound call (Twilio voice, Telnyx call.initiated); retries get the same answer. */
+  /** The first webhook of an inbound call (its carrier's "a call arrived"); retries get the same answer. */
   async openCall(input: OpenCallInput): Promise<OpenCallResult> {
     // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
     const provider = this.ledger.record ? null : await providerForNewSession(this.env, input.route.provider);
@@ -181,8 +181,8 @@ export class CallSession extends DurableObject<Env> {
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
-    if (record.carrier === "telnyx" && !record.answerCommanded) this.ctx.waitUntil(this.answerTelnyx());
-    return { kind: "stream", sessionId: record.sessionId, mediaToken: record.mediaToken };
+    if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand());
+    return { kind: "stream", sessionId: record.sessionId };
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
@@ -237,7 +237,7 @@ export class CallSession extends DurableObject<Env> {
     }
   }
 
-  private async answerTelnyx(): Promise<void> {
+  private async answerByCommand(): Promise<void> {
     try {
       await this.carrier().answer();
       this.ledger.record!.answerCommanded = true;
@@ -281,19 +281,23 @@ export class CallSession extends DurableObject<Env> {
     // Browser sockets of /api/v1/sessions/{id}/live, already checked by the Worker; the rest are carrier media upgrades.
     if (new URL(request.url).pathname === "/live") return this.live.accept(request);
     const record = this.ledger.record;
-    const route = /^\/telephony\/(twilio|telnyx)\/media\/([^/]+)(?:\/([^/]+))?$/.exec(new URL(request.url).pathname);
-    if (!isWebSocketUpgrade(request.headers)) return new Response("Expected a WebSocket upgrade", { status: 426 });
-    if (!route || !record || record.sessionId !== route[2] || record.carrier !== (route[1] as Carrier)) {
+    if (new URL(request.url).pathname !== MEDIA_UPGRADE_PATH || !isWebSocketUpgrade(request.headers)) {
+      return new Response("Expected a WebSocket upgrade", { status: 426 });
+    }
+    if (
+      !record ||
+      record.sessionId !== request.headers.get(MEDIA_SESSION_HEADER) ||
+      record.carrier !== request.headers.get(MEDIA_CARRIER_HEADER)
+    ) {
       return new Response("Unknown call", { status: 404 });
     }
     if (isTerminal(record.status)) return new Response("Call has ended", { status: 410 });
+    const carrier = carrierNamed(record.carrier);
+    const expectedCredential = carrier.authenticatesInStream
+      ? await mediaCredential(requireSettings(this.env, "mediaStreams").MEDIA_STREAM_SECRET, record.sessionId)
+      : null;
     const correlationId = request.headers.get("X-Correlation-ID") ?? record.correlationId;
-    if (record.carrier === "telnyx" && !constantTimeEqualText(route[3] ?? "", record.mediaToken)) {
-      increment("webhook_rejected_total", { carrier: "telnyx", layer: "media_token" });
-      this.ledger.log(correlationId).warn("security.media_token_rejected", { carrier: "telnyx" });
-      return new Response("Forbidden", { status: 403 });
-    }
-    return this.media.accept(record.carrier, correlationId);
+    return this.media.accept(carrier, { correlationId, expectedCredential });
   }
 
   // Only /live sockets are hibernatable; the carrier's media socket has listeners of its own (media-sockets.ts).

@@ -1,4 +1,5 @@
 import { Scalar } from "@scalar/hono-api-reference";
+import { carriers } from "./carriers/registry.ts";
 import { jsonBodyGuard } from "./http/body-guard.ts";
 import { correlation } from "./http/correlation.ts";
 import { handleError, handleNotFound } from "./http/error-handler.ts";
@@ -14,8 +15,6 @@ import { providerRoutes } from "./routes/providers.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
 import { sessionLiveRoutes } from "./routes/sessions-live.ts";
-import { telnyxRoutes } from "./routes/telephony-telnyx.ts";
-import { twilioRoutes } from "./routes/telephony-twilio.ts";
 import { userRoutes } from "./routes/users.ts";
 import { errorBody } from "./shared/errors.ts";
 
@@ -28,8 +27,7 @@ export function buildApp() {
   app.use("*", correlation);
   app.use("/api/*", jsonBodyGuard);
   // Carrier routes speak the carriers' conventions (TwiML, plain status codes), so they sit outside the OpenAPI set.
-  app.route("/", twilioRoutes);
-  app.route("/", telnyxRoutes);
+  for (const carrier of Object.values(carriers)) app.route("/", carrier.routes);
 
   for (const routes of [
     healthRoutes,

@@ -3,7 +3,7 @@ import { purgeExpiredRevocations } from "./identity/revocation.ts";
 import { database } from "./shared/db/client.ts";
 import { calls } from "./shared/db/schema.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
-import { callObject } from "./telephony/session-routing.ts";
+import { callObject } from "./shared/session-ids.ts";
 
 /** A live call with no news for this long is asked about at its carrier (a lost final webhook, a crash). */
 export const STUCK_CALL_AFTER_MS = 60 * 60 * 1000;

@@ -1,7 +1,7 @@
+import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
 import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
-import { CarrierApiError } from "../../workers/telephony/carrier-api-error.ts";
 import type { CallLedger } from "./call-ledger.ts";
 import type { CarrierLink } from "./carrier-link.ts";
 import { isTerminal } from "./state-machine.ts";
@@ -120,9 +120,10 @@ export async function controlCall(
       message: `Cannot ${command.action} a call that is ${record.status}`,
     };
   }
+  let transferCompleted = false;
   try {
     const carrier = link();
-    if (command.action === "transfer") await carrier.transfer(command.to);
+    if (command.action === "transfer") transferCompleted = (await carrier.transfer(command.to)).completed;
     else await carrier[command.action]();
   } catch (error) {
     ledger.log(correlationId).warn("carrier.control_failed", { action: command.action, error });
@@ -141,8 +142,8 @@ export async function controlCall(
   else if (command.action === "resume") ledger.transition("in_progress", "api", event);
   else if (command.action === "transfer") {
     ledger.transition("transferring", "api", event, command.to);
-    // Twilio's <Dial> redirect has no bridged callback: the accepted redirect is the transfer.
-    if (record.carrier === "twilio") ledger.transition("transferred", "api", event);
+    // Some carriers confirm nothing later (no bridged event): their accepted command is the transfer.
+    if (transferCompleted) ledger.transition("transferred", "api", event);
   }
   await ledger.flush();
   return { ok: true, status: record.status };

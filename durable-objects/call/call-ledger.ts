@@ -1,7 +1,6 @@
 import { increment } from "../../workers/shared/counters.ts";
 import { rememberCarrierCall } from "../../workers/shared/db/directory.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
-import { randomToken } from "../../workers/shared/encoding.ts";
 import { createLogger, type Logger } from "../../workers/shared/logger.ts";
 import type { AlarmSchedule } from "../alarm-schedule.ts";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store.ts";
@@ -19,7 +18,6 @@ export type NewCall = Omit<
   | "endedAt"
   | "createdAt"
   | "updatedAt"
-  | "mediaToken"
   | "lastCarrierSequence"
   | "eventSeq"
   | "stream"
@@ -92,7 +90,6 @@ export class CallLedger {
       endedAt: null,
       createdAt: now,
       updatedAt: now,
-      mediaToken: randomToken(),
       lastCarrierSequence: null,
       eventSeq: 0,
       stream: { state: "none", streamId: null, encoding: null },

@@ -25,8 +25,6 @@ export interface CallRecord {
   instructions: string | null;
   codec: "PCMU" | "PCMA";
   correlationId: string;
-  /** Per-call secret for the carrier media socket (Twilio `<Parameter>`, Telnyx path segment). */
-  mediaToken: string;
   lastCarrierSequence: number | null;
   eventSeq: number;
   stream: { state: "none" | "connected" | "started" | "stopped"; streamId: string | null; encoding: "pcmu" | "pcma" | null };

@@ -1,3 +1,4 @@
+import { carrierNamed } from "../../workers/carriers/registry.ts";
 import { type ProviderName, parseSettings } from "../../workers/shared/settings.ts";
 import type { MediaSockets } from "../media/media-sockets.ts";
 import type { CallerChannel } from "../session/caller-channel.ts";
@@ -36,9 +37,7 @@ export function phoneChannel(parts: PhoneChannelParts): CallerChannel {
     },
     get callAudio() {
       const record = call();
-      return record.carrier === "telnyx" && record.codec === "PCMA"
-        ? ({ encoding: "pcma", sampleRate: 8000 } as const)
-        : ({ encoding: "pcmu", sampleRate: 8000 } as const);
+      return { encoding: carrierNamed(record.carrier).mediaEncoding(record.codec), sampleRate: 8000 } as const;
     },
     leg: () => parts.media.leg(),
     async hangup(reason) {

@@ -1,38 +1,45 @@
+import type { Carrier } from "../../workers/carriers/carrier.ts";
+import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "../../workers/carriers/media-frames.ts";
+import { ReorderWindow } from "../../workers/carriers/reorder-window.ts";
 import { constantTimeEqualText } from "../../workers/shared/constant-time.ts";
 import { increment } from "../../workers/shared/counters.ts";
-import type { Carrier } from "../../workers/shared/db/schema.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { isCanonicalBase64 } from "./audio/pcm16.ts";
 import type { CallerLeg } from "./caller-leg.ts";
-import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./carriers/media-frames.ts";
-import { ReorderWindow } from "./carriers/reorder-window.ts";
-import { telnyxMedia } from "./carriers/telnyx-media.ts";
-import { twilioMedia } from "./carriers/twilio-media.ts";
 
 /**
- * The carrier's media WebSocket inside the call's object: authenticated (Twilio's per-call token arrives in
- * `start`; Telnyx's was checked in the path before the upgrade), bounded, and translated to MediaFrames. It never
- * throws out of a socket handler: bad input is counted and skipped.
+ * The carrier's media WebSocket inside the call's object: authenticated, bounded, and translated to MediaFrames
+ * by the carrier's own protocol. It never throws out of a socket handler: bad input is counted and skipped.
+ *
+ * A stream is authenticated either before it arrives (the Worker checked the credential in its upgrade) or by its
+ * `start` (the carrier presents the credential in-stream). Only an authenticated stream replaces the call's
+ * current one (a carrier reconnecting after a deploy or a network blip), so a replayed upgrade that cannot
+ * authenticate never cuts the caller off; a stream still unauthenticated after START_TIMEOUT_MS is closed, and
+ * at most MAX_PENDING_STREAMS wait at once.
  *
  * Accepted as a plain (not hibernatable) socket: a hibernatable socket's every message is a separate event
  * dispatched into the object, measured at ~1 ms a message locally against ~0.17 ms for a plain socket's listener,
  * and a live call cannot hibernate anyway (its provider socket keeps the object in memory). An object that is
  * restarted (a deploy) loses the socket; the carrier's reconnect is re-attached to the call.
- */ /** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
+ */
+/** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
-/** Telnyx frames may arrive out of order: up to this many wait for a gap to fill (60 ms of audio). */
+/** Frames that may arrive out of order wait up to this many for a gap to fill (60 ms of audio). */
 const REORDER_WINDOW_FRAMES = 3;
+const START_TIMEOUT_MS = 10_000;
+const MAX_PENDING_STREAMS = 2;
 
 interface Attachment {
   carrier: Carrier;
   authenticated: boolean;
+  /** What the stream's `start` must present, for carriers that authenticate in-stream. */
+  expectedCredential: string | null;
   correlationId: string;
   streamSid?: string;
   encoding?: AudioEncoding;
 }
 
 interface Hooks {
-  mediaToken(): string | undefined;
   onFrame(frame: MediaFrame): Promise<void>;
   /** A mark the carrier echoed (one per agent chunk played), on the per-frame path: must not await. */
   onMark(name: string): void;
@@ -45,6 +52,13 @@ interface Stream {
   protocol: CarrierMediaProtocol;
   reorder: ReorderWindow | null;
   attachment: Attachment;
+  startTimer: ReturnType<typeof setTimeout> | null;
+}
+
+export interface AcceptOptions {
+  correlationId: string;
+  /** The credential the stream's `start` must carry; null when the Worker already authenticated the upgrade. */
+  expectedCredential: string | null;
 }
 
 export class MediaSockets {
@@ -55,30 +69,36 @@ export class MediaSockets {
 
   constructor(private readonly hooks: Hooks) {}
 
-  accept(carrier: Carrier, correlationId: string): Response {
-    // A carrier reconnecting (after a deploy or network blip) replaces the old stream.
-    this.closeAll(1000, "replaced by a new stream");
+  accept(carrier: Carrier, options: AcceptOptions): Response {
     const { 0: client, 1: server } = new WebSocketPair();
     server.accept();
-    const attachment: Attachment = { carrier, authenticated: carrier === "telnyx", correlationId };
-    const reorder = carrier === "telnyx" ? new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) : null;
-    this.streams.set(server, { protocol: carrier === "twilio" ? twilioMedia() : telnyxMedia(), reorder, attachment });
+    const authenticated = options.expectedCredential === null;
+    const attachment: Attachment = {
+      carrier,
+      authenticated,
+      expectedCredential: options.expectedCredential,
+      correlationId: options.correlationId,
+    };
+    const reorder = carrier.reordersMedia ? new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) : null;
+    const stream: Stream = { protocol: carrier.mediaStream(), reorder, attachment, startTimer: null };
     server.addEventListener("message", (event) => this.message(server, event.data as string | ArrayBuffer));
     server.addEventListener("close", (event) => this.closed(server, event.code));
     server.addEventListener("error", () => this.closed(server, 1011));
+    if (authenticated) {
+      this.streams.set(server, stream);
+      this.replaceAllBut(server);
+    } else {
+      this.limitPending();
+      this.streams.set(server, stream);
+      stream.startTimer = setTimeout(() => this.refuse(server, "no start"), START_TIMEOUT_MS);
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
   /** Closes every stream; each is forgotten on its close event, so what the carrier sent before (its `stop`) still counts. */
   closeAll(code: number, reason: string): void {
     this.currentLeg = null;
-    for (const socket of this.streams.keys()) {
-      try {
-        socket.close(code, reason);
-      } catch {
-        // Already closing.
-      }
-    }
+    for (const socket of this.streams.keys()) close(socket, code, reason);
   }
 
   /** Per frame: synchronous for audio and marks (no promise, no await); lifecycle frames go on to `onFrame`. */
@@ -93,31 +113,35 @@ export class MediaSockets {
       const stream = this.streams.get(ws);
       if (!stream) return;
       const { attachment } = stream;
+      const carrier = attachment.carrier.name;
       const frame = typeof message === "string" ? stream.protocol.parse(message) : null;
       if (!frame) {
-        increment("media_messages_rejected_total", { reason: "malformed", carrier: attachment.carrier });
+        increment("media_messages_rejected_total", { reason: "malformed", carrier });
         return;
       }
-      if (frame.type === "start" && attachment.carrier === "twilio") {
-        const expected = this.hooks.mediaToken();
-        if (!expected || !constantTimeEqualText(frame.customParameters.token ?? "", expected)) {
-          increment("webhook_rejected_total", { carrier: "twilio", layer: "media_token" });
-          this.hooks.log().warn("security.media_token_rejected", { carrier: "twilio" });
-          ws.close(1008, "unauthorized");
+      if (frame.type === "start" && !attachment.authenticated) {
+        const expected = attachment.expectedCredential;
+        if (!expected || !constantTimeEqualText(frame.credential ?? "", expected)) {
+          increment("webhook_rejected_total", { carrier, layer: "media_credential" });
+          this.hooks.log().warn("security.media_credential_rejected", { carrier });
+          this.refuse(ws, "unauthorized");
           return;
         }
         this.attach(stream, { ...attachment, authenticated: true, streamSid: frame.streamId, encoding: frame.encoding });
+        if (stream.startTimer) clearTimeout(stream.startTimer);
+        stream.startTimer = null;
+        this.replaceAllBut(ws);
       } else if (frame.type === "start") {
-        this.attach(stream, { ...attachment, encoding: frame.encoding });
+        this.attach(stream, { ...attachment, streamSid: frame.streamId, encoding: frame.encoding });
       } else if (!attachment.authenticated && frame.type !== "connected") {
-        increment("media_messages_rejected_total", { reason: "unauthenticated", carrier: attachment.carrier });
-        ws.close(1008, "start first");
+        increment("media_messages_rejected_total", { reason: "unauthenticated", carrier });
+        this.refuse(ws, "start first");
         return;
       }
       if (frame.type === "audio") {
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
         if (!isCanonicalBase64(frame.payload, this.scratch)) {
-          increment("media_messages_rejected_total", { reason: "bad_payload", carrier: attachment.carrier });
+          increment("media_messages_rejected_total", { reason: "bad_payload", carrier });
           return;
         }
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
@@ -151,7 +175,7 @@ export class MediaSockets {
         try {
           socket.send(text);
         } catch {
-          increment("media_sends_failed_total", { carrier: attachment.carrier });
+          increment("media_sends_failed_total", { carrier: attachment.carrier.name });
         }
       };
       const leg: CallerLeg = {
@@ -168,17 +192,46 @@ export class MediaSockets {
   }
 
   closed(ws: WebSocket, code: number): void {
+    const stream = this.streams.get(ws);
+    if (stream?.startTimer) clearTimeout(stream.startTimer);
     this.streams.delete(ws);
     if (this.currentLeg?.socket === ws) this.currentLeg = null;
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
-    } catch {
-      // The socket is already closed.
+    close(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+  }
+
+  /** An authenticated stream is now the call's: every other stream (the one it replaces, any pending) is closed. */
+  private replaceAllBut(current: WebSocket): void {
+    for (const socket of this.streams.keys()) {
+      if (socket === current) continue;
+      if (this.currentLeg?.socket === socket) this.currentLeg = null;
+      close(socket, 1000, "replaced by a new stream");
     }
+  }
+
+  /** Keeps the streams waiting to authenticate under MAX_PENDING_STREAMS by closing the oldest. */
+  private limitPending(): void {
+    const pending = [...this.streams].filter(([, stream]) => !stream.attachment.authenticated).map(([socket]) => socket);
+    for (const socket of pending.slice(0, Math.max(0, pending.length - MAX_PENDING_STREAMS + 1))) this.refuse(socket, "too many streams");
+  }
+
+  private refuse(ws: WebSocket, reason: string): void {
+    const stream = this.streams.get(ws);
+    if (stream?.startTimer) clearTimeout(stream.startTimer);
+    // Forgotten at once: a refused stream's later messages are not read.
+    this.streams.delete(ws);
+    close(ws, 1008, reason);
   }
 
   private attach(stream: Stream, attachment: Attachment): void {
     stream.attachment = attachment;
     this.currentLeg = null;
+  }
+}
+
+function close(socket: WebSocket, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    // Already closing.
   }
 }

@@ -4,9 +4,9 @@ import Telnyx from "telnyx";
 import { TelnyxWebhookVerificationError } from "telnyx/lib/webhooks";
 import { getExpectedBodyHash, getExpectedTwilioSignature, validateRequest, validateRequestWithBody } from "twilio/lib/webhooks/webhooks.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { verifyTelnyxSignature } from "../../workers/telephony/security/telnyx-signature.ts";
-import type { TwilioParams } from "../../workers/telephony/security/twilio-signature.ts";
-import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "../../workers/telephony/security/twilio-signature.ts";
+import { verifyTelnyxSignature } from "../../workers/carriers/telnyx/signature.ts";
+import type { TwilioParams } from "../../workers/carriers/twilio/signature.ts";
+import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "../../workers/carriers/twilio/signature.ts";
 
 /**
  * The vendors' own code is the oracle: randomized requests signed by twilio-node and by node:crypto Ed25519 must get

@@ -10,6 +10,7 @@ export const TEST_TWILIO_AUTH_TOKEN = "twilio-test-auth-token-0123456789";
 export const TEST_TELNYX_PUBLIC_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 export const TEST_PUBLIC_BASE_URL = "https://switchboard.test";
 export const TEST_TELNYX_API_KEY = "KEYtelnyx-test-api-key";
+export const TEST_MEDIA_STREAM_SECRET = "media-stream-test-secret-0123456789abcdef";
 
 async function signingKey(kid: string) {
   const pair = (await webcrypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
@@ -28,6 +29,7 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     METRICS_TOKEN: "metrics-test-token-0123456789",
     TWILIO_ACCOUNT_SID: TEST_TWILIO_ACCOUNT_SID,
     TWILIO_AUTH_TOKEN: TEST_TWILIO_AUTH_TOKEN,
+    MEDIA_STREAM_SECRET: TEST_MEDIA_STREAM_SECRET,
     TELNYX_API_KEY: TEST_TELNYX_API_KEY,
     TELNYX_PUBLIC_KEY: TEST_TELNYX_PUBLIC_KEY,
     TELNYX_CONNECTION_ID: "test-connection-id",
@@ -49,6 +51,7 @@ export const TEST_SECRET_NAMES = [
   "METRICS_TOKEN",
   "TWILIO_ACCOUNT_SID",
   "TWILIO_AUTH_TOKEN",
+  "MEDIA_STREAM_SECRET",
   "TELNYX_API_KEY",
   "TELNYX_PUBLIC_KEY",
   "TELNYX_CONNECTION_ID",

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomBytes, webcrypto } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTenant, findUserByEmail } from "./tenants.ts";
 import { applyMigrations, type Target } from "./wrangler.ts";
@@ -33,6 +33,7 @@ async function localSecrets(): Promise<string> {
     "# Local secrets for `npm run dev`, generated once. Never commit this file.",
     `JWT_SIGNING_KEYS='${signingKeys}'`,
     `METRICS_TOKEN=${randomBytes(24).toString("hex")}`,
+    mediaStreamSecretLine(),
     "# Local carrier simulators connect from this machine, not from Telnyx's ranges.",
     "TELNYX_IP_ALLOWLIST=127.0.0.0/8,::1/128",
     ...empty.map((name) => `${name}=`),
@@ -40,10 +41,15 @@ async function localSecrets(): Promise<string> {
   ].join("\n");
 }
 
+const mediaStreamSecretLine = () => `MEDIA_STREAM_SECRET=${randomBytes(32).toString("hex")}`;
+
 async function main(): Promise<void> {
   if (!existsSync(DEV_VARS)) {
     writeFileSync(DEV_VARS, await localSecrets(), { mode: 0o600 });
     console.log("wrote .dev.vars with fresh local signing keys");
+  } else if (!/^MEDIA_STREAM_SECRET=/m.test(readFileSync(DEV_VARS, "utf8"))) {
+    // A .dev.vars written before the media credential existed.
+    appendFileSync(DEV_VARS, `${mediaStreamSecretLine()}\n`);
   }
   applyMigrations(LOCAL);
   const existing = findUserByEmail(LOCAL, DEMO.email);

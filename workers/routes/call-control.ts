@@ -7,8 +7,8 @@ import { auditFromRequest } from "../identity/request-audit.ts";
 import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { AppError, badRequest, conflict, notFound } from "../shared/errors.ts";
+import { callObject } from "../shared/session-ids.ts";
 import { parseSettings, providerSchema, requireSettings } from "../shared/settings.ts";
-import { callObject } from "../telephony/session-routing.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");

@@ -7,8 +7,8 @@ import { auditFromRequest } from "../identity/request-audit.ts";
 import { PROVIDER_NAMES, providerSwitches, SWITCH_REASONS, sessions } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { notFound } from "../shared/errors.ts";
+import { callObject } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";
-import { callObject } from "../telephony/session-routing.ts";
 import { sessionIdParam } from "./sessions.ts";
 
 /**

@@ -15,8 +15,8 @@ import {
 import { AppError, badRequest, notFound } from "../shared/errors.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
+import { callObject, SESSION_ID } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";
-import { callObject, SESSION_ID } from "../telephony/session-routing.ts";
 import { callSchema, presentCall } from "./calls.ts";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 

@@ -78,6 +78,8 @@ const settingSchemas = {
   PUBLIC_BASE_URL: optional(origin),
   TWILIO_ACCOUNT_SID: optional(z.string().regex(/^AC[0-9a-fA-F]{32}$/, { error: "must be AC + 32 hex digits" })),
   TWILIO_AUTH_TOKEN: optional(z.string().min(16)),
+  // Signs the per-call credential carriers' media streams present (workers/carriers/media-credential.ts).
+  MEDIA_STREAM_SECRET: optional(z.string().min(32, { error: "must be at least 32 characters" })),
   TWILIO_API_BASE: optional(origin).default("https://api.twilio.com"),
   TELNYX_API_KEY: optional(z.string().min(8)),
   TELNYX_PUBLIC_KEY: optional(base64Key32),
@@ -138,7 +140,7 @@ const requiredBy = {
   publicUrls: ["PUBLIC_BASE_URL"],
   // The webhook guard's layers fail closed: a malformed allowlist or skew refuses the carrier's traffic rather than
   // falling back to a default that would let more through.
-  twilio: ["PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_IP_ALLOWLIST"],
+  twilio: ["PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_IP_ALLOWLIST", "MEDIA_STREAM_SECRET"],
   telnyx: [
     "PUBLIC_BASE_URL",
     "TELNYX_API_KEY",
@@ -146,8 +148,10 @@ const requiredBy = {
     "TELNYX_CONNECTION_ID",
     "TELNYX_IP_ALLOWLIST",
     "WEBHOOK_MAX_SKEW_SECONDS",
+    "MEDIA_STREAM_SECRET",
   ],
   metrics: ["METRICS_TOKEN"],
+  mediaStreams: ["MEDIA_STREAM_SECRET"],
 } as const satisfies Record<string, readonly SettingName[]>;
 export type Capability = keyof typeof requiredBy;
 

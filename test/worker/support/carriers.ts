@@ -177,7 +177,7 @@ export async function endTelnyxCallAtCarrier(callControlId: string) {
 
 export const randomCallControlId = () => `v3:${crypto.randomUUID()}`;
 
-/** A Telnyx media upgrade through the real Worker (unsigned; the path token is the credential). */
+/** A Telnyx media upgrade through the real Worker (unsigned; the media credential is in the path). */
 export function openTelnyxMedia(streamUrl: string, ip = "192.76.120.130") {
   return exports.default.fetch(streamUrl.replace(/^wss:/, "https:"), { headers: { Upgrade: "websocket", "CF-Connecting-IP": ip } });
 }

@@ -3,10 +3,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
 import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16.ts";
-import { ReorderWindow } from "../../../durable-objects/media/carriers/reorder-window.ts";
 import { CallerTurns } from "../../../durable-objects/voice/caller-turns.ts";
 import { CircuitBreakers, DEFAULT_BREAKER_POLICY } from "../../../durable-objects/voice/circuit-breaker.ts";
 import { Playback } from "../../../durable-objects/voice/playback.ts";
+import { ReorderWindow } from "../../../workers/carriers/reorder-window.ts";
 
 /** The pieces of the voice path that decide alone: Telnyx reordering, playback, caller turns, the circuit breaker. */
 describe("the reorder window for Telnyx audio", () => {

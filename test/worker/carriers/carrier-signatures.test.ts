@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { verifyTelnyxSignature } from "../../../workers/telephony/security/telnyx-signature.ts";
-import type { TwilioParams } from "../../../workers/telephony/security/twilio-signature.ts";
-import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "../../../workers/telephony/security/twilio-signature.ts";
+import { verifyTelnyxSignature } from "../../../workers/carriers/telnyx/signature.ts";
+import type { TwilioParams } from "../../../workers/carriers/twilio/signature.ts";
+import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "../../../workers/carriers/twilio/signature.ts";
 
 // twilio-node's spec/validation.spec.js vectors.
 const TOKEN = "12345";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { telnyxMedia } from "../../../durable-objects/media/carriers/telnyx-media.ts";
-import { twilioMedia } from "../../../durable-objects/media/carriers/twilio-media.ts";
+import { telnyxMedia } from "../../../workers/carriers/telnyx/media-stream.ts";
+import { twilioMedia } from "../../../workers/carriers/twilio/media-stream.ts";
 
 /** The carriers' media messages exactly as Twilio's and Telnyx's documentation show them, translated both ways. */
 describe("Twilio media stream translation", () => {
@@ -17,7 +17,7 @@ describe("Twilio media stream translation", () => {
       carrierCallId: "CA1",
       encoding: "pcmu",
       sampleRate: 8000,
-      customParameters: { token: "t0k" },
+      credential: "t0k",
     });
     expect(
       twilio.parse(
@@ -78,7 +78,7 @@ describe("Telnyx media stream translation", () => {
       telnyx.parse(
         '{"event":"start","sequence_number":"1","stream_id":"s1","start":{"call_control_id":"v2:abc","call_session_id":"cs","from":"+1","to":"+2","media_format":{"encoding":"PCMA","sample_rate":8000,"channels":1}}}',
       ),
-    ).toEqual({ type: "start", streamId: "s1", carrierCallId: "v2:abc", encoding: "pcma", sampleRate: 8000, customParameters: {} });
+    ).toEqual({ type: "start", streamId: "s1", carrierCallId: "v2:abc", encoding: "pcma", sampleRate: 8000, credential: undefined });
     expect(
       telnyx.parse(
         '{"event":"start","stream_id":"s1","start":{"call_control_id":"v2:abc","media_format":{"encoding":"audio/x-mulaw","sample_rate":8000}}}',

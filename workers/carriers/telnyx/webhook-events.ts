@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { CallSignal, CarrierEvent } from "../events.ts";
+import type { CallSignal, CarrierEvent } from "../call-events.ts";
 
 /** Telnyx Call Control webhooks (JSON envelope) → the internal CarrierEvent. */
 const envelopeSchema = z.object({

@@ -7,7 +7,7 @@ import {
   type MediaFrame,
   parseJsonObject,
   sharedFrame,
-} from "./media-frames.ts";
+} from "../media-frames.ts";
 
 /** Telnyx media streaming: snake_case; in rtp bidirectional mode outbound messages carry no stream id. */
 export function telnyxMedia(): CarrierMediaProtocol {
@@ -30,7 +30,7 @@ export function telnyxMedia(): CarrierMediaProtocol {
           carrierCallId: callControlId,
           encoding,
           sampleRate: asInteger(format?.sample_rate) ?? 8000,
-          customParameters: {},
+          credential: undefined,
         };
       }
       case "error": {

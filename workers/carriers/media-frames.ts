@@ -1,4 +1,4 @@
-import { isRecord } from "../../../workers/shared/json.ts";
+import { isRecord } from "../shared/json.ts";
 
 /**
  * The internal vocabulary of carrier media streams. Each carrier module translates its own JSON into these frames
@@ -14,7 +14,8 @@ export type MediaFrame =
       carrierCallId: string;
       encoding: AudioEncoding;
       sampleRate: number;
-      customParameters: Record<string, string>;
+      /** The call's media credential, from carriers whose stream presents it in `start` (Carrier.authenticatesInStream). */
+      credential: string | undefined;
     }
   /** `chunk` counts media frames only (sequence numbers count every event), so it orders audio. */
   | { type: "audio"; payload: string; sequence: number | undefined; chunk: number | undefined; timestampMs: number | undefined }

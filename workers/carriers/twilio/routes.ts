@@ -1,15 +1,24 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory.ts";
-import { requireSettings } from "../shared/settings.ts";
-import { forwardMediaUpgrade } from "../telephony/media-upgrade.ts";
-import { publicUrls } from "../telephony/public-urls.ts";
-import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing.ts";
-import { connectStreamTwiml, rejectionTwiml } from "../telephony/twilio/twiml.ts";
-import { twilioEvent } from "../telephony/twilio/webhook-events.ts";
-import { type CarrierEnv, reject, twilioGuard } from "../telephony/webhook-guard.ts";
+import { routeForNumber, sessionForCarrierCall } from "../../shared/db/directory.ts";
+import { callObject, isSessionId } from "../../shared/session-ids.ts";
+import { requireSettings } from "../../shared/settings.ts";
+import { mediaCredential } from "../media-credential.ts";
+import { forwardMediaUpgrade } from "../media-upgrade.ts";
+import { deriveSessionId } from "../session-routing.ts";
+import { type CarrierEnv, reject } from "../webhook-guard.ts";
+import { twilioGuard } from "./guard.ts";
+import { connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
+import { twilioUrls } from "./urls.ts";
+import { twilioEvent } from "./webhook-events.ts";
 
 /** Twilio's routes: the voice webhook answers TwiML, status callbacks go to the call's object, media upgrades too. */
 const twiml = (c: Context<CarrierEnv>, body: string) => c.body(body, 200, { "Content-Type": "text/xml" });
+
+/** `<Connect><Stream>` to the call's object, with the call's media credential as the stream's `token` parameter. */
+async function streamTwiml(c: Context<CarrierEnv>, sessionId: string): Promise<Response> {
+  const credential = await mediaCredential(requireSettings(c.env, "twilio").MEDIA_STREAM_SECRET, sessionId);
+  return twiml(c, connectStreamTwiml(twilioUrls(c.env).stream(sessionId), credential));
+}
 
 function parsedEvent(c: Context<CarrierEnv>) {
   const hint = new URL(c.req.url).searchParams.get("sessionId");
@@ -25,11 +34,10 @@ async function voice(c: Context<CarrierEnv>) {
   if (!parsed.ok) return reject(c, "twilio", "malformed", parsed.problem, 400);
   const event = parsed.event;
   const correlationId = c.get("correlationId");
-  const urls = publicUrls(requireSettings(c.env, "publicUrls").PUBLIC_BASE_URL);
 
   if (event.sessionHint) {
     const result = await callObject(c.env, event.sessionHint).connectCall(event, correlationId);
-    if (result.kind === "stream") return twiml(c, connectStreamTwiml(urls.twilioStream(result.sessionId), result.mediaToken));
+    if (result.kind === "stream") return streamTwiml(c, result.sessionId);
     return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   }
 
@@ -47,7 +55,7 @@ async function voice(c: Context<CarrierEnv>) {
     route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
-  return twiml(c, connectStreamTwiml(urls.twilioStream(sessionId), result.mediaToken));
+  return streamTwiml(c, sessionId);
 }
 
 async function status(c: Context<CarrierEnv>) {
@@ -66,4 +74,6 @@ async function status(c: Context<CarrierEnv>) {
 export const twilioRoutes = new Hono<CarrierEnv>()
   .on(["GET", "POST"], "/telephony/twilio/voice", twilioGuard(), voice)
   .post("/telephony/twilio/status", twilioGuard(), status)
-  .get("/telephony/twilio/media/:sessionId", twilioGuard({ upgrade: true }), (c) => forwardMediaUpgrade(c, c.req.param("sessionId")));
+  .get("/telephony/twilio/media/:sessionId", twilioGuard({ upgrade: true }), (c) =>
+    forwardMediaUpgrade(c, "twilio", c.req.param("sessionId")),
+  );

@@ -1,5 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { mediaCredential } from "../../../workers/carriers/media-credential.ts";
+import { TEST_MEDIA_STREAM_SECRET } from "../../support/test-settings.ts";
 import { callByCarrierId, callTraces, openTwilioCall, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import {
   BASE,
@@ -19,7 +21,7 @@ import {
 } from "../support/carriers.ts";
 
 /**
- * The four layers every carrier request passes (workers/telephony/webhook-guard.ts), exercised through the real
+ * The four layers every carrier request passes (workers/carriers/webhook-guard.ts and each carrier's guard.ts), exercised through the real
  * Worker in their order: rate limit per IP, IP allowlist, signature, freshness/replay. Every rejection is a request
  * that WOULD have opened or changed a call had it been accepted, so "no new rows" is a real check; each group also
  * shows the same request passing when it is well-formed.
@@ -290,6 +292,46 @@ describe("media upgrades", () => {
     expect(accepted.status).toBe(101);
     accepted.webSocket!.accept();
     accepted.webSocket!.close(1000, "done");
+  });
+
+  it("Telnyx: the media credential is checked in the Worker, before the call's object is reached", async () => {
+    const unknownSession = crypto.randomUUID();
+    const base = `wss://switchboard.test/telephony/telnyx/media/${unknownSession}`;
+    // A forged credential is refused by the Worker (403); had it reached the object, the unknown call would be a 404.
+    expect((await openTelnyxMedia(`${base}/forged-credential-0123456789`)).status).toBe(403);
+    // The real credential for that session id passes the Worker, and only then does the object say it has no call.
+    expect((await openTelnyxMedia(`${base}/${await mediaCredential(TEST_MEDIA_STREAM_SECRET, unknownSession)}`)).status).toBe(404);
+  });
+
+  it("Twilio: a replayed upgrade that cannot authenticate never replaces the live stream", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    const live = (await openTwilioMedia(call.streamUrl)).webSocket!;
+    live.accept();
+    let liveClosed = false;
+    live.addEventListener("close", () => {
+      liveClosed = true;
+    });
+    live.send(twilioStart(call.callSid, call.mediaToken, "MZlive"));
+
+    // The captured, validly signed upgrade is replayed twice: once silent, once with a guessed token.
+    const silent = (await openTwilioMedia(call.streamUrl)).webSocket!;
+    silent.accept();
+    const replay = (await openTwilioMedia(call.streamUrl)).webSocket!;
+    replay.accept();
+    const replayClosed = closeCodeOf(replay);
+    replay.send(twilioStart(call.callSid, "guessed-token", "MZreplay"));
+    expect(await replayClosed).toBe(1008);
+
+    // The caller's stream still carries the call.
+    live.send(JSON.stringify({ event: "dtmf", sequenceNumber: "2", streamSid: "MZlive", dtmf: { track: "inbound_track", digit: "8" } }));
+    const detail = await eventually(async () => {
+      const seen = await callByCarrierId(fixture.token, call.callSid);
+      return seen.events.some((e) => e.event === "media.dtmf") && seen;
+    });
+    expect(detail.events.filter((e) => e.event === "media.dtmf").map((e) => e.detail)).toEqual(["8"]);
+    expect(liveClosed).toBe(false);
+    silent.close(1000, "done");
+    live.close(1000, "done");
   });
 
   it("Twilio: a stream whose start carries a wrong token is closed with 1008 and its media is not taken", async () => {

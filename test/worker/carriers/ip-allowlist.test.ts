@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileAllowlist } from "../../../workers/telephony/security/ip-allowlist.ts";
+import { compileAllowlist } from "../../../workers/carriers/ip-allowlist.ts";
 
 // Telnyx's documented webhook and media source ranges (also the TELNYX_IP_ALLOWLIST default).
 const TELNYX_RANGES = [

@@ -1,13 +1,18 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber, sessionForCarrierCall } from "../shared/db/directory.ts";
-import { requireSettings } from "../shared/settings.ts";
-import { forwardMediaUpgrade } from "../telephony/media-upgrade.ts";
-import { callObject, deriveSessionId, isSessionId } from "../telephony/session-routing.ts";
-import { TelnyxCallControl } from "../telephony/telnyx/call-control.ts";
-import { telnyxEvent } from "../telephony/telnyx/webhook-events.ts";
-import { type CarrierEnv, reject, telnyxGuard } from "../telephony/webhook-guard.ts";
+import { routeForNumber, sessionForCarrierCall } from "../../shared/db/directory.ts";
+import { callObject, isSessionId } from "../../shared/session-ids.ts";
+import { requireSettings } from "../../shared/settings.ts";
+import { forwardMediaUpgrade } from "../media-upgrade.ts";
+import { deriveSessionId } from "../session-routing.ts";
+import { type CarrierEnv, reject } from "../webhook-guard.ts";
+import { TelnyxCallControl } from "./call-control.ts";
+import { telnyxGuard } from "./guard.ts";
+import { telnyxEvent } from "./webhook-events.ts";
 
-/** Telnyx's routes: Call Control webhooks go to the call's object; media upgrades carry the call's path token. */
+/**
+ * Telnyx's routes: Call Control webhooks go to the call's object; media upgrades present the call's media
+ * credential in their path (the guard checks it; without one the upgrade is refused).
+ */
 async function webhook(c: Context<CarrierEnv>) {
   let body: unknown;
   try {
@@ -53,5 +58,7 @@ async function webhook(c: Context<CarrierEnv>) {
 
 export const telnyxRoutes = new Hono<CarrierEnv>()
   .post("/telephony/telnyx/webhook", telnyxGuard(), webhook)
-  .get("/telephony/telnyx/media/:sessionId/:token", telnyxGuard({ upgrade: true }), (c) => forwardMediaUpgrade(c, c.req.param("sessionId")))
-  .get("/telephony/telnyx/media/:sessionId", telnyxGuard({ upgrade: true }), (c) => forwardMediaUpgrade(c, c.req.param("sessionId")));
+  .get("/telephony/telnyx/media/:sessionId/:credential", telnyxGuard({ upgrade: true }), (c) =>
+    forwardMediaUpgrade(c, "telnyx", c.req.param("sessionId")),
+  )
+  .get("/telephony/telnyx/media/:sessionId", telnyxGuard({ upgrade: true }), (c) => c.text("Forbidden", 403));

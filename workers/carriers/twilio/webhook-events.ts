@@ -1,5 +1,5 @@
-import type { CallSignal, CarrierEvent } from "../events.ts";
-import type { TwilioParams } from "../security/twilio-signature.ts";
+import type { CallSignal, CarrierEvent } from "../call-events.ts";
+import type { TwilioParams } from "./signature.ts";
 
 /** Twilio voice and status callbacks (form fields) → the internal CarrierEvent. */
 const STATUS: Record<string, CallSignal> = {

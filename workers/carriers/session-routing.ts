@@ -11,10 +11,3 @@ export async function deriveSessionId(carrier: Carrier, carrierCallId: string): 
   const hex = toHex(digest.subarray(0, 16));
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
-
-export const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const isSessionId = (value: string | undefined | null): value is string => !!value && SESSION_ID.test(value);
-
-export function callObject(env: Env, sessionId: string) {
-  return env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
-}

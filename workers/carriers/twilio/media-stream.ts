@@ -7,7 +7,7 @@ import {
   type MediaFrame,
   parseJsonObject,
   sharedFrame,
-} from "./media-frames.ts";
+} from "../media-frames.ts";
 
 /** Twilio Media Streams: camelCase, numbers as strings, streamSid on every outbound message. */
 export function twilioMedia(): CarrierMediaProtocol {
@@ -31,17 +31,14 @@ export function twilioMedia(): CarrierMediaProtocol {
         if (!start || !sid || !callSid || !encoding) return null;
         streamSid = sid;
         streamSidJson = JSON.stringify(sid);
-        const custom = asRecord(start.customParameters) ?? {};
-        const customParameters = Object.fromEntries(
-          Object.entries(custom).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
-        );
         return {
           type: "start",
           streamId: sid,
           carrierCallId: callSid,
           encoding,
           sampleRate: asInteger(format?.sampleRate) ?? 8000,
-          customParameters,
+          // The TwiML's <Parameter name="token">: the stream URL carries ids only (Twilio strips query strings).
+          credential: asString(asRecord(start.customParameters)?.token),
         };
       }
       default:

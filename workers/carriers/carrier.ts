@@ -1,0 +1,67 @@
+import type { Hono } from "hono";
+import type { Carrier as CarrierName } from "../shared/db/schema.ts";
+import type { AudioEncoding, CarrierMediaProtocol } from "./media-frames.ts";
+import type { CarrierEnv } from "./webhook-guard.ts";
+
+export type { CallSignal, CarrierEvent } from "./call-events.ts";
+export type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./media-frames.ts";
+export type { CarrierName };
+
+/** The codec a number is configured for (what the carrier streams and what is sent back). */
+export type Codec = "PCMU" | "PCMA";
+
+/** What a carrier's commands need to know of the call they act on. */
+export interface CarrierCall {
+  sessionId: string;
+  carrierCallId: string | null;
+  to: string;
+  codec: Codec;
+  answered: boolean;
+  /** Changes with every recorded event, so a command's idempotency key differs from the last one's. */
+  commandSeq: number;
+}
+
+export type CarrierCallState = { state: "live" } | { state: "ended"; failed: string | null } | { state: "unknown" };
+
+/** Commands the call's object sends its carrier for one call; each is idempotent at the carrier. */
+export interface CarrierCommands {
+  /** Answers an inbound call with media streaming (carriers that answer by command, `answersByCommand`). */
+  answer(): Promise<void>;
+  /** Places the call from `from`; the carrier's webhooks carry our session id back. */
+  place(from: string): Promise<{ carrierCallId: string }>;
+  /** Ends the call; a call the carrier already ended counts as success. */
+  hangup(): Promise<void>;
+  /** Stops the media stream while the caller waits. */
+  hold(): Promise<void>;
+  /** Reconnects the media stream to the call's object. */
+  resume(): Promise<void>;
+  /** Transfers the caller to `to`; `completed` when the carrier will not confirm it later (no bridged event). */
+  transfer(to: string): Promise<{ completed: boolean }>;
+  /** What the carrier says about the call now. */
+  currentState(): Promise<CarrierCallState>;
+}
+
+/**
+ * Everything the platform knows about one carrier, in its own folder (`workers/carriers/<name>/`): the Worker mounts
+ * its routes, and the call's object speaks to it only through this interface and the internal vocabulary of
+ * `CarrierEvent`s and `MediaFrame`s. A carrier is added with one folder and one line in `registry.ts`.
+ */
+export interface Carrier {
+  readonly name: CarrierName;
+  /** Its webhook and media-upgrade routes (under `/telephony/<name>/`), each behind the carrier's webhook guard. */
+  readonly routes: Hono<CarrierEnv>;
+  /** A translator for one media stream (it may remember the stream's id between messages). */
+  mediaStream(): CarrierMediaProtocol;
+  /** Media frames may arrive out of order: a small window waits for gaps to fill. */
+  readonly reordersMedia: boolean;
+  /**
+   * The media stream proves itself in its first message (`start` carries the credential), because the upgrade
+   * request cannot carry it; otherwise the Worker verified the credential before the upgrade reached the object.
+   */
+  readonly authenticatesInStream: boolean;
+  /** Inbound calls are answered by a command after the first webhook rather than by the webhook's response. */
+  readonly answersByCommand: boolean;
+  /** The audio encoding the call's media stream carries, both ways, for a number's codec. */
+  mediaEncoding(codec: Codec): AudioEncoding;
+  commands(env: Env, call: CarrierCall): CarrierCommands;
+}

@@ -1,0 +1,59 @@
+import { requireSettings } from "../../shared/settings.ts";
+import type { CarrierCall, CarrierCallState, CarrierCommands } from "../carrier.ts";
+import { mediaCredential } from "../media-credential.ts";
+import { type StreamTarget, TelnyxCallControl } from "./call-control.ts";
+import { telnyxUrls } from "./urls.ts";
+import { encodeClientState } from "./webhook-events.ts";
+
+/** Telnyx's commands for one call: Call Control actions, each with a command id that makes it idempotent. */
+export function telnyxCommands(env: Env, call: CarrierCall): CarrierCommands {
+  const settings = requireSettings(env, "telnyx");
+  const control = new TelnyxCallControl(settings);
+  const urls = telnyxUrls(env);
+  const clientState = encodeClientState(call.sessionId);
+  const commandId = (action: string) => `${action}-${call.sessionId}-${call.commandSeq}`;
+  const callControlId = () => {
+    if (!call.carrierCallId) throw new Error("the call has no Telnyx call_control_id yet");
+    return call.carrierCallId;
+  };
+  const streamTarget = async (): Promise<StreamTarget> => ({
+    streamUrl: urls.stream(call.sessionId, await mediaCredential(settings.MEDIA_STREAM_SECRET, call.sessionId)),
+    codec: call.codec,
+  });
+  return {
+    async answer() {
+      await control.answer(callControlId(), `answer-${call.sessionId}`, clientState, await streamTarget());
+    },
+    async place(from) {
+      const { callControlId } = await control.dial({
+        to: call.to,
+        from,
+        clientState,
+        commandId: `dial-${call.sessionId}`,
+        webhookUrl: urls.webhook(),
+        target: await streamTarget(),
+      });
+      return { carrierCallId: callControlId };
+    },
+    async hangup() {
+      if (!call.carrierCallId) return;
+      await control.hangup(call.carrierCallId, commandId("hangup"));
+    },
+    async hold() {
+      await control.stopStreaming(callControlId(), commandId("hold"));
+    },
+    async resume() {
+      await control.startStreaming(callControlId(), commandId("resume"), clientState, await streamTarget());
+    },
+    async transfer(to) {
+      await control.transfer(callControlId(), commandId("transfer"), clientState, to);
+      // Completed when Telnyx reports call.bridged.
+      return { completed: false };
+    },
+    async currentState(): Promise<CarrierCallState> {
+      if (!call.carrierCallId) return { state: "unknown" };
+      if (await control.isAlive(call.carrierCallId)) return { state: "live" };
+      return { state: "ended", failed: call.answered ? null : "lost" };
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import type { Context } from "hono";
+import type { AppEnv } from "../http/context.ts";
+import { increment } from "../shared/counters.ts";
+import type { Carrier } from "../shared/db/schema.ts";
+import { requireSettings } from "../shared/settings.ts";
+import { compileAllowlist, type IpAllowlist } from "./ip-allowlist.ts";
+
+/**
+ * The four layers every carrier request passes, in order: (1) rate limit per source IP, (2) the carrier's IP
+ * allowlist, (3) the carrier's signature, (4) freshness (Telnyx timestamp; Twilio replays are de-duplicated by
+ * the call's object). Layers 1–2 and the rejections are here; each carrier's `guard.ts` adds its signature and
+ * freshness. A rejection writes nothing, is logged as a security event naming its layer and the route (its
+ * template, never the path: a media path can carry a credential), and is counted. Answers follow carrier
+ * conventions: 429, 403 for a bad or missing signature, 400 for a malformed request.
+ */
+export const MAX_WEBHOOK_BYTES = 64 * 1024;
+
+export interface CarrierRequest {
+  rawBody: string;
+  /** Twilio form fields (or query fields for GET); empty for Telnyx and WebSocket upgrades. */
+  params: Record<string, string | string[]>;
+}
+
+export type CarrierEnv = AppEnv & { Variables: { carrierRequest: CarrierRequest } };
+
+type Layer = "rate_limit" | "ip_allowlist" | "signature" | "freshness" | "malformed" | "media_credential";
+
+export function reject(c: Context<CarrierEnv>, carrier: Carrier, layer: Layer, reason: string, status: 400 | 403 | 413 | 429): Response {
+  increment("webhook_rejected_total", { carrier, layer });
+  c.get("log").warn("security.webhook_rejected", { carrier, layer, reason, ip: c.get("clientIp"), route: c.req.routePath });
+  const headers: Record<string, string> = { "Content-Type": "text/plain" };
+  if (status === 429) headers["Retry-After"] = "60";
+  return c.body(status === 429 ? "Too Many Requests" : status === 403 ? "Forbidden" : "Bad Request", status, headers);
+}
+
+const allowlists = new Map<string, IpAllowlist>();
+function allowlistFor(cidrs: readonly string[]): IpAllowlist {
+  const key = cidrs.join(",");
+  let list = allowlists.get(key);
+  if (!list) {
+    list = compileAllowlist(cidrs);
+    allowlists.set(key, list);
+  }
+  return list;
+}
+
+/** The public URL the carrier signed: built from PUBLIC_BASE_URL, never from the (proxied) request. */
+export function publicUrlOf(c: Context<CarrierEnv>, scheme: "https" | "wss" = "https"): string {
+  const base = new URL(requireSettings(c.env, "publicUrls").PUBLIC_BASE_URL);
+  const request = new URL(c.req.url);
+  const protocol = scheme === "wss" ? (base.protocol === "https:" ? "wss:" : "ws:") : base.protocol;
+  return `${protocol}//${base.host}${request.pathname}${request.search}`;
+}
+
+/** The body as text, or null when it is larger than a webhook can be. */
+export async function readBody(c: Context<CarrierEnv>): Promise<string | null> {
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_WEBHOOK_BYTES) return null;
+  const text = await c.req.text();
+  return new TextEncoder().encode(text).length > MAX_WEBHOOK_BYTES ? null : text;
+}
+
+/**
+ * Layers 1 and 2; a response when the request is refused. `allowlist` is the carrier's CIDRs from its settings,
+ * already checked by `requireSettings`: a malformed one is a ConfigurationError (503), never an open door.
+ */
+export async function passesNetworkLayers(
+  c: Context<CarrierEnv>,
+  carrier: Carrier,
+  allowlist: readonly string[],
+): Promise<Response | null> {
+  const ip = c.get("clientIp");
+  const { success } = await c.env.WEBHOOK_LIMITER.limit({ key: `${carrier}:${ip}` });
+  if (!success) return reject(c, carrier, "rate_limit", "per-IP limit", 429);
+  const list = allowlistFor(allowlist);
+  if (list.enabled && !list.allows(ip)) return reject(c, carrier, "ip_allowlist", "source IP not allowed", 403);
+  return null;
+}
