@@ -35,7 +35,7 @@ import { SwitchLog } from "./session/switch-log.ts";
 import { webChannel } from "./session/web-channel.ts";
 import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
 import { CircuitBreakers } from "./voice/circuit-breaker.ts";
-import { connectProvider } from "./voice/provider-factory.ts";
+import { connectProvider } from "./voice/providers/registry.ts";
 import { ToolRunner } from "./voice/tools.ts";
 import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session.ts";
 

@@ -13,8 +13,8 @@ import {
   WINDOW_OUTCOMES,
 } from "../../workers/shared/provider-health.ts";
 import { type ProviderName, providerSchema } from "../../workers/shared/settings.ts";
-import type { VoiceProvider } from "../voice/provider.ts";
-import { connectProvider } from "../voice/provider-factory.ts";
+import type { VoiceProvider } from "../voice/providers/provider.ts";
+import { connectProvider } from "../voice/providers/registry.ts";
 
 export type { HealthReport, ProviderHealth } from "../../workers/shared/provider-health.ts";
 

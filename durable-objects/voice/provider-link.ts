@@ -2,7 +2,7 @@ import { increment } from "../../workers/shared/counters.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
-import type { ProviderEvent, VoiceProvider } from "./provider.ts";
+import type { ProviderEvent, VoiceProvider } from "./providers/provider.ts";
 import type { VoiceSessionHost } from "./voice-session.ts";
 
 /** What the link asks of the voice session it connects. */

@@ -2,7 +2,7 @@ import { increment } from "../../workers/shared/counters.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
-import type { ConversationItem, ProviderEvent, VoiceProvider } from "./provider.ts";
+import type { ConversationItem, ProviderEvent, VoiceProvider } from "./providers/provider.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice-session.ts";
 
 /** A switch waits this long at most for a pause between agent turns, then cuts over interrupting the agent. */

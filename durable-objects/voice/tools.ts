@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { reasonOf } from "../../workers/shared/errors.ts";
-import type { ConversationItem, ToolDefinition } from "./provider.ts";
+import type { ConversationItem, ToolDefinition } from "./providers/provider.ts";
 
 /**
  * The session's tools: one registry, exposed to every provider in its own function-calling format by the adapters,

@@ -13,8 +13,14 @@ import type { SwitchEntry } from "../session/switch-log.ts";
 import { CallerTurns } from "./caller-turns.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import { Playback } from "./playback.ts";
-import { type ConversationItem, dtmfText, type ProviderEvent, type ProviderSessionConfig, type VoiceProvider } from "./provider.ts";
 import { ProviderLink } from "./provider-link.ts";
+import {
+  type ConversationItem,
+  dtmfText,
+  type ProviderEvent,
+  type ProviderSessionConfig,
+  type VoiceProvider,
+} from "./providers/provider.ts";
 import { Switcher } from "./switcher.ts";
 import type { ToolHost, ToolRunner } from "./tools.ts";
 import { TurnWatchdog } from "./turn-watchdog.ts";

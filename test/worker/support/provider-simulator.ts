@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16.ts";
-import type { ProviderEvent } from "../../../durable-objects/voice/provider.ts";
+import type { ProviderEvent } from "../../../durable-objects/voice/providers/provider.ts";
 import type { ConnectionSnapshot } from "../../simulators/providers/recorder.ts";
 import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 

@@ -1,13 +1,13 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { AudioFormat } from "../../../durable-objects/media/audio/audio-format.ts";
-import { connectDeepgramAgent } from "../../../durable-objects/voice/deepgram-agent.ts";
-import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../durable-objects/voice/provider.ts";
-import { ProviderRefusedError } from "../../../durable-objects/voice/provider-socket.ts";
-import { decodeSamples, framesOf, rms } from "../support/audio-signals.ts";
-import { eventually } from "../support/carriers.ts";
-import type { Utterance } from "../support/provider-simulator.ts";
-import { callerSpeech, onlyConnection, ProviderEventLog, putScenario, uniqueKey } from "../support/provider-simulator.ts";
+import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-format.ts";
+import { connectDeepgramAgent } from "../../../../durable-objects/voice/providers/deepgram/agent.ts";
+import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../../durable-objects/voice/providers/provider.ts";
+import { ProviderRefusedError } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { decodeSamples, framesOf, rms } from "../../support/audio-signals.ts";
+import { eventually } from "../../support/carriers.ts";
+import type { Utterance } from "../../support/provider-simulator.ts";
+import { callerSpeech, onlyConnection, ProviderEventLog, putScenario, uniqueKey } from "../../support/provider-simulator.ts";
 
 const PCMU: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
 const LOOKUP_INVOICE = {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { AudioFormat } from "../../../durable-objects/media/audio/audio-format.ts";
-import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16.ts";
-import { connectLocalEngine } from "../../../durable-objects/voice/local-engine.ts";
-import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../durable-objects/voice/provider.ts";
-import { bytesPerMs, concatBytes as concat, decodeSamples, framesOf, rms, silence } from "../support/audio-signals.ts";
-import type { Utterance } from "../support/provider-simulator.ts";
-import { ProviderEventLog, callerSpeech as recordedSpeech } from "../support/provider-simulator.ts";
+import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-format.ts";
+import { encodeBase64 } from "../../../../durable-objects/media/audio/pcm16.ts";
+import { connectLocalEngine } from "../../../../durable-objects/voice/providers/local/engine.ts";
+import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../../durable-objects/voice/providers/provider.ts";
+import { bytesPerMs, concatBytes as concat, decodeSamples, framesOf, rms, silence } from "../../support/audio-signals.ts";
+import type { Utterance } from "../../support/provider-simulator.ts";
+import { ProviderEventLog, callerSpeech as recordedSpeech } from "../../support/provider-simulator.ts";
 
 /**
  * The `local` provider in workerd, driven with real recorded speech (served by the provider simulator's control

@@ -11,10 +11,10 @@ import type {
   Modality,
   Part,
 } from "@google/genai";
-import { isRecord } from "../../workers/shared/json.ts";
-import type { AudioFormat } from "../media/audio/audio-format.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
+import { isRecord } from "../../../../workers/shared/json.ts";
+import type { AudioFormat } from "../../../media/audio/audio-format.ts";
+import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../provider.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../provider-socket.ts";
 
 /**
  * Gemini Live (BidiGenerateContent) behind the VoiceProvider interface. Wire messages are typed

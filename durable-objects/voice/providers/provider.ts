@@ -1,9 +1,9 @@
-import type { ProviderName } from "../../workers/shared/settings.ts";
-import type { AudioFormat } from "../media/audio/audio-format.ts";
+import type { ProviderName } from "../../../workers/shared/settings.ts";
+import type { AudioFormat } from "../../media/audio/audio-format.ts";
 
 /**
  * One interface for every voice AI engine. The call's object speaks only this vocabulary; each adapter
- * (openai-realtime.ts, gemini-live.ts, deepgram-agent.ts, local-engine.ts) translates it to and from its
+ * (`openai/realtime.ts`, `gemini/live.ts`, `deepgram/agent.ts`, `local/engine.ts`, reached through `registry.ts`) translates it to and from its
  * provider's wire protocol, with the wire messages typed from the vendors' packages.
  */
 

@@ -13,11 +13,11 @@ import type {
   ResponseAudioTranscriptDoneEvent,
   ResponseFunctionCallArgumentsDoneEvent,
 } from "openai/resources/realtime/realtime";
-import { isRecord } from "../../workers/shared/json.ts";
-import type { AudioFormat } from "../media/audio/audio-format.ts";
-import { base64ByteLength } from "../media/audio/pcm16.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
+import { isRecord } from "../../../../workers/shared/json.ts";
+import type { AudioFormat } from "../../../media/audio/audio-format.ts";
+import { base64ByteLength } from "../../../media/audio/pcm16.ts";
+import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../provider.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../provider-socket.ts";
 
 /**
  * OpenAI Realtime (GA) over an outbound WebSocket, inside the call's object. G.711 calls pass

@@ -1,6 +1,6 @@
-import type { AudioFormat } from "../media/audio/audio-format.ts";
-import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../media/audio/g711.ts";
-import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../media/audio/pcm16.ts";
+import type { AudioFormat } from "../../../media/audio/audio-format.ts";
+import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../../../media/audio/g711.ts";
+import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../../media/audio/pcm16.ts";
 import {
   dtmfText,
   type ProviderConnectOptions,
@@ -8,7 +8,7 @@ import {
   type ProviderSessionConfig,
   type ToolDefinition,
   type VoiceProvider,
-} from "./provider.ts";
+} from "../provider.ts";
 
 /**
  * The `local` provider: an offline stand-in for a voice AI, in-process, needing no key or network, so

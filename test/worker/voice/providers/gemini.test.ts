@@ -1,11 +1,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { GeminiLiveOptions, GeminiLiveProvider } from "../../../durable-objects/voice/gemini-live.ts";
-import { connectGeminiLive, DEFAULT_GEMINI_MODEL } from "../../../durable-objects/voice/gemini-live.ts";
-import type { ConversationItem, ProviderSessionConfig } from "../../../durable-objects/voice/provider.ts";
-import { CONNECT_TIMEOUT_MS, ProviderRefusedError, ProviderSetupError } from "../../../durable-objects/voice/provider-socket.ts";
-import type { ConnectionSnapshot } from "../../simulators/providers/recorder.ts";
-import type { Utterance } from "../support/provider-simulator.ts";
+import type { GeminiLiveOptions, GeminiLiveProvider } from "../../../../durable-objects/voice/providers/gemini/live.ts";
+import { connectGeminiLive, DEFAULT_GEMINI_MODEL } from "../../../../durable-objects/voice/providers/gemini/live.ts";
+import type { ConversationItem, ProviderSessionConfig } from "../../../../durable-objects/voice/providers/provider.ts";
+import {
+  CONNECT_TIMEOUT_MS,
+  ProviderRefusedError,
+  ProviderSetupError,
+} from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import type { ConnectionSnapshot } from "../../../simulators/providers/recorder.ts";
+import type { Utterance } from "../../support/provider-simulator.ts";
 import {
   base64Bytes,
   base64Frames,
@@ -14,7 +18,7 @@ import {
   putScenario,
   simulatorConnections,
   uniqueKey,
-} from "../support/provider-simulator.ts";
+} from "../../support/provider-simulator.ts";
 
 /**
  * The Gemini Live adapter against the simulated service (test/simulators/providers/gemini-live.ts) over real

@@ -1,7 +1,7 @@
 import type { Deepgram } from "@deepgram/sdk";
-import { isRecord } from "../../workers/shared/json.ts";
-import type { AudioFormat } from "../media/audio/audio-format.ts";
-import { base64Capacity, decodeBase64Into, encodeBase64 } from "../media/audio/pcm16.ts";
+import { isRecord } from "../../../../workers/shared/json.ts";
+import type { AudioFormat } from "../../../media/audio/audio-format.ts";
+import { base64Capacity, decodeBase64Into, encodeBase64 } from "../../../media/audio/pcm16.ts";
 import type {
   ConversationItem,
   ProviderConnectOptions,
@@ -9,8 +9,8 @@ import type {
   ProviderSessionConfig,
   ToolDefinition,
   VoiceProvider,
-} from "./provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
+} from "../provider.ts";
+import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../provider-socket.ts";
 
 /**
  * Deepgram Voice Agent adapter: JSON control messages as text frames, audio both ways as raw

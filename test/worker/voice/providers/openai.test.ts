@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { AudioFormat } from "../../../durable-objects/media/audio/audio-format.ts";
-import type { OpenAiRealtimeOptions } from "../../../durable-objects/voice/openai-realtime.ts";
-import { connectOpenAiRealtime, type OpenAiRealtimeProvider } from "../../../durable-objects/voice/openai-realtime.ts";
-import type { ProviderSessionConfig } from "../../../durable-objects/voice/provider.ts";
-import { ProviderRefusedError, ProviderSetupError } from "../../../durable-objects/voice/provider-socket.ts";
-import type { Utterance } from "../support/provider-simulator.ts";
+import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-format.ts";
+import type { OpenAiRealtimeOptions } from "../../../../durable-objects/voice/providers/openai/realtime.ts";
+import { connectOpenAiRealtime, type OpenAiRealtimeProvider } from "../../../../durable-objects/voice/providers/openai/realtime.ts";
+import type { ProviderSessionConfig } from "../../../../durable-objects/voice/providers/provider.ts";
+import { ProviderRefusedError, ProviderSetupError } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import type { Utterance } from "../../support/provider-simulator.ts";
 import {
   base64Bytes,
   base64Frames,
@@ -14,7 +14,7 @@ import {
   ProviderEventLog,
   putScenario,
   uniqueKey,
-} from "../support/provider-simulator.ts";
+} from "../../support/provider-simulator.ts";
 
 /**
  * The OpenAI Realtime adapter against the simulated service over real sockets, driven with recorded caller
