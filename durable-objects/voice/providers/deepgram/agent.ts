@@ -2,15 +2,9 @@ import type { Deepgram } from "@deepgram/sdk";
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
 import { base64Capacity, decodeBase64Into, encodeBase64 } from "../../../media/audio/pcm16.ts";
-import type {
-  ConversationItem,
-  ProviderConnectOptions,
-  ProviderEvent,
-  ProviderSessionConfig,
-  ToolDefinition,
-  VoiceProvider,
-} from "../provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../provider-socket.ts";
+import type { ConversationItem, ProviderConnectOptions, ProviderSessionConfig, ToolDefinition, VoiceProvider } from "../provider.ts";
+import { ProviderSetupError } from "../provider-socket.ts";
+import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
 /**
  * Deepgram Voice Agent adapter: JSON control messages as text frames, audio both ways as raw
@@ -115,35 +109,28 @@ function parseFunctionCall(value: unknown): FunctionCall | null {
   return { id: value.id, name: value.name, arguments: text(value.arguments) || "{}", client_side: value.client_side !== false };
 }
 
-interface PendingConnect {
-  resolve: () => void;
-  reject: (error: Error) => void;
-  timeout: ReturnType<typeof setTimeout>;
+/** Counts of what the adapter skipped, beyond the shared ones. */
+export interface DeepgramAgentStats extends SocketProviderStats {
+  /** Caller audio frames too large or not base64 (dropped). */
+  badAudioFrames: number;
 }
 
-class DeepgramAgent implements VoiceProvider {
+class DeepgramAgent extends SocketProvider {
   readonly name = "deepgram" as const;
-  private readonly onEvent: ProviderConnectOptions["onEvent"];
   private readonly options: ProviderConnectOptions;
   private readonly keepAliveIntervalMs: number;
   private format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
-  private socket: WebSocket | null = null;
-  private pending: PendingConnect | null = null;
   private settings: AgentSettings | null = null;
-  private connectStarted = false;
-  private ready = false;
-  private finished = false;
   private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
   private checksSinceLastSend = 0;
-  private malformedMessages = 0;
   private badAudioFrames = 0;
   private agentTurns = 0;
   private currentItemId: string | null = null;
   private currentItemInterrupted = false;
 
   constructor(options: ProviderConnectOptions, keepAliveIntervalMs: number) {
+    super(options.onEvent, { maxInboundSize: MAX_INBOUND_MESSAGE_BYTES });
     this.options = options;
-    this.onEvent = options.onEvent;
     this.keepAliveIntervalMs = keepAliveIntervalMs;
   }
 
@@ -155,34 +142,48 @@ class DeepgramAgent implements VoiceProvider {
     return this.format;
   }
 
-  /** Dials, waits for Welcome, sends Settings, resolves on SettingsApplied; rejects on refusal, error or timeout. */
-  async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.connectStarted || this.finished) throw new Error("a Deepgram agent session connects once");
-    this.connectStarted = true;
-    this.format = config.callAudio;
-    this.settings = deepgramSettings(config);
-    const socket = await openProviderSocket(this.options.url, {
-      Authorization: `Token ${this.options.apiKey}`,
-      "X-Correlation-ID": config.correlationId,
-    });
-    if (this.finished) {
-      socket.close(1000, "closed while connecting");
-      throw new ProviderSetupError("closed", "closed while connecting", 1000);
-    }
-    this.socket = socket;
-    const ready = new Promise<void>((resolve, reject) => {
-      const timeout = setTimeout(() => this.failConnect("no SettingsApplied in time", "timeout"), CONNECT_TIMEOUT_MS);
-      this.pending = { resolve, reject, timeout };
-    });
-    socket.addEventListener("message", (event) => this.receive(event.data));
-    socket.addEventListener("close", (event) => this.socketEnded(event.code, event.reason));
-    socket.addEventListener("error", () => this.socketEnded(1006, "socket error"));
-    await ready;
+  get stats(): DeepgramAgentStats {
+    return { ...this.baseCounts, badAudioFrames: this.badAudioFrames };
   }
 
+  // ── setup: Welcome → Settings → SettingsApplied ──────────────────────────────────────────────────────────
+
+  protected endpoint(config: ProviderSessionConfig): { url: string; headers: Record<string, string> } {
+    this.format = config.callAudio;
+    this.settings = deepgramSettings(config);
+    return { url: this.options.url, headers: { Authorization: `Token ${this.options.apiKey}`, "X-Correlation-ID": config.correlationId } };
+  }
+
+  /** Deepgram speaks first (Welcome): nothing to send yet. */
+  protected opened(): void {}
+
+  protected setupMessage(message: Record<string, unknown>): void {
+    const type = message.type;
+    if (typeof type !== "string") return this.malformed("message without type");
+    if (type === "Welcome" && this.settings) {
+      this.send(this.settings);
+      this.settings = null;
+    } else if (type === "SettingsApplied") {
+      this.setupDone();
+    } else if (type === "Error") {
+      const reason = `settings refused: ${text(message.code)} ${text(message.description)}`.trim();
+      this.setupFailed(new ProviderSetupError("refused", reason));
+    }
+  }
+
+  protected override ready(): void {
+    this.keepAliveTimer = setInterval(() => this.keepAliveCheck(), this.keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL);
+  }
+
+  protected override stopped(): void {
+    clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
+  }
+
+  // ── outbound ─────────────────────────────────────────────────────────────────────────────────────────────
+
   sendAudio(base64: string): void {
-    const socket = this.socket;
-    if (!this.ready || this.finished || !socket) return;
+    if (!this.isOpen) return;
     if (base64.length > MAX_OUTBOUND_AUDIO_BASE64_CHARS) {
       this.badAudioFrames = this.report("malformed_audio", "caller audio frame too large", this.badAudioFrames);
       return;
@@ -196,12 +197,7 @@ class DeepgramAgent implements VoiceProvider {
       this.badAudioFrames = this.report("malformed_audio", "caller audio frame is not base64", this.badAudioFrames);
       return;
     }
-    try {
-      socket.send(bytes.subarray(0, length));
-      this.checksSinceLastSend = 0;
-    } catch {
-      // The socket is closing under us: its close event reports the end.
-    }
+    if (this.sendBinary(bytes.subarray(0, length))) this.checksSinceLastSend = 0;
   }
 
   sendText(textToInject: string): void {
@@ -218,41 +214,28 @@ class DeepgramAgent implements VoiceProvider {
     if (itemId === this.currentItemId) this.currentItemInterrupted = true;
   }
 
-  /** Final: no events follow a local close. */
-  close(): void {
-    if (this.finished) return;
-    this.finish();
-    this.failConnect("closed while connecting");
-    try {
-      this.socket?.close(1000, "session closed");
-    } catch {
-      // Already closing.
-    }
+  private send(message: ClientMessage): void {
+    if (this.sendJson(message)) this.checksSinceLastSend = 0;
+  }
+
+  private keepAliveCheck(): void {
+    if (++this.checksSinceLastSend >= KEEPALIVE_CHECKS_PER_INTERVAL) this.send({ type: "KeepAlive" });
   }
 
   // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
 
-  private receive(data: unknown): void {
-    if (this.finished) return;
-    if (data instanceof ArrayBuffer) {
-      if (data.byteLength > MAX_INBOUND_MESSAGE_BYTES) return this.closeTooBig();
-      return this.agentAudio(new Uint8Array(data));
-    }
-    if (typeof data !== "string") return this.malformed("unexpected frame type");
-    // UTF-16 length ≤ UTF-8 byte length ≤ 3× it: the exact bound costs an encode, this one costs nothing.
-    if (data.length > MAX_INBOUND_MESSAGE_BYTES) return this.closeTooBig();
-    let message: unknown;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return this.malformed("invalid JSON");
-    }
-    if (!isRecord(message) || typeof message.type !== "string") return this.malformed("message without type");
+  /** Binary frames are the agent's audio, in the call's encoding. */
+  protected override binary(data: ArrayBuffer): void {
+    if (!this.isOpen) return this.malformed("audio before SettingsApplied");
+    this.agentAudio(new Uint8Array(data));
+  }
+
+  protected message(message: Record<string, unknown>): void {
+    if (typeof message.type !== "string") return this.malformed("message without type");
     this.control(message.type, message);
   }
 
   private control(type: string, message: Record<string, unknown>): void {
-    if (!this.ready) return this.handshake(type, message);
     switch (type) {
       case "ConversationText": {
         const role = message.role === "user" ? "caller" : message.role === "assistant" ? "agent" : null;
@@ -287,24 +270,6 @@ class DeepgramAgent implements VoiceProvider {
     }
   }
 
-  private handshake(type: string, message: Record<string, unknown>): void {
-    if (type === "Welcome" && this.settings) {
-      this.send(this.settings);
-      this.settings = null;
-    } else if (type === "SettingsApplied") {
-      this.ready = true;
-      this.keepAliveTimer = setInterval(() => this.keepAliveCheck(), this.keepAliveIntervalMs / KEEPALIVE_CHECKS_PER_INTERVAL);
-      const pending = this.pending;
-      this.pending = null;
-      if (pending) {
-        clearTimeout(pending.timeout);
-        pending.resolve();
-      }
-    } else if (type === "Error") {
-      this.failConnect(`settings refused: ${text(message.code)} ${text(message.description)}`.trim(), "refused");
-    }
-  }
-
   private functionCalls(functions: unknown): void {
     if (!Array.isArray(functions)) return this.malformed("FunctionCallRequest without functions");
     for (const value of functions as unknown[]) {
@@ -329,30 +294,15 @@ class DeepgramAgent implements VoiceProvider {
 
   // Per-frame path: no logging, no allocation beyond the base64 string.
   private agentAudio(bytes: Uint8Array): void {
-    if (!this.ready) return this.malformed("audio before SettingsApplied");
     const itemId = this.currentItemId ?? this.startAgentTurn();
     if (this.currentItemInterrupted || bytes.byteLength === 0) return;
     this.emit({ type: "agent_audio", base64: encodeBase64(bytes), itemId });
   }
 
-  // ── outbound, lifecycle ──────────────────────────────────────────────────────────────────────────────────
-
-  private send(message: ClientMessage): void {
-    if (this.finished || !this.socket) return;
-    try {
-      this.socket.send(JSON.stringify(message));
-      this.checksSinceLastSend = 0;
-    } catch {
-      // The socket is closing; its close event reports the end.
-    }
-  }
-
-  private keepAliveCheck(): void {
-    if (++this.checksSinceLastSend >= KEEPALIVE_CHECKS_PER_INTERVAL) this.send({ type: "KeepAlive" });
-  }
-
-  private malformed(reason: string): void {
-    this.malformedMessages = this.report("malformed_message", reason, this.malformedMessages);
+  /** Counted, and reported as an error event at counts 1, 2, 4, 8…, so a flood cannot flood the log. */
+  protected override malformed(reason: string): void {
+    super.malformed(reason);
+    this.report("malformed_message", reason, this.baseCounts.malformedMessages - 1);
   }
 
   /** Counts one skipped message or frame; reported at counts 1, 2, 4, 8…, so a flood cannot flood the log. */
@@ -360,52 +310,5 @@ class DeepgramAgent implements VoiceProvider {
     const count = countSoFar + 1;
     if ((count & (count - 1)) === 0) this.emit({ type: "error", code, message: `${reason} (${count} so far)`, fatal: false });
     return count;
-  }
-
-  private closeTooBig(): void {
-    const wasReady = this.ready;
-    this.finish();
-    this.failConnect("message too big");
-    try {
-      this.socket?.close(1009, "message too big");
-    } catch {
-      // Already closing.
-    }
-    if (wasReady) this.deliver({ type: "closed", code: 1009, reason: "message too big" });
-  }
-
-  private socketEnded(code: number, reason: string): void {
-    if (this.finished) return;
-    const wasReady = this.ready;
-    this.finish();
-    this.failConnect(`closed during setup: ${code} ${reason}`.trim());
-    if (wasReady) this.deliver({ type: "closed", code, reason });
-  }
-
-  private failConnect(reason: string, code = "closed"): void {
-    const pending = this.pending;
-    if (!pending) return;
-    this.pending = null;
-    clearTimeout(pending.timeout);
-    pending.reject(new ProviderSetupError(code, reason));
-    if (!this.finished) this.close();
-  }
-
-  private finish(): void {
-    this.finished = true;
-    clearInterval(this.keepAliveTimer);
-    this.keepAliveTimer = undefined;
-  }
-
-  private emit(event: ProviderEvent): void {
-    if (!this.finished) this.deliver(event);
-  }
-
-  private deliver(event: ProviderEvent): void {
-    try {
-      this.onEvent(event);
-    } catch {
-      // The call's handler owns its failures; one must not break the socket's event loop.
-    }
   }
 }

@@ -13,8 +13,8 @@ import type {
 } from "@google/genai";
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../provider-socket.ts";
+import type { ConversationItem, ProviderConnectOptions, ProviderSessionConfig, VoiceProvider } from "../provider.ts";
+import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
 /**
  * Gemini Live (BidiGenerateContent) behind the VoiceProvider interface. Wire messages are typed
@@ -22,9 +22,8 @@ import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../p
  * Worker bundle does not need it).
  *
  * Choices worth knowing:
- * - Events are delivered only once `connect` has resolved; a failure before that (refused upgrade, close during
- *   setup, timeout) rejects `connect` and emits nothing. Messages that arrive during setup (an early `goAway`) are
- *   queued and delivered right after it resolves.
+ * - Lifecycle, failures and the size guard are the shared base's (socket-provider.ts): events raised during setup
+ *   (an early `goAway`) are delivered right after `connect` resolves; a failure before that emits nothing.
  * - History is replayed as ONE `clientContent` with text turns (consecutive same-role items merged). Tool items
  *   become a bracketed text summary in the model's turn rather than functionCall/functionResponse parts: whether
  *   the Live API accepts those parts in client content with ids from another session is unverified, and a refusal
@@ -59,7 +58,6 @@ const MAX_TRANSCRIPT_CHARS = 16_000;
 const MAX_HISTORY_CHARS = 200_000;
 const MAX_HANDLE_CHARS = 4096;
 const MAX_REMEMBERED_CANCELLATIONS = 64;
-const MAX_QUEUED_EVENTS = 256;
 
 // String enums cannot be written as literals under `import type`; the casts name the SDK member they stand for.
 const AUDIO_MODALITY = "AUDIO" as Modality.AUDIO;
@@ -77,9 +75,7 @@ export interface GeminiLiveOptions extends ProviderConnectOptions {
   setupTimeoutMs?: number;
 }
 
-export interface GeminiLiveStats {
-  /** Provider messages that were not JSON objects or had a known field of the wrong shape (skipped). */
-  malformedMessages: number;
+export interface GeminiLiveStats extends SocketProviderStats {
   /** Caller audio dropped: not connected yet or any more, or an oversized frame. */
   droppedCallerAudio: number;
   /** Agent audio chunks discarded after a barge-in (the rest of an interrupted turn). */
@@ -87,8 +83,6 @@ export interface GeminiLiveStats {
   cancelledToolCalls: number;
   /** Tool results not sent because Gemini had cancelled the call. */
   droppedToolResults: number;
-  /** Exceptions thrown by the event handler (caught so they cannot break the session). */
-  handlerErrors: number;
 }
 
 export interface GeminiLiveProvider extends VoiceProvider {
@@ -190,99 +184,76 @@ interface ModelTurn {
   transcript: TranscriptBuffer;
 }
 
-type SessionState = "idle" | "connecting" | "open" | "closed";
-
-class GeminiLiveSession implements GeminiLiveProvider {
+class GeminiLiveSession extends SocketProvider implements GeminiLiveProvider {
   readonly name = "gemini" as const;
   readonly inputFormat = INPUT_FORMAT;
   readonly outputFormat = OUTPUT_FORMAT;
-  private readonly counts: GeminiLiveStats = {
-    malformedMessages: 0,
-    droppedCallerAudio: 0,
-    discardedAgentAudio: 0,
-    cancelledToolCalls: 0,
-    droppedToolResults: 0,
-    handlerErrors: 0,
-  };
+  private readonly counts = { droppedCallerAudio: 0, discardedAgentAudio: 0, cancelledToolCalls: 0, droppedToolResults: 0 };
   private readonly options: GeminiLiveOptions;
-  private readonly maxInboundBytes: number;
-  private readonly decoder = new TextDecoder();
-  private state: SessionState = "idle";
-  private socket: WebSocket | null = null;
-  private setupSettled: ((error?: Error) => void) | null = null;
-  private queuedEvents: ProviderEvent[] = [];
   private turn: ModelTurn | null = null;
   private readonly callerTranscript = new TranscriptBuffer();
   private readonly cancelledToolCalls = new Set<string>();
 
   constructor(options: GeminiLiveOptions) {
+    super(options.onEvent, {
+      maxInboundSize: options.maxInboundMessageBytes ?? DEFAULT_MAX_INBOUND_BYTES,
+      setupTimeoutMs: options.setupTimeoutMs,
+    });
     this.options = options;
-    this.maxInboundBytes = options.maxInboundMessageBytes ?? DEFAULT_MAX_INBOUND_BYTES;
   }
 
   get stats(): Readonly<GeminiLiveStats> {
-    return { ...this.counts };
+    return { ...this.baseCounts, ...this.counts };
   }
 
-  async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.state !== "idle") throw new Error("connect may be called only once per provider");
-    this.state = "connecting";
+  // ── setup (Gemini frames its JSON as binary: the base decodes it; text frames are accepted too) ────────────
+
+  protected endpoint(config: ProviderSessionConfig): { url: string; headers: Record<string, string> } {
     let url: URL;
     try {
       url = new URL(this.options.url);
     } catch {
-      this.state = "closed";
       throw new Error("invalid Gemini Live URL"); // never echo the URL: it will carry the key
     }
     url.searchParams.set("key", this.options.apiKey);
-    let socket: WebSocket;
-    try {
-      socket = await openProviderSocket(url.href, { "X-Correlation-ID": config.correlationId });
-    } catch (error) {
-      this.state = "closed";
-      throw error;
-    }
-    this.socket = socket;
-    // close() may have been called while the upgrade was in flight.
-    if (this.state !== "connecting") {
-      this.closeSocket(1000, "closed by client");
-      throw new ProviderSetupError("closed", "closed by the client during connect", 1000);
-    }
-    socket.addEventListener("message", (event) => this.onMessage(event));
-    socket.addEventListener("close", (event) => this.onClose(event.code, event.reason));
-    socket.addEventListener("error", () => this.onClose(1006, "socket error"));
-
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.setupSettled?.(new ProviderSetupError("timeout", "no setupComplete within the connect timeout"));
-        this.closeSocket(1000, "setup timed out");
-      }, this.options.setupTimeoutMs ?? CONNECT_TIMEOUT_MS);
-      this.setupSettled = (error) => {
-        clearTimeout(timer);
-        this.setupSettled = null;
-        if (error) {
-          this.state = "closed";
-          reject(error);
-        } else resolve();
-      };
-      this.send(setupMessage(this.options.model ?? DEFAULT_GEMINI_MODEL, config));
-    });
-
-    // With a resumption handle the server already holds the conversation: replaying it would duplicate it.
-    const turns = config.resumptionHandle ? [] : historyTurns(config.history);
-    if (turns.length > 0) {
-      const lastItem = config.history.at(-1);
-      const turnComplete = !(lastItem?.kind === "message" && lastItem.role === "agent");
-      this.send({ clientContent: { turns, turnComplete } });
-    }
-    this.state = "open";
-    const queued = this.queuedEvents;
-    this.queuedEvents = [];
-    for (const event of queued) this.emit(event);
+    return { url: url.href, headers: { "X-Correlation-ID": config.correlationId } };
   }
 
+  protected opened(config: ProviderSessionConfig): void {
+    this.send(setupMessage(this.options.model ?? DEFAULT_GEMINI_MODEL, config));
+  }
+
+  /** During setup the same dispatch runs: `setupComplete` settles it, anything else it carries is held until then. */
+  protected setupMessage(message: Record<string, unknown>): void {
+    this.dispatch(message as WireServerMessage);
+  }
+
+  protected message(message: Record<string, unknown>): void {
+    this.dispatch(message as WireServerMessage);
+  }
+
+  protected override ready(config: ProviderSessionConfig): void {
+    // With a resumption handle the server already holds the conversation: replaying it would duplicate it.
+    const turns = config.resumptionHandle ? [] : historyTurns(config.history);
+    if (turns.length === 0) return;
+    const lastItem = config.history.at(-1);
+    const turnComplete = !(lastItem?.kind === "message" && lastItem.role === "agent");
+    this.send({ clientContent: { turns, turnComplete } });
+  }
+
+  /** Pending transcripts go out before `closed`. */
+  protected override closing(): void {
+    this.flushCallerTranscript();
+    const turn = this.turn;
+    this.turn = null;
+    const text = turn?.transcript.take();
+    if (turn && text) this.emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
+  }
+
+  // ── outbound ─────────────────────────────────────────────────────────────────────────────────────────────
+
   sendAudio(base64: string): void {
-    if (this.state !== "open" || typeof base64 !== "string" || base64.length > MAX_AUDIO_FRAME_CHARS) {
+    if (!this.isOpen || typeof base64 !== "string" || base64.length > MAX_AUDIO_FRAME_CHARS) {
       this.counts.droppedCallerAudio++;
       return;
     }
@@ -290,13 +261,13 @@ class GeminiLiveSession implements GeminiLiveProvider {
   }
 
   sendText(text: string): void {
-    if (this.state !== "open" || typeof text !== "string" || !text) return;
+    if (!this.isOpen || typeof text !== "string" || !text) return;
     const turns = [{ role: "user", parts: [{ text: truncate(text, MAX_TEXT_CHARS) }] }];
     this.send({ clientContent: { turns, turnComplete: true } });
   }
 
   sendToolResult(callId: string, name: string, result: string): void {
-    if (this.state !== "open") return;
+    if (!this.isOpen) return;
     if (this.cancelledToolCalls.has(callId)) {
       this.counts.droppedToolResults++;
       return;
@@ -310,49 +281,19 @@ class GeminiLiveSession implements GeminiLiveProvider {
     if (this.turn?.itemId === itemId) this.turn.discarding = true;
   }
 
-  close(): void {
-    if (this.state === "closed") return;
-    if (this.state === "connecting") {
-      this.setupSettled?.(new ProviderSetupError("closed", "closed by the client during setup", 1000));
-      this.state = "closed";
-      this.closeSocket(1000, "closed by client");
-      return;
-    }
-    this.finish(1000, "closed by client");
+  private send(message: LiveClientMessage): void {
+    this.sendJson(message);
   }
 
   // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
 
-  private onMessage(event: MessageEvent): void {
-    if (this.state === "closed") return;
-    try {
-      const { data } = event;
-      const size = typeof data === "string" ? data.length : data instanceof ArrayBuffer ? data.byteLength : -1;
-      if (size > this.maxInboundBytes) {
-        this.finish(1009, "provider message too big");
-        return;
-      }
-      // Gemini frames its JSON as binary; text frames are accepted too.
-      const text = typeof data === "string" ? data : data instanceof ArrayBuffer ? this.decoder.decode(data) : null;
-      const message: unknown = text === null ? undefined : JSON.parse(text);
-      if (!isRecord(message)) {
-        this.counts.malformedMessages++;
-        return;
-      }
-      this.dispatch(message as WireServerMessage);
-    } catch {
-      // JSON.parse, or a field of an unexpected type we dereferenced: skip the message, keep the session.
-      this.counts.malformedMessages++;
-    }
-  }
-
   private dispatch(message: WireServerMessage): void {
     const { setupComplete, serverContent, toolCall, toolCallCancellation, goAway, sessionResumptionUpdate } = message;
-    if (setupComplete !== undefined) this.setupSettled?.();
+    if (setupComplete !== undefined) this.setupDone();
     if (serverContent !== undefined) this.onServerContent(serverContent);
     if (toolCall !== undefined) this.onToolCall(toolCall);
     if (toolCallCancellation !== undefined) {
-      if (!isRecord(toolCallCancellation) || !Array.isArray(toolCallCancellation.ids)) this.malformed();
+      if (!isRecord(toolCallCancellation) || !Array.isArray(toolCallCancellation.ids)) this.malformed("unexpected shape");
       else for (const id of toolCallCancellation.ids) this.rememberCancellation(id);
     }
     if (goAway !== undefined) {
@@ -364,16 +305,16 @@ class GeminiLiveSession implements GeminiLiveProvider {
   }
 
   private onResumptionUpdate(update: LiveServerSessionResumptionUpdate): void {
-    if (!isRecord(update)) return this.malformed();
+    if (!isRecord(update)) return this.malformed("unexpected shape");
     // resumable: false is routine (mid-generation or mid-tool-call): the last handle stays the one to use.
     if (update.resumable !== true) return;
     const handle = update.newHandle;
-    if (typeof handle !== "string" || !handle || handle.length > MAX_HANDLE_CHARS) return this.malformed();
+    if (typeof handle !== "string" || !handle || handle.length > MAX_HANDLE_CHARS) return this.malformed("unexpected shape");
     this.emit({ type: "resumption_handle", handle });
   }
 
   private onServerContent(content: LiveServerContent): void {
-    if (!isRecord(content)) return this.malformed();
+    if (!isRecord(content)) return this.malformed("unexpected shape");
     const { inputTranscription, interrupted, modelTurn, outputTranscription, turnComplete } = content;
     if (isRecord(inputTranscription) && typeof inputTranscription.text === "string") {
       this.callerTranscript.append(inputTranscription.text);
@@ -385,7 +326,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
       this.emit({ type: "caller_speech_started" });
     }
     if (modelTurn !== undefined) {
-      if (!isRecord(modelTurn) || !Array.isArray(modelTurn.parts)) this.malformed();
+      if (!isRecord(modelTurn) || !Array.isArray(modelTurn.parts)) this.malformed("unexpected shape");
       else for (const part of modelTurn.parts) this.onModelPart(part);
     }
     if (isRecord(outputTranscription) && typeof outputTranscription.text === "string") {
@@ -397,12 +338,12 @@ class GeminiLiveSession implements GeminiLiveProvider {
   }
 
   private onModelPart(part: Part): void {
-    if (!isRecord(part)) return this.malformed();
+    if (!isRecord(part)) return this.malformed("unexpected shape");
     // Text parts (thoughts) are not spoken: only audio is forwarded.
     const { inlineData } = part;
     if (inlineData === undefined) return;
     if (!isRecord(inlineData) || typeof inlineData.data !== "string" || !OUTPUT_MIME_TYPE.test(String(inlineData.mimeType))) {
-      return this.malformed();
+      return this.malformed("unexpected shape");
     }
     this.flushCallerTranscript(); // the model answering ends the caller's utterance
     const turn = this.currentTurn();
@@ -415,16 +356,16 @@ class GeminiLiveSession implements GeminiLiveProvider {
   }
 
   private onToolCall(toolCall: LiveServerToolCall): void {
-    if (!isRecord(toolCall) || !Array.isArray(toolCall.functionCalls)) return this.malformed();
+    if (!isRecord(toolCall) || !Array.isArray(toolCall.functionCalls)) return this.malformed("unexpected shape");
     this.flushCallerTranscript();
     for (const call of toolCall.functionCalls) {
       if (!isRecord(call)) {
-        this.malformed();
+        this.malformed("unexpected shape");
         continue;
       }
       const { id, name, args } = call;
       if (typeof id !== "string" || !id || typeof name !== "string" || !name || (args !== undefined && !isRecord(args))) {
-        this.malformed();
+        this.malformed("unexpected shape");
         continue;
       }
       this.emit({ type: "tool_call", callId: id, name, arguments: JSON.stringify(args ?? {}) });
@@ -432,7 +373,7 @@ class GeminiLiveSession implements GeminiLiveProvider {
   }
 
   private rememberCancellation(id: unknown): void {
-    if (typeof id !== "string") return this.malformed();
+    if (typeof id !== "string") return this.malformed("unexpected shape");
     this.counts.cancelledToolCalls++;
     if (this.cancelledToolCalls.size >= MAX_REMEMBERED_CANCELLATIONS) {
       const oldest = this.cancelledToolCalls.values().next().value;
@@ -459,66 +400,5 @@ class GeminiLiveSession implements GeminiLiveProvider {
   private flushCallerTranscript(): void {
     const text = this.callerTranscript.take();
     if (text) this.emit({ type: "transcript", role: "caller", text });
-  }
-
-  private malformed(): void {
-    this.counts.malformedMessages++;
-  }
-
-  // ── outbound and lifecycle ───────────────────────────────────────────────────────────────────────────────
-
-  private send(message: LiveClientMessage): void {
-    const socket = this.socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    try {
-      socket.send(JSON.stringify(message));
-    } catch {
-      // The socket closed under us; its close event reports it.
-    }
-  }
-
-  private emit(event: ProviderEvent): void {
-    if (this.state === "connecting") {
-      if (this.queuedEvents.length < MAX_QUEUED_EVENTS) this.queuedEvents.push(event);
-      return;
-    }
-    try {
-      this.options.onEvent(event);
-    } catch (error) {
-      if (this.counts.handlerErrors++ === 0) {
-        console.error(JSON.stringify({ event: "gemini_live.handler_error", error: error instanceof Error ? error.name : "unknown" }));
-      }
-    }
-  }
-
-  private onClose(code: number, reason: string): void {
-    if (this.state === "closed") return;
-    if (this.state === "connecting") {
-      this.setupSettled?.(new ProviderSetupError("closed", `closed before setupComplete (${code}${reason ? `: ${reason}` : ""})`, code));
-      this.state = "closed";
-      this.closeSocket(1000, "");
-      return;
-    }
-    this.finish(code, reason);
-  }
-
-  /** Ends an open session once: pending transcripts, then `closed`. */
-  private finish(code: number, reason: string): void {
-    this.state = "closed";
-    this.flushCallerTranscript();
-    const turn = this.turn;
-    this.turn = null;
-    const text = turn?.transcript.take();
-    if (turn && text) this.emit({ type: "transcript", role: "agent", text, itemId: turn.itemId });
-    this.closeSocket(code === 1009 ? 1009 : 1000, reason);
-    this.emit({ type: "closed", code, reason });
-  }
-
-  private closeSocket(code: number, reason: string): void {
-    try {
-      this.socket?.close(code, reason);
-    } catch {
-      // Already closed (or closing): nothing left to do.
-    }
   }
 }

@@ -16,8 +16,9 @@ import type {
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
 import { base64ByteLength } from "../../../media/audio/pcm16.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../provider.ts";
-import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "../provider-socket.ts";
+import type { ConversationItem, ProviderConnectOptions, ProviderSessionConfig } from "../provider.ts";
+import { ProviderSetupError } from "../provider-socket.ts";
+import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
 /**
  * OpenAI Realtime (GA) over an outbound WebSocket, inside the call's object. G.711 calls pass
@@ -43,20 +44,14 @@ export interface OpenAiRealtimeOptions extends ProviderConnectOptions {
 /** OpenAI's cap on one Realtime session. */
 const SESSION_CAP_MS = 60 * 60_000;
 
-/** What the adapter skipped or dropped instead of throwing; for metrics and tests. */
-export interface OpenAiRealtimeStats {
-  /** Server messages that were not JSON objects with a `type`, or lacked a field the adapter needs. */
-  malformedMessages: number;
-  /** Client messages not sent because the socket was not open. */
-  droppedSends: number;
+/** What the adapter skipped or dropped instead of throwing, beyond the shared counts; for metrics and tests. */
+export interface OpenAiRealtimeStats extends SocketProviderStats {
   /** Agent audio arriving for an item after the caller interrupted it: not forwarded. */
   lateAudioDropped: number;
   /** Interrupts naming an item of which no audio was received (nothing to truncate). */
   unknownInterrupts: number;
   /** Oldest history items left out of the replay (over MAX_HISTORY_ITEMS). */
   historyItemsDropped: number;
-  /** Exceptions thrown by the owner's onEvent handler. */
-  eventHandlerErrors: number;
 }
 
 const DEFAULT_MODEL = "gpt-realtime";
@@ -138,35 +133,17 @@ interface ItemAudio {
   truncatedToMs: number | null;
 }
 
-interface PendingConnect {
-  resolve: () => void;
-  reject: (error: Error) => void;
-  history: ConversationItem[];
-  timer: ReturnType<typeof setTimeout>;
-}
-
-type State = "new" | "connecting" | "open" | "closed";
-
-export class OpenAiRealtimeProvider implements VoiceProvider {
+export class OpenAiRealtimeProvider extends SocketProvider {
   readonly name = "openai";
   private readonly options: OpenAiRealtimeOptions;
-  private readonly maxInboundChars: number;
   private readonly items = new Map<string, ItemAudio>();
   private readonly transcribedItems = new Set<string>();
-  private readonly counts: OpenAiRealtimeStats = {
-    malformedMessages: 0,
-    droppedSends: 0,
-    lateAudioDropped: 0,
-    unknownInterrupts: 0,
-    historyItemsDropped: 0,
-    eventHandlerErrors: 0,
-  };
-  private state: State = "new";
-  private socket: WebSocket | null = null;
-  private pendingConnect: PendingConnect | null = null;
+  private readonly counts = { lateAudioDropped: 0, unknownInterrupts: 0, historyItemsDropped: 0 };
   private format: AudioFormat = { encoding: "pcm16", sampleRate: 24000 };
   /** Audio bytes per millisecond of the session's format, for the received-audio tally. */
   private bytesPerMs = 48;
+  private model = DEFAULT_MODEL;
+  private wire: RealtimeAudioFormats = { type: "audio/pcm", rate: 24000 };
   private activeResponseId: string | null = null;
   /** The active response is already being cancelled (by server VAD at speech start, or by us). */
   private activeResponseCancelled = false;
@@ -174,8 +151,8 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   private endingSoonTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: OpenAiRealtimeOptions) {
+    super(options.onEvent, { maxInboundSize: options.maxInboundMessageChars ?? DEFAULT_MAX_INBOUND_MESSAGE_CHARS });
     this.options = options;
-    this.maxInboundChars = options.maxInboundMessageChars ?? DEFAULT_MAX_INBOUND_MESSAGE_CHARS;
   }
 
   get inputFormat(): AudioFormat {
@@ -187,55 +164,57 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   }
 
   get stats(): OpenAiRealtimeStats {
-    return { ...this.counts };
+    return { ...this.baseCounts, ...this.counts };
   }
 
-  async connect(config: ProviderSessionConfig): Promise<void> {
-    if (this.state !== "new") throw new ProviderSetupError("reused", "connect() is called once per provider instance");
-    this.state = "connecting";
+  // ── setup ────────────────────────────────────────────────────────────────────────────────────────────────
+
+  protected endpoint(config: ProviderSessionConfig): { url: string; headers: Record<string, string> } {
     const { wire, format } = formatsFor(config.callAudio);
+    this.wire = wire;
     this.format = format;
     this.bytesPerMs = format.encoding === "pcm16" ? (format.sampleRate * 2) / 1000 : format.sampleRate / 1000;
-    const model = this.options.model ?? DEFAULT_MODEL;
-    let socket: WebSocket;
-    try {
-      const url = new URL(this.options.url);
-      url.searchParams.set("model", model);
-      socket = await openProviderSocket(url.toString(), {
-        Authorization: `Bearer ${this.options.apiKey}`,
-        "X-Correlation-ID": config.correlationId,
-      });
-    } catch (error) {
-      this.state = "closed";
-      throw error;
-    }
-    if (this.state !== "connecting") {
-      socket.close(1000, "closed during connect");
-      throw new ProviderSetupError("closed", "close() was called during connect()");
-    }
-    this.socket = socket;
-    socket.addEventListener("message", (event) => this.receive(event.data));
-    socket.addEventListener("close", (event) => this.onSocketEnd(event.code, event.reason));
-    socket.addEventListener("error", () => this.onSocketEnd(1006, "socket error"));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.failConnect(new ProviderSetupError("timeout", `no session.updated within ${CONNECT_TIMEOUT_MS} ms`));
-      }, CONNECT_TIMEOUT_MS);
-      this.pendingConnect = { resolve, reject, history: config.history, timer };
-      // Sent at once (session.created need not be awaited); its session.updated answer marks the session ready.
-      this.sendOrDrop({ type: "session.update", session: sessionFor(config, model, wire) });
-    });
+    this.model = this.options.model ?? DEFAULT_MODEL;
+    const url = new URL(this.options.url);
+    url.searchParams.set("model", this.model);
+    return { url: url.toString(), headers: { Authorization: `Bearer ${this.options.apiKey}`, "X-Correlation-ID": config.correlationId } };
+  }
+
+  /** Sent at once (session.created need not be awaited); its session.updated answer marks the session ready. */
+  protected opened(config: ProviderSessionConfig): void {
+    this.sendJson({ type: "session.update", session: sessionFor(config, this.model, this.wire) } satisfies RealtimeClientEvent);
+  }
+
+  protected setupMessage(message: Record<string, unknown>): void {
+    if (typeof message.type !== "string") return this.malformed("message without type");
+    if (message.type === "session.updated") this.setupDone();
+    else if (message.type === "error") this.serverError(message);
+  }
+
+  /** The conversation so far goes in before any caller audio; then OpenAI's rollover rule is armed. */
+  protected override ready(config: ProviderSessionConfig): void {
+    const history = config.history.slice(-MAX_HISTORY_ITEMS);
+    this.counts.historyItemsDropped = config.history.length - history.length;
+    for (const item of history.flatMap(historyItems)) this.send({ type: "conversation.item.create", item });
     this.announceEndingSoon();
   }
 
   /** OpenAI's own rollover rule, kept here: the session announces its end before the service's cap cuts it. */
   private announceEndingSoon(): void {
     const lifetime = this.options.sessionLifetimeMs;
-    if (lifetime === undefined || this.state !== "open") return;
-    this.endingSoonTimer = setTimeout(() => {
-      if (this.state === "open") this.emit({ type: "ending_soon", timeLeftMs: Math.max(0, SESSION_CAP_MS - lifetime) });
-    }, lifetime);
+    if (lifetime === undefined) return;
+    this.endingSoonTimer = setTimeout(
+      () => this.emit({ type: "ending_soon", timeLeftMs: Math.max(0, SESSION_CAP_MS - lifetime) }),
+      lifetime,
+    );
   }
+
+  protected override stopped(): void {
+    if (this.endingSoonTimer) clearTimeout(this.endingSoonTimer);
+    this.endingSoonTimer = null;
+  }
+
+  // ── us → server ──────────────────────────────────────────────────────────────────────────────────────────
 
   sendAudio(base64: string): void {
     if (!this.isOpenForUse()) return;
@@ -246,14 +225,14 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   sendText(text: string): void {
     if (!this.isOpenForUse()) return;
     const content = [{ type: "input_text" as const, text }];
-    this.sendOrDrop({ type: "conversation.item.create", item: { type: "message", role: "user", content } });
+    this.send({ type: "conversation.item.create", item: { type: "message", role: "user", content } });
     this.requestResponse();
   }
 
   /** OpenAI matches the output to its call by call_id; the name is not part of the item. */
   sendToolResult(callId: string, _name: string, result: string): void {
     if (!this.isOpenForUse()) return;
-    this.sendOrDrop({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output: result } });
+    this.send({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output: result } });
     this.requestResponse();
   }
 
@@ -261,7 +240,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     if (!this.isOpenForUse()) return;
     if (this.activeResponseId !== null && !this.activeResponseCancelled) {
       this.activeResponseCancelled = true;
-      this.sendOrDrop({ type: "response.cancel", response_id: this.activeResponseId });
+      this.send({ type: "response.cancel", response_id: this.activeResponseId });
     }
     const item = this.items.get(itemId);
     if (!item) {
@@ -274,45 +253,29 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     if (item.truncatedToMs !== null && item.truncatedToMs <= audioEndMs) return;
     item.truncatedToMs = audioEndMs;
     item.receivedMs = audioEndMs;
-    this.sendOrDrop({ type: "conversation.item.truncate", item_id: itemId, content_index: 0, audio_end_ms: audioEndMs });
+    this.send({ type: "conversation.item.truncate", item_id: itemId, content_index: 0, audio_end_ms: audioEndMs });
   }
 
-  /** Ends the session; no events are reported after this. */
-  close(): void {
-    if (this.endingSoonTimer) clearTimeout(this.endingSoonTimer);
-    if (this.state === "closed") return;
-    const connecting = this.state === "connecting";
-    this.state = "closed";
-    this.settleConnect(connecting ? new ProviderSetupError("closed", "close() was called during connect()") : null);
-    this.closeSocket(1000, "session closed");
+  /** The owner's sends need a ready session; before connect() resolves or after a close they are dropped. */
+  private isOpenForUse(): boolean {
+    if (this.isOpen) return true;
+    this.baseCounts.droppedSends++;
+    return false;
+  }
+
+  private requestResponse(): void {
+    if (this.activeResponseId === null) this.send({ type: "response.create" });
+    else this.responseWanted = true; // one response at a time: ask when the current one is done
+  }
+
+  private send(event: RealtimeClientEvent): void {
+    this.sendJson(event);
   }
 
   // ── server → us ──────────────────────────────────────────────────────────────────────────────────────────
 
-  private receive(data: string | ArrayBuffer): void {
-    if (this.state === "closed") return;
-    const size = typeof data === "string" ? data.length : data.byteLength;
-    if (size > this.maxInboundChars) return this.endSession(1009, "message too big");
-    if (typeof data !== "string") {
-      this.counts.malformedMessages++;
-      return;
-    }
-    let message: unknown;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      this.counts.malformedMessages++;
-      return;
-    }
-    if (!isRecord(message) || typeof message.type !== "string") {
-      this.counts.malformedMessages++;
-      return;
-    }
-    if (this.state === "connecting") {
-      if (message.type === "session.updated") this.ready();
-      else if (message.type === "error") this.serverError(message);
-      return;
-    }
+  protected message(message: Record<string, unknown>): void {
+    if (typeof message.type !== "string") return this.malformed("message without type");
     this.dispatch(message, message.type as RealtimeServerEvent["type"] | BetaServerEventType);
   }
 
@@ -325,14 +288,14 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
       case "response.audio.done": {
         const done = stringFields<ResponseAudioDoneEvent, "item_id">(message, "item_id");
         if (done) this.reportAudioDone(done.item_id);
-        else this.counts.malformedMessages++;
+        else this.malformed("missing field");
         return;
       }
       case "response.output_audio_transcript.done":
       case "response.audio_transcript.done": {
         const done = stringFields<ResponseAudioTranscriptDoneEvent, "item_id" | "transcript">(message, "item_id", "transcript");
         if (done) this.agentTranscript(done.item_id, done.transcript);
-        else this.counts.malformedMessages++;
+        else this.malformed("missing field");
         return;
       }
       case "response.output_item.done":
@@ -341,7 +304,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
         type Completed = ConversationItemInputAudioTranscriptionCompletedEvent;
         const heard = stringFields<Completed, "item_id" | "transcript">(message, "item_id", "transcript");
         if (heard) this.emit({ type: "transcript", role: "caller", text: heard.transcript, itemId: heard.item_id });
-        else this.counts.malformedMessages++;
+        else this.malformed("missing field");
         return;
       }
       case "input_audio_buffer.speech_started":
@@ -352,13 +315,13 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
         type Done = ResponseFunctionCallArgumentsDoneEvent;
         const call = stringFields<Done, "call_id" | "name" | "arguments">(message, "call_id", "name", "arguments");
         if (call) this.emit({ type: "tool_call", callId: call.call_id, name: call.name, arguments: call.arguments });
-        else this.counts.malformedMessages++;
+        else this.malformed("missing field");
         return;
       }
       case "response.created": {
         const response = stringFields<RealtimeResponse, "id">(isRecord(message.response) ? message.response : {}, "id");
         if (!response) {
-          this.counts.malformedMessages++;
+          this.malformed("missing field");
           return;
         }
         this.activeResponseId = response.id;
@@ -377,7 +340,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
   private agentAudio(message: Record<string, unknown>): void {
     const delta = stringFields<ResponseAudioDeltaEvent, "item_id" | "delta">(message, "item_id", "delta");
     if (!delta) {
-      this.counts.malformedMessages++;
+      this.malformed("missing field");
       return;
     }
     let item = this.items.get(delta.item_id);
@@ -424,7 +387,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     const response = isRecord(message.response) ? message.response : undefined;
     const id = response && typeof response.id === "string" ? response.id : null;
     if (id === null) {
-      this.counts.malformedMessages++;
+      this.malformed("missing field");
       return;
     }
     if (id === this.activeResponseId) this.activeResponseId = null;
@@ -438,7 +401,7 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     }
     if (this.responseWanted && this.activeResponseId === null) {
       this.responseWanted = false;
-      this.sendOrDrop({ type: "response.create" });
+      this.send({ type: "response.create" });
     }
   }
 
@@ -446,112 +409,17 @@ export class OpenAiRealtimeProvider implements VoiceProvider {
     const details = isRecord(message.error) ? message.error : {};
     const error = stringFields<RealtimeError, "type" | "message">(details, "type", "message");
     if (!error) {
-      this.counts.malformedMessages++;
+      this.malformed("missing field");
       return;
     }
     const code = typeof details.code === "string" ? details.code : error.type;
-    if (this.state === "connecting") return this.failConnect(new ProviderSetupError(code, error.message));
+    if (this.isSettingUp) return this.setupFailed(new ProviderSetupError(code, error.message));
     if (code === CANCEL_RACE_CODE) return;
     if (code === BUSY_CODE) {
       this.responseWanted = true; // asked while the server had just started one: ask again when it is done
       return;
     }
     this.emit({ type: "error", code, message: error.message, fatal: SESSION_ENDING_ERROR_CODES.has(code) });
-  }
-
-  // ── session lifecycle ────────────────────────────────────────────────────────────────────────────────────
-
-  private ready(): void {
-    const pending = this.pendingConnect;
-    if (!pending) return;
-    this.state = "open";
-    const history = pending.history.slice(-MAX_HISTORY_ITEMS);
-    this.counts.historyItemsDropped = pending.history.length - history.length;
-    // Sent before connect() resolves, so the conversation so far is in place before any caller audio.
-    for (const item of history.flatMap(historyItems)) this.sendOrDrop({ type: "conversation.item.create", item });
-    this.settleConnect(null);
-  }
-
-  private failConnect(error: ProviderSetupError): void {
-    this.state = "closed";
-    this.settleConnect(error);
-    this.closeSocket(1000, "session setup failed");
-  }
-
-  private settleConnect(error: Error | null): void {
-    const pending = this.pendingConnect;
-    if (!pending) return;
-    this.pendingConnect = null;
-    clearTimeout(pending.timer);
-    if (error) pending.reject(error);
-    else pending.resolve();
-  }
-
-  /** The socket ended (or we end it for a protocol violation): one `closed` event, or a failed connect. */
-  private onSocketEnd(code: number, reason: string): void {
-    if (this.state === "closed") return;
-    if (this.state === "connecting") {
-      return this.failConnect(new ProviderSetupError("closed", `closed with ${code} before the session was ready`));
-    }
-    this.state = "closed";
-    if (this.endingSoonTimer) clearTimeout(this.endingSoonTimer);
-    this.emit({ type: "closed", code, reason });
-  }
-
-  private endSession(code: number, reason: string): void {
-    this.closeSocket(code, reason);
-    this.onSocketEnd(code, reason);
-  }
-
-  private closeSocket(code: number, reason: string): void {
-    try {
-      this.socket?.close(code, reason);
-    } catch {
-      // Already closed: nothing left to do.
-    }
-  }
-
-  // ── us → server ──────────────────────────────────────────────────────────────────────────────────────────
-
-  /** The owner's sends need a ready session; before connect() resolves or after a close they are dropped. */
-  private isOpenForUse(): boolean {
-    if (this.state === "open") return true;
-    this.counts.droppedSends++;
-    return false;
-  }
-
-  private requestResponse(): void {
-    if (this.activeResponseId === null) this.sendOrDrop({ type: "response.create" });
-    else this.responseWanted = true; // one response at a time: ask when the current one is done
-  }
-
-  private sendOrDrop(event: RealtimeClientEvent): void {
-    this.sendRaw(JSON.stringify(event));
-  }
-
-  private sendRaw(json: string): void {
-    const socket = this.socket;
-    // Per frame: no native readyState read. #state is "closed" once we close or the socket's close event came; a
-    // send racing the provider's own close throws, and is counted below.
-    if (this.state === "closed" || !socket) {
-      this.counts.droppedSends++;
-      return;
-    }
-    try {
-      socket.send(json);
-    } catch {
-      this.counts.droppedSends++;
-    }
-  }
-
-  private emit(event: ProviderEvent): void {
-    try {
-      this.options.onEvent(event);
-    } catch (error) {
-      if (this.counts.eventHandlerErrors++ === 0) {
-        console.error(JSON.stringify({ msg: "provider event handler threw", provider: "openai", event: event.type, error: String(error) }));
-      }
-    }
   }
 }
 
