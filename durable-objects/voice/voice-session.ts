@@ -6,13 +6,10 @@ import type { HealthReport } from "../../workers/shared/provider-health.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
-import { base64ByteLength } from "../media/audio/pcm16.ts";
-import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import type { SwitchEntry } from "../session/switch-log.ts";
-import { CallerTurns } from "./caller-turns.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
-import { Playback } from "./playback.ts";
+import { MediaBridge } from "./media-bridge.ts";
 import { ProviderLink } from "./provider-link.ts";
 import {
   type ConversationItem,
@@ -26,10 +23,11 @@ import type { ToolHost, ToolRunner } from "./tools.ts";
 import { TurnWatchdog } from "./turn-watchdog.ts";
 
 /**
- * The conversation inside the call's object: carries the caller's audio to one voice AI provider and the agent's
- * audio back, follows what the caller actually heard (from the marks the carrier echoes), handles barge-in, DTMF,
- * tool calls and transcripts, and keeps the provider connected: a circuit breaker per provider, reconnection with
- * backoff and jitter, caller audio held in a bounded buffer meanwhile, and the conversation replayed on reconnect.
+ * The conversation inside the call's object, a conductor of parts: the media bridge carries audio both ways per
+ * frame and follows what the caller heard (media-bridge.ts); the provider link keeps one provider connected under
+ * its breaker (provider-link.ts); the switcher moves the conversation to another provider (switcher.ts); the turn
+ * watchdog notices a provider that owes a reply (turn-watchdog.ts). What is left here is the conversation itself:
+ * the provider's events dispatched, barge-in, DTMF, tool calls, transcripts and the history replayed to a provider.
  *
  * The per-frame paths (`callerAudio`, agent audio) never await, never touch storage and never log.
  */
@@ -115,29 +113,16 @@ export interface VoiceStats {
   toolCalls: number;
 }
 
-/** 10 s of 20 ms frames: what the caller says while the provider reconnects is delivered, up to this bound. */
-export const MAX_BUFFERED_FRAMES = 500;
-/** Carriers send 50 frames a second (bursts after a network stall run faster); ten times that is a broken or hostile sender. */
-const MAX_FRAMES_PER_SECOND = 500;
-/** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
-const RECENT_AGENT_AUDIO_MS = 1_500;
 const MAX_HISTORY_LINES = 60;
 
 export class VoiceSession implements ToolHost {
   private toolsInFlight = 0;
   private closed = false;
-  private readonly buffered: string[] = [];
-  private readonly turns = new CallerTurns();
-  private toProvider: Transcode = (audio) => audio;
-  private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
-  private transcodersFor: { leg: AudioFormat; provider: VoiceProvider } | null = null;
-  private readonly playback = new Playback(() => this.host.leg()?.echoesMarks ?? true);
-  private lastAgentAudioAt = 0;
   private agentRepliedSinceCallerTurn = true;
+  private readonly bridge: MediaBridge;
   private readonly watchdog: TurnWatchdog;
   private readonly switcher: Switcher;
   private readonly link: ProviderLink;
-  private frameWindow = { second: 0, frames: 0 };
   readonly stats: VoiceStats = {
     callerFrames: 0,
     callerFramesDropped: 0,
@@ -152,6 +137,19 @@ export class VoiceSession implements ToolHost {
     private readonly host: VoiceSessionHost,
     private readonly options: VoiceSessionOptions,
   ) {
+    this.bridge = new MediaBridge(
+      {
+        leg: () => this.host.leg(),
+        connectedProvider: () => (this.link.state === "connected" ? this.link.provider : null),
+        holdForSwitch: (base64) => this.switcher.hold(base64),
+        switching: () => this.switcher.active,
+        closed: () => this.closed,
+        // The caller spoke and stopped while the agent has been quiet: the provider owes a reply (stall detection).
+        callerTurnEnded: () => this.watchdog.awaitReply(),
+      },
+      options.callAudio,
+      this.stats,
+    );
     this.link = new ProviderLink(
       options.provider,
       {
@@ -160,14 +158,10 @@ export class VoiceSession implements ToolHost {
         onEvent: (generation, event) => this.onProviderEvent(generation, event),
         failover: () => this.failover(),
         switching: () => this.switcher.active,
-        installed: () => {
-          this.transcodersFor = null;
-        },
-        reconnected: () => {
-          for (const frame of this.buffered.splice(0)) this.forward(frame);
-        },
+        installed: () => this.bridge.providerChanged(),
+        reconnected: () => this.bridge.deliverBuffered(),
         lost: () => {
-          this.playback.reset();
+          this.bridge.providerLost();
           this.stats.reconnects++;
         },
       },
@@ -183,8 +177,8 @@ export class VoiceSession implements ToolHost {
         this.link.lose("no reply within the response timeout");
       },
       hangup: (reason) => void this.host.hangup(reason),
-      agentSpeaking: () => this.agentSpeaking(),
-      lastAgentAudioAt: () => this.lastAgentAudioAt,
+      agentSpeaking: () => this.bridge.agentSpeaking(),
+      lastAgentAudioAt: () => this.bridge.lastAgentAudioAt,
     });
     const voice = this;
     this.switcher = new Switcher(
@@ -226,41 +220,7 @@ export class VoiceSession implements ToolHost {
   // ── caller → provider (per frame) ──────────────────────────────────────────────────────────────────────
 
   callerAudio(base64: string): void {
-    this.stats.callerFrames++;
-    const second = Math.floor(Date.now() / 1000);
-    if (this.frameWindow.second !== second) this.frameWindow = { second, frames: 0 };
-    if (++this.frameWindow.frames > MAX_FRAMES_PER_SECOND) {
-      this.stats.callerFramesDropped++;
-      return;
-    }
-    // The caller spoke and stopped while the agent has been quiet: the provider owes a reply (stall detection).
-    if (
-      this.turns.push(base64, this.host.leg()?.format ?? this.options.callAudio) &&
-      Date.now() - this.lastAgentAudioAt > RECENT_AGENT_AUDIO_MS
-    ) {
-      this.watchdog.awaitReply();
-    }
-    this.forward(base64);
-  }
-
-  /** A caller frame to the provider, or held while a switch is made or the provider is away. */
-  private forward(base64: string): void {
-    if (this.switcher.hold(base64)) this.stats.callerFramesDropped++;
-    const provider = this.link.provider;
-    if (provider && this.link.state === "connected") {
-      this.ensureTranscoders(provider);
-      const audio = this.toProvider(base64);
-      if (audio) provider.sendAudio(audio);
-      return;
-    }
-    // During a switch the held audio already goes to the new provider.
-    if (this.closed || this.switcher.active) return;
-    // Held while the provider (re)connects, and delivered when it is back.
-    this.buffered.push(base64);
-    if (this.buffered.length > MAX_BUFFERED_FRAMES) {
-      this.buffered.shift();
-      this.stats.callerFramesDropped++;
-    }
+    this.bridge.callerAudio(base64);
   }
 
   dtmf(digit: string): void {
@@ -278,18 +238,17 @@ export class VoiceSession implements ToolHost {
 
   /** Agent audio is being relayed to the caller now (a chunk arrived within `withinMs`): not a moment for a commit. */
   relayingAgentAudio(withinMs: number): boolean {
-    return Date.now() - this.lastAgentAudioAt < withinMs;
+    return Date.now() - this.bridge.lastAgentAudioAt < withinMs;
   }
 
   /** A carrier echoed one of our marks: the audio before it has played. */
   markPlayed(name: string): void {
-    this.playback.markPlayed(name);
+    this.bridge.markPlayed(name);
   }
 
   /** A new caller leg (the carrier reconnected its stream, or the leg's format is now known). */
   legChanged(): void {
-    this.transcodersFor = null;
-    this.playback.reset();
+    this.bridge.legChanged();
   }
 
   close(): void {
@@ -297,7 +256,7 @@ export class VoiceSession implements ToolHost {
     this.closed = true;
     this.watchdog.close();
     this.link.close();
-    this.buffered.length = 0;
+    this.bridge.close();
   }
 
   // ── tools ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -367,7 +326,7 @@ export class VoiceSession implements ToolHost {
   }
 
   private agentAudio(base64: string, itemId: string): void {
-    if (this.playback.isInterrupted(itemId)) return;
+    if (this.bridge.isInterrupted(itemId)) return;
     const leg = this.host.leg();
     const provider = this.link.provider;
     if (!leg || !provider) return;
@@ -381,23 +340,14 @@ export class VoiceSession implements ToolHost {
       });
     }
     this.agentActivity();
-    this.ensureTranscoders(provider);
-    const audio = this.toCaller(base64);
-    if (!audio) return;
-    const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.format));
-    leg.sendAudio(audio);
-    if (leg.echoesMarks) leg.mark(mark);
-    this.stats.agentChunks++;
-    this.lastAgentAudioAt = Date.now();
+    this.bridge.playToCaller(base64, itemId, provider, leg);
   }
 
   /** The caller talks over the agent: stop playback at once, then tell the provider how much was heard. */
   private bargeIn(): void {
-    const leg = this.host.leg();
-    if (!leg || !this.playback.audible()) return;
-    leg.clear();
-    const { itemId, heardMs } = this.playback.interrupt()!;
-    this.toCaller.reset();
+    const cut = this.bridge.stopPlayback();
+    if (!cut) return;
+    const { itemId, heardMs } = cut;
     this.link.provider?.interrupt(itemId, heardMs);
     this.stats.bargeIns++;
     this.options.transcript.markInterrupted(itemId);
@@ -416,7 +366,7 @@ export class VoiceSession implements ToolHost {
       role,
       text,
       provider: this.link.name,
-      interrupted: itemId !== null && this.playback.isInterrupted(itemId),
+      interrupted: itemId !== null && this.bridge.isInterrupted(itemId),
       itemId,
       at: Date.now(),
     });
@@ -491,11 +441,11 @@ export class VoiceSession implements ToolHost {
     this.host.providerChanged(to);
     this.link.setState("connected", detail);
     // What the caller said during the swap (and while the old provider was down) reaches the new one, in order.
-    for (const frame of [...this.buffered.splice(0), ...heldAudio]) this.forward(frame);
+    this.bridge.deliverBuffered(heldAudio);
   }
 
   private agentSpeaking(): boolean {
-    return !!this.host.leg() && this.playback.audible();
+    return this.bridge.agentSpeaking();
   }
 
   /** The conversation so far, oldest first: transcript lines and finished tool calls. */
@@ -507,15 +457,5 @@ export class VoiceSession implements ToolHost {
       ...tools,
     ];
     return items.sort((a, b) => a.at - b.at).map((entry) => entry.item);
-  }
-
-  private ensureTranscoders(provider: VoiceProvider): void {
-    const leg = this.host.leg();
-    const legFormat = leg?.format ?? this.options.callAudio;
-    const current = this.transcodersFor;
-    if (current && current.provider === provider && sameFormat(current.leg, legFormat)) return;
-    this.toProvider = createTranscoder(legFormat, provider.inputFormat);
-    this.toCaller = createTranscoder(provider.outputFormat, legFormat);
-    this.transcodersFor = { leg: legFormat, provider };
   }
 }

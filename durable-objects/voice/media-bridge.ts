@@ -1,0 +1,176 @@
+import type { AudioFormat } from "../media/audio/audio-format.ts";
+import { base64ByteLength } from "../media/audio/pcm16.ts";
+import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
+import type { CallerLeg } from "../media/caller-leg.ts";
+import { CallerTurns } from "./caller-turns.ts";
+import { Playback } from "./playback.ts";
+import type { VoiceProvider } from "./providers/provider.ts";
+
+/** 10 s of 20 ms frames: what the caller says while the provider reconnects is delivered, up to this bound. */
+export const MAX_BUFFERED_FRAMES = 500;
+/** Carriers send 50 frames a second (bursts after a network stall run faster); ten times that is a broken or hostile sender. */
+const MAX_FRAMES_PER_SECOND = 500;
+/** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
+const RECENT_AGENT_AUDIO_MS = 1_500;
+
+/** What the bridge counts, shared with the voice session's stats. */
+export interface BridgeStats {
+  callerFrames: number;
+  /** Caller frames that could not reach a provider: over the buffer bound while disconnected, or over the rate bound. */
+  callerFramesDropped: number;
+  agentChunks: number;
+}
+
+/** The conversation around the bridge: the caller's leg, the provider audio goes to, a switch under way. */
+export interface BridgeHost {
+  leg(): CallerLeg | null;
+  /** The provider caller audio goes to now; null while it is away (frames are then buffered). */
+  connectedProvider(): VoiceProvider | null;
+  /** During a switch, also holds the frame for the next provider; true when the hold is full (a frame dropped). */
+  holdForSwitch(base64: string): boolean;
+  /** A switch is under way: the held audio goes to the new provider, nothing is buffered for the old one. */
+  switching(): boolean;
+  closed(): boolean;
+  /** The caller spoke and stopped while the agent was quiet: the provider owes a reply. */
+  callerTurnEnded(): void;
+}
+
+/**
+ * The per-frame path of the conversation, both ways: caller frames rate-bounded, watched for the end of a caller
+ * turn, transcoded and sent to the provider (or buffered while it is away); agent audio transcoded, sent to the
+ * caller with a mark after each chunk, and what the caller actually heard followed from the echoed marks, so a
+ * barge-in stops playback at once and knows how much was heard. Nothing here awaits, touches storage or logs.
+ */
+export class MediaBridge {
+  private readonly buffered: string[] = [];
+  private readonly turns = new CallerTurns();
+  private readonly playback: Playback;
+  private toProvider: Transcode = (audio) => audio;
+  private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
+  private transcodersFor: { leg: AudioFormat; provider: VoiceProvider } | null = null;
+  private frameWindow = { second: 0, frames: 0 };
+  private lastAgentAudio = 0;
+
+  constructor(
+    private readonly host: BridgeHost,
+    /** The call's audio before a leg is known (the leg's own format wins once it is). */
+    private readonly callAudio: AudioFormat,
+    private readonly stats: BridgeStats,
+  ) {
+    this.playback = new Playback(() => this.host.leg()?.echoesMarks ?? true);
+  }
+
+  // ── caller → provider ──────────────────────────────────────────────────────────────────────────────────
+
+  callerAudio(base64: string): void {
+    this.stats.callerFrames++;
+    const second = Math.floor(Date.now() / 1000);
+    if (this.frameWindow.second !== second) this.frameWindow = { second, frames: 0 };
+    if (++this.frameWindow.frames > MAX_FRAMES_PER_SECOND) {
+      this.stats.callerFramesDropped++;
+      return;
+    }
+    if (this.turns.push(base64, this.host.leg()?.format ?? this.callAudio) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
+      this.host.callerTurnEnded();
+    }
+    this.forward(base64);
+  }
+
+  /** What the caller said while the provider was away (and, after a switch, during the swap) goes out, in order. */
+  deliverBuffered(heldForSwitch: string[] = []): void {
+    for (const frame of [...this.buffered.splice(0), ...heldForSwitch]) this.forward(frame);
+  }
+
+  /** A caller frame to the provider, or held while a switch is made or the provider is away. */
+  private forward(base64: string): void {
+    if (this.host.holdForSwitch(base64)) this.stats.callerFramesDropped++;
+    const provider = this.host.connectedProvider();
+    if (provider) {
+      this.ensureTranscoders(provider);
+      const audio = this.toProvider(base64);
+      if (audio) provider.sendAudio(audio);
+      return;
+    }
+    // During a switch the held audio already goes to the new provider.
+    if (this.host.closed() || this.host.switching()) return;
+    this.buffered.push(base64);
+    if (this.buffered.length > MAX_BUFFERED_FRAMES) {
+      this.buffered.shift();
+      this.stats.callerFramesDropped++;
+    }
+  }
+
+  // ── provider → caller ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Whether the caller cut this reply off: its late audio and transcript are marked, not played. */
+  isInterrupted(itemId: string): boolean {
+    return this.playback.isInterrupted(itemId);
+  }
+
+  /** One chunk of the agent's reply to the caller, with a mark after it where the leg echoes marks. */
+  playToCaller(base64: string, itemId: string, provider: VoiceProvider, leg: CallerLeg): void {
+    this.ensureTranscoders(provider);
+    const audio = this.toCaller(base64);
+    if (!audio) return;
+    const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.format));
+    leg.sendAudio(audio);
+    if (leg.echoesMarks) leg.mark(mark);
+    this.stats.agentChunks++;
+    this.lastAgentAudio = Date.now();
+  }
+
+  /** Barge-in: playback stops at once; answers what was cut off and how much of it the caller heard. */
+  stopPlayback(): { itemId: string; heardMs: number } | null {
+    const leg = this.host.leg();
+    if (!leg || !this.playback.audible()) return null;
+    leg.clear();
+    const cut = this.playback.interrupt();
+    this.toCaller.reset();
+    return cut;
+  }
+
+  /** A carrier echoed one of our marks: the audio before it has played. */
+  markPlayed(name: string): void {
+    this.playback.markPlayed(name);
+  }
+
+  /** The agent's audio is playing to the caller now. */
+  agentSpeaking(): boolean {
+    return !!this.host.leg() && this.playback.audible();
+  }
+
+  get lastAgentAudioAt(): number {
+    return this.lastAgentAudio;
+  }
+
+  // ── changes around the bridge ──────────────────────────────────────────────────────────────────────────
+
+  /** A new caller leg (the carrier reconnected its stream, or the leg's format is now known). */
+  legChanged(): void {
+    this.transcodersFor = null;
+    this.playback.reset();
+  }
+
+  /** A new provider session: formats are chosen again on the next frame. */
+  providerChanged(): void {
+    this.transcodersFor = null;
+  }
+
+  /** The provider was lost: what it was saying is not playing any more. */
+  providerLost(): void {
+    this.playback.reset();
+  }
+
+  close(): void {
+    this.buffered.length = 0;
+  }
+
+  private ensureTranscoders(provider: VoiceProvider): void {
+    const legFormat = this.host.leg()?.format ?? this.callAudio;
+    const current = this.transcodersFor;
+    if (current && current.provider === provider && sameFormat(current.leg, legFormat)) return;
+    this.toProvider = createTranscoder(legFormat, provider.inputFormat);
+    this.toCaller = createTranscoder(provider.outputFormat, legFormat);
+    this.transcodersFor = { leg: legFormat, provider };
+  }
+}
