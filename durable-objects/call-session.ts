@@ -1,10 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
-import type { CallSignal, CarrierEvent, MediaFrame } from "../workers/carriers/carrier.ts";
+import type { CarrierEvent, MediaFrame } from "../workers/carriers/carrier.ts";
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
-import { increment } from "../workers/shared/counters.ts";
-import type { CallStatus } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
@@ -21,6 +19,7 @@ import {
   reconcileCall,
 } from "./call/call-commands.ts";
 import { CallLedger } from "./call/call-ledger.ts";
+import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
@@ -37,7 +36,8 @@ import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, Web
 import { CircuitBreakers } from "./voice/circuit-breaker.ts";
 import { connectProvider } from "./voice/providers/registry.ts";
 import { ToolRunner } from "./voice/tools.ts";
-import { type SwitchOptions, type SwitchResult, VoiceSession, type VoiceSessionHost } from "./voice/voice-session.ts";
+import { VoiceSession } from "./voice/voice-session.ts";
+import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 
@@ -51,7 +51,7 @@ export interface OpenCallInput {
 
 export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" };
 
-export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
+export type { EventOutcome } from "./call/carrier-events.ts";
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
 const TRANSCRIPT_RETRY_MS = 5_000;
@@ -62,6 +62,10 @@ const TRANSCRIPT_RETRY_MS = 5_000;
  * serialised, and the ledger stores every change here first (hot) and drains it to D1 (durable). It holds the
  * caller's leg (the carrier's media stream or a browser on /live), the conversation with the voice AI provider
  * (voice/voice-session.ts), and the supervisors' live sockets.
+ *
+ * Longer than the ~300 lines a part aims at: it is the object's whole RPC and socket surface (calls, web sessions,
+ * switching, carrier events, media upgrades, the alarm), and each entry point only delegates to a part — the
+ * ledger, the carrier link and events, the media and live sockets, the caller channels, the voice session.
  */
 export class CallSession extends DurableObject<Env> {
   private readonly alarmSchedule: AlarmSchedule;
@@ -176,7 +180,7 @@ export class CallSession extends DurableObject<Env> {
     if (!record) return { kind: "unknown" };
     // The object's storage is the durable record at this moment (the output gate holds this answer until it is
     // committed); D1 catches up in the background, so the carrier's TwiML never waits on it.
-    this.recordCarrierEvent(event, correlationId);
+    recordCarrierEvent(this.ledger, event, correlationId);
     this.ctx.waitUntil(this.ledger.flush());
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
@@ -186,55 +190,9 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
-    const outcome = this.recordCarrierEvent(event, correlationId);
+    const outcome = recordCarrierEvent(this.ledger, event, correlationId);
     if (outcome !== "unknown_call" && outcome !== "duplicate") await this.ledger.flush();
     return outcome;
-  }
-
-  /** Applies a carrier event to the call and its storage (synchronously, so it commits as one); D1 is the caller's to flush. */
-  private recordCarrierEvent(event: CarrierEvent, correlationId: string): EventOutcome {
-    const record = this.ledger.record;
-    if (!record) {
-      this.ledger.log(correlationId).warn("call.event_for_unknown_call", { carrier: event.carrier, event: event.name });
-      return "unknown_call";
-    }
-    if (!this.ledger.firstDelivery(event.dedupeKey)) {
-      increment("carrier_events_duplicate_total", { carrier: event.carrier });
-      return "duplicate";
-    }
-    record.carrierCallId ??= event.carrierCallId;
-    const carrierMeta = { carrierSequence: event.sequence ?? null, carrierTimestamp: event.occurredAt };
-    const outOfOrder = event.sequence !== undefined && record.lastCarrierSequence !== null && event.sequence < record.lastCarrierSequence;
-    if (event.sequence !== undefined && !outOfOrder) record.lastCarrierSequence = event.sequence;
-
-    const target = outOfOrder ? null : this.targetOf(event.signal);
-    const outcome = target
-      ? this.ledger.transition(target.status, "carrier", event.name, target.reason, carrierMeta)
-      : this.ledger.note("carrier", event.name, {
-          from: record.status,
-          to: null,
-          outcome: outOfOrder ? "ignored" : "applied",
-          detail: outOfOrder ? "out_of_order" : describe(event.signal),
-          ...carrierMeta,
-        });
-    return outcome;
-  }
-
-  /** What a carrier signal asks of the state machine, if anything. */
-  private targetOf(signal: CallSignal): { status: CallStatus; reason?: string } | null {
-    const record = this.ledger.record!;
-    switch (signal.kind) {
-      case "status":
-        return { status: signal.status, reason: signal.reason };
-      case "hangup":
-        return record.answeredAt !== null || signal.answered
-          ? { status: "completed", reason: signal.cause }
-          : { status: "failed", reason: signal.cause };
-      case "bridged":
-        return record.status === "transferring" ? { status: "transferred" } : null;
-      default:
-        return null;
-    }
   }
 
   private async answerByCommand(): Promise<void> {
@@ -484,20 +442,5 @@ export class CallSession extends DurableObject<Env> {
       return;
     }
     await this.ledger.flush();
-  }
-}
-
-function describe(signal: CallSignal): string | null {
-  switch (signal.kind) {
-    case "dtmf":
-      return signal.digit;
-    case "stream":
-      return signal.reason ? `${signal.state}: ${signal.reason}` : signal.state;
-    case "machine_detection":
-      return signal.result;
-    case "recording":
-      return signal.recordingId ?? signal.state;
-    default:
-      return null;
   }
 }

@@ -1,4 +1,4 @@
-import type { ResumptionHandle } from "../voice/voice-session.ts";
+import type { ResumptionHandle } from "../voice/voice-session-types.ts";
 import type { TranscriptLog } from "./transcript-log.ts";
 
 /** Transcript lines are written (storage, then D1) in batches this long after they were said, off the audio path. */

@@ -3,7 +3,7 @@ import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, VoiceProvider } from "./providers/provider.ts";
-import type { VoiceSessionHost } from "./voice-session.ts";
+import type { VoiceSessionHost } from "./voice-session-types.ts";
 
 /** What the link asks of the voice session it connects. */
 export interface LinkedSession {

@@ -3,7 +3,7 @@ import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ConversationItem, ProviderEvent, VoiceProvider } from "./providers/provider.ts";
-import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice-session.ts";
+import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice-session-types.ts";
 
 /** A switch waits this long at most for a pause between agent turns, then cuts over interrupting the agent. */
 const SAFE_POINT_MAX_WAIT_MS = 5_000;

@@ -1,14 +1,6 @@
 import { increment } from "../../workers/shared/counters.ts";
-import type { SwitchReason } from "../../workers/shared/db/schema.ts";
-import type { LiveEvent, ProviderLinkState } from "../../workers/shared/live-protocol.ts";
-import type { Logger } from "../../workers/shared/logger.ts";
-import type { HealthReport } from "../../workers/shared/provider-health.ts";
+import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
-import type { TranscriptLog } from "../call/transcript-log.ts";
-import type { AudioFormat } from "../media/audio/audio-format.ts";
-import type { CallerLeg } from "../media/caller-leg.ts";
-import type { SwitchEntry } from "../session/switch-log.ts";
-import type { CircuitBreakers } from "./circuit-breaker.ts";
 import { MediaBridge } from "./media-bridge.ts";
 import { ProviderLink } from "./provider-link.ts";
 import {
@@ -21,6 +13,7 @@ import {
 import { Switcher } from "./switcher.ts";
 import type { ToolHost, ToolRunner } from "./tools.ts";
 import { TurnWatchdog } from "./turn-watchdog.ts";
+import type { SwitchOptions, SwitchResult, VoiceSessionHost, VoiceSessionOptions, VoiceStats } from "./voice-session-types.ts";
 
 /**
  * The conversation inside the call's object, a conductor of parts: the media bridge carries audio both ways per
@@ -30,88 +23,10 @@ import { TurnWatchdog } from "./turn-watchdog.ts";
  * the provider's events dispatched, barge-in, DTMF, tool calls, transcripts and the history replayed to a provider.
  *
  * The per-frame paths (`callerAudio`, agent audio) never await, never touch storage and never log.
+ *
+ * A little over the ~300 lines a part aims at: the wiring of its four parts, and the conversation's events, which
+ * share its state (the provider in use, tools in flight, what the caller heard).
  */
-
-/** Where the caller is: a carrier media stream or a browser. */
-export interface VoiceSessionHost {
-  leg(): CallerLeg | null;
-  publish(event: LiveEvent): void;
-  log(): Logger;
-  /** A transcript line was written: drain it to D1 soon, off the audio path. */
-  transcriptChanged(): void;
-  hangup(reason: string): Promise<void>;
-  transfer(reason: string): Promise<string>;
-  connect(provider: ProviderName, onEvent: (event: ProviderEvent) => void, config: ProviderSessionConfig): Promise<VoiceProvider>;
-  /** Whether the provider can be dialled with this deployment's settings. */
-  configured(provider: ProviderName): boolean;
-  /** The fleet registry's view of a provider (cached briefly); "unknown" when it cannot be reached. */
-  fleetState(provider: ProviderName): Promise<string>;
-  reportHealth(report: HealthReport): void;
-  /** The session now runs on `provider` (persist it); and a finished switch, for the durable history. */
-  providerChanged(provider: ProviderName): void;
-  switchRecorded(entry: SwitchEntry): void;
-}
-
-export interface VoicePolicy {
-  reconnectBaseMs: number;
-  reconnectAttempts: number;
-  responseTimeoutMs: number;
-  /** Failover order (PROVIDER_ORDER). */
-  order: ProviderName[];
-  /** A lost provider not back within this long (by the next attempt's time) is failed over from. */
-  failoverAfterMs: number;
-  /** After an agent turn, the fleet registry is asked about the provider at most this often. */
-  fleetCheckIntervalMs: number;
-}
-
-export interface SwitchOptions {
-  preserveContext: boolean;
-  reason: SwitchReason;
-  /** Cut over now, interrupting the agent, instead of at the next pause between turns. */
-  immediate: boolean;
-}
-
-export interface SwitchResult {
-  success: boolean;
-  fromProvider: ProviderName;
-  toProvider: ProviderName;
-  contextPreserved: number;
-  switchedAt: string | null;
-  durationMs: number;
-  error: string | null;
-}
-
-export interface VoiceSessionOptions {
-  provider: ProviderName;
-  instructions: string;
-  callAudio: AudioFormat;
-  correlationId: string;
-  transcript: TranscriptLog;
-  tools: ToolRunner;
-  breakers: CircuitBreakers;
-  policy: VoicePolicy;
-  /**
-   * The latest resumption handle a provider gave (Gemini sends one every turn), kept in storage by the owner; it
-   * resumes only a session of the provider that issued it. `null` forgets it.
-   */
-  resumption: { get(): ResumptionHandle | undefined; set(handle: ResumptionHandle | null): void };
-}
-
-export interface ResumptionHandle {
-  provider: ProviderName;
-  handle: string;
-}
-
-export interface VoiceStats {
-  callerFrames: number;
-  /** Caller frames that could not reach a provider: over the buffer bound while disconnected, or over the rate bound. */
-  callerFramesDropped: number;
-  agentChunks: number;
-  bargeIns: number;
-  reconnects: number;
-  providerErrors: number;
-  toolCalls: number;
-}
 
 const MAX_HISTORY_LINES = 60;
 

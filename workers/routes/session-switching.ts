@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
-import type { SwitchResult } from "../../durable-objects/voice/voice-session.ts";
+import type { SwitchResult } from "../../durable-objects/voice/voice-session-types.ts";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
