@@ -1,4 +1,3 @@
-import { increment } from "../../workers/shared/counters.ts";
 import { rememberCarrierCall } from "../../workers/shared/db/directory.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
 import { createLogger, type Logger } from "../../workers/shared/logger.ts";
@@ -207,7 +206,6 @@ export class CallLedger {
     } catch (error) {
       const delay = FLUSH_RETRY_MS[Math.min(this.flushFailures, FLUSH_RETRY_MS.length - 1)]!;
       this.flushFailures += 1;
-      increment("call_d1_sync_failures_total");
       this.log().warn("call.d1_sync_deferred", { error, retryInMs: delay, pending: pending.length });
       await this.alarm.wakeBy(Date.now() + delay);
     }

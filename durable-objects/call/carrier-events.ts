@@ -1,5 +1,4 @@
 import type { CallSignal, CarrierEvent } from "../../workers/carriers/carrier.ts";
-import { increment } from "../../workers/shared/counters.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
 import type { CallLedger } from "./call-ledger.ts";
 import type { CallRecord } from "./call-store.ts";
@@ -14,7 +13,6 @@ export function recordCarrierEvent(ledger: CallLedger, event: CarrierEvent, corr
     return "unknown_call";
   }
   if (!ledger.firstDelivery(event.dedupeKey)) {
-    increment("carrier_events_duplicate_total", { carrier: event.carrier });
     return "duplicate";
   }
   record.carrierCallId ??= event.carrierCallId;

@@ -1,5 +1,4 @@
 import { sql } from "drizzle-orm";
-import { increment } from "../../workers/shared/counters.ts";
 import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
 import { transcriptLines } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
@@ -248,7 +247,6 @@ export class TranscriptLog {
         this.ackedThrough = pending.at(-1)!.id;
       }
     } catch (error) {
-      increment("transcript_d1_sync_failures_total");
       createLogger({ correlationId: "unknown", tenantId, sessionId }).warn("transcript.d1_sync_deferred", {
         error,
         pending: this.safePendingCount(),

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { increment } from "../../workers/shared/counters.ts";
 import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { isWebSocketUpgrade } from "../../workers/shared/websocket-upgrade.ts";
@@ -9,7 +8,7 @@ import { isWebSocketUpgrade } from "../../workers/shared/websocket-upgrade.ts";
  * browser, checked its permission and the session's tenant, and says who it is in `X-Live-Attachment` (only the
  * Worker can reach the object, so the header is trusted; its tenant is still checked against the session's).
  * Sockets are accepted through the Hibernation API, so they survive eviction; their identity lives in the
- * socket's attachment. Input is bounded and never throws out of a handler: bad frames are counted and skipped,
+ * socket's attachment. Input is bounded and never throws out of a handler: bad frames are skipped,
  * oversized ones close the socket (1009), an audio flood closes it (1008). Nothing is logged per frame.
  */
 export const MAX_LIVE_TEXT_BYTES = 4 * 1024;
@@ -48,8 +47,6 @@ interface AudioWindow {
   strikes: number;
 }
 
-const count = (reason: string) => increment("live_messages_rejected_total", { reason });
-
 export class LiveSockets {
   /** Per-socket audio rate windows; in memory only (a woken object simply starts a fresh window). */
   private readonly audio = new Map<WebSocket, AudioWindow>();
@@ -63,7 +60,6 @@ export class LiveSockets {
     if (!isWebSocketUpgrade(request.headers)) return new Response("Expected a WebSocket upgrade", { status: 426 });
     const parsed = parseAttachment(request.headers.get(LIVE_ATTACHMENT_HEADER));
     if (!parsed) {
-      increment("live_upgrades_refused_total", { reason: "attachment" });
       this.hooks.log().warn("security.live_attachment_invalid");
       return new Response("Bad attachment", { status: 400 });
     }
@@ -71,7 +67,6 @@ export class LiveSockets {
     const hello = this.hooks.hello(parsed.role);
     if (!hello || tenantId === null) return new Response("Unknown session", { status: 404 });
     if (tenantId !== parsed.tenantId) {
-      increment("live_upgrades_refused_total", { reason: "tenant_mismatch" });
       this.hooks.log().warn("security.live_tenant_mismatch", { principalId: parsed.principalId, claimedTenantId: parsed.tenantId });
       return new Response("Unknown session", { status: 404 });
     }
@@ -100,7 +95,6 @@ export class LiveSockets {
     try {
       const attachment = attachmentOf(ws);
       if (!attachment) {
-        count("no_attachment");
         this.close(ws, 1011, "unknown socket");
       } else if (typeof message === "string") {
         this.text(ws, message);
@@ -108,7 +102,6 @@ export class LiveSockets {
         this.binary(ws, attachment, message);
       }
     } catch (error) {
-      increment("live_handler_errors_total");
       this.hooks.log().error("live.handler_failed", { error });
     }
   }
@@ -144,7 +137,6 @@ export class LiveSockets {
 
   private text(ws: WebSocket, message: string): void {
     if (utf8Length(message) > MAX_LIVE_TEXT_BYTES) {
-      count("oversized");
       this.close(ws, 1009, "message too big");
       return;
     }
@@ -152,17 +144,14 @@ export class LiveSockets {
     try {
       parsed = JSON.parse(message);
     } catch {
-      count("malformed");
       return;
     }
     const type = parsed && typeof parsed === "object" ? (parsed as { type?: unknown }).type : undefined;
     if (type !== "ping") {
-      count(typeof type === "string" ? "unknown_type" : "malformed");
       return;
     }
     const t = (parsed as { t?: unknown }).t;
     if (typeof t !== "number" || !Number.isFinite(t)) {
-      count("malformed");
       return;
     }
     // Not ctx.setWebSocketAutoResponse: it answers a fixed string, and the pong must echo the browser's `t`.
@@ -171,21 +160,17 @@ export class LiveSockets {
 
   private binary(ws: WebSocket, attachment: LiveAttachment, message: ArrayBuffer): void {
     if (message.byteLength > MAX_LIVE_AUDIO_BYTES) {
-      count("oversized");
       this.close(ws, 1009, "message too big");
       return;
     }
     if (attachment.role !== "caller") {
-      count("supervisor_binary");
       return;
     }
     if (message.byteLength === 0 || message.byteLength % 2 !== 0) {
-      count("not_pcm16");
       return;
     }
     const verdict = this.admitAudio(ws);
     if (verdict === "abuse") {
-      increment("live_sockets_closed_total", { reason: "audio_flood" });
       this.hooks.log().warn("security.live_audio_flood", { principalId: attachment.principalId, correlationId: attachment.correlationId });
       this.close(ws, 1008, "too many audio frames");
       return;
@@ -194,7 +179,7 @@ export class LiveSockets {
     this.hooks.onCallerAudio(new Uint8Array(message));
   }
 
-  /** At most MAX_AUDIO_FRAMES_PER_SECOND per one-second window; the excess is counted and dropped. */
+  /** At most MAX_AUDIO_FRAMES_PER_SECOND per one-second window; the excess is dropped. */
   private admitAudio(ws: WebSocket): "ok" | "drop" | "abuse" {
     const now = Date.now();
     let window = this.audio.get(ws);
@@ -206,18 +191,16 @@ export class LiveSockets {
     window.frames += 1;
     if (window.frames <= MAX_AUDIO_FRAMES_PER_SECOND) return "ok";
     window.dropped += 1;
-    increment("live_audio_frames_dropped_total", { reason: "rate" });
     // Twice the rate within one second, or over it for SUSTAINED_SECONDS in a row, is not a browser's jitter.
     return window.dropped > MAX_AUDIO_FRAMES_PER_SECOND || window.strikes >= SUSTAINED_SECONDS - 1 ? "abuse" : "drop";
   }
 
-  /** A send that fails is counted and the socket closed; it never throws into the caller. */
+  /** A send that fails closes the socket; it never throws into the caller. */
   private send(ws: WebSocket, data: string | Uint8Array): void {
     if (ws.readyState !== WebSocket.OPEN) return;
     try {
       ws.send(data);
     } catch (error) {
-      increment("live_send_failures_total");
       this.hooks.log().warn("live.send_failed", { error });
       this.close(ws, 1011, "send failed");
     }

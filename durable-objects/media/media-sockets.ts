@@ -2,14 +2,13 @@ import type { Carrier } from "../../workers/carriers/carrier.ts";
 import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "../../workers/carriers/media-frames.ts";
 import { ReorderWindow } from "../../workers/carriers/reorder-window.ts";
 import { constantTimeEqualText } from "../../workers/shared/constant-time.ts";
-import { increment } from "../../workers/shared/counters.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { isCanonicalBase64 } from "./audio/pcm16.ts";
 import type { CallerLeg } from "./caller-leg.ts";
 
 /**
  * The carrier's media WebSocket inside the call's object: authenticated, bounded, and translated to MediaFrames
- * by the carrier's own protocol. It never throws out of a socket handler: bad input is counted and skipped.
+ * by the carrier's own protocol. It never throws out of a socket handler: bad input is skipped.
  *
  * A stream is authenticated either before it arrives (the Worker checked the credential in its upgrade) or by its
  * `start` (the carrier presents the credential in-stream). Only an authenticated stream replaces the call's
@@ -106,7 +105,6 @@ export class MediaSockets {
     try {
       const size = typeof message === "string" ? message.length : message.byteLength;
       if (size > MAX_CARRIER_MESSAGE_BYTES) {
-        increment("media_messages_rejected_total", { reason: "oversized" });
         ws.close(1009, "message too big");
         return;
       }
@@ -116,13 +114,11 @@ export class MediaSockets {
       const carrier = attachment.carrier.name;
       const frame = typeof message === "string" ? stream.protocol.parse(message) : null;
       if (!frame) {
-        increment("media_messages_rejected_total", { reason: "malformed", carrier });
         return;
       }
       if (frame.type === "start" && !attachment.authenticated) {
         const expected = attachment.expectedCredential;
         if (!expected || !constantTimeEqualText(frame.credential ?? "", expected)) {
-          increment("webhook_rejected_total", { carrier, layer: "media_credential" });
           this.hooks.log().warn("security.media_credential_rejected", { carrier });
           this.refuse(ws, "unauthorized");
           return;
@@ -134,14 +130,12 @@ export class MediaSockets {
       } else if (frame.type === "start") {
         this.attach(stream, { ...attachment, streamSid: frame.streamId, encoding: frame.encoding });
       } else if (!attachment.authenticated && frame.type !== "connected") {
-        increment("media_messages_rejected_total", { reason: "unauthenticated", carrier });
         this.refuse(ws, "start first");
         return;
       }
       if (frame.type === "audio") {
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
         if (!isCanonicalBase64(frame.payload, this.scratch)) {
-          increment("media_messages_rejected_total", { reason: "bad_payload", carrier });
           return;
         }
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
@@ -160,7 +154,6 @@ export class MediaSockets {
   }
 
   private failed(error: unknown): void {
-    increment("media_handler_errors_total");
     this.hooks.log().error("media.handler_failed", { error });
   }
 
@@ -175,7 +168,7 @@ export class MediaSockets {
         try {
           socket.send(text);
         } catch {
-          increment("media_sends_failed_total", { carrier: attachment.carrier.name });
+          // A send racing the socket's close: its close event forgets the leg.
         }
       };
       const leg: CallerLeg = {

@@ -1,4 +1,3 @@
-import { increment } from "../../workers/shared/counters.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
@@ -84,7 +83,6 @@ export class ProviderLink {
     this.breakers.failure(this.name);
     this.host.reportHealth({ provider: this.name, kind: "error", at: Date.now() });
     this.host.log().warn("voice.provider_lost", { provider: this.name, why });
-    increment("provider_disconnects_total", { provider: this.name });
     this.generation = this.newGeneration();
     this.provider?.close();
     this.provider = null;
@@ -139,7 +137,6 @@ export class ProviderLink {
         if (this.breakers.state(name).state === "open") break;
       }
       if (!stillWanted()) return;
-      increment("provider_reconnects_exhausted_total", { provider: name });
       if (await this.session.failover()) return;
       if (!stillWanted()) return;
       this.setState("failed", "reconnection attempts exhausted and no other provider available");
@@ -170,7 +167,6 @@ export class ProviderLink {
     } catch (error) {
       this.breakers.failure(name);
       this.host.reportHealth({ provider: name, kind: "connect_failure", at: Date.now() });
-      increment("provider_connect_failures_total", { provider: name });
       this.host.log().warn("voice.provider_connect_failed", { provider: name, error });
       return false;
     }

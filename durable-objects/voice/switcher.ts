@@ -1,4 +1,3 @@
-import { increment } from "../../workers/shared/counters.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
@@ -232,7 +231,6 @@ export class Switcher {
       error: attempt.error,
       at: Date.now(),
     });
-    increment("provider_switches_total", { reason, outcome: success ? "succeeded" : "failed" });
     this.host
       .log()
       .info("voice.provider_switch", { from: attempt.from, to: attempt.to, reason, success, durationMs, error: attempt.error });

@@ -1,4 +1,3 @@
-import { increment } from "../../workers/shared/counters.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import { MediaBridge } from "./media-bridge.ts";
@@ -88,7 +87,6 @@ export class VoiceSession implements ToolHost {
       // A provider that is already reconnecting gets the conversation replayed; only a connected one has stalled.
       stalled: () => {
         if (this.link.state !== "connected") return;
-        increment("provider_stalls_total", { provider: this.link.name });
         this.link.lose("no reply within the response timeout");
       },
       hangup: (reason) => void this.host.hangup(reason),
@@ -194,7 +192,6 @@ export class VoiceSession implements ToolHost {
     try {
       this.handleProviderEvent(event);
     } catch (error) {
-      increment("voice_event_handler_errors_total", { provider: this.link.name });
       this.host.log().error("voice.event_handler_failed", { event: event.type, error });
     }
   }
@@ -231,7 +228,6 @@ export class VoiceSession implements ToolHost {
       case "error":
         this.stats.providerErrors++;
         this.host.reportHealth({ provider: this.link.name, kind: "error", at: Date.now() });
-        increment("provider_errors_total", { provider: this.link.name, code: event.code.slice(0, 64) });
         this.host.log().warn("voice.provider_error", { provider: this.link.name, code: event.code, fatal: event.fatal });
         if (event.fatal) this.link.lose(`error ${event.code}`);
         return;

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
  * One import direction, checked on the source. The Worker (`workers/`) reaches the objects only through their RPC
  * types (`import type`), but for `workers/index.ts`, which exports the classes for wrangler. The objects import from
  * `workers/` only the libraries both share — `workers/shared/` (settings, schema and db access, logging, errors,
- * counters, the live and provider-health protocols) and `workers/carriers/` (one folder per carrier behind the `Carrier` interface, and its registry) — and those import
+ * the live and provider-health protocols) and `workers/carriers/` (one folder per carrier behind the `Carrier` interface, and its registry) — and those import
  * no object. Inside the objects, `voice/` uses `media/` and never the other way round.
  */
 const ROOT = join(import.meta.dirname, "../..");

@@ -1,6 +1,5 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../http/context.ts";
-import { increment } from "../shared/counters.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { requireSettings } from "../shared/settings.ts";
 import { compileAllowlist, type IpAllowlist } from "./ip-allowlist.ts";
@@ -26,7 +25,6 @@ export type CarrierEnv = AppEnv & { Variables: { carrierRequest: CarrierRequest 
 type Layer = "rate_limit" | "ip_allowlist" | "signature" | "freshness" | "malformed" | "media_credential";
 
 export function reject(c: Context<CarrierEnv>, carrier: Carrier, layer: Layer, reason: string, status: 400 | 403 | 413 | 429): Response {
-  increment("webhook_rejected_total", { carrier, layer });
   c.get("log").warn("security.webhook_rejected", { carrier, layer, reason, ip: c.get("clientIp"), route: c.req.routePath });
   const headers: Record<string, string> = { "Content-Type": "text/plain" };
   if (status === 429) headers["Retry-After"] = "60";

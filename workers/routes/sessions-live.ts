@@ -7,7 +7,6 @@ import { publicRouter } from "../http/router.ts";
 import { authenticate, authorize, bearerCredential, credentialShape } from "../identity/middleware.ts";
 import type { Permission } from "../identity/permissions.ts";
 import type { Principal } from "../identity/principal.ts";
-import { increment } from "../shared/counters.ts";
 import { sessions } from "../shared/db/schema.ts";
 import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors.ts";
 import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol.ts";
@@ -26,7 +25,6 @@ const ROLE_PERMISSION: Record<LiveRole, Permission> = { supervisor: "sessions:re
 const BEARER_PROTOCOL = "bearer.";
 
 function refuse(c: Context<AppEnv>, reason: string, error: AppError, fields: Record<string, unknown> = {}): never {
-  increment("live_upgrades_refused_total", { reason });
   c.get("log").warn("security.live_refused", { reason, status: error.status, path: new URL(c.req.url).pathname, ...fields });
   throw error;
 }
