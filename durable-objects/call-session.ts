@@ -49,7 +49,7 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" };
+export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
 
@@ -180,7 +180,10 @@ export class CallSession extends DurableObject<Env> {
     if (!record) return { kind: "unknown" };
     // The object's storage is the durable record at this moment (the output gate holds this answer until it is
     // committed); D1 catches up in the background, so the carrier's TwiML never waits on it.
-    recordCarrierEvent(this.ledger, event, correlationId);
+    const outcome = recordCarrierEvent(this.ledger, event, correlationId);
+    // A repeat once the carrier has streamed is a replay (a carrier retries only an answer it never got): it learns
+    // nothing, the stream's credential included.
+    if (outcome === "duplicate" && record.stream.state !== "none") return { kind: "duplicate" };
     this.ctx.waitUntil(this.ledger.flush());
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.

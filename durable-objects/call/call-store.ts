@@ -46,7 +46,12 @@ export interface CallEventRow {
   occurredAt: number;
 }
 
+/**
+ * Deliveries are remembered for a day, and at most this many (a call gets tens): within a day every replay of a
+ * remembered delivery is a duplicate; later, an ended call refuses carrier events anyway (carrier-events.ts).
+ */
 const MAX_REMEMBERED_DELIVERIES = 2_000;
+export const DELIVERY_MEMORY_MS = 24 * 60 * 60_000;
 
 export class CallStore {
   constructor(private readonly sql: SqlStorage) {
@@ -72,7 +77,8 @@ export class CallStore {
     const inserted = this.sql.exec("INSERT OR IGNORE INTO deliveries (key, at) VALUES (?, ?)", key, now).rowsWritten > 0;
     if (inserted) {
       this.sql.exec(
-        "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries ORDER BY at DESC LIMIT -1 OFFSET ?)",
+        "DELETE FROM deliveries WHERE at < ? OR key IN (SELECT key FROM deliveries ORDER BY at DESC LIMIT -1 OFFSET ?)",
+        now - DELIVERY_MEMORY_MS,
         MAX_REMEMBERED_DELIVERIES,
       );
     }

@@ -1,7 +1,7 @@
 import type { CallSignal, CarrierEvent } from "../../workers/carriers/carrier.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
 import type { CallLedger } from "./call-ledger.ts";
-import type { CallRecord } from "./call-store.ts";
+import { type CallRecord, DELIVERY_MEMORY_MS } from "./call-store.ts";
 
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 
@@ -12,9 +12,10 @@ export function recordCarrierEvent(ledger: CallLedger, event: CarrierEvent, corr
     ledger.log(correlationId).warn("call.event_for_unknown_call", { carrier: event.carrier, event: event.name });
     return "unknown_call";
   }
-  if (!ledger.firstDelivery(event.dedupeKey)) {
-    return "duplicate";
-  }
+  // An ended call takes no carrier event after the delivery memory has passed: a replay that old is acknowledged
+  // and changes nothing, even once its delivery is forgotten.
+  if (record.endedAt !== null && Date.now() - record.endedAt > DELIVERY_MEMORY_MS) return "duplicate";
+  if (!ledger.firstDelivery(event.dedupeKey)) return "duplicate";
   record.carrierCallId ??= event.carrierCallId;
   const carrierMeta = { carrierSequence: event.sequence ?? null, carrierTimestamp: event.occurredAt };
   const outOfOrder = event.sequence !== undefined && record.lastCarrierSequence !== null && event.sequence < record.lastCarrierSequence;

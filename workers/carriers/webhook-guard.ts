@@ -18,6 +18,8 @@ export interface CarrierRequest {
   rawBody: string;
   /** Twilio form fields (or query fields for GET); empty for Telnyx and WebSocket upgrades. */
   params: Record<string, string | string[]>;
+  /** A digest of what the signature covers, where the carrier's signature does not cover a unique event id. */
+  signedDigest?: string;
 }
 
 export type CarrierEnv = AppEnv & { Variables: { carrierRequest: CarrierRequest } };
@@ -50,12 +52,36 @@ export function publicUrlOf(c: Context<CarrierEnv>, scheme: "https" | "wss" = "h
   return `${protocol}//${base.host}${request.pathname}${request.search}`;
 }
 
-/** The body as text, or null when it is larger than a webhook can be. */
+/**
+ * The body as text, or null when it is larger than a webhook can be. The bound holds while the body streams in (a
+ * chunked body declares no length, and a declared one can lie): reading stops, and the rest is never read, as soon
+ * as it is passed — before any signature is checked.
+ */
 export async function readBody(c: Context<CarrierEnv>): Promise<string | null> {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > MAX_WEBHOOK_BYTES) return null;
-  const text = await c.req.text();
-  return new TextEncoder().encode(text).length > MAX_WEBHOOK_BYTES ? null : text;
+  const body = c.req.raw.body;
+  if (!body) return "";
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_WEBHOOK_BYTES) {
+      await reader.cancel("body too large");
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 /**

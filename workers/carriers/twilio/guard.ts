@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { requireSettings } from "../../shared/settings.ts";
 import { type CarrierEnv, passesNetworkLayers, publicUrlOf, readBody, reject } from "../webhook-guard.ts";
-import { parseTwilioForm, verifyTwilioJsonSignature, verifyTwilioSignature } from "./signature.ts";
+import { parseTwilioForm, signedContentDigest, verifyTwilioJsonSignature, verifyTwilioSignature } from "./signature.ts";
 
 /**
  * Twilio's layers 3–4: `X-Twilio-Signature` over the public URL and the form fields (or the JSON body). A media
@@ -26,7 +26,7 @@ export function twilioGuard(options: { upgrade?: boolean } = {}): MiddlewareHand
       : await verifyTwilioSignature({ authToken: settings.TWILIO_AUTH_TOKEN, url, params, signature });
     if (!valid) return reject(c, "twilio", "signature", "signature mismatch", 403);
     const fields = c.req.method === "GET" && !options.upgrade ? Object.fromEntries(new URL(c.req.url).searchParams) : params;
-    c.set("carrierRequest", { rawBody, params: fields });
+    c.set("carrierRequest", { rawBody, params: fields, signedDigest: await signedContentDigest(url, params) });
     await next();
   };
 }

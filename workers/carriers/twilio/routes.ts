@@ -7,7 +7,7 @@ import { forwardMediaUpgrade } from "../media-upgrade.ts";
 import { deriveSessionId } from "../session-routing.ts";
 import { type CarrierEnv, reject } from "../webhook-guard.ts";
 import { twilioGuard } from "./guard.ts";
-import { connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
+import { acknowledgementTwiml, connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
 import { twilioUrls } from "./urls.ts";
 import { twilioEvent } from "./webhook-events.ts";
 
@@ -22,11 +22,8 @@ async function streamTwiml(c: Context<CarrierEnv>, sessionId: string): Promise<R
 
 function parsedEvent(c: Context<CarrierEnv>) {
   const hint = new URL(c.req.url).searchParams.get("sessionId");
-  return twilioEvent(
-    c.get("carrierRequest").params,
-    c.req.header("I-Twilio-Idempotency-Token") ?? null,
-    isSessionId(hint) ? hint : undefined,
-  );
+  const { params, signedDigest } = c.get("carrierRequest");
+  return twilioEvent(params, signedDigest ?? "", isSessionId(hint) ? hint : undefined);
 }
 
 async function voice(c: Context<CarrierEnv>) {
@@ -38,6 +35,7 @@ async function voice(c: Context<CarrierEnv>) {
   if (event.sessionHint) {
     const result = await callObject(c.env, event.sessionHint).connectCall(event, correlationId);
     if (result.kind === "stream") return streamTwiml(c, result.sessionId);
+    if (result.kind === "duplicate") return twiml(c, acknowledgementTwiml());
     return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   }
 
@@ -55,6 +53,7 @@ async function voice(c: Context<CarrierEnv>) {
     route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
+  if (result.kind === "duplicate") return twiml(c, acknowledgementTwiml());
   return streamTwiml(c, sessionId);
 }
 

@@ -49,6 +49,14 @@ export async function verifyTwilioJsonSignature(input: {
   return signatureValid && constantTimeEqualText(claimedBodyHash, bodyHash);
 }
 
+/**
+ * A digest of exactly what a valid signature covers (the URL and the sorted parameters): a replay of a signed request
+ * has the same digest whatever headers — `I-Twilio-Idempotency-Token` included — it is re-sent with.
+ */
+export function signedContentDigest(url: string, params: TwilioParams): Promise<string> {
+  return sha256Hex(url + serialiseParams(params));
+}
+
 /** Decodes an `application/x-www-form-urlencoded` body; repeated names become arrays in arrival order. */
 export function parseTwilioForm(rawBody: string): TwilioParams {
   const fields = new Map<string, string[]>();

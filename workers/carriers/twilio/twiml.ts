@@ -16,6 +16,11 @@ export function rejectionTwiml(sentence = "Sorry, this number is not in service.
   return response.toString();
 }
 
+/** The answer to a replayed voice webhook: an empty document, nothing to act on and nothing secret. */
+export function acknowledgementTwiml(): string {
+  return new VoiceResponse().toString();
+}
+
 export function holdTwiml(): string {
   const response = new VoiceResponse();
   response.say("Please hold.");

@@ -23,7 +23,8 @@ const field = (params: TwilioParams, name: string): string | undefined => {
 
 export type TwilioParseResult = { ok: true; event: CarrierEvent } | { ok: false; problem: string };
 
-export function twilioEvent(params: TwilioParams, idempotencyToken: string | null, sessionHint: string | undefined): TwilioParseResult {
+/** `signedDigest` names the delivery: what the signature covers (signature.ts `signedContentDigest`). */
+export function twilioEvent(params: TwilioParams, signedDigest: string, sessionHint: string | undefined): TwilioParseResult {
   const callSid = field(params, "CallSid");
   const callStatus = field(params, "CallStatus");
   if (!callSid || !CALL_SID.test(callSid)) return { ok: false, problem: "CallSid missing or malformed" };
@@ -43,8 +44,9 @@ export function twilioEvent(params: TwilioParams, idempotencyToken: string | nul
       signal,
       sequence,
       occurredAt,
-      // Retries carry the same idempotency token; without one, (CallSid, status, SequenceNumber) names the delivery.
-      dedupeKey: idempotencyToken ? `twilio:token:${idempotencyToken}` : `twilio:${callSid}:${callStatus}:${sequence ?? "-"}`,
+      // The idempotency token is not signed: a replay could carry any. Retries and replays alike repeat what the
+      // signature covers, so that names the delivery.
+      dedupeKey: `twilio:${signedDigest}`,
       direction: direction === undefined ? undefined : direction === "inbound" ? "inbound" : "outbound",
       from: field(params, "From"),
       to: field(params, "To"),

@@ -1,0 +1,113 @@
+import { exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { callByCarrierId, callTraces, openTwilioCall, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import {
+  BASE,
+  closeCodeOf,
+  eventually,
+  openTwilioMedia,
+  postTwilio,
+  twilioCallParams,
+  twilioSignature,
+  twilioStart,
+} from "../support/carriers.ts";
+
+/**
+ * Carrier input tried as an attacker would: captured signed webhooks replayed with fresh (or no) idempotency tokens,
+ * a replayed voice webhook fishing for the media credential, and bodies that never end or are far too big.
+ */
+let fixture: Awaited<ReturnType<typeof tenantWithNumbers>>;
+let twilioNumber: string;
+
+beforeAll(async () => {
+  fixture = await tenantWithNumbers([{ carrier: "twilio" }]);
+  [twilioNumber] = fixture.numbers as [string];
+});
+
+describe("replayed Twilio webhooks", () => {
+  it("a signed status callback replayed with new tokens, or none, is acknowledged and changes nothing", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    expect((await twilioStatus(call.callSid, twilioNumber, "in-progress", { sequence: 1, token: "original" })).status).toBe(204);
+    const applied = await eventually(async () => {
+      const detail = await callByCarrierId(fixture.token, call.callSid);
+      return detail.events.some((e) => e.event === "twilio.in-progress") && detail;
+    });
+    const before = await callTraces();
+
+    for (const token of ["replay-1", "replay-2", undefined, "original", "replay-3"]) {
+      const response = await twilioStatus(call.callSid, twilioNumber, "in-progress", { sequence: 1, token });
+      expect(response.status).toBe(204);
+    }
+    // A later, different callback still applies: the replays did not wedge the call.
+    expect((await twilioStatus(call.callSid, twilioNumber, "completed", { sequence: 2, token: "end" })).status).toBe(204);
+    const after = await eventually(async () => {
+      const detail = await callByCarrierId(fixture.token, call.callSid);
+      return detail.status === "completed" && detail;
+    });
+    expect(after.events.filter((e) => e.event === "twilio.in-progress")).toHaveLength(1);
+    expect(after.events.length).toBe(applied.events.length + 1);
+    expect((await callTraces()).events).toBe(before.events + 1);
+  });
+
+  it("a voice webhook replayed after the stream started gets no stream and no credential", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    const socket = (await openTwilioMedia(call.streamUrl)).webSocket!;
+    socket.accept();
+    socket.send(twilioStart(call.callSid, call.mediaToken));
+    await eventually(async () => (await callByCarrierId(fixture.token, call.callSid)).events.some((e) => e.event === "media.start"));
+
+    const params = twilioCallParams(call.callSid, twilioNumber, "ringing");
+    const replay = await postTwilio("/telephony/twilio/voice", params, { headers: { "I-Twilio-Idempotency-Token": "fresh" } });
+    expect(replay.status).toBe(200);
+    const twiml = await replay.text();
+    expect(twiml).not.toContain("<Stream");
+    expect(twiml).not.toContain(call.mediaToken);
+    expect(twiml).toContain("<Response");
+    const closed = closeCodeOf(socket);
+    socket.close(1000, "done");
+    await closed;
+  });
+});
+
+describe("carrier bodies", () => {
+  /** A signed-looking POST whose body streams in `chunk`-sized pieces, `chunks` times (forever when Infinity). */
+  function streamingPost(path: string, chunk: number, chunks: number) {
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ >= chunks) controller.close();
+        else controller.enqueue(new TextEncoder().encode("a=".padEnd(chunk, "x")));
+      },
+    });
+    const url = `${BASE}${path}`;
+    return exports.default.fetch(
+      new Request(url, {
+        method: "POST",
+        body,
+        headers: {
+          "Content-Type": "application/x-www-form-urlencoded",
+          "CF-Connecting-IP": "203.0.113.77",
+          "X-Twilio-Signature": twilioSignature(url, {}),
+        },
+      }),
+    );
+  }
+
+  it("a chunked body that never ends is cut off at the bound with 413, before any signature is checked", async () => {
+    const before = await callTraces();
+    const response = await streamingPost("/telephony/twilio/status", 16 * 1024, Number.POSITIVE_INFINITY);
+    expect(response.status).toBe(413);
+    await response.arrayBuffer();
+    expect(await callTraces()).toEqual(before);
+  });
+
+  it("a chunked body over the bound is refused; one under it reaches the signature check", async () => {
+    const over = await streamingPost("/telephony/twilio/voice", 8 * 1024, 9);
+    expect(over.status).toBe(413);
+    await over.arrayBuffer();
+    // 56 KiB, under the 64 KiB bound: read whole, then refused by the signature (it does not cover this body).
+    const under = await streamingPost("/telephony/twilio/voice", 8 * 1024, 7);
+    expect(under.status).toBe(403);
+    await under.arrayBuffer();
+  });
+});
