@@ -4,6 +4,7 @@ import { jsonBodyGuard } from "./http/body-guard.ts";
 import { correlation } from "./http/correlation.ts";
 import { handleError, handleNotFound } from "./http/error-handler.ts";
 import { publicRouter } from "./http/router.ts";
+import { apiCors, securityHeaders } from "./http/security-headers.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { auditLogRoutes } from "./routes/audit-log.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -25,6 +26,8 @@ import { errorBody } from "./shared/errors.ts";
 export function buildApp() {
   const app = publicRouter();
   app.use("*", correlation);
+  app.use("*", securityHeaders);
+  app.use("/api/*", apiCors);
   app.use("/api/*", jsonBodyGuard);
   // Carrier routes speak the carriers' conventions (TwiML, plain status codes), so they sit outside the OpenAPI set.
   for (const carrier of Object.values(carriers)) app.route("/", carrier.routes);

@@ -29,6 +29,23 @@ const cidrList = z
   )
   .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, { error: "must be comma-separated CIDRs" })));
 
+/** Browser origins allowed to call the API cross-origin: `https://console.example.com`, comma-separated. */
+const originList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((part) => part.trim().replace(/\/$/, ""))
+      .filter(Boolean),
+  )
+  .pipe(
+    z.array(
+      z.string().refine((value) => URL.canParse(value) && new URL(value).origin === value, {
+        error: "must be comma-separated origins (scheme://host[:port])",
+      }),
+    ),
+  );
+
 const providerList = z
   .string()
   .transform((value) =>
@@ -111,6 +128,8 @@ const settingSchemas = {
   JWT_ISSUER: optional(z.string().min(1)),
   JWT_AUDIENCE: optional(z.string().min(1)),
   METRICS_TOKEN: optional(z.string().min(16)),
+  // None by default; a malformed list allows none (the browser's same-origin rule stays in force).
+  CORS_ALLOWED_ORIGINS: optional(originList).default([]),
   // Provider resilience inside each call's object (defaults: the audited system's).
   PROVIDER_BREAKER_FAILURES: optional(z.coerce.number().int().min(1).max(100)).default(5),
   PROVIDER_BREAKER_OPEN_SECONDS: optional(z.coerce.number().min(0.05).max(3600)).default(60),

@@ -7,9 +7,13 @@ import { ConfigurationError, parseSettings, requireSettings } from "../../../wor
 import { randomCallSid, randomE164, twilioCallParams, twilioSignature } from "../support/carriers.ts";
 
 /** The real Worker, run with a different env: how a misconfigured deployment behaves. */
-async function healthWith(overrides: Record<string, unknown>) {
+async function healthWith(
+  overrides: Record<string, unknown>,
+  headers: Record<string, string> = { Authorization: `Bearer ${env.METRICS_TOKEN}` },
+) {
   const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request("https://switchboard.test/health"), { ...env, ...overrides } as Env, ctx);
+  const request = new Request("https://switchboard.test/health", { headers });
+  const response = await worker.fetch(request, { ...env, ...overrides } as Env, ctx);
   await waitOnExecutionContext(ctx);
   return {
     status: response.status,
@@ -101,6 +105,14 @@ describe("GET /health", () => {
     const missing = await healthWith({ PUBLIC_BASE_URL: "" });
     expect(missing.status).toBe(503);
     expect(missing.body.checks.settings!.detail).toContain("PUBLIC_BASE_URL is missing");
+  });
+
+  it("tells anyone which check failed, but why only to the metrics token or an admin", async () => {
+    for (const headers of [{}, { Authorization: "Bearer not-the-metrics-token-0123" }] as Record<string, string>[]) {
+      const anonymous = await healthWith({ JWT_SIGNING_KEYS: "{oops" }, headers);
+      expect(anonymous.status).toBe(503);
+      expect(anonymous.body.checks).toEqual({ settings: { ok: false }, d1: { ok: true }, kv: { ok: true } });
+    }
   });
 
   it("answers 503 naming D1 or KV when they cannot be reached", async () => {
