@@ -5,7 +5,7 @@ import { testSettings } from "./test/support/test-settings.ts";
 /**
  * `worker` runs inside workerd with real D1, KV, rate limits and Durable Objects, against the real Worker
  * (wrangler.toml); `worker-short-sessions` is the same with OpenAI sessions that roll over after 3 s, so the
- * rollover before OpenAI's session cap runs in a test; `node` holds what must run in Node (operator CLI,
+ * rollover before OpenAI's session cap runs in a test, and web sessions nobody joins end after 2 s; `node` holds what must run in Node (operator CLI,
  * simulators, source checks, whole calls through wrangler). Simulated third parties (carriers, AI providers) are
  * started by test/support/global-setup.ts on 127.0.0.1.
  */
@@ -38,7 +38,10 @@ export default defineConfig({
     silent: "passed-only",
     projects: [
       workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS]),
-      workerProject("worker-short-sessions", [SHORT_SESSIONS], [], { OPENAI_SESSION_ROLLOVER_MINUTES: "0.05" }),
+      workerProject("worker-short-sessions", [SHORT_SESSIONS], [], {
+        OPENAI_SESSION_ROLLOVER_MINUTES: "0.05",
+        WEB_SESSION_JOIN_TIMEOUT_SECONDS: "2",
+      }),
       {
         test: {
           name: "node",

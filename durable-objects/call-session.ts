@@ -231,9 +231,13 @@ export class CallSession extends DurableObject<Env> {
     await this.flushSwitches();
     const web = this.web.record;
     if (web?.status === "ended" && !(await this.web.syncToD1(this.env))) await this.retryLater();
-    if (web?.status !== "active" || this.live.hasCaller() || this.web.callerLeftAt === null) return;
-    const due = this.web.callerLeftAt + CALLER_GRACE_MS;
-    if (Date.now() >= due) await this.endWebSession("caller_left");
+    if (web?.status !== "active" || this.live.hasCaller()) return;
+    // Nobody has joined yet: the session (and its billed provider session) waits only so long for a caller.
+    const [due, reason] =
+      this.web.callerLeftAt === null
+        ? [web.createdAt + parseSettings(this.env).values.WEB_SESSION_JOIN_TIMEOUT_SECONDS * 1000, "no_caller"]
+        : [this.web.callerLeftAt + CALLER_GRACE_MS, "caller_left"];
+    if (Date.now() >= due) await this.endWebSession(reason);
     else await this.alarmSchedule.wakeBy(due);
   }
 
@@ -287,9 +291,21 @@ export class CallSession extends DurableObject<Env> {
   /** A web session created by the API: its provider is dialled now, before the browser joins. Idempotent. */
   async openWebSession(input: OpenWebSessionInput): Promise<{ ok: boolean }> {
     if (this.ledger.record) return { ok: false };
-    this.web.open(input);
+    const record = this.web.open(input);
     this.ensureVoice();
+    await this.alarmSchedule.wakeBy(record.createdAt + parseSettings(this.env).values.WEB_SESSION_JOIN_TIMEOUT_SECONDS * 1000);
     return { ok: true };
+  }
+
+  /** Ends the session on request: a web session at once, a phone call by hanging it up. Idempotent. */
+  async endSession(correlationId: string): Promise<{ kind: "web" | "phone" | "unknown"; ok: boolean; status: string | null }> {
+    if (this.ledger.record) {
+      const result = await controlCall(this.ledger, this.carrier, { action: "hangup" }, correlationId);
+      return { kind: "phone", ok: result.ok, status: this.ledger.record.status };
+    }
+    if (!this.web.record) return { kind: "unknown", ok: false, status: null };
+    await this.endWebSession("ended_by_request");
+    return { kind: "web", ok: true, status: this.web.record.status };
   }
 
   /** Ends a web session (end_call, or its caller gone past the grace period). */

@@ -13,6 +13,7 @@ import { callReadRoutes } from "./routes/calls.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { providerRoutes } from "./routes/providers.ts";
+import { sessionEndRoutes } from "./routes/session-end.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
 import { sessionLiveRoutes } from "./routes/sessions-live.ts";
@@ -43,6 +44,7 @@ export function buildApp() {
     callControlRoutes,
     sessionReadRoutes,
     sessionSwitchingRoutes,
+    sessionEndRoutes,
     sessionLiveRoutes,
     providerRoutes,
   ])

@@ -112,7 +112,8 @@ const historyRoute = protectedRoute("sessions:read", {
   responses: { 200: jsonResponse(z.object({ items: z.array(switchEntrySchema) }), "Switch history"), ...notFoundResponse },
 });
 
-async function sessionOf(scope: TenantScope, id: string) {
+/** The tenant's session row, or 404 (a session of another tenant is as missing as one that never was). */
+export async function sessionOf(scope: TenantScope, id: string) {
   const [row] = (await scope.select(sessions, eq(sessions.id, id))) as Array<typeof sessions.$inferSelect>;
   if (!row) throw notFound("Session");
   return row;

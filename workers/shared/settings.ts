@@ -141,6 +141,8 @@ const settingSchemas = {
   PROVIDER_FAILOVER_AFTER_MS: optional(z.coerce.number().int().min(0).max(120_000)).default(1000),
   PROVIDER_FLEET_CHECK_SECONDS: optional(z.coerce.number().min(0).max(3600)).default(10),
   OPENAI_SESSION_ROLLOVER_MINUTES: optional(z.coerce.number().min(0.05).max(120)).default(55),
+  // A web session nobody joins as the caller ends after this long (its provider session is billed meanwhile).
+  WEB_SESSION_JOIN_TIMEOUT_SECONDS: optional(z.coerce.number().min(1).max(86_400)).default(120),
   HUMAN_TRANSFER_NUMBER: optional(z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number" })),
   // Fleet-wide provider health (durable-objects/provider-health; defaults: the audited system's).
   PROVIDER_HEALTH_LATENCY_WARNING_MS: optional(z.coerce.number().int().min(1).max(120_000)).default(1000),

@@ -146,6 +146,35 @@ describe("web sessions", () => {
     });
   });
 
+  it("ends on POST /end: browsers and the provider socket close, it is recorded, and only its tenant may", async () => {
+    const tenantId = await createTenant();
+    const { accessToken } = await userWithToken(tenantId, "agent");
+    const key = `web-api-end-${crypto.randomUUID()}`;
+    await putScenario(key, { replies: ["Hello."] });
+    const session = await createSession(accessToken, { provider: "openai" }, key);
+    const caller = await join(session.id, accessToken, "caller");
+
+    const stranger = (await userWithToken(await createTenant(), "admin")).accessToken;
+    expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token: stranger })).status).toBe(404);
+    const { accessToken: viewer } = await userWithToken(tenantId, "viewer");
+    expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token: viewer })).status).toBe(403);
+    expect(caller.closeCode).toBeNull();
+
+    const ended = await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token: accessToken });
+    expect(ended.status).toBe(200);
+    expect(await ended.json()).toEqual({ id: session.id, channel: "web", status: "ended" });
+    await caller.until(() => caller.closeCode !== null);
+    expect(caller.ofType("session_ended")).toHaveLength(1);
+    await eventually(async () => (await simulatorConnections(key)).every((connection) => connection.close !== null));
+    await eventually(async () => {
+      const detail = (await (await api(`/api/v1/sessions/${session.id}`, { token: accessToken })).json()) as { status: string };
+      return detail.status === "ended";
+    });
+    // Again: already ended, same answer.
+    const again = await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token: accessToken });
+    expect(await again.json()).toEqual({ id: session.id, channel: "web", status: "ended" });
+  });
+
   it("refuses what a web session cannot be", async () => {
     const tenantId = await createTenant();
     const { accessToken: viewer } = await userWithToken(tenantId, "viewer");
