@@ -19,13 +19,15 @@ const origin = httpUrl.refine((value) => URL.canParse(value) && new URL(value).p
   error: "must be an origin only (no path or query)",
 });
 
+/** Comma-separated CIDRs; a bare address means itself alone (/32 for IPv4, /128 for IPv6). */
 const cidrList = z
   .string()
   .transform((value) =>
     value
       .split(",")
       .map((part) => part.trim())
-      .filter(Boolean),
+      .filter(Boolean)
+      .map((part) => (part.includes("/") ? part : `${part}/${part.includes(":") ? 128 : 32}`)),
   )
   .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, { error: "must be comma-separated CIDRs" })));
 

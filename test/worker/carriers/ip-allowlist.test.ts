@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compileAllowlist } from "../../../workers/carriers/ip-allowlist.ts";
+import { parseSettings } from "../../../workers/shared/settings.ts";
 
 // Telnyx's documented webhook and media source ranges (also the TELNYX_IP_ALLOWLIST default).
 const TELNYX_RANGES = [
@@ -192,5 +193,21 @@ describe("compileAllowlist: malformed input", () => {
     "[::1]",
   ])("never matches the malformed client address %j", (ip) => {
     expect(compileAllowlist(["0.0.0.0/0", "::/0"]).allows(ip)).toBe(false);
+  });
+});
+
+describe("allowlist settings", () => {
+  it("take a bare address as itself alone (/32, /128), and still refuse what is not an address", () => {
+    const { values, problems } = parseSettings({ TWILIO_IP_ALLOWLIST: "203.0.113.10, 2001:db8::1, 198.51.100.0/24" });
+    expect(problems.filter((problem) => problem.setting === "TWILIO_IP_ALLOWLIST")).toEqual([]);
+    expect(values.TWILIO_IP_ALLOWLIST).toEqual(["203.0.113.10/32", "2001:db8::1/128", "198.51.100.0/24"]);
+    const allowlist = compileAllowlist(values.TWILIO_IP_ALLOWLIST);
+    expect(allowlist.allows("203.0.113.10")).toBe(true);
+    expect(allowlist.allows("203.0.113.11")).toBe(false);
+    expect(allowlist.allows("2001:db8::1")).toBe(true);
+    expect(allowlist.allows("2001:db8::2")).toBe(false);
+    const malformed = parseSettings({ TWILIO_IP_ALLOWLIST: "203.0.113.10, example.com" });
+    expect(malformed.problems.map((problem) => problem.setting)).toContain("TWILIO_IP_ALLOWLIST");
+    expect(malformed.values.TWILIO_IP_ALLOWLIST).toBeUndefined();
   });
 });
