@@ -1,14 +1,16 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { constantTimeEqualText } from "../shared/constant-time.ts";
 import type { Database } from "../shared/db/client.ts";
-import { refreshTokenFamilies } from "../shared/db/schema.ts";
+import { refreshTokenFamilies, spentRefreshTokens } from "../shared/db/schema.ts";
 import { TenantScope } from "../shared/db/tenant-scope.ts";
 import { randomToken, sha256Hex } from "../shared/encoding.ts";
 
 /**
  * Rotating refresh tokens. A login starts a family; each refresh spends the presented token and issues the next
- * one. Only the newest token of a family is usable: presenting any older one means it was copied, so the whole
- * family is revoked (the legitimate holder logs in again, the thief gets nothing).
+ * one. Only the newest token of a family is usable: presenting an older one — a token this family issued and
+ * spent — means it was copied, so the whole family is revoked (the legitimate holder logs in again, the thief gets
+ * nothing). A token the family never issued (the family id is the `sid` claim of every access token, so anyone
+ * holding one can guess at secrets) is only refused: it must not let a stranger log the user out.
  * Token format: `rt_<familyId>.<secret>`; only its SHA-256 is stored.
  */
 export const REFRESH_TOKEN_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -57,6 +59,11 @@ export async function rotate(db: Database, presented: string): Promise<RotationR
 
   const presentedHash = await sha256Hex(presented);
   if (!constantTimeEqualText(presentedHash, family.currentHash)) {
+    const [spent] = await db
+      .select({ familyId: spentRefreshTokens.familyId })
+      .from(spentRefreshTokens)
+      .where(and(eq(spentRefreshTokens.tokenHash, presentedHash), eq(spentRefreshTokens.familyId, familyId)));
+    if (!spent) return { ok: false, reason: "unknown" };
     await revokeFamily(new TenantScope(db, family.tenantId), familyId, "reuse_detected");
     return { ok: false, reason: "reused", ...who };
   }
@@ -78,6 +85,8 @@ export async function rotate(db: Database, presented: string): Promise<RotationR
     await revokeFamily(new TenantScope(db, family.tenantId), familyId, "reuse_detected");
     return { ok: false, reason: "reused", ...who };
   }
+  // Remembered as spent, so presenting it again is recognised as a copy (and only then revokes the family).
+  await new TenantScope(db, family.tenantId).insert(spentRefreshTokens, { tokenHash: presentedHash, familyId, spentAt: Date.now() });
   return { ok: true, token: next, ...who };
 }
 

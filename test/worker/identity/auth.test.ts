@@ -91,6 +91,21 @@ describe("refresh", () => {
     expect(await auditActions(tenantId)).toContain("auth.refresh_reuse:failure");
   });
 
+  it("a guessed secret for a known family id is refused but does not kill the family", async () => {
+    const tenantId = await createTenant();
+    const user = await createUser(tenantId, "agent");
+    const first = await login(user.email);
+    // The family id is public enough (it is every access token's `sid` claim); the secret is not.
+    const familyId = /^rt_([0-9a-f-]{36})\./.exec(first.refreshToken)![1]!;
+    for (let i = 0; i < 3; i++) {
+      const forged = `rt_${familyId}.${"B".repeat(42)}${i}`;
+      expect((await api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken: forged } })).status).toBe(401);
+    }
+    // The holder's token still works, and no reuse was recorded.
+    expect((await api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken: first.refreshToken } })).status).toBe(200);
+    expect(await auditActions(tenantId)).not.toContain("auth.refresh_reuse:failure");
+  });
+
   it("rejects malformed and unknown refresh tokens without side effects", async () => {
     for (const refreshToken of ["garbage", `rt_${crypto.randomUUID()}.${"A".repeat(43)}`]) {
       const response = await api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken } });

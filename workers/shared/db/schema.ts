@@ -74,6 +74,25 @@ export const refreshTokenFamilies = sqliteTable(
   (t) => [index("refresh_families_tenant_idx").on(t.tenantId), index("refresh_families_user_idx").on(t.userId)],
 );
 
+/**
+ * Refresh tokens already spent by a rotation (their SHA-256): presenting one again is the copy a thief holds, and
+ * revokes the family. A token that was never issued is only refused.
+ */
+export const spentRefreshTokens = sqliteTable(
+  "spent_refresh_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    familyId: text("family_id")
+      .notNull()
+      .references(() => refreshTokenFamilies.id),
+    spentAt: integer("spent_at").notNull(),
+  },
+  (t) => [index("spent_refresh_tokens_tenant_idx").on(t.tenantId), index("spent_refresh_tokens_family_idx").on(t.familyId)],
+);
+
 /** Durable record of revoked access-token ids; KV holds the same with a TTL as the fast tier. */
 export const revokedTokens = sqliteTable(
   "revoked_tokens",
