@@ -11,7 +11,7 @@ import { ACCESS_TOKEN_TTL_SECONDS, issueAccessToken, publicJwks } from "../ident
 import { database } from "../shared/db/client.ts";
 import { TenantScope } from "../shared/db/tenant-scope.ts";
 import { sha256Hex } from "../shared/encoding.ts";
-import { badRequest, unauthorized } from "../shared/errors.ts";
+import { badRequest, tooManyRequests, unauthorized } from "../shared/errors.ts";
 import { requireSettings } from "../shared/settings.ts";
 
 const tokensSchema = z.object({ accessToken: z.string(), refreshToken: z.string(), expiresIn: z.number().int() }).openapi("Tokens");
@@ -59,14 +59,19 @@ const jwksRoute = publicRoute({
 });
 
 const scopeOf = (env: Env, tenantId: string) => new TenantScope(database(env.DB), tenantId);
+/** How long an account stays locked once its failures pass the login limit (KV's shortest TTL). */
+const ACCOUNT_LOCK_SECONDS = 60;
 
 export const authRoutes = publicRouter()
   .openapi(loginRoute, async (c) => {
     const settings = requireSettings(c.env, "identity");
     const { email, password } = c.req.valid("json");
     const normalizedEmail = email.trim().toLowerCase();
+    // Every attempt counts against its source address; only failures count against the account (below).
     await enforceRateLimit(c.env.LOGIN_LIMITER, `ip:${c.get("clientIp")}`);
-    await enforceRateLimit(c.env.LOGIN_LIMITER, `account:${normalizedEmail}`);
+    const emailHash = await sha256Hex(normalizedEmail);
+    const lockKey = `login-lock:${emailHash}`;
+    if (await c.env.CACHE.get(lockKey)) throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
 
     const user = await userByEmail(c.env, normalizedEmail);
     // Unknown emails still pay for a PBKDF2 run, so response time does not reveal which accounts exist.
@@ -74,13 +79,25 @@ export const authRoutes = publicRouter()
     if (!user || !passwordOk || user.disabledAt !== null) {
       if (user) {
         const reason = passwordOk ? "disabled" : "bad_password";
-        await auditFromRequest(
-          c,
-          { action: "auth.login", targetType: "user", targetId: user.id, outcome: "failure", details: { reason } },
-          scopeOf(c.env, user.tenantId),
+        // Not awaited: a known account's failure must cost the caller what an unknown one's does.
+        c.executionCtx.waitUntil(
+          auditFromRequest(
+            c,
+            { action: "auth.login", targetType: "user", targetId: user.id, outcome: "failure", details: { reason } },
+            scopeOf(c.env, user.tenantId),
+          ).then(
+            () => {},
+            () => {},
+          ),
         );
       }
-      c.get("log").warn("security.login_failed", { emailHash: (await sha256Hex(normalizedEmail)).slice(0, 16), knownUser: Boolean(user) });
+      c.get("log").warn("security.login_failed", { emailHash: emailHash.slice(0, 16), knownUser: Boolean(user) });
+      // Failures alone count against the account, known or not: past the limit it is locked for a minute.
+      const { success } = await c.env.LOGIN_LIMITER.limit({ key: `account:${normalizedEmail}` });
+      if (!success) {
+        await c.env.CACHE.put(lockKey, "1", { expirationTtl: ACCOUNT_LOCK_SECONDS });
+        throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
+      }
       throw unauthorized("Wrong email or password");
     }
 

@@ -61,6 +61,33 @@ describe("login", () => {
     expect(statuses.slice(10)).toEqual([429, 429]);
   });
 
+  it("counts only failures against the account: its owner signing in often is never locked out", async () => {
+    const tenantId = await createTenant();
+    const user = await createUser(tenantId, "agent");
+    for (let i = 0; i < 12; i++) {
+      const response = await api("/api/v1/auth/login", {
+        method: "POST",
+        body: { email: user.email, password: user.password },
+        ip: randomIp(),
+      });
+      expect(response.status, `sign-in ${i + 1}`).toBe(200);
+    }
+  });
+
+  it("answers a wrong password for a known account exactly as for an unknown one", async () => {
+    const tenantId = await createTenant();
+    const user = await createUser(tenantId, "agent");
+    const known = await api("/api/v1/auth/login", { method: "POST", body: { email: user.email, password: "wrong" }, ip: randomIp() });
+    const unknown = await api("/api/v1/auth/login", {
+      method: "POST",
+      body: { email: `nobody-${crypto.randomUUID()}@example.test`, password: "wrong" },
+      ip: randomIp(),
+    });
+    expect(known.status).toBe(unknown.status);
+    const strip = (body: { error: { correlationId?: string } }) => ({ ...body, error: { ...body.error, correlationId: undefined } });
+    expect(strip(await known.json())).toEqual(strip(await unknown.json()));
+  });
+
   it("rate-limits attempts per IP across accounts", async () => {
     const ip = "203.0.113.77";
     const statuses: number[] = [];
