@@ -9,7 +9,7 @@ import { compileAllowlist, type IpAllowlist } from "./ip-allowlist.ts";
  * allowlist, (3) the carrier's signature, (4) freshness (Telnyx timestamp; Twilio replays are de-duplicated by
  * the call's object). Layers 1–2 and the rejections are here; each carrier's `guard.ts` adds its signature and
  * freshness. A rejection writes nothing, is logged as a security event naming its layer and the route (its
- * template, never the path: a media path can carry a credential), and is counted. Answers follow carrier
+ * template, never the path: a media path can carry a credential). Answers follow carrier
  * conventions: 429, 403 for a bad or missing signature, 400 for a malformed request.
  */
 export const MAX_WEBHOOK_BYTES = 64 * 1024;

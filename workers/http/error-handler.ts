@@ -13,8 +13,10 @@ export const handleError: ErrorHandler<AppEnv> = (err, c) => {
     return c.json(errorBody(err.code, err.message, correlationId, err.details), err.status, withCorrelation(c, err.headers));
   }
   if (err instanceof ConfigurationError) {
+    // The settings at fault are named in the log (and to an admin on /health), never to the caller.
     log?.error("config.invalid", { problems: err.problems });
-    return c.json(errorBody("configuration_error", err.message, correlationId), 503, withCorrelation(c, {}));
+    const message = "The platform is not configured for this request; the operator's logs have the details";
+    return c.json(errorBody("configuration_error", message, correlationId), 503, withCorrelation(c, {}));
   }
   if (err instanceof HTTPException) {
     const status = err.status;
