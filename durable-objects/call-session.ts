@@ -7,7 +7,7 @@ import { reasonOf } from "../workers/shared/errors.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
-import { isWebSocketUpgrade } from "../workers/shared/websocket-upgrade.ts";
+import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
 import {
   type ControlCommand,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
-import { isWebSocketUpgrade } from "../../workers/shared/websocket-upgrade.ts";
+import { closeQuietly, isWebSocketUpgrade, sendableCloseCode } from "../../workers/shared/websockets.ts";
 
 /**
  * Browser WebSockets of `/api/v1/sessions/{id}/live` inside the session's object. The Worker has authenticated the
@@ -212,11 +212,7 @@ export class LiveSockets {
 
   private close(ws: WebSocket, code: number, reason: string): void {
     this.audio.delete(ws);
-    try {
-      ws.close(code, reason);
-    } catch {
-      // Already closing or closed.
-    }
+    closeQuietly(ws, code, reason);
   }
 }
 
@@ -249,9 +245,4 @@ function utf8Length(text: string): number {
   if (text.length > MAX_LIVE_TEXT_BYTES) return text.length;
   if (text.length * 3 <= MAX_LIVE_TEXT_BYTES) return text.length;
   return new TextEncoder().encode(text).byteLength;
-}
-
-/** Codes a peer's close may be answered with (1005, 1006 and 1015 are reserved for reporting). */
-function sendableCloseCode(code: number): number {
-  return code >= 1000 && code <= 4999 && code !== 1004 && code !== 1005 && code !== 1006 && code !== 1015 ? code : 1000;
 }

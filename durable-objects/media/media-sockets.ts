@@ -3,6 +3,7 @@ import type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "../../work
 import { ReorderWindow } from "../../workers/carriers/reorder-window.ts";
 import { constantTimeEqualText } from "../../workers/shared/constant-time.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
+import { closeQuietly, sendableCloseCode } from "../../workers/shared/websockets.ts";
 import { isCanonicalBase64 } from "./audio/pcm16.ts";
 import type { CallerLeg } from "./caller-leg.ts";
 
@@ -97,7 +98,7 @@ export class MediaSockets {
   /** Closes every stream; each is forgotten on its close event, so what the carrier sent before (its `stop`) still counts. */
   closeAll(code: number, reason: string): void {
     this.currentLeg = null;
-    for (const socket of this.streams.keys()) close(socket, code, reason);
+    for (const socket of this.streams.keys()) closeQuietly(socket, code, reason);
   }
 
   /** Per frame: synchronous for audio and marks (no promise, no await); lifecycle frames go on to `onFrame`. */
@@ -185,11 +186,9 @@ export class MediaSockets {
   }
 
   closed(ws: WebSocket, code: number): void {
-    const stream = this.streams.get(ws);
-    if (stream?.startTimer) clearTimeout(stream.startTimer);
-    this.streams.delete(ws);
+    this.forget(ws);
     if (this.currentLeg?.socket === ws) this.currentLeg = null;
-    close(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+    closeQuietly(ws, sendableCloseCode(code), "closing");
   }
 
   /** An authenticated stream is now the call's: every other stream (the one it replaces, any pending) is closed. */
@@ -197,7 +196,7 @@ export class MediaSockets {
     for (const socket of this.streams.keys()) {
       if (socket === current) continue;
       if (this.currentLeg?.socket === socket) this.currentLeg = null;
-      close(socket, 1000, "replaced by a new stream");
+      closeQuietly(socket, 1000, "replaced by a new stream");
     }
   }
 
@@ -208,23 +207,19 @@ export class MediaSockets {
   }
 
   private refuse(ws: WebSocket, reason: string): void {
+    // Forgotten at once: a refused stream's later messages are not read.
+    this.forget(ws);
+    closeQuietly(ws, 1008, reason);
+  }
+
+  private forget(ws: WebSocket): void {
     const stream = this.streams.get(ws);
     if (stream?.startTimer) clearTimeout(stream.startTimer);
-    // Forgotten at once: a refused stream's later messages are not read.
     this.streams.delete(ws);
-    close(ws, 1008, reason);
   }
 
   private attach(stream: Stream, attachment: Attachment): void {
     stream.attachment = attachment;
     this.currentLeg = null;
-  }
-}
-
-function close(socket: WebSocket, code: number, reason: string): void {
-  try {
-    socket.close(code, reason);
-  } catch {
-    // Already closing.
   }
 }

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { Carrier } from "../shared/db/schema.ts";
 import { callObject, isSessionId } from "../shared/session-ids.ts";
-import { isWebSocketUpgrade } from "../shared/websocket-upgrade.ts";
+import { isWebSocketUpgrade } from "../shared/websockets.ts";
 import type { CarrierEnv } from "./webhook-guard.ts";
 
 /** Where the call's object takes a carrier's media upgrade, and the headers that tell it which carrier and call. */

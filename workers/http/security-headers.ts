@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { parseSettings } from "../shared/settings.ts";
-import { isWebSocketUpgrade } from "../shared/websocket-upgrade.ts";
+import { isWebSocketUpgrade } from "../shared/websockets.ts";
 import type { AppEnv } from "./context.ts";
 
 /**

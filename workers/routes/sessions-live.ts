@@ -11,7 +11,7 @@ import { sessions } from "../shared/db/schema.ts";
 import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors.ts";
 import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol.ts";
 import { callObject, isSessionId } from "../shared/session-ids.ts";
-import { isWebSocketUpgrade } from "../shared/websocket-upgrade.ts";
+import { isWebSocketUpgrade } from "../shared/websockets.ts";
 
 /**
  * `GET /api/v1/sessions/{id}/live`: the browser's WebSocket to a session's object. Everything is decided here,

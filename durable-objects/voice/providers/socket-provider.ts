@@ -1,5 +1,6 @@
 import { isRecord } from "../../../workers/shared/json.ts";
 import type { ProviderName } from "../../../workers/shared/settings.ts";
+import { closeQuietly } from "../../../workers/shared/websockets.ts";
 import type { AudioFormat } from "../../media/audio/audio-format.ts";
 import type { ProviderEvent, ProviderEventHandler, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
 import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
@@ -283,11 +284,3 @@ export abstract class SocketProvider implements VoiceProvider {
 }
 
 const errorName = (error: unknown) => (error instanceof Error ? error.name : "unknown");
-
-function closeQuietly(socket: WebSocket | null, code: number, reason: string): void {
-  try {
-    socket?.close(code, reason);
-  } catch {
-    // Already closed or closing.
-  }
-}

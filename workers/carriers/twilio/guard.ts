@@ -26,7 +26,9 @@ export function twilioGuard(options: { upgrade?: boolean } = {}): MiddlewareHand
       : await verifyTwilioSignature({ authToken: settings.TWILIO_AUTH_TOKEN, url, params, signature });
     if (!valid) return reject(c, "twilio", "signature", "signature mismatch", 403);
     const fields = c.req.method === "GET" && !options.upgrade ? Object.fromEntries(new URL(c.req.url).searchParams) : params;
-    c.set("carrierRequest", { rawBody, params: fields, signedDigest: await signedContentDigest(url, params) });
+    // An upgrade is one connection, not an event to de-duplicate: no digest.
+    const signedDigest = options.upgrade ? undefined : await signedContentDigest(url, params);
+    c.set("carrierRequest", { rawBody, params: fields, signedDigest });
     await next();
   };
 }
