@@ -1,13 +1,21 @@
-import { and, inArray, lt } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
-import { database } from "./shared/db/client.ts";
-import { calls } from "./shared/db/schema.ts";
+import { type Database, database } from "./shared/db/client.ts";
+import { callReconcile, calls } from "./shared/db/schema.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
 import { callObject } from "./shared/session-ids.ts";
 
 /** A live call with no news for this long is asked about at its carrier (a lost final webhook, a crash). */
 export const STUCK_CALL_AFTER_MS = 60 * 60 * 1000;
 const RECONCILE_BATCH = 100;
+/** Calls asked at once: a slow carrier or object holds one lane, not the whole run (a cron has 15 minutes). */
+const RECONCILE_LANES = 10;
+/** A call the cron could not settle waits this long before it is asked again (the last step repeats)… */
+export const RECONCILE_BACKOFF_MS = [5 * 60_000, 15 * 60_000, 60 * 60_000, 6 * 60 * 60_000];
+/** …for this many attempts (about four days); then it is marked given up and left for an operator. */
+export const RECONCILE_MAX_ATTEMPTS = 20;
+/** The cron's memory of a call that left the live set is kept this long, then purged (given-up marks stay). */
+const RECONCILE_MEMORY_MS = 7 * 24 * 60 * 60_000;
 const LIVE_STATUSES = ["initiated", "ringing", "in_progress", "on_hold", "transferring", "transferred"] as const;
 
 /** Cron housekeeping (wrangler.toml `[triggers]`): each task runs on its own so one failure does not stop the rest. */
@@ -27,22 +35,78 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
   }
 }
 
-/** Finds calls stuck in a live state across all tenants and lets each call's object settle it with its carrier. */
+type Outcome = "terminal" | "live" | "finalized" | "unknown" | "error";
+interface StuckCall {
+  callId: string;
+  tenantId: string;
+  sessionId: string;
+  attempts: number | null;
+}
+
+/**
+ * Finds calls stuck in a live state across all tenants and lets each call's object settle it with its carrier.
+ * Calls never asked come first, then the most overdue; a call that could not be settled is asked again after a
+ * backoff and given up on after RECONCILE_MAX_ATTEMPTS, so calls that cannot be settled never starve the others.
+ */
 export async function reconcileStuckCalls(env: Env, log: Logger, now = Date.now()): Promise<Record<string, number>> {
-  const stuck = await database(env.DB)
-    .select({ sessionId: calls.sessionId })
+  const db = database(env.DB);
+  const stuck: StuckCall[] = await db
+    .select({ callId: calls.id, tenantId: calls.tenantId, sessionId: calls.sessionId, attempts: callReconcile.attempts })
     .from(calls)
-    .where(and(inArray(calls.status, [...LIVE_STATUSES]), lt(calls.updatedAt, now - STUCK_CALL_AFTER_MS)))
+    .leftJoin(callReconcile, eq(callReconcile.callId, calls.id))
+    .where(
+      and(
+        inArray(calls.status, [...LIVE_STATUSES]),
+        lt(calls.updatedAt, now - STUCK_CALL_AFTER_MS),
+        or(isNull(callReconcile.callId), lte(callReconcile.nextAttemptAt, now)),
+      ),
+    )
+    .orderBy(sql`coalesce(${callReconcile.nextAttemptAt}, 0)`, asc(calls.updatedAt))
     .limit(RECONCILE_BATCH);
   const outcomes: Record<string, number> = {};
-  for (const { sessionId } of stuck) {
-    try {
-      const outcome = await callObject(env, sessionId).reconcile();
-      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    } catch (error) {
-      outcomes.error = (outcomes.error ?? 0) + 1;
-      log.warn("cron.reconcile_failed", { sessionId, error });
-    }
+  const attempted: Array<{ call: StuckCall; outcome: Outcome }> = [];
+  for (let i = 0; i < stuck.length; i += RECONCILE_LANES) {
+    const lane = stuck.slice(i, i + RECONCILE_LANES);
+    const results = await Promise.all(lane.map((call) => askObject(env, call, log)));
+    lane.forEach((call, j) => attempted.push({ call, outcome: results[j]! }));
   }
+  for (const { outcome } of attempted) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  outcomes.gaveUp = await remember(db, attempted, now, log);
   return outcomes;
+}
+
+async function askObject(env: Env, call: StuckCall, log: Logger): Promise<Outcome> {
+  try {
+    return await callObject(env, call.sessionId).reconcile();
+  } catch (error) {
+    log.warn("cron.reconcile_failed", { sessionId: call.sessionId, error });
+    return "error";
+  }
+}
+
+/**
+ * Writes down every attempt in one batch: when to ask again, or that the cron has given up (marked, with the last
+ * outcome). A call that settled leaves the live set when its object's sync lands, so its entry only ages out.
+ */
+async function remember(db: Database, attempted: Array<{ call: StuckCall; outcome: Outcome }>, now: number, log: Logger): Promise<number> {
+  let gaveUp = 0;
+  const writes = attempted.map(({ call, outcome }) => {
+    const attempts = (call.attempts ?? 0) + 1;
+    const givingUp = attempts >= RECONCILE_MAX_ATTEMPTS && outcome !== "terminal" && outcome !== "finalized";
+    if (givingUp) {
+      gaveUp += 1;
+      log.warn("cron.reconcile_gave_up", { tenantId: call.tenantId, sessionId: call.sessionId, attempts, outcome });
+    }
+    const nextAttemptAt = givingUp ? null : now + RECONCILE_BACKOFF_MS[Math.min(attempts, RECONCILE_BACKOFF_MS.length) - 1]!;
+    const row = { attempts, nextAttemptAt, outcome: givingUp ? `gave_up:${outcome}` : outcome, updatedAt: now };
+    return db
+      .insert(callReconcile)
+      .values({ callId: call.callId, tenantId: call.tenantId, ...row })
+      .onConflictDoUpdate({ target: callReconcile.callId, set: row });
+  });
+  const purge = db
+    .delete(callReconcile)
+    .where(and(lt(callReconcile.updatedAt, now - RECONCILE_MEMORY_MS), isNotNull(callReconcile.nextAttemptAt)));
+  await db.batch([purge, ...writes]);
+  return gaveUp;
 }

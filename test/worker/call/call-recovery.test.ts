@@ -9,6 +9,7 @@ import {
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../../workers/index.ts";
+import { RECONCILE_MAX_ATTEMPTS } from "../../../workers/scheduled.ts";
 import {
   appliedMoves,
   type CallDetail,
@@ -39,12 +40,14 @@ import { api } from "../support/identity.ts";
  * pressure), D1 being unavailable, and a carrier's final webhook that never arrives (the reconcile cron).
  */
 let token: string;
+let tenantId: string;
 let twilioNumber: string;
 let telnyxNumber: string;
 
 beforeAll(async () => {
   const fixture = await tenantWithNumbers([{ carrier: "twilio" }, { carrier: "telnyx" }]);
   token = fixture.token;
+  tenantId = fixture.tenantId;
   [twilioNumber, telnyxNumber] = fixture.numbers as [string, string];
 });
 
@@ -249,5 +252,61 @@ describe("the reconcile cron", () => {
     expect(
       (await simRequests({ carrier: "telnyx", callId: telnyxId })).filter((r) => r.method === "GET" && r.path === `/v2/calls/${telnyxId}`),
     ).toHaveLength(1);
+  });
+
+  /** Runs the cron as wrangler would. */
+  async function runCron() {
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+  }
+
+  it("calls it cannot settle wait their turn with backoff, so they never starve the rest, and are given up on at last", async () => {
+    // 100 live rows older than any real call whose objects know nothing of them (storage lost, a bad restore): the
+    // cron can never settle them, and they are exactly one batch.
+    const longAgo = Date.now() - 30 * 24 * 60 * 60_000;
+    const orphans = Array.from({ length: 100 }, (_, i) => ({ id: `orphan-${crypto.randomUUID()}`, at: longAgo + i }));
+    await env.DB.batch(
+      orphans.map(({ id, at }) =>
+        env.DB.prepare(
+          `INSERT INTO calls (id, tenant_id, session_id, carrier, carrier_call_id, direction, from_number, to_number, status,
+             created_at, updated_at) VALUES (?, ?, ?, 'twilio', ?, 'outbound', '+14155550100', '+14155550101', 'in_progress', ?, ?)`,
+        ).bind(id, tenantId, `sess-${id}`, `CA${id}`, at, at),
+      ),
+    );
+    const lost = await placeTwilio(true);
+    await endTwilioCallAtCarrier(lost.callSid, "completed");
+    await age(lost.id);
+
+    await runCron();
+    expect((await callDetail(token, lost.id)).status).toBe("in_progress");
+    const marks = await env.DB.prepare(
+      "SELECT attempts, next_attempt_at AS next, outcome FROM call_reconcile WHERE call_id LIKE 'orphan-%'",
+    ).all<{
+      attempts: number;
+      next: number;
+      outcome: string;
+    }>();
+    expect(marks.results).toHaveLength(100);
+    for (const mark of marks.results) {
+      expect(mark).toMatchObject({ attempts: 1, outcome: "unknown" });
+      expect(mark.next).toBeGreaterThan(Date.now());
+    }
+
+    // The next run skips the orphans (not due yet) and reaches the call whose end was lost.
+    await runCron();
+    expect(await callDetail(token, lost.id)).toMatchObject({ status: "completed" });
+
+    // An orphan at its last attempt is marked given up and never asked again.
+    const last = orphans[0]!.id;
+    await env.DB.prepare("UPDATE call_reconcile SET attempts = ?, next_attempt_at = 0 WHERE call_id = ?")
+      .bind(RECONCILE_MAX_ATTEMPTS - 1, last)
+      .run();
+    await runCron();
+    const givenUp = () =>
+      env.DB.prepare("SELECT attempts, next_attempt_at AS next, outcome FROM call_reconcile WHERE call_id = ?").bind(last).first();
+    expect(await givenUp()).toEqual({ attempts: RECONCILE_MAX_ATTEMPTS, next: null, outcome: "gave_up:unknown" });
+    await runCron();
+    expect(await givenUp()).toEqual({ attempts: RECONCILE_MAX_ATTEMPTS, next: null, outcome: "gave_up:unknown" });
   });
 });

@@ -212,8 +212,31 @@ export const calls = sqliteTable(
   (t) => [
     index("calls_tenant_time_idx").on(t.tenantId, t.createdAt),
     index("calls_tenant_status_idx").on(t.tenantId, t.status),
+    // The reconcile cron looks across tenants for live calls with no news.
+    index("calls_status_updated_idx").on(t.status, t.updatedAt),
     uniqueIndex("calls_carrier_call_unique").on(t.carrier, t.carrierCallId),
   ],
+);
+
+/**
+ * The reconcile cron's memory of a stuck call it could not settle (the carrier says it is still live, the carrier or
+ * the object did not answer): when to ask again and what happened last. The cron is its only writer (the call's row
+ * stays the object's), so a call that cannot be settled waits its turn instead of taking every run's batch.
+ */
+export const callReconcile = sqliteTable(
+  "call_reconcile",
+  {
+    callId: text("call_id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    attempts: integer("attempts").notNull(),
+    // Epoch ms before which the cron leaves the call alone; null once it has given up (`outcome` says why).
+    nextAttemptAt: integer("next_attempt_at"),
+    outcome: text("outcome").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("call_reconcile_tenant_idx").on(t.tenantId), index("call_reconcile_next_idx").on(t.nextAttemptAt)],
 );
 
 /** Every transition and every carrier event of a call, in the order the object applied them. */
