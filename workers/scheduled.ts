@@ -67,8 +67,7 @@ export async function reconcileStuckCalls(env: Env, log: Logger, now = Date.now(
   const attempted: Array<{ call: StuckCall; outcome: Outcome }> = [];
   for (let i = 0; i < stuck.length; i += RECONCILE_LANES) {
     const lane = stuck.slice(i, i + RECONCILE_LANES);
-    const results = await Promise.all(lane.map((call) => askObject(env, call, log)));
-    lane.forEach((call, j) => attempted.push({ call, outcome: results[j]! }));
+    attempted.push(...(await Promise.all(lane.map(async (call) => ({ call, outcome: await askObject(env, call, log) })))));
   }
   for (const { outcome } of attempted) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
   outcomes.gaveUp = await remember(db, attempted, now, log);
