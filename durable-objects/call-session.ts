@@ -22,6 +22,7 @@ import { CallLedger } from "./call/call-ledger.ts";
 import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
+import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
@@ -54,7 +55,6 @@ export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "en
 export type { EventOutcome } from "./call/carrier-events.ts";
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
-const TRANSCRIPT_RETRY_MS = 5_000;
 
 /**
  * One object per session (a phone call or a web session). It is the single writer of its call's state: carrier
@@ -77,6 +77,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly tools: ToolRunner;
   private readonly breakers: CircuitBreakers;
   private readonly switches: SwitchLog;
+  private readonly switchRetry = new DrainRetry();
+  private readonly webRetry = new DrainRetry();
   private readonly health: HealthReporter;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
@@ -96,10 +98,10 @@ export class CallSession extends DurableObject<Env> {
       transcript: this.transcript,
       relayingAgentAudio: (withinMs) => this.voice?.relayingAgentAudio(withinMs) ?? false,
       session: () => this.identity(),
-      retryLater: () => this.retryLater(),
+      wakeIn: (delayMs) => this.alarmSchedule.wakeBy(Date.now() + delayMs),
     });
     this.tools = new ToolRunner(ctx.storage.sql);
-    this.switches = new SwitchLog(ctx.storage.sql);
+    this.switches = new SwitchLog(ctx.storage.sql, () => this.ledger.log());
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
     this.breakers = new CircuitBreakers(ctx.storage.sql, {
       failureThreshold: settings.PROVIDER_BREAKER_FAILURES,
@@ -230,7 +232,7 @@ export class CallSession extends DurableObject<Env> {
     await this.conversation.flush();
     await this.flushSwitches();
     const web = this.web.record;
-    if (web?.status === "ended" && !(await this.web.syncToD1(this.env))) await this.retryLater();
+    if (web?.status === "ended") await this.syncWebRecord();
     if (web?.status !== "active" || this.live.hasCaller()) return;
     // Nobody has joined yet: the session (and its billed provider session) waits only so long for a caller.
     const [due, reason] =
@@ -316,7 +318,11 @@ export class CallSession extends DurableObject<Env> {
     this.voice = null;
     this.live.closeAll(1000, "session ended");
     await this.conversation.flush();
-    if (!(await this.web.syncToD1(this.env))) await this.retryLater();
+    await this.syncWebRecord();
+  }
+
+  private async syncWebRecord(): Promise<void> {
+    await this.retryIfUnfinished(this.webRetry, (await this.web.syncToD1(this.env)) ? "drained" : "failed");
   }
 
   /** A web session whose browser caller left ends after a grace period, unless the caller comes back. */
@@ -401,7 +407,7 @@ export class CallSession extends DurableObject<Env> {
 
   private async flushSwitches(): Promise<void> {
     const session = this.identity();
-    if (session && !(await this.switches.flush(this.env, session.tenantId, session.sessionId))) await this.retryLater();
+    if (session) await this.retryIfUnfinished(this.switchRetry, await this.switches.flush(this.env, session.tenantId, session.sessionId));
   }
 
   // ── switching providers (the Sessions API) ─────────────────────────────────────────────────────────────
@@ -434,8 +440,25 @@ export class CallSession extends DurableObject<Env> {
     return voice ? { provider: voice.currentProvider, providerState: voice.state, counters: { ...voice.stats } } : null;
   }
 
-  private retryLater(): Promise<void> {
-    return this.alarmSchedule.wakeBy(Date.now() + TRANSCRIPT_RETRY_MS);
+  /** A drain that did not finish (D1 failed, or it stopped at its bound) runs again from the alarm. */
+  private async retryIfUnfinished(retry: DrainRetry, result: DrainResult): Promise<void> {
+    const delay = retry.after(result);
+    if (delay !== null) await this.alarmSchedule.wakeBy(Date.now() + delay);
+  }
+
+  /** What waits for D1 in each of the session's outboxes (outbox-backlog.ts), and which are past their bound. */
+  async pendingSync(): Promise<PendingSync> {
+    const counts = {
+      events: this.ledger.record ? this.ledger.pendingCount() : 0,
+      transcript: this.transcript.pendingCount(),
+      switches: this.switches.pendingCount(),
+    };
+    return {
+      events: counts.events,
+      transcriptLines: counts.transcript,
+      switches: counts.switches,
+      overBound: (Object.keys(counts) as OutboxKind[]).filter((kind) => counts[kind] > OUTBOX_BOUNDS[kind]),
+    };
   }
 
   /** Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored). */

@@ -4,10 +4,10 @@ import { createLogger, type Logger } from "../../workers/shared/logger.ts";
 import type { AlarmSchedule } from "../alarm-schedule.ts";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store.ts";
 import { syncToD1 } from "./d1-sync.ts";
+import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult, DrainRetry } from "./outbox-backlog.ts";
 import { decideTransition, isTerminal, type TransitionSource } from "./state-machine.ts";
 
 const OUTBOX_BATCH = 50;
-const FLUSH_RETRY_MS = [2_000, 5_000, 15_000, 60_000, 300_000];
 
 export type NewCall = Omit<
   CallRecord,
@@ -49,14 +49,16 @@ type EventFields = {
 /**
  * The call's state and its history: every change is written to the object's storage synchronously (record and
  * event together), then drained to D1 in order by `flush`. One flush runs at a time so an older state can never
- * land in D1 after a newer one; a failed flush is retried from the alarm with backoff.
+ * land in D1 after a newer one; a failed flush is retried from the alarm with backoff (outbox-backlog.ts says
+ * what bounds the outbox).
  */
 export class CallLedger {
   record: CallRecord | null;
   private readonly store: CallStore;
   private flushChain: Promise<void> = Promise.resolve();
   private queuedFlush: Promise<void> | null = null;
-  private flushFailures = 0;
+  private readonly retry = new DrainRetry();
+  private readonly backlog = new BacklogWatch(() => this.log());
 
   constructor(
     ctx: DurableObjectState,
@@ -181,33 +183,50 @@ export class CallLedger {
     return this.queuedFlush;
   }
 
+  /** What waits for D1 (the session's `pendingSync`). */
+  pendingCount(): number {
+    return this.store.pendingCount();
+  }
+
   private async flushOnce(): Promise<void> {
+    const result = await this.drain();
+    const delay = this.retry.after(result);
+    if (delay !== null) await this.alarm.wakeBy(Date.now() + delay);
+  }
+
+  private async drain(): Promise<DrainResult> {
     const record = this.record;
-    if (!record) return;
-    const pending = this.store.pending(OUTBOX_BATCH);
-    if (pending.length === 0) return;
+    if (!record) return "drained";
     try {
-      await syncToD1(
-        this.env,
-        record,
-        pending.map((item) => item.event),
-      );
-      this.store.acknowledge(pending.at(-1)!.id);
-      this.flushFailures = 0;
-      if (!record.carrierIndexed && record.carrierCallId) {
-        await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, {
-          sessionId: record.sessionId,
-          tenantId: record.tenantId,
-        });
-        record.carrierIndexed = true;
-        this.store.save(record);
+      for (let batch = 0; batch < DRAIN_BATCHES_PER_WAKE; batch++) {
+        const pending = this.store.pending(OUTBOX_BATCH);
+        if (pending.length === 0) {
+          this.backlog.observe("events", 0);
+          return "drained";
+        }
+        await syncToD1(
+          this.env,
+          record,
+          pending.map((item) => item.event),
+        );
+        this.store.acknowledge(pending.at(-1)!.id);
+        await this.indexCarrierCall(record);
       }
-      if (this.store.pending(1).length > 0) await this.flushOnce();
+      // Stopped at its bound: the rest goes in the next wake-up.
+      return this.store.pending(1).length > 0 ? "more" : "drained";
     } catch (error) {
-      const delay = FLUSH_RETRY_MS[Math.min(this.flushFailures, FLUSH_RETRY_MS.length - 1)]!;
-      this.flushFailures += 1;
-      this.log().warn("call.d1_sync_deferred", { error, retryInMs: delay, pending: pending.length });
-      await this.alarm.wakeBy(Date.now() + delay);
+      const pending = this.store.pendingCount();
+      this.backlog.observe("events", pending);
+      this.log().warn("call.d1_sync_deferred", { error, pending });
+      return "failed";
     }
+  }
+
+  /** The KV call → session index, once the call's carrier id is known and its row is in D1. */
+  private async indexCarrierCall(record: CallRecord): Promise<void> {
+    if (record.carrierIndexed || !record.carrierCallId) return;
+    await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
+    record.carrierIndexed = true;
+    this.store.save(record);
   }
 }

@@ -96,6 +96,10 @@ export class CallStore {
       .map((row) => ({ id: row.id, event: JSON.parse(row.body) as CallEventRow }));
   }
 
+  pendingCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+  }
+
   acknowledge(throughId: number): void {
     this.sql.exec("DELETE FROM outbox WHERE id <= ?", throughId);
   }

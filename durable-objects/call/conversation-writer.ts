@@ -1,4 +1,5 @@
 import type { ResumptionHandle } from "../voice/voice-session-types.ts";
+import { DrainRetry } from "./outbox-backlog.ts";
 import type { TranscriptLog } from "./transcript-log.ts";
 
 /** Transcript lines are written (storage, then D1) in batches this long after they were said, off the audio path. */
@@ -23,8 +24,8 @@ interface WriterParts {
   relayingAgentAudio(withinMs: number): boolean;
   /** The session the lines belong to; null before it is known. */
   session(): { tenantId: string; sessionId: string } | null;
-  /** D1 was unavailable: ask the alarm to try again. */
-  retryLater(): Promise<void>;
+  /** Asks the alarm to run a flush again this much later (D1 failed, or the drain stopped at its bound). */
+  wakeIn(delayMs: number): Promise<void>;
 }
 
 /**
@@ -38,6 +39,7 @@ export class ConversationWriter {
   /** The provider's latest resumption handle (Gemini sends one every turn): `null` forgets it, undefined = unchanged. */
   private unsavedHandle: ResumptionHandle | null | undefined = undefined;
   private d1DueAt = 0;
+  private readonly retry = new DrainRetry();
 
   constructor(private readonly parts: WriterParts) {}
 
@@ -70,8 +72,9 @@ export class ConversationWriter {
     const session = this.parts.session();
     if (!session || !this.parts.transcript.hasWork()) return;
     this.d1DueAt = Date.now() + D1_INTERVAL_MS;
-    // D1 is unavailable: the alarm retries; the lines wait in the object's storage.
-    if (!(await this.parts.transcript.flush(this.parts.env, session.tenantId, session.sessionId))) await this.parts.retryLater();
+    // D1 is unavailable or the backlog is long: the alarm goes on; the lines wait in the object's storage.
+    const delay = this.retry.after(await this.parts.transcript.flush(this.parts.env, session.tenantId, session.sessionId));
+    if (delay !== null) await this.parts.wakeIn(delay);
   }
 
   /** Storage now, in this quiet moment; D1 too if its interval has passed, else a flush is due when it has. */

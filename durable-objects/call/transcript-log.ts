@@ -4,6 +4,7 @@ import { transcriptLines } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox-backlog.ts";
 
 /**
  * A session's transcript, in two tiers like the call's ledger, written behind: a line said or changed is kept in
@@ -76,7 +77,7 @@ const toLine = (row: LineRow): TranscriptLine => ({
 });
 
 export class TranscriptLog {
-  private drainChain: Promise<boolean> = Promise.resolve(true);
+  private drainChain: Promise<DrainResult> = Promise.resolve("drained");
   private lastSeq: number;
   /** The highest seq written to storage: unsaved lines above it are new, those below it changed. */
   private storedThrough: number;
@@ -88,6 +89,9 @@ export class TranscriptLog {
   private ackedThrough = 0;
   /** The outbox may hold entries D1 has not accepted (unknown after a restart, so true until a drain says so). */
   private unsent = true;
+  /** The session named in this log's lines (known from the first flush). */
+  private logFor: { tenantId?: string; sessionId?: string } = {};
+  private readonly backlog = new BacklogWatch(() => this.log());
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
@@ -199,22 +203,23 @@ export class TranscriptLog {
 
   /**
    * Writes what changed since the last flush to storage (one commit), then drains the outbox to D1 in batches of
-   * ≤ 50 lines, compiled once and bound to the tenant (upsert by id, so a re-queued line updates interrupted). Resolves true when
-   * the outbox is empty, false if D1 failed (the outbox is kept: D1 gets every line later). Never throws. One flush
-   * at a time: a call made while one runs starts after it.
+   * ≤ 50 lines (at most DRAIN_BATCHES_PER_WAKE of them), compiled once and bound to the tenant (upsert by id, so a
+   * re-queued line updates interrupted). Resolves "drained" when the outbox is empty, "more" at the batch bound,
+   * "failed" if D1 failed (the outbox is kept: D1 gets every line later). Never throws. One flush at a time: a call
+   * made while one runs starts after it.
    */
-  flush(env: Env, tenantId: string, sessionId: string): Promise<boolean> {
+  flush(env: Env, tenantId: string, sessionId: string): Promise<DrainResult> {
     this.drainChain = this.drainChain.then(() => this.drain(env, tenantId, sessionId));
     return this.drainChain;
   }
 
-  private async drain(env: Env, tenantId: string, sessionId: string): Promise<boolean> {
-    let pending: Array<{ id: number; line: TranscriptLine }> = [];
+  private async drain(env: Env, tenantId: string, sessionId: string): Promise<DrainResult> {
+    this.logFor = { tenantId, sessionId };
     try {
       this.save();
       const scope = tenantScopeFor(env, tenantId);
-      for (;;) {
-        pending = this.sql
+      for (let batch = 0; batch < DRAIN_BATCHES_PER_WAKE; batch++) {
+        const pending = this.sql
           .exec<{ id: number; body: string }>(
             "SELECT id, body FROM transcript_outbox WHERE id > ? ORDER BY id LIMIT ?",
             this.ackedThrough,
@@ -224,7 +229,8 @@ export class TranscriptLog {
           .map((row) => ({ id: row.id, line: JSON.parse(row.body) as TranscriptLine }));
         if (pending.length === 0) {
           this.unsent = false;
-          return true;
+          this.backlog.observe("transcript", 0);
+          return "drained";
         }
         // One statement per line: the same line may be queued twice in one batch (appended, then interrupted).
         await scope.run(
@@ -246,13 +252,17 @@ export class TranscriptLog {
         // writing have higher ids and stay for the next round.
         this.ackedThrough = pending.at(-1)!.id;
       }
+      return "more";
     } catch (error) {
-      createLogger({ correlationId: "unknown", tenantId, sessionId }).warn("transcript.d1_sync_deferred", {
-        error,
-        pending: this.safePendingCount(),
-      });
-      return false;
+      const pending = this.safePendingCount();
+      if (pending !== null) this.backlog.observe("transcript", pending);
+      this.log().warn("transcript.d1_sync_deferred", { error, pending });
+      return "failed";
     }
+  }
+
+  private log() {
+    return createLogger({ correlationId: "unknown", ...this.logFor });
   }
 
   private safePendingCount(): number | null {

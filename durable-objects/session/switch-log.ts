@@ -1,6 +1,8 @@
 import { providerSwitches, type SwitchReason } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import type { Logger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import { BacklogWatch, type DrainResult } from "../call/outbox-backlog.ts";
 
 /**
  * Every provider switch of the session, kept in the object's storage (what `switch-status` and `switch-history`
@@ -20,9 +22,16 @@ export interface SwitchEntry {
 }
 
 const MAX_ENTRIES_KEPT = 200;
+const FLUSH_BATCH = 50;
 
 export class SwitchLog {
-  constructor(private readonly sql: SqlStorage) {
+  private readonly backlog: BacklogWatch;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    log: () => Logger,
+  ) {
+    this.backlog = new BacklogWatch(log);
     sql.exec(
       "CREATE TABLE IF NOT EXISTS provider_switches (id TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL)",
     );
@@ -49,10 +58,20 @@ export class SwitchLog {
       .map((row) => JSON.parse(row.body) as SwitchEntry);
   }
 
-  /** Writes unsynced entries to D1; false when D1 failed (they stay unsynced). Never throws. */
-  async flush(env: Env, tenantId: string, sessionId: string): Promise<boolean> {
-    const pending = this.sql.exec<{ body: string }>("SELECT body FROM provider_switches WHERE synced = 0 ORDER BY at").toArray();
-    if (pending.length === 0) return true;
+  /** Entries D1 has not accepted yet. */
+  pendingCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM provider_switches WHERE synced = 0").one().n;
+  }
+
+  /**
+   * Writes the oldest unsynced entries to D1, a batch at a time ("more" when entries remain past it); "failed" when
+   * D1 failed (they stay unsynced, counted). Never throws.
+   */
+  async flush(env: Env, tenantId: string, sessionId: string): Promise<DrainResult> {
+    const pending = this.sql
+      .exec<{ body: string }>("SELECT body FROM provider_switches WHERE synced = 0 ORDER BY at, id LIMIT ?", FLUSH_BATCH)
+      .toArray();
+    if (pending.length === 0) return "drained";
     const entries = pending.map((row) => JSON.parse(row.body) as SwitchEntry);
     try {
       const scope = tenantScopeFor(env, tenantId);
@@ -64,9 +83,12 @@ export class SwitchLog {
       );
       await scope.batch([first!, ...rest]);
     } catch {
-      return false;
+      this.backlog.observe("switches", this.pendingCount());
+      return "failed";
     }
     for (const entry of entries) this.sql.exec("UPDATE provider_switches SET synced = 1 WHERE id = ?", entry.id);
-    return true;
+    const result = pending.length === FLUSH_BATCH ? "more" : "drained";
+    this.backlog.observe("switches", result === "more" ? this.pendingCount() : 0);
+    return result;
   }
 }

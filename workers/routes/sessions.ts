@@ -74,6 +74,18 @@ const sessionDetailSchema = sessionSchema
       })
       .nullable()
       .describe("what the live session's object reports (null once the session has ended)"),
+    pendingSync: z
+      .object({
+        events: z.number().int(),
+        transcriptLines: z.number().int(),
+        switches: z.number().int(),
+        overBound: z.array(z.enum(["events", "transcript", "switches"])),
+      })
+      .nullable()
+      .describe(
+        "what the session's object holds that D1 has not accepted yet (history events, transcript lines, provider switches) " +
+          "and which outboxes are past their bound; null when the object cannot be asked",
+      ),
   })
   .openapi("SessionDetail");
 
@@ -237,16 +249,17 @@ export const sessionReadRoutes = publicRouter()
       scope.select(transcriptLines, eq(transcriptLines.sessionId, id)).orderBy(asc(transcriptLines.seq)).limit(TRANSCRIPT_LINES_IN_DETAIL),
     ]);
     const call = (calledRows as CallRow[])[0];
-    const live =
-      row.status === "active"
-        ? await callObject(c.env, id)
-            .liveState()
-            .catch(() => null)
-        : null;
+    const object = callObject(c.env, id);
+    const [live, pendingSync] = await Promise.all([
+      row.status === "active" ? object.liveState().catch(() => null) : null,
+      // Asked of ended sessions too: their last lines may still be on the way.
+      object.pendingSync().catch(() => null),
+    ]);
     return c.json(
       {
         ...presentSession(row),
         live,
+        pendingSync,
         call: call ? presentCall(call) : null,
         transcript: (lines as TranscriptRow[]).map((line) => ({
           seq: line.seq,

@@ -1,6 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DRAIN_BATCHES_PER_WAKE } from "../../../durable-objects/call/outbox-backlog.ts";
 import { MAX_LINES_KEPT, MAX_TEXT_CHARS, type TranscriptLine, TranscriptLog } from "../../../durable-objects/call/transcript-log.ts";
 import { createTenant } from "../support/identity.ts";
 
@@ -127,7 +128,11 @@ describe("transcript log in the object", () => {
       expect(log.recent(1)[0]!.seq).toBe(total);
       expect(log.recent(MAX_LINES_KEPT + 10)[0]!.seq).toBe(total - MAX_LINES_KEPT + 1);
       expect(log.pendingCount()).toBe(total);
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      // Each flush sends at most DRAIN_BATCHES_PER_WAKE batches of 50 and says when more remain.
+      const results = [];
+      for (let i = 0; i < 5; i++) results.push(await log.flush(env, tenantId, sessionId));
+      expect(results).toEqual(["more", "more", "more", "more", "drained"]);
+      expect(DRAIN_BATCHES_PER_WAKE * 50 * 4).toBeLessThan(total);
       expect(log.pendingCount()).toBe(0);
       // The next line continues the numbering after pruning.
       expect(log.append(line("after")).seq).toBe(total + 1);
@@ -149,7 +154,7 @@ describe("draining to D1", () => {
       const result = await log.flush(env, tenantId, sessionId);
       return { result, pending: log.pendingCount() };
     });
-    expect(flushed).toEqual({ result: true, pending: 0 });
+    expect(flushed).toEqual({ result: "drained", pending: 0 });
     const rows = await d1Lines(sessionId);
     expect(rows.map((r) => [r.id, r.tenant_id, r.seq, r.role, r.provider])).toEqual([
       [`${sessionId}:1`, tenantId, 1, "caller", "local"],
@@ -170,14 +175,14 @@ describe("draining to D1", () => {
     const sessionId = crypto.randomUUID();
     await inLog(stub, async (log) => {
       log.append(line("let me tell you about", { role: "agent", itemId: "resp-1" }));
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
     });
     expect((await d1Lines(sessionId)).map((r) => r.interrupted)).toEqual([0]);
 
     await inLog(stub, async (log) => {
       expect(log.markInterrupted("resp-1")).toMatchObject({ seq: 1, interrupted: true });
       expect(log.pendingCount()).toBe(1);
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
     });
     const rows = await d1Lines(sessionId);
     expect(rows.length).toBe(1);
@@ -191,7 +196,7 @@ describe("draining to D1", () => {
       log.append(line("one", { role: "agent", itemId: "r1" }));
       log.append(line("two"));
       log.markInterrupted("r1");
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
     });
     expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
       [1, 1],
@@ -199,24 +204,24 @@ describe("draining to D1", () => {
     ]);
   });
 
-  it("when D1 fails, flush answers false and keeps the outbox; the next flush delivers everything", async () => {
+  it("when D1 fails, flush answers failed and keeps the outbox; the next flush delivers everything", async () => {
     const stub = freshObject();
     const sessionId = crypto.randomUUID();
     await inLog(stub, async (log) => {
       for (let i = 1; i <= 3; i++) log.append(line(`during outage ${i}`, { role: i % 2 ? "caller" : "agent", itemId: `i${i}` }));
-      expect(await log.flush(d1Down, tenantId, sessionId)).toBe(false);
+      expect(await log.flush(d1Down, tenantId, sessionId)).toBe("failed");
       expect(log.pendingCount()).toBe(3);
       // Lines keep arriving while D1 is down; an interruption is queued too.
       log.append(line("still talking"));
       log.markInterrupted("i2");
-      expect(await log.flush(d1Down, tenantId, sessionId)).toBe(false);
+      expect(await log.flush(d1Down, tenantId, sessionId)).toBe("failed");
       expect(log.pendingCount()).toBe(5);
       expect(log.count()).toBe(4);
     });
     expect(await d1Lines(sessionId)).toEqual([]);
 
     await inLog(stub, async (log) => {
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
       expect(log.pendingCount()).toBe(0);
     });
     expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
@@ -235,7 +240,7 @@ describe("draining to D1", () => {
       const first = log.flush(env, tenantId, sessionId);
       log.append(line("late"));
       const second = log.flush(env, tenantId, sessionId);
-      expect(await Promise.all([first, second])).toEqual([true, true]);
+      expect(await Promise.all([first, second])).toEqual(["drained", "drained"]);
       expect(log.pendingCount()).toBe(0);
     });
     const rows = await d1Lines(sessionId);
@@ -257,7 +262,7 @@ describe("draining to D1", () => {
       expect(log.count()).toBe(2);
     });
     expect(await storedLines(stub)).toEqual([]);
-    await inLog(stub, async (log) => expect(await log.flush(env, tenantId, sessionId)).toBe(true));
+    await inLog(stub, async (log) => expect(await log.flush(env, tenantId, sessionId)).toBe("drained"));
     expect((await storedLines(stub)).map((row) => row.text)).toEqual(["said", "answered"]);
     expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([
       [1, 0],
@@ -271,7 +276,7 @@ describe("draining to D1", () => {
     await inLog(stub, async (log) => {
       log.append(line("before eviction 1", { itemId: "e1" }));
       log.append(line("before eviction 2", { role: "agent", itemId: "e2" }));
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
       // Accepted by D1: its outbox entries are deleted by the next flush's commit, which an eviction pre-empts.
       expect(log.pendingCount()).toBe(0);
     });
@@ -285,7 +290,7 @@ describe("draining to D1", () => {
       expect(log.pendingCount()).toBe(2);
       expect(log.markInterrupted("e2")).toMatchObject({ seq: 2, interrupted: true });
       expect(log.append(line("after eviction")).seq).toBe(3);
-      expect(await log.flush(env, tenantId, sessionId)).toBe(true);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
       expect(log.pendingCount()).toBe(0);
     });
     expect((await d1Lines(sessionId)).map((r) => [r.seq, r.interrupted])).toEqual([

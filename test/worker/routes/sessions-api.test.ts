@@ -277,7 +277,7 @@ describe("GET /api/v1/sessions/{id}", () => {
       log.append({ role: "caller", text: "four", provider: "local", interrupted: false, itemId: null, at: T + 10_000 });
       return log.flush(env, tenantA, sessionId);
     });
-    expect(drained).toBe(true);
+    expect(drained).toBe("drained");
     const detail = (await (await api(`/api/v1/sessions/${sessionId}`, { token: adminA })).json()) as SessionDetail;
     expect(detail.transcript.map((line) => [line.seq, line.role, line.text, line.interrupted])).toEqual([
       [1, "caller", "I'd like to book a table", false],
