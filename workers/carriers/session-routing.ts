@@ -1,5 +1,8 @@
+import { sessionForCarrierCall } from "../shared/db/directory.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { toHex } from "../shared/encoding.ts";
+import { callObject } from "../shared/session-ids.ts";
+import type { CarrierEvent } from "./carrier.ts";
 
 /**
  * Every webhook for a call must reach the one object that owns it. Inbound calls get a session id derived from the
@@ -10,4 +13,21 @@ export async function deriveSessionId(carrier: Carrier, carrierCallId: string): 
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`session:${carrier}:${carrierCallId}`)));
   const hex = toHex(digest.subarray(0, 16));
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * Delivers a carrier event to the object that owns its call: the session the event names (outbound calls), else the
+ * one derived from the carrier's call id (inbound calls — no lookup, so a status callback lands even while D1 and KV
+ * are down), else the one the directory knows the carrier call by.
+ */
+export async function deliverCarrierEvent(env: Env, event: CarrierEvent, sessionHint: string | undefined, correlationId: string) {
+  const deliver = async (sessionId: string) => ({
+    sessionId,
+    outcome: await callObject(env, sessionId).applyCarrierEvent(event, correlationId),
+  });
+  if (sessionHint) return deliver(sessionHint);
+  const derived = await deliver(await deriveSessionId(event.carrier, event.carrierCallId));
+  if (derived.outcome !== "unknown_call") return derived;
+  const known = await sessionForCarrierCall(env, event.carrier, event.carrierCallId);
+  return known && known.sessionId !== derived.sessionId ? deliver(known.sessionId) : derived;
 }

@@ -1,9 +1,9 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber, sessionForCarrierCall } from "../../shared/db/directory.ts";
+import { routeForNumber } from "../../shared/db/directory.ts";
 import { callObject, isSessionId } from "../../shared/session-ids.ts";
 import { requireSettings } from "../../shared/settings.ts";
 import { forwardMediaUpgrade } from "../media-upgrade.ts";
-import { deriveSessionId } from "../session-routing.ts";
+import { deliverCarrierEvent, deriveSessionId } from "../session-routing.ts";
 import { type CarrierEnv, reject } from "../webhook-guard.ts";
 import { TelnyxCallControl } from "./call-control.ts";
 import { telnyxGuard } from "./guard.ts";
@@ -47,11 +47,8 @@ async function webhook(c: Context<CarrierEnv>) {
     return c.json({ received: true }, 200);
   }
 
-  const sessionId =
-    (isSessionId(event.sessionHint) ? event.sessionHint : undefined) ??
-    (await sessionForCarrierCall(c.env, "telnyx", event.carrierCallId))?.sessionId ??
-    (await deriveSessionId("telnyx", event.carrierCallId));
-  const outcome = await callObject(c.env, sessionId).applyCarrierEvent(event, correlationId);
+  const hint = isSessionId(event.sessionHint) ? event.sessionHint : undefined;
+  const { sessionId, outcome } = await deliverCarrierEvent(c.env, event, hint, correlationId);
   log.info("carrier.event", { carrier: "telnyx", event: event.name, outcome, sessionId });
   return c.json({ received: true }, 200);
 }

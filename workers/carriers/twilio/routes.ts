@@ -1,10 +1,10 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber, sessionForCarrierCall } from "../../shared/db/directory.ts";
+import { routeForNumber } from "../../shared/db/directory.ts";
 import { callObject, isSessionId } from "../../shared/session-ids.ts";
 import { requireSettings } from "../../shared/settings.ts";
 import { mediaCredential } from "../media-credential.ts";
 import { forwardMediaUpgrade } from "../media-upgrade.ts";
-import { deriveSessionId } from "../session-routing.ts";
+import { deliverCarrierEvent, deriveSessionId } from "../session-routing.ts";
 import { type CarrierEnv, reject } from "../webhook-guard.ts";
 import { twilioGuard } from "./guard.ts";
 import { acknowledgementTwiml, connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
@@ -61,11 +61,7 @@ async function status(c: Context<CarrierEnv>) {
   const parsed = parsedEvent(c);
   if (!parsed.ok) return reject(c, "twilio", "malformed", parsed.problem, 400);
   const event = parsed.event;
-  const sessionId =
-    event.sessionHint ??
-    (await sessionForCarrierCall(c.env, "twilio", event.carrierCallId))?.sessionId ??
-    (await deriveSessionId("twilio", event.carrierCallId));
-  const outcome = await callObject(c.env, sessionId).applyCarrierEvent(event, c.get("correlationId"));
+  const { sessionId, outcome } = await deliverCarrierEvent(c.env, event, event.sessionHint, c.get("correlationId"));
   c.get("log").info("carrier.event", { carrier: "twilio", event: event.name, outcome, sessionId });
   return c.body(null, 204);
 }
