@@ -141,6 +141,9 @@ export class MediaSockets {
         return;
       }
       if (frame.type === "audio") {
+        // Audio is decoded only as its stream's `start` says, never as a guess: before a `start` naming an encoding
+        // the platform decodes (Telnyx may deliver a frame or two ahead of it), it is dropped.
+        if (!attachment.encoding) return;
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
         if (!isCanonicalBase64(frame.payload, this.scratch)) {
           return;

@@ -48,27 +48,36 @@ export class TelnyxMediaCaller {
   private constructor(
     private readonly socket: WebSocket,
     private readonly streamId: string,
+    private readonly callControlId: string,
   ) {
     socket.addEventListener("message", (event) => this.onMessage(String(event.data)));
   }
 
-  static async open(streamUrl: string, callControlId: string, encoding: TelnyxEncoding): Promise<TelnyxMediaCaller> {
+  /** `encoding` is what `start` names: any string, as a broken or hostile stream might name one; null sends no `start`. */
+  static async open(streamUrl: string, callControlId: string, encoding: TelnyxEncoding | (string & {}) | null): Promise<TelnyxMediaCaller> {
     const upgrade = await openTelnyxMedia(streamUrl);
     expect(upgrade.status).toBe(101);
     const socket = upgrade.webSocket!;
     socket.accept();
-    const caller = new TelnyxMediaCaller(socket, crypto.randomUUID());
+    const caller = new TelnyxMediaCaller(socket, crypto.randomUUID(), callControlId);
     openCallers.push(caller);
     socket.send(JSON.stringify({ event: "connected", version: "1.0.0" }));
-    socket.send(
-      JSON.stringify({
-        event: "start",
-        sequence_number: "1",
-        stream_id: caller.streamId,
-        start: { call_control_id: callControlId, client_state: "", media_format: { encoding, sample_rate: 8000, channels: 1 } },
-      }),
-    );
+    if (encoding !== null) caller.start(encoding);
     return caller;
+  }
+
+  /** A `start` on this stream (again, when the test makes the stream change its encoding). */
+  start(encoding: string): void {
+    this.send({
+      event: "start",
+      sequence_number: String(++this.sequence),
+      stream_id: this.streamId,
+      start: { call_control_id: this.callControlId, client_state: "", media_format: { encoding, sample_rate: 8000, channels: 1 } },
+    });
+  }
+
+  dtmf(digit: string): void {
+    this.send({ event: "dtmf", sequence_number: String(++this.sequence), stream_id: this.streamId, dtmf: { digit } });
   }
 
   /** Streams G.711 bytes (in the encoding `start` named) as 20 ms frames, five frames every 20 ms. */
