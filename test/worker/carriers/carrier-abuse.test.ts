@@ -138,21 +138,24 @@ describe("codec mismatch on a Telnyx stream", () => {
   it.each([
     ["no start at all", null],
     ["a start naming an encoding it cannot decode", "L16"],
-  ])("audio on a stream with %s reaches no provider (never decoded as a guess); a start it can decode lets it through", async (_, encoding) => {
-    const key = uniqueKey("abuse-codec-unknown");
-    const call = await telnyxCallWith("openai", "PCMU", key);
-    const { sessionId } = await callByCarrierId(call.token, call.callControlId);
-    const caller = await TelnyxMediaCaller.open(call.answer.stream_url, call.callControlId, encoding);
-    await caller.speak(silence(PCMU, 1000));
-    await handled(caller, call.token, call.callControlId, "1");
-    expect(await callerFrames(call.token, sessionId)).toBe(0);
+  ])(
+    "audio on a stream with %s reaches no provider (never decoded as a guess); a start it can decode lets it through",
+    async (_, encoding) => {
+      const key = uniqueKey("abuse-codec-unknown");
+      const call = await telnyxCallWith("openai", "PCMU", key);
+      const { sessionId } = await callByCarrierId(call.token, call.callControlId);
+      const caller = await TelnyxMediaCaller.open(call.answer.stream_url, call.callControlId, encoding);
+      await caller.speak(silence(PCMU, 1000));
+      await handled(caller, call.token, call.callControlId, "1");
+      expect(await callerFrames(call.token, sessionId)).toBe(0);
 
-    caller.start("PCMU");
-    await caller.speak(silence(PCMU, 1000));
-    await handled(caller, call.token, call.callControlId, "2");
-    // All but the few frames the reorder window may still hold.
-    expect(await callerFrames(call.token, sessionId)).toBeGreaterThanOrEqual(45);
-  });
+      caller.start("PCMU");
+      await caller.speak(silence(PCMU, 1000));
+      await handled(caller, call.token, call.callControlId, "2");
+      // All but the few frames the reorder window may still hold.
+      expect(await callerFrames(call.token, sessionId)).toBeGreaterThanOrEqual(45);
+    },
+  );
 
   it("a stream that starts again in A-law mid-call is decoded by its new start, and the caller still gets the µ-law asked for", async () => {
     const key = uniqueKey("abuse-codec-restart");

@@ -3,7 +3,7 @@ import { headOf } from "../../simulators/providers/recorder.ts";
 import { decodeSamples, differenceShare, silence } from "../support/audio-signals.ts";
 import { eventually } from "../support/carriers.ts";
 import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
-import { g711Format, TelnyxMediaCaller, type TelnyxEncoding, telnyxCallWith } from "../support/telnyx-media-caller.ts";
+import { g711Format, type TelnyxEncoding, TelnyxMediaCaller, telnyxCallWith } from "../support/telnyx-media-caller.ts";
 
 /**
  * A Telnyx call's codecs, both ways, through the real Worker, the call's object, the fake Telnyx API and the OpenAI
