@@ -264,7 +264,7 @@ export class CallSession extends DurableObject<Env> {
       ? await mediaCredential(requireSettings(this.env, "mediaStreams").MEDIA_STREAM_SECRET, record.sessionId)
       : null;
     const correlationId = request.headers.get("X-Correlation-ID") ?? record.correlationId;
-    return this.media.accept(carrier, { correlationId, expectedCredential });
+    return this.media.accept(carrier, { correlationId, expectedCredential, playback: carrier.mediaEncoding(record.codec) });
   }
 
   // Only /live sockets are hibernatable; the carrier's media socket has listeners of its own (media-sockets.ts).

@@ -35,7 +35,10 @@ interface Attachment {
   /** What the stream's `start` must present, for carriers that authenticate in-stream. */
   expectedCredential: string | null;
   correlationId: string;
+  /** What the carrier was asked to play back; fixed by the command that started the stream, not by its `start`. */
+  playback: AudioEncoding;
   streamSid?: string;
+  /** What the stream carries in, from its `start`. */
   encoding?: AudioEncoding;
 }
 
@@ -59,6 +62,8 @@ export interface AcceptOptions {
   correlationId: string;
   /** The credential the stream's `start` must carry; null when the Worker already authenticated the upgrade. */
   expectedCredential: string | null;
+  /** The encoding the carrier was asked to play back (Carrier.mediaEncoding of the number's codec). */
+  playback: AudioEncoding;
 }
 
 export class MediaSockets {
@@ -78,6 +83,7 @@ export class MediaSockets {
       authenticated,
       expectedCredential: options.expectedCredential,
       correlationId: options.correlationId,
+      playback: options.playback,
     };
     const reorder = carrier.reordersMedia ? new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) : null;
     const stream: Stream = { protocol: carrier.mediaStream(), reorder, attachment, startTimer: null };
@@ -135,6 +141,9 @@ export class MediaSockets {
         return;
       }
       if (frame.type === "audio") {
+        // Audio is decoded only as its stream's `start` says, never as a guess: before a `start` naming an encoding
+        // the platform decodes (Telnyx may deliver a frame or two ahead of it), it is dropped.
+        if (!attachment.encoding) return;
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
         if (!isCanonicalBase64(frame.payload, this.scratch)) {
           return;
@@ -173,7 +182,9 @@ export class MediaSockets {
         }
       };
       const leg: CallerLeg = {
-        format: { encoding: attachment.encoding, sampleRate: 8000 },
+        // A-law in and µ-law back (or the reverse) is a stream Telnyx was told to play back in another codec.
+        inbound: { encoding: attachment.encoding, sampleRate: 8000 },
+        outbound: { encoding: attachment.playback, sampleRate: 8000 },
         echoesMarks: true,
         sendAudio: (payload) => send(protocol.audio(payload)),
         mark: (name) => send(protocol.mark(name)),

@@ -101,7 +101,8 @@ export function browserLeg(live: LiveSockets): CallerLeg | null {
   if (!live.hasCaller()) return null;
   let buffer = new Uint8Array(0);
   return {
-    format: BROWSER_AUDIO_FORMAT,
+    inbound: BROWSER_AUDIO_FORMAT,
+    outbound: BROWSER_AUDIO_FORMAT,
     echoesMarks: false,
     sendAudio(base64) {
       const capacity = base64Capacity(base64);

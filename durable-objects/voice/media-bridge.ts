@@ -47,7 +47,7 @@ export class MediaBridge {
   private readonly playback: Playback;
   private toProvider: Transcode = (audio) => audio;
   private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
-  private transcodersFor: { leg: AudioFormat; provider: VoiceProvider } | null = null;
+  private transcodersFor: { inbound: AudioFormat; outbound: AudioFormat; provider: VoiceProvider } | null = null;
   private frameWindow = { second: 0, frames: 0 };
   private lastAgentAudio = 0;
 
@@ -70,7 +70,7 @@ export class MediaBridge {
       this.stats.callerFramesDropped++;
       return;
     }
-    if (this.turns.push(base64, this.host.leg()?.format ?? this.callAudio) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
+    if (this.turns.push(base64, this.host.leg()?.inbound ?? this.callAudio) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
       this.host.callerTurnEnded();
     }
     this.forward(base64);
@@ -112,7 +112,7 @@ export class MediaBridge {
     this.ensureTranscoders(provider);
     const audio = this.toCaller(base64);
     if (!audio) return;
-    const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.format));
+    const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.outbound));
     leg.sendAudio(audio);
     if (leg.echoesMarks) leg.mark(mark);
     this.stats.agentChunks++;
@@ -165,12 +165,18 @@ export class MediaBridge {
     this.buffered.length = 0;
   }
 
+  /**
+   * Caller audio is decoded as the leg receives it, agent audio encoded as the leg must be sent: a carrier that
+   * streams A-law in while it was asked to play µ-law back hears µ-law, never the inbound codec.
+   */
   private ensureTranscoders(provider: VoiceProvider): void {
-    const legFormat = this.host.leg()?.format ?? this.callAudio;
+    const leg = this.host.leg();
+    const inbound = leg?.inbound ?? this.callAudio;
+    const outbound = leg?.outbound ?? this.callAudio;
     const current = this.transcodersFor;
-    if (current && current.provider === provider && sameFormat(current.leg, legFormat)) return;
-    this.toProvider = createTranscoder(legFormat, provider.inputFormat);
-    this.toCaller = createTranscoder(provider.outputFormat, legFormat);
-    this.transcodersFor = { leg: legFormat, provider };
+    if (current && current.provider === provider && sameFormat(current.inbound, inbound) && sameFormat(current.outbound, outbound)) return;
+    this.toProvider = createTranscoder(inbound, provider.inputFormat);
+    this.toCaller = createTranscoder(provider.outputFormat, outbound);
+    this.transcodersFor = { inbound, outbound, provider };
   }
 }

@@ -7,7 +7,7 @@ export type { CallSignal, CarrierEvent } from "./call-events.ts";
 export type { AudioEncoding, CarrierMediaProtocol, MediaFrame } from "./media-frames.ts";
 export type { CarrierName };
 
-/** The codec a number is configured for (what the carrier streams and what is sent back). */
+/** The codec a number is configured for: what the carrier is asked to stream and to play back. */
 export type Codec = "PCMU" | "PCMA";
 
 /** What a carrier's commands need to know of the call they act on. */
@@ -61,7 +61,11 @@ export interface Carrier {
   readonly authenticatesInStream: boolean;
   /** Inbound calls are answered by a command after the first webhook rather than by the webhook's response. */
   readonly answersByCommand: boolean;
-  /** The audio encoding the call's media stream carries, both ways, for a number's codec. */
+  /**
+   * The encoding the platform asks the carrier to play back for a number's codec, so exactly what is sent to the
+   * caller (and what providers are configured with). Caller audio is decoded by what the stream's `start` says,
+   * which need not agree (a Telnyx call whose inbound media is A-law on a PCMU number).
+   */
   mediaEncoding(codec: Codec): AudioEncoding;
   commands(env: Env, call: CarrierCall): CarrierCommands;
 }

@@ -73,7 +73,10 @@ function telnyxPrivateKey(): Promise<CryptoKey> {
   return telnyxKey;
 }
 
-export async function postTelnyx(body: unknown, options: { ip?: string; timestamp?: number; tamper?: boolean; rawBody?: string } = {}) {
+export async function postTelnyx(
+  body: unknown,
+  options: { ip?: string; timestamp?: number; tamper?: boolean; rawBody?: string; headers?: Record<string, string> } = {},
+) {
   const raw = options.rawBody ?? JSON.stringify(body);
   const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
   const signed = await crypto.subtle.sign("Ed25519", await telnyxPrivateKey(), new TextEncoder().encode(`${timestamp}|${raw}`));
@@ -85,6 +88,7 @@ export async function postTelnyx(body: unknown, options: { ip?: string; timestam
       "CF-Connecting-IP": options.ip ?? "192.76.120.130",
       "telnyx-signature-ed25519": signature,
       "telnyx-timestamp": timestamp,
+      ...options.headers,
     },
     body: options.tamper ? raw.replace("call", "cal1") : raw,
   });
