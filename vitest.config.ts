@@ -10,14 +10,25 @@ import { testSettings } from "./test/support/test-settings.ts";
  * started by test/support/global-setup.ts on 127.0.0.1.
  */
 const SHORT_SESSIONS = "test/worker/**/*.short-sessions.test.ts";
+/** `worker-tight-limits`: the carrier budgets at a test's size, so a test reaches them in a few dozen requests. */
+const TIGHT_LIMITS = "test/worker/**/*.tight-limits.test.ts";
 
-function workerProject(name: string, include: string[], exclude: string[], settings: Record<string, string> = {}) {
+type RateLimits = Record<string, { namespace_id: string; simple: { limit: number; period: 60 } }>;
+
+function workerProject(
+  name: string,
+  include: string[],
+  exclude: string[],
+  settings: Record<string, string> = {},
+  ratelimits: RateLimits = {},
+) {
   return {
     plugins: [
       cloudflareTest(async ({ inject }) => ({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
           bindings: { ...(await testSettings(inject)), ...settings, TEST_MIGRATIONS: await readD1Migrations("./migrations") },
+          ratelimits,
         },
       })),
     ],
@@ -37,11 +48,21 @@ export default defineConfig({
     // Logs are printed for failing tests only, so CI output stays readable.
     silent: "passed-only",
     projects: [
-      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS]),
+      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS]),
       workerProject("worker-short-sessions", [SHORT_SESSIONS], [], {
         OPENAI_SESSION_ROLLOVER_MINUTES: "0.05",
         WEB_SESSION_JOIN_TIMEOUT_SECONDS: "2",
       }),
+      workerProject(
+        "worker-tight-limits",
+        [TIGHT_LIMITS],
+        [],
+        {},
+        {
+          WEBHOOK_FAILURE_LIMITER: { namespace_id: "1004", simple: { limit: 5, period: 60 } },
+          CARRIER_ACCOUNT_LIMITER: { namespace_id: "1005", simple: { limit: 50, period: 60 } },
+        },
+      ),
       {
         test: {
           name: "node",

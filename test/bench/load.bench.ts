@@ -216,7 +216,7 @@ async function runCalls(
   const calls: CallState[] = Array.from({ length: count }, (_, index) =>
     newCall(
       `load-${runIndex}-${target}-${count}-${index}-${uuid().slice(0, 8)}`,
-      // 198.18.0.0/15, the block reserved for benchmarks (RFC 2544): one source address per call (WEBHOOK_LIMITER).
+      // 198.18.0.0/15, the block reserved for benchmarks (RFC 2544): a source address per call.
       `198.18.${(runIndex * 8 + Math.floor(index / 250)) % 256}.${(index % 250) + 1}`,
       frameCount,
     ),

@@ -79,7 +79,7 @@ export async function postSigned(platformUrl: string, publicUrl: string, call: C
       "X-Twilio-Signature": twilioSignature(TEST_TWILIO_AUTH_TOKEN, publicUrl, params),
       "I-Twilio-Idempotency-Token": uuid(),
       "X-Correlation-ID": call.key,
-      // See the note printed with the results: WEBHOOK_LIMITER counts per source IP.
+      // The call's own source address (see load.bench.ts).
       "CF-Connecting-IP": call.ip,
     },
     body: encodeForm(params),

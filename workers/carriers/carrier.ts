@@ -68,4 +68,9 @@ export interface Carrier {
    */
   mediaEncoding(codec: Codec): AudioEncoding;
   commands(env: Env, call: CarrierCall): CarrierCommands;
+  /**
+   * Whether `e164` is on this deployment's account at the carrier, asked of its API. Throws `CarrierApiError` when
+   * the carrier cannot say (unreachable, 5xx, refused credentials): that is never an answer.
+   */
+  holdsNumber(env: Env, e164: string): Promise<boolean>;
 }

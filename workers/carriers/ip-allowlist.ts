@@ -32,6 +32,19 @@ export function compileAllowlist(cidrs: readonly string[]): IpAllowlist {
   };
 }
 
+/**
+ * The unit a source address is counted by: an IPv4 address however it is spelled, or an IPv6 address's /64 (one
+ * subscriber's allocation: rotating through its 2^64 addresses must not buy a fresh budget each). Text that is not
+ * an address counts as itself.
+ */
+export function sourceBlock(ip: string): string {
+  const address = parseAddress(ip);
+  if (address === null) return ip;
+  const [high, second, third, low] = address.words;
+  if (high === 0 && second === 0 && third === 0xffff) return `v4:${low}`;
+  return `v6:${high.toString(16)}:${second.toString(16)}::/64`;
+}
+
 function parseRule(entry: string): Rule {
   const [addressText = "", prefixText, ...extra] = entry.split("/");
   const address = parseAddress(addressText);

@@ -3,14 +3,17 @@ import type { AppEnv } from "../http/context.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { requireSettings } from "../shared/settings.ts";
 import { compileAllowlist, type IpAllowlist } from "./ip-allowlist.ts";
+import { type AccountClaim, failureBudgetKey, isBlocked, spendFailure, withinAccountCeiling } from "./webhook-budgets.ts";
 
 /**
- * The four layers every carrier request passes, in order: (1) rate limit per source IP, (2) the carrier's IP
- * allowlist, (3) the carrier's signature, (4) freshness (Telnyx timestamp; Twilio replays are de-duplicated by
- * the call's object). Layers 1–2 and the rejections are here; each carrier's `guard.ts` adds its signature and
- * freshness. A rejection writes nothing, is logged as a security event naming its layer and the route (its
- * template, never the path: a media path can carry a credential). Answers follow carrier
- * conventions: 429, 403 for a bad or missing signature, 400 for a malformed request.
+ * The four layers every carrier request passes, in order: (1) budgets (a source that spent its failure budget is
+ * refused before anything is verified; a verified request counts against its account's ceiling:
+ * `webhook-budgets.ts`), (2) the carrier's IP allowlist, (3) the carrier's signature, (4) freshness (Telnyx
+ * timestamp; Twilio replays are de-duplicated by the call's object). Layers 1–2 and the rejections are here; each
+ * carrier's `guard.ts` adds its signature and freshness, refusing through the gate so every refusal before
+ * verification is counted. A rejection writes nothing, is logged as a security event naming its layer and the
+ * route (its template, never the path: a media path can carry a credential). Answers follow carrier conventions:
+ * 429, 403 for a bad or missing signature, 400 for a malformed request.
  */
 export const MAX_WEBHOOK_BYTES = 64 * 1024;
 
@@ -84,19 +87,38 @@ export async function readBody(c: Context<CarrierEnv>): Promise<string | null> {
   return new TextDecoder().decode(bytes);
 }
 
+/** A request that passed layers 1–2; its carrier's own layers refuse through it. */
+export interface Gate {
+  /** Refuses the unverified request, counting it against its source's failure budget (429 once that is spent). */
+  refuse(layer: Exclude<Layer, "rate_limit">, reason: string, status: 400 | 403 | 413): Promise<Response>;
+}
+
 /**
- * Layers 1 and 2; a response when the request is refused. `allowlist` is the carrier's CIDRs from its settings,
+ * Layers 1 and 2 for a request not yet verified: the refusal, or the gate for the carrier's own layers. `claim` is
+ * the account the request says it is for (see `AccountClaim`). `allowlist` is the carrier's CIDRs from its settings,
  * already checked by `requireSettings`: a malformed one is a ConfigurationError (503), never an open door.
  */
 export async function passesNetworkLayers(
   c: Context<CarrierEnv>,
   carrier: Carrier,
   allowlist: readonly string[],
-): Promise<Response | null> {
-  const ip = c.get("clientIp");
-  const { success } = await c.env.WEBHOOK_LIMITER.limit({ key: `${carrier}:${ip}` });
-  if (!success) return reject(c, carrier, "rate_limit", "per-IP limit", 429);
+  claim: AccountClaim,
+): Promise<Response | Gate> {
+  const budgetKey = failureBudgetKey(carrier, c.get("clientIp"), claim);
+  if (isBlocked(budgetKey)) return reject(c, carrier, "rate_limit", "failure budget spent", 429);
+  const gate: Gate = {
+    async refuse(layer, reason, status) {
+      if (await spendFailure(c.env, budgetKey)) return reject(c, carrier, "rate_limit", `failure budget spent (${layer})`, 429);
+      return reject(c, carrier, layer, reason, status);
+    },
+  };
   const list = allowlistFor(allowlist);
-  if (list.enabled && !list.allows(ip)) return reject(c, carrier, "ip_allowlist", "source IP not allowed", 403);
-  return null;
+  if (list.enabled && !list.allows(c.get("clientIp"))) return gate.refuse("ip_allowlist", "source IP not allowed", 403);
+  return gate;
+}
+
+/** Layer 1 for a verified request: its carrier account's ceiling; a response when that is reached. */
+export async function overAccountCeiling(c: Context<CarrierEnv>, carrier: Carrier, account: string): Promise<Response | null> {
+  if (await withinAccountCeiling(c.env, carrier, account)) return null;
+  return reject(c, carrier, "rate_limit", "account ceiling", 429);
 }

@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
-import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { assertNumberOnAccount } from "../carriers/number-ownership.ts";
+import { conflictResponse, errorResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { numberInUse } from "../identity/accounts.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
@@ -34,6 +35,9 @@ const createRoute = protectedRoute("phone_numbers:write", {
   path: "/api/v1/phone-numbers",
   tags: ["phone numbers"],
   summary: "Attach a number to the tenant; inbound calls to it are answered for this tenant",
+  description:
+    "The number must be on the platform's account at the carrier (asked of the carrier's API, the answer cached): " +
+    "422 `number_not_owned` when it is not, 503 `carrier_unavailable` when the carrier cannot say.",
   request: jsonBody(
     z.strictObject({
       e164,
@@ -43,7 +47,12 @@ const createRoute = protectedRoute("phone_numbers:write", {
       codec: z.enum(TELNYX_CODECS).optional(),
     }),
   ),
-  responses: { 201: jsonResponse(phoneNumberSchema, "Created"), ...conflictResponse },
+  responses: {
+    201: jsonResponse(phoneNumberSchema, "Created"),
+    ...conflictResponse,
+    422: errorResponse("The number is not on the platform's account at the carrier"),
+    503: errorResponse("The carrier could not confirm the number (or is not configured)"),
+  },
 });
 
 const listRoute = protectedRoute("phone_numbers:read", {
@@ -69,6 +78,7 @@ export const phoneNumberRoutes = publicRouter()
     const scope = c.get("scope");
     // Numbers are unique across tenants: a call to a number must resolve to exactly one tenant.
     if (await numberInUse(c.env, body.e164)) throw conflict("number_taken", "This number is already attached");
+    await assertNumberOnAccount(c.env, c.get("log"), body.carrier, body.e164);
     const row = {
       id: crypto.randomUUID(),
       e164: body.e164,

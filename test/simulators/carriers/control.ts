@@ -79,6 +79,7 @@ export class SimulatorControl {
   #faults: Array<FaultSpec & { remaining: number }> = [];
   readonly #requests: RecordedRequest[] = [];
   readonly #callees = new Map<string, CalleeBehaviour>();
+  readonly #numbersNotOnAccount = new Set<string>();
   #platform: PlatformTarget | undefined;
 
   addFault(fault: FaultSpec): void {
@@ -129,6 +130,16 @@ export class SimulatorControl {
     return this.#callees.get(to) ?? { outcome: "answer" };
   }
 
+  /** Whether the account holds `e164` (both fakes' number lookups): every number does unless a test said otherwise. */
+  setNumberOnAccount(e164: string, onAccount: boolean): void {
+    if (onAccount) this.#numbersNotOnAccount.delete(e164);
+    else this.#numbersNotOnAccount.add(e164);
+  }
+
+  numberOnAccount(e164: string): boolean {
+    return !this.#numbersNotOnAccount.has(e164);
+  }
+
   setPlatform(platform: PlatformTarget | undefined): void {
     this.#platform = platform;
   }
@@ -142,6 +153,7 @@ export class SimulatorControl {
    * PUT /__sim/faults {match, status?, times?, delayMs?, body?} · DELETE /__sim/faults[?to=&callId=&path=] ·
    * GET /__sim/requests[?carrier=&callId=&to=&path=] ·
    * PUT /__sim/callees {to, outcome, answerDelayMs?, hangUpAfterMs?, audioFile?} ·
+   * PUT /__sim/numbers {e164, onAccount} ·
    * PUT /__sim/platform {baseUrl, publicBaseUrl?}
    */
   async handle(request: IncomingMessage, rawBody: string): Promise<Reply> {
@@ -165,6 +177,13 @@ export class SimulatorControl {
         const callee = await parseCallee(body);
         if (typeof callee === "string") return { status: 400, body: { error: callee } };
         this.setCallee(callee.to, callee.behaviour);
+        return { status: 204 };
+      }
+      case "PUT /__sim/numbers": {
+        if (!isRecord(body) || typeof body.e164 !== "string" || typeof body.onAccount !== "boolean") {
+          return { status: 400, body: { error: "expected {e164, onAccount}" } };
+        }
+        this.setNumberOnAccount(body.e164, body.onAccount);
         return { status: 204 };
       }
       case "PUT /__sim/platform": {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { CallDialResponse } from "telnyx/resources/calls/calls";
+import type { NumbersPhoneNumberDetailed } from "telnyx/resources/phone-numbers/phone-numbers";
 import { CallerScript } from "./caller-script.ts";
 import { realTimeClock } from "./clock.ts";
 import type { SimulatorControl } from "./control.ts";
@@ -12,7 +13,7 @@ import { Timeline } from "./timeline.ts";
 
 /**
  * A fake of Telnyx Call Control: Bearer auth, JSON, `command_id` de-duplication, 422/90018 for
- * calls that ended. Commands reach the TelnyxCall they target, which sends the webhooks and runs the media
+ * calls that ended; and the account's numbers (`GET /v2/phone_numbers?filter[phone_number]=`). Commands reach the TelnyxCall they target, which sends the webhooks and runs the media
  * stream; dialled calls are driven back into the platform once the platform's address is known.
  */
 export interface FakeTelnyxApiOptions {
@@ -64,6 +65,35 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
     status,
     body: { errors: [{ code, title, detail }] },
   });
+
+  /**
+   * One page of the account's numbers whose digits contain `filter[phone_number]`: Telnyx wants digits only ("non-
+   * numerical characters will result in no values being returned"), so a `+` finds nothing, as at Telnyx.
+   */
+  const phoneNumbers = (query: URLSearchParams): Reply => {
+    const digits = query.get("filter[phone_number]") ?? "";
+    const e164 = `+${digits}`;
+    const held = /^\d{3,15}$/.test(digits) && control.numberOnAccount(e164) ? [e164] : [];
+    const now = new Date().toISOString();
+    const data = held.map(
+      (phoneNumber): NumbersPhoneNumberDetailed => ({
+        id: String(Math.floor(Math.random() * 1e18)),
+        record_type: "phone_number",
+        phone_number: phoneNumber,
+        phone_number_type: "local",
+        country_iso_alpha2: "US",
+        status: "active",
+        tags: [],
+        external_pin: null,
+        deletion_lock_enabled: false,
+        connection_id: "simulated-connection",
+        created_at: now,
+        purchased_at: now,
+        updated_at: now,
+      }),
+    );
+    return { status: 200, body: { data, meta: { page_number: 1, page_size: 20, total_pages: 1, total_results: data.length } } };
+  };
 
   const track = (run: Promise<void>) => {
     const tracked = run.finally(() => runs.delete(tracked));
@@ -145,7 +175,9 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
     return ok;
   };
 
-  const route = (method: string, path: string, body: unknown, note: (text: string) => void): Reply => {
+  const route = (method: string, url: URL, body: unknown, note: (text: string) => void): Reply => {
+    const path = url.pathname;
+    if (method === "GET" && path === "/v2/phone_numbers") return phoneNumbers(url.searchParams);
     if (method === "POST" && path === "/v2/calls") {
       return isRecord(body) ? dial(body) : telnyxError(400, "10015", "Bad Request", "body must be a JSON object");
     }
@@ -183,7 +215,8 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
     const callId = idInPath === undefined ? undefined : decodeURIComponent(idInPath);
     // Faults and the log key a dial by the number dialled, an action by the number its call went to.
     const dialled = isRecord(body) && typeof body.to === "string" ? body.to : undefined;
-    const to = callId === undefined ? dialled : calls.get(callId)?.call.to;
+    const lookedUp = url.pathname === "/v2/phone_numbers" ? url.searchParams.get("filter[phone_number]") : null;
+    const to = callId === undefined ? (dialled ?? (lookedUp === null ? undefined : `+${lookedUp}`)) : calls.get(callId)?.call.to;
     const { authorization: _authorization, ...headers } = request.headers;
     const logged = control.record({
       carrier: "telnyx",
@@ -214,7 +247,7 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
             : telnyxError(fault.status, "10007", "Unexpected error", "injected fault");
         }
       }
-      return route(method, url.pathname, body, note);
+      return route(method, url, body, note);
     })();
     logged.status = reply.status;
     const created = isRecord(reply.body) && isRecord(reply.body.data) ? reply.body.data.call_control_id : undefined;

@@ -13,7 +13,7 @@ import type { StatusCallbackDelivery, TwilioStatusEvent } from "./twilio-status-
 
 /**
  * A fake of Twilio's REST API: records every request, answers like Twilio (Basic auth, 201/200
- * resources, 404 with code 20404), and, once it knows where the platform is, drives the calls it creates back
+ * resources, 404 with code 20404), lists the account's numbers (`IncomingPhoneNumbers.json?PhoneNumber=`), and, once it knows where the platform is, drives the calls it creates back
  * into it (status callbacks, the `Url` webhook, a Media Stream).
  */
 export interface FakeTwilioApiOptions {
@@ -124,6 +124,50 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
     uri: `/2010-04-01/Accounts/${accountSid}/Calls/${record.sid}/Recordings/${recording.sid}.json`,
   });
 
+  /** One page of the account's numbers matching `PhoneNumber` (Twilio matches partial numbers; so does this). */
+  const incomingPhoneNumbers = (query: URLSearchParams): Reply => {
+    const wanted = query.get("PhoneNumber") ?? "";
+    const path = `/2010-04-01/Accounts/${accountSid}/IncomingPhoneNumbers.json`;
+    const held = wanted.startsWith("+") && control.numberOnAccount(wanted) ? [wanted] : [];
+    const now = rfc2822(new Date());
+    const numbers = held.map((phoneNumber) => {
+      const sid = twilioSid("PN");
+      return {
+        account_sid: accountSid,
+        address_requirements: "none",
+        api_version: "2010-04-01",
+        beta: false,
+        capabilities: { voice: true, sms: true, mms: true, fax: false },
+        date_created: now,
+        date_updated: now,
+        friendly_name: phoneNumber,
+        origin: "twilio",
+        phone_number: phoneNumber,
+        sid,
+        status: "in-use",
+        type: "local",
+        uri: `/2010-04-01/Accounts/${accountSid}/IncomingPhoneNumbers/${sid}.json`,
+        voice_method: "POST",
+        voice_url: null,
+      };
+    });
+    const uri = `${path}?PhoneNumber=${encodeURIComponent(wanted)}&PageSize=50&Page=0`;
+    return {
+      status: 200,
+      body: {
+        end: Math.max(0, numbers.length - 1),
+        first_page_uri: uri,
+        incoming_phone_numbers: numbers,
+        next_page_uri: null,
+        page: 0,
+        page_size: 50,
+        previous_page_uri: null,
+        start: 0,
+        uri,
+      },
+    };
+  };
+
   const twilioError = (status: number, code: number, message: string): Reply => ({
     status,
     body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status },
@@ -220,9 +264,11 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
     return { status: 200, body: callResource(record) };
   };
 
-  const route = (method: string, path: string, params: FormParams, record: CallRecord | undefined): Reply => {
+  const route = (method: string, url: URL, params: FormParams, record: CallRecord | undefined): Reply => {
+    const path = url.pathname;
     const [, , resource = ""] = ACCOUNT_PATH.exec(path) ?? [];
     if (method === "POST" && resource === "Calls.json") return createCall(params);
+    if (method === "GET" && resource === "IncomingPhoneNumbers.json") return incomingPhoneNumbers(url.searchParams);
     if (!record) return notFound(path);
     const recordingMatch = /^Calls\/[^/]+\/Recordings(?:\/([^/]+))?\.json$/.exec(resource);
     if (/^Calls\/[^/]+\.json$/.test(resource)) {
@@ -261,7 +307,8 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
     const [, pathAccount, resource = ""] = ACCOUNT_PATH.exec(url.pathname) ?? [];
     const callSid = /^Calls\/([^/.]+)/.exec(resource)?.[1];
     const record = callSid === undefined ? undefined : calls.get(callSid);
-    const to = formValue(params, "To") ?? record?.to;
+    // Faults and the log key a number lookup by the number looked up.
+    const to = formValue(params, "To") ?? record?.to ?? url.searchParams.get("PhoneNumber") ?? undefined;
     const { authorization: _authorization, ...headers } = request.headers;
     const logged = control.record({
       carrier: "twilio",
@@ -286,7 +333,7 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
           return fault.body !== undefined ? { status: fault.status, body: fault.body } : twilioError(fault.status, 20500, "Injected fault");
         }
       }
-      return route(method, url.pathname, params, record);
+      return route(method, url, params, record);
     })();
     logged.status = reply.status;
     if (reply.status === 201 && isRecord(reply.body) && typeof reply.body.sid === "string" && resource === "Calls.json") {

@@ -1,4 +1,4 @@
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { mediaCredential } from "../../../workers/carriers/media-credential.ts";
 import { TEST_MEDIA_STREAM_SECRET } from "../../support/test-settings.ts";
@@ -22,7 +22,8 @@ import {
 
 /**
  * The four layers every carrier request passes (workers/carriers/webhook-guard.ts and each carrier's guard.ts), exercised through the real
- * Worker in their order: rate limit per IP, IP allowlist, signature, freshness/replay. Every rejection is a request
+ * Worker in their order: budgets (carrier-budgets.tight-limits.test.ts, at a test's size), IP allowlist, signature,
+ * freshness/replay. Every rejection is a request
  * that WOULD have opened or changed a call had it been accepted, so "no new rows" is a real check; each group also
  * shows the same request passing when it is well-formed.
  */
@@ -44,7 +45,6 @@ const newTelnyxCall = (callControlId = randomCallControlId()) =>
     to: telnyxNumber,
     state: "parked",
   });
-const randomOctet = () => Math.floor(Math.random() * 254) + 1;
 
 /** Asserts the response and that it left no session, call or event behind. */
 async function expectRejected(send: () => Promise<Response>, status: number) {
@@ -73,65 +73,6 @@ async function postTelnyxWithForeignKey(body: unknown) {
     body: raw,
   });
 }
-
-describe("layer 1: rate limit per source IP (WEBHOOK_LIMITER, 600 per 60 s)", () => {
-  /**
-   * Spends an IP's budget through the very binding the Worker uses, keyed as the guard keys it. 600 requests through
-   * the Worker would be the literal check, but vitest-pool-workers 0.23 slows every entrypoint call down with the
-   * number made before it (workers-sdk#15092), so most of the budget is spent directly and the rest through the Worker.
-   */
-  async function spend(carrier: "twilio" | "telnyx", ip: string, count: number) {
-    for (let i = 0; i < count; i++) await env.WEBHOOK_LIMITER.limit({ key: `${carrier}:${ip}` });
-  }
-
-  /**
-   * The miniflare limiter's windows are aligned to the wall clock: a window that rolls over mid-check refills the
-   * budget, so the check is retried on a fresh IP (a limiter that never limits fails every attempt).
-   */
-  async function inOneWindow(check: (ip: string) => Promise<boolean>, ipFor: () => string) {
-    for (let attempt = 0; attempt < 3; attempt++) if (await check(ipFor())) return;
-    throw new Error("never rate limited");
-  }
-
-  it("answers 429 with Retry-After once an IP is over 600, before looking at the signature; other IPs pass", async () => {
-    await inOneWindow(
-      async (ip) => {
-        await spend("twilio", ip, 590);
-        // The last ten of the 600 go through the Worker: unsigned, so layer 3 refuses them, but layer 1 counts them.
-        for (let i = 0; i < 10; i++) {
-          const response = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip, signature: null });
-          expect(response.status).toBe(400);
-          await response.arrayBuffer();
-        }
-        const before = await callTraces();
-        // Request 601 is correctly signed for a real number: refused at layer 1 all the same, and opens nothing.
-        const limited = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip });
-        await limited.arrayBuffer();
-        if (limited.status !== 429) return false;
-        expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThan(0);
-        expect(await callTraces()).toEqual(before);
-        return true;
-      },
-      () => `2001:db8:${randomOctet().toString(16)}:${randomOctet().toString(16)}::${randomOctet().toString(16)}`,
-    );
-    const otherIp = await postTwilio("/telephony/twilio/voice", newTwilioCall(), { ip: `2001:db8::${randomOctet().toString(16)}:1` });
-    expect(otherIp.status).toBe(200);
-    await otherIp.arrayBuffer();
-  });
-
-  it("is checked before the IP allowlist: a refused Telnyx source gets 403 until it is over the limit, then 429", async () => {
-    await inOneWindow(
-      async (ip) => {
-        await expectRejected(() => postTelnyx(newTelnyxCall(), { ip }), 403);
-        await spend("telnyx", ip, 599);
-        const response = await postTelnyx(newTelnyxCall(), { ip });
-        await response.arrayBuffer();
-        return response.status === 429;
-      },
-      () => `8.${randomOctet()}.${randomOctet()}.${randomOctet()}`,
-    );
-  });
-});
 
 describe("layer 2: IP allowlist", () => {
   it("refuses a signed Telnyx call.initiated from outside Telnyx's ranges, IPv4 and IPv6", async () => {

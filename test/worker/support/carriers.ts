@@ -112,6 +112,7 @@ export interface SimRequest {
   carrier: "twilio" | "telnyx";
   method: string;
   path: string;
+  query: Record<string, string>;
   body: unknown;
   callId?: string;
   to?: string;
@@ -141,6 +142,15 @@ export async function simFault(fault: {
 }) {
   const response = await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/faults`, { method: "PUT", body: JSON.stringify(fault) });
   if (response.status !== 204) throw new Error(`sim fault: ${response.status} ${await response.text()}`);
+}
+
+/** Says whether the fake carriers' account holds `e164` (every number does until a test says otherwise). */
+export async function simNumberOnAccount(e164: string, onAccount: boolean) {
+  const response = await fetch(`${env.CARRIER_SIM_CONTROL_URL}/__sim/numbers`, {
+    method: "PUT",
+    body: JSON.stringify({ e164, onAccount }),
+  });
+  if (response.status !== 204) throw new Error(`sim numbers: ${response.status} ${await response.text()}`);
 }
 
 export async function simClearFaults(match: { to?: string; callId?: string; path?: string }) {

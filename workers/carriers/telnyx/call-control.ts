@@ -1,4 +1,5 @@
 import Telnyx from "telnyx";
+import { z } from "zod";
 import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error.ts";
 
 /** Telnyx Call Control commands through the telnyx SDK, pointed at TELNYX_API_BASE. */
@@ -14,6 +15,11 @@ export interface StreamTarget {
 }
 
 const ALREADY_ENDED = "90018";
+
+/** The part of a `phone_numbers` page the ownership check reads. */
+const phoneNumbersPage = z.array(z.object({ phone_number: z.string(), status: z.string() }));
+/** Statuses of a number the account no longer (or never did) hold. */
+const NOT_HELD = new Set(["purchase-failed", "port-failed", "deleted", "ported-out"]);
 
 export class TelnyxCallControl {
   private readonly client: Telnyx;
@@ -137,5 +143,26 @@ export class TelnyxCallControl {
         true,
       );
     }
+  }
+
+  /**
+   * Whether the account holds `e164` (the API behind Call Control's client, so it lives with it). Telnyx's filter
+   * takes digits only and matches partial numbers: the `+` is dropped and the match is exact here.
+   */
+  async holdsNumber(e164: string): Promise<boolean> {
+    let data: unknown;
+    try {
+      ({ data } = await this.client.phoneNumbers.list({ filter: { phone_number: e164.replace(/^\+/, "") } }));
+    } catch (error) {
+      const status = error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined;
+      throw new CarrierApiError(
+        `Telnyx number lookup failed (${status ?? "network"})`,
+        status,
+        status === undefined || isRetryableStatus(status),
+      );
+    }
+    const numbers = phoneNumbersPage.safeParse(data);
+    if (!numbers.success) throw new CarrierApiError("Telnyx number lookup answered an unexpected body", 200, true);
+    return numbers.data.some((number) => number.phone_number === e164 && !NOT_HELD.has(number.status));
   }
 }

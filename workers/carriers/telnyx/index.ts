@@ -1,4 +1,6 @@
+import { requireSettings } from "../../shared/settings.ts";
 import type { Carrier } from "../carrier.ts";
+import { TelnyxCallControl } from "./call-control.ts";
 import { telnyxCommands } from "./commands.ts";
 import { telnyxMedia } from "./media-stream.ts";
 import { telnyxRoutes } from "./routes.ts";
@@ -14,4 +16,5 @@ export const telnyx: Carrier = {
   answersByCommand: true,
   mediaEncoding: (codec) => (codec === "PCMA" ? "pcma" : "pcmu"),
   commands: telnyxCommands,
+  holdsNumber: (env, e164) => new TelnyxCallControl(requireSettings(env, "telnyx")).holdsNumber(e164),
 };

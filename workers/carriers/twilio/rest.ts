@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { CARRIER_TIMEOUT_MS, CarrierApiError, isRetryableStatus } from "../carrier-api-error.ts";
 
 /**
@@ -11,6 +12,9 @@ export interface TwilioRestSettings {
 }
 
 export type CallUpdate = { Status: "completed" | "canceled" } | { Twiml: string } | { Url: string };
+
+/** The part of an `IncomingPhoneNumbers` page the ownership check reads. */
+const incomingPhoneNumbersPage = z.object({ incoming_phone_numbers: z.array(z.object({ phone_number: z.string() })) });
 
 export class TwilioRest {
   constructor(private readonly settings: TwilioRestSettings) {}
@@ -82,5 +86,14 @@ export class TwilioRest {
     const body = (await response.json()) as { status?: unknown; duration?: unknown };
     if (typeof body.status !== "string") throw new CarrierApiError("Twilio fetch call returned no status", response.status, false);
     return { status: body.status, duration: typeof body.duration === "string" ? Number(body.duration) : undefined };
+  }
+
+  /** Whether the account holds `e164`. Twilio's `PhoneNumber` filter also matches partial numbers: the match is exact here. */
+  async holdsNumber(e164: string): Promise<boolean> {
+    const response = await this.request("GET", `/IncomingPhoneNumbers.json?PhoneNumber=${encodeURIComponent(e164)}`);
+    if (!response.ok) return TwilioRest.fail(response, "number lookup");
+    const page = incomingPhoneNumbersPage.safeParse(await response.json().catch(() => null));
+    if (!page.success) throw new CarrierApiError("Twilio number lookup answered an unexpected body", response.status, true);
+    return page.data.incoming_phone_numbers.some((number) => number.phone_number === e164);
   }
 }
