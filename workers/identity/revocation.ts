@@ -1,10 +1,10 @@
 import { eq, isNull, lt } from "drizzle-orm";
 import type { Database } from "../shared/db/client.ts";
+import { type Standing, standingsOf } from "../shared/db/principal-standing.ts";
 import { refreshTokenFamilies, revokedTokens, users } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { serviceUnavailable } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import { type Standing, standingsOf } from "./standing.ts";
 import type { AccessClaims } from "./tokens.ts";
 
 /**

@@ -4,7 +4,7 @@ import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../htt
 import { publicRouter } from "../http/router.ts";
 import { mintApiKey } from "../identity/api-keys.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { creatorOf } from "../identity/standing.ts";
+import { creatorOf } from "../shared/db/principal-standing.ts";
 import { apiKeys, ROLES } from "../shared/db/schema.ts";
 import { notFound } from "../shared/errors.ts";
 

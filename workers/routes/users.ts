@@ -6,7 +6,7 @@ import { emailInUse } from "../identity/accounts.ts";
 import { hashPassword } from "../identity/passwords.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { cutoffNow, revokeAllStatements } from "../identity/revocation.ts";
-import { creatorOf } from "../identity/standing.ts";
+import { creatorOf } from "../shared/db/principal-standing.ts";
 import { apiKeys, ROLES, users } from "../shared/db/schema.ts";
 import { badRequest, conflict, notFound } from "../shared/errors.ts";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";

@@ -1,12 +1,11 @@
 import { inArray } from "drizzle-orm";
-import { database } from "../shared/db/client.ts";
-import { apiKeys, type Role, revokedTokens, users } from "../shared/db/schema.ts";
-import { TenantScope } from "../shared/db/tenant-scope.ts";
-import type { Principal } from "./principal.ts";
+import { database } from "./client.ts";
+import { apiKeys, type Role, revokedTokens, users } from "./schema.ts";
+import { TenantScope } from "./tenant-scope.ts";
 
 /**
  * Whether a principal still holds its access, read from D1 (the truth): every request, and every open `/live`
- * socket from its object's alarm, is judged by it, so a demotion, a disabled account, a logout, a revoke-all or a
+ * socket from its object every few seconds, is judged by it, so a demotion, a disabled account, a logout, a revoke-all or a
  * revoked key takes effect on the next request at once, on an open socket within its recheck interval.
  */
 export type PrincipalRef = { kind: "user"; id: string; tokenId: string; issuedAt: number } | { kind: "api_key"; id: string };
@@ -19,7 +18,7 @@ export interface Standing {
 }
 
 /** `user:<id>` or `api_key:<id>`: how a principal is named as the creator of what it makes (API keys, sessions). */
-export const creatorOf = (principal: Pick<Principal, "kind" | "id">) => `${principal.kind}:${principal.id}`;
+export const creatorOf = (principal: { kind: PrincipalRef["kind"]; id: string }) => `${principal.kind}:${principal.id}`;
 
 /** One D1 round trip for any number of principals of one tenant; answers in the order asked. Throws if D1 does. */
 export async function standingsOf(env: Env, tenantId: string, refs: readonly PrincipalRef[]): Promise<Standing[]> {
