@@ -144,8 +144,9 @@ describe("refresh-family attacks", () => {
 });
 
 /**
- * KV is eventually consistent: a colo that has not yet seen a revocation's mirror (up to ~60 s in production) is
- * modelled by deleting the mirror entry, as that colo would read it. Reads must not depend on it.
+ * Reads must not trust an eventually consistent copy of revocations. Reads once consulted a KV mirror of them
+ * (`revoked:user:<id>`, `revoked:jti:<jti>`); a location whose KV has not yet seen a write (up to ~60 s in
+ * production) is modelled by deleting those entries, so these tests fail against any design that trusts them.
  */
 const forgetKvMirror = (userId: string) => env.CACHE.delete(`revoked:user:${userId}`);
 const patchUser = (token: string, id: string, body: Record<string, unknown>) =>
