@@ -3,6 +3,7 @@ import type { CarrierEvent, MediaFrame } from "../workers/carriers/carrier.ts";
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
+import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
@@ -55,6 +56,12 @@ export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "en
 export type { EventOutcome } from "./call/carrier-events.ts";
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
+/**
+ * How often the principals of open /live sockets are rechecked against D1 (one query for all of them): the bound
+ * on how long a revoked or demoted watcher stays connected. The object asks rather than being told, so nothing
+ * has to keep a registry of who watches which session, and a change made any way at all is seen.
+ */
+const LIVE_RECHECK_MS = 5_000;
 
 /**
  * One object per session (a phone call or a web session). It is the single writer of its call's state: carrier
@@ -86,6 +93,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly web: WebSessionStore;
   private readonly phone: CallerChannel;
   private readonly browser: CallerChannel;
+  /** The next recheck of the live sockets while a conversation keeps the object in memory (else the alarm). */
+  private liveRecheck: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -138,11 +147,14 @@ export class CallSession extends DurableObject<Env> {
       },
       tenantId: () => this.identity()?.tenantId ?? null,
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
+      standings: (tenantId, principals) => standingsOf(env, tenantId, principals),
       log: () => this.ledger.log(),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
     this.browser = webChannel({ env, web: this.web, live: this.live, end: (reason) => this.endWebSession(reason), waitUntil });
+    // Woken (after an eviction or a deploy) with browsers still connected: their rechecks resume.
+    if (this.live.anyOpen()) waitUntil(this.scheduleLiveRecheck());
   }
 
   private carrier = () => new CarrierLink(this.env, this.ledger.record!, this.ledger.log());
@@ -228,6 +240,7 @@ export class CallSession extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    if (this.live.anyOpen()) await this.recheckLiveSockets();
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();
@@ -246,7 +259,11 @@ export class CallSession extends DurableObject<Env> {
   /** WebSocket upgrades, forwarded by the Worker after its checks: browsers on /live and carrier media streams. */
   override async fetch(request: Request): Promise<Response> {
     // Browser sockets of /api/v1/sessions/{id}/live, already checked by the Worker; the rest are carrier media upgrades.
-    if (new URL(request.url).pathname === "/live") return this.live.accept(request);
+    if (new URL(request.url).pathname === "/live") {
+      const response = this.live.accept(request);
+      if (response.status === 101) await this.scheduleLiveRecheck();
+      return response;
+    }
     const record = this.ledger.record;
     if (new URL(request.url).pathname !== MEDIA_UPGRADE_PATH || !isWebSocketUpgrade(request.headers)) {
       return new Response("Expected a WebSocket upgrade", { status: 426 });
@@ -323,6 +340,30 @@ export class CallSession extends DurableObject<Env> {
 
   private async syncWebRecord(): Promise<void> {
     await this.retryIfUnfinished(this.webRetry, (await this.web.syncToD1(this.env)) ? "drained" : "failed");
+  }
+
+  /** Disconnects browsers whose principals lost their access; asks again while any socket is open. */
+  private async recheckLiveSockets(): Promise<void> {
+    // A caller disconnected this way has left like any other: the grace period starts.
+    if (await this.live.recheck()) await this.webCallerMayHaveLeft();
+    await this.scheduleLiveRecheck();
+  }
+
+  /**
+   * The next recheck, LIVE_RECHECK_MS from now, while any live socket is open. A running conversation keeps the
+   * object in memory, so a timer is enough then; setting the alarm is a storage write, whose commit would hold the
+   * call's audio, so it is used only when nothing else keeps the object awake (it also wakes a hibernated one).
+   */
+  private async scheduleLiveRecheck(): Promise<void> {
+    if (this.liveRecheck !== null || !this.live.anyOpen()) return;
+    if (!this.voice) {
+      await this.alarmSchedule.wakeBy(Date.now() + LIVE_RECHECK_MS);
+      return;
+    }
+    this.liveRecheck = setTimeout(() => {
+      this.liveRecheck = null;
+      this.ctx.waitUntil(this.recheckLiveSockets());
+    }, LIVE_RECHECK_MS);
   }
 
   /** A web session whose browser caller left ends after a grace period, unless the caller comes back. */

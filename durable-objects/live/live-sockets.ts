@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { LIVE_ATTACHMENT_HEADER, type LiveAttachment, type LiveEvent, type LiveRole } from "../../workers/shared/live-protocol.ts";
+import type { PrincipalRef, Standing } from "../../workers/shared/db/principal-standing.ts";
+import { ROLES } from "../../workers/shared/db/schema.ts";
+import {
+  LIVE_ATTACHMENT_HEADER,
+  LIVE_CLOSE,
+  type LiveAttachment,
+  type LiveEvent,
+  type LiveRole,
+} from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { closeQuietly, isWebSocketUpgrade, sendableCloseCode } from "../../workers/shared/websockets.ts";
 
@@ -10,6 +18,8 @@ import { closeQuietly, isWebSocketUpgrade, sendableCloseCode } from "../../worke
  * Sockets are accepted through the Hibernation API, so they survive eviction; their identity lives in the
  * socket's attachment. Input is bounded and never throws out of a handler: bad frames are skipped,
  * oversized ones close the socket (1009), an audio flood closes it (1008). Nothing is logged per frame.
+ * Authorisation at the upgrade is not the end of it: `recheck` (the object runs it every few seconds) disconnects a
+ * socket whose principal was disabled, demoted below the socket's permission, or whose key or token was revoked.
  */
 export const MAX_LIVE_TEXT_BYTES = 4 * 1024;
 export const MAX_LIVE_AUDIO_BYTES = 16 * 1024;
@@ -20,14 +30,24 @@ const SUSTAINED_SECONDS = 3;
 const LIVE_TAG = "live";
 const roleTag = (role: LiveRole) => `live:${role}`;
 
+const id = z.string().min(1).max(128);
 const attachmentHeader = z
   .object({
-    tenantId: z.string().min(1).max(128),
-    principalId: z.string().min(1).max(128),
+    tenantId: id,
+    principal: z.discriminatedUnion("kind", [
+      z.object({ kind: z.literal("user"), id, tokenId: id, issuedAt: z.number().int() }).strict(),
+      z.object({ kind: z.literal("api_key"), id }).strict(),
+    ]),
     role: z.enum(["supervisor", "caller"]),
-    correlationId: z.string().min(1).max(128),
+    roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
+    correlationId: id,
   })
   .strict();
+
+const REVOKED_MESSAGE: Record<keyof typeof LIVE_CLOSE, string> = {
+  credential_revoked: "Your access was revoked; sign in again",
+  permission_revoked: "Your role no longer allows this connection",
+};
 
 export interface LiveHooks {
   /** The object's snapshot greeting; null = unknown session (refused with 404). */
@@ -36,6 +56,8 @@ export interface LiveHooks {
   tenantId(): string | null;
   /** One microphone frame (PCM16LE, 16 kHz mono) from the web session's caller. */
   onCallerAudio(pcm16: Uint8Array): void;
+  /** The principals' standing now, in the order asked (D1; throws when it cannot answer). */
+  standings(tenantId: string, principals: PrincipalRef[]): Promise<Standing[]>;
   log(): Logger;
 }
 
@@ -67,7 +89,7 @@ export class LiveSockets {
     const hello = this.hooks.hello(parsed.role);
     if (!hello || tenantId === null) return new Response("Unknown session", { status: 404 });
     if (tenantId !== parsed.tenantId) {
-      this.hooks.log().warn("security.live_tenant_mismatch", { principalId: parsed.principalId, claimedTenantId: parsed.tenantId });
+      this.hooks.log().warn("security.live_tenant_mismatch", { principalId: parsed.principal.id, claimedTenantId: parsed.tenantId });
       return new Response("Unknown session", { status: 404 });
     }
     // One caller per session: a reconnecting browser (or a second tab) takes over from the older socket.
@@ -79,7 +101,7 @@ export class LiveSockets {
     this.send(server, JSON.stringify(hello));
     this.hooks
       .log()
-      .info("live.socket_accepted", { role: parsed.role, principalId: parsed.principalId, correlationId: parsed.correlationId });
+      .info("live.socket_accepted", { role: parsed.role, principalId: parsed.principal.id, correlationId: parsed.correlationId });
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -135,6 +157,50 @@ export class LiveSockets {
     this.closeTagged(LIVE_TAG, code, reason);
   }
 
+  anyOpen(): boolean {
+    return this.ctx.getWebSockets(LIVE_TAG).some((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
+  /**
+   * Disconnects every socket whose principal no longer holds what the socket was opened under (an `error` event,
+   * then a LIVE_CLOSE code): one D1 round trip for all of them, from the object's timer or alarm, never per frame.
+   * If D1 cannot answer, the sockets stay and the next recheck asks again. True when a caller's socket was closed.
+   */
+  async recheck(): Promise<boolean> {
+    const tenantId = this.hooks.tenantId();
+    const open = this.ctx
+      .getWebSockets(LIVE_TAG)
+      .filter((ws) => ws.readyState === WebSocket.OPEN)
+      .map((ws) => ({ ws, attachment: attachmentOf(ws) }));
+    if (open.length === 0 || tenantId === null) return false;
+    const known = open.filter((socket): socket is { ws: WebSocket; attachment: LiveAttachment } => socket.attachment !== null);
+    let standings: Standing[];
+    try {
+      standings = await this.hooks.standings(
+        tenantId,
+        known.map(({ attachment }) => attachment.principal),
+      );
+    } catch (error) {
+      this.hooks.log().warn("live.recheck_unavailable", { error });
+      return false;
+    }
+    let callerClosed = false;
+    let next = 0; // `known` is `open` without the unreadable attachments, in the same order
+    for (const { ws, attachment } of open) {
+      const verdict = attachment ? revocationOf(attachment, standings[next++]!) : "credential_revoked";
+      if (!verdict) continue;
+      this.hooks.log().warn("security.live_revoked", {
+        reason: verdict,
+        principalId: attachment?.principal.id,
+        correlationId: attachment?.correlationId,
+      });
+      this.send(ws, JSON.stringify({ type: "error", code: verdict, message: REVOKED_MESSAGE[verdict] } satisfies LiveEvent));
+      this.close(ws, LIVE_CLOSE[verdict], verdict);
+      callerClosed ||= attachment?.role === "caller";
+    }
+    return callerClosed;
+  }
+
   private text(ws: WebSocket, message: string): void {
     if (utf8Length(message) > MAX_LIVE_TEXT_BYTES) {
       this.close(ws, 1009, "message too big");
@@ -171,7 +237,7 @@ export class LiveSockets {
     }
     const verdict = this.admitAudio(ws);
     if (verdict === "abuse") {
-      this.hooks.log().warn("security.live_audio_flood", { principalId: attachment.principalId, correlationId: attachment.correlationId });
+      this.hooks.log().warn("security.live_audio_flood", { principalId: attachment.principal.id, correlationId: attachment.correlationId });
       this.close(ws, 1008, "too many audio frames");
       return;
     }
@@ -226,11 +292,19 @@ function parseAttachment(header: string | null): Omit<LiveAttachment, "connected
   }
 }
 
+/** Disabled, deleted or revoked first (authenticating again is the remedy), then the role, then this token. */
+function revocationOf(attachment: LiveAttachment, standing: Standing): keyof typeof LIVE_CLOSE | null {
+  if (standing.role === null) return "credential_revoked";
+  if (!attachment.roles.includes(standing.role)) return "permission_revoked";
+  return standing.credentialValid ? null : "credential_revoked";
+}
+
 function attachmentOf(ws: WebSocket): LiveAttachment | null {
   try {
     const value = ws.deserializeAttachment() as Partial<LiveAttachment> | null;
     return value &&
-      typeof value.principalId === "string" &&
+      typeof value.principal?.id === "string" &&
+      Array.isArray(value.roles) &&
       typeof value.connectedAt === "number" &&
       (value.role === "supervisor" || value.role === "caller")
       ? (value as LiveAttachment)

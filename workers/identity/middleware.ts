@@ -12,8 +12,6 @@ import type { Principal } from "./principal.ts";
 import { checkRevocation } from "./revocation.ts";
 import { verifyAccessToken } from "./tokens.ts";
 
-const SAFE_METHODS = new Set(["GET", "HEAD"]);
-
 /**
  * Authenticates the bearer credential (access token or API key), applies the per-principal rate limit, and
  * authorises `permission` for the principal's role. Sets `principal`, `scope` (the tenant-bound data access) and a
@@ -34,10 +32,9 @@ export function requireAuth(permission: Permission): MiddlewareHandler<AppEnv> {
  * receive the credential some other way (the live WebSocket's subprotocol).
  */
 export async function authenticate(c: Context<AppEnv>, credential: string): Promise<Principal> {
-  const db = database(c.env.DB);
   return looksLikeApiKey(credential)
-    ? apiKeyPrincipal(c.env, db, credential, (task) => c.executionCtx.waitUntil(task))
-    : tokenPrincipal(c.env, db, credential, !SAFE_METHODS.has(c.req.method), c.get("log"));
+    ? apiKeyPrincipal(c.env, database(c.env.DB), credential, (task) => c.executionCtx.waitUntil(task))
+    : tokenPrincipal(c.env, credential, c.get("log"));
 }
 
 /** Checks `permission` for the principal's role (403, logged, otherwise) and binds the request to its tenant. */
@@ -62,17 +59,18 @@ export function credentialShape(value: string | undefined): string | null {
   return value !== undefined && /^[\x21-\x7e]{10,4096}$/.test(value) ? value : null;
 }
 
-async function tokenPrincipal(env: Env, db: Database, token: string, isWrite: boolean, log: Logger): Promise<Principal> {
+async function tokenPrincipal(env: Env, token: string, log: Logger): Promise<Principal> {
   const claims = await verifyAccessToken(requireSettings(env, "identity"), token);
   if (!claims) throw unauthorized("Invalid or expired access token");
   await enforceRateLimit(env.API_LIMITER, `user:${claims.sub}`);
-  const verdict = await checkRevocation(env, db, claims, isWrite, log);
-  if (verdict.revoked) throw unauthorized("Access token has been revoked");
+  const standing = await checkRevocation(env, claims, log);
+  if (standing.role === null || !standing.credentialValid) throw unauthorized("Access token has been revoked");
   return {
     kind: "user",
     id: claims.sub,
     tenantId: claims.tenant,
-    role: verdict.currentRole ?? claims.role,
+    // The role now, not the token's: reads and writes alike follow a change at once.
+    role: standing.role,
     jti: claims.jti,
     familyId: claims.sid,
     issuedAt: claims.iat,

@@ -4,6 +4,7 @@ import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../htt
 import { publicRouter } from "../http/router.ts";
 import { mintApiKey } from "../identity/api-keys.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
+import { creatorOf } from "../shared/db/principal-standing.ts";
 import { apiKeys, ROLES } from "../shared/db/schema.ts";
 import { notFound } from "../shared/errors.ts";
 
@@ -72,7 +73,7 @@ export const apiKeyRoutes = publicRouter()
       name,
       role,
       secretHash: minted.secretHash,
-      createdBy: `${principal.kind}:${principal.id}`,
+      createdBy: creatorOf(principal),
       createdAt: Date.now(),
     };
     await scope.batch([

@@ -6,7 +6,7 @@ import { userByEmail, userById } from "../identity/accounts.ts";
 import { DECOY_HASH, verifyPassword } from "../identity/passwords.ts";
 import { revokeFamily, rotate, startFamily } from "../identity/refresh-tokens.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { cutoffNow, mirrorUserCutoff, revokeAccessToken, revokeAllStatements } from "../identity/revocation.ts";
+import { cutoffNow, revokeAccessToken, revokeAllStatements } from "../identity/revocation.ts";
 import { ACCESS_TOKEN_TTL_SECONDS, issueAccessToken, publicJwks } from "../identity/tokens.ts";
 import { database } from "../shared/db/client.ts";
 import { TenantScope } from "../shared/db/tenant-scope.ts";
@@ -159,22 +159,18 @@ export const authRoutes = publicRouter()
     const principal = c.get("principal");
     if (principal.kind !== "user") throw badRequest("not_a_user_token", "Logout takes a user's access token; revoke API keys instead");
     const scope = c.get("scope");
-    await revokeAccessToken(
-      c.env,
-      scope,
-      {
-        sub: principal.id,
-        tenant: principal.tenantId,
-        role: principal.role,
-        jti: principal.jti,
-        iat: principal.issuedAt,
-        exp: principal.expiresAt,
-      },
-      c.get("log"),
-    );
+    const revoke = revokeAccessToken(scope, {
+      sub: principal.id,
+      tenant: principal.tenantId,
+      role: principal.role,
+      jti: principal.jti,
+      iat: principal.issuedAt,
+      exp: principal.expiresAt,
+    });
     const logoutAudit = auditFromRequest(c, { action: "auth.logout", targetType: "user", targetId: principal.id, outcome: "success" });
-    if (principal.familyId) await scope.batch([logoutAudit, revokeFamily(scope, principal.familyId, "logout")]);
-    else await logoutAudit;
+    await scope.batch(
+      principal.familyId ? [revoke, logoutAudit, revokeFamily(scope, principal.familyId, "logout")] : [revoke, logoutAudit],
+    );
     return c.body(null, 204);
   })
   .openapi(revokeAllRoute, async (c) => {
@@ -186,7 +182,6 @@ export const authRoutes = publicRouter()
       ...revokeAllStatements(scope, principal.id, cutoff, "revoke_all"),
       auditFromRequest(c, { action: "auth.revoke_all", targetType: "user", targetId: principal.id, outcome: "success" }),
     ]);
-    await mirrorUserCutoff(c.env, principal.id, cutoff, c.get("log"));
     return c.body(null, 204);
   })
   .openapi(jwksRoute, async (c) => {

@@ -5,8 +5,9 @@ import type { AppEnv } from "../http/context.ts";
 import { errorSchema } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { authenticate, authorize, bearerCredential, credentialShape } from "../identity/middleware.ts";
-import type { Permission } from "../identity/permissions.ts";
+import { PERMISSIONS, type Permission } from "../identity/permissions.ts";
 import type { Principal } from "../identity/principal.ts";
+import { creatorOf, type PrincipalRef } from "../shared/db/principal-standing.ts";
 import { sessions } from "../shared/db/schema.ts";
 import { AppError, badRequest, conflict, errorBody, notFound, serviceUnavailable, unauthorized } from "../shared/errors.ts";
 import { LIVE_ATTACHMENT_HEADER, LIVE_SUBPROTOCOL, type LiveAttachment, type LiveRole } from "../shared/live-protocol.ts";
@@ -77,8 +78,9 @@ const liveRoute = createRoute({
   summary: "WebSocket to the session's object: live events for supervisors, audio both ways for a web session's caller",
   description:
     `Upgrade with \`Sec-WebSocket-Protocol: ${LIVE_SUBPROTOCOL}, bearer.<access token or API key>\` (browsers) or ` +
-    "`Authorization: Bearer …` (scripts). `role=supervisor` needs sessions:read; `role=caller` needs sessions:create " +
-    'and a web session. See the README, "Live sessions", for the message vocabulary.',
+    "`Authorization: Bearer …` (scripts). `role=supervisor` needs sessions:read; `role=caller` needs a web session " +
+    "and sessions:create when its creator joins, sessions:supervise for anyone else. A socket whose principal loses " +
+    'that access is closed (4401, 4403). See the README, "Live sessions", for the message vocabulary.',
   security: [{ bearer: [] }],
   "x-permission": "sessions:read",
   middleware: [liveAuth] as const,
@@ -93,7 +95,10 @@ const liveRoute = createRoute({
       content: { "application/json": { schema: errorSchema } },
     },
     401: { description: "Missing, invalid, expired or revoked credential", content: { "application/json": { schema: errorSchema } } },
-    403: { description: "The role lacks the permission", content: { "application/json": { schema: errorSchema } } },
+    403: {
+      description: "The role lacks the permission (or joins another's web session without sessions:supervise)",
+      content: { "application/json": { schema: errorSchema } },
+    },
     404: { description: "No such session in the caller's tenant", content: { "application/json": { schema: errorSchema } } },
     409: { description: "role=caller on a session that is not a web session", content: { "application/json": { schema: errorSchema } } },
     426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: errorSchema } } },
@@ -112,12 +117,29 @@ export const sessionLiveRoutes = publicRouter().openapi(liveRoute, async (c) => 
   if (!session) refuse(c, "unknown_session", notFound("Session"), who);
   if (role === "caller" && session.channel !== "web")
     refuse(c, "not_web_session", conflict("not_a_web_session", "Only a web session has a browser caller"), who);
+  // A web session's caller is whoever created it; anyone else joining as the caller takes the call over.
+  const joinsOwn = role === "caller" && session.createdBy === creatorOf(principal);
+  const permission = role === "supervisor" ? "sessions:read" : joinsOwn ? "sessions:create" : "sessions:supervise";
+  if (permission === "sessions:supervise") {
+    try {
+      authorize(c, principal, permission);
+    } catch (error) {
+      if (error instanceof AppError) refuse(c, "not_session_creator", error, who);
+      throw error;
+    }
+  }
   if (!isWebSocketUpgrade(c.req.raw.headers)) {
     return c.json(errorBody("upgrade_required", "Expected a WebSocket upgrade", correlationId), 426, { Upgrade: "websocket" });
   }
 
   // What the object will trust about this socket (it adds `connectedAt`).
-  const attachment: Omit<LiveAttachment, "connectedAt"> = { tenantId: principal.tenantId, principalId: principal.id, role, correlationId };
+  const attachment: Omit<LiveAttachment, "connectedAt"> = {
+    tenantId: principal.tenantId,
+    principal: principalRef(principal),
+    role,
+    roles: [...PERMISSIONS[permission]],
+    correlationId,
+  };
   const headers = new Headers({
     Upgrade: "websocket",
     "X-Correlation-ID": correlationId,
@@ -136,3 +158,10 @@ export const sessionLiveRoutes = publicRouter().openapi(liveRoute, async (c) => 
   answer.set("Sec-WebSocket-Protocol", LIVE_SUBPROTOCOL);
   return new Response(null, { status: 101, webSocket: upstream.webSocket, headers: answer });
 });
+
+/** What the object rechecks while the socket is open: the key, or the user and this very token. */
+function principalRef(principal: Principal): PrincipalRef {
+  return principal.kind === "api_key"
+    ? { kind: "api_key", id: principal.id }
+    : { kind: "user", id: principal.id, tokenId: principal.jti, issuedAt: principal.issuedAt };
+}

@@ -3,6 +3,7 @@ import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
 import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
+import { creatorOf } from "../shared/db/principal-standing.ts";
 import {
   calls,
   PROVIDER_NAMES,
@@ -178,6 +179,7 @@ export const sessionReadRoutes = publicRouter()
       instructions: body.instructions ?? null,
       metadata,
       correlationId: c.get("correlationId"),
+      createdBy: creatorOf(c.get("principal")),
       createdAt: Date.now(),
       endedAt: null,
     };

@@ -5,8 +5,9 @@ import { publicRouter } from "../http/router.ts";
 import { emailInUse } from "../identity/accounts.ts";
 import { hashPassword } from "../identity/passwords.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { cutoffNow, mirrorUserCutoff, revokeAllStatements } from "../identity/revocation.ts";
-import { ROLES, users } from "../shared/db/schema.ts";
+import { cutoffNow, revokeAllStatements } from "../identity/revocation.ts";
+import { creatorOf } from "../shared/db/principal-standing.ts";
+import { apiKeys, ROLES, users } from "../shared/db/schema.ts";
 import { badRequest, conflict, notFound } from "../shared/errors.ts";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
@@ -139,6 +140,10 @@ export const userRoutes = publicRouter()
         eq(users.id, id),
       ),
       ...revokeAllStatements(scope, id, cutoff, "account_changed"),
+      // A disabled user's keys would outlive them: they go with the account, in the same transaction.
+      ...(change.disabled === true
+        ? [scope.update(apiKeys, { revokedAt: now }, eq(apiKeys.createdBy, creatorOf({ kind: "user", id })), isNull(apiKeys.revokedAt))]
+        : []),
       auditFromRequest(c, {
         targetType: "user",
         targetId: id,
@@ -151,6 +156,5 @@ export const userRoutes = publicRouter()
         },
       }),
     ]);
-    await mirrorUserCutoff(c.env, id, cutoff, c.get("log"));
     return c.json(present({ ...updated, tokensValidAfter: cutoff }), 200);
   });

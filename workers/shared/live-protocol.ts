@@ -1,4 +1,5 @@
-import type { CallStatus } from "./db/schema.ts";
+import type { PrincipalRef } from "./db/principal-standing.ts";
+import type { CallStatus, Role } from "./db/schema.ts";
 import type { ProviderName } from "./settings.ts";
 
 /**
@@ -16,11 +17,28 @@ export const LIVE_ATTACHMENT_HEADER = "X-Live-Attachment";
 
 export interface LiveAttachment {
   tenantId: string;
-  principalId: string;
+  /** Who opened the socket; the object rechecks it against D1 while the socket is open. */
+  principal: PrincipalRef;
   role: LiveRole;
+  /**
+   * The roles that may keep the socket: those of the permission it was opened under (watching, joining as the
+   * caller, joining another's web session), resolved by the Worker. A principal whose role leaves them is
+   * disconnected.
+   */
+  roles: Role[];
   correlationId: string;
   connectedAt: number;
 }
+
+/**
+ * Close codes of a socket whose principal lost its access (an `error` event with the same code comes first):
+ * 4401 `credential_revoked` (disabled user, revoked key or token: authenticate again), 4403 `permission_revoked`
+ * (the role no longer allows what the socket does).
+ */
+export const LIVE_CLOSE = {
+  credential_revoked: 4401,
+  permission_revoked: 4403,
+} as const;
 
 export type ProviderLinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
 

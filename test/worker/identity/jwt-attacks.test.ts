@@ -108,13 +108,6 @@ describe("JWT attack suite", () => {
     await expectRejected(second.accessToken);
   });
 
-  it("rejects reuse of a spent refresh token", async () => {
-    const user = await userWithToken(admin.tenantId, "agent");
-    expect((await api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken: user.refreshToken } })).status).toBe(200);
-    const reuse = await api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken: user.refreshToken } });
-    expect(reuse.status).toBe(401);
-  });
-
   it("rejects garbage in the Authorization header", async () => {
     for (const header of ["Bearer", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz", `Bearer ${"a".repeat(5000)}`]) {
       const response = await api("/api/v1/users", { headers: { Authorization: header } });

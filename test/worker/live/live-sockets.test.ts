@@ -252,7 +252,14 @@ describe("the object's own checks (as the Worker forwards a socket)", () => {
         },
       }),
     );
-  const caller = (extra: object = {}) => ({ tenantId, principalId: "user-1", role: "caller", correlationId: "test-correlation", ...extra });
+  const caller = (extra: object = {}) => ({
+    tenantId,
+    principal: { kind: "api_key", id: "key-1" },
+    role: "caller",
+    roles: ["admin", "supervisor", "agent"],
+    correlationId: "test-correlation",
+    ...extra,
+  });
 
   it("refuses a bad attachment (400), another tenant (404) and a session it does not hold (404)", async () => {
     const { sessionId } = await openTwilioCall(number);

@@ -170,6 +170,8 @@ export const sessions = sqliteTable(
     // Context the agent is given with its instructions, carried across provider switches (web sessions: from the API).
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string | number | boolean>>(),
     correlationId: text("correlation_id").notNull(),
+    // `user:<id>` or `api_key:<id>` for a web session (only it may join as the caller without sessions:supervise).
+    createdBy: text("created_by"),
     createdAt: integer("created_at").notNull(),
     endedAt: integer("ended_at"),
   },
