@@ -19,11 +19,12 @@ function admin(...args: string[]) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+// Applying every migration runs wrangler in a child process: seconds, more on a loaded machine.
 beforeAll(() => {
   persistTo = mkdtempSync(join(tmpdir(), "switchboard-admin-"));
   target = { kind: "local", persistTo };
   applyMigrations(target);
-});
+}, 60_000);
 
 afterAll(() => rmSync(persistTo, { recursive: true, force: true }));
 
