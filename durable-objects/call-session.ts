@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { CarrierEvent, MediaFrame } from "../workers/carriers/carrier.ts";
+import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers/carrier.ts";
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
@@ -8,6 +8,7 @@ import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
+import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT } from "./admission/admission-slot.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
 import {
   type ControlCommand,
@@ -25,6 +26,7 @@ import { ConversationWriter } from "./call/conversation-writer.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
+import { turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
@@ -49,7 +51,7 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" };
+export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
 
@@ -84,11 +86,14 @@ export class CallSession extends DurableObject<Env> {
   private readonly web: WebSessionStore;
   private readonly phone: CallerChannel;
   private readonly browser: CallerChannel;
+  /** The session's slot under its tenant's concurrency limit. */
+  private readonly slot: AdmissionSlot;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const settings = parseSettings(env).values;
     this.web = new WebSessionStore(ctx.storage.kv);
+    this.slot = new AdmissionSlot(ctx.storage.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql);
     this.conversation = new ConversationWriter({
       env,
@@ -147,8 +152,14 @@ export class CallSession extends DurableObject<Env> {
 
   /** The first webhook of an inbound call (its carrier's "a call arrived"); retries get the same answer. */
   async openCall(input: OpenCallInput): Promise<OpenCallResult> {
-    // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
-    const provider = this.ledger.record ? null : await providerForNewSession(this.env, input.route.provider);
+    // A retry finds the call's record, and with it the decision already made: it takes no second slot.
+    if (this.ledger.record) return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
+    const log = this.ledger.log(input.correlationId);
+    const [provider, admission] = await Promise.all([
+      // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
+      providerForNewSession(this.env, input.route.provider),
+      this.slot.acquire(input.tenantId, input.sessionId, log),
+    ]);
     if (!this.ledger.record) {
       const { event } = input;
       this.ledger.create(
@@ -170,8 +181,21 @@ export class CallSession extends DurableObject<Env> {
         "call.opened",
       );
       this.ledger.log(input.correlationId).info("call.opened", { carrier: event.carrier, direction: "inbound" });
+      this.admitCall(admission);
     }
     return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
+  }
+
+  /**
+   * An inbound call past its tenant's limit is refused on its record (failed, `concurrency_limit`, so it is counted)
+   * and turned away with the busy message. One that could not be checked is let through: a caller must not hear
+   * "busy" because the platform's own admission object is away; its record says it was not checked.
+   */
+  private admitCall(admission: Admission): void {
+    if (admission === "refused") this.ledger.transition("failed", "system", "admission.refused", CONCURRENCY_LIMIT);
+    else if (admission === "unavailable") {
+      this.ledger.note("system", "admission.unchecked", { from: this.ledger.record!.status, to: null, outcome: "applied" });
+    }
   }
 
   /** A carrier asking for the media instructions of a call this object owns (retries, answered outbound calls). */
@@ -185,6 +209,10 @@ export class CallSession extends DurableObject<Env> {
     // nothing, the stream's credential included.
     if (outcome === "duplicate" && record.stream.state !== "none") return { kind: "duplicate" };
     this.ctx.waitUntil(this.ledger.flush());
+    if (turnedAway(record)) {
+      if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.turnAway("arrived"));
+      return { kind: "busy" };
+    }
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
@@ -194,8 +222,24 @@ export class CallSession extends DurableObject<Env> {
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
     const outcome = recordCarrierEvent(this.ledger, event, correlationId);
-    if (outcome !== "unknown_call" && outcome !== "duplicate") await this.ledger.flush();
+    if (outcome === "unknown_call" || outcome === "duplicate") return outcome;
+    const step = turnAwayStepAfter(this.ledger.record!, event);
+    if (step) this.ctx.waitUntil(this.turnAway(step));
+    await this.ledger.flush();
     return outcome;
+  }
+
+  /** One step of turning a call away at its carrier; a failed step is logged (the carrier ends the call in time). */
+  private async turnAway(step: TurnAwayStep): Promise<void> {
+    try {
+      await this.carrier().turnAway(step);
+      if (step === "arrived") {
+        this.ledger.record!.answerCommanded = true;
+        this.ledger.save();
+      }
+    } catch (error) {
+      this.carrier().logFailure(`turn_away_${step}`, error);
+    }
   }
 
   private async answerByCommand(): Promise<void> {
@@ -211,6 +255,11 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
+    if (!this.ledger.record) {
+      // Refused or unchecked, nothing is recorded or dialled: the API answers 429 or 503 and the caller may retry.
+      const admission = await this.slot.acquire(input.tenantId, input.sessionId, this.ledger.log(input.correlationId));
+      if (admission !== "admitted") return { ok: false, reason: admission, retryable: admission === "unavailable", admission };
+    }
     const result = await placeCall(this.ledger, this.carrier, input);
     // Dialled: the provider session opens while the callee's phone rings.
     if (result.ok) this.ensureVoice();
@@ -221,14 +270,29 @@ export class CallSession extends DurableObject<Env> {
     return controlCall(this.ledger, this.carrier, command, correlationId);
   }
 
-  reconcile(): Promise<"terminal" | "live" | "finalized" | "unknown"> {
-    return reconcileCall(this.ledger, this.carrier);
+  /** The cron settling a stuck call: one it finds ended also gives its slot back before the cron moves on. */
+  async reconcile(): Promise<"terminal" | "live" | "finalized" | "unknown"> {
+    const outcome = await reconcileCall(this.ledger, this.carrier);
+    if (outcome === "terminal" || outcome === "finalized") await this.releaseSlot();
+    return outcome;
+  }
+
+  /** Whether the session still runs: the tenant's admission object asks holders whose lease ran out. */
+  async admissionState(): Promise<"live" | "ended"> {
+    const session = this.identity();
+    return session && !session.ended ? "live" : "ended";
+  }
+
+  /** Gives the session's slot back, retried from the alarm while the admission object cannot be reached. */
+  private async releaseSlot(): Promise<void> {
+    if (!(await this.slot.release(this.ledger.log()))) await this.retryLater();
   }
 
   override async alarm(): Promise<void> {
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();
+    if (this.identity()?.ended) await this.releaseSlot();
     const web = this.web.record;
     if (web?.status === "ended" && !(await this.web.syncToD1(this.env))) await this.retryLater();
     if (web?.status !== "active" || this.live.hasCaller()) return;
@@ -289,8 +353,13 @@ export class CallSession extends DurableObject<Env> {
   // ── web sessions ───────────────────────────────────────────────────────────────────────────────────────
 
   /** A web session created by the API: its provider is dialled now, before the browser joins. Idempotent. */
-  async openWebSession(input: OpenWebSessionInput): Promise<{ ok: boolean }> {
+  async openWebSession(input: OpenWebSessionInput): Promise<{ ok: true } | { ok: false; admission?: Exclude<Admission, "admitted"> }> {
     if (this.ledger.record) return { ok: false };
+    if (!this.web.record) {
+      // Refused or unchecked, the session does not start: the API answers 429 or 503 and the caller may retry.
+      const admission = await this.slot.acquire(input.tenantId, input.sessionId, this.ledger.log(input.correlationId));
+      if (admission !== "admitted") return { ok: false, admission };
+    }
     const record = this.web.open(input);
     this.ensureVoice();
     await this.alarmSchedule.wakeBy(record.createdAt + parseSettings(this.env).values.WEB_SESSION_JOIN_TIMEOUT_SECONDS * 1000);
@@ -315,6 +384,7 @@ export class CallSession extends DurableObject<Env> {
     this.voice?.close();
     this.voice = null;
     this.live.closeAll(1000, "session ended");
+    await this.releaseSlot();
     await this.conversation.flush();
     if (!(await this.web.syncToD1(this.env))) await this.retryLater();
   }
@@ -396,7 +466,7 @@ export class CallSession extends DurableObject<Env> {
     this.media.closeAll(1000, "call ended");
     this.voice?.close();
     this.voice = null;
-    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush()]));
+    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot()]));
   }
 
   private async flushSwitches(): Promise<void> {

@@ -1,0 +1,14 @@
+import type { CarrierEvent, TurnAwayStep } from "../../workers/carriers/carrier.ts";
+import { CONCURRENCY_LIMIT } from "../admission/admission-slot.ts";
+import type { CallRecord } from "./call-store.ts";
+import { isTerminal } from "./state-machine.ts";
+
+/** A call turned away at its tenant's limit: its record is the refusal (failed, `concurrency_limit`). */
+export const turnedAway = (record: CallRecord) => isTerminal(record.status) && record.failureReason === CONCURRENCY_LIMIT;
+
+/** The step a carrier event asks of a turned-away call: speak once it is answered, hang up once it has been told. */
+export function turnAwayStepAfter(record: CallRecord, event: CarrierEvent): TurnAwayStep | null {
+  if (!turnedAway(record)) return null;
+  if (event.signal.kind === "status" && event.signal.status === "in_progress") return "answered";
+  return event.signal.kind === "spoken" ? "spoken" : null;
+}
