@@ -128,6 +128,8 @@ describe("admission control: inbound calls", () => {
     const retries = await Promise.all([1, 2, 3].map(() => twilioVoice(numbers[0]!, callSid)));
     expect(retries.map((r) => r.verdict)).toEqual(["admitted", "admitted", "admitted"]);
     expect(await holders(tenantId)).toEqual([retries[0]!.sessionId]);
+    // The admission object takes a session once however often it is asked, even full (a retry racing the first).
+    expect(await admissionOf(tenantId).acquire(retries[0]!.sessionId!, 1)).toEqual({ admitted: true, active: 1 });
 
     const refused = await twilioVoice(numbers[0]!);
     expect(refused.verdict).toBe("busy");
