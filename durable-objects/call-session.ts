@@ -4,6 +4,7 @@ import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
+import { createLogger } from "../workers/shared/logger.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
@@ -54,6 +55,10 @@ export interface OpenCallInput {
 export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
+
+/** A session's log lines before its record exists (the ledger's logger names the call once it does). */
+const newSessionLog = (input: { correlationId: string; tenantId: string; sessionId: string }) =>
+  createLogger({ correlationId: input.correlationId, tenantId: input.tenantId, sessionId: input.sessionId });
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
 const TRANSCRIPT_RETRY_MS = 5_000;
@@ -154,11 +159,10 @@ export class CallSession extends DurableObject<Env> {
   async openCall(input: OpenCallInput): Promise<OpenCallResult> {
     // A retry finds the call's record, and with it the decision already made: it takes no second slot.
     if (this.ledger.record) return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
-    const log = this.ledger.log(input.correlationId);
     const [provider, admission] = await Promise.all([
       // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
       providerForNewSession(this.env, input.route.provider),
-      this.slot.acquire(input.tenantId, input.sessionId, log),
+      this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input)),
     ]);
     if (!this.ledger.record) {
       const { event } = input;
@@ -257,7 +261,7 @@ export class CallSession extends DurableObject<Env> {
   async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
     if (!this.ledger.record) {
       // Refused or unchecked, nothing is recorded or dialled: the API answers 429 or 503 and the caller may retry.
-      const admission = await this.slot.acquire(input.tenantId, input.sessionId, this.ledger.log(input.correlationId));
+      const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
       if (admission !== "admitted") return { ok: false, reason: admission, retryable: admission === "unavailable", admission };
     }
     const result = await placeCall(this.ledger, this.carrier, input);
@@ -357,7 +361,7 @@ export class CallSession extends DurableObject<Env> {
     if (this.ledger.record) return { ok: false };
     if (!this.web.record) {
       // Refused or unchecked, the session does not start: the API answers 429 or 503 and the caller may retry.
-      const admission = await this.slot.acquire(input.tenantId, input.sessionId, this.ledger.log(input.correlationId));
+      const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
       if (admission !== "admitted") return { ok: false, admission };
     }
     const record = this.web.open(input);
