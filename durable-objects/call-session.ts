@@ -1,14 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
-import type { CarrierEvent, MediaFrame } from "../workers/carriers/carrier.ts";
+import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers/carrier.ts";
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
+import { createLogger } from "../workers/shared/logger.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
+import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT, RELEASE_RETRY_MS } from "./admission/admission-slot.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
 import {
   type ControlCommand,
@@ -27,6 +29,7 @@ import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type Pend
 import { phoneChannel } from "./call/phone-channel.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
+import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
@@ -51,9 +54,13 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" };
+export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
+
+/** A session's log lines before its record exists (the ledger's logger names the call once it does). */
+const newSessionLog = (input: { correlationId: string; tenantId: string; sessionId: string }) =>
+  createLogger({ correlationId: input.correlationId, tenantId: input.tenantId, sessionId: input.sessionId });
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
 /**
@@ -95,11 +102,14 @@ export class CallSession extends DurableObject<Env> {
   private readonly browser: CallerChannel;
   /** The next recheck of the live sockets while a conversation keeps the object in memory (else the alarm). */
   private liveRecheck: ReturnType<typeof setTimeout> | null = null;
+  /** The session's slot under its tenant's concurrency limit. */
+  private readonly slot: AdmissionSlot;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const settings = parseSettings(env).values;
     this.web = new WebSessionStore(ctx.storage.kv);
+    this.slot = new AdmissionSlot(ctx.storage.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql);
     this.conversation = new ConversationWriter({
       env,
@@ -161,8 +171,13 @@ export class CallSession extends DurableObject<Env> {
 
   /** The first webhook of an inbound call (its carrier's "a call arrived"); retries get the same answer. */
   async openCall(input: OpenCallInput): Promise<OpenCallResult> {
-    // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
-    const provider = this.ledger.record ? null : await providerForNewSession(this.env, input.route.provider);
+    // A retry finds the call's record, and with it the decision already made: it takes no second slot.
+    if (this.ledger.record) return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
+    const [provider, admission] = await Promise.all([
+      // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
+      providerForNewSession(this.env, input.route.provider),
+      this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input)),
+    ]);
     if (!this.ledger.record) {
       const { event } = input;
       this.ledger.create(
@@ -184,8 +199,21 @@ export class CallSession extends DurableObject<Env> {
         "call.opened",
       );
       this.ledger.log(input.correlationId).info("call.opened", { carrier: event.carrier, direction: "inbound" });
+      this.admitCall(admission);
     }
     return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
+  }
+
+  /**
+   * An inbound call past its tenant's limit is refused on its record (failed, `concurrency_limit`, so it is counted)
+   * and turned away with the busy message. One that could not be checked is let through: a caller must not hear
+   * "busy" because the platform's own admission object is away; its record says it was not checked.
+   */
+  private admitCall(admission: Admission): void {
+    if (admission === "refused") this.ledger.transition("failed", "system", "admission.refused", CONCURRENCY_LIMIT);
+    else if (admission === "unavailable") {
+      this.ledger.note("system", "admission.unchecked", { from: this.ledger.record!.status, to: null, outcome: "applied" });
+    }
   }
 
   /** A carrier asking for the media instructions of a call this object owns (retries, answered outbound calls). */
@@ -199,6 +227,10 @@ export class CallSession extends DurableObject<Env> {
     // nothing, the stream's credential included.
     if (outcome === "duplicate" && record.stream.state !== "none") return { kind: "duplicate" };
     this.ctx.waitUntil(this.ledger.flush());
+    if (turnedAway(record)) {
+      if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.turnAway("arrived"));
+      return { kind: "busy" };
+    }
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
@@ -208,8 +240,45 @@ export class CallSession extends DurableObject<Env> {
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
     const outcome = recordCarrierEvent(this.ledger, event, correlationId);
-    if (outcome !== "unknown_call" && outcome !== "duplicate") await this.ledger.flush();
+    if (outcome === "unknown_call" || outcome === "duplicate") return outcome;
+    const step = turnAwayStepAfter(this.ledger.record!, event);
+    if (step) this.ctx.waitUntil(this.turnAway(step));
+    await this.ledger.flush();
     return outcome;
+  }
+
+  /**
+   * One step of turning a call away at its carrier; a failed step is logged. A call answered by command is hung up
+   * by the alarm at a deadline if the carrier's later webhooks never come.
+   */
+  private async turnAway(step: TurnAwayStep): Promise<void> {
+    try {
+      await this.carrier().turnAway(step);
+      if (step === "arrived") {
+        this.ledger.record!.answerCommanded = true;
+        this.ledger.save();
+        const deadline = Date.now() + TURN_AWAY_HANGUP_AFTER_MS;
+        this.ctx.storage.kv.put(TURN_AWAY_DEADLINE_KEY, deadline);
+        await this.alarmSchedule.wakeBy(deadline);
+      } else if (step === "spoken") {
+        this.ctx.storage.kv.delete(TURN_AWAY_DEADLINE_KEY);
+      }
+    } catch (error) {
+      this.carrier().logFailure(`turn_away_${step}`, error);
+    }
+  }
+
+  /** The turned-away call's hangup, if its deadline has passed without one (retried while the carrier fails). */
+  private async hangUpTurnedAwayCall(): Promise<void> {
+    const due = this.ctx.storage.kv.get<number>(TURN_AWAY_DEADLINE_KEY);
+    if (due === undefined) return;
+    if (Date.now() < due) {
+      await this.alarmSchedule.wakeBy(due);
+      return;
+    }
+    await this.turnAway("spoken");
+    if (this.ctx.storage.kv.get(TURN_AWAY_DEADLINE_KEY) !== undefined)
+      await this.alarmSchedule.wakeBy(Date.now() + TURN_AWAY_HANGUP_AFTER_MS);
   }
 
   private async answerByCommand(): Promise<void> {
@@ -225,6 +294,11 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
+    if (!this.ledger.record) {
+      // Refused or unchecked, nothing is recorded or dialled: the API answers 429 or 503 and the caller may retry.
+      const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
+      if (admission !== "admitted") return { ok: false, reason: admission, retryable: admission === "unavailable", admission };
+    }
     const result = await placeCall(this.ledger, this.carrier, input);
     // Dialled: the provider session opens while the callee's phone rings.
     if (result.ok) this.ensureVoice();
@@ -235,15 +309,31 @@ export class CallSession extends DurableObject<Env> {
     return controlCall(this.ledger, this.carrier, command, correlationId);
   }
 
-  reconcile(): Promise<"terminal" | "live" | "finalized" | "unknown"> {
-    return reconcileCall(this.ledger, this.carrier);
+  /** The cron settling a stuck call: one it finds ended also gives its slot back before the cron moves on. */
+  async reconcile(): Promise<"terminal" | "live" | "finalized" | "unknown"> {
+    const outcome = await reconcileCall(this.ledger, this.carrier);
+    if (outcome === "terminal" || outcome === "finalized") await this.releaseSlot();
+    return outcome;
+  }
+
+  /** Whether the session still runs: the tenant's admission object asks holders whose lease ran out. */
+  async admissionState(): Promise<"live" | "ended"> {
+    const session = this.identity();
+    return session && !session.ended ? "live" : "ended";
+  }
+
+  /** Gives the session's slot back, retried from the alarm while the admission object cannot be reached. */
+  private async releaseSlot(): Promise<void> {
+    if (!(await this.slot.release(this.ledger.log()))) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);
   }
 
   override async alarm(): Promise<void> {
     if (this.live.anyOpen()) await this.recheckLiveSockets();
+    await this.hangUpTurnedAwayCall();
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();
+    if (this.identity()?.ended) await this.releaseSlot();
     const web = this.web.record;
     if (web?.status === "ended") await this.syncWebRecord();
     if (web?.status !== "active" || this.live.hasCaller()) return;
@@ -308,8 +398,13 @@ export class CallSession extends DurableObject<Env> {
   // ── web sessions ───────────────────────────────────────────────────────────────────────────────────────
 
   /** A web session created by the API: its provider is dialled now, before the browser joins. Idempotent. */
-  async openWebSession(input: OpenWebSessionInput): Promise<{ ok: boolean }> {
+  async openWebSession(input: OpenWebSessionInput): Promise<{ ok: true } | { ok: false; admission?: Exclude<Admission, "admitted"> }> {
     if (this.ledger.record) return { ok: false };
+    if (!this.web.record) {
+      // Refused or unchecked, the session does not start: the API answers 429 or 503 and the caller may retry.
+      const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
+      if (admission !== "admitted") return { ok: false, admission };
+    }
     const record = this.web.open(input);
     this.ensureVoice();
     await this.alarmSchedule.wakeBy(record.createdAt + parseSettings(this.env).values.WEB_SESSION_JOIN_TIMEOUT_SECONDS * 1000);
@@ -334,6 +429,7 @@ export class CallSession extends DurableObject<Env> {
     this.voice?.close();
     this.voice = null;
     this.live.closeAll(1000, "session ended");
+    await this.releaseSlot();
     await this.conversation.flush();
     await this.syncWebRecord();
   }
@@ -443,7 +539,7 @@ export class CallSession extends DurableObject<Env> {
     this.media.closeAll(1000, "call ended");
     this.voice?.close();
     this.voice = null;
-    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush()]));
+    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot()]));
   }
 
   private async flushSwitches(): Promise<void> {

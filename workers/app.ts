@@ -17,6 +17,7 @@ import { sessionEndRoutes } from "./routes/session-end.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
 import { sessionLiveRoutes } from "./routes/sessions-live.ts";
+import { tenantSettingsRoutes } from "./routes/tenant-settings.ts";
 import { userRoutes } from "./routes/users.ts";
 import { errorBody } from "./shared/errors.ts";
 
@@ -47,6 +48,7 @@ export function buildApp() {
     sessionEndRoutes,
     sessionLiveRoutes,
     providerRoutes,
+    tenantSettingsRoutes,
   ])
     app.route("/", routes);
 

@@ -1,6 +1,7 @@
 import { buildApp } from "./app.ts";
 import { runScheduled } from "./scheduled.ts";
 
+export { TenantAdmission } from "../durable-objects/admission/tenant-admission.ts";
 export { CallSession } from "../durable-objects/call-session.ts";
 export { ProviderHealthRegistry } from "../durable-objects/provider-health/registry.ts";
 

@@ -28,7 +28,14 @@ export type PlaceCallResult =
       status: CallStatus;
       failover: { from: Carrier; reason: string } | null;
     }
-  | { ok: false; callId?: string; reason: string; retryable: boolean };
+  | {
+      ok: false;
+      callId?: string;
+      reason: string;
+      retryable: boolean;
+      /** Not placed because the tenant is at its concurrency limit, or the limit could not be checked. */
+      admission?: "refused" | "unavailable";
+    };
 
 export type ControlCommand = { action: "hangup" | "hold" | "resume" } | { action: "transfer"; to: string };
 

@@ -1,4 +1,4 @@
-import type { CarrierCallState, CarrierCommands } from "../../workers/carriers/carrier.ts";
+import type { CarrierCallState, CarrierCommands, TurnAwayStep } from "../../workers/carriers/carrier.ts";
 import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
 import { carrierAvailable, recordCarrierResult } from "../../workers/carriers/carrier-breaker.ts";
 import { carrierNamed } from "../../workers/carriers/registry.ts";
@@ -56,6 +56,11 @@ export class CarrierLink {
 
   transfer(to: string): Promise<{ completed: boolean }> {
     return guarded(this.record.carrier, () => this.commands().transfer(to));
+  }
+
+  /** One step of turning away a call past its tenant's concurrency limit (see `CarrierCommands.turnAway`). */
+  turnAway(step: TurnAwayStep): Promise<void> {
+    return guarded(this.record.carrier, () => withRetries(() => this.commands().turnAway(step)));
   }
 
   currentState(): Promise<CarrierCallState> {

@@ -412,3 +412,71 @@ describe("outbound calls, API to completed record", () => {
     expect(names).toContain("media.stop");
   });
 });
+
+describe("admission: calls past the tenant's limit are turned away", () => {
+  /** The call the API lists for a carrier call id, once it is settled. */
+  const refusedCall = (carrierCallId: string) =>
+    eventually(`the refused call ${carrierCallId} in the API`, async () => {
+      const list = await api.request("GET", "/api/v1/calls?status=failed&limit=100");
+      const found = (list.body as { items: CallDetail[] }).items.find((item) => item.carrierCallId === carrierCallId);
+      return found ? ((await api.request("GET", `/api/v1/calls/${found.id}`)).body as CallDetail) : undefined;
+    });
+
+  it("Twilio says the busy message and hangs up; Telnyx is answered without media, told, then hung up", async () => {
+    // A web session holds the tenant's only slot.
+    expect((await api.request("PATCH", "/api/v1/tenant/settings", { maxConcurrentSessions: 1 })).status).toBe(200);
+    const web = await api.request("POST", "/api/v1/sessions", { provider: "local" });
+    expect(web.status).toBe(201);
+    const webId = (web.body as { id: string }).id;
+    try {
+      const common = {
+        baseUrl: platform.url,
+        publicBaseUrl: TEST_PUBLIC_BASE_URL,
+        utterances: [hello],
+        speed: SPEED,
+        maxDurationMs: 60_000,
+      };
+      const [twilio, telnyx] = await Promise.all([
+        simulateCall({
+          ...common,
+          carrier: "twilio",
+          to: TWILIO_NUMBER,
+          twilio: { accountSid: TEST_TWILIO_ACCOUNT_SID, authToken: TEST_TWILIO_AUTH_TOKEN, api: carriers.twilio },
+        }),
+        simulateCall({
+          ...common,
+          carrier: "telnyx",
+          to: TELNYX_NUMBER,
+          telnyx: { api: carriers.telnyx, connectionId: "test-connection-id" },
+        }),
+      ]);
+      for (const report of [twilio, telnyx]) printTurns(report);
+
+      expect(twilio.errors).toEqual([]);
+      expect(twilio.finalStatus).toBe("completed");
+      expect(twilio.timeline.filter((entry) => entry.kind === "twiml").map((entry) => entry.detail)).toEqual(["Say, Hangup"]);
+
+      expect(telnyx.errors).toEqual([]);
+      expect(telnyx.finalStatus).toBe("ended");
+      expect(telnyx.timeline.filter((entry) => entry.kind === "webhook").map((entry) => entry.detail)).toEqual([
+        "call.initiated → HTTP 200",
+        "call.answered → HTTP 200",
+        "call.speak.started → HTTP 200",
+        "call.speak.ended → HTTP 200",
+        "call.hangup → HTTP 200",
+      ]);
+      const commands = carriers.control.requests({ carrier: "telnyx", callId: telnyx.callId });
+      expect(commands.map((request) => request.path.split("/").pop())).toEqual(["answer", "speak", "hangup"]);
+      expect(commands[0]!.body).not.toHaveProperty("stream_url");
+
+      for (const report of [twilio, telnyx]) {
+        const call = await refusedCall(report.callId);
+        expect(call).toMatchObject({ direction: "inbound", status: "failed", failureReason: "concurrency_limit", answeredAt: null });
+        expect(eventNames(call)).toContain("admission.refused");
+      }
+    } finally {
+      await api.request("POST", `/api/v1/sessions/${webId}/end`);
+      await api.request("PATCH", "/api/v1/tenant/settings", { maxConcurrentSessions: null });
+    }
+  });
+});

@@ -13,6 +13,8 @@ export type CallSignal =
   | { kind: "machine_detection"; result: string }
   | { kind: "recording"; state: "saved"; recordingId?: string }
   | { kind: "bridged" }
+  /** The carrier finished saying what it was asked to say (a turned-away call's busy message). */
+  | { kind: "spoken" }
   | { kind: "unhandled" };
 
 export interface CarrierEvent {

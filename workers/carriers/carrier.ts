@@ -21,6 +21,12 @@ export interface CarrierCall {
   commandSeq: number;
 }
 
+/** What a caller turned away at the tenant's concurrency limit hears before the call ends. */
+export const BUSY_MESSAGE = "Sorry, all of our lines are busy right now. Please call again later. Goodbye.";
+
+/** Turning away a call goes step by step, each on the carrier's word that the one before is done. */
+export type TurnAwayStep = "arrived" | "answered" | "spoken";
+
 export type CarrierCallState = { state: "live" } | { state: "ended"; failed: string | null } | { state: "unknown" };
 
 /** Commands the call's object sends its carrier for one call; each is idempotent at the carrier. */
@@ -39,6 +45,13 @@ export interface CarrierCommands {
   transfer(to: string): Promise<{ completed: boolean }>;
   /** What the carrier says about the call now. */
   currentState(): Promise<CarrierCallState>;
+  /**
+   * One step of turning away an inbound call past its tenant's concurrency limit: the caller hears `BUSY_MESSAGE`,
+   * then the call ends. A carrier that answers calls by the webhook's response does it all in that response (Twilio:
+   * `<Say>` then `<Hangup/>`) and sends nothing; one that answers by command answers without media when the call has
+   * `arrived`, speaks once `answered`, and hangs up once the message is `spoken`.
+   */
+  turnAway(step: TurnAwayStep): Promise<void>;
 }
 
 /**

@@ -28,6 +28,10 @@ const AUTHED_ERRORS = {
   429: errorResponse("Rate limited; see Retry-After"),
 } as const;
 
+/** For routes that start a session: the tenant's concurrency limit answers 429 too. */
+export const concurrencyLimitResponse = {
+  429: errorResponse("Rate limited (see Retry-After), or the tenant is at its concurrency limit (`concurrency_limit`)"),
+} as const;
 export const notFoundResponse = { 404: errorResponse("Not found (or belongs to another tenant)") } as const;
 export const conflictResponse = { 409: errorResponse("Conflicts with the current state") } as const;
 

@@ -20,6 +20,8 @@ export const PERMISSIONS = {
   "sessions:supervise": ["admin", "supervisor"],
   "providers:read": ["admin", "supervisor", "agent", "viewer"],
   "self:manage": ["admin", "supervisor", "agent", "viewer"],
+  "tenant_settings:read": ["admin", "supervisor", "agent", "viewer"],
+  "tenant_settings:write": ["admin"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -1,12 +1,12 @@
 import { z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import type { ControlResult } from "../../durable-objects/call/call-commands.ts";
-import { conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { concurrencyLimitResponse, conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
-import { AppError, badRequest, conflict, notFound } from "../shared/errors.ts";
+import { AppError, admissionUnavailable, badRequest, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";
 import { callObject } from "../shared/session-ids.ts";
 import { parseSettings, providerSchema, requireSettings } from "../shared/settings.ts";
 
@@ -34,6 +34,8 @@ const placeRoute = protectedRoute("calls:create", {
   responses: {
     201: jsonResponse(placedSchema, "Placed (the response names the carrier that took it)"),
     502: jsonResponse(z.unknown(), "No carrier could place the call"),
+    503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was dialled"),
+    ...concurrencyLimitResponse,
     ...conflictResponse,
   },
 });
@@ -118,6 +120,7 @@ export const callControlRoutes = publicRouter()
       codec: first?.codec ?? "PCMU",
       candidates,
     });
+    if (result.ok === false && result.admission) throw result.admission === "refused" ? concurrencyLimit() : admissionUnavailable();
     await auditFromRequest(c, {
       action: "call.place",
       targetType: "call",

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { concurrencyLimitResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { creatorOf } from "../shared/db/principal-standing.ts";
@@ -13,7 +13,7 @@ import {
   TRANSCRIPT_ROLES,
   transcriptLines,
 } from "../shared/db/schema.ts";
-import { AppError, badRequest, notFound } from "../shared/errors.ts";
+import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
 import { callObject, SESSION_ID } from "../shared/session-ids.ts";
@@ -161,6 +161,8 @@ const createRoute = protectedRoute("sessions:create", {
   responses: {
     201: jsonResponse(createdSchema, "Created; join it on `live.path`"),
     502: jsonResponse(z.unknown(), "The session's object could not be started"),
+    503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was started"),
+    ...concurrencyLimitResponse,
   },
 });
 
@@ -183,9 +185,10 @@ export const sessionReadRoutes = publicRouter()
       createdAt: Date.now(),
       endedAt: null,
     };
-    // The durable row first: the live route finds the session (and its tenant) in D1 before the object is touched.
-    await scope.insert(sessions, row);
-    const opened = await callObject(c.env, id)
+    // The object first: it takes the session's slot under the tenant's concurrency limit, and a session refused
+    // leaves nothing behind. The D1 row is written before the answer names the live path, which looks it up there.
+    const object = callObject(c.env, id);
+    const opened = await object
       .openWebSession({
         sessionId: id,
         tenantId: scope.tenantId,
@@ -194,7 +197,15 @@ export const sessionReadRoutes = publicRouter()
         metadata,
         correlationId: row.correlationId,
       })
-      .catch(() => ({ ok: false }));
+      .catch(() => ({ ok: false as const, admission: undefined }));
+    if (!opened.ok && opened.admission) throw opened.admission === "refused" ? concurrencyLimit() : admissionUnavailable();
+    if (opened.ok) {
+      // A session D1 does not know could not be joined or listed: end it (and free its slot) rather than leave it open.
+      await scope.insert(sessions, row).catch(async (error: unknown) => {
+        await object.endSession(row.correlationId).catch(() => undefined);
+        throw error;
+      });
+    }
     await auditFromRequest(c, {
       action: "session.create",
       targetType: "session",

@@ -53,7 +53,14 @@ export const tooManyRequests = (retryAfterSeconds: number) =>
   new AppError(429, "rate_limited", "Too many requests; retry later", "rate_limit", {
     "Retry-After": String(retryAfterSeconds),
   });
+/** The tenant already runs as many sessions as its `maxConcurrentSessions` allows; nothing was started. */
+export const concurrencyLimit = () =>
+  new AppError(429, "concurrency_limit", "The tenant is running as many sessions as it may at once; try again when one ends", "rate_limit");
 export const serviceUnavailable = (code: string, message: string) => new AppError(503, code, message, "dependency", { "Retry-After": "5" });
+
+/** The tenant's concurrency limit could not be checked; nothing was started (no caller waits on an API request). */
+export const admissionUnavailable = () =>
+  serviceUnavailable("admission_unavailable", "The tenant's session limit could not be checked; nothing was started, try again");
 
 export interface ErrorBody {
   error: { code: string; message: string; correlationId: string; details?: unknown };

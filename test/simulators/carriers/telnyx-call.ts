@@ -53,6 +53,9 @@ const OUTCOME_CAUSE: Record<Exclude<CallOutcome, "answer">, HangupCause> = {
   failed: "call_rejected",
 };
 
+/** How long the simulated Telnyx takes to say one character of a `speak` payload (about 15 a second). */
+const SPEAK_MS_PER_CHARACTER = 60;
+
 export class TelnyxCall {
   readonly callControlId: string;
   readonly callLegId: string;
@@ -145,6 +148,16 @@ export class TelnyxCall {
       case "reject":
         this.#end("call_rejected", "callee");
         return;
+      case "speak": {
+        // Telnyx says the text, then reports it said (unless the call ended first); other timers keep running.
+        this.#webhook("call.speak.started", {});
+        const { clock } = this.options;
+        const saidMs = String(body.payload ?? "").length * SPEAK_MS_PER_CHARACTER;
+        clock.at(clock.now() + saidMs, () => {
+          if (this.#state !== "ended") this.#webhook("call.speak.ended", { status: "completed" });
+        });
+        return;
+      }
     }
   }
 

@@ -21,6 +21,8 @@ const GRANTS: Record<Role, readonly string[]> = {
     "sessions:supervise",
     "providers:read",
     "self:manage",
+    "tenant_settings:read",
+    "tenant_settings:write",
   ],
   supervisor: [
     "phone_numbers:read",
@@ -33,6 +35,7 @@ const GRANTS: Record<Role, readonly string[]> = {
     "sessions:supervise",
     "providers:read",
     "self:manage",
+    "tenant_settings:read",
   ],
   agent: [
     "calls:read",
@@ -43,8 +46,9 @@ const GRANTS: Record<Role, readonly string[]> = {
     "sessions:switch",
     "providers:read",
     "self:manage",
+    "tenant_settings:read",
   ],
-  viewer: ["calls:read", "sessions:read", "providers:read", "self:manage"],
+  viewer: ["calls:read", "sessions:read", "providers:read", "self:manage", "tenant_settings:read"],
 };
 
 const PUBLIC_OPERATIONS = ["GET /health", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh", "GET /.well-known/jwks.json"];

@@ -73,6 +73,24 @@ export class TelnyxCallControl {
     );
   }
 
+  /** Answers without media: the caller will only hear what the platform says (a busy message). */
+  answerWithoutMedia(callControlId: string, commandId: string, clientState: string) {
+    return this.run("answer", () => this.client.calls.actions.answer(callControlId, { command_id: commandId, client_state: clientState }));
+  }
+
+  /** Says `text` on the call; Telnyx reports `call.speak.ended` when it has been said. */
+  speak(callControlId: string, commandId: string, clientState: string, text: string) {
+    return this.run("speak", () =>
+      this.client.calls.actions.speak(callControlId, {
+        command_id: commandId,
+        client_state: clientState,
+        payload: text,
+        voice: "female",
+        language: "en-US",
+      }),
+    );
+  }
+
   /** Turns away a call we will not answer (an unknown number). */
   reject(callControlId: string, commandId: string) {
     return this.run("reject", () => this.client.calls.actions.reject(callControlId, { cause: "CALL_REJECTED", command_id: commandId }));

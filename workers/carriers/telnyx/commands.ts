@@ -1,5 +1,5 @@
 import { requireSettings } from "../../shared/settings.ts";
-import type { CarrierCall, CarrierCallState, CarrierCommands } from "../carrier.ts";
+import { BUSY_MESSAGE, type CarrierCall, type CarrierCallState, type CarrierCommands } from "../carrier.ts";
 import { mediaCredential } from "../media-credential.ts";
 import { type StreamTarget, TelnyxCallControl } from "./call-control.ts";
 import { telnyxUrls } from "./urls.ts";
@@ -49,6 +49,12 @@ export function telnyxCommands(env: Env, call: CarrierCall): CarrierCommands {
       await control.transfer(callControlId(), commandId("transfer"), clientState, to);
       // Completed when Telnyx reports call.bridged.
       return { completed: false };
+    },
+    async turnAway(step) {
+      // Each step once per call (the command ids do not change with the call's events).
+      if (step === "arrived") await control.answerWithoutMedia(callControlId(), `busy-answer-${call.sessionId}`, clientState);
+      else if (step === "answered") await control.speak(callControlId(), `busy-speak-${call.sessionId}`, clientState, BUSY_MESSAGE);
+      else await control.hangup(callControlId(), `busy-hangup-${call.sessionId}`);
     },
     async currentState(): Promise<CarrierCallState> {
       if (!call.carrierCallId) return { state: "unknown" };

@@ -52,6 +52,8 @@ function signalFor(eventType: string, payload: z.infer<typeof envelopeSchema>["d
       return { kind: "stream", state: "failed", reason: payload.failure_reason };
     case "call.bridged":
       return { kind: "bridged" };
+    case "call.speak.ended":
+      return { kind: "spoken" };
     case "call.recording.saved":
       return { kind: "recording", state: "saved", recordingId: payload.recording_id };
     default:

@@ -44,6 +44,8 @@ export function twilioCommands(env: Env, call: CarrierCall): CarrierCommands {
       // Twilio's <Dial> redirect has no bridged callback: the accepted redirect is the transfer.
       return { completed: true };
     },
+    // The voice webhook's TwiML says the busy message and hangs up (`busyTwiml`): there is no step to command.
+    turnAway: async () => {},
     async currentState(): Promise<CarrierCallState> {
       if (!call.carrierCallId) return { state: "unknown" };
       const found = await rest.fetchCall(call.carrierCallId);

@@ -7,7 +7,7 @@ import { forwardMediaUpgrade } from "../media-upgrade.ts";
 import { deliverCarrierEvent, deriveSessionId } from "../session-routing.ts";
 import { type CarrierEnv, reject } from "../webhook-guard.ts";
 import { twilioGuard } from "./guard.ts";
-import { acknowledgementTwiml, connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
+import { acknowledgementTwiml, busyTwiml, connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
 import { twilioUrls } from "./urls.ts";
 import { twilioEvent } from "./webhook-events.ts";
 
@@ -36,6 +36,7 @@ async function voice(c: Context<CarrierEnv>) {
     const result = await callObject(c.env, event.sessionHint).connectCall(event, correlationId);
     if (result.kind === "stream") return streamTwiml(c, result.sessionId);
     if (result.kind === "duplicate") return twiml(c, acknowledgementTwiml());
+    if (result.kind === "busy") return twiml(c, busyTwiml());
     return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   }
 
@@ -54,6 +55,8 @@ async function voice(c: Context<CarrierEnv>) {
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   if (result.kind === "duplicate") return twiml(c, acknowledgementTwiml());
+  // Past the tenant's concurrency limit: the caller hears it, and Twilio ends the call.
+  if (result.kind === "busy") return twiml(c, busyTwiml());
   return streamTwiml(c, sessionId);
 }
 

@@ -1,4 +1,5 @@
 import VoiceResponse from "twilio/lib/twiml/VoiceResponse";
+import { BUSY_MESSAGE } from "../carrier.ts";
 
 /** TwiML documents, built with the twilio package's builder (it escapes attributes and text). */
 export function connectStreamTwiml(streamUrl: string, token: string): string {
@@ -14,6 +15,11 @@ export function rejectionTwiml(sentence = "Sorry, this number is not in service.
   response.say(sentence);
   response.hangup();
   return response.toString();
+}
+
+/** What a caller past the tenant's concurrency limit hears: the busy message, then the call ends. */
+export function busyTwiml(): string {
+  return rejectionTwiml(BUSY_MESSAGE);
 }
 
 /** The answer to a replayed voice webhook: an empty document, nothing to act on and nothing secret. */

@@ -319,3 +319,16 @@ export const providerSwitches = sqliteTable(
   },
   (t) => [index("provider_switches_tenant_session_idx").on(t.tenantId, t.sessionId, t.startedAt)],
 );
+
+/**
+ * A tenant's own settings (`/api/v1/tenant/settings`): one JSON document per tenant, parsed by one zod schema
+ * (`workers/shared/tenant-settings.ts`), so a new setting is a field of that schema, not a migration. A tenant with no
+ * row has every default.
+ */
+export const tenantSettings = sqliteTable("tenant_settings", {
+  tenantId: text("tenant_id")
+    .primaryKey()
+    .references(() => tenants.id),
+  settings: text("settings", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});

@@ -1,0 +1,98 @@
+import { DurableObject } from "cloudflare:workers";
+import { createLogger } from "../../workers/shared/logger.ts";
+
+/** A holder not heard of for this long is asked whether it still runs, when the tenant is at its limit. */
+export const HOLDER_LEASE_MS = 60_000;
+/** The most holders asked on one acquire (oldest checks first); the rest wait for a later one. */
+const CHECK_BATCH = 10;
+
+export type AdmissionDecision = { admitted: true; active: number } | { admitted: false; active: number; limit: number };
+
+/**
+ * One object per tenant (`idFromName(tenantId)`) holding the set of the tenant's live sessions: a session takes a
+ * slot before it starts (`acquire`) and gives it back when it ends (`release`). The object runs one call at a time
+ * between awaits, and the count and the insert happen with no await between them, so a burst of simultaneous
+ * acquires for the last slot admits exactly one. Acquire is idempotent per session id: a carrier's retry of the same
+ * call holds the slot it already holds.
+ *
+ * A release can be lost (the session's object could not reach this one and its retries ran out, or it was never
+ * told): so a holder is a lease. When the tenant is at its limit, holders not checked for `HOLDER_LEASE_MS` are
+ * asked (their own object answers whether the session still runs) and the ended ones are freed before the answer.
+ */
+export class TenantAdmission extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly log = createLogger({ component: "tenant_admission" });
+  /** One round of holder checks at a time; acquires that find the tenant full meanwhile wait for it. */
+  private checking: Promise<void> | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS holders (session_id TEXT PRIMARY KEY, acquired_at INTEGER NOT NULL, checked_at INTEGER NOT NULL)",
+    );
+    this.sql.exec("CREATE INDEX IF NOT EXISTS holders_by_check ON holders (checked_at)");
+  }
+
+  /** Takes a slot for `sessionId` unless `limit` (null: none) sessions already hold one. */
+  async acquire(sessionId: string, limit: number | null): Promise<AdmissionDecision> {
+    if (this.holds(sessionId) || limit === null || this.count() < limit) return this.take(sessionId);
+    this.checking ??= this.freeEnded().finally(() => {
+      this.checking = null;
+    });
+    await this.checking;
+    // Decided only now, with no await between the count and the insert: whoever came first took what was freed.
+    if (this.holds(sessionId) || this.count() < limit) return this.take(sessionId);
+    return { admitted: false, active: this.count(), limit };
+  }
+
+  /** Gives the session's slot back; releasing a slot not held is a no-op (a retried release, a refused session). */
+  async release(sessionId: string): Promise<{ active: number }> {
+    this.sql.exec("DELETE FROM holders WHERE session_id = ?", sessionId);
+    return { active: this.count() };
+  }
+
+  private take(sessionId: string): AdmissionDecision {
+    const now = Date.now();
+    this.sql.exec("INSERT OR IGNORE INTO holders (session_id, acquired_at, checked_at) VALUES (?, ?, ?)", sessionId, now, now);
+    return { admitted: true, active: this.count() };
+  }
+
+  private holds(sessionId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM holders WHERE session_id = ?", sessionId).toArray().length > 0;
+  }
+
+  private count(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM holders").one().n;
+  }
+
+  /** Asks the holders whose lease ran out whether their session still runs, and frees those that ended. */
+  private async freeEnded(): Promise<void> {
+    const now = Date.now();
+    const due = this.sql
+      .exec<{ session_id: string }>(
+        "SELECT session_id FROM holders WHERE checked_at < ? ORDER BY checked_at LIMIT ?",
+        now - HOLDER_LEASE_MS,
+        CHECK_BATCH,
+      )
+      .toArray()
+      .map((row) => row.session_id);
+    if (due.length === 0) return;
+    const states = await Promise.all(
+      due.map((sessionId) =>
+        this.env.CALL_SESSION.get(this.env.CALL_SESSION.idFromName(sessionId))
+          .admissionState()
+          .catch(() => "unreachable" as const),
+      ),
+    );
+    const freed: string[] = [];
+    due.forEach((sessionId, i) => {
+      // A holder that cannot be asked keeps its slot (it may be live) and is asked again a lease later.
+      if (states[i] === "ended") {
+        this.sql.exec("DELETE FROM holders WHERE session_id = ?", sessionId);
+        freed.push(sessionId);
+      } else this.sql.exec("UPDATE holders SET checked_at = ? WHERE session_id = ?", now, sessionId);
+    });
+    if (freed.length > 0) this.log.warn("admission.leaked_slots_freed", { freed: freed.length, sessionIds: freed });
+  }
+}
