@@ -529,6 +529,11 @@ export class CallSession extends DurableObject<Env> {
         this.switches.record(entry);
         this.ctx.waitUntil(this.flushSwitches());
       },
+      // Each finished turn rides the transcript's next write-behind commit and D1 batch, never a write of its own.
+      turnCompleted: (turn) => {
+        this.transcript.recordTurn(turn);
+        this.conversation.changed();
+      },
       hangup: async (reason) => this.channel()?.hangup(reason),
       transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),
     };

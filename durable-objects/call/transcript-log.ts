@@ -1,9 +1,10 @@
 import { sql } from "drizzle-orm";
 import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
-import { transcriptLines } from "../../workers/shared/db/schema.ts";
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
+import { transcriptLines, turnTimings } from "../../workers/shared/db/schema.ts";
+import { type TenantScope, tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox-backlog.ts";
 
 /**
@@ -17,6 +18,9 @@ import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox
  * entry D1 accepted whose deletion had not yet been committed is sent again after a restart; the upsert by id makes
  * that harmless. D1 keeps every line flushed; the object keeps the latest MAX_LINES_KEPT (enough to restore a
  * provider's context after a switch or an eviction). A line that changes later (interrupted) is queued again.
+ *
+ * Each finished agent turn's timings (latency at the caller's ear) ride the same way: held in memory, written to the
+ * outbox in the same commit as the lines, drained to D1 `turn_timings` in the same batches. The object keeps none.
  */
 export interface TranscriptLine {
   seq: number;
@@ -55,6 +59,38 @@ const upsertLine = new CompiledWrite<"id" | "sessionId" | "seq" | "role" | "text
       }),
 );
 
+const insertTurn = new CompiledWrite<
+  | "id"
+  | "sessionId"
+  | "provider"
+  | "itemId"
+  | "callerStoppedAt"
+  | "providerFirstAudioAt"
+  | "firstFrameSentAt"
+  | "firstMarkHeardAt"
+  | "interrupted"
+>((db, value, tenant) =>
+  db
+    .insert(turnTimings)
+    .values({
+      id: value("id"),
+      tenantId: tenant,
+      sessionId: value("sessionId"),
+      provider: value("provider"),
+      itemId: value("itemId"),
+      callerStoppedAt: value("callerStoppedAt"),
+      providerFirstAudioAt: value("providerFirstAudioAt"),
+      firstFrameSentAt: value("firstFrameSentAt"),
+      firstMarkHeardAt: value("firstMarkHeardAt"),
+      interrupted: value("interrupted"),
+    })
+    // A turn is recorded once it is over, so a copy sent again (after a restart) is the same turn.
+    .onConflictDoNothing(),
+);
+
+/** What an outbox entry holds: a line (as queued since before turns were recorded, too) or a finished turn. */
+type OutboxEntry = { turn: TurnRecord } | TranscriptLine;
+
 type LineRow = {
   seq: number;
   role: TranscriptLine["role"];
@@ -76,6 +112,32 @@ const toLine = (row: LineRow): TranscriptLine => ({
   at: row.at,
 });
 
+const lineWrite = (scope: TenantScope, sessionId: string, line: TranscriptLine) =>
+  scope.bound(upsertLine, {
+    id: `${sessionId}:${line.seq}`,
+    sessionId,
+    seq: line.seq,
+    role: line.role,
+    text: line.text,
+    provider: line.provider,
+    interrupted: line.interrupted,
+    itemId: line.itemId,
+    occurredAt: line.at,
+  });
+
+const turnWrite = (scope: TenantScope, sessionId: string, turn: TurnRecord) =>
+  scope.bound(insertTurn, {
+    id: `${sessionId}:${turn.providerFirstAudioAt}:${turn.itemId}`,
+    sessionId,
+    provider: turn.provider,
+    itemId: turn.itemId,
+    callerStoppedAt: turn.callerStoppedAt,
+    providerFirstAudioAt: turn.providerFirstAudioAt,
+    firstFrameSentAt: turn.firstFrameSentAt,
+    firstMarkHeardAt: turn.firstMarkHeardAt,
+    interrupted: turn.interrupted,
+  });
+
 export class TranscriptLog {
   private drainChain: Promise<DrainResult> = Promise.resolve("drained");
   private lastSeq: number;
@@ -85,6 +147,8 @@ export class TranscriptLog {
   private readonly unsaved = new Map<number, TranscriptLine>();
   /** Copies queued for D1 since the last flush, in order (a line changed twice is queued twice). */
   private readonly queued: TranscriptLine[] = [];
+  /** Finished turns since the last flush, for the outbox. */
+  private readonly queuedTurns: TurnRecord[] = [];
   /** Outbox entries up to this id are in D1; their deletion rides on the next flush's commit. */
   private ackedThrough = 0;
   /** The outbox may hold entries D1 has not accepted (unknown after a restart, so true until a drain says so). */
@@ -132,6 +196,11 @@ export class TranscriptLog {
     return line;
   }
 
+  /** A finished agent turn's timings: in memory until the next flush, never a storage write. */
+  recordTurn(turn: TurnRecord): void {
+    this.queuedTurns.push(turn);
+  }
+
   recent(limit: number): TranscriptLine[] {
     if (!(limit > 0)) return [];
     const stored = this.sql
@@ -152,15 +221,16 @@ export class TranscriptLog {
     return Math.min(MAX_LINES_KEPT, stored + fresh);
   }
 
-  /** Whether a flush has anything to do, without a query: lines queued, or outbox entries D1 has not accepted. */
+  /** Whether a flush has anything to do, without a query: lines or turns queued, or outbox entries D1 has not accepted. */
   hasWork(): boolean {
-    return this.queued.length > 0 || this.unsent;
+    return this.queued.length > 0 || this.queuedTurns.length > 0 || this.unsent;
   }
 
-  /** Queued copies not yet accepted by D1 (in memory, or in the outbox). */
+  /** Queued copies (lines and turns) not yet accepted by D1 (in memory, or in the outbox). */
   pendingCount(): number {
     return (
       this.queued.length +
+      this.queuedTurns.length +
       this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n
     );
   }
@@ -177,7 +247,7 @@ export class TranscriptLog {
 
   /** Everything changed since the last flush, in one commit (no await in here); D1 is left to `flush`. */
   save(): void {
-    if (this.queued.length === 0 && this.ackedThrough === 0) return;
+    if (this.queued.length === 0 && this.queuedTurns.length === 0 && this.ackedThrough === 0) return;
     if (this.ackedThrough > 0) this.sql.exec("DELETE FROM transcript_outbox WHERE id <= ?", this.ackedThrough);
     this.ackedThrough = 0;
     for (const line of this.unsaved.values()) {
@@ -193,12 +263,14 @@ export class TranscriptLog {
       );
     }
     for (const line of this.queued) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
-    if (this.queued.length > 0) this.unsent = true;
+    for (const turn of this.queuedTurns) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify({ turn }));
+    if (this.queued.length > 0 || this.queuedTurns.length > 0) this.unsent = true;
     // The newest lines stay; D1 has (or, through the outbox, will have) the older ones.
     if (this.unsaved.size > 0) this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", this.lastSeq - MAX_LINES_KEPT);
     this.storedThrough = this.lastSeq;
     this.unsaved.clear();
     this.queued.length = 0;
+    this.queuedTurns.length = 0;
   }
 
   /**
@@ -226,27 +298,15 @@ export class TranscriptLog {
             FLUSH_BATCH,
           )
           .toArray()
-          .map((row) => ({ id: row.id, line: JSON.parse(row.body) as TranscriptLine }));
+          .map((row) => ({ id: row.id, entry: JSON.parse(row.body) as OutboxEntry }));
         if (pending.length === 0) {
           this.unsent = false;
           this.backlog.observe("transcript", 0);
           return "drained";
         }
-        // One statement per line: the same line may be queued twice in one batch (appended, then interrupted).
+        // One statement per entry: the same line may be queued twice in one batch (appended, then interrupted).
         await scope.run(
-          pending.map(({ line }) =>
-            scope.bound(upsertLine, {
-              id: `${sessionId}:${line.seq}`,
-              sessionId,
-              seq: line.seq,
-              role: line.role,
-              text: line.text,
-              provider: line.provider,
-              interrupted: line.interrupted,
-              itemId: line.itemId,
-              occurredAt: line.at,
-            }),
-          ),
+          pending.map(({ entry }) => ("turn" in entry ? turnWrite(scope, sessionId, entry.turn) : lineWrite(scope, sessionId, entry))),
         );
         // Accepted: deleted with the next flush's commit, not in a commit of its own. Entries queued while D1 was
         // writing have higher ids and stay for the next round.

@@ -30,6 +30,8 @@ export class CallerTurns {
   private voicedMs = 0;
   private silentMs = 0;
   private speaking = false;
+  /** When the caller last stopped speaking (the first silent frame after speech; epoch ms, 0 = never). */
+  speechEndedAt = 0;
 
   /** Feeds one frame; true when it ends a caller turn (speech, then a second of silence). */
   push(base64: string, format: AudioFormat): boolean {
@@ -62,6 +64,7 @@ export class CallerTurns {
       if (this.voicedMs >= MIN_SPEECH_MS) this.speaking = true;
       return false;
     }
+    if (this.speaking && this.silentMs === 0) this.speechEndedAt = Date.now();
     this.silentMs += frameMs;
     if (!this.speaking) {
       if (this.silentMs >= END_SILENCE_MS) this.voicedMs = 0;

@@ -1,3 +1,4 @@
+import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { base64ByteLength } from "../media/audio/pcm16.ts";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
@@ -5,6 +6,7 @@ import type { CallerLeg } from "../media/caller-leg.ts";
 import { CallerTurns } from "./caller-turns.ts";
 import { Playback } from "./playback.ts";
 import type { VoiceProvider } from "./providers/provider.ts";
+import { TurnClock } from "./turn-clock.ts";
 
 /** 10 s of 20 ms frames: what the caller says while the provider reconnects is delivered, up to this bound. */
 export const MAX_BUFFERED_FRAMES = 500;
@@ -33,18 +35,22 @@ export interface BridgeHost {
   closed(): boolean;
   /** The caller spoke and stopped while the agent was quiet: the provider owes a reply. */
   callerTurnEnded(): void;
+  /** An agent turn is over: its latency at the caller's ear (turn-clock.ts). */
+  turnCompleted(turn: TurnRecord): void;
 }
 
 /**
  * The per-frame path of the conversation, both ways: caller frames rate-bounded, watched for the end of a caller
  * turn, transcoded and sent to the provider (or buffered while it is away); agent audio transcoded, sent to the
  * caller with a mark after each chunk, and what the caller actually heard followed from the echoed marks, so a
- * barge-in stops playback at once and knows how much was heard. Nothing here awaits, touches storage or logs.
+ * barge-in stops playback at once and knows how much was heard; each reply's first chunk, frame and echoed mark are
+ * timed (turn-clock.ts). Nothing here awaits, touches storage or logs.
  */
 export class MediaBridge {
   private readonly buffered: string[] = [];
   private readonly turns = new CallerTurns();
   private readonly playback: Playback;
+  private readonly clock: TurnClock;
   private toProvider: Transcode = (audio) => audio;
   private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
   private transcodersFor: { inbound: AudioFormat; outbound: AudioFormat; provider: VoiceProvider } | null = null;
@@ -58,6 +64,7 @@ export class MediaBridge {
     private readonly stats: BridgeStats,
   ) {
     this.playback = new Playback(() => this.host.leg()?.echoesMarks ?? true);
+    this.clock = new TurnClock((turn) => this.host.turnCompleted(turn));
   }
 
   // ── caller → provider ──────────────────────────────────────────────────────────────────────────────────
@@ -109,11 +116,13 @@ export class MediaBridge {
 
   /** One chunk of the agent's reply to the caller, with a mark after it where the leg echoes marks. */
   playToCaller(base64: string, itemId: string, provider: VoiceProvider, leg: CallerLeg): void {
+    this.clock.agentAudio(itemId, provider.name, this.turns.speechEndedAt);
     this.ensureTranscoders(provider);
     const audio = this.toCaller(base64);
     if (!audio) return;
     const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.outbound));
     leg.sendAudio(audio);
+    this.clock.frameSent();
     if (leg.echoesMarks) leg.mark(mark);
     this.stats.agentChunks++;
     this.lastAgentAudio = Date.now();
@@ -126,12 +135,18 @@ export class MediaBridge {
     leg.clear();
     const cut = this.playback.interrupt();
     this.toCaller.reset();
+    this.clock.end(cut !== null);
     return cut;
   }
 
-  /** A carrier echoed one of our marks: the audio before it has played. */
+  /** A carrier echoed one of our marks: the audio before it has played (the first one, that the caller heard it). */
   markPlayed(name: string): void {
-    this.playback.markPlayed(name);
+    if (this.playback.markPlayed(name)) this.clock.markHeard();
+  }
+
+  /** The provider says the caller finished speaking (its own turn detection). */
+  callerStopped(): void {
+    this.clock.callerStopped();
   }
 
   /** The agent's audio is playing to the caller now. */
@@ -149,6 +164,7 @@ export class MediaBridge {
   legChanged(): void {
     this.transcodersFor = null;
     this.playback.reset();
+    this.clock.end(false);
   }
 
   /** A new provider session: formats are chosen again on the next frame. */
@@ -159,10 +175,12 @@ export class MediaBridge {
   /** The provider was lost: what it was saying is not playing any more. */
   providerLost(): void {
     this.playback.reset();
+    this.clock.end(false);
   }
 
   close(): void {
     this.buffered.length = 0;
+    this.clock.end(false);
   }
 
   /**

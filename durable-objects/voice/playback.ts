@@ -31,15 +31,19 @@ export class Playback {
     return `${itemId}@${Math.round(playing.sentMs)}`;
   }
 
-  /** A mark came back: the audio before it has played. Marks of other or interrupted items are ignored. */
-  markPlayed(name: string): void {
+  /**
+   * A mark came back: the audio before it has played. Marks of other or interrupted items are ignored; true when
+   * the mark was the playing reply's.
+   */
+  markPlayed(name: string): boolean {
     const at = name.lastIndexOf("@");
     const playing = this.playing;
-    if (at <= 0 || !playing) return;
+    if (at <= 0 || !playing) return false;
     const itemId = name.slice(0, at);
     const heardMs = Number(name.slice(at + 1));
-    if (itemId !== playing.itemId || !Number.isFinite(heardMs) || this.interrupted.has(itemId)) return;
+    if (itemId !== playing.itemId || !Number.isFinite(heardMs) || this.interrupted.has(itemId)) return false;
     playing.heardMs = Math.max(playing.heardMs, heardMs);
+    return true;
   }
 
   /** Agent audio sent and not yet played: the caller is still hearing the agent. */

@@ -3,6 +3,7 @@ import type { LiveEvent } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { HealthReport } from "../../workers/shared/provider-health.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
@@ -31,6 +32,12 @@ export interface VoiceSessionHost {
   /** The session now runs on `provider` (persist it); and a finished switch, for the durable history. */
   providerChanged(provider: ProviderName): void;
   switchRecorded(entry: SwitchEntry): void;
+  /**
+   * An agent turn is over, with its latency at the caller's ear (voice/turn-clock.ts): the one place turns pass,
+   * once each, to be stored with the transcript and observed by metrics. It may be called from the audio path (a new
+   * reply's first chunk, a barge-in), so what hooks here must not await, write storage or log.
+   */
+  turnCompleted(turn: TurnRecord): void;
 }
 
 export interface VoicePolicy {

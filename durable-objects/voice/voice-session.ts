@@ -60,6 +60,7 @@ export class VoiceSession implements ToolHost {
         closed: () => this.closed,
         // The caller spoke and stopped while the agent has been quiet: the provider owes a reply (stall detection).
         callerTurnEnded: () => this.watchdog.awaitReply(),
+        turnCompleted: (turn) => this.host.turnCompleted(turn),
       },
       options.callAudio,
       this.stats,
@@ -207,6 +208,8 @@ export class VoiceSession implements ToolHost {
       case "caller_speech_started":
         this.agentRepliedSinceCallerTurn = false;
         return this.bargeIn();
+      case "caller_speech_stopped":
+        return this.bridge.callerStopped();
       case "transcript":
         if (event.role === "agent") this.agentActivity();
         else if (!this.agentRepliedSinceCallerTurn) this.watchdog.awaitReply();

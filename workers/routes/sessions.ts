@@ -12,17 +12,21 @@ import {
   sessions,
   TRANSCRIPT_ROLES,
   transcriptLines,
+  turnTimings,
 } from "../shared/db/schema.ts";
 import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
 import { callObject, SESSION_ID } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";
+import { stagesOf } from "../shared/turn-timings.ts";
 import { callSchema, presentCall } from "./calls.ts";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
 /** The most transcript lines one session detail answers with (the object keeps as many; D1 keeps all). */
 export const TRANSCRIPT_LINES_IN_DETAIL = 2_000;
+/** The most agent turns one session detail answers with (the first ones). */
+export const TURNS_IN_DETAIL = 1_000;
 
 // Session ids are UUID-shaped, but inbound ones are derived from a hash (no RFC 9562 version bits), so not z.uuid().
 export const sessionIdParam = z.object({
@@ -59,12 +63,36 @@ const transcriptLineSchema = z
   })
   .openapi("TranscriptLine");
 
+const instant = (what: string) => z.string().nullable().describe(`${what} (ISO 8601, ms); null when it never happened`);
+const stage = (what: string) => z.number().int().nullable().describe(`${what}, ms; null when either end is`);
+
+const turnSchema = z
+  .object({
+    seq: z.number().int().describe("the turn's number in the session, from 1"),
+    provider: z.enum(PROVIDER_NAMES).describe("the provider whose audio the reply was"),
+    callerStoppedAt: instant("the caller's speech end this reply answered; null for a greeting"),
+    providerFirstAudioAt: z.string().describe("the provider's first audio of the reply reached the call's object (ISO 8601)"),
+    firstFrameSentAt: instant("the reply's first frame handed to the caller's leg"),
+    firstMarkHeardAt: instant("the carrier echoed the first mark after it: the caller heard it; null for a browser (no marks)"),
+    stages: z.object({
+      providerMs: stage("caller's speech end → provider's first audio"),
+      platformMs: stage("provider's first audio → first frame to the leg"),
+      carrierMs: stage("first frame to the leg → first mark echoed"),
+      earMs: stage("caller's speech end → first mark echoed (latency at the caller's ear)"),
+    }),
+    interrupted: z.boolean().describe("the caller cut the reply off (barge-in, or a switch's cut-over)"),
+  })
+  .openapi("Turn");
+
 const sessionDetailSchema = sessionSchema
   .extend({
     call: callSchema
       .nullable()
       .describe("the session's latest call (as GET /api/v1/calls/{id}, without its events), or null for a web session"),
     transcript: z.array(transcriptLineSchema).describe(`every line in order, at most ${TRANSCRIPT_LINES_IN_DETAIL}`),
+    turns: z
+      .array(turnSchema)
+      .describe(`every finished agent turn in order, at most ${TURNS_IN_DETAIL}: latency at the caller's ear, stage by stage`),
     live: z
       .object({
         provider: z.enum(PROVIDER_NAMES),
@@ -93,7 +121,19 @@ const sessionDetailSchema = sessionSchema
 type SessionRow = typeof sessions.$inferSelect;
 type CallRow = typeof calls.$inferSelect;
 type TranscriptRow = typeof transcriptLines.$inferSelect;
+type TurnRow = typeof turnTimings.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const presentTurn = (row: TurnRow, index: number): z.infer<typeof turnSchema> => ({
+  seq: index + 1,
+  provider: row.provider,
+  callerStoppedAt: iso(row.callerStoppedAt),
+  providerFirstAudioAt: new Date(row.providerFirstAudioAt).toISOString(),
+  firstFrameSentAt: iso(row.firstFrameSentAt),
+  firstMarkHeardAt: iso(row.firstMarkHeardAt),
+  stages: stagesOf(row),
+  interrupted: row.interrupted,
+});
+
 export const presentSession = (row: SessionRow): z.infer<typeof sessionSchema> => ({
   id: row.id,
   channel: row.channel,
@@ -257,9 +297,13 @@ export const sessionReadRoutes = publicRouter()
     const { id } = c.req.valid("param");
     const [row] = (await scope.select(sessions, eq(sessions.id, id))) as SessionRow[];
     if (!row) throw notFound("Session");
-    const [calledRows, lines] = await Promise.all([
+    const [calledRows, lines, turns] = await Promise.all([
       scope.select(calls, eq(calls.sessionId, id)).orderBy(desc(calls.createdAt), desc(calls.id)).limit(1),
       scope.select(transcriptLines, eq(transcriptLines.sessionId, id)).orderBy(asc(transcriptLines.seq)).limit(TRANSCRIPT_LINES_IN_DETAIL),
+      scope
+        .select(turnTimings, eq(turnTimings.sessionId, id))
+        .orderBy(asc(turnTimings.providerFirstAudioAt), asc(turnTimings.id))
+        .limit(TURNS_IN_DETAIL),
     ]);
     const call = (calledRows as CallRow[])[0];
     const object = callObject(c.env, id);
@@ -282,6 +326,7 @@ export const sessionReadRoutes = publicRouter()
           interrupted: line.interrupted,
           at: new Date(line.occurredAt).toISOString(),
         })),
+        turns: (turns as TurnRow[]).map(presentTurn),
       },
       200,
     );

@@ -39,6 +39,8 @@ export type ProviderEvent =
   | { type: "transcript"; role: "caller" | "agent"; text: string; itemId?: string }
   /** The caller started talking over the agent (barge-in). */
   | { type: "caller_speech_started" }
+  /** The provider's turn detection decided the caller finished speaking (when it says so: OpenAI, the local engine). */
+  | { type: "caller_speech_stopped" }
   | { type: "tool_call"; callId: string; name: string; arguments: string }
   /** The provider will end this session soon; open a fresh one with the context (rollover). */
   | { type: "ending_soon"; timeLeftMs: number }

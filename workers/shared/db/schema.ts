@@ -296,6 +296,31 @@ export const transcriptLines = sqliteTable(
   ],
 );
 
+/**
+ * Latency at the caller's ear, one row per agent turn (durable-objects/voice/turn-clock.ts): the instants of the
+ * reply, epoch ms, null where a point never happened. Drained from the call's object with its transcript lines, in
+ * the same batches; written once (a turn is recorded when it is over).
+ */
+export const turnTimings = sqliteTable(
+  "turn_timings",
+  {
+    // `${sessionId}:${providerFirstAudioAt}:${itemId}` (item ids are unique only within a provider session)
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    sessionId: text("session_id").notNull(),
+    provider: text("provider", { enum: PROVIDER_NAMES }).notNull(),
+    itemId: text("item_id").notNull(),
+    callerStoppedAt: integer("caller_stopped_at"),
+    providerFirstAudioAt: integer("provider_first_audio_at").notNull(),
+    firstFrameSentAt: integer("first_frame_sent_at"),
+    firstMarkHeardAt: integer("first_mark_heard_at"),
+    interrupted: integer("interrupted", { mode: "boolean" }).notNull().default(false),
+  },
+  (t) => [index("turn_timings_tenant_session_idx").on(t.tenantId, t.sessionId, t.providerFirstAudioAt)],
+);
+
 export const SWITCH_REASONS = ["manual", "auto_failover", "rollover"] as const;
 export type SwitchReason = (typeof SWITCH_REASONS)[number];
 

@@ -245,6 +245,7 @@ class LocalEngine implements VoiceProvider {
       if (this.silentRunMs >= SPEECH_END_MS) {
         this.speaking = false;
         this.voicedRunMs = 0;
+        this.emit({ type: "caller_speech_stopped" });
         this.respond(`(caller turn ${++this.callerTurns})`);
       }
     }

@@ -311,6 +311,8 @@ export class OpenAiRealtimeProvider extends SocketProvider {
         // interrupt_response is on: the service cancels the active response itself.
         if (this.activeResponseId !== null) this.activeResponseCancelled = true;
         return this.emit({ type: "caller_speech_started" });
+      case "input_audio_buffer.speech_stopped":
+        return this.emit({ type: "caller_speech_stopped" });
       case "response.function_call_arguments.done": {
         type Done = ResponseFunctionCallArgumentsDoneEvent;
         const call = stringFields<Done, "call_id" | "name" | "arguments">(message, "call_id", "name", "arguments");
