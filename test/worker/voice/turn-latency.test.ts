@@ -5,6 +5,7 @@ import { eventually } from "../support/carriers.ts";
 import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller, twilioCallWith } from "../support/media-caller.ts";
 import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
+import { switchTo } from "../support/switching.ts";
 
 /**
  * Latency at the caller's ear, per agent turn, end to end: a Twilio call (its media caller echoes each mark as the
@@ -147,6 +148,33 @@ describe("latency at the caller's ear, per turn", () => {
     // The reply to the interruption answers the caller's second utterance, spoken over the first reply.
     expect(ms(next!.callerStoppedAt)!).toBeGreaterThan(ms(cutOff!.providerFirstAudioAt)!);
     expect(next!.interrupted).toBe(false);
+  });
+
+  it("a switch's cut-over ends the turn playing as interrupted; the next turn is the new provider's", async () => {
+    const key = uniqueKey("ear-switch");
+    await putScenario(key, {
+      replies: ["Thanks for calling about your invoice. I can see three open items on your account, the oldest from March."],
+    });
+    const call = await twilioCallWith("openai", key);
+    await eventually(async () => (await simulatorConnections(key)).length === 1);
+    const caller = await openStream(call, 1); // real-time playback: the reply is still playing when the switch cuts over
+    await caller.say("hello");
+    await caller.silence(600);
+    await eventually(async () => caller.echoedMarks.length >= 3, 500);
+    expect((await switchTo(call.token, call.sessionId, { provider: "gemini", immediate: true })).status).toBe(200);
+    await caller.say("invoice");
+    await caller.silence(700);
+    await caller.until(() => caller.markedItems().length >= 2);
+    const second = caller.markedItems()[1]!;
+    await eventually(async () => caller.echoedMarks.some((name) => name.startsWith(`${second}@`)), 500);
+    await endCall(call);
+
+    const [cutOver, next] = await turnsOf(call.token, call.sessionId, 2);
+    expect(cutOver).toMatchObject({ provider: "openai", interrupted: true });
+    expect(cutOver!.firstMarkHeardAt).not.toBeNull();
+    expect(next).toMatchObject({ provider: "gemini", interrupted: false });
+    expectHeardInOrder(next!);
+    expect(ms(next!.callerStoppedAt)!).toBeGreaterThan(ms(cutOver!.providerFirstAudioAt)!);
   });
 
   it("a browser caller echoes no marks: the heard instant and the stages after it are null", async () => {
