@@ -88,7 +88,7 @@ const insertTurn = new CompiledWrite<
     .onConflictDoNothing(),
 );
 
-/** What an outbox entry holds: a line (as queued since before turns were recorded, too) or a finished turn. */
+/** What an outbox entry holds: a transcript line, bare (as entries were before turns existed), or `{turn}`. */
 type OutboxEntry = { turn: TurnRecord } | TranscriptLine;
 
 type LineRow = {

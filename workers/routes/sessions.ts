@@ -112,8 +112,8 @@ const sessionDetailSchema = sessionSchema
       })
       .nullable()
       .describe(
-        "what the session's object holds that D1 has not accepted yet (history events, transcript lines, provider switches) " +
-          "and which outboxes are past their bound; null when the object cannot be asked",
+        "what the session's object holds that D1 has not accepted yet (history events, transcript lines with their turn " +
+          "timings, provider switches) and which outboxes are past their bound; null when the object cannot be asked",
       ),
   })
   .openapi("SessionDetail");
