@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DRAIN_BATCHES_PER_WAKE } from "../../../durable-objects/call/outbox-backlog.ts";
 import { MAX_LINES_KEPT, MAX_TEXT_CHARS, type TranscriptLine, TranscriptLog } from "../../../durable-objects/call/transcript-log.ts";
+import type { TurnRecord } from "../../../workers/shared/turn-timings.ts";
 import { createTenant } from "../support/identity.ts";
 
 /**
@@ -297,6 +298,59 @@ describe("draining to D1", () => {
       [1, 0],
       [2, 1],
       [3, 0],
+    ]);
+  });
+
+  it("a finished turn rides the lines' outbox: nothing stored before a flush, kept through a D1 outage, sent again after an eviction and written once", async () => {
+    const stub = freshObject();
+    const sessionId = crypto.randomUUID();
+    const turn: TurnRecord = {
+      provider: "openai",
+      itemId: "item-t1",
+      callerStoppedAt: 1_000,
+      providerFirstAudioAt: 1_600,
+      firstFrameSentAt: 1_600,
+      firstMarkHeardAt: 1_800,
+      interrupted: false,
+    };
+    const outbox = () =>
+      runInDurableObject(
+        stub,
+        (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox").one().n,
+      );
+    const d1Turns = async () =>
+      (await env.DB.prepare("SELECT * FROM turn_timings WHERE session_id = ?").bind(sessionId).all<Record<string, unknown>>()).results;
+    await inLog(stub, (log) => {
+      log.append(line("answered", { role: "agent", provider: "openai", itemId: "item-t1" }));
+      log.recordTurn(turn);
+      expect(log.hasWork()).toBe(true);
+      expect(log.pendingCount()).toBe(2);
+    });
+    expect(await outbox()).toBe(0);
+    await inLog(stub, async (log) => expect(await log.flush(d1Down, tenantId, sessionId)).toBe("failed"));
+    expect(await outbox()).toBe(2);
+    expect(await d1Turns()).toEqual([]);
+
+    await inLog(stub, async (log) => expect(await log.flush(env, tenantId, sessionId)).toBe("drained"));
+    // Accepted, not yet deleted: an eviction now sends it again.
+    await evictDurableObject(stub);
+    await inLog(stub, async (log) => {
+      expect(log.pendingCount()).toBe(2);
+      expect(await log.flush(env, tenantId, sessionId)).toBe("drained");
+    });
+    expect(await d1Turns()).toEqual([
+      {
+        id: `${sessionId}:1600:item-t1`,
+        tenant_id: tenantId,
+        session_id: sessionId,
+        provider: "openai",
+        item_id: "item-t1",
+        caller_stopped_at: 1_000,
+        provider_first_audio_at: 1_600,
+        first_frame_sent_at: 1_600,
+        first_mark_heard_at: 1_800,
+        interrupted: 0,
+      },
     ]);
   });
 });
