@@ -3,12 +3,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
-import { SERIES } from "../../workers/observability/series.ts";
+import { SERIES } from "../../workers/shared/observability/series.ts";
 import { labelsOf, problemsOf, readExpression } from "./support/promql.ts";
 
 /**
  * The alert rules, runbooks and dashboard in `observability/` against the contract's series list
- * (workers/observability/series.ts): every rule is complete and points at a runbook section that exists, and every
+ * (workers/shared/observability/series.ts): every rule is complete and points at a runbook section that exists, and every
  * expression and panel query names only series and label keys `/metrics` exposes. promtool (`npm run test:alerts`)
  * checks the rules' syntax and behaviour; this checks what promtool cannot know.
  */

@@ -1,4 +1,4 @@
-import { SERIES, type SeriesSpec } from "../../../workers/observability/series.ts";
+import { SERIES, type SeriesSpec } from "../../../workers/shared/observability/series.ts";
 
 /**
  * Just enough PromQL reading to check that alert rules and dashboard queries name only the series and label keys
@@ -51,10 +51,10 @@ export function labelsOf(name: string): readonly string[] | null {
   if (own) return own;
   const specs: Record<string, SeriesSpec> = SERIES;
   const spec = specs[name];
-  if (spec) return spec.type === "histogram" ? null : spec.labels;
+  if (spec) return spec.kind === "histogram" ? null : spec.labels;
   for (const suffix of HISTOGRAM_SUFFIXES) {
     const base = specs[name.slice(0, -suffix.length)];
-    if (name.endsWith(suffix) && base?.type === "histogram") return suffix === "_bucket" ? [...base.labels, "le"] : base.labels;
+    if (name.endsWith(suffix) && base?.kind === "histogram") return suffix === "_bucket" ? [...base.labels, "le"] : base.labels;
   }
   return null;
 }
