@@ -1,4 +1,6 @@
 import { and, eq } from "drizzle-orm";
+import { reasonOf } from "../errors.ts";
+import type { Logger } from "../logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
@@ -57,8 +59,17 @@ export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | nu
   });
 }
 
-export async function forgetNumber(env: Env, e164: string): Promise<void> {
-  await env.CACHE.delete(numberKey(e164));
+/**
+ * Drops the number's cached route after its row changed in D1. Never throws: the change is committed, and a KV
+ * failure must not answer it with an error (a retry would then collide with it). What it can leave is a stale route
+ * for at most its TTL, so the failure is logged for an operator.
+ */
+export async function forgetNumber(env: Env, log: Logger, e164: string): Promise<void> {
+  try {
+    await env.CACHE.delete(numberKey(e164));
+  } catch (error) {
+    log.warn("directory.forget_number_failed", { reason: reasonOf(error), staleForSeconds: TTL_SECONDS });
+  }
 }
 
 export function sessionForCarrierCall(
