@@ -440,15 +440,17 @@ export class CallSession extends DurableObject<Env> {
   /** Ends a web session (end_call, or its caller gone past the grace period). */
   private async endWebSession(reason: string): Promise<void> {
     if (!this.web.end()) return;
+    const record = this.web.record;
+    if (record) metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
+    // The session's last counts go now, read from its voice session before that goes.
+    const metricsPushed = this.sessionMetrics.ended();
     this.live.broadcast({ type: "session_ended", reason, at: Date.now() });
     this.voice?.close();
     this.voice = null;
     this.live.closeAll(1000, "session ended");
-    const record = this.web.record;
-    if (record) metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
     await this.releaseSlot();
     await this.conversation.flush();
-    await Promise.all([this.syncWebRecord(), this.sessionMetrics.ended()]);
+    await Promise.all([this.syncWebRecord(), metricsPushed]);
   }
 
   private async syncWebRecord(): Promise<void> {
@@ -568,14 +570,16 @@ export class CallSession extends DurableObject<Env> {
 
   /** The call reached a terminal state: media and provider sockets close, the transcript drains to D1. */
   private callEnded(): void {
-    this.media.closeAll(1000, "call ended");
-    this.voice?.close();
-    this.voice = null;
     const record = this.ledger.record!;
     const outcome = record.status === "completed" ? "completed" : turnedAway(record) ? "refused" : "failed";
     metrics.count("calls_total", { carrier: record.carrier, direction: record.direction, outcome });
     metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
-    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), this.sessionMetrics.ended()]));
+    // The call's last counts go now, read from its voice session before that goes.
+    const metricsPushed = this.sessionMetrics.ended();
+    this.media.closeAll(1000, "call ended");
+    this.voice?.close();
+    this.voice = null;
+    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), metricsPushed]));
   }
 
   private async flushSwitches(): Promise<void> {

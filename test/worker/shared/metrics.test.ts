@@ -155,6 +155,8 @@ describe("GET /metrics", () => {
     expect(delta(before, after, 'llm_tokens_total{provider="openai",kind="output"}')).toBeGreaterThan(0);
     expect(delta(before, after, 'media_frames_total{direction="in"}')).toBeGreaterThan(0);
     expect(delta(before, after, 'media_frames_total{direction="out"}')).toBeGreaterThan(0);
+    expect(delta(before, after, 'media_frame_delay_seconds_count{direction="in"}')).toBeGreaterThan(0);
+    expect(delta(before, after, 'media_frame_delay_seconds_count{direction="out"}')).toBeGreaterThan(0);
     expect(delta(before, after, 'ai_provider_requests_total{provider="openai",status="ok"}')).toBe(2);
     // Every session has ended: none is counted live any more.
     expect(after.get('call_sessions_active{channel="phone"}') ?? 0).toBe(0);
