@@ -1,4 +1,5 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import type { RemoteProxyConnectionString } from "miniflare";
 import { defineConfig } from "vitest/config";
 import { testSettings } from "./test/support/test-settings.ts";
 
@@ -13,6 +14,21 @@ const SHORT_SESSIONS = "test/worker/**/*.short-sessions.test.ts";
 /** `worker-tight-limits`: the carrier budgets at a test's size, so a test reaches them in a few dozen requests. */
 const TIGHT_LIMITS = "test/worker/**/*.tight-limits.test.ts";
 
+/**
+ * `worker-kv-down`: KV unreachable for the whole project. A namespace given a remote proxy address is served by
+ * miniflare's remote-proxy client, which forwards every operation to that address; nothing ever listens on port 0,
+ * so each get, put, delete and list fails as an unreachable KV's does ("Network connection lost"). Records merge by
+ * key over wrangler.toml's, so this CACHE replaces the local one. workerd also logs each failure as an uncaught
+ * exception of the proxy worker: expected noise in this project's output.
+ */
+const KV_DOWN = "test/worker/**/*.kv-down.test.ts";
+const UNREACHABLE_KV = {
+  CACHE: {
+    id: "00000000000000000000000000000000",
+    remoteProxyConnectionString: new URL("http://127.0.0.1:0") as RemoteProxyConnectionString,
+  },
+};
+
 type RateLimits = Record<string, { namespace_id: string; simple: { limit: number; period: 60 } }>;
 
 function workerProject(
@@ -21,6 +37,7 @@ function workerProject(
   exclude: string[],
   settings: Record<string, string> = {},
   ratelimits: RateLimits = {},
+  kvNamespaces: Record<string, { id: string; remoteProxyConnectionString: RemoteProxyConnectionString }> = {},
 ) {
   return {
     plugins: [
@@ -29,6 +46,7 @@ function workerProject(
         miniflare: {
           bindings: { ...(await testSettings(inject)), ...settings, TEST_MIGRATIONS: await readD1Migrations("./migrations") },
           ratelimits,
+          kvNamespaces,
         },
       })),
     ],
@@ -48,7 +66,7 @@ export default defineConfig({
     // Logs are printed for failing tests only, so CI output stays readable.
     silent: "passed-only",
     projects: [
-      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS]),
+      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS, KV_DOWN]),
       workerProject("worker-short-sessions", [SHORT_SESSIONS], [], {
         OPENAI_SESSION_ROLLOVER_MINUTES: "0.05",
         WEB_SESSION_JOIN_TIMEOUT_SECONDS: "2",
@@ -63,6 +81,7 @@ export default defineConfig({
           CARRIER_ACCOUNT_LIMITER: { namespace_id: "1005", simple: { limit: 50, period: 60 } },
         },
       ),
+      workerProject("worker-kv-down", [KV_DOWN], [], {}, {}, UNREACHABLE_KV),
       {
         test: {
           name: "node",

@@ -4,11 +4,15 @@ import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
+import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import { createLogger } from "../workers/shared/logger.ts";
+import { metrics } from "../workers/shared/observability/metrics.ts";
+import { seriesKey } from "../workers/shared/observability/recorder.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
+import { stagesOf } from "../workers/shared/turn-timings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
 import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT, RELEASE_RETRY_MS } from "./admission/admission-slot.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
@@ -35,6 +39,7 @@ import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
+import { SessionMetrics } from "./session/session-metrics.ts";
 import { SwitchLog } from "./session/switch-log.ts";
 import { webChannel } from "./session/web-channel.ts";
 import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
@@ -61,6 +66,9 @@ export type { EventOutcome } from "./call/carrier-events.ts";
 /** A session's log lines before its record exists (the ledger's logger names the call once it does). */
 const newSessionLog = (input: { correlationId: string; tenantId: string; sessionId: string }) =>
   createLogger({ correlationId: input.correlationId, tenantId: input.tenantId, sessionId: input.sessionId });
+
+/** `circuit_breaker_state`'s values. */
+const BREAKER_LEVEL = { closed: 0, half_open: 1, open: 2 } as const;
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
 /**
@@ -92,6 +100,7 @@ export class CallSession extends DurableObject<Env> {
   private readonly breakers: CircuitBreakers;
   private readonly switches: SwitchLog;
   private readonly switchRetry = new DrainRetry();
+  private readonly sessionMetrics: SessionMetrics;
   private readonly webRetry = new DrainRetry();
   private readonly health: HealthReporter;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
@@ -163,6 +172,13 @@ export class CallSession extends DurableObject<Env> {
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
     this.browser = webChannel({ env, web: this.web, live: this.live, end: (reason) => this.endWebSession(reason), waitUntil });
+    this.sessionMetrics = new SessionMetrics({
+      env,
+      sessionId: () => this.identity()?.sessionId ?? null,
+      gauges: () => this.metricGauges(),
+      stats: () => this.voice?.stats ?? null,
+      waitUntil,
+    });
     // Woken (after an eviction or a deploy) with browsers still connected: their rechecks resume.
     if (this.live.anyOpen()) waitUntil(this.scheduleLiveRecheck());
   }
@@ -333,7 +349,7 @@ export class CallSession extends DurableObject<Env> {
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();
-    if (this.identity()?.ended) await this.releaseSlot();
+    if (this.identity()?.ended) await Promise.all([this.releaseSlot(), this.sessionMetrics.ended()]);
     const web = this.web.record;
     if (web?.status === "ended") await this.syncWebRecord();
     if (web?.status !== "active" || this.live.hasCaller()) return;
@@ -425,13 +441,17 @@ export class CallSession extends DurableObject<Env> {
   /** Ends a web session (end_call, or its caller gone past the grace period). */
   private async endWebSession(reason: string): Promise<void> {
     if (!this.web.end()) return;
+    const record = this.web.record;
+    if (record) metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
+    // The session's last counts go now, read from its voice session before that goes.
+    const metricsPushed = this.sessionMetrics.ended();
     this.live.broadcast({ type: "session_ended", reason, at: Date.now() });
     this.voice?.close();
     this.voice = null;
     this.live.closeAll(1000, "session ended");
     await this.releaseSlot();
     await this.conversation.flush();
-    await this.syncWebRecord();
+    await Promise.all([this.syncWebRecord(), metricsPushed]);
   }
 
   private async syncWebRecord(): Promise<void> {
@@ -506,6 +526,7 @@ export class CallSession extends DurableObject<Env> {
       resumption: this.conversation.resumption,
     });
     this.voice.start();
+    this.sessionMetrics.live();
     return this.voice;
   }
 
@@ -523,16 +544,34 @@ export class CallSession extends DurableObject<Env> {
         (await healthSnapshot(this.env, parseSettings(this.env).values.PROVIDER_FLEET_CHECK_SECONDS * 1000)).find(
           (entry) => entry.provider === provider,
         )?.state ?? "unknown",
-      reportHealth: (report) => this.health.record(report),
+      reportHealth: (report) => {
+        if (report.kind === "connect_success" || report.kind === "connect_failure") {
+          metrics.count("ai_provider_requests_total", {
+            provider: report.provider,
+            status: report.kind === "connect_success" ? "ok" : "error",
+          });
+        }
+        this.health.record(report);
+      },
       providerChanged: (provider) => this.channel()?.providerChanged(provider),
       switchRecorded: (entry) => {
         this.switches.record(entry);
+        metrics.count("provider_switches_total", {
+          from: entry.fromProvider,
+          to: entry.toProvider,
+          reason: entry.reason,
+          outcome: entry.outcome,
+        });
         this.ctx.waitUntil(this.flushSwitches());
       },
       // Each finished turn rides the transcript's next write-behind commit and D1 batch, never a write of its own.
       turnCompleted: (turn) => {
         this.transcript.recordTurn(turn);
         this.conversation.changed();
+        // Once per turn, never per frame: the turn's waterfall feeds the fleet's latency histograms.
+        const { providerMs, earMs } = stagesOf(turn);
+        if (providerMs !== null) metrics.observe("ai_provider_latency_seconds", { provider: turn.provider }, providerMs / 1000);
+        if (earMs !== null) metrics.observe("ear_latency_seconds", { provider: turn.provider }, earMs / 1000);
       },
       hangup: async (reason) => this.channel()?.hangup(reason),
       transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),
@@ -541,10 +580,16 @@ export class CallSession extends DurableObject<Env> {
 
   /** The call reached a terminal state: media and provider sockets close, the transcript drains to D1. */
   private callEnded(): void {
+    const record = this.ledger.record!;
+    const outcome = record.status === "completed" ? "completed" : turnedAway(record) ? "refused" : "failed";
+    metrics.count("calls_total", { carrier: record.carrier, direction: record.direction, outcome });
+    metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
+    // The call's last counts go now, read from its voice session before that goes.
+    const metricsPushed = this.sessionMetrics.ended();
     this.media.closeAll(1000, "call ended");
     this.voice?.close();
     this.voice = null;
-    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot()]));
+    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), metricsPushed]));
   }
 
   private async flushSwitches(): Promise<void> {
@@ -590,17 +635,45 @@ export class CallSession extends DurableObject<Env> {
 
   /** What waits for D1 in each of the session's outboxes (outbox-backlog.ts), and which are past their bound. */
   async pendingSync(): Promise<PendingSync> {
-    const counts = {
-      events: this.ledger.record ? this.ledger.pendingCount() : 0,
-      transcript: this.transcript.pendingCount(),
-      switches: this.switches.pendingCount(),
-    };
+    const counts = this.outboxCounts();
     return {
       events: counts.events,
       transcriptLines: counts.transcript,
       switches: counts.switches,
       overBound: (Object.keys(counts) as OutboxKind[]).filter((kind) => counts[kind] > OUTBOX_BOUNDS[kind]),
     };
+  }
+
+  private outboxCounts(): Record<OutboxKind, number> {
+    return {
+      events: this.ledger.record ? this.ledger.pendingCount() : 0,
+      transcript: this.transcript.pendingCount(),
+      switches: this.switches.pendingCount(),
+    };
+  }
+
+  /**
+   * The session's gauges for the fleet's metrics: while it lives, itself, its sockets, its provider and breakers;
+   * ended, only what its outboxes still hold for D1 (a D1 outage outlasts calls), then nothing.
+   */
+  private metricGauges(): Array<[string, number]> {
+    const session = this.identity();
+    const values = (Object.entries(this.outboxCounts()) as Array<[OutboxKind, number]>)
+      .filter(([, pending]) => pending > 0)
+      .map(([kind, pending]): [string, number] => [seriesKey("outbox_pending", { kind }), pending]);
+    if (!session || session.ended) return values;
+    const connected = this.voice?.state === "connected" ? this.voice.currentProvider : null;
+    values.push(
+      [seriesKey("call_sessions_active", { channel: session.channel }), 1],
+      [seriesKey("websocket_connections_active", { kind: "carrier" }), this.media.openCount()],
+      [seriesKey("websocket_connections_active", { kind: "live" }), this.live.openCount()],
+      [seriesKey("websocket_connections_active", { kind: "provider" }), connected ? 1 : 0],
+    );
+    if (connected) values.push([seriesKey("ai_provider_active_sessions", { provider: connected }), 1]);
+    for (const provider of PROVIDER_NAMES) {
+      values.push([seriesKey("circuit_breaker_state", { provider }), BREAKER_LEVEL[this.breakers.state(provider).state]]);
+    }
+    return values;
   }
 
   /** Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored). */

@@ -3,6 +3,7 @@ import { carriers } from "./carriers/registry.ts";
 import { jsonBodyGuard } from "./http/body-guard.ts";
 import { correlation } from "./http/correlation.ts";
 import { handleError, handleNotFound } from "./http/error-handler.ts";
+import { requestMetrics } from "./http/request-metrics.ts";
 import { publicRouter } from "./http/router.ts";
 import { apiCors, securityHeaders } from "./http/security-headers.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
@@ -11,6 +12,7 @@ import { authRoutes } from "./routes/auth.ts";
 import { callControlRoutes } from "./routes/call-control.ts";
 import { callReadRoutes } from "./routes/calls.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { providerRoutes } from "./routes/providers.ts";
 import { sessionEndRoutes } from "./routes/session-end.ts";
@@ -28,11 +30,14 @@ import { errorBody } from "./shared/errors.ts";
 export function buildApp() {
   const app = publicRouter();
   app.use("*", correlation);
+  app.use("*", requestMetrics);
   app.use("*", securityHeaders);
   app.use("/api/*", apiCors);
   app.use("/api/*", jsonBodyGuard);
   // Carrier routes speak the carriers' conventions (TwiML, plain status codes), so they sit outside the OpenAPI set.
   for (const carrier of Object.values(carriers)) app.route("/", carrier.routes);
+  // Prometheus's format, not JSON: outside the OpenAPI set too.
+  app.route("/", metricsRoutes);
 
   for (const routes of [
     healthRoutes,

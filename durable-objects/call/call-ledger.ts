@@ -1,5 +1,6 @@
 import { rememberCarrierCall } from "../../workers/shared/db/directory.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
+import { reasonOf } from "../../workers/shared/errors.ts";
 import { createLogger, type Logger } from "../../workers/shared/logger.ts";
 import type { AlarmSchedule } from "../alarm-schedule.ts";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store.ts";
@@ -197,6 +198,13 @@ export class CallLedger {
   private async drain(): Promise<DrainResult> {
     const record = this.record;
     if (!record) return "drained";
+    const result = await this.syncPending(record);
+    // Unless D1 just failed, the call's row is in D1 (every synced batch carries it), so the index may point at it.
+    if (result !== "failed") await this.indexCarrierCall(record);
+    return result;
+  }
+
+  private async syncPending(record: CallRecord): Promise<DrainResult> {
     try {
       for (let batch = 0; batch < DRAIN_BATCHES_PER_WAKE; batch++) {
         const pending = this.store.pending(OUTBOX_BATCH);
@@ -210,7 +218,6 @@ export class CallLedger {
           pending.map((item) => item.event),
         );
         this.store.acknowledge(pending.at(-1)!.id);
-        await this.indexCarrierCall(record);
       }
       // Stopped at its bound: the rest goes in the next wake-up.
       return this.store.pending(1).length > 0 ? "more" : "drained";
@@ -222,10 +229,19 @@ export class CallLedger {
     }
   }
 
-  /** The KV call → session index, once the call's carrier id is known and its row is in D1. */
+  /**
+   * The KV call → session index, once the call's carrier id is known and its row is in D1. KV is a cache: a failed
+   * write is logged and tried again by the next drain, never counted as a D1 failure (that would back off the whole
+   * drain), and lookups meanwhile fall back to D1 (directory.ts).
+   */
   private async indexCarrierCall(record: CallRecord): Promise<void> {
     if (record.carrierIndexed || !record.carrierCallId) return;
-    await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
+    try {
+      await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
+    } catch (error) {
+      this.log().warn("call.carrier_index_deferred", { reason: reasonOf(error) });
+      return;
+    }
     record.carrierIndexed = true;
     this.store.save(record);
   }

@@ -157,6 +157,11 @@ export class LiveSockets {
     this.closeTagged(LIVE_TAG, code, reason);
   }
 
+  /** Browser sockets open now (the metrics' `websocket_connections_active{kind="live"}`). */
+  openCount(): number {
+    return this.ctx.getWebSockets(LIVE_TAG).filter((ws) => ws.readyState === WebSocket.OPEN).length;
+  }
+
   anyOpen(): boolean {
     return this.ctx.getWebSockets(LIVE_TAG).some((ws) => ws.readyState === WebSocket.OPEN);
   }

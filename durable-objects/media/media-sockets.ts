@@ -101,6 +101,11 @@ export class MediaSockets {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Carrier streams open now (the metrics' `websocket_connections_active{kind="carrier"}`). */
+  openCount(): number {
+    return this.streams.size;
+  }
+
   /** Closes every stream; each is forgotten on its close event, so what the carrier sent before (its `stop`) still counts. */
   closeAll(code: number, reason: string): void {
     this.currentLeg = null;

@@ -1,6 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
+import { PUSH_INTERVAL_MS, pushMetrics } from "../../workers/shared/observability/metrics.ts";
+import { seriesKey } from "../../workers/shared/observability/recorder.ts";
 import { providerConfigured } from "../../workers/shared/provider-endpoints.ts";
 import {
   HEALTH_REPORT_KINDS,
@@ -8,6 +10,7 @@ import {
   type HealthReportKind,
   type HealthThresholds,
   healthThresholds,
+  PROVIDER_HEALTH_STATES,
   type ProviderHealth,
   WINDOW_MS,
   WINDOW_OUTCOMES,
@@ -59,6 +62,7 @@ const PRUNE_INTERVAL_MS = 5_000;
 export class ProviderHealthRegistry extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "provider_health" });
+  private gaugesPushedAt = 0;
   private prunedAt = 0;
   private insertedSincePrune = 0;
 
@@ -87,7 +91,22 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
     for (const report of reports) this.apply(report, thresholds, now);
     this.prune(now, reports.length);
     await this.scheduleProbe();
+    this.reportGauges(now);
     return { accepted: reports.length };
+  }
+
+  /**
+   * `provider_health_state` for the fleet's metrics, at most every PUSH_INTERVAL_MS (reports arrive with every call's
+   * news); it lasts ten minutes, well past the probe round that refreshes it while nothing else happens.
+   */
+  private reportGauges(now: number): void {
+    if (now - this.gaugesPushedAt < PUSH_INTERVAL_MS) return;
+    this.gaugesPushedAt = now;
+    const values = this.snapshot().map((health): [string, number] => [
+      seriesKey("provider_health_state", { provider: health.provider }),
+      PROVIDER_HEALTH_STATES.indexOf(health.state),
+    ]);
+    this.ctx.waitUntil(pushMetrics(this.env, { source: "provider-health-registry", values, ttlMs: 10 * 60_000 }));
   }
 
   /** Every provider's state and figures, now. */
@@ -110,6 +129,7 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
     }
     await Promise.all(due.filter((row) => providerConfigured(this.env, row.provider)).map((row) => this.probe(row.provider)));
     await this.scheduleProbe();
+    this.reportGauges(Date.now());
   }
 
   private async probe(provider: ProviderName): Promise<void> {

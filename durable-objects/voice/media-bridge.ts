@@ -1,3 +1,4 @@
+import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { base64ByteLength } from "../media/audio/pcm16.ts";
@@ -12,6 +13,13 @@ import { TurnClock } from "./turn-clock.ts";
 export const MAX_BUFFERED_FRAMES = 500;
 /** Carriers send 50 frames a second (bursts after a network stall run faster); ten times that is a broken or hostile sender. */
 const MAX_FRAMES_PER_SECOND = 500;
+/**
+ * One frame in this many per direction is timed into `media_frame_delay_seconds`: the delay the object added. A frame
+ * relayed in the event it arrived in adds none the object's clock can see (Workers clocks stand still while code
+ * runs; the load bench measures the stack's real figure); a frame held while a provider was away adds its hold,
+ * and every held frame is timed.
+ */
+const DELAY_SAMPLE_EVERY = 50;
 /** Agent audio this recent means the provider is answering (or just did): a caller turn owes no reply. */
 const RECENT_AGENT_AUDIO_MS = 1_500;
 
@@ -48,6 +56,12 @@ export interface BridgeHost {
  */
 export class MediaBridge {
   private readonly buffered: string[] = [];
+  /** When each buffered frame arrived (only frames held while the provider is away: not the common path). */
+  private readonly bufferedAt: number[] = [];
+  private readonly delayIn = metrics.histogram("media_frame_delay_seconds", { direction: "in" });
+  private readonly delayOut = metrics.histogram("media_frame_delay_seconds", { direction: "out" });
+  private unsampledIn = 0;
+  private unsampledOut = 0;
   private readonly turns = new CallerTurns();
   private readonly playback: Playback;
   private readonly clock: TurnClock;
@@ -85,6 +99,8 @@ export class MediaBridge {
 
   /** What the caller said while the provider was away (and, after a switch, during the swap) goes out, in order. */
   deliverBuffered(heldForSwitch: string[] = []): void {
+    const now = Date.now();
+    for (const at of this.bufferedAt.splice(0)) this.delayIn.observe((now - at) / 1000);
     for (const frame of [...this.buffered.splice(0), ...heldForSwitch]) this.forward(frame);
   }
 
@@ -96,13 +112,19 @@ export class MediaBridge {
       this.ensureTranscoders(provider);
       const audio = this.toProvider(base64);
       if (audio) provider.sendAudio(audio);
+      if (++this.unsampledIn === DELAY_SAMPLE_EVERY) {
+        this.unsampledIn = 0;
+        this.delayIn.observe(0);
+      }
       return;
     }
     // During a switch the held audio already goes to the new provider.
     if (this.host.closed() || this.host.switching()) return;
     this.buffered.push(base64);
+    this.bufferedAt.push(Date.now());
     if (this.buffered.length > MAX_BUFFERED_FRAMES) {
       this.buffered.shift();
+      this.bufferedAt.shift();
       this.stats.callerFramesDropped++;
     }
   }
@@ -126,6 +148,10 @@ export class MediaBridge {
     if (leg.echoesMarks) leg.mark(mark);
     this.stats.agentChunks++;
     this.lastAgentAudio = Date.now();
+    if (++this.unsampledOut === DELAY_SAMPLE_EVERY) {
+      this.unsampledOut = 0;
+      this.delayOut.observe(0);
+    }
   }
 
   /** Barge-in: playback stops at once; answers what was cut off and how much of it the caller heard. */

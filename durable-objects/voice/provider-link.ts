@@ -1,4 +1,5 @@
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
+import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, VoiceProvider } from "./providers/provider.ts";
@@ -82,6 +83,7 @@ export class ProviderLink {
     if (this.closed) return;
     this.breakers.failure(this.name);
     this.host.reportHealth({ provider: this.name, kind: "error", at: Date.now() });
+    metrics.count("ai_provider_errors_total", { provider: this.name, error_type: "connection_lost" });
     this.host.log().warn("voice.provider_lost", { provider: this.name, why });
     this.generation = this.newGeneration();
     this.provider?.close();

@@ -1,4 +1,5 @@
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
+import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import { MediaBridge } from "./media-bridge.ts";
 import { ProviderLink } from "./provider-link.ts";
@@ -219,6 +220,10 @@ export class VoiceSession implements ToolHost {
         this.agentActivity();
         void this.runTool(event.callId, event.name, event.arguments);
         return;
+      case "usage":
+        metrics.count("llm_tokens_total", { provider: this.link.name, kind: "input" }, event.inputTokens);
+        metrics.count("llm_tokens_total", { provider: this.link.name, kind: "output" }, event.outputTokens);
+        return;
       case "resumption_handle":
         this.options.resumption.set({ provider: this.link.name, handle: event.handle });
         return;
@@ -230,6 +235,7 @@ export class VoiceSession implements ToolHost {
         return;
       case "error":
         this.stats.providerErrors++;
+        metrics.count("ai_provider_errors_total", { provider: this.link.name, error_type: boundedCode(event.code) });
         this.host.reportHealth({ provider: this.link.name, kind: "error", at: Date.now() });
         this.host.log().warn("voice.provider_error", { provider: this.link.name, code: event.code, fatal: event.fatal });
         if (event.fatal) this.link.lose(`error ${event.code}`);
@@ -264,6 +270,7 @@ export class VoiceSession implements ToolHost {
     const { itemId, heardMs } = cut;
     this.link.provider?.interrupt(itemId, heardMs);
     this.stats.bargeIns++;
+    metrics.count("barge_in_total", { provider: this.link.name });
     this.options.transcript.markInterrupted(itemId);
     this.host.publish({ type: "barge_in", itemId, heardMs, at: Date.now() });
     this.host.transcriptChanged();
@@ -301,6 +308,8 @@ export class VoiceSession implements ToolHost {
     }
     this.host.publish({ type: "tool_call", callId, name, status: outcome.status, result: outcome.result, at: Date.now() });
     if (outcome.replayed) this.host.log().info("voice.tool_call_replayed", { name, callId });
+    const tool = this.options.tools.definitions().some((definition) => definition.name === name) ? name : "unknown";
+    metrics.count("tool_calls_total", { tool, outcome: outcome.replayed ? "replayed" : outcome.status });
     if (this.closed || !this.link.provider) return;
     // A provider that took over meanwhile never saw the call: it is told the result as context instead.
     if (this.link.generation === askedBy) this.link.provider.sendToolResult(callId, name, outcome.result);
@@ -373,3 +382,6 @@ export class VoiceSession implements ToolHost {
     return items.sort((a, b) => a.at - b.at).map((entry) => entry.item);
   }
 }
+
+/** A provider's error code as a metric label: its own word when it is one, "other" for anything else (bounded). */
+const boundedCode = (code: string): string => (/^[a-z][a-z0-9_.]{0,39}$/.test(code) ? code : "other");

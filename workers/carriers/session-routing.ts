@@ -1,6 +1,7 @@
 import { sessionForCarrierCall } from "../shared/db/directory.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { toHex } from "../shared/encoding.ts";
+import { metrics } from "../shared/observability/metrics.ts";
 import { callObject } from "../shared/session-ids.ts";
 import type { CarrierEvent } from "./carrier.ts";
 
@@ -21,10 +22,12 @@ export async function deriveSessionId(carrier: Carrier, carrierCallId: string): 
  * are down), else the one the directory knows the carrier call by.
  */
 export async function deliverCarrierEvent(env: Env, event: CarrierEvent, sessionHint: string | undefined, correlationId: string) {
-  const deliver = async (sessionId: string) => ({
-    sessionId,
-    outcome: await callObject(env, sessionId).applyCarrierEvent(event, correlationId),
-  });
+  const deliver = async (sessionId: string) => {
+    const outcome = await callObject(env, sessionId).applyCarrierEvent(event, correlationId);
+    // A redelivery passed the guard (counted accepted) and changed nothing: counted apart, so its share shows.
+    if (outcome === "duplicate") metrics.count("webhook_requests_total", { carrier: event.carrier, outcome: "duplicate" });
+    return { sessionId, outcome };
+  };
   if (sessionHint) return deliver(sessionHint);
   const derived = await deliver(await deriveSessionId(event.carrier, event.carrierCallId));
   if (derived.outcome !== "unknown_call") return derived;

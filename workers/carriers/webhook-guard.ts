@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../http/context.ts";
 import type { Carrier } from "../shared/db/schema.ts";
+import { metrics } from "../shared/observability/metrics.ts";
 import { requireSettings } from "../shared/settings.ts";
 import { compileAllowlist, type IpAllowlist } from "./ip-allowlist.ts";
 import { type AccountClaim, failureBudgetKey, isBlocked, spendFailure, withinAccountCeiling } from "./webhook-budgets.ts";
@@ -30,6 +31,8 @@ export type CarrierEnv = AppEnv & { Variables: { carrierRequest: CarrierRequest 
 type Layer = "rate_limit" | "ip_allowlist" | "signature" | "freshness" | "malformed" | "media_credential";
 
 export function reject(c: Context<CarrierEnv>, carrier: Carrier, layer: Layer, reason: string, status: 400 | 403 | 413 | 429): Response {
+  metrics.count("webhook_requests_total", { carrier, outcome: "rejected" });
+  metrics.count("webhook_rejected_total", { carrier, layer });
   c.get("log").warn("security.webhook_rejected", { carrier, layer, reason, ip: c.get("clientIp"), route: c.req.routePath });
   const headers: Record<string, string> = { "Content-Type": "text/plain" };
   if (status === 429) headers["Retry-After"] = "60";
@@ -117,8 +120,14 @@ export async function passesNetworkLayers(
   return gate;
 }
 
-/** Layer 1 for a verified request: its carrier account's ceiling; a response when that is reached. */
+/**
+ * Layer 1 for a verified request: its carrier account's ceiling; a response when that is reached. The last layer a
+ * request passes, so a pass is where it counts as accepted.
+ */
 export async function overAccountCeiling(c: Context<CarrierEnv>, carrier: Carrier, account: string): Promise<Response | null> {
-  if (await withinAccountCeiling(c.env, carrier, account)) return null;
+  if (await withinAccountCeiling(c.env, carrier, account)) {
+    metrics.count("webhook_requests_total", { carrier, outcome: "accepted" });
+    return null;
+  }
   return reject(c, carrier, "rate_limit", "account ceiling", 429);
 }

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { jsonBody, jsonResponse, protectedRoute, publicRoute } from "../http/openapi.ts";
 import { enforceRateLimit } from "../http/rate-limit.ts";
 import { publicRouter } from "../http/router.ts";
+import { ACCOUNT_LOCK_SECONDS, accountLockState, budgetAllowsSignIn, spendFailure } from "../identity/account-lock.ts";
 import { userByEmail, userById } from "../identity/accounts.ts";
 import { DECOY_HASH, verifyPassword } from "../identity/passwords.ts";
 import { revokeFamily, rotate, startFamily } from "../identity/refresh-tokens.ts";
@@ -59,8 +60,6 @@ const jwksRoute = publicRoute({
 });
 
 const scopeOf = (env: Env, tenantId: string) => new TenantScope(database(env.DB), tenantId);
-/** How long an account stays locked once its failures pass the login limit (KV's shortest TTL). */
-const ACCOUNT_LOCK_SECONDS = 60;
 
 export const authRoutes = publicRouter()
   .openapi(loginRoute, async (c) => {
@@ -70,8 +69,8 @@ export const authRoutes = publicRouter()
     // Every attempt counts against its source address; only failures count against the account (below).
     await enforceRateLimit(c.env.LOGIN_LIMITER, `ip:${c.get("clientIp")}`);
     const emailHash = await sha256Hex(normalizedEmail);
-    const lockKey = `login-lock:${emailHash}`;
-    if (await c.env.CACHE.get(lockKey)) throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
+    const lock = await accountLockState(c.env, c.get("log"), emailHash);
+    if (lock === "locked") throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
 
     const user = await userByEmail(c.env, normalizedEmail);
     // Unknown emails still pay for a PBKDF2 run, so response time does not reveal which accounts exist.
@@ -93,13 +92,10 @@ export const authRoutes = publicRouter()
       }
       c.get("log").warn("security.login_failed", { emailHash: emailHash.slice(0, 16), knownUser: Boolean(user) });
       // Failures alone count against the account, known or not: past the limit it is locked for a minute.
-      const { success } = await c.env.LOGIN_LIMITER.limit({ key: `account:${normalizedEmail}` });
-      if (!success) {
-        await c.env.CACHE.put(lockKey, "1", { expirationTtl: ACCOUNT_LOCK_SECONDS });
-        throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
-      }
+      if (await spendFailure(c.env, c.get("log"), normalizedEmail, emailHash)) throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
       throw unauthorized("Wrong email or password");
     }
+    if (lock === "unknown" && !(await budgetAllowsSignIn(c.env, normalizedEmail))) throw tooManyRequests(ACCOUNT_LOCK_SECONDS);
 
     const scope = scopeOf(c.env, user.tenantId);
     const family = await startFamily(scope, user.id);

@@ -98,7 +98,7 @@ export const phoneNumberRoutes = publicRouter()
         details: { e164: row.e164, carrier: row.carrier },
       }),
     ]);
-    await forgetNumber(c.env, row.e164);
+    await forgetNumber(c.env, c.get("log"), row.e164);
     return c.json(present({ ...row, tenantId: scope.tenantId }), 201);
   })
   .openapi(listRoute, async (c) => {
@@ -120,6 +120,6 @@ export const phoneNumberRoutes = publicRouter()
         details: { e164: row.e164 },
       }),
     ]);
-    await forgetNumber(c.env, row.e164);
+    await forgetNumber(c.env, c.get("log"), row.e164);
     return c.body(null, 204);
   });

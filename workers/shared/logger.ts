@@ -3,6 +3,8 @@
  * correlation id; values under sensitive keys are replaced before they are written, so a careless caller cannot
  * leak a token, a password or audio into the logs.
  */
+import { metrics } from "./observability/metrics.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
 
@@ -20,6 +22,7 @@ export interface Logger {
 
 export function createLogger(context: LogFields): Logger {
   const write = (level: LogLevel, event: string, fields: LogFields = {}) => {
+    metrics.count("log_entries_total", { level });
     const line = { ts: new Date().toISOString(), level, event, ...redact(context), ...redact(fields) };
     const text = JSON.stringify(line);
     if (level === "error") console.error(text);

@@ -45,6 +45,8 @@ export type ProviderEvent =
   /** The provider will end this session soon; open a fresh one with the context (rollover). */
   | { type: "ending_soon"; timeLeftMs: number }
   | { type: "resumption_handle"; handle: string }
+  /** Tokens the provider says a response (OpenAI) or a turn (Gemini) used. */
+  | { type: "usage"; inputTokens: number; outputTokens: number }
   | { type: "error"; code: string; message: string; fatal: boolean }
   | { type: "closed"; code: number; reason: string };
 

@@ -343,7 +343,9 @@ export class OpenAiRealtimeSession {
       output,
       output_modalities: this.#config.outputModalities,
       audio: { output: { format: this.#config.outputFormat, voice: this.#config.voice } },
-      ...(status === "in_progress" ? {} : { usage: { total_tokens: 0, input_tokens: 0, output_tokens: 0 } }),
+      // Counts the way the real service does (whole-response totals), derived from the text so tests can expect them:
+      // a token per word of the reply's transcript out, and 100 in per response.
+      ...(status === "in_progress" ? {} : { usage: usageOf(output) }),
     };
   }
 
@@ -479,4 +481,10 @@ export class OpenAiRealtimeSession {
     this.#active = null;
     this.#emit({ type: "response.done", response: this.#responseObject(active, status, output, reason) });
   }
+}
+
+function usageOf(output: ConversationItem[]): { total_tokens: number; input_tokens: number; output_tokens: number } {
+  const words = JSON.stringify(output.map((item) => ("content" in item ? item.content : []))).match(/"transcript":"([^"]*)"/g) ?? [];
+  const outputTokens = words.reduce((sum, field) => sum + field.slice(14, -1).split(/\s+/).filter(Boolean).length, 0);
+  return { total_tokens: 100 + outputTokens, input_tokens: 100, output_tokens: outputTokens };
 }

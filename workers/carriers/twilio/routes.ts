@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { routeForNumber } from "../../shared/db/directory.ts";
+import { metrics } from "../../shared/observability/metrics.ts";
 import { callObject, isSessionId } from "../../shared/session-ids.ts";
 import { requireSettings } from "../../shared/settings.ts";
 import { mediaCredential } from "../media-credential.ts";
@@ -35,7 +36,10 @@ async function voice(c: Context<CarrierEnv>) {
   if (event.sessionHint) {
     const result = await callObject(c.env, event.sessionHint).connectCall(event, correlationId);
     if (result.kind === "stream") return streamTwiml(c, result.sessionId);
-    if (result.kind === "duplicate") return twiml(c, acknowledgementTwiml());
+    if (result.kind === "duplicate") {
+      metrics.count("webhook_requests_total", { carrier: "twilio", outcome: "duplicate" });
+      return twiml(c, acknowledgementTwiml());
+    }
     if (result.kind === "busy") return twiml(c, busyTwiml());
     return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   }
@@ -54,7 +58,10 @@ async function voice(c: Context<CarrierEnv>) {
     route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
-  if (result.kind === "duplicate") return twiml(c, acknowledgementTwiml());
+  if (result.kind === "duplicate") {
+    metrics.count("webhook_requests_total", { carrier: "twilio", outcome: "duplicate" });
+    return twiml(c, acknowledgementTwiml());
+  }
   // Past the tenant's concurrency limit: the caller hears it, and Twilio ends the call.
   if (result.kind === "busy") return twiml(c, busyTwiml());
   return streamTwiml(c, sessionId);

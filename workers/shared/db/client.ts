@@ -1,4 +1,5 @@
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import { timedD1 } from "../observability/timed-d1.ts";
 import * as schema from "./schema.ts";
 
 export type Database = DrizzleD1Database<typeof schema> & { $client: D1Database };
@@ -12,7 +13,7 @@ const clients = new WeakMap<D1Database, Database>();
 export function database(binding: D1Database): Database {
   let client = clients.get(binding);
   if (!client) {
-    client = drizzle(binding, { schema });
+    client = drizzle(timedD1(binding), { schema });
     clients.set(binding, client);
   }
   return client;

@@ -1,4 +1,7 @@
 import { and, eq } from "drizzle-orm";
+import { reasonOf } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { metrics } from "../observability/metrics.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
 import { type Carrier, calls, phoneNumbers } from "./schema.ts";
@@ -22,12 +25,14 @@ export interface NumberRoute {
 const numberKey = (e164: string) => `number:${e164}`;
 const callKey = (carrier: Carrier, carrierCallId: string) => `carrier-call:${carrier}:${carrierCallId}`;
 
-async function cached<T>(env: Env, key: string, load: () => Promise<T | null>): Promise<T | null> {
+async function cached<T>(env: Env, kind: "number" | "carrier_call", key: string, load: () => Promise<T | null>): Promise<T | null> {
   try {
     const hit = await env.CACHE.get<{ value: T | null }>(key, "json");
+    metrics.count("cache_requests_total", { tier: "kv", kind, result: hit ? "hit" : "miss" });
     if (hit) return hit.value;
   } catch {
     // KV unavailable: D1 answers.
+    metrics.count("cache_requests_total", { tier: "kv", kind, result: "error" });
   }
   const value = await load();
   try {
@@ -39,7 +44,7 @@ async function cached<T>(env: Env, key: string, load: () => Promise<T | null>): 
 }
 
 export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | null> {
-  return cached(env, numberKey(e164), async () => {
+  return cached(env, "number", numberKey(e164), async () => {
     const [row] = await database(env.DB).select().from(phoneNumbers).where(eq(phoneNumbers.e164, e164)).limit(1);
     return row
       ? {
@@ -54,8 +59,17 @@ export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | nu
   });
 }
 
-export async function forgetNumber(env: Env, e164: string): Promise<void> {
-  await env.CACHE.delete(numberKey(e164));
+/**
+ * Drops the number's cached route after its row changed in D1. Never throws: the change is committed, and a KV
+ * failure must not answer it with an error (a retry would then collide with it). What it can leave is a stale route
+ * for at most its TTL, so the failure is logged for an operator.
+ */
+export async function forgetNumber(env: Env, log: Logger, e164: string): Promise<void> {
+  try {
+    await env.CACHE.delete(numberKey(e164));
+  } catch (error) {
+    log.warn("directory.forget_number_failed", { reason: reasonOf(error), staleForSeconds: TTL_SECONDS });
+  }
 }
 
 export function sessionForCarrierCall(
@@ -63,7 +77,7 @@ export function sessionForCarrierCall(
   carrier: Carrier,
   carrierCallId: string,
 ): Promise<{ sessionId: string; tenantId: string } | null> {
-  return cached(env, callKey(carrier, carrierCallId), async () => {
+  return cached(env, "carrier_call", callKey(carrier, carrierCallId), async () => {
     const [row] = await database(env.DB)
       .select({ sessionId: calls.sessionId, tenantId: calls.tenantId })
       .from(calls)

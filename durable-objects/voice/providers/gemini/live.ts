@@ -288,8 +288,15 @@ class GeminiLiveSession extends SocketProvider implements GeminiLiveProvider {
   // ── inbound ──────────────────────────────────────────────────────────────────────────────────────────────
 
   private dispatch(message: WireServerMessage): void {
-    const { setupComplete, serverContent, toolCall, toolCallCancellation, goAway, sessionResumptionUpdate } = message;
+    const { setupComplete, serverContent, toolCall, toolCallCancellation, goAway, sessionResumptionUpdate, usageMetadata } = message;
     if (setupComplete !== undefined) this.setupDone();
+    if (isRecord(usageMetadata)) {
+      this.emit({
+        type: "usage",
+        inputTokens: tokenCount(usageMetadata.promptTokenCount),
+        outputTokens: tokenCount(usageMetadata.responseTokenCount),
+      });
+    }
     if (serverContent !== undefined) this.onServerContent(serverContent);
     if (toolCall !== undefined) this.onToolCall(toolCall);
     if (toolCallCancellation !== undefined) {
@@ -402,3 +409,6 @@ class GeminiLiveSession extends SocketProvider implements GeminiLiveProvider {
     if (text) this.emit({ type: "transcript", role: "caller", text });
   }
 }
+
+/** A token count from the wire: a non-negative integer, else nothing counted. */
+const tokenCount = (value: unknown): number => (typeof value === "number" && Number.isInteger(value) && value > 0 ? value : 0);

@@ -395,6 +395,8 @@ export class OpenAiRealtimeProvider extends SocketProvider {
     if (id === this.activeResponseId) this.activeResponseId = null;
     // A cancelled response sends no output_audio.done: its items end here.
     for (const [itemId, item] of this.items) if (item.responseId === id) this.reportAudioDone(itemId);
+    const usage = isRecord(response?.usage) ? response.usage : undefined;
+    if (usage) this.emit({ type: "usage", inputTokens: tokenCount(usage.input_tokens), outputTokens: tokenCount(usage.output_tokens) });
     const details = isRecord(response?.status_details) ? response.status_details : undefined;
     if (response?.status === "failed" && isRecord(details?.error)) {
       const { code, message: text } = details.error;
@@ -434,3 +436,6 @@ export async function connectOpenAiRealtime(
   await provider.connect(config);
   return provider;
 }
+
+/** A token count from the wire: a non-negative integer, else nothing counted. */
+const tokenCount = (value: unknown): number => (typeof value === "number" && Number.isInteger(value) && value > 0 ? value : 0);

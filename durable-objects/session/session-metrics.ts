@@ -1,0 +1,72 @@
+import { metrics, PUSH_INTERVAL_MS, pushMetrics } from "../../workers/shared/observability/metrics.ts";
+import type { VoiceStats } from "../voice/voice-session-types.ts";
+
+/** A live session reports its gauges at least this often; a report three pushes old no longer counts. */
+const GAUGE_TTL_MS = 6 * PUSH_INTERVAL_MS;
+
+interface SessionMetricsParts {
+  env: Env;
+  /** The session's id (the metrics source of its gauges); null before the session is known. */
+  sessionId(): string | null;
+  /** The session's gauges as they stand (series key → value). */
+  gauges(): Array<[string, number]>;
+  /** The voice session's counters, null when there is none (they restart at zero with a new voice session). */
+  stats(): VoiceStats | null;
+  waitUntil(task: Promise<unknown>): void;
+}
+
+/**
+ * The session's part in the fleet's metrics: while it lives, every PUSH_INTERVAL_MS it turns its voice counters into
+ * deltas (read from counters the audio path keeps anyway: nothing is added per frame) and pushes them with its
+ * gauges; when it ends, one last push withdraws its gauges.
+ */
+export class SessionMetrics {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private baseline: { stats: VoiceStats | null; seen: Omit<VoiceStats, "reconnects" | "providerErrors" | "toolCalls" | "bargeIns"> } = {
+    stats: null,
+    seen: { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0 },
+  };
+
+  constructor(private readonly parts: SessionMetricsParts) {}
+
+  /** The session is live: pushes every PUSH_INTERVAL_MS until it ends (idempotent). */
+  live(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.parts.waitUntil(this.push());
+      this.live();
+    }, PUSH_INTERVAL_MS);
+  }
+
+  /**
+   * The session ended (or its alarm ran after the end): the last counts go, and its gauges as they stand now — none,
+   * which withdraws them, unless its outboxes still wait for D1.
+   */
+  ended(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    return this.push();
+  }
+
+  private push(): Promise<void> {
+    this.countFrames();
+    const source = this.parts.sessionId();
+    return pushMetrics(this.parts.env, source ? { source: `session-${source}`, values: this.parts.gauges(), ttlMs: GAUGE_TTL_MS } : null);
+  }
+
+  private countFrames(): void {
+    const stats = this.parts.stats();
+    if (!stats) return;
+    if (stats !== this.baseline.stats) this.baseline = { stats, seen: { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0 } };
+    const seen = this.baseline.seen;
+    metrics.count("media_frames_total", { direction: "in" }, stats.callerFrames - seen.callerFrames);
+    metrics.count("media_frames_total", { direction: "out" }, stats.agentChunks - seen.agentChunks);
+    metrics.count("media_frames_dropped_total", { reason: "overflow" }, stats.callerFramesDropped - seen.callerFramesDropped);
+    this.baseline.seen = {
+      callerFrames: stats.callerFrames,
+      callerFramesDropped: stats.callerFramesDropped,
+      agentChunks: stats.agentChunks,
+    };
+  }
+}
