@@ -6,7 +6,7 @@ import { carrierNamed } from "../workers/carriers/registry.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
-import { createLogger } from "../workers/shared/logger.ts";
+import { createLogger, type Logger } from "../workers/shared/logger.ts";
 import { metrics } from "../workers/shared/observability/metrics.ts";
 import { seriesKey } from "../workers/shared/observability/recorder.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
@@ -129,14 +129,18 @@ export class CallSession extends DurableObject<Env> {
       wakeIn: (delayMs) => this.alarmSchedule.wakeBy(Date.now() + delayMs),
     });
     this.tools = new ToolRunner(ctx.storage.sql);
-    this.switches = new SwitchLog(ctx.storage.sql, () => this.ledger.log());
+    this.switches = new SwitchLog(ctx.storage.sql, () => this.log());
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
-    this.breakers = new CircuitBreakers(ctx.storage.sql, {
-      failureThreshold: settings.PROVIDER_BREAKER_FAILURES,
-      openMs: settings.PROVIDER_BREAKER_OPEN_SECONDS * 1000,
-      halfOpenTrials: settings.PROVIDER_BREAKER_HALF_OPEN_TRIALS,
-      successThreshold: settings.PROVIDER_BREAKER_SUCCESSES,
-    });
+    this.breakers = new CircuitBreakers(
+      ctx.storage.sql,
+      {
+        failureThreshold: settings.PROVIDER_BREAKER_FAILURES,
+        openMs: settings.PROVIDER_BREAKER_OPEN_SECONDS * 1000,
+        halfOpenTrials: settings.PROVIDER_BREAKER_HALF_OPEN_TRIALS,
+        successThreshold: settings.PROVIDER_BREAKER_SUCCESSES,
+      },
+      () => this.log(),
+    );
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
     this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
       // Every applied state move is broadcast to the session's live sockets.
@@ -146,7 +150,7 @@ export class CallSession extends DurableObject<Env> {
       onFrame: (frame) => this.onMediaFrame(frame),
       onMark: (name) => this.voice?.markPlayed(name),
       onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
-      log: () => this.ledger.log(),
+      log: () => this.log(),
     });
     this.live = new LiveSockets(ctx, {
       hello: (role) => {
@@ -167,7 +171,7 @@ export class CallSession extends DurableObject<Env> {
       tenantId: () => this.identity()?.tenantId ?? null,
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
       standings: (tenantId, principals) => standingsOf(env, tenantId, principals),
-      log: () => this.ledger.log(),
+      log: () => this.log(),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
@@ -181,6 +185,16 @@ export class CallSession extends DurableObject<Env> {
     });
     // Woken (after an eviction or a deploy) with browsers still connected: their rechecks resume.
     if (this.live.anyOpen()) waitUntil(this.scheduleLiveRecheck());
+  }
+
+  /**
+   * The session's logger, whichever channel carries it: every line names the session, its tenant, its provider and
+   * the correlation id of the request that created it (a web session has no ledger record to take them from).
+   */
+  private log(): Logger {
+    const web = this.web.record;
+    if (this.ledger.record || !web) return this.ledger.log();
+    return createLogger({ correlationId: web.correlationId, tenantId: web.tenantId, sessionId: web.sessionId, provider: web.provider });
   }
 
   private carrier = () => new CarrierLink(this.env, this.ledger.record!, this.ledger.log());
@@ -340,7 +354,7 @@ export class CallSession extends DurableObject<Env> {
 
   /** Gives the session's slot back, retried from the alarm while the admission object cannot be reached. */
   private async releaseSlot(): Promise<void> {
-    if (!(await this.slot.release(this.ledger.log()))) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);
+    if (!(await this.slot.release(this.log()))) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);
   }
 
   override async alarm(): Promise<void> {
@@ -534,7 +548,7 @@ export class CallSession extends DurableObject<Env> {
     return {
       leg: () => this.channel()?.leg() ?? null,
       publish: (event) => this.live.broadcast(event),
-      log: () => this.ledger.log(),
+      log: () => this.log(),
       transcriptChanged: () => this.conversation.changed(),
       connect: (provider, onEvent, config) => connectProvider(this.env, provider, onEvent, config),
       configured: (provider) => providerConfigured(this.env, provider),

@@ -79,6 +79,7 @@ export class CallLedger {
       tenantId: record?.tenantId,
       sessionId: record?.sessionId,
       callId: record?.callId,
+      provider: record?.provider,
     });
   }
 
@@ -97,7 +98,9 @@ export class CallLedger {
       stream: { state: "none", streamId: null, encoding: null },
       carrierIndexed: false,
     };
-    this.note(fields.direction === "inbound" ? "carrier" : "api", event, { from: null, to: "initiated", outcome: "applied", detail });
+    const source = fields.direction === "inbound" ? "carrier" : "api";
+    this.note(source, event, { from: null, to: "initiated", outcome: "applied", detail });
+    this.log().info("call.transition", { from: null, to: "initiated", source, trigger: event, reason: detail });
     return this.record;
   }
 
@@ -131,10 +134,11 @@ export class CallLedger {
       }
       record.updatedAt = now;
     } else if (verdict.outcome === "rejected") {
-      this.log().warn("call.transition_rejected", { from: verdict.from, to, event });
+      this.log().warn("call.transition_rejected", { from: verdict.from, to, trigger: event });
     }
     const detail = verdict.outcome === "applied" ? (reason ?? null) : verdict.why;
     const outcome = this.note(source, event, { from: verdict.from, to, outcome: verdict.outcome, detail, ...carrierMeta });
+    if (outcome === "applied") this.log().info("call.transition", { from: verdict.from, to, source, trigger: event, reason: detail });
     if (outcome === "applied" && this.options.onTransition) {
       try {
         this.options.onTransition({

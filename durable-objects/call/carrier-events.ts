@@ -9,7 +9,7 @@ export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "u
 export function recordCarrierEvent(ledger: CallLedger, event: CarrierEvent, correlationId: string): EventOutcome {
   const record = ledger.record;
   if (!record) {
-    ledger.log(correlationId).warn("call.event_for_unknown_call", { carrier: event.carrier, event: event.name });
+    ledger.log(correlationId).warn("call.event_for_unknown_call", { carrier: event.carrier, carrierEvent: event.name });
     return "unknown_call";
   }
   // An ended call takes no carrier event after the delivery memory has passed: a replay that old is acknowledged

@@ -134,12 +134,14 @@ export class ProviderHealthRegistry extends DurableObject<Env> {
 
   private async probe(provider: ProviderName): Promise<void> {
     const started = Date.now();
+    const correlationId = probeCorrelationId(this.ctx.id.toString(), provider);
     const attempt = connectProvider(this.env, provider, () => {}, {
       instructions: "Health probe: say nothing.",
       tools: [],
       history: [],
       callAudio: { encoding: "pcmu", sampleRate: 8000 },
-      correlationId: probeCorrelationId(this.ctx.id.toString(), provider),
+      correlationId,
+      log: this.log.child({ correlationId }),
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {

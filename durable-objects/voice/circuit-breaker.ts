@@ -1,10 +1,12 @@
+import type { Logger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 
 /**
  * One circuit breaker per provider inside the call's object (closed → open → half-open → closed), with its
  * counters in the object's SQLite storage so a restart (eviction, deploy) does not reset them. Defaults are the
  * audited system's: open after 5 consecutive failures, stay open 60 s, allow 3 trials half-open, close after 2
- * successes; a failure while half-open opens it again.
+ * successes; a failure while half-open opens it again. Each change of state is logged (`breaker.opened`,
+ * `breaker.half_open`, `breaker.closed`) on the session's logger.
  */
 export interface BreakerPolicy {
   failureThreshold: number;
@@ -33,6 +35,7 @@ export class CircuitBreakers {
   constructor(
     private readonly sql: SqlStorage,
     private readonly policy: BreakerPolicy,
+    private readonly log: () => Logger,
   ) {
     sql.exec("CREATE TABLE IF NOT EXISTS provider_breakers (provider TEXT PRIMARY KEY, body TEXT NOT NULL)");
     for (const row of sql.exec<{ provider: ProviderName; body: string }>("SELECT provider, body FROM provider_breakers")) {
@@ -60,7 +63,7 @@ export class CircuitBreakers {
     const state = this.state(provider, now);
     if (state.state === "closed") return true;
     if (state.state === "open" || state.trialsStarted >= this.policy.halfOpenTrials) return false;
-    this.save(provider, { ...state, trialsStarted: state.trialsStarted + 1 });
+    this.save(provider, state.state, { ...state, trialsStarted: state.trialsStarted + 1 });
     return true;
   }
 
@@ -68,10 +71,10 @@ export class CircuitBreakers {
     const state = this.state(provider, now);
     if (state.state === "half_open") {
       const successes = state.trialSuccesses + 1;
-      if (successes >= this.policy.successThreshold) return this.save(provider, CLOSED).state;
-      return this.save(provider, { ...state, trialSuccesses: successes }).state;
+      if (successes >= this.policy.successThreshold) return this.save(provider, state.state, CLOSED).state;
+      return this.save(provider, state.state, { ...state, trialSuccesses: successes }).state;
     }
-    if (state.consecutiveFailures > 0) this.save(provider, { ...state, consecutiveFailures: 0 });
+    if (state.consecutiveFailures > 0) this.save(provider, state.state, { ...state, consecutiveFailures: 0 });
     return state.state;
   }
 
@@ -79,13 +82,20 @@ export class CircuitBreakers {
     const state = this.state(provider, now);
     const failures = state.consecutiveFailures + 1;
     if (state.state === "half_open" || failures >= this.policy.failureThreshold) {
-      return this.save(provider, { state: "open", consecutiveFailures: failures, openedAt: now, trialsStarted: 0, trialSuccesses: 0 })
-        .state;
+      const opened: BreakerState = { state: "open", consecutiveFailures: failures, openedAt: now, trialsStarted: 0, trialSuccesses: 0 };
+      return this.save(provider, state.state, opened).state;
     }
-    return this.save(provider, { ...state, consecutiveFailures: failures }).state;
+    return this.save(provider, state.state, { ...state, consecutiveFailures: failures }).state;
   }
 
-  private save(provider: ProviderName, state: BreakerState): BreakerState {
+  /**
+   * Stores `state`, logging the changes since what was stored: `seen` is the state the caller acted on, which an
+   * open breaker's time running out turned half-open without a write, so that change is logged when first acted on.
+   */
+  private save(provider: ProviderName, seen: BreakerStateName, state: BreakerState): BreakerState {
+    const stored = this.states.get(provider)?.state ?? "closed";
+    if (seen !== stored) this.logChange(provider, seen, state);
+    if (state.state !== seen) this.logChange(provider, state.state, state);
     this.states.set(provider, state);
     this.sql.exec(
       "INSERT INTO provider_breakers (provider, body) VALUES (?, ?) ON CONFLICT (provider) DO UPDATE SET body = excluded.body",
@@ -93,5 +103,16 @@ export class CircuitBreakers {
       JSON.stringify(state),
     );
     return state;
+  }
+
+  private logChange(provider: ProviderName, to: BreakerStateName, state: BreakerState): void {
+    const log = this.log();
+    if (to === "open") {
+      log.warn("breaker.opened", { provider, consecutiveFailures: state.consecutiveFailures, openMs: this.policy.openMs });
+    } else if (to === "half_open") {
+      log.info("breaker.half_open", { provider, trials: this.policy.halfOpenTrials });
+    } else {
+      log.info("breaker.closed", { provider });
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
@@ -84,19 +85,19 @@ export class ProviderLink {
     this.breakers.failure(this.name);
     this.host.reportHealth({ provider: this.name, kind: "error", at: Date.now() });
     metrics.count("ai_provider_errors_total", { provider: this.name, error_type: "connection_lost" });
-    this.host.log().warn("voice.provider_lost", { provider: this.name, why });
+    this.host.log().warn("provider.lost", { provider: this.name, why });
     this.generation = this.newGeneration();
     this.provider?.close();
     this.provider = null;
     this.session.lost();
     // A switch under way cuts over to its new provider; if it fails, it reconnects this one.
     if (this.session.switching()) this.setState("reconnecting", why);
-    else void this.connect();
+    else void this.connect(true);
   }
 
   /** A switch that failed found the old provider gone meanwhile: reconnect it. */
   reconnectIfLost(): void {
-    if (!this.closed && !this.provider) void this.connect();
+    if (!this.closed && !this.provider) void this.connect(true);
   }
 
   close(): void {
@@ -113,17 +114,23 @@ export class ProviderLink {
    * next attempt would come later than `failoverAfterMs` after the provider was lost, the session fails over to the
    * next healthy provider (and goes on retrying its own if none takes it); likewise when the breaker opens or the
    * attempts run out. When no provider takes the call, it waits for its breaker to let a trial through.
+   *
+   * Logged: every failed dial (`provider.connect_failed`), every retry (`provider.reconnect_attempt`), and how it
+   * ends: `provider.connected` (a first connection at once), `provider.reconnected` (after a loss or a failed dial),
+   * or `provider.reconnect_failed` (given up; a failover or the breaker's next trial takes it from there).
    */
-  async connect(): Promise<void> {
+  async connect(afterLoss = false): Promise<void> {
     if (this.connecting || this.closed) return;
     this.connecting = true;
     const name = this.name;
     const lostAt = Date.now();
     const stillWanted = () => !this.closed && this.name === name && !this.provider;
+    const log = this.host.log();
     try {
       const { reconnectBaseMs, reconnectAttempts, failoverAfterMs } = this.policy;
       let failoverTried = false;
-      for (let attempt = 0; attempt <= reconnectAttempts && stillWanted(); attempt++) {
+      let attempt = 0;
+      for (; attempt <= reconnectAttempts && stillWanted(); attempt++) {
         if (attempt > 0) {
           const delay = reconnectBaseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
           if (!failoverTried && Date.now() + delay - lostAt > failoverAfterMs) {
@@ -131,27 +138,36 @@ export class ProviderLink {
             if (await this.session.failover()) return;
             if (!stillWanted()) return;
           }
+          log.info("provider.reconnect_attempt", { provider: name, attempt, of: reconnectAttempts, delayMs: Math.round(delay) });
           this.setState("reconnecting", `attempt ${attempt} of ${reconnectAttempts}`);
           await sleep(delay);
           if (!stillWanted()) return;
         }
-        if (this.breakers.tryAcquire(name) && (await this.connectOnce(name))) return;
+        const outcome = this.breakers.tryAcquire(name) ? await this.connectOnce(name, attempt) : "failed";
+        if (outcome === "connected") {
+          if (afterLoss || attempt > 0)
+            log.info("provider.reconnected", { provider: name, attempts: attempt + 1, downMs: Date.now() - lostAt });
+          else log.info("provider.connected", { provider: name });
+        }
+        if (outcome !== "failed") return;
         if (this.breakers.state(name).state === "open") break;
       }
       if (!stillWanted()) return;
+      const why = this.breakers.state(name).state === "open" ? "breaker_open" : "attempts_exhausted";
+      log.error("provider.reconnect_failed", { provider: name, attempts: Math.min(attempt + 1, reconnectAttempts + 1), why });
       if (await this.session.failover()) return;
       if (!stillWanted()) return;
       this.setState("failed", "reconnection attempts exhausted and no other provider available");
       // The breaker lets a trial through once its open period ends: try again then.
       const reopensAt = this.breakers.reopensAt(name);
       const retryIn = Math.max(0, (reopensAt ?? Date.now() + reconnectBaseMs * 2 ** reconnectAttempts) - Date.now());
-      this.retryTimer = setTimeout(() => void this.connect(), retryIn);
+      this.retryTimer = setTimeout(() => void this.connect(true), retryIn);
     } finally {
       this.connecting = false;
     }
   }
 
-  private async connectOnce(name: ProviderName): Promise<boolean> {
+  private async connectOnce(name: ProviderName, attempt: number): Promise<"connected" | "superseded" | "failed"> {
     const generation = this.newGeneration();
     this.generation = generation;
     if (this.state !== "reconnecting") this.setState("connecting", null);
@@ -159,18 +175,18 @@ export class ProviderLink {
       const provider = await this.session.dial(name, (event) => this.session.onEvent(generation, event));
       if (this.closed || generation !== this.generation || this.name !== name) {
         provider.close();
-        return true; // superseded (a switch cut over meanwhile): nothing left to retry
+        return "superseded"; // a switch cut over meanwhile: nothing left to retry
       }
       this.host.reportHealth({ provider: name, kind: "connect_success", at: Date.now() });
       this.use(provider, name, generation);
       this.setState("connected", null);
       this.session.reconnected();
-      return true;
+      return "connected";
     } catch (error) {
       this.breakers.failure(name);
       this.host.reportHealth({ provider: name, kind: "connect_failure", at: Date.now() });
-      this.host.log().warn("voice.provider_connect_failed", { provider: name, error });
-      return false;
+      this.host.log().warn("provider.connect_failed", { provider: name, attempt, error: reasonOf(error) });
+      return "failed";
     }
   }
 }

@@ -115,6 +115,15 @@ export class Switcher {
 
     const generation = session.newGeneration();
     const history = options.preserveContext ? session.history() : [];
+    this.host.log().info("switch.started", {
+      provider: to,
+      from,
+      to,
+      reason: options.reason,
+      immediate: options.immediate,
+      preserveContext: options.preserveContext,
+      messages: history.length,
+    });
     // A fresh session of the same provider resumes where this one is; another provider starts from the history.
     const handle = to === from ? session.resumptionHandleFor(to) : undefined;
     const switching: Switching = { to, generation, startedAt, heldAudio: [], failure: null };
@@ -132,6 +141,7 @@ export class Switcher {
     } catch (error) {
       this.breakers.failure(to);
       this.host.reportHealth({ provider: to, kind: "connect_failure", at: Date.now() });
+      this.host.log().warn("provider.connect_failed", { provider: to, attempt: 0, error: reasonOf(error), switching: true });
       return this.abandon({
         from,
         to,
@@ -142,6 +152,7 @@ export class Switcher {
       });
     }
     this.host.reportHealth({ provider: to, kind: "connect_success", at: Date.now() });
+    this.host.log().info("provider.connected", { provider: to, switching: true });
     if (!options.immediate) await this.untilSafePoint();
     if (session.closed || switching.failure) {
       next.close();
@@ -179,7 +190,7 @@ export class Switcher {
     const provider = this.session.providerName;
     const state = await this.host.fleetState(provider);
     if (state === "offline" || state === "unhealthy") {
-      this.host.log().warn("voice.provider_marked_unhealthy", { provider, state });
+      this.host.log().warn("provider.marked_unhealthy", { provider, state });
       await this.failover();
     }
   }
@@ -191,13 +202,15 @@ export class Switcher {
     }
   }
 
+  /** A switch that started and failed: the session stays on (or reconnects) its provider. */
   private abandon(attempt: SwitchAttempt): SwitchResult {
     this.switching = null;
     this.session.reconnectIfLost();
-    return this.finish(attempt);
+    return this.finish(attempt, true);
   }
 
-  private finish(attempt: SwitchAttempt): SwitchResult {
+  /** Records and reports a switch's end: completed, rolled back (it had started), or refused before it started. */
+  private finish(attempt: SwitchAttempt, started = false): SwitchResult {
     const durationMs = Date.now() - attempt.startedAt;
     const success = attempt.error === null;
     const result: SwitchResult = {
@@ -231,9 +244,10 @@ export class Switcher {
       error: attempt.error,
       at: Date.now(),
     });
-    this.host
-      .log()
-      .info("voice.provider_switch", { from: attempt.from, to: attempt.to, reason, success, durationMs, error: attempt.error });
+    // A switch's lines name the provider it moves to (`from` says where from).
+    const fields = { provider: attempt.to, from: attempt.from, to: attempt.to, reason, durationMs, contextPreserved: attempt.carried };
+    if (success) this.host.log().info("switch.completed", fields);
+    else this.host.log().warn(started ? "switch.rolled_back" : "switch.refused", { ...fields, error: attempt.error });
     return result;
   }
 }

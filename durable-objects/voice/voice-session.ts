@@ -194,7 +194,7 @@ export class VoiceSession implements ToolHost {
     try {
       this.handleProviderEvent(event);
     } catch (error) {
-      this.host.log().error("voice.event_handler_failed", { event: event.type, error });
+      this.host.log().error("voice.event_handler_failed", { providerEvent: event.type, error });
     }
   }
 
@@ -230,14 +230,14 @@ export class VoiceSession implements ToolHost {
       case "ending_soon":
         // The provider's session cap is near (Gemini's goAway, OpenAI's fixed lifetime): a fresh session takes over
         // with the conversation.
-        this.host.log().info("voice.provider_ending_soon", { provider: this.link.name, timeLeftMs: event.timeLeftMs });
+        this.host.log().info("provider.ending_soon", { provider: this.link.name, timeLeftMs: event.timeLeftMs });
         void this.switchTo(this.link.name, { preserveContext: true, reason: "rollover", immediate: false });
         return;
       case "error":
         this.stats.providerErrors++;
         metrics.count("ai_provider_errors_total", { provider: this.link.name, error_type: boundedCode(event.code) });
         this.host.reportHealth({ provider: this.link.name, kind: "error", at: Date.now() });
-        this.host.log().warn("voice.provider_error", { provider: this.link.name, code: event.code, fatal: event.fatal });
+        this.host.log().warn("provider.error", { provider: this.link.name, code: event.code, fatal: event.fatal });
         if (event.fatal) this.link.lose(`error ${event.code}`);
         return;
       case "closed":
@@ -332,6 +332,7 @@ export class VoiceSession implements ToolHost {
       callAudio: this.options.callAudio,
       correlationId: this.options.correlationId,
       resumptionHandle,
+      log: this.host.log(),
     };
   }
 

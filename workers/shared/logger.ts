@@ -23,7 +23,13 @@ export interface Logger {
 export function createLogger(context: LogFields): Logger {
   const write = (level: LogLevel, event: string, fields: LogFields = {}) => {
     metrics.count("log_entries_total", { level });
-    const line = { ts: new Date().toISOString(), level, event, ...redact(context), ...redact(fields) };
+    const ts = new Date().toISOString();
+    const line: LogFields = { ts, level, event, ...redact(context), ...redact(fields) };
+    // The line's own keys win: a field named `event` renamed the line (carrier.event lines were written under the
+    // carrier's event name, unfindable by theirs).
+    line.ts = ts;
+    line.level = level;
+    line.event = event;
     const text = JSON.stringify(line);
     if (level === "error") console.error(text);
     else if (level === "warn") console.warn(text);

@@ -93,6 +93,19 @@ const base64Key32 = z.string().refine(
   { error: "must be base64 of a raw 32-byte Ed25519 public key" },
 );
 
+/**
+ * A Sentry DSN, `https://<public key>@<host>/<project id>`. Anything else is reported and leaves error reporting
+ * off: a typo must not send the platform's errors to someone else's project.
+ */
+const sentryDsn = z.url({ protocol: /^https$/, error: "must be an https URL" }).refine(
+  (value) => {
+    if (!URL.canParse(value)) return false;
+    const url = new URL(value);
+    return url.username !== "" && url.password === "" && /^\/\d+$/.test(url.pathname) && !url.search;
+  },
+  { error: "must be a Sentry DSN (https://<key>@<host>/<project id>)" },
+);
+
 const settingSchemas = {
   PUBLIC_BASE_URL: optional(origin),
   TWILIO_ACCOUNT_SID: optional(z.string().regex(/^AC[0-9a-fA-F]{32}$/, { error: "must be AC + 32 hex digits" })),
@@ -130,6 +143,8 @@ const settingSchemas = {
   JWT_ISSUER: optional(z.string().min(1)),
   JWT_AUDIENCE: optional(z.string().min(1)),
   METRICS_TOKEN: optional(z.string().min(16)),
+  // Error reporting (workers/shared/error-reporting.ts): off unless set.
+  SENTRY_DSN: optional(sentryDsn),
   // None by default; a malformed list allows none (the browser's same-origin rule stays in force).
   CORS_ALLOWED_ORIGINS: optional(originList).default([]),
   // Provider resilience inside each call's object (defaults: the audited system's).

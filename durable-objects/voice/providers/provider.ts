@@ -1,3 +1,4 @@
+import type { Logger } from "../../../workers/shared/logger.ts";
 import type { ProviderName } from "../../../workers/shared/settings.ts";
 import type { AudioFormat } from "../../media/audio/audio-format.ts";
 
@@ -30,6 +31,8 @@ export interface ProviderSessionConfig {
   correlationId: string;
   /** Gemini session resumption handle from an earlier connection of this session. */
   resumptionHandle?: string;
+  /** The session's logger (its lines name the session, tenant and correlation id): setup milestones go here. */
+  log: Logger;
 }
 
 export type ProviderEvent =
@@ -65,6 +68,27 @@ export interface VoiceProvider {
   /** Barge-in: the caller heard `heardMs` of `itemId`; drop the rest on the provider's side. */
   interrupt(itemId: string, heardMs: number): void;
   close(): void;
+}
+
+/** The session's setup was sent to the provider (instructions, tools, formats, the conversation so far). */
+export function logSessionSetup(provider: VoiceProvider, config: ProviderSessionConfig): void {
+  config.log.info("session.setup", {
+    provider: provider.name,
+    tools: config.tools.length,
+    historyItems: config.history.length,
+    resumed: config.resumptionHandle !== undefined,
+  });
+}
+
+/** The provider confirmed the setup: the session is ready for audio, in these formats. */
+export function logSessionConfigured(provider: VoiceProvider, config: ProviderSessionConfig, setupMs: number): void {
+  const format = (f: AudioFormat) => `${f.encoding}/${f.sampleRate}`;
+  config.log.info("session.configured", {
+    provider: provider.name,
+    setupMs,
+    inputFormat: format(provider.inputFormat),
+    outputFormat: format(provider.outputFormat),
+  });
 }
 
 /** How a keypad digit reaches an agent: as caller text in this form, whatever the provider. */

@@ -1,8 +1,16 @@
 import { isRecord } from "../../../workers/shared/json.ts";
+import type { Logger } from "../../../workers/shared/logger.ts";
 import type { ProviderName } from "../../../workers/shared/settings.ts";
 import { closeQuietly } from "../../../workers/shared/websockets.ts";
 import type { AudioFormat } from "../../media/audio/audio-format.ts";
-import type { ProviderEvent, ProviderEventHandler, ProviderSessionConfig, VoiceProvider } from "./provider.ts";
+import {
+  logSessionConfigured,
+  logSessionSetup,
+  type ProviderEvent,
+  type ProviderEventHandler,
+  type ProviderSessionConfig,
+  type VoiceProvider,
+} from "./provider.ts";
 import { CONNECT_TIMEOUT_MS, openProviderSocket, ProviderSetupError } from "./provider-socket.ts";
 
 /** What every network adapter counts instead of throwing: for metrics and tests. */
@@ -52,6 +60,7 @@ export abstract class SocketProvider implements VoiceProvider {
   private pending: { resolve: () => void; reject: (error: Error) => void; timer: ReturnType<typeof setTimeout> } | null = null;
   private queued: ProviderEvent[] = [];
   private readonly decoder = new TextDecoder();
+  private log: Logger | null = null;
 
   constructor(
     private readonly onEvent: ProviderEventHandler,
@@ -88,6 +97,7 @@ export abstract class SocketProvider implements VoiceProvider {
   async connect(config: ProviderSessionConfig): Promise<void> {
     if (this.lifecycle !== "new") throw new ProviderSetupError("reused", "connect() is called once per provider instance");
     this.lifecycle = "connecting";
+    this.log = config.log;
     let socket: WebSocket;
     try {
       const { url, headers } = this.endpoint(config);
@@ -105,13 +115,16 @@ export abstract class SocketProvider implements VoiceProvider {
     socket.addEventListener("close", (event) => this.socketEnded(event.code, event.reason));
     socket.addEventListener("error", () => this.socketEnded(1006, "socket error"));
     const timeoutMs = this.limits.setupTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    const setupAt = Date.now();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => this.setupFailed(new ProviderSetupError("timeout", `not ready within ${timeoutMs} ms`)), timeoutMs);
       this.pending = { resolve, reject, timer };
       this.opened(config);
+      logSessionSetup(this, config);
     });
     // The socket may have ended between the provider's confirmation and this continuation.
     if (this.lifecycle !== "connecting") throw new ProviderSetupError("closed", "closed as the session became ready");
+    logSessionConfigured(this, config, Date.now() - setupAt);
     this.lifecycle = "open";
     this.ready(config);
     const queued = this.queued;
@@ -274,10 +287,9 @@ export abstract class SocketProvider implements VoiceProvider {
     try {
       this.onEvent(event);
     } catch (error) {
+      // Once per session: a handler that throws on every event must not log per frame.
       if (this.baseCounts.handlerErrors++ === 0) {
-        console.error(
-          JSON.stringify({ msg: "provider event handler threw", provider: this.name, event: event.type, error: errorName(error) }),
-        );
+        this.log?.error("provider.handler_failed", { provider: this.name, providerEvent: event.type, error: errorName(error) });
       }
     }
   }

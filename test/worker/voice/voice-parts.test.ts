@@ -1,12 +1,14 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
 import { encodeBase64 } from "../../../durable-objects/media/audio/pcm16.ts";
 import { CallerTurns } from "../../../durable-objects/voice/caller-turns.ts";
 import { CircuitBreakers, DEFAULT_BREAKER_POLICY } from "../../../durable-objects/voice/circuit-breaker.ts";
 import { Playback } from "../../../durable-objects/voice/playback.ts";
 import { ReorderWindow } from "../../../workers/carriers/reorder-window.ts";
+import { createLogger } from "../../../workers/shared/logger.ts";
+import { type CapturedLogs, captureLogs } from "../support/logs.ts";
 
 /** The pieces of the voice path that decide alone: Telnyx reordering, playback, caller turns, the circuit breaker. */
 describe("the reorder window for Telnyx audio", () => {
@@ -46,10 +48,20 @@ describe("a provider's circuit breaker", () => {
     runInDurableObject(env.CALL_SESSION.get(env.CALL_SESSION.idFromName(crypto.randomUUID())), (_instance, state) =>
       run(state.storage.sql),
     );
+  const log = () => createLogger({ correlationId: "breaker-test", sessionId: "s-1", tenantId: "t-1" });
+  let logs: CapturedLogs;
+  beforeEach(() => {
+    logs = captureLogs();
+  });
+  const breakerEvents = () =>
+    logs
+      .all()
+      .filter((line) => line.event.startsWith("breaker."))
+      .map(({ ts: _ts, level: _level, correlationId: _c, tenantId: _t, ...rest }) => rest);
 
   it("opens after 5 consecutive failures, half-opens after 60 s with 3 trials, closes after 2 successes", async () => {
     await inObject((sql) => {
-      const breakers = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY);
+      const breakers = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY, log);
       const t0 = 1_000_000;
       for (let i = 0; i < 4; i++) expect(breakers.failure("openai", t0)).toBe("closed");
       breakers.success("openai", t0); // a success resets the count
@@ -64,23 +76,34 @@ describe("a provider's circuit breaker", () => {
       expect(breakers.success("openai", later)).toBe("closed");
       expect(breakers.tryAcquire("openai", later)).toBe(true);
     });
+    // Each change once, on the session's logger; the time-made half-open change when it is first acted on.
+    expect(breakerEvents()).toEqual([
+      { event: "breaker.opened", provider: "openai", consecutiveFailures: 5, openMs: 60_000, sessionId: "s-1" },
+      { event: "breaker.half_open", provider: "openai", trials: 3, sessionId: "s-1" },
+      { event: "breaker.closed", provider: "openai", sessionId: "s-1" },
+    ]);
   });
 
   it("opens again on a failure while half-open, and keeps its counters across a restart", async () => {
     await inObject((sql) => {
       const t0 = 5_000_000;
-      const first = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY);
+      const first = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY, log);
       for (let i = 0; i < 5; i++) first.failure("deepgram", t0);
       expect(first.tryAcquire("deepgram", t0 + 60_000)).toBe(true);
       expect(first.failure("deepgram", t0 + 60_000)).toBe("open");
       first.failure("gemini", t0);
       first.failure("gemini", t0);
       // A new instance over the same storage (the object restarted) sees the same states.
-      const restarted = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY);
+      const restarted = new CircuitBreakers(sql, DEFAULT_BREAKER_POLICY, log);
       expect(restarted.state("deepgram", t0 + 60_001)).toMatchObject({ state: "open", openedAt: t0 + 60_000 });
       expect(restarted.state("gemini", t0).consecutiveFailures).toBe(2);
       expect(restarted.reopensAt("deepgram")).toBe(t0 + 120_000);
     });
+    expect(breakerEvents().map((line) => `${line.event}:${String(line.provider)}`)).toEqual([
+      "breaker.opened:deepgram",
+      "breaker.half_open:deepgram",
+      "breaker.opened:deepgram",
+    ]);
   });
 });
 

@@ -49,7 +49,7 @@ async function webhook(c: Context<CarrierEnv>) {
 
   const hint = isSessionId(event.sessionHint) ? event.sessionHint : undefined;
   const { sessionId, outcome } = await deliverCarrierEvent(c.env, event, hint, correlationId);
-  log.info("carrier.event", { carrier: "telnyx", event: event.name, outcome, sessionId });
+  log.info("carrier.event", { carrier: "telnyx", carrierEvent: event.name, outcome, sessionId });
   return c.json({ received: true }, 200);
 }
 

@@ -72,7 +72,7 @@ async function status(c: Context<CarrierEnv>) {
   if (!parsed.ok) return reject(c, "twilio", "malformed", parsed.problem, 400);
   const event = parsed.event;
   const { sessionId, outcome } = await deliverCarrierEvent(c.env, event, event.sessionHint, c.get("correlationId"));
-  c.get("log").info("carrier.event", { carrier: "twilio", event: event.name, outcome, sessionId });
+  c.get("log").info("carrier.event", { carrier: "twilio", carrierEvent: event.name, outcome, sessionId });
   return c.body(null, 204);
 }
 

@@ -3,6 +3,8 @@ import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../../../media
 import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../../media/audio/pcm16.ts";
 import {
   dtmfText,
+  logSessionConfigured,
+  logSessionSetup,
   type ProviderConnectOptions,
   type ProviderEvent,
   type ProviderSessionConfig,
@@ -165,6 +167,9 @@ class LocalEngine implements VoiceProvider {
     this.tools = config.tools;
     this.lines = agentLines(config.instructions, config.tools);
     this.frame = new Int16Array((this.format.sampleRate * ANALYSIS_FRAME_MS) / 1000);
+    // In-process: the setup is taken as it is given.
+    logSessionSetup(this, config);
+    logSessionConfigured(this, config, 0);
   }
 
   sendAudio(base64: string): void {

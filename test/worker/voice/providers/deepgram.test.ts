@@ -4,6 +4,7 @@ import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-
 import { connectDeepgramAgent } from "../../../../durable-objects/voice/providers/deepgram/agent.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../../durable-objects/voice/providers/provider.ts";
 import { ProviderRefusedError } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { createLogger } from "../../../../workers/shared/logger.ts";
 import { decodeSamples, framesOf, rms } from "../../support/audio-signals.ts";
 import { eventually } from "../../support/carriers.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
@@ -29,6 +30,7 @@ function sessionConfig(overrides: Partial<ProviderSessionConfig> = {}): Provider
     history: [],
     callAudio: PCMU,
     correlationId: uniqueKey("deepgram"),
+    log: createLogger({ correlationId: "deepgram-adapter-test" }),
     ...overrides,
   };
 }

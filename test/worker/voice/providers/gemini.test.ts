@@ -8,6 +8,7 @@ import {
   ProviderRefusedError,
   ProviderSetupError,
 } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { createLogger } from "../../../../workers/shared/logger.ts";
 import type { ConnectionSnapshot } from "../../../simulators/providers/recorder.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
 import {
@@ -50,6 +51,7 @@ function sessionConfig(key: string, overrides: Partial<ProviderSessionConfig> = 
     history: [],
     callAudio: { encoding: "pcmu", sampleRate: 8000 },
     correlationId: key,
+    log: createLogger({ correlationId: key }),
     ...overrides,
   };
 }

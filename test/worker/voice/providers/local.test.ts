@@ -3,6 +3,7 @@ import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-
 import { encodeBase64 } from "../../../../durable-objects/media/audio/pcm16.ts";
 import { connectLocalEngine } from "../../../../durable-objects/voice/providers/local/engine.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../../durable-objects/voice/providers/provider.ts";
+import { createLogger } from "../../../../workers/shared/logger.ts";
 import { bytesPerMs, concatBytes as concat, decodeSamples, framesOf, rms, silence } from "../../support/audio-signals.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
 import { ProviderEventLog, callerSpeech as recordedSpeech } from "../../support/provider-simulator.ts";
@@ -23,6 +24,7 @@ function sessionConfig(overrides: Partial<ProviderSessionConfig> = {}): Provider
     history: [],
     callAudio: PCMU,
     correlationId: `local-${crypto.randomUUID()}`,
+    log: createLogger({ correlationId: "local-engine-test" }),
     ...overrides,
   };
 }

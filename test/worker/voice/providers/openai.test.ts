@@ -5,6 +5,7 @@ import type { OpenAiRealtimeOptions } from "../../../../durable-objects/voice/pr
 import { connectOpenAiRealtime, type OpenAiRealtimeProvider } from "../../../../durable-objects/voice/providers/openai/realtime.ts";
 import type { ProviderSessionConfig } from "../../../../durable-objects/voice/providers/provider.ts";
 import { ProviderRefusedError, ProviderSetupError } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { createLogger } from "../../../../workers/shared/logger.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
 import {
   base64Bytes,
@@ -39,6 +40,7 @@ function sessionConfig(key: string, overrides: Partial<ProviderSessionConfig> = 
     history: [],
     callAudio: PCMU,
     correlationId: key,
+    log: createLogger({ correlationId: key }),
     ...overrides,
   };
 }
