@@ -149,7 +149,10 @@ export class CallSession extends DurableObject<Env> {
     this.media = new MediaSockets({
       onFrame: (frame) => this.onMediaFrame(frame),
       onMark: (name) => this.voice?.markPlayed(name),
-      onAudio: (payload) => (this.voice ?? this.ensureVoice())?.callerAudio(payload),
+      onAudio: (payload) => {
+        (this.voice ?? this.ensureVoice())?.callerAudio(payload);
+        this.sessionMetrics.tick();
+      },
       log: () => this.log(),
     });
     this.live = new LiveSockets(ctx, {
@@ -271,6 +274,7 @@ export class CallSession extends DurableObject<Env> {
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
     const outcome = recordCarrierEvent(this.ledger, event, correlationId);
     if (outcome === "unknown_call" || outcome === "duplicate") return outcome;
+    this.sessionMetrics.tick();
     const step = turnAwayStepAfter(this.ledger.record!, event);
     if (step) this.ctx.waitUntil(this.turnAway(step));
     await this.ledger.flush();
@@ -423,6 +427,7 @@ export class CallSession extends DurableObject<Env> {
   private onBrowserAudio(pcm16: Uint8Array): void {
     if (this.web.record?.status !== "active") return;
     (this.voice ?? this.ensureVoice())?.callerAudio(encodeBase64(pcm16));
+    this.sessionMetrics.tick();
   }
 
   // ── web sessions ───────────────────────────────────────────────────────────────────────────────────────

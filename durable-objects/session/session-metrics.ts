@@ -16,12 +16,15 @@ interface SessionMetricsParts {
 }
 
 /**
- * The session's part in the fleet's metrics: while it lives, every PUSH_INTERVAL_MS it turns its voice counters into
- * deltas (read from counters the audio path keeps anyway: nothing is added per frame) and pushes them with its
- * gauges; when it ends, one last push withdraws its gauges.
+ * The session's part in the fleet's metrics: while it lives, at most every PUSH_INTERVAL_MS, it turns its voice
+ * counters into deltas (read from counters the audio path keeps anyway) and pushes them with its gauges; when it
+ * ends, one last push withdraws its gauges. Pushes ride on the session's own activity (`tick`: its audio, its carrier
+ * events) rather than a timer: a timer that never stops would keep the object from ever being evicted, and a
+ * session with no activity at all is one whose gauges may lapse.
  */
 export class SessionMetrics {
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private isLive = false;
+  private lastPush = 0;
   private baseline: { stats: VoiceStats | null; seen: Omit<VoiceStats, "reconnects" | "providerErrors" | "toolCalls" | "bargeIns"> } = {
     stats: null,
     seen: { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0 },
@@ -29,14 +32,19 @@ export class SessionMetrics {
 
   constructor(private readonly parts: SessionMetricsParts) {}
 
-  /** The session is live: pushes every PUSH_INTERVAL_MS until it ends (idempotent). */
+  /** The session is live: its activity pushes from now on. */
   live(): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.parts.waitUntil(this.push());
-      this.live();
-    }, PUSH_INTERVAL_MS);
+    this.isLive = true;
+  }
+
+  /**
+   * Something happened in the session (a frame, an event): a push goes out if one is due. On the audio path this is
+   * one comparison; the push itself (every PUSH_INTERVAL_MS) is not awaited.
+   */
+  tick(now = Date.now()): void {
+    if (!this.isLive || now - this.lastPush < PUSH_INTERVAL_MS) return;
+    this.lastPush = now;
+    this.parts.waitUntil(this.push());
   }
 
   /**
@@ -44,8 +52,7 @@ export class SessionMetrics {
    * which withdraws them, unless its outboxes still wait for D1.
    */
   ended(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.isLive = false;
     return this.push();
   }
 
