@@ -11,7 +11,6 @@ import { parseSettings } from "./settings.ts";
 export interface ErrorReportingOptions {
   dsn: string | undefined;
   enabled: boolean;
-  sendDefaultPii: false;
   /** Errors only: tracing is the metrics' job. */
   tracesSampleRate: 0;
   beforeSend<E extends ReportedEvent>(event: E): E;
@@ -42,7 +41,6 @@ export function errorReportingOptions(env: object): ErrorReportingOptions {
   return {
     dsn,
     enabled: dsn !== undefined,
-    sendDefaultPii: false,
     tracesSampleRate: 0,
     beforeSend: scrubReport,
     beforeBreadcrumb: () => null,

