@@ -203,3 +203,44 @@ describe("the expression check itself", () => {
     expect(problemsOf(expr, ["carrier", "op"])).toEqual([]);
   });
 });
+
+/** The series the contract fixes (its "Observability" list): anything else `/metrics` exposes must be documented. */
+const CONTRACT_SERIES = [
+  "app_info",
+  "http_requests_total",
+  "http_request_duration_seconds",
+  "webhook_requests_total",
+  "webhook_rejected_total",
+  "calls_total",
+  "call_sessions_active",
+  "session_duration_seconds",
+  "websocket_connections_active",
+  "media_frames_total",
+  "media_frames_dropped_total",
+  "media_frame_delay_seconds",
+  "ai_provider_requests_total",
+  "ai_provider_latency_seconds",
+  "ai_provider_errors_total",
+  "ai_provider_active_sessions",
+  "circuit_breaker_state",
+  "provider_health_state",
+  "provider_switches_total",
+  "barge_in_total",
+  "tool_calls_total",
+  "llm_tokens_total",
+  "d1_query_duration_seconds",
+  "outbox_pending",
+  "cache_requests_total",
+  "reminders_sent_total",
+  "log_entries_total",
+];
+
+describe("the series catalogue", () => {
+  it("holds every series of the contract, and documents in the README's Observability section each one beyond it", () => {
+    expect(Object.keys(SERIES)).toEqual(expect.arrayContaining(CONTRACT_SERIES));
+    const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8");
+    const observability = readme.slice(readme.indexOf("## Observability"), readme.indexOf("## Benchmarks"));
+    const extras = Object.keys(SERIES).filter((name) => !CONTRACT_SERIES.includes(name));
+    for (const name of extras) expect(observability, name).toContain(`\`${name}{`);
+  });
+});
