@@ -1,8 +1,21 @@
 import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts";
 import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
+import { type CarrierApis, startCarrierApis } from "../simulators/carriers/index.ts";
 import { TEST_SECRET_NAMES } from "../support/test-settings.ts";
 
 const quietWrangler = !process.env.WRANGLER_LOG;
+
+/**
+ * The carriers' REST APIs, simulated on 127.0.0.1 for the whole bench process (attaching a number asks the carrier
+ * whether the account holds it): started on first use, stopped by `stopBenchCarriers` when the bench is done.
+ */
+let carrierApis: Promise<CarrierApis> | null = null;
+
+export async function stopBenchCarriers(): Promise<void> {
+  const running = carrierApis;
+  carrierApis = null;
+  if (running) await (await running).stop();
+}
 
 /**
  * A freshly started local platform (test/node/support/local-platform.ts: the real Worker under wrangler, a seeded
@@ -14,6 +27,9 @@ export async function startBenchPlatform(
   options: { inspector?: boolean } = {},
 ): Promise<{ platform: LocalPlatform; api: ApiClient }> {
   if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
+  carrierApis ??= startCarrierApis();
+  const carriers = await carrierApis;
+  settings = { ...settings, TWILIO_API_BASE: carriers.twilioBaseUrl, TELNYX_API_BASE: carriers.telnyxBaseUrl };
   let started: LocalPlatform | undefined;
   // A platform that fails to start (a busy machine) is retried, boundedly, on a fresh state directory.
   for (let attempt = 1; !started; attempt++) {

@@ -31,7 +31,7 @@ import { uuid } from "../simulators/carriers/ids.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
 import { preciseNow } from "../simulators/providers/recorder.ts";
 import { testSettings } from "../support/test-settings.ts";
-import { startBenchPlatform } from "./bench-platform.ts";
+import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
 import { type Profiler, profileSummary, startProfiler } from "./cpu-profile.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import {
@@ -481,6 +481,7 @@ try {
 } finally {
   await running?.stop();
   await simulator.stop();
+  await stopBenchCarriers();
 }
 
 // ── report ──────────────────────────────────────────────────────────────────────────────────────────────────

@@ -33,7 +33,7 @@ import {
 } from "../simulators/providers/index.ts";
 import { preciseNow } from "../simulators/providers/recorder.ts";
 import { testSettings } from "../support/test-settings.ts";
-import { startBenchPlatform } from "./bench-platform.ts";
+import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
 import { type CallState, finishCall, framePayloads, ms, newCall, pumpFrames, startCall, summarize, table } from "./twilio-side.ts";
 
 type PhaseName = "switch" | "failover" | "failover-breaker-1" | "failover-breaker-2";
@@ -475,6 +475,7 @@ try {
 } finally {
   await platform?.stop();
   await simulator.stop();
+  await stopBenchCarriers();
   if (process.env.TMPDIR?.startsWith("/dev/shm/switchboard-bench-")) rmSync(process.env.TMPDIR, { recursive: true, force: true });
 }
 
