@@ -1,7 +1,7 @@
 import { metrics, PUSH_INTERVAL_MS, pushMetrics } from "../../workers/shared/observability/metrics.ts";
 import type { VoiceStats } from "../voice/voice-session-types.ts";
 
-/** A live session reports its gauges at least this often; a report three pushes old no longer counts. */
+/** A live session's gauges lapse this long after its last report (six pushes), as an evicted session's do. */
 const GAUGE_TTL_MS = 6 * PUSH_INTERVAL_MS;
 
 interface SessionMetricsParts {
