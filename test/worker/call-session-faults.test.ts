@@ -7,6 +7,7 @@ import { converse, d1Back, d1Down, dropStream, expectCompleteInD1, hangUp, stubO
 import { openTwilioCall } from "./support/calls.ts";
 import { eventually } from "./support/carriers.ts";
 import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
+import { forgetProviderHealth } from "./support/provider-health.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
 
 /**
@@ -17,14 +18,7 @@ import { putScenario, simulatorConnections, uniqueKey } from "./support/provider
  */
 
 /** The registry of provider health is shared by the file: a provider stalled in one test is not offline in the next. */
-beforeEach(async () => {
-  const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName("global"));
-  await runInDurableObject(registry, async (_instance, state) => {
-    state.storage.sql.exec("DELETE FROM health_outcomes");
-    state.storage.sql.exec("DELETE FROM health_providers");
-    await state.storage.deleteAlarm();
-  });
-});
+beforeEach(forgetProviderHealth);
 
 describe("D1 unavailable", () => {
   it("during a call: the call goes on, and once D1 is back its record, history and transcript are complete", async () => {

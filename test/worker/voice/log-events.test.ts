@@ -1,10 +1,9 @@
-import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { eventually } from "../support/carriers.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
 import { type CapturedLogs, captureLogs, type LogLine } from "../support/logs.ts";
 import { openStream, twilioCallWith } from "../support/media-caller.ts";
+import { forgetProviderHealth } from "../support/provider-health.ts";
 import { putScenario, uniqueKey } from "../support/provider-simulator.ts";
 import { startCall, switchTo, turn } from "../support/switching.ts";
 
@@ -16,14 +15,7 @@ import { startCall, switchTo, turn } from "../support/switching.ts";
  */
 
 /** A provider refused in one test would be "offline" in the fleet registry for the next: each starts from none. */
-beforeEach(async () => {
-  const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName("global"));
-  await runInDurableObject(registry, async (_instance, state) => {
-    state.storage.sql.exec("DELETE FROM health_outcomes");
-    state.storage.sql.exec("DELETE FROM health_providers");
-    await state.storage.deleteAlarm();
-  });
-});
+beforeEach(forgetProviderHealth);
 
 const CATALOGUE = /^(provider|session|breaker|switch)\.|^call\.transition$/;
 

@@ -2,9 +2,11 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ConnectionSnapshot } from "../../simulators/providers/recorder.ts";
-import { closeCodeOf, eventually } from "../support/carriers.ts";
+import { converse, dropStream } from "../support/call-faults.ts";
+import { eventually } from "../support/carriers.ts";
 import { api } from "../support/identity.ts";
-import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "../support/media-caller.ts";
+import { openStream, transcriptOf, twilioCallWith } from "../support/media-caller.ts";
+import { forgetProviderHealth } from "../support/provider-health.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 
 /**
@@ -14,28 +16,10 @@ import { putScenario, simulatorConnections, uniqueKey } from "../support/provide
  * nothing a carrier sends may take the object down. Outcomes only; nothing here measures time.
  */
 
-/**
- * The fleet-wide provider health registry (one object, storage shared by every test in this file) hears of every
- * refusal these tests provoke; left alone, a provider refused in one test is "offline" or "unhealthy" for the next,
- * whose call would then fail over away from it. Each test starts from a registry that knows nothing.
- */
-beforeEach(async () => {
-  const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName("global"));
-  await runInDurableObject(registry, async (_instance, state) => {
-    state.storage.sql.exec("DELETE FROM health_outcomes");
-    state.storage.sql.exec("DELETE FROM health_providers");
-    await state.storage.deleteAlarm();
-  });
-});
+/** Each test starts from a fleet registry that knows nothing of the last test's refusals. */
+beforeEach(forgetProviderHealth);
 
 const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
-
-/** The carrier's side of a dropped stream (a network cut, or the drop a restart causes): the socket closes. */
-async function dropStream(caller: TwilioMediaCaller): Promise<void> {
-  const closed = closeCodeOf(caller.socket);
-  caller.close();
-  await closed;
-}
 
 /** Waits until the simulator has recorded connections satisfying `test` (bounded: no expect.poll in workerd). */
 async function connectionsWhere(key: string, test: (connections: ConnectionSnapshot[]) => boolean, attempts = 250) {
@@ -46,19 +30,6 @@ async function connectionsWhere(key: string, test: (connections: ConnectionSnaps
 }
 
 const accepted = (connections: ConnectionSnapshot[]) => connections.filter((c) => c.refusedWithStatus === null);
-
-/**
- * One caller turn, answered: the agent's audio reaches the caller. The line keeps carrying silence meanwhile, as a
- * phone line does (the offline engine runs on audio time and needs it).
- */
-async function converse(caller: TwilioMediaCaller, utterance: "hello" | "invoice" | "payment" = "hello") {
-  const before = caller.agentAudioBytes();
-  const answered = () => caller.agentAudioBytes() >= before + 4_000;
-  await caller.say(utterance);
-  await caller.silence(600);
-  for (let i = 0; i < 50 && !answered() && caller.closeCode === null; i++) await caller.silence(200);
-  await caller.until(answered);
-}
 
 const historyText = (connection: ConnectionSnapshot) => JSON.stringify(connection.history.entries);
 
