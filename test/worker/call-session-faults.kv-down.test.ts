@@ -2,7 +2,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { CallSession } from "../../durable-objects/call-session.ts";
-import { converse, d1Back, d1Down, expectCompleteInD1, hangUp, stubOf } from "./support/call-faults.ts";
+import { converse, d1Back, d1Down, dtmfEventsInD1, expectCompleteInD1, hangUp, stubOf } from "./support/call-faults.ts";
 import { listCalls, tenantWithNumbers } from "./support/calls.ts";
 import { eventually } from "./support/carriers.ts";
 import { api, createTenant, createUser, randomIp } from "./support/identity.ts";
@@ -84,11 +84,6 @@ describe("KV unavailable for the whole run", () => {
     expect(afterOneWake.events).toBe(0);
     await hangUp(call);
     await expectCompleteInD1(call.token, call.sessionId, { transcript: false });
-    const dtmfEvents = await env.DB.prepare(
-      "SELECT count(*) AS n FROM call_events WHERE event = 'media.dtmf' AND call_id IN (SELECT id FROM calls WHERE session_id = ?)",
-    )
-      .bind(call.sessionId)
-      .first<{ n: number }>();
-    expect(dtmfEvents?.n).toBe(presses);
+    expect(await dtmfEventsInD1(call.sessionId)).toBe(presses);
   });
 });

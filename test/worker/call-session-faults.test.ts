@@ -1,9 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { OUTBOX_BOUNDS } from "../../durable-objects/call/outbox-backlog.ts";
 import type { CallSession } from "../../durable-objects/call-session.ts";
-import { converse, d1Back, d1Down, dropStream, expectCompleteInD1, hangUp, stubOf } from "./support/call-faults.ts";
+import { converse, d1Back, d1Down, dropStream, dtmfEventsInD1, expectCompleteInD1, hangUp, stubOf } from "./support/call-faults.ts";
 import { openTwilioCall } from "./support/calls.ts";
 import { eventually } from "./support/carriers.ts";
 import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
@@ -79,12 +78,7 @@ describe("a backlog past its bound while D1 is down", () => {
     expect(afterOneWake.events).toBeGreaterThan(0);
     expect(afterOneWake.overBound).toEqual([]);
     await expectCompleteInD1(call.token, call.sessionId, { transcript: false });
-    const dtmfEvents = await env.DB.prepare(
-      "SELECT count(*) AS n FROM call_events WHERE event = 'media.dtmf' AND call_id IN (SELECT id FROM calls WHERE session_id = ?)",
-    )
-      .bind(call.sessionId)
-      .first<{ n: number }>();
-    expect(dtmfEvents?.n).toBe(presses);
+    expect(await dtmfEventsInD1(call.sessionId)).toBe(presses);
   });
 });
 

@@ -93,3 +93,13 @@ export async function expectCompleteInD1(token: string, sessionId: string, optio
 export async function hangUp(call: { callSid: string; number: string }) {
   expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 9 })).status).toBe(204);
 }
+
+/** How many key presses of the session's call reached D1's history. */
+export async function dtmfEventsInD1(sessionId: string): Promise<number> {
+  const row = await env.DB.prepare(
+    "SELECT count(*) AS n FROM call_events WHERE event = 'media.dtmf' AND call_id IN (SELECT id FROM calls WHERE session_id = ?)",
+  )
+    .bind(sessionId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
