@@ -6,8 +6,9 @@ import { describe, expect, it } from "vitest";
  * One import direction, checked on the source. The Worker (`workers/`) reaches the objects only through their RPC
  * types (`import type`), but for `workers/index.ts`, which exports the classes for wrangler. The objects import from
  * `workers/` only the libraries both share — `workers/shared/` (settings, schema and db access, logging, errors,
- * the live and provider-health protocols) and `workers/carriers/` (one folder per carrier behind the `Carrier` interface, and its registry) — and those import
- * no object. Inside the objects, `voice/` uses `media/` and never the other way round.
+ * the live and provider-health protocols), `workers/carriers/` (one folder per carrier behind the `Carrier` interface, and its registry) and
+ * `workers/business/` (the business engine a voice agent's tools, WhatsApp and the REST routes all reach) — and those
+ * import no object; the business engine imports only the shared library and the carriers. Inside the objects, `voice/` uses `media/` and never the other way round.
  */
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -40,11 +41,24 @@ function violations(edges: ImportEdge[]): string[] {
   for (const { from, to, typeOnly } of edges) {
     const edge = `${from} → ${to}`;
     if (under(from, "workers/shared") && !under(to, "workers/shared")) problems.push(`shared library imports its importer: ${edge}`);
-    if (under(from, "workers/carriers") && under(to, "durable-objects")) problems.push(`carrier library imports an object: ${edge}`);
+    if ((under(from, "workers/carriers") || under(from, "workers/business")) && under(to, "durable-objects")) {
+      problems.push(`library imports an object: ${edge}`);
+    }
     if (under(from, "workers") && under(to, "durable-objects") && !typeOnly && from !== "workers/index.ts") {
       problems.push(`the Worker reaches an object other than through its types: ${edge}`);
     }
-    if (under(from, "durable-objects") && under(to, "workers") && !under(to, "workers/shared") && !under(to, "workers/carriers")) {
+    if (
+      under(from, "workers/business") &&
+      under(to, "workers") &&
+      !["workers/shared", "workers/carriers", "workers/business"].some((lib) => under(to, lib))
+    ) {
+      problems.push(`business engine imports the Worker: ${edge}`);
+    }
+    if (
+      under(from, "durable-objects") &&
+      under(to, "workers") &&
+      !["workers/shared", "workers/carriers", "workers/business"].some((lib) => under(to, lib))
+    ) {
       problems.push(`an object imports the Worker: ${edge}`);
     }
     if (under(from, "durable-objects/media") && under(to, "durable-objects/voice")) problems.push(`media imports voice: ${edge}`);
@@ -77,8 +91,9 @@ describe("import direction", () => {
       ...importsOf("durable-objects/call-session.ts", 'import { app } from "../workers/app";'),
       ...importsOf("durable-objects/media/media-sockets.ts", 'import type { X } from "../voice/voice-session";'),
       ...importsOf("workers/carriers/call-events.ts", 'import type { Y } from "../../durable-objects/call/state-machine";'),
+      ...importsOf("workers/business/invoices.ts", 'import { z } from "../routes/invoices";'),
     ];
-    expect(violations(edges)).toHaveLength(6);
+    expect(violations(edges)).toHaveLength(7);
     expect(violations(importsOf("workers/routes/calls.ts", 'import type { A } from "../../durable-objects/call/call-commands";'))).toEqual(
       [],
     );

@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 schema. Every table that holds a tenant's data has a `tenant_id` column with an index; test/worker/schema
@@ -357,3 +357,223 @@ export const tenantSettings = sqliteTable("tenant_settings", {
   settings: text("settings", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
+
+// ── Business engine (issue: customers, products, invoices, ledger, reminders, WhatsApp) ──────────────────────────
+// Money is an integer in the minor unit of the tenant's currency (tenant settings `currency`); no floats anywhere.
+
+/**
+ * A shop's customer. `balance` is what the customer owes (debits minus credits), kept in the same D1 batch as every
+ * ledger entry so it always equals the ledger's sum. `phonetic` holds the sound codes of the name's and nickname's
+ * tokens (space separated, written by the business engine on every name change) so a misheard name still finds its
+ * customer through an index rather than a scan.
+ */
+export const customers = sqliteTable(
+  "customers",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    nickname: text("nickname"),
+    // E.164; one customer per phone per tenant.
+    phone: text("phone"),
+    email: text("email"),
+    language: text("language"),
+    notes: text("notes"),
+    balance: integer("balance").notNull().default(0),
+    phonetic: text("phonetic").notNull().default(""),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("customers_tenant_name_idx").on(t.tenantId, t.name),
+    uniqueIndex("customers_tenant_phone_unique").on(t.tenantId, t.phone),
+    index("customers_tenant_email_idx").on(t.tenantId, t.email),
+  ],
+);
+
+export const products = sqliteTable(
+  "products",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    unitPrice: integer("unit_price").notNull(),
+    unit: text("unit"),
+    sku: text("sku"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("products_tenant_name_idx").on(t.tenantId, t.name), uniqueIndex("products_tenant_sku_unique").on(t.tenantId, t.sku)],
+);
+
+export const INVOICE_STATUSES = ["open", "void"] as const;
+/** Where a write came from: the REST API, a voice agent's tool, a WhatsApp conversation or the reminder sender. */
+export const BUSINESS_SOURCES = ["api", "voice", "whatsapp", "system"] as const;
+
+export const invoices = sqliteTable(
+  "invoices",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    customerId: text("customer_id")
+      .notNull()
+      .references(() => customers.id),
+    status: text("status", { enum: INVOICE_STATUSES }).notNull(),
+    currency: text("currency").notNull(),
+    total: integer("total").notNull(),
+    notes: text("notes"),
+    source: text("source", { enum: BUSINESS_SOURCES }).notNull(),
+    createdBy: text("created_by"),
+    createdAt: integer("created_at").notNull(),
+    voidedAt: integer("voided_at"),
+    voidReason: text("void_reason"),
+  },
+  (t) => [
+    index("invoices_tenant_time_idx").on(t.tenantId, t.createdAt),
+    index("invoices_tenant_customer_idx").on(t.tenantId, t.customerId, t.createdAt),
+  ],
+);
+
+export const invoiceItems = sqliteTable(
+  "invoice_items",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    invoiceId: text("invoice_id")
+      .notNull()
+      .references(() => invoices.id),
+    productId: text("product_id").references(() => products.id),
+    description: text("description").notNull(),
+    // Thousandths of the unit, so "half a kilo" (500) and "a dozen" (12,000) are exact integers.
+    quantityMilli: integer("quantity_milli").notNull(),
+    unit: text("unit"),
+    unitPrice: integer("unit_price").notNull(),
+    amount: integer("amount").notNull(),
+  },
+  (t) => [index("invoice_items_tenant_invoice_idx").on(t.tenantId, t.invoiceId)],
+);
+
+export const LEDGER_DIRECTIONS = ["debit", "credit"] as const;
+export const PAYMENT_MODES = ["cash", "card", "upi", "bank", "other"] as const;
+export const LEDGER_KINDS = ["invoice", "payment", "void"] as const;
+
+/**
+ * Every movement of a customer's balance, append-only. `balanceAfter` is the customer's balance once this entry is
+ * applied, written in the same batch as the balance itself, so the ledger reads as a running account.
+ */
+export const ledgerEntries = sqliteTable(
+  "ledger_entries",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    customerId: text("customer_id")
+      .notNull()
+      .references(() => customers.id),
+    kind: text("kind", { enum: LEDGER_KINDS }).notNull(),
+    direction: text("direction", { enum: LEDGER_DIRECTIONS }).notNull(),
+    amount: integer("amount").notNull(),
+    mode: text("mode", { enum: PAYMENT_MODES }),
+    reference: text("reference"),
+    invoiceId: text("invoice_id").references(() => invoices.id),
+    balanceAfter: integer("balance_after").notNull(),
+    source: text("source", { enum: BUSINESS_SOURCES }).notNull(),
+    createdBy: text("created_by"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    index("ledger_entries_tenant_customer_idx").on(t.tenantId, t.customerId, t.createdAt),
+    index("ledger_entries_tenant_invoice_idx").on(t.tenantId, t.invoiceId),
+  ],
+);
+
+export const REMINDER_CHANNELS = ["sms", "whatsapp", "call"] as const;
+export const REMINDER_STATES = ["pending", "sending", "sent", "failed", "cancelled"] as const;
+
+export const reminders = sqliteTable(
+  "reminders",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    customerId: text("customer_id")
+      .notNull()
+      .references(() => customers.id),
+    dueAt: integer("due_at").notNull(),
+    channel: text("channel", { enum: REMINDER_CHANNELS }).notNull(),
+    message: text("message").notNull(),
+    amount: integer("amount"),
+    state: text("state", { enum: REMINDER_STATES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: integer("next_attempt_at").notNull(),
+    lastError: text("last_error"),
+    // The carrier's or Cloud API's message id, or the outbound call's session id, once sent.
+    externalId: text("external_id"),
+    source: text("source", { enum: BUSINESS_SOURCES }).notNull(),
+    createdBy: text("created_by"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    sentAt: integer("sent_at"),
+  },
+  (t) => [
+    index("reminders_tenant_due_idx").on(t.tenantId, t.state, t.nextAttemptAt),
+    index("reminders_tenant_customer_idx").on(t.tenantId, t.customerId),
+  ],
+);
+
+export const MESSAGE_DIRECTIONS = ["inbound", "outbound"] as const;
+
+/** WhatsApp messages both ways; an inbound message id is stored once, so Meta's redeliveries are recognised. */
+export const whatsappMessages = sqliteTable(
+  "whatsapp_messages",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    // Meta's message id (`wamid…`).
+    messageId: text("message_id").notNull(),
+    direction: text("direction", { enum: MESSAGE_DIRECTIONS }).notNull(),
+    // The other party's WhatsApp id (digits of their number).
+    waId: text("wa_id").notNull(),
+    customerId: text("customer_id").references(() => customers.id),
+    body: text("body").notNull(),
+    intent: text("intent", { mode: "json" }).$type<Record<string, unknown>>(),
+    status: text("status").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("whatsapp_messages_tenant_message_unique").on(t.tenantId, t.messageId),
+    index("whatsapp_messages_tenant_wa_idx").on(t.tenantId, t.waId, t.createdAt),
+  ],
+);
+
+/**
+ * `Idempotency-Key` (and a tool call's id): the first request with a key stores a hash of its body and, once done, its
+ * answer; a retry with the same body gets that answer, with another body a 422. Keys are scoped per tenant and route.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    scope: text("scope").notNull(),
+    key: text("key").notNull(),
+    requestHash: text("request_hash").notNull(),
+    responseStatus: integer("response_status"),
+    responseBody: text("response_body"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] })],
+);
