@@ -22,6 +22,14 @@ export const PERMISSIONS = {
   "self:manage": ["admin", "supervisor", "agent", "viewer"],
   "tenant_settings:read": ["admin", "supervisor", "agent", "viewer"],
   "tenant_settings:write": ["admin"],
+  // Business engine: viewers read; agents and up create customers, invoices, payments and reminders; admins manage
+  // the product catalogue (prices are the shop's policy, not an agent's call).
+  "business:read": ["admin", "supervisor", "agent", "viewer"],
+  "customers:write": ["admin", "supervisor", "agent"],
+  "invoices:write": ["admin", "supervisor", "agent"],
+  "payments:write": ["admin", "supervisor", "agent"],
+  "reminders:write": ["admin", "supervisor", "agent"],
+  "products:write": ["admin"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

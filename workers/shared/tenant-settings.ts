@@ -9,6 +9,21 @@ import type { TenantScope } from "./db/tenant-scope.ts";
  */
 const fields = {
   /**
+   * ISO 4217 code of the shop's money: every amount the business engine stores is an integer in this currency's
+   * minor unit (paise for INR, cents for USD, none for JPY). Changing it does not convert stored amounts.
+   */
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, "an ISO 4217 code such as INR or USD")
+    .refine((code) => supportedCurrency(code), "a currency this platform knows")
+    .describe("ISO 4217 currency of every amount (integers in its minor unit)"),
+  /** IANA zone the shop lives in: "by Friday" and "tomorrow" in a reminder are read in it. */
+  timezone: z
+    .string()
+    .max(64)
+    .refine((zone) => supportedTimeZone(zone), "an IANA time zone such as Asia/Kolkata")
+    .describe("IANA time zone for dates people say (reminders)"),
+  /**
    * The most sessions (phone calls either way and web sessions) the tenant may have live at once; null is no limit.
    * Unlimited by default so that no tenant starts turning callers away on a deploy; the count is kept regardless,
    * so a limit set later holds at once against the true number of live sessions.
@@ -26,7 +41,25 @@ export const tenantSettingsSchema = z.object(fields);
 export type TenantSettings = z.infer<typeof tenantSettingsSchema>;
 
 /** What a tenant that never set a field reads. */
-export const TENANT_SETTINGS_DEFAULTS: TenantSettings = { maxConcurrentSessions: null };
+export const TENANT_SETTINGS_DEFAULTS: TenantSettings = { currency: "INR", timezone: "Asia/Kolkata", maxConcurrentSessions: null };
+
+/** Digits after the point in a currency's minor unit (2 for INR and USD, 0 for JPY), from the runtime's ICU data. */
+export function currencyMinorDigits(currency: string): number {
+  return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
+}
+
+function supportedCurrency(code: string): boolean {
+  return Intl.supportedValuesOf("currency").includes(code);
+}
+
+function supportedTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A change: any subset of the settings, nothing else (unknown fields are refused). */
 export const tenantSettingsChangeSchema = z.strictObject(fields).partial();

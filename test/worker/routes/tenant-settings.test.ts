@@ -21,24 +21,26 @@ const settingsOf = async (token: string) => {
   expect(response.status).toBe(200);
   return response.json();
 };
+/** What a shop reads before choosing: Indian rupees, Indian time. */
+const SHOP_DEFAULTS = { currency: "INR", timezone: "Asia/Kolkata" };
 const patch = (token: string, body: unknown) => api("/api/v1/tenant/settings", { method: "PATCH", token, body });
 
 describe("tenant settings", () => {
   it("reads the defaults before anything is set: no concurrency limit", async () => {
     const tenantId = await createTenant();
     const { accessToken } = await userWithToken(tenantId, "agent");
-    expect(await settingsOf(accessToken)).toEqual({ maxConcurrentSessions: null });
+    expect(await settingsOf(accessToken)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: null });
   });
 
   it("an admin sets and clears the limit; every role reads it; the change is audited from → to", async () => {
     const set = await patch(admin, { maxConcurrentSessions: 3 });
     expect(set.status).toBe(200);
-    expect(await set.json()).toEqual({ maxConcurrentSessions: 3 });
-    expect(await settingsOf(viewer)).toEqual({ maxConcurrentSessions: 3 });
+    expect(await set.json()).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: 3 });
+    expect(await settingsOf(viewer)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: 3 });
 
     const cleared = await patch(admin, { maxConcurrentSessions: null });
-    expect(await cleared.json()).toEqual({ maxConcurrentSessions: null });
-    expect(await settingsOf(supervisor)).toEqual({ maxConcurrentSessions: null });
+    expect(await cleared.json()).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: null });
+    expect(await settingsOf(supervisor)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: null });
 
     const audit = await api("/api/v1/audit-log?limit=100", { token: admin });
     const { items } = (await audit.json()) as { items: Array<{ action: string; details: unknown }> };
@@ -48,12 +50,22 @@ describe("tenant settings", () => {
     );
   });
 
+  it("an admin sets the shop's currency and time zone; both are checked against the runtime's ICU data", async () => {
+    const tenantId = await createTenant();
+    const { accessToken } = await userWithToken(tenantId, "admin");
+    const response = await patch(accessToken, { currency: "JPY", timezone: "Asia/Tokyo" });
+    expect(response.status).toBe(200);
+    expect(await settingsOf(accessToken)).toEqual({ currency: "JPY", timezone: "Asia/Tokyo", maxConcurrentSessions: null });
+    expect((await patch(accessToken, { currency: "ZZZ" })).status).toBe(400);
+    expect((await settingsOf(accessToken)).currency).toBe("JPY");
+  });
+
   it("only admins change settings", async () => {
     for (const token of [supervisor, viewer]) {
       const response = await patch(token, { maxConcurrentSessions: 1 });
       expect(response.status).toBe(403);
     }
-    expect(await settingsOf(admin)).toEqual({ maxConcurrentSessions: null });
+    expect(await settingsOf(admin)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: null });
   });
 
   it("refuses malformed changes and keeps the settings as they were", async () => {
@@ -63,6 +75,10 @@ describe("tenant settings", () => {
       { maxConcurrentSessions: 0 },
       { maxConcurrentSessions: -2 },
       { maxConcurrentSessions: 1.5 },
+      { currency: "inr" },
+      { currency: "XYZ" },
+      { timezone: "Mars/Olympus" },
+      { timezone: 7 },
       { maxConcurrentSessions: "3" },
       { maxConcurrentSessions: 100_001 },
       { maxConcurrentSessions: 2, currencyy: "EUR" },
@@ -73,7 +89,7 @@ describe("tenant settings", () => {
     }
     const notJson = await api("/api/v1/tenant/settings", { method: "PATCH", token: admin, rawBody: "maxConcurrentSessions=2" });
     expect(notJson.status).toBe(415);
-    expect(await settingsOf(admin)).toEqual({ maxConcurrentSessions: 5 });
+    expect(await settingsOf(admin)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: 5 });
   });
 
   it("names the field at fault, never its value", async () => {
@@ -89,8 +105,8 @@ describe("tenant settings", () => {
   it("is the caller's own tenant's: another tenant's limit is neither seen nor changed", async () => {
     expect((await patch(admin, { maxConcurrentSessions: 2 })).status).toBe(200);
     const other = await userWithToken(await createTenant(), "admin");
-    expect(await settingsOf(other.accessToken)).toEqual({ maxConcurrentSessions: null });
+    expect(await settingsOf(other.accessToken)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: null });
     expect((await patch(other.accessToken, { maxConcurrentSessions: 9 })).status).toBe(200);
-    expect(await settingsOf(admin)).toEqual({ maxConcurrentSessions: 2 });
+    expect(await settingsOf(admin)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: 2 });
   });
 });
