@@ -1,6 +1,4 @@
-import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
-import { readTenantSettings } from "../../workers/shared/tenant-settings.ts";
 
 /** The failure reason (and the API's error code) of a session refused at its tenant's concurrency limit. */
 export const CONCURRENCY_LIMIT = "concurrency_limit";
@@ -38,12 +36,11 @@ export class AdmissionSlot {
     this.slot = kv.get<StoredSlot>(KEY) ?? null;
   }
 
-  /** Asks for a slot under the tenant's `maxConcurrentSessions` (read now, so a change holds at once). */
+  /** Asks for a slot under the tenant's `maxConcurrentSessions` (which the tenant's admission object holds). */
   async acquire(tenantId: string, sessionId: string, log: Logger): Promise<Admission> {
     if (this.slot?.held) return "admitted";
     try {
-      const { maxConcurrentSessions: limit } = await readTenantSettings(tenantScopeFor(this.env, tenantId));
-      const decision = await admissionObject(this.env, tenantId).acquire(sessionId, limit);
+      const decision = await admissionObject(this.env, tenantId).acquire(tenantId, sessionId);
       if (!decision.admitted) {
         log.info("admission.refused", { active: decision.active, limit: decision.limit });
         return "refused";

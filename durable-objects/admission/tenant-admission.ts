@@ -1,10 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
+import { readTenantSettings } from "../../workers/shared/tenant-settings.ts";
 
 /** A holder not heard of for this long is asked whether it still runs, when the tenant is at its limit. */
 export const HOLDER_LEASE_MS = 60_000;
 /** The most holders asked on one acquire (oldest checks first); the rest wait for a later one. */
 const CHECK_BATCH = 10;
+/**
+ * How long the tenant's limit, read from D1, is trusted. A settings change is pushed here at once (`setLimit`); the
+ * re-read only covers a push that was lost.
+ */
+export const LIMIT_FRESH_MS = 30_000;
 
 export type AdmissionDecision = { admitted: true; active: number } | { admitted: false; active: number; limit: number };
 
@@ -18,12 +25,19 @@ export type AdmissionDecision = { admitted: true; active: number } | { admitted:
  * A release can be lost (the session's object could not reach this one and its retries ran out, or it was never
  * told): so a holder is a lease. When the tenant is at its limit, holders not checked for `HOLDER_LEASE_MS` are
  * asked (their own object answers whether the session still runs) and the ended ones are freed before the answer.
+ *
+ * The object also holds the tenant's `maxConcurrentSessions`, so that a new call costs one round trip here and no D1
+ * read before it is answered: read from D1 on first need, re-read after `LIMIT_FRESH_MS`, and replaced at once when
+ * an admin changes it.
  */
 export class TenantAdmission extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "tenant_admission" });
   /** One round of holder checks at a time; acquires that find the tenant full meanwhile wait for it. */
   private checking: Promise<void> | null = null;
+  private limit: { value: number | null; readAt: number } | null = null;
+  /** One D1 read of the limit at a time; acquires arriving meanwhile wait for it. */
+  private readingLimit: Promise<number | null> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -34,9 +48,14 @@ export class TenantAdmission extends DurableObject<Env> {
     this.sql.exec("CREATE INDEX IF NOT EXISTS holders_by_check ON holders (checked_at)");
   }
 
-  /** Takes a slot for `sessionId` unless `limit` (null: none) sessions already hold one. */
-  async acquire(sessionId: string, limit: number | null): Promise<AdmissionDecision> {
-    if (this.holds(sessionId) || limit === null || this.count() < limit) return this.take(sessionId);
+  /**
+   * Takes a slot for `sessionId` unless the tenant's limit (null: none) of sessions already hold one. Throws when the
+   * limit cannot be known (D1 unreachable on the first read, or the stored settings no longer parse).
+   */
+  async acquire(tenantId: string, sessionId: string): Promise<AdmissionDecision> {
+    if (this.holds(sessionId)) return this.take(sessionId);
+    const limit = await this.currentLimit(tenantId);
+    if (limit === null || this.count() < limit) return this.take(sessionId);
     this.checking ??= this.freeEnded().finally(() => {
       this.checking = null;
     });
@@ -46,10 +65,33 @@ export class TenantAdmission extends DurableObject<Env> {
     return { admitted: false, active: this.count(), limit };
   }
 
+  /** An admin changed the limit: it holds from the next acquire. */
+  async setLimit(limit: number | null): Promise<void> {
+    this.limit = { value: limit, readAt: Date.now() };
+  }
+
   /** Gives the session's slot back; releasing a slot not held is a no-op (a retried release, a refused session). */
   async release(sessionId: string): Promise<{ active: number }> {
     this.sql.exec("DELETE FROM holders WHERE session_id = ?", sessionId);
     return { active: this.count() };
+  }
+
+  private async currentLimit(tenantId: string): Promise<number | null> {
+    if (this.limit && Date.now() - this.limit.readAt < LIMIT_FRESH_MS) return this.limit.value;
+    this.readingLimit ??= readTenantSettings(tenantScopeFor(this.env, tenantId))
+      .then(({ maxConcurrentSessions }) => {
+        this.limit = { value: maxConcurrentSessions, readAt: Date.now() };
+        return maxConcurrentSessions;
+      })
+      .catch((error: unknown) => {
+        // A stale limit is better than none while D1 is away; never having read one is not knowing it.
+        if (this.limit) return this.limit.value;
+        throw error;
+      })
+      .finally(() => {
+        this.readingLimit = null;
+      });
+    return this.readingLimit;
   }
 
   private take(sessionId: string): AdmissionDecision {

@@ -2,6 +2,7 @@ import { jsonBody, jsonResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { badRequest } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
 import { readTenantSettings, tenantSettingsChangeSchema, tenantSettingsSchema, writeTenantSettings } from "../shared/tenant-settings.ts";
 
 /**
@@ -49,5 +50,18 @@ export const tenantSettingsRoutes = publicRouter()
         details: changed,
       }),
     ]);
+    if ("maxConcurrentSessions" in change) await pushLimit(c.env, scope.tenantId, after.maxConcurrentSessions, c.get("log"));
     return c.json(after, 200);
   });
+
+/**
+ * The tenant's admission object holds the limit so that calls are admitted without a D1 read; it takes the new one
+ * now. If it cannot be told, it re-reads D1 within its freshness window (LIMIT_FRESH_MS), so the change still holds.
+ */
+async function pushLimit(env: Env, tenantId: string, limit: number | null, log: Logger): Promise<void> {
+  try {
+    await env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId)).setLimit(limit);
+  } catch (error) {
+    log.warn("admission.limit_push_failed", { error });
+  }
+}

@@ -1,6 +1,7 @@
 import {
   createExecutionContext,
   createScheduledController,
+  evictDurableObject,
   runDurableObjectAlarm,
   runInDurableObject,
   waitOnExecutionContext,
@@ -162,7 +163,7 @@ describe("admission control: inbound calls", () => {
     expect(retries.map((r) => r.verdict)).toEqual(["admitted", "admitted", "admitted"]);
     expect(await holders(tenantId)).toEqual([retries[0]!.sessionId]);
     // The admission object takes a session once however often it is asked, even full (a retry racing the first).
-    expect(await admissionOf(tenantId).acquire(retries[0]!.sessionId!, 1)).toEqual({ admitted: true, active: 1 });
+    expect(await admissionOf(tenantId).acquire(tenantId, retries[0]!.sessionId!)).toEqual({ admitted: true, active: 1 });
 
     const refused = await twilioVoice(numbers[0]!);
     expect(refused.verdict).toBe("busy");
@@ -223,12 +224,29 @@ describe("admission control: inbound calls", () => {
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
   });
 
+  it("the admission object holds the limit it was told; one it was never told it reads from D1", async () => {
+    const { tenantId, numbers } = await tenantWithLimit(1);
+    // An admin's change reached the admission object: a D1 row changed behind its back (a push that was lost) does not
+    // count until it reads D1 again…
+    await env.DB.prepare("UPDATE tenant_settings SET settings = ? WHERE tenant_id = ?")
+      .bind(JSON.stringify({ maxConcurrentSessions: 2 }), tenantId)
+      .run();
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+    // …which it does when its copy is no longer fresh (here: a new instance, after eviction).
+    await evictDurableObject(admissionOf(tenantId));
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+  });
+
   it("lets a caller through when the limit cannot be checked, and says so on the call's record", async () => {
     const { tenantId, token, numbers } = await tenantWithLimit(1);
     // A settings row that no longer parses (edited by hand): the limit cannot be known.
     await env.DB.prepare("UPDATE tenant_settings SET settings = ? WHERE tenant_id = ?")
       .bind(JSON.stringify({ maxConcurrentSessions: "lots" }), tenantId)
       .run();
+    // The admission object was told the limit when it was set; evicted, it must read it again, and cannot.
+    await evictDurableObject(admissionOf(tenantId));
     const calls = [await twilioVoice(numbers[0]!), await twilioVoice(numbers[0]!)];
     expect(calls.map((c) => c.verdict)).toEqual(["admitted", "admitted"]);
     const call = await eventually(async () => callByCarrierId(token, calls[0]!.callSid).catch(() => null));

@@ -16,7 +16,7 @@ beforeAll(async () => {
   supervisor = (await userWithToken(tenantId, "supervisor")).accessToken;
 });
 
-const settingsOf = async (token: string) => {
+const settingsOf = async (token: string): Promise<Record<string, unknown>> => {
   const response = await api("/api/v1/tenant/settings", { token });
   expect(response.status).toBe(200);
   return response.json();
