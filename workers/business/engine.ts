@@ -1,7 +1,6 @@
 import { and, asc, desc, eq, exists, getTableColumns, gt, inArray, like, lt, or, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
-import { type Database, database } from "../shared/db/client.ts";
 import {
   type BUSINESS_SOURCES,
   customers,
@@ -13,7 +12,7 @@ import {
   PAYMENT_MODES,
   products,
 } from "../shared/db/schema.ts";
-import { TenantScope } from "../shared/db/tenant-scope.ts";
+import { TenantScope, tenantScopeOn } from "../shared/db/tenant-scope.ts";
 import { readTenantSettings } from "../shared/tenant-settings.ts";
 import { BusinessError, type Candidate } from "./errors.ts";
 import { assertAmount, lineAmount, quantityMilli } from "./money.ts";
@@ -166,17 +165,17 @@ type ItemRow = typeof invoiceItems.$inferSelect;
  * whose running balance is computed by the database inside that batch, so concurrent writes never lose an update.
  */
 export class BusinessEngine {
-  private readonly db: Database;
   private readonly scope: TenantScope;
   private settingsRead: Promise<{ currency: string; timezone: string }> | null = null;
 
+  /** `db` is the D1 binding (the call objects, cron) or the request's TenantScope (the Worker's routes). */
   constructor(
-    db: D1Database,
+    db: D1Database | TenantScope,
     readonly tenantId: string,
     private readonly actor: Actor,
   ) {
-    this.db = database(db);
-    this.scope = new TenantScope(this.db, tenantId);
+    if (db instanceof TenantScope && db.tenantId !== tenantId) throw new Error("a business engine's scope must be its tenant's");
+    this.scope = db instanceof TenantScope ? db : tenantScopeOn(db, tenantId);
   }
 
   /** The tenant's currency and time zone (read once per engine: an engine lives for one request or one tool call). */
@@ -284,14 +283,16 @@ export class BusinessEngine {
     const limit = pageLimit(options.limit);
     const after = decodeCursor(options.cursor);
     // rowid is the order the entries were written in (one writer per database), finer than a millisecond timestamp.
-    // rowid is the order the entries were written in (one writer per database), finer than a millisecond timestamp.
     const seq = sql<number>`rowid`;
-    const rows = await this.db
-      .select({ ...getTableColumns(ledgerEntries), seq })
-      .from(ledgerEntries)
-      .where(this.scope.where(ledgerEntries, eq(ledgerEntries.customerId, customerId), after ? gt(seq, cursorNumber(after[0])) : undefined))
+    const rows = (await this.scope
+      .selectFields(
+        ledgerEntries,
+        { ...getTableColumns(ledgerEntries), seq },
+        eq(ledgerEntries.customerId, customerId),
+        after ? gt(seq, cursorNumber(after[0])) : undefined,
+      )
       .orderBy(seq)
-      .limit(limit + 1);
+      .limit(limit + 1)) as Array<typeof ledgerEntries.$inferSelect & { seq: number }>;
     return page(rows, limit, presentEntry, (row) => [String(row.seq), ""]);
   }
 
@@ -457,15 +458,14 @@ export class BusinessEngine {
     const entryId = crypto.randomUUID();
     const now = Date.now();
     const entryWritten = exists(this.scope.select(ledgerEntries, eq(ledgerEntries.id, entryId)));
-    const balanceOf = this.db
-      .select({ balance: customers.balance })
-      .from(customers)
-      .where(this.scope.where(customers, eq(customers.id, before.customerId)));
+    const balanceOf = this.scope.selectFields(customers, { balance: customers.balance }, eq(customers.id, before.customerId));
     await this.scope.batch([
       // INSERT ... SELECT from the invoice row while it is open: a void that lost the race selects nothing.
-      this.db.insert(ledgerEntries).select(
-        this.db
-          .select({
+      this.scope.insertFrom(
+        ledgerEntries,
+        this.scope.selectFields(
+          invoices,
+          {
             id: sql<string>`${entryId}`.as("id"),
             tenantId: invoices.tenantId,
             customerId: invoices.customerId,
@@ -479,9 +479,10 @@ export class BusinessEngine {
             source: sql<Actor["source"]>`${this.actor.source}`.as("source"),
             createdBy: sql<string | null>`${this.actor.by ?? null}`.as("created_by"),
             createdAt: sql<number>`${now}`.as("created_at"),
-          })
-          .from(invoices)
-          .where(this.scope.where(invoices, eq(invoices.id, invoiceId), eq(invoices.status, "open"))),
+          },
+          eq(invoices.id, invoiceId),
+          eq(invoices.status, "open"),
+        ),
       ),
       this.scope.update(
         invoices,
@@ -554,9 +555,7 @@ export class BusinessEngine {
         { balance: sql`${customers.balance} + ${delta}`, updatedAt: entry.createdAt },
         eq(customers.id, customerId),
       ),
-      // Not the scope's insert: its rows are plain values, and balance_after is a subquery (tenant-scoped by hand).
-      this.db.insert(ledgerEntries).values({
-        tenantId: this.tenantId,
+      this.scope.insert(ledgerEntries, {
         id: entry.id ?? crypto.randomUUID(),
         customerId,
         kind: entry.kind,
@@ -565,7 +564,7 @@ export class BusinessEngine {
         mode: entry.mode ?? null,
         reference: entry.reference ?? null,
         invoiceId: entry.invoiceId ?? null,
-        balanceAfter: sql`(select ${customers.balance} from ${customers} where ${this.scope.where(customers, eq(customers.id, customerId))})`,
+        balanceAfter: sql`(${this.scope.selectFields(customers, { balance: customers.balance }, eq(customers.id, customerId))})`,
         source: this.actor.source,
         createdBy: this.actor.by ?? null,
         createdAt: entry.createdAt,

@@ -1,7 +1,6 @@
 import { and, eq, isNull } from "drizzle-orm";
-import { database } from "../shared/db/client.ts";
 import { idempotencyKeys } from "../shared/db/schema.ts";
-import { TenantScope } from "../shared/db/tenant-scope.ts";
+import { TenantScope, tenantScopeOn } from "../shared/db/tenant-scope.ts";
 import { sha256Hex } from "../shared/encoding.ts";
 import { BusinessError } from "./errors.ts";
 
@@ -20,11 +19,12 @@ export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
  * Runs `write` once per (tenant, scope, key). The key is claimed first (an insert that only one request can win),
  * so concurrent requests with one key cannot both write: the others see the claim and get 409
  * `idempotency_in_progress`, or once the answer is stored, the answer. The same key with another body is 422
- * `idempotency_key_reused`. A write that fails releases the key (the engine's writes are all-or-nothing batches,
- * so a failed one wrote nothing and a retry may run it).
+ * `idempotency_key_reused`. A write that fails releases the key (the engine's writes are all-or-nothing batches, so
+ * a failed one wrote nothing and a retry may run it). `db` is the D1 binding (the call objects) or the request's
+ * TenantScope (the routes).
  */
 export async function runOnce<T>(
-  db: D1Database,
+  db: D1Database | TenantScope,
   tenantId: string,
   scope: string,
   key: string,
@@ -33,7 +33,8 @@ export async function runOnce<T>(
 ): Promise<StoredAnswer<T>> {
   if (!IDEMPOTENCY_KEY.test(key))
     throw new BusinessError("invalid_idempotency_key", 400, "Idempotency-Key must be 1 to 200 printable characters without spaces");
-  const tenant = new TenantScope(database(db), tenantId);
+  if (db instanceof TenantScope && db.tenantId !== tenantId) throw new Error("an idempotency key's scope must be its tenant's");
+  const tenant = db instanceof TenantScope ? db : tenantScopeOn(db, tenantId);
   const requestHash = await sha256Hex(canonical(request));
   const claim = await tenant.insert(idempotencyKeys, { scope, key, requestHash, createdAt: Date.now() }).onConflictDoNothing().run();
   const mine = and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key));

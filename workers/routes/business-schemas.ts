@@ -103,5 +103,6 @@ export const idempotencyHeader = z.object({
 
 /** The engine for this request's tenant, writing as the authenticated principal. */
 export function engineFor(c: Context<AppEnv>): BusinessEngine {
-  return new BusinessEngine(c.env.DB, c.get("scope").tenantId, { source: "api", by: c.get("principal").id });
+  const scope = c.get("scope");
+  return new BusinessEngine(scope, scope.tenantId, { source: "api", by: c.get("principal").id });
 }

@@ -62,7 +62,7 @@ export const invoiceRoutes = publicRouter()
     const key = c.req.valid("header")["idempotency-key"];
     const engine = engineFor(c);
     const write = async () => ({ status: 201 as const, body: await engine.createInvoice(body) });
-    const answer = key === undefined ? await write() : await runOnce(c.env.DB, engine.tenantId, "invoices", key, body, write);
+    const answer = key === undefined ? await write() : await runOnce(c.get("scope"), engine.tenantId, "invoices", key, body, write);
     return c.json(answer.body, 201);
   })
   .openapi(listRoute, async (c) => c.json(await engineFor(c).listInvoices(c.req.valid("query")), 200))

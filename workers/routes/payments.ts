@@ -24,6 +24,6 @@ export const paymentRoutes = publicRouter().openapi(createRoute, async (c) => {
   const key = c.req.valid("header")["idempotency-key"];
   const engine = engineFor(c);
   const write = async () => ({ status: 201 as const, body: await engine.recordPayment(body) });
-  const answer = key === undefined ? await write() : await runOnce(c.env.DB, engine.tenantId, "payments", key, body, write);
+  const answer = key === undefined ? await write() : await runOnce(c.get("scope"), engine.tenantId, "payments", key, body, write);
   return c.json(answer.body, 201);
 });
