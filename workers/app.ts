@@ -15,6 +15,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { providerRoutes } from "./routes/providers.ts";
+import { reminderRoutes } from "./routes/reminders.ts";
 import { sessionEndRoutes } from "./routes/session-end.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
@@ -54,6 +55,7 @@ export function buildApp() {
     sessionLiveRoutes,
     providerRoutes,
     tenantSettingsRoutes,
+    reminderRoutes,
   ])
     app.route("/", routes);
 

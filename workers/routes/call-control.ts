@@ -1,10 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { ControlResult } from "../../durable-objects/call/call-commands.ts";
+import { placeOutboundCall } from "../carriers/outbound-call.ts";
 import { concurrencyLimitResponse, conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { placeOutboundCall } from "../carriers/outbound-call.ts";
 import { CALL_STATUSES, CARRIERS, calls } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { AppError, admissionUnavailable, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";

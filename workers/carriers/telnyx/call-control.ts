@@ -173,7 +173,11 @@ export class TelnyxCallControl {
       id = (await this.client.messages.send({ from: message.from, to: message.to, text: message.body })).data?.id;
     } catch (error) {
       const status = error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined;
-      throw new CarrierApiError(`Telnyx send message failed (${status ?? "network"})`, status, status === undefined || isRetryableStatus(status));
+      throw new CarrierApiError(
+        `Telnyx send message failed (${status ?? "network"})`,
+        status,
+        status === undefined || isRetryableStatus(status),
+      );
     }
     if (!id) throw new CarrierApiError("Telnyx send message returned no id", 200, false);
     return { messageId: id };
