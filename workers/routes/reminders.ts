@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { runOnce } from "../business/idempotency.ts";
 import {
   cancelReminder,
   listReminders,
@@ -13,6 +14,7 @@ import { auditFromRequest } from "../identity/request-audit.ts";
 import { creatorOf } from "../shared/db/principal-standing.ts";
 import { REMINDER_STATES } from "../shared/db/schema.ts";
 import { badRequest } from "../shared/errors.ts";
+import { idempotencyHeader } from "./business-schemas.ts";
 import { decodeCursor, encodeCursor, pageOf, pageQuery } from "./pagination.ts";
 
 const reminder = reminderSchema.openapi("Reminder");
@@ -26,11 +28,12 @@ const createRoute = protectedRoute("reminders:write", {
   description:
     "The customer needs a phone number. 422 `reminder_in_past` for a dueAt not in the future, `reminder_too_far` beyond a year, " +
     "`customer_unreachable` for a customer without a phone; 404 `customer_not_found`.",
-  request: jsonBody(reminderInputSchema.openapi("ReminderInput")),
+  request: { headers: idempotencyHeader, ...jsonBody(reminderInputSchema.openapi("ReminderInput")) },
   responses: {
-    201: jsonResponse(reminder, "Scheduled"),
+    201: jsonResponse(reminder, "Scheduled (or, for a retried Idempotency-Key, the first answer)"),
     ...notFoundResponse,
-    422: errorResponse("dueAt in the past or too far ahead, or the customer cannot be reached"),
+    ...conflictResponse,
+    422: errorResponse("dueAt in the past or too far ahead, the customer cannot be reached, Idempotency-Key reused"),
   },
 });
 
@@ -55,9 +58,16 @@ const cancelRoute = protectedRoute("reminders:write", {
 export const reminderRoutes = publicRouter()
   .openapi(createRoute, async (c) => {
     const scope = c.get("scope");
-    const created = await scheduleReminder(c.env, scope, { source: "api", by: creatorOf(c.get("principal")) }, c.req.valid("json"));
-    await auditFromRequest(c, { action: "reminder.schedule", targetType: "reminder", targetId: created.id, outcome: "success" });
-    return c.json(created, 201);
+    const body = c.req.valid("json");
+    const key = c.req.valid("header")["idempotency-key"];
+    const write = async () => {
+      const created = await scheduleReminder(c.env, scope, { source: "api", by: creatorOf(c.get("principal")) }, body);
+      await auditFromRequest(c, { action: "reminder.schedule", targetType: "reminder", targetId: created.id, outcome: "success" });
+      return { status: 201 as const, body: created };
+    };
+    // A retried POST (same key, same body) answers the first reminder; it never schedules a second message.
+    const answer = key === undefined ? await write() : await runOnce(c.env.DB, scope.tenantId, "reminders", key, body, write);
+    return c.json(answer.body, 201);
   })
   .openapi(listRoute, async (c) => {
     const query = c.req.valid("query");

@@ -2,11 +2,10 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { ReminderScheduler } from "../../../durable-objects/reminders/reminder-scheduler.ts";
-import { phoneticKey } from "../../../workers/business/phonetic.ts";
 import { deliverDue } from "../../../workers/business/reminders/delivery.ts";
 import { wakeReminderSchedulers } from "../../../workers/scheduled.ts";
 import { database } from "../../../workers/shared/db/client.ts";
-import { customers, reminders } from "../../../workers/shared/db/schema.ts";
+import { reminders } from "../../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
@@ -37,12 +36,11 @@ async function shop(carrier: "twilio" | "telnyx" = "twilio") {
   return { ...fixture, from: fixture.numbers[0]! };
 }
 
-async function customer(tenantId: string, name = "Asha Rao", phone: string | null = randomE164()) {
-  const id = crypto.randomUUID();
-  const now = Date.now();
-  await database(env.DB)
-    .insert(customers)
-    .values({ id, tenantId, name, phone, phonetic: phoneticKey(name), createdAt: now, updatedAt: now });
+/** A customer created through the engine's API (the fixture's token is an admin's). */
+async function customer(token: string, name = "Asha Rao", phone: string | null = randomE164()) {
+  const response = await api("/api/v1/customers", { method: "POST", token, body: phone === null ? { name } : { name, phone } });
+  expect(response.status).toBe(201);
+  const { id } = (await response.json()) as { id: string };
   return { id, phone: phone ?? "" };
 }
 
@@ -89,8 +87,8 @@ const until = async (iso: string) => {
 
 describe("delivery by SMS", () => {
   it("Twilio: one Messages.json request at the due time, with the message and the amount in the tenant's currency", async () => {
-    const { token, tenantId, from } = await shop("twilio");
-    const person = await customer(tenantId);
+    const { token, from } = await shop("twilio");
+    const person = await customer(token);
     const created = await scheduled(token, {
       customerId: person.id,
       dueAt: soon(),
@@ -110,8 +108,8 @@ describe("delivery by SMS", () => {
   });
 
   it("Telnyx: one /v2/messages request from the tenant's Telnyx number", async () => {
-    const { token, tenantId, from } = await shop("telnyx");
-    const person = await customer(tenantId);
+    const { token, from } = await shop("telnyx");
+    const person = await customer(token);
     const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Please pay by Friday.", channel: "sms" });
     const done = await settled(token, person.id, created.id);
     const sent = await messagesTo(person.phone, "telnyx");
@@ -126,7 +124,7 @@ describe("delivery by SMS", () => {
 describe("exactly once", () => {
   it("duplicate alarms and a second object, all running at once on the same due reminder, send it once", async () => {
     const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const person = await customer(token);
     const dueAt = soon(1500);
     const created = await scheduled(token, { customerId: person.id, dueAt, message: "Race.", channel: "sms" });
     // A second object told about the same tenant (a mistaken poke, a future rename) runs beside the tenant's own.
@@ -176,7 +174,7 @@ describe("crashes and lost pokes", () => {
 
   it("a reminder stuck in sending past its lease (the sender died mid-send) is failed outcome_unknown, never resent", async () => {
     const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const person = await customer(token);
     const id = await leftBehind(tenantId, person.id, "sending", Date.now() - 1);
     await schedulerOf(tenantId).poke(tenantId);
     await fireAlarm(schedulerOf(tenantId));
@@ -186,7 +184,7 @@ describe("crashes and lost pokes", () => {
 
   it("one still within its lease is left alone (its sender may yet report)", async () => {
     const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const person = await customer(token);
     const id = await leftBehind(tenantId, person.id, "sending", Date.now() + 60_000);
     await schedulerOf(tenantId).poke(tenantId);
     await fireAlarm(schedulerOf(tenantId));
@@ -196,7 +194,7 @@ describe("crashes and lost pokes", () => {
 
   it("the cron pokes a tenant whose scheduler never heard of a due reminder, and it is sent", async () => {
     const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const person = await customer(token);
     const id = await leftBehind(tenantId, person.id, "pending", Date.now() - 1);
     expect(await wakeReminderSchedulers(env)).toBeGreaterThanOrEqual(1);
     expect(await settled(token, person.id, id)).toMatchObject({ state: "sent", attempts: 1 });
@@ -207,7 +205,7 @@ describe("crashes and lost pokes", () => {
 describe("cancel", () => {
   it("before sending: the reminder is cancelled and nothing is sent, even when its alarm runs", async () => {
     const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const person = await customer(token);
     const dueAt = soon(400);
     const created = await scheduled(token, { customerId: person.id, dueAt, message: "Cancelled.", channel: "sms" });
     const cancel = await api(`/api/v1/reminders/${created.id}`, { method: "DELETE", token });
@@ -223,8 +221,8 @@ describe("cancel", () => {
   });
 
   it("once sending has started: 409 reminder_not_pending, and the reminder is still sent once", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     // The carrier takes its time, so the reminder sits in `sending` while the cancel arrives.
     await simFault({ match: { to: person.phone, path: "/Messages.json" }, delayMs: 1500, times: 1 });
     const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Too late.", channel: "sms" });
@@ -239,8 +237,8 @@ describe("cancel", () => {
 
 describe("failures", () => {
   it("a carrier 500 is retried after a backoff and sent on a later attempt", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 500, times: 1 });
     const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Retry me.", channel: "sms" });
     const retrying = await eventually(async () => {
@@ -255,8 +253,8 @@ describe("failures", () => {
   });
 
   it("a carrier that keeps failing: failed with the reason after the attempt limit (3 under test)", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 503 });
     try {
       const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Never.", channel: "sms" });
@@ -269,8 +267,8 @@ describe("failures", () => {
   });
 
   it("a refusal that a retry cannot fix (400) fails at once", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 400, times: 1 });
     const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Bad number.", channel: "sms" });
     expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "carrier_refused" });
@@ -278,8 +276,8 @@ describe("failures", () => {
   });
 
   it("WhatsApp is not wired in this build: failed channel_unavailable, nothing sent anywhere", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Via WhatsApp.", channel: "whatsapp" });
     expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "channel_unavailable" });
     expect(await simRequests({ to: person.phone })).toEqual([]);
@@ -288,8 +286,8 @@ describe("failures", () => {
 
 describe("validation", () => {
   it("a past dueAt is 422 reminder_in_past and nothing is stored", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     const past = await schedule(
       token,
       { customerId: person.id, dueAt: new Date(Date.now() - 60_000).toISOString(), message: "Late.", channel: "sms" },
@@ -300,12 +298,12 @@ describe("validation", () => {
   });
 
   it("refuses a date more than a year ahead, a customer without a phone, a fractional amount, an overlong message", async () => {
-    const { token, tenantId } = await shop();
-    const person = await customer(tenantId);
+    const { token } = await shop();
+    const person = await customer(token);
     const base = { customerId: person.id, dueAt: soon(60_000), message: "Hi.", channel: "sms" };
     const far = await schedule(token, { ...base, dueAt: new Date(Date.now() + 400 * 86_400_000).toISOString() }, 422);
     expect((await errorOf(far)).code).toBe("reminder_too_far");
-    const phoneless = await customer(tenantId, "No Phone", null);
+    const phoneless = await customer(token, "No Phone", null);
     const unreachable = await schedule(token, { ...base, customerId: phoneless.id, channel: "call" }, 422);
     expect((await errorOf(unreachable)).code).toBe("customer_unreachable");
     await schedule(token, { ...base, amount: 12.5 }, 400);
@@ -315,11 +313,31 @@ describe("validation", () => {
   });
 });
 
+describe("Idempotency-Key", () => {
+  it("a retried POST answers the first reminder and schedules nothing more; the key with another body is 422", async () => {
+    const { token } = await shop();
+    const person = await customer(token);
+    const body = { customerId: person.id, dueAt: soon(), message: "Once only.", amount: 5000, channel: "sms" };
+    const headers = { "Idempotency-Key": `reminder-${crypto.randomUUID()}` };
+    const first = await api("/api/v1/reminders", { method: "POST", token, body, headers });
+    const again = await api("/api/v1/reminders", { method: "POST", token, body, headers });
+    expect([first.status, again.status]).toEqual([201, 201]);
+    const created = (await first.json()) as Reminder;
+    expect(((await again.json()) as Reminder).id).toBe(created.id);
+    const reused = await api("/api/v1/reminders", { method: "POST", token, body: { ...body, amount: 6000 }, headers });
+    expect(reused.status).toBe(422);
+    expect((await errorOf(reused)).code).toBe("idempotency_key_reused");
+    expect((await remindersOf(token, person.id)).map((r) => r.id)).toEqual([created.id]);
+    await settled(token, person.id, created.id);
+    expect(await messagesTo(person.phone)).toHaveLength(1);
+  });
+});
+
 describe("tenant isolation", () => {
   it("another tenant cannot see, cancel or schedule against this tenant's reminders and customers", async () => {
     const mine: Shop = await shop();
     const theirs: Shop = await shop();
-    const person = await customer(mine.tenantId);
+    const person = await customer(mine.token);
     const created = await scheduled(mine.token, { customerId: person.id, dueAt: soon(60_000), message: "Mine.", channel: "sms" });
     expect(await remindersOf(theirs.token, person.id)).toEqual([]);
     expect((await api(`/api/v1/reminders/${created.id}`, { method: "DELETE", token: theirs.token })).status).toBe(404);
@@ -331,8 +349,8 @@ describe("tenant isolation", () => {
 
 describe("delivery by call", () => {
   it("places one outbound call whose agent is told the customer's name, the message and the amount", async () => {
-    const { token, tenantId, from } = await shop("twilio");
-    const person = await customer(tenantId, "Ravi Kumar");
+    const { token, from } = await shop("twilio");
+    const person = await customer(token, "Ravi Kumar");
     const created = await scheduled(token, {
       customerId: person.id,
       dueAt: soon(),

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, or } from "drizzle-orm";
 import { z } from "zod";
 import { customers, REMINDER_CHANNELS, REMINDER_STATES, reminders } from "../../shared/db/schema.ts";
 import type { TenantScope } from "../../shared/db/tenant-scope.ts";
-import { AppError, conflict, notFound } from "../../shared/errors.ts";
+import { BusinessError } from "../errors.ts";
 import { pokeScheduler } from "./scheduler-link.ts";
 
 /** Who asked: the REST API (a user or key), the voice agent, WhatsApp, or the platform itself. */
@@ -66,8 +66,6 @@ export const presentReminder = (row: ReminderRow): ReminderView => ({
   sentAt: row.sentAt === null ? null : iso(row.sentAt),
 });
 
-const invalid = (code: string, message: string) => new AppError(422, code, message, "validation");
-
 /**
  * Schedules a reminder for one of the tenant's customers, who must have a phone (every channel needs one), at a time
  * in the future and within a year. The tenant's scheduler object is told, so its alarm fires at `dueAt`.
@@ -82,15 +80,16 @@ export async function scheduleReminder(
   const parsed = reminderInputSchema.safeParse(raw);
   if (!parsed.success) {
     const field = String(parsed.error.issues[0]?.path[0] ?? "reminder");
-    throw new AppError(400, field === "amount" ? "invalid_amount" : "invalid_reminder", `${field} is not valid`, "validation");
+    throw new BusinessError(field === "amount" ? "invalid_amount" : "invalid_reminder", 400, `The reminder's ${field} is not valid`);
   }
   const input = parsed.data;
   const dueAt = Date.parse(input.dueAt);
-  if (dueAt <= now) throw invalid("reminder_in_past", "dueAt is in the past");
-  if (dueAt - now > MAX_LEAD_MS) throw invalid("reminder_too_far", "dueAt is more than a year ahead");
+  if (dueAt <= now) throw new BusinessError("reminder_in_past", 422, "That time has already passed");
+  if (dueAt - now > MAX_LEAD_MS) throw new BusinessError("reminder_too_far", 422, "That is more than a year ahead");
   const [customer] = (await scope.select(customers, eq(customers.id, input.customerId))) as Array<typeof customers.$inferSelect>;
-  if (!customer) throw new AppError(404, "customer_not_found", "Customer not found", "not_found");
-  if (!customer.phone) throw invalid("customer_unreachable", `The customer has no phone number for a ${input.channel} reminder`);
+  if (!customer) throw new BusinessError("customer_not_found", 404, "Customer not found");
+  if (!customer.phone)
+    throw new BusinessError("customer_unreachable", 422, `The customer has no phone number for a ${input.channel} reminder`);
   const row: ReminderRow = {
     id: crypto.randomUUID(),
     tenantId: scope.tenantId,
@@ -150,7 +149,7 @@ export async function cancelReminder(env: Env, scope: TenantScope, id: string, n
     return presentReminder(cancelled);
   }
   const [row] = (await scope.select(reminders, eq(reminders.id, id))) as ReminderRow[];
-  if (!row) throw notFound("Reminder");
+  if (!row) throw new BusinessError("reminder_not_found", 404, "Reminder not found");
   if (row.state === "cancelled") return presentReminder(row);
-  throw conflict("reminder_not_pending", `The reminder is already ${row.state}; only a pending reminder can be cancelled`);
+  throw new BusinessError("reminder_not_pending", 409, `The reminder is already ${row.state}; only a pending reminder can be cancelled`);
 }
