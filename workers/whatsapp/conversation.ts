@@ -22,9 +22,9 @@ import { markInbound, recordOutbound } from "./transcript.ts";
 const STATE_SECONDS = 600;
 const YES = /^(?:yes|y|yes please|ok|okay|confirm|confirmed|haan|ha|ji)$/i;
 const NO = /^(?:no|n|cancel|stop|nahi)$/i;
-const TEXT_ONLY = "Sorry, I can only read text messages. Please type what you need, e.g. \"What is my balance?\"";
+const TEXT_ONLY = 'Sorry, I can only read text messages. Please type what you need, e.g. "What is my balance?"';
 const UNKNOWN_SENDER = "Sorry, this number is not registered with the shop. Please ask the shop to add you.";
-const OPERATORS_ONLY = "Only the shop can do that here. You can ask \"What is my balance?\" or \"Show my invoices\".";
+const OPERATORS_ONLY = 'Only the shop can do that here. You can ask "What is my balance?" or "Show my invoices".';
 const HELP =
   'Sorry, I did not understand. Try: "Create an invoice for Rahul: 2 kg rice", "Priya paid 500 by UPI", "What\'s Suresh\'s balance?" or "Show recent invoices".';
 
@@ -56,7 +56,10 @@ interface Turn {
 export async function respond(env: Env, scope: TenantScope, message: InboundMessage, log: Logger): Promise<void> {
   let turn: Turn;
   try {
-    turn = message.type === "text" && message.text?.body.trim() ? await converse(env, scope, message.from, message.text.body) : { reply: TEXT_ONLY, intent: null, customerId: null };
+    turn =
+      message.type === "text" && message.text?.body.trim()
+        ? await converse(env, scope, message.from, message.text.body)
+        : { reply: TEXT_ONLY, intent: null, customerId: null };
   } catch (error) {
     log.error("whatsapp.turn_failed", { error });
     turn = { reply: "Sorry, something went wrong and nothing was changed. Please try again.", intent: null, customerId: null };
@@ -69,7 +72,9 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
     status = "unanswered";
     log.warn("whatsapp.reply_failed", { error: error instanceof WhatsAppSendError ? error.message : error });
   }
-  await markInbound(scope, message.id, status, turn.intent, turn.customerId).catch((error: unknown) => log.warn("whatsapp.mark_failed", { error }));
+  await markInbound(scope, message.id, status, turn.intent, turn.customerId).catch((error: unknown) =>
+    log.warn("whatsapp.mark_failed", { error }),
+  );
 }
 
 async function converse(env: Env, scope: TenantScope, waId: string, text: string): Promise<Turn> {
@@ -127,7 +132,8 @@ async function act(engine: BusinessEngine, sender: Sender, intent: Intent, money
   if (intent.kind === "unknown") return { reply: HELP };
   const self = intent.kind === "find_customer" ? false : intent.customer === null;
   // A customer may read their own account and nothing else; "my balance" from an operator is theirs too, if they buy.
-  if (sender.role !== "operator" && !(self && (intent.kind === "get_balance" || intent.kind === "list_invoices"))) return { reply: OPERATORS_ONLY };
+  if (sender.role !== "operator" && !(self && (intent.kind === "get_balance" || intent.kind === "list_invoices")))
+    return { reply: OPERATORS_ONLY };
   const customerOf = async (name: string | null): Promise<Customer> => {
     if (name !== null) return engine.resolveCustomer(name);
     if (sender.customer) return sender.customer;
@@ -149,7 +155,10 @@ async function act(engine: BusinessEngine, sender: Sender, intent: Intent, money
       const customer = intent.customer === null && sender.role === "operator" ? null : await customerOf(intent.customer);
       const page = await engine.listInvoices({ ...(customer ? { customerId: customer.id } : {}), limit: intent.limit });
       if (page.items.length === 0) return { reply: "No invoices yet.", ...(customer ? { customer } : {}) };
-      const lines = page.items.map((invoice) => `${invoiceLabel(invoice.id)} ${money(invoice.total)}${invoice.status === "void" ? " (void)" : ""}, ${invoice.createdAt.slice(0, 10)}`);
+      const lines = page.items.map(
+        (invoice) =>
+          `${invoiceLabel(invoice.id)} ${money(invoice.total)}${invoice.status === "void" ? " (void)" : ""}, ${invoice.createdAt.slice(0, 10)}`,
+      );
       return { reply: `Recent invoices:\n${lines.join("\n")}`, ...(customer ? { customer } : {}) };
     }
     case "create_invoice": {
@@ -159,7 +168,9 @@ async function act(engine: BusinessEngine, sender: Sender, intent: Intent, money
         items: intent.items.map((item) => ({ productName: item.product, quantity: item.quantityMilli / 1000 })),
       };
       const draft = await engine.priceInvoice(input);
-      const lines = draft.items.map((line) => `${line.quantity}${line.unit ? ` ${line.unit}` : " ×"} ${line.description} ${money(line.amount)}`);
+      const lines = draft.items.map(
+        (line) => `${line.quantity}${line.unit ? ` ${line.unit}` : " ×"} ${line.description} ${money(line.amount)}`,
+      );
       return {
         reply: `Invoice for ${customer.name}: ${lines.join(", ")}. Total ${money(draft.total)}. Reply YES to create it.`,
         customer,
@@ -201,7 +212,11 @@ async function confirm(engine: BusinessEngine, scope: TenantScope, pending: Pend
     }
     const entry = await engine.recordPayment(pending.input);
     const customer = await engine.getCustomer(pending.input.customerId);
-    return { reply: `Recorded ${money(entry.amount)} from ${customer.name}. Balance ${money(entry.balanceAfter)}.`, intent: null, customerId: customer.id };
+    return {
+      reply: `Recorded ${money(entry.amount)} from ${customer.name}. Balance ${money(entry.balanceAfter)}.`,
+      intent: null,
+      customerId: customer.id,
+    };
   } catch (error) {
     // Nothing was written: free the draft's claim so the person's next "yes" is not answered "already done".
     await scope.delete(idempotencyKeys, eq(idempotencyKeys.scope, "whatsapp_confirm"), eq(idempotencyKeys.key, pending.id));
@@ -213,9 +228,7 @@ async function confirm(engine: BusinessEngine, scope: TenantScope, pending: Pend
 /** The engine's refusal as a sentence; candidates are offered, never chosen. */
 function sentenceFor(error: BusinessError): string {
   const names = error.candidates?.map((candidate) => candidate.name) ?? [];
-  if ((error.code === "customer_not_found" || error.code === "ambiguous_customer") && names.length > 0) {
-    return `${error.message}. Did you mean: ${names.join(", ")}?`;
-  }
+  if (names.length > 0) return `${error.message.replace(/\.$/, "")}. Did you mean: ${names.join(", ")}?`;
   return `${error.message.replace(/\.$/, "")}. Nothing was written.`;
 }
 

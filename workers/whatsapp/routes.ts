@@ -41,7 +41,8 @@ whatsappRoutes.post("/webhooks/whatsapp", async (c) => {
   const log = c.get("log");
   const { values, problems } = parseSettings(c.env);
   const secret = values.WHATSAPP_APP_SECRET;
-  if (!secret || problems.some((p) => p.setting === "WHATSAPP_APP_SECRET")) return text(c, "WhatsApp is not configured on this platform", 503);
+  if (!secret || problems.some((p) => p.setting === "WHATSAPP_APP_SECRET"))
+    return text(c, "WhatsApp is not configured on this platform", 503);
   const raw = await readBoundedBytes(c.req.raw, MAX_WHATSAPP_BODY_BYTES);
   if (raw === null) {
     log.warn("security.whatsapp_rejected", { reason: "body too large" });

@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
+import type { Intent } from "../business/intents/intent.ts";
 import { whatsappMessages } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
-import type { Intent } from "../business/intents/intent.ts";
 import type { InboundMessage } from "./payload.ts";
 
 /**

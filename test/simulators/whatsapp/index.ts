@@ -46,11 +46,20 @@ const responsesSchema = z.object({
   instructions: z.string().optional(),
   input: z.array(z.object({ role: z.enum(["user", "system", "developer", "assistant"]), content: z.string() })).min(1),
   text: z.object({
-    format: z.object({ type: z.literal("json_schema"), name: z.string().regex(/^[\w-]{1,64}$/), strict: z.boolean().optional(), schema: z.record(z.string(), z.unknown()) }),
+    format: z.object({
+      type: z.literal("json_schema"),
+      name: z.string().regex(/^[\w-]{1,64}$/),
+      strict: z.boolean().optional(),
+      schema: z.record(z.string(), z.unknown()),
+    }),
   }),
 });
 
-const scriptSchema = z.object({ text: z.string().min(1), output: z.unknown(), usage: z.object({ input: z.number(), output: z.number() }).optional() });
+const scriptSchema = z.object({
+  text: z.string().min(1),
+  output: z.unknown(),
+  usage: z.object({ input: z.number(), output: z.number() }).optional(),
+});
 
 export async function startWhatsAppSimulator(options: WhatsAppSimulatorOptions): Promise<WhatsAppSimulator> {
   const sent: SentMessage[] = [];
@@ -66,11 +75,15 @@ export async function startWhatsAppSimulator(options: WhatsAppSimulatorOptions):
       if (!parsed.success) return graphError(400, 100, "Invalid parameter");
       const id = `wamid.SIM${randomBytes(12).toString("hex")}`;
       sent.push({ id, to: parsed.data.to, body: parsed.data.text.body });
-      return { status: 200, body: { messaging_product: "whatsapp", contacts: [{ input: parsed.data.to, wa_id: parsed.data.to }], messages: [{ id }] } };
+      return {
+        status: 200,
+        body: { messaging_product: "whatsapp", contacts: [{ input: parsed.data.to, wa_id: parsed.data.to }], messages: [{ id }] },
+      };
     }
     if (request.method === "POST" && url.pathname.endsWith("/messages")) return graphError(400, 100, "Unknown phone number id");
     if (request.method === "POST" && url.pathname === "/v1/responses") {
-      if (bearer !== `Bearer ${options.openAiKey}`) return { status: 401, body: { error: { message: "Incorrect API key provided", type: "invalid_request_error" } } };
+      if (bearer !== `Bearer ${options.openAiKey}`)
+        return { status: 401, body: { error: { message: "Incorrect API key provided", type: "invalid_request_error" } } };
       const parsed = responsesSchema.safeParse(safeJson(raw));
       if (!parsed.success) return { status: 400, body: { error: { message: parsed.error.message, type: "invalid_request_error" } } };
       const text = parsed.data.input.findLast((item) => item.role === "user")?.content ?? "";

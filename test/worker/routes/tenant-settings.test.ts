@@ -55,7 +55,12 @@ describe("tenant settings", () => {
     const { accessToken } = await userWithToken(tenantId, "admin");
     const response = await patch(accessToken, { currency: "JPY", timezone: "Asia/Tokyo" });
     expect(response.status).toBe(200);
-    expect(await settingsOf(accessToken)).toEqual({ currency: "JPY", timezone: "Asia/Tokyo", maxConcurrentSessions: null, whatsappOperators: [] });
+    expect(await settingsOf(accessToken)).toEqual({
+      currency: "JPY",
+      timezone: "Asia/Tokyo",
+      maxConcurrentSessions: null,
+      whatsappOperators: [],
+    });
     expect((await patch(accessToken, { currency: "ZZZ" })).status).toBe(400);
     expect((await settingsOf(accessToken)).currency).toBe("JPY");
   });

@@ -34,7 +34,9 @@ export const randomMessageId = () => `wamid.TEST${crypto.randomUUID().replace(/-
 /** The shop's WhatsApp business number, owned by `tenantId` (the webhook finds the tenant by it). */
 export async function businessNumber(tenantId: string): Promise<string> {
   const digits = `1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
-  await database(env.DB).insert(phoneNumbers).values({ id: crypto.randomUUID(), tenantId, e164: `+${digits}`, carrier: "twilio", createdAt: Date.now() });
+  await database(env.DB)
+    .insert(phoneNumbers)
+    .values({ id: crypto.randomUUID(), tenantId, e164: `+${digits}`, carrier: "twilio", createdAt: Date.now() });
   return digits;
 }
 
@@ -85,7 +87,10 @@ export async function replyNumber(waId: string, count: number): Promise<string> 
 }
 
 export async function scriptModel(text: string, output: unknown, usage?: { input: number; output: number }) {
-  const response = await fetch(`${env.WHATSAPP_SIM_CONTROL_URL}/__sim/openai/scripts`, { method: "POST", body: JSON.stringify({ text, output, usage }) });
+  const response = await fetch(`${env.WHATSAPP_SIM_CONTROL_URL}/__sim/openai/scripts`, {
+    method: "POST",
+    body: JSON.stringify({ text, output, usage }),
+  });
   if (response.status !== 204) throw new Error(`sim script: ${response.status}`);
 }
 

@@ -1,5 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { database } from "../../../workers/shared/db/client.ts";
+import { phoneNumbers } from "../../../workers/shared/db/schema.ts";
 import { verifyWhatsAppSignature } from "../../../workers/whatsapp/signature.ts";
 import { TEST_WHATSAPP_VERIFY_TOKEN } from "../../support/test-settings.ts";
 import { d1Count } from "../support/carriers.ts";
@@ -14,9 +16,8 @@ import {
   sentTo,
   textDelivery,
   verifyWhatsApp,
+  whatsappSignature,
 } from "../support/whatsapp.ts";
-import { database } from "../../../workers/shared/db/client.ts";
-import { phoneNumbers } from "../../../workers/shared/db/schema.ts";
 
 // protocols.md section 8: the self-made vector (secret, exact body, expected header).
 const VECTOR_SECRET = "whatsapp-app-secret-0123456789";
@@ -28,19 +29,24 @@ const inboundCount = (messageId: string) => d1Count("SELECT count(*) AS n FROM w
 
 describe("WhatsApp webhook: subscription challenge", () => {
   it("answers the challenge as plain text when the verify token matches", async () => {
-    const response = await verifyWhatsApp({ "hub.mode": "subscribe", "hub.verify_token": TEST_WHATSAPP_VERIFY_TOKEN, "hub.challenge": "1158201444" });
+    const response = await verifyWhatsApp({
+      "hub.mode": "subscribe",
+      "hub.verify_token": TEST_WHATSAPP_VERIFY_TOKEN,
+      "hub.challenge": "1158201444",
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get("Content-Type")).toContain("text/plain");
     expect(await response.text()).toBe("1158201444");
   });
 
   it("refuses a wrong token, a token that is a prefix, and a mode other than subscribe", async () => {
-    for (const query of [
+    const refused: Array<Record<string, string>> = [
       { "hub.mode": "subscribe", "hub.verify_token": "wrong-token-entirely", "hub.challenge": "1" },
       { "hub.mode": "subscribe", "hub.verify_token": TEST_WHATSAPP_VERIFY_TOKEN.slice(0, -1), "hub.challenge": "1" },
       { "hub.mode": "unsubscribe", "hub.verify_token": TEST_WHATSAPP_VERIFY_TOKEN, "hub.challenge": "1" },
       { "hub.verify_token": TEST_WHATSAPP_VERIFY_TOKEN, "hub.challenge": "1" },
-    ]) {
+    ];
+    for (const query of refused) {
       const response = await verifyWhatsApp(query);
       expect(response.status).toBe(403);
       expect(await response.text()).not.toContain("1");
@@ -61,7 +67,9 @@ describe("WhatsApp webhook: signatures", () => {
 
   it("accepts the vector's delivery through the Worker and records its message once", async () => {
     const tenantId = await createTenant("Vector shop");
-    await database(env.DB).insert(phoneNumbers).values({ id: crypto.randomUUID(), tenantId, e164: "+15550783881", carrier: "twilio", createdAt: Date.now() });
+    await database(env.DB)
+      .insert(phoneNumbers)
+      .values({ id: crypto.randomUUID(), tenantId, e164: "+15550783881", carrier: "twilio", createdAt: Date.now() });
     const response = await postWhatsApp(VECTOR_BODY, { signature: VECTOR_SIGNATURE });
     expect(response.status).toBe(200);
     expect(await inboundCount("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=")).toBe(1);
@@ -75,9 +83,17 @@ describe("WhatsApp webhook: signatures", () => {
     const waId = randomWaId();
     const messageId = randomMessageId();
     const body = textDelivery(number, waId, "What is my balance?", messageId);
-    const valid = await (await import("../support/whatsapp.ts")).whatsappSignature(body);
+    const valid = await whatsappSignature(body);
     const flipped = `${valid.slice(0, -1)}${valid.endsWith("0") ? "1" : "0"}`;
-    for (const signature of [null, "", "sha256=", "sha1=abc", valid.slice(7), flipped, await (await import("../support/whatsapp.ts")).whatsappSignature(body, "some-other-app-secret-000")]) {
+    for (const signature of [
+      null,
+      "",
+      "sha256=",
+      "sha1=abc",
+      valid.slice(7),
+      flipped,
+      await whatsappSignature(body, "some-other-app-secret-000"),
+    ]) {
       const response = await postWhatsApp(body, { signature });
       expect(response.status).toBe(403);
     }
@@ -122,7 +138,9 @@ describe("WhatsApp webhook: deliveries", () => {
     delete value.messages;
     value.statuses = [{ id: randomMessageId(), status: "delivered", timestamp: "1733148000", recipient_id: waId }];
     expect((await postWhatsApp(JSON.stringify(receipt))).status).toBe(200);
-    expect((await postWhatsApp(delivery(number, { from: waId, id: randomMessageId(), type: "image", image: { id: "1" } }))).status).toBe(200);
+    expect((await postWhatsApp(delivery(number, { from: waId, id: randomMessageId(), type: "image", image: { id: "1" } }))).status).toBe(
+      200,
+    );
     expect(await replyNumber(waId, 1)).toMatch(/only read text/);
     expect(await sentTo(waId)).toHaveLength(1);
   });

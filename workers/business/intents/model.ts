@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { metrics } from "../../shared/observability/metrics.ts";
-import { dateOf, minorAmount } from "./parser.ts";
 import { type Intent, intentSchema, PAYMENT_MODES, type ReadingContext } from "./intent.ts";
+import { dateOf, minorAmount } from "./parser.ts";
 
 /**
  * The text model's reading of a message: OpenAI's Responses API with a strict JSON schema, so the answer is data, not
@@ -23,7 +23,15 @@ export interface ModelContext extends ReadingContext {
   lastCustomer: string | null;
 }
 
-const KINDS = ["find_customer", "create_invoice", "record_payment", "get_balance", "list_invoices", "schedule_reminder", "unknown"] as const;
+const KINDS = [
+  "find_customer",
+  "create_invoice",
+  "record_payment",
+  "get_balance",
+  "list_invoices",
+  "schedule_reminder",
+  "unknown",
+] as const;
 const nullable = (type: string) => ({ type: [type, "null"] });
 
 /** Strict structured output: every property required, absent ones null. */
