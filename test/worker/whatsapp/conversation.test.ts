@@ -109,17 +109,16 @@ describe("WhatsApp conversations", () => {
 });
 
 describe("WhatsApp confirmations", () => {
-  it("writes a draft once when two yeses arrive together", async () => {
+  it("writes a draft once even when a second reader saw it before it was cleared", async () => {
     const { tenantId, owner, rahul, say } = await shop();
     expect(await say(owner, "Rahul paid 250 by cash")).toMatch(/Reply YES/);
-    const number = await env.DB.prepare("SELECT e164 FROM phone_numbers WHERE tenant_id = ?").bind(tenantId).first<string>("e164");
-    const [first, second] = await Promise.all([
-      postWhatsApp(textDelivery(number!.slice(1), owner, "yes")),
-      postWhatsApp(textDelivery(number!.slice(1), owner, "yes")),
-    ]);
-    expect([first?.status, second?.status]).toEqual([200, 200]);
-    const replies = [await replyNumber(owner, 2), await replyNumber(owner, 3)];
-    expect(replies.filter((reply) => reply.startsWith("Recorded ₹250.00 from Rahul."))).toHaveLength(1);
+    // Two "yes" messages handled at once can both read the draft before either clears it: replay that by putting the
+    // draft the first one confirmed back where the second would have read it.
+    const key = `whatsapp:conversation:${tenantId}:${owner}`;
+    const draft = await env.CACHE.get(key);
+    expect(await say(owner, "yes")).toBe("Recorded ₹250.00 from Rahul. Balance -₹250.00.");
+    await env.CACHE.put(key, draft!);
+    expect(await say(owner, "yes")).toBe("That was already done.");
     expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(1);
   });
 });
