@@ -61,7 +61,8 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
         ? await converse(env, scope, message.from, message.text.body)
         : { reply: TEXT_ONLY, intent: null, customerId: null };
   } catch (error) {
-    log.error("whatsapp.turn_failed", { error });
+    // Only the error's kind: a failed query's message carries its parameters (the person's words, amounts).
+    log.error("whatsapp.turn_failed", { errorType: errorType(error) });
     turn = { reply: "Sorry, something went wrong and nothing was changed. Please try again.", intent: null, customerId: null };
   }
   let status = "answered";
@@ -70,7 +71,7 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
     await recordOutbound(scope, sent, message.from, turn.reply, turn.customerId);
   } catch (error) {
     status = "unanswered";
-    log.warn("whatsapp.reply_failed", { error: error instanceof WhatsAppSendError ? error.message : error });
+    log.warn("whatsapp.reply_failed", { reason: error instanceof WhatsAppSendError ? error.message : errorType(error) });
   }
   await markInbound(scope, message.id, status, turn.intent, turn.customerId).catch((error: unknown) =>
     log.warn("whatsapp.mark_failed", { error }),
@@ -231,6 +232,8 @@ function sentenceFor(error: BusinessError): string {
   if (names.length > 0) return `${error.message.replace(/\.$/, "")}. Did you mean: ${names.join(", ")}?`;
   return `${error.message.replace(/\.$/, "")}. Nothing was written.`;
 }
+
+const errorType = (error: unknown) => (error instanceof Error ? error.name : typeof error);
 
 const invoiceLabel = (id: string) => `INV-${id.replace(/-/g, "").slice(0, 8).toUpperCase()}`;
 

@@ -52,7 +52,7 @@ function balance(message: string): Intent | null {
 }
 
 const AMOUNT = String.raw`(?:rs\.?|inr|₹|\$|usd|eur|€)?\s*(\d{1,3}(?:,\d{2,3})+|\d+)(?:\.(\d{1,3}))?(?:\s*(?:rs\.?|rupees?|inr|dollars?|\/-))?`;
-const MODE = String.raw`(?:(?:by|via|in|through|using|with) )?(upi|cash|card|bank(?: transfer)?|gpay|google pay|phonepe|paytm|neft|imps|cheque|check)`;
+const MODE = `(?:(?:by|via|in|through|using|with) )?(upi|cash|card|bank(?: transfer)?|gpay|google pay|phonepe|paytm|neft|imps|cheque|check)`;
 
 /** "1,000" or "₹12.50" in the currency's minor unit; null when it has more decimals than the currency. */
 export function minorAmount(whole: string, fraction: string | undefined, minorDigits: number): number | null {
@@ -72,9 +72,9 @@ function modeOf(word: string | undefined): (typeof PAYMENT_MODES)[number] {
 }
 
 function payment(message: string, context: ReadingContext): Intent | null {
-  const paid = new RegExp(String.raw`^(.+?) (?:has )?(?:paid|gave|sent|payed)(?: me| us)? ${AMOUNT}(?: ${MODE})?$`, "i").exec(message);
+  const paid = new RegExp(`^(.+?) (?:has )?(?:paid|gave|sent|payed)(?: me| us)? ${AMOUNT}(?: ${MODE})?$`, "i").exec(message);
   const received = new RegExp(
-    String.raw`^(?:received|got|record(?: a)?(?: payment(?: of)?)?) ${AMOUNT}(?: ${MODE})? from (.+?)(?: ${MODE})?$`,
+    `^(?:received|got|record(?: a)?(?: payment(?: of)?)?) ${AMOUNT}(?: ${MODE})? from (.+?)(?: ${MODE})?$`,
     "i",
   ).exec(message);
   if (paid?.[1] && paid[2]) {
@@ -215,7 +215,7 @@ function findCustomer(message: string): Intent | null {
 
 function reminder(message: string, context: ReadingContext): Intent | null {
   const match = new RegExp(
-    String.raw`^remind (.+?) (?:to pay|about|of|for)(?: the)?(?: ${AMOUNT})?(?: dues?| balance| payment)?(?: (.+))?$`,
+    `^remind (.+?) (?:to pay|about|of|for)(?: the)?(?: ${AMOUNT})?(?: dues?| balance| payment)?(?: (.+))?$`,
     "i",
   ).exec(message);
   if (!match?.[1]) return null;
