@@ -50,6 +50,9 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     WHATSAPP_VERIFY_TOKEN: TEST_WHATSAPP_VERIFY_TOKEN,
     WHATSAPP_ACCESS_TOKEN: TEST_WHATSAPP_ACCESS_TOKEN,
     WHATSAPP_PHONE_NUMBER_ID: TEST_WHATSAPP_PHONE_NUMBER_ID,
+    // Reminder retries on a test's time scale: 0.2 s, then 0.4 s; the third failure is final.
+    REMINDER_RETRY_BASE_SECONDS: "0.2",
+    REMINDER_MAX_ATTEMPTS: "3",
     ...simulators,
   };
 }
