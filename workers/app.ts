@@ -27,6 +27,7 @@ import { sessionLiveRoutes } from "./routes/sessions-live.ts";
 import { tenantSettingsRoutes } from "./routes/tenant-settings.ts";
 import { userRoutes } from "./routes/users.ts";
 import { errorBody } from "./shared/errors.ts";
+import { whatsappRoutes } from "./whatsapp/routes.ts";
 
 /**
  * The Worker's HTTP surface: one Hono app, middleware first (correlation id, body guard), then every router.
@@ -43,6 +44,8 @@ export function buildApp() {
   for (const carrier of Object.values(carriers)) app.route("/", carrier.routes);
   // Prometheus's format, not JSON: outside the OpenAPI set too.
   app.route("/", metricsRoutes);
+  // Meta's conventions (plain-text challenge, signed raw bodies): outside the OpenAPI set and the JSON body guard.
+  app.route("/", whatsappRoutes);
 
   for (const routes of [
     healthRoutes,
