@@ -11,6 +11,7 @@ import { createLogger } from "../../../workers/shared/logger.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import { eventually, randomE164, simClearFaults, simFault, simRequests } from "../support/carriers.ts";
 import { api, errorOf } from "../support/identity.ts";
+import { sentTo } from "../support/whatsapp.ts";
 
 /**
  * Payment reminders through the real Worker, the tenant's real scheduler object and D1, against the fake carrier APIs:
@@ -275,11 +276,20 @@ describe("failures", () => {
     expect(await messagesTo(person.phone)).toHaveLength(1);
   });
 
-  it("WhatsApp is not wired in this build: failed channel_unavailable, nothing sent anywhere", async () => {
+  it("WhatsApp: one Cloud API message to the customer's number, the message id kept", async () => {
     const { token } = await shop();
     const person = await customer(token);
-    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Via WhatsApp.", channel: "whatsapp" });
-    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "channel_unavailable" });
+    const created = await scheduled(token, {
+      customerId: person.id,
+      dueAt: soon(),
+      message: "Via WhatsApp.",
+      amount: 2500,
+      channel: "whatsapp",
+    });
+    const done = await settled(token, person.id, created.id);
+    const sent = await sentTo(person.phone.slice(1));
+    expect(sent).toEqual([{ id: done.externalId, to: person.phone.slice(1), body: "Via WhatsApp. Amount due: ₹25.00." }]);
+    expect(done).toMatchObject({ state: "sent", attempts: 1 });
     expect(await simRequests({ to: person.phone })).toEqual([]);
   });
 });

@@ -48,6 +48,21 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("sessions"),
   },
+  "/api/v1/reminders/{id}": {
+    create: async (_tenantId, adminToken) => {
+      const customer = await api("/api/v1/customers", {
+        method: "POST",
+        token: adminToken,
+        body: { name: "B's customer", phone: randomE164() },
+      });
+      const { id: customerId } = (await customer.json()) as { id: string };
+      const dueAt = new Date(Date.now() + 3_600_000).toISOString();
+      const body = { customerId, dueAt, message: "B's reminder.", channel: "sms" };
+      const response = await api("/api/v1/reminders", { method: "POST", token: adminToken, body });
+      return ((await response.json()) as { id: string }).id;
+    },
+    snapshot: rowOf("reminders"),
+  },
 };
 
 async function phoneNumberIn(adminToken: string, carrier = "twilio") {

@@ -4,7 +4,9 @@ import { carrierNamed } from "../../carriers/registry.ts";
 import type { REMINDER_CHANNELS } from "../../shared/db/schema.ts";
 import type { TenantScope } from "../../shared/db/tenant-scope.ts";
 import { AppError } from "../../shared/errors.ts";
+import { ConfigurationError, requireSettings } from "../../shared/settings.ts";
 import { currencyMinorDigits } from "../../shared/tenant-settings.ts";
+import { sendWhatsAppText, WhatsAppSendError } from "../whatsapp-client.ts";
 
 export type ReminderChannelName = (typeof REMINDER_CHANNELS)[number];
 
@@ -116,10 +118,24 @@ const call: ReminderChannel = {
   },
 };
 
-/** WhatsApp needs the Cloud API client (branch w-whatsapp); until it is wired in, say so rather than pretend. */
+/** WhatsApp through the Cloud API, from the deployment's business number; unconfigured, the channel says so. */
 const whatsapp: ReminderChannel = {
-  send: async () => {
-    throw new DeliveryError("channel_unavailable", "WhatsApp delivery is not available in this deployment", false);
+  async send(env, _scope, delivery) {
+    let settings: ReturnType<typeof requireSettings<"whatsappSend">>;
+    try {
+      settings = requireSettings(env, "whatsappSend");
+    } catch (error) {
+      if (error instanceof ConfigurationError) throw new DeliveryError("channel_unavailable", "WhatsApp is not configured", false);
+      throw error;
+    }
+    try {
+      return { externalId: await sendWhatsAppText(settings, delivery.to, reminderText(delivery)) };
+    } catch (error) {
+      if (!(error instanceof WhatsAppSendError)) throw error;
+      // No status: unreachable or an unreadable answer, so Meta may have taken the message.
+      if (error.status === null) throw new DeliveryError("outcome_unknown", error.message, false);
+      throw new DeliveryError("whatsapp_refused", error.message, error.retryable);
+    }
   },
 };
 
