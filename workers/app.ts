@@ -19,6 +19,7 @@ import { paymentRoutes } from "./routes/payments.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { productRoutes } from "./routes/products.ts";
 import { providerRoutes } from "./routes/providers.ts";
+import { reminderRoutes } from "./routes/reminders.ts";
 import { sessionEndRoutes } from "./routes/session-end.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
@@ -26,6 +27,7 @@ import { sessionLiveRoutes } from "./routes/sessions-live.ts";
 import { tenantSettingsRoutes } from "./routes/tenant-settings.ts";
 import { userRoutes } from "./routes/users.ts";
 import { errorBody } from "./shared/errors.ts";
+import { whatsappRoutes } from "./whatsapp/routes.ts";
 
 /**
  * The Worker's HTTP surface: one Hono app, middleware first (correlation id, body guard), then every router.
@@ -42,6 +44,8 @@ export function buildApp() {
   for (const carrier of Object.values(carriers)) app.route("/", carrier.routes);
   // Prometheus's format, not JSON: outside the OpenAPI set too.
   app.route("/", metricsRoutes);
+  // Meta's conventions (plain-text challenge, signed raw bodies): outside the OpenAPI set and the JSON body guard.
+  app.route("/", whatsappRoutes);
 
   for (const routes of [
     healthRoutes,
@@ -62,6 +66,7 @@ export function buildApp() {
     productRoutes,
     invoiceRoutes,
     paymentRoutes,
+    reminderRoutes,
   ])
     app.route("/", routes);
 

@@ -15,6 +15,8 @@ const ALLOWED = [
   /^workers\/routes\/health\.ts$/,
   /^workers\/scheduled\.ts$/,
   /^workers\/ops\//,
+  // Hands the binding to the business engine, which scopes every query to the message's tenant itself.
+  /^workers\/whatsapp\/conversation\.ts$/,
 ];
 const RAW_ACCESS = [/\bdatabase\(/, /\benv\.DB\b/, /\bdrizzle\(/];
 

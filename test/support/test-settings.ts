@@ -10,6 +10,11 @@ export const TEST_TWILIO_AUTH_TOKEN = "twilio-test-auth-token-0123456789";
 export const TEST_TELNYX_PUBLIC_KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 export const TEST_PUBLIC_BASE_URL = "https://switchboard.test";
 export const TEST_TELNYX_API_KEY = "KEYtelnyx-test-api-key";
+// The app secret of protocols.md's WhatsApp signature vector, so the vector's body is accepted as Meta's own.
+export const TEST_WHATSAPP_APP_SECRET = "whatsapp-app-secret-0123456789";
+export const TEST_WHATSAPP_VERIFY_TOKEN = "whatsapp-verify-token-test";
+export const TEST_WHATSAPP_ACCESS_TOKEN = "EAAwhatsapp-test-access-token-0123";
+export const TEST_WHATSAPP_PHONE_NUMBER_ID = "106540352242922";
 export const TEST_MEDIA_STREAM_SECRET = "media-stream-test-secret-0123456789abcdef";
 
 async function signingKey(kid: string) {
@@ -41,6 +46,13 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // Every agent turn asks the fleet registry whether its provider was marked down.
     PROVIDER_FLEET_CHECK_SECONDS: "0",
     HUMAN_TRANSFER_NUMBER: "+15550009999",
+    WHATSAPP_APP_SECRET: TEST_WHATSAPP_APP_SECRET,
+    WHATSAPP_VERIFY_TOKEN: TEST_WHATSAPP_VERIFY_TOKEN,
+    WHATSAPP_ACCESS_TOKEN: TEST_WHATSAPP_ACCESS_TOKEN,
+    WHATSAPP_PHONE_NUMBER_ID: TEST_WHATSAPP_PHONE_NUMBER_ID,
+    // Reminder retries on a test's time scale: 0.2 s, then 0.4 s; the third failure is final.
+    REMINDER_RETRY_BASE_SECONDS: "0.2",
+    REMINDER_MAX_ATTEMPTS: "3",
     ...simulators,
   };
 }

@@ -7,6 +7,7 @@ declare global {
       /** Control APIs of the simulated third parties (test/simulators), started by test/support/global-setup.ts. */
       PROVIDER_SIM_CONTROL_URL: string;
       CARRIER_SIM_CONTROL_URL: string;
+      WHATSAPP_SIM_CONTROL_URL: string;
     }
   }
 }

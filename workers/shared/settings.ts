@@ -118,6 +118,8 @@ const settingSchemas = {
   TELNYX_CONNECTION_ID: optional(z.string().min(1)),
   TELNYX_API_BASE: optional(origin).default("https://api.telnyx.com"),
   OPENAI_API_KEY: optional(z.string().min(8)),
+  // OpenAI's HTTP APIs (text intents from WhatsApp); the Realtime socket has its own URL.
+  OPENAI_API_BASE: optional(origin).default("https://api.openai.com"),
   OPENAI_REALTIME_URL: optional(wsUrl).default("wss://api.openai.com/v1/realtime"),
   GEMINI_API_KEY: optional(z.string().min(8)),
   GEMINI_LIVE_URL: optional(wsUrl).default(
@@ -160,6 +162,13 @@ const settingSchemas = {
   OPENAI_SESSION_ROLLOVER_MINUTES: optional(z.coerce.number().min(0.05).max(120)).default(55),
   // A web session nobody joins as the caller ends after this long (its provider session is billed meanwhile).
   WEB_SESSION_JOIN_TIMEOUT_SECONDS: optional(z.coerce.number().min(1).max(86_400)).default(120),
+  // WhatsApp Cloud API (workers/whatsapp/): the app secret signs Meta's deliveries, the verify token answers its
+  // subscription challenge, the access token and phone number id send replies.
+  WHATSAPP_APP_SECRET: optional(z.string().min(16, { error: "must be at least 16 characters" })),
+  WHATSAPP_VERIFY_TOKEN: optional(z.string().min(8, { error: "must be at least 8 characters" })),
+  WHATSAPP_ACCESS_TOKEN: optional(z.string().min(16, { error: "must be at least 16 characters" })),
+  WHATSAPP_PHONE_NUMBER_ID: optional(z.string().regex(/^\d{5,32}$/, { error: "must be the digits of a phone number id" })),
+  WHATSAPP_API_BASE: optional(origin).default("https://graph.facebook.com"),
   HUMAN_TRANSFER_NUMBER: optional(z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number" })),
   // Fleet-wide provider health (durable-objects/provider-health; defaults: the audited system's).
   PROVIDER_HEALTH_LATENCY_WARNING_MS: optional(z.coerce.number().int().min(1).max(120_000)).default(1000),
@@ -167,6 +176,10 @@ const settingSchemas = {
   PROVIDER_HEALTH_MIN_SUCCESS_RATE: optional(z.coerce.number().min(0).max(1)).default(0.95),
   PROVIDER_HEALTH_OFFLINE_AFTER: optional(z.coerce.number().int().min(1).max(100)).default(3),
   PROVIDER_HEALTH_PROBE_SECONDS: optional(z.coerce.number().min(1).max(3600)).default(30),
+  // Payment reminders (workers/business/reminders): a failed send is retried after base × 2^(attempt − 1), up to the
+  // attempt limit, then the reminder is `failed`.
+  REMINDER_RETRY_BASE_SECONDS: optional(z.coerce.number().min(0.05).max(3600)).default(60),
+  REMINDER_MAX_ATTEMPTS: optional(z.coerce.number().int().min(1).max(20)).default(5),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;
@@ -190,6 +203,11 @@ const requiredBy = {
   ],
   metrics: ["METRICS_TOKEN"],
   mediaStreams: ["MEDIA_STREAM_SECRET"],
+  // Each WhatsApp duty fails closed on its own: no app secret, no message is accepted; no verify token, no
+  // subscription is confirmed; no access token, nothing is sent.
+  whatsappVerify: ["WHATSAPP_VERIFY_TOKEN"],
+  whatsappWebhook: ["WHATSAPP_APP_SECRET"],
+  whatsappSend: ["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_BASE"],
 } as const satisfies Record<string, readonly SettingName[]>;
 export type Capability = keyof typeof requiredBy;
 

@@ -35,13 +35,27 @@ const fields = {
     .max(100_000)
     .nullable()
     .describe("the most sessions live at once (phone calls and web sessions); null for no limit"),
+  /**
+   * The shop's own WhatsApp numbers (E.164): only they may create invoices, record payments, set reminders and read
+   * other customers' accounts over WhatsApp. Anyone else is at most a customer asking about their own account.
+   * Empty by default: nobody runs the books over WhatsApp until an admin names who may.
+   */
+  whatsappOperators: z
+    .array(z.string().regex(/^\+[1-9]\d{6,14}$/, "an E.164 number such as +919876543210"))
+    .max(50)
+    .describe("E.164 numbers that may run the books over WhatsApp (create invoices, record payments)"),
 };
 
 export const tenantSettingsSchema = z.object(fields);
 export type TenantSettings = z.infer<typeof tenantSettingsSchema>;
 
 /** What a tenant that never set a field reads. */
-export const TENANT_SETTINGS_DEFAULTS: TenantSettings = { currency: "INR", timezone: "Asia/Kolkata", maxConcurrentSessions: null };
+export const TENANT_SETTINGS_DEFAULTS: TenantSettings = {
+  currency: "INR",
+  timezone: "Asia/Kolkata",
+  maxConcurrentSessions: null,
+  whatsappOperators: [],
+};
 
 /** Digits after the point in a currency's minor unit (2 for INR and USD, 0 for JPY), from the runtime's ICU data. */
 export function currencyMinorDigits(currency: string): number {

@@ -22,7 +22,7 @@ const settingsOf = async (token: string): Promise<Record<string, unknown>> => {
   return response.json();
 };
 /** What a shop reads before choosing: Indian rupees, Indian time. */
-const SHOP_DEFAULTS = { currency: "INR", timezone: "Asia/Kolkata" };
+const SHOP_DEFAULTS = { currency: "INR", timezone: "Asia/Kolkata", whatsappOperators: [] };
 const patch = (token: string, body: unknown) => api("/api/v1/tenant/settings", { method: "PATCH", token, body });
 
 describe("tenant settings", () => {
@@ -55,7 +55,12 @@ describe("tenant settings", () => {
     const { accessToken } = await userWithToken(tenantId, "admin");
     const response = await patch(accessToken, { currency: "JPY", timezone: "Asia/Tokyo" });
     expect(response.status).toBe(200);
-    expect(await settingsOf(accessToken)).toEqual({ currency: "JPY", timezone: "Asia/Tokyo", maxConcurrentSessions: null });
+    expect(await settingsOf(accessToken)).toEqual({
+      currency: "JPY",
+      timezone: "Asia/Tokyo",
+      maxConcurrentSessions: null,
+      whatsappOperators: [],
+    });
     expect((await patch(accessToken, { currency: "ZZZ" })).status).toBe(400);
     expect((await settingsOf(accessToken)).currency).toBe("JPY");
   });

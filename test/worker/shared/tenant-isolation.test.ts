@@ -61,11 +61,21 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("invoices"),
   },
+  "/api/v1/reminders/{id}": {
+    create: async (_tenantId, adminToken) => {
+      const customerId = await customerIn(adminToken);
+      const dueAt = new Date(Date.now() + 3_600_000).toISOString();
+      const body = { customerId, dueAt, message: "B's reminder.", channel: "sms" };
+      const response = await api("/api/v1/reminders", { method: "POST", token: adminToken, body });
+      return ((await response.json()) as { id: string }).id;
+    },
+    snapshot: rowOf("reminders"),
+  },
 };
 
 const idOf = async (response: Response) => ((await response.json()) as { id: string }).id;
 const customerIn = async (adminToken: string) =>
-  idOf(await api("/api/v1/customers", { method: "POST", token: adminToken, body: { name: "B's customer" } }));
+  idOf(await api("/api/v1/customers", { method: "POST", token: adminToken, body: { name: "B's customer", phone: randomE164() } }));
 
 async function phoneNumberIn(adminToken: string, carrier = "twilio") {
   const e164 = randomE164();

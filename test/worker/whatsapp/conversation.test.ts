@@ -1,0 +1,124 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { BusinessEngine } from "../../../workers/business/engine.ts";
+import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
+import { TENANT_SETTINGS_DEFAULTS, writeTenantSettings } from "../../../workers/shared/tenant-settings.ts";
+import { d1Count, eventually } from "../support/carriers.ts";
+import { createTenant } from "../support/identity.ts";
+import { businessNumber, postWhatsApp, randomWaId, replyNumber, sentTo, textDelivery } from "../support/whatsapp.ts";
+
+/**
+ * Whole conversations through the real Worker: signed deliveries in, the business engine's books in D1, replies read
+ * at the simulated Cloud API. The test platform has an OpenAI key, but none of these texts is scripted at the
+ * simulated model, which answers 503: every reading here is the offline parser's, reached by the model-failure path.
+ */
+async function shop() {
+  const tenantId = await createTenant("Kirana");
+  const number = await businessNumber(tenantId);
+  const owner = randomWaId();
+  await writeTenantSettings(tenantScopeFor(env, tenantId), { ...TENANT_SETTINGS_DEFAULTS, whatsappOperators: [`+${owner}`] });
+  const engine = new BusinessEngine(env.DB, tenantId, { source: "api" });
+  await engine.createProduct({ name: "Rice", unitPrice: 6000, unit: "kg" });
+  await engine.createProduct({ name: "Eggs", unitPrice: 600 });
+  const priyaWa = randomWaId();
+  const rahul = await engine.createCustomer({ name: "Rahul" });
+  const priya = await engine.createCustomer({ name: "Priya", phone: `+${priyaWa}` });
+  await engine.createInvoice({ customerId: priya.id, items: [{ productName: "Rice", quantity: 10 }] });
+  let sent = 0;
+  const counts = new Map<string, number>();
+  /** Sends `text` from `waId` and returns the platform's reply to it. */
+  const say = async (waId: string, text: string) => {
+    expect((await postWhatsApp(textDelivery(number, waId, text))).status).toBe(200);
+    const next = (counts.get(waId) ?? 0) + 1;
+    counts.set(waId, next);
+    sent++;
+    return replyNumber(waId, next);
+  };
+  return { tenantId, engine, owner, priyaWa, rahul, priya, say, sent: () => sent };
+}
+
+describe("WhatsApp conversations", () => {
+  it("creates an invoice, records a payment and answers balances, writing each confirmed draft once", async () => {
+    const { engine, owner, priyaWa, rahul, priya, say } = await shop();
+
+    const draft = await say(owner, "Create an invoice for Rahul: 2 kg rice and a dozen eggs");
+    expect(draft).toBe("Invoice for Rahul: 2 kg Rice ₹120.00, 12 × Eggs ₹72.00. Total ₹192.00. Reply YES to create it.");
+    expect(await d1Count("SELECT count(*) AS n FROM invoices WHERE customer_id = ?", rahul.id)).toBe(0);
+    expect(await say(owner, "yes")).toMatch(/^Invoice INV-[0-9A-F]{8} for Rahul: ₹192\.00\. Balance ₹192\.00\.$/);
+    // A second "yes" has no draft left to confirm: nothing more is written.
+    expect(await say(owner, "yes")).toMatch(/did not understand/);
+    expect(await d1Count("SELECT count(*) AS n FROM invoices WHERE customer_id = ?", rahul.id)).toBe(1);
+
+    expect(await say(owner, "Priya paid 500 by UPI")).toBe("Record ₹500.00 from Priya by UPI? Reply YES to record it.");
+    expect(await say(owner, "YES")).toBe("Recorded ₹500.00 from Priya. Balance ₹100.00.");
+
+    expect(await say(priyaWa, "What is my balance?")).toBe("Your balance is ₹100.00.");
+    expect(await say(owner, "What's Rahul's balance?")).toBe("Rahul's balance is ₹192.00.");
+
+    const ledger = await engine.ledger(priya.id);
+    expect(ledger.items.map((entry) => [entry.kind, entry.direction, entry.amount, entry.balanceAfter, entry.mode, entry.source])).toEqual([
+      ["invoice", "debit", 60_000, 60_000, null, "api"],
+      ["payment", "credit", 50_000, 10_000, "upi", "whatsapp"],
+    ]);
+    expect((await engine.ledger(rahul.id)).items.map((entry) => [entry.amount, entry.balanceAfter, entry.source])).toEqual([
+      [19_200, 19_200, "whatsapp"],
+    ]);
+  });
+
+  it("writes nothing when the person says no", async () => {
+    const { rahul, owner, say } = await shop();
+    expect(await say(owner, "Rahul paid 1,000 by cash")).toMatch(/Reply YES/);
+    expect(await say(owner, "no")).toBe("Cancelled. Nothing was written.");
+    expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(0);
+  });
+
+  it("offers candidates for a customer it cannot name for sure, never a guess", async () => {
+    const { owner, say } = await shop();
+    const reply = await say(owner, "Rahool paid 200 by cash");
+    expect(reply).toMatch(/Did you mean: Rahul\?$/);
+    expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE kind = 'payment' AND amount = 20000")).toBe(0);
+  });
+
+  it("lets a customer read only their own account", async () => {
+    const { priyaWa, priya, say } = await shop();
+    expect(await say(priyaWa, "Priya paid 500 by UPI")).toMatch(/Only the shop can do that/);
+    expect(await say(priyaWa, "What's Rahul's balance?")).toMatch(/Only the shop can do that/);
+    expect(await say(priyaWa, "Show my invoices")).toMatch(/^Recent invoices:\nINV-[0-9A-F]{8} ₹600\.00, \d{4}-\d{2}-\d{2}$/);
+    expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", priya.id)).toBe(1);
+  });
+
+  it("records the conversation: the inbound message with its intent, and the reply", async () => {
+    const { tenantId, owner, say } = await shop();
+    await say(owner, "What's Rahul's balance?");
+    // The inbound row is marked once the reply has gone: wait for it.
+    const rows = await eventually(async () => {
+      const found = await env.DB.prepare(
+        "SELECT direction, status, intent FROM whatsapp_messages WHERE tenant_id = ? AND wa_id = ? ORDER BY created_at",
+      )
+        .bind(tenantId, owner)
+        .all<{ direction: string; status: string; intent: string | null }>();
+      return found.results[0]?.status === "answered" ? found : null;
+    });
+    expect(rows.results.map((row) => [row.direction, row.status])).toEqual([
+      ["inbound", "answered"],
+      ["outbound", "sent"],
+    ]);
+    expect(JSON.parse(rows.results[0]!.intent ?? "null")).toEqual({ kind: "get_balance", customer: "Rahul" });
+    expect(await sentTo(owner)).toHaveLength(1);
+  });
+});
+
+describe("WhatsApp confirmations", () => {
+  it("writes a draft once even when a second reader saw it before it was cleared", async () => {
+    const { tenantId, owner, rahul, say } = await shop();
+    expect(await say(owner, "Rahul paid 250 by cash")).toMatch(/Reply YES/);
+    // Two "yes" messages handled at once can both read the draft before either clears it: replay that by putting the
+    // draft the first one confirmed back where the second would have read it.
+    const key = `whatsapp:conversation:${tenantId}:${owner}`;
+    const draft = await env.CACHE.get(key);
+    expect(await say(owner, "yes")).toBe("Recorded ₹250.00 from Rahul. Balance -₹250.00.");
+    await env.CACHE.put(key, draft!);
+    expect(await say(owner, "yes")).toBe("That was already done.");
+    expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(1);
+  });
+});

@@ -1,0 +1,254 @@
+import { eq } from "drizzle-orm";
+import { z } from "zod";
+import { BusinessEngine, type Customer, type InvoiceInput, invoiceInput, type PaymentInput, paymentInput } from "../business/engine.ts";
+import { BusinessError } from "../business/errors.ts";
+import type { Intent } from "../business/intents/intent.ts";
+import { readIntent } from "../business/intents/read.ts";
+import { sendWhatsAppText, WhatsAppSendError } from "../business/whatsapp-client.ts";
+import { idempotencyKeys } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import type { Logger } from "../shared/logger.ts";
+import { parseSettings, requireSettings } from "../shared/settings.ts";
+import { currencyMinorDigits, readTenantSettings } from "../shared/tenant-settings.ts";
+import type { InboundMessage } from "./payload.ts";
+import { markInbound, recordOutbound } from "./transcript.ts";
+
+/**
+ * One message's answer: who is writing (one of the shop's operators, a known customer, or nobody the shop knows),
+ * what they want (readIntent), the business engine's operation, and a short reply. Anything that moves money is
+ * first priced and shown, and written only when the same sender answers "yes" within 10 minutes, once: the draft's
+ * id is claimed in `idempotency_keys` before the write, so two "yes" messages (or Meta retrying one) write once.
+ */
+const STATE_SECONDS = 600;
+const YES = /^(?:yes|y|yes please|ok|okay|confirm|confirmed|haan|ha|ji)$/i;
+const NO = /^(?:no|n|cancel|stop|nahi)$/i;
+const TEXT_ONLY = 'Sorry, I can only read text messages. Please type what you need, e.g. "What is my balance?"';
+const UNKNOWN_SENDER = "Sorry, this number is not registered with the shop. Please ask the shop to add you.";
+const OPERATORS_ONLY = 'Only the shop can do that here. You can ask "What is my balance?" or "Show my invoices".';
+const HELP =
+  'Sorry, I did not understand. Try: "Create an invoice for Rahul: 2 kg rice", "Priya paid 500 by UPI", "What\'s Suresh\'s balance?" or "Show recent invoices".';
+
+const pendingSchema = z.discriminatedUnion("kind", [
+  z.object({ id: z.uuid(), kind: z.literal("create_invoice"), input: invoiceInput }),
+  z.object({ id: z.uuid(), kind: z.literal("record_payment"), input: paymentInput }),
+]);
+type Pending = z.infer<typeof pendingSchema>;
+
+const stateSchema = z.object({
+  /** The customer the conversation was last about: "he paid 200" means them, and the intent cache keys on it. */
+  lastCustomer: z.string().max(120).nullable(),
+  pending: pendingSchema.nullable(),
+});
+type ConversationState = z.infer<typeof stateSchema>;
+
+interface Sender {
+  role: "operator" | "customer" | "stranger";
+  customer: Customer | null;
+}
+
+interface Turn {
+  reply: string;
+  intent: Intent | null;
+  customerId: string | null;
+}
+
+/** Reads, acts and replies; never throws (a failure is logged and the sender told that nothing changed). */
+export async function respond(env: Env, scope: TenantScope, message: InboundMessage, log: Logger): Promise<void> {
+  let turn: Turn;
+  try {
+    turn =
+      message.type === "text" && message.text?.body.trim()
+        ? await converse(env, scope, message.from, message.text.body)
+        : { reply: TEXT_ONLY, intent: null, customerId: null };
+  } catch (error) {
+    // Only the error's kind: a failed query's message carries its parameters (the person's words, amounts).
+    log.error("whatsapp.turn_failed", { errorType: errorType(error) });
+    turn = { reply: "Sorry, something went wrong and nothing was changed. Please try again.", intent: null, customerId: null };
+  }
+  let status = "answered";
+  try {
+    const sent = await sendWhatsAppText(requireSettings(env, "whatsappSend"), message.from, turn.reply);
+    await recordOutbound(scope, sent, message.from, turn.reply, turn.customerId);
+  } catch (error) {
+    status = "unanswered";
+    log.warn("whatsapp.reply_failed", { reason: error instanceof WhatsAppSendError ? error.message : errorType(error) });
+  }
+  await markInbound(scope, message.id, status, turn.intent, turn.customerId).catch((error: unknown) =>
+    log.warn("whatsapp.mark_failed", { error }),
+  );
+}
+
+async function converse(env: Env, scope: TenantScope, waId: string, text: string): Promise<Turn> {
+  const engine = new BusinessEngine(env.DB, scope.tenantId, { source: "whatsapp", by: `wa:${waId}` });
+  const shop = await readTenantSettings(scope);
+  const sender = await identify(engine, shop.whatsappOperators, waId);
+  if (sender.role === "stranger") return { reply: UNKNOWN_SENDER, intent: null, customerId: null };
+  const stateKey = `whatsapp:conversation:${scope.tenantId}:${waId}`;
+  const state = await loadState(env.CACHE, stateKey);
+  const money = moneyFormat(shop.currency);
+
+  if (state.pending && (YES.test(text.trim()) || NO.test(text.trim()))) {
+    const pending = state.pending;
+    await saveState(env.CACHE, stateKey, { ...state, pending: null });
+    if (NO.test(text.trim())) return { reply: "Cancelled. Nothing was written.", intent: null, customerId: null };
+    return confirm(engine, scope, pending, money);
+  }
+
+  const settings = parseSettings(env).values;
+  const reading = await readIntent(env, settings, scope.tenantId, text, {
+    minorDigits: currencyMinorDigits(shop.currency),
+    timezone: shop.timezone,
+    now: Date.now(),
+    currency: shop.currency,
+    lastCustomer: state.lastCustomer,
+  });
+  const intent = reading.intent;
+  try {
+    const outcome = await act(engine, sender, intent, money);
+    await saveState(env.CACHE, stateKey, {
+      lastCustomer: outcome.customer?.name ?? state.lastCustomer,
+      pending: outcome.pending ?? null,
+    });
+    return { reply: outcome.reply, intent, customerId: outcome.customer?.id ?? null };
+  } catch (error) {
+    if (error instanceof BusinessError) return { reply: sentenceFor(error), intent, customerId: null };
+    throw error;
+  }
+}
+
+async function identify(engine: BusinessEngine, operators: readonly string[], waId: string): Promise<Sender> {
+  const phone = `+${waId}`;
+  const customer = await engine.customerByPhone(phone);
+  if (operators.includes(phone)) return { role: "operator", customer };
+  return { role: customer ? "customer" : "stranger", customer };
+}
+
+interface Outcome {
+  reply: string;
+  customer?: Customer;
+  pending?: Pending;
+}
+
+async function act(engine: BusinessEngine, sender: Sender, intent: Intent, money: (minor: number) => string): Promise<Outcome> {
+  if (intent.kind === "unknown") return { reply: HELP };
+  const self = intent.kind === "find_customer" ? false : intent.customer === null;
+  // A customer may read their own account and nothing else; "my balance" from an operator is theirs too, if they buy.
+  if (sender.role !== "operator" && !(self && (intent.kind === "get_balance" || intent.kind === "list_invoices")))
+    return { reply: OPERATORS_ONLY };
+  const customerOf = async (name: string | null): Promise<Customer> => {
+    if (name !== null) return engine.resolveCustomer(name);
+    if (sender.customer) return sender.customer;
+    throw new BusinessError("customer_not_found", 404, "Which customer? Please say their name");
+  };
+
+  switch (intent.kind) {
+    case "find_customer": {
+      const customer = await engine.resolveCustomer(intent.query);
+      const phone = customer.phone ? `, ${customer.phone}` : "";
+      return { reply: `${customer.name}${phone}. Balance ${money(customer.balance)}.`, customer };
+    }
+    case "get_balance": {
+      const customer = await customerOf(intent.customer);
+      const whose = intent.customer === null ? "Your balance" : `${customer.name}'s balance`;
+      return { reply: `${whose} is ${money(customer.balance)}.`, customer };
+    }
+    case "list_invoices": {
+      const customer = intent.customer === null && sender.role === "operator" ? null : await customerOf(intent.customer);
+      const page = await engine.listInvoices({ ...(customer ? { customerId: customer.id } : {}), limit: intent.limit });
+      if (page.items.length === 0) return { reply: "No invoices yet.", ...(customer ? { customer } : {}) };
+      const lines = page.items.map(
+        (invoice) =>
+          `${invoiceLabel(invoice.id)} ${money(invoice.total)}${invoice.status === "void" ? " (void)" : ""}, ${invoice.createdAt.slice(0, 10)}`,
+      );
+      return { reply: `Recent invoices:\n${lines.join("\n")}`, ...(customer ? { customer } : {}) };
+    }
+    case "create_invoice": {
+      const customer = await customerOf(intent.customer);
+      const input: InvoiceInput = {
+        customerId: customer.id,
+        items: intent.items.map((item) => ({ productName: item.product, quantity: item.quantityMilli / 1000 })),
+      };
+      const draft = await engine.priceInvoice(input);
+      const lines = draft.items.map(
+        (line) => `${line.quantity}${line.unit ? ` ${line.unit}` : " ×"} ${line.description} ${money(line.amount)}`,
+      );
+      return {
+        reply: `Invoice for ${customer.name}: ${lines.join(", ")}. Total ${money(draft.total)}. Reply YES to create it.`,
+        customer,
+        pending: { id: crypto.randomUUID(), kind: "create_invoice", input },
+      };
+    }
+    case "record_payment": {
+      const customer = await customerOf(intent.customer);
+      const input: PaymentInput = { customerId: customer.id, amount: intent.amount, mode: intent.mode };
+      return {
+        reply: `Record ${money(intent.amount)} from ${customer.name} by ${intent.mode.toUpperCase()}? Reply YES to record it.`,
+        customer,
+        pending: { id: crypto.randomUUID(), kind: "record_payment", input },
+      };
+    }
+    case "schedule_reminder": {
+      const customer = await customerOf(intent.customer);
+      return { reply: `Reminders are not available over WhatsApp yet, so nothing was scheduled for ${customer.name}.`, customer };
+    }
+  }
+}
+
+/** The confirmed write, at most once per draft however many times "yes" arrives. */
+async function confirm(engine: BusinessEngine, scope: TenantScope, pending: Pending, money: (minor: number) => string): Promise<Turn> {
+  const claimed = await scope
+    .insert(idempotencyKeys, { scope: "whatsapp_confirm", key: pending.id, requestHash: pending.kind, createdAt: Date.now() })
+    .onConflictDoNothing()
+    .returning({ key: idempotencyKeys.key });
+  if (claimed.length === 0) return { reply: "That was already done.", intent: null, customerId: pending.input.customerId };
+  try {
+    if (pending.kind === "create_invoice") {
+      const invoice = await engine.createInvoice(pending.input);
+      const customer = await engine.getCustomer(invoice.customerId);
+      return {
+        reply: `Invoice ${invoiceLabel(invoice.id)} for ${customer.name}: ${money(invoice.total)}. Balance ${money(customer.balance)}.`,
+        intent: null,
+        customerId: customer.id,
+      };
+    }
+    const entry = await engine.recordPayment(pending.input);
+    const customer = await engine.getCustomer(pending.input.customerId);
+    return {
+      reply: `Recorded ${money(entry.amount)} from ${customer.name}. Balance ${money(entry.balanceAfter)}.`,
+      intent: null,
+      customerId: customer.id,
+    };
+  } catch (error) {
+    // Nothing was written: free the draft's claim so the person's next "yes" is not answered "already done".
+    await scope.delete(idempotencyKeys, eq(idempotencyKeys.scope, "whatsapp_confirm"), eq(idempotencyKeys.key, pending.id));
+    if (error instanceof BusinessError) return { reply: sentenceFor(error), intent: null, customerId: null };
+    throw error;
+  }
+}
+
+/** The engine's refusal as a sentence; candidates are offered, never chosen. */
+function sentenceFor(error: BusinessError): string {
+  const names = error.candidates?.map((candidate) => candidate.name) ?? [];
+  if (names.length > 0) return `${error.message.replace(/\.$/, "")}. Did you mean: ${names.join(", ")}?`;
+  return `${error.message.replace(/\.$/, "")}. Nothing was written.`;
+}
+
+const errorType = (error: unknown) => (error instanceof Error ? error.name : typeof error);
+
+const invoiceLabel = (id: string) => `INV-${id.replace(/-/g, "").slice(0, 8).toUpperCase()}`;
+
+function moneyFormat(currency: string): (minor: number) => string {
+  const format = new Intl.NumberFormat("en-IN", { style: "currency", currency });
+  const divisor = 10 ** currencyMinorDigits(currency);
+  return (minor) => format.format(minor / divisor);
+}
+
+async function loadState(kv: KVNamespace, key: string): Promise<ConversationState> {
+  // Unreadable or unreachable state starts the conversation afresh (a pending draft is then simply not confirmed).
+  const stored = stateSchema.safeParse(await kv.get(key, "json").catch(() => null));
+  return stored.success ? stored.data : { lastCustomer: null, pending: null };
+}
+
+async function saveState(kv: KVNamespace, key: string, state: ConversationState): Promise<void> {
+  await kv.put(key, JSON.stringify(state), { expirationTtl: STATE_SECONDS });
+}
