@@ -12,6 +12,7 @@ import { createLogger } from "../../../workers/shared/logger.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import { eventually, randomE164, simClearFaults, simFault, simRequests } from "../support/carriers.ts";
 import { api, errorOf } from "../support/identity.ts";
+import { sentTo } from "../support/whatsapp.ts";
 
 /**
  * Payment reminders through the real Worker, the tenant's real scheduler object and D1, against the fake carrier APIs:
@@ -277,11 +278,19 @@ describe("failures", () => {
     expect(await messagesTo(person.phone)).toHaveLength(1);
   });
 
-  it("WhatsApp is not wired in this build: failed channel_unavailable, nothing sent anywhere", async () => {
+  it("WhatsApp reminders go through the Cloud API, once, and nowhere else", async () => {
     const { token, tenantId } = await shop();
     const person = await customer(tenantId);
-    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Via WhatsApp.", channel: "whatsapp" });
-    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "channel_unavailable" });
+    const created = await scheduled(token, {
+      customerId: person.id,
+      dueAt: soon(),
+      message: "Via WhatsApp.",
+      amount: 25_000,
+      channel: "whatsapp",
+    });
+    const done = await settled(token, person.id, created.id);
+    expect(done).toMatchObject({ state: "sent", attempts: 1, externalId: expect.stringMatching(/^wamid\./) });
+    expect((await sentTo(person.phone.slice(1))).map((message) => message.body)).toEqual(["Via WhatsApp. Amount due: ₹250.00."]);
     expect(await simRequests({ to: person.phone })).toEqual([]);
   });
 });

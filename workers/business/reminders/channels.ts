@@ -4,7 +4,9 @@ import { carrierNamed } from "../../carriers/registry.ts";
 import type { REMINDER_CHANNELS } from "../../shared/db/schema.ts";
 import type { TenantScope } from "../../shared/db/tenant-scope.ts";
 import { AppError } from "../../shared/errors.ts";
+import { requireSettings } from "../../shared/settings.ts";
 import { currencyMinorDigits } from "../../shared/tenant-settings.ts";
+import { sendWhatsAppText, WhatsAppSendError } from "../whatsapp-client.ts";
 
 export type ReminderChannelName = (typeof REMINDER_CHANNELS)[number];
 
@@ -116,10 +118,26 @@ const call: ReminderChannel = {
   },
 };
 
-/** WhatsApp needs the Cloud API client (branch w-whatsapp); until it is wired in, say so rather than pretend. */
+/**
+ * A WhatsApp text from the platform's business number (Cloud API). Meta delivers free-form text only within 24 hours of
+ * the customer's last message; outside that it refuses with a 4xx, which is final here like any other refusal.
+ */
 const whatsapp: ReminderChannel = {
-  send: async () => {
-    throw new DeliveryError("channel_unavailable", "WhatsApp delivery is not available in this deployment", false);
+  async send(env, _scope, delivery) {
+    let settings: ReturnType<typeof requireSettings<"whatsappSend">>;
+    try {
+      settings = requireSettings(env, "whatsappSend");
+    } catch {
+      throw new DeliveryError("channel_unavailable", "WhatsApp is not configured in this deployment", false);
+    }
+    try {
+      return { externalId: await sendWhatsAppText(settings, delivery.to, reminderText(delivery)) };
+    } catch (error) {
+      if (!(error instanceof WhatsAppSendError)) throw carrierFailure(error);
+      // No status: it may have been sent (a timeout), so it is not tried again.
+      if (error.status === null) throw new DeliveryError("outcome_unknown", error.message, false);
+      throw new DeliveryError("whatsapp_refused", error.message, error.retryable);
+    }
   },
 };
 
