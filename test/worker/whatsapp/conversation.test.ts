@@ -111,12 +111,19 @@ describe("WhatsApp conversations", () => {
 describe("WhatsApp reminders", () => {
   it("schedules a WhatsApp reminder for 10:00 on the day said, in the shop's zone", async () => {
     const { tenantId, owner, priya, say } = await shop();
-    expect(await say(owner, "Remind Priya to pay 1,000 by Friday")).toMatch(/^Reminder set for Priya on Fri, \d{1,2} \w{3}, 10:00 am for ₹1,000\.00\.$/);
+    expect(await say(owner, "Remind Priya to pay 1,000 by Friday")).toMatch(
+      /^Reminder set for Priya on Fri, \d{1,2} \w{3}, 10:00 am for ₹1,000\.00\.$/,
+    );
     const row = await env.DB.prepare("SELECT channel, amount, due_at, source FROM reminders WHERE tenant_id = ? AND customer_id = ?")
       .bind(tenantId, priya.id)
       .first<{ channel: string; amount: number; due_at: number; source: string }>();
     expect(row).toMatchObject({ channel: "whatsapp", amount: 100_000, source: "whatsapp" });
-    const local = new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Kolkata", weekday: "short", hour: "2-digit", minute: "2-digit" }).format(row!.due_at);
+    const local = new Intl.DateTimeFormat("en-GB", {
+      timeZone: "Asia/Kolkata",
+      weekday: "short",
+      hour: "2-digit",
+      minute: "2-digit",
+    }).format(row!.due_at);
     expect(local).toBe("Fri 10:00");
   });
 
