@@ -76,7 +76,7 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
     log.warn("whatsapp.reply_failed", { reason: error instanceof WhatsAppSendError ? error.message : errorType(error) });
   }
   await markInbound(scope, message.id, status, turn.intent, turn.customerId).catch((error: unknown) =>
-    log.warn("whatsapp.mark_failed", { error }),
+    log.warn("whatsapp.mark_failed", { errorType: errorType(error) }),
   );
 }
 
@@ -89,7 +89,8 @@ async function converse(env: Env, scope: TenantScope, waId: string, text: string
   const state = await loadState(env.CACHE, stateKey);
   const money = moneyFormat(shop.currency);
 
-  if (state.pending && (YES.test(text.trim()) || NO.test(text.trim()))) {
+  // Only operators get drafts; one who stopped being one since is not asked to confirm it either.
+  if (state.pending && sender.role === "operator" && (YES.test(text.trim()) || NO.test(text.trim()))) {
     const pending = state.pending;
     await saveState(env.CACHE, stateKey, { ...state, pending: null });
     if (NO.test(text.trim())) return { reply: "Cancelled. Nothing was written.", intent: null, customerId: null };
