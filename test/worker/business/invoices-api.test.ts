@@ -79,7 +79,7 @@ describe("invoices API", () => {
     for (const [body, status, code] of cases) await expectRefusedUnchanged(shop.tenantId, invoice(shop.agent, body), status, code);
 
     const unknown = await expectRefusedUnchanged(shop.tenantId, invoice(shop.agent, cases[2]![0]), 422, "unknown_product");
-    expect((unknown.details?.candidates as Array<{ name: string }>).map((c) => c.name)).toEqual(["Black Tea", "Green Tea"]);
+    expect(((unknown.details?.candidates ?? []) as Array<{ name: string }>).map((c) => c.name)).toEqual(["Black Tea", "Green Tea"]);
     const ambiguous = await expectRefusedUnchanged(shop.tenantId, invoice(shop.agent, cases[3]![0]), 422, "ambiguous_product");
     expect(ambiguous.details?.candidates).toHaveLength(2);
   });
