@@ -4,9 +4,11 @@ import { BusinessEngine, type Customer, type InvoiceInput, invoiceInput, type Pa
 import { BusinessError } from "../business/errors.ts";
 import type { Intent } from "../business/intents/intent.ts";
 import { readIntent } from "../business/intents/read.ts";
+import { scheduleReminder } from "../business/reminders/reminders.ts";
 import { sendWhatsAppText, WhatsAppSendError } from "../business/whatsapp-client.ts";
 import { idempotencyKeys } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import { AppError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { parseSettings, requireSettings } from "../shared/settings.ts";
 import { currencyMinorDigits, readTenantSettings } from "../shared/tenant-settings.ts";
@@ -74,7 +76,7 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
     log.warn("whatsapp.reply_failed", { reason: error instanceof WhatsAppSendError ? error.message : errorType(error) });
   }
   await markInbound(scope, message.id, status, turn.intent, turn.customerId).catch((error: unknown) =>
-    log.warn("whatsapp.mark_failed", { error }),
+    log.warn("whatsapp.mark_failed", { errorType: errorType(error) }),
   );
 }
 
@@ -87,7 +89,8 @@ async function converse(env: Env, scope: TenantScope, waId: string, text: string
   const state = await loadState(env.CACHE, stateKey);
   const money = moneyFormat(shop.currency);
 
-  if (state.pending && (YES.test(text.trim()) || NO.test(text.trim()))) {
+  // Only operators get drafts; one who stopped being one since is not asked to confirm it either.
+  if (state.pending && sender.role === "operator" && (YES.test(text.trim()) || NO.test(text.trim()))) {
     const pending = state.pending;
     await saveState(env.CACHE, stateKey, { ...state, pending: null });
     if (NO.test(text.trim())) return { reply: "Cancelled. Nothing was written.", intent: null, customerId: null };
@@ -104,16 +107,38 @@ async function converse(env: Env, scope: TenantScope, waId: string, text: string
   });
   const intent = reading.intent;
   try {
-    const outcome = await act(engine, sender, intent, money);
+    const outcome = await act({ env, scope, waId, timezone: shop.timezone, engine, sender, money }, intent);
     await saveState(env.CACHE, stateKey, {
       lastCustomer: outcome.customer?.name ?? state.lastCustomer,
       pending: outcome.pending ?? null,
     });
     return { reply: outcome.reply, intent, customerId: outcome.customer?.id ?? null };
   } catch (error) {
-    if (error instanceof BusinessError) return { reply: sentenceFor(error), intent, customerId: null };
+    if (error instanceof AppError) return { reply: sentenceFor(error), intent, customerId: null };
     throw error;
   }
+}
+
+/** A reminder for a day goes out at 10:00 that day in the shop's zone (a decent hour to ask for money). */
+const REMINDER_HOUR = 10;
+function dueAtOf(localDate: string, timezone: string): number {
+  const [year, month, day] = localDate.split("-").map(Number) as [number, number, number];
+  const guess = Date.UTC(year, month - 1, day, REMINDER_HOUR);
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", {
+      timeZone: timezone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+    })
+      .formatToParts(guess)
+      .map((part) => [part.type, Number(part.value)]),
+  );
+  const shown = Date.UTC(parts.year ?? year, (parts.month ?? month) - 1, parts.day ?? day, parts.hour ?? 0, parts.minute ?? 0);
+  return guess - (shown - guess);
 }
 
 async function identify(engine: BusinessEngine, operators: readonly string[], waId: string): Promise<Sender> {
@@ -129,7 +154,17 @@ interface Outcome {
   pending?: Pending;
 }
 
-async function act(engine: BusinessEngine, sender: Sender, intent: Intent, money: (minor: number) => string): Promise<Outcome> {
+interface TurnContext {
+  env: Env;
+  scope: TenantScope;
+  waId: string;
+  timezone: string;
+  engine: BusinessEngine;
+  sender: Sender;
+  money: (minor: number) => string;
+}
+
+async function act({ env, scope, waId, timezone, engine, sender, money }: TurnContext, intent: Intent): Promise<Outcome> {
   if (intent.kind === "unknown") return { reply: HELP };
   const self = intent.kind === "find_customer" ? false : intent.customer === null;
   // A customer may read their own account and nothing else; "my balance" from an operator is theirs too, if they buy.
@@ -189,7 +224,32 @@ async function act(engine: BusinessEngine, sender: Sender, intent: Intent, money
     }
     case "schedule_reminder": {
       const customer = await customerOf(intent.customer);
-      return { reply: `Reminders are not available over WhatsApp yet, so nothing was scheduled for ${customer.name}.`, customer };
+      const due = dueAtOf(intent.dueDate, timezone);
+      const amount = intent.amount ?? (customer.balance > 0 ? customer.balance : null);
+      const message =
+        amount === null ? `Hello ${customer.name}, a reminder from the shop.` : `Hello ${customer.name}, a reminder from the shop to pay.`;
+      // Not money: scheduled at once (cancellable through the API), delivered by WhatsApp to the customer's number.
+      await scheduleReminder(
+        env,
+        scope,
+        { source: "whatsapp", by: `wa:${waId}` },
+        {
+          customerId: customer.id,
+          dueAt: new Date(due).toISOString(),
+          message,
+          channel: "whatsapp",
+          ...(amount === null ? {} : { amount }),
+        },
+      );
+      const when = new Intl.DateTimeFormat("en-IN", {
+        timeZone: timezone,
+        weekday: "short",
+        day: "numeric",
+        month: "short",
+        hour: "numeric",
+        minute: "2-digit",
+      }).format(due);
+      return { reply: `Reminder set for ${customer.name} on ${when}${amount === null ? "" : ` for ${money(amount)}`}.`, customer };
     }
   }
 }
@@ -221,14 +281,14 @@ async function confirm(engine: BusinessEngine, scope: TenantScope, pending: Pend
   } catch (error) {
     // Nothing was written: free the draft's claim so the person's next "yes" is not answered "already done".
     await scope.delete(idempotencyKeys, eq(idempotencyKeys.scope, "whatsapp_confirm"), eq(idempotencyKeys.key, pending.id));
-    if (error instanceof BusinessError) return { reply: sentenceFor(error), intent: null, customerId: null };
+    if (error instanceof AppError) return { reply: sentenceFor(error), intent: null, customerId: null };
     throw error;
   }
 }
 
 /** The engine's refusal as a sentence; candidates are offered, never chosen. */
-function sentenceFor(error: BusinessError): string {
-  const names = error.candidates?.map((candidate) => candidate.name) ?? [];
+function sentenceFor(error: AppError): string {
+  const names = error instanceof BusinessError ? (error.candidates?.map((candidate) => candidate.name) ?? []) : [];
   if (names.length > 0) return `${error.message.replace(/\.$/, "")}. Did you mean: ${names.join(", ")}?`;
   return `${error.message.replace(/\.$/, "")}. Nothing was written.`;
 }

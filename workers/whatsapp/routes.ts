@@ -7,7 +7,7 @@ import { parseSettings } from "../shared/settings.ts";
 import { respond } from "./conversation.ts";
 import { type BusinessNumberMessages, messagesOf, whatsappWebhookSchema } from "./payload.ts";
 import { readBoundedBytes, verifyWhatsAppSignature } from "./signature.ts";
-import { recordInbound } from "./transcript.ts";
+import { markInbound, recordInbound } from "./transcript.ts";
 
 /**
  * Meta's WhatsApp Cloud API webhook. GET answers the subscription challenge; POST takes signed deliveries. A
@@ -90,6 +90,7 @@ async function accept(c: Context<AppEnv>, group: BusinessNumberMessages): Promis
     const { success } = await c.env.WHATSAPP_SENDER_LIMITER.limit({ key: `${route.tenantId}:${message.from}` });
     if (!success) {
       log.warn("whatsapp.sender_rate_limited", { tenantId: route.tenantId });
+      await markInbound(scope, message.id, "rate_limited", null, null);
       continue;
     }
     work.push(respond(c.env, scope, message, log));

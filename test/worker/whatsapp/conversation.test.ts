@@ -108,6 +108,31 @@ describe("WhatsApp conversations", () => {
   });
 });
 
+describe("WhatsApp reminders", () => {
+  it("schedules a WhatsApp reminder for 10:00 on the day said, in the shop's zone", async () => {
+    const { tenantId, owner, priya, say } = await shop();
+    expect(await say(owner, "Remind Priya to pay 1,000 by Friday")).toMatch(
+      /^Reminder set for Priya on Fri, \d{1,2} \w{3}, 10:00 am for ₹1,000\.00\.$/,
+    );
+    const row = await env.DB.prepare("SELECT channel, amount, due_at, source FROM reminders WHERE tenant_id = ? AND customer_id = ?")
+      .bind(tenantId, priya.id)
+      .first<{ channel: string; amount: number; due_at: number; source: string }>();
+    expect(row).toMatchObject({ channel: "whatsapp", amount: 100_000, source: "whatsapp" });
+    const local = new Intl.DateTimeFormat("en-GB", {
+      timeZone: "Asia/Kolkata",
+      weekday: "short",
+      hour: "2-digit",
+      minute: "2-digit",
+    }).format(row!.due_at);
+    expect(local).toBe("Fri 10:00");
+  });
+
+  it("says why a reminder cannot be set for a customer with no number", async () => {
+    const { owner, say } = await shop();
+    expect(await say(owner, "Remind Rahul to pay tomorrow")).toMatch(/no phone number.*Nothing was written\.$/);
+  });
+});
+
 describe("WhatsApp confirmations", () => {
   it("writes a draft once even when a second reader saw it before it was cleared", async () => {
     const { tenantId, owner, rahul, say } = await shop();

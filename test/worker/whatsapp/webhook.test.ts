@@ -148,6 +148,20 @@ describe("WhatsApp webhook: deliveries", () => {
     expect(await sentTo(waId)).toHaveLength(1);
   });
 
+  it("answers a sender at most 20 times a minute; the rest are recorded, not answered", async () => {
+    const tenantId = await createTenant("Chatty shop");
+    const number = await businessNumber(tenantId);
+    const waId = randomWaId();
+    for (let i = 0; i < 22; i++) expect((await postWhatsApp(textDelivery(number, waId, `hello ${i}`))).status).toBe(200);
+    const statuses = () =>
+      env.DB.prepare("SELECT status, count(*) AS n FROM whatsapp_messages WHERE wa_id = ? AND direction = 'inbound' GROUP BY status")
+        .bind(waId)
+        .all<{ status: string; n: number }>();
+    expect((await statuses()).results.find((row) => row.status === "rate_limited")?.n).toBe(2);
+    await replyNumber(waId, 20);
+    expect(await d1Count("SELECT count(*) AS n FROM whatsapp_messages WHERE wa_id = ? AND direction = 'inbound'", waId)).toBe(22);
+  });
+
   it("ignores messages to a number no tenant owns, storing nothing", async () => {
     const waId = randomWaId();
     const messageId = randomMessageId();

@@ -118,7 +118,10 @@ const call: ReminderChannel = {
   },
 };
 
-/** WhatsApp through the Cloud API, from the deployment's business number; unconfigured, the channel says so. */
+/**
+ * A WhatsApp text from the platform's business number (Cloud API). Meta delivers free-form text only within 24 hours of
+ * the customer's last message; outside that it refuses with a 4xx, which is final here like any other refusal.
+ */
 const whatsapp: ReminderChannel = {
   async send(env, _scope, delivery) {
     let settings: ReturnType<typeof requireSettings<"whatsappSend">>;
@@ -131,8 +134,8 @@ const whatsapp: ReminderChannel = {
     try {
       return { externalId: await sendWhatsAppText(settings, delivery.to, reminderText(delivery)) };
     } catch (error) {
-      if (!(error instanceof WhatsAppSendError)) throw error;
-      // No status: unreachable or an unreadable answer, so Meta may have taken the message.
+      if (!(error instanceof WhatsAppSendError)) throw carrierFailure(error);
+      // No status: it may have been sent (a timeout), so it is not tried again.
       if (error.status === null) throw new DeliveryError("outcome_unknown", error.message, false);
       throw new DeliveryError("whatsapp_refused", error.message, error.retryable);
     }
