@@ -7,10 +7,10 @@ import { nameWords, phoneticKey } from "./phonetic.ts";
 /**
  * Fuzzy customer search that survives speech recognition ("Raul" for Rahul, "Sures" for Suresh, "Sharma Rahul").
  * Two steps, so a query never reads a tenant's whole list:
- * 1. candidates from the FTS5 trigram index `customer_search` (migration 0010, kept in step by triggers): a name
- *    word as a substring, a name word's trigrams (one wrong letter still shares most of them), the Soundex codes of
- *    the words (trigram can't see "Raul"↔"Rahul": no shared trigram, one code R400), a phone by its last digits, an
- *    email; at most CANDIDATES rows, the best by bm25 when there are more;
+ * 1. candidates from the FTS5 trigram index `customer_search` (migration 0010, kept in step by triggers), at most
+ *    CANDIDATES rows a query: first narrowly (every word said, as a substring of the name or nickname or by its
+ *    Soundex code, since trigram can't see "Raul"↔"Rahul": no shared trigram, one code R400; a phone by its last
+ *    digits; an email), and only if that finds too few, widely (any word's trigrams, best by bm25);
  * 2. a re-rank of those rows here: per query word, its best pair among the customer's name and nickname words by
  *    edit distance (fastest-levenshtein) or sound (Double Metaphone, Soundex), so word order does not matter.
  */
@@ -34,18 +34,39 @@ const SOUND_ALIKE = 0.8;
 
 export async function searchCustomers(db: D1Database, tenantId: string, query: string, limit = 5): Promise<CustomerMatch[]> {
   const parsed = parseQuery(query);
-  const statements = candidateStatements(db, tenantId, parsed);
-  if (statements.length === 0) return [];
-  const results = await db.batch<CandidateRow>(statements);
-  const rows = new Map<string, CandidateRow>();
-  for (const { results: found } of results) for (const row of found) rows.set(row.id, row);
-  const matches: CustomerMatch[] = [];
-  for (const row of rows.values()) {
-    const match = rank(row, parsed);
-    if (match.score >= MIN_SCORE) matches.push(match);
-  }
-  matches.sort((a, b) => b.score - a.score || a.customer.name.localeCompare(b.customer.name) || a.customer.id.localeCompare(b.customer.id));
-  return matches.slice(0, limit);
+  // Every candidate ranked once, by id (a row both passes find is the same customer); null: below MIN_SCORE.
+  const ranked = new Map<string, Ranked | null>();
+  await collect(db, strictStatements(db, tenantId, parsed), parsed, ranked);
+  // Widen only when the narrow pass found too few: a wrong letter the sound code doesn't forgive, or a word said
+  // that isn't in the name. The wide pass ranks every row sharing a trigram, the costliest query here.
+  if (best(ranked).length < limit) await collect(db, wideStatements(db, tenantId, parsed), parsed, ranked);
+  // Only the answer is read into the customer's shape: up to CANDIDATES rows are ranked, `limit` returned.
+  return best(ranked)
+    .slice(0, limit)
+    .map(({ row, score, matchedOn }) => ({ customer: rowSchema.parse(row), score, matchedOn }));
+}
+
+interface Ranked {
+  row: CandidateRow;
+  name: string;
+  score: number;
+  matchedOn: MatchedField[];
+}
+
+async function collect(db: D1Database, statements: D1PreparedStatement[], query: ParsedQuery, ranked: Map<string, Ranked | null>) {
+  if (statements.length === 0) return;
+  for (const { results } of await db.batch<CandidateRow>(statements))
+    for (const row of results) {
+      if (ranked.has(row.id)) continue;
+      const match = rank(row, query);
+      ranked.set(row.id, match.score >= MIN_SCORE ? match : null);
+    }
+}
+
+function best(ranked: Map<string, Ranked | null>): Ranked[] {
+  return [...ranked.values()]
+    .filter((match) => match !== null)
+    .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name) || a.row.id.localeCompare(b.row.id));
 }
 
 interface ParsedQuery {
@@ -58,6 +79,12 @@ interface ParsedQuery {
 interface QueryWord {
   text: string;
   sounds: Sounds;
+  /** Similarity to each name word already compared: a shop's customers share their first and last names. */
+  compared: Map<string, Similarity>;
+}
+interface Similarity {
+  similarity: number;
+  bySound: boolean;
 }
 interface Sounds {
   soundex: string;
@@ -66,10 +93,12 @@ interface Sounds {
 
 function parseQuery(query: string): ParsedQuery {
   const text = query.trim().toLowerCase();
-  const words = nameWords(text).map((word) => ({ text: word, sounds: soundsOf(word) }));
   const digits = text.replace(/\D/g, "");
   const isPhone = /^[\d\s+\-().]+$/.test(text) && digits.length >= 3;
-  return { words, digits: isPhone ? digits : null, email: text.includes("@") ? text : null };
+  // Someone who types an @ is giving an email: its words are not a name to sound out.
+  const isEmail = text.includes("@");
+  const words = isEmail ? [] : nameWords(text).map((word) => ({ text: word, sounds: soundsOf(word), compared: new Map() }));
+  return { words, digits: isPhone ? digits : null, email: isEmail ? text : null };
 }
 
 function soundsOf(word: string): Sounds {
@@ -88,26 +117,48 @@ const quoted = (text: string) => `"${text.replaceAll('"', '""')}"`;
 
 const SELECT = `SELECT c.* FROM customer_search s JOIN customers c ON c.rowid = s.rowid WHERE c.tenant_id = ?1 AND`;
 
-function candidateStatements(db: D1Database, tenantId: string, query: ParsedQuery): D1PreparedStatement[] {
+/**
+ * The narrow pass, one D1 round trip: rows where EVERY word said is in the name or nickname, as written or by its
+ * sound code (an AND of posting lists: few rows, no ranking needed); a phone by its last digits; an email.
+ */
+function strictStatements(db: D1Database, tenantId: string, query: ParsedQuery): D1PreparedStatement[] {
   const statements: D1PreparedStatement[] = [];
-  const terms = new Set<string>();
-  for (const { text, sounds } of query.words) {
-    if (text.length >= 3) terms.add(`{name nickname} : ${quoted(text)}`);
-    // A word said with one letter wrong keeps most of its trigrams: any of them makes a candidate, bm25 keeps the best.
-    if (text.length >= 4) for (const trigram of trigramsOf(text)) terms.add(`{name nickname} : ${quoted(trigram)}`);
-    // Soundex codes are four characters, so a phrase of one finds exactly the rows holding that code.
-    if (sounds.soundex.length >= 3) terms.add(`phonetic : ${quoted(sounds.soundex)}`);
-  }
-  if (query.email && query.email.length >= 3) terms.add(`email : ${quoted(query.email)}`);
-  if (terms.size > 0) {
-    const match = [...terms].join(" OR ");
-    statements.push(db.prepare(`${SELECT} customer_search MATCH ?2 ORDER BY s.rank LIMIT ${CANDIDATES}`).bind(tenantId, match));
+  const groups = query.words.flatMap(({ text, sounds }) => {
+    const terms = [
+      ...(text.length >= 3 ? [`{name nickname} : ${quoted(text)}`] : []),
+      // Soundex codes are four characters, so a phrase of one finds exactly the rows holding that code.
+      ...(sounds.soundex.length >= 3 ? [`phonetic : ${quoted(sounds.soundex)}`] : []),
+    ];
+    return terms.length > 0 ? [`(${terms.join(" OR ")})`] : [];
+  });
+  if (groups.length > 0) statements.push(candidates(db, tenantId, groups.join(" AND ")));
+  if (query.email) {
+    // Up to the @: every email shares its domain's trigrams, which would only slow the phrase down.
+    const at = query.email.indexOf("@");
+    const phrase = at >= 2 ? query.email.slice(0, at + 1) : query.email;
+    if (phrase.length >= 3) statements.push(candidates(db, tenantId, `email : ${quoted(phrase)}`));
   }
   if (query.digits) {
     // The trigram index answers GLOB itself; digits only, so nothing in the pattern is a wildcard.
     statements.push(db.prepare(`${SELECT} s.phone GLOB ?2 LIMIT ${CANDIDATES}`).bind(tenantId, `*${query.digits}`));
   }
   return statements;
+}
+
+/** The wide pass: rows sharing any word, trigram of a word or sound code, best CANDIDATES by bm25. */
+function wideStatements(db: D1Database, tenantId: string, query: ParsedQuery): D1PreparedStatement[] {
+  const terms = new Set<string>();
+  for (const { text, sounds } of query.words) {
+    if (text.length >= 3) terms.add(`{name nickname} : ${quoted(text)}`);
+    // A word with one letter wrong keeps most of its trigrams.
+    if (text.length >= 4) for (const trigram of trigramsOf(text)) terms.add(`{name nickname} : ${quoted(trigram)}`);
+    if (sounds.soundex.length >= 3) terms.add(`phonetic : ${quoted(sounds.soundex)}`);
+  }
+  return terms.size === 0 ? [] : [candidates(db, tenantId, [...terms].join(" OR "), "ORDER BY s.rank")];
+}
+
+function candidates(db: D1Database, tenantId: string, match: string, order = ""): D1PreparedStatement {
+  return db.prepare(`${SELECT} customer_search MATCH ?2 ${order} LIMIT ${CANDIDATES}`).bind(tenantId, match);
 }
 
 function trigramsOf(word: string): string[] {
@@ -117,13 +168,17 @@ function trigramsOf(word: string): string[] {
 
 // ── step 2: the re-rank ─────────────────────────────────────────────────────────────────────────────────────────
 
-function rank(row: CandidateRow, query: ParsedQuery): CustomerMatch {
-  const customer = rowSchema.parse(row);
+/** The fields a match is judged on, read without the full parse (which only the answer's rows get). */
+const text = (value: unknown) => (typeof value === "string" ? value : null);
+
+function rank(row: CandidateRow, query: ParsedQuery): Ranked {
+  const customer = { name: text(row.name) ?? "", nickname: text(row.nickname), phone: text(row.phone), email: text(row.email) };
   const matchedOn = new Set<MatchedField>();
   let score = 0;
   if (query.words.length > 0) {
+    const nameOnly = nameWords(customer.name);
     const names = [
-      ...nameWords(customer.name).map((text) => ({ text, field: "name" as const })),
+      ...nameOnly.map((text) => ({ text, field: "name" as const })),
       ...nameWords(customer.nickname ?? "").map((text) => ({ text, field: "nickname" as const })),
     ];
     let total = 0;
@@ -142,8 +197,8 @@ function rank(row: CandidateRow, query: ParsedQuery): CustomerMatch {
       }
     }
     // Mostly how well each word said was found; a little for how much of the customer's name was said.
-    const nameCount = new Set(nameWords(customer.name)).size || 1;
-    const coverage = Math.min(1, [...covered].filter((text) => nameWords(customer.name).includes(text)).length / nameCount);
+    const nameCount = new Set(nameOnly).size || 1;
+    const coverage = Math.min(1, [...covered].filter((text) => nameOnly.includes(text)).length / nameCount);
     score = 0.9 * (total / query.words.length) + 0.1 * coverage;
   }
   if (query.digits && customer.phone) {
@@ -160,14 +215,23 @@ function rank(row: CandidateRow, query: ParsedQuery): CustomerMatch {
       score = Math.max(score, 0.7 + (0.3 * query.email.length) / email.length);
     }
   }
-  return { customer, score: Math.round(score * 1000) / 1000, matchedOn: [...matchedOn] };
+  return { row, name: customer.name, score: Math.round(score * 1000) / 1000, matchedOn: [...matchedOn] };
 }
 
 /**
  * 1 for the same word; a prefix said ("Sures" of Suresh) close to 1; else 1 − edit distance ÷ the longer length,
  * raised to SOUND_ALIKE when the two sound alike.
  */
-function wordSimilarity(word: QueryWord, name: string): { similarity: number; bySound: boolean } {
+function wordSimilarity(word: QueryWord, name: string): Similarity {
+  let known = word.compared.get(name);
+  if (!known) {
+    known = compare(word, name);
+    word.compared.set(name, known);
+  }
+  return known;
+}
+
+function compare(word: QueryWord, name: string): Similarity {
   if (word.text === name) return { similarity: 1, bySound: false };
   const longer = Math.max(word.text.length, name.length);
   let similarity = 1 - distance(word.text, name) / longer;

@@ -68,6 +68,12 @@ describe("customer search", () => {
     expect(hits[0]?.matchedOn).toContain("nickname");
   });
 
+  it("finds Kumar from Cumar: another first letter, another sound code, but most trigrams shared", async () => {
+    const hits = await search("Suresh Cumar");
+    expect(hits[0]?.customer.id).toBe(ids.suresh);
+    expect(hits[0]?.score).toBeGreaterThan(0.8);
+  });
+
   it("finds a customer by the last digits of the phone, however the number is written", async () => {
     for (const q of ["43210", "+91 98765-43210", "98765 43210", "(987) 654-3210"]) {
       const hits = await search(q);
