@@ -5,18 +5,19 @@
  * search index filled by its triggers), then times searches of mixed kinds (misspelt names, names as a recogniser
  * hears them, phone endings and whole numbers, misspelt nicknames, partial emails) one after another through the
  * real `searchCustomers` (test/bench/search/search-bench.worker.ts), and beside them the floor: one raw FTS MATCH on the
- * same database, right after each search. Each figure is a whole local HTTP request, so both include the same round
- * trip; "search − its floor" is the difference per query, which a busy machine disturbs less than either.
- * Prints p50/p95/max per size and kind; asserts nothing about time.
+ * same database, for the same queries. Each figure is a whole local HTTP request, so both include the same round
+ * trip; beside them workerd's CPU time per query (the worker and its local D1 both run in workerd), which a busy
+ * machine disturbs far less than wall-clock time. Prints p50/p95/max per size and kind; asserts nothing about time.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { unstable_startWorker } from "wrangler";
 import { type QueryKind, queryFor } from "./search/search-data.ts";
 import { ms, table } from "./twilio-side.ts";
+import { cpuMs, workerdPids } from "./workerd-proc.ts";
 
 function option(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -83,6 +84,14 @@ const percentile = (values: number[], q: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 };
+/** workerd's CPU time (ms) spent while `work` runs: the worker and its local D1 both live in workerd. */
+async function cpuOver(work: () => Promise<void>): Promise<number> {
+  const pids = workerdPids();
+  const cpu = () => pids.reduce((total, pid) => total + cpuMs(pid), 0);
+  const before = cpu();
+  await work();
+  return cpu() - before;
+}
 const row = (label: string, values: number[]) => [
   label,
   String(values.length),
@@ -105,21 +114,30 @@ try {
     const queries = Array.from({ length: QUERIES }, (_, n) => queryFor(size, n));
     for (const { q } of queries.slice(0, WARMUP)) await timed(`/search?tenant=${TENANT}&q=${encodeURIComponent(q)}`);
     const byKind = new Map<QueryKind | "all", number[]>([["all", []]]);
+    const searchCpu = await cpuOver(async () => {
+      for (const { kind, q } of queries) {
+        const elapsed = await timed(`/search?tenant=${TENANT}&q=${encodeURIComponent(q)}`);
+        byKind.get("all")!.push(elapsed);
+        byKind.set(kind, [...(byKind.get(kind) ?? []), elapsed]);
+      }
+    });
     const floor: number[] = [];
-    const overFloor: number[] = [];
-    for (const { kind, q } of queries) {
-      const elapsed = await timed(`/search?tenant=${TENANT}&q=${encodeURIComponent(q)}`);
-      byKind.get("all")!.push(elapsed);
-      byKind.set(kind, [...(byKind.get(kind) ?? []), elapsed]);
-      floor.push(await timed(`/floor?tenant=${TENANT}&q=${encodeURIComponent(q)}`));
-      overFloor.push(elapsed - floor.at(-1)!);
-    }
-    for (const [kind, values] of byKind) rows.push(row(`${size} · search · ${kind}`, values));
-    rows.push(row(`${size} · floor: one FTS MATCH`, floor));
-    // Each search against the floor taken right after it: what the search adds, less of the machine's other load.
-    rows.push(row(`${size} · search − its floor`, overFloor));
+    const floorCpu = await cpuOver(async () => {
+      for (const { q } of queries) floor.push(await timed(`/floor?tenant=${TENANT}&q=${encodeURIComponent(q)}`));
+    });
+    const perQuery = (cpu: number) => ms(cpu / queries.length);
+    for (const [kind, values] of byKind)
+      rows.push([...row(`${size} · search · ${kind}`, values), kind === "all" ? perQuery(searchCpu) : ""]);
+    rows.push([...row(`${size} · floor: one FTS MATCH`, floor), perQuery(floorCpu)]);
+    console.log(`  ${size}: done, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
   }
-  console.log(table("Customer search, ms per request (local workerd + D1, sequential)", ["size · what", "n", "p50", "p95", "max"], rows));
+  console.log(
+    table(
+      "Customer search, ms per request (local workerd + D1, sequential)",
+      ["size · what", "n", "p50", "p95", "max", "workerd CPU / query"],
+      rows,
+    ),
+  );
 } finally {
   await worker.dispose();
   rmSync(directory, { recursive: true, force: true });

@@ -10,7 +10,8 @@ import { nameWords, phoneticKey } from "./phonetic.ts";
  * 1. candidates from the FTS5 trigram index `customer_search` (migration 0010, kept in step by triggers), at most
  *    CANDIDATES rows a query: first narrowly (every word said, as a substring of the name or nickname or by its
  *    Soundex code, since trigram can't see "Raul"↔"Rahul": no shared trigram, one code R400; a phone by its last
- *    digits; an email), and only if that finds too few, widely (any word's trigrams, best by bm25);
+ *    digits; an email), and only if that finds too few, widely (a trigram of every word, then of any word, best by
+ *    bm25);
  * 2. a re-rank of those rows here: per query word, its best pair among the customer's name and nickname words by
  *    edit distance (fastest-levenshtein) or sound (Double Metaphone, Soundex), so word order does not matter.
  */
@@ -37,9 +38,12 @@ export async function searchCustomers(db: D1Database, tenantId: string, query: s
   // Every candidate ranked once, by id (a row both passes find is the same customer); null: below MIN_SCORE.
   const ranked = new Map<string, Ranked | null>();
   await collect(db, strictStatements(db, tenantId, parsed), parsed, ranked);
-  // Widen only when the narrow pass found too few: a wrong letter the sound code doesn't forgive, or a word said
-  // that isn't in the name. The wide pass ranks every row sharing a trigram, the costliest query here.
-  if (best(ranked).length < limit) await collect(db, wideStatements(db, tenantId, parsed), parsed, ranked);
+  // Widen only when the narrow pass found too few: a wrong letter the sound code doesn't forgive ("Cumar"), then a
+  // word said that isn't in the name at all. Each wider pass ranks more rows by bm25, the costliest work here.
+  for (const every of parsed.words.length > 1 ? [true, false] : [false]) {
+    if (best(ranked).length >= limit) break;
+    await collect(db, wideStatements(db, tenantId, parsed, every), parsed, ranked);
+  }
   // Only the answer is read into the customer's shape: up to CANDIDATES rows are ranked, `limit` returned.
   return best(ranked)
     .slice(0, limit)
@@ -145,16 +149,20 @@ function strictStatements(db: D1Database, tenantId: string, query: ParsedQuery):
   return statements;
 }
 
-/** The wide pass: rows sharing any word, trigram of a word or sound code, best CANDIDATES by bm25. */
-function wideStatements(db: D1Database, tenantId: string, query: ParsedQuery): D1PreparedStatement[] {
-  const terms = new Set<string>();
-  for (const { text, sounds } of query.words) {
+/**
+ * The wide passes: rows holding a word said, a trigram of it or its sound code — for `every` word (an AND: far fewer
+ * rows to rank) or for any — the best CANDIDATES by bm25.
+ */
+function wideStatements(db: D1Database, tenantId: string, query: ParsedQuery, every: boolean): D1PreparedStatement[] {
+  const groups = query.words.flatMap(({ text, sounds }) => {
+    const terms = new Set<string>();
     if (text.length >= 3) terms.add(`{name nickname} : ${quoted(text)}`);
     // A word with one letter wrong keeps most of its trigrams.
     if (text.length >= 4) for (const trigram of trigramsOf(text)) terms.add(`{name nickname} : ${quoted(trigram)}`);
     if (sounds.soundex.length >= 3) terms.add(`phonetic : ${quoted(sounds.soundex)}`);
-  }
-  return terms.size === 0 ? [] : [candidates(db, tenantId, [...terms].join(" OR "), "ORDER BY s.rank")];
+    return terms.size > 0 ? [`(${[...terms].join(" OR ")})`] : [];
+  });
+  return groups.length === 0 ? [] : [candidates(db, tenantId, groups.join(every ? " AND " : " OR "), "ORDER BY s.rank")];
 }
 
 function candidates(db: D1Database, tenantId: string, match: string, order = ""): D1PreparedStatement {
