@@ -23,6 +23,7 @@ const GRANTS: Record<Role, readonly string[]> = {
     "self:manage",
     "tenant_settings:read",
     "tenant_settings:write",
+    "business:read",
   ],
   supervisor: [
     "phone_numbers:read",
@@ -36,6 +37,7 @@ const GRANTS: Record<Role, readonly string[]> = {
     "providers:read",
     "self:manage",
     "tenant_settings:read",
+    "business:read",
   ],
   agent: [
     "calls:read",
@@ -47,8 +49,9 @@ const GRANTS: Record<Role, readonly string[]> = {
     "providers:read",
     "self:manage",
     "tenant_settings:read",
+    "business:read",
   ],
-  viewer: ["calls:read", "sessions:read", "providers:read", "self:manage", "tenant_settings:read"],
+  viewer: ["calls:read", "sessions:read", "providers:read", "self:manage", "tenant_settings:read", "business:read"],
 };
 
 const PUBLIC_OPERATIONS = ["GET /health", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh", "GET /.well-known/jwks.json"];
