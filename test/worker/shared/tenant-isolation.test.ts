@@ -48,7 +48,24 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("sessions"),
   },
+  "/api/v1/customers/{id}": { create: (_tenantId, adminToken) => customerIn(adminToken), snapshot: rowOf("customers") },
+  "/api/v1/products/{id}": {
+    create: async (_tenantId, adminToken) =>
+      idOf(await api("/api/v1/products", { method: "POST", token: adminToken, body: { name: "B's", unitPrice: 500 } })),
+    snapshot: rowOf("products"),
+  },
+  "/api/v1/invoices/{id}": {
+    create: async (_tenantId, adminToken) => {
+      const body = { customerId: await customerIn(adminToken), items: [{ productName: "Goods", quantity: 1, unitPrice: 900 }] };
+      return idOf(await api("/api/v1/invoices", { method: "POST", token: adminToken, body }));
+    },
+    snapshot: rowOf("invoices"),
+  },
 };
+
+const idOf = async (response: Response) => ((await response.json()) as { id: string }).id;
+const customerIn = async (adminToken: string) =>
+  idOf(await api("/api/v1/customers", { method: "POST", token: adminToken, body: { name: "B's customer" } }));
 
 async function phoneNumberIn(adminToken: string, carrier = "twilio") {
   const e164 = randomE164();
@@ -58,7 +75,10 @@ async function phoneNumberIn(adminToken: string, carrier = "twilio") {
 
 /** A body the route would accept, so validation passes and only ownership decides. */
 function sampleBody(method: string, path: string): unknown {
+  if (method === "PATCH" && path.startsWith("/api/v1/customers/")) return { name: "Renamed" };
+  if (method === "PATCH" && path.startsWith("/api/v1/products/")) return { unitPrice: 100 };
   if (method === "PATCH") return { role: "viewer" };
+  if (path.endsWith("/void")) return {};
   if (path.endsWith("/transfer")) return { to: "+15550001111" };
   if (path.endsWith("/switch-provider")) return { provider: "gemini" };
   return undefined;

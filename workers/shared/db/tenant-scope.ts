@@ -1,13 +1,14 @@
 import { and, eq, type SQL } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
-import type { SQLiteColumn, SQLiteTable, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
+import type { SelectedFields, SQLiteColumn, SQLiteTable, SQLiteUpdateSetSource } from "drizzle-orm/sqlite-core";
 import { type Database, database } from "./client.ts";
 import type { Bindable, CompiledWrite } from "./compiled-write.ts";
 
 /** A table that holds one tenant's rows. */
 export type TenantTable = SQLiteTable & { tenantId: SQLiteColumn };
 
-type InsertRow<T extends TenantTable> = Omit<T["$inferInsert"], "tenantId">;
+/** A row without its tenant; a value may be SQL (a subquery the database computes in the same statement). */
+type InsertRow<T extends TenantTable> = { [K in keyof Omit<T["$inferInsert"], "tenantId">]: T["$inferInsert"][K] | SQL };
 
 /**
  * All reads and writes of tenant data go through a scope bound to one tenant: the tenant condition is added
@@ -30,6 +31,23 @@ export class TenantScope {
       .from(table as SQLiteTable)
       .where(this.where(table, ...conditions))
       .$dynamic();
+  }
+
+  /** Chosen columns or expressions of the tenant's rows (a column list, or a subquery for another statement). */
+  selectFields<T extends TenantTable, F extends SelectedFields>(table: T, fields: F, ...conditions: (SQL | undefined)[]) {
+    return this.db
+      .select(fields)
+      .from(table as SQLiteTable)
+      .where(this.where(table, ...conditions))
+      .$dynamic();
+  }
+
+  /**
+   * `INSERT INTO table SELECT …`: rows built from this tenant's rows of another table (`source`, from
+   * `selectFields`, its fields in the table's column order), so a row is written only if its source row matches.
+   */
+  insertFrom<T extends TenantTable>(table: T, source: { getSQL(): SQL }) {
+    return this.db.insert(table).select(source.getSQL());
   }
 
   insert<T extends TenantTable>(table: T, rows: InsertRow<T> | InsertRow<T>[]) {
@@ -62,6 +80,11 @@ export class TenantScope {
   batch<U extends BatchItem<"sqlite">, Q extends Readonly<[U, ...U[]]>>(statements: Q) {
     return this.db.batch(statements);
   }
+}
+
+/** The scope over a D1 binding, for the libraries both the Worker and the call objects use (the business engine). */
+export function tenantScopeOn(binding: D1Database, tenantId: string): TenantScope {
+  return new TenantScope(database(binding), tenantId);
 }
 
 /** The scope for code that learns its tenant from its own state (the call's object, cron) rather than a request. */
