@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { phoneticKey } from "../../../workers/business/phonetic.ts";
 import { database } from "../../../workers/shared/db/client.ts";
 import { customers } from "../../../workers/shared/db/schema.ts";
+import { openShop, post } from "../support/business.ts";
 import { api, createTenant, errorOf, userWithToken } from "../support/identity.ts";
 
 /**
@@ -176,6 +177,20 @@ describe("customer search", () => {
     expect(await search("Farhan")).toEqual([]);
     const { results } = await env.DB.prepare("SELECT rowid FROM customer_search WHERE customer_search MATCH ?").bind('"farhan"').all();
     expect(results).toEqual([]);
+  });
+
+  it("finds customers the business API writes and renames; /customers/search is not read as a customer id", async () => {
+    const shop = await openShop();
+    const created = await post<{ id: string }>(shop.agent, "/api/v1/customers", {
+      name: "Asha Bhosle",
+      phone: "+919812300001",
+      nickname: "Ashu",
+    });
+    expect((await search("Aasha", shop.agent))[0]?.customer.id).toBe(created.id);
+    const renamed = await api(`/api/v1/customers/${created.id}`, { method: "PATCH", token: shop.agent, body: { name: "Lata Mangeshkar" } });
+    expect(renamed.status).toBe(200);
+    expect((await search("Lata", shop.agent))[0]?.customer.id).toBe(created.id);
+    expect((await search("Bhosle", shop.agent)).map((hit) => hit.customer.id)).not.toContain(created.id);
   });
 
   it("q is required, 1 to 100 characters, not blank", async () => {
