@@ -1,7 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { searchCustomers } from "../business/customer-search.ts";
+import { presentCustomer } from "../business/records.ts";
 import { jsonResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
+import { customerSchema } from "./business-schemas.ts";
 
 /**
  * `GET /api/v1/customers/search?q=`: the tenant's best five customers for what a person typed or said (a name
@@ -9,21 +11,6 @@ import { publicRouter } from "../http/router.ts";
  * Mounted before `/api/v1/customers/{id}` so "search" is never read as an id.
  */
 const matchedField = z.enum(["name", "nickname", "phone", "email", "phonetic"]);
-
-const customerSchema = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    nickname: z.string().nullable(),
-    phone: z.string().nullable(),
-    email: z.string().nullable(),
-    language: z.string().nullable(),
-    notes: z.string().nullable(),
-    balance: z.number().int().openapi({ description: "What the customer owes, in the minor unit of the tenant's currency" }),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-  })
-  .openapi("CustomerSearchHit");
 
 const searchResultSchema = z
   .object({
@@ -52,16 +39,9 @@ const searchRoute = protectedRoute("business:read", {
 export const customerSearchRoutes = publicRouter().openapi(searchRoute, async (c) => {
   const { q } = c.req.valid("query");
   const matches = await searchCustomers(c.env.DB, c.get("scope").tenantId, q);
+  // The same customer shape as `/customers/{id}` (no tenant id, no sound key, ISO times).
   return c.json(
-    {
-      matches: matches.map(
-        ({ customer: { tenantId: _tenant, phonetic: _phonetic, createdAt, updatedAt, ...customer }, score, matchedOn }) => ({
-          customer: { ...customer, createdAt: new Date(createdAt).toISOString(), updatedAt: new Date(updatedAt).toISOString() },
-          score,
-          matchedOn,
-        }),
-      ),
-    },
+    { matches: matches.map(({ customer, score, matchedOn }) => ({ customer: presentCustomer(customer), score, matchedOn })) },
     200,
   );
 });
