@@ -20,7 +20,7 @@
  * performance.now()`, which agrees across the threads of one process.
  * Prints tables; asserts nothing about time. Bounded: every call and run has a deadline; everything closes itself.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -46,6 +46,7 @@ import {
   table,
   WEBHOOK_TIMEOUT_MS,
 } from "./twilio-side.ts";
+import { cpuMs, rssKiB, workerdPids } from "./workerd-proc.ts";
 
 type Target = "relay" | "platform";
 
@@ -108,35 +109,6 @@ function indexOfHead(head: number): number {
 }
 
 // ── workerd's CPU and memory, from /proc ────────────────────────────────────────────────────────────────────
-
-/** The workerd processes descended from this one (wrangler runs workerd as a child of this process). */
-function workerdPids(): number[] {
-  const parents = new Map<number, { ppid: number; comm: string }>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      parents.set(Number(entry), { ppid: Number(stat.slice(close + 2).split(" ")[1]), comm: stat.slice(stat.indexOf("(") + 1, close) });
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  const descends = (pid: number) => {
-    for (let hops = 0, current = pid; hops < 16 && current > 1; hops++) {
-      current = parents.get(current)?.ppid ?? 0;
-      if (current === process.pid) return true;
-    }
-    return false;
-  };
-  return [...parents].filter(([pid, info]) => info.comm === "workerd" && descends(pid)).map(([pid]) => pid);
-}
-const rssKiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, 100 ticks a second on Linux
-}
 
 /** The filesystem a directory lives on (its longest mount point prefix in /proc/mounts). */
 function filesystemOf(directory: string): string {
