@@ -11,6 +11,7 @@ import { auditLogRoutes } from "./routes/audit-log.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { callControlRoutes } from "./routes/call-control.ts";
 import { callReadRoutes } from "./routes/calls.ts";
+import { customerSearchRoutes } from "./routes/customer-search.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
@@ -46,6 +47,8 @@ export function buildApp() {
     apiKeyRoutes,
     auditLogRoutes,
     phoneNumberRoutes,
+    // Ahead of any customers router: Hono tries routes in this order, and `/customers/search` must win over `/customers/{id}`.
+    customerSearchRoutes,
     callReadRoutes,
     callControlRoutes,
     sessionReadRoutes,
