@@ -1,21 +1,32 @@
 import { z } from "zod";
-import type { BusinessEngine } from "../../workers/business/engine.ts";
+import { searchCustomers } from "../../workers/business/customer-search.ts";
+import type { BusinessEngine, InvoiceInput, PaymentInput } from "../../workers/business/engine.ts";
 import { BusinessError } from "../../workers/business/errors.ts";
-import { PAYMENT_MODES, REMINDER_CHANNELS } from "../../workers/shared/db/schema.ts";
-import type { DraftKind, DraftStore } from "./drafts.ts";
-import { spokenMoney, toMinor } from "./spoken-money.ts";
+import { runOnce } from "../../workers/business/idempotency.ts";
+import { parseAmount } from "../../workers/business/money.ts";
+import { PAYMENT_MODES } from "../../workers/shared/db/schema.ts";
+import type { Draft, DraftStore } from "./drafts.ts";
+import { spokenMoney } from "./spoken-money.ts";
 import { type Tool, type ToolHost, tool } from "./tools.ts";
 
 /**
- * The shop's tools for the voice agent, over the tenant's `BusinessEngine` (acting as `voice`). Reads answer at
- * once; `create_invoice`, `record_payment` and `schedule_reminder` only leave a draft (drafts.ts) — priced, the
- * customer resolved — that the agent reads back, and `confirm_action` writes it once the caller said yes. Every
- * answer is JSON whose `message` is a sentence the agent can say; a name that fits several customers comes back as
- * a question, never a guess. Nothing here throws into the provider.
+ * The shop's tools for the voice agent, over the call's tenant's `BusinessEngine` (acting as `voice`). Reads answer
+ * at once; `create_invoice` and `record_payment` only leave a draft (drafts.ts) — priced, the customer resolved —
+ * that the agent reads back, and `confirm_action` writes it once the caller said yes. Every answer is JSON whose
+ * `message` is a sentence the agent can say; a name that fits several customers comes back as a question, never a
+ * guess. Nothing here throws into the provider.
  */
+
+/** The call's tenant's books: the engine acting as the voice agent, and D1 for the fuzzy customer search. */
+export interface Books {
+  engine: BusinessEngine;
+  db: D1Database;
+}
 
 const customerArg = z.string().trim().min(1).max(200);
 const customerProperty = { type: "string", description: "The customer's name as the caller said it, or their id" };
+/** Amounts as the model gives them, in major units; parsed exactly (never as a float) by the engine's parseAmount. */
+const amountArg = z.union([z.number(), z.string().max(40)]);
 
 const findArgs = z.object({ query: customerArg });
 const balanceArgs = z.object({ customer: customerArg });
@@ -23,34 +34,25 @@ const listArgs = z.object({ customer: customerArg, limit: z.number().int().min(1
 const invoiceArgs = z.object({
   customer: customerArg,
   items: z
-    .array(
-      z.object({
-        product: z.string().trim().min(1).max(200),
-        quantity: z.number().positive().max(1_000_000),
-        unitPrice: z.number().positive().max(1e12).optional(),
-      }),
-    )
+    .array(z.object({ product: z.string().trim().min(1).max(120), quantity: z.number(), unitPrice: amountArg.optional() }))
     .min(1)
     .max(50),
   notes: z.string().max(500).optional(),
 });
 const paymentArgs = z.object({
   customer: customerArg,
-  amount: z.number().positive().max(1e12),
+  amount: amountArg,
   mode: z.enum(PAYMENT_MODES),
-  invoiceId: z.string().max(100).optional(),
-  reference: z.string().max(200).optional(),
-});
-const reminderArgs = z.object({
-  customer: customerArg,
-  dueAt: z.iso.datetime({ offset: true }),
-  message: z.string().trim().min(1).max(500),
-  amount: z.number().positive().max(1e12).optional(),
-  channel: z.enum(REMINDER_CHANNELS).default("sms"),
+  invoiceId: z.string().min(1).max(64).optional(),
+  reference: z.string().trim().max(120).optional(),
 });
 const confirmArgs = z.object({ draftId: z.string().trim().min(1).max(20) });
 
 const READ_BACK = "Read this back to the caller and ask them to confirm. Nothing is saved until you call confirm_action.";
+/** The idempotency scope of confirmed drafts in D1. */
+const DRAFT_SCOPE = "voice_draft";
+/** A search's best match is taken as the customer meant only this far ahead of the next one; else the agent asks. */
+const CLEAR_LEAD = 0.2;
 
 /** The business tools, their drafts kept in the call's storage. */
 export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
@@ -58,17 +60,19 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
     tool({
       definition: {
         name: "find_customer",
-        description: "Find a customer of the shop by name, nickname or phone number.",
+        description: "Find a customer of the shop by name (even misheard), nickname or phone number.",
         parameters: objectSchema({ query: { type: "string", description: "Name, nickname or phone number" } }, ["query"]),
       },
       args: findArgs,
       execute: (args, host) =>
-        withBooks(host, async (books) => {
-          const customer = await books.resolveCustomer(args.query);
-          const { currency } = await books.settings();
-          return answer(`${customer.name} owes ${spokenMoney(customer.balance, currency)}.`, {
-            customer: { id: customer.id, name: customer.name, balance: customer.balance, currency },
-          });
+        withBooks(host, async ({ engine, db }) => {
+          const matches = await searchCustomers(db, engine.tenantId, args.query);
+          const [best, next] = matches;
+          if (!best) return refusal(`No customer matches "${args.query}"; ask the caller to spell the name.`);
+          if (next && best.score - next.score < CLEAR_LEAD) return refusal(whichOne(matches.map((match) => match.customer.name)));
+          const { currency } = await engine.settings();
+          const { id, name, balance } = best.customer;
+          return answer(`${name} owes ${spokenMoney(balance, currency)}.`, { customer: { id, name, balance, currency } });
         }),
     }),
     tool({
@@ -79,11 +83,14 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
       },
       args: balanceArgs,
       execute: (args, host) =>
-        withBooks(host, async (books) => {
-          const customer = await books.resolveCustomer(args.customer);
-          const { currency } = await books.settings();
-          const balance = await books.balance(customer.id);
-          return answer(`${customer.name} owes ${spokenMoney(balance, currency)}.`, { customerId: customer.id, balance, currency });
+        withBooks(host, async ({ engine }) => {
+          const customer = await engine.resolveCustomer(args.customer);
+          const { currency } = await engine.settings();
+          return answer(`${customer.name} owes ${spokenMoney(customer.balance, currency)}.`, {
+            customerId: customer.id,
+            balance: customer.balance,
+            currency,
+          });
         }),
     }),
     tool({
@@ -97,14 +104,16 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
       },
       args: listArgs,
       execute: (args, host) =>
-        withBooks(host, async (books) => {
-          const customer = await books.resolveCustomer(args.customer);
-          const { currency } = await books.settings();
-          const invoices = await books.listInvoices({ customerId: customer.id, limit: args.limit ?? 5 });
-          if (invoices.length === 0) return answer(`${customer.name} has no invoices.`, { invoices: [] });
-          const lines = invoices.map((invoice) => `${spokenMoney(invoice.total, currency)} (${invoice.status})`);
-          return answer(`${customer.name}'s latest invoices: ${lines.join(", ")}.`, {
-            invoices: invoices.map((invoice) => ({ id: invoice.id, total: invoice.total, status: invoice.status, createdAt: invoice.createdAt })),
+        withBooks(host, async ({ engine }) => {
+          const customer = await engine.resolveCustomer(args.customer);
+          const { currency } = await engine.settings();
+          const { items } = await engine.listInvoices({ customerId: customer.id, limit: args.limit ?? 5 });
+          if (items.length === 0) return answer(`${customer.name} has no invoices.`, { invoices: [] });
+          const said = items.map(
+            (invoice) => `${spokenMoney(invoice.total, currency)} on ${invoice.createdAt.slice(0, 10)} (${invoice.status})`,
+          );
+          return answer(`${customer.name}'s latest invoices: ${said.join("; ")}.`, {
+            invoices: items.map(({ id, total, status, createdAt }) => ({ id, total, status, createdAt })),
           });
         }),
     }),
@@ -121,7 +130,7 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
               items: objectSchema(
                 {
                   product: { type: "string", description: "Product name as the caller said it" },
-                  quantity: { type: "number", description: "How many (decimals allowed, e.g. 1.5 kg)" },
+                  quantity: { type: "number", description: "How many (up to three decimals, e.g. 1.5 kg)" },
                   unitPrice: { type: "number", description: "Price per unit in the shop's currency, only if the caller named one" },
                 },
                 ["product", "quantity"],
@@ -134,22 +143,22 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
       },
       args: invoiceArgs,
       execute: (args, host) =>
-        withBooks(host, async (books) => {
-          const customer = await books.resolveCustomer(args.customer);
-          const { currency } = await books.settings();
-          const request = {
+        withBooks(host, async ({ engine }) => {
+          const customer = await engine.resolveCustomer(args.customer);
+          const { currency } = await engine.settings();
+          const request: InvoiceInput = {
             customerId: customer.id,
             items: args.items.map((item) => ({
               productName: item.product,
               quantity: item.quantity,
-              ...(item.unitPrice === undefined ? {} : { unitPrice: toMinor(item.unitPrice, currency) }),
+              ...(item.unitPrice === undefined ? {} : { unitPrice: parseAmount(item.unitPrice, currency) }),
             })),
             ...(args.notes ? { notes: args.notes } : {}),
           };
-          const priced = await books.priceInvoice(request);
-          const lines = priced.items.map((item) => `${item.quantity} ${item.name} at ${spokenMoney(item.unitPrice, currency)}`);
-          const summary = `Invoice for ${customer.name}: ${lines.join(", ")}. Total ${spokenMoney(priced.total, currency)}.`;
-          return draftAnswer(drafts, "invoice", request, summary);
+          const priced = await engine.priceInvoice(request);
+          const lines = priced.items.map((item) => `${item.quantity} ${item.description} at ${spokenMoney(item.unitPrice, currency)}`);
+          const summary = `Invoice for ${priced.customerName}: ${lines.join(", ")}. Total ${spokenMoney(priced.total, currency)}.`;
+          return draftAnswer(drafts, { kind: "invoice", request }, summary);
         }),
     }),
     tool({
@@ -169,49 +178,24 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
       },
       args: paymentArgs,
       execute: (args, host) =>
-        withBooks(host, async (books) => {
-          const customer = await books.resolveCustomer(args.customer);
-          const { currency } = await books.settings();
-          const amount = toMinor(args.amount, currency);
-          const request = { customerId: customer.id, amount, mode: args.mode, invoiceId: args.invoiceId, reference: args.reference };
-          const summary = `Payment of ${spokenMoney(amount, currency)} by ${args.mode} from ${customer.name}.`;
-          return draftAnswer(drafts, "payment", request, summary);
-        }),
-    }),
-    tool({
-      definition: {
-        name: "schedule_reminder",
-        description: `Prepare a payment reminder to send a customer later, returned as a draft. ${READ_BACK}`,
-        parameters: objectSchema(
-          {
-            customer: customerProperty,
-            dueAt: { type: "string", format: "date-time", description: "When to send it, ISO 8601 with offset" },
-            message: { type: "string", description: "What the reminder says" },
-            amount: { type: "number", description: "Amount due in the shop's currency, if any" },
-            channel: { type: "string", enum: [...REMINDER_CHANNELS], description: "Default sms" },
-          },
-          ["customer", "dueAt", "message"],
-        ),
-      },
-      args: reminderArgs,
-      execute: (args, host) =>
-        withBooks(host, async (books) => {
-          const customer = await books.resolveCustomer(args.customer);
-          const { currency, timezone } = await books.settings();
-          const dueAt = Date.parse(args.dueAt);
-          if (dueAt <= Date.now()) return refusal("That time has already passed; ask the caller for a later one.");
-          const amount = args.amount === undefined ? undefined : toMinor(args.amount, currency);
-          const request = { customerId: customer.id, dueAt: new Date(dueAt).toISOString(), message: args.message, amount, channel: args.channel };
-          const when = new Intl.DateTimeFormat("en", { dateStyle: "full", timeStyle: "short", timeZone: timezone }).format(dueAt);
-          const summary = `A ${args.channel} reminder to ${customer.name} on ${when}: "${args.message}".`;
-          return draftAnswer(drafts, "reminder", request, summary);
+        withBooks(host, async ({ engine }) => {
+          const customer = await engine.resolveCustomer(args.customer);
+          const { currency } = await engine.settings();
+          const request: PaymentInput = {
+            customerId: customer.id,
+            amount: parseAmount(args.amount, currency),
+            mode: args.mode,
+            ...(args.invoiceId ? { invoiceId: args.invoiceId } : {}),
+            ...(args.reference ? { reference: args.reference } : {}),
+          };
+          const summary = `Payment of ${spokenMoney(request.amount, currency)} by ${args.mode} from ${customer.name}.`;
+          return draftAnswer(drafts, { kind: "payment", request }, summary);
         }),
     }),
     tool({
       definition: {
         name: "confirm_action",
-        description:
-          "Save a draft from create_invoice, record_payment or schedule_reminder. Call only after the caller said yes to the draft you read back.",
+        description: "Save a draft from create_invoice or record_payment. Call only after the caller said yes to the draft you read back.",
         parameters: objectSchema({ draftId: { type: "string", description: "The draftId the draft came with" } }, ["draftId"]),
       },
       args: confirmArgs,
@@ -220,50 +204,56 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
   ];
 }
 
-async function confirm(drafts: DraftStore, books: BusinessEngine, draftId: string): Promise<string> {
+/**
+ * Writes a draft once. The draft is claimed in the call's storage first (a second confirmation gets the first one's
+ * answer), and the write itself runs once per draft in D1 too (`runOnce`, keyed by the draft's own key): an object
+ * that died between writing and recording it finds the stored answer instead of writing again.
+ */
+async function confirm(drafts: DraftStore, { engine, db }: Books, draftId: string): Promise<string> {
   const claim = drafts.claim(draftId);
   if (claim.kind === "done") return claim.result;
   if (claim.kind === "in_progress") return refusal("That draft is being saved right now.");
-  if (claim.kind === "unknown") return refusal(`There is no draft ${draftId.slice(0, 20)} on this call; prepare it again.`);
+  if (claim.kind === "unknown")
+    return refusal(`There is no draft ${draftId.slice(0, 20)} on this call; prepare it again and read it back.`);
   if (claim.kind === "expired") return refusal("That draft has expired; prepare it again and read it back.");
   const { draft } = claim;
   try {
-    const result = await write(books, draft.kind, draft.request);
-    drafts.done(draft.id, result);
-    return result;
+    const written = async () => ({ status: 200, body: await write(engine, draft) });
+    const { body } = await runOnce(db, engine.tenantId, DRAFT_SCOPE, draft.key, draft.request, written);
+    drafts.done(draft.id, body);
+    return body;
   } catch (error) {
     drafts.release(draft.id);
+    if (error instanceof BusinessError && error.code === "idempotency_in_progress") return refusal("That draft is being saved right now.");
     throw error;
   }
 }
 
-/** Writes a confirmed draft: exactly the request that was read back. */
-async function write(books: BusinessEngine, kind: DraftKind, request: string): Promise<string> {
-  const { currency } = await books.settings();
-  switch (kind) {
-    case "invoice": {
-      const invoice = await books.createInvoice(JSON.parse(request));
-      return answer(`Saved: invoice for ${spokenMoney(invoice.total, currency)}.`, { invoiceId: invoice.id, total: invoice.total });
-    }
-    case "payment": {
-      const payment = await books.recordPayment(JSON.parse(request));
-      return answer(`Saved: payment of ${spokenMoney(payment.amount, currency)}.`, { paymentId: payment.id });
-    }
-    case "reminder": {
-      const reminder = await books.scheduleReminder(JSON.parse(request));
-      return answer("Saved: the reminder will be sent then.", { reminderId: reminder.id });
-    }
+async function write(engine: BusinessEngine, draft: Draft): Promise<string> {
+  const { currency } = await engine.settings();
+  const request = draft.request;
+  if (request.kind === "invoice") {
+    const invoice = await engine.createInvoice(request.request);
+    return answer(`Saved: invoice for ${spokenMoney(invoice.total, currency)}.`, { invoiceId: invoice.id, total: invoice.total });
   }
+  const payment = await engine.recordPayment(request.request);
+  return answer(
+    `Saved: payment of ${spokenMoney(payment.amount, currency)}. The balance is now ${spokenMoney(payment.balanceAfter, currency)}.`,
+    {
+      paymentId: payment.id,
+      balance: payment.balanceAfter,
+    },
+  );
 }
 
-function draftAnswer(drafts: DraftStore, kind: DraftKind, request: unknown, summary: string): string {
-  const draftId = drafts.create(kind, request);
-  if (!draftId) return refusal("Too many drafts on this call; save or drop the ones you have first.");
+function draftAnswer(drafts: DraftStore, request: Draft["request"], summary: string): string {
+  const draftId = drafts.create(request);
+  if (!draftId) return refusal("Too many drafts on this call; confirm or drop the ones you have first.");
   return answer(summary, { draftId, next: READ_BACK });
 }
 
 /** Runs a tool against the books; a business refusal becomes a sentence for the agent to say or ask. */
-async function withBooks(host: ToolHost, run: (books: BusinessEngine) => Promise<string>): Promise<string> {
+async function withBooks(host: ToolHost, run: (books: Books) => Promise<string>): Promise<string> {
   const books = host.business();
   if (!books) return refusal("The shop's books are not available on this call.");
   try {
@@ -277,9 +267,15 @@ async function withBooks(host: ToolHost, run: (books: BusinessEngine) => Promise
 
 function sentenceFor(error: BusinessError): string {
   const names = (error.candidates ?? []).map((candidate) => candidate.name);
-  if (names.length > 1) return `I found ${names.slice(0, -1).join(", ")} and ${names.at(-1)} — which one?`;
-  if (names.length === 1) return `Did you mean ${names[0]}?`;
-  return error.message;
+  if (names.length > 1) return whichOne(names);
+  if (names.length === 1) return `${error.message}. Did you mean ${names[0]}?`;
+  return `${error.message}.`;
+}
+
+/** "I found Rahul Sharma and Rahul Verma — which one?" */
+function whichOne(names: string[]): string {
+  const listed = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : (names[0] ?? "");
+  return `I found ${listed} — which one?`;
 }
 
 const answer = (message: string, detail: Record<string, unknown>) => JSON.stringify({ ok: true, message, ...detail });

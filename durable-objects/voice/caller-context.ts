@@ -26,11 +26,8 @@ async function describeCaller(books: BusinessEngine, phone: string): Promise<str
   if (!/^\+[1-9]\d{6,14}$/.test(phone)) return null;
   const customer = await books.customerByPhone(phone);
   if (!customer) return null;
-  const [{ currency }, invoices] = await Promise.all([
-    books.settings(),
-    books.listInvoices({ customerId: customer.id, limit: 20 }),
-  ]);
-  const open = invoices.filter((invoice) => invoice.status === "open").slice(0, OPEN_INVOICES_TOLD);
+  const [{ currency }, invoices] = await Promise.all([books.settings(), books.listInvoices({ customerId: customer.id, limit: 20 })]);
+  const open = invoices.items.filter((invoice) => invoice.status === "open").slice(0, OPEN_INVOICES_TOLD);
   const lines = [
     "Caller recognised by their phone number (a customer of the shop):",
     `- name: ${customer.name}`,
@@ -38,7 +35,7 @@ async function describeCaller(books: BusinessEngine, phone: string): Promise<str
     `- balance owed: ${spokenMoney(customer.balance, currency)}`,
     open.length === 0
       ? "- open invoices: none"
-      : `- open invoices: ${open.map((invoice) => `${invoice.id} for ${spokenMoney(invoice.total, currency)}`).join("; ")}`,
+      : `- open invoices: ${open.map((invoice) => `${spokenMoney(invoice.total, currency)} of ${invoice.createdAt.slice(0, 10)} (id ${invoice.id})`).join("; ")}`,
   ];
   return lines.join("\n");
 }

@@ -1,8 +1,10 @@
+import type { InvoiceInput, PaymentInput } from "../../workers/business/engine.ts";
+
 /**
- * What the agent proposed and read back, before the caller said yes: a money-moving or message-sending tool writes
- * nothing, it leaves a draft here (the call's own SQLite) that `confirm_action` writes once. The draft holds the
- * resolved request (customer id, priced items), so what is written is exactly what the caller heard, however the
- * agent words its confirmation.
+ * What the agent proposed and read back, before the caller said yes: a money-moving tool writes nothing, it leaves
+ * a draft here (the call's own SQLite) that `confirm_action` writes once. The draft holds the resolved request
+ * (customer id, amounts in minor units), so what is written is exactly what the caller heard, however the agent
+ * words its confirmation.
  */
 
 /** Long enough to read a draft back and hear "yes"; a later yes is to something the caller may no longer recall. */
@@ -10,13 +12,13 @@ export const DRAFT_TTL_MS = 5 * 60_000;
 /** A call that proposes this many drafts is not a shop conversation any more. */
 const MAX_DRAFTS = 200;
 
-export type DraftKind = "invoice" | "payment" | "reminder";
+export type DraftRequest = { kind: "invoice"; request: InvoiceInput } | { kind: "payment"; request: PaymentInput };
 
 export interface Draft {
   id: string;
-  kind: DraftKind;
-  /** The engine request the confirmation writes (JSON). */
-  request: string;
+  /** The draft's idempotency key in D1 (random, so no two calls' drafts share one). */
+  key: string;
+  request: DraftRequest;
 }
 
 export type DraftClaim =
@@ -28,10 +30,13 @@ export type DraftClaim =
   | { kind: "expired" };
 
 export class DraftStore {
+  /** Drafts being written by this instance; a stored "writing" not in here was left by an instance that died. */
+  private readonly writing = new Set<string>();
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(
-      `CREATE TABLE IF NOT EXISTS tool_drafts (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
-        request TEXT NOT NULL, state TEXT NOT NULL, result TEXT, expires_at INTEGER NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS tool_drafts (id TEXT PRIMARY KEY, key TEXT NOT NULL, request TEXT NOT NULL,
+        state TEXT NOT NULL, result TEXT, expires_at INTEGER NOT NULL)`,
     );
   }
 
@@ -39,14 +44,14 @@ export class DraftStore {
    * A new draft; its id is short and sequential within the call ("D1", "D2", …) because the agent has to carry it
    * back verbatim, and drafts belong to this call alone. Null when the call has too many.
    */
-  create(kind: DraftKind, request: unknown): string | null {
+  create(request: DraftRequest): string | null {
     const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM tool_drafts").one().n;
     if (count >= MAX_DRAFTS) return null;
     const id = `D${count + 1}`;
     this.sql.exec(
-      "INSERT INTO tool_drafts (id, kind, request, state, expires_at) VALUES (?, ?, ?, 'open', ?)",
+      "INSERT INTO tool_drafts (id, key, request, state, expires_at) VALUES (?, ?, ?, 'open', ?)",
       id,
-      kind,
+      crypto.randomUUID(),
       JSON.stringify(request),
       Date.now() + DRAFT_TTL_MS,
     );
@@ -55,30 +60,34 @@ export class DraftStore {
 
   /**
    * Takes a draft for writing. Synchronous (no await between the read and the state change), so two confirmations
-   * of one draft racing each other cannot both claim it.
+   * of one draft racing each other cannot both claim it. A draft whose writer died is claimed again: its write is
+   * idempotent in D1 by the draft's key, so the retry finds the first write's answer rather than writing twice.
    */
-  claim(id: string): DraftClaim {
+  claim(draftId: string): DraftClaim {
     const row = this.sql
-      .exec<{ id: string; kind: DraftKind; request: string; state: string; result: string | null; expires_at: number }>(
-        "SELECT id, kind, request, state, result, expires_at FROM tool_drafts WHERE id = ?",
-        id.trim().toUpperCase(),
+      .exec<{ id: string; key: string; request: string; state: string; result: string | null; expires_at: number }>(
+        "SELECT id, key, request, state, result, expires_at FROM tool_drafts WHERE id = ?",
+        draftId.trim().toUpperCase(),
       )
       .toArray()[0];
     if (!row) return { kind: "unknown" };
     if (row.state === "done") return { kind: "done", result: row.result ?? "" };
-    if (row.state === "writing") return { kind: "in_progress" };
-    if (row.expires_at <= Date.now()) return { kind: "expired" };
+    if (this.writing.has(row.id)) return { kind: "in_progress" };
+    if (row.state === "open" && row.expires_at <= Date.now()) return { kind: "expired" };
+    this.writing.add(row.id);
     this.sql.exec("UPDATE tool_drafts SET state = 'writing' WHERE id = ?", row.id);
-    return { kind: "claimed", draft: { id: row.id, kind: row.kind, request: row.request } };
+    return { kind: "claimed", draft: { id: row.id, key: row.key, request: JSON.parse(row.request) as DraftRequest } };
   }
 
   /** The write succeeded: later confirmations answer with this. */
   done(id: string, result: string): void {
+    this.writing.delete(id);
     this.sql.exec("UPDATE tool_drafts SET state = 'done', result = ? WHERE id = ?", result, id);
   }
 
-  /** The write failed (it wrote nothing): the draft may be confirmed again while it lives. */
+  /** The write failed (the engine's writes are all or nothing): the draft may be confirmed again while it lives. */
   release(id: string): void {
+    this.writing.delete(id);
     this.sql.exec("UPDATE tool_drafts SET state = 'open' WHERE id = ?", id);
   }
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { BusinessEngine } from "../../workers/business/engine.ts";
+import type { Books } from "./business-tools.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ConversationItem, ToolDefinition } from "./providers/provider.ts";
 
@@ -13,7 +13,7 @@ export interface ToolHost {
   endCall(reason: string): Promise<string>;
   transferToHuman(reason: string): Promise<string>;
   /** The call's tenant's books, acting as the voice agent (business-tools.ts); null once the session is gone. */
-  business(): BusinessEngine | null;
+  business(): Books | null;
 }
 
 export interface Tool<A extends z.ZodType> {

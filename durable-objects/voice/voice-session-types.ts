@@ -1,4 +1,3 @@
-import type { BusinessEngine } from "../../workers/business/engine.ts";
 import type { SwitchReason } from "../../workers/shared/db/schema.ts";
 import type { LiveEvent } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
@@ -11,6 +10,7 @@ import type { CallerLeg } from "../media/caller-leg.ts";
 import type { SwitchEntry } from "../session/switch-log.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./providers/provider.ts";
+import type { Books } from "./business-tools.ts";
 import type { ToolRunner } from "./tools.ts";
 
 /** What the voice session and its parts are given and answer: its host, options, policy, results and counts. */
@@ -25,7 +25,7 @@ export interface VoiceSessionHost {
   hangup(reason: string): Promise<void>;
   transfer(reason: string): Promise<string>;
   /** The session's tenant's books, for the agent's business tools; null when the session has no tenant yet. */
-  business(): BusinessEngine | null;
+  business(): Books | null;
   connect(provider: ProviderName, onEvent: (event: ProviderEvent) => void, config: ProviderSessionConfig): Promise<VoiceProvider>;
   /** Whether the provider can be dialled with this deployment's settings. */
   configured(provider: ProviderName): boolean;
