@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { Books } from "./business-tools.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
+import type { Books } from "./business-tools.ts";
 import type { ConversationItem, ToolDefinition } from "./providers/provider.ts";
 
 /**

@@ -8,9 +8,9 @@ import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import type { SwitchEntry } from "../session/switch-log.ts";
+import type { Books } from "./business-tools.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./providers/provider.ts";
-import type { Books } from "./business-tools.ts";
 import type { ToolRunner } from "./tools.ts";
 
 /** What the voice session and its parts are given and answer: its host, options, policy, results and counts. */

@@ -2,11 +2,11 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
+import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
-import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 
 /**
  * The voice agent's business tools end to end: a Twilio call from a customer's number, answered by a simulated
