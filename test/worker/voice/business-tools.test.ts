@@ -7,6 +7,7 @@ import { tenantWithNumbers } from "../support/calls.ts";
 import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
+import { connectionsOf, switchTo } from "../support/switching.ts";
 
 /**
  * The voice agent's business tools end to end: a Twilio call from a customer's number, answered by a simulated
@@ -22,6 +23,7 @@ const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFr
 
 interface Shop {
   tenantId: string;
+  token: string;
   number: string;
   books: BusinessEngine;
   customerId: string;
@@ -29,7 +31,7 @@ interface Shop {
 
 /** A tenant with a Twilio number on `provider`, whose customer Asha Rao calls from CALLER owing ₹1,250.00. */
 async function shop(provider: "openai" | "gemini" | "deepgram"): Promise<Shop> {
-  const { tenantId, numbers } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions: "You run the shop's line." }]);
+  const { tenantId, numbers, token } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions: "You run the shop's line." }]);
   const books = new BusinessEngine(env.DB, tenantId, { source: "api" });
   const asha = await books.createCustomer({ name: "Asha Rao", phone: CALLER });
   await books.createProduct({ name: "Basmati Rice 5kg", unitPrice: 45_000 });
@@ -42,7 +44,7 @@ async function shop(provider: "openai" | "gemini" | "deepgram"): Promise<Shop> {
       { productName: "Basmati Rice 5kg", quantity: 1 },
     ],
   });
-  return { tenantId, number: numbers[0]!, books, customerId: asha.id };
+  return { tenantId, token, number: numbers[0]!, books, customerId: asha.id };
 }
 
 /** An inbound call to the shop's number whose provider connections follow `scenario`. */
@@ -90,6 +92,31 @@ describe("voice business tools", () => {
     expect(setup).toContain("open invoices");
     for (const name of ["find_customer", "create_invoice", "record_payment", "get_balance", "list_invoices", "confirm_action"]) {
       expect(setup).toContain(name);
+    }
+  });
+
+  it("carries the caller's context to the provider a switch moves the call to", async () => {
+    const target = await shop("openai");
+    const { key, sessionId } = await call(target, {});
+    await eventually(async () => (await simulatorConnections(key)).length === 1, 100);
+    const switched = await switchTo(target.token, sessionId, { provider: "gemini", immediate: true });
+    expect(switched.status).toBe(200);
+    const gemini = await eventually(async () => (await connectionsOf(key, "gemini"))[0], 100);
+    expect(JSON.stringify(gemini.setup)).toContain("balance owed: ₹1,250.00");
+  });
+
+  it("a D1 failure at call start means no context: the call is answered and the agent still talks", async () => {
+    const target = await shop("openai");
+    await env.DB.exec("ALTER TABLE customers RENAME TO customers_offline");
+    try {
+      const { key, caller } = await call(target, {});
+      const connection = await eventually(async () => (await simulatorConnections(key))[0], 100);
+      expect(JSON.stringify(connection.setup)).not.toContain("Asha Rao");
+      await caller.say("hello");
+      await caller.silence(600);
+      await caller.until(() => caller.agentAudioBytes() > 0);
+    } finally {
+      await env.DB.exec("ALTER TABLE customers_offline RENAME TO customers");
     }
   });
 
@@ -204,8 +231,14 @@ describe("voice business tools", () => {
   it("is scoped to the call's tenant: another tenant's customer is neither recognised nor found", async () => {
     const other = await shop("openai");
     await other.books.createCustomer({ name: "Zed Outsider" });
-    const { tenantId, numbers } = await tenantWithNumbers([{ carrier: "twilio", provider: "openai" }]);
-    const target: Shop = { tenantId, number: numbers[0]!, books: new BusinessEngine(env.DB, tenantId, { source: "api" }), customerId: "" };
+    const { tenantId, numbers, token } = await tenantWithNumbers([{ carrier: "twilio", provider: "openai" }]);
+    const target: Shop = {
+      tenantId,
+      token,
+      number: numbers[0]!,
+      books: new BusinessEngine(env.DB, tenantId, { source: "api" }),
+      customerId: "",
+    };
     const { key, caller } = await call(target, {
       toolCalls: [
         { onTurn: 1, name: "find_customer", arguments: { query: "Zed Outsider" } },
