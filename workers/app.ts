@@ -12,10 +12,15 @@ import { authRoutes } from "./routes/auth.ts";
 import { callControlRoutes } from "./routes/call-control.ts";
 import { callReadRoutes } from "./routes/calls.ts";
 import { customerSearchRoutes } from "./routes/customer-search.ts";
+import { customerRoutes } from "./routes/customers.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { invoiceRoutes } from "./routes/invoices.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { paymentRoutes } from "./routes/payments.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
+import { productRoutes } from "./routes/products.ts";
 import { providerRoutes } from "./routes/providers.ts";
+import { reminderRoutes } from "./routes/reminders.ts";
 import { sessionEndRoutes } from "./routes/session-end.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
@@ -57,6 +62,11 @@ export function buildApp() {
     sessionLiveRoutes,
     providerRoutes,
     tenantSettingsRoutes,
+    customerRoutes,
+    productRoutes,
+    invoiceRoutes,
+    paymentRoutes,
+    reminderRoutes,
   ])
     app.route("/", routes);
 

@@ -7,6 +7,7 @@ export { TenantAdmission } from "../durable-objects/admission/tenant-admission.t
 export { CallSession } from "../durable-objects/call-session.ts";
 export { MetricsAggregator } from "../durable-objects/metrics/metrics-aggregator.ts";
 export { ProviderHealthRegistry } from "../durable-objects/provider-health/registry.ts";
+export { ReminderScheduler } from "../durable-objects/reminders/reminder-scheduler.ts";
 
 const app = buildApp();
 

@@ -1,7 +1,8 @@
 import { and, asc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
 import { type Database, database } from "./shared/db/client.ts";
-import { callReconcile, calls } from "./shared/db/schema.ts";
+import { callReconcile, calls, reminders } from "./shared/db/schema.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
 import { callObject } from "./shared/session-ids.ts";
 
@@ -24,6 +25,7 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
   const tasks: Record<string, () => Promise<unknown>> = {
     purgeExpiredRevocations: () => purgeExpiredRevocations(database(env.DB)),
     reconcileStuckCalls: () => reconcileStuckCalls(env, log),
+    wakeReminderSchedulers: () => wakeReminderSchedulers(env),
   };
   for (const [name, task] of Object.entries(tasks)) {
     try {
@@ -33,6 +35,26 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
       log.error("cron.task_failed", { task: name, error });
     }
   }
+}
+
+/** Tenants whose reminders are woken per run; the rest wait a run (each object's own alarm normally needs none). */
+const REMINDER_WAKE_BATCH = 200;
+/** The cron's period: a reminder due before the next run gets its object poked now. */
+const CRON_PERIOD_MS = 5 * 60_000;
+
+/**
+ * The safety net under each tenant's reminder scheduler: a poke lost when a reminder was scheduled (the object
+ * unreachable for a moment) would leave it unsent. Every tenant with a reminder due before the next run is poked;
+ * a poke only re-arms the object's alarm, and sends are claimed in D1, so poking one already armed costs nothing.
+ */
+export async function wakeReminderSchedulers(env: Env, now = Date.now()): Promise<number> {
+  const tenants = await database(env.DB)
+    .selectDistinct({ tenantId: reminders.tenantId })
+    .from(reminders)
+    .where(and(inArray(reminders.state, ["pending", "sending"]), lte(reminders.nextAttemptAt, now + CRON_PERIOD_MS)))
+    .limit(REMINDER_WAKE_BATCH);
+  await Promise.all(tenants.map(({ tenantId }) => pokeScheduler(env, tenantId)));
+  return tenants.length;
 }
 
 type Outcome = "terminal" | "live" | "finalized" | "unknown" | "error";

@@ -41,6 +41,9 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // Every agent turn asks the fleet registry whether its provider was marked down.
     PROVIDER_FLEET_CHECK_SECONDS: "0",
     HUMAN_TRANSFER_NUMBER: "+15550009999",
+    // Reminder retries on a test's time scale: 0.2 s, then 0.4 s; the third failure is final.
+    REMINDER_RETRY_BASE_SECONDS: "0.2",
+    REMINDER_MAX_ATTEMPTS: "3",
     ...simulators,
   };
 }

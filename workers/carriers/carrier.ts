@@ -86,4 +86,15 @@ export interface Carrier {
    * the carrier cannot say (unreachable, 5xx, refused credentials): that is never an answer.
    */
   holdsNumber(env: Env, e164: string): Promise<boolean>;
+  /**
+   * Sends a text message from `from` (a number of the tenant's on this carrier), answering the carrier's message id.
+   * Throws `CarrierApiError` when the carrier refused or could not be reached (`retryable` says whether to try again).
+   */
+  sendSms(env: Env, message: SmsMessage): Promise<{ messageId: string }>;
+}
+
+export interface SmsMessage {
+  from: string;
+  to: string;
+  body: string;
 }

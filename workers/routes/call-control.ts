@@ -1,14 +1,15 @@
 import { z } from "@hono/zod-openapi";
-import { asc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { ControlResult } from "../../durable-objects/call/call-commands.ts";
+import { placeOutboundCall } from "../carriers/outbound-call.ts";
 import { concurrencyLimitResponse, conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { CALL_STATUSES, CARRIERS, type Carrier, calls, phoneNumbers } from "../shared/db/schema.ts";
+import { CALL_STATUSES, CARRIERS, calls } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
-import { AppError, admissionUnavailable, badRequest, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";
+import { AppError, admissionUnavailable, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";
 import { callObject } from "../shared/session-ids.ts";
-import { parseSettings, providerSchema, requireSettings } from "../shared/settings.ts";
+import { providerSchema } from "../shared/settings.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");
@@ -73,28 +74,6 @@ const transferRoute = protectedRoute("calls:control", {
   },
 });
 
-type PhoneRow = typeof phoneNumbers.$inferSelect;
-
-/** The carriers to try, in order, each with a caller id of the tenant's on that carrier. */
-function candidatesFor(env: Env, numbers: PhoneRow[], body: { from?: string; carrier?: Carrier }) {
-  const configured = (carrier: Carrier) => {
-    try {
-      requireSettings(env, carrier);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const chosen = body.from ? numbers.find((n) => n.e164 === body.from) : undefined;
-  if (body.from && !chosen) throw badRequest("unknown_caller_id", "`from` is not one of this tenant's numbers");
-  const preferred = chosen?.carrier ?? body.carrier ?? "twilio";
-  const order: Carrier[] = [preferred, ...CARRIERS.filter((c) => c !== preferred)];
-  return order.flatMap((carrier) => {
-    const from = chosen?.carrier === carrier ? chosen.e164 : numbers.find((n) => n.carrier === carrier)?.e164;
-    return from && configured(carrier) ? [{ carrier, from }] : [];
-  });
-}
-
 async function callOf(scope: TenantScope, id: string) {
   const [row] = (await scope.select(calls, eq(calls.id, id))) as Array<typeof calls.$inferSelect>;
   if (!row) throw notFound("Call");
@@ -104,22 +83,7 @@ async function callOf(scope: TenantScope, id: string) {
 export const callControlRoutes = publicRouter()
   .openapi(placeRoute, async (c) => {
     const body = c.req.valid("json");
-    const scope = c.get("scope");
-    const numbers = (await scope.select(phoneNumbers).orderBy(asc(phoneNumbers.e164))) as PhoneRow[];
-    const candidates = candidatesFor(c.env, numbers, body);
-    if (candidates.length === 0) throw conflict("no_caller_id", "The tenant has no number on a configured carrier to call from");
-    const sessionId = crypto.randomUUID();
-    const first = numbers.find((n) => n.e164 === candidates[0]!.from);
-    const result = await callObject(c.env, sessionId).placeCall({
-      sessionId,
-      tenantId: scope.tenantId,
-      correlationId: c.get("correlationId"),
-      to: body.to,
-      provider: body.provider ?? first?.provider ?? parseSettings(c.env).values.DEFAULT_PROVIDER ?? "local",
-      instructions: first?.instructions ?? null,
-      codec: first?.codec ?? "PCMU",
-      candidates,
-    });
+    const { result } = await placeOutboundCall(c.env, c.get("scope"), { ...body, correlationId: c.get("correlationId") });
     if (result.ok === false && result.admission) throw result.admission === "refused" ? concurrencyLimit() : admissionUnavailable();
     await auditFromRequest(c, {
       action: "call.place",

@@ -167,6 +167,10 @@ const settingSchemas = {
   PROVIDER_HEALTH_MIN_SUCCESS_RATE: optional(z.coerce.number().min(0).max(1)).default(0.95),
   PROVIDER_HEALTH_OFFLINE_AFTER: optional(z.coerce.number().int().min(1).max(100)).default(3),
   PROVIDER_HEALTH_PROBE_SECONDS: optional(z.coerce.number().min(1).max(3600)).default(30),
+  // Payment reminders (workers/business/reminders): a failed send is retried after base × 2^(attempt − 1), up to the
+  // attempt limit, then the reminder is `failed`.
+  REMINDER_RETRY_BASE_SECONDS: optional(z.coerce.number().min(0.05).max(3600)).default(60),
+  REMINDER_MAX_ATTEMPTS: optional(z.coerce.number().int().min(1).max(20)).default(5),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;

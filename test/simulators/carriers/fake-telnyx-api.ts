@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { CallDialResponse } from "telnyx/resources/calls/calls";
+import type { OutboundMessagePayload } from "telnyx/resources/messages/messages";
 import type { NumbersPhoneNumberDetailed } from "telnyx/resources/phone-numbers/phone-numbers";
 import { CallerScript } from "./caller-script.ts";
 import { realTimeClock } from "./clock.ts";
@@ -13,7 +14,7 @@ import { Timeline } from "./timeline.ts";
 
 /**
  * A fake of Telnyx Call Control: Bearer auth, JSON, `command_id` de-duplication, 422/90018 for
- * calls that ended; and the account's numbers (`GET /v2/phone_numbers?filter[phone_number]=`). Commands reach the TelnyxCall they target, which sends the webhooks and runs the media
+ * calls that ended; text messages (`POST /v2/messages`, recorded like every request); and the account's numbers (`GET /v2/phone_numbers?filter[phone_number]=`). Commands reach the TelnyxCall they target, which sends the webhooks and runs the media
  * stream; dialled calls are driven back into the platform once the platform's address is known.
  */
 export interface FakeTelnyxApiOptions {
@@ -100,6 +101,32 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
     runs.add(tracked);
   };
 
+  /** `POST /v2/messages`: queues a text message, answered like Telnyx (200, `data` the outbound message, `queued`). */
+  const sendMessage = (body: Record<string, unknown>): Reply => {
+    for (const field of ["to", "from", "text"]) {
+      if (typeof body[field] !== "string" || body[field] === "") {
+        return telnyxError(422, "40300", "Invalid value", `${field} is required`);
+      }
+    }
+    const now = new Date().toISOString();
+    const data: OutboundMessagePayload = {
+      id: uuid(),
+      record_type: "message",
+      direction: "outbound",
+      type: "SMS",
+      from: { phone_number: String(body.from) },
+      to: [{ phone_number: String(body.to), status: "queued" }],
+      text: String(body.text),
+      encoding: "GSM-7",
+      parts: 1,
+      received_at: now,
+      sent_at: null,
+      completed_at: null,
+      errors: [],
+    };
+    return { status: 200, body: { data } };
+  };
+
   const dial = (body: Record<string, unknown>): Reply => {
     for (const field of ["connection_id", "to", "from"]) {
       if (typeof body[field] !== "string" || body[field] === "") {
@@ -178,6 +205,9 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
   const route = (method: string, url: URL, body: unknown, note: (text: string) => void): Reply => {
     const path = url.pathname;
     if (method === "GET" && path === "/v2/phone_numbers") return phoneNumbers(url.searchParams);
+    if (method === "POST" && path === "/v2/messages") {
+      return isRecord(body) ? sendMessage(body) : telnyxError(400, "10015", "Bad Request", "body must be a JSON object");
+    }
     if (method === "POST" && path === "/v2/calls") {
       return isRecord(body) ? dial(body) : telnyxError(400, "10015", "Bad Request", "body must be a JSON object");
     }

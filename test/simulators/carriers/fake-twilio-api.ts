@@ -13,7 +13,7 @@ import type { StatusCallbackDelivery, TwilioStatusEvent } from "./twilio-status-
 
 /**
  * A fake of Twilio's REST API: records every request, answers like Twilio (Basic auth, 201/200
- * resources, 404 with code 20404), lists the account's numbers (`IncomingPhoneNumbers.json?PhoneNumber=`), and, once it knows where the platform is, drives the calls it creates back
+ * resources, 404 with code 20404), queues text messages (`Messages.json`, recorded like every request), lists the account's numbers (`IncomingPhoneNumbers.json?PhoneNumber=`), and, once it knows where the platform is, drives the calls it creates back
  * into it (status callbacks, the `Url` webhook, a Media Stream).
  */
 export interface FakeTwilioApiOptions {
@@ -244,6 +244,43 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
     return { status: 201, body: resource };
   };
 
+  /** `Messages.json`: queues a text message, answered like Twilio's Message resource (201, status `queued`). */
+  const createMessage = (params: FormParams): Reply => {
+    const to = formValue(params, "To");
+    const from = formValue(params, "From");
+    const body = formValue(params, "Body");
+    if (!to) return twilioError(400, 21604, "A 'To' phone number is required.");
+    if (!from) return twilioError(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.");
+    if (!body) return twilioError(400, 21602, "Message body is required.");
+    const sid = twilioSid("SM");
+    const now = rfc2822(new Date());
+    return {
+      status: 201,
+      body: {
+        account_sid: accountSid,
+        api_version: "2010-04-01",
+        body,
+        date_created: now,
+        date_sent: null,
+        date_updated: now,
+        direction: "outbound-api",
+        error_code: null,
+        error_message: null,
+        from,
+        messaging_service_sid: null,
+        num_media: "0",
+        num_segments: "1",
+        price: null,
+        price_unit: "USD",
+        sid,
+        status: "queued",
+        subresource_uris: { media: `/2010-04-01/Accounts/${accountSid}/Messages/${sid}/Media.json` },
+        to,
+        uri: `/2010-04-01/Accounts/${accountSid}/Messages/${sid}.json`,
+      },
+    };
+  };
+
   const updateCall = (record: CallRecord, params: FormParams, path: string): Reply => {
     if (!isLive(record)) return notFound(path);
     const status = formValue(params, "Status");
@@ -268,6 +305,7 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
     const path = url.pathname;
     const [, , resource = ""] = ACCOUNT_PATH.exec(path) ?? [];
     if (method === "POST" && resource === "Calls.json") return createCall(params);
+    if (method === "POST" && resource === "Messages.json") return createMessage(params);
     if (method === "GET" && resource === "IncomingPhoneNumbers.json") return incomingPhoneNumbers(url.searchParams);
     if (!record) return notFound(path);
     const recordingMatch = /^Calls\/[^/]+\/Recordings(?:\/([^/]+))?\.json$/.exec(resource);
@@ -336,7 +374,7 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
       return route(method, url, params, record);
     })();
     logged.status = reply.status;
-    if (reply.status === 201 && isRecord(reply.body) && typeof reply.body.sid === "string" && resource === "Calls.json") {
+    if (reply.status === 201 && isRecord(reply.body) && typeof reply.body.sid === "string" && /^(Calls|Messages)\.json$/.test(resource)) {
       logged.callId = reply.body.sid;
     }
     return reply;

@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from "node:crypto";
 
 /** Identifiers in the carriers' formats. */
 
-/** Twilio SIDs: two-letter type prefix + 32 hex digits (CA call, MZ stream, RE recording, PN phone number). */
-export function twilioSid(prefix: "CA" | "MZ" | "RE" | "PN"): string {
+/** Twilio SIDs: two-letter type prefix + 32 hex digits (CA call, MZ stream, RE recording, PN phone number, SM message). */
+export function twilioSid(prefix: "CA" | "MZ" | "RE" | "PN" | "SM"): string {
   return prefix + randomBytes(16).toString("hex");
 }
 

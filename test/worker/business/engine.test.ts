@@ -97,4 +97,32 @@ describe("business engine", () => {
     const other = engineFor(await createTenant());
     expect((await refusal(other.resolveCustomer(asha.id))).code).toBe("customer_not_found");
   });
+
+  it("concurrent voids of one invoice (a tool call and a REST request at once) reverse it exactly once", async () => {
+    const tenantId = await createTenant();
+    const engine = engineFor(tenantId);
+    const customer = await engine.createCustomer({ name: "Race" });
+    const invoice = await engine.createInvoice({
+      customerId: customer.id,
+      items: [{ productName: "Cloth", quantity: 2, unitPrice: 7_500 }],
+    });
+    // Each call reads the invoice as open before any of them writes: only the guard inside the batch can stop a second reversal.
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => engineFor(tenantId).voidInvoice(invoice.id)));
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+    for (const outcome of outcomes)
+      if (outcome.status === "rejected") expect((outcome.reason as BusinessError).code).toBe("invoice_already_void");
+    expect(await engine.balance(customer.id)).toBe(0);
+    expect((await engine.ledger(customer.id)).items.map((entry) => entry.kind)).toEqual(["invoice", "void"]);
+    await expectLedgerInvariant(tenantId);
+  });
+
+  it("concurrent payments each apply to the balance the database holds, not one read before", async () => {
+    const tenantId = await createTenant();
+    const customer = await engineFor(tenantId).createCustomer({ name: "Many Payments" });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => engineFor(tenantId).recordPayment({ customerId: customer.id, amount: 100 + i, mode: "cash" })),
+    );
+    expect(await engineFor(tenantId).balance(customer.id)).toBe(-(20 * 100 + 190));
+    await expectLedgerInvariant(tenantId);
+  });
 });

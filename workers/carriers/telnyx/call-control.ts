@@ -164,6 +164,26 @@ export class TelnyxCallControl {
   }
 
   /**
+   * Sends a text message (`POST /v2/messages`, the API behind the same key). Telnyx answers the queued message with its
+   * id; a 4xx other than 429 will not succeed on a retry (an invalid number, a sender without messaging).
+   */
+  async sendMessage(message: { from: string; to: string; body: string }): Promise<{ messageId: string }> {
+    let id: string | undefined;
+    try {
+      id = (await this.client.messages.send({ from: message.from, to: message.to, text: message.body })).data?.id;
+    } catch (error) {
+      const status = error instanceof Telnyx.APIError && typeof error.status === "number" ? error.status : undefined;
+      throw new CarrierApiError(
+        `Telnyx send message failed (${status ?? "network"})`,
+        status,
+        status === undefined || isRetryableStatus(status),
+      );
+    }
+    if (!id) throw new CarrierApiError("Telnyx send message returned no id", 200, false);
+    return { messageId: id };
+  }
+
+  /**
    * Whether the account holds `e164` (the API behind Call Control's client, so it lives with it). Telnyx's filter
    * takes digits only and matches partial numbers: the `+` is dropped and the match is exact here.
    */

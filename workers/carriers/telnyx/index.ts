@@ -17,4 +17,5 @@ export const telnyx: Carrier = {
   mediaEncoding: (codec) => (codec === "PCMA" ? "pcma" : "pcmu"),
   commands: telnyxCommands,
   holdsNumber: (env, e164) => new TelnyxCallControl(requireSettings(env, "telnyx")).holdsNumber(e164),
+  sendSms: (env, message) => new TelnyxCallControl(requireSettings(env, "telnyx")).sendMessage(message),
 };

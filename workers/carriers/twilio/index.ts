@@ -17,4 +17,5 @@ export const twilio: Carrier = {
   mediaEncoding: () => "pcmu",
   commands: twilioCommands,
   holdsNumber: (env, e164) => new TwilioRest(requireSettings(env, "twilio")).holdsNumber(e164),
+  sendSms: async (env, message) => ({ messageId: (await new TwilioRest(requireSettings(env, "twilio")).sendMessage(message)).sid }),
 };

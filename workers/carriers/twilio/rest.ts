@@ -88,6 +88,19 @@ export class TwilioRest {
     return { status: body.status, duration: typeof body.duration === "string" ? Number(body.duration) : undefined };
   }
 
+  /** Queues a text message; Twilio answers 201 with the Message resource, whose `sid` starts with SM (or MM). */
+  async sendMessage(message: { to: string; from: string; body: string }): Promise<{ sid: string }> {
+    const response = await this.request("POST", "/Messages.json", [
+      ["To", message.to],
+      ["From", message.from],
+      ["Body", message.body],
+    ]);
+    if (!response.ok) return TwilioRest.fail(response, "send message");
+    const body = (await response.json().catch(() => null)) as { sid?: unknown } | null;
+    if (typeof body?.sid !== "string") throw new CarrierApiError("Twilio send message returned no sid", response.status, false);
+    return { sid: body.sid };
+  }
+
   /** Whether the account holds `e164`. Twilio's `PhoneNumber` filter also matches partial numbers: the match is exact here. */
   async holdsNumber(e164: string): Promise<boolean> {
     const response = await this.request("GET", `/IncomingPhoneNumbers.json?PhoneNumber=${encodeURIComponent(e164)}`);

@@ -1,0 +1,355 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { ReminderScheduler } from "../../../durable-objects/reminders/reminder-scheduler.ts";
+import { phoneticKey } from "../../../workers/business/phonetic.ts";
+import { deliverDue } from "../../../workers/business/reminders/delivery.ts";
+import { wakeReminderSchedulers } from "../../../workers/scheduled.ts";
+import { database } from "../../../workers/shared/db/client.ts";
+import { customers, reminders } from "../../../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
+import { createLogger } from "../../../workers/shared/logger.ts";
+import { tenantWithNumbers } from "../support/calls.ts";
+import { eventually, randomE164, simClearFaults, simFault, simRequests } from "../support/carriers.ts";
+import { api, errorOf } from "../support/identity.ts";
+
+/**
+ * Payment reminders through the real Worker, the tenant's real scheduler object and D1, against the fake carrier APIs:
+ * what each carrier receives (and how many times), retries, cancellation, and the claim that keeps a duplicate alarm
+ * or a second object from sending twice. Reminders are due a moment after they are scheduled and the object's own
+ * alarm delivers them; tests poll the API for the outcome. Each customer's phone is unique, so the fakes' records and
+ * faults are keyed by it.
+ */
+interface Reminder {
+  id: string;
+  customerId: string;
+  state: "pending" | "sending" | "sent" | "failed" | "cancelled";
+  attempts: number;
+  lastError: string | null;
+  externalId: string | null;
+  nextAttemptAt: string | null;
+}
+
+type Shop = Awaited<ReturnType<typeof shop>>;
+
+async function shop(carrier: "twilio" | "telnyx" = "twilio") {
+  const fixture = await tenantWithNumbers([{ carrier }]);
+  return { ...fixture, from: fixture.numbers[0]! };
+}
+
+async function customer(tenantId: string, name = "Asha Rao", phone: string | null = randomE164()) {
+  const id = crypto.randomUUID();
+  const now = Date.now();
+  await database(env.DB)
+    .insert(customers)
+    .values({ id, tenantId, name, phone, phonetic: phoneticKey(name), createdAt: now, updatedAt: now });
+  return { id, phone: phone ?? "" };
+}
+
+const soon = (ms = 300) => new Date(Date.now() + ms).toISOString();
+
+async function schedule(token: string, body: Record<string, unknown>, expected = 201) {
+  const response = await api("/api/v1/reminders", { method: "POST", token, body });
+  expect(response.status).toBe(expected);
+  return response;
+}
+
+const scheduled = async (token: string, body: Record<string, unknown>): Promise<Reminder> => (await schedule(token, body)).json();
+
+async function remindersOf(token: string, customerId: string): Promise<Reminder[]> {
+  const response = await api(`/api/v1/reminders?customerId=${customerId}`, { token });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { items: Reminder[] }).items;
+}
+
+async function reminder(token: string, customerId: string, id: string): Promise<Reminder> {
+  const found = (await remindersOf(token, customerId)).find((r) => r.id === id);
+  if (!found) throw new Error(`reminder ${id} not listed`);
+  return found;
+}
+
+/** Waits for the scheduler to settle the reminder (sent or failed). */
+const settled = (token: string, customerId: string, id: string) =>
+  eventually(async () => {
+    const current = await reminder(token, customerId, id);
+    return current.state === "sent" || current.state === "failed" ? current : undefined;
+  });
+
+const messagesTo = (to: string, carrier: "twilio" | "telnyx" = "twilio") =>
+  simRequests({ carrier, to, path: carrier === "twilio" ? "/Messages.json" : "/v2/messages" });
+
+const schedulerOf = (name: string) => env.REMINDER_SCHEDULER.get(env.REMINDER_SCHEDULER.idFromName(name));
+/** Runs the object's alarm handler now, whether or not an alarm is set (a duplicate or retried alarm). */
+const fireAlarm = (stub: ReturnType<typeof schedulerOf>) => runInDurableObject(stub, (object) => (object as ReminderScheduler).alarm());
+
+/** Lets `dueAt` pass (a few hundred milliseconds) without the object's alarm mattering to what the test checks. */
+const until = async (iso: string) => {
+  while (Date.now() <= Date.parse(iso)) await new Promise((resolve) => setTimeout(resolve, 50));
+};
+
+describe("delivery by SMS", () => {
+  it("Twilio: one Messages.json request at the due time, with the message and the amount in the tenant's currency", async () => {
+    const { token, tenantId, from } = await shop("twilio");
+    const person = await customer(tenantId);
+    const created = await scheduled(token, {
+      customerId: person.id,
+      dueAt: soon(),
+      message: "Your bill is due.",
+      amount: 125_000,
+      channel: "sms",
+    });
+    expect(created).toMatchObject({ state: "pending", attempts: 0, channel: "sms", amount: 125_000 });
+
+    const done = await settled(token, person.id, created.id);
+    const sent = await messagesTo(person.phone);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ method: "POST", path: `/2010-04-01/Accounts/${env.TWILIO_ACCOUNT_SID}/Messages.json`, status: 201 });
+    expect(sent[0]!.body).toEqual({ To: person.phone, From: from, Body: "Your bill is due. Amount due: ₹1,250.00." });
+    expect(done).toMatchObject({ state: "sent", attempts: 1, lastError: null, externalId: sent[0]!.callId });
+    expect(done.externalId).toMatch(/^SM[0-9a-f]{32}$/);
+  });
+
+  it("Telnyx: one /v2/messages request from the tenant's Telnyx number", async () => {
+    const { token, tenantId, from } = await shop("telnyx");
+    const person = await customer(tenantId);
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Please pay by Friday.", channel: "sms" });
+    const done = await settled(token, person.id, created.id);
+    const sent = await messagesTo(person.phone, "telnyx");
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ method: "POST", path: "/v2/messages", status: 200 });
+    expect(sent[0]!.body).toEqual({ from, to: person.phone, text: "Please pay by Friday." });
+    expect(done).toMatchObject({ state: "sent", attempts: 1 });
+    expect(done.externalId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("exactly once", () => {
+  it("duplicate alarms and a second object, all running at once on the same due reminder, send it once", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const dueAt = soon(1500);
+    const created = await scheduled(token, { customerId: person.id, dueAt, message: "Race.", channel: "sms" });
+    // A second object told about the same tenant (a mistaken poke, a future rename) runs beside the tenant's own.
+    const own = schedulerOf(tenantId);
+    const twin = schedulerOf(`${tenantId}#twin`);
+    await twin.poke(tenantId);
+    // Neither object's alarm may fire first on its own: the test fires four runs at once when the reminder is due.
+    for (const stub of [own, twin]) await runInDurableObject(stub, (_object, state) => state.storage.deleteAlarm());
+    await until(dueAt);
+    await Promise.all([
+      ...[own, twin].map(fireAlarm),
+      // Two more runners of the same delivery, as a third and fourth object would run it.
+      deliverDue(env, tenantScopeFor(env, tenantId), createLogger({ test: "race" })),
+      deliverDue(env, tenantScopeFor(env, tenantId), createLogger({ test: "race" })),
+    ]);
+    const done = await settled(token, person.id, created.id);
+    expect(done).toMatchObject({ state: "sent", attempts: 1 });
+    // An alarm after the send finds nothing to claim.
+    await fireAlarm(own);
+    expect(await messagesTo(person.phone)).toHaveLength(1);
+  });
+});
+
+describe("crashes and lost pokes", () => {
+  /** A reminder row as a run left it, written straight to D1 (what a crash or a lost poke leaves behind). */
+  async function leftBehind(tenantId: string, customerId: string, state: "pending" | "sending", nextAttemptAt: number) {
+    const id = crypto.randomUUID();
+    const now = Date.now();
+    await database(env.DB)
+      .insert(reminders)
+      .values({
+        id,
+        tenantId,
+        customerId,
+        dueAt: now - 1000,
+        channel: "sms",
+        message: "Left behind.",
+        state,
+        attempts: state === "sending" ? 1 : 0,
+        nextAttemptAt,
+        source: "api",
+        createdAt: now,
+        updatedAt: now,
+      });
+    return id;
+  }
+
+  it("a reminder stuck in sending past its lease (the sender died mid-send) is failed outcome_unknown, never resent", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const id = await leftBehind(tenantId, person.id, "sending", Date.now() - 1);
+    await schedulerOf(tenantId).poke(tenantId);
+    await fireAlarm(schedulerOf(tenantId));
+    expect(await reminder(token, person.id, id)).toMatchObject({ state: "failed", attempts: 1, lastError: "outcome_unknown" });
+    expect(await messagesTo(person.phone)).toEqual([]);
+  });
+
+  it("one still within its lease is left alone (its sender may yet report)", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const id = await leftBehind(tenantId, person.id, "sending", Date.now() + 60_000);
+    await schedulerOf(tenantId).poke(tenantId);
+    await fireAlarm(schedulerOf(tenantId));
+    expect(await reminder(token, person.id, id)).toMatchObject({ state: "sending", attempts: 1 });
+    expect(await messagesTo(person.phone)).toEqual([]);
+  });
+
+  it("the cron pokes a tenant whose scheduler never heard of a due reminder, and it is sent", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const id = await leftBehind(tenantId, person.id, "pending", Date.now() - 1);
+    expect(await wakeReminderSchedulers(env)).toBeGreaterThanOrEqual(1);
+    expect(await settled(token, person.id, id)).toMatchObject({ state: "sent", attempts: 1 });
+    expect(await messagesTo(person.phone)).toHaveLength(1);
+  });
+});
+
+describe("cancel", () => {
+  it("before sending: the reminder is cancelled and nothing is sent, even when its alarm runs", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const dueAt = soon(400);
+    const created = await scheduled(token, { customerId: person.id, dueAt, message: "Cancelled.", channel: "sms" });
+    const cancel = await api(`/api/v1/reminders/${created.id}`, { method: "DELETE", token });
+    expect(cancel.status).toBe(200);
+    expect(await cancel.json()).toMatchObject({ id: created.id, state: "cancelled" });
+    // Cancelling again answers the same.
+    expect((await api(`/api/v1/reminders/${created.id}`, { method: "DELETE", token })).status).toBe(200);
+    await until(dueAt);
+    await schedulerOf(tenantId).poke(tenantId);
+    await runDurableObjectAlarm(schedulerOf(tenantId));
+    expect((await reminder(token, person.id, created.id)).state).toBe("cancelled");
+    expect(await messagesTo(person.phone)).toEqual([]);
+  });
+
+  it("once sending has started: 409 reminder_not_pending, and the reminder is still sent once", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    // The carrier takes its time, so the reminder sits in `sending` while the cancel arrives.
+    await simFault({ match: { to: person.phone, path: "/Messages.json" }, delayMs: 1500, times: 1 });
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Too late.", channel: "sms" });
+    await eventually(async () => (await reminder(token, person.id, created.id)).state === "sending");
+    const cancel = await api(`/api/v1/reminders/${created.id}`, { method: "DELETE", token });
+    expect(cancel.status).toBe(409);
+    expect((await errorOf(cancel)).code).toBe("reminder_not_pending");
+    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "sent" });
+    expect(await messagesTo(person.phone)).toHaveLength(1);
+  });
+});
+
+describe("failures", () => {
+  it("a carrier 500 is retried after a backoff and sent on a later attempt", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 500, times: 1 });
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Retry me.", channel: "sms" });
+    const retrying = await eventually(async () => {
+      const current = await reminder(token, person.id, created.id);
+      return current.attempts === 1 && current.state === "pending" ? current : undefined;
+    });
+    expect(retrying.lastError).toBe("carrier_refused");
+    expect(Date.parse(retrying.nextAttemptAt!)).toBeGreaterThan(Date.parse(created.nextAttemptAt!));
+    const done = await settled(token, person.id, created.id);
+    expect(done).toMatchObject({ state: "sent", attempts: 2, lastError: null });
+    expect((await messagesTo(person.phone)).map((r) => r.status)).toEqual([500, 201]);
+  });
+
+  it("a carrier that keeps failing: failed with the reason after the attempt limit (3 under test)", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 503 });
+    try {
+      const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Never.", channel: "sms" });
+      const done = await settled(token, person.id, created.id);
+      expect(done).toMatchObject({ state: "failed", attempts: 3, lastError: "carrier_refused", externalId: null });
+      expect((await messagesTo(person.phone)).map((r) => r.status)).toEqual([503, 503, 503]);
+    } finally {
+      await simClearFaults({ to: person.phone });
+    }
+  });
+
+  it("a refusal that a retry cannot fix (400) fails at once", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 400, times: 1 });
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Bad number.", channel: "sms" });
+    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "carrier_refused" });
+    expect(await messagesTo(person.phone)).toHaveLength(1);
+  });
+
+  it("WhatsApp is not wired in this build: failed channel_unavailable, nothing sent anywhere", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Via WhatsApp.", channel: "whatsapp" });
+    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "channel_unavailable" });
+    expect(await simRequests({ to: person.phone })).toEqual([]);
+  });
+});
+
+describe("validation", () => {
+  it("a past dueAt is 422 reminder_in_past and nothing is stored", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const past = await schedule(
+      token,
+      { customerId: person.id, dueAt: new Date(Date.now() - 60_000).toISOString(), message: "Late.", channel: "sms" },
+      422,
+    );
+    expect((await errorOf(past)).code).toBe("reminder_in_past");
+    expect(await remindersOf(token, person.id)).toEqual([]);
+  });
+
+  it("refuses a date more than a year ahead, a customer without a phone, a fractional amount, an overlong message", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(tenantId);
+    const base = { customerId: person.id, dueAt: soon(60_000), message: "Hi.", channel: "sms" };
+    const far = await schedule(token, { ...base, dueAt: new Date(Date.now() + 400 * 86_400_000).toISOString() }, 422);
+    expect((await errorOf(far)).code).toBe("reminder_too_far");
+    const phoneless = await customer(tenantId, "No Phone", null);
+    const unreachable = await schedule(token, { ...base, customerId: phoneless.id, channel: "call" }, 422);
+    expect((await errorOf(unreachable)).code).toBe("customer_unreachable");
+    await schedule(token, { ...base, amount: 12.5 }, 400);
+    await schedule(token, { ...base, amount: -100 }, 400);
+    await schedule(token, { ...base, message: "x".repeat(481) }, 400);
+    expect(await remindersOf(token, person.id)).toEqual([]);
+  });
+});
+
+describe("tenant isolation", () => {
+  it("another tenant cannot see, cancel or schedule against this tenant's reminders and customers", async () => {
+    const mine: Shop = await shop();
+    const theirs: Shop = await shop();
+    const person = await customer(mine.tenantId);
+    const created = await scheduled(mine.token, { customerId: person.id, dueAt: soon(60_000), message: "Mine.", channel: "sms" });
+    expect(await remindersOf(theirs.token, person.id)).toEqual([]);
+    expect((await api(`/api/v1/reminders/${created.id}`, { method: "DELETE", token: theirs.token })).status).toBe(404);
+    const foreign = await schedule(theirs.token, { customerId: person.id, dueAt: soon(60_000), message: "Theirs.", channel: "sms" }, 404);
+    expect((await errorOf(foreign)).code).toBe("customer_not_found");
+    expect((await reminder(mine.token, person.id, created.id)).state).toBe("pending");
+  });
+});
+
+describe("delivery by call", () => {
+  it("places one outbound call whose agent is told the customer's name, the message and the amount", async () => {
+    const { token, tenantId, from } = await shop("twilio");
+    const person = await customer(tenantId, "Ravi Kumar");
+    const created = await scheduled(token, {
+      customerId: person.id,
+      dueAt: soon(),
+      message: "Your March invoice is unpaid.",
+      amount: 49_950,
+      channel: "call",
+    });
+    const done = await settled(token, person.id, created.id);
+    expect(done).toMatchObject({ state: "sent", attempts: 1 });
+    const dialled = await simRequests({ carrier: "twilio", to: person.phone, path: "/Calls.json" });
+    expect(dialled).toHaveLength(1);
+    expect(dialled[0]!.body).toMatchObject({ To: person.phone, From: from });
+    const session = await api(`/api/v1/sessions/${done.externalId}`, { token });
+    expect(session.status).toBe(200);
+    const { instructions } = (await session.json()) as { instructions: string };
+    expect(instructions).toContain("Ravi Kumar");
+    expect(instructions).toContain("Your March invoice is unpaid.");
+    expect(instructions).toContain("₹499.50");
+  });
+});
