@@ -599,7 +599,7 @@ export class CallSession extends DurableObject<Env> {
       },
       business: () => {
         const session = this.identity();
-        return session ? { engine: this.books(session.tenantId), db: this.env.DB } : null;
+        return session ? { engine: this.books(session.tenantId), env: this.env } : null;
       },
       hangup: async (reason) => this.channel()?.hangup(reason),
       transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),

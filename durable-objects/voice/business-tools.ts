@@ -4,23 +4,27 @@ import type { BusinessEngine, InvoiceInput, PaymentInput } from "../../workers/b
 import { BusinessError } from "../../workers/business/errors.ts";
 import { runOnce } from "../../workers/business/idempotency.ts";
 import { parseAmount } from "../../workers/business/money.ts";
-import { PAYMENT_MODES } from "../../workers/shared/db/schema.ts";
+import { type ReminderInput, scheduleReminder } from "../../workers/business/reminders/reminders.ts";
+import { database } from "../../workers/shared/db/client.ts";
+import { PAYMENT_MODES, REMINDER_CHANNELS } from "../../workers/shared/db/schema.ts";
+import { TenantScope } from "../../workers/shared/db/tenant-scope.ts";
+import { AppError } from "../../workers/shared/errors.ts";
 import type { Draft, DraftStore } from "./drafts.ts";
 import { spokenMoney } from "./spoken-money.ts";
 import { type Tool, type ToolHost, tool } from "./tools.ts";
 
 /**
  * The shop's tools for the voice agent, over the call's tenant's `BusinessEngine` (acting as `voice`). Reads answer
- * at once; `create_invoice` and `record_payment` only leave a draft (drafts.ts) — priced, the customer resolved —
+ * at once; `create_invoice`, `record_payment` and `schedule_reminder` (it sends a message) only leave a draft (drafts.ts) — priced, the customer resolved —
  * that the agent reads back, and `confirm_action` writes it once the caller said yes. Every answer is JSON whose
  * `message` is a sentence the agent can say; a name that fits several customers comes back as a question, never a
  * guess. Nothing here throws into the provider.
  */
 
-/** The call's tenant's books: the engine acting as the voice agent, and D1 for the fuzzy customer search. */
+/** The call's tenant's books: the engine acting as the voice agent, and the bindings search and reminders need. */
 export interface Books {
   engine: BusinessEngine;
-  db: D1Database;
+  env: Env;
 }
 
 const customerArg = z.string().trim().min(1).max(200);
@@ -46,9 +50,19 @@ const paymentArgs = z.object({
   invoiceId: z.string().min(1).max(64).optional(),
   reference: z.string().trim().max(120).optional(),
 });
+const reminderArgs = z.object({
+  customer: customerArg,
+  dueAt: z.iso.datetime({ offset: true }),
+  message: z.string().trim().min(1).max(480),
+  amount: amountArg.optional(),
+  channel: z.enum(REMINDER_CHANNELS).default("sms"),
+});
 const confirmArgs = z.object({ draftId: z.string().trim().min(1).max(20) });
 
 const READ_BACK = "Read this back to the caller and ask them to confirm. Nothing is saved until you call confirm_action.";
+const IN_THE_PAST = "That time has already passed; ask the caller for a later one.";
+/** Reminders scheduled by the agent are stamped as the voice channel's. */
+const VOICE = { source: "voice" } as const;
 /** The idempotency scope of confirmed drafts in D1. */
 const DRAFT_SCOPE = "voice_draft";
 /** A search's best match is taken as the customer meant only this far ahead of the next one; else the agent asks. */
@@ -65,8 +79,8 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
       },
       args: findArgs,
       execute: (args, host) =>
-        withBooks(host, async ({ engine, db }) => {
-          const matches = await searchCustomers(db, engine.tenantId, args.query);
+        withBooks(host, async ({ engine, env }) => {
+          const matches = await searchCustomers(env.DB, engine.tenantId, args.query);
           const [best, next] = matches;
           if (!best) return refusal(`No customer matches "${args.query}"; ask the caller to spell the name.`);
           if (next && best.score - next.score < CLEAR_LEAD) return refusal(whichOne(matches.map((match) => match.customer.name)));
@@ -194,8 +208,46 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
     }),
     tool({
       definition: {
+        name: "schedule_reminder",
+        description: `Prepare a reminder to send a customer later (by SMS unless asked otherwise), returned as a draft. ${READ_BACK}`,
+        parameters: objectSchema(
+          {
+            customer: customerProperty,
+            dueAt: { type: "string", format: "date-time", description: "When to send it: ISO 8601 with its offset" },
+            message: { type: "string", description: "What the reminder says (at most 480 characters)" },
+            amount: { type: "number", description: "Amount due in the shop's currency, if any" },
+            channel: { type: "string", enum: [...REMINDER_CHANNELS] },
+          },
+          ["customer", "dueAt", "message"],
+        ),
+      },
+      args: reminderArgs,
+      execute: (args, host) =>
+        withBooks(host, async ({ engine }) => {
+          const customer = await engine.resolveCustomer(args.customer);
+          const { currency, timezone } = await engine.settings();
+          // Refused here already, so the agent does not read back a reminder that could never be saved.
+          if (Date.parse(args.dueAt) <= Date.now()) return refusal(IN_THE_PAST);
+          const request: ReminderInput = {
+            customerId: customer.id,
+            dueAt: args.dueAt,
+            message: args.message,
+            channel: args.channel,
+            ...(args.amount === undefined ? {} : { amount: parseAmount(args.amount, currency) }),
+          };
+          const when = new Intl.DateTimeFormat("en", { dateStyle: "full", timeStyle: "short", timeZone: timezone }).format(
+            Date.parse(args.dueAt),
+          );
+          const due = request.amount === undefined ? "" : `, amount due ${spokenMoney(request.amount, currency)}`;
+          const summary = `A ${args.channel} reminder to ${customer.name} on ${when}: "${args.message}"${due}.`;
+          return draftAnswer(drafts, { kind: "reminder", request }, summary);
+        }),
+    }),
+    tool({
+      definition: {
         name: "confirm_action",
-        description: "Save a draft from create_invoice or record_payment. Call only after the caller said yes to the draft you read back.",
+        description:
+          "Save a draft from create_invoice, record_payment or schedule_reminder. Call only after the caller said yes to the draft you read back.",
         parameters: objectSchema({ draftId: { type: "string", description: "The draftId the draft came with" } }, ["draftId"]),
       },
       args: confirmArgs,
@@ -209,7 +261,7 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
  * answer), and the write itself runs once per draft in D1 too (`runOnce`, keyed by the draft's own key): an object
  * that died between writing and recording it finds the stored answer instead of writing again.
  */
-async function confirm(drafts: DraftStore, { engine, db }: Books, draftId: string): Promise<string> {
+async function confirm(drafts: DraftStore, books: Books, draftId: string): Promise<string> {
   const claim = drafts.claim(draftId);
   if (claim.kind === "done") return claim.result;
   if (claim.kind === "in_progress") return refusal("That draft is being saved right now.");
@@ -218,8 +270,8 @@ async function confirm(drafts: DraftStore, { engine, db }: Books, draftId: strin
   if (claim.kind === "expired") return refusal("That draft has expired; prepare it again and read it back.");
   const { draft } = claim;
   try {
-    const written = async () => ({ status: 200, body: await write(engine, draft) });
-    const { body } = await runOnce(db, engine.tenantId, DRAFT_SCOPE, draft.key, draft.request, written);
+    const written = async () => ({ status: 200, body: await write(books, draft) });
+    const { body } = await runOnce(books.env.DB, books.engine.tenantId, DRAFT_SCOPE, draft.key, draft.request, written);
     drafts.done(draft.id, body);
     return body;
   } catch (error) {
@@ -229,12 +281,17 @@ async function confirm(drafts: DraftStore, { engine, db }: Books, draftId: strin
   }
 }
 
-async function write(engine: BusinessEngine, draft: Draft): Promise<string> {
+async function write({ engine, env }: Books, draft: Draft): Promise<string> {
   const { currency } = await engine.settings();
   const request = draft.request;
   if (request.kind === "invoice") {
     const invoice = await engine.createInvoice(request.request);
     return answer(`Saved: invoice for ${spokenMoney(invoice.total, currency)}.`, { invoiceId: invoice.id, total: invoice.total });
+  }
+  if (request.kind === "reminder") {
+    const scope = new TenantScope(database(env.DB), engine.tenantId);
+    const reminder = await scheduleReminder(env, scope, VOICE, request.request);
+    return answer("Saved: the reminder will be sent then.", { reminderId: reminder.id, dueAt: reminder.dueAt });
   }
   const payment = await engine.recordPayment(request.request);
   return answer(
@@ -259,14 +316,16 @@ async function withBooks(host: ToolHost, run: (books: Books) => Promise<string>)
   try {
     return await run(books);
   } catch (error) {
-    if (error instanceof BusinessError) return refusal(sentenceFor(error));
+    // The engine's refusals (BusinessError) and the reminders' (AppError) are the caller's to fix: said, not failed.
+    if (error instanceof AppError && error.status < 500) return refusal(sentenceFor(error));
     // D1 unreachable and the like: the call is failed in the tool log, and the agent gets a sentence, not internals.
     throw new Error("The shop's books could not be reached just now; try again in a moment.");
   }
 }
 
-function sentenceFor(error: BusinessError): string {
-  const names = (error.candidates ?? []).map((candidate) => candidate.name);
+function sentenceFor(error: AppError): string {
+  if (error.code === "reminder_in_past") return IN_THE_PAST;
+  const names = error instanceof BusinessError ? (error.candidates ?? []).map((candidate) => candidate.name) : [];
   if (names.length > 1) return whichOne(names);
   if (names.length === 1) return `${error.message}. Did you mean ${names[0]}?`;
   return `${error.message}.`;

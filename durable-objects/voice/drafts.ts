@@ -1,10 +1,11 @@
 import type { InvoiceInput, PaymentInput } from "../../workers/business/engine.ts";
+import type { ReminderInput } from "../../workers/business/reminders/reminders.ts";
 
 /**
- * What the agent proposed and read back, before the caller said yes: a money-moving tool writes nothing, it leaves
- * a draft here (the call's own SQLite) that `confirm_action` writes once. The draft holds the resolved request
- * (customer id, amounts in minor units), so what is written is exactly what the caller heard, however the agent
- * words its confirmation.
+ * What the agent proposed and read back, before the caller said yes: a tool that moves money or sends a message
+ * writes nothing, it leaves a draft here (the call's own SQLite) that `confirm_action` writes once. The draft holds
+ * the resolved request (customer id, amounts in minor units), so what is written is exactly what the caller heard,
+ * however the agent words its confirmation.
  */
 
 /** Long enough to read a draft back and hear "yes"; a later yes is to something the caller may no longer recall. */
@@ -12,7 +13,10 @@ export const DRAFT_TTL_MS = 5 * 60_000;
 /** A call that proposes this many drafts is not a shop conversation any more. */
 const MAX_DRAFTS = 200;
 
-export type DraftRequest = { kind: "invoice"; request: InvoiceInput } | { kind: "payment"; request: PaymentInput };
+export type DraftRequest =
+  | { kind: "invoice"; request: InvoiceInput }
+  | { kind: "payment"; request: PaymentInput }
+  | { kind: "reminder"; request: ReminderInput };
 
 export interface Draft {
   id: string;

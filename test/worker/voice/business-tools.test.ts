@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
 import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
-import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
+import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, simRequests, twilioCallParams } from "../support/carriers.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 import { connectionsOf, switchTo } from "../support/switching.ts";
@@ -90,7 +90,15 @@ describe("voice business tools", () => {
     expect(setup).toContain("Asha Rao");
     expect(setup).toContain("₹1,250.00");
     expect(setup).toContain("open invoices");
-    for (const name of ["find_customer", "create_invoice", "record_payment", "get_balance", "list_invoices", "confirm_action"]) {
+    for (const name of [
+      "find_customer",
+      "create_invoice",
+      "record_payment",
+      "schedule_reminder",
+      "get_balance",
+      "list_invoices",
+      "confirm_action",
+    ]) {
       expect(setup).toContain(name);
     }
   });
@@ -267,4 +275,42 @@ describe("voice business tools", () => {
     expect(setup.setup.tools[0]!.functionDeclarations.map((declaration) => declaration.name)).toContain("confirm_action");
     expect(JSON.stringify(setup.setup.systemInstruction)).toContain("Asha Rao");
   });
+
+  it("the whole call: an invoice, a payment and a reminder, each drafted and confirmed; the reminder is then sent by SMS", async () => {
+    const target = await shop("openai");
+    const message = `Pay your balance, ref ${crypto.randomUUID().slice(0, 8)}.`;
+    // A few seconds ahead: enough for the draft and its confirmation, soon enough for the test to see it sent.
+    const dueAt = new Date(Date.now() + 20_000).toISOString();
+    const { key, caller } = await call(target, {
+      toolCalls: [
+        { onTurn: 1, name: "create_invoice", arguments: { customer: "Asha Rao", items: [{ product: "Basmati Rice 5kg", quantity: 2 }] } },
+        { onTurn: 2, name: "confirm_action", arguments: { draftId: "D1" } },
+        { onTurn: 3, name: "record_payment", arguments: { customer: "Asha Rao", amount: 1000, mode: "cash" } },
+        { onTurn: 4, name: "confirm_action", arguments: { draftId: "D2" } },
+        { onTurn: 5, name: "schedule_reminder", arguments: { customer: "Asha Rao", dueAt, message, amount: 1150 } },
+        { onTurn: 6, name: "confirm_action", arguments: { draftId: "D3" } },
+      ],
+    });
+    for (let outputs = 1; outputs <= 4; outputs++) await turn(caller, key, outputs);
+    expect(await target.books.balance(target.customerId)).toBe(125_000 + 90_000 - 100_000);
+
+    const drafted = await turn(caller, key, 5);
+    expect(parsed(drafted[4])).toMatchObject({ ok: true, draftId: "D3", message: expect.stringContaining("amount due ₹1,150.00") });
+    expect(await count("reminders", target.tenantId)).toBe(0);
+    const confirmed = await turn(caller, key, 6);
+    expect(parsed(confirmed[5])).toMatchObject({ ok: true });
+    const [row] = (
+      await env.DB.prepare("SELECT state, channel, amount, source FROM reminders WHERE tenant_id = ?").bind(target.tenantId).all()
+    ).results;
+    expect(row).toMatchObject({ channel: "sms", amount: 115_000, source: "voice" });
+
+    const sent = await eventually(async () => {
+      const texts = (await simRequests({ carrier: "twilio", to: CALLER, path: "/Messages.json" })).filter((request) =>
+        String((request.body as Record<string, string>).Body).includes(message),
+      );
+      return texts.length > 0 && texts;
+    }, 1000);
+    expect(sent).toHaveLength(1);
+    expect((sent[0]!.body as Record<string, string>).Body).toBe(`${message} Amount due: ₹1,150.00.`);
+  }, 60_000);
 });
