@@ -173,6 +173,36 @@ describe("voice business tools", () => {
     expect(await count("ledger_entries", target.tenantId)).toBe(ledgerBefore + 1);
   });
 
+  it("two confirmations of one draft at once write it once", async () => {
+    const target = await shop("openai");
+    const invoicesBefore = await count("invoices", target.tenantId);
+    const { key, caller, sessionId } = await call(target, {
+      toolCalls: [
+        { onTurn: 1, name: "create_invoice", arguments: { customer: "Asha Rao", items: [{ product: "Toor Dal 1kg", quantity: 1 }] } },
+      ],
+    });
+    await turn(caller, key, 1);
+    // Two call ids confirming D1 in the same tick (a model that repeats itself): both are under way together.
+    await runInDurableObject(stubOf(sessionId), (instance) => {
+      const voice = (instance as unknown as { voice: { handleProviderEvent(event: unknown): void } | null }).voice;
+      for (const callId of ["call_twin_a", "call_twin_b"]) {
+        voice!.handleProviderEvent({ type: "tool_call", callId, name: "confirm_action", arguments: JSON.stringify({ draftId: "D1" }) });
+      }
+    });
+    const rows = await eventually(async () => {
+      const found = await runInDurableObject(stubOf(sessionId), (_instance, state) =>
+        state.storage.sql
+          .exec<{ result: string }>(
+            "SELECT result FROM tool_calls WHERE call_id IN ('call_twin_a', 'call_twin_b') AND status = 'completed'",
+          )
+          .toArray(),
+      );
+      return found.length === 2 && found;
+    }, 200);
+    expect(rows.map((row) => parsed(row.result).ok).sort()).toEqual([false, true]);
+    expect(await count("invoices", target.tenantId)).toBe(invoicesBefore + 1);
+  });
+
   it("record_payment drafts and writes nothing; confirm_action credits the ledger; a wrong or expired draft is a sentence", async () => {
     const target = await shop("openai");
     const ledgerBefore = await count("ledger_entries", target.tenantId);
