@@ -1,11 +1,12 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
 import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, simRequests, twilioCallParams } from "../support/carriers.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
+import { forgetProviderHealth } from "../support/provider-health.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 import { connectionsOf, switchTo } from "../support/switching.ts";
 
@@ -82,6 +83,9 @@ const parsed = (output: string | undefined) => JSON.parse(output ?? "null") as {
 const count = (table: string, tenantId: string) => d1Count(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, tenantId);
 
 describe("voice business tools", () => {
+  // A test's provider errors (an injected call id the simulator never issued is one) must not fail the next call over.
+  beforeEach(forgetProviderHealth);
+
   it("recognises the caller by number: the agent's instructions name them with their balance and open invoice", async () => {
     const target = await shop("openai");
     const { key } = await call(target, {});
@@ -182,24 +186,16 @@ describe("voice business tools", () => {
       ],
     });
     await turn(caller, key, 1);
-    // Two call ids confirming D1 in the same tick (a model that repeats itself): both are under way together.
-    await runInDurableObject(stubOf(sessionId), (instance) => {
-      const voice = (instance as unknown as { voice: { handleProviderEvent(event: unknown): void } | null }).voice;
-      for (const callId of ["call_twin_a", "call_twin_b"]) {
-        voice!.handleProviderEvent({ type: "tool_call", callId, name: "confirm_action", arguments: JSON.stringify({ draftId: "D1" }) });
-      }
+    // Two call ids confirming D1 at once (a model that repeats itself), run by the call's own tool runner together.
+    const results = await runInDurableObject(stubOf(sessionId), (instance) => {
+      const { tools, voice } = instance as unknown as {
+        tools: { run(callId: string, name: string, args: string, host: unknown): Promise<{ result: string }> };
+        voice: unknown;
+      };
+      const confirmation = JSON.stringify({ draftId: "D1" });
+      return Promise.all(["call_twin_a", "call_twin_b"].map((callId) => tools.run(callId, "confirm_action", confirmation, voice)));
     });
-    const rows = await eventually(async () => {
-      const found = await runInDurableObject(stubOf(sessionId), (_instance, state) =>
-        state.storage.sql
-          .exec<{ result: string }>(
-            "SELECT result FROM tool_calls WHERE call_id IN ('call_twin_a', 'call_twin_b') AND status = 'completed'",
-          )
-          .toArray(),
-      );
-      return found.length === 2 && found;
-    }, 200);
-    expect(rows.map((row) => parsed(row.result).ok).sort()).toEqual([false, true]);
+    expect(results.map(({ result }) => parsed(result).ok).sort()).toEqual([false, true]);
     expect(await count("invoices", target.tenantId)).toBe(invoicesBefore + 1);
   });
 
