@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { BusinessEngine } from "../workers/business/engine.ts";
 import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers/carrier.ts";
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
@@ -43,9 +44,12 @@ import { SessionMetrics } from "./session/session-metrics.ts";
 import { SwitchLog } from "./session/switch-log.ts";
 import { webChannel } from "./session/web-channel.ts";
 import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
+import { businessTools } from "./voice/business-tools.ts";
+import { callerContext } from "./voice/caller-context.ts";
 import { CircuitBreakers } from "./voice/circuit-breaker.ts";
+import { DraftStore } from "./voice/drafts.ts";
 import { connectProvider } from "./voice/providers/registry.ts";
-import { ToolRunner } from "./voice/tools.ts";
+import { BUILTIN_TOOLS, ToolRunner } from "./voice/tools.ts";
 import { VoiceSession } from "./voice/voice-session.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
 
@@ -128,7 +132,7 @@ export class CallSession extends DurableObject<Env> {
       session: () => this.identity(),
       wakeIn: (delayMs) => this.alarmSchedule.wakeBy(Date.now() + delayMs),
     });
-    this.tools = new ToolRunner(ctx.storage.sql);
+    this.tools = new ToolRunner(ctx.storage.sql, [...BUILTIN_TOOLS, ...businessTools(new DraftStore(ctx.storage.sql))]);
     this.switches = new SwitchLog(ctx.storage.sql, () => this.log());
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
     this.breakers = new CircuitBreakers(
@@ -529,6 +533,7 @@ export class CallSession extends DurableObject<Env> {
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
+      callerContext: session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : undefined,
       callAudio: channel.callAudio,
       correlationId: session.correlationId,
       transcript: this.transcript,
@@ -592,9 +597,18 @@ export class CallSession extends DurableObject<Env> {
         if (providerMs !== null) metrics.observe("ai_provider_latency_seconds", { provider: turn.provider }, providerMs / 1000);
         if (earMs !== null) metrics.observe("ear_latency_seconds", { provider: turn.provider }, earMs / 1000);
       },
+      business: () => {
+        const session = this.identity();
+        return session ? { engine: this.books(session.tenantId), env: this.env } : null;
+      },
       hangup: async (reason) => this.channel()?.hangup(reason),
       transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),
     };
+  }
+
+  /** The tenant's books as the call's voice agent (tenant-scoped by the engine; writes name this session). */
+  private books(tenantId: string): BusinessEngine {
+    return new BusinessEngine(this.env.DB, tenantId, { source: "voice", by: this.identity()?.sessionId });
   }
 
   /** The call reached a terminal state: media and provider sockets close, the transcript drains to D1. */

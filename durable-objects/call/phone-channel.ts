@@ -33,6 +33,7 @@ export function phoneChannel(parts: PhoneChannelParts): CallerChannel {
         metadata: { channel: "phone", direction: record.direction, from: record.from, to: record.to, carrier: record.carrier },
         correlationId: record.correlationId,
         ended: isTerminal(record.status),
+        remoteNumber: record.direction === "inbound" ? record.from : record.to,
       };
     },
     get callAudio() {

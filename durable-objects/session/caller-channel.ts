@@ -12,6 +12,8 @@ export interface SessionIdentity {
   metadata: Record<string, string | number | boolean>;
   correlationId: string;
   ended: boolean;
+  /** The other party's number on a phone call (the caller inbound, the called party outbound); none on the web. */
+  remoteNumber: string | null;
 }
 
 /**

@@ -27,6 +27,7 @@ export function webChannel(parts: WebChannelParts): CallerChannel {
         metadata: { channel: "web", ...web.metadata },
         correlationId: web.correlationId,
         ended: web.status === "ended",
+        remoteNumber: null,
       };
     },
     callAudio: BROWSER_AUDIO_FORMAT,

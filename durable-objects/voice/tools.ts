@@ -1,25 +1,28 @@
 import { z } from "zod";
 import { reasonOf } from "../../workers/shared/errors.ts";
+import type { Books } from "./business-tools.ts";
 import type { ConversationItem, ToolDefinition } from "./providers/provider.ts";
 
 /**
  * The session's tools: one registry, exposed to every provider in its own function-calling format by the adapters,
  * and a durable log of every call keyed by the provider's call id, so a call repeated (reconnect, switch, a
- * provider retry) returns its first result instead of acting twice. Later capabilities add business tools here.
+ * provider retry) returns its first result instead of acting twice. The shop's tools are in business-tools.ts.
  */
 export interface ToolHost {
   /** Hangs up once the agent's last words have played; resolves with what to tell the model. */
   endCall(reason: string): Promise<string>;
   transferToHuman(reason: string): Promise<string>;
+  /** The call's tenant's books, acting as the voice agent (business-tools.ts); null once the session is gone. */
+  business(): Books | null;
 }
 
-interface Tool<A extends z.ZodType> {
+export interface Tool<A extends z.ZodType> {
   definition: ToolDefinition;
   args: A;
   execute(args: z.output<A>, host: ToolHost): Promise<string>;
 }
 
-const tool = <A extends z.ZodType>(t: Tool<A>) => t as unknown as Tool<z.ZodType>;
+export const tool = <A extends z.ZodType>(t: Tool<A>) => t as unknown as Tool<z.ZodType>;
 
 const reasonArgs = z.object({ reason: z.string().max(500).optional() });
 

@@ -8,6 +8,7 @@ import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import type { SwitchEntry } from "../session/switch-log.ts";
+import type { Books } from "./business-tools.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./providers/provider.ts";
 import type { ToolRunner } from "./tools.ts";
@@ -23,6 +24,8 @@ export interface VoiceSessionHost {
   transcriptChanged(): void;
   hangup(reason: string): Promise<void>;
   transfer(reason: string): Promise<string>;
+  /** The session's tenant's books, for the agent's business tools; null when the session has no tenant yet. */
+  business(): Books | null;
   connect(provider: ProviderName, onEvent: (event: ProviderEvent) => void, config: ProviderSessionConfig): Promise<VoiceProvider>;
   /** Whether the provider can be dialled with this deployment's settings. */
   configured(provider: ProviderName): boolean;
@@ -72,6 +75,12 @@ export interface SwitchResult {
 export interface VoiceSessionOptions {
   provider: ProviderName;
   instructions: string;
+  /**
+   * What the agent should know before it answers, found off the media path (the caller recognised by their number,
+   * voice/caller-context.ts): the first dial waits for it, so it rides the instructions of every provider session
+   * (reconnects and switches too). It must settle promptly and never reject (its producer bounds it with a timeout).
+   */
+  callerContext?: Promise<string | null>;
   callAudio: AudioFormat;
   correlationId: string;
   transcript: TranscriptLog;

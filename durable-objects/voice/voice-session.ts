@@ -34,6 +34,8 @@ export class VoiceSession implements ToolHost {
   private toolsInFlight = 0;
   private closed = false;
   private agentRepliedSinceCallerTurn = true;
+  /** The session's instructions, with the caller's context once it is known. */
+  private instructions: string;
   private readonly bridge: MediaBridge;
   private readonly watchdog: TurnWatchdog;
   private readonly switcher: Switcher;
@@ -52,6 +54,7 @@ export class VoiceSession implements ToolHost {
     private readonly host: VoiceSessionHost,
     private readonly options: VoiceSessionOptions,
   ) {
+    this.instructions = options.instructions;
     this.bridge = new MediaBridge(
       {
         leg: () => this.host.leg(),
@@ -127,9 +130,20 @@ export class VoiceSession implements ToolHost {
     return this.link.state;
   }
 
-  /** Opens the provider session at once (at the webhook, before media flows), so the caller never waits for it. */
+  /**
+   * Opens the provider session at once (at the webhook, before media flows), so the caller never waits for it; only
+   * a caller context still being looked up (bounded) comes first. Caller frames meanwhile are held like any frames
+   * that arrive before the provider is ready, and the carrier's answer never waits on either.
+   */
   start(): void {
-    void this.link.connect();
+    if (!this.options.callerContext) {
+      void this.link.connect();
+      return;
+    }
+    void this.options.callerContext.then((context) => {
+      if (context) this.instructions = `${this.instructions}\n\n${context}`;
+      if (!this.closed) void this.link.connect();
+    });
   }
 
   // ── caller → provider (per frame) ──────────────────────────────────────────────────────────────────────
@@ -183,6 +197,10 @@ export class VoiceSession implements ToolHost {
 
   transferToHuman(reason: string): Promise<string> {
     return this.host.transfer(reason);
+  }
+
+  business() {
+    return this.host.business();
   }
 
   // ── provider → caller ──────────────────────────────────────────────────────────────────────────────────
@@ -326,7 +344,7 @@ export class VoiceSession implements ToolHost {
 
   private sessionConfig(history: ConversationItem[], resumptionHandle: string | undefined): ProviderSessionConfig {
     return {
-      instructions: this.options.instructions,
+      instructions: this.instructions,
       tools: this.options.tools.definitions(),
       history,
       callAudio: this.options.callAudio,
