@@ -6,6 +6,7 @@ import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "
 import { carrierNamed } from "../workers/carriers/registry.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
+import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import { createLogger, type Logger } from "../workers/shared/logger.ts";
 import { metrics } from "../workers/shared/observability/metrics.ts";
@@ -608,7 +609,12 @@ export class CallSession extends DurableObject<Env> {
 
   /** The tenant's books as the call's voice agent (tenant-scoped by the engine; writes name this session). */
   private books(tenantId: string): BusinessEngine {
-    return new BusinessEngine(this.env.DB, tenantId, { source: "voice", by: this.identity()?.sessionId });
+    return new BusinessEngine(
+      tenantScopeFor(this.env, tenantId),
+      tenantId,
+      { source: "voice", by: this.identity()?.sessionId },
+      this.env.CACHE,
+    );
   }
 
   /** The call reached a terminal state: media and provider sockets close, the transcript drains to D1. */

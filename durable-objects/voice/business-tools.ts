@@ -1,13 +1,11 @@
 import { z } from "zod";
-import { searchCustomers } from "../../workers/business/customer-search.ts";
 import type { BusinessEngine, InvoiceInput, PaymentInput } from "../../workers/business/engine.ts";
 import { BusinessError } from "../../workers/business/errors.ts";
 import { runOnce } from "../../workers/business/idempotency.ts";
 import { parseAmount } from "../../workers/business/money.ts";
 import { type ReminderInput, scheduleReminder } from "../../workers/business/reminders/reminders.ts";
-import { database } from "../../workers/shared/db/client.ts";
 import { PAYMENT_MODES, REMINDER_CHANNELS } from "../../workers/shared/db/schema.ts";
-import { TenantScope } from "../../workers/shared/db/tenant-scope.ts";
+import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { AppError } from "../../workers/shared/errors.ts";
 import type { Draft, DraftStore } from "./drafts.ts";
 import { spokenMoney } from "./spoken-money.ts";
@@ -79,8 +77,8 @@ export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
       },
       args: findArgs,
       execute: (args, host) =>
-        withBooks(host, async ({ engine, env }) => {
-          const matches = await searchCustomers(env.DB, engine.tenantId, args.query);
+        withBooks(host, async ({ engine }) => {
+          const matches = await engine.searchCustomers(args.query);
           const [best, next] = matches;
           if (!best) return refusal(`No customer matches "${args.query}"; ask the caller to spell the name.`);
           if (next && best.score - next.score < CLEAR_LEAD) return refusal(whichOne(matches.map((match) => match.customer.name)));
@@ -271,7 +269,14 @@ async function confirm(drafts: DraftStore, books: Books, draftId: string): Promi
   const { draft } = claim;
   try {
     const written = async () => ({ status: 200, body: await write(books, draft) });
-    const { body } = await runOnce(books.env.DB, books.engine.tenantId, DRAFT_SCOPE, draft.key, draft.request, written);
+    const { body } = await runOnce(
+      tenantScopeFor(books.env, books.engine.tenantId),
+      books.engine.tenantId,
+      DRAFT_SCOPE,
+      draft.key,
+      draft.request,
+      written,
+    );
     drafts.done(draft.id, body);
     return body;
   } catch (error) {
@@ -289,7 +294,7 @@ async function write({ engine, env }: Books, draft: Draft): Promise<string> {
     return answer(`Saved: invoice for ${spokenMoney(invoice.total, currency)}.`, { invoiceId: invoice.id, total: invoice.total });
   }
   if (request.kind === "reminder") {
-    const scope = new TenantScope(database(env.DB), engine.tenantId);
+    const scope = tenantScopeFor(env, engine.tenantId);
     const reminder = await scheduleReminder(env, scope, VOICE, request.request);
     return answer("Saved: the reminder will be sent then.", { reminderId: reminder.id, dueAt: reminder.dueAt });
   }

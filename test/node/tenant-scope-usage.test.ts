@@ -15,11 +15,6 @@ const ALLOWED = [
   /^workers\/routes\/health\.ts$/,
   /^workers\/scheduled\.ts$/,
   /^workers\/ops\//,
-  // Hands the binding to the business engine, which scopes every query to the message's tenant itself.
-  /^workers\/whatsapp\/conversation\.ts$/,
-  // Hands the handle to the business library (its contract: `searchCustomers(db, tenantId, …)`), which binds the
-  // tenant into every statement itself; test/worker/business/customer-search.test.ts checks two tenants apart.
-  /^workers\/routes\/customer-search\.ts$/,
 ];
 const RAW_ACCESS = [/\bdatabase\(/, /\benv\.DB\b/, /\bdrizzle\(/];
 

@@ -2,6 +2,7 @@ import { doubleMetaphone } from "double-metaphone";
 import { distance } from "fastest-levenshtein";
 import { z } from "zod";
 import type { customers } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { nameWords, phoneticKey } from "./phonetic.ts";
 
 /**
@@ -33,7 +34,8 @@ const FIELD_MATCH = 0.7;
 /** What a word that only sounds right is worth: below an exact word, above most one-letter slips of short words. */
 const SOUND_ALIKE = 0.8;
 
-export async function searchCustomers(db: D1Database, tenantId: string, query: string, limit = 5): Promise<CustomerMatch[]> {
+export async function searchCustomers(scope: TenantScope, query: string, limit = 5): Promise<CustomerMatch[]> {
+  const { d1: db, tenantId } = scope;
   const parsed = parseQuery(query);
   // Every candidate ranked once, by id (a row both passes find is the same customer); null: below MIN_SCORE.
   const ranked = new Map<string, Ranked | null>();

@@ -14,6 +14,8 @@ import {
 } from "../shared/db/schema.ts";
 import { TenantScope, tenantScopeOn } from "../shared/db/tenant-scope.ts";
 import { readTenantSettings } from "../shared/tenant-settings.ts";
+import { BusinessCache } from "./cache.ts";
+import { type CustomerMatch, searchCustomers } from "./customer-search.ts";
 import { BusinessError, type Candidate } from "./errors.ts";
 import { assertAmount, lineAmount, quantityMilli } from "./money.ts";
 import { phoneticKey } from "./phonetic.ts";
@@ -158,6 +160,9 @@ type ProductRow = typeof products.$inferSelect;
 type InvoiceRow = typeof invoices.$inferSelect;
 type ItemRow = typeof invoiceItems.$inferSelect;
 
+/** What a money write changes: balances (in the customer detail and list) and the invoice history. */
+const MONEY_READS = ["balance", "customer_list", "invoice_history"] as const;
+
 /**
  * The small shop's books for one tenant: customers, products, invoices, payments and the ledger that ties them. Every
  * read and write is scoped to the tenant given here (a row of another tenant is simply not found), every amount is an
@@ -166,6 +171,8 @@ type ItemRow = typeof invoiceItems.$inferSelect;
  */
 export class BusinessEngine {
   private readonly scope: TenantScope;
+  /** Reads served from isolate memory or KV, dropped by every write that changes them (workers/business/cache.ts). */
+  private readonly cache: BusinessCache;
   private settingsRead: Promise<{ currency: string; timezone: string }> | null = null;
 
   /** `db` is the D1 binding (the call objects, cron) or the request's TenantScope (the Worker's routes). */
@@ -173,9 +180,11 @@ export class BusinessEngine {
     db: D1Database | TenantScope,
     readonly tenantId: string,
     private readonly actor: Actor,
+    kv: KVNamespace,
   ) {
     if (db instanceof TenantScope && db.tenantId !== tenantId) throw new Error("a business engine's scope must be its tenant's");
     this.scope = db instanceof TenantScope ? db : tenantScopeOn(db, tenantId);
+    this.cache = new BusinessCache(kv, tenantId);
   }
 
   /** The tenant's currency and time zone (read once per engine: an engine lives for one request or one tool call). */
@@ -203,6 +212,7 @@ export class BusinessEngine {
       updatedAt: now,
     };
     await phoneUnique(this.scope.insert(customers, row).run());
+    await this.cache.invalidate("customer_list");
     return presentCustomer(row);
   }
 
@@ -218,18 +228,23 @@ export class BusinessEngine {
       updatedAt: Date.now(),
     };
     const [row] = await phoneUnique(this.scope.update(customers, set, eq(customers.id, customerId)).returning());
+    await this.cache.invalidate("customer_list", "balance");
     return presentCustomer(row ?? before);
   }
 
   /** The customer with their balance; 404 `customer_not_found` (also for another tenant's id). */
   async getCustomer(customerId: string): Promise<Customer> {
-    return presentCustomer(await this.customerRow(customerId));
+    return this.cache.read("balance", customerId, async () => presentCustomer(await this.customerRow(customerId)));
   }
 
   /** Customers by name (then id), a page at a time. */
   async listCustomers(options: { limit?: number; cursor?: string } = {}): Promise<Page<Customer>> {
     const limit = pageLimit(options.limit);
-    const after = decodeCursor(options.cursor);
+    return this.cache.read("customer_list", `${limit}:${options.cursor ?? ""}`, () => this.customerPage(limit, options.cursor));
+  }
+
+  private async customerPage(limit: number, cursor: string | undefined): Promise<Page<Customer>> {
+    const after = decodeCursor(cursor);
     const rows = (await this.scope
       .select(
         customers,
@@ -272,9 +287,17 @@ export class BusinessEngine {
     throw new BusinessError("customer_not_found", 404, `No customer called "${wanted}"`, await this.soundsLike(wanted));
   }
 
+  /**
+   * Fuzzy search over names, nicknames, phone endings and emails, best first (workers/business/customer-search.ts):
+   * what a misheard or misspelt name might mean. Never used to pick a customer on its own: see `resolveCustomer`.
+   */
+  searchCustomers(query: string, limit = 5): Promise<CustomerMatch[]> {
+    return searchCustomers(this.scope, query, limit);
+  }
+
   /** Balance in minor units (what the customer owes). */
   async balance(customerId: string): Promise<number> {
-    return (await this.customerRow(customerId)).balance;
+    return (await this.getCustomer(customerId)).balance;
   }
 
   /** The customer's ledger, oldest first, each entry with the balance after it. */
@@ -312,6 +335,7 @@ export class BusinessEngine {
       updatedAt: now,
     };
     await skuUnique(this.scope.insert(products, row).run());
+    await this.cache.invalidate("product_catalogue");
     return presentProduct(row);
   }
 
@@ -320,13 +344,18 @@ export class BusinessEngine {
     if (body.unitPrice !== undefined) assertAmount(body.unitPrice, (await this.settings()).currency, "A price");
     const [row] = await skuUnique(this.scope.update(products, { ...body, updatedAt: Date.now() }, eq(products.id, productId)).returning());
     if (!row) throw new BusinessError("product_not_found", 404, "No such product");
+    await this.cache.invalidate("product_catalogue");
     return presentProduct(row);
   }
 
   /** Products by name (then id), a page at a time. */
   async listProducts(options: { limit?: number; cursor?: string } = {}): Promise<Page<Product>> {
     const limit = pageLimit(options.limit);
-    const after = decodeCursor(options.cursor);
+    return this.cache.read("product_catalogue", `${limit}:${options.cursor ?? ""}`, () => this.productPage(limit, options.cursor));
+  }
+
+  private async productPage(limit: number, cursor: string | undefined): Promise<Page<Product>> {
+    const after = decodeCursor(cursor);
     const rows = (await this.scope
       .select(products, after ? or(gt(products.name, after[0]), and(eq(products.name, after[0]), gt(products.id, after[1]))) : undefined)
       .orderBy(asc(products.name), asc(products.id))
@@ -397,6 +426,7 @@ export class BusinessEngine {
       this.scope.insert(invoiceItems, itemRows),
       ...this.movement(draft.customerId, draft.total, { kind: "invoice", direction: "debit", invoiceId, createdAt: now }),
     ]);
+    await this.cache.invalidate(...MONEY_READS);
     return presentInvoice(invoice, itemRows);
   }
 
@@ -409,11 +439,16 @@ export class BusinessEngine {
   /** Newest first, optionally one customer's, a page at a time. */
   async listInvoices(options: { customerId?: string; limit?: number; cursor?: string } = {}): Promise<Page<Invoice>> {
     const limit = pageLimit(options.limit);
-    const after = decodeCursor(options.cursor);
+    const key = `${options.customerId ?? ""}:${limit}:${options.cursor ?? ""}`;
+    return this.cache.read("invoice_history", key, () => this.invoicePage(options.customerId, limit, options.cursor));
+  }
+
+  private async invoicePage(customerId: string | undefined, limit: number, cursor: string | undefined): Promise<Page<Invoice>> {
+    const after = decodeCursor(cursor);
     const rows = (await this.scope
       .select(
         invoices,
-        options.customerId ? eq(invoices.customerId, options.customerId) : undefined,
+        customerId ? eq(invoices.customerId, customerId) : undefined,
         after
           ? or(
               lt(invoices.createdAt, cursorNumber(after[0])),
@@ -500,6 +535,7 @@ export class BusinessEngine {
     ]);
     const [reversal] = (await this.scope.select(ledgerEntries, eq(ledgerEntries.id, entryId))) as unknown[];
     if (!reversal) throw alreadyVoid();
+    await this.cache.invalidate(...MONEY_READS);
     return this.getInvoice(invoiceId);
   }
 
@@ -532,6 +568,7 @@ export class BusinessEngine {
     );
     const [row] = (await this.scope.select(ledgerEntries, eq(ledgerEntries.id, id))) as Array<typeof ledgerEntries.$inferSelect>;
     if (!row) throw new Error("a payment's ledger entry was not written");
+    await this.cache.invalidate(...MONEY_READS);
     return presentEntry(row);
   }
 
@@ -624,20 +661,9 @@ export class BusinessEngine {
   }
 
   /** Customers whose names share a Soundex code with `name`, most shared first, to offer when nothing matched exactly. */
+  /** Candidates for a name that matched no one exactly: the fuzzy search's best five. */
   private async soundsLike(name: string): Promise<Candidate[]> {
-    const codes = phoneticKey(name).split(" ").filter(Boolean);
-    if (codes.length === 0) return [];
-    const rows = (await this.scope
-      .select(customers, or(...codes.map((code) => like(sql`' ' || ${customers.phonetic} || ' '`, `% ${escapeLike(code)} %`))))
-      .orderBy(asc(customers.name))
-      .limit(20)) as CustomerRow[];
-    return rows
-      .map((row) => {
-        const theirs = new Set(row.phonetic.split(" "));
-        return candidate(row.id, row.name, codes.filter((code) => theirs.has(code)).length / codes.length);
-      })
-      .sort((a, b) => b.score - a.score)
-      .slice(0, 5);
+    return (await this.searchCustomers(name)).map((match) => candidate(match.customer.id, match.customer.name, match.score));
   }
 }
 

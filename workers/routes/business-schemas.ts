@@ -104,5 +104,5 @@ export const idempotencyHeader = z.object({
 /** The engine for this request's tenant, writing as the authenticated principal. */
 export function engineFor(c: Context<AppEnv>): BusinessEngine {
   const scope = c.get("scope");
-  return new BusinessEngine(scope, scope.tenantId, { source: "api", by: c.get("principal").id });
+  return new BusinessEngine(scope, scope.tenantId, { source: "api", by: c.get("principal").id }, c.env.CACHE);
 }

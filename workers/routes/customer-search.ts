@@ -38,7 +38,7 @@ const searchRoute = protectedRoute("business:read", {
 
 export const customerSearchRoutes = publicRouter().openapi(searchRoute, async (c) => {
   const { q } = c.req.valid("query");
-  const matches = await searchCustomers(c.env.DB, c.get("scope").tenantId, q);
+  const matches = await searchCustomers(c.get("scope"), q);
   // The same customer shape as `/customers/{id}` (no tenant id, no sound key, ISO times).
   return c.json(
     { matches: matches.map(({ customer, score, matchedOn }) => ({ customer: presentCustomer(customer), score, matchedOn })) },

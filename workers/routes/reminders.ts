@@ -66,7 +66,7 @@ export const reminderRoutes = publicRouter()
       return { status: 201 as const, body: created };
     };
     // A retried POST (same key, same body) answers the first reminder; it never schedules a second message.
-    const answer = key === undefined ? await write() : await runOnce(c.env.DB, scope.tenantId, "reminders", key, body, write);
+    const answer = key === undefined ? await write() : await runOnce(scope, scope.tenantId, "reminders", key, body, write);
     return c.json(answer.body, 201);
   })
   .openapi(listRoute, async (c) => {
@@ -74,7 +74,7 @@ export const reminderRoutes = publicRouter()
     const cursor = decodeCursor(query.cursor);
     const [dueAt, id] = cursor ?? [];
     if (query.cursor && (typeof dueAt !== "number" || typeof id !== "string")) throw badRequest("invalid_cursor", "cursor is not valid");
-    const rows = await listReminders(c.get("scope"), {
+    const rows = await listReminders(c.env, c.get("scope"), {
       state: query.state,
       customerId: query.customerId,
       limit: query.limit + 1,

@@ -81,7 +81,7 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
 }
 
 async function converse(env: Env, scope: TenantScope, waId: string, text: string): Promise<Turn> {
-  const engine = new BusinessEngine(env.DB, scope.tenantId, { source: "whatsapp", by: `wa:${waId}` });
+  const engine = new BusinessEngine(scope, scope.tenantId, { source: "whatsapp", by: `wa:${waId}` }, env.CACHE);
   const shop = await readTenantSettings(scope);
   const sender = await identify(engine, shop.whatsappOperators, waId);
   if (sender.role === "stranger") return { reply: UNKNOWN_SENDER, intent: null, customerId: null };

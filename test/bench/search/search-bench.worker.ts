@@ -6,6 +6,7 @@
  */
 import { searchCustomers } from "../../../workers/business/customer-search.ts";
 import { phoneticKey } from "../../../workers/business/phonetic.ts";
+import { tenantScopeOn } from "../../../workers/shared/db/tenant-scope.ts";
 import { customerAt } from "./search-data.ts";
 
 interface BenchEnv {
@@ -44,7 +45,7 @@ export default {
       return Response.json({ indexed });
     }
     const q = url.searchParams.get("q") ?? "";
-    if (url.pathname === "/search") return Response.json({ found: (await searchCustomers(env.DB, tenant, q)).length });
+    if (url.pathname === "/search") return Response.json({ found: (await searchCustomers(tenantScopeOn(env.DB, tenant), q)).length });
     if (url.pathname === "/floor") {
       // The least a search can cost here: one phrase of the query's first word through the index, no join, no re-rank.
       const word = q.match(/[\p{L}\d]{3,}/u)?.[0] ?? "xyz";

@@ -10,14 +10,14 @@ import { expectLedgerInvariant } from "../support/ledger-invariant.ts";
 describe("idempotency", () => {
   it("concurrent runs with one key write once; the rest replay the answer or are told it is in progress", async () => {
     const tenantId = await createTenant();
-    const engine = new BusinessEngine(env.DB, tenantId, { source: "voice" });
+    const engine = new BusinessEngine(env.DB, tenantId, { source: "voice" }, env.CACHE);
     const customer = await engine.createCustomer({ name: "Once Only" });
     const body = { customerId: customer.id, amount: 2_500, mode: "cash" as const };
     const outcomes = await Promise.allSettled(
       Array.from({ length: 10 }, () =>
         runOnce(env.DB, tenantId, "tool:record_payment", "call-1:item-7", body, async () => ({
           status: 201,
-          body: await new BusinessEngine(env.DB, tenantId, { source: "voice" }).recordPayment(body),
+          body: await new BusinessEngine(env.DB, tenantId, { source: "voice" }, env.CACHE).recordPayment(body),
         })),
       ),
     );

@@ -33,7 +33,7 @@ interface Shop {
 /** A tenant with a Twilio number on `provider`, whose customer Asha Rao calls from CALLER owing ₹1,250.00. */
 async function shop(provider: "openai" | "gemini" | "deepgram"): Promise<Shop> {
   const { tenantId, numbers, token } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions: "You run the shop's line." }]);
-  const books = new BusinessEngine(env.DB, tenantId, { source: "api" });
+  const books = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
   const asha = await books.createCustomer({ name: "Asha Rao", phone: CALLER });
   await books.createProduct({ name: "Basmati Rice 5kg", unitPrice: 45_000 });
   await books.createProduct({ name: "Toor Dal 1kg", unitPrice: 17_500 });
@@ -270,7 +270,7 @@ describe("voice business tools", () => {
       tenantId,
       token,
       number: numbers[0]!,
-      books: new BusinessEngine(env.DB, tenantId, { source: "api" }),
+      books: new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE),
       customerId: "",
     };
     const { key, caller } = await call(target, {

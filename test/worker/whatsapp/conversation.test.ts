@@ -17,7 +17,7 @@ async function shop() {
   const number = await businessNumber(tenantId);
   const owner = randomWaId();
   await writeTenantSettings(tenantScopeFor(env, tenantId), { ...TENANT_SETTINGS_DEFAULTS, whatsappOperators: [`+${owner}`] });
-  const engine = new BusinessEngine(env.DB, tenantId, { source: "api" });
+  const engine = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
   await engine.createProduct({ name: "Rice", unitPrice: 6000, unit: "kg" });
   await engine.createProduct({ name: "Eggs", unitPrice: 600 });
   const priyaWa = randomWaId();

@@ -30,7 +30,7 @@ async function shop() {
   const number = await businessNumber(tenantId);
   const owner = randomWaId();
   await writeTenantSettings(tenantScopeFor(env, tenantId), { ...TENANT_SETTINGS_DEFAULTS, whatsappOperators: [`+${owner}`] });
-  const engine = new BusinessEngine(env.DB, tenantId, { source: "api" });
+  const engine = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
   await engine.createCustomer({ name: "Rahul" });
   let replies = 0;
   const say = async (text: string) => {

@@ -117,7 +117,7 @@ describe("WhatsApp webhook: deliveries", () => {
     const tenantId = await createTenant("Retry shop");
     const number = await businessNumber(tenantId);
     const waId = randomWaId();
-    await new BusinessEngine(env.DB, tenantId, { source: "api" }).createCustomer({ name: "Asha", phone: `+${waId}` });
+    await new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE).createCustomer({ name: "Asha", phone: `+${waId}` });
     const messageId = randomMessageId();
     const body = textDelivery(number, waId, "What is my balance?", messageId);
     expect((await postWhatsApp(body)).status).toBe(200);

@@ -1,4 +1,5 @@
-import { cachedIntent, intentCacheKey, storeIntent } from "./cache.ts";
+import { BusinessCache } from "../cache.ts";
+import { intentCacheKey } from "./cache.ts";
 import type { Intent } from "./intent.ts";
 import { type ModelContext, modelIntent } from "./model.ts";
 import { parseIntent } from "./parser.ts";
@@ -22,11 +23,22 @@ export async function readIntent(
   const apiKey = model.OPENAI_API_KEY;
   if (!apiKey) return { intent: parseIntent(text, context), source: "parser" };
   const localDate = new Intl.DateTimeFormat("en-CA", { timeZone: context.timezone }).format(context.now);
-  const key = await intentCacheKey({ tenantId, text, localDate, lastCustomer: context.lastCustomer });
-  const cached = await cachedIntent(env.CACHE, key, context.now);
-  if (cached) return { intent: cached, source: "cache" };
-  const intent = await modelIntent({ OPENAI_API_BASE: model.OPENAI_API_BASE, OPENAI_API_KEY: apiKey }, text, context);
+  const key = await intentCacheKey({ text, localDate, lastCustomer: context.lastCustomer });
+  let asked = false;
+  const intent = await new BusinessCache(env.CACHE, tenantId)
+    .read("intent", key, async () => {
+      asked = true;
+      const reading = await modelIntent({ OPENAI_API_BASE: model.OPENAI_API_BASE, OPENAI_API_KEY: apiKey }, text, context);
+      // No reading: nothing is cached (a thrown loader stores nothing), and the parser answers this once.
+      if (!reading) throw new ModelUnavailable();
+      return reading;
+    })
+    .catch((error: unknown) => {
+      if (error instanceof ModelUnavailable) return null;
+      throw error;
+    });
   if (!intent) return { intent: parseIntent(text, context), source: "parser" };
-  await storeIntent(env.CACHE, key, intent, context.now);
-  return { intent, source: "model" };
+  return { intent, source: asked ? "model" : "cache" };
 }
+
+class ModelUnavailable extends Error {}

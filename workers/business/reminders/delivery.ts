@@ -6,7 +6,7 @@ import { metrics } from "../../shared/observability/metrics.ts";
 import { parseSettings } from "../../shared/settings.ts";
 import { readTenantSettings } from "../../shared/tenant-settings.ts";
 import { DeliveryError, reminderChannels } from "./channels.ts";
-import type { ReminderRow } from "./reminders.ts";
+import { type ReminderRow, reminderQueueChanged } from "./reminders.ts";
 
 /**
  * How long a claimed reminder may stay `sending`. Past it, whoever claimed it is gone (the object was evicted or
@@ -27,7 +27,7 @@ export const backoffMs = (env: Env, attempt: number) => parseSettings(env).value
  * sends it, so a duplicate alarm, a retried alarm or a second object for the same tenant never sends twice.
  */
 export async function deliverDue(env: Env, scope: TenantScope, log: Logger, now = Date.now()): Promise<number | null> {
-  await expireLeases(scope, log, now);
+  if (await expireLeases(scope, log, now)) await reminderQueueChanged(env, scope);
   const due = (await scope
     .select(reminders, eq(reminders.state, "pending"), lte(reminders.nextAttemptAt, now))
     .orderBy(reminders.nextAttemptAt)
@@ -60,6 +60,7 @@ async function expireLeases(scope: TenantScope, log: Logger, now: number) {
     metrics.count("reminders_sent_total", { channel: row.channel, outcome: "failed" });
     log.warn("reminder.outcome_unknown", { reminderId: row.id, channel: row.channel, attempts: row.attempts });
   }
+  return expired.length > 0;
 }
 
 async function deliverOne(env: Env, scope: TenantScope, log: Logger, id: string, now: number) {
@@ -74,6 +75,7 @@ async function deliverOne(env: Env, scope: TenantScope, log: Logger, id: string,
     .returning()) as ReminderRow[];
   // Someone else claimed it (another run, another object), or it was cancelled meanwhile: not ours to send.
   if (!claimed) return;
+  await reminderQueueChanged(env, scope);
   const fields = { reminderId: claimed.id, channel: claimed.channel, attempt: claimed.attempts };
   let outcome: { externalId: string } | DeliveryError;
   try {
@@ -83,7 +85,7 @@ async function deliverOne(env: Env, scope: TenantScope, log: Logger, id: string,
   }
   const done = Date.now();
   if (!(outcome instanceof DeliveryError)) {
-    await settle(scope, claimed, { state: "sent", externalId: outcome.externalId, sentAt: done, lastError: null, updatedAt: done });
+    await settle(env, scope, claimed, { state: "sent", externalId: outcome.externalId, sentAt: done, lastError: null, updatedAt: done });
     metrics.count("reminders_sent_total", { channel: claimed.channel, outcome: "sent" });
     log.info("reminder.sent", fields);
     return;
@@ -91,11 +93,11 @@ async function deliverOne(env: Env, scope: TenantScope, log: Logger, id: string,
   const maxAttempts = parseSettings(env).values.REMINDER_MAX_ATTEMPTS;
   if (outcome.retryable && claimed.attempts < maxAttempts) {
     const nextAttemptAt = done + backoffMs(env, claimed.attempts);
-    await settle(scope, claimed, { state: "pending", nextAttemptAt, lastError: outcome.code, updatedAt: done });
+    await settle(env, scope, claimed, { state: "pending", nextAttemptAt, lastError: outcome.code, updatedAt: done });
     log.warn("reminder.retry", { ...fields, code: outcome.code });
     return;
   }
-  await settle(scope, claimed, { state: "failed", lastError: outcome.code, updatedAt: done });
+  await settle(env, scope, claimed, { state: "failed", lastError: outcome.code, updatedAt: done });
   metrics.count("reminders_sent_total", { channel: claimed.channel, outcome: "failed" });
   log.warn("reminder.failed", { ...fields, code: outcome.code });
 }
@@ -104,14 +106,15 @@ async function deliverOne(env: Env, scope: TenantScope, log: Logger, id: string,
  * Writes the result of this run's claim (same attempt). A result that comes back after its lease expired still lands
  * over `outcome_unknown`: what happened beats the guess.
  */
-function settle(scope: TenantScope, claimed: ReminderRow, set: Partial<ReminderRow>) {
-  return scope.update(
+async function settle(env: Env, scope: TenantScope, claimed: ReminderRow, set: Partial<ReminderRow>) {
+  await scope.update(
     reminders,
     set,
     eq(reminders.id, claimed.id),
     eq(reminders.attempts, claimed.attempts),
     or(eq(reminders.state, "sending"), and(eq(reminders.state, "failed"), eq(reminders.lastError, OUTCOME_UNKNOWN))),
   );
+  await reminderQueueChanged(env, scope);
 }
 
 async function deliveryOf(scope: TenantScope, row: ReminderRow) {

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, or } from "drizzle-orm";
 import { z } from "zod";
 import { customers, REMINDER_CHANNELS, REMINDER_STATES, reminders } from "../../shared/db/schema.ts";
 import type { TenantScope } from "../../shared/db/tenant-scope.ts";
+import { BusinessCache } from "../cache.ts";
 import { BusinessError } from "../errors.ts";
 import { pokeScheduler } from "./scheduler-link.ts";
 
@@ -110,6 +111,7 @@ export async function scheduleReminder(
     sentAt: null,
   };
   await scope.insert(reminders, row);
+  await reminderQueueChanged(env, scope);
   await pokeScheduler(env, scope.tenantId);
   return presentReminder(row);
 }
@@ -122,8 +124,16 @@ export interface ReminderFilter {
   after?: { dueAt: number; id: string };
 }
 
-/** The tenant's reminders, soonest due first. */
-export async function listReminders(scope: TenantScope, filter: ReminderFilter = {}): Promise<ReminderRow[]> {
+/** The tenant's reminders, soonest due first (the reminder queue: cached, dropped by every change of a reminder). */
+export function listReminders(env: { CACHE: KVNamespace }, scope: TenantScope, filter: ReminderFilter = {}): Promise<ReminderRow[]> {
+  return new BusinessCache(env.CACHE, scope.tenantId).read("reminder_queue", JSON.stringify(filter), () => reminderPage(scope, filter));
+}
+
+/** After any write to the tenant's reminders (scheduled, cancelled, claimed, settled): cached queue reads are dropped. */
+export const reminderQueueChanged = (env: { CACHE: KVNamespace }, scope: TenantScope) =>
+  new BusinessCache(env.CACHE, scope.tenantId).invalidate("reminder_queue");
+
+async function reminderPage(scope: TenantScope, filter: ReminderFilter): Promise<ReminderRow[]> {
   const { after } = filter;
   return (await scope
     .select(
@@ -145,6 +155,7 @@ export async function cancelReminder(env: Env, scope: TenantScope, id: string, n
     .update(reminders, { state: "cancelled", updatedAt: now }, eq(reminders.id, id), eq(reminders.state, "pending"))
     .returning()) as ReminderRow[];
   if (cancelled) {
+    await reminderQueueChanged(env, scope);
     await pokeScheduler(env, scope.tenantId);
     return presentReminder(cancelled);
   }

@@ -62,6 +62,14 @@ export class TenantScope {
       .where(this.where(table, ...conditions));
   }
 
+  /**
+   * The D1 binding under this scope, for the few statements drizzle cannot express (an FTS5 MATCH): such a statement
+   * must bind `tenantId` itself, and its module's tests must show two tenants apart.
+   */
+  get d1(): D1Database {
+    return this.db.$client;
+  }
+
   delete<T extends TenantTable>(table: T, ...conditions: (SQL | undefined)[]) {
     return this.db.delete(table).where(this.where(table, ...conditions));
   }
