@@ -1,9 +1,10 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { BusinessCache } from "../../../workers/business/cache.ts";
 import { metrics } from "../../../workers/shared/observability/metrics.ts";
 import { get, openShop, post } from "../support/business.ts";
 import { api } from "../support/identity.ts";
+import { expectLedgerInvariant } from "../support/ledger-invariant.ts";
 
 /**
  * The business engine's read cache on real KV: memory, then KV, then the loader; a write's invalidation is seen by
@@ -20,6 +21,9 @@ function cacheCounts(): Record<string, number> {
   }
   return counts;
 }
+
+// Whatever each scenario did, every customer's balance is the sum of their ledger.
+afterEach(() => expectLedgerInvariant());
 
 describe("business cache", () => {
   it("loads once, then answers from memory; KV holds it for the other isolates", async () => {

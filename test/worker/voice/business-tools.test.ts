@@ -1,10 +1,11 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
 import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, simRequests, twilioCallParams } from "../support/carriers.ts";
+import { expectLedgerInvariant } from "../support/ledger-invariant.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { forgetProviderHealth } from "../support/provider-health.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
@@ -81,6 +82,9 @@ const outputText = (output: unknown) =>
 const parsed = (output: string | undefined) => JSON.parse(output ?? "null") as { ok: boolean; message: string; draftId?: string };
 
 const count = (table: string, tenantId: string) => d1Count(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, tenantId);
+
+// Whatever each scenario did, every customer's balance is the sum of their ledger.
+afterEach(() => expectLedgerInvariant());
 
 describe("voice business tools", () => {
   // A test's provider errors (an injected call id the simulator never issued is one) must not fail the next call over.

@@ -1,10 +1,11 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
 import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
 import { TENANT_SETTINGS_DEFAULTS, writeTenantSettings } from "../../../workers/shared/tenant-settings.ts";
 import { d1Count, eventually } from "../support/carriers.ts";
 import { createTenant } from "../support/identity.ts";
+import { expectLedgerInvariant } from "../support/ledger-invariant.ts";
 import { businessNumber, postWhatsApp, randomWaId, replyNumber, sentTo, textDelivery } from "../support/whatsapp.ts";
 
 /**
@@ -36,6 +37,9 @@ async function shop() {
   };
   return { tenantId, engine, owner, priyaWa, rahul, priya, say, sent: () => sent };
 }
+
+// Whatever each scenario did, every customer's balance is the sum of their ledger.
+afterEach(() => expectLedgerInvariant());
 
 describe("WhatsApp conversations", () => {
   it("creates an invoice, records a payment and answers balances, writing each confirmed draft once", async () => {
