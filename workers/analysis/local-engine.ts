@@ -17,7 +17,7 @@ const ASKED_FOR_PERSON = /\b(human|manager|supervisor|real person|someone else)\
 // Words that say nothing about what a call was about.
 const STOP_WORDS = new Set(
   (
-    "a about after again all also am an and any are as at be because been before being but by can could did do does " +
+    "a about after again all also am an and any are as at back be because been before being but by can could did do does " +
     "doing don't for from get got had has have having he her here him his how i i'm if in into is it it's its just " +
     "let me more my no not now of off on once only or our out over please so some than that that's the their them " +
     "then there these they this those to too up us very was we were what when where which who why will with would " +
@@ -67,10 +67,10 @@ function sentencesOf(text: string): string[] {
 
 const contentWords = (text: string) => wordsOf(text).filter((word) => word.length > 2 && !STOP_WORDS.has(word));
 
-/** The most frequent content words; ties go to the word said first. */
+/** The most frequent content words, feelings aside (they are the sentiment's); ties go to the word said first. */
 function topicsOf(sentences: string[]): string[] {
   const counts = new Map<string, number>();
-  for (const word of sentences.flatMap(contentWords)) counts.set(word, (counts.get(word) ?? 0) + 1);
+  for (const word of sentences.flatMap(contentWords)) if (valenceOf(word).hits === 0) counts.set(word, (counts.get(word) ?? 0) + 1);
   return [...counts.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, TOPICS)
