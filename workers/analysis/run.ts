@@ -30,7 +30,7 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
     .insert(sessionAnalysis, { sessionId, status: "pending", attempts: 0, nextAttemptAt: now, createdAt: now, updatedAt: now })
     .onConflictDoNothing();
   const [row] = await scope.select(sessionAnalysis, eq(sessionAnalysis.sessionId, sessionId));
-  if (!row || row.status !== "pending") return { status: row?.status ?? "failed" };
+  if (row?.status !== "pending") return { status: row?.status ?? "failed" };
   const attempt = row.attempts + 1;
   const claimed = await scope
     .update(

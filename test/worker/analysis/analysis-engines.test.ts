@@ -3,10 +3,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { transcriptText } from "../../../workers/analysis/engines.ts";
 import { type AnalysisLine, analysisResultSchema } from "../../../workers/analysis/result.ts";
 import { ANALYSIS_MAX_ATTEMPTS, analyseSession } from "../../../workers/analysis/run.ts";
+import { analyseEndedSessions } from "../../../workers/scheduled.ts";
 import { database } from "../../../workers/shared/db/client.ts";
 import { sessions, transcriptLines } from "../../../workers/shared/db/schema.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
-import { analyseEndedSessions } from "../../../workers/scheduled.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
 import { modelRequests, scriptModel } from "../support/whatsapp.ts";
 
@@ -41,19 +41,17 @@ async function endedSession(lines: AnalysisLine[], endedAgoMs = 30_000): Promise
     createdAt: now - endedAgoMs - 60_000,
     endedAt: now - endedAgoMs,
   });
-  await db
-    .insert(transcriptLines)
-    .values(
-      lines.map((line, seq) => ({
-        id: `${id}:${seq}`,
-        tenantId,
-        sessionId: id,
-        seq,
-        ...line,
-        provider: "local" as const,
-        occurredAt: now - 60_000 + seq,
-      })),
-    );
+  await db.insert(transcriptLines).values(
+    lines.map((line, seq) => ({
+      id: `${id}:${seq}`,
+      tenantId,
+      sessionId: id,
+      seq,
+      ...line,
+      provider: "local" as const,
+      occurredAt: now - 60_000 + seq,
+    })),
+  );
   return id;
 }
 

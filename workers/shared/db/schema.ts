@@ -605,8 +605,5 @@ export const sessionAnalysis = sqliteTable(
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [
-    index("session_analysis_tenant_idx").on(t.tenantId, t.status),
-    index("session_analysis_due_idx").on(t.status, t.nextAttemptAt),
-  ],
+  (t) => [index("session_analysis_tenant_idx").on(t.tenantId, t.status), index("session_analysis_due_idx").on(t.status, t.nextAttemptAt)],
 );
