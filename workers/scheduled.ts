@@ -1,7 +1,7 @@
 import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
-import { analyseSession } from "./analysis/run.ts";
 import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
+import { analyseSession } from "./shared/analysis/run.ts";
 import { type Database, database } from "./shared/db/client.ts";
 import { callReconcile, calls, reminders, sessionAnalysis, sessions } from "./shared/db/schema.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";

@@ -1,11 +1,11 @@
-import { analyseSession } from "../../workers/analysis/run.ts";
+import { analyseSession } from "../../workers/shared/analysis/run.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { SessionIdentity } from "./caller-channel.ts";
 
 /**
  * The session's post-call analysis, run by its own object once it has ended (the fastest trigger: its alarm fires at
  * once); the cron sweeps what an object never finished (workers/scheduled.ts). Its one stored fact is when the next
- * attempt is due; the attempts themselves are claimed in D1 (workers/analysis/run.ts).
+ * attempt is due; the attempts themselves are claimed in D1 (workers/shared/analysis/run.ts).
  */
 
 const DUE_KEY = "analysis.due";

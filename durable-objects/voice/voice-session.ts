@@ -1,4 +1,4 @@
-import { RunningSentiment } from "../../workers/analysis/lexicon.ts";
+import { RunningSentiment } from "../../workers/shared/analysis/lexicon.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";

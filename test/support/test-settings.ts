@@ -54,7 +54,7 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     REMINDER_RETRY_BASE_SECONDS: "0.2",
     REMINDER_MAX_ATTEMPTS: "3",
     // The simulators' model keys are set, which would make a text model the analysis default: sessions are analysed
-    // offline unless a test asks for a model (workers/analysis/run.ts reads the setting per attempt).
+    // offline unless a test asks for a model (workers/shared/analysis/run.ts reads the setting per attempt).
     ANALYSIS_PROVIDER: "local",
     ...simulators,
   };

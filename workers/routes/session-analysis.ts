@@ -1,14 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
-import { analysisResultSchema } from "../analysis/result.ts";
 import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
+import { analysisResultSchema } from "../shared/analysis/result.ts";
 import { ANALYSIS_STATUSES, sessionAnalysis } from "../shared/db/schema.ts";
 import { sessionOf } from "./session-switching.ts";
 import { sessionIdParam } from "./sessions.ts";
 
 /**
- * `GET /api/v1/sessions/{id}/analysis`: the session's post-call analysis (workers/analysis/). `pending` until it is
+ * `GET /api/v1/sessions/{id}/analysis`: the session's post-call analysis (workers/shared/analysis/). `pending` until it is
  * made (a live session, or one whose analysis is still being tried), `failed` with the reason after the last try.
  */
 const result = analysisResultSchema.shape;

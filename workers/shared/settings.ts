@@ -182,8 +182,8 @@ const settingSchemas = {
   // attempt limit, then the reminder is `failed`.
   REMINDER_RETRY_BASE_SECONDS: optional(z.coerce.number().min(0.05).max(3600)).default(60),
   REMINDER_MAX_ATTEMPTS: optional(z.coerce.number().int().min(1).max(20)).default(5),
-  // Post-call analysis (workers/analysis/): unset, the first text model with a key (OpenAI, then Gemini), else the
-  // offline engine (workers/analysis/engines.ts `analysisEngineOf`).
+  // Post-call analysis (workers/shared/analysis/): unset, the first text model with a key (OpenAI, then Gemini), else the
+  // offline engine (workers/shared/analysis/engines.ts `analysisEngineOf`).
   ANALYSIS_PROVIDER: optional(z.enum(["openai", "gemini", "local"])),
 } as const;
 

@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { transcriptText } from "../../../workers/analysis/engines.ts";
-import { type AnalysisLine, analysisResultSchema } from "../../../workers/analysis/result.ts";
-import { ANALYSIS_MAX_ATTEMPTS, analyseSession } from "../../../workers/analysis/run.ts";
 import { analyseEndedSessions } from "../../../workers/scheduled.ts";
+import { transcriptText } from "../../../workers/shared/analysis/engines.ts";
+import { type AnalysisLine, analysisResultSchema } from "../../../workers/shared/analysis/result.ts";
+import { ANALYSIS_MAX_ATTEMPTS, analyseSession } from "../../../workers/shared/analysis/run.ts";
 import { database } from "../../../workers/shared/db/client.ts";
 import { sessions, transcriptLines } from "../../../workers/shared/db/schema.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";

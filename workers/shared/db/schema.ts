@@ -582,7 +582,7 @@ export const ANALYSIS_STATUSES = ["pending", "ready", "failed"] as const;
 export const ANALYSIS_ENGINES = ["openai", "gemini", "local"] as const;
 
 /**
- * Post-call analysis of a session (workers/analysis/): one row per ended session, `pending` until an engine answers,
+ * Post-call analysis of a session (workers/shared/analysis/): one row per ended session, `pending` until an engine answers,
  * retried with backoff from the session's object (its alarm) and the cron; `failed` with a reason after the last try.
  */
 export const sessionAnalysis = sqliteTable(
@@ -595,7 +595,7 @@ export const sessionAnalysis = sqliteTable(
     status: text("status", { enum: ANALYSIS_STATUSES }).notNull(),
     attempts: integer("attempts").notNull().default(0),
     nextAttemptAt: integer("next_attempt_at").notNull(),
-    // The analysis itself (workers/analysis/result.ts), once ready.
+    // The analysis itself (workers/shared/analysis/result.ts), once ready.
     result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
     engine: text("engine", { enum: ANALYSIS_ENGINES }),
     model: text("model"),

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { metrics } from "../shared/observability/metrics.ts";
-import type { Settings } from "../shared/settings.ts";
+import { metrics } from "../observability/metrics.ts";
+import type { Settings } from "../settings.ts";
 import { analyseLocally } from "./local-engine.ts";
 import { ANALYSIS_JSON_SCHEMA, type AnalysisLine, type AnalysisResult, analysisResultSchema } from "./result.ts";
 

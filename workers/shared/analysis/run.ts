@@ -1,8 +1,7 @@
 import { and, asc, eq, inArray } from "drizzle-orm";
-import { database } from "../shared/db/client.ts";
-import { sessionAnalysis, sessions, transcriptLines } from "../shared/db/schema.ts";
-import { TenantScope } from "../shared/db/tenant-scope.ts";
-import { parseSettings } from "../shared/settings.ts";
+import { sessionAnalysis, sessions, transcriptLines } from "../db/schema.ts";
+import { tenantScopeFor } from "../db/tenant-scope.ts";
+import { parseSettings } from "../settings.ts";
 import { AnalysisFailure, analysisEngineOf, runEngine } from "./engines.ts";
 import type { AnalysisLine } from "./result.ts";
 
@@ -23,7 +22,7 @@ const MAX_LINES = 2_000;
 export type AnalysisOutcome = { status: "pending"; nextAttemptAt: number } | { status: "ready" | "failed" } | { status: "unknown_session" };
 
 export async function analyseSession(env: Env, tenantId: string, sessionId: string, now = Date.now()): Promise<AnalysisOutcome> {
-  const scope = new TenantScope(database(env.DB), tenantId);
+  const scope = tenantScopeFor(env, tenantId);
   const [session] = await scope.selectFields(sessions, { id: sessions.id }, eq(sessions.id, sessionId));
   if (!session) return { status: "unknown_session" };
   await scope
