@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
 import { twilioStatus } from "../support/calls.ts";
 import { closeCodeOf, eventually } from "../support/carriers.ts";
-import { api } from "../support/identity.ts";
+import { api, createTenant, userWithToken } from "../support/identity.ts";
 import { putScenario, uniqueKey } from "../support/provider-simulator.ts";
 import { connectionsOf, startCall, switchTo, transcriptHas, turn } from "../support/switching.ts";
 
@@ -103,5 +103,20 @@ describe("live sentiment and the call's analysis", () => {
     expect(analysis.topics[0]).toBe("invoice");
     expect(analysis.insights[0]).toBe("2 caller turns, 2 agent turns");
     expect(analysis.summary).toContain("This is terrible, the invoice is wrong.");
+  });
+
+  it("a web session ended on request is analysed by its object too", async () => {
+    const token = (await userWithToken(await createTenant("Web analysis"), "admin")).accessToken;
+    const created = await api("/api/v1/sessions", { method: "POST", token, body: { provider: "local" } });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    expect((await analysisOf(token, id)).status).toBe("pending");
+    expect((await api(`/api/v1/sessions/${id}/end`, { method: "POST", token })).status).toBe(200);
+    // Nobody spoke: a ready, neutral analysis with nothing to summarise.
+    const analysis = await eventually(async () => {
+      const view = await analysisOf(token, id);
+      return view.status === "ready" && view;
+    }, 300);
+    expect(analysis).toMatchObject({ model: "local-lexicon-v1", summary: "", sentiment: { score: 0, label: "neutral" }, topics: [] });
   });
 });
