@@ -141,9 +141,14 @@ describe("text model engines", () => {
   it("a model answer outside the schema is a failure, not a result", async () => {
     const lines = conversation("voucher");
     const sessionId = await endedSession(lines);
-    await scriptModel(transcriptText(lines), { summary: "no sentiment here" });
+    await scriptModel(transcriptText(lines), { summary: "no sentiment here" }, { input: 300, output: 12 });
     expect(await analyseSession(withEngine("openai"), tenantId, sessionId)).toMatchObject({ status: "pending" });
-    expect(await (await analysisOf(sessionId)).json()).toMatchObject({ status: "pending", error: "openai answered outside the schema" });
+    // Refused, the answer was paid for all the same: its tokens count.
+    expect(await (await analysisOf(sessionId)).json()).toMatchObject({
+      status: "pending",
+      error: "openai answered outside the schema",
+      tokens: { input: 300, output: 12 },
+    });
   });
 });
 

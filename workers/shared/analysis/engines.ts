@@ -23,7 +23,15 @@ const INSTRUCTIONS =
   "You analyse the transcript of a customer's phone or web call with an AI voice agent, as the JSON schema asks. " +
   "Sentiment is the caller's. Action items are what either side promised or was asked to do. Do not invent facts.";
 
-export class AnalysisFailure extends Error {}
+export class AnalysisFailure extends Error {
+  /** What a model that did answer (outside the schema) was paid for all the same. */
+  constructor(
+    message: string,
+    readonly tokens: { input: number; output: number } = { input: 0, output: 0 },
+  ) {
+    super(message);
+  }
+}
 
 export interface EngineAnswer {
   result: AnalysisResult;
@@ -59,7 +67,7 @@ export async function runEngine(engine: AnalysisEngine, settings: EngineSettings
     // Left null: reported below as an answer that is not the schema.
   }
   const result = analysisResultSchema.safeParse(parsed);
-  if (!result.success) throw new AnalysisFailure(`${engine} answered outside the schema`);
+  if (!result.success) throw new AnalysisFailure(`${engine} answered outside the schema`, answer.tokens);
   return { result: result.data, model: answer.model, tokens: answer.tokens };
 }
 

@@ -75,9 +75,18 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
     const reason = error instanceof AnalysisFailure ? error.message : `internal error (${error instanceof Error ? error.name : "unknown"})`;
     const final = attempt >= ANALYSIS_MAX_ATTEMPTS;
     const nextAttemptAt = now + (ANALYSIS_BACKOFF_MS[attempt - 1] ?? ANALYSIS_BACKOFF_MS.at(-1)!);
+    const spent = error instanceof AnalysisFailure ? error.tokens : { input: 0, output: 0 };
     await scope.update(
       sessionAnalysis,
-      { status: final ? "failed" : "pending", engine, error: reason, nextAttemptAt, updatedAt: now },
+      {
+        status: final ? "failed" : "pending",
+        engine,
+        error: reason,
+        nextAttemptAt,
+        inputTokens: row.inputTokens + spent.input,
+        outputTokens: row.outputTokens + spent.output,
+        updatedAt: now,
+      },
       mine,
     );
     return final ? { status: "failed" } : { status: "pending", nextAttemptAt };
