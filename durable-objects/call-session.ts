@@ -41,6 +41,7 @@ import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
+import { PostCallAnalysis } from "./session/post-call-analysis.ts";
 import { SessionMetrics } from "./session/session-metrics.ts";
 import { SwitchLog } from "./session/switch-log.ts";
 import { webChannel } from "./session/web-channel.ts";
@@ -108,6 +109,7 @@ export class CallSession extends DurableObject<Env> {
   private readonly sessionMetrics: SessionMetrics;
   private readonly webRetry = new DrainRetry();
   private readonly health: HealthReporter;
+  private readonly analysis: PostCallAnalysis;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
@@ -147,6 +149,14 @@ export class CallSession extends DurableObject<Env> {
       () => this.log(),
     );
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
+    this.analysis = new PostCallAnalysis({
+      env,
+      storage: ctx.storage.kv,
+      session: () => this.identity(),
+      transcriptPending: () => this.transcript.pendingCount(),
+      wakeBy: (at) => this.alarmSchedule.wakeBy(at),
+      log: () => this.log(),
+    });
     this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
       // Every applied state move is broadcast to the session's live sockets.
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
@@ -375,6 +385,7 @@ export class CallSession extends DurableObject<Env> {
     if (this.identity()?.ended) await Promise.all([this.releaseSlot(), this.sessionMetrics.ended()]);
     const web = this.web.record;
     if (web?.status === "ended") await this.syncWebRecord();
+    await this.analysis.runIfDue();
     if (web?.status !== "active" || this.live.hasCaller()) return;
     // Nobody has joined yet: the session (and its billed provider session) waits only so long for a caller.
     const [due, reason] =
@@ -475,7 +486,7 @@ export class CallSession extends DurableObject<Env> {
     this.live.closeAll(1000, "session ended");
     await this.releaseSlot();
     await this.conversation.flush();
-    await Promise.all([this.syncWebRecord(), metricsPushed]);
+    await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule()]);
   }
 
   private async syncWebRecord(): Promise<void> {
@@ -628,7 +639,9 @@ export class CallSession extends DurableObject<Env> {
     this.media.closeAll(1000, "call ended");
     this.voice?.close();
     this.voice = null;
-    this.ctx.waitUntil(Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), metricsPushed]));
+    this.ctx.waitUntil(
+      Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), metricsPushed, this.analysis.schedule()]),
+    );
   }
 
   private async flushSwitches(): Promise<void> {

@@ -21,6 +21,7 @@ import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { productRoutes } from "./routes/products.ts";
 import { providerRoutes } from "./routes/providers.ts";
 import { reminderRoutes } from "./routes/reminders.ts";
+import { sessionAnalysisRoutes } from "./routes/session-analysis.ts";
 import { sessionEndRoutes } from "./routes/session-end.ts";
 import { sessionSwitchingRoutes } from "./routes/session-switching.ts";
 import { sessionReadRoutes } from "./routes/sessions.ts";
@@ -62,6 +63,7 @@ export function buildApp() {
     sessionReadRoutes,
     sessionSwitchingRoutes,
     sessionEndRoutes,
+    sessionAnalysisRoutes,
     sessionLiveRoutes,
     providerRoutes,
     tenantSettingsRoutes,

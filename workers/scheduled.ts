@@ -1,8 +1,9 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
+import { analyseSession } from "./shared/analysis/run.ts";
 import { type Database, database } from "./shared/db/client.ts";
-import { callReconcile, calls, reminders } from "./shared/db/schema.ts";
+import { callReconcile, calls, reminders, sessionAnalysis, sessions } from "./shared/db/schema.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
 import { callObject } from "./shared/session-ids.ts";
 
@@ -26,6 +27,7 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     purgeExpiredRevocations: () => purgeExpiredRevocations(database(env.DB)),
     reconcileStuckCalls: () => reconcileStuckCalls(env, log),
     wakeReminderSchedulers: () => wakeReminderSchedulers(env),
+    analyseEndedSessions: () => analyseEndedSessions(env, log),
   };
   for (const [name, task] of Object.entries(tasks)) {
     try {
@@ -130,4 +132,45 @@ async function remember(db: Database, attempted: Array<{ call: StuckCall; outcom
     .where(and(lt(callReconcile.updatedAt, now - RECONCILE_MEMORY_MS), isNotNull(callReconcile.nextAttemptAt)));
   await db.batch([purge, ...writes]);
   return gaveUp;
+}
+
+/** Sessions whose analysis the cron takes on per run (each attempt may wait on a text model). */
+const ANALYSIS_BATCH = 20;
+/** How long a session's own object has to analyse it before the cron steps in. */
+export const ANALYSIS_GRACE_MS = 10 * 60_000;
+/** Sessions ended longer ago than this are not analysed by the cron (it never goes back through history). */
+const ANALYSIS_HORIZON_MS = 7 * 24 * 60 * 60_000;
+
+/**
+ * The safety net under each session's own analysis (durable-objects/session/post-call-analysis.ts): an ended session
+ * whose object never made it (evicted for good, its alarm lost) or whose retry is due, across all tenants. Attempts
+ * are claimed in D1, so one the object is making at the same moment is not made twice.
+ */
+export async function analyseEndedSessions(env: Env, log: Logger, now = Date.now()): Promise<Record<string, number>> {
+  const due = await database(env.DB)
+    .select({ sessionId: sessions.id, tenantId: sessions.tenantId })
+    .from(sessions)
+    .leftJoin(sessionAnalysis, eq(sessionAnalysis.sessionId, sessions.id))
+    .where(
+      and(
+        eq(sessions.status, "ended"),
+        lt(sessions.endedAt, now - ANALYSIS_GRACE_MS),
+        gte(sessions.endedAt, now - ANALYSIS_HORIZON_MS),
+        or(isNull(sessionAnalysis.sessionId), and(eq(sessionAnalysis.status, "pending"), lte(sessionAnalysis.nextAttemptAt, now))),
+      ),
+    )
+    .orderBy(asc(sessions.endedAt))
+    .limit(ANALYSIS_BATCH);
+  const outcomes: Record<string, number> = {};
+  for (const session of due) {
+    let status: string;
+    try {
+      status = (await analyseSession(env, session.tenantId, session.sessionId, now)).status;
+    } catch (error) {
+      log.warn("cron.analysis_failed", { sessionId: session.sessionId, error });
+      status = "error";
+    }
+    outcomes[status] = (outcomes[status] ?? 0) + 1;
+  }
+  return outcomes;
 }

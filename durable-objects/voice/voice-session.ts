@@ -1,3 +1,4 @@
+import { RunningSentiment } from "../../workers/shared/analysis/lexicon.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
@@ -29,6 +30,8 @@ import type { SwitchOptions, SwitchResult, VoiceSessionHost, VoiceSessionOptions
  */
 
 const MAX_HISTORY_LINES = 60;
+/** The lines the running sentiment is rebuilt from after an eviction (all the object keeps). */
+const SENTIMENT_LINES = 2_000;
 
 export class VoiceSession implements ToolHost {
   private toolsInFlight = 0;
@@ -40,6 +43,8 @@ export class VoiceSession implements ToolHost {
   private readonly watchdog: TurnWatchdog;
   private readonly switcher: Switcher;
   private readonly link: ProviderLink;
+  /** The caller's sentiment over the whole conversation, whichever provider heard each turn. */
+  private readonly sentiment = new RunningSentiment();
   readonly stats: VoiceStats = {
     callerFrames: 0,
     callerFramesDropped: 0,
@@ -55,6 +60,8 @@ export class VoiceSession implements ToolHost {
     private readonly options: VoiceSessionOptions,
   ) {
     this.instructions = options.instructions;
+    // Rebuilt from the stored transcript, so an object woken after an eviction carries on where it was; no storage.
+    for (const line of options.transcript.recent(SENTIMENT_LINES)) if (line.role === "caller") this.sentiment.add(line.text);
     this.bridge = new MediaBridge(
       {
         leg: () => this.host.leg(),
@@ -311,6 +318,12 @@ export class VoiceSession implements ToolHost {
     });
     this.host.publish({ type: "transcript", role, text: line.text, provider: line.provider, interrupted: line.interrupted, at: line.at });
     this.host.transcriptChanged();
+    // Once per caller turn, from the provider's final transcript, never per frame.
+    if (role === "caller") {
+      const turn = this.sentiment.add(line.text);
+      const { current: conversation, turns } = this.sentiment;
+      this.host.publish({ type: "sentiment", turn, conversation, turns, provider: line.provider, at: line.at });
+    }
   }
 
   private async runTool(callId: string, name: string, args: string): Promise<void> {
@@ -344,7 +357,7 @@ export class VoiceSession implements ToolHost {
 
   private sessionConfig(history: ConversationItem[], resumptionHandle: string | undefined): ProviderSessionConfig {
     return {
-      instructions: this.instructions,
+      instructions: this.instructions + this.sentimentNote(),
       tools: this.options.tools.definitions(),
       history,
       callAudio: this.options.callAudio,
@@ -352,6 +365,13 @@ export class VoiceSession implements ToolHost {
       resumptionHandle,
       log: this.host.log(),
     };
+  }
+
+  /** The caller's mood so far, for a provider that takes over the conversation (a switch, a reconnect). */
+  private sentimentNote(): string {
+    const { current, turns } = this.sentiment;
+    if (turns === 0) return "";
+    return `\n\nThe caller's mood so far, over ${turns} turns: ${current.label} (sentiment ${current.score} on a scale of -1 to 1).`;
   }
 
   // ── switching providers (voice/switcher.ts) ────────────────────────────────────────────────────────────

@@ -18,6 +18,7 @@ export default async function setup(project: TestProject) {
     accessToken: TEST_WHATSAPP_ACCESS_TOKEN,
     phoneNumberId: TEST_WHATSAPP_PHONE_NUMBER_ID,
     openAiKey: providers.apiKeys.openai,
+    geminiKey: providers.apiKeys.gemini,
   });
   stops.push(whatsapp.stop);
   project.provide("simulators", {
@@ -27,6 +28,7 @@ export default async function setup(project: TestProject) {
     CARRIER_SIM_CONTROL_URL: carriers.controlUrl,
     WHATSAPP_API_BASE: whatsapp.url,
     OPENAI_API_BASE: whatsapp.url,
+    GEMINI_API_BASE: whatsapp.url,
     WHATSAPP_SIM_CONTROL_URL: whatsapp.url,
   });
   return async () => {

@@ -53,6 +53,9 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // Reminder retries on a test's time scale: 0.2 s, then 0.4 s; the third failure is final.
     REMINDER_RETRY_BASE_SECONDS: "0.2",
     REMINDER_MAX_ATTEMPTS: "3",
+    // The simulators' model keys are set, which would make a text model the analysis default: sessions are analysed
+    // offline unless a test asks for a model (workers/shared/analysis/run.ts reads the setting per attempt).
+    ANALYSIS_PROVIDER: "local",
     ...simulators,
   };
 }

@@ -1,3 +1,4 @@
+import type { Sentiment } from "./analysis/lexicon.ts";
 import type { PrincipalRef } from "./db/principal-standing.ts";
 import type { CallStatus, Role } from "./db/schema.ts";
 import type { ProviderName } from "./settings.ts";
@@ -67,6 +68,11 @@ export type LiveEvent =
     }
   | { type: "tool_call"; callId: string; name: string; status: "started" | "completed" | "failed"; result: string | null; at: number }
   | { type: "dtmf"; digit: string; at: number }
+  /**
+   * A caller turn's sentiment (lexicon, workers/shared/analysis/lexicon.ts) and the conversation's so far, which carries on
+   * across provider switches (`turns` counts every caller turn of the session).
+   */
+  | { type: "sentiment"; turn: Sentiment; conversation: Sentiment; turns: number; provider: ProviderName; at: number }
   /** The caller talked over the agent: a web caller's browser drops the agent audio it has not played yet. */
   | { type: "playback_clear"; at: number }
   | { type: "session_ended"; reason: string; at: number }

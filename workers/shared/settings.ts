@@ -125,6 +125,8 @@ const settingSchemas = {
   GEMINI_LIVE_URL: optional(wsUrl).default(
     "wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
   ),
+  // Google's REST APIs (post-call analysis with generateContent); the Live socket has its own URL.
+  GEMINI_API_BASE: optional(origin).default("https://generativelanguage.googleapis.com"),
   DEEPGRAM_API_KEY: optional(z.string().min(8)),
   DEEPGRAM_AGENT_URL: optional(wsUrl).default("wss://agent.deepgram.com/v1/agent/converse"),
   DEFAULT_PROVIDER: optional(providerSchema),
@@ -180,6 +182,9 @@ const settingSchemas = {
   // attempt limit, then the reminder is `failed`.
   REMINDER_RETRY_BASE_SECONDS: optional(z.coerce.number().min(0.05).max(3600)).default(60),
   REMINDER_MAX_ATTEMPTS: optional(z.coerce.number().int().min(1).max(20)).default(5),
+  // Post-call analysis (workers/shared/analysis/): unset, the first text model with a key (OpenAI, then Gemini), else the
+  // offline engine (workers/shared/analysis/engines.ts `analysisEngineOf`).
+  ANALYSIS_PROVIDER: optional(z.enum(["openai", "gemini", "local"])),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;

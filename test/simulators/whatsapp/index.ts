@@ -4,15 +4,17 @@ import { z } from "zod";
 import { type Reply, startHttpServer } from "../carriers/http.ts";
 
 /**
- * The WhatsApp Cloud API's send endpoint and OpenAI's Responses API (text intents) on one local HTTP server, checking
- * credentials and payload shapes as the real services do. `/__sim/...` lets tests read what was sent and script the
- * text model: a message text the test scripted gets that JSON as the model's answer; any other text gets a 503, as a
- * model outage would (the platform then falls back to its offline parser).
+ * The WhatsApp Cloud API's send endpoint, OpenAI's Responses API (text intents, post-call analysis) and Gemini's
+ * generateContent (post-call analysis) on one local HTTP server, checking credentials and payload shapes as the real
+ * services do. `/__sim/...` lets tests read what was sent and script the
+ * text models: a message text the test scripted gets that JSON as either model's answer; any other text gets a 503, as
+ * a model outage would (the platform then falls back to its offline parser, or retries an analysis).
  */
 export interface WhatsAppSimulatorOptions {
   accessToken: string;
   phoneNumberId: string;
   openAiKey: string;
+  geminiKey: string;
 }
 
 export interface WhatsAppSimulator {
@@ -55,6 +57,16 @@ const responsesSchema = z.object({
   }),
 });
 
+/** generateContent with structured output (JSON out, by a response schema). */
+const generateContentSchema = z.object({
+  systemInstruction: z.object({ parts: z.array(z.object({ text: z.string() })) }).optional(),
+  contents: z.array(z.object({ role: z.enum(["user", "model"]), parts: z.array(z.object({ text: z.string() })).min(1) })).min(1),
+  generationConfig: z.object({
+    responseMimeType: z.literal("application/json"),
+    responseSchema: z.object({ type: z.enum(["OBJECT", "object"]) }).loose(),
+  }),
+});
+
 const scriptSchema = z.object({
   text: z.string().min(1),
   output: z.unknown(),
@@ -91,6 +103,26 @@ export async function startWhatsAppSimulator(options: WhatsAppSimulatorOptions):
       modelRequests.push({ text, body: parsed.data, scripted: script !== undefined });
       if (!script) return { status: 503, body: { error: { message: "The server is overloaded", type: "server_error" } } };
       return { status: 200, body: modelResponse(parsed.data.model, JSON.stringify(script.output), script.usage) };
+    }
+    const gemini = request.method === "POST" ? /^\/v1beta\/models\/([\w.-]+):generateContent$/.exec(url.pathname) : null;
+    if (gemini) {
+      if (request.headers["x-goog-api-key"] !== options.geminiKey && url.searchParams.get("key") !== options.geminiKey)
+        return {
+          status: 400,
+          body: { error: { code: 400, message: "API key not valid. Please pass a valid API key.", status: "INVALID_ARGUMENT" } },
+        };
+      const parsed = generateContentSchema.safeParse(safeJson(raw));
+      if (!parsed.success)
+        return { status: 400, body: { error: { code: 400, message: parsed.error.message, status: "INVALID_ARGUMENT" } } };
+      const text =
+        parsed.data.contents
+          .findLast((item) => item.role === "user")
+          ?.parts.map((part) => part.text)
+          .join("") ?? "";
+      const script = scripts.get(text);
+      modelRequests.push({ text, body: parsed.data, scripted: script !== undefined });
+      if (!script) return { status: 503, body: { error: { code: 503, message: "The model is overloaded.", status: "UNAVAILABLE" } } };
+      return { status: 200, body: geminiResponse(gemini[1]!, JSON.stringify(script.output), script.usage) };
     }
     if (request.method === "GET" && url.pathname === "/__sim/whatsapp/messages") {
       const to = url.searchParams.get("to");
@@ -140,6 +172,15 @@ function modelResponse(model: string, text: string, usage: { input: number; outp
       output_tokens_details: { reasoning_tokens: 0 },
       total_tokens: usage.input + usage.output,
     },
+  };
+}
+
+function geminiResponse(model: string, text: string, usage: { input: number; output: number }) {
+  return {
+    candidates: [{ content: { role: "model", parts: [{ text }] }, finishReason: "STOP", index: 0 }],
+    usageMetadata: { promptTokenCount: usage.input, candidatesTokenCount: usage.output, totalTokenCount: usage.input + usage.output },
+    modelVersion: model,
+    responseId: randomBytes(12).toString("hex"),
   };
 }
 

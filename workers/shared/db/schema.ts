@@ -577,3 +577,33 @@ export const idempotencyKeys = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] })],
 );
+
+export const ANALYSIS_STATUSES = ["pending", "ready", "failed"] as const;
+export const ANALYSIS_ENGINES = ["openai", "gemini", "local"] as const;
+
+/**
+ * Post-call analysis of a session (workers/shared/analysis/): one row per ended session, `pending` until an engine answers,
+ * retried with backoff from the session's object (its alarm) and the cron; `failed` with a reason after the last try.
+ */
+export const sessionAnalysis = sqliteTable(
+  "session_analysis",
+  {
+    sessionId: text("session_id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    status: text("status", { enum: ANALYSIS_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: integer("next_attempt_at").notNull(),
+    // The analysis itself (workers/shared/analysis/result.ts), once ready.
+    result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
+    engine: text("engine", { enum: ANALYSIS_ENGINES }),
+    model: text("model"),
+    inputTokens: integer("input_tokens").notNull().default(0),
+    outputTokens: integer("output_tokens").notNull().default(0),
+    error: text("error"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("session_analysis_tenant_idx").on(t.tenantId, t.status), index("session_analysis_due_idx").on(t.status, t.nextAttemptAt)],
+);

@@ -1,0 +1,62 @@
+import { analyseSession } from "../../workers/shared/analysis/run.ts";
+import type { Logger } from "../../workers/shared/logger.ts";
+import type { SessionIdentity } from "./caller-channel.ts";
+
+/**
+ * The session's post-call analysis, run by its own object once it has ended (the fastest trigger: its alarm fires at
+ * once); the cron sweeps what an object never finished (workers/scheduled.ts). Its one stored fact is when the next
+ * attempt is due; the attempts themselves are claimed in D1 (workers/shared/analysis/run.ts).
+ */
+
+const DUE_KEY = "analysis.due";
+/** While the transcript's outbox still holds lines for D1, the analysis (which reads D1) waits this long. */
+const TRANSCRIPT_WAIT_MS = 5_000;
+/** D1 not knowing the session yet (its record still draining), or not answering at all: asked again after this. */
+const RETRY_MS = 60_000;
+
+export interface PostCallAnalysisDeps {
+  env: Env;
+  storage: SyncKvStorage;
+  session: () => SessionIdentity | null;
+  /** Transcript lines still waiting for D1. */
+  transcriptPending: () => number;
+  wakeBy: (at: number) => Promise<void>;
+  log: () => Logger;
+}
+
+export class PostCallAnalysis {
+  constructor(private readonly deps: PostCallAnalysisDeps) {}
+
+  /** The session has ended: its analysis is due now (once; an ended session ending again schedules nothing). */
+  async schedule(): Promise<void> {
+    if (this.deps.storage.get(DUE_KEY) !== undefined) return;
+    const now = Date.now();
+    this.deps.storage.put(DUE_KEY, now);
+    await this.deps.wakeBy(now);
+  }
+
+  /** From the alarm: an attempt when one is due and the transcript is all in D1; otherwise the next wake. */
+  async runIfDue(): Promise<void> {
+    const due = this.deps.storage.get<number>(DUE_KEY);
+    const session = this.deps.session();
+    if (due === undefined || !session?.ended) return;
+    const now = Date.now();
+    if (now < due) return this.deps.wakeBy(due);
+    if (this.deps.transcriptPending() > 0) return this.later(now + TRANSCRIPT_WAIT_MS);
+    try {
+      const outcome = await analyseSession(this.deps.env, session.tenantId, session.sessionId, now);
+      if (outcome.status === "pending") return this.later(outcome.nextAttemptAt);
+      if (outcome.status === "unknown_session") return this.later(now + RETRY_MS);
+      this.deps.storage.delete(DUE_KEY);
+      this.deps.log().info("analysis.done", { status: outcome.status });
+    } catch (error) {
+      this.deps.log().warn("analysis.attempt_failed", { error });
+      await this.later(now + RETRY_MS);
+    }
+  }
+
+  private async later(at: number): Promise<void> {
+    this.deps.storage.put(DUE_KEY, at);
+    await this.deps.wakeBy(at);
+  }
+}

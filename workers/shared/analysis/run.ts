@@ -1,0 +1,94 @@
+import { and, asc, eq, inArray } from "drizzle-orm";
+import { sessionAnalysis, sessions, transcriptLines } from "../db/schema.ts";
+import { tenantScopeFor } from "../db/tenant-scope.ts";
+import { parseSettings } from "../settings.ts";
+import { AnalysisFailure, analysisEngineOf, runEngine } from "./engines.ts";
+import type { AnalysisLine } from "./result.ts";
+
+/**
+ * One attempt at a session's post-call analysis, from D1's transcript. The row is claimed by its attempt count, so the
+ * session's object and the cron never run the same attempt twice; a failure is retried after ANALYSIS_BACKOFF_MS and,
+ * after ANALYSIS_MAX_ATTEMPTS, left `failed` with its reason. Whoever calls this has decided the attempt is due.
+ */
+
+export const ANALYSIS_MAX_ATTEMPTS = 4;
+/** The wait after the 1st, 2nd, 3rd failed attempt. */
+export const ANALYSIS_BACKOFF_MS = [30_000, 2 * 60_000, 10 * 60_000];
+/** An attempt's claim: past it (the attempt's worker died), the attempt may be made again. */
+const CLAIM_MS = 2 * 60_000;
+/** The most lines an engine reads (a session detail answers as many). */
+const MAX_LINES = 2_000;
+
+export type AnalysisOutcome = { status: "pending"; nextAttemptAt: number } | { status: "ready" | "failed" } | { status: "unknown_session" };
+
+export async function analyseSession(env: Env, tenantId: string, sessionId: string, now = Date.now()): Promise<AnalysisOutcome> {
+  const scope = tenantScopeFor(env, tenantId);
+  const [session] = await scope.selectFields(sessions, { id: sessions.id }, eq(sessions.id, sessionId));
+  if (!session) return { status: "unknown_session" };
+  await scope
+    .insert(sessionAnalysis, { sessionId, status: "pending", attempts: 0, nextAttemptAt: now, createdAt: now, updatedAt: now })
+    .onConflictDoNothing();
+  const [row] = await scope.select(sessionAnalysis, eq(sessionAnalysis.sessionId, sessionId));
+  if (row?.status !== "pending") return { status: row?.status ?? "failed" };
+  const attempt = row.attempts + 1;
+  const claimed = await scope
+    .update(
+      sessionAnalysis,
+      { attempts: attempt, nextAttemptAt: now + CLAIM_MS, updatedAt: now },
+      eq(sessionAnalysis.sessionId, sessionId),
+      eq(sessionAnalysis.status, "pending"),
+      eq(sessionAnalysis.attempts, row.attempts),
+    )
+    .returning({ attempts: sessionAnalysis.attempts });
+  if (claimed.length === 0) return { status: "pending", nextAttemptAt: now + CLAIM_MS };
+
+  const settings = parseSettings(env).values;
+  const engine = analysisEngineOf(settings);
+  const lines = await scope
+    .selectFields(
+      transcriptLines,
+      { role: transcriptLines.role, text: transcriptLines.text, interrupted: transcriptLines.interrupted },
+      and(eq(transcriptLines.sessionId, sessionId), inArray(transcriptLines.role, ["caller", "agent"])),
+    )
+    .orderBy(asc(transcriptLines.seq))
+    .limit(MAX_LINES);
+  const mine = and(eq(sessionAnalysis.sessionId, sessionId), eq(sessionAnalysis.attempts, attempt));
+  try {
+    const answer = await runEngine(engine, settings, lines as AnalysisLine[]);
+    await scope.update(
+      sessionAnalysis,
+      {
+        status: "ready",
+        result: answer.result,
+        engine,
+        model: answer.model,
+        inputTokens: row.inputTokens + answer.tokens.input,
+        outputTokens: row.outputTokens + answer.tokens.output,
+        error: null,
+        updatedAt: now,
+      },
+      mine,
+    );
+    return { status: "ready" };
+  } catch (error) {
+    // Only the engine's own failures have a reason worth keeping; anything else is ours, named by its kind only.
+    const reason = error instanceof AnalysisFailure ? error.message : `internal error (${error instanceof Error ? error.name : "unknown"})`;
+    const final = attempt >= ANALYSIS_MAX_ATTEMPTS;
+    const nextAttemptAt = now + (ANALYSIS_BACKOFF_MS[attempt - 1] ?? ANALYSIS_BACKOFF_MS.at(-1)!);
+    const spent = error instanceof AnalysisFailure ? error.tokens : { input: 0, output: 0 };
+    await scope.update(
+      sessionAnalysis,
+      {
+        status: final ? "failed" : "pending",
+        engine,
+        error: reason,
+        nextAttemptAt,
+        inputTokens: row.inputTokens + spent.input,
+        outputTokens: row.outputTokens + spent.output,
+        updatedAt: now,
+      },
+      mine,
+    );
+    return final ? { status: "failed" } : { status: "pending", nextAttemptAt };
+  }
+}
