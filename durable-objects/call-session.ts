@@ -4,6 +4,7 @@ import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
+import type { PromptRef } from "../workers/shared/db/directory.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
@@ -60,7 +61,7 @@ export interface OpenCallInput {
   tenantId: string;
   correlationId: string;
   event: CarrierEvent;
-  route: { provider: ProviderName | null; instructions: string | null; codec: "PCMU" | "PCMA" };
+  route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
 }
 
 export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
@@ -229,6 +230,7 @@ export class CallSession extends DurableObject<Env> {
           to: event.to ?? "unknown",
           provider: provider ?? input.route.provider ?? "local",
           instructions: input.route.instructions,
+          prompt: input.route.prompt,
           codec: input.route.codec,
           correlationId: input.correlationId,
           answerCommanded: false,
