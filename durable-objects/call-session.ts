@@ -4,13 +4,13 @@ import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
-import type { PromptRef } from "../workers/shared/db/directory.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import { createLogger, type Logger } from "../workers/shared/logger.ts";
 import { metrics } from "../workers/shared/observability/metrics.ts";
 import { seriesKey } from "../workers/shared/observability/recorder.ts";
+import type { PromptRef } from "../workers/shared/prompts.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
@@ -532,9 +532,11 @@ export class CallSession extends DurableObject<Env> {
     const session = channel?.identity();
     if (this.voice || !channel || !session || session.ended) return this.voice;
     const settings = parseSettings(this.env).values;
+    this.tools.limitTo(session.prompt?.tools ?? null);
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
+      ...(session.prompt?.voice && { voice: session.prompt.voice }),
       callerContext: session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : undefined,
       callAudio: channel.callAudio,
       correlationId: session.correlationId,

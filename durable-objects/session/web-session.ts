@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { sessions } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol.ts";
+import type { PromptRef } from "../../workers/shared/prompts.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { LiveSockets } from "../live/live-sockets.ts";
 import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16.ts";
@@ -16,6 +17,8 @@ export interface WebSessionRecord {
   tenantId: string;
   provider: ProviderName;
   instructions: string | null;
+  /** The prompt version the session runs; absent on records written before prompts existed. */
+  prompt?: PromptRef | null;
   metadata: SessionMetadata;
   correlationId: string;
   createdAt: number;

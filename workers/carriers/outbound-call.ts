@@ -2,7 +2,7 @@ import { asc } from "drizzle-orm";
 import { CARRIERS, type Carrier, phoneNumbers } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { badRequest, conflict } from "../shared/errors.ts";
-import { currentPrompt, requirePrompt } from "../shared/prompts.ts";
+import { currentPrompt, promptRefOf, requirePrompt } from "../shared/prompts.ts";
 import { callObject } from "../shared/session-ids.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../shared/settings.ts";
 
@@ -77,7 +77,7 @@ export async function placeOutboundCall(
     to: request.to,
     provider: request.provider ?? first?.provider ?? parseSettings(env).values.DEFAULT_PROVIDER ?? "local",
     instructions: prompt?.instructions ?? request.instructions ?? first?.instructions ?? null,
-    prompt: prompt && { id: prompt.id, version: prompt.version },
+    prompt: prompt && promptRefOf(prompt),
     codec: first?.codec ?? "PCMU",
     candidates,
   });

@@ -16,7 +16,7 @@ import {
 } from "../shared/db/schema.ts";
 import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
-import { requirePrompt } from "../shared/prompts.ts";
+import { promptRefOf, requirePrompt } from "../shared/prompts.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
 import { callObject, SESSION_ID } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";
@@ -245,6 +245,7 @@ export const sessionReadRoutes = publicRouter()
         tenantId: scope.tenantId,
         provider,
         instructions: row.instructions,
+        prompt: prompt && promptRefOf(prompt),
         metadata,
         correlationId: row.correlationId,
       })

@@ -25,15 +25,25 @@ export const TOOL_NAMES = [
   "confirm_action",
 ] as const;
 
-/** What a session takes from its prompt, and the version it records. */
-export interface ResolvedPrompt {
+/**
+ * The prompt version a session runs, kept with the session in its object (the instructions are kept apart, as the
+ * session's own): the id and version go to its D1 row, the voice and tool allow-list to its provider sessions.
+ */
+export interface PromptRef {
   id: string;
   version: number;
-  instructions: string;
   voice: string | null;
   /** Tool names the agent may use; null: all of them. */
   tools: string[] | null;
 }
+
+/** What a session takes from its prompt. */
+export interface ResolvedPrompt extends PromptRef {
+  instructions: string;
+}
+
+/** The part of a resolved prompt a session's object keeps. */
+export const promptRefOf = ({ instructions: _instructions, ...ref }: ResolvedPrompt): PromptRef => ref;
 
 /** The joined columns of a prompt's current version (also the number route's lookup uses them: directory.ts). */
 export const currentVersionFields = {

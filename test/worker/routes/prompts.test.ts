@@ -94,7 +94,10 @@ describe("versions and rollback", () => {
   });
 
   it("tools must be names of the agent's tools, each once", async () => {
-    for (const tools of [["end_call", "open_the_vault"], ["end_call", "end_call"]]) {
+    for (const tools of [
+      ["end_call", "open_the_vault"],
+      ["end_call", "end_call"],
+    ]) {
       const response = await api("/api/v1/prompts", { method: "POST", token: admin, body: { name: "Tools", instructions: "Hi.", tools } });
       expect(response.status).toBe(400);
     }
@@ -103,7 +106,11 @@ describe("versions and rollback", () => {
   it("another tenant's prompt is not found, and cannot be versioned or rolled back", async () => {
     const created = await createPrompt(admin, { name: "Mine", instructions: "Mine." });
     expect((await api(`/api/v1/prompts/${created.id}`, { token: otherAdmin })).status).toBe(404);
-    const version = await api(`/api/v1/prompts/${created.id}/versions`, { method: "POST", token: otherAdmin, body: { instructions: "Theirs." } });
+    const version = await api(`/api/v1/prompts/${created.id}/versions`, {
+      method: "POST",
+      token: otherAdmin,
+      body: { instructions: "Theirs." },
+    });
     expect(version.status).toBe(404);
     expect((await rollback(otherAdmin, created.id, 1)).status).toBe(404);
     const list = (await (await api("/api/v1/prompts", { token: otherAdmin })).json()) as { items: PromptView[] };
@@ -138,9 +145,9 @@ describe("what points at a prompt", () => {
     expect((await patch({ promptId: mine.id }, otherAdmin)).status).toBe(404);
   });
 
-  it("a web session runs the prompt's current version and records it", async () => {
+  it("a web session runs the prompt's current version (its voice and only its tools) and records it", async () => {
     const prompt = await createPrompt(admin, { name: "Web", instructions: "Web version one." });
-    await addVersion(admin, prompt.id, { instructions: "Web version two." });
+    await addVersion(admin, prompt.id, { instructions: "Web version two.", voice: "marin", tools: ["find_customer", "end_call"] });
     const key = uniqueKey("prompt-web");
     await putScenario(key, { replies: ["Hello."] });
     const response = await api("/api/v1/sessions", {
@@ -154,11 +161,10 @@ describe("what points at a prompt", () => {
     expect(session).toMatchObject({ instructions: "Web version two.", prompt: { id: prompt.id, version: 2 } });
     const detail = await (await api(`/api/v1/sessions/${session.id}`, { token: agent })).json();
     expect(detail).toMatchObject({ prompt: { id: prompt.id, version: 2 } });
-    const [connection] = await eventually(async () => {
-      const connections = await simulatorConnections(key);
-      return connections[0]?.setup ? connections : null;
-    });
-    expect(instructionsOf(connection?.setup)).toContain("Web version two.");
+    const setup = await setupOf(key);
+    expect(instructionsOf(setup)).toContain("Web version two.");
+    expect(toolNamesOf(setup).sort()).toEqual(["end_call", "find_customer"]);
+    expect(setup).toMatchObject({ session: { audio: { output: { voice: "marin" } } } });
     await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token: agent });
   });
 
@@ -203,7 +209,9 @@ describe("a live call through a number's prompt", () => {
     const prompt = await createPrompt(first.token, { name: "Line", instructions: "Line version one." });
     await addVersion(first.token, prompt.id, { instructions: "Line version two." });
     const numberId = numbers.items[0]!.id;
-    expect((await api(`/api/v1/phone-numbers/${numberId}`, { method: "PATCH", token: first.token, body: { promptId: prompt.id } })).status).toBe(200);
+    expect(
+      (await api(`/api/v1/phone-numbers/${numberId}`, { method: "PATCH", token: first.token, body: { promptId: prompt.id } })).status,
+    ).toBe(200);
 
     const running = await twilioCallAgain(first.number, firstKey);
     const runningStream = await openStream(running);

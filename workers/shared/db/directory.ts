@@ -2,7 +2,7 @@ import { and, eq } from "drizzle-orm";
 import { reasonOf } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { metrics } from "../observability/metrics.ts";
-import { currentVersionFields, currentVersionJoin } from "../prompts.ts";
+import { currentVersionFields, currentVersionJoin, type PromptRef } from "../prompts.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
 import { type Carrier, calls, phoneNumbers, prompts, promptVersions } from "./schema.ts";
@@ -23,12 +23,6 @@ export interface NumberRoute {
   instructions: string | null;
   prompt: PromptRef | null;
   codec: "PCMU" | "PCMA";
-}
-
-/** The prompt and version a session runs, recorded on its row. */
-export interface PromptRef {
-  id: string;
-  version: number;
 }
 
 const numberKey = (e164: string) => `number:${e164}`;
@@ -70,7 +64,8 @@ export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | nu
       carrier: number.carrier,
       provider: number.provider,
       instructions: prompt?.instructions ?? number.instructions,
-      prompt: prompt?.id && prompt.version !== null ? { id: prompt.id, version: prompt.version } : null,
+      prompt:
+        prompt?.id && prompt.version !== null ? { id: prompt.id, version: prompt.version, voice: prompt.voice, tools: prompt.tools } : null,
       codec: number.codec,
     };
   });
