@@ -1,6 +1,16 @@
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { TOOL_NAMES } from "../../../workers/shared/prompts.ts";
-import { d1Count, eventually, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "../support/carriers.ts";
+import { tenantWithNumbers } from "../support/calls.ts";
+import {
+  d1Count,
+  eventually,
+  parseStreamTwiml,
+  postTwilio,
+  randomCallSid,
+  randomE164,
+  simRequests,
+  twilioCallParams,
+} from "../support/carriers.ts";
 import { api, createTenant, errorOf, userWithToken } from "../support/identity.ts";
 import { openStream, twilioCallWith } from "../support/media-caller.ts";
 import { forgetProviderHealth } from "../support/provider-health.ts";
@@ -172,6 +182,29 @@ describe("what points at a prompt", () => {
     const theirs = await createPrompt(otherAdmin, { name: "Theirs", instructions: "Theirs." });
     const response = await api("/api/v1/sessions", { method: "POST", token: agent, body: { promptId: theirs.id } });
     expect(response.status).toBe(422);
+  });
+});
+
+describe("an outbound call's prompt", () => {
+  it("runs the prompt the request names and records its version; an unknown one is 422 and dials nothing", async () => {
+    const { token } = await tenantWithNumbers([{ carrier: "twilio", provider: "local", instructions: "The number's own." }]);
+    const prompt = await createPrompt(token, { name: "Outbound", instructions: "Outbound version one." });
+    const to = randomE164();
+    const placed = await api("/api/v1/calls", { method: "POST", token, body: { to, carrier: "twilio", promptId: prompt.id } });
+    expect(placed.status).toBe(201);
+    const { sessionId } = (await placed.json()) as { sessionId: string };
+    expect(await sessionPrompt(token, sessionId)).toEqual({ id: prompt.id, version: 1 });
+    const detail = (await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { instructions: string };
+    expect(detail.instructions).toBe("Outbound version one.");
+
+    const unknown = randomE164();
+    const refused = await api("/api/v1/calls", {
+      method: "POST",
+      token,
+      body: { to: unknown, carrier: "twilio", promptId: crypto.randomUUID() },
+    });
+    expect(refused.status).toBe(422);
+    expect(await simRequests({ carrier: "twilio", to: unknown })).toEqual([]);
   });
 });
 
