@@ -1,7 +1,7 @@
 import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
-import type { PromptRef } from "../../workers/shared/prompts.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { CallLedger } from "./call-ledger.ts";
 import type { CarrierLink } from "./carrier-link.ts";

@@ -1,5 +1,5 @@
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
-import type { PromptRef } from "../../workers/shared/prompts.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 
 /**

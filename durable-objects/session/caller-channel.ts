@@ -1,4 +1,4 @@
-import type { PromptRef } from "../../workers/shared/prompts.ts";
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";

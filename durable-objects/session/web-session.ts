@@ -1,8 +1,8 @@
 import { eq } from "drizzle-orm";
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import { sessions } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol.ts";
-import type { PromptRef } from "../../workers/shared/prompts.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { LiveSockets } from "../live/live-sockets.ts";
 import { base64Capacity, decodeBase64Into } from "../media/audio/pcm16.ts";

@@ -1,8 +1,8 @@
 import { asc } from "drizzle-orm";
+import { currentPrompt, promptRefOf, requirePrompt } from "../shared/db/prompts.ts";
 import { CARRIERS, type Carrier, phoneNumbers } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { badRequest, conflict } from "../shared/errors.ts";
-import { currentPrompt, promptRefOf, requirePrompt } from "../shared/prompts.ts";
 import { callObject } from "../shared/session-ids.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../shared/settings.ts";
 

@@ -6,9 +6,9 @@ import { publicRouter } from "../http/router.ts";
 import { numberInUse } from "../identity/accounts.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { forgetNumber } from "../shared/db/directory.ts";
+import { requirePrompt } from "../shared/db/prompts.ts";
 import { CARRIERS, PROVIDER_NAMES, phoneNumbers, TELNYX_CODECS } from "../shared/db/schema.ts";
 import { badRequest, conflict, notFound } from "../shared/errors.ts";
-import { requirePrompt } from "../shared/prompts.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 

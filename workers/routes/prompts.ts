@@ -5,12 +5,11 @@ import type { AppEnv } from "../http/context.ts";
 import { errorResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { database } from "../shared/db/client.ts";
 import { forgetNumber } from "../shared/db/directory.ts";
 import { creatorOf } from "../shared/db/principal-standing.ts";
+import { promptsWithCurrentVersion, TOOL_NAMES } from "../shared/db/prompts.ts";
 import { phoneNumbers, prompts, promptVersions } from "../shared/db/schema.ts";
 import { notFound } from "../shared/errors.ts";
-import { currentVersionJoin, TOOL_NAMES } from "../shared/prompts.ts";
 
 /**
  * Versioned agent prompts. A version is never changed: a new one is appended (and becomes current), a rollback moves
@@ -121,13 +120,8 @@ const rollbackRoute = protectedRoute("prompts:write", {
 
 type Ctx = Context<AppEnv>;
 
-/** Prompts joined to their current versions; the caller adds the tenant's condition (scope.where). */
-const withCurrentVersion = (c: Ctx) => database(c.env.DB).select().from(prompts).innerJoin(promptVersions, currentVersionJoin).$dynamic();
-
 async function load(c: Ctx, id: string): Promise<{ prompt: PromptRow; current: VersionRow }> {
-  const [row] = await withCurrentVersion(c)
-    .where(c.get("scope").where(prompts, eq(prompts.id, id)))
-    .limit(1);
+  const [row] = await promptsWithCurrentVersion(c.env, c.get("scope"), eq(prompts.id, id)).limit(1);
   if (!row) throw notFound("Prompt");
   return { prompt: row.prompts, current: row.prompt_versions };
 }
@@ -167,7 +161,7 @@ export const promptRoutes = publicRouter()
     return c.json(present({ ...prompt, tenantId: scope.tenantId }, { ...version, tenantId: scope.tenantId }), 201);
   })
   .openapi(listRoute, async (c) => {
-    const rows = await withCurrentVersion(c).where(c.get("scope").where(prompts)).orderBy(asc(prompts.name), asc(prompts.id));
+    const rows = await promptsWithCurrentVersion(c.env, c.get("scope")).orderBy(asc(prompts.name), asc(prompts.id));
     return c.json({ items: rows.map((row) => present(row.prompts, row.prompt_versions)) }, 200);
   })
   .openapi(getRoute, async (c) => {

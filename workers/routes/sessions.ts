@@ -4,6 +4,7 @@ import { concurrencyLimitResponse, errorResponse, jsonBody, jsonResponse, notFou
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { creatorOf } from "../shared/db/principal-standing.ts";
+import { promptRefOf, requirePrompt } from "../shared/db/prompts.ts";
 import {
   calls,
   PROVIDER_NAMES,
@@ -16,7 +17,6 @@ import {
 } from "../shared/db/schema.ts";
 import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
-import { promptRefOf, requirePrompt } from "../shared/prompts.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
 import { callObject, SESSION_ID } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";

@@ -1,5 +1,5 @@
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { TOOL_NAMES } from "../../../workers/shared/prompts.ts";
+import { TOOL_NAMES } from "../../../workers/shared/db/prompts.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import {
   d1Count,

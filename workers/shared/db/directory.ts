@@ -2,9 +2,9 @@ import { and, eq } from "drizzle-orm";
 import { reasonOf } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { metrics } from "../observability/metrics.ts";
-import { currentVersionFields, currentVersionJoin, type PromptRef } from "../prompts.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
+import { currentVersionFields, currentVersionJoin, type PromptRef } from "./prompts.ts";
 import { type Carrier, calls, phoneNumbers, prompts, promptVersions } from "./schema.ts";
 
 /**

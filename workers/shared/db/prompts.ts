@@ -1,8 +1,8 @@
-import { and, eq } from "drizzle-orm";
-import { database } from "./db/client.ts";
-import { prompts, promptVersions } from "./db/schema.ts";
-import type { TenantScope } from "./db/tenant-scope.ts";
-import { AppError } from "./errors.ts";
+import { and, eq, type SQL } from "drizzle-orm";
+import { AppError } from "../errors.ts";
+import { database } from "./client.ts";
+import { prompts, promptVersions } from "./schema.ts";
+import type { TenantScope } from "./tenant-scope.ts";
 
 /**
  * Versioned agent prompts: what a session runs is resolved once, at its start, from the prompt's current version, and
@@ -55,6 +55,16 @@ export const currentVersionFields = {
 };
 
 export const currentVersionJoin = and(eq(promptVersions.promptId, prompts.id), eq(promptVersions.version, prompts.currentVersion));
+
+/** The tenant's prompts (those matching `conditions`) joined to their current versions. */
+export function promptsWithCurrentVersion(env: Env, scope: TenantScope, ...conditions: (SQL | undefined)[]) {
+  return database(env.DB)
+    .select()
+    .from(prompts)
+    .innerJoin(promptVersions, currentVersionJoin)
+    .where(scope.where(prompts, ...conditions))
+    .$dynamic();
+}
 
 /** The prompt's current version, or null when the tenant has no such prompt (another tenant's is not found). */
 export async function currentPrompt(env: Env, scope: TenantScope, promptId: string): Promise<ResolvedPrompt | null> {
