@@ -5,6 +5,7 @@ import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
+import type { PromptRef } from "../workers/shared/db/prompts.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
@@ -62,7 +63,7 @@ export interface OpenCallInput {
   tenantId: string;
   correlationId: string;
   event: CarrierEvent;
-  route: { provider: ProviderName | null; instructions: string | null; codec: "PCMU" | "PCMA" };
+  route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
 }
 
 export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
@@ -240,6 +241,7 @@ export class CallSession extends DurableObject<Env> {
           to: event.to ?? "unknown",
           provider: provider ?? input.route.provider ?? "local",
           instructions: input.route.instructions,
+          prompt: input.route.prompt,
           codec: input.route.codec,
           correlationId: input.correlationId,
           answerCommanded: false,
@@ -542,9 +544,11 @@ export class CallSession extends DurableObject<Env> {
     const session = channel?.identity();
     if (this.voice || !channel || !session || session.ended) return this.voice;
     const settings = parseSettings(this.env).values;
+    this.tools.limitTo(session.prompt?.tools ?? null);
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
+      ...(session.prompt?.voice && { voice: session.prompt.voice }),
       callerContext: session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : undefined,
       callAudio: channel.callAudio,
       correlationId: session.correlationId,

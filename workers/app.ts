@@ -19,6 +19,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { paymentRoutes } from "./routes/payments.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { productRoutes } from "./routes/products.ts";
+import { promptRoutes } from "./routes/prompts.ts";
 import { providerRoutes } from "./routes/providers.ts";
 import { reminderRoutes } from "./routes/reminders.ts";
 import { sessionAnalysisRoutes } from "./routes/session-analysis.ts";
@@ -67,6 +68,7 @@ export function buildApp() {
     sessionLiveRoutes,
     providerRoutes,
     tenantSettingsRoutes,
+    promptRoutes,
     customerRoutes,
     productRoutes,
     invoiceRoutes,

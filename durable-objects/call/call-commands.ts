@@ -1,4 +1,5 @@
 import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
@@ -14,6 +15,7 @@ export interface PlaceCallInput {
   to: string;
   provider: ProviderName;
   instructions: string | null;
+  prompt: PromptRef | null;
   codec: "PCMU" | "PCMA";
   /** Carriers to try in order, each with the caller id to present on it. */
   candidates: Array<{ carrier: Carrier; from: string }>;
@@ -61,6 +63,7 @@ export async function placeCall(ledger: CallLedger, link: () => CarrierLink, inp
         to: input.to,
         provider: input.provider,
         instructions: input.instructions,
+        prompt: input.prompt,
         codec: input.codec,
         correlationId: input.correlationId,
         answerCommanded: true,

@@ -1,3 +1,4 @@
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 
@@ -23,6 +24,8 @@ export interface CallRecord {
   updatedAt: number;
   provider: ProviderName;
   instructions: string | null;
+  /** The prompt version the instructions came from; absent on records written before prompts existed. */
+  prompt?: PromptRef | null;
   codec: "PCMU" | "PCMA";
   correlationId: string;
   lastCarrierSequence: number | null;

@@ -7,31 +7,35 @@ import type { CallEventRow, CallRecord } from "./call-store.ts";
 /** The value a conflicting insert proposed for this column (SQLite's `excluded`). */
 const excluded = (column: Column) => sql`excluded.${sql.identifier(column.name)}`;
 
-const upsertSession = new CompiledWrite<"id" | "status" | "provider" | "instructions" | "correlationId" | "createdAt" | "endedAt">(
-  (db, value, tenant) =>
-    db
-      .insert(sessions)
-      .values({
-        id: value("id"),
-        tenantId: tenant,
-        channel: "phone",
-        status: value("status"),
-        provider: value("provider"),
-        instructions: value("instructions"),
-        correlationId: value("correlationId"),
-        createdAt: value("createdAt"),
-        endedAt: value("endedAt"),
-      })
-      .onConflictDoUpdate({
-        target: sessions.id,
-        set: {
-          status: excluded(sessions.status),
-          provider: excluded(sessions.provider),
-          instructions: excluded(sessions.instructions),
-          correlationId: excluded(sessions.correlationId),
-          endedAt: excluded(sessions.endedAt),
-        },
-      }),
+// The prompt columns are written by the insert only: a session's prompt version is fixed at its start.
+const upsertSession = new CompiledWrite<
+  "id" | "status" | "provider" | "instructions" | "promptId" | "promptVersion" | "correlationId" | "createdAt" | "endedAt"
+>((db, value, tenant) =>
+  db
+    .insert(sessions)
+    .values({
+      id: value("id"),
+      tenantId: tenant,
+      channel: "phone",
+      status: value("status"),
+      provider: value("provider"),
+      instructions: value("instructions"),
+      promptId: value("promptId"),
+      promptVersion: value("promptVersion"),
+      correlationId: value("correlationId"),
+      createdAt: value("createdAt"),
+      endedAt: value("endedAt"),
+    })
+    .onConflictDoUpdate({
+      target: sessions.id,
+      set: {
+        status: excluded(sessions.status),
+        provider: excluded(sessions.provider),
+        instructions: excluded(sessions.instructions),
+        correlationId: excluded(sessions.correlationId),
+        endedAt: excluded(sessions.endedAt),
+      },
+    }),
 );
 
 type CallColumn =
@@ -124,6 +128,8 @@ export async function syncToD1(env: Env, record: CallRecord, events: CallEventRo
       status: ended ? "ended" : "active",
       provider: record.provider,
       instructions: record.instructions,
+      promptId: record.prompt?.id ?? null,
+      promptVersion: record.prompt?.version ?? null,
       correlationId: record.correlationId,
       createdAt: record.createdAt,
       endedAt: ended ? record.endedAt : null,

@@ -30,6 +30,7 @@ export function phoneChannel(parts: PhoneChannelParts): CallerChannel {
         tenantId: record.tenantId,
         provider: record.provider,
         instructions: record.instructions,
+        prompt: record.prompt ?? null,
         metadata: { channel: "phone", direction: record.direction, from: record.from, to: record.to, carrier: record.carrier },
         correlationId: record.correlationId,
         ended: isTerminal(record.status),

@@ -1,3 +1,4 @@
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
@@ -9,6 +10,8 @@ export interface SessionIdentity {
   tenantId: string;
   provider: ProviderName;
   instructions: string | null;
+  /** The prompt version the session runs (its voice and tool allow-list apply), or null. */
+  prompt: PromptRef | null;
   metadata: Record<string, string | number | boolean>;
   correlationId: string;
   ended: boolean;

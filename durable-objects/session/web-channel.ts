@@ -24,6 +24,7 @@ export function webChannel(parts: WebChannelParts): CallerChannel {
         tenantId: web.tenantId,
         provider: web.provider,
         instructions: web.instructions,
+        prompt: web.prompt ?? null,
         metadata: { channel: "web", ...web.metadata },
         correlationId: web.correlationId,
         ended: web.status === "ended",

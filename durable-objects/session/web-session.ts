@@ -1,4 +1,5 @@
 import { eq } from "drizzle-orm";
+import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import { sessions } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { BROWSER_AUDIO_RATE } from "../../workers/shared/live-protocol.ts";
@@ -16,6 +17,8 @@ export interface WebSessionRecord {
   tenantId: string;
   provider: ProviderName;
   instructions: string | null;
+  /** The prompt version the session runs; absent on records written before prompts existed. */
+  prompt?: PromptRef | null;
   metadata: SessionMetadata;
   correlationId: string;
   createdAt: number;

@@ -67,6 +67,8 @@ export interface ToolOutcome {
 
 export class ToolRunner {
   private readonly tools = new Map<string, Tool<z.ZodType>>();
+  /** The session's prompt's allow-list (null: every tool): the others are neither offered nor run. */
+  private allowed: ReadonlySet<string> | null = null;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -79,8 +81,17 @@ export class ToolRunner {
     );
   }
 
+  /** Restricts the session to these tools (a prompt's allow-list); null lifts the restriction. */
+  limitTo(names: readonly string[] | null): void {
+    this.allowed = names && new Set(names);
+  }
+
   definitions(): ToolDefinition[] {
-    return [...this.tools.values()].map((t) => t.definition);
+    return [...this.tools.values()].filter((t) => this.allows(t.definition.name)).map((t) => t.definition);
+  }
+
+  private allows(name: string): boolean {
+    return this.allowed === null || this.allowed.has(name);
   }
 
   async run(callId: string, name: string, rawArguments: string, host: ToolHost): Promise<ToolOutcome> {
@@ -118,7 +129,8 @@ export class ToolRunner {
   }
 
   private async execute(name: string, rawArguments: string, host: ToolHost): Promise<Omit<ToolOutcome, "replayed">> {
-    const t = this.tools.get(name);
+    // A tool outside the allow-list is unknown to this session, even if a provider names it anyway.
+    const t = this.allows(name) ? this.tools.get(name) : undefined;
     if (!t) return failed(`unknown tool ${name.slice(0, 64)}`);
     let parsedJson: unknown;
     try {

@@ -75,6 +75,8 @@ export interface SwitchResult {
 export interface VoiceSessionOptions {
   provider: ProviderName;
   instructions: string;
+  /** The voice to speak with (the session's prompt's), passed to each provider as is; absent: the provider's default. */
+  voice?: string;
   /**
    * What the agent should know before it answers, found off the media path (the caller recognised by their number,
    * voice/caller-context.ts): the first dial waits for it, so it rides the instructions of every provider session

@@ -359,6 +359,7 @@ export class VoiceSession implements ToolHost {
     return {
       instructions: this.instructions + this.sentimentNote(),
       tools: this.options.tools.definitions(),
+      ...(this.options.voice && { voice: this.options.voice }),
       history,
       callAudio: this.options.callAudio,
       correlationId: this.options.correlationId,

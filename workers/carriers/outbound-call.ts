@@ -1,4 +1,5 @@
 import { asc } from "drizzle-orm";
+import { currentPrompt, promptRefOf, requirePrompt } from "../shared/db/prompts.ts";
 import { CARRIERS, type Carrier, phoneNumbers } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { badRequest, conflict } from "../shared/errors.ts";
@@ -17,6 +18,8 @@ export interface OutboundCallRequest {
   provider?: ProviderName;
   /** The agent's instructions for this call; absent, those of the number called from. */
   instructions?: string;
+  /** The prompt to run (its current version); absent, the prompt of the number called from, if it has one. */
+  promptId?: string;
   correlationId: string;
 }
 
@@ -58,15 +61,23 @@ export async function placeOutboundCall(
 ): Promise<{ sessionId: string; result: PlacedCall }> {
   const { candidates, numberOf } = await callerIds(env, scope, request);
   if (candidates.length === 0) throw conflict("no_caller_id", "The tenant has no number on a configured carrier to call from");
-  const sessionId = crypto.randomUUID();
   const first = numberOf(candidates[0]!.from);
+  const promptId = request.promptId ?? first?.promptId;
+  // A prompt the request names must exist (422); one a number names and that is gone falls back to its instructions.
+  const prompt = request.promptId
+    ? await requirePrompt(env, scope, request.promptId)
+    : promptId
+      ? await currentPrompt(env, scope, promptId)
+      : null;
+  const sessionId = crypto.randomUUID();
   const result = await callObject(env, sessionId).placeCall({
     sessionId,
     tenantId: scope.tenantId,
     correlationId: request.correlationId,
     to: request.to,
     provider: request.provider ?? first?.provider ?? parseSettings(env).values.DEFAULT_PROVIDER ?? "local",
-    instructions: request.instructions ?? first?.instructions ?? null,
+    instructions: prompt?.instructions ?? request.instructions ?? first?.instructions ?? null,
+    prompt: prompt && promptRefOf(prompt),
     codec: first?.codec ?? "PCMU",
     candidates,
   });

@@ -30,6 +30,10 @@ export const PERMISSIONS = {
   "payments:write": ["admin", "supervisor", "agent"],
   "reminders:write": ["admin", "supervisor", "agent"],
   "products:write": ["admin"],
+  // Agents read the prompts their calls run (to know what the agent was told); viewers see sessions, not scripts.
+  // Changing what every future call is told is a supervisor's or an admin's decision.
+  "prompts:read": ["admin", "supervisor", "agent"],
+  "prompts:write": ["admin", "supervisor"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

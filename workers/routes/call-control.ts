@@ -2,7 +2,15 @@ import { z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { ControlResult } from "../../durable-objects/call/call-commands.ts";
 import { placeOutboundCall } from "../carriers/outbound-call.ts";
-import { concurrencyLimitResponse, conflictResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import {
+  concurrencyLimitResponse,
+  conflictResponse,
+  errorResponse,
+  jsonBody,
+  jsonResponse,
+  notFoundResponse,
+  protectedRoute,
+} from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { CALL_STATUSES, CARRIERS, calls } from "../shared/db/schema.ts";
@@ -30,7 +38,13 @@ const placeRoute = protectedRoute("calls:create", {
   tags: ["calls"],
   summary: "Place an outbound call; fails over to the other carrier when the chosen one's API is down",
   request: jsonBody(
-    z.strictObject({ to: e164, from: e164.optional(), carrier: z.enum(CARRIERS).optional(), provider: providerSchema.optional() }),
+    z.strictObject({
+      to: e164,
+      from: e164.optional(),
+      carrier: z.enum(CARRIERS).optional(),
+      provider: providerSchema.optional(),
+      promptId: z.uuid().optional().describe("a prompt of the tenant's; absent: the calling number's prompt or instructions"),
+    }),
   ),
   responses: {
     201: jsonResponse(placedSchema, "Placed (the response names the carrier that took it)"),
@@ -38,6 +52,7 @@ const placeRoute = protectedRoute("calls:create", {
     503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was dialled"),
     ...concurrencyLimitResponse,
     ...conflictResponse,
+    422: errorResponse("promptId names no prompt of the tenant's"),
   },
 });
 

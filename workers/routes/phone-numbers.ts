@@ -6,8 +6,9 @@ import { publicRouter } from "../http/router.ts";
 import { numberInUse } from "../identity/accounts.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { forgetNumber } from "../shared/db/directory.ts";
+import { requirePrompt } from "../shared/db/prompts.ts";
 import { CARRIERS, PROVIDER_NAMES, phoneNumbers, TELNYX_CODECS } from "../shared/db/schema.ts";
-import { conflict, notFound } from "../shared/errors.ts";
+import { badRequest, conflict, notFound } from "../shared/errors.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 
@@ -18,6 +19,7 @@ const phoneNumberSchema = z
     carrier: z.enum(CARRIERS),
     provider: z.enum(PROVIDER_NAMES).nullable(),
     instructions: z.string().nullable(),
+    promptId: z.string().nullable().describe("the prompt calls to this number run (its current version); wins over instructions"),
     codec: z.enum(TELNYX_CODECS),
     createdAt: z.string(),
   })
@@ -44,13 +46,14 @@ const createRoute = protectedRoute("phone_numbers:write", {
       carrier: z.enum(CARRIERS),
       provider: z.enum(PROVIDER_NAMES).optional(),
       instructions: z.string().max(8000).optional(),
+      promptId: z.uuid().optional().describe("a prompt of the tenant's (POST /api/v1/prompts)"),
       codec: z.enum(TELNYX_CODECS).optional(),
     }),
   ),
   responses: {
     201: jsonResponse(phoneNumberSchema, "Created"),
     ...conflictResponse,
-    422: errorResponse("The number is not on the platform's account at the carrier"),
+    422: errorResponse("The number is not on the platform's account at the carrier, or promptId names no prompt of the tenant's"),
     503: errorResponse("The carrier could not confirm the number (or is not configured)"),
   },
 });
@@ -61,6 +64,29 @@ const listRoute = protectedRoute("phone_numbers:read", {
   tags: ["phone numbers"],
   summary: "The tenant's numbers",
   responses: { 200: jsonResponse(z.object({ items: z.array(phoneNumberSchema) }), "Numbers") },
+});
+
+const patchRoute = protectedRoute("phone_numbers:write", {
+  method: "patch",
+  path: "/api/v1/phone-numbers/{id}",
+  tags: ["phone numbers"],
+  summary: "Change what calls to a number run (provider, instructions, prompt, codec); null clears a field",
+  request: {
+    params: idParam,
+    ...jsonBody(
+      z.strictObject({
+        provider: z.enum(PROVIDER_NAMES).nullable().optional(),
+        instructions: z.string().max(8000).nullable().optional(),
+        promptId: z.uuid().nullable().optional(),
+        codec: z.enum(TELNYX_CODECS).optional(),
+      }),
+    ),
+  },
+  responses: {
+    200: jsonResponse(phoneNumberSchema, "The number after the change"),
+    ...notFoundResponse,
+    422: errorResponse("promptId names no prompt of the tenant's"),
+  },
 });
 
 const deleteRoute = protectedRoute("phone_numbers:write", {
@@ -78,6 +104,7 @@ export const phoneNumberRoutes = publicRouter()
     const scope = c.get("scope");
     // Numbers are unique across tenants: a call to a number must resolve to exactly one tenant.
     if (await numberInUse(c.env, body.e164)) throw conflict("number_taken", "This number is already attached");
+    if (body.promptId) await requirePrompt(c.env, scope, body.promptId);
     await assertNumberOnAccount(c.env, c.get("log"), body.carrier, body.e164);
     const row = {
       id: crypto.randomUUID(),
@@ -85,6 +112,7 @@ export const phoneNumberRoutes = publicRouter()
       carrier: body.carrier,
       provider: body.provider ?? null,
       instructions: body.instructions ?? null,
+      promptId: body.promptId ?? null,
       codec: body.codec ?? ("PCMU" as const),
       createdAt: Date.now(),
     };
@@ -95,7 +123,7 @@ export const phoneNumberRoutes = publicRouter()
         targetType: "phone_number",
         targetId: row.id,
         outcome: "success",
-        details: { e164: row.e164, carrier: row.carrier },
+        details: { e164: row.e164, carrier: row.carrier, promptId: row.promptId },
       }),
     ]);
     await forgetNumber(c.env, c.get("log"), row.e164);
@@ -104,6 +132,28 @@ export const phoneNumberRoutes = publicRouter()
   .openapi(listRoute, async (c) => {
     const rows = (await c.get("scope").select(phoneNumbers).orderBy(asc(phoneNumbers.e164))) as Row[];
     return c.json({ items: rows.map(present) }, 200);
+  })
+  .openapi(patchRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const change = c.req.valid("json");
+    if (Object.keys(change).length === 0) throw badRequest("empty_change", "Give at least one field to change");
+    const scope = c.get("scope");
+    const [row] = (await scope.select(phoneNumbers, eq(phoneNumbers.id, id))) as Row[];
+    if (!row) throw notFound("Phone number");
+    if (change.promptId) await requirePrompt(c.env, scope, change.promptId);
+    await scope.batch([
+      scope.update(phoneNumbers, change, eq(phoneNumbers.id, id)),
+      auditFromRequest(c, {
+        action: "phone_number.update",
+        targetType: "phone_number",
+        targetId: id,
+        outcome: "success",
+        // Which fields changed, and the prompt named; instructions are the tenant's script, not audit material.
+        details: { e164: row.e164, fields: Object.keys(change), promptId: change.promptId },
+      }),
+    ]);
+    await forgetNumber(c.env, c.get("log"), row.e164);
+    return c.json(present({ ...row, ...change }), 200);
   })
   .openapi(deleteRoute, async (c) => {
     const { id } = c.req.valid("param");

@@ -1,9 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
-import { concurrencyLimitResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
+import { concurrencyLimitResponse, errorResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { creatorOf } from "../shared/db/principal-standing.ts";
+import { promptRefOf, requirePrompt } from "../shared/db/prompts.ts";
 import {
   calls,
   PROVIDER_NAMES,
@@ -43,6 +44,10 @@ const sessionSchema = z
     status: z.enum(SESSION_STATUSES),
     provider: z.enum(PROVIDER_NAMES),
     instructions: z.string().nullable(),
+    prompt: z
+      .object({ id: z.string(), version: z.number().int() })
+      .nullable()
+      .describe("the prompt and the version of it the session runs (fixed at its start); null when it runs none"),
     metadata: z
       .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
       .describe("context given to the agent and carried across provider switches"),
@@ -140,6 +145,7 @@ export const presentSession = (row: SessionRow): z.infer<typeof sessionSchema> =
   status: row.status,
   provider: row.provider,
   instructions: row.instructions,
+  prompt: row.promptId !== null && row.promptVersion !== null ? { id: row.promptId, version: row.promptVersion } : null,
   metadata: row.metadata ?? {},
   correlationId: row.correlationId,
   createdAt: new Date(row.createdAt).toISOString(),
@@ -191,6 +197,7 @@ const createRoute = protectedRoute("sessions:create", {
     z.strictObject({
       provider: providerSchema.optional().describe("default: DEFAULT_PROVIDER, else local"),
       instructions: z.string().min(1).max(8_000).optional().describe("the agent's instructions (system prompt)"),
+      promptId: z.uuid().optional().describe("a prompt of the tenant's: its current version's instructions; wins over instructions"),
       metadata: z
         .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/), z.union([z.string().max(500), z.number(), z.boolean()]))
         .refine((value) => Object.keys(value).length <= 20, { error: "at most 20 entries" })
@@ -203,6 +210,7 @@ const createRoute = protectedRoute("sessions:create", {
     502: jsonResponse(z.unknown(), "The session's object could not be started"),
     503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was started"),
     ...concurrencyLimitResponse,
+    422: errorResponse("promptId names no prompt of the tenant's"),
   },
 });
 
@@ -211,6 +219,7 @@ export const sessionReadRoutes = publicRouter()
     const body = c.req.valid("json");
     const scope = c.get("scope");
     const id = crypto.randomUUID();
+    const prompt = body.promptId ? await requirePrompt(c.env, scope, body.promptId) : null;
     const provider = await providerForNewSession(c.env, body.provider ?? null);
     const metadata = body.metadata ?? {};
     const row = {
@@ -218,7 +227,9 @@ export const sessionReadRoutes = publicRouter()
       channel: "web" as const,
       status: "active" as const,
       provider,
-      instructions: body.instructions ?? null,
+      instructions: prompt?.instructions ?? body.instructions ?? null,
+      promptId: prompt?.id ?? null,
+      promptVersion: prompt?.version ?? null,
       metadata,
       correlationId: c.get("correlationId"),
       createdBy: creatorOf(c.get("principal")),
@@ -234,6 +245,7 @@ export const sessionReadRoutes = publicRouter()
         tenantId: scope.tenantId,
         provider,
         instructions: row.instructions,
+        prompt: prompt && promptRefOf(prompt),
         metadata,
         correlationId: row.correlationId,
       })
@@ -251,7 +263,7 @@ export const sessionReadRoutes = publicRouter()
       targetType: "session",
       targetId: id,
       outcome: opened.ok ? "success" : "failure",
-      details: { provider },
+      details: { provider, ...(prompt && { prompt: { id: prompt.id, version: prompt.version } }) },
     });
     if (!opened.ok) throw new AppError(502, "session_unavailable", "The session could not be started", "dependency");
     const live = {

@@ -29,6 +29,8 @@ const GRANTS: Record<Role, readonly string[]> = {
     "payments:write",
     "reminders:write",
     "products:write",
+    "prompts:read",
+    "prompts:write",
   ],
   supervisor: [
     "phone_numbers:read",
@@ -47,6 +49,8 @@ const GRANTS: Record<Role, readonly string[]> = {
     "invoices:write",
     "payments:write",
     "reminders:write",
+    "prompts:read",
+    "prompts:write",
   ],
   agent: [
     "calls:read",
@@ -63,6 +67,7 @@ const GRANTS: Record<Role, readonly string[]> = {
     "invoices:write",
     "payments:write",
     "reminders:write",
+    "prompts:read",
   ],
   viewer: ["calls:read", "sessions:read", "providers:read", "self:manage", "tenant_settings:read", "business:read"],
 };

@@ -139,6 +139,7 @@ describe("GET /api/v1/sessions", () => {
       status: "ended",
       provider: "gemini",
       instructions: null,
+      prompt: null,
       metadata: {},
       correlationId: expect.any(String),
       createdAt: new Date(T + 2_000).toISOString(),

@@ -71,6 +71,15 @@ const FIXTURES: Record<string, Fixture> = {
     },
     snapshot: rowOf("reminders"),
   },
+  "/api/v1/prompts/{id}": {
+    create: async (_tenantId, adminToken) =>
+      idOf(await api("/api/v1/prompts", { method: "POST", token: adminToken, body: { name: "B's", instructions: "B's agent." } })),
+    // The prompt and its versions: neither a new version nor a rollback may reach B's.
+    snapshot: async (id) => ({
+      prompt: await rowOf("prompts")(id),
+      versions: (await env.DB.prepare("SELECT * FROM prompt_versions WHERE prompt_id = ?").bind(id).all()).results,
+    }),
+  },
 };
 
 const idOf = async (response: Response) => ((await response.json()) as { id: string }).id;
@@ -87,8 +96,11 @@ async function phoneNumberIn(adminToken: string, carrier = "twilio") {
 function sampleBody(method: string, path: string): unknown {
   if (method === "PATCH" && path.startsWith("/api/v1/customers/")) return { name: "Renamed" };
   if (method === "PATCH" && path.startsWith("/api/v1/products/")) return { unitPrice: 100 };
+  if (method === "PATCH" && path.startsWith("/api/v1/phone-numbers/")) return { codec: "PCMA" };
   if (method === "PATCH") return { role: "viewer" };
   if (path.endsWith("/void")) return {};
+  if (path.endsWith("/versions")) return { instructions: "A's agent." };
+  if (path.endsWith("/rollback")) return { version: 1 };
   if (path.endsWith("/transfer")) return { to: "+15550001111" };
   if (path.endsWith("/switch-provider")) return { provider: "gemini" };
   return undefined;

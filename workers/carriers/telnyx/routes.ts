@@ -42,7 +42,7 @@ async function webhook(c: Context<CarrierEnv>) {
       tenantId: number.tenantId,
       correlationId,
       event,
-      route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
+      route: { provider: number.provider, instructions: number.instructions, prompt: number.prompt ?? null, codec: number.codec },
     });
     return c.json({ received: true }, 200);
   }

@@ -55,7 +55,7 @@ async function voice(c: Context<CarrierEnv>) {
     tenantId: number.tenantId,
     correlationId,
     event,
-    route: { provider: number.provider, instructions: number.instructions, codec: number.codec },
+    route: { provider: number.provider, instructions: number.instructions, prompt: number.prompt ?? null, codec: number.codec },
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   if (result.kind === "duplicate") {

@@ -4,7 +4,8 @@ import type { Logger } from "../logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
-import { type Carrier, calls, phoneNumbers } from "./schema.ts";
+import { currentVersionFields, currentVersionJoin, type PromptRef } from "./prompts.ts";
+import { type Carrier, calls, phoneNumbers, prompts, promptVersions } from "./schema.ts";
 
 /**
  * Cross-tenant lookups that carrier webhooks need before they know the tenant: number → tenant and carrier call →
@@ -18,7 +19,9 @@ export interface NumberRoute {
   numberId: string;
   carrier: Carrier;
   provider: ProviderName | null;
+  /** The number's prompt's current version when the route was read (cached with it; prompt moves drop the cache). */
   instructions: string | null;
+  prompt: PromptRef | null;
   codec: "PCMU" | "PCMA";
 }
 
@@ -45,17 +48,26 @@ async function cached<T>(env: Env, kind: "number" | "carrier_call", key: string,
 
 export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | null> {
   return cached(env, "number", numberKey(e164), async () => {
-    const [row] = await database(env.DB).select().from(phoneNumbers).where(eq(phoneNumbers.e164, e164)).limit(1);
-    return row
-      ? {
-          tenantId: row.tenantId,
-          numberId: row.id,
-          carrier: row.carrier,
-          provider: row.provider,
-          instructions: row.instructions,
-          codec: row.codec,
-        }
-      : null;
+    // The number's prompt rides the same query (same tenant only), so a prompt costs the answering path no round trip.
+    const [row] = await database(env.DB)
+      .select({ number: phoneNumbers, prompt: currentVersionFields })
+      .from(phoneNumbers)
+      .leftJoin(prompts, and(eq(prompts.id, phoneNumbers.promptId), eq(prompts.tenantId, phoneNumbers.tenantId)))
+      .leftJoin(promptVersions, currentVersionJoin)
+      .where(eq(phoneNumbers.e164, e164))
+      .limit(1);
+    if (!row) return null;
+    const { number, prompt } = row;
+    return {
+      tenantId: number.tenantId,
+      numberId: number.id,
+      carrier: number.carrier,
+      provider: number.provider,
+      instructions: prompt?.instructions ?? number.instructions,
+      prompt:
+        prompt?.id && prompt.version !== null ? { id: prompt.id, version: prompt.version, voice: prompt.voice, tools: prompt.tools } : null,
+      codec: number.codec,
+    };
   });
 }
 

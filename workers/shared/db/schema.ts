@@ -145,11 +145,50 @@ export const phoneNumbers = sqliteTable(
     carrier: text("carrier", { enum: CARRIERS }).notNull(),
     provider: text("provider", { enum: PROVIDER_NAMES }),
     instructions: text("instructions"),
+    // The versioned prompt calls to this number run (its current version at each call's start); wins over `instructions`.
+    promptId: text("prompt_id"),
     // Telnyx streaming codec for calls on this number.
     codec: text("codec", { enum: TELNYX_CODECS }).notNull().default("PCMU"),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [uniqueIndex("phone_numbers_e164_unique").on(t.e164), index("phone_numbers_tenant_idx").on(t.tenantId)],
+);
+
+/** A tenant's agent prompt: a name and a pointer to its current version (moved by a new version or a rollback). */
+export const prompts = sqliteTable(
+  "prompts",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    currentVersion: integer("current_version").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("prompts_tenant_idx").on(t.tenantId)],
+);
+
+/** A prompt's versions, numbered from 1 per prompt; never updated, so a session's recorded version means one text. */
+export const promptVersions = sqliteTable(
+  "prompt_versions",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    promptId: text("prompt_id")
+      .notNull()
+      .references(() => prompts.id),
+    version: integer("version").notNull(),
+    instructions: text("instructions").notNull(),
+    voice: text("voice"),
+    // Tool names the agent may use; null: every tool.
+    tools: text("tools", { mode: "json" }).$type<string[]>(),
+    createdBy: text("created_by"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.promptId, t.version] }), index("prompt_versions_tenant_idx").on(t.tenantId)],
 );
 
 export const SESSION_CHANNELS = ["phone", "web"] as const;
@@ -169,6 +208,9 @@ export const sessions = sqliteTable(
     instructions: text("instructions"),
     // Context the agent is given with its instructions, carried across provider switches (web sessions: from the API).
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string | number | boolean>>(),
+    // The prompt and the version of it the session started with (a later rollback does not change a running session).
+    promptId: text("prompt_id"),
+    promptVersion: integer("prompt_version"),
     correlationId: text("correlation_id").notNull(),
     // `user:<id>` or `api_key:<id>` for a web session (only it may join as the caller without sessions:supervise).
     createdBy: text("created_by"),
