@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { piiRedactionSchema } from "./pii.ts";
+import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
 import { tenantSettings } from "./db/schema.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
 
@@ -102,4 +102,16 @@ export function writeTenantSettings(scope: TenantScope, settings: TenantSettings
   return scope
     .insert(tenantSettings, { settings, updatedAt: now })
     .onConflictDoUpdate({ target: tenantSettings.tenantId, set: { settings, updatedAt: now } });
+}
+
+/**
+ * The tenant's PII masker (identity when `piiRedaction` is off). Fails closed: settings that cannot be read (D1
+ * failing, a document that no longer parses) mask, so a tenant that asked for masking never has a plain copy stored.
+ */
+export async function readPiiMasker(scope: TenantScope): Promise<(text: string) => string> {
+  try {
+    return maskerFor((await readTenantSettings(scope)).piiRedaction);
+  } catch {
+    return maskPii;
+  }
 }
