@@ -30,6 +30,8 @@ export const PERMISSIONS = {
   "payments:write": ["admin", "supervisor", "agent"],
   "reminders:write": ["admin", "supervisor", "agent"],
   "products:write": ["admin"],
+  // Everything held about one person in one document: the widest read there is, so admins only.
+  "privacy:manage": ["admin"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

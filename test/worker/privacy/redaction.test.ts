@@ -1,13 +1,11 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
-import { callByCarrierId, tenantWithNumbers } from "../support/calls.ts";
-import { parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
+import { tenantWithNumbers } from "../support/calls.ts";
 import { api, randomIp } from "../support/identity.ts";
 import { captureLogs } from "../support/logs.ts";
-import { openStream, transcriptOf } from "../support/media-caller.ts";
 import { forgetProviderHealth } from "../support/provider-health.ts";
-import { putScenario, uniqueKey } from "../support/provider-simulator.ts";
+import { spokenCall } from "../support/spoken-call.ts";
 
 /**
  * A tenant's `piiRedaction` on real calls: an inbound Twilio call to the Worker, its object and the simulated OpenAI
@@ -44,26 +42,19 @@ async function watch(sessionId: string, token: string): Promise<LiveEvent[]> {
 
 /** An inbound call to a fresh tenant whose admin set `piiRedaction` first; the caller says SAID, then types 4. */
 async function callWith(piiRedaction: "off" | "mask") {
-  const key = uniqueKey(`pii-${piiRedaction}`);
-  await putScenario(key, { callerTranscripts: [SAID], replies: ["Thank you."] });
   const { token, numbers } = await tenantWithNumbers([{ carrier: "twilio", provider: "openai", instructions: "You take card payments." }]);
   const set = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { piiRedaction } });
   expect(set.status).toBe(200);
-  const callSid = randomCallSid();
-  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, numbers[0]!, "ringing"), {
-    headers: { "X-Correlation-ID": key },
+  let live: LiveEvent[] = [];
+  const call = await spokenCall({
+    token,
+    number: numbers[0]!,
+    said: SAID,
+    beforeStream: async (sessionId) => {
+      live = await watch(sessionId, token);
+    },
   });
-  expect(response.status).toBe(200);
-  const stream = parseStreamTwiml(await response.text());
-  const sessionId = stream.url.split("/").at(-1)!;
-  const live = await watch(sessionId, token);
-  const caller = await openStream({ streamUrl: stream.url, callSid, mediaToken: stream.token }, 8);
-  await caller.say("hello");
-  await caller.silence(700);
-  caller.dtmf("4");
-  const transcript = await transcriptOf(token, sessionId, (lines) => lines.some((line) => line.text.startsWith("[DTMF]")));
-  const events = (await callByCarrierId(token, callSid)).events;
-  return { transcript, events, live };
+  return { ...call, live };
 }
 
 describe("PII redaction on a call", () => {
