@@ -1,8 +1,8 @@
 import type { CallSignal, CarrierEvent } from "../../workers/carriers/carrier.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
 import type { CallLedger } from "./call-ledger.ts";
-import type { Redaction } from "./redaction.ts";
 import { type CallRecord, DELIVERY_MEMORY_MS } from "./call-store.ts";
+import type { Redaction } from "./redaction.ts";
 
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 

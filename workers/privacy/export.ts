@@ -116,7 +116,8 @@ const withoutTenant = ({ tenantId: _tenant, ...row }: Row) => row;
 
 export async function exportSubject(scope: TenantScope, subject: Subject, mode: PiiRedaction): Promise<PrivacyExport> {
   const mask = maskerFor(mode);
-  const maskField = (field: string) => (row: Row) => (typeof row[field] === "string" ? { ...row, [field]: mask(row[field] as string) } : row);
+  const maskField = (field: string) => (row: Row) =>
+    typeof row[field] === "string" ? { ...row, [field]: mask(row[field] as string) } : row;
   const truncated = new Set<string>();
 
   const customerRows = (
@@ -190,10 +191,7 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
     pagedByIds(
       customerIds,
       (ids, id, limit) =>
-        scope
-          .select(table, inArray(table.customerId, ids), after(table.id, id))
-          .orderBy(asc(table.id))
-          .limit(limit) as Promise<Row[]>,
+        scope.select(table, inArray(table.customerId, ids), after(table.id, id)).orderBy(asc(table.id)).limit(limit) as Promise<Row[]>,
       section,
       truncated,
     );
@@ -235,10 +233,9 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
     pagedByIds(
       [...customerIds, ...callIds, ...sessionIds, ...invoiceIds],
       (ids, id, limit) =>
-        scope
-          .select(auditLog, inArray(auditLog.targetId, ids), after(auditLog.id, id))
-          .orderBy(asc(auditLog.id))
-          .limit(limit) as Promise<Row[]>,
+        scope.select(auditLog, inArray(auditLog.targetId, ids), after(auditLog.id, id)).orderBy(asc(auditLog.id)).limit(limit) as Promise<
+          Row[]
+        >,
       "auditEntries",
       truncated,
     ),
@@ -247,7 +244,8 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
   // Lines and events stored before the tenant turned masking on hold DTMF digits as typed.
   const maskTranscript = (row: Row) =>
     mode === "mask" ? { ...row, text: DTMF_LINE.test(String(row.text)) ? `[DTMF] ${MASKED_DIGIT}` : mask(String(row.text)) } : row;
-  const maskDtmf = (row: Row) => (String(row.event).endsWith("dtmf") && mode === "mask" && row.detail ? { ...row, detail: MASKED_DIGIT } : row);
+  const maskDtmf = (row: Row) =>
+    String(row.event).endsWith("dtmf") && mode === "mask" && row.detail ? { ...row, detail: MASKED_DIGIT } : row;
   return {
     subject: { phone: subject.phone ?? null, customerId: subject.customerId ?? null },
     generatedAt: new Date().toISOString(),

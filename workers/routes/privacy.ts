@@ -12,7 +12,10 @@ import { readTenantSettings } from "../shared/tenant-settings.ts";
  */
 const exportRequest = z
   .strictObject({
-    phone: z.string().regex(/^\+[1-9]\d{6,14}$/, "an E.164 number such as +919876543210").optional(),
+    phone: z
+      .string()
+      .regex(/^\+[1-9]\d{6,14}$/, "an E.164 number such as +919876543210")
+      .optional(),
     customerId: z.string().min(1).max(64).optional(),
   })
   .refine((body) => (body.phone === undefined) !== (body.customerId === undefined), "give exactly one of phone and customerId")

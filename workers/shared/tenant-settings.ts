@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
 import { tenantSettings } from "./db/schema.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
+import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
 
 /**
  * A tenant's own settings, stored as one JSON document per tenant (`tenant_settings`) and parsed by this one schema

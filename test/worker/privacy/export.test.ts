@@ -63,7 +63,9 @@ async function customerWithBooks(token: string, shopNumber: string, name: string
   });
   expect((await postWhatsApp(textDelivery(shopNumber, waId, said))).status).toBe(200);
   // The inbound is recorded before the 200; its reply follows after it.
-  await eventually(async () => (await d1Count("SELECT count(*) AS n FROM whatsapp_messages WHERE wa_id = ? AND direction = 'outbound'", waId)) > 0);
+  await eventually(
+    async () => (await d1Count("SELECT count(*) AS n FROM whatsapp_messages WHERE wa_id = ? AND direction = 'outbound'", waId)) > 0,
+  );
   return { customerId: customer.id, invoiceId: invoice.id };
 }
 
@@ -76,7 +78,12 @@ let strangerCall: Awaited<ReturnType<typeof spokenCall>>;
 
 beforeAll(async () => {
   const fixture = await tenantWithNumbers([{ carrier: "twilio", provider: "openai", instructions: "You are the shop." }]);
-  shop = { tenantId: fixture.tenantId, token: fixture.token, number: fixture.numbers[0]!, whatsapp: await businessNumber(fixture.tenantId) };
+  shop = {
+    tenantId: fixture.tenantId,
+    token: fixture.token,
+    number: fixture.numbers[0]!,
+    whatsapp: await businessNumber(fixture.tenantId),
+  };
   priyaWa = randomWaId();
   const rahulWa = randomWaId();
   priya = await customerWithBooks(shop.token, shop.whatsapp, "Priya", priyaWa, "What is my balance? mail priya@example.com");
@@ -114,7 +121,17 @@ describe("privacy export", () => {
     expect(doc.notes.analysis).toMatch(/not produced yet/);
 
     const text = JSON.stringify(doc);
-    for (const foreign of [rahul.customerId, rahul.invoiceId, strangerCall.sessionId, strangerCall.call.id, "This is Rahul", "Rahul pays", "Rahul, please", "elsewhere", "other shop"]) {
+    for (const foreign of [
+      rahul.customerId,
+      rahul.invoiceId,
+      strangerCall.sessionId,
+      strangerCall.call.id,
+      "This is Rahul",
+      "Rahul pays",
+      "Rahul, please",
+      "elsewhere",
+      "other shop",
+    ]) {
       expect(text).not.toContain(foreign);
     }
   });
@@ -138,7 +155,9 @@ describe("privacy export", () => {
       expect(doc.callEvents.filter((event) => event.event === "media.dtmf").map((event) => event.detail)).toEqual(["•"]);
       // Stored from now on masked: a new message's body never reaches D1 in the clear.
       expect((await postWhatsApp(textDelivery(shop.whatsapp, priyaWa, "card 4242 4242 4242 4242"))).status).toBe(200);
-      const stored = await env.DB.prepare("SELECT body FROM whatsapp_messages WHERE wa_id = ? AND direction = 'inbound' ORDER BY created_at")
+      const stored = await env.DB.prepare(
+        "SELECT body FROM whatsapp_messages WHERE wa_id = ? AND direction = 'inbound' ORDER BY created_at",
+      )
         .bind(priyaWa)
         .all<{ body: string }>();
       expect(stored.results.map((row) => row.body)).toContain("card [card ending 4242]");
@@ -156,7 +175,10 @@ describe("privacy export", () => {
     expect((await api("/api/v1/privacy/export", { method: "POST", token: supervisor, body: { phone: `+${priyaWa}` } })).status).toBe(403);
 
     await exportOf(shop.token, { phone: `+${priyaWa}` });
-    const audit = await get<{ items: Array<{ action: string; targetId: string | null; details: unknown }> }>(shop.token, "/api/v1/audit-log?limit=100");
+    const audit = await get<{ items: Array<{ action: string; targetId: string | null; details: unknown }> }>(
+      shop.token,
+      "/api/v1/audit-log?limit=100",
+    );
     const exports = audit.items.filter((item) => item.action === "privacy.export");
     expect(exports.length).toBeGreaterThan(0);
     expect(exports[0]!.targetId).toMatch(/^[0-9a-f]{64}$/);
