@@ -29,6 +29,7 @@ const GRANTS: Record<Role, readonly string[]> = {
     "payments:write",
     "reminders:write",
     "products:write",
+    "privacy:manage",
   ],
   supervisor: [
     "phone_numbers:read",
