@@ -34,6 +34,7 @@ import { CarrierLink } from "./call/carrier-link.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
+import { Redaction } from "./call/redaction.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
@@ -102,6 +103,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly media: MediaSockets;
   private readonly live: LiveSockets;
   private readonly transcript: TranscriptLog;
+  /** The tenant's PII redaction for this session's transcript and DTMF digits (masks until it is known). */
+  private readonly redaction = new Redaction();
   private readonly conversation: ConversationWriter;
   private readonly tools: ToolRunner;
   private readonly breakers: CircuitBreakers;
@@ -272,7 +275,7 @@ export class CallSession extends DurableObject<Env> {
     if (!record) return { kind: "unknown" };
     // The object's storage is the durable record at this moment (the output gate holds this answer until it is
     // committed); D1 catches up in the background, so the carrier's TwiML never waits on it.
-    const outcome = recordCarrierEvent(this.ledger, event, correlationId);
+    const outcome = recordCarrierEvent(this.ledger, event, correlationId, this.redaction);
     // A repeat once the carrier has streamed is a replay (a carrier retries only an answer it never got): it learns
     // nothing, the stream's credential included.
     if (outcome === "duplicate" && record.stream.state !== "none") return { kind: "duplicate" };
@@ -289,7 +292,7 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
-    const outcome = recordCarrierEvent(this.ledger, event, correlationId);
+    const outcome = recordCarrierEvent(this.ledger, event, correlationId, this.redaction);
     if (outcome === "unknown_call" || outcome === "duplicate") return outcome;
     this.sessionMetrics.tick();
     const step = turnAwayStepAfter(this.ledger.record!, event);
@@ -549,10 +552,16 @@ export class CallSession extends DurableObject<Env> {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
       ...(session.prompt?.voice && { voice: session.prompt.voice }),
-      callerContext: session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : undefined,
+      // The first dial waits for both (each bounded): the caller's context, and the tenant's redaction setting, so
+      // that the first line said is stored as the tenant asked.
+      callerContext: Promise.all([
+        session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : null,
+        this.redaction.learn(this.env, session.tenantId),
+      ]).then(([context]) => context),
       callAudio: channel.callAudio,
       correlationId: session.correlationId,
       transcript: this.transcript,
+      redaction: this.redaction,
       tools: this.tools,
       breakers: this.breakers,
       policy: {
@@ -749,7 +758,7 @@ export class CallSession extends DurableObject<Env> {
       record.stream = { ...record.stream, state: "stopped" };
       this.ledger.note("carrier", "media.stop", base);
     } else if (frame.type === "dtmf") {
-      this.ledger.note("carrier", "media.dtmf", { ...base, detail: frame.digit });
+      this.ledger.note("carrier", "media.dtmf", { ...base, detail: this.redaction.digit(frame.digit) });
       this.ensureVoice()?.dtmf(frame.digit);
     } else {
       return;

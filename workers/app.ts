@@ -18,6 +18,7 @@ import { invoiceRoutes } from "./routes/invoices.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { paymentRoutes } from "./routes/payments.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
+import { privacyRoutes } from "./routes/privacy.ts";
 import { productRoutes } from "./routes/products.ts";
 import { promptRoutes } from "./routes/prompts.ts";
 import { providerRoutes } from "./routes/providers.ts";
@@ -74,6 +75,7 @@ export function buildApp() {
     invoiceRoutes,
     paymentRoutes,
     reminderRoutes,
+    privacyRoutes,
   ])
     app.route("/", routes);
 

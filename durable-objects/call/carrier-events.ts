@@ -2,11 +2,12 @@ import type { CallSignal, CarrierEvent } from "../../workers/carriers/carrier.ts
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
 import type { CallLedger } from "./call-ledger.ts";
 import { type CallRecord, DELIVERY_MEMORY_MS } from "./call-store.ts";
+import type { Redaction } from "./redaction.ts";
 
 export type EventOutcome = "applied" | "ignored" | "rejected" | "duplicate" | "unknown_call";
 
 /** Applies a carrier event to the call and its storage (synchronously, so it commits as one); D1 is the caller's to flush. */
-export function recordCarrierEvent(ledger: CallLedger, event: CarrierEvent, correlationId: string): EventOutcome {
+export function recordCarrierEvent(ledger: CallLedger, event: CarrierEvent, correlationId: string, redaction: Redaction): EventOutcome {
   const record = ledger.record;
   if (!record) {
     ledger.log(correlationId).warn("call.event_for_unknown_call", { carrier: event.carrier, carrierEvent: event.name });
@@ -28,7 +29,7 @@ export function recordCarrierEvent(ledger: CallLedger, event: CarrierEvent, corr
         from: record.status,
         to: null,
         outcome: outOfOrder ? "ignored" : "applied",
-        detail: outOfOrder ? "out_of_order" : describe(event.signal),
+        detail: outOfOrder ? "out_of_order" : describe(event.signal, redaction),
         ...carrierMeta,
       });
   return outcome;
@@ -50,10 +51,10 @@ function targetOf(record: CallRecord, signal: CallSignal): { status: CallStatus;
   }
 }
 
-function describe(signal: CallSignal): string | null {
+function describe(signal: CallSignal, redaction: Redaction): string | null {
   switch (signal.kind) {
     case "dtmf":
-      return signal.digit;
+      return redaction.digit(signal.digit);
     case "stream":
       return signal.reason ? `${signal.state}: ${signal.reason}` : signal.state;
     case "machine_detection":

@@ -4,6 +4,7 @@ import type { Logger } from "../../workers/shared/logger.ts";
 import type { HealthReport } from "../../workers/shared/provider-health.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
+import type { Redaction } from "../call/redaction.ts";
 import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
@@ -86,6 +87,8 @@ export interface VoiceSessionOptions {
   callAudio: AudioFormat;
   correlationId: string;
   transcript: TranscriptLog;
+  /** The tenant's PII redaction, applied to each transcript line and DTMF digit before it is stored or shown. */
+  redaction: Redaction;
   tools: ToolRunner;
   breakers: CircuitBreakers;
   policy: VoicePolicy;

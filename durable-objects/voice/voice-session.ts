@@ -160,8 +160,10 @@ export class VoiceSession implements ToolHost {
   }
 
   dtmf(digit: string): void {
-    this.host.publish({ type: "dtmf", digit, at: Date.now() });
-    this.appendTranscript("caller", dtmfText(digit), null);
+    // Watchers and the transcript see the digit as the tenant's redaction allows; the provider needs the real one.
+    const shown = this.options.redaction.digit(digit);
+    this.host.publish({ type: "dtmf", digit: shown, at: Date.now() });
+    this.appendTranscript("caller", dtmfText(shown), null);
     this.sendText(dtmfText(digit));
   }
 
@@ -308,9 +310,10 @@ export class VoiceSession implements ToolHost {
 
   private appendTranscript(role: "caller" | "agent", text: string, itemId: string | null): void {
     if (!text.trim()) return;
+    // Masked before it is stored or published (per line, off the audio path): /live watchers see what is stored.
     const line = this.options.transcript.append({
       role,
-      text,
+      text: this.options.redaction.text(text),
       provider: this.link.name,
       interrupted: itemId !== null && this.bridge.isInterrupted(itemId),
       itemId,

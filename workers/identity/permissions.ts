@@ -34,6 +34,8 @@ export const PERMISSIONS = {
   // Changing what every future call is told is a supervisor's or an admin's decision.
   "prompts:read": ["admin", "supervisor", "agent"],
   "prompts:write": ["admin", "supervisor"],
+  // Everything held about one person in one document: the widest read there is, so admins only.
+  "privacy:manage": ["admin"],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { tenantSettings } from "./db/schema.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
+import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
 
 /**
  * A tenant's own settings, stored as one JSON document per tenant (`tenant_settings`) and parsed by this one schema
@@ -44,6 +45,14 @@ const fields = {
     .array(z.string().regex(/^\+[1-9]\d{6,14}$/, "an E.164 number such as +919876543210"))
     .max(50)
     .describe("E.164 numbers that may run the books over WhatsApp (create invoices, record payments)"),
+  /**
+   * "mask": card numbers, national ids, emails and phone numbers are masked in transcripts (before they are stored
+   * or shown on /live), DTMF digits, WhatsApp message bodies and privacy exports. Off by default: turning it on
+   * is the tenant's choice, and it changes what its agents and exports show.
+   */
+  piiRedaction: piiRedactionSchema.describe(
+    "mask personal data (cards, national ids, emails, phones, DTMF digits) in stored transcripts, messages and exports",
+  ),
 };
 
 export const tenantSettingsSchema = z.object(fields);
@@ -55,6 +64,7 @@ export const TENANT_SETTINGS_DEFAULTS: TenantSettings = {
   timezone: "Asia/Kolkata",
   maxConcurrentSessions: null,
   whatsappOperators: [],
+  piiRedaction: "off",
 };
 
 /** Digits after the point in a currency's minor unit (2 for INR and USD, 0 for JPY), from the runtime's ICU data. */
@@ -92,4 +102,16 @@ export function writeTenantSettings(scope: TenantScope, settings: TenantSettings
   return scope
     .insert(tenantSettings, { settings, updatedAt: now })
     .onConflictDoUpdate({ target: tenantSettings.tenantId, set: { settings, updatedAt: now } });
+}
+
+/**
+ * The tenant's PII masker (identity when `piiRedaction` is off). Fails closed: settings that cannot be read (D1
+ * failing, a document that no longer parses) mask, so a tenant that asked for masking never has a plain copy stored.
+ */
+export async function readPiiMasker(scope: TenantScope): Promise<(text: string) => string> {
+  try {
+    return maskerFor((await readTenantSettings(scope)).piiRedaction);
+  } catch {
+    return maskPii;
+  }
 }

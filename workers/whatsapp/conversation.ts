@@ -55,7 +55,13 @@ interface Turn {
 }
 
 /** Reads, acts and replies; never throws (a failure is logged and the sender told that nothing changed). */
-export async function respond(env: Env, scope: TenantScope, message: InboundMessage, log: Logger): Promise<void> {
+export async function respond(
+  env: Env,
+  scope: TenantScope,
+  message: InboundMessage,
+  log: Logger,
+  mask: (text: string) => string,
+): Promise<void> {
   let turn: Turn;
   try {
     turn =
@@ -70,7 +76,7 @@ export async function respond(env: Env, scope: TenantScope, message: InboundMess
   let status = "answered";
   try {
     const sent = await sendWhatsAppText(requireSettings(env, "whatsappSend"), message.from, turn.reply);
-    await recordOutbound(scope, sent, message.from, turn.reply, turn.customerId);
+    await recordOutbound(scope, { messageId: sent, waId: message.from, body: turn.reply, customerId: turn.customerId }, mask);
   } catch (error) {
     status = "unanswered";
     log.warn("whatsapp.reply_failed", { reason: error instanceof WhatsAppSendError ? error.message : errorType(error) });

@@ -4,6 +4,7 @@ import { constantTimeEqualText } from "../shared/constant-time.ts";
 import { routeForNumber } from "../shared/db/directory.ts";
 import { tenantScopeFor } from "../shared/db/tenant-scope.ts";
 import { parseSettings } from "../shared/settings.ts";
+import { readPiiMasker } from "../shared/tenant-settings.ts";
 import { respond } from "./conversation.ts";
 import { type BusinessNumberMessages, messagesOf, whatsappWebhookSchema } from "./payload.ts";
 import { readBoundedBytes, verifyWhatsAppSignature } from "./signature.ts";
@@ -81,8 +82,10 @@ async function accept(c: Context<AppEnv>, group: BusinessNumberMessages): Promis
   }
   const scope = tenantScopeFor(c.env, route.tenantId);
   const work: Promise<void>[] = [];
+  // Once per delivery: what is stored of each message (and its reply) follows the tenant's piiRedaction.
+  const mask = await readPiiMasker(scope);
   for (const message of group.messages) {
-    if (!(await recordInbound(scope, message))) {
+    if (!(await recordInbound(scope, message, mask))) {
       log.info("whatsapp.duplicate_delivery", { tenantId: route.tenantId });
       continue;
     }
@@ -93,7 +96,7 @@ async function accept(c: Context<AppEnv>, group: BusinessNumberMessages): Promis
       await markInbound(scope, message.id, "rate_limited", null, null);
       continue;
     }
-    work.push(respond(c.env, scope, message, log));
+    work.push(respond(c.env, scope, message, log, mask));
   }
   return work;
 }

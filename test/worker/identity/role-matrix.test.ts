@@ -31,6 +31,7 @@ const GRANTS: Record<Role, readonly string[]> = {
     "products:write",
     "prompts:read",
     "prompts:write",
+    "privacy:manage",
   ],
   supervisor: [
     "phone_numbers:read",

@@ -256,6 +256,9 @@ export const calls = sqliteTable(
   (t) => [
     index("calls_tenant_time_idx").on(t.tenantId, t.createdAt),
     index("calls_tenant_status_idx").on(t.tenantId, t.status),
+    // A privacy export finds a person's calls by their number, either way round.
+    index("calls_tenant_from_idx").on(t.tenantId, t.fromNumber),
+    index("calls_tenant_to_idx").on(t.tenantId, t.toNumber),
     // The reconcile cron looks across tenants for live calls with no news.
     index("calls_status_updated_idx").on(t.status, t.updatedAt),
     uniqueIndex("calls_carrier_call_unique").on(t.carrier, t.carrierCallId),
