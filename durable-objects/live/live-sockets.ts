@@ -1,7 +1,7 @@
 import { z } from "zod";
+import { roleHas } from "../../workers/identity/permissions.ts";
 import type { PrincipalRef, Standing } from "../../workers/shared/db/principal-standing.ts";
 import { ROLES } from "../../workers/shared/db/schema.ts";
-import { roleHas } from "../../workers/identity/permissions.ts";
 import {
   LIVE_ATTACHMENT_HEADER,
   LIVE_CLOSE,

@@ -1,7 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16.ts";
 import { encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
+import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16.ts";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
 import { decodeSamples, rms } from "../support/audio-signals.ts";
 import { closeCodeOf, eventually } from "../support/carriers.ts";

@@ -13,7 +13,13 @@ import type {
 } from "@google/genai";
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
-import { type ConversationItem, guidanceText, type ProviderConnectOptions, type ProviderSessionConfig, type VoiceProvider } from "../provider.ts";
+import {
+  type ConversationItem,
+  guidanceText,
+  type ProviderConnectOptions,
+  type ProviderSessionConfig,
+  type VoiceProvider,
+} from "../provider.ts";
 import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
 /**
