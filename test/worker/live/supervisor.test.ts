@@ -8,6 +8,7 @@ import { closeCodeOf, eventually } from "../support/carriers.ts";
 import { randomIp, userWithToken } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "../support/media-caller.ts";
 import { onlyConnection, putScenario, uniqueKey } from "../support/provider-simulator.ts";
+import { connectionsOf, switchTo } from "../support/switching.ts";
 
 /**
  * Supervisors in the loop, end to end: a Twilio call (its media caller) answered by the OpenAI simulator through
@@ -236,5 +237,26 @@ describe("supervisors on /live", () => {
     const from = second.events.length;
     second.send({ type: "takeover" });
     expect(await second.next("takeover", from)).toMatchObject({ type: "takeover" });
+  });
+
+  it("a provider switch during a takeover keeps it, and the new provider gets the whispers with its instructions", async () => {
+    const { key, call, caller, supervisor, viewer } = await callWithSupervisors("switch");
+    supervisor.send({ type: "whisper", text: "The caller is a VIP." });
+    await viewer.next("whisper");
+    supervisor.send({ type: "takeover" });
+    await viewer.next("takeover");
+    const mediaFrom = caller.received.length;
+
+    const switched = await switchTo(call.token, call.sessionId, { provider: "gemini", immediate: true });
+    expect(switched.status).toBe(200);
+    const [gemini] = await connectionsOf(key, "gemini");
+    expect(JSON.stringify(gemini!.setup)).toContain("The caller is a VIP.");
+
+    // The new provider answers the caller's turn; none of it reaches the caller, while the supervisor still hears them.
+    await callerTone(caller);
+    await eventually(async () => ((await connectionsOf(key, "gemini"))[0]!.responses.entries.length > 0 ? true : false), 300);
+    expect(supervisor.audioBytes()).toBeGreaterThan(0);
+    expect(caller.received.slice(mediaFrom).some((message) => message.event === "media" || message.mark)).toBe(false);
+    expect(viewer.events.some((event) => event.type === "release")).toBe(false);
   });
 });
