@@ -5,7 +5,7 @@ import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16.ts";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
 import { decodeSamples, rms } from "../support/audio-signals.ts";
 import { closeCodeOf, eventually } from "../support/carriers.ts";
-import { randomIp, userWithToken } from "../support/identity.ts";
+import { api, randomIp, userWithToken } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "../support/media-caller.ts";
 import { onlyConnection, putScenario, uniqueKey } from "../support/provider-simulator.ts";
 import { connectionsOf, switchTo } from "../support/switching.ts";
@@ -258,5 +258,20 @@ describe("supervisors on /live", () => {
     expect(supervisor.audioBytes()).toBeGreaterThan(0);
     expect(caller.received.slice(mediaFrom).some((message) => message.event === "media" || message.mark)).toBe(false);
     expect(viewer.events.some((event) => event.type === "release")).toBe(false);
+  });
+
+  it("a supervisor demoted to viewer is disconnected (4403) at the next recheck, and their takeover ends", async () => {
+    const { call, supervisor, viewer } = await callWithSupervisors("demoted");
+    const admin = await userWithToken(call.tenantId, "admin");
+    const holder = await userWithToken(call.tenantId, "supervisor");
+    const demoted = await Browser.open(call.sessionId, holder.accessToken);
+    demoted.send({ type: "takeover" });
+    await viewer.next("takeover");
+    const changed = await api(`/api/v1/users/${holder.id}`, { method: "PATCH", token: admin.accessToken, body: { role: "viewer" } });
+    expect(changed.status).toBe(200);
+    expect(await demoted.closed).toBe(4403);
+    expect(await viewer.next("release")).toMatchObject({ reason: "supervisor_left", by: holder.id });
+    // The one who kept the role keeps the socket.
+    expect(supervisor.socket.readyState).toBe(WebSocket.OPEN);
   });
 });
