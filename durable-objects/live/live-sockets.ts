@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { roleHas } from "../../workers/identity/permissions.ts";
 import type { PrincipalRef, Standing } from "../../workers/shared/db/principal-standing.ts";
 import { ROLES } from "../../workers/shared/db/schema.ts";
 import {
@@ -43,7 +42,7 @@ const attachmentHeader = z
     ]),
     role: z.enum(["supervisor", "caller"]),
     roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
-    supervise: z.boolean().optional(),
+    superviseRoles: z.array(z.enum(ROLES)).min(1).max(ROLES.length).optional(),
     correlationId: id,
   })
   .strict();
@@ -263,7 +262,7 @@ export class LiveSockets {
       this.send(ws, JSON.stringify({ type: "pong", t: command.t, serverTime: Date.now() } satisfies LiveEvent));
       return;
     }
-    if (attachment.role !== "supervisor" || attachment.supervise !== true) {
+    if (attachment.role !== "supervisor" || !attachment.superviseRoles) {
       this.sendError(ws, "forbidden", "Whisper, takeover and release need sessions:supervise");
       return;
     }
@@ -350,7 +349,7 @@ function revocationOf(attachment: LiveAttachment, standing: Standing): keyof typ
   if (standing.role === null) return "credential_revoked";
   if (!attachment.roles.includes(standing.role)) return "permission_revoked";
   // A socket that may whisper and take over keeps that only while the role grants it.
-  if (attachment.supervise === true && !roleHas(standing.role, "sessions:supervise")) return "permission_revoked";
+  if (attachment.superviseRoles && !attachment.superviseRoles.includes(standing.role)) return "permission_revoked";
   return standing.credentialValid ? null : "credential_revoked";
 }
 

@@ -139,7 +139,9 @@ export const sessionLiveRoutes = publicRouter().openapi(liveRoute, async (c) => 
     role,
     roles: [...PERMISSIONS[permission]],
     // Only a watcher may whisper or take over (a web caller is the other party), and only with the role for it.
-    supervise: role === "supervisor" && roleHas(principal.role, "sessions:supervise"),
+    ...(role === "supervisor" && roleHas(principal.role, "sessions:supervise")
+      ? { superviseRoles: [...PERMISSIONS["sessions:supervise"]] }
+      : {}),
     correlationId,
   };
   const headers = new Headers({

@@ -28,10 +28,11 @@ export interface LiveAttachment {
    */
   roles: Role[];
   /**
-   * The principal's role grants `sessions:supervise` (whisper, take over, release), as the Worker found it; the
-   * object's recheck closes the socket if the role stops granting it. Absent means no.
+   * Present (the roles granting `sessions:supervise`) only on a supervisor's socket whose principal's role grants it,
+   * as the Worker found it: it may whisper, take over and release. The object's recheck closes the socket once the
+   * role leaves these. Absent means no.
    */
-  supervise?: boolean;
+  superviseRoles?: Role[];
   correlationId: string;
   connectedAt: number;
 }
