@@ -39,6 +39,7 @@ import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
+import { Supervision } from "./live/supervision.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
@@ -102,6 +103,7 @@ export class CallSession extends DurableObject<Env> {
   private readonly ledger: CallLedger;
   private readonly media: MediaSockets;
   private readonly live: LiveSockets;
+  private readonly supervision: Supervision;
   private readonly transcript: TranscriptLog;
   /** The tenant's PII redaction for this session's transcript and DTMF digits (masks until it is known). */
   private readonly redaction = new Redaction();
@@ -170,6 +172,7 @@ export class CallSession extends DurableObject<Env> {
       onMark: (name) => this.voice?.markPlayed(name),
       onAudio: (payload) => {
         (this.voice ?? this.ensureVoice())?.callerAudio(payload);
+        this.supervision.callerAudio(payload);
         this.sessionMetrics.tick();
       },
       log: () => this.log(),
@@ -192,8 +195,18 @@ export class CallSession extends DurableObject<Env> {
       },
       tenantId: () => this.identity()?.tenantId ?? null,
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
+      onSupervisorCommand: (ws, by, command) => this.supervision.command(ws, by, command),
+      holdsTakeover: (ws) => this.supervision.holds(ws),
+      onSupervisorAudio: (pcm16) => this.supervision.supervisorAudio(pcm16),
+      onSocketGone: (ws) => this.supervision.socketGone(ws),
       standings: (tenantId, principals) => standingsOf(env, tenantId, principals),
       log: () => this.log(),
+    });
+    this.supervision = new Supervision({
+      voice: () => this.voice ?? this.ensureVoice(),
+      leg: () => this.channel()?.leg() ?? null,
+      sendTo: (ws, data) => this.live.sendTo(ws, data),
+      publish: (event) => this.live.broadcastToSupervisors(event),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
@@ -448,6 +461,7 @@ export class CallSession extends DurableObject<Env> {
   private onBrowserAudio(pcm16: Uint8Array): void {
     if (this.web.record?.status !== "active") return;
     (this.voice ?? this.ensureVoice())?.callerAudio(encodeBase64(pcm16));
+    this.supervision.callerPcm16(pcm16);
     this.sessionMetrics.tick();
   }
 
@@ -749,6 +763,7 @@ export class CallSession extends DurableObject<Env> {
     if (frame.type === "start") {
       record.stream = { state: "started", streamId: frame.streamId, encoding: frame.encoding };
       this.ensureVoice()?.legChanged();
+      this.supervision.legChanged();
       // A carrier streams only answered calls: an authenticated stream is the answer for calls whose carrier
       // reports none (Twilio sends inbound calls' `in-progress` callback only when asked, and our TwiML answers).
       if (record.status === "initiated" || record.status === "ringing")

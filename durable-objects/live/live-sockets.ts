@@ -7,6 +7,8 @@ import {
   type LiveAttachment,
   type LiveEvent,
   type LiveRole,
+  MAX_WHISPER_CHARS,
+  type SupervisorCommand,
 } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { closeQuietly, isWebSocketUpgrade, sendableCloseCode } from "../../workers/shared/websockets.ts";
@@ -40,9 +42,18 @@ const attachmentHeader = z
     ]),
     role: z.enum(["supervisor", "caller"]),
     roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
+    superviseRoles: z.array(z.enum(ROLES)).min(1).max(ROLES.length).optional(),
     correlationId: id,
   })
   .strict();
+
+/** Browser text frames by type; an unknown type is skipped, a known one with bad fields answered `invalid_message`. */
+const clientMessages = {
+  ping: z.object({ type: z.literal("ping"), t: z.number().finite() }),
+  whisper: z.object({ type: z.literal("whisper"), text: z.string().trim().min(1).max(MAX_WHISPER_CHARS) }).strict(),
+  takeover: z.object({ type: z.literal("takeover") }).strict(),
+  release: z.object({ type: z.literal("release") }).strict(),
+} as const;
 
 const REVOKED_MESSAGE: Record<keyof typeof LIVE_CLOSE, string> = {
   credential_revoked: "Your access was revoked; sign in again",
@@ -56,6 +67,14 @@ export interface LiveHooks {
   tenantId(): string | null;
   /** One microphone frame (PCM16LE, 16 kHz mono) from the web session's caller. */
   onCallerAudio(pcm16: Uint8Array): void;
+  /** A supervisor's command, from a socket whose principal may supervise (the hook answers the socket itself). */
+  onSupervisorCommand(ws: WebSocket, by: string, command: SupervisorCommand): void;
+  /** Whether this socket holds the call's takeover (only its binary frames are audio for the caller). */
+  holdsTakeover(ws: WebSocket): boolean;
+  /** One frame (PCM16LE, 16 kHz mono) from the supervisor holding the takeover, for the caller. */
+  onSupervisorAudio(pcm16: Uint8Array): void;
+  /** A socket closed, or is being closed: a takeover it held ends. */
+  onSocketGone(ws: WebSocket): void;
   /** The principals' standing now, in the order asked (D1; throws when it cannot answer). */
   standings(tenantId: string, principals: PrincipalRef[]): Promise<Standing[]>;
   log(): Logger;
@@ -119,7 +138,7 @@ export class LiveSockets {
       if (!attachment) {
         this.close(ws, 1011, "unknown socket");
       } else if (typeof message === "string") {
-        this.text(ws, message);
+        this.text(ws, attachment, message);
       } else {
         this.binary(ws, attachment, message);
       }
@@ -130,6 +149,7 @@ export class LiveSockets {
 
   closed(ws: WebSocket, code: number): void {
     this.audio.delete(ws);
+    this.hooks.onSocketGone(ws);
     // Complete the closing handshake (a no-op if the runtime already answered it).
     this.close(ws, sendableCloseCode(code), "closing");
   }
@@ -143,6 +163,17 @@ export class LiveSockets {
       return;
     }
     for (const ws of this.ctx.getWebSockets(LIVE_TAG)) this.send(ws, text);
+  }
+
+  /** Supervision events: to the supervisors' sockets, never a web session's caller. */
+  broadcastToSupervisors(event: LiveEvent): void {
+    const text = JSON.stringify(event);
+    for (const ws of this.ctx.getWebSockets(roleTag("supervisor"))) this.send(ws, text);
+  }
+
+  /** One socket's frame: an answer to what it sent, or the caller's audio for the supervisor holding a takeover. */
+  sendTo(ws: WebSocket, data: LiveEvent | Uint8Array): void {
+    this.send(ws, data instanceof Uint8Array ? data : JSON.stringify(data));
   }
 
   sendCallerAudio(pcm16: Uint8Array): void {
@@ -206,7 +237,7 @@ export class LiveSockets {
     return callerClosed;
   }
 
-  private text(ws: WebSocket, message: string): void {
+  private text(ws: WebSocket, attachment: LiveAttachment, message: string): void {
     if (utf8Length(message) > MAX_LIVE_TEXT_BYTES) {
       this.close(ws, 1009, "message too big");
       return;
@@ -218,15 +249,28 @@ export class LiveSockets {
       return;
     }
     const type = parsed && typeof parsed === "object" ? (parsed as { type?: unknown }).type : undefined;
-    if (type !== "ping") {
+    if (typeof type !== "string" || !Object.hasOwn(clientMessages, type)) return;
+    const result = clientMessages[type as keyof typeof clientMessages].safeParse(parsed);
+    if (!result.success) {
+      // A malformed ping is skipped as before; a malformed command is answered, so a console shows why nothing happened.
+      if (type !== "ping") this.sendError(ws, "invalid_message", `Malformed ${type}`);
       return;
     }
-    const t = (parsed as { t?: unknown }).t;
-    if (typeof t !== "number" || !Number.isFinite(t)) {
+    const command = result.data;
+    if (command.type === "ping") {
+      // Not ctx.setWebSocketAutoResponse: it answers a fixed string, and the pong must echo the browser's `t`.
+      this.send(ws, JSON.stringify({ type: "pong", t: command.t, serverTime: Date.now() } satisfies LiveEvent));
       return;
     }
-    // Not ctx.setWebSocketAutoResponse: it answers a fixed string, and the pong must echo the browser's `t`.
-    this.send(ws, JSON.stringify({ type: "pong", t, serverTime: Date.now() } satisfies LiveEvent));
+    if (attachment.role !== "supervisor" || !attachment.superviseRoles) {
+      this.sendError(ws, "forbidden", "Whisper, takeover and release need sessions:supervise");
+      return;
+    }
+    this.hooks.onSupervisorCommand(ws, attachment.principal.id, command);
+  }
+
+  private sendError(ws: WebSocket, code: string, message: string): void {
+    this.send(ws, JSON.stringify({ type: "error", code, message } satisfies LiveEvent));
   }
 
   private binary(ws: WebSocket, attachment: LiveAttachment, message: ArrayBuffer): void {
@@ -234,7 +278,8 @@ export class LiveSockets {
       this.close(ws, 1009, "message too big");
       return;
     }
-    if (attachment.role !== "caller") {
+    const fromSupervisor = attachment.role === "supervisor";
+    if (fromSupervisor && !this.hooks.holdsTakeover(ws)) {
       return;
     }
     if (message.byteLength === 0 || message.byteLength % 2 !== 0) {
@@ -247,7 +292,8 @@ export class LiveSockets {
       return;
     }
     if (verdict === "drop") return;
-    this.hooks.onCallerAudio(new Uint8Array(message));
+    if (fromSupervisor) this.hooks.onSupervisorAudio(new Uint8Array(message));
+    else this.hooks.onCallerAudio(new Uint8Array(message));
   }
 
   /** At most MAX_AUDIO_FRAMES_PER_SECOND per one-second window; the excess is dropped. */
@@ -283,6 +329,7 @@ export class LiveSockets {
 
   private close(ws: WebSocket, code: number, reason: string): void {
     this.audio.delete(ws);
+    this.hooks.onSocketGone(ws);
     closeQuietly(ws, code, reason);
   }
 }
@@ -301,6 +348,8 @@ function parseAttachment(header: string | null): Omit<LiveAttachment, "connected
 function revocationOf(attachment: LiveAttachment, standing: Standing): keyof typeof LIVE_CLOSE | null {
   if (standing.role === null) return "credential_revoked";
   if (!attachment.roles.includes(standing.role)) return "permission_revoked";
+  // A socket that may whisper and take over keeps that only while the role grants it.
+  if (attachment.superviseRoles && !attachment.superviseRoles.includes(standing.role)) return "permission_revoked";
   return standing.credentialValid ? null : "credential_revoked";
 }
 

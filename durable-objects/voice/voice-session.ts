@@ -32,6 +32,8 @@ import type { SwitchOptions, SwitchResult, VoiceSessionHost, VoiceSessionOptions
 const MAX_HISTORY_LINES = 60;
 /** The lines the running sentiment is rebuilt from after an eviction (all the object keeps). */
 const SENTIMENT_LINES = 2_000;
+/** Whispers kept in the instructions of later provider sessions (reconnects, switches), newest last. */
+const MAX_GUIDANCE = 10;
 
 export class VoiceSession implements ToolHost {
   private toolsInFlight = 0;
@@ -39,6 +41,13 @@ export class VoiceSession implements ToolHost {
   private agentRepliedSinceCallerTurn = true;
   /** The session's instructions, with the caller's context once it is known. */
   private instructions: string;
+  /** Supervisors' whispers: a new provider session (reconnect, switch) gets them with its instructions. */
+  private readonly guidance: string[] = [];
+  /**
+   * A supervisor has the call (live/supervision.ts): the agent keeps hearing the caller (so it transcribes them and
+   * knows what was said) but is not heard — each reply it starts is cut off unheard — and owes no reply.
+   */
+  private takeover: { since: number; mutedItem: string | null } | null = null;
   private readonly bridge: MediaBridge;
   private readonly watchdog: TurnWatchdog;
   private readonly switcher: Switcher;
@@ -70,7 +79,7 @@ export class VoiceSession implements ToolHost {
         switching: () => this.switcher.active,
         closed: () => this.closed,
         // The caller spoke and stopped while the agent has been quiet: the provider owes a reply (stall detection).
-        callerTurnEnded: () => this.watchdog.awaitReply(),
+        callerTurnEnded: () => this.awaitReply(),
         turnCompleted: (turn) => this.host.turnCompleted(turn),
       },
       options.callAudio,
@@ -167,11 +176,48 @@ export class VoiceSession implements ToolHost {
     this.sendText(dtmfText(digit));
   }
 
-  /** Text for the agent from outside the audio (DTMF, later a supervisor's whisper). */
+  /** Text for the agent from outside the audio (DTMF). */
   sendText(text: string): void {
     if (!this.link.provider || this.link.state !== "connected") return;
     this.link.provider.sendText(text);
-    this.watchdog.awaitReply();
+    this.awaitReply();
+  }
+
+  // ── supervisors (live/supervision.ts) ───────────────────────────────────────────────────────────────────
+
+  /** A supervisor's whisper: guidance for the agent, now and in every later provider session; never a turn. */
+  whisper(text: string): void {
+    this.guidance.push(text);
+    if (this.guidance.length > MAX_GUIDANCE) this.guidance.shift();
+    if (this.link.provider && this.link.state === "connected") this.link.provider.guide(text);
+    this.systemLine(`Supervisor whispered: ${text}`);
+  }
+
+  get takenOver(): boolean {
+    return this.takeover !== null;
+  }
+
+  /** A supervisor takes the call: the agent stops at once, as on a barge-in, and the caller's leg is cleared. */
+  takeOver(): void {
+    if (this.takeover) return;
+    this.takeover = { since: Date.now(), mutedItem: null };
+    // Barge-in semantics when the agent was talking (clear, truncate); a clear regardless, so nothing queued plays.
+    if (!this.bargeIn()) this.host.leg()?.clear();
+    this.watchdog.replied();
+    this.systemLine("Supervisor took over the call");
+  }
+
+  /** The agent resumes, told what was said while the supervisor had the call. */
+  release(): void {
+    const takeover = this.takeover;
+    if (!takeover) return;
+    this.takeover = null;
+    const said = this.options.transcript
+      .recent(MAX_HISTORY_LINES)
+      .filter((line) => line.at >= takeover.since && line.role !== "system")
+      .map((line): ConversationItem => ({ kind: "message", role: line.role as "caller" | "agent", text: line.text }));
+    if (this.link.provider && this.link.state === "connected") this.link.provider.addContext(said);
+    this.systemLine("Supervisor released the call");
   }
 
   /** Agent audio is being relayed to the caller now (a chunk arrived within `withinMs`): not a moment for a commit. */
@@ -235,12 +281,15 @@ export class VoiceSession implements ToolHost {
         return;
       case "caller_speech_started":
         this.agentRepliedSinceCallerTurn = false;
-        return this.bargeIn();
+        if (!this.takeover) this.bargeIn();
+        return;
       case "caller_speech_stopped":
         return this.bridge.callerStopped();
       case "transcript":
+        // What the agent said during a takeover was never heard: it is not the conversation.
+        if (event.role === "agent" && this.takeover) return;
         if (event.role === "agent") this.agentActivity();
-        else if (!this.agentRepliedSinceCallerTurn) this.watchdog.awaitReply();
+        else if (!this.agentRepliedSinceCallerTurn) this.awaitReply();
         this.appendTranscript(event.role, event.text, event.itemId ?? null);
         return;
       case "tool_call":
@@ -273,6 +322,7 @@ export class VoiceSession implements ToolHost {
   }
 
   private agentAudio(base64: string, itemId: string): void {
+    if (this.takeover) return this.muteReply(itemId);
     if (this.bridge.isInterrupted(itemId)) return;
     const leg = this.host.leg();
     const provider = this.link.provider;
@@ -290,16 +340,35 @@ export class VoiceSession implements ToolHost {
     this.bridge.playToCaller(base64, itemId, provider, leg);
   }
 
+  /** A reply started during a takeover is cut off unheard, once per reply: the provider keeps none of it. */
+  private muteReply(itemId: string): void {
+    if (this.takeover!.mutedItem === itemId) return;
+    this.takeover!.mutedItem = itemId;
+    this.link.provider?.interrupt(itemId, 0);
+  }
+
   /** The caller talks over the agent: stop playback at once, then tell the provider how much was heard. */
-  private bargeIn(): void {
+  private bargeIn(): boolean {
     const cut = this.bridge.stopPlayback();
-    if (!cut) return;
+    if (!cut) return false;
     const { itemId, heardMs } = cut;
     this.link.provider?.interrupt(itemId, heardMs);
     this.stats.bargeIns++;
     metrics.count("barge_in_total", { provider: this.link.name });
     this.options.transcript.markInterrupted(itemId);
     this.host.publish({ type: "barge_in", itemId, heardMs, at: Date.now() });
+    this.host.transcriptChanged();
+    return true;
+  }
+
+  /** No reply is owed while a supervisor has the call (the agent is silenced on purpose). */
+  private awaitReply(): void {
+    if (!this.takeover) this.watchdog.awaitReply();
+  }
+
+  /** A line of the record about the call (never replayed to a provider, never published to a web caller). */
+  private systemLine(text: string): void {
+    this.options.transcript.append({ role: "system", text, provider: this.link.name, interrupted: false, itemId: null, at: Date.now() });
     this.host.transcriptChanged();
   }
 
@@ -348,7 +417,7 @@ export class VoiceSession implements ToolHost {
     // A provider that took over meanwhile never saw the call: it is told the result as context instead.
     if (this.link.generation === askedBy) this.link.provider.sendToolResult(callId, name, outcome.result);
     else this.link.provider.sendText(`[Tool ${name} returned: ${outcome.result}]`);
-    this.watchdog.awaitReply();
+    this.awaitReply();
   }
 
   // ── provider lifecycle ─────────────────────────────────────────────────────────────────────────────────
@@ -359,8 +428,12 @@ export class VoiceSession implements ToolHost {
   }
 
   private sessionConfig(history: ConversationItem[], resumptionHandle: string | undefined): ProviderSessionConfig {
+    const guidance = this.guidance.map((text) => `\n- ${text}`).join("");
     return {
-      instructions: this.instructions + this.sentimentNote(),
+      instructions:
+        this.instructions +
+        this.sentimentNote() +
+        (guidance ? `\n\nGuidance from your human supervisor (follow it; never read it aloud):${guidance}` : ""),
       tools: this.options.tools.definitions(),
       ...(this.options.voice && { voice: this.options.voice }),
       history,

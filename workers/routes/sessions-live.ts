@@ -5,7 +5,7 @@ import type { AppEnv } from "../http/context.ts";
 import { errorSchema } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { authenticate, authorize, bearerCredential, credentialShape } from "../identity/middleware.ts";
-import { PERMISSIONS, type Permission } from "../identity/permissions.ts";
+import { PERMISSIONS, type Permission, roleHas } from "../identity/permissions.ts";
 import type { Principal } from "../identity/principal.ts";
 import { creatorOf, type PrincipalRef } from "../shared/db/principal-standing.ts";
 import { sessions } from "../shared/db/schema.ts";
@@ -138,6 +138,10 @@ export const sessionLiveRoutes = publicRouter().openapi(liveRoute, async (c) => 
     principal: principalRef(principal),
     role,
     roles: [...PERMISSIONS[permission]],
+    // Only a watcher may whisper or take over (a web caller is the other party), and only with the role for it.
+    ...(role === "supervisor" && roleHas(principal.role, "sessions:supervise")
+      ? { superviseRoles: [...PERMISSIONS["sessions:supervise"]] }
+      : {}),
     correlationId,
   };
   const headers = new Headers({

@@ -6,7 +6,8 @@ import type { ProviderName } from "./settings.ts";
 /**
  * What a browser connected to `/api/v1/sessions/{id}/live` receives (JSON text frames) and may send. Agent audio
  * for a web session's caller travels as binary frames of PCM16 little-endian, 16 kHz mono; so does the browser's
- * microphone audio. Supervisors receive events only.
+ * microphone audio. Supervisors receive events only, except the one holding a takeover: it receives the caller's
+ * audio as binary frames of the same format and sends its own.
  */
 export const LIVE_SUBPROTOCOL = "switchboard.v1" as const;
 export const BROWSER_AUDIO_RATE = 16_000 as const;
@@ -27,6 +28,12 @@ export interface LiveAttachment {
    * disconnected.
    */
   roles: Role[];
+  /**
+   * Present (the roles granting `sessions:supervise`) only on a supervisor's socket whose principal's role grants it,
+   * as the Worker found it: it may whisper, take over and release. The object's recheck closes the socket once the
+   * role leaves these. Absent means no.
+   */
+  superviseRoles?: Role[];
   correlationId: string;
   connectedAt: number;
 }
@@ -76,8 +83,25 @@ export type LiveEvent =
   /** The caller talked over the agent: a web caller's browser drops the agent audio it has not played yet. */
   | { type: "playback_clear"; at: number }
   | { type: "session_ended"; reason: string; at: number }
+  /** Supervision, sent to the supervisors' sockets only (a web session's caller is never told). `by`: the principal's id. */
+  | { type: "whisper"; text: string; by: string; at: number }
+  | { type: "takeover"; by: string; at: number }
+  /** `supervisor_left`: the holder's socket closed (or was cut off), which releases the call. */
+  | { type: "release"; by: string; reason: "released" | "supervisor_left"; at: number }
   | { type: "pong"; t: number; serverTime: number }
   | { type: "error"; code: string; message: string };
 
-/** Browser → object text frames. */
-export type LiveClientMessage = { type: "ping"; t: number };
+/** A whisper's bound: guidance is a sentence or two, and it rides every later provider session's instructions. */
+export const MAX_WHISPER_CHARS = 1_000;
+
+/**
+ * Browser → object text frames. `whisper`, `takeover` and `release` need `sessions:supervise` on a supervisor's
+ * socket; anyone else gets an `error` frame and nothing happens.
+ */
+export type LiveClientMessage =
+  | { type: "ping"; t: number }
+  | { type: "whisper"; text: string }
+  | { type: "takeover" }
+  | { type: "release" };
+
+export type SupervisorCommand = Exclude<LiveClientMessage, { type: "ping" }>;

@@ -65,6 +65,16 @@ export interface VoiceProvider {
   /** Text the caller "said" another way (DTMF digits, a supervisor's whisper to the agent). */
   sendText(text: string): void;
   sendToolResult(callId: string, name: string, result: string): void;
+  /**
+   * A supervisor's whisper: guidance the agent should follow from now on, never speak aloud nor answer as a caller
+   * turn (no response is asked for).
+   */
+  guide(text: string): void;
+  /**
+   * What was said while a supervisor had the call (their takeover): added to the agent's conversation as context, with
+   * no response asked for, so the agent resumes knowing it.
+   */
+  addContext(items: ConversationItem[]): void;
   /** Barge-in: the caller heard `heardMs` of `itemId`; drop the rest on the provider's side. */
   interrupt(itemId: string, heardMs: number): void;
   close(): void;
@@ -90,6 +100,9 @@ export function logSessionConfigured(provider: VoiceProvider, config: ProviderSe
     outputFormat: format(provider.outputFormat),
   });
 }
+
+/** How a supervisor's whisper is framed for a provider that takes it as text (never as the caller's words). */
+export const guidanceText = (text: string) => `[Guidance from your human supervisor; follow it, never read it aloud] ${text}`;
 
 /** How a keypad digit reaches an agent: as caller text in this form, whatever the provider. */
 export const dtmfText = (digit: string) => `[DTMF] ${digit}`;

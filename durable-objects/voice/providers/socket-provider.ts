@@ -4,6 +4,7 @@ import type { ProviderName } from "../../../workers/shared/settings.ts";
 import { closeQuietly } from "../../../workers/shared/websockets.ts";
 import type { AudioFormat } from "../../media/audio/audio-format.ts";
 import {
+  type ConversationItem,
   logSessionConfigured,
   logSessionSetup,
   type ProviderEvent,
@@ -135,6 +136,8 @@ export abstract class SocketProvider implements VoiceProvider {
   abstract sendAudio(base64: string): void;
   abstract sendText(text: string): void;
   abstract sendToolResult(callId: string, name: string, result: string): void;
+  abstract guide(text: string): void;
+  abstract addContext(items: ConversationItem[]): void;
   abstract interrupt(itemId: string, heardMs: number): void;
 
   /** Ends the session; no events are reported after this. */

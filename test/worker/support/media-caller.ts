@@ -15,6 +15,8 @@ export interface OutboundMessage {
   event: string;
   at: number;
   payloadBytes?: number;
+  /** A media frame's audio, base64 as the platform sent it. */
+  payload?: string;
   mark?: string;
 }
 
@@ -176,6 +178,7 @@ export class TwilioMediaCaller {
     if (message.event === "media" && message.media) {
       const bytes = atob(message.media.payload).length;
       entry.payloadBytes = bytes;
+      entry.payload = message.media.payload;
       this.playingUntil = Math.max(this.playingUntil, now) + bytes / 8 / this.playbackSpeed;
     } else if (message.event === "mark" && message.mark) {
       entry.mark = message.mark.name;

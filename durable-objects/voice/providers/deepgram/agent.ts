@@ -2,7 +2,14 @@ import type { Deepgram } from "@deepgram/sdk";
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
 import { base64Capacity, decodeBase64Into, encodeBase64 } from "../../../media/audio/pcm16.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderSessionConfig, ToolDefinition, VoiceProvider } from "../provider.ts";
+import {
+  type ConversationItem,
+  guidanceText,
+  type ProviderConnectOptions,
+  type ProviderSessionConfig,
+  type ToolDefinition,
+  type VoiceProvider,
+} from "../provider.ts";
 import { ProviderSetupError } from "../provider-socket.ts";
 import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
@@ -21,6 +28,7 @@ type ClientMessage =
   | AgentSettings
   | Deepgram.agent.AgentV1KeepAlive
   | Deepgram.agent.AgentV1InjectUserMessage
+  | Deepgram.agent.AgentV1UpdatePrompt
   | Deepgram.agent.AgentV1SendFunctionCallResponse;
 type FunctionCall = Deepgram.agent.AgentV1FunctionCallRequest.Functions.Item;
 
@@ -121,6 +129,8 @@ class DeepgramAgent extends SocketProvider {
   private readonly keepAliveIntervalMs: number;
   private format: AudioFormat = { encoding: "pcmu", sampleRate: 8000 };
   private settings: AgentSettings | null = null;
+  /** The think prompt in force: what a supervisor's `UpdatePrompt` extends. */
+  private prompt = "";
   private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
   private checksSinceLastSend = 0;
   private badAudioFrames = 0;
@@ -151,6 +161,7 @@ class DeepgramAgent extends SocketProvider {
   protected endpoint(config: ProviderSessionConfig): { url: string; headers: Record<string, string> } {
     this.format = config.callAudio;
     this.settings = deepgramSettings(config);
+    this.prompt = renderPrompt(config.instructions, config.history);
     return { url: this.options.url, headers: { Authorization: `Token ${this.options.apiKey}`, "X-Correlation-ID": config.correlationId } };
   }
 
@@ -203,6 +214,27 @@ class DeepgramAgent extends SocketProvider {
   sendText(textToInject: string): void {
     const content = textToInject.trim().slice(0, MAX_INJECTED_TEXT_CHARS);
     if (content) this.send({ type: "InjectUserMessage", content });
+  }
+
+  /**
+   * `UpdatePrompt` (not `InjectAgentMessage`, which the agent would speak, nor `InjectUserMessage`, which it would
+   * answer). The SDK documents the prompt as the new system prompt, so the whole prompt is sent: what it was, and the
+   * addition.
+   */
+  guide(text: string): void {
+    this.extendPrompt(guidanceText(text));
+  }
+
+  addContext(items: ConversationItem[]): void {
+    if (items.length === 0) return;
+    this.extendPrompt(`While a human supervisor had the call:\n${items.map(renderItem).join("\n")}`);
+  }
+
+  private extendPrompt(addition: string): void {
+    const prompt = `${this.prompt}\n\n${addition}`;
+    if (prompt.length > MAX_PROMPT_CHARS) return;
+    this.prompt = prompt;
+    this.send({ type: "UpdatePrompt", prompt });
   }
 
   sendToolResult(callId: string, name: string, result: string): void {

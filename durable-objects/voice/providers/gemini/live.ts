@@ -13,7 +13,13 @@ import type {
 } from "@google/genai";
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderSessionConfig, VoiceProvider } from "../provider.ts";
+import {
+  type ConversationItem,
+  guidanceText,
+  type ProviderConnectOptions,
+  type ProviderSessionConfig,
+  type VoiceProvider,
+} from "../provider.ts";
 import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
 /**
@@ -264,6 +270,19 @@ class GeminiLiveSession extends SocketProvider implements GeminiLiveProvider {
     if (!this.isOpen || typeof text !== "string" || !text) return;
     const turns = [{ role: "user", parts: [{ text: truncate(text, MAX_TEXT_CHARS) }] }];
     this.send({ clientContent: { turns, turnComplete: true } });
+  }
+
+  /** `turnComplete: false`: the text joins the context without ending a turn, so the model does not answer it. */
+  guide(text: string): void {
+    if (!this.isOpen || !text) return;
+    const turns = [{ role: "user", parts: [{ text: truncate(guidanceText(text), MAX_TEXT_CHARS) }] }];
+    this.send({ clientContent: { turns, turnComplete: false } });
+  }
+
+  addContext(items: ConversationItem[]): void {
+    const turns = historyTurns(items);
+    if (!this.isOpen || turns.length === 0) return;
+    this.send({ clientContent: { turns, turnComplete: false } });
   }
 
   sendToolResult(callId: string, name: string, result: string): void {

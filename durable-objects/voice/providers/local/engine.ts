@@ -2,6 +2,7 @@ import type { AudioFormat } from "../../../media/audio/audio-format.ts";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../../../media/audio/g711.ts";
 import { base64Capacity, decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../../media/audio/pcm16.ts";
 import {
+  type ConversationItem,
   dtmfText,
   logSessionConfigured,
   logSessionSetup,
@@ -216,6 +217,11 @@ class LocalEngine implements VoiceProvider {
     }
     this.respond(content);
   }
+
+  /** The engine's lines are fixed: guidance and context change nothing it says. */
+  guide(_text: string): void {}
+
+  addContext(_items: ConversationItem[]): void {}
 
   /** Nothing to do with results: the engine's lines do not depend on them. */
   sendToolResult(_callId: string, _name: string, _result: string): void {}

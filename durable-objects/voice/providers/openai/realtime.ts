@@ -236,6 +236,18 @@ export class OpenAiRealtimeProvider extends SocketProvider {
     this.requestResponse();
   }
 
+  /** A system message, and no `response.create`: the model takes it as an instruction, not a turn to answer. */
+  guide(text: string): void {
+    if (!this.isOpenForUse()) return;
+    this.send({ type: "conversation.item.create", item: { type: "message", role: "system", content: [{ type: "input_text", text }] } });
+  }
+
+  /** Items the way history is replayed; no `response.create`: the model answers the caller's next turn with them known. */
+  addContext(items: ConversationItem[]): void {
+    if (!this.isOpenForUse()) return;
+    for (const item of items.flatMap(historyItems)) this.send({ type: "conversation.item.create", item });
+  }
+
   interrupt(itemId: string, heardMs: number): void {
     if (!this.isOpenForUse()) return;
     if (this.activeResponseId !== null && !this.activeResponseCancelled) {

@@ -227,6 +227,25 @@ describe("Deepgram Voice Agent adapter", () => {
     expect(log.ofType("closed")).toEqual([]);
   });
 
+  it("takes a supervisor's whisper and a takeover's lines as UpdatePrompt (the whole prompt), never as a turn", async () => {
+    const config = sessionConfig();
+    const { provider } = await connect(config);
+    provider.guide("Offer the loyalty discount.");
+    provider.addContext([{ kind: "message", role: "caller", text: "I want a person please" }]);
+    const updates = await eventually(async () => {
+      const connection = await onlyConnection(config.correlationId);
+      return connection.configUpdates.entries.length >= 2 && connection;
+    });
+    const [guided, withContext] = updates.configUpdates.entries as Array<{ type: string; prompt: string }>;
+    expect(guided!.type).toBe("UpdatePrompt");
+    expect(guided!.prompt).toContain(config.instructions);
+    expect(guided!.prompt).toContain("Offer the loyalty discount.");
+    expect(withContext!.prompt).toContain("Offer the loyalty discount.");
+    expect(withContext!.prompt).toContain("Caller: I want a person please");
+    expect(updates.clientMessageCounts.InjectUserMessage ?? 0).toBe(0);
+    expect(updates.clientMessageCounts.InjectAgentMessage ?? 0).toBe(0);
+  });
+
   it("reports the provider closing the session", async () => {
     const config = sessionConfig();
     await putScenario(config.correlationId, { closeAfterMs: { afterMs: 50, code: 4000, reason: "session over" } });

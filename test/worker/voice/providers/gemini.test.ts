@@ -10,6 +10,7 @@ import {
 } from "../../../../durable-objects/voice/providers/provider-socket.ts";
 import { createLogger } from "../../../../workers/shared/logger.ts";
 import type { ConnectionSnapshot } from "../../../simulators/providers/recorder.ts";
+import { eventually } from "../../support/carriers.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
 import {
   base64Bytes,
@@ -370,4 +371,20 @@ describe("Gemini Live adapter", () => {
     },
     CONNECT_TIMEOUT_MS + 10_000,
   );
+});
+
+describe("Gemini Live adapter: supervisors", () => {
+  it("a whisper and a takeover's lines join the context without completing a turn: the model does not answer them", async () => {
+    const key = newKey();
+    const { provider } = await connect(key);
+    provider.guide("Offer the loyalty discount.");
+    provider.addContext([{ kind: "message", role: "caller", text: "I want a person please" }]);
+    const connection = await eventually(async () => {
+      const snapshot = (await simulatorConnections(key))[0];
+      return snapshot && snapshot.history.entries.length >= 2 && snapshot;
+    });
+    expect(JSON.stringify(connection.history.entries)).toContain("Offer the loyalty discount.");
+    expect(connection.history.entries).toContainEqual({ role: "user", parts: [{ text: "I want a person please" }] });
+    expect(connection.responses.entries).toHaveLength(0);
+  });
 });
