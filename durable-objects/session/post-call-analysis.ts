@@ -9,6 +9,11 @@ import type { SessionIdentity } from "./caller-channel.ts";
  */
 
 const DUE_KEY = "analysis.due";
+/**
+ * The first attempt waits this long after the end: the call's last D1 sync (and its retries) go first, and an alarm
+ * run at the very instant of the end would retry a failing sync early and push its backoff out.
+ */
+const FIRST_ATTEMPT_DELAY_MS = 2_000;
 /** While the transcript's outbox still holds lines for D1, the analysis (which reads D1) waits this long. */
 const TRANSCRIPT_WAIT_MS = 5_000;
 /** D1 not knowing the session yet (its record still draining), or not answering at all: asked again after this. */
@@ -30,9 +35,9 @@ export class PostCallAnalysis {
   /** The session has ended: its analysis is due now (once; an ended session ending again schedules nothing). */
   async schedule(): Promise<void> {
     if (this.deps.storage.get(DUE_KEY) !== undefined) return;
-    const now = Date.now();
-    this.deps.storage.put(DUE_KEY, now);
-    await this.deps.wakeBy(now);
+    const due = Date.now() + FIRST_ATTEMPT_DELAY_MS;
+    this.deps.storage.put(DUE_KEY, due);
+    await this.deps.wakeBy(due);
   }
 
   /** From the alarm: an attempt when one is due and the transcript is all in D1; otherwise the next wake. */

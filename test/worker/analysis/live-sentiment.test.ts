@@ -88,6 +88,7 @@ describe("live sentiment and the call's analysis", () => {
 
     await transcriptHas(token, sessionId, ["I am sorry. I will send a corrected invoice today."]);
     expect((await twilioStatus(callSid, number, "completed")).status).toBe(204);
+    // Its object analyses it a couple of seconds after the end, from its alarm.
     const analysis = await eventually(async () => {
       const view = await analysisOf(token, sessionId);
       return view.status === "ready" && view;
