@@ -46,6 +46,9 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // Every agent turn asks the fleet registry whether its provider was marked down.
     PROVIDER_FLEET_CHECK_SECONDS: "0",
     HUMAN_TRANSFER_NUMBER: "+15550009999",
+    // Telnyx's real ranges (empty is the default): the tests send from them, whatever the loopback-only list a
+    // developer's `.dev.vars` holds for `npm run dev` (the test pool reads that file too, under these bindings).
+    TELNYX_IP_ALLOWLIST: "",
     WHATSAPP_APP_SECRET: TEST_WHATSAPP_APP_SECRET,
     WHATSAPP_VERIFY_TOKEN: TEST_WHATSAPP_VERIFY_TOKEN,
     WHATSAPP_ACCESS_TOKEN: TEST_WHATSAPP_ACCESS_TOKEN,
