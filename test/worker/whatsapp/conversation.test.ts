@@ -1,3 +1,4 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
@@ -113,8 +114,8 @@ describe("WhatsApp conversations", () => {
 });
 
 describe("WhatsApp reminders", () => {
-  it("schedules a WhatsApp reminder for 10:00 on the day said, in the shop's zone", async () => {
-    const { tenantId, owner, priya, say } = await shop();
+  it("schedules a WhatsApp reminder for 10:00 on the day said, in the shop's zone, and Priya gets it then, once", async () => {
+    const { tenantId, owner, priya, priyaWa, say } = await shop();
     expect(await say(owner, "Remind Priya to pay 1,000 by Friday")).toMatch(
       /^Reminder set for Priya on Fri, \d{1,2} \w{3}, 10:00 am for ₹1,000\.00\.$/,
     );
@@ -129,6 +130,20 @@ describe("WhatsApp reminders", () => {
       minute: "2-digit",
     }).format(row!.due_at);
     expect(local).toBe("Fri 10:00");
+
+    // Friday 10:00 comes (the row's time moved to now, not the clock): the tenant's scheduler sends it by WhatsApp.
+    await env.DB.prepare("UPDATE reminders SET due_at = ?1, next_attempt_at = ?1 WHERE tenant_id = ?2").bind(Date.now(), tenantId).run();
+    const scheduler = env.REMINDER_SCHEDULER.get(env.REMINDER_SCHEDULER.idFromName(tenantId));
+    await scheduler.poke(tenantId);
+    await runDurableObjectAlarm(scheduler);
+    await runDurableObjectAlarm(scheduler);
+    const delivered = await eventually(async () => {
+      const messages = (await sentTo(priyaWa)).filter((message) => message.body.includes("Amount due"));
+      return messages.length > 0 ? messages : null;
+    });
+    expect(delivered.map((message) => message.body)).toEqual([expect.stringContaining("Amount due: ₹1,000.00.")]);
+    const state = await env.DB.prepare("SELECT state FROM reminders WHERE tenant_id = ?").bind(tenantId).first<{ state: string }>();
+    expect(state?.state).toBe("sent");
   });
 
   it("says why a reminder cannot be set for a customer with no number", async () => {
