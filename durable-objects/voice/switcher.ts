@@ -82,10 +82,9 @@ export class Switcher {
   }
 
   /**
-   * Make before break: the new provider is connected and configured (instructions, tools, audio formats, the
-   * conversation so far) while the old one keeps serving; the cut-over happens at the next pause between agent
-   * turns (or at once, interrupting the agent, when asked), and the caller's audio from the swap is delivered to
-   * the new provider. A switch that fails leaves the session on its provider, working.
+   * Make before break: at the next pause between agent turns (or at once, interrupting the agent, when asked) the
+   * new provider is connected and configured (instructions, tools, audio formats, the conversation so far) while the
+   * old one keeps serving, then cut over to; the caller's audio from the swap is delivered to the new provider. A switch that fails leaves the session on its provider, working.
    */
   async switchTo(to: ProviderName, options: SwitchOptions): Promise<SwitchResult> {
     const session = this.session;
@@ -114,6 +113,16 @@ export class Switcher {
     if (refusal) return this.finish({ from, to, startedAt, options, carried: 0, error: refusal });
 
     const generation = session.newGeneration();
+    const switching: Switching = { to, generation, startedAt, heldAudio: [], failure: null };
+    this.switching = switching;
+    // The pause comes before the conversation is read: a reply still under way when the switch was asked for would
+    // otherwise be missing from the new provider's context, and the new provider would answer the caller again.
+    if (!options.immediate) await this.untilSafePoint();
+    if (session.closed || switching.failure) {
+      return this.abandon({ from, to, startedAt, options, carried: 0, error: switching.failure ?? "the session has ended" });
+    }
+    // The old provider heard everything until now and it is in the history; only what follows is held for the new one.
+    switching.heldAudio.length = 0;
     const history = options.preserveContext ? session.history() : [];
     this.host.log().info("switch.started", {
       provider: to,
@@ -126,8 +135,6 @@ export class Switcher {
     });
     // A fresh session of the same provider resumes where this one is; another provider starts from the history.
     const handle = to === from ? session.resumptionHandleFor(to) : undefined;
-    const switching: Switching = { to, generation, startedAt, heldAudio: [], failure: null };
-    this.switching = switching;
     this.host.publish({
       type: "provider",
       provider: to,
@@ -153,7 +160,6 @@ export class Switcher {
     }
     this.host.reportHealth({ provider: to, kind: "connect_success", at: Date.now() });
     this.host.log().info("provider.connected", { provider: to, switching: true });
-    if (!options.immediate) await this.untilSafePoint();
     if (session.closed || switching.failure) {
       next.close();
       if (switching.failure) this.breakers.failure(to);

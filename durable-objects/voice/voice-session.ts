@@ -39,6 +39,12 @@ export class VoiceSession implements ToolHost {
   private toolsInFlight = 0;
   private closed = false;
   private agentRepliedSinceCallerTurn = true;
+  /**
+   * The agent reply whose audio has begun but whose line has not come (providers send it with or after the last
+   * chunk): a graceful switch waits for it, else the reply is missing from the context the next provider gets.
+   */
+  private unfinishedReply: string | null = null;
+  private lastAgentLineItem: string | null = null;
   /** The session's instructions, with the caller's context once it is known. */
   private instructions: string;
   /** Supervisors' whispers: a new provider session (reconnect, switch) gets them with its instructions. */
@@ -128,7 +134,7 @@ export class VoiceSession implements ToolHost {
         resumptionHandleFor: (provider) => this.resumptionHandleFor(provider),
         connect: (provider, generation, history, handle) =>
           this.host.connect(provider, (event) => this.onProviderEvent(generation, event), this.sessionConfig(history, handle)),
-        busy: () => this.agentSpeaking() || this.toolsInFlight > 0,
+        busy: () => this.agentSpeaking() || this.unfinishedReply !== null || this.toolsInFlight > 0,
         cutOver: (next, to, generation, detail, heldAudio) => this.cutOver(next, to, generation, detail, heldAudio),
         reconnectIfLost: () => this.link.reconnectIfLost(),
       },
@@ -274,6 +280,7 @@ export class VoiceSession implements ToolHost {
   private handleProviderEvent(event: ProviderEvent): void {
     switch (event.type) {
       case "agent_audio":
+        if (event.itemId !== this.lastAgentLineItem) this.unfinishedReply = event.itemId;
         return this.agentAudio(event.base64, event.itemId);
       case "agent_audio_done":
         this.options.breakers.success(this.link.name);
@@ -281,15 +288,20 @@ export class VoiceSession implements ToolHost {
         return;
       case "caller_speech_started":
         this.agentRepliedSinceCallerTurn = false;
+        // A barged-in reply may never get its line (the provider drops it): nothing left to wait for.
+        this.unfinishedReply = null;
         if (!this.takeover) this.bargeIn();
         return;
       case "caller_speech_stopped":
         return this.bridge.callerStopped();
       case "transcript":
-        // What the agent said during a takeover was never heard: it is not the conversation.
-        if (event.role === "agent" && this.takeover) return;
-        if (event.role === "agent") this.agentActivity();
-        else if (!this.agentRepliedSinceCallerTurn) this.awaitReply();
+        if (event.role === "agent") {
+          this.lastAgentLineItem = event.itemId ?? null;
+          this.unfinishedReply = null;
+          // What the agent said during a takeover was never heard: it is not the conversation.
+          if (this.takeover) return;
+          this.agentActivity();
+        } else if (!this.agentRepliedSinceCallerTurn) this.awaitReply();
         this.appendTranscript(event.role, event.text, event.itemId ?? null);
         return;
       case "tool_call":

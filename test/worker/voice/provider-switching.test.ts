@@ -73,6 +73,27 @@ describe("manual provider switches", () => {
     expect((await connectionsOf(key, "openai"))[0]!.close?.by).toBe("client");
   });
 
+  it("asked for mid-answer, waits for the answer to end and carries it: the new provider does not answer again", async () => {
+    const key = uniqueKey("switch-mid-answer");
+    const answer = "Your invoice of twelve hundred rupees was sent on Monday, and a copy went to your email as well.";
+    await putScenario(key, { replies: [answer], callerTranscripts: ["Where is my invoice?"] });
+    await putScenario(`${key}#gemini`, { replies: ["This must not be said."] });
+    const { caller, token, sessionId } = await startCall("openai", key);
+    const before = caller.agentAudioBytes();
+    await caller.say("hello");
+    await caller.silence(700);
+    // The first of the answer's audio has reached the caller; its line comes with its last chunk.
+    await caller.until(() => caller.agentAudioBytes() > before);
+    const switched = await switchTo(token, sessionId, { provider: "gemini" });
+    expect(switched.status).toBe(200);
+    expect(((await switched.json()) as SwitchAnswer).contextPreserved).toBe(2);
+    const [gemini] = await connectionsOf(key, "gemini");
+    expect(JSON.stringify([gemini!.setup, gemini!.history])).toContain(answer);
+    await transcriptHas(token, sessionId, ["Where is my invoice?", answer]);
+    // Handed a conversation whose last word was the agent's, the new provider owes nobody an answer.
+    expect((await connectionsOf(key, "gemini"))[0]!.responses.entries).toEqual([]);
+  });
+
   it("rolls back when the target provider is down: the call stays on its provider, working", async () => {
     const key = uniqueKey("switch-rollback");
     await putScenario(`${key}#gemini`, { refuseUpgrade: 503 });
