@@ -106,7 +106,7 @@ export class CallSession extends DurableObject<Env> {
   private readonly supervision: Supervision;
   private readonly transcript: TranscriptLog;
   /** The tenant's PII redaction for this session's transcript and DTMF digits (masks until it is known). */
-  private readonly redaction = new Redaction();
+  private readonly redaction: Redaction;
   private readonly conversation: ConversationWriter;
   private readonly tools: ToolRunner;
   private readonly breakers: CircuitBreakers;
@@ -131,6 +131,7 @@ export class CallSession extends DurableObject<Env> {
     super(ctx, env);
     const settings = parseSettings(env).values;
     this.web = new WebSessionStore(ctx.storage.kv);
+    this.redaction = new Redaction(ctx.storage.kv);
     this.slot = new AdmissionSlot(ctx.storage.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql);
     this.conversation = new ConversationWriter({
