@@ -1,5 +1,6 @@
 import { constantTimeEqualText } from "../shared/constant-time.ts";
 import { toBase64Url } from "../shared/encoding.ts";
+import { hmac } from "../shared/hmac.ts";
 
 /**
  * The credential a carrier's media stream presents for one call: an HMAC-SHA256 of the session id under the
@@ -8,20 +9,8 @@ import { toBase64Url } from "../shared/encoding.ts";
  * since Twilio's upgrade carries nothing but the signed URL). Rotating the secret invalidates the credentials of
  * calls in progress: their streams reconnect only if the carrier is handed a new URL.
  */
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function keyFor(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
 export async function mediaCredential(secret: string, sessionId: string): Promise<string> {
-  const mac = await crypto.subtle.sign("HMAC", await keyFor(secret), new TextEncoder().encode(`media-stream:${sessionId}`));
-  return toBase64Url(new Uint8Array(mac));
+  return toBase64Url(await hmac(secret, `media-stream:${sessionId}`));
 }
 
 export async function verifyMediaCredential(secret: string, sessionId: string, presented: string | undefined): Promise<boolean> {

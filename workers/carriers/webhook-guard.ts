@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../http/context.ts";
+import { readBoundedBytes } from "../shared/bounded-body.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { metrics } from "../shared/observability/metrics.ts";
 import { requireSettings } from "../shared/settings.ts";
@@ -64,30 +65,8 @@ export function publicUrlOf(c: Context<CarrierEnv>, scheme: "https" | "wss" = "h
  * as it is passed — before any signature is checked.
  */
 export async function readBody(c: Context<CarrierEnv>): Promise<string | null> {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_WEBHOOK_BYTES) return null;
-  const body = c.req.raw.body;
-  if (!body) return "";
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_WEBHOOK_BYTES) {
-      await reader.cancel("body too large");
-      return null;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  const bytes = await readBoundedBytes(c.req.raw, MAX_WEBHOOK_BYTES);
+  return bytes && new TextDecoder().decode(bytes);
 }
 
 /** A request that passed layers 1–2; its carrier's own layers refuse through it. */

@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../http/context.ts";
+import { readBoundedBytes } from "../shared/bounded-body.ts";
 import { constantTimeEqualText } from "../shared/constant-time.ts";
 import { routeForNumber } from "../shared/db/directory.ts";
 import { tenantScopeFor } from "../shared/db/tenant-scope.ts";
@@ -7,7 +8,7 @@ import { parseSettings } from "../shared/settings.ts";
 import { readPiiMasker } from "../shared/tenant-settings.ts";
 import { respond } from "./conversation.ts";
 import { type BusinessNumberMessages, messagesOf, whatsappWebhookSchema } from "./payload.ts";
-import { readBoundedBytes, verifyWhatsAppSignature } from "./signature.ts";
+import { verifyWhatsAppSignature } from "./signature.ts";
 import { markInbound, recordInbound } from "./transcript.ts";
 
 /**

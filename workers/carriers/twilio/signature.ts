@@ -1,5 +1,6 @@
 import { constantTimeEqualText } from "../../shared/constant-time.ts";
 import { sha256Hex, toBase64 } from "../../shared/encoding.ts";
+import { hmac } from "../../shared/hmac.ts";
 
 /**
  * X-Twilio-Signature checks, byte for byte what twilio-node's `validateRequest` / `validateRequestWithBody` accept
@@ -22,10 +23,10 @@ export async function verifyTwilioSignature(input: {
 }): Promise<boolean> {
   const { signature } = input;
   if (!signature) return false;
-  const key = await hmacKey(input.authToken);
+  if (input.authToken === "") throw new Error("The Twilio auth token is empty");
   const signedParams = serialiseParams(input.params);
   for (const url of signedUrlCandidates(input.url)) {
-    const expected = toBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(url + signedParams))));
+    const expected = toBase64(await hmac(input.authToken, url + signedParams, "SHA-1"));
     if (constantTimeEqualText(signature, expected)) return true;
   }
   return false;
@@ -68,21 +69,6 @@ export function parseTwilioForm(rawBody: string): TwilioParams {
   }
   // fromEntries defines own properties, so a field named "__proto__" stays a field.
   return Object.fromEntries([...fields].map(([name, values]) => [name, values.length === 1 ? values[0]! : values]));
-}
-
-// Auth tokens come from configuration (one, two during rotation): the cache never grows past a handful.
-const KEY_CACHE_LIMIT = 8;
-const hmacKeys = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(authToken: string): Promise<CryptoKey> {
-  if (authToken === "") throw new Error("The Twilio auth token is empty");
-  let key = hmacKeys.get(authToken);
-  if (!key) {
-    if (hmacKeys.size >= KEY_CACHE_LIMIT) hmacKeys.clear();
-    key = crypto.subtle.importKey("raw", encoder.encode(authToken), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
-    hmacKeys.set(authToken, key);
-  }
-  return key;
 }
 
 /** Names sorted; a repeated name contributes each distinct value once, values sorted; no separators. */
