@@ -214,6 +214,8 @@ export class CallSession extends DurableObject<Env> {
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.machine = new AnsweringMachine({
       ledger: this.ledger,
+      storage: ctx.storage.kv,
+      wakeBy: (at) => this.alarmSchedule.wakeBy(at),
       carrier: this.carrier,
       hangUp: () => controlCall(this.ledger, this.carrier, { action: "hangup" }, this.ledger.record!.correlationId),
       // The voice session made while the verdict was awaited (its provider not dialled) starts now.
@@ -412,6 +414,7 @@ export class CallSession extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     if (this.live.anyOpen()) await this.recheckLiveSockets();
     await this.hangUpTurnedAwayCall();
+    await this.machine.onAlarm();
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();

@@ -33,6 +33,15 @@ export async function newMachineDetection(mode: MachineDetectionMode, message: s
  */
 export const agentHeld = (record: CallRecord): boolean => record.amd !== undefined && record.amd !== null && record.amd.outcome !== "agent";
 
+/**
+ * A verdict that has not come this long after the answer never will (a lost callback: Twilio does not retry it, and
+ * gives its own `unknown` after its 30 s detection timeout; Telnyx listens about 3.5 s): the call goes on as if the
+ * carrier were not sure — the agent for a call with no verdict, the message for a machine whose beep was not reported.
+ */
+export const VERDICT_TIMEOUT_MS = 40_000;
+/** Object storage key of that deadline (epoch ms), set at the answer and cleared by the verdict. */
+export const VERDICT_DEADLINE_KEY = "amd_verdict_by";
+
 /** A machine answered: the agent never speaks on this call. */
 export const agentBarred = (record: CallRecord): boolean => {
   const outcome = record.amd?.outcome ?? null;
@@ -41,6 +50,8 @@ export const agentBarred = (record: CallRecord): boolean => {
 
 interface MachineParts {
   ledger: CallLedger;
+  storage: SyncKvStorage;
+  wakeBy(at: number): Promise<void>;
   carrier: () => CarrierLink;
   /** Ends the call through its carrier (the API's hangup path). */
   hangUp(): Promise<ControlResult>;
@@ -62,8 +73,14 @@ export class AnsweringMachine {
 
   async onSignal(signal: CallSignal): Promise<void> {
     const record = this.parts.ledger.record;
-    const amd = record?.amd;
-    if (!record || !amd || isTerminal(record.status)) return;
+    if (!record?.amd || isTerminal(record.status)) return;
+    // The decision is taken (and stored) before anything here awaits; the deadline follows what it left.
+    const acting = this.act(record.amd, signal);
+    await this.keepDeadline(record);
+    await acting;
+  }
+
+  private async act(amd: MachineDetectionState, signal: CallSignal): Promise<void> {
     if (signal.kind === "spoken") {
       if (amd.speaking && amd.outcome === null) await this.voicemailSpoken();
       return;
@@ -89,6 +106,39 @@ export class AnsweringMachine {
       return;
     }
     await this.leaveVoicemail(amd.message);
+  }
+
+  /** The alarm: past the deadline with no verdict (or no beep), the call goes on without it. */
+  async onAlarm(): Promise<void> {
+    const due = this.parts.storage.get<number>(VERDICT_DEADLINE_KEY);
+    const amd = this.parts.ledger.record?.amd;
+    if (due === undefined || !amd) return;
+    if (Date.now() < due) {
+      await this.parts.wakeBy(due);
+      return;
+    }
+    this.parts.storage.delete(VERDICT_DEADLINE_KEY);
+    const awaitingBeep = amd.answeredBy === "machine";
+    await this.onSignal({
+      kind: "machine_detection",
+      answeredBy: awaitingBeep ? null : "unknown",
+      messageEnded: awaitingBeep,
+      result: "verdict_timeout",
+    });
+  }
+
+  /** Once the call is answered, the verdict has VERDICT_TIMEOUT_MS to come (set once; cleared once it is decided). */
+  private async keepDeadline(record: CallRecord): Promise<void> {
+    const pending = record.amd!.outcome === null && !record.amd!.speaking;
+    const set = this.parts.storage.get<number>(VERDICT_DEADLINE_KEY) !== undefined;
+    if (!pending) {
+      if (set) this.parts.storage.delete(VERDICT_DEADLINE_KEY);
+      return;
+    }
+    if (set || record.answeredAt === null) return;
+    const due = record.answeredAt + VERDICT_TIMEOUT_MS;
+    this.parts.storage.put(VERDICT_DEADLINE_KEY, due);
+    await this.parts.wakeBy(due);
   }
 
   private decide(answeredBy: AnsweredBy, outcome: MachineOutcome, detail: string | null): void {

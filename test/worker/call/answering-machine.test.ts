@@ -1,5 +1,7 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { VERDICT_DEADLINE_KEY, VERDICT_TIMEOUT_MS } from "../../../durable-objects/call/answering-machine.ts";
 import { type CallDetail, callDetail, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import {
   eventually,
@@ -260,6 +262,42 @@ describe("Telnyx", () => {
     expect((await webhook("call.machine.detection.ended", { result: "robot" })).status).toBe(400);
     expect((await webhook("call.machine.greeting.ended", {})).status).toBe(400);
     expect(await callDetail(token, call.id)).toMatchObject({ answeredBy: null, machineOutcome: null });
+  });
+});
+
+describe("a verdict that never comes", () => {
+  /** The call's object, its deadline read, then moved to now (as if the time went by) and its alarm run. */
+  async function passDeadline(sessionId: string, answeredAt: string) {
+    const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
+    const due = await runInDurableObject(stub, (_instance, state) => state.storage.kv.get<number>(VERDICT_DEADLINE_KEY));
+    expect(due).toBe(Date.parse(answeredAt) + VERDICT_TIMEOUT_MS);
+    // Before the deadline the alarm changes nothing.
+    await runDurableObjectAlarm(stub);
+    await runInDurableObject(stub, (_instance, state) => state.storage.kv.put(VERDICT_DEADLINE_KEY, Date.now() - 1));
+    await runDurableObjectAlarm(stub);
+  }
+
+  it("Twilio: a call answered with no verdict gets the agent at the deadline, as if the carrier were not sure", async () => {
+    const to = randomE164();
+    const call = await place({ to, provider: "openai", machineDetection: "hangup" });
+    await answerTwilio(call, to);
+    const answered = await settled(call.id, (c) => c.answeredAt !== null);
+    expect(await simulatorConnections(call.key)).toHaveLength(0);
+    await passDeadline(call.sessionId, answered.answeredAt!);
+    await eventually(async () => (await simulatorConnections(call.key)).length === 1);
+    expect(await settled(call.id, (c) => c.machineOutcome !== null)).toMatchObject({ answeredBy: "unknown", machineOutcome: "agent" });
+  });
+
+  it("Telnyx: a machine whose beep is never reported hears the voicemail at the deadline", async () => {
+    const to = randomE164();
+    const call = await place({ to, from: telnyxNumber, machineDetection: "voicemail", voicemailMessage: MESSAGE });
+    const webhook = telnyxWebhook(call, to);
+    expect((await webhook("call.answered")).status).toBe(200);
+    expect((await webhook("call.machine.detection.ended", { result: "machine" })).status).toBe(200);
+    const answered = await settled(call.id, (c) => c.answeredBy === "machine");
+    await passDeadline(call.sessionId, answered.answeredAt!);
+    const speak = await eventually(async () => (await simRequests({ carrier: "telnyx", callId: call.callId, path: "/actions/speak" }))[0]);
+    expect(speak.body).toMatchObject({ payload: MESSAGE });
   });
 });
 
