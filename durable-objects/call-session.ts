@@ -19,6 +19,7 @@ import { stagesOf } from "../workers/shared/turn-timings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
 import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT, RELEASE_RETRY_MS } from "./admission/admission-slot.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
+import { AnsweringMachine, agentBarred, agentHeld } from "./call/answering-machine.ts";
 import {
   type ControlCommand,
   type ControlResult,
@@ -28,7 +29,6 @@ import {
   placeCall,
   reconcileCall,
 } from "./call/call-commands.ts";
-import { AnsweringMachine, agentBarred, agentHeld } from "./call/answering-machine.ts";
 import { CallLedger } from "./call/call-ledger.ts";
 import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts";
 import { CarrierLink } from "./call/carrier-link.ts";

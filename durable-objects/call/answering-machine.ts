@@ -1,6 +1,6 @@
 import type { CallSignal } from "../../workers/carriers/carrier.ts";
-import { sha256Hex } from "../../workers/shared/encoding.ts";
 import type { AnsweredBy, MachineDetectionMode, MachineOutcome } from "../../workers/shared/db/schema.ts";
+import { sha256Hex } from "../../workers/shared/encoding.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ControlResult } from "./call-commands.ts";
 import type { CallLedger } from "./call-ledger.ts";
@@ -42,11 +42,8 @@ export const VERDICT_TIMEOUT_MS = 40_000;
 /** Object storage key of that deadline (epoch ms), set at the answer and cleared by the verdict. */
 export const VERDICT_DEADLINE_KEY = "amd_verdict_by";
 
-/** A machine answered: the agent never speaks on this call. */
-export const agentBarred = (record: CallRecord): boolean => {
-  const outcome = record.amd?.outcome ?? null;
-  return outcome === "machine_hangup" || outcome === "voicemail_left" || record.amd?.speaking === true;
-};
+/** A machine (or a fax) answered: the agent never speaks on this call, not even while the machine's greeting runs. */
+export const agentBarred = (record: CallRecord): boolean => record.amd?.answeredBy === "machine" || record.amd?.answeredBy === "fax";
 
 interface MachineParts {
   ledger: CallLedger;

@@ -847,7 +847,9 @@ describe("fake Twilio REST API", () => {
       ["AsyncAmdStatusCallbackMethod", "POST"],
     ]);
     const { sid } = (await created.json()) as { sid: string };
-    const amd = await platform.waitFor("the AMD verdict", () => platform.requests.find((request) => request.url.startsWith("/telephony/twilio/amd")));
+    const amd = await platform.waitFor("the AMD verdict", () =>
+      platform.requests.find((request) => request.url.startsWith("/telephony/twilio/amd")),
+    );
     const params = formOf(amd);
     expect(params).toMatchObject({ CallSid: sid, AccountSid: TEST_TWILIO_ACCOUNT_SID, AnsweredBy: "machine_end_beep" });
     expect(twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, String(amd.headers["x-twilio-signature"]), amdUrl, params)).toBe(true);
@@ -975,8 +977,12 @@ describe("fake Telnyx REST API", () => {
       ["call.machine.greeting.ended", "beep_detected"],
     ]);
     expect(platform.requests.every(telnyxSignatureValid)).toBe(true);
-    expect((await telnyxAction(apis, data.call_control_id, "speak", { payload: "Please call Acme back.", command_id: "vm-1" })).status).toBe(200);
-    await platform.waitFor("call.speak.ended", () => (telnyxEvents(platform).some((event) => event.event_type === "call.speak.ended") ? true : undefined));
+    expect(
+      (await telnyxAction(apis, data.call_control_id, "speak", { payload: "Please call Acme back.", command_id: "vm-1" })).status,
+    ).toBe(200);
+    await platform.waitFor("call.speak.ended", () =>
+      telnyxEvents(platform).some((event) => event.event_type === "call.speak.ended") ? true : undefined,
+    );
     const call = apis.telnyx.call(data.call_control_id);
     expect(call && "said" in call ? call.said : []).toEqual(["Please call Acme back."]);
     expect((await telnyxAction(apis, data.call_control_id, "hangup", { command_id: "vm-2" })).status).toBe(200);

@@ -16,11 +16,11 @@ import { auditFromRequest } from "../identity/request-audit.ts";
 import { CALL_STATUSES, CARRIERS, calls, MACHINE_DETECTION_MODES } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { AppError, admissionUnavailable, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";
+import { callObject } from "../shared/session-ids.ts";
+import { providerSchema } from "../shared/settings.ts";
 
 /** A voicemail is read by text-to-speech in about a minute at most: longer is a mistake, not a message. */
 const MAX_VOICEMAIL_CHARS = 1_000;
-import { callObject } from "../shared/session-ids.ts";
-import { providerSchema } from "../shared/settings.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");
@@ -57,7 +57,7 @@ const placeRoute = protectedRoute("calls:create", {
         .min(1)
         .max(MAX_VOICEMAIL_CHARS)
         .optional()
-        .describe("what a machine is told after its beep; required with `machineDetection: \"voicemail\"`, and only then"),
+        .describe('what a machine is told after its beep; required with `machineDetection: "voicemail"`, and only then'),
     }),
   ),
   responses: {
@@ -74,10 +74,10 @@ const placeRoute = protectedRoute("calls:create", {
 function checkVoicemail(body: { machineDetection?: string; voicemailMessage?: string }): void {
   const voicemail = body.machineDetection === "voicemail";
   if (voicemail && body.voicemailMessage === undefined) {
-    throw new AppError(422, "voicemail_message_required", "machineDetection \"voicemail\" needs a voicemailMessage", "validation");
+    throw new AppError(422, "voicemail_message_required", 'machineDetection "voicemail" needs a voicemailMessage', "validation");
   }
   if (!voicemail && body.voicemailMessage !== undefined) {
-    throw new AppError(422, "voicemail_message_unused", "voicemailMessage is only left with machineDetection \"voicemail\"", "validation");
+    throw new AppError(422, "voicemail_message_unused", 'voicemailMessage is only left with machineDetection "voicemail"', "validation");
   }
 }
 

@@ -64,7 +64,8 @@ export const presentCall = (row: CallRow): z.infer<typeof callSchema> => ({
   machineDetection: row.machineDetection,
   answeredBy: row.answeredBy,
   machineOutcome: row.machineOutcome,
-  voicemail: row.voicemailChars !== null && row.voicemailSha256 !== null ? { chars: row.voicemailChars, sha256: row.voicemailSha256 } : null,
+  voicemail:
+    row.voicemailChars !== null && row.voicemailSha256 !== null ? { chars: row.voicemailChars, sha256: row.voicemailSha256 } : null,
 });
 
 const listQuery = pageQuery.extend({

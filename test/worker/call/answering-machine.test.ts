@@ -61,7 +61,10 @@ function twilioAmd(sessionId: string, callSid: string, answeredBy: string, extra
 async function answerTwilio(call: { sessionId: string; callId: string }, to: string) {
   const extra = { From: twilioNumber, Direction: "outbound-api" };
   expect((await twilioStatus(call.callId, to, "in-progress", { sequence: 2, sessionId: call.sessionId, extra })).status).toBe(204);
-  const voice = await postTwilio(`/telephony/twilio/voice?sessionId=${call.sessionId}`, twilioCallParams(call.callId, to, "in-progress", extra));
+  const voice = await postTwilio(
+    `/telephony/twilio/voice?sessionId=${call.sessionId}`,
+    twilioCallParams(call.callId, to, "in-progress", extra),
+  );
   expect(voice.status).toBe(200);
   return parseStreamTwiml(await voice.text());
 }
@@ -130,7 +133,9 @@ describe("Twilio", () => {
 
     expect((await twilioAmd(call.sessionId, call.callId, "machine_start")).status).toBe(204);
     const hangup = await eventually(async () =>
-      (await simRequests({ carrier: "twilio", callId: call.callId })).find((r) => (r.body as Record<string, string>).Status === "completed"),
+      (await simRequests({ carrier: "twilio", callId: call.callId })).find(
+        (r) => (r.body as Record<string, string>).Status === "completed",
+      ),
     );
     expect(hangup.path).toBe(`/2010-04-01/Accounts/${env.TWILIO_ACCOUNT_SID}/Calls/${call.callId}.json`);
     const done = await settled(call.id, (c) => c.status === "completed");
@@ -142,7 +147,9 @@ describe("Twilio", () => {
     const after = await callDetail(token, call.id);
     expect(after).toMatchObject({ answeredBy: "machine", machineOutcome: "machine_hangup" });
     expect(after.events.filter((e) => e.event.startsWith("amd."))).toHaveLength(1);
-    const updates = (await simRequests({ carrier: "twilio", callId: call.callId })).filter((r) => r.method === "POST" && r.path.endsWith(`${call.callId}.json`));
+    const updates = (await simRequests({ carrier: "twilio", callId: call.callId })).filter(
+      (r) => r.method === "POST" && r.path.endsWith(`${call.callId}.json`),
+    );
     expect(updates).toHaveLength(1);
     expect(await simulatorConnections(call.key)).toHaveLength(0);
     expect(callee.agentAudioBytes()).toBe(0);
@@ -157,7 +164,9 @@ describe("Twilio", () => {
 
     expect((await twilioAmd(call.sessionId, call.callId, "machine_end_beep")).status).toBe(204);
     const update = await eventually(async () =>
-      (await simRequests({ carrier: "twilio", callId: call.callId })).find((r) => typeof (r.body as Record<string, string>).Twiml === "string"),
+      (await simRequests({ carrier: "twilio", callId: call.callId })).find(
+        (r) => typeof (r.body as Record<string, string>).Twiml === "string",
+      ),
     );
     const twiml = (update.body as Record<string, string>).Twiml!;
     expect(twiml).toContain(`<Say>${MESSAGE}</Say><Hangup/>`);
@@ -165,7 +174,11 @@ describe("Twilio", () => {
     const digest = [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(MESSAGE)))]
       .map((byte) => byte.toString(16).padStart(2, "0"))
       .join("");
-    expect(left).toMatchObject({ machineDetection: "voicemail", answeredBy: "machine", voicemail: { chars: MESSAGE.length, sha256: digest } });
+    expect(left).toMatchObject({
+      machineDetection: "voicemail",
+      answeredBy: "machine",
+      voicemail: { chars: MESSAGE.length, sha256: digest },
+    });
     // The message's text is in no event of the call's history.
     expect(JSON.stringify(left.events)).not.toContain("Acme Supplies");
     expect(await simulatorConnections(call.key)).toHaveLength(0);
@@ -253,6 +266,7 @@ describe("Telnyx", () => {
     const done = await settled(call.id, (c) => c.status === "completed");
     expect(done).toMatchObject({ answeredBy: "machine", machineOutcome: "voicemail_left", voicemail: { chars: MESSAGE.length } });
     expect(await simRequests({ carrier: "telnyx", callId: call.callId, path: "/actions/speak" })).toHaveLength(1);
+    expect(await simulatorConnections(call.key)).toHaveLength(0);
   });
 
   it("refuses a machine event with an undocumented result (400)", async () => {
@@ -318,6 +332,11 @@ describe("POST /api/v1/calls", () => {
     const plain = await place({ to });
     const [create] = await simRequests({ carrier: "twilio", to, path: "/Calls.json" });
     expect(create!.body).not.toHaveProperty("MachineDetection");
-    expect(await callDetail(token, plain.id)).toMatchObject({ machineDetection: null, answeredBy: null, machineOutcome: null, voicemail: null });
+    expect(await callDetail(token, plain.id)).toMatchObject({
+      machineDetection: null,
+      answeredBy: null,
+      machineOutcome: null,
+      voicemail: null,
+    });
   });
 });
