@@ -19,6 +19,7 @@ import { stagesOf } from "../workers/shared/turn-timings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
 import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT, RELEASE_RETRY_MS } from "./admission/admission-slot.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
+import { AnsweringMachine, agentBarred, agentHeld } from "./call/answering-machine.ts";
 import {
   type ControlCommand,
   type ControlResult,
@@ -126,6 +127,8 @@ export class CallSession extends DurableObject<Env> {
   private liveRecheck: ReturnType<typeof setTimeout> | null = null;
   /** The session's slot under its tenant's concurrency limit. */
   private readonly slot: AdmissionSlot;
+  /** An outbound call's answering-machine verdict: the agent, a hangup, or a voicemail. */
+  private readonly machine: AnsweringMachine;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -210,6 +213,19 @@ export class CallSession extends DurableObject<Env> {
       publish: (event) => this.live.broadcastToSupervisors(event),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
+    this.machine = new AnsweringMachine({
+      ledger: this.ledger,
+      storage: ctx.storage.kv,
+      wakeBy: (at) => this.alarmSchedule.wakeBy(at),
+      carrier: this.carrier,
+      hangUp: () => controlCall(this.ledger, this.carrier, { action: "hangup" }, this.ledger.record!.correlationId),
+      // The voice session made while the verdict was awaited (its provider not dialled) starts now.
+      startAgent: () => (this.voice ? this.voice.start() : this.ensureVoice()),
+      dropAgent: () => {
+        this.voice?.close();
+        this.voice = null;
+      },
+    });
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
     this.browser = webChannel({ env, web: this.web, live: this.live, end: (reason) => this.endWebSession(reason), waitUntil });
     this.sessionMetrics = new SessionMetrics({
@@ -311,6 +327,7 @@ export class CallSession extends DurableObject<Env> {
     this.sessionMetrics.tick();
     const step = turnAwayStepAfter(this.ledger.record!, event);
     if (step) this.ctx.waitUntil(this.turnAway(step));
+    if (this.ledger.record!.amd) this.ctx.waitUntil(this.machine.onSignal(event.signal).then(() => this.ledger.flush()));
     await this.ledger.flush();
     return outcome;
   }
@@ -398,6 +415,7 @@ export class CallSession extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     if (this.live.anyOpen()) await this.recheckLiveSockets();
     await this.hangUpTurnedAwayCall();
+    await this.machine.onAlarm();
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();
@@ -558,6 +576,9 @@ export class CallSession extends DurableObject<Env> {
 
   /** The call's voice session, created (and its provider dialled) on first need; none once the call has ended. */
   private ensureVoice(): VoiceSession | null {
+    // Checked first and cheaply: a machine's audio still reaches here, frame by frame, while its message plays.
+    const record = this.ledger.record;
+    if (record && agentBarred(record)) return null;
     const channel = this.channel();
     const session = channel?.identity();
     if (this.voice || !channel || !session || session.ended) return this.voice;
@@ -589,7 +610,8 @@ export class CallSession extends DurableObject<Env> {
       },
       resumption: this.conversation.resumption,
     });
-    this.voice.start();
+    // Until the carrier says who answered an AMD call, the provider is not dialled (answering-machine.ts says why).
+    if (!(record && agentHeld(record))) this.voice.start();
     this.sessionMetrics.live();
     return this.voice;
   }

@@ -1,8 +1,9 @@
 import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
 import type { PromptRef } from "../../workers/shared/db/prompts.ts";
-import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
+import type { CallStatus, Carrier, MachineDetectionMode } from "../../workers/shared/db/schema.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import { newMachineDetection } from "./answering-machine.ts";
 import type { CallLedger } from "./call-ledger.ts";
 import type { CarrierLink } from "./carrier-link.ts";
 import { isTerminal } from "./state-machine.ts";
@@ -19,6 +20,8 @@ export interface PlaceCallInput {
   codec: "PCMU" | "PCMA";
   /** Carriers to try in order, each with the caller id to present on it. */
   candidates: Array<{ carrier: Carrier; from: string }>;
+  /** Answering-machine detection asked for the call (with the voicemail message, in that mode), or null. */
+  machineDetection: { mode: MachineDetectionMode; message: string | null } | null;
 }
 
 export type PlaceCallResult =
@@ -49,6 +52,7 @@ export type ControlResult =
 export async function placeCall(ledger: CallLedger, link: () => CarrierLink, input: PlaceCallInput): Promise<PlaceCallResult> {
   const first = input.candidates[0];
   if (!first) return { ok: false, reason: "no carrier can place this call", retryable: false };
+  const amd = input.machineDetection && (await newMachineDetection(input.machineDetection.mode, input.machineDetection.message));
   const record =
     ledger.record ??
     ledger.create(
@@ -67,6 +71,7 @@ export async function placeCall(ledger: CallLedger, link: () => CarrierLink, inp
         codec: input.codec,
         correlationId: input.correlationId,
         answerCommanded: true,
+        amd,
       },
       "call.requested",
       input.to,

@@ -1,6 +1,7 @@
 import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { MachineDetectionState } from "./answering-machine.ts";
 
 /**
  * The call object's own storage (SQLite, the hot tier). The record and the events waiting for D1 are written
@@ -34,6 +35,8 @@ export interface CallRecord {
   /** The KV call → session index has been written (once per call: KV allows ~1 write per second per key). */
   carrierIndexed: boolean;
   answerCommanded: boolean;
+  /** Answering-machine detection (outbound calls that asked for it); absent on other calls and older records. */
+  amd?: MachineDetectionState | null;
 }
 
 export interface CallEventRow {

@@ -28,6 +28,7 @@ export class CarrierLink {
       codec: record.codec,
       answered: record.answeredAt !== null,
       commandSeq: record.eventSeq,
+      machineDetection: record.amd?.mode ?? null,
     });
   }
 
@@ -63,6 +64,10 @@ export class CarrierLink {
     return guarded(this.record.carrier, () => withRetries(() => this.commands().turnAway(step)));
   }
 
+  /** Plays the voicemail message to the machine that answered (see `CarrierCommands.leaveVoicemail`). */
+  leaveVoicemail(message: string): Promise<{ endsCall: boolean }> {
+    return guarded(this.record.carrier, () => withRetries(() => this.commands().leaveVoicemail(message)));
+  }
   currentState(): Promise<CarrierCallState> {
     return this.commands().currentState();
   }

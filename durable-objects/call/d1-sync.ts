@@ -51,7 +51,12 @@ type CallColumn =
   | "answeredAt"
   | "endedAt"
   | "createdAt"
-  | "updatedAt";
+  | "updatedAt"
+  | "machineDetection"
+  | "answeredBy"
+  | "machineOutcome"
+  | "voicemailChars"
+  | "voicemailSha256";
 /** Every column but the key and the creation time is the latest state's. */
 const CALL_UPDATED = [
   "sessionId",
@@ -65,6 +70,11 @@ const CALL_UPDATED = [
   "answeredAt",
   "endedAt",
   "updatedAt",
+  "machineDetection",
+  "answeredBy",
+  "machineOutcome",
+  "voicemailChars",
+  "voicemailSha256",
 ] as const;
 
 const upsertCall = new CompiledWrite<CallColumn>((db, value, tenant) =>
@@ -85,6 +95,11 @@ const upsertCall = new CompiledWrite<CallColumn>((db, value, tenant) =>
       endedAt: value("endedAt"),
       createdAt: value("createdAt"),
       updatedAt: value("updatedAt"),
+      machineDetection: value("machineDetection"),
+      answeredBy: value("answeredBy"),
+      machineOutcome: value("machineOutcome"),
+      voicemailChars: value("voicemailChars"),
+      voicemailSha256: value("voicemailSha256"),
     })
     .onConflictDoUpdate({
       target: calls.id,
@@ -121,6 +136,9 @@ const insertEvent = new CompiledWrite<"id" | "callId" | keyof CallEventRow>((db,
  */
 export async function syncToD1(env: Env, record: CallRecord, events: CallEventRow[]): Promise<void> {
   const ended = record.status === "completed" || record.status === "failed";
+  const amd = record.amd ?? null;
+  // Only a voicemail left is described (its length and digest; its text stays in the call's object).
+  const voicemail = amd?.outcome === "voicemail_left" ? amd.digest : null;
   const scope = tenantScopeFor(env, record.tenantId);
   await scope.run([
     scope.bound(upsertSession, {
@@ -148,6 +166,11 @@ export async function syncToD1(env: Env, record: CallRecord, events: CallEventRo
       endedAt: record.endedAt,
       createdAt: record.createdAt,
       updatedAt: record.updatedAt,
+      machineDetection: amd?.mode ?? null,
+      answeredBy: amd?.answeredBy ?? null,
+      machineOutcome: amd?.outcome ?? null,
+      voicemailChars: voicemail?.chars ?? null,
+      voicemailSha256: voicemail?.sha256 ?? null,
     }),
     ...events.map((event) => scope.bound(insertEvent, { id: `${record.callId}:${event.seq}`, callId: record.callId, ...event })),
   ]);

@@ -830,6 +830,41 @@ describe("fake Twilio REST API", () => {
     expect(bySequence.map((form) => form.CallStatus)).toEqual(["initiated", "ringing", "in-progress", "completed"]);
     expect(bySequence[3]!.CallDuration).toMatch(/^\d+$/);
   });
+
+  it("runs asynchronous machine detection: a signed AsyncAmdStatusCallback after the beep, then the voicemail's <Say>", async () => {
+    const platform = await peer({ http: twilioVoiceReply("wss://switchboard.test/telephony/twilio/media/amd-1") });
+    const apis = await carrierApis({ platform: { baseUrl: platform.url, publicBaseUrl: TEST_PUBLIC_BASE_URL } });
+    apis.control.setCallee("+15550001007", { outcome: "answer", answeredBy: "machine" });
+    const amdUrl = "https://switchboard.test/telephony/twilio/amd?sessionId=amd-1";
+    const created = await post(callsUrl(apis), [
+      ["To", "+15550001007"],
+      ["From", "+15550002000"],
+      ["Url", "https://switchboard.test/telephony/twilio/voice?sessionId=amd-1"],
+      ["StatusCallback", "https://switchboard.test/telephony/twilio/status"],
+      ["MachineDetection", "DetectMessageEnd"],
+      ["AsyncAmd", "true"],
+      ["AsyncAmdStatusCallback", amdUrl],
+      ["AsyncAmdStatusCallbackMethod", "POST"],
+    ]);
+    const { sid } = (await created.json()) as { sid: string };
+    const amd = await platform.waitFor("the AMD verdict", () =>
+      platform.requests.find((request) => request.url.startsWith("/telephony/twilio/amd")),
+    );
+    const params = formOf(amd);
+    expect(params).toMatchObject({ CallSid: sid, AccountSid: TEST_TWILIO_ACCOUNT_SID, AnsweredBy: "machine_end_beep" });
+    expect(twilioWebhooks.validateRequest(TEST_TWILIO_AUTH_TOKEN, String(amd.headers["x-twilio-signature"]), amdUrl, params)).toBe(true);
+
+    const voicemail = '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Please call Acme back.</Say><Hangup/></Response>';
+    const update = await post(callsUrl(apis).replace(".json", `/${sid}.json`), [["Twiml", voicemail]]);
+    expect(update.status).toBe(200);
+    const call = apis.twilio.call(sid);
+    await platform.waitFor("the call to end", () =>
+      platform.requests.some((request) => request.url.startsWith("/telephony/twilio/status") && formOf(request).CallStatus === "completed")
+        ? true
+        : undefined,
+    );
+    expect(call && "said" in call ? call.said : []).toEqual(["Please call Acme back."]);
+  });
 });
 
 describe("fake Telnyx REST API", () => {
@@ -919,6 +954,38 @@ describe("fake Telnyx REST API", () => {
     expect(events[1]!.payload).toMatchObject({ hangup_cause: "user_busy", hangup_source: "callee" });
     expect(platform.requests.every(telnyxSignatureValid)).toBe(true);
     expect((await telnyxAction(apis, data.call_control_id, "answer", {})).status).toBe(422);
+  });
+
+  it("dials with greeting_end detection: detection.ended (machine), greeting.ended (beep), then speak and speak.ended", async () => {
+    const platform = await peer();
+    const apis = await carrierApis({ platform: { baseUrl: platform.url, publicBaseUrl: TEST_PUBLIC_BASE_URL } });
+    apis.control.setCallee("+15550005004", { outcome: "answer", answeredBy: "machine" });
+    const dialled = await dial(apis, {
+      connection_id: "c",
+      to: "+15550005004",
+      from: "+15550002000",
+      webhook_url: "https://switchboard.test/telephony/telnyx/webhook",
+      answering_machine_detection: "greeting_end",
+    });
+    const { data } = (await dialled.json()) as { data: { call_control_id: string } };
+    const machineEvents = await platform.waitFor("the greeting's end", () => {
+      const received = telnyxEvents(platform).filter((event) => event.event_type.startsWith("call.machine."));
+      return received.length === 2 ? received : undefined;
+    });
+    expect(machineEvents.map((event) => [event.event_type, event.payload.result])).toEqual([
+      ["call.machine.detection.ended", "machine"],
+      ["call.machine.greeting.ended", "beep_detected"],
+    ]);
+    expect(platform.requests.every(telnyxSignatureValid)).toBe(true);
+    expect(
+      (await telnyxAction(apis, data.call_control_id, "speak", { payload: "Please call Acme back.", command_id: "vm-1" })).status,
+    ).toBe(200);
+    await platform.waitFor("call.speak.ended", () =>
+      telnyxEvents(platform).some((event) => event.event_type === "call.speak.ended") ? true : undefined,
+    );
+    const call = apis.telnyx.call(data.call_control_id);
+    expect(call && "said" in call ? call.said : []).toEqual(["Please call Acme back."]);
+    expect((await telnyxAction(apis, data.call_control_id, "hangup", { command_id: "vm-2" })).status).toBe(200);
   });
 });
 

@@ -413,6 +413,32 @@ describe("outbound calls, API to completed record", () => {
   });
 });
 
+describe("answering machines on outbound calls, through the simulators", () => {
+  const MESSAGE = "Hello, this is Acme Supplies. Please call us back. Goodbye.";
+
+  it.each(["twilio", "telnyx"] as const)("%s: a machine hears the voicemail after its beep, a person gets the agent", async (carrier) => {
+    const machine = carrier === "twilio" ? "+15550199011" : "+15550199012";
+    const person = carrier === "twilio" ? "+15550199013" : "+15550199014";
+    carriers.control.setCallee(machine, { outcome: "answer", answerDelayMs: 100, answeredBy: "machine" });
+    carriers.control.setCallee(person, { outcome: "answer", answerDelayMs: 100, utterances: [hello], hangUpAfterMs: 4000 });
+    const place = async (to: string, body: Record<string, unknown>) => {
+      const placed = await api.request("POST", "/api/v1/calls", { to, carrier, ...body });
+      expect(placed.status, JSON.stringify(placed.body)).toBe(201);
+      return placed.body as { sessionId: string };
+    };
+    const voicemail = await place(machine, { machineDetection: "voicemail", voicemailMessage: MESSAGE });
+    const human = await place(person, { machineDetection: "hangup" });
+
+    const left = (await callOfSession(voicemail.sessionId, (call) => call.status === "completed")) as CallDetail & Record<string, unknown>;
+    expect(left).toMatchObject({ answeredBy: "machine", machineOutcome: "voicemail_left", voicemail: { chars: MESSAGE.length } });
+    const fake = carrier === "twilio" ? carriers.twilio.call(left.carrierCallId!) : carriers.telnyx.call(left.carrierCallId!);
+    expect(fake && "said" in fake ? fake.said : []).toEqual([MESSAGE]);
+
+    const answered = (await callOfSession(human.sessionId, (call) => call.status === "completed")) as CallDetail & Record<string, unknown>;
+    expect(answered).toMatchObject({ answeredBy: "human", machineOutcome: "agent", voicemail: null });
+  });
+});
+
 describe("admission: calls past the tenant's limit are turned away", () => {
   /** The call the API lists for a carrier call id, once it is settled. */
   const refusedCall = (carrierCallId: string) =>

@@ -1,4 +1,4 @@
-import type { CallStatus, Carrier } from "../shared/db/schema.ts";
+import type { AnsweredBy, CallStatus, Carrier } from "../shared/db/schema.ts";
 
 /**
  * The one vocabulary carriers are translated into (one module per carrier does the translating), so the call's
@@ -10,7 +10,11 @@ export type CallSignal =
   | { kind: "hangup"; cause: string; answered?: boolean }
   | { kind: "dtmf"; digit: string }
   | { kind: "stream"; state: "started" | "stopped" | "failed"; reason?: string }
-  | { kind: "machine_detection"; result: string }
+  /**
+   * The carrier's answering-machine detection: who answered (null when the event says only that a greeting ended)
+   * and whether the machine's greeting has ended (its beep), `result` the carrier's own word.
+   */
+  | { kind: "machine_detection"; answeredBy: AnsweredBy | null; messageEnded: boolean; result: string }
   | { kind: "recording"; state: "saved"; recordingId?: string }
   | { kind: "bridged" }
   /** The carrier finished saying what it was asked to say (a turned-away call's busy message). */

@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import type { Carrier as CarrierName } from "../shared/db/schema.ts";
+import type { Carrier as CarrierName, MachineDetectionMode } from "../shared/db/schema.ts";
 import type { AudioEncoding, CarrierMediaProtocol } from "./media-frames.ts";
 import type { CarrierEnv } from "./webhook-guard.ts";
 
@@ -19,6 +19,8 @@ export interface CarrierCall {
   answered: boolean;
   /** Changes with every recorded event, so a command's idempotency key differs from the last one's. */
   commandSeq: number;
+  /** Answering-machine detection asked of an outbound call: its result comes later, as a `machine_detection` signal. */
+  machineDetection: MachineDetectionMode | null;
 }
 
 /** What a caller turned away at the tenant's concurrency limit hears before the call ends. */
@@ -52,6 +54,12 @@ export interface CarrierCommands {
    * `arrived`, speaks once `answered`, and hangs up once the message is `spoken`.
    */
   turnAway(step: TurnAwayStep): Promise<void>;
+  /**
+   * Plays `message` to the machine that answered (after its beep). `endsCall` when the carrier hangs up by itself
+   * once it is said (Twilio: `<Say>` then `<Hangup/>`); otherwise the carrier reports it said (`spoken`) and the
+   * call's object hangs up.
+   */
+  leaveVoicemail(message: string): Promise<{ endsCall: boolean }>;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { asc } from "drizzle-orm";
 import { currentPrompt, promptRefOf, requirePrompt } from "../shared/db/prompts.ts";
-import { CARRIERS, type Carrier, phoneNumbers } from "../shared/db/schema.ts";
+import { CARRIERS, type Carrier, type MachineDetectionMode, phoneNumbers } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { badRequest, conflict } from "../shared/errors.ts";
 import { callObject } from "../shared/session-ids.ts";
@@ -20,6 +20,10 @@ export interface OutboundCallRequest {
   instructions?: string;
   /** The prompt to run (its current version); absent, the prompt of the number called from, if it has one. */
   promptId?: string;
+  /** Answering-machine detection: what to do when a machine answers (absent: none, the agent talks to whoever answers). */
+  machineDetection?: MachineDetectionMode;
+  /** What a machine is told after its beep (`machineDetection: "voicemail"`). */
+  voicemailMessage?: string;
   correlationId: string;
 }
 
@@ -80,6 +84,7 @@ export async function placeOutboundCall(
     prompt: prompt && promptRefOf(prompt),
     codec: first?.codec ?? "PCMU",
     candidates,
+    machineDetection: request.machineDetection ? { mode: request.machineDetection, message: request.voicemailMessage ?? null } : null,
   });
   return { sessionId, result };
 }

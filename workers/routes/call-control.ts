@@ -13,11 +13,14 @@ import {
 } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { CALL_STATUSES, CARRIERS, calls } from "../shared/db/schema.ts";
+import { CALL_STATUSES, CARRIERS, calls, MACHINE_DETECTION_MODES } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { AppError, admissionUnavailable, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";
 import { callObject } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";
+
+/** A voicemail is read by text-to-speech in about a minute at most: longer is a mistake, not a message. */
+const MAX_VOICEMAIL_CHARS = 1_000;
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
 const carrierUnavailable = (message: string) => new AppError(502, "carrier_unavailable", message, "dependency");
@@ -44,6 +47,17 @@ const placeRoute = protectedRoute("calls:create", {
       carrier: z.enum(CARRIERS).optional(),
       provider: providerSchema.optional(),
       promptId: z.uuid().optional().describe("a prompt of the tenant's; absent: the calling number's prompt or instructions"),
+      machineDetection: z
+        .enum(MACHINE_DETECTION_MODES)
+        .optional()
+        .describe("answering-machine detection: hang up on a machine, or leave `voicemailMessage` after its beep; absent: none"),
+      voicemailMessage: z
+        .string()
+        .trim()
+        .min(1)
+        .max(MAX_VOICEMAIL_CHARS)
+        .optional()
+        .describe('what a machine is told after its beep; required with `machineDetection: "voicemail"`, and only then'),
     }),
   ),
   responses: {
@@ -52,9 +66,20 @@ const placeRoute = protectedRoute("calls:create", {
     503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was dialled"),
     ...concurrencyLimitResponse,
     ...conflictResponse,
-    422: errorResponse("promptId names no prompt of the tenant's"),
+    422: errorResponse("promptId names no prompt of the tenant's; voicemail without a message, or a message without voicemail"),
   },
 });
+
+/** The body's fields agree: a voicemail needs its message, and a message is only ever left in voicemail mode. */
+function checkVoicemail(body: { machineDetection?: string; voicemailMessage?: string }): void {
+  const voicemail = body.machineDetection === "voicemail";
+  if (voicemail && body.voicemailMessage === undefined) {
+    throw new AppError(422, "voicemail_message_required", 'machineDetection "voicemail" needs a voicemailMessage', "validation");
+  }
+  if (!voicemail && body.voicemailMessage !== undefined) {
+    throw new AppError(422, "voicemail_message_unused", 'voicemailMessage is only left with machineDetection "voicemail"', "validation");
+  }
+}
 
 const statusSchema = z.object({ id: z.string(), status: z.enum(CALL_STATUSES) }).openapi("CallControlResult");
 const idParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
@@ -98,6 +123,7 @@ async function callOf(scope: TenantScope, id: string) {
 export const callControlRoutes = publicRouter()
   .openapi(placeRoute, async (c) => {
     const body = c.req.valid("json");
+    checkVoicemail(body);
     const { result } = await placeOutboundCall(c.env, c.get("scope"), { ...body, correlationId: c.get("correlationId") });
     if (result.ok === false && result.admission) throw result.admission === "refused" ? concurrencyLimit() : admissionUnavailable();
     await auditFromRequest(c, {

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gte, lt, lte, or } from "drizzle-orm";
 import { jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
-import { CALL_STATUSES, CARRIERS, callEvents, calls } from "../shared/db/schema.ts";
+import { ANSWERED_BY, CALL_STATUSES, CARRIERS, callEvents, calls, MACHINE_DETECTION_MODES, MACHINE_OUTCOMES } from "../shared/db/schema.ts";
 import { badRequest, notFound } from "../shared/errors.ts";
 import { decodeCursor, encodeCursor, pageQuery } from "./pagination.ts";
 
@@ -21,6 +21,13 @@ export const callSchema = z
     answeredAt: z.string().nullable(),
     endedAt: z.string().nullable(),
     updatedAt: z.string(),
+    machineDetection: z.enum(MACHINE_DETECTION_MODES).nullable().describe("answering-machine detection asked for (outbound)"),
+    answeredBy: z.enum(ANSWERED_BY).nullable().describe("the carrier's verdict; null until it comes, or without detection"),
+    machineOutcome: z.enum(MACHINE_OUTCOMES).nullable().describe("agent, machine_hangup or voicemail_left"),
+    voicemail: z
+      .object({ chars: z.number(), sha256: z.string() })
+      .nullable()
+      .describe("the voicemail left: its length and the SHA-256 of its text"),
   })
   .openapi("Call");
 
@@ -54,6 +61,11 @@ export const presentCall = (row: CallRow): z.infer<typeof callSchema> => ({
   answeredAt: iso(row.answeredAt),
   endedAt: iso(row.endedAt),
   updatedAt: new Date(row.updatedAt).toISOString(),
+  machineDetection: row.machineDetection,
+  answeredBy: row.answeredBy,
+  machineOutcome: row.machineOutcome,
+  voicemail:
+    row.voicemailChars !== null && row.voicemailSha256 !== null ? { chars: row.voicemailChars, sha256: row.voicemailSha256 } : null,
 });
 
 const listQuery = pageQuery.extend({

@@ -66,7 +66,12 @@ export interface CalleeBehaviour {
   utterances?: Int16Array[];
   /** The callee hangs up this long after answering; absent = when the platform hangs up (or the leg cap). */
   hangUpAfterMs?: number;
+  /** What answers, as the carrier's answering-machine detection (when asked for) will find. Default a person. */
+  answeredBy?: Answerer;
 }
+
+export type Answerer = "human" | "machine" | "fax";
+const ANSWERERS: readonly Answerer[] = ["human", "machine", "fax"];
 
 export interface PlatformTarget {
   /** Where this process reaches the platform, e.g. http://127.0.0.1:8787 */
@@ -152,7 +157,7 @@ export class SimulatorControl {
    * `/__sim/...` over HTTP:
    * PUT /__sim/faults {match, status?, times?, delayMs?, body?} · DELETE /__sim/faults[?to=&callId=&path=] ·
    * GET /__sim/requests[?carrier=&callId=&to=&path=] ·
-   * PUT /__sim/callees {to, outcome, answerDelayMs?, hangUpAfterMs?, audioFile?} ·
+   * PUT /__sim/callees {to, outcome, answerDelayMs?, hangUpAfterMs?, audioFile?, answeredBy?} ·
    * PUT /__sim/numbers {e164, onAccount} ·
    * PUT /__sim/platform {baseUrl, publicBaseUrl?}
    */
@@ -233,12 +238,16 @@ function parseFault(body: unknown): FaultSpec | string {
 const OUTCOMES: readonly CallOutcome[] = ["answer", "busy", "no-answer", "failed"];
 
 async function parseCallee(body: unknown): Promise<{ to: string; behaviour: CalleeBehaviour } | string> {
-  if (!isRecord(body) || typeof body.to !== "string") return "expected {to, outcome, answerDelayMs?, hangUpAfterMs?, audioFile?}";
+  if (!isRecord(body) || typeof body.to !== "string") {
+    return "expected {to, outcome, answerDelayMs?, hangUpAfterMs?, audioFile?, answeredBy?}";
+  }
   const outcome = OUTCOMES.find((candidate) => candidate === body.outcome);
   if (!outcome) return `outcome must be one of ${OUTCOMES.join(", ")}`;
   const { answerDelayMs, hangUpAfterMs, audioFile } = body;
   if (!optionalNonNegative(answerDelayMs) || !optionalNonNegative(hangUpAfterMs)) return "delays must be non-negative numbers";
   if (!optionalString(audioFile)) return "audioFile must be a path";
+  const answeredBy = ANSWERERS.find((candidate) => candidate === body.answeredBy);
+  if (body.answeredBy !== undefined && !answeredBy) return `answeredBy must be one of ${ANSWERERS.join(", ")}`;
   let utterances: Int16Array[] | undefined;
   try {
     utterances = audioFile === undefined ? undefined : [readWav(await readFile(audioFile))];
@@ -252,6 +261,7 @@ async function parseCallee(body: unknown): Promise<{ to: string; behaviour: Call
       ...(answerDelayMs === undefined ? {} : { answerDelayMs }),
       ...(hangUpAfterMs === undefined ? {} : { hangUpAfterMs }),
       ...(utterances === undefined ? {} : { utterances }),
+      ...(answeredBy === undefined ? {} : { answeredBy }),
     },
   };
 }

@@ -171,6 +171,9 @@ export async function startFakeTelnyxApi(options: FakeTelnyxApiOptions): Promise
       script: new CallerScript({ utterances: callee.utterances ?? [], pauseMs: 300, lingerMs: Number.POSITIVE_INFINITY }),
       maxDurationMs: options.maxCallMs ?? 60_000,
       ...(options.media ? { media: options.media } : {}),
+      ...(typeof body.answering_machine_detection === "string"
+        ? { machineDetection: { mode: body.answering_machine_detection, answeredBy: callee.answeredBy ?? "human" } }
+        : {}),
     });
     calls.set(call.callControlId, { call, commandIds: new Set() });
     return { status: 200, body: { data }, after: () => track(call.run()) };

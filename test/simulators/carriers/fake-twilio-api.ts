@@ -183,6 +183,8 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
     const twiml = formValue(params, "Twiml");
     const statusCallbackUrl = formValue(params, "StatusCallback");
     const events = formValues(params, "StatusCallbackEvent").flatMap((value) => value.split(/\s+/));
+    const detection = formValue(params, "MachineDetection");
+    const amdCallback = formValue(params, "AsyncAmdStatusCallback");
     const call = new TwilioCall({
       platform,
       accountSid,
@@ -203,6 +205,10 @@ export async function startFakeTwilioApi(options: FakeTwilioApiOptions): Promise
           }
         : {}),
       ...(options.statusCallbackDelivery ? { statusCallbackDelivery: options.statusCallbackDelivery } : {}),
+      // Only the asynchronous form is simulated (the platform asks for no other).
+      ...((detection === "Enable" || detection === "DetectMessageEnd") && formValue(params, "AsyncAmd") === "true" && amdCallback
+        ? { machineDetection: { mode: detection, callbackUrl: amdCallback, answeredBy: callee.answeredBy ?? "human" } }
+        : {}),
       outcome: callee.outcome,
       answerDelayMs: callee.answerDelayMs ?? 100,
       ...(callee.hangUpAfterMs === undefined ? {} : { hangUpAfterMs: callee.hangUpAfterMs }),

@@ -2,7 +2,7 @@ import type { CallHangup } from "telnyx/resources/webhooks";
 import type { G711Codec } from "./audio.ts";
 import type { CallerScript } from "./caller-script.ts";
 import type { MediaClock } from "./clock.ts";
-import type { CallOutcome, PlatformTarget } from "./control.ts";
+import type { Answerer, CallOutcome, PlatformTarget } from "./control.ts";
 import { rewriteOrigin } from "./http.ts";
 import { telnyxCallControlId, uuid } from "./ids.ts";
 import { type MediaLeg, type MediaLegResult, startMediaLeg } from "./media-leg.ts";
@@ -42,7 +42,15 @@ export interface TelnyxCallOptions {
   /** The call ends (time_limit) at this media time whatever happens. Default 120 s. */
   maxDurationMs?: number;
   media?: { reorderWindow?: number; duplicateEvery?: number; seed?: number };
+  /** The dial's `answering_machine_detection`, and what answers. */
+  machineDetection?: { mode: string; answeredBy: Answerer };
 }
+
+/** How long detection listens before its verdict, and how long a machine's greeting runs to its beep. */
+const AMD_VERDICT_MS = 800;
+const GREETING_MS = 2_000;
+/** Modes whose machine verdict is followed by `call.machine.greeting.ended` once the greeting ends. */
+const GREETING_MODES = new Set(["greeting_end", "detect_beep"]);
 
 type HangupCause = NonNullable<CallHangup.Payload["hangup_cause"]>;
 type HangupSource = NonNullable<CallHangup.Payload["hangup_source"]>;
@@ -64,6 +72,8 @@ export class TelnyxCall {
   readonly legs: MediaLegResult[] = [];
   /** Session id from the stream URL the platform gave (`…/media/{sessionId}/{token}`). */
   sessionId: string | undefined;
+  /** The payload of every `speak` command, in order (what the callee, or its voicemail, heard). */
+  readonly said: string[] = [];
   #state: "parked" | "ringing" | "answered" | "ended" = "parked";
   #clientState: string | undefined;
   #leg: MediaLeg | undefined;
@@ -151,6 +161,7 @@ export class TelnyxCall {
       case "speak": {
         // Telnyx says the text, then reports it said (unless the call ended first); other timers keep running.
         this.#webhook("call.speak.started", {});
+        this.said.push(String(body.payload ?? ""));
         const { clock } = this.options;
         const saidMs = String(body.payload ?? "").length * SPEAK_MS_PER_CHARACTER;
         clock.at(clock.now() + saidMs, () => {
@@ -169,6 +180,26 @@ export class TelnyxCall {
     }
     this.#answer();
     if (typeof this.options.dialStream?.stream_url === "string") this.#startStream(this.options.dialStream);
+    this.#detectMachine();
+  }
+
+  /**
+   * `call.machine.detection.ended` once detection has listened (`human` or `machine`; a fax is a machine here), then
+   * for a machine in a greeting mode `call.machine.greeting.ended` (`beep_detected`) when its greeting ends.
+   */
+  #detectMachine(): void {
+    const detection = this.options.machineDetection;
+    if (!detection || detection.mode === "disabled") return;
+    const { clock } = this.options;
+    const machine = detection.answeredBy !== "human";
+    clock.at(clock.now() + AMD_VERDICT_MS, () => {
+      if (this.#state === "ended") return;
+      this.#webhook("call.machine.detection.ended", { result: machine ? "machine" : "human" });
+    });
+    if (!machine || !GREETING_MODES.has(detection.mode)) return;
+    clock.at(clock.now() + AMD_VERDICT_MS + GREETING_MS, () => {
+      if (this.#state !== "ended") this.#webhook("call.machine.greeting.ended", { result: "beep_detected" });
+    });
   }
 
   #answer(): void {

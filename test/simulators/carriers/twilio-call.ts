@@ -1,7 +1,7 @@
 import type { CallStatus } from "twilio/lib/rest/api/v2010/account/call.js";
 import type { CallerScript } from "./caller-script.ts";
 import { type MediaClock, sleepUntil } from "./clock.ts";
-import type { CallOutcome, PlatformTarget } from "./control.ts";
+import type { Answerer, CallOutcome, PlatformTarget } from "./control.ts";
 import { encodeForm, rewriteOrigin } from "./http.ts";
 import { twilioSid, uuid } from "./ids.ts";
 import { type MediaLeg, type MediaLegResult, startMediaLeg } from "./media-leg.ts";
@@ -39,7 +39,13 @@ export interface TwilioCallOptions {
   script: CallerScript;
   /** No call outlives this much media time. Default 120 s. */
   maxDurationMs?: number;
+  /** Asynchronous answering-machine detection (REST `MachineDetection`, `AsyncAmd=true`): its verdict is posted, signed. */
+  machineDetection?: { mode: "Enable" | "DetectMessageEnd"; callbackUrl: string; answeredBy: Answerer };
 }
+
+/** How long detection listens before its verdict, and how long a machine's greeting runs to its beep. */
+const AMD_VERDICT_MS = 800;
+const GREETING_MS = 2_000;
 
 type TwimlSource = { url: string } | { twiml: string };
 
@@ -55,6 +61,8 @@ export class TwilioCall {
   readonly legs: MediaLegResult[] = [];
   /** Session id, the last path segment of the stream URL the platform returned. */
   sessionId: string | undefined;
+  /** The text of every `<Say>` the call ran, in order (what the callee, or its voicemail, heard). */
+  readonly said: string[] = [];
   #status: CallStatus = "queued";
   #answeredAtMs: number | undefined;
   #currentLeg: MediaLeg | undefined;
@@ -198,6 +206,7 @@ export class TwilioCall {
   #parse(xml: string): TwimlDocument | undefined {
     try {
       const document = parseTwiml(xml);
+      for (const verb of document.verbs) if (verb.name === "Say") this.said.push(verb.text.trim());
       this.options.timeline.add(
         "twiml",
         document.verbs.map((verb) => verb.name).join(", ") + (document.connectStream ? ` → ${document.connectStream.url}` : ""),
@@ -213,6 +222,40 @@ export class TwilioCall {
     this.#status = "in-progress";
     this.#answeredAtMs = this.options.clock.now();
     this.#callbacks.notify("answered", this.#callParams("in-progress"));
+    this.#detectMachine();
+  }
+
+  /**
+   * Twilio's verdict once it has listened: `human`, `fax`, or for a machine `machine_start` (Enable) or, after the
+   * greeting's beep, `machine_end_beep` (DetectMessageEnd). Posted like a status callback: a form, signed.
+   */
+  #detectMachine(): void {
+    const detection = this.options.machineDetection;
+    if (!detection) return;
+    const { clock, timeline } = this.options;
+    const machine = detection.answeredBy === "machine";
+    const atBeep = machine && detection.mode === "DetectMessageEnd";
+    const answeredBy = machine ? (atBeep ? "machine_end_beep" : "machine_start") : detection.answeredBy;
+    const afterMs = AMD_VERDICT_MS + (atBeep ? GREETING_MS : 0);
+    clock.at(clock.now() + afterMs, () => {
+      if (!this.isLive) return;
+      const params: FormParams = {
+        CallSid: this.callSid,
+        AccountSid: this.options.accountSid,
+        AnsweredBy: answeredBy,
+        MachineDetectionDuration: String(afterMs),
+      };
+      void fetch(rewriteOrigin(detection.callbackUrl, this.options.platform.baseUrl), {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/x-www-form-urlencoded",
+          "X-Twilio-Signature": twilioSignature(this.options.authToken, detection.callbackUrl, params),
+        },
+        body: encodeForm(params),
+      })
+        .then((response) => timeline.add("webhook", `POST AsyncAmdStatusCallback (AnsweredBy=${answeredBy}) → HTTP ${response.status}`))
+        .catch((error: unknown) => timeline.add("error", `AsyncAmdStatusCallback failed: ${String(error)}`));
+    });
   }
 
   /** Runs one TwiML document until it ends, the call is redirected, or hung up. */

@@ -33,6 +33,10 @@ export interface CallView {
   createdAt: string;
   answeredAt: string | null;
   endedAt: string | null;
+  machineDetection: "hangup" | "voicemail" | null;
+  answeredBy: "human" | "machine" | "fax" | "unknown" | null;
+  machineOutcome: "agent" | "machine_hangup" | "voicemail_left" | null;
+  voicemail: { chars: number; sha256: string } | null;
 }
 
 export type CallDetail = CallView & { events: CallEventView[] };

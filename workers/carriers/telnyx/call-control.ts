@@ -127,6 +127,8 @@ export class TelnyxCallControl {
     commandId: string;
     webhookUrl: string;
     target: StreamTarget;
+    /** `detect`: the verdict alone; `greeting_end`: the verdict, then the end of a machine's greeting (its beep). */
+    machineDetection?: "detect" | "greeting_end";
   }): Promise<{ callControlId: string }> {
     try {
       const response = await this.client.calls.dial({
@@ -137,6 +139,7 @@ export class TelnyxCallControl {
         command_id: params.commandId,
         webhook_url: params.webhookUrl,
         ...TelnyxCallControl.streaming(params.target),
+        ...(params.machineDetection && { answering_machine_detection: params.machineDetection }),
       });
       const id = response.data?.call_control_id;
       if (!id) throw new CarrierApiError("Telnyx dial returned no call_control_id", 200, false);

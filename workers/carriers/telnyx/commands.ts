@@ -32,6 +32,7 @@ export function telnyxCommands(env: Env, call: CarrierCall): CarrierCommands {
         commandId: `dial-${call.sessionId}`,
         webhookUrl: urls.webhook(),
         target: await streamTarget(),
+        ...(call.machineDetection && { machineDetection: call.machineDetection === "voicemail" ? "greeting_end" : "detect" }),
       });
       return { carrierCallId: callControlId };
     },
@@ -55,6 +56,11 @@ export function telnyxCommands(env: Env, call: CarrierCall): CarrierCommands {
       if (step === "arrived") await control.answerWithoutMedia(callControlId(), `busy-answer-${call.sessionId}`, clientState);
       else if (step === "answered") await control.speak(callControlId(), `busy-speak-${call.sessionId}`, clientState, BUSY_MESSAGE);
       else await control.hangup(callControlId(), `busy-hangup-${call.sessionId}`);
+    },
+    async leaveVoicemail(message) {
+      // Once per call; Telnyx reports `call.speak.ended` when it has been said, and the call's object hangs up then.
+      await control.speak(callControlId(), `voicemail-speak-${call.sessionId}`, clientState, message);
+      return { endsCall: false };
     },
     async currentState(): Promise<CarrierCallState> {
       if (!call.carrierCallId) return { state: "unknown" };

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { AnsweredBy } from "../../shared/db/schema.ts";
 import type { CallSignal, CarrierEvent } from "../call-events.ts";
 
 /** Telnyx Call Control webhooks (JSON envelope) → the internal CarrierEvent. */
@@ -32,6 +33,32 @@ const UNANSWERED_CAUSES: Record<string, string> = {
   not_found: "not_found",
 };
 
+/**
+ * Answering-machine events' results → who answered, or that the machine's greeting ended (`beep_detected`, `ended`,
+ * and `not_sure` too: Telnyx gave up listening, so the message goes now rather than never).
+ */
+const VERDICTS: Record<string, AnsweredBy> = {
+  human: "human",
+  human_residence: "human",
+  human_business: "human",
+  machine: "machine",
+  fax_detected: "fax",
+  not_sure: "unknown",
+  silence: "unknown",
+};
+const MACHINE_RESULTS: Record<string, Record<string, { answeredBy: AnsweredBy | null; messageEnded: boolean }>> = {
+  "call.machine.detection.ended": only(["human", "machine", "not_sure"]),
+  "call.machine.premium.detection.ended": only(["human_residence", "human_business", "machine", "silence", "fax_detected", "not_sure"]),
+  "call.machine.greeting.ended": greetingEnded(["beep_detected", "ended", "not_sure"]),
+  "call.machine.premium.greeting.ended": greetingEnded(["beep_detected", "no_beep_detected"]),
+};
+function only(results: string[]) {
+  return Object.fromEntries(results.map((result) => [result, { answeredBy: VERDICTS[result]!, messageEnded: false }]));
+}
+function greetingEnded(results: string[]) {
+  return Object.fromEntries(results.map((result) => [result, { answeredBy: null, messageEnded: true }]));
+}
+
 function signalFor(eventType: string, payload: z.infer<typeof envelopeSchema>["data"]["payload"]): CallSignal {
   switch (eventType) {
     case "call.initiated":
@@ -56,10 +83,10 @@ function signalFor(eventType: string, payload: z.infer<typeof envelopeSchema>["d
       return { kind: "spoken" };
     case "call.recording.saved":
       return { kind: "recording", state: "saved", recordingId: payload.recording_id };
-    default:
-      return eventType.startsWith("call.machine.") && payload.result
-        ? { kind: "machine_detection", result: payload.result }
-        : { kind: "unhandled" };
+    default: {
+      const verdict = MACHINE_RESULTS[eventType]?.[payload.result ?? ""];
+      return verdict && payload.result ? { kind: "machine_detection", ...verdict, result: payload.result } : { kind: "unhandled" };
+    }
   }
 }
 
@@ -84,6 +111,9 @@ export function telnyxEvent(body: unknown): TelnyxParseResult {
   const parsed = envelopeSchema.safeParse(body);
   if (!parsed.success) return { ok: false, problem: parsed.error.issues.map((i) => i.path.join(".")).join(", ") };
   const { id, event_type: eventType, occurred_at: occurredAt, payload } = parsed.data.data;
+  // A machine-detection event must carry one of its documented results: anything else is malformed, not ignored.
+  const results = MACHINE_RESULTS[eventType];
+  if (results && !Object.hasOwn(results, payload.result ?? "")) return { ok: false, problem: "data.payload.result" };
   const occurred = occurredAt && !Number.isNaN(Date.parse(occurredAt)) ? Date.parse(occurredAt) : Date.now();
   return {
     ok: true,

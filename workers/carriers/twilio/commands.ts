@@ -2,7 +2,7 @@ import { requireSettings } from "../../shared/settings.ts";
 import type { CarrierCall, CarrierCallState, CarrierCommands } from "../carrier.ts";
 import { mediaCredential } from "../media-credential.ts";
 import { TwilioRest } from "./rest.ts";
-import { connectStreamTwiml, dialTwiml, holdTwiml } from "./twiml.ts";
+import { connectStreamTwiml, dialTwiml, holdTwiml, voicemailTwiml } from "./twiml.ts";
 import { twilioUrls } from "./urls.ts";
 
 const LIVE = new Set(["queued", "ringing", "in-progress"]);
@@ -25,6 +25,13 @@ export function twilioCommands(env: Env, call: CarrierCall): CarrierCommands {
         from,
         url: urls.voice(call.sessionId),
         statusCallback: urls.status(call.sessionId),
+        // Voicemail waits for the end of the machine's greeting (the beep); hanging up needs only the first verdict.
+        ...(call.machineDetection && {
+          machineDetection: {
+            mode: call.machineDetection === "voicemail" ? "DetectMessageEnd" : "Enable",
+            callback: urls.amd(call.sessionId),
+          },
+        }),
       });
       return { carrierCallId: sid };
     },
@@ -46,6 +53,11 @@ export function twilioCommands(env: Env, call: CarrierCall): CarrierCommands {
     },
     // The voice webhook's TwiML says the busy message and hangs up (`busyTwiml`): there is no step to command.
     turnAway: async () => {},
+    async leaveVoicemail(message) {
+      // The live call's TwiML is replaced (its stream ends): `<Say>` the message, then `<Hangup/>`.
+      await rest.updateCall(callSid(), { Twiml: voicemailTwiml(message) });
+      return { endsCall: true };
+    },
     async currentState(): Promise<CarrierCallState> {
       if (!call.carrierCallId) return { state: "unknown" };
       const found = await rest.fetchCall(call.carrierCallId);

@@ -54,6 +54,8 @@ export class TwilioRest {
     url: string;
     statusCallback: string;
     timeoutSeconds?: number;
+    /** Asynchronous answering-machine detection: the call connects at once and the verdict is posted to `callback`. */
+    machineDetection?: { mode: "Enable" | "DetectMessageEnd"; callback: string };
   }): Promise<{ sid: string }> {
     const form: Array<[string, string]> = [
       ["To", params.to],
@@ -63,6 +65,14 @@ export class TwilioRest {
       ["StatusCallbackMethod", "POST"],
       ...(["initiated", "ringing", "answered", "completed"] as const).map((event): [string, string] => ["StatusCallbackEvent", event]),
       ["Timeout", String(params.timeoutSeconds ?? 30)],
+      ...(params.machineDetection
+        ? ([
+            ["MachineDetection", params.machineDetection.mode],
+            ["AsyncAmd", "true"],
+            ["AsyncAmdStatusCallback", params.machineDetection.callback],
+            ["AsyncAmdStatusCallbackMethod", "POST"],
+          ] as Array<[string, string]>)
+        : []),
     ];
     const response = await this.request("POST", "/Calls.json", form);
     if (!response.ok) return TwilioRest.fail(response, "create call");

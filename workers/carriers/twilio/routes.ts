@@ -10,7 +10,7 @@ import { type CarrierEnv, reject } from "../webhook-guard.ts";
 import { twilioGuard } from "./guard.ts";
 import { acknowledgementTwiml, busyTwiml, connectStreamTwiml, rejectionTwiml } from "./twiml.ts";
 import { twilioUrls } from "./urls.ts";
-import { twilioEvent } from "./webhook-events.ts";
+import { twilioAmdEvent, twilioEvent } from "./webhook-events.ts";
 
 /** Twilio's routes: the voice webhook answers TwiML, status callbacks go to the call's object, media upgrades too. */
 const twiml = (c: Context<CarrierEnv>, body: string) => c.body(body, 200, { "Content-Type": "text/xml" });
@@ -21,10 +21,10 @@ async function streamTwiml(c: Context<CarrierEnv>, sessionId: string): Promise<R
   return twiml(c, connectStreamTwiml(twilioUrls(c.env).stream(sessionId), credential));
 }
 
-function parsedEvent(c: Context<CarrierEnv>) {
+function parsedEvent(c: Context<CarrierEnv>, parse = twilioEvent) {
   const hint = new URL(c.req.url).searchParams.get("sessionId");
   const { params, signedDigest } = c.get("carrierRequest");
-  return twilioEvent(params, signedDigest ?? "", isSessionId(hint) ? hint : undefined);
+  return parse(params, signedDigest ?? "", isSessionId(hint) ? hint : undefined);
 }
 
 async function voice(c: Context<CarrierEnv>) {
@@ -67,8 +67,9 @@ async function voice(c: Context<CarrierEnv>) {
   return streamTwiml(c, sessionId);
 }
 
-async function status(c: Context<CarrierEnv>) {
-  const parsed = parsedEvent(c);
+/** Status callbacks, and the answering-machine verdict (AsyncAmdStatusCallback), go to the call's object alike. */
+async function status(c: Context<CarrierEnv>, parse = twilioEvent) {
+  const parsed = parsedEvent(c, parse);
   if (!parsed.ok) return reject(c, "twilio", "malformed", parsed.problem, 400);
   const event = parsed.event;
   const { sessionId, outcome } = await deliverCarrierEvent(c.env, event, event.sessionHint, c.get("correlationId"));
@@ -78,7 +79,8 @@ async function status(c: Context<CarrierEnv>) {
 
 export const twilioRoutes = new Hono<CarrierEnv>()
   .on(["GET", "POST"], "/telephony/twilio/voice", twilioGuard(), voice)
-  .post("/telephony/twilio/status", twilioGuard(), status)
+  .post("/telephony/twilio/status", twilioGuard(), (c) => status(c))
+  .post("/telephony/twilio/amd", twilioGuard(), (c) => status(c, twilioAmdEvent))
   .get("/telephony/twilio/media/:sessionId", twilioGuard({ upgrade: true }), (c) =>
     forwardMediaUpgrade(c, "twilio", c.req.param("sessionId")),
   );

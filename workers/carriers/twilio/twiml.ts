@@ -27,6 +27,11 @@ export function acknowledgementTwiml(): string {
   return new VoiceResponse().toString();
 }
 
+/** A voicemail left after the beep: the message, then the call ends (Twilio hangs up; nothing more to command). */
+export function voicemailTwiml(message: string): string {
+  return rejectionTwiml(message);
+}
+
 export function holdTwiml(): string {
   const response = new VoiceResponse();
   response.say("Please hold.");

@@ -7,6 +7,7 @@ export function twilioUrls(env: object) {
   return {
     voice: (sessionId?: string) => `${https}/telephony/twilio/voice${session(sessionId)}`,
     status: (sessionId?: string) => `${https}/telephony/twilio/status${session(sessionId)}`,
+    amd: (sessionId: string) => `${https}/telephony/twilio/amd${session(sessionId)}`,
     stream: (sessionId: string) => `${wss}/telephony/twilio/media/${sessionId}`,
   };
 }

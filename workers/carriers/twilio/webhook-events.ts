@@ -1,3 +1,4 @@
+import type { AnsweredBy } from "../../shared/db/schema.ts";
 import type { CallSignal, CarrierEvent } from "../call-events.ts";
 import type { TwilioParams } from "./signature.ts";
 
@@ -50,6 +51,38 @@ export function twilioEvent(params: TwilioParams, signedDigest: string, sessionH
       direction: direction === undefined ? undefined : direction === "inbound" ? "inbound" : "outbound",
       from: field(params, "From"),
       to: field(params, "To"),
+      sessionHint,
+    },
+  };
+}
+
+/** `AnsweredBy` of an AsyncAmdStatusCallback → who answered, and whether the machine's greeting has ended. */
+const ANSWERED_BY: Record<string, { answeredBy: AnsweredBy; messageEnded: boolean }> = {
+  human: { answeredBy: "human", messageEnded: false },
+  machine_start: { answeredBy: "machine", messageEnded: false },
+  machine_end_beep: { answeredBy: "machine", messageEnded: true },
+  machine_end_silence: { answeredBy: "machine", messageEnded: true },
+  machine_end_other: { answeredBy: "machine", messageEnded: true },
+  fax: { answeredBy: "fax", messageEnded: false },
+  unknown: { answeredBy: "unknown", messageEnded: false },
+};
+
+/** Twilio's AsyncAmdStatusCallback (form fields `CallSid`, `AnsweredBy`, …; no `CallStatus`) → the internal CarrierEvent. */
+export function twilioAmdEvent(params: TwilioParams, signedDigest: string, sessionHint: string | undefined): TwilioParseResult {
+  const callSid = field(params, "CallSid");
+  const answeredBy = field(params, "AnsweredBy");
+  if (!callSid || !CALL_SID.test(callSid)) return { ok: false, problem: "CallSid missing or malformed" };
+  const verdict = answeredBy === undefined ? undefined : ANSWERED_BY[answeredBy];
+  if (!answeredBy || !verdict) return { ok: false, problem: "AnsweredBy missing or unknown" };
+  return {
+    ok: true,
+    event: {
+      carrier: "twilio",
+      carrierCallId: callSid,
+      name: `twilio.amd.${answeredBy}`,
+      signal: { kind: "machine_detection", ...verdict, result: answeredBy },
+      occurredAt: Date.now(),
+      dedupeKey: `twilio:${signedDigest}`,
       sessionHint,
     },
   };

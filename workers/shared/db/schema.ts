@@ -233,6 +233,16 @@ export const CALL_STATUSES = [
 export type CallStatus = (typeof CALL_STATUSES)[number];
 
 /** A carrier leg attached to a session. The call's object is its only writer. */
+/** What an outbound call does when a machine answers: hang up, or leave the call's voicemail message after the beep. */
+export const MACHINE_DETECTION_MODES = ["hangup", "voicemail"] as const;
+export type MachineDetectionMode = (typeof MACHINE_DETECTION_MODES)[number];
+/** Who answered, by the carrier's detection (its finer results folded in: `not_sure` is `unknown`). */
+export const ANSWERED_BY = ["human", "machine", "fax", "unknown"] as const;
+export type AnsweredBy = (typeof ANSWERED_BY)[number];
+/** `agent`: the conversation went ahead; the other two end the call without the agent saying a word. */
+export const MACHINE_OUTCOMES = ["agent", "machine_hangup", "voicemail_left"] as const;
+export type MachineOutcome = (typeof MACHINE_OUTCOMES)[number];
+
 export const calls = sqliteTable(
   "calls",
   {
@@ -252,6 +262,13 @@ export const calls = sqliteTable(
     endedAt: integer("ended_at"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    // Answering-machine detection on an outbound call (null: none asked): what was asked, who answered, what was done.
+    machineDetection: text("machine_detection", { enum: MACHINE_DETECTION_MODES }),
+    answeredBy: text("answered_by", { enum: ANSWERED_BY }),
+    machineOutcome: text("machine_outcome", { enum: MACHINE_OUTCOMES }),
+    // The voicemail left: its length and a SHA-256 of its text, never the text (it is the tenant's, kept in the call's object).
+    voicemailChars: integer("voicemail_chars"),
+    voicemailSha256: text("voicemail_sha256"),
   },
   (t) => [
     index("calls_tenant_time_idx").on(t.tenantId, t.createdAt),
