@@ -1,6 +1,6 @@
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { MASKED_DIGIT, maskPii, type PiiRedaction } from "../../workers/shared/pii.ts";
-import { readTenantSettings } from "../../workers/shared/tenant-settings.ts";
+import { readTenantSettings, type TenantSettings } from "../../workers/shared/tenant-settings.ts";
 
 /** Longer than a D1 read takes; the provider's first dial waits for it (with the caller's context), so it stays short. */
 export const REDACTION_LOOKUP_TIMEOUT_MS = 750;
@@ -10,9 +10,14 @@ export const REDACTION_LOOKUP_TIMEOUT_MS = 750;
  * context, before the provider is dialled, never on the media path), then applied per transcript line and per DTMF
  * digit. Fails closed: until the setting is known — not yet read, D1 slow or failing, a stored document that no
  * longer parses — everything is masked, so a tenant that asked for masking never has a plain line stored.
+ *
+ * The same single read is the call's copy of the tenant's other settings (`settings`: escalation rules), so no part
+ * adds a D1 trip of its own on the answering path.
  */
 export class Redaction {
   private mode: PiiRedaction | null = null;
+  /** The tenant's settings as read when the conversation started; null until read, or when they could not be. */
+  settings: TenantSettings | null = null;
   private learning: Promise<void> | null = null;
 
   /** Reads the tenant's setting once (later calls share the first); settles within the timeout and never rejects. */
@@ -25,6 +30,7 @@ export class Redaction {
     const read = readTenantSettings(tenantScopeFor(env, tenantId)).then(
       (settings) => {
         this.mode = settings.piiRedaction;
+        this.settings = settings;
       },
       () => undefined,
     );
