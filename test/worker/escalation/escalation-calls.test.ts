@@ -1,12 +1,14 @@
+import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EscalationEvent, LiveEvent } from "../../../workers/shared/live-protocol.ts";
+import { dropStream } from "../support/call-faults.ts";
 import { callDetail } from "../support/calls.ts";
 import { closeCodeOf, eventually, simFault, simRequests } from "../support/carriers.ts";
 import { api } from "../support/identity.ts";
 import { openStream, twilioOutboundCallWith } from "../support/media-caller.ts";
 import { putScenario, uniqueKey } from "../support/provider-simulator.ts";
-import { switchTo, turn } from "../support/switching.ts";
+import { connectionsOf, switchTo, transcriptHas, turn } from "../support/switching.ts";
 
 /**
  * Escalation end to end: a Twilio call through the real Worker and its object, the provider simulator saying what the
@@ -62,6 +64,8 @@ async function escalationRows(sessionId: string) {
     }>();
   return results;
 }
+
+const callObjectOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
 
 const transferRedirects = async (callSid: string) =>
   (await simRequests({ carrier: "twilio", callId: callSid, path: `/Calls/${callSid}.json` })).filter((request) =>
@@ -178,6 +182,17 @@ describe("escalation rules on a live call", () => {
     const at = await live.nth("escalation", 1);
     expect(live.events[at]).toMatchObject({ rule: "tool_failures", reason: "2 tool calls failed" });
     expect(live.events[at]).not.toHaveProperty("transfer");
+
+    // The caller was calm, so the transcript alone recommends no person; the analysis agrees with what happened.
+    expect((await api(`/api/v1/sessions/${call.sessionId}/end`, { method: "POST", token: call.token })).status).toBe(200);
+    const analysis = await eventually(async () => {
+      const view = (await (await api(`/api/v1/sessions/${call.sessionId}/analysis`, { token: call.token })).json()) as {
+        status: string;
+        escalation: unknown;
+      };
+      return view.status === "ready" && view;
+    }, 400);
+    expect(analysis.escalation).toEqual({ recommended: true, reason: "escalated during the call: 2 tool calls failed" });
   });
 
   it("a tenant with no rules is never escalated, whatever the caller says or the tools do", async () => {
@@ -228,5 +243,46 @@ describe("escalation rules on a live call", () => {
     });
     expect(row).toMatchObject({ rule: "keyword", transfer_to: HUMAN_LINE, transfer_ok: 0 });
     expect(live.escalations()).toHaveLength(1);
+  });
+
+  /*
+   * A restart as a deploy makes it: an object holding a live outbound provider socket cannot be evicted in a test
+   * (see test/worker/voice/voice-faults.test.ts), so the call moves to the offline engine first, then back.
+   */
+  it("survives a restart of the call's object: a fired rule stays fired, and a run of negative turns carries on", async () => {
+    const key = uniqueKey("escalate-restart");
+    await putScenario(key, { replies: ["I hear you, let me help."], callerTranscripts: ["This is terrible, get me a human."] });
+    const call = await twilioOutboundCallWith("openai", key, undefined, {
+      escalation: { keywords: ["human"], sentimentBelow: -0.3, sentimentTurns: 2 },
+    });
+    const before = await watch(call.token, call.sessionId);
+    const first = await openStream(call, 8);
+    await turn(first);
+    expect((before.events[await before.nth("escalation", 1)] as EscalationEvent).rule).toBe("keyword");
+    // The line is in the object's storage (D1 has it, so its write-behind commit is done) before the restart.
+    await transcriptHas(call.token, call.sessionId, ["This is terrible, get me a human."]);
+
+    expect((await switchTo(call.token, call.sessionId, { provider: "local", immediate: true })).status).toBe(200);
+    await eventually(async () => (await connectionsOf(key, "openai"))[0]?.close !== null);
+    await dropStream(first);
+    for (const socket of opened.splice(0)) socket.close(1000, "before the restart");
+    await evictDurableObject(callObjectOf(call.sessionId));
+
+    const after = await watch(call.token, call.sessionId);
+    const second = await openStream(call, 8);
+    await second.silence(200);
+    expect((await switchTo(call.token, call.sessionId, { provider: "openai", immediate: true })).status).toBe(200);
+    // The new provider session hears the same words again: the keyword has fired already, the second negative turn
+    // in a row completes the sentiment rule's run.
+    await turn(second);
+    const at = await after.nth("escalation", 1);
+    expect(after.events[at]).toMatchObject({ rule: "sentiment", reason: "caller sentiment below -0.3 for 2 turns in a row" });
+    await after.nth("sentiment", 1);
+    expect(after.escalations()).toHaveLength(1);
+    const rows = await eventually(async () => {
+      const found = await escalationRows(call.sessionId);
+      return found.length === 2 && found;
+    });
+    expect(rows.map((row) => row.rule).sort()).toEqual(["keyword", "sentiment"]);
   });
 });
