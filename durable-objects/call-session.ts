@@ -4,11 +4,11 @@ import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
+import { sentimentOf } from "../workers/shared/analysis/lexicon.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import type { PromptRef } from "../workers/shared/db/prompts.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
-import { sentimentOf } from "../workers/shared/analysis/lexicon.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import type { ConversationSignal } from "../workers/shared/escalation.ts";
 import { createLogger, type Logger } from "../workers/shared/logger.ts";

@@ -16,8 +16,8 @@ import {
   transcriptLines,
   turnTimings,
 } from "../shared/db/schema.ts";
-import { ESCALATION_RULES } from "../shared/escalation.ts";
 import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
+import { ESCALATION_RULES } from "../shared/escalation.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
 import { callObject, SESSION_ID } from "../shared/session-ids.ts";

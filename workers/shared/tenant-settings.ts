@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { tenantSettings } from "./db/schema.ts";
-import { escalationSettingsSchema } from "./escalation.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
+import { escalationSettingsSchema } from "./escalation.ts";
 import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
 
 /**
