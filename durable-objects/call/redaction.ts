@@ -16,8 +16,7 @@ export const REDACTION_LOOKUP_TIMEOUT_MS = 750;
  */
 export class Redaction {
   private mode: PiiRedaction | null = null;
-  /** The tenant's settings as read when the conversation started; null until read, or when they could not be. */
-  settings: TenantSettings | null = null;
+  private learned: TenantSettings | null = null;
   private learning: Promise<void> | null = null;
 
   /** Reads the tenant's setting once (later calls share the first); settles within the timeout and never rejects. */
@@ -30,12 +29,17 @@ export class Redaction {
     const read = readTenantSettings(tenantScopeFor(env, tenantId)).then(
       (settings) => {
         this.mode = settings.piiRedaction;
-        this.settings = settings;
+        this.learned = settings;
       },
       () => undefined,
     );
     this.learning = Promise.race([read, timeout]).finally(() => clearTimeout(timer));
     return this.learning;
+  }
+
+  /** The tenant's settings as read when the conversation started; null until read, or when they could not be. */
+  get settings(): TenantSettings | null {
+    return this.learned;
   }
 
   /** A transcript line as it may be stored and shown. */
