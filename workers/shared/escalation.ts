@@ -119,7 +119,7 @@ export class EscalationEvaluator {
   private keywordIn(keywords: readonly string[], text: string): string | null {
     if (this.matcher?.keywords !== keywords) this.matcher = { keywords, pattern: keywordPattern(keywords) };
     const found = this.matcher.pattern.exec(text);
-    return found ? (found[1] ?? found[0]).toLowerCase().replace(/\s+/g, " ") : null;
+    return found ? found[0].toLowerCase().replace(/\s+/g, " ") : null;
   }
 }
 
@@ -129,7 +129,9 @@ function keywordPattern(keywords: readonly string[]): RegExp {
     word
       .trim()
       .split(/\s+/)
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&"))
+      // Keywords hold no pattern syntax (the schema allows letters, digits, apostrophes, hyphens); escaped regardless.
+      // A hyphen is not escaped: outside a class, \- is an invalid escape in a unicode pattern.
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
       .join("\\s+"),
   );
   return new RegExp(`(?<![\\p{L}\\p{N}])(${alternatives.join("|")})(?![\\p{L}\\p{N}])`, "iu");

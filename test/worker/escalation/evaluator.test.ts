@@ -24,6 +24,18 @@ describe("EscalationEvaluator", () => {
     expect(evaluator.observe(keywords, said("human, human, HUMAN"))).toEqual([]);
   });
 
+  it("keywords with hyphens and apostrophes are words like any other", () => {
+    const evaluator = new EscalationEvaluator();
+    const keywords = rules({ keywords: ["call-back", "don't understand"] });
+    expect(evaluator.observe(keywords, said("I need a callback"))).toEqual([]);
+    expect(evaluator.observe(keywords, said("I DON'T understand you"))).toEqual([
+      { rule: "keyword", reason: 'the caller said "don\'t understand"' },
+    ]);
+    expect(new EscalationEvaluator().observe(keywords, said("Please arrange a Call-Back."))).toEqual([
+      { rule: "keyword", reason: 'the caller said "call-back"' },
+    ]);
+  });
+
   it("needs N caller turns in a row below the threshold; a turn at or above it starts the count again", () => {
     const evaluator = new EscalationEvaluator();
     const sentiment = rules({ sentimentBelow: -0.3, sentimentTurns: 3 });
