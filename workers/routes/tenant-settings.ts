@@ -1,4 +1,4 @@
-import { jsonBody, jsonResponse, protectedRoute } from "../http/openapi.ts";
+import { errorResponse, jsonBody, jsonResponse, protectedRoute } from "../http/openapi.ts";
 import { issuesOf, publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { AppError, badRequest } from "../shared/errors.ts";
@@ -26,7 +26,10 @@ const patchRoute = protectedRoute("tenant_settings:write", {
   tags: ["tenant"],
   summary: "Change some of the tenant's settings; the others keep their values",
   request: jsonBody(tenantSettingsChangeSchema.openapi("TenantSettingsChange")),
-  responses: { 200: jsonResponse(settingsSchema, "The settings after the change") },
+  responses: {
+    200: jsonResponse(settingsSchema, "The settings after the change"),
+    422: errorResponse("`invalid_escalation`: escalation rules the platform cannot apply (each problem in `details`)"),
+  },
 });
 
 export const tenantSettingsRoutes = publicRouter()
