@@ -4,11 +4,13 @@ import type { CarrierEvent, MediaFrame, TurnAwayStep } from "../workers/carriers
 import { mediaCredential } from "../workers/carriers/media-credential.ts";
 import { MEDIA_CARRIER_HEADER, MEDIA_SESSION_HEADER, MEDIA_UPGRADE_PATH } from "../workers/carriers/media-upgrade.ts";
 import { carrierNamed } from "../workers/carriers/registry.ts";
+import { sentimentOf } from "../workers/shared/analysis/lexicon.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import type { PromptRef } from "../workers/shared/db/prompts.ts";
 import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
+import type { ConversationSignal } from "../workers/shared/escalation.ts";
 import { createLogger, type Logger } from "../workers/shared/logger.ts";
 import { metrics } from "../workers/shared/observability/metrics.ts";
 import { seriesKey } from "../workers/shared/observability/recorder.ts";
@@ -45,6 +47,7 @@ import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
+import { Escalations } from "./session/escalations.ts";
 import { PostCallAnalysis } from "./session/post-call-analysis.ts";
 import { SessionMetrics } from "./session/session-metrics.ts";
 import { SwitchLog } from "./session/switch-log.ts";
@@ -117,6 +120,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly webRetry = new DrainRetry();
   private readonly health: HealthReporter;
   private readonly analysis: PostCallAnalysis;
+  private readonly escalations: Escalations;
+  private readonly escalationRetry = new DrainRetry();
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
@@ -165,6 +170,18 @@ export class CallSession extends DurableObject<Env> {
       session: () => this.identity(),
       transcriptPending: () => this.transcript.pendingCount(),
       wakeBy: (at) => this.alarmSchedule.wakeBy(at),
+      log: () => this.log(),
+    });
+    this.escalations = new Escalations({
+      sql: ctx.storage.sql,
+      env,
+      rules: () => this.redaction.settings?.escalation ?? null,
+      session: () => this.identity(),
+      history: () => this.storedConversation(),
+      publish: (event) => this.live.broadcastToSupervisors(event),
+      transfer: (to) => this.transferForEscalation(to),
+      retry: (result) => this.retryIfUnfinished(this.escalationRetry, result),
+      waitUntil: (task) => ctx.waitUntil(task),
       log: () => this.log(),
     });
     this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
@@ -419,6 +436,7 @@ export class CallSession extends DurableObject<Env> {
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();
+    await this.retryIfUnfinished(this.escalationRetry, await this.escalations.flush());
     if (this.identity()?.ended) await Promise.all([this.releaseSlot(), this.sessionMetrics.ended()]);
     const web = this.web.record;
     if (web?.status === "ended") await this.syncWebRecord();
@@ -584,6 +602,7 @@ export class CallSession extends DurableObject<Env> {
     if (this.voice || !channel || !session || session.ended) return this.voice;
     const settings = parseSettings(this.env).values;
     this.tools.limitTo(session.prompt?.tools ?? null);
+    this.escalations.resume();
     this.voice = new VoiceSession(this.voiceHost(), {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
@@ -659,6 +678,7 @@ export class CallSession extends DurableObject<Env> {
         if (providerMs !== null) metrics.observe("ai_provider_latency_seconds", { provider: turn.provider }, providerMs / 1000);
         if (earMs !== null) metrics.observe("ear_latency_seconds", { provider: turn.provider }, earMs / 1000);
       },
+      conversationSignal: (signal) => this.escalations.observe(signal),
       business: () => {
         const session = this.identity();
         return session ? { engine: this.books(session.tenantId), env: this.env } : null;
@@ -666,6 +686,29 @@ export class CallSession extends DurableObject<Env> {
       hangup: async (reason) => this.channel()?.hangup(reason),
       transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),
     };
+  }
+
+  /** The conversation as stored (caller lines, failed tool calls), from which the escalation counters are rebuilt. */
+  private storedConversation(): ConversationSignal[] {
+    const turns = this.transcript
+      .recent(2_000)
+      .filter((line) => line.role === "caller")
+      .map((line): ConversationSignal => ({ kind: "caller_turn", text: line.text, score: sentimentOf(line.text).score }));
+    const failures = Array.from({ length: this.tools.failedCount() }, (): ConversationSignal => ({ kind: "tool_outcome", failed: true }));
+    return [...turns, ...failures];
+  }
+
+  /**
+   * An escalation's transfer: the same call-control path as `POST /api/v1/calls/{id}/transfer`, for a phone call in
+   * progress only (a web session, or a call already transferring or ended, is not transferred).
+   */
+  private async transferForEscalation(to: string) {
+    const record = this.ledger.record;
+    if (!record || (record.status !== "in_progress" && record.status !== "on_hold")) return null;
+    const result = await controlCall(this.ledger, this.carrier, { action: "transfer", to }, record.correlationId);
+    return result.ok
+      ? { to, ok: true, status: result.status, error: null }
+      : { to, ok: false, status: result.status ?? record.status, error: result.message };
   }
 
   /** The tenant's books as the call's voice agent (tenant-scoped by the engine; writes name this session). */

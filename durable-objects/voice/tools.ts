@@ -128,6 +128,11 @@ export class ToolRunner {
       }));
   }
 
+  /** How many calls of the session failed (the escalation rules count them again after a restart). */
+  failedCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM tool_calls WHERE status = 'failed'").one().n;
+  }
+
   private async execute(name: string, rawArguments: string, host: ToolHost): Promise<Omit<ToolOutcome, "replayed">> {
     // A tool outside the allow-list is unknown to this session, even if a provider names it anyway.
     const t = this.allows(name) ? this.tools.get(name) : undefined;

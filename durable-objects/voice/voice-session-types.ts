@@ -1,4 +1,5 @@
 import type { SwitchReason } from "../../workers/shared/db/schema.ts";
+import type { ConversationSignal } from "../../workers/shared/escalation.ts";
 import type { LiveEvent } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { HealthReport } from "../../workers/shared/provider-health.ts";
@@ -42,6 +43,8 @@ export interface VoiceSessionHost {
    * reply's first chunk, a barge-in), so what hooks here must not await, write storage or log.
    */
   turnCompleted(turn: TurnRecord): void;
+  /** A caller turn (its line as stored and its sentiment) or a tool's outcome, once each, per turn: the escalation rules watch them. */
+  conversationSignal(signal: ConversationSignal): void;
 }
 
 export interface VoicePolicy {

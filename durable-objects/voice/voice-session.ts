@@ -407,6 +407,7 @@ export class VoiceSession implements ToolHost {
       const turn = this.sentiment.add(line.text);
       const { current: conversation, turns } = this.sentiment;
       this.host.publish({ type: "sentiment", turn, conversation, turns, provider: line.provider, at: line.at });
+      this.host.conversationSignal({ kind: "caller_turn", text: line.text, score: turn.score });
     }
   }
 
@@ -425,6 +426,8 @@ export class VoiceSession implements ToolHost {
     if (outcome.replayed) this.host.log().info("voice.tool_call_replayed", { name, callId });
     const tool = this.options.tools.definitions().some((definition) => definition.name === name) ? name : "unknown";
     metrics.count("tool_calls_total", { tool, outcome: outcome.replayed ? "replayed" : outcome.status });
+    // A call id delivered again is not a new outcome.
+    if (!outcome.replayed) this.host.conversationSignal({ kind: "tool_outcome", failed: outcome.status === "failed" });
     if (this.closed || !this.link.provider) return;
     // A provider that took over meanwhile never saw the call: it is told the result as context instead.
     if (this.link.generation === askedBy) this.link.provider.sendToolResult(callId, name, outcome.result);

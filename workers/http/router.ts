@@ -9,10 +9,12 @@ import type { AppEnv } from "./context.ts";
 export function publicRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
-      if (!result.success) {
-        const details = result.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
-        throw badRequest("validation_failed", "Request failed validation").withDetails(details);
-      }
+      if (!result.success) throw badRequest("validation_failed", "Request failed validation").withDetails(issuesOf(result.error));
     },
   });
+}
+
+/** A validation failure's issues as error details: path and message, never the value. */
+export function issuesOf(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }) {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
 }

@@ -10,12 +10,14 @@ import {
   PROVIDER_NAMES,
   SESSION_CHANNELS,
   SESSION_STATUSES,
+  sessionEscalations,
   sessions,
   TRANSCRIPT_ROLES,
   transcriptLines,
   turnTimings,
 } from "../shared/db/schema.ts";
 import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
+import { ESCALATION_RULES } from "../shared/escalation.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
 import { callObject, SESSION_ID } from "../shared/session-ids.ts";
@@ -98,6 +100,16 @@ const sessionDetailSchema = sessionSchema
     turns: z
       .array(turnSchema)
       .describe(`every finished agent turn in order, at most ${TURNS_IN_DETAIL}: latency at the caller's ear, stage by stage`),
+    escalations: z
+      .array(
+        z.object({
+          rule: z.enum(ESCALATION_RULES),
+          reason: z.string(),
+          at: z.string(),
+          transfer: z.object({ to: z.string(), ok: z.boolean(), error: z.string().nullable() }).nullable(),
+        }),
+      )
+      .describe("the tenant's escalation rules that fired during the session, oldest first (each at most once)"),
     live: z
       .object({
         provider: z.enum(PROVIDER_NAMES),
@@ -127,6 +139,7 @@ type SessionRow = typeof sessions.$inferSelect;
 type CallRow = typeof calls.$inferSelect;
 type TranscriptRow = typeof transcriptLines.$inferSelect;
 type TurnRow = typeof turnTimings.$inferSelect;
+type EscalationRow = typeof sessionEscalations.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const presentTurn = (row: TurnRow, index: number): z.infer<typeof turnSchema> => ({
   seq: index + 1,
@@ -309,13 +322,14 @@ export const sessionReadRoutes = publicRouter()
     const { id } = c.req.valid("param");
     const [row] = (await scope.select(sessions, eq(sessions.id, id))) as SessionRow[];
     if (!row) throw notFound("Session");
-    const [calledRows, lines, turns] = await Promise.all([
+    const [calledRows, lines, turns, escalations] = await Promise.all([
       scope.select(calls, eq(calls.sessionId, id)).orderBy(desc(calls.createdAt), desc(calls.id)).limit(1),
       scope.select(transcriptLines, eq(transcriptLines.sessionId, id)).orderBy(asc(transcriptLines.seq)).limit(TRANSCRIPT_LINES_IN_DETAIL),
       scope
         .select(turnTimings, eq(turnTimings.sessionId, id))
         .orderBy(asc(turnTimings.providerFirstAudioAt), asc(turnTimings.id))
         .limit(TURNS_IN_DETAIL),
+      scope.select(sessionEscalations, eq(sessionEscalations.sessionId, id)).orderBy(asc(sessionEscalations.at)),
     ]);
     const call = (calledRows as CallRow[])[0];
     const object = callObject(c.env, id);
@@ -339,7 +353,17 @@ export const sessionReadRoutes = publicRouter()
           at: new Date(line.occurredAt).toISOString(),
         })),
         turns: (turns as TurnRow[]).map(presentTurn),
+        escalations: (escalations as EscalationRow[]).map(presentEscalation),
       },
       200,
     );
   });
+
+function presentEscalation(row: EscalationRow) {
+  return {
+    rule: row.rule,
+    reason: row.reason,
+    at: new Date(row.at).toISOString(),
+    transfer: row.transferTo === null ? null : { to: row.transferTo, ok: row.transferOk === true, error: row.transferError },
+  };
+}

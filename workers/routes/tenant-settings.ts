@@ -1,7 +1,7 @@
-import { jsonBody, jsonResponse, protectedRoute } from "../http/openapi.ts";
-import { publicRouter } from "../http/router.ts";
+import { errorResponse, jsonBody, jsonResponse, protectedRoute } from "../http/openapi.ts";
+import { issuesOf, publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
-import { badRequest } from "../shared/errors.ts";
+import { AppError, badRequest } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { readTenantSettings, tenantSettingsChangeSchema, tenantSettingsSchema, writeTenantSettings } from "../shared/tenant-settings.ts";
 
@@ -26,33 +26,55 @@ const patchRoute = protectedRoute("tenant_settings:write", {
   tags: ["tenant"],
   summary: "Change some of the tenant's settings; the others keep their values",
   request: jsonBody(tenantSettingsChangeSchema.openapi("TenantSettingsChange")),
-  responses: { 200: jsonResponse(settingsSchema, "The settings after the change") },
+  responses: {
+    200: jsonResponse(settingsSchema, "The settings after the change"),
+    422: errorResponse("`invalid_escalation`: escalation rules the platform cannot apply (each problem in `details`)"),
+  },
 });
 
 export const tenantSettingsRoutes = publicRouter()
   .openapi(getRoute, async (c) => c.json(await readTenantSettings(c.get("scope")), 200))
-  .openapi(patchRoute, async (c) => {
-    const change = c.req.valid("json");
-    if (Object.keys(change).length === 0) throw badRequest("empty_change", "Give at least one setting to change");
-    const scope = c.get("scope");
-    const before = await readTenantSettings(scope);
-    const after = tenantSettingsSchema.parse({ ...before, ...change });
-    const changed = Object.fromEntries(
-      Object.keys(change).map((key) => [key, { from: before[key as keyof typeof before], to: after[key as keyof typeof after] }]),
-    );
-    await scope.batch([
-      writeTenantSettings(scope, after),
-      auditFromRequest(c, {
-        action: "tenant.settings_change",
-        targetType: "tenant",
-        targetId: scope.tenantId,
-        outcome: "success",
-        details: changed,
-      }),
-    ]);
-    if ("maxConcurrentSessions" in change) await pushLimit(c.env, scope.tenantId, after.maxConcurrentSessions, c.get("log"));
-    return c.json(after, 200);
-  });
+  .openapi(
+    patchRoute,
+    async (c) => {
+      const change = c.req.valid("json");
+      if (Object.keys(change).length === 0) throw badRequest("empty_change", "Give at least one setting to change");
+      const scope = c.get("scope");
+      const before = await readTenantSettings(scope);
+      const after = tenantSettingsSchema.parse({ ...before, ...change });
+      const changed = Object.fromEntries(
+        Object.keys(change).map((key) => [key, { from: before[key as keyof typeof before], to: after[key as keyof typeof after] }]),
+      );
+      await scope.batch([
+        writeTenantSettings(scope, after),
+        auditFromRequest(c, {
+          action: "tenant.settings_change",
+          targetType: "tenant",
+          targetId: scope.tenantId,
+          outcome: "success",
+          details: changed,
+        }),
+      ]);
+      if ("maxConcurrentSessions" in change) await pushLimit(c.env, scope.tenantId, after.maxConcurrentSessions, c.get("log"));
+      return c.json(after, 200);
+    },
+    rejectChange,
+  );
+
+/**
+ * A malformed change is 400 `validation_failed`, like every body; escalation rules that are well-formed JSON but not
+ * rules the platform can apply (a threshold outside −1…1, a keyword that is no word, no rule at all) are 422
+ * `invalid_escalation`, each problem named by path.
+ */
+function rejectChange(result: { success: true } | { success: false; error: Parameters<typeof issuesOf>[0] }): undefined {
+  if (result.success) return undefined;
+  const issues = issuesOf(result.error);
+  const escalation = issues.filter((issue) => issue.path === "escalation" || issue.path.startsWith("escalation."));
+  if (escalation.length > 0 && escalation.length === issues.length) {
+    throw new AppError(422, "invalid_escalation", "The escalation rules are not valid", "validation").withDetails(escalation);
+  }
+  throw badRequest("validation_failed", "Request failed validation").withDetails(issues);
+}
 
 /**
  * The tenant's admission object holds the limit so that calls are admitted without a D1 read; it takes the new one

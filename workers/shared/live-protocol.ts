@@ -1,6 +1,8 @@
+import { z } from "zod";
 import type { Sentiment } from "./analysis/lexicon.ts";
 import type { PrincipalRef } from "./db/principal-standing.ts";
-import type { CallStatus, Role } from "./db/schema.ts";
+import { CALL_STATUSES, type CallStatus, type Role } from "./db/schema.ts";
+import { ESCALATION_RULES } from "./escalation.ts";
 import type { ProviderName } from "./settings.ts";
 
 /**
@@ -48,6 +50,20 @@ export const LIVE_CLOSE = {
   permission_revoked: 4403,
 } as const;
 
+/**
+ * A tenant's escalation rule fired (workers/shared/escalation.ts), once per rule per session, to every watcher.
+ * `transfer` is there when the rules name a number and the session is a phone call in progress: the carrier took the
+ * transfer (`ok`, the call's status after it) or refused it (`error`; the call goes on with the agent).
+ */
+export const escalationEventSchema = z.object({
+  type: z.literal("escalation"),
+  rule: z.enum(ESCALATION_RULES),
+  reason: z.string().max(300),
+  at: z.number().int(),
+  transfer: z.object({ to: z.string(), ok: z.boolean(), status: z.enum(CALL_STATUSES), error: z.string().max(300).nullable() }).optional(),
+});
+export type EscalationEvent = z.infer<typeof escalationEventSchema>;
+
 export type ProviderLinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
 
 export type LiveEvent =
@@ -80,6 +96,7 @@ export type LiveEvent =
    * across provider switches (`turns` counts every caller turn of the session).
    */
   | { type: "sentiment"; turn: Sentiment; conversation: Sentiment; turns: number; provider: ProviderName; at: number }
+  | EscalationEvent
   /** The caller talked over the agent: a web caller's browser drops the agent audio it has not played yet. */
   | { type: "playback_clear"; at: number }
   | { type: "session_ended"; reason: string; at: number }

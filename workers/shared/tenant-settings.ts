@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { tenantSettings } from "./db/schema.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
+import { escalationSettingsSchema } from "./escalation.ts";
 import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
 
 /**
@@ -53,6 +54,14 @@ const fields = {
   piiRedaction: piiRedactionSchema.describe(
     "mask personal data (cards, national ids, emails, phones, DTMF digits) in stored transcripts, messages and exports",
   ),
+  /**
+   * When a live conversation goes to a person (workers/shared/escalation.ts): negative caller turns in a row,
+   * keywords, failed tool calls; each raises an `escalation` event on /live, is recorded, and with `transferTo`
+   * transfers a phone call. Off (null) by default: escalating, let alone transferring, is the tenant's choice.
+   */
+  escalation: escalationSettingsSchema
+    .nullable()
+    .describe("escalation rules (sentimentBelow + sentimentTurns, keywords, toolFailures, transferTo); null for none"),
 };
 
 export const tenantSettingsSchema = z.object(fields);
@@ -65,6 +74,7 @@ export const TENANT_SETTINGS_DEFAULTS: TenantSettings = {
   maxConcurrentSessions: null,
   whatsappOperators: [],
   piiRedaction: "off",
+  escalation: null,
 };
 
 /** Digits after the point in a currency's minor unit (2 for INR and USD, 0 for JPY), from the runtime's ICU data. */

@@ -246,8 +246,11 @@ export async function twilioOutboundCallWith(
   provider: "openai" | "gemini" | "deepgram" | "local",
   key: string,
   instructions = "You are the test line's assistant.",
+  /** The tenant's settings (PATCH /api/v1/tenant/settings) before the call is placed: the call learns them as it starts. */
+  tenantSettings?: Record<string, unknown>,
 ) {
   const { token, numbers, tenantId } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions }]);
+  if (tenantSettings) expect((await api("/api/v1/tenant/settings", { method: "PATCH", token, body: tenantSettings })).status).toBe(200);
   const from = numbers[0]!;
   const to = `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
   const placed = await api("/api/v1/calls", {

@@ -1,9 +1,9 @@
 import { and, asc, eq, inArray } from "drizzle-orm";
-import { sessionAnalysis, sessions, transcriptLines } from "../db/schema.ts";
+import { sessionAnalysis, sessionEscalations, sessions, transcriptLines } from "../db/schema.ts";
 import { tenantScopeFor } from "../db/tenant-scope.ts";
 import { parseSettings } from "../settings.ts";
 import { AnalysisFailure, analysisEngineOf, runEngine } from "./engines.ts";
-import type { AnalysisLine } from "./result.ts";
+import type { AnalysisLine, AnalysisResult } from "./result.ts";
 
 /**
  * One attempt at a session's post-call analysis, from D1's transcript. The row is claimed by its attempt count, so the
@@ -44,14 +44,17 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
 
   const settings = parseSettings(env).values;
   const engine = analysisEngineOf(settings);
-  const lines = await scope
-    .selectFields(
-      transcriptLines,
-      { role: transcriptLines.role, text: transcriptLines.text, interrupted: transcriptLines.interrupted },
-      and(eq(transcriptLines.sessionId, sessionId), inArray(transcriptLines.role, ["caller", "agent"])),
-    )
-    .orderBy(asc(transcriptLines.seq))
-    .limit(MAX_LINES);
+  const [lines, escalations] = await Promise.all([
+    scope
+      .selectFields(
+        transcriptLines,
+        { role: transcriptLines.role, text: transcriptLines.text, interrupted: transcriptLines.interrupted },
+        and(eq(transcriptLines.sessionId, sessionId), inArray(transcriptLines.role, ["caller", "agent"])),
+      )
+      .orderBy(asc(transcriptLines.seq))
+      .limit(MAX_LINES),
+    scope.selectFields(sessionEscalations, { reason: sessionEscalations.reason }, eq(sessionEscalations.sessionId, sessionId)),
+  ]);
   const mine = and(eq(sessionAnalysis.sessionId, sessionId), eq(sessionAnalysis.attempts, attempt));
   try {
     const answer = await runEngine(engine, settings, lines as AnalysisLine[]);
@@ -59,7 +62,7 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
       sessionAnalysis,
       {
         status: "ready",
-        result: answer.result,
+        result: agreeWithEscalations(answer.result, escalations),
         engine,
         model: answer.model,
         inputTokens: row.inputTokens + answer.tokens.input,
@@ -91,4 +94,14 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
     );
     return final ? { status: "failed" } : { status: "pending", nextAttemptAt };
   }
+}
+
+/**
+ * A session escalated live (the tenant's rules fired) was one that needed a person, whatever the engine read: the
+ * analysis says so, with the rules' reasons, rather than contradicting the record.
+ */
+function agreeWithEscalations(result: AnalysisResult, escalations: Array<{ reason: string }>): AnalysisResult {
+  if (escalations.length === 0 || result.escalation.recommended) return result;
+  const reason = `escalated during the call: ${escalations.map((escalation) => escalation.reason).join("; ")}`.slice(0, 300);
+  return { ...result, escalation: { recommended: true, reason } };
 }

@@ -1,4 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { ESCALATION_RULES } from "../escalation.ts";
 
 /**
  * D1 schema. Every table that holds a tenant's data has a `tenant_id` column with an index; test/worker/schema
@@ -668,4 +669,30 @@ export const sessionAnalysis = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
   },
   (t) => [index("session_analysis_tenant_idx").on(t.tenantId, t.status), index("session_analysis_due_idx").on(t.status, t.nextAttemptAt)],
+);
+
+/**
+ * Each escalation of a session (workers/shared/escalation.ts): one row per rule that fired, at most once per session
+ * and rule, written by the session's object (its storage first, then here, retried from its alarm). `transfer_*` says
+ * what became of the transfer the rules asked for, when one was attempted. Analytics count them per bucket by `at`.
+ */
+export const sessionEscalations = sqliteTable(
+  "session_escalations",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    sessionId: text("session_id").notNull(),
+    rule: text("rule", { enum: ESCALATION_RULES }).notNull(),
+    reason: text("reason").notNull(),
+    transferTo: text("transfer_to"),
+    transferOk: integer("transfer_ok", { mode: "boolean" }),
+    transferError: text("transfer_error"),
+    at: integer("at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.sessionId, t.rule] }),
+    index("session_escalations_tenant_session_idx").on(t.tenantId, t.sessionId),
+    index("session_escalations_tenant_time_idx").on(t.tenantId, t.at),
+  ],
 );
