@@ -676,6 +676,7 @@ export class CallSession extends DurableObject<Env> {
     // The call's last counts go now, read from its voice session before that goes.
     const metricsPushed = this.sessionMetrics.ended();
     this.media.closeAll(1000, "call ended");
+    this.supervision.sessionEnded();
     this.voice?.close();
     this.voice = null;
     this.ctx.waitUntil(

@@ -73,6 +73,14 @@ export class Supervision {
     if (this.holds(ws)) this.end("supervisor_left");
   }
 
+  /**
+   * The call ended while taken over: the takeover's stream is finished now (the holder's socket may stay open long
+   * after), so what it did not transcribe is noted while the conversation still exists.
+   */
+  sessionEnded(): void {
+    if (this.holder) this.noteUntranscribed(this.holder.stt.finish());
+  }
+
   /** A new caller leg (or its format is now known): transcoders are chosen again on the next frame. */
   legChanged(): void {
     this.toSupervisor = null;
@@ -128,12 +136,15 @@ export class Supervision {
     const holder = this.holder!;
     this.holder = null;
     this.legChanged();
-    const voice = this.host.voice();
     // Before the release, so the agent's context gets it with the rest of the takeover.
-    const untranscribed = holder.stt.finish();
-    if (untranscribed > 0) voice?.supervisorSaid(`[${untranscribed} s of the supervisor's audio, not transcribed]`);
-    voice?.release();
+    this.noteUntranscribed(holder.stt.finish());
+    this.host.voice()?.release();
     this.host.publish({ type: "release", by: holder.by, reason, at: Date.now() });
+  }
+
+  /** Never a made-up line: how much of the supervisor's audio has no transcript. */
+  private noteUntranscribed(seconds: number): void {
+    if (seconds > 0) this.host.voice()?.supervisorSaid(`[${seconds} s of the supervisor's audio, not transcribed]`);
   }
 
   private refuse(ws: WebSocket, code: string, message: string): void {

@@ -109,16 +109,18 @@ export class SupervisorStt {
   /**
    * The takeover ended: the last words are committed (the service's VAD may not have heard their end yet) and the
    * stream gets a short grace to deliver them. Returns the seconds of audio that were not transcribed (whole seconds,
-   * 0 when all of it was).
+   * 0 when all of it was); once only, later calls return 0.
    */
   finish(): number {
+    if (this.finished) return 0;
     this.finished = true;
-    if (this.socket && !this.failed) {
-      this.send('{"type":"input_audio_buffer.commit"}', 0);
-      const socket = this.socket;
-      setTimeout(() => this.closeSocket(socket), FINISH_GRACE_MS);
-    }
+    if (this.socket && !this.failed) this.closeAfterGrace(this.socket);
     return Math.round(this.untranscribedBytes / BYTES_PER_MS / 1000);
+  }
+
+  private closeAfterGrace(socket: WebSocket): void {
+    this.send('{"type":"input_audio_buffer.commit"}', 0);
+    setTimeout(() => this.closeSocket(socket), FINISH_GRACE_MS);
   }
 
   private async open(endpoint: SpeechToTextEndpoint): Promise<void> {
@@ -137,7 +139,7 @@ export class SupervisorStt {
       for (const message of this.pending ?? []) this.send(message, 0);
       this.pending = null;
       this.pendingBytes = 0;
-      if (this.finished) this.finish();
+      if (this.finished) this.closeAfterGrace(socket);
     } catch (error) {
       this.fail(error instanceof Error ? error.message : "connect failed");
     }

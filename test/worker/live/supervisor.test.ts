@@ -301,9 +301,13 @@ describe("the supervisor's words in the transcript", () => {
     return { key, call, caller, supervisor, viewer };
   }
 
-  /** Real speech from the supervisor's microphone (PCM16 16 kHz, 60 ms frames, under the /live frame rate). */
-  async function supervisorSpeaks(supervisor: Browser): Promise<number> {
-    const speech = await callerSpeech("hello", "pcm16", 16000);
+  /**
+   * Real speech from the supervisor's microphone (PCM16 16 kHz, 60 ms frames, under the /live frame rate), with the
+   * recording's second of silence after it, or cut off (`trailingSilence: false`) so no turn detection hears it end.
+   */
+  async function supervisorSpeaks(supervisor: Browser, trailingSilence = true): Promise<number> {
+    const recorded = await callerSpeech("hello", "pcm16", 16000);
+    const speech = trailingSilence ? recorded : recorded.subarray(0, recorded.length - 32_000);
     for (let offset = 0; offset < speech.length; offset += 1920) supervisor.socket.send(speech.slice(offset, offset + 1920));
     return speech.length;
   }
@@ -329,6 +333,24 @@ describe("the supervisor's words in the transcript", () => {
     await viewer.next("release");
     const given = await eventually(async () => (await itemsGiven(key)).find((item) => textOf(item).includes(MASKED)));
     expect(given.role).toBe("assistant");
+  });
+
+  it("words still unfinished at the release are committed, and reach the transcript and the agent's context after it", async () => {
+    const { key, call, supervisor, viewer } = await takenOver("supervisor-stt-late", {
+      callerTranscripts: ["One moment, I will hand you back"],
+    });
+    await supervisorSpeaks(supervisor, false);
+    // The stream has had the audio (it cannot have ended the utterance: no silence followed) before the release.
+    await eventually(
+      async () => ((await onlyConnection(`${key}:supervisor-stt`)).clientMessageCounts["input_audio_buffer.append"] ?? 0) >= 10,
+    );
+    supervisor.send({ type: "release" });
+    await viewer.next("release");
+
+    const lines = await transcriptOf(call.token, call.sessionId, (all) => all.some((line) => line.role === "supervisor"));
+    expect(lines.filter((line) => line.role === "supervisor").map((line) => line.text)).toEqual(["One moment, I will hand you back"]);
+    expect((await onlyConnection(`${key}:supervisor-stt`)).clientMessageCounts["input_audio_buffer.commit"]).toBe(1);
+    await eventually(async () => (await itemsGiven(key)).find((item) => textOf(item).includes("One moment, I will hand you back")));
   });
 
   it("a refused stream never touches the takeover: the caller still hears the supervisor, and the line says it was not transcribed", async () => {
