@@ -313,6 +313,7 @@ describe("the supervisor's words in the transcript", () => {
   }
 
   it("become `supervisor` lines, masked, on /live, and in the agent's context after the release", async () => {
+    const logs = captureLogs();
     const { key, call, supervisor, viewer } = await takenOver("supervisor-stt", { callerTranscripts: [SAID] });
     await supervisorSpeaks(supervisor);
 
@@ -333,6 +334,7 @@ describe("the supervisor's words in the transcript", () => {
     await viewer.next("release");
     const given = await eventually(async () => (await itemsGiven(key)).find((item) => textOf(item).includes(MASKED)));
     expect(given.role).toBe("assistant");
+    expect(JSON.stringify(logs.all())).not.toContain("refund the card");
   });
 
   it("words still unfinished at the release are committed, and reach the transcript and the agent's context after it", async () => {
