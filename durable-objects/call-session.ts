@@ -43,6 +43,7 @@ import { TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
 import { Supervision } from "./live/supervision.ts";
+import type { SpeechToTextEndpoint } from "./live/supervisor-stt.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
@@ -228,6 +229,8 @@ export class CallSession extends DurableObject<Env> {
       leg: () => this.channel()?.leg() ?? null,
       sendTo: (ws, data) => this.live.sendTo(ws, data),
       publish: (event) => this.live.broadcastToSupervisors(event),
+      speechToText: () => this.speechToText(),
+      log: () => this.log(),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.machine = new AnsweringMachine({
@@ -593,6 +596,14 @@ export class CallSession extends DurableObject<Env> {
   // ── the conversation with the voice AI provider ─────────────────────────────────────────────────────────
 
   /** The call's voice session, created (and its provider dialled) on first need; none once the call has ended. */
+  /** The supervisor's speech-to-text during a takeover: OpenAI's transcription sessions, when OpenAI is configured. */
+  private speechToText(): SpeechToTextEndpoint | null {
+    const session = this.channel()?.identity();
+    const { OPENAI_REALTIME_URL: url, OPENAI_API_KEY: apiKey } = parseSettings(this.env).values;
+    if (!session || !apiKey) return null;
+    return { url, apiKey, correlationId: session.correlationId };
+  }
+
   private ensureVoice(): VoiceSession | null {
     // Checked first and cheaply: a machine's audio still reaches here, frame by frame, while its message plays.
     const record = this.ledger.record;
@@ -730,6 +741,7 @@ export class CallSession extends DurableObject<Env> {
     // The call's last counts go now, read from its voice session before that goes.
     const metricsPushed = this.sessionMetrics.ended();
     this.media.closeAll(1000, "call ended");
+    this.supervision.sessionEnded();
     this.voice?.close();
     this.voice = null;
     this.ctx.waitUntil(

@@ -24,7 +24,7 @@ import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox
  */
 export interface TranscriptLine {
   seq: number;
-  role: "caller" | "agent" | "system";
+  role: "caller" | "agent" | "system" | "supervisor";
   text: string;
   provider: ProviderName;
   interrupted: boolean;

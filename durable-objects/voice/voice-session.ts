@@ -2,6 +2,7 @@ import { RunningSentiment } from "../../workers/shared/analysis/lexicon.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { TranscriptLine } from "../call/transcript-log.ts";
 import { MediaBridge } from "./media-bridge.ts";
 import { ProviderLink } from "./provider-link.ts";
 import {
@@ -213,17 +214,43 @@ export class VoiceSession implements ToolHost {
     this.systemLine("Supervisor took over the call");
   }
 
-  /** The agent resumes, told what was said while the supervisor had the call. */
+  /** The agent resumes, told what was said while the supervisor had the call (both sides). */
   release(): void {
     const takeover = this.takeover;
     if (!takeover) return;
     this.takeover = null;
     const said = this.options.transcript
       .recent(MAX_HISTORY_LINES)
-      .filter((line) => line.at >= takeover.since && line.role !== "system")
-      .map((line): ConversationItem => ({ kind: "message", role: line.role as "caller" | "agent", text: line.text }));
+      .filter((line) => line.at >= takeover.since)
+      .flatMap(conversationItem);
     if (this.link.provider && this.link.state === "connected") this.link.provider.addContext(said);
     this.systemLine("Supervisor released the call");
+  }
+
+  /**
+   * The supervisor's words to the caller (the takeover's speech-to-text): a `supervisor` line, masked like any other
+   * and published to watchers. One heard after the release (the stream delivers the last words a moment late) goes
+   * straight into the agent's context, since the release has already handed over the rest.
+   */
+  supervisorSaid(text: string): void {
+    const line = this.options.transcript.append({
+      role: "supervisor",
+      text: this.options.redaction.text(text),
+      provider: this.link.name,
+      interrupted: false,
+      itemId: null,
+      at: Date.now(),
+    });
+    this.host.publish({
+      type: "transcript",
+      role: "supervisor",
+      text: line.text,
+      provider: line.provider,
+      interrupted: false,
+      at: line.at,
+    });
+    this.host.transcriptChanged();
+    if (!this.takeover && this.link.provider && this.link.state === "connected") this.link.provider.addContext(conversationItem(line));
   }
 
   /** Agent audio is being relayed to the caller now (a chunk arrived within `withinMs`): not a moment for a commit. */
@@ -504,14 +531,26 @@ export class VoiceSession implements ToolHost {
 
   /** The conversation so far, oldest first: transcript lines and finished tool calls. */
   private history(): ConversationItem[] {
-    const lines = this.options.transcript.recent(MAX_HISTORY_LINES).filter((line) => line.role !== "system");
+    const lines = this.options.transcript.recent(MAX_HISTORY_LINES);
     const tools = this.options.tools.history();
     const items: Array<{ at: number; item: ConversationItem }> = [
-      ...lines.map((line) => ({ at: line.at, item: { kind: "message" as const, role: line.role as "caller" | "agent", text: line.text } })),
+      ...lines.flatMap((line) => conversationItem(line).map((item) => ({ at: line.at, item }))),
       ...tools,
     ];
     return items.sort((a, b) => a.at - b.at).map((entry) => entry.item);
   }
+}
+
+/**
+ * A transcript line as the agent gets it: none for a `system` line (the record about the call, never replayed). A
+ * supervisor spoke on the agent's side of the call, so their words are the agent's side of the conversation, marked
+ * as theirs: the agent carries on from what was promised without taking it for its own words.
+ */
+function conversationItem(line: Pick<TranscriptLine, "role" | "text">): ConversationItem[] {
+  if (line.role === "system") return [];
+  if (line.role === "supervisor")
+    return [{ kind: "message", role: "agent", text: `(Your human supervisor, speaking for you:) ${line.text}` }];
+  return [{ kind: "message", role: line.role, text: line.text }];
 }
 
 /** A provider's error code as a metric label: its own word when it is one, "other" for anything else (bounded). */

@@ -138,6 +138,46 @@ function deltaBytes(client: ProviderTestClient, from: number, to: number): numbe
 }
 
 describe("OpenAI Realtime simulator", () => {
+  it("serves a transcription session (?intent=transcription): each utterance transcribed, never answered", async () => {
+    const key = scenario(newKey(), { callerTranscripts: ["Let me sort that out for you"] });
+    const headers = { Authorization: `Bearer ${sim.apiKeys.openai}`, "X-Correlation-ID": key };
+    const client = await ProviderTestClient.connect(`${sim.urls.openai}?intent=transcription`, headers);
+    const { message: created } = await client.waitForJson("type", "session.created");
+    expect(created.session).toMatchObject({ type: "transcription", object: "realtime.transcription_session" });
+    // A realtime update is refused on a transcription connection, as the service does.
+    sendOpenAi(client, PCMU_SESSION);
+    expect((await client.waitForJson("type", "error")).message.error).toMatchObject({ param: "session.type" });
+    const transcription = { model: "gpt-4o-transcribe" };
+    sendOpenAi(client, {
+      type: "session.update",
+      session: {
+        type: "transcription",
+        audio: { input: { format: { type: "audio/pcm", rate: 24000 }, transcription, turn_detection: { type: "server_vad" } } },
+      },
+    });
+    const { message: updated } = await client.waitForJson("type", "session.updated");
+    expect(updated.session).toMatchObject({ type: "transcription", audio: { input: { transcription } } });
+
+    speakToOpenAi(client, "hello", "pcm");
+    const { message: completed } = await client.waitForJson("type", "conversation.item.input_audio_transcription.completed");
+    expect(completed.transcript).toBe("Let me sort that out for you");
+    sendOpenAi(client, { type: "response.create" });
+    const refused = await client.waitForJson("type", "error", client.received.length);
+    expect(refused.message.error).toMatchObject({ param: "type" });
+    expect(types(client).some((type) => type.startsWith("response."))).toBe(false);
+    expect(only(key).responses.entries).toHaveLength(0);
+    await client.close();
+  });
+
+  it("refuses a transcription update on a realtime connection", async () => {
+    const client = await openAi(newKey());
+    await client.waitForJson("type", "session.created");
+    sendOpenAi(client, { type: "session.update", session: { type: "transcription" } });
+    const { message } = await client.waitForJson("type", "error");
+    expect(message.error).toMatchObject({ code: "invalid_value", param: "session.type" });
+    await client.close();
+  });
+
   it("detects one turn per utterance and answers each with chunked audio delivered faster than real time", async () => {
     const key = scenario(newKey(), { callerTranscripts: ["I would like to check my balance"], replies: [LONG_REPLY] });
     const client = await openAi(key);

@@ -76,7 +76,8 @@ export type LiveEvent =
       callStatus: CallStatus | null;
       serverTime: number;
     }
-  | { type: "transcript"; role: "caller" | "agent"; text: string; provider: ProviderName; interrupted: boolean; at: number }
+  /** `supervisor`: a supervisor's words to the caller while they hold a takeover. */
+  | { type: "transcript"; role: "caller" | "agent" | "supervisor"; text: string; provider: ProviderName; interrupted: boolean; at: number }
   | { type: "call_state"; status: CallStatus; reason: string | null; at: number }
   | { type: "provider"; provider: ProviderName; state: ProviderLinkState; detail: string | null; at: number }
   | { type: "barge_in"; itemId: string; heardMs: number; at: number }

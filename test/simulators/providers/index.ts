@@ -213,7 +213,7 @@ export async function startProviderSimulator(options: ProviderSimulatorOptions =
       connection.onEnd(() => live.delete(connection));
       const session =
         provider === "openai"
-          ? new OpenAiRealtimeSession(connection, url.searchParams.get("model"))
+          ? new OpenAiRealtimeSession(connection, url.searchParams.get("model"), url.searchParams.get("intent"))
           : provider === "gemini"
             ? new GeminiLiveSession(connection, resumptions)
             : new DeepgramAgentSession(connection);

@@ -11,7 +11,14 @@ import { AgentSpeech, ConversationScript, PlaybackClock, progressiveText } from 
 import type { StoredItem } from "./openai-items.ts";
 import { parseClientItem } from "./openai-items.ts";
 import type { SessionConfig } from "./openai-session-config.ts";
-import { defaultSessionConfig, mergeSessionUpdate, sessionObject, silenceMs, wireFormat } from "./openai-session-config.ts";
+import {
+  defaultSessionConfig,
+  mergeSessionUpdate,
+  sessionObject,
+  silenceMs,
+  transcriptionSessionObject,
+  wireFormat,
+} from "./openai-session-config.ts";
 import type { ResponseRecord } from "./recorder.ts";
 import { headOf, preciseNow } from "./recorder.ts";
 import type { ToolCallScript } from "./scenarios.ts";
@@ -24,6 +31,12 @@ import { decodeBase64, isRecord, parseJsonObject, providerId } from "./wire.ts";
  * package. Turn detection is an energy VAD over the decoded caller audio; a response streams its audio ahead
  * of real time while a playback clock tracks what the client is still playing, so caller speech during it is
  * a barge-in (`speech_started`, and the response is cancelled when `interrupt_response` allows).
+ *
+ * A connection opened with `?intent=transcription` (no model) serves a transcription session instead, as the service
+ * does: it takes only `session.update` with `session.type: "transcription"` and audio; each utterance its VAD ends is
+ * committed and answered `conversation.item.input_audio_transcription.completed` with the scenario's next
+ * `callerTranscripts` entry; it never responds in audio. A realtime connection refuses a transcription update, and a
+ * transcription connection a realtime one or anything about responses and items.
  */
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -55,6 +68,13 @@ const SUPPORTED_CLIENT_EVENTS = [
   "response.create",
   "response.cancel",
 ];
+/** What a transcription session accepts; everything else is refused like an unknown type. */
+const TRANSCRIPTION_CLIENT_EVENTS = [
+  "session.update",
+  "input_audio_buffer.append",
+  "input_audio_buffer.commit",
+  "input_audio_buffer.clear",
+];
 const MIN_COMMIT_MS = 100;
 const MAX_ITEMS = 5000;
 const ARGUMENT_DELTA_CHARACTERS = 16;
@@ -66,6 +86,7 @@ export class OpenAiRealtimeSession {
   readonly #items = new Map<string, { item: StoredItem; audioMs: number }>();
   readonly #callIds = new Set<string>();
   readonly #sessionId = providerId("sess_");
+  readonly #transcriptionOnly: boolean;
   #config: SessionConfig;
   #vad: EnergyVad;
   #eventCount = 0;
@@ -75,8 +96,9 @@ export class OpenAiRealtimeSession {
   #uncommittedMs = 0;
   #active: ActiveResponse | null = null;
 
-  constructor(connection: ProviderConnection, model: string | null) {
+  constructor(connection: ProviderConnection, model: string | null, intent: string | null = null) {
     this.#connection = connection;
+    this.#transcriptionOnly = intent === "transcription";
     this.#script = new ConversationScript(connection.scenario);
     this.#config = defaultSessionConfig(model);
     this.#vad = this.#newVad(0);
@@ -89,7 +111,11 @@ export class OpenAiRealtimeSession {
     scheduleFaults(connection, {
       errorEvent: (code, message) => this.#emit({ type: "error", error: { type: "server_error", code, message } }),
     });
-    this.#emit({ type: "session.created", session: sessionObject(this.#config, this.#sessionId) });
+    this.#emit({ type: "session.created", session: this.#sessionObject() });
+  }
+
+  #sessionObject() {
+    return (this.#transcriptionOnly ? transcriptionSessionObject : sessionObject)(this.#config, this.#sessionId);
   }
 
   #emit(event: ServerEvent): void {
@@ -109,6 +135,10 @@ export class OpenAiRealtimeSession {
       return this.#error("invalid_json", message, null, event ?? {});
     }
     recorder.clientMessage(event.type);
+    if (this.#transcriptionOnly && !TRANSCRIPTION_CLIENT_EVENTS.includes(event.type)) {
+      const supported = TRANSCRIPTION_CLIENT_EVENTS.map((type) => `'${type}'`).join(", ");
+      return this.#error("invalid_value", `Invalid value: '${event.type}'. Supported values are: ${supported}.`, "type", event);
+    }
     switch (event.type) {
       case "session.update":
         return this.#sessionUpdate(event);
@@ -157,8 +187,10 @@ export class OpenAiRealtimeSession {
     if (!isRecord(session)) {
       return this.#error("missing_required_parameter", "Missing required parameter: 'session'.", "session", event);
     }
-    if (session.type === "transcription") {
-      const message = "The simulator serves realtime (speech-to-speech) sessions only.";
+    if ((session.type === "transcription") !== this.#transcriptionOnly) {
+      const message = this.#transcriptionOnly
+        ? "This connection serves a transcription session: session.type must be 'transcription'."
+        : "A transcription session needs a connection opened with ?intent=transcription.";
       return this.#error("invalid_value", message, "session.type", event);
     }
     const next = mergeSessionUpdate(this.#config, session);
@@ -168,7 +200,7 @@ export class OpenAiRealtimeSession {
       silenceMs(next.turnDetection) !== silenceMs(this.#config.turnDetection);
     this.#config = next;
     if (restartVad) this.#vad = this.#newVad(this.#vad.positionMs);
-    this.#emit({ type: "session.updated", session: sessionObject(this.#config, this.#sessionId) });
+    this.#emit({ type: "session.updated", session: this.#sessionObject() });
   }
 
   #newVad(startMs: number): EnergyVad {
@@ -198,6 +230,7 @@ export class OpenAiRealtimeSession {
     this.#speechItemId = null;
     this.#emit({ type: "input_audio_buffer.speech_stopped", audio_end_ms: Math.round(event.audioMs), item_id: itemId });
     this.#commitUserAudio(itemId, this.#speechStartedMs, event.audioMs);
+    if (this.#transcriptionOnly) return;
     if (this.#config.turnDetection?.create_response !== false && !this.#active) this.#startResponse();
   }
 

@@ -4,6 +4,7 @@ import type {
   RealtimeAudioInputTurnDetection,
   RealtimeFunctionTool,
   RealtimeSessionCreateRequest,
+  RealtimeTranscriptionSessionCreateRequest,
 } from "openai/resources/realtime/realtime";
 import type { AudioFormat } from "./audio.ts";
 import { isRecord } from "./wire.ts";
@@ -33,11 +34,9 @@ export interface SessionConfig {
 }
 
 /** What the service reports in `session.created`/`session.updated`. */
-export type SessionObject = RealtimeSessionCreateRequest & {
-  id: string;
-  object: "realtime.session";
-  expires_at: number;
-};
+export type SessionObject =
+  | (RealtimeSessionCreateRequest & { id: string; object: "realtime.session"; expires_at: number })
+  | (RealtimeTranscriptionSessionCreateRequest & { id: string; object: "realtime.transcription_session" });
 
 const DEFAULT_TURN_DETECTION: TurnDetection = {
   type: "server_vad",
@@ -67,6 +66,13 @@ export function defaultSessionConfig(model: string | null): SessionConfig {
     tools: [],
     toolChoice: "auto",
   };
+}
+
+/** A transcription session (`?intent=transcription`) reports its input side only. */
+export function transcriptionSessionObject(config: SessionConfig, id: string): SessionObject {
+  const { inputFormat: format, turnDetection } = config;
+  const input = { format, turn_detection: turnDetection, ...(config.transcription ? { transcription: config.transcription } : {}) };
+  return { type: "transcription", object: "realtime.transcription_session", id, audio: { input } };
 }
 
 export function sessionObject(config: SessionConfig, id: string): SessionObject {

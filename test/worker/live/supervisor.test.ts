@@ -3,11 +3,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import { encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
 import { decodePcm16le } from "../../../durable-objects/media/audio/pcm16.ts";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
+import type { ScenarioInput } from "../../simulators/providers/scenarios.ts";
 import { decodeSamples, rms } from "../support/audio-signals.ts";
 import { closeCodeOf, eventually } from "../support/carriers.ts";
 import { api, randomIp, userWithToken } from "../support/identity.ts";
+import { captureLogs } from "../support/logs.ts";
 import { openStream, type TwilioMediaCaller, transcriptOf, twilioCallWith } from "../support/media-caller.ts";
-import { onlyConnection, putScenario, uniqueKey } from "../support/provider-simulator.ts";
+import { callerSpeech, onlyConnection, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 import { connectionsOf, switchTo } from "../support/switching.ts";
 
 /**
@@ -273,5 +275,102 @@ describe("supervisors on /live", () => {
     expect(await viewer.next("release")).toMatchObject({ reason: "supervisor_left", by: holder.id });
     // The one who kept the role keeps the socket.
     expect(supervisor.socket.readyState).toBe(WebSocket.OPEN);
+  });
+});
+
+/**
+ * The supervisor's own words during a takeover, transcribed by a speech-to-text stream of the takeover's (OpenAI's
+ * transcription session on the simulator, keyed `<key>:supervisor-stt`, scripted with `callerTranscripts`).
+ */
+describe("the supervisor's words in the transcript", () => {
+  const SAID = "I can refund the card 4111 1111 1111 1111 today";
+  const MASKED = "I can refund the card [card ending 1111] today";
+
+  /** A call of a tenant that masks PII, with the supervisor's stream scripted (or refused) under its own key. */
+  async function takenOver(label: string, stt: ScenarioInput) {
+    const key = uniqueKey(label);
+    await putScenario(key, { replies: ["Hello, how can I help?"], callerTranscripts: ["I want a person please"] });
+    await putScenario(`${key}:supervisor-stt`, stt);
+    const call = await twilioCallWith("openai", key, undefined, { piiRedaction: "mask" });
+    const caller = await openStream(call, 8);
+    const supervisor = await Browser.open(call.sessionId, (await userWithToken(call.tenantId, "supervisor")).accessToken);
+    const viewer = await Browser.open(call.sessionId, (await userWithToken(call.tenantId, "viewer")).accessToken);
+    await eventually(async () => (await onlyConnection(key)).clientMessageCounts["session.update"]);
+    supervisor.send({ type: "takeover" });
+    await viewer.next("takeover");
+    return { key, call, caller, supervisor, viewer };
+  }
+
+  /**
+   * Real speech from the supervisor's microphone (PCM16 16 kHz, 60 ms frames, under the /live frame rate), with the
+   * recording's second of silence after it, or cut off (`trailingSilence: false`) so no turn detection hears it end.
+   */
+  async function supervisorSpeaks(supervisor: Browser, trailingSilence = true): Promise<number> {
+    const recorded = await callerSpeech("hello", "pcm16", 16000);
+    const speech = trailingSilence ? recorded : recorded.subarray(0, recorded.length - 32_000);
+    for (let offset = 0; offset < speech.length; offset += 1920) supervisor.socket.send(speech.slice(offset, offset + 1920));
+    return speech.length;
+  }
+
+  it("become `supervisor` lines, masked, on /live, and in the agent's context after the release", async () => {
+    const logs = captureLogs();
+    const { key, call, supervisor, viewer } = await takenOver("supervisor-stt", { callerTranscripts: [SAID] });
+    await supervisorSpeaks(supervisor);
+
+    const lines = await transcriptOf(call.token, call.sessionId, (all) => all.some((line) => line.role === "supervisor"));
+    expect(lines.filter((line) => line.role === "supervisor").map((line) => line.text)).toEqual([MASKED]);
+    expect(JSON.stringify(lines)).not.toContain("4111 1111");
+    const supervisorEvents = () => viewer.events.filter((event) => event.type === "transcript" && event.role === "supervisor");
+    await eventually(async () => supervisorEvents().length > 0);
+    expect(supervisorEvents()).toEqual([expect.objectContaining({ text: MASKED })]);
+
+    // The stream is a transcription session of its own: no model, no audio answers.
+    const stt = await onlyConnection(`${key}:supervisor-stt`);
+    expect(stt.query).toMatchObject({ intent: "transcription" });
+    expect(stt.setup).toMatchObject({ type: "session.update", session: { type: "transcription" } });
+    expect(stt.responses.entries).toHaveLength(0);
+
+    supervisor.send({ type: "release" });
+    await viewer.next("release");
+    const given = await eventually(async () => (await itemsGiven(key)).find((item) => textOf(item).includes(MASKED)));
+    expect(given.role).toBe("assistant");
+    expect(JSON.stringify(logs.all())).not.toContain("refund the card");
+  });
+
+  it("words still unfinished at the release are committed, and reach the transcript and the agent's context after it", async () => {
+    const { key, call, supervisor, viewer } = await takenOver("supervisor-stt-late", {
+      callerTranscripts: ["One moment, I will hand you back"],
+    });
+    await supervisorSpeaks(supervisor, false);
+    // The stream has had the audio (it cannot have ended the utterance: no silence followed) before the release.
+    await eventually(
+      async () => ((await onlyConnection(`${key}:supervisor-stt`)).clientMessageCounts["input_audio_buffer.append"] ?? 0) >= 10,
+    );
+    supervisor.send({ type: "release" });
+    await viewer.next("release");
+
+    const lines = await transcriptOf(call.token, call.sessionId, (all) => all.some((line) => line.role === "supervisor"));
+    expect(lines.filter((line) => line.role === "supervisor").map((line) => line.text)).toEqual(["One moment, I will hand you back"]);
+    expect((await onlyConnection(`${key}:supervisor-stt`)).clientMessageCounts["input_audio_buffer.commit"]).toBe(1);
+    await eventually(async () => (await itemsGiven(key)).find((item) => textOf(item).includes("One moment, I will hand you back")));
+  });
+
+  it("a refused stream never touches the takeover: the caller still hears the supervisor, and the line says it was not transcribed", async () => {
+    const logs = captureLogs();
+    const { key, call, caller, supervisor, viewer } = await takenOver("supervisor-stt-refused", { refuseUpgrade: 503 });
+    const mediaFrom = caller.received.length;
+    const sent = await supervisorSpeaks(supervisor);
+
+    // µ-law 8 kHz: a byte per two bytes the supervisor sent, less what the resampler still holds.
+    await caller.until(() => caller.received.slice(mediaFrom).reduce((sum, m) => sum + (m.payloadBytes ?? 0), 0) >= (sent / 4) * 0.9);
+    await logs.until(call.sessionId, (line) => line.event === "supervision.stt_failed");
+    supervisor.send({ type: "release" });
+    expect(await viewer.next("release")).toMatchObject({ reason: "released" });
+    const lines = await transcriptOf(call.token, call.sessionId, (all) => all.some((line) => line.role === "supervisor"));
+    expect(lines.filter((line) => line.role === "supervisor").map((line) => line.text)).toEqual([
+      expect.stringMatching(/^\[\d+ s of the supervisor's audio, not transcribed\]$/),
+    ]);
+    expect((await simulatorConnections(`${key}:supervisor-stt`))[0]?.refusedWithStatus).toBe(503);
+    expect(logs.of(call.sessionId).filter((line) => line.event === "supervision.stt_failed")).toHaveLength(1);
   });
 });

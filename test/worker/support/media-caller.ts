@@ -224,8 +224,11 @@ export async function twilioCallWith(
   provider: "openai" | "gemini" | "deepgram" | "local",
   key: string,
   instructions = "You are the test line's assistant.",
+  /** Tenant settings set (PATCH /api/v1/tenant/settings) before the call comes in. */
+  tenantSettings?: Record<string, unknown>,
 ) {
   const { token, numbers, tenantId } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions }]);
+  if (tenantSettings) expect((await api("/api/v1/tenant/settings", { method: "PATCH", token, body: tenantSettings })).status).toBe(200);
   const number = numbers[0]!;
   // The voice webhook with a chosen correlation id: the call's provider connections carry it, keying the simulator's scenario.
   const callSid = randomCallSid();

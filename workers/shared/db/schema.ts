@@ -330,7 +330,8 @@ export const callEvents = sqliteTable(
   ],
 );
 
-export const TRANSCRIPT_ROLES = ["caller", "agent", "system"] as const;
+/** `supervisor`: a supervisor's words to the caller during a takeover (their own speech-to-text, not the provider's). */
+export const TRANSCRIPT_ROLES = ["caller", "agent", "system", "supervisor"] as const;
 
 /**
  * What was said in a session, line by line. The call's object keeps the recent lines in its own storage and drains
