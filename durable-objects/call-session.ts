@@ -43,6 +43,7 @@ import { Supervision } from "./live/supervision.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
+import { CallRecording } from "./recording/call-recording.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
 import { PostCallAnalysis } from "./session/post-call-analysis.ts";
 import { SessionMetrics } from "./session/session-metrics.ts";
@@ -68,7 +69,7 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
+export type OpenCallResult = { kind: "stream"; sessionId: string; consent: string | null } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
 
@@ -116,6 +117,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly webRetry = new DrainRetry();
   private readonly health: HealthReporter;
   private readonly analysis: PostCallAnalysis;
+  /** The session's two-channel recording when its tenant records (README "Recordings"). */
+  private readonly recording: CallRecording;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
@@ -155,6 +158,12 @@ export class CallSession extends DurableObject<Env> {
       () => this.log(),
     );
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
+    this.recording = new CallRecording({
+      env,
+      session: () => this.identity(),
+      waitUntil: (task) => ctx.waitUntil(task),
+      log: () => this.log(),
+    });
     this.analysis = new PostCallAnalysis({
       env,
       storage: ctx.storage.kv,
@@ -301,7 +310,10 @@ export class CallSession extends DurableObject<Env> {
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
     if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand());
-    return { kind: "stream", sessionId: record.sessionId };
+    // The tenant's recording setting, read once for the conversation (bounded): a recorded call's caller hears the
+    // consent message before the stream, so before the agent.
+    await this.recording.learn();
+    return { kind: "stream", sessionId: record.sessionId, consent: this.recording.consentMessage };
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
@@ -505,7 +517,7 @@ export class CallSession extends DurableObject<Env> {
     this.live.closeAll(1000, "session ended");
     await this.releaseSlot();
     await this.conversation.flush();
-    await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule()]);
+    await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule(), this.recording.finish()]);
   }
 
   private async syncWebRecord(): Promise<void> {
@@ -566,16 +578,18 @@ export class CallSession extends DurableObject<Env> {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
       ...(session.prompt?.voice && { voice: session.prompt.voice }),
-      // The first dial waits for both (each bounded): the caller's context, and the tenant's redaction setting, so
-      // that the first line said is stored as the tenant asked.
+      // The first dial waits for these (each bounded): the caller's context, and the tenant's redaction and
+      // recording settings, so that the first line said is stored, and the first word heard recorded, as it asked.
       callerContext: Promise.all([
         session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : null,
         this.redaction.learn(this.env, session.tenantId),
+        this.recording.learn(),
       ]).then(([context]) => context),
       callAudio: channel.callAudio,
       correlationId: session.correlationId,
       transcript: this.transcript,
       redaction: this.redaction,
+      tap: this.recording,
       tools: this.tools,
       breakers: this.breakers,
       policy: {
@@ -667,7 +681,14 @@ export class CallSession extends DurableObject<Env> {
     this.voice?.close();
     this.voice = null;
     this.ctx.waitUntil(
-      Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), metricsPushed, this.analysis.schedule()]),
+      Promise.all([
+        this.conversation.flush(),
+        this.health.flush(),
+        this.releaseSlot(),
+        metricsPushed,
+        this.analysis.schedule(),
+        this.recording.finish(),
+      ]),
     );
   }
 

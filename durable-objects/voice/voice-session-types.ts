@@ -13,6 +13,7 @@ import type { Books } from "./business-tools.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./providers/provider.ts";
 import type { ToolRunner } from "./tools.ts";
+import type { AudioTap } from "../media/audio-tap.ts";
 
 /** What the voice session and its parts are given and answer: its host, options, policy, results and counts. */
 
@@ -89,6 +90,8 @@ export interface VoiceSessionOptions {
   transcript: TranscriptLog;
   /** The tenant's PII redaction, applied to each transcript line and DTMF digit before it is stored or shown. */
   redaction: Redaction;
+  /** The session's recording, told what was sent each way and what the caller heard (off: it ignores everything). */
+  tap: AudioTap;
   tools: ToolRunner;
   breakers: CircuitBreakers;
   policy: VoicePolicy;
