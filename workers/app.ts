@@ -20,6 +20,7 @@ import { paymentRoutes } from "./routes/payments.ts";
 import { phoneNumberRoutes } from "./routes/phone-numbers.ts";
 import { privacyRoutes } from "./routes/privacy.ts";
 import { productRoutes } from "./routes/products.ts";
+import { recordingRoutes } from "./routes/recordings.ts";
 import { promptRoutes } from "./routes/prompts.ts";
 import { providerRoutes } from "./routes/providers.ts";
 import { reminderRoutes } from "./routes/reminders.ts";
@@ -66,6 +67,7 @@ export function buildApp() {
     sessionSwitchingRoutes,
     sessionEndRoutes,
     sessionAnalysisRoutes,
+    recordingRoutes,
     sessionLiveRoutes,
     providerRoutes,
     tenantSettingsRoutes,

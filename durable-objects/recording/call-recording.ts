@@ -43,7 +43,12 @@ export class CallRecording implements AudioTap {
   private learning: Promise<void> | null = null;
   private nextPart = 0;
   private uploads: Promise<void> = Promise.resolve();
-  private timer: ReturnType<typeof setInterval> | null = null;
+  /**
+   * The next upload, armed by the first audio after the last one: a timer only while audio flows, so a session whose
+   * audio stopped (its stream dropped, a web caller gone) holds none and can be evicted or hibernate.
+   */
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private session: { tenantId: string; sessionId: string } | null = null;
   /** What a recorded phone call's caller hears before the agent (the tenant's `consentMessage`); null when not recorded. */
   consentMessage: string | null = null;
 
@@ -73,11 +78,17 @@ export class CallRecording implements AudioTap {
   // ── the per-frame path: a null check, then the recorder's copy into memory ───────────────────────────────
 
   caller(base64: string, format: AudioFormat): void {
-    this.recorder?.caller(base64, format);
+    const recorder = this.recorder;
+    if (!recorder) return;
+    recorder.caller(base64, format);
+    if (this.timer === null) this.armUpload();
   }
 
   agent(base64: string, format: AudioFormat, itemId: string, mark: string | null): void {
-    this.recorder?.agent(base64, format, itemId, mark);
+    const recorder = this.recorder;
+    if (!recorder) return;
+    recorder.agent(base64, format, itemId, mark);
+    if (this.timer === null) this.armUpload();
   }
 
   heard(mark: string): void {
@@ -96,7 +107,7 @@ export class CallRecording implements AudioTap {
    */
   async finish(): Promise<void> {
     const session = this.parts.session();
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const recorder = this.recorder;
     this.recorder = null;
@@ -115,10 +126,15 @@ export class CallRecording implements AudioTap {
     // After an eviction the session's earlier parts are in R2: this instance's follow them.
     const existing = await this.partKeys(recordingPrefix(session.tenantId, session.sessionId));
     this.nextPart = existing.length === 0 ? 0 : Number(existing.at(-1)!.slice(-8)) + 1;
+    this.session = session;
     this.recorder = new Recorder();
-    this.timer = setInterval(() => {
-      const recorder = this.recorder;
-      if (recorder) this.upload(session, recorder.drain(false));
+  }
+
+  private armUpload(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const { recorder, session } = this;
+      if (recorder && session) this.upload(session, recorder.drain(false));
     }, RECORDING_FLUSH_MS);
   }
 

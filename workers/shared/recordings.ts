@@ -9,7 +9,7 @@ import { toBase64Url } from "./encoding.ts";
 /** Telephony's rate: a phone call carries nothing above 4 kHz, and a browser's 16 kHz is resampled down to it. */
 export const RECORDING_RATE = 8000;
 /** Caller left, agent right. */
-export const RECORDING_CHANNELS = 2;
+export const RECORDING_CHANNELS = 2 as const;
 /** Bytes per sample frame of the interleaved PCM16 (both channels). */
 export const RECORDING_FRAME_BYTES = 2 * RECORDING_CHANNELS;
 export const WAV_HEADER_BYTES = 44;
