@@ -8,7 +8,7 @@ import { concatBytes, rms } from "../support/audio-signals.ts";
 import { dropStream } from "../support/call-faults.ts";
 import { tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import { eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
-import { api } from "../support/identity.ts";
+import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 
@@ -110,6 +110,14 @@ function indexOfSamples(haystack: Int16Array, needle: Int16Array, from = 0): num
     return i;
   }
   return -1;
+}
+
+/** The frequency of a clean tone, from its rising zero crossings (the edges skipped: filters ring there). */
+function frequencyOf(samples: Int16Array, rate: number): number {
+  const body = samples.subarray(Math.floor(samples.length / 10), Math.floor((samples.length * 9) / 10));
+  let crossings = 0;
+  for (let i = 1; i < body.length; i++) if (body[i - 1]! < 0 && body[i]! >= 0) crossings++;
+  return (crossings * rate) / body.length;
 }
 
 /** The session's recording once the ended call's object has written it. */
@@ -289,5 +297,51 @@ describe("recordings with consent", () => {
     // The parts were joined into the one file and removed.
     const left = (await env.RECORDINGS.list({ prefix })).objects.map((object) => object.key);
     expect(left).toEqual([`${prefix}recording.wav`]);
+  });
+
+  it("a web session is recorded too: the browser's 16 kHz microphone on the left at 8 kHz, the agent on the right", async () => {
+    const tenantId = await createTenant();
+    const { accessToken: token } = await userWithToken(tenantId, "admin");
+    expect((await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on" } })).status).toBe(200);
+    const key = uniqueKey("web-recorded");
+    await putScenario(key, { replies: ["Welcome to the web line."] });
+    const created = await api("/api/v1/sessions", { method: "POST", token, body: { provider: "openai" }, headers: { "X-Correlation-ID": key } });
+    expect(created.status).toBe(201);
+    const session = (await created.json()) as { id: string };
+    const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${session.id}/live?role=caller`, {
+      headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
+    });
+    expect(response.status).toBe(101);
+    const browser = response.webSocket!;
+    browser.binaryType = "arraybuffer";
+    browser.accept();
+    let heardBytes = 0;
+    browser.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") heardBytes += (event.data as ArrayBuffer).byteLength;
+    });
+
+    // A 1 kHz tone (PCM16 16 kHz, 20 ms frames), then silence so the provider answers.
+    const tone = new Int16Array(16 * 800);
+    for (let i = 0; i < tone.length; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
+    const microphone = concatBytes(new Uint8Array(tone.buffer), new Uint8Array(32 * 600));
+    for (let offset = 0; offset < microphone.length; offset += 640) {
+      browser.send(microphone.slice(offset, offset + 640));
+      if ((offset / 640) % 4 === 3) await sleep(20);
+    }
+    await eventually(async () => heardBytes >= 16_000, 500);
+    expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token })).status).toBe(200);
+
+    const recording = await recordingOf(token, session.id);
+    const wav = parseWav(new Uint8Array(await (await download(recording.url)).arrayBuffer()));
+    expect(wav).toMatchObject({ channels: 2, sampleRate: 8000 });
+    // The tone, resampled to 8 kHz, is still a 1 kHz tone on the left; the agent, silent meanwhile, is on the right.
+    const left = wav.left.subarray(0, 8 * 800);
+    expect(rms(left)).toBeGreaterThan(3000);
+    expect(frequencyOf(left, 8000)).toBeGreaterThan(960);
+    expect(frequencyOf(left, 8000)).toBeLessThan(1040);
+    expect(rms(wav.right.subarray(0, 8 * 800))).toBe(0);
+    expect(rms(wav.right)).toBeGreaterThan(100);
+    expect(wav.left.length).toBeGreaterThanOrEqual(8 * 1400 - 160);
+    browser.close(1000, "test done");
   });
 });
