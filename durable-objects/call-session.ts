@@ -69,7 +69,11 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string; consent: string | null } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
+export type OpenCallResult =
+  | { kind: "stream"; sessionId: string; consent: string | null }
+  | { kind: "ended" }
+  | { kind: "duplicate" }
+  | { kind: "busy" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
 

@@ -129,7 +129,8 @@ export class Recorder implements AudioTap {
     const start = Math.max(this.agentPos, this.callerPos - count);
     for (let i = 0; i < count; i++) {
       const at = start + i;
-      if (at >= this.flushed && at < this.flushed + RING_SAMPLES) this.right[at % RING_SAMPLES] = this.pending[(this.pendingOut + i) % PENDING_SAMPLES]!;
+      if (at >= this.flushed && at < this.flushed + RING_SAMPLES)
+        this.right[at % RING_SAMPLES] = this.pending[(this.pendingOut + i) % PENDING_SAMPLES]!;
       else this.dropped++;
     }
     this.pendingOut = end;

@@ -1,9 +1,9 @@
 import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
-import type { AudioTap } from "../media/audio-tap.ts";
 import { base64ByteLength } from "../media/audio/pcm16.ts";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
+import type { AudioTap } from "../media/audio-tap.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import { CallerTurns } from "./caller-turns.ts";
 import { Playback } from "./playback.ts";

@@ -7,13 +7,13 @@ import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { Redaction } from "../call/redaction.ts";
 import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
+import type { AudioTap } from "../media/audio-tap.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import type { SwitchEntry } from "../session/switch-log.ts";
 import type { Books } from "./business-tools.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "./providers/provider.ts";
 import type { ToolRunner } from "./tools.ts";
-import type { AudioTap } from "../media/audio-tap.ts";
 
 /** What the voice session and its parts are given and answer: its host, options, policy, results and counts. */
 

@@ -52,7 +52,10 @@ const fileRoute = publicRoute({
     query: z.object({ exp: z.string().max(20).optional(), sig: z.string().max(100).optional() }),
   },
   responses: {
-    200: { description: "The WAV (PCM16, 8 kHz, two channels)", content: { "audio/wav": { schema: z.string().openapi({ format: "binary" }) } } },
+    200: {
+      description: "The WAV (PCM16, 8 kHz, two channels)",
+      content: { "audio/wav": { schema: z.string().openapi({ format: "binary" }) } },
+    },
     403: errorResponse("The link is missing its signature, altered or expired"),
     ...notFoundResponse,
     503: errorResponse("Recording links are not configured (RECORDING_SIGNING_KEY)"),

@@ -49,9 +49,7 @@ export function wavHeader(dataBytes: number): Uint8Array {
 export const durationMsOf = (dataBytes: number) => Math.round((dataBytes / RECORDING_FRAME_BYTES / RECORDING_RATE) * 1000);
 
 async function hmac(key: string, message: string): Promise<string> {
-  const cryptoKey = await crypto.subtle.importKey("raw", new TextEncoder().encode(key), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
+  const cryptoKey = await crypto.subtle.importKey("raw", new TextEncoder().encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   return toBase64Url(new Uint8Array(await crypto.subtle.sign("HMAC", cryptoKey, new TextEncoder().encode(message))));
 }
 

@@ -188,7 +188,13 @@ const settingSchemas = {
   // Recordings (durable-objects/recording/, workers/recordings/): the key signs recording links; without it (or too
   // short to be a key) links are refused, recording itself goes on.
   RECORDING_SIGNING_KEY: optional(z.string().min(32, { error: "must be at least 32 characters" })),
-  RECORDING_URL_TTL_SECONDS: optional(z.coerce.number().int().min(10).max(7 * 86_400)).default(900),
+  RECORDING_URL_TTL_SECONDS: optional(
+    z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86_400),
+  ).default(900),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;

@@ -40,7 +40,16 @@ async function callTo(key: string, recording: "on" | "off", provider: "openai" |
   expect(response.status).toBe(200);
   const twiml = await response.text();
   const stream = parseStreamTwiml(twiml);
-  return { token, tenantId, number, callSid, twiml, sessionId: stream.url.split("/").at(-1)!, streamUrl: stream.url, mediaToken: stream.token };
+  return {
+    token,
+    tenantId,
+    number,
+    callSid,
+    twiml,
+    sessionId: stream.url.split("/").at(-1)!,
+    streamUrl: stream.url,
+    mediaToken: stream.token,
+  };
 }
 
 /** µ-law bytes of a sine tone. */
@@ -305,7 +314,12 @@ describe("recordings with consent", () => {
     expect((await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on" } })).status).toBe(200);
     const key = uniqueKey("web-recorded");
     await putScenario(key, { replies: ["Welcome to the web line."] });
-    const created = await api("/api/v1/sessions", { method: "POST", token, body: { provider: "openai" }, headers: { "X-Correlation-ID": key } });
+    const created = await api("/api/v1/sessions", {
+      method: "POST",
+      token,
+      body: { provider: "openai" },
+      headers: { "X-Correlation-ID": key },
+    });
     expect(created.status).toBe(201);
     const session = (await created.json()) as { id: string };
     const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${session.id}/live?role=caller`, {
