@@ -521,7 +521,9 @@ export class CallSession extends DurableObject<Env> {
     this.live.closeAll(1000, "session ended");
     await this.releaseSlot();
     await this.conversation.flush();
-    await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule(), this.recording.finish()]);
+    // The recording is joined in the background: an hour of parts takes a while, and ending must not wait on it.
+    this.ctx.waitUntil(this.recording.finish());
+    await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule()]);
   }
 
   private async syncWebRecord(): Promise<void> {

@@ -49,6 +49,8 @@ export class CallRecording implements AudioTap {
    */
   private timer: ReturnType<typeof setTimeout> | null = null;
   private session: { tenantId: string; sessionId: string } | null = null;
+  /** The armed upload is the immediate one a burst asked for. */
+  private timerSoon = false;
   /** What a recorded phone call's caller hears before the agent (the tenant's `consentMessage`); null when not recorded. */
   consentMessage: string | null = null;
 
@@ -81,14 +83,14 @@ export class CallRecording implements AudioTap {
     const recorder = this.recorder;
     if (!recorder) return;
     recorder.caller(base64, format);
-    if (this.timer === null) this.armUpload();
+    this.uploadDue(recorder);
   }
 
   agent(base64: string, format: AudioFormat, itemId: string, mark: string | null): void {
     const recorder = this.recorder;
     if (!recorder) return;
     recorder.agent(base64, format, itemId, mark);
-    if (this.timer === null) this.armUpload();
+    this.uploadDue(recorder);
   }
 
   heard(mark: string): void {
@@ -130,12 +132,23 @@ export class CallRecording implements AudioTap {
     this.recorder = new Recorder();
   }
 
-  private armUpload(): void {
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      const { recorder, session } = this;
-      if (recorder && session) this.upload(session, recorder.drain(false));
-    }, RECORDING_FLUSH_MS);
+  /**
+   * Arms the next upload: in the flush period, or at once (still off the frame path: from a timer) when a burst of
+   * audio has filled half the memory.
+   */
+  private uploadDue(recorder: Recorder): void {
+    const soon = recorder.drainDue;
+    if (this.timer !== null && !(soon && !this.timerSoon)) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerSoon = soon;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        const { recorder, session } = this;
+        if (recorder && session) this.upload(session, recorder.drain(false));
+      },
+      soon ? 0 : RECORDING_FLUSH_MS,
+    );
   }
 
   /** Queues a part's upload behind the previous ones, so parts land in order whatever R2's latency. */

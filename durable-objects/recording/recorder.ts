@@ -148,6 +148,11 @@ export class Recorder implements AudioTap {
     this.unmarked = { itemId: "", start: 0 };
   }
 
+  /** True once memory holds half its room undrained: a burst (a carrier catching up) must not wait for the timer. */
+  get drainDue(): boolean {
+    return this.length - this.flushed > RING_SAMPLES / 2;
+  }
+
   /** The recording's length so far, in samples per channel. */
   get length(): number {
     return Math.max(this.callerPos, this.agentPos);
