@@ -22,6 +22,11 @@ const TIGHT_LIMITS = "test/worker/**/*.tight-limits.test.ts";
  * exception of the proxy worker: expected noise in this project's output.
  */
 const KV_DOWN = "test/worker/**/*.kv-down.test.ts";
+/**
+ * `worker-bad-recording-key`: RECORDING_SIGNING_KEY too short to be a key, so recording links fail closed while
+ * sessions are still recorded.
+ */
+const BAD_RECORDING_KEY = "test/worker/**/*.bad-recording-key.test.ts";
 const UNREACHABLE_KV = {
   CACHE: {
     id: "00000000000000000000000000000000",
@@ -66,7 +71,7 @@ export default defineConfig({
     // Logs are printed for failing tests only, so CI output stays readable.
     silent: "passed-only",
     projects: [
-      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS, KV_DOWN]),
+      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS, KV_DOWN, BAD_RECORDING_KEY]),
       workerProject("worker-short-sessions", [SHORT_SESSIONS], [], {
         OPENAI_SESSION_ROLLOVER_MINUTES: "0.05",
         WEB_SESSION_JOIN_TIMEOUT_SECONDS: "2",
@@ -82,6 +87,7 @@ export default defineConfig({
         },
       ),
       workerProject("worker-kv-down", [KV_DOWN], [], {}, {}, UNREACHABLE_KV),
+      workerProject("worker-bad-recording-key", [BAD_RECORDING_KEY], [], { RECORDING_SIGNING_KEY: "too-short-for-a-key" }),
       {
         test: {
           name: "node",

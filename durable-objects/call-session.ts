@@ -17,6 +17,7 @@ import { seriesKey } from "../workers/shared/observability/recorder.ts";
 import { providerConfigured } from "../workers/shared/provider-endpoints.ts";
 import { healthSnapshot, providerForNewSession } from "../workers/shared/provider-health-client.ts";
 import { type ProviderName, parseSettings, requireSettings } from "../workers/shared/settings.ts";
+import type { TenantSettings } from "../workers/shared/tenant-settings.ts";
 import { stagesOf } from "../workers/shared/turn-timings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
 import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT, RELEASE_RETRY_MS } from "./admission/admission-slot.ts";
@@ -47,6 +48,7 @@ import type { SpeechToTextEndpoint } from "./live/supervisor-stt.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
+import { CallRecording } from "./recording/call-recording.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
 import { Escalations } from "./session/escalations.ts";
 import { PostCallAnalysis } from "./session/post-call-analysis.ts";
@@ -73,7 +75,11 @@ export interface OpenCallInput {
   route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
 }
 
-export type OpenCallResult = { kind: "stream"; sessionId: string } | { kind: "ended" } | { kind: "duplicate" } | { kind: "busy" };
+export type OpenCallResult =
+  | { kind: "stream"; sessionId: string; consent: string | null }
+  | { kind: "ended" }
+  | { kind: "duplicate" }
+  | { kind: "busy" };
 
 export type { EventOutcome } from "./call/carrier-events.ts";
 
@@ -123,6 +129,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly analysis: PostCallAnalysis;
   private readonly escalations: Escalations;
   private readonly escalationRetry = new DrainRetry();
+  /** The session's two-channel recording when its tenant records (README "Recordings"). */
+  private readonly recording: CallRecording;
   /** The conversation with the voice AI provider; rebuilt lazily after an eviction (context from storage). */
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
@@ -165,6 +173,13 @@ export class CallSession extends DurableObject<Env> {
       () => this.log(),
     );
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
+    this.recording = new CallRecording({
+      env,
+      session: () => this.identity(),
+      tenantSettings: () => this.tenantSettings(),
+      waitUntil: (task) => ctx.waitUntil(task),
+      log: () => this.log(),
+    });
     this.analysis = new PostCallAnalysis({
       env,
       storage: ctx.storage.kv,
@@ -338,7 +353,10 @@ export class CallSession extends DurableObject<Env> {
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
     if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand());
-    return { kind: "stream", sessionId: record.sessionId };
+    // The tenant's recording setting, read once for the conversation (bounded): a recorded call's caller hears the
+    // consent message before the stream, so before the agent.
+    await this.recording.learn();
+    return { kind: "stream", sessionId: record.sessionId, consent: this.recording.consentMessage };
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
@@ -545,6 +563,8 @@ export class CallSession extends DurableObject<Env> {
     this.live.closeAll(1000, "session ended");
     await this.releaseSlot();
     await this.conversation.flush();
+    // The recording is joined in the background: an hour of parts takes a while, and ending must not wait on it.
+    this.ctx.waitUntil(this.recording.finish());
     await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule()]);
   }
 
@@ -589,6 +609,17 @@ export class CallSession extends DurableObject<Env> {
     return this.web.record ? this.browser : null;
   }
 
+  /**
+   * The tenant's settings as this call read them: one bounded D1 read per call (kept in the object's storage), shared
+   * by redaction, escalation and recording so that no part adds a trip of its own on the answering path.
+   */
+  private async tenantSettings(): Promise<TenantSettings | null> {
+    const session = this.identity();
+    if (!session) return null;
+    await this.redaction.learn(this.env, session.tenantId);
+    return this.redaction.settings;
+  }
+
   private identity(): SessionIdentity | null {
     return this.channel()?.identity() ?? null;
   }
@@ -618,16 +649,18 @@ export class CallSession extends DurableObject<Env> {
       provider: session.provider,
       instructions: instructionsWithContext(session.instructions ?? DEFAULT_INSTRUCTIONS, session.metadata),
       ...(session.prompt?.voice && { voice: session.prompt.voice }),
-      // The first dial waits for both (each bounded): the caller's context, and the tenant's redaction setting, so
-      // that the first line said is stored as the tenant asked.
+      // The first dial waits for these (each bounded): the caller's context, and the tenant's redaction and
+      // recording settings, so that the first line said is stored, and the first word heard recorded, as it asked.
       callerContext: Promise.all([
         session.remoteNumber ? callerContext(this.books(session.tenantId), session.remoteNumber) : null,
         this.redaction.learn(this.env, session.tenantId),
+        this.recording.learn(),
       ]).then(([context]) => context),
       callAudio: channel.callAudio,
       correlationId: session.correlationId,
       transcript: this.transcript,
       redaction: this.redaction,
+      tap: this.recording,
       tools: this.tools,
       breakers: this.breakers,
       policy: {
@@ -745,7 +778,14 @@ export class CallSession extends DurableObject<Env> {
     this.voice?.close();
     this.voice = null;
     this.ctx.waitUntil(
-      Promise.all([this.conversation.flush(), this.health.flush(), this.releaseSlot(), metricsPushed, this.analysis.schedule()]),
+      Promise.all([
+        this.conversation.flush(),
+        this.health.flush(),
+        this.releaseSlot(),
+        metricsPushed,
+        this.analysis.schedule(),
+        this.recording.finish(),
+      ]),
     );
   }
 

@@ -22,6 +22,7 @@ import { privacyRoutes } from "./routes/privacy.ts";
 import { productRoutes } from "./routes/products.ts";
 import { promptRoutes } from "./routes/prompts.ts";
 import { providerRoutes } from "./routes/providers.ts";
+import { recordingRoutes } from "./routes/recordings.ts";
 import { reminderRoutes } from "./routes/reminders.ts";
 import { sessionAnalysisRoutes } from "./routes/session-analysis.ts";
 import { sessionEndRoutes } from "./routes/session-end.ts";
@@ -66,6 +67,7 @@ export function buildApp() {
     sessionSwitchingRoutes,
     sessionEndRoutes,
     sessionAnalysisRoutes,
+    recordingRoutes,
     sessionLiveRoutes,
     providerRoutes,
     tenantSettingsRoutes,

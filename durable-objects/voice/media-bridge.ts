@@ -3,6 +3,7 @@ import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { base64ByteLength } from "../media/audio/pcm16.ts";
 import { bytesPerMs, createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
+import type { AudioTap } from "../media/audio-tap.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import { CallerTurns } from "./caller-turns.ts";
 import { Playback } from "./playback.ts";
@@ -76,6 +77,8 @@ export class MediaBridge {
     /** The call's audio before a leg is known (the leg's own format wins once it is). */
     private readonly callAudio: AudioFormat,
     private readonly stats: BridgeStats,
+    /** The recording's ear on both directions (a null check per frame when the session is not recorded). */
+    private readonly tap: AudioTap,
   ) {
     this.playback = new Playback(() => this.host.leg()?.echoesMarks ?? true);
     this.clock = new TurnClock((turn) => this.host.turnCompleted(turn));
@@ -91,7 +94,9 @@ export class MediaBridge {
       this.stats.callerFramesDropped++;
       return;
     }
-    if (this.turns.push(base64, this.host.leg()?.inbound ?? this.callAudio) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
+    const format = this.host.leg()?.inbound ?? this.callAudio;
+    this.tap.caller(base64, format);
+    if (this.turns.push(base64, format) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
       this.host.callerTurnEnded();
     }
     this.forward(base64);
@@ -144,6 +149,7 @@ export class MediaBridge {
     if (!audio) return;
     const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.outbound));
     leg.sendAudio(audio);
+    this.tap.agent(audio, leg.outbound, itemId, leg.echoesMarks ? mark : null);
     this.clock.frameSent();
     if (leg.echoesMarks) leg.mark(mark);
     this.stats.agentChunks++;
@@ -160,6 +166,8 @@ export class MediaBridge {
     if (!leg || !this.playback.audible()) return null;
     leg.clear();
     const cut = this.playback.interrupt();
+    // What was sent after what the caller heard is not the recording's either.
+    this.tap.cut(cut);
     this.toCaller.reset();
     this.clock.end(cut !== null);
     return cut;
@@ -167,6 +175,7 @@ export class MediaBridge {
 
   /** A carrier echoed one of our marks: the audio before it has played (the first one, that the caller heard it). */
   markPlayed(name: string): void {
+    this.tap.heard(name);
     if (this.playback.markPlayed(name)) this.clock.markHeard();
   }
 
@@ -190,6 +199,8 @@ export class MediaBridge {
   legChanged(): void {
     this.transcodersFor = null;
     this.playback.reset();
+    // The old leg's unplayed audio went with it.
+    this.tap.cut(null);
     this.clock.end(false);
   }
 

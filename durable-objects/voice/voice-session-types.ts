@@ -8,6 +8,7 @@ import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { Redaction } from "../call/redaction.ts";
 import type { TranscriptLog } from "../call/transcript-log.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
+import type { AudioTap } from "../media/audio-tap.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import type { SwitchEntry } from "../session/switch-log.ts";
 import type { Books } from "./business-tools.ts";
@@ -92,6 +93,8 @@ export interface VoiceSessionOptions {
   transcript: TranscriptLog;
   /** The tenant's PII redaction, applied to each transcript line and DTMF digit before it is stored or shown. */
   redaction: Redaction;
+  /** The session's recording, told what was sent each way and what the caller heard (off: it ignores everything). */
+  tap: AudioTap;
   tools: ToolRunner;
   breakers: CircuitBreakers;
   policy: VoicePolicy;

@@ -91,6 +91,7 @@ export class VoiceSession implements ToolHost {
       },
       options.callAudio,
       this.stats,
+      options.tap,
     );
     this.link = new ProviderLink(
       options.provider,

@@ -16,6 +16,7 @@ export const TEST_WHATSAPP_VERIFY_TOKEN = "whatsapp-verify-token-test";
 export const TEST_WHATSAPP_ACCESS_TOKEN = "EAAwhatsapp-test-access-token-0123";
 export const TEST_WHATSAPP_PHONE_NUMBER_ID = "106540352242922";
 export const TEST_MEDIA_STREAM_SECRET = "media-stream-test-secret-0123456789abcdef";
+export const TEST_RECORDING_SIGNING_KEY = "recording-signing-test-key-0123456789abcdef";
 
 async function signingKey(kid: string) {
   const pair = (await webcrypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
@@ -59,6 +60,7 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // The simulators' model keys are set, which would make a text model the analysis default: sessions are analysed
     // offline unless a test asks for a model (workers/shared/analysis/run.ts reads the setting per attempt).
     ANALYSIS_PROVIDER: "local",
+    RECORDING_SIGNING_KEY: TEST_RECORDING_SIGNING_KEY,
     ...simulators,
   };
 }
@@ -70,6 +72,7 @@ export const TEST_SECRET_NAMES = [
   "TWILIO_ACCOUNT_SID",
   "TWILIO_AUTH_TOKEN",
   "MEDIA_STREAM_SECRET",
+  "RECORDING_SIGNING_KEY",
   "TELNYX_API_KEY",
   "TELNYX_PUBLIC_KEY",
   "TELNYX_CONNECTION_ID",

@@ -33,7 +33,7 @@ async function localSecrets(): Promise<string> {
     "# Local secrets for `npm run dev`, generated once. Never commit this file.",
     `JWT_SIGNING_KEYS='${signingKeys}'`,
     `METRICS_TOKEN=${randomBytes(24).toString("hex")}`,
-    mediaStreamSecretLine(),
+    ...Object.values(generatedSecretLines).map((line) => line()),
     "# Local carrier simulators connect from this machine, not from Telnyx's ranges.",
     "TELNYX_IP_ALLOWLIST=127.0.0.0/8,::1/128",
     ...empty.map((name) => `${name}=`),
@@ -41,15 +41,21 @@ async function localSecrets(): Promise<string> {
   ].join("\n");
 }
 
-const mediaStreamSecretLine = () => `MEDIA_STREAM_SECRET=${randomBytes(32).toString("hex")}`;
+/** Random secrets of the platform's own, by name: a .dev.vars written before one of them existed gets it added. */
+const generatedSecretLines = {
+  MEDIA_STREAM_SECRET: () => `MEDIA_STREAM_SECRET=${randomBytes(32).toString("hex")}`,
+  RECORDING_SIGNING_KEY: () => `RECORDING_SIGNING_KEY=${randomBytes(32).toString("hex")}`,
+};
 
 async function main(): Promise<void> {
   if (!existsSync(DEV_VARS)) {
     writeFileSync(DEV_VARS, await localSecrets(), { mode: 0o600 });
     console.log("wrote .dev.vars with fresh local signing keys");
-  } else if (!/^MEDIA_STREAM_SECRET=/m.test(readFileSync(DEV_VARS, "utf8"))) {
-    // A .dev.vars written before the media credential existed.
-    appendFileSync(DEV_VARS, `${mediaStreamSecretLine()}\n`);
+  } else {
+    const current = readFileSync(DEV_VARS, "utf8");
+    for (const [name, line] of Object.entries(generatedSecretLines)) {
+      if (!new RegExp(`^${name}=`, "m").test(current)) appendFileSync(DEV_VARS, `${line()}\n`);
+    }
   }
   applyMigrations(LOCAL);
   const existing = findUserByEmail(LOCAL, DEMO.email);

@@ -185,6 +185,16 @@ const settingSchemas = {
   // Post-call analysis (workers/shared/analysis/): unset, the first text model with a key (OpenAI, then Gemini), else the
   // offline engine (workers/shared/analysis/engines.ts `analysisEngineOf`).
   ANALYSIS_PROVIDER: optional(z.enum(["openai", "gemini", "local"])),
+  // Recordings (durable-objects/recording/, workers/recordings/): the key signs recording links; without it (or too
+  // short to be a key) links are refused, recording itself goes on.
+  RECORDING_SIGNING_KEY: optional(z.string().min(32, { error: "must be at least 32 characters" })),
+  RECORDING_URL_TTL_SECONDS: optional(
+    z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86_400),
+  ).default(900),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;
@@ -208,6 +218,7 @@ const requiredBy = {
   ],
   metrics: ["METRICS_TOKEN"],
   mediaStreams: ["MEDIA_STREAM_SECRET"],
+  recordingLinks: ["RECORDING_SIGNING_KEY"],
   // Each WhatsApp duty fails closed on its own: no app secret, no message is accepted; no verify token, no
   // subscription is confirmed; no access token, nothing is sent.
   whatsappVerify: ["WHATSAPP_VERIFY_TOKEN"],

@@ -62,6 +62,22 @@ const fields = {
   escalation: escalationSettingsSchema
     .nullable()
     .describe("escalation rules (sentimentBelow + sentimentTurns, keywords, toolFailures, transferTo); null for none"),
+  /**
+   * "on": every session (phone calls and web sessions) is recorded as a two-channel WAV (README "Recordings"). Off by
+   * default: recording people is the tenant's decision, and its consent duty with it.
+   */
+  recording: z.enum(["off", "on"]).describe("record every session as a two-channel WAV (caller left, agent right)"),
+  /**
+   * What a phone caller hears before the agent speaks when recording is on (Twilio `<Say>` before the stream). Null:
+   * no announcement (the tenant informs callers some other way).
+   */
+  consentMessage: z
+    .string()
+    .trim()
+    .min(1)
+    .max(500)
+    .nullable()
+    .describe("said to phone callers before the agent when recording is on; null for none"),
 };
 
 export const tenantSettingsSchema = z.object(fields);
@@ -75,6 +91,8 @@ export const TENANT_SETTINGS_DEFAULTS: TenantSettings = {
   whatsappOperators: [],
   piiRedaction: "off",
   escalation: null,
+  recording: "off",
+  consentMessage: null,
 };
 
 /** Digits after the point in a currency's minor unit (2 for INR and USD, 0 for JPY), from the runtime's ICU data. */

@@ -73,7 +73,14 @@ const GRANTS: Record<Role, readonly string[]> = {
   viewer: ["calls:read", "sessions:read", "providers:read", "self:manage", "tenant_settings:read", "business:read"],
 };
 
-const PUBLIC_OPERATIONS = ["GET /health", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh", "GET /.well-known/jwks.json"];
+const PUBLIC_OPERATIONS = [
+  "GET /health",
+  "POST /api/v1/auth/login",
+  "POST /api/v1/auth/refresh",
+  "GET /.well-known/jwks.json",
+  // A recording's WAV: its signed link is the credential (README "Recordings").
+  "GET /recordings/{id}",
+];
 // Routes that end the caller's own session: probed last, with a token of their own.
 const SELF_ENDING = new Set(["POST /api/v1/auth/logout", "POST /api/v1/auth/revoke-all"]);
 

@@ -256,7 +256,7 @@ describe("supervisors on /live", () => {
 
     // The new provider answers the caller's turn; none of it reaches the caller, while the supervisor still hears them.
     await callerTone(caller);
-    await eventually(async () => ((await connectionsOf(key, "gemini"))[0]!.responses.entries.length > 0), 300);
+    await eventually(async () => (await connectionsOf(key, "gemini"))[0]!.responses.entries.length > 0, 300);
     expect(supervisor.audioBytes()).toBeGreaterThan(0);
     expect(caller.received.slice(mediaFrom).some((message) => message.event === "media" || message.mark)).toBe(false);
     expect(viewer.events.some((event) => event.type === "release")).toBe(false);

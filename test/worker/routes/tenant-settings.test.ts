@@ -22,7 +22,15 @@ const settingsOf = async (token: string): Promise<Record<string, unknown>> => {
   return response.json();
 };
 /** What a shop reads before choosing: Indian rupees, Indian time. */
-const SHOP_DEFAULTS = { currency: "INR", timezone: "Asia/Kolkata", whatsappOperators: [], piiRedaction: "off", escalation: null };
+const SHOP_DEFAULTS = {
+  currency: "INR",
+  timezone: "Asia/Kolkata",
+  whatsappOperators: [],
+  piiRedaction: "off",
+  escalation: null,
+  recording: "off",
+  consentMessage: null,
+};
 const patch = (token: string, body: unknown) => api("/api/v1/tenant/settings", { method: "PATCH", token, body });
 
 describe("tenant settings", () => {
@@ -62,6 +70,8 @@ describe("tenant settings", () => {
       whatsappOperators: [],
       piiRedaction: "off",
       escalation: null,
+      recording: "off",
+      consentMessage: null,
     });
     expect((await patch(accessToken, { currency: "ZZZ" })).status).toBe(400);
     expect((await settingsOf(accessToken)).currency).toBe("JPY");

@@ -16,9 +16,9 @@ import { twilioAmdEvent, twilioEvent } from "./webhook-events.ts";
 const twiml = (c: Context<CarrierEnv>, body: string) => c.body(body, 200, { "Content-Type": "text/xml" });
 
 /** `<Connect><Stream>` to the call's object, with the call's media credential as the stream's `token` parameter. */
-async function streamTwiml(c: Context<CarrierEnv>, sessionId: string): Promise<Response> {
+async function streamTwiml(c: Context<CarrierEnv>, sessionId: string, consent: string | null): Promise<Response> {
   const credential = await mediaCredential(requireSettings(c.env, "twilio").MEDIA_STREAM_SECRET, sessionId);
-  return twiml(c, connectStreamTwiml(twilioUrls(c.env).stream(sessionId), credential));
+  return twiml(c, connectStreamTwiml(twilioUrls(c.env).stream(sessionId), credential, consent));
 }
 
 function parsedEvent(c: Context<CarrierEnv>, parse = twilioEvent) {
@@ -35,7 +35,7 @@ async function voice(c: Context<CarrierEnv>) {
 
   if (event.sessionHint) {
     const result = await callObject(c.env, event.sessionHint).connectCall(event, correlationId);
-    if (result.kind === "stream") return streamTwiml(c, result.sessionId);
+    if (result.kind === "stream") return streamTwiml(c, result.sessionId, result.consent);
     if (result.kind === "duplicate") {
       metrics.count("webhook_requests_total", { carrier: "twilio", outcome: "duplicate" });
       return twiml(c, acknowledgementTwiml());
@@ -64,7 +64,7 @@ async function voice(c: Context<CarrierEnv>) {
   }
   // Past the tenant's concurrency limit: the caller hears it, and Twilio ends the call.
   if (result.kind === "busy") return twiml(c, busyTwiml());
-  return streamTwiml(c, sessionId);
+  return streamTwiml(c, sessionId, result.consent);
 }
 
 /** Status callbacks, and the answering-machine verdict (AsyncAmdStatusCallback), go to the call's object alike. */

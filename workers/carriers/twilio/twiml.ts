@@ -1,9 +1,14 @@
 import VoiceResponse from "twilio/lib/twiml/VoiceResponse";
 import { BUSY_MESSAGE } from "../carrier.ts";
 
-/** TwiML documents, built with the twilio package's builder (it escapes attributes and text). */
-export function connectStreamTwiml(streamUrl: string, token: string): string {
+/**
+ * TwiML documents, built with the twilio package's builder (it escapes attributes and text). A recorded call's
+ * consent message is said before `<Connect><Stream>`: Twilio runs TwiML in order, so the stream — and with it the
+ * recording and anything the agent says — starts only once the caller has heard it.
+ */
+export function connectStreamTwiml(streamUrl: string, token: string, consent: string | null = null): string {
   const response = new VoiceResponse();
+  if (consent) response.say(consent);
   const stream = response.connect().stream({ url: streamUrl });
   stream.parameter({ name: "token", value: token });
   return response.toString();

@@ -697,3 +697,24 @@ export const sessionEscalations = sqliteTable(
     index("session_escalations_tenant_time_idx").on(t.tenantId, t.at),
   ],
 );
+
+/**
+ * A session's recording (durable-objects/recording/): one two-channel WAV (caller left, agent right) in R2 under
+ * `recordings/{tenantId}/{sessionId}/`, written by the call's object when the session ends. The row is what the
+ * Sessions API and the signed link read; erasure and retention find a session's audio by that prefix.
+ */
+export const recordings = sqliteTable(
+  "recordings",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    sessionId: text("session_id").notNull(),
+    r2Key: text("r2_key").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    bytes: integer("bytes").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("recordings_session_idx").on(t.tenantId, t.sessionId), index("recordings_tenant_idx").on(t.tenantId, t.createdAt)],
+);

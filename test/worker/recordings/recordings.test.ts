@@ -1,0 +1,361 @@
+import { evictDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { decodeMulaw, encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
+import { recordingLinkSignature, recordingPrefix } from "../../../workers/shared/recordings.ts";
+import { TEST_RECORDING_SIGNING_KEY } from "../../support/test-settings.ts";
+import { concatBytes, rms } from "../support/audio-signals.ts";
+import { dropStream } from "../support/call-faults.ts";
+import { tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import { eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
+import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
+import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
+
+/**
+ * Recordings with consent, end to end: a Twilio call (its media caller plays agent audio in real time and echoes
+ * marks as Twilio does) answered by the OpenAI simulator through the real Worker and the call's object; the recording
+ * is read back through the Sessions API and its signed link, and parsed as a WAV: the left channel is exactly what the
+ * caller sent, the right exactly the agent audio the caller heard, cut where the barge-in cut it.
+ */
+
+const CONSENT = "This call is recorded for quality.";
+/** Long enough (≈ 9 s of speech) that the caller is still hearing it when they talk over it. */
+const LONG_REPLY =
+  "Thanks for calling about your invoice. I can see three open items on your account, the oldest from last March. " +
+  "Let me walk you through each one in turn.";
+
+const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
+
+/** A tenant with a Twilio number (recording as asked) and an inbound call to it whose correlation id is `key`. */
+async function callTo(key: string, recording: "on" | "off", provider: "openai" | "local" = "openai") {
+  const { token, numbers, tenantId } = await tenantWithNumbers([{ carrier: "twilio", provider }]);
+  const patched = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording, consentMessage: CONSENT } });
+  expect(patched.status).toBe(200);
+  const number = numbers[0]!;
+  const callSid = randomCallSid();
+  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, number, "ringing"), {
+    headers: { "X-Correlation-ID": key },
+  });
+  expect(response.status).toBe(200);
+  const twiml = await response.text();
+  const stream = parseStreamTwiml(twiml);
+  return {
+    token,
+    tenantId,
+    number,
+    callSid,
+    twiml,
+    sessionId: stream.url.split("/").at(-1)!,
+    streamUrl: stream.url,
+    mediaToken: stream.token,
+  };
+}
+
+/** µ-law bytes of a sine tone. */
+function toneBytes(hz: number, ms: number): Uint8Array {
+  const samples = new Int16Array(8 * ms);
+  for (let i = 0; i < samples.length; i++) samples[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / 8000));
+  const bytes = new Uint8Array(samples.length);
+  encodeMulaw(samples, bytes);
+  return bytes;
+}
+
+const silenceBytes = (ms: number) => new Uint8Array(8 * ms).fill(0xff);
+
+function mulawSamples(bytes: Uint8Array): Int16Array {
+  const samples = new Int16Array(bytes.length);
+  decodeMulaw(bytes, samples);
+  return samples;
+}
+
+/** The agent audio the caller received, by the item its marks name (each chunk is followed by its mark). */
+function agentAudioByItem(caller: TwilioMediaCaller): Map<string, Int16Array> {
+  const chunks = new Map<string, Uint8Array[]>();
+  let unmarked: Uint8Array[] = [];
+  for (const message of caller.received) {
+    if (message.payload) unmarked.push(Uint8Array.from(atob(message.payload), (char) => char.charCodeAt(0)));
+    if (message.mark) {
+      const item = message.mark.slice(0, message.mark.lastIndexOf("@"));
+      chunks.set(item, [...(chunks.get(item) ?? []), ...unmarked]);
+      unmarked = [];
+    }
+  }
+  return new Map([...chunks].map(([item, parts]) => [item, mulawSamples(concatBytes(...parts))]));
+}
+
+interface Wav {
+  channels: number;
+  sampleRate: number;
+  bitsPerSample: number;
+  left: Int16Array;
+  right: Int16Array;
+}
+
+/** A RIFF/WAVE file read field by field, with its sizes checked against the bytes. */
+function parseWav(bytes: Uint8Array): Wav {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const text = (offset: number) => String.fromCharCode(...bytes.subarray(offset, offset + 4));
+  expect([text(0), text(8), text(12), text(36)]).toEqual(["RIFF", "WAVE", "fmt ", "data"]);
+  expect(view.getUint32(4, true)).toBe(bytes.length - 8);
+  expect(view.getUint16(20, true)).toBe(1);
+  const dataBytes = view.getUint32(40, true);
+  expect(dataBytes).toBe(bytes.length - 44);
+  const channels = view.getUint16(22, true);
+  const frames = dataBytes / (2 * channels);
+  const left = new Int16Array(frames);
+  const right = new Int16Array(frames);
+  for (let i = 0; i < frames; i++) {
+    left[i] = view.getInt16(44 + 4 * i, true);
+    right[i] = view.getInt16(46 + 4 * i, true);
+  }
+  return { channels, sampleRate: view.getUint32(24, true), bitsPerSample: view.getUint16(34, true), left, right };
+}
+
+/** Where `needle` first occurs in `haystack`, sample for sample; -1 when nowhere. */
+function indexOfSamples(haystack: Int16Array, needle: Int16Array, from = 0): number {
+  outer: for (let i = from; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** The frequency of a clean tone, from its rising zero crossings (the edges skipped: filters ring there). */
+function frequencyOf(samples: Int16Array, rate: number): number {
+  const body = samples.subarray(Math.floor(samples.length / 10), Math.floor((samples.length * 9) / 10));
+  let crossings = 0;
+  for (let i = 1; i < body.length; i++) if (body[i - 1]! < 0 && body[i]! >= 0) crossings++;
+  return (crossings * rate) / body.length;
+}
+
+/** The session's recording once the ended call's object has written it. */
+async function recordingOf(token: string, sessionId: string) {
+  const response = await eventually(async () => {
+    const attempt = await api(`/api/v1/sessions/${sessionId}/recording`, { token });
+    return attempt.status === 200 && attempt;
+  }, 250);
+  return (await response.json()) as { id: string; durationMs: number; channels: number; format: string; url: string; expiresAt: string };
+}
+
+/** A signed link followed as a browser would: no bearer, no other header. */
+const download = (url: string) => exports.default.fetch(url);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The first `length`-sample window from `from` on that is not quiet (speech pauses between words). */
+function audibleWindow(samples: Int16Array, from: number, length: number): Int16Array {
+  for (let at = from; at + length <= samples.length; at += 80) {
+    const window = samples.subarray(at, at + length);
+    if (rms(window) > 500) return window;
+  }
+  throw new Error("no audible window");
+}
+
+describe("recordings with consent", () => {
+  it("a recorded call: consent before the stream; a WAV with the caller's audio left and what the caller heard of the agent right, cut at the barge-in", async () => {
+    const key = uniqueKey("recorded");
+    await putScenario(key, { replies: [LONG_REPLY, "Of course, go ahead."], callerTranscripts: ["Hi there.", "Wait, sorry."] });
+    const call = await callTo(key, "on");
+    // Twilio runs TwiML in order: the consent is said, then the stream (and the agent) starts.
+    expect(call.twiml.indexOf(`<Say>${CONSENT}</Say>`)).toBeGreaterThan(-1);
+    expect(call.twiml.indexOf(`<Say>${CONSENT}</Say>`)).toBeLessThan(call.twiml.indexOf("<Connect>"));
+    await eventually(async () => (await simulatorConnections(key)).length === 1);
+
+    const caller = await openStream(call, 1);
+    const sent: Uint8Array[] = [];
+    const send = async (bytes: Uint8Array) => {
+      sent.push(bytes);
+      await caller.speak(bytes);
+    };
+    // The caller's 1 kHz tone, then silence: the provider hears a turn and answers at length.
+    await send(toneBytes(1000, 800));
+    await send(silenceBytes(1200));
+    await caller.until(() => caller.echoedMarks.length >= 10);
+    await send(await callerSpeech("interrupt", "pcmu", 8000));
+    await caller.until(() => caller.count("clear") > 0);
+    const [cutItem, nextItem] = await eventually(async () => {
+      const items = caller.markedItems();
+      return items.length >= 2 && items;
+    }, 500);
+    // The second reply plays out in full (every mark sent has come back, and no more come), then the caller's line
+    // stays open a while longer.
+    let marksSent = -1;
+    await eventually(async () => {
+      await sleep(400);
+      const settled = caller.count("mark") === caller.echoedMarks.length && caller.count("mark") === marksSent;
+      marksSent = caller.count("mark");
+      return settled;
+    }, 100);
+    await send(silenceBytes(12_000));
+    const [connection] = await simulatorConnections(key);
+    const truncation = connection!.truncations.entries.find((entry) => entry.itemId === cutItem);
+    expect(truncation).toBeDefined();
+
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 5 })).status).toBe(204);
+    const recording = await recordingOf(call.token, call.sessionId);
+    expect(recording).toMatchObject({ channels: 2, format: "wav" });
+    expect(Date.parse(recording.expiresAt)).toBeGreaterThan(0);
+
+    const response = await download(recording.url);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toBe("audio/wav");
+    const wav = parseWav(new Uint8Array(await response.arrayBuffer()));
+    expect(wav).toMatchObject({ channels: 2, sampleRate: 8000, bitsPerSample: 16 });
+
+    // The caller's stream is the call's clock: the recording lasts as long as what the caller sent (± one frame).
+    const callerSent = mulawSamples(concatBytes(...sent));
+    expect(Math.abs(wav.left.length - callerSent.length)).toBeLessThanOrEqual(160);
+    expect(Math.abs(recording.durationMs - callerSent.length / 8)).toBeLessThanOrEqual(20);
+    // Left: exactly what the caller sent, the tone first.
+    expect(wav.left.subarray(0, callerSent.length)).toEqual(callerSent.subarray(0, wav.left.length));
+    expect(rms(wav.left.subarray(0, 8 * 800))).toBeGreaterThan(3000);
+    // Right: silent while the caller's tone played (the agent had not spoken yet).
+    expect(rms(wav.right.subarray(0, 8 * 800))).toBe(0);
+
+    // Right: the cut reply exactly as far as the caller heard it (the heard time the provider was told), no further.
+    const audio = agentAudioByItem(caller);
+    const cut = audio.get(cutItem!)!;
+    const heardSamples = 8 * truncation!.audioEndMs;
+    expect(heardSamples).toBeGreaterThan(0);
+    expect(heardSamples).toBeLessThan(cut.length);
+    const start = indexOfSamples(wav.right, cut.subarray(0, 400));
+    expect(start).toBeGreaterThanOrEqual(8 * 800);
+    // (The heard time is in whole milliseconds: the last one may be a part.)
+    expect(wav.right.subarray(start, start + heardSamples - 8)).toEqual(cut.subarray(0, heardSamples - 8));
+    // What followed the heard point (sent, never heard) is nowhere in the recording.
+    expect(indexOfSamples(wav.right, audibleWindow(cut, heardSamples + 160, 400))).toBe(-1);
+    // The next reply, heard in full, follows.
+    const next = audio.get(nextItem!)!;
+    const nextStart = indexOfSamples(wav.right, next.subarray(0, 400), start + heardSamples - 8);
+    expect(nextStart).toBeGreaterThan(start);
+    expect(wav.right.subarray(nextStart, nextStart + next.length)).toEqual(next);
+  });
+
+  it("signed links: the WAV with a valid link and no bearer; altered, expired or unsigned links 403; another tenant's session 404", async () => {
+    const key = uniqueKey("links");
+    await putScenario(key, { replies: ["Hello."] });
+    const call = await callTo(key, "on");
+    const caller = await openStream(call, 4);
+    await caller.speak(toneBytes(440, 400));
+    await caller.speak(silenceBytes(600));
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 5 })).status).toBe(204);
+    const recording = await recordingOf(call.token, call.sessionId);
+    const url = new URL(recording.url);
+    expect(url.pathname).toBe(`/recordings/${recording.id}`);
+    expect((await download(url.toString())).status).toBe(200);
+
+    const altered = new URL(url);
+    const sig = altered.searchParams.get("sig")!;
+    altered.searchParams.set("sig", `${sig.slice(0, -1)}${sig.endsWith("A") ? "B" : "A"}`);
+    expect((await download(altered.toString())).status).toBe(403);
+    const later = new URL(url);
+    later.searchParams.set("exp", String(Number(url.searchParams.get("exp")) + 3600));
+    expect((await download(later.toString())).status).toBe(403);
+    const unsigned = new URL(url);
+    unsigned.searchParams.delete("sig");
+    expect((await download(unsigned.toString())).status).toBe(403);
+    // Signed with the right key, but its time is up.
+    const past = Math.floor(Date.now() / 1000) - 1;
+    const expired = `https://switchboard.test/recordings/${recording.id}?exp=${past}&sig=${await recordingLinkSignature(TEST_RECORDING_SIGNING_KEY, recording.id, past)}`;
+    expect((await download(expired)).status).toBe(403);
+
+    const stranger = await tenantWithNumbers([]);
+    expect((await api(`/api/v1/sessions/${call.sessionId}/recording`, { token: stranger.token })).status).toBe(404);
+  });
+
+  it("recording off: no consent said, no recording (404), nothing in R2", async () => {
+    const key = uniqueKey("unrecorded");
+    await putScenario(key, { replies: ["Hello."] });
+    const call = await callTo(key, "off");
+    expect(call.twiml).not.toContain("<Say>");
+    const caller = await openStream(call, 4);
+    await caller.speak(toneBytes(440, 400));
+    await caller.speak(silenceBytes(600));
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 5 })).status).toBe(204);
+    await eventually(async () => {
+      const response = await api(`/api/v1/calls?limit=1`, { token: call.token });
+      return ((await response.json()) as { items: Array<{ status: string }> }).items[0]?.status === "completed";
+    });
+    expect((await api(`/api/v1/sessions/${call.sessionId}/recording`, { token: call.token })).status).toBe(404);
+    const listed = await env.RECORDINGS.list({ prefix: recordingPrefix(call.tenantId, call.sessionId) });
+    expect(listed.objects).toEqual([]);
+  });
+
+  it("an object evicted mid-call still leaves a playable file: what it had uploaded, joined when the call ends", async () => {
+    // On the offline engine: an object holding an outbound provider socket cannot be evicted in a test (see
+    // voice-faults.test.ts); a deploy drops every socket anyway.
+    const call = await callTo(uniqueKey("evicted"), "on", "local");
+    const caller = await openStream(call, 4);
+    const tone = toneBytes(1000, 2000);
+    await caller.speak(tone);
+    // The part with the tone is in R2 (uploaded every few seconds, off the audio path) before the object goes.
+    const prefix = recordingPrefix(call.tenantId, call.sessionId);
+    await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 500);
+    await dropStream(caller);
+    await evictDurableObject(stubOf(call.sessionId));
+
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 5 })).status).toBe(204);
+    const recording = await recordingOf(call.token, call.sessionId);
+    const response = await download(recording.url);
+    expect(response.status).toBe(200);
+    const wav = parseWav(new Uint8Array(await response.arrayBuffer()));
+    expect(wav.channels).toBe(2);
+    expect(wav.left.length).toBeGreaterThanOrEqual(8 * 1000);
+    expect(wav.left.subarray(0, 8 * 1000)).toEqual(mulawSamples(tone).subarray(0, 8 * 1000));
+    // The parts were joined into the one file and removed.
+    const left = (await env.RECORDINGS.list({ prefix })).objects.map((object) => object.key);
+    expect(left).toEqual([`${prefix}recording.wav`]);
+  });
+
+  it("a web session is recorded too: the browser's 16 kHz microphone on the left at 8 kHz, the agent on the right", async () => {
+    const tenantId = await createTenant();
+    const { accessToken: token } = await userWithToken(tenantId, "admin");
+    expect((await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on" } })).status).toBe(200);
+    const key = uniqueKey("web-recorded");
+    await putScenario(key, { replies: ["Welcome to the web line."] });
+    const created = await api("/api/v1/sessions", {
+      method: "POST",
+      token,
+      body: { provider: "openai" },
+      headers: { "X-Correlation-ID": key },
+    });
+    expect(created.status).toBe(201);
+    const session = (await created.json()) as { id: string };
+    const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${session.id}/live?role=caller`, {
+      headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
+    });
+    expect(response.status).toBe(101);
+    const browser = response.webSocket!;
+    browser.binaryType = "arraybuffer";
+    browser.accept();
+    let heardBytes = 0;
+    browser.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") heardBytes += (event.data as ArrayBuffer).byteLength;
+    });
+
+    // A 1 kHz tone (PCM16 16 kHz, 20 ms frames), then silence so the provider answers.
+    const tone = new Int16Array(16 * 800);
+    for (let i = 0; i < tone.length; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
+    const microphone = concatBytes(new Uint8Array(tone.buffer), new Uint8Array(32 * 600));
+    for (let offset = 0; offset < microphone.length; offset += 640) {
+      browser.send(microphone.slice(offset, offset + 640));
+      if ((offset / 640) % 4 === 3) await sleep(20);
+    }
+    await eventually(async () => heardBytes >= 16_000, 500);
+    expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token })).status).toBe(200);
+
+    const recording = await recordingOf(token, session.id);
+    const wav = parseWav(new Uint8Array(await (await download(recording.url)).arrayBuffer()));
+    expect(wav).toMatchObject({ channels: 2, sampleRate: 8000 });
+    // The tone, resampled to 8 kHz, is still a 1 kHz tone on the left; the agent, silent meanwhile, is on the right.
+    const left = wav.left.subarray(0, 8 * 800);
+    expect(rms(left)).toBeGreaterThan(3000);
+    expect(frequencyOf(left, 8000)).toBeGreaterThan(960);
+    expect(frequencyOf(left, 8000)).toBeLessThan(1040);
+    expect(rms(wav.right.subarray(0, 8 * 800))).toBe(0);
+    expect(rms(wav.right)).toBeGreaterThan(100);
+    expect(wav.left.length).toBeGreaterThanOrEqual(8 * 1400 - 160);
+    browser.close(1000, "test done");
+  });
+});
