@@ -1,6 +1,8 @@
 import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
+import { resumeErasures } from "./privacy/erasure-sweep.ts";
+import { applyRetention } from "./privacy/retention.ts";
 import { analyseSession } from "./shared/analysis/run.ts";
 import { type Database, database } from "./shared/db/client.ts";
 import { callReconcile, calls, reminders, sessionAnalysis, sessions } from "./shared/db/schema.ts";
@@ -28,6 +30,8 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     reconcileStuckCalls: () => reconcileStuckCalls(env, log),
     wakeReminderSchedulers: () => wakeReminderSchedulers(env),
     analyseEndedSessions: () => analyseEndedSessions(env, log),
+    resumeErasures: () => resumeErasures(env, log),
+    applyRetention: () => applyRetention(env, log),
   };
   for (const [name, task] of Object.entries(tasks)) {
     try {
@@ -156,6 +160,8 @@ export async function analyseEndedSessions(env: Env, log: Logger, now = Date.now
         eq(sessions.status, "ended"),
         lt(sessions.endedAt, now - ANALYSIS_GRACE_MS),
         gte(sessions.endedAt, now - ANALYSIS_HORIZON_MS),
+        // Retention deleted its transcript (and analysis): there is nothing to analyse, and nothing to keep.
+        isNull(sessions.contentPurgedAt),
         or(isNull(sessionAnalysis.sessionId), and(eq(sessionAnalysis.status, "pending"), lte(sessionAnalysis.nextAttemptAt, now))),
       ),
     )

@@ -59,6 +59,8 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // The simulators' model keys are set, which would make a text model the analysis default: sessions are analysed
     // offline unless a test asks for a model (workers/shared/analysis/run.ts reads the setting per attempt).
     ANALYSIS_PROVIDER: "local",
+    // Privacy erasure codes go out through miniflare's send_email emulation, which writes each message to disk.
+    EMAIL_FROM: "privacy@switchboard.test",
     ...simulators,
   };
 }

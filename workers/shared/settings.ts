@@ -185,6 +185,8 @@ const settingSchemas = {
   // Post-call analysis (workers/shared/analysis/): unset, the first text model with a key (OpenAI, then Gemini), else the
   // offline engine (workers/shared/analysis/engines.ts `analysisEngineOf`).
   ANALYSIS_PROVIDER: optional(z.enum(["openai", "gemini", "local"])),
+  // Sender of privacy erasure codes (the `EMAIL` send_email binding); unset, no erasure can be requested.
+  EMAIL_FROM: optional(z.email({ error: "must be an email address" })),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;
@@ -213,6 +215,8 @@ const requiredBy = {
   whatsappVerify: ["WHATSAPP_VERIFY_TOKEN"],
   whatsappWebhook: ["WHATSAPP_APP_SECRET"],
   whatsappSend: ["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_BASE"],
+  // Without a sender no code can reach the admin, so no erasure can be confirmed: it is refused up front.
+  privacyEmail: ["EMAIL_FROM"],
 } as const satisfies Record<string, readonly SettingName[]>;
 export type Capability = keyof typeof requiredBy;
 

@@ -22,7 +22,7 @@ const settingsOf = async (token: string): Promise<Record<string, unknown>> => {
   return response.json();
 };
 /** What a shop reads before choosing: Indian rupees, Indian time. */
-const SHOP_DEFAULTS = { currency: "INR", timezone: "Asia/Kolkata", whatsappOperators: [], piiRedaction: "off" };
+const SHOP_DEFAULTS = { currency: "INR", timezone: "Asia/Kolkata", whatsappOperators: [], piiRedaction: "off", retentionDays: null };
 const patch = (token: string, body: unknown) => api("/api/v1/tenant/settings", { method: "PATCH", token, body });
 
 describe("tenant settings", () => {
