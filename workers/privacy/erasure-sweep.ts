@@ -1,4 +1,4 @@
-import { asc, eq, inArray, isNotNull, like, notInArray, or, type SQL } from "drizzle-orm";
+import { asc, eq, inArray, isNotNull, like, not, or, type SQL, sql } from "drizzle-orm";
 import { BusinessCache, CACHE_LIFETIMES_SECONDS, type CacheKind } from "../business/cache.ts";
 import { auditStatement } from "../identity/audit.ts";
 import { database } from "../shared/db/client.ts";
@@ -148,17 +148,29 @@ function anonymiseAudit(sweep: Sweep, ...targets: SQL[]) {
 }
 
 /**
+ * A session whose object may still write to D1: live, or ended so recently that its transcript outbox may still be
+ * draining and its post-call analysis is not settled (ready or failed; its retries take about 13 minutes). Sweeping
+ * it now would let those writes bring rows back after the sweep.
+ */
+export const SETTLE_MS = 15 * 60_000;
+const stillWriting = (now: number) => sql`exists (
+  select 1 from ${sessions}
+   where ${sessions.id} = ${calls.sessionId} and ${sessions.tenantId} = ${calls.tenantId}
+     and (${sessions.status} = 'active' or (${sessions.endedAt} > ${now - SETTLE_MS} and not exists (
+       select 1 from ${sessionAnalysis}
+        where ${sessionAnalysis.sessionId} = ${sessions.id} and ${sessionAnalysis.status} in ('ready', 'failed')))))`;
+
+/**
  * The person's calls, a page at a time: each page's sessions (every call of them, with their recordings, carrier
  * call routes in KV, events, transcripts, turn timings, switches and analysis) go in one D1 batch. A call whose
- * session is still live is left for a later run (`waiting`): its object is still writing.
+ * session's object is still writing is left for a later run (`waiting`).
  */
 async function eraseCalls(sweep: Sweep): Promise<StepOutcome> {
   const { scope, env, phones } = sweep;
   if (phones.length === 0) return "done";
-  const live = scope.selectFields(sessions, { id: sessions.id }, eq(sessions.status, "active"));
   while (sweep.budget.left > 0) {
     const page = await scope
-      .selectFields(calls, { sessionId: calls.sessionId }, callsOfPhones(phones), notInArray(calls.sessionId, live))
+      .selectFields(calls, { sessionId: calls.sessionId }, callsOfPhones(phones), not(stillWriting(Date.now())))
       .limit(CALLS_PER_BATCH);
     if (page.length === 0) {
       const [stillLive] = await scope.selectFields(calls, { id: calls.id }, callsOfPhones(phones)).limit(1);
