@@ -59,9 +59,9 @@ const KV_PAGE = 100;
 
 const STEPS: ReadonlyArray<(sweep: Sweep) => Promise<StepOutcome>> = [
   eraseCalls,
+  eraseIdempotency,
   eraseCustomers,
   eraseMessages,
-  eraseIdempotency,
   eraseCache,
 ];
 
@@ -246,17 +246,29 @@ async function eraseMessages(sweep: Sweep): Promise<StepOutcome> {
 }
 
 /**
- * Stored answers of idempotent requests (`idempotency_keys.response_body`) that carry the person — a customer
- * created, an invoice or a payment recorded for them — found by their customer ids and numbers in the text.
+ * Stored answers of idempotent requests (`idempotency_keys.response_body`) that carry the person: a customer created
+ * (their id, their number), an invoice, a payment or a reminder of theirs (its id). Runs before the customer step,
+ * while their invoices, ledger entries and reminders still say which ids are theirs.
  */
 async function eraseIdempotency(sweep: Sweep): Promise<StepOutcome> {
-  const needles = [...sweep.customerIds, ...sweep.phones];
-  if (needles.length === 0) return "done";
+  const { scope, customerIds, phones } = sweep;
+  if (customerIds.length + phones.length === 0) return "done";
   if (sweep.budget.left <= 0) return "more";
-  await sweep.scope.delete(
+  const body = idempotencyKeys.responseBody;
+  const mentions = <T extends typeof invoices | typeof ledgerEntries | typeof reminders>(table: T) =>
+    customerIds.length === 0
+      ? undefined
+      : sql`exists (select 1 from ${table} where ${table.tenantId} = ${scope.tenantId} and ${inArray(table.customerId, customerIds)}
+                and ${body} like '%' || ${table.id} || '%')`;
+  await scope.delete(
     idempotencyKeys,
-    isNotNull(idempotencyKeys.responseBody),
-    or(...needles.map((needle) => like(idempotencyKeys.responseBody, `%${needle}%`))),
+    isNotNull(body),
+    or(
+      ...[...customerIds, ...phones].map((needle) => like(body, `%${needle}%`)),
+      mentions(invoices),
+      mentions(ledgerEntries),
+      mentions(reminders),
+    ),
   );
   sweep.budget.left -= 1;
   return "done";

@@ -140,15 +140,21 @@ describe("privacy erasure", () => {
     const rahulCall = await endedCall(shop, rahul.waId, "This is Rahul");
     await recordSession(shop.tenantId, priyaCall.sessionId);
     const rahulRecordings = await recordSession(shop.tenantId, rahulCall.sessionId);
-    // A payment made with an Idempotency-Key: its stored answer names her.
-    await post(shop.token, "/api/v1/payments", { customerId: priya.customerId, amount: 500, mode: "cash" }, 201, {
-      "Idempotency-Key": crypto.randomUUID(),
-    });
+    // A payment made with an Idempotency-Key: its stored answer is her ledger entry (its id, her balance after it).
+    const payment = await post<{ id: string }>(
+      shop.token,
+      "/api/v1/payments",
+      { customerId: priya.customerId, amount: 500, mode: "cash" },
+      201,
+      {
+        "Idempotency-Key": crypto.randomUUID(),
+      },
+    );
     // The business cache holds the customers (list and detail) and the call's carrier route is in KV.
     await get(shop.token, "/api/v1/customers");
     await get(shop.token, `/api/v1/customers/${priya.customerId}`);
     expect(await env.CACHE.get(`carrier-call:twilio:${priyaCall.callSid}`)).not.toBeNull();
-    const needles = [priya.waId, priya.customerId, priya.invoiceId, priyaCall.sessionId, priyaCall.call.id, priyaCall.callSid];
+    const needles = [priya.waId, priya.customerId, priya.invoiceId, payment.id, priyaCall.sessionId, priyaCall.call.id, priyaCall.callSid];
     expect(await rowsHolding(priya.customerId)).not.toEqual([]);
 
     const { requestId, code } = await requested(shop, { phone: `+${priya.waId}` });
@@ -247,16 +253,16 @@ describe("privacy erasure", () => {
   it("a sweep cut off after a step is finished by the cron, from where it stopped", async () => {
     const kiran = await person(shop, "Kiran");
     const { requestId } = await requested(shop, { phone: `+${kiran.waId}` });
-    // The confirmation claimed the request and its Worker died: one D1 batch was all it did.
+    // The confirmation claimed the request and its Worker died: two D1 batches were all it did.
     await env.DB.prepare("UPDATE erasure_requests SET status = 'sweeping' WHERE tenant_id = ? AND id = ?")
       .bind(shop.tenantId, requestId)
       .run();
-    expect(await runSweep(env, shop.tenantId, requestId, 1)).toBe("sweeping");
+    expect(await runSweep(env, shop.tenantId, requestId, 2)).toBe("sweeping");
     const cut = await env.DB.prepare("SELECT step, status FROM erasure_requests WHERE id = ?")
       .bind(requestId)
       .first<{ step: number; status: string }>();
-    // Calls (none) and the customer's books are done; the messages without a customer and the rest are not.
-    expect(cut).toEqual({ step: 2, status: "sweeping" });
+    // Calls (none), stored answers and the customer's books are done; her messages, the cache and the end are not.
+    expect(cut).toEqual({ step: 3, status: "sweeping" });
     // Only the request itself still names her (its targets, until the sweep is done).
     expect(await rowsHolding(kiran.customerId)).toEqual(["erasure_requests (1)"]);
 
