@@ -24,6 +24,7 @@ import {
 } from "../shared/db/schema.ts";
 import { type TenantScope, tenantScopeFor } from "../shared/db/tenant-scope.ts";
 import type { Logger } from "../shared/logger.ts";
+import { callObject } from "../shared/session-ids.ts";
 import { conversationStateKey } from "../whatsapp/conversation.ts";
 import type { ErasureRow } from "./erasure-request.ts";
 import { callsOfPhones, messagesOf, waIdOf } from "./export.ts";
@@ -177,6 +178,9 @@ async function eraseCalls(sweep: Sweep): Promise<StepOutcome> {
       return stillLive ? "waiting" : "done";
     }
     const sessionIds = [...new Set(page.map((row) => row.sessionId))];
+    // Each session's object holds its own copy (the call's record, recent transcript lines): emptied first.
+    const objects = await Promise.all(sessionIds.map((sessionId) => callObject(env, sessionId).forget()));
+    if (objects.includes("busy")) return "waiting";
     const legs = await scope.selectFields(
       calls,
       { carrier: calls.carrier, carrierCallId: calls.carrierCallId },

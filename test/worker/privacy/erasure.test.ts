@@ -1,7 +1,9 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resumeErasures, runSweep } from "../../../workers/privacy/erasure-sweep.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
+import { callObject } from "../../../workers/shared/session-ids.ts";
 import { get, post } from "../support/business.ts";
 import { hangUp } from "../support/call-faults.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
@@ -114,6 +116,17 @@ async function kvHolding(needles: string[]): Promise<string[]> {
   return found;
 }
 
+/** Rows the session's own object holds, over all its SQLite tables and its key-value storage. */
+const objectRows = (sessionId: string) =>
+  runInDurableObject(callObject(env, sessionId), async (_instance, state) => {
+    const tables = state.storage.sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'sqlite_%'")
+      .toArray();
+    let rows = (await state.storage.list()).size;
+    for (const { name } of tables) rows += state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`).one().n;
+    return rows;
+  });
+
 const recordingsOf = async (tenantId: string) =>
   (await env.RECORDINGS.list({ prefix: `recordings/${tenantId}/` })).objects.map((object) => object.key).sort();
 
@@ -171,6 +184,8 @@ describe("privacy erasure", () => {
 
     for (const needle of needles) expect(await rowsHolding(needle), needle).toEqual([]);
     expect(await recordingsOf(shop.tenantId)).toEqual(rahulRecordings.sort());
+    expect(await objectRows(priyaCall.sessionId)).toBe(0);
+    expect(await objectRows(rahulCall.sessionId)).toBeGreaterThan(0);
     expect(await kvHolding(needles)).toEqual([]);
     expect((await env.CACHE.list({ prefix: `biz:${shop.tenantId}:` })).keys).toEqual([]);
 
