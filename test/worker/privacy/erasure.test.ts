@@ -265,6 +265,30 @@ describe("privacy erasure", () => {
     await get(shop.token, `/api/v1/customers/${devi.customerId}`, 404);
   });
 
+  it("waits for a call still in progress: the cron finishes once it has ended and settled", async () => {
+    const lata = await person(shop, "Lata");
+    const call = await spokenCall({ token: shop.token, number: shop.numbers[0]!, from: `+${lata.waId}`, said: "This is Lata" });
+    const { requestId, code } = await requested(shop, { phone: `+${lata.waId}` });
+    const confirmed = await confirm(shop.token, requestId, code);
+    expect(await confirmed.json()).toEqual({ requestId, status: "sweeping" });
+    // The live call's object is still writing: the sweep waits at its first step (her calls), every row in place.
+    const waiting = await env.DB.prepare("SELECT step, status FROM erasure_requests WHERE id = ?").bind(requestId).first();
+    expect(waiting).toEqual({ step: 0, status: "sweeping" });
+    expect(await rowsHolding(call.sessionId)).toEqual(expect.arrayContaining(["sessions (1)", "calls (1)"]));
+    expect(await resumeErasures(env, createLogger({ correlationId: "erasure-test" }))).toMatchObject({ sweeping: 1 });
+
+    await hangUp({ callSid: call.callSid, number: shop.numbers[0]! });
+    const log = createLogger({ correlationId: "erasure-test" });
+    // Once the call has ended and its analysis is settled, a run of the cron completes the sweep.
+    await eventually(async () => {
+      await resumeErasures(env, log);
+      const row = await env.DB.prepare("SELECT status FROM erasure_requests WHERE id = ?").bind(requestId).first<{ status: string }>();
+      return row?.status === "done";
+    }, 500);
+    for (const needle of [call.sessionId, call.callSid, lata.waId, lata.customerId]) expect(await rowsHolding(needle), needle).toEqual([]);
+    expect(await objectRows(call.sessionId)).toBe(0);
+  }, 60_000);
+
   it("a sweep cut off after a step is finished by the cron, from where it stopped", async () => {
     const kiran = await person(shop, "Kiran");
     const { requestId } = await requested(shop, { phone: `+${kiran.waId}` });
