@@ -1,7 +1,6 @@
-import { asc, eq, inArray, isNotNull, like, not, or, type SQL, sql } from "drizzle-orm";
+import { eq, inArray, isNotNull, like, not, or, type SQL, sql } from "drizzle-orm";
 import { BusinessCache, CACHE_LIFETIMES_SECONDS, type CacheKind } from "../business/cache.ts";
 import { auditStatement } from "../identity/audit.ts";
-import { database } from "../shared/db/client.ts";
 import { forgetCarrierCall } from "../shared/db/directory.ts";
 import {
   auditLog,
@@ -23,7 +22,6 @@ import {
   whatsappMessages,
 } from "../shared/db/schema.ts";
 import { type TenantScope, tenantScopeFor } from "../shared/db/tenant-scope.ts";
-import type { Logger } from "../shared/logger.ts";
 import { callObject } from "../shared/session-ids.ts";
 import { conversationStateKey } from "../whatsapp/conversation.ts";
 import type { ErasureRow } from "./erasure-request.ts";
@@ -117,30 +115,6 @@ export async function runSweep(env: Env, tenantId: string, requestId: string, ba
     });
   }
   return "done";
-}
-
-/** Sweeps still running (a confirmation cut off, or a run out of budget), oldest first, across tenants. */
-const RESUME_PER_RUN = 10;
-
-export async function resumeErasures(env: Env, log: Logger): Promise<Record<string, number>> {
-  const due = await database(env.DB)
-    .select({ id: erasureRequests.id, tenantId: erasureRequests.tenantId })
-    .from(erasureRequests)
-    .where(eq(erasureRequests.status, "sweeping"))
-    .orderBy(asc(erasureRequests.updatedAt))
-    .limit(RESUME_PER_RUN);
-  const outcomes: Record<string, number> = {};
-  for (const request of due) {
-    let outcome: string;
-    try {
-      outcome = await runSweep(env, request.tenantId, request.id);
-    } catch (error) {
-      log.warn("privacy.erasure_resume_failed", { requestId: request.id, error });
-      outcome = "error";
-    }
-    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-  }
-  return outcomes;
 }
 
 /** Audit entries about something of the person keep who did what and when; their target becomes the subject's hash. */

@@ -1,7 +1,6 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
-import { database } from "../shared/db/client.ts";
-import { sessionAnalysis, sessions, tenantSettings, transcriptLines } from "../shared/db/schema.ts";
-import { type TenantScope, tenantScopeFor } from "../shared/db/tenant-scope.ts";
+import { and, asc, eq, inArray, isNull, lt } from "drizzle-orm";
+import { sessionAnalysis, sessions, transcriptLines } from "../shared/db/schema.ts";
+import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import type { Logger } from "../shared/logger.ts";
 import { TENANT_SETTINGS_DEFAULTS, tenantSettingsSchema } from "../shared/tenant-settings.ts";
 import { deleteRecordings } from "./recording-objects.ts";
@@ -10,44 +9,41 @@ import { deleteRecordings } from "./recording-objects.ts";
  * Retention (tenant setting `retentionDays`): what was said in a session — its transcript, its analysis, its
  * recording — is deleted once the session ended more than that many days ago. The session's row stays (with
  * `content_purged_at` set, which also keeps the analysis cron from analysing it again); live sessions are never
- * touched. Run from the 5-minute cron, at most daily per tenant: a tenant whose backlog is cleared is marked in KV
+ * touched. Run from the 5-minute cron (workers/scheduled.ts `applyRetention`), at most daily per tenant: a tenant whose backlog is cleared is marked in KV
  * for a day; one with more than a run's share is taken again by the next run, so a big tenant takes several.
  */
 export const RETENTION_SESSIONS_PER_RUN = 50;
-/** Tenants worked on per cron run; the others wait for the next run. */
-const TENANTS_PER_RUN = 20;
 /** Sessions per D1 batch: their ids bind well under D1's 100 parameters. */
 const SESSIONS_PER_BATCH = 25;
 const DAY_MS = 24 * 60 * 60_000;
 const doneTodayKey = (tenantId: string) => `retention-done:${tenantId}`;
 
-export async function applyRetention(env: Env, log: Logger, now = Date.now()): Promise<{ tenants: number; sessions: number }> {
-  const rows = await database(env.DB)
-    .select({ tenantId: tenantSettings.tenantId, settings: tenantSettings.settings })
-    .from(tenantSettings)
-    .where(isNotNull(sql`json_extract(${tenantSettings.settings}, '$.retentionDays')`));
-  let tenants = 0;
-  let purged = 0;
-  for (const row of rows) {
-    if (tenants >= TENANTS_PER_RUN) break;
-    const parsed = tenantSettingsSchema.safeParse({ ...TENANT_SETTINGS_DEFAULTS, ...row.settings });
-    if (!parsed.success) {
-      // A document that no longer parses deletes nothing: keeping too long is recoverable, deleting too soon is not.
-      log.warn("retention.settings_unreadable", { tenantId: row.tenantId });
-      continue;
-    }
-    const days = parsed.data.retentionDays;
-    if (days === null) continue;
-    // KV unreachable: the tenant is looked at again, which costs one query and deletes nothing twice.
-    if (await env.CACHE.get(doneTodayKey(row.tenantId)).catch(() => null)) continue;
-    tenants += 1;
-    const count = await purgeTenant(env, tenantScopeFor(env, row.tenantId), now - days * DAY_MS, now);
-    purged += count;
-    if (count < RETENTION_SESSIONS_PER_RUN) {
-      await env.CACHE.put(doneTodayKey(row.tenantId), String(now), { expirationTtl: DAY_MS / 1000 }).catch(() => undefined);
-    }
+/**
+ * One tenant's turn in a retention run (its settings document as stored): the number of sessions purged, or null
+ * when the tenant was left alone (no setting, done today, or a document that no longer parses — that deletes
+ * nothing: keeping too long is recoverable, deleting too soon is not).
+ */
+export async function retainTenant(
+  env: Env,
+  scope: TenantScope,
+  stored: Record<string, unknown>,
+  log: Logger,
+  now: number,
+): Promise<number | null> {
+  const parsed = tenantSettingsSchema.safeParse({ ...TENANT_SETTINGS_DEFAULTS, ...stored });
+  if (!parsed.success) {
+    log.warn("retention.settings_unreadable", { tenantId: scope.tenantId });
+    return null;
   }
-  return { tenants, sessions: purged };
+  const days = parsed.data.retentionDays;
+  if (days === null) return null;
+  // KV unreachable: the tenant is looked at again, which costs one query and deletes nothing twice.
+  if (await env.CACHE.get(doneTodayKey(scope.tenantId)).catch(() => null)) return null;
+  const count = await purgeTenant(env, scope, now - days * DAY_MS, now);
+  if (count < RETENTION_SESSIONS_PER_RUN) {
+    await env.CACHE.put(doneTodayKey(scope.tenantId), String(now), { expirationTtl: DAY_MS / 1000 }).catch(() => undefined);
+  }
+  return count;
 }
 
 /** One run's share of a tenant's sessions ended before `cutoff` and not yet purged, oldest first. */

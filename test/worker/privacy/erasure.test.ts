@@ -1,7 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { resumeErasures, runSweep } from "../../../workers/privacy/erasure-sweep.ts";
+import { runSweep } from "../../../workers/privacy/erasure-sweep.ts";
+import { resumeErasures } from "../../../workers/scheduled.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
 import { callObject } from "../../../workers/shared/session-ids.ts";
 import { get, post } from "../support/business.ts";

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyRetention, RETENTION_SESSIONS_PER_RUN } from "../../../workers/privacy/retention.ts";
-import { analyseEndedSessions } from "../../../workers/scheduled.ts";
+import { RETENTION_SESSIONS_PER_RUN } from "../../../workers/privacy/retention.ts";
+import { analyseEndedSessions, applyRetention } from "../../../workers/scheduled.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
 
