@@ -239,6 +239,16 @@ describe("privacy erasure", () => {
     expect((await get<{ id: string }>(shop.token, `/api/v1/customers/${meera.customerId}`)).id).toBe(meera.customerId);
   });
 
+  it("wrong codes sent at once are each counted before they are compared: five answered, the rest refused", async () => {
+    const ravi = await person(shop, "Ravi");
+    const { requestId, code } = await requested(shop, { customerId: ravi.customerId });
+    const answers = await Promise.all(Array.from({ length: 8 }, () => confirm(shop.token, requestId, otherThan(code))));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([410, 410, 410, 422, 422, 422, 422, 422]);
+    expect((await confirm(shop.token, requestId, code)).status).toBe(410);
+    const row = await env.DB.prepare("SELECT attempts, status FROM erasure_requests WHERE id = ?").bind(requestId).first();
+    expect(row).toEqual({ attempts: 5, status: "dead" });
+  });
+
   it("an expired request is dead, even with the right code", async () => {
     const anil = await person(shop, "Anil");
     const { requestId, code } = await requested(shop, { customerId: anil.customerId });
