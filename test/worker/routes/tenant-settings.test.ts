@@ -61,6 +61,7 @@ describe("tenant settings", () => {
       maxConcurrentSessions: null,
       whatsappOperators: [],
       piiRedaction: "off",
+      retentionDays: null,
     });
     expect((await patch(accessToken, { currency: "ZZZ" })).status).toBe(400);
     expect((await settingsOf(accessToken)).currency).toBe("JPY");
