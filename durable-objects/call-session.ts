@@ -445,6 +445,19 @@ export class CallSession extends DurableObject<Env> {
     return session && !session.ended ? "live" : "ended";
   }
 
+  /**
+   * A privacy erasure (workers/privacy/erasure-sweep.ts) deleting everything the object holds: the call's record, its
+   * transcript lines, its outboxes. Refused (`busy`) while the session runs or anything still waits for D1, since a
+   * drain after the sweep would bring rows back; the sweep then tries again on its next run.
+   */
+  async forget(): Promise<"forgotten" | "busy"> {
+    const session = this.identity();
+    if ((session && !session.ended) || Object.values(this.outboxCounts()).some((count) => count > 0)) return "busy";
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    return "forgotten";
+  }
+
   /** Gives the session's slot back, retried from the alarm while the admission object cannot be reached. */
   private async releaseSlot(): Promise<void> {
     if (!(await this.slot.release(this.log()))) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);

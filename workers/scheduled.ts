@@ -1,9 +1,12 @@
 import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
+import { runSweep } from "./privacy/erasure-sweep.ts";
+import { retainTenant } from "./privacy/retention.ts";
 import { analyseSession } from "./shared/analysis/run.ts";
 import { type Database, database } from "./shared/db/client.ts";
-import { callReconcile, calls, reminders, sessionAnalysis, sessions } from "./shared/db/schema.ts";
+import { callReconcile, calls, erasureRequests, reminders, sessionAnalysis, sessions, tenantSettings } from "./shared/db/schema.ts";
+import { tenantScopeFor } from "./shared/db/tenant-scope.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
 import { callObject } from "./shared/session-ids.ts";
 
@@ -28,6 +31,8 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     reconcileStuckCalls: () => reconcileStuckCalls(env, log),
     wakeReminderSchedulers: () => wakeReminderSchedulers(env),
     analyseEndedSessions: () => analyseEndedSessions(env, log),
+    resumeErasures: () => resumeErasures(env, log),
+    applyRetention: () => applyRetention(env, log),
   };
   for (const [name, task] of Object.entries(tasks)) {
     try {
@@ -156,6 +161,8 @@ export async function analyseEndedSessions(env: Env, log: Logger, now = Date.now
         eq(sessions.status, "ended"),
         lt(sessions.endedAt, now - ANALYSIS_GRACE_MS),
         gte(sessions.endedAt, now - ANALYSIS_HORIZON_MS),
+        // Retention deleted its transcript (and analysis): there is nothing to analyse, and nothing to keep.
+        isNull(sessions.contentPurgedAt),
         or(isNull(sessionAnalysis.sessionId), and(eq(sessionAnalysis.status, "pending"), lte(sessionAnalysis.nextAttemptAt, now))),
       ),
     )
@@ -173,4 +180,52 @@ export async function analyseEndedSessions(env: Env, log: Logger, now = Date.now
     outcomes[status] = (outcomes[status] ?? 0) + 1;
   }
   return outcomes;
+}
+
+/** Erasure sweeps resumed per run (each spends a bounded number of D1 batches). */
+const ERASURES_PER_RUN = 10;
+
+/**
+ * Erasure sweeps still running (workers/privacy/erasure-sweep.ts), across tenants, least recently moved first: a
+ * confirmation cut off midway, a sweep that ran out of its budget, or one waiting for a call to end.
+ */
+export async function resumeErasures(env: Env, log: Logger): Promise<Record<string, number>> {
+  const due = await database(env.DB)
+    .select({ id: erasureRequests.id, tenantId: erasureRequests.tenantId })
+    .from(erasureRequests)
+    .where(eq(erasureRequests.status, "sweeping"))
+    .orderBy(asc(erasureRequests.updatedAt))
+    .limit(ERASURES_PER_RUN);
+  const outcomes: Record<string, number> = {};
+  for (const request of due) {
+    let outcome: string;
+    try {
+      outcome = await runSweep(env, request.tenantId, request.id);
+    } catch (error) {
+      log.warn("cron.erasure_failed", { requestId: request.id, error });
+      outcome = "error";
+    }
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  }
+  return outcomes;
+}
+
+/** Tenants given their retention turn per run; the others wait for the next run. */
+const RETENTION_TENANTS_PER_RUN = 20;
+
+/** Retention (workers/privacy/retention.ts) for the tenants that set `retentionDays`. */
+export async function applyRetention(env: Env, log: Logger, now = Date.now()): Promise<{ tenants: number; sessions: number }> {
+  const rows = await database(env.DB)
+    .select({ tenantId: tenantSettings.tenantId, settings: tenantSettings.settings })
+    .from(tenantSettings)
+    .where(isNotNull(sql`json_extract(${tenantSettings.settings}, '$.retentionDays')`));
+  const done = { tenants: 0, sessions: 0 };
+  for (const row of rows) {
+    if (done.tenants >= RETENTION_TENANTS_PER_RUN) break;
+    const purged = await retainTenant(env, tenantScopeFor(env, row.tenantId), row.settings, log, now);
+    if (purged === null) continue;
+    done.tenants += 1;
+    done.sessions += purged;
+  }
+  return done;
 }

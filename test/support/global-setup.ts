@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { startCarrierApis } from "../simulators/carriers/index.ts";
+import { startMailbox } from "../simulators/email/index.ts";
 import { providerSimulatorSettings, startProviderSimulator } from "../simulators/providers/index.ts";
 import { startWhatsAppSimulator } from "../simulators/whatsapp/index.ts";
 import { TEST_WHATSAPP_ACCESS_TOKEN, TEST_WHATSAPP_PHONE_NUMBER_ID } from "./test-settings.ts";
@@ -21,6 +22,8 @@ export default async function setup(project: TestProject) {
     geminiKey: providers.apiKeys.gemini,
   });
   stops.push(whatsapp.stop);
+  const mailbox = await startMailbox();
+  stops.push(mailbox.stop);
   project.provide("simulators", {
     ...providerSimulatorSettings(providers),
     TWILIO_API_BASE: carriers.twilioBaseUrl,
@@ -30,6 +33,7 @@ export default async function setup(project: TestProject) {
     OPENAI_API_BASE: whatsapp.url,
     GEMINI_API_BASE: whatsapp.url,
     WHATSAPP_SIM_CONTROL_URL: whatsapp.url,
+    MAILBOX_URL: mailbox.url,
   });
   return async () => {
     for (const stop of stops.reverse()) await stop();

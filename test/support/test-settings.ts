@@ -61,6 +61,8 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     // offline unless a test asks for a model (workers/shared/analysis/run.ts reads the setting per attempt).
     ANALYSIS_PROVIDER: "local",
     RECORDING_SIGNING_KEY: TEST_RECORDING_SIGNING_KEY,
+    // Privacy erasure codes go out through miniflare's send_email emulation, which writes each message to disk.
+    EMAIL_FROM: "privacy@switchboard.test",
     ...simulators,
   };
 }

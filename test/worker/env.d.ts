@@ -8,6 +8,8 @@ declare global {
       PROVIDER_SIM_CONTROL_URL: string;
       CARRIER_SIM_CONTROL_URL: string;
       WHATSAPP_SIM_CONTROL_URL: string;
+      /** What miniflare's send_email emulation wrote to disk, by recipient (test/simulators/email). */
+      MAILBOX_URL: string;
     }
   }
 }

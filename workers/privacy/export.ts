@@ -106,6 +106,35 @@ async function pagedByIds(
   return rows;
 }
 
+/**
+ * Who the subject is, as the export and the erasure (erasure.ts) both find them: their customer rows (the one named,
+ * or every customer with the phone), their phone numbers (the given one and those customers' phones) and the same
+ * numbers as WhatsApp ids (digits only). An unknown customer id is 404.
+ */
+export async function resolveSubject(scope: TenantScope, subject: Subject) {
+  const customerRows = (
+    subject.customerId !== undefined
+      ? await scope.select(customers, eq(customers.id, subject.customerId)).limit(1)
+      : await scope.select(customers, eq(customers.phone, subject.phone)).limit(10)
+  ) as Row[];
+  if (subject.customerId !== undefined && customerRows.length === 0) throw notFound("Customer");
+  const customerIds = customerRows.map((row) => String(row.id));
+  const phones = [
+    ...new Set([...(subject.phone ? [subject.phone] : []), ...customerRows.flatMap((row) => (row.phone ? [String(row.phone)] : []))]),
+  ];
+  return { customerRows, customerIds, phones, waIds: phones.map(waIdOf) };
+}
+
+export const waIdOf = (phone: string) => phone.replace(/^\+/, "");
+/** The subject's calls: from or to any of their numbers (both columns are indexed with the tenant). */
+export const callsOfPhones = (phones: string[]) => or(inArray(calls.fromNumber, phones), inArray(calls.toNumber, phones));
+/** The subject's WhatsApp messages: with one of their WhatsApp ids, or naming one of their customers. */
+export const messagesOf = (waIds: string[], customerIds: string[]) =>
+  or(
+    waIds.length > 0 ? inArray(whatsappMessages.waId, waIds) : undefined,
+    customerIds.length > 0 ? inArray(whatsappMessages.customerId, customerIds) : undefined,
+  );
+
 const after = (column: Column, id: string | null) => (id === null ? undefined : gt(column, id));
 /** Paging goes by id; the document reads in each parent's own order (a transcript by seq, a call's events by seq). */
 const bySeqWithin = (parent: string) => (a: Row, b: Row) =>
@@ -120,27 +149,14 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
     typeof row[field] === "string" ? { ...row, [field]: mask(row[field] as string) } : row;
   const truncated = new Set<string>();
 
-  const customerRows = (
-    subject.customerId !== undefined
-      ? await scope.select(customers, eq(customers.id, subject.customerId)).limit(1)
-      : await scope.select(customers, eq(customers.phone, subject.phone)).limit(10)
-  ) as Row[];
-  if (subject.customerId !== undefined && customerRows.length === 0) throw notFound("Customer");
-  const customerIds = customerRows.map((row) => String(row.id));
-  const phones = [
-    ...new Set([...(subject.phone ? [subject.phone] : []), ...customerRows.flatMap((row) => (row.phone ? [String(row.phone)] : []))]),
-  ];
-  const waIds = phones.map((phone) => phone.replace(/^\+/, ""));
+  const { customerRows, customerIds, phones, waIds } = await resolveSubject(scope, subject);
 
   const callRows =
     phones.length === 0
       ? []
       : await paged(
           (id, limit) =>
-            scope
-              .select(calls, or(inArray(calls.fromNumber, phones), inArray(calls.toNumber, phones)), after(calls.id, id))
-              .orderBy(asc(calls.id))
-              .limit(limit) as Promise<Row[]>,
+            scope.select(calls, callsOfPhones(phones), after(calls.id, id)).orderBy(asc(calls.id)).limit(limit) as Promise<Row[]>,
           "calls",
           truncated,
         );
@@ -204,14 +220,7 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
       : paged(
           (id, limit) =>
             scope
-              .select(
-                whatsappMessages,
-                or(
-                  waIds.length > 0 ? inArray(whatsappMessages.waId, waIds) : undefined,
-                  customerIds.length > 0 ? inArray(whatsappMessages.customerId, customerIds) : undefined,
-                ),
-                after(whatsappMessages.id, id),
-              )
+              .select(whatsappMessages, messagesOf(waIds, customerIds), after(whatsappMessages.id, id))
               .orderBy(asc(whatsappMessages.id))
               .limit(limit) as Promise<Row[]>,
           "whatsappMessages",

@@ -152,7 +152,7 @@ const presentTurn = (row: TurnRow, index: number): z.infer<typeof turnSchema> =>
   interrupted: row.interrupted,
 });
 
-export const presentSession = (row: SessionRow): z.infer<typeof sessionSchema> => ({
+export const presentSession = (row: Omit<SessionRow, "contentPurgedAt">): z.infer<typeof sessionSchema> => ({
   id: row.id,
   channel: row.channel,
   status: row.status,

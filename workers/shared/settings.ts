@@ -195,6 +195,8 @@ const settingSchemas = {
       .min(10)
       .max(7 * 86_400),
   ).default(900),
+  // Sender of privacy erasure codes (the `EMAIL` send_email binding); unset, no erasure can be requested.
+  EMAIL_FROM: optional(z.email({ error: "must be an email address" })),
 } as const;
 
 type SettingName = keyof typeof settingSchemas;
@@ -224,6 +226,8 @@ const requiredBy = {
   whatsappVerify: ["WHATSAPP_VERIFY_TOKEN"],
   whatsappWebhook: ["WHATSAPP_APP_SECRET"],
   whatsappSend: ["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_BASE"],
+  // Without a sender no code can reach the admin, so no erasure can be confirmed: it is refused up front.
+  privacyEmail: ["EMAIL_FROM"],
 } as const satisfies Record<string, readonly SettingName[]>;
 export type Capability = keyof typeof requiredBy;
 

@@ -78,6 +78,17 @@ const fields = {
     .max(500)
     .nullable()
     .describe("said to phone callers before the agent when recording is on; null for none"),
+  /**
+   * Days a session's transcript, analysis and recording are kept after it ended; the daily retention run deletes
+   * them past that (the session's row stays). Null keeps them: deleting a tenant's history is its admin's choice.
+   */
+  retentionDays: z
+    .number()
+    .int()
+    .min(1)
+    .max(36_500)
+    .nullable()
+    .describe("days transcripts, analysis and recordings are kept after a session ends; null keeps them"),
 };
 
 export const tenantSettingsSchema = z.object(fields);
@@ -93,6 +104,7 @@ export const TENANT_SETTINGS_DEFAULTS: TenantSettings = {
   escalation: null,
   recording: "off",
   consentMessage: null,
+  retentionDays: null,
 };
 
 /** Digits after the point in a currency's minor unit (2 for INR and USD, 0 for JPY), from the runtime's ICU data. */

@@ -91,7 +91,7 @@ async function converse(env: Env, scope: TenantScope, waId: string, text: string
   const shop = await readTenantSettings(scope);
   const sender = await identify(engine, shop.whatsappOperators, waId);
   if (sender.role === "stranger") return { reply: UNKNOWN_SENDER, intent: null, customerId: null };
-  const stateKey = `whatsapp:conversation:${scope.tenantId}:${waId}`;
+  const stateKey = conversationStateKey(scope.tenantId, waId);
   const state = await loadState(env.CACHE, stateKey);
   const money = moneyFormat(shop.currency);
 
@@ -308,6 +308,9 @@ function moneyFormat(currency: string): (minor: number) => string {
   const divisor = 10 ** currencyMinorDigits(currency);
   return (minor) => format.format(minor / divisor);
 }
+
+/** Where a WhatsApp sender's conversation state lives in KV (an erasure deletes it with the person's messages). */
+export const conversationStateKey = (tenantId: string, waId: string) => `whatsapp:conversation:${tenantId}:${waId}`;
 
 async function loadState(kv: KVNamespace, key: string): Promise<ConversationState> {
   // Unreadable or unreachable state starts the conversation afresh (a pending draft is then simply not confirmed).

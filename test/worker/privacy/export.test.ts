@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { get, post } from "../support/business.ts";
+import { get } from "../support/business.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
-import { d1Count, eventually } from "../support/carriers.ts";
 import { api, userWithToken } from "../support/identity.ts";
+import { customerWithBooks } from "../support/privacy.ts";
 import { forgetProviderHealth } from "../support/provider-health.ts";
 import { spokenCall } from "../support/spoken-call.ts";
 import { businessNumber, postWhatsApp, randomWaId, textDelivery } from "../support/whatsapp.ts";
@@ -45,29 +45,6 @@ const exportOf = async (token: string, body: unknown, status = 200) => {
   expect(response.status, text).toBe(status);
   return JSON.parse(text) as ExportDoc;
 };
-
-/** A customer with an invoice, a payment and a reminder, made through the API; WhatsApp messages from their number. */
-async function customerWithBooks(token: string, shopNumber: string, name: string, waId: string, said: string) {
-  const customer = await post<{ id: string }>(token, "/api/v1/customers", { name, phone: `+${waId}`, notes: `${name} pays by card` });
-  await post(token, "/api/v1/products", { name: `Rice for ${name}`, unitPrice: 6000, unit: "kg" }).catch(() => undefined);
-  const invoice = await post<{ id: string }>(token, "/api/v1/invoices", {
-    customerId: customer.id,
-    items: [{ productName: "Tea", quantity: 2, unitPrice: 2500 }],
-  });
-  await post(token, "/api/v1/payments", { customerId: customer.id, amount: 1000, mode: "upi", invoiceId: invoice.id });
-  await post(token, "/api/v1/reminders", {
-    customerId: customer.id,
-    dueAt: new Date(Date.now() + 30 * 86_400_000).toISOString(),
-    message: `${name}, please pay the rest`,
-    channel: "sms",
-  });
-  expect((await postWhatsApp(textDelivery(shopNumber, waId, said))).status).toBe(200);
-  // The inbound is recorded before the 200; its reply follows after it.
-  await eventually(
-    async () => (await d1Count("SELECT count(*) AS n FROM whatsapp_messages WHERE wa_id = ? AND direction = 'outbound'", waId)) > 0,
-  );
-  return { customerId: customer.id, invoiceId: invoice.id };
-}
 
 let shop: { tenantId: string; token: string; number: string; whatsapp: string };
 let priyaWa: string;

@@ -30,6 +30,7 @@ const SHOP_DEFAULTS = {
   escalation: null,
   recording: "off",
   consentMessage: null,
+  retentionDays: null,
 };
 const patch = (token: string, body: unknown) => api("/api/v1/tenant/settings", { method: "PATCH", token, body });
 
@@ -72,6 +73,7 @@ describe("tenant settings", () => {
       escalation: null,
       recording: "off",
       consentMessage: null,
+      retentionDays: null,
     });
     expect((await patch(accessToken, { currency: "ZZZ" })).status).toBe(400);
     expect((await settingsOf(accessToken)).currency).toBe("JPY");

@@ -99,6 +99,11 @@ export function sessionForCarrierCall(
   });
 }
 
+/** Drops a carrier call's cached route (a privacy erasure removes the call it points at). */
+export async function forgetCarrierCall(env: Env, carrier: Carrier, carrierCallId: string): Promise<void> {
+  await env.CACHE.delete(callKey(carrier, carrierCallId));
+}
+
 /** Written by the call's object once its call row is durable in D1. */
 export async function rememberCarrierCall(
   env: Env,

@@ -217,6 +217,8 @@ export const sessions = sqliteTable(
     createdBy: text("created_by"),
     createdAt: integer("created_at").notNull(),
     endedAt: integer("ended_at"),
+    // When retention deleted what was said (transcript, analysis, recording); the row itself stays for the books.
+    contentPurgedAt: integer("content_purged_at"),
   },
   (t) => [index("sessions_tenant_time_idx").on(t.tenantId, t.createdAt)],
 );
@@ -717,4 +719,37 @@ export const recordings = sqliteTable(
     createdAt: integer("created_at").notNull(),
   },
   (t) => [uniqueIndex("recordings_session_idx").on(t.tenantId, t.sessionId), index("recordings_tenant_idx").on(t.tenantId, t.createdAt)],
+);
+
+export const ERASURE_STATUSES = ["pending", "dead", "sweeping", "done"] as const;
+export type ErasureStatus = (typeof ERASURE_STATUSES)[number];
+
+/**
+ * A privacy erasure (workers/privacy/erasure.ts): `pending` until the requesting admin confirms the emailed code,
+ * `dead` once its tries or its time ran out, `sweeping` while the deletion runs (`step` is the next step to run, so
+ * the cron resumes an interrupted sweep where it stopped), `done` after. `targets` holds the person's phone numbers
+ * and customer ids for as long as the sweep needs them and is cleared when it is done; `subject_hash` stays.
+ */
+export const erasureRequests = sqliteTable(
+  "erasure_requests",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    requestedBy: text("requested_by").notNull(),
+    subjectHash: text("subject_hash").notNull(),
+    targets: text("targets", { mode: "json" }).$type<{ phones: string[]; customerIds: string[] }>(),
+    // SHA-256 of the request id and the code: the code itself is only ever in the email.
+    codeHash: text("code_hash").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    expiresAt: integer("expires_at").notNull(),
+    status: text("status", { enum: ERASURE_STATUSES }).notNull(),
+    step: integer("step").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+    confirmedAt: integer("confirmed_at"),
+    completedAt: integer("completed_at"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("erasure_requests_tenant_idx").on(t.tenantId, t.createdAt), index("erasure_requests_status_idx").on(t.status, t.updatedAt)],
 );
