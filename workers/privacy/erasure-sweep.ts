@@ -14,8 +14,10 @@ import {
   invoices,
   ledgerEntries,
   providerSwitches,
+  recordings,
   reminders,
   sessionAnalysis,
+  sessionEscalations,
   sessions,
   transcriptLines,
   turnTimings,
@@ -137,7 +139,7 @@ const stillWriting = (now: number) => sql`exists (
 
 /**
  * The person's calls, a page at a time: each page's sessions (every call of them, with their recordings, carrier
- * call routes in KV, events, transcripts, turn timings, switches and analysis) go in one D1 batch. A call whose
+ * call routes in KV, events, transcripts, turn timings, switches, analysis and escalations) go in one D1 batch. A call whose
  * session's object is still writing is left for a later run (`waiting`).
  */
 async function eraseCalls(sweep: Sweep): Promise<StepOutcome> {
@@ -171,6 +173,8 @@ async function eraseCalls(sweep: Sweep): Promise<StepOutcome> {
       scope.delete(turnTimings, inArray(turnTimings.sessionId, sessionIds)),
       scope.delete(providerSwitches, inArray(providerSwitches.sessionId, sessionIds)),
       scope.delete(sessionAnalysis, inArray(sessionAnalysis.sessionId, sessionIds)),
+      scope.delete(sessionEscalations, inArray(sessionEscalations.sessionId, sessionIds)),
+      scope.delete(recordings, inArray(recordings.sessionId, sessionIds)),
       scope.delete(calls, inArray(calls.sessionId, sessionIds)),
       scope.delete(sessions, inArray(sessions.id, sessionIds)),
     ]);

@@ -8,7 +8,10 @@ import {
   invoices,
   ledgerEntries,
   providerSwitches,
+  recordings,
   reminders,
+  sessionAnalysis,
+  sessionEscalations,
   sessions,
   transcriptLines,
   whatsappMessages,
@@ -16,6 +19,7 @@ import {
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { notFound } from "../shared/errors.ts";
 import { MASKED_DIGIT, maskerFor, type PiiRedaction } from "../shared/pii.ts";
+import type { recordingLinker } from "../shared/recordings.ts";
 
 /**
  * Everything a tenant holds about one person — found by their phone number or their customer id — as one JSON
@@ -37,8 +41,10 @@ const PAGE = 500;
 /** Ids per `IN (…)` list: D1 binds at most 100 parameters per statement. */
 const IDS_PER_QUERY = 50;
 
-export const ANALYSIS_NOTE = "Post-call analysis is not produced yet: there is none to export.";
-export const RECORDINGS_NOTE = "Call recordings are not made yet: there are none to export.";
+export const RECORDINGS_NOTE = "Each recording's url is a signed link to its WAV, valid until its expiresAt.";
+export const UNSIGNED_RECORDINGS_NOTE = "Recording links are not configured (RECORDING_SIGNING_KEY): recordings are listed without links.";
+
+type RecordingLinker = ReturnType<typeof recordingLinker>;
 
 export type Subject = { phone: string; customerId?: undefined } | { customerId: string; phone?: undefined };
 
@@ -62,8 +68,9 @@ export interface PrivacyExport {
   whatsappMessages: Row[];
   auditEntries: Row[];
   analysis: Row[];
+  escalations: Row[];
   recordings: Row[];
-  notes: { analysis: string; recordings: string };
+  notes: { recordings: string };
   maxRowsPerSection: number;
   truncated: string[];
 }
@@ -136,6 +143,14 @@ export const messagesOf = (waIds: string[], customerIds: string[]) =>
   );
 
 const after = (column: Column, id: string | null) => (id === null ? undefined : gt(column, id));
+/** Every string inside a value masked (an analysis' summary, insights and action items). */
+function deepMask(value: unknown, mask: (text: string) => string): unknown {
+  if (typeof value === "string") return mask(value);
+  if (Array.isArray(value)) return value.map((item) => deepMask(item, mask));
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepMask(v, mask)]));
+  return value;
+}
+
 /** Paging goes by id; the document reads in each parent's own order (a transcript by seq, a call's events by seq). */
 const bySeqWithin = (parent: string) => (a: Row, b: Row) =>
   String(a[parent]).localeCompare(String(b[parent])) || Number(a.seq) - Number(b.seq);
@@ -143,8 +158,15 @@ const bySeqWithin = (parent: string) => (a: Row, b: Row) =>
 const DTMF_LINE = /^\[DTMF\] [0-9A-D*#]$/;
 const withoutTenant = ({ tenantId: _tenant, ...row }: Row) => row;
 
-export async function exportSubject(scope: TenantScope, subject: Subject, mode: PiiRedaction): Promise<PrivacyExport> {
+export async function exportSubject(
+  scope: TenantScope,
+  subject: Subject,
+  mode: PiiRedaction,
+  linkFor: RecordingLinker,
+): Promise<PrivacyExport> {
   const mask = maskerFor(mode);
+  // An analysis made before the tenant turned masking on holds what was said as it was said.
+  const maskStrings = (row: Row): Row => (mode === "mask" ? (deepMask(row, mask) as Row) : row);
   const maskField = (field: string) => (row: Row) =>
     typeof row[field] === "string" ? { ...row, [field]: mask(row[field] as string) } : row;
   const truncated = new Set<string>();
@@ -162,6 +184,26 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
         );
   const callIds = callRows.map((row) => String(row.id));
   const sessionIds = [...new Set(callRows.map((row) => String(row.sessionId)))];
+
+  const bySession = <T extends typeof sessionAnalysis | typeof sessionEscalations | typeof recordings>(table: T, section: string) =>
+    pagedByIds(
+      sessionIds,
+      (ids, id, limit) =>
+        scope
+          .select(table, inArray(table.sessionId, ids), after(table.sessionId, id))
+          .orderBy(asc(table.sessionId))
+          .limit(limit) as Promise<Row[]>,
+      section,
+      truncated,
+    );
+  const [analysisRows, escalationRows, recordingRows] = await Promise.all([
+    bySession(sessionAnalysis, "analysis"),
+    bySession(sessionEscalations, "escalations"),
+    bySession(recordings, "recordings"),
+  ]);
+  const recordingsWithLinks = await Promise.all(
+    recordingRows.map(async ({ r2Key: _key, ...row }) => ({ ...row, ...(linkFor && (await linkFor(String(row.id)))) })),
+  );
 
   const [sessionRows, transcriptRows, switchRows, eventRows] = await Promise.all([
     pagedByIds(
@@ -272,9 +314,10 @@ export async function exportSubject(scope: TenantScope, subject: Subject, mode: 
     reminders: reminderRows.map(withoutTenant).map(maskField("message")),
     whatsappMessages: messageRows.map(withoutTenant).map(maskField("body")),
     auditEntries: auditRows.map(withoutTenant),
-    analysis: [],
-    recordings: [],
-    notes: { analysis: ANALYSIS_NOTE, recordings: RECORDINGS_NOTE },
+    analysis: analysisRows.map(withoutTenant).map(maskStrings),
+    escalations: escalationRows.map(withoutTenant),
+    recordings: recordingsWithLinks.map(withoutTenant),
+    notes: { recordings: linkFor ? RECORDINGS_NOTE : UNSIGNED_RECORDINGS_NOTE },
     maxRowsPerSection: MAX_ROWS,
     truncated: [...truncated].sort(),
   };

@@ -1,11 +1,10 @@
+import { recordingPrefix } from "../shared/recordings.ts";
+
 /**
- * A session's recording objects in R2: the recordings part stores each session's WAV and its chunks under
- * `recordings/{tenantId}/{sessionId}`. Session ids are UUIDs of one length, so that prefix names one session's
- * objects and no other's. Used by the erasure and the retention run; deleting what is already gone is nothing.
+ * A session's recording objects in R2: its WAV and any parts not yet joined, all under `recordingPrefix` (which ends
+ * in a slash, so it names one session's objects and no other's). Used by the erasure and the retention run; deleting what is already gone is nothing.
  */
 const LIST_PAGE = 1000;
-
-export const recordingPrefix = (tenantId: string, sessionId: string) => `recordings/${tenantId}/${sessionId}`;
 
 export async function deleteRecordings(env: Env, tenantId: string, sessionId: string): Promise<void> {
   let cursor: string | undefined;

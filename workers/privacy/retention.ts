@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, isNull, lt } from "drizzle-orm";
-import { sessionAnalysis, sessions, transcriptLines } from "../shared/db/schema.ts";
+import { recordings, sessionAnalysis, sessions, transcriptLines } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import type { Logger } from "../shared/logger.ts";
 import { TENANT_SETTINGS_DEFAULTS, tenantSettingsSchema } from "../shared/tenant-settings.ts";
@@ -67,6 +67,7 @@ async function purgeTenant(env: Env, scope: TenantScope, cutoff: number, now: nu
     await scope.batch([
       scope.delete(transcriptLines, inArray(transcriptLines.sessionId, ids)),
       scope.delete(sessionAnalysis, inArray(sessionAnalysis.sessionId, ids)),
+      scope.delete(recordings, inArray(recordings.sessionId, ids)),
       scope.update(sessions, { contentPurgedAt: now }, and(inArray(sessions.id, ids), eq(sessions.status, "ended"))),
     ]);
   }

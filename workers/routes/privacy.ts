@@ -8,6 +8,7 @@ import { confirmErasure, requestErasure } from "../privacy/erasure-request.ts";
 import { runSweep } from "../privacy/erasure-sweep.ts";
 import { exportSubject, type Subject, subjectHash } from "../privacy/export.ts";
 import { AppError } from "../shared/errors.ts";
+import { recordingLinker } from "../shared/recordings.ts";
 import { readTenantSettings } from "../shared/tenant-settings.ts";
 
 /**
@@ -46,8 +47,9 @@ const exportDocument = z
     whatsappMessages: rows,
     auditEntries: rows,
     analysis: rows,
+    escalations: rows,
     recordings: rows,
-    notes: z.object({ analysis: z.string(), recordings: z.string() }),
+    notes: z.object({ recordings: z.string().describe("what the recordings' links are") }),
     maxRowsPerSection: z.number().int(),
     truncated: z.array(z.string()).describe("sections that reached maxRowsPerSection and hold only their first rows"),
   })
@@ -157,7 +159,7 @@ export const privacyRoutes = publicRouter()
     const scope = c.get("scope");
     // A stored settings document that no longer parses fails the export (500) rather than exporting unmasked.
     const { piiRedaction } = await readTenantSettings(scope);
-    const document = await exportSubject(scope, subject, piiRedaction);
+    const document = await exportSubject(scope, subject, piiRedaction, recordingLinker(c.env, c.req.url));
     await auditFromRequest(c, {
       action: "privacy.export",
       targetType: "subject",

@@ -5,7 +5,7 @@ import { publicRouter } from "../http/router.ts";
 import { recordingObjectKey } from "../shared/db/recording-links.ts";
 import { recordings } from "../shared/db/schema.ts";
 import { AppError, notFound } from "../shared/errors.ts";
-import { RECORDING_CHANNELS, recordingLinkSignature, recordingLinkValid } from "../shared/recordings.ts";
+import { RECORDING_CHANNELS, recordingLinkValid, signedRecordingLink } from "../shared/recordings.ts";
 import { requireSettings } from "../shared/settings.ts";
 import { sessionOf } from "./session-switching.ts";
 import { sessionIdParam } from "./sessions.ts";
@@ -75,21 +75,13 @@ export const recordingRoutes = publicRouter()
     await sessionOf(scope, id);
     const [row] = (await scope.select(recordings, eq(recordings.sessionId, id))) as RecordingRow[];
     if (!row) throw notFound("Recording");
-    const exp = Math.floor(Date.now() / 1000) + settings.RECORDING_URL_TTL_SECONDS;
-    const sig = await recordingLinkSignature(settings.RECORDING_SIGNING_KEY, row.id, exp);
-    const url = new URL(`/recordings/${row.id}`, settings.PUBLIC_BASE_URL ?? c.req.url);
-    url.search = new URLSearchParams({ exp: String(exp), sig }).toString();
-    return c.json(
-      {
-        id: row.id,
-        durationMs: row.durationMs,
-        channels: RECORDING_CHANNELS,
-        format: "wav" as const,
-        url: url.toString(),
-        expiresAt: new Date(exp * 1000).toISOString(),
-      },
-      200,
+    const link = await signedRecordingLink(
+      settings.RECORDING_SIGNING_KEY,
+      row.id,
+      settings.RECORDING_URL_TTL_SECONDS,
+      settings.PUBLIC_BASE_URL ?? c.req.url,
     );
+    return c.json({ id: row.id, durationMs: row.durationMs, channels: RECORDING_CHANNELS, format: "wav" as const, ...link }, 200);
   })
   .openapi(fileRoute, async (c) => {
     const { RECORDING_SIGNING_KEY } = requireSettings(c.env, "recordingLinks");

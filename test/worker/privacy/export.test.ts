@@ -1,7 +1,8 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { get } from "../support/business.ts";
-import { tenantWithNumbers } from "../support/calls.ts";
+import { tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import { eventually, randomE164 } from "../support/carriers.ts";
 import { api, userWithToken } from "../support/identity.ts";
 import { customerWithBooks } from "../support/privacy.ts";
 import { forgetProviderHealth } from "../support/provider-health.ts";
@@ -32,9 +33,10 @@ interface ExportDoc {
   reminders: Array<{ customerId: string; message: string }>;
   whatsappMessages: Array<{ waId: string; direction: string; body: string }>;
   auditEntries: unknown[];
-  analysis: unknown[];
-  recordings: unknown[];
-  notes: { analysis: string; recordings: string };
+  analysis: Array<{ sessionId: string; status: string; result: { summary: string } | null }>;
+  escalations: unknown[];
+  recordings: Array<{ id: string; sessionId: string; durationMs: number; url?: string; expiresAt?: string; r2Key?: string }>;
+  notes: { recordings: string };
   maxRowsPerSection: number;
   truncated: string[];
 }
@@ -94,8 +96,8 @@ describe("privacy export", () => {
     expect(doc.reminders.map((row) => row.message)).toEqual(["Priya, please pay the rest"]);
     expect(doc.whatsappMessages.map((row) => row.direction).sort()).toEqual(["inbound", "outbound"]);
     expect(doc.whatsappMessages.find((row) => row.direction === "inbound")!.body).toBe("What is my balance? mail priya@example.com");
-    expect(doc).toMatchObject({ analysis: [], recordings: [], truncated: [], piiRedaction: "off" });
-    expect(doc.notes.analysis).toMatch(/not produced yet/);
+    // Her call is still live: not analysed, not yet a recording (the shop does not record anyway).
+    expect(doc).toMatchObject({ analysis: [], escalations: [], recordings: [], truncated: [], piiRedaction: "off" });
 
     const text = JSON.stringify(doc);
     for (const foreign of [
@@ -160,5 +162,32 @@ describe("privacy export", () => {
     expect(exports.length).toBeGreaterThan(0);
     expect(exports[0]!.targetId).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(exports)).not.toContain(priyaWa);
+  });
+
+  it("a recorded, ended call: its analysis and its recording as a signed link that plays, nobody else's", async () => {
+    const recorded = await tenantWithNumbers([{ carrier: "twilio", provider: "openai", instructions: "You are the shop." }]);
+    const settings = { recording: "on", consentMessage: null };
+    expect((await api("/api/v1/tenant/settings", { method: "PATCH", token: recorded.token, body: settings })).status).toBe(200);
+    const [asha, other] = [randomE164(), randomE164()];
+    const ashaCall = await spokenCall({ token: recorded.token, number: recorded.numbers[0]!, from: asha, said: "This is Asha" });
+    const otherCall = await spokenCall({ token: recorded.token, number: recorded.numbers[0]!, from: other, said: "Someone else" });
+    for (const call of [ashaCall, otherCall]) {
+      expect((await twilioStatus(call.callSid, recorded.numbers[0]!, "completed", { sequence: 5 })).status).toBe(204);
+    }
+    const doc = await eventually(async () => {
+      const current = await exportOf(recorded.token, { phone: asha });
+      return current.recordings.length === 1 && current.analysis[0]?.status === "ready" && current;
+    }, 300);
+    expect(doc.analysis.map((row) => row.sessionId)).toEqual([ashaCall.sessionId]);
+    expect(doc.analysis[0]!.result!.summary).toContain("This is Asha");
+    const [recording] = doc.recordings;
+    expect(recording).toMatchObject({ sessionId: ashaCall.sessionId });
+    expect(recording!.r2Key).toBeUndefined();
+    expect(doc.notes.recordings).toMatch(/signed link/);
+    const wav = await exports.default.fetch(recording!.url!);
+    expect(wav.status).toBe(200);
+    expect(wav.headers.get("content-type")).toBe("audio/wav");
+    expect(new TextDecoder().decode((await wav.arrayBuffer()).slice(0, 4))).toBe("RIFF");
+    expect(JSON.stringify(doc)).not.toContain(otherCall.sessionId);
   });
 });
