@@ -35,6 +35,9 @@ async function session(tenantId: string, status: "active" | "ended", createdAt: 
     env.DB.prepare(
       "INSERT INTO session_analysis (session_id, tenant_id, status, attempts, next_attempt_at, result, created_at, updated_at) VALUES (?, ?, 'ready', 1, 0, '{\"summary\":\"card\"}', ?, ?)",
     ).bind(id, tenantId, createdAt, createdAt),
+    env.DB.prepare(
+      "INSERT INTO recordings (id, tenant_id, session_id, r2_key, duration_ms, bytes, created_at) VALUES (?, ?, ?, ?, 1000, 48, ?)",
+    ).bind(crypto.randomUUID(), tenantId, id, `recordings/${tenantId}/${id}/recording.wav`, createdAt),
   ]);
   await env.RECORDINGS.put(`recordings/${tenantId}/${id}/recording.wav`, new Uint8Array([82, 73, 70, 70]));
   return id;
@@ -49,12 +52,13 @@ async function contentOf(id: string) {
     lines: await count("SELECT count(*) AS n FROM transcript_lines WHERE session_id = ?"),
     analysis: await count("SELECT count(*) AS n FROM session_analysis WHERE session_id = ?"),
     recordings: (await env.RECORDINGS.list({ prefix: `recordings/${row!.tenant_id}/${id}` })).objects.length,
+    recordingRows: await count("SELECT count(*) AS n FROM recordings WHERE session_id = ?"),
     purged: row!.content_purged_at !== null,
   };
 }
 
-const KEPT = { lines: 1, analysis: 1, recordings: 1, purged: false };
-const GONE = { lines: 0, analysis: 0, recordings: 0, purged: true };
+const KEPT = { lines: 1, analysis: 1, recordings: 1, recordingRows: 1, purged: false };
+const GONE = { lines: 0, analysis: 0, recordings: 0, recordingRows: 0, purged: true };
 
 beforeAll(async () => {
   now = Date.now();
