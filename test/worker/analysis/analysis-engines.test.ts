@@ -174,6 +174,17 @@ describe("the offline engine and the route", () => {
     });
   });
 
+  it("reads what a supervisor said in a takeover as part of the conversation", async () => {
+    const id = await endedSession([
+      { role: "caller", text: "I need my refund today.", interrupted: false },
+      { role: "supervisor", text: "I will send the refund to your account today.", interrupted: false },
+    ]);
+    expect(await analyseSession(env, tenantId, id)).toEqual({ status: "ready" });
+    const analysis = (await (await analysisOf(id)).json()) as { insights: string[]; actionItems: string[] };
+    expect(analysis.insights[0]).toBe("1 caller turns, 0 agent turns, 1 supervisor turns");
+    expect(analysis.actionItems).toContain("supervisor: I will send the refund to your account today.");
+  });
+
   it("answers pending before any attempt, and 404 for an unknown session or another tenant's", async () => {
     const sessionId = await endedSession(conversation("order"));
     expect(await (await analysisOf(sessionId)).json()).toMatchObject({ status: "pending", attempts: 0, summary: null });

@@ -28,6 +28,7 @@ const STOP_WORDS = new Set(
 export function analyseLocally(lines: AnalysisLine[]): AnalysisResult {
   const caller = lines.filter((line) => line.role === "caller");
   const agent = lines.filter((line) => line.role === "agent");
+  const supervisor = lines.filter((line) => line.role === "supervisor");
   const running = new RunningSentiment();
   for (const line of caller) running.add(line.text);
   const sentiment = running.current;
@@ -44,7 +45,7 @@ export function analyseLocally(lines: AnalysisLine[]): AnalysisResult {
     ),
     sentiment,
     insights: [
-      `${caller.length} caller turns, ${agent.length} agent turns`,
+      `${caller.length} caller turns, ${agent.length} agent turns${supervisor.length ? `, ${supervisor.length} supervisor turns` : ""}`,
       `caller talk ratio ${talkRatio}`,
       `${lines.filter((line) => line.interrupted).length} agent replies interrupted`,
     ],

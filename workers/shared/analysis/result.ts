@@ -42,7 +42,8 @@ export const ANALYSIS_JSON_SCHEMA = {
 
 /** One line of the conversation an engine reads. */
 export interface AnalysisLine {
-  role: "caller" | "agent";
+  /** `supervisor`: what a supervisor said to the caller during a takeover (the caller's side of it is `caller`). */
+  role: "caller" | "agent" | "supervisor";
   text: string;
   interrupted: boolean;
 }

@@ -49,7 +49,7 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
       .selectFields(
         transcriptLines,
         { role: transcriptLines.role, text: transcriptLines.text, interrupted: transcriptLines.interrupted },
-        and(eq(transcriptLines.sessionId, sessionId), inArray(transcriptLines.role, ["caller", "agent"])),
+        and(eq(transcriptLines.sessionId, sessionId), inArray(transcriptLines.role, ["caller", "agent", "supervisor"])),
       )
       .orderBy(asc(transcriptLines.seq))
       .limit(MAX_LINES),
