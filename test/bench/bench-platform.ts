@@ -24,7 +24,7 @@ export async function stopBenchCarriers(): Promise<void> {
 export async function startBenchPlatform(
   settings: Record<string, string>,
   numbers: Record<string, string>,
-  options: { inspector?: boolean } = {},
+  options: { inspector?: boolean; tenantSettings?: Record<string, unknown> } = {},
 ): Promise<{ platform: LocalPlatform; api: ApiClient }> {
   if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
   carrierApis ??= startCarrierApis();
@@ -34,7 +34,7 @@ export async function startBenchPlatform(
   // A platform that fails to start (a busy machine) is retried, boundedly, on a fresh state directory.
   for (let attempt = 1; !started; attempt++) {
     try {
-      started = await startLocalPlatform(settings, TEST_SECRET_NAMES, options);
+      started = await startLocalPlatform(settings, TEST_SECRET_NAMES, { inspector: options.inspector });
     } catch (error) {
       if (attempt >= 3) throw error;
       console.log(`  starting the platform failed (attempt ${attempt} of 3): ${String(error).split("\n")[0]?.slice(0, 200)}; retrying`);
@@ -44,6 +44,10 @@ export async function startBenchPlatform(
   if (quietWrangler) process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
   try {
     const api: ApiClient = await signIn(started.url, started.admin.email, started.admin.password);
+    if (options.tenantSettings) {
+      const patched = await api.request("PATCH", "/api/v1/tenant/settings", options.tenantSettings);
+      if (patched.status !== 200) throw new Error(`tenant settings: HTTP ${patched.status} ${JSON.stringify(patched.body)}`);
+    }
     for (const [provider, e164] of Object.entries(numbers)) {
       const created = await api.request("POST", "/api/v1/phone-numbers", { e164, carrier: "twilio", provider });
       if (created.status !== 201) throw new Error(`phone number for ${provider}: HTTP ${created.status} ${JSON.stringify(created.body)}`);

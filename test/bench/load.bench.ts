@@ -1,6 +1,7 @@
 /**
  * The call path under load, side by side with its floor: `node test/bench/load.bench.ts [--calls 50,100,200]
- * [--targets relay,platform] [--seconds 10]` (`npm run bench` runs it). For each count N it runs the same load twice on
+ * [--targets relay,platform] [--seconds 10] [--recording on]` (`npm run bench` runs it; `--recording on` has the tenant
+ * record every call, the two-channel WAV to R2, to show what recording adds to the call path). For each count N it runs the same load twice on
  * the same stack (wrangler's local workerd, state on disk): (a) a bare Durable Object relay (test/bench/relay/, no
  * storage, no auth), then (b) the real platform (wrangler.toml, a freshly seeded D1). N Twilio calls, started 10 a
  * second, each a signed voice webhook → TwiML → media socket → real-time 20 ms µ-law frames of recorded speech and
@@ -61,6 +62,8 @@ if (!TARGETS.every((target) => target === "relay" || target === "platform")) thr
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
 /** `--profile`: a CPU profile of each target's isolate over its run, its top functions printed (slows the runs: not for figures). */
 const PROFILE = process.argv.includes("--profile");
+const RECORDING = option("recording", "off");
+if (RECORDING !== "on" && RECORDING !== "off") throw new Error("--recording: on or off");
 if (!(TOGETHER_MS >= 1000 && TOGETHER_MS <= 600_000)) throw new Error("--seconds: 1..600");
 
 const NUMBER = "+15550177001";
@@ -439,7 +442,8 @@ try {
           },
         };
       } else {
-        running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE })).platform;
+        const tenantSettings = { recording: RECORDING };
+        running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
       }
       const result = await runCalls(running.url, simulator, target, count, runIndex++, running.inspectorUrl);
       await running.stop();
