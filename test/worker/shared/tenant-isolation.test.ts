@@ -80,6 +80,15 @@ const FIXTURES: Record<string, Fixture> = {
       versions: (await env.DB.prepare("SELECT * FROM prompt_versions WHERE prompt_id = ?").bind(id).all()).results,
     }),
   },
+  "/api/v1/privacy/erasure/{requestId}/confirm": {
+    create: async (_tenantId, adminToken) => {
+      const body = { customerId: await customerIn(adminToken) };
+      const response = await api("/api/v1/privacy/erasure", { method: "POST", token: adminToken, body });
+      return ((await response.json()) as { requestId: string }).requestId;
+    },
+    // A's confirm is not B's: neither a try counted against B's request nor, of course, a sweep.
+    snapshot: rowOf("erasure_requests"),
+  },
 };
 
 const idOf = async (response: Response) => ((await response.json()) as { id: string }).id;
@@ -103,6 +112,7 @@ function sampleBody(method: string, path: string): unknown {
   if (path.endsWith("/rollback")) return { version: 1 };
   if (path.endsWith("/transfer")) return { to: "+15550001111" };
   if (path.endsWith("/switch-provider")) return { provider: "gemini" };
+  if (path.endsWith("/confirm")) return { code: "123456" };
   return undefined;
 }
 
@@ -126,7 +136,7 @@ describe("tenant isolation", () => {
       expect(fixture, `no isolation fixture for ${operation.path}`).toBeDefined();
       const id = await fixture!.create(tenantB.tenantId, tenantB.accessToken);
       const before = await fixture!.snapshot(id);
-      const response = await api(operation.path.replace("{id}", id), {
+      const response = await api(operation.path.replace(/\{\w+\}/, id), {
         method: operation.method,
         token: tenantA.accessToken,
         body: sampleBody(operation.method, operation.path),
