@@ -35,6 +35,7 @@ import {
 import { CallLedger } from "./call/call-ledger.ts";
 import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
+import { ConsentFirst } from "./call/consent-first.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
@@ -143,6 +144,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly slot: AdmissionSlot;
   /** An outbound call's answering-machine verdict: the agent, a hangup, or a voicemail. */
   private readonly machine: AnsweringMachine;
+  /** A recorded call answered by command: its consent message is said before the stream starts. */
+  private readonly consentFirst: ConsentFirst;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -261,6 +264,12 @@ export class CallSession extends DurableObject<Env> {
         this.voice = null;
       },
     });
+    this.consentFirst = new ConsentFirst({
+      ledger: this.ledger,
+      storage: ctx.storage.kv,
+      wakeBy: (at) => this.alarmSchedule.wakeBy(at),
+      carrier: this.carrier,
+    });
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
     this.browser = webChannel({ env, web: this.web, live: this.live, end: (reason) => this.endWebSession(reason), waitUntil });
     this.sessionMetrics = new SessionMetrics({
@@ -352,11 +361,13 @@ export class CallSession extends DurableObject<Env> {
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
-    if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand());
     // The tenant's recording setting, read once for the conversation (bounded): a recorded call's caller hears the
-    // consent message before the stream, so before the agent.
+    // consent message before the stream, so before the agent — in the answer's TwiML, or said before a commanded
+    // answer's stream starts.
     await this.recording.learn();
-    return { kind: "stream", sessionId: record.sessionId, consent: this.recording.consentMessage };
+    const consent = this.recording.consentMessage;
+    if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand(consent));
+    return { kind: "stream", sessionId: record.sessionId, consent };
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
@@ -366,6 +377,8 @@ export class CallSession extends DurableObject<Env> {
     const step = turnAwayStepAfter(this.ledger.record!, event);
     if (step) this.ctx.waitUntil(this.turnAway(step));
     if (this.ledger.record!.amd) this.ctx.waitUntil(this.machine.onSignal(event.signal).then(() => this.ledger.flush()));
+    if (this.ledger.record!.consent === "speaking")
+      this.ctx.waitUntil(this.consentFirst.onSignal(event.signal).then(() => this.ledger.flush()));
     await this.ledger.flush();
     return outcome;
   }
@@ -404,8 +417,9 @@ export class CallSession extends DurableObject<Env> {
       await this.alarmSchedule.wakeBy(Date.now() + TURN_AWAY_HANGUP_AFTER_MS);
   }
 
-  private async answerByCommand(): Promise<void> {
+  private async answerByCommand(consent: string | null): Promise<void> {
     try {
+      if (consent !== null) return await this.consentFirst.answer(consent);
       await this.carrier().answer();
       this.ledger.record!.answerCommanded = true;
       this.ledger.save();
@@ -467,6 +481,7 @@ export class CallSession extends DurableObject<Env> {
     if (this.live.anyOpen()) await this.recheckLiveSockets();
     await this.hangUpTurnedAwayCall();
     await this.machine.onAlarm();
+    await this.consentFirst.onAlarm();
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();

@@ -37,6 +37,11 @@ export interface CallRecord {
   answerCommanded: boolean;
   /** Answering-machine detection (outbound calls that asked for it); absent on other calls and older records. */
   amd?: MachineDetectionState | null;
+  /**
+   * A recorded call answered by command whose consent message is said before its stream (consent-first.ts):
+   * `speaking` until the stream is asked for, then `streamed`; absent on other calls.
+   */
+  consent?: "speaking" | "streamed";
 }
 
 export interface CallEventRow {
