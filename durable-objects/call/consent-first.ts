@@ -1,5 +1,4 @@
 import type { CallSignal } from "../../workers/carriers/carrier.ts";
-import { reasonOf } from "../../workers/shared/errors.ts";
 import type { CallLedger } from "./call-ledger.ts";
 import type { CarrierLink } from "./carrier-link.ts";
 import { isTerminal } from "./state-machine.ts";
