@@ -7,7 +7,7 @@ import { carrierNamed } from "../workers/carriers/registry.ts";
 import { sentimentOf } from "../workers/shared/analysis/lexicon.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import type { PromptRef } from "../workers/shared/db/prompts.ts";
-import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
+import { PROVIDER_NAMES, type RecordingMode } from "../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import type { ConversationSignal } from "../workers/shared/escalation.ts";
@@ -73,7 +73,14 @@ export interface OpenCallInput {
   tenantId: string;
   correlationId: string;
   event: CarrierEvent;
-  route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
+  route: {
+    provider: ProviderName | null;
+    instructions: string | null;
+    prompt: PromptRef | null;
+    codec: "PCMU" | "PCMA";
+    /** The number's own recording setting (null: the tenant's), read with the route. */
+    recording: RecordingMode | null;
+  };
 }
 
 export type OpenCallResult =
@@ -180,6 +187,7 @@ export class CallSession extends DurableObject<Env> {
       env,
       session: () => this.identity(),
       tenantSettings: () => this.tenantSettings(),
+      numberSetting: () => this.ledger.record?.recording ?? null,
       waitUntil: (task) => ctx.waitUntil(task),
       log: () => this.log(),
     });
@@ -320,6 +328,7 @@ export class CallSession extends DurableObject<Env> {
           instructions: input.route.instructions,
           prompt: input.route.prompt,
           codec: input.route.codec,
+          recording: input.route.recording,
           correlationId: input.correlationId,
           answerCommanded: false,
         },

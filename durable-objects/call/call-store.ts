@@ -1,5 +1,5 @@
 import type { PromptRef } from "../../workers/shared/db/prompts.ts";
-import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
+import type { CallStatus, Carrier, RecordingMode } from "../../workers/shared/db/schema.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { MachineDetectionState } from "./answering-machine.ts";
 
@@ -28,6 +28,8 @@ export interface CallRecord {
   /** The prompt version the instructions came from; absent on records written before prompts existed. */
   prompt?: PromptRef | null;
   codec: "PCMU" | "PCMA";
+  /** The called number's own recording setting, over the tenant's (inbound calls; absent on older records). */
+  recording?: RecordingMode | null;
   correlationId: string;
   lastCarrierSequence: number | null;
   eventSeq: number;

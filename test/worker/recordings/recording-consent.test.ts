@@ -4,9 +4,21 @@ import { describe, expect, it } from "vitest";
 import { CONSENT_DEADLINE_KEY } from "../../../durable-objects/call/consent-first.ts";
 import { deriveSessionId } from "../../../workers/carriers/session-routing.ts";
 import { rms } from "../support/audio-signals.ts";
-import { tenantWithNumbers } from "../support/calls.ts";
-import { eventually, postTelnyx, randomCallControlId, simFault, simRequests, telnyxEnvelope } from "../support/carriers.ts";
+import { tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import {
+  eventually,
+  parseStreamTwiml,
+  postTelnyx,
+  postTwilio,
+  randomCallControlId,
+  randomCallSid,
+  simFault,
+  simRequests,
+  telnyxEnvelope,
+  twilioCallParams,
+} from "../support/carriers.ts";
 import { api } from "../support/identity.ts";
+import { openStream } from "../support/media-caller.ts";
 import { putScenario, uniqueKey } from "../support/provider-simulator.ts";
 import { recordedWav, silenceBytes, toneBytes } from "../support/recordings.ts";
 import { type TelnyxAnswer, TelnyxMediaCaller } from "../support/telnyx-media-caller.ts";
@@ -115,5 +127,57 @@ describe("consent on Telnyx", () => {
     // A report arriving after that starts nothing more.
     await call.webhook("call.speak.ended", { status: "completed" });
     expect(await call.commands("streaming_start")).toHaveLength(1);
+  });
+});
+
+/**
+ * A Twilio number with its own `recording` in a tenant set the other way, and an inbound call to it: the TwiML, and
+ * the session's recording once the call ended.
+ */
+async function numberOverride(tenant: "on" | "off", number: "on" | "off") {
+  const { token, numbers } = await tenantWithNumbers([{ carrier: "twilio", provider: "local" }]);
+  expect(
+    (await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: tenant, consentMessage: CONSENT } })).status,
+  ).toBe(200);
+  const listed = (await (await api("/api/v1/phone-numbers", { token })).json()) as { items: Array<{ id: string; recording: unknown }> };
+  expect(listed.items[0]!.recording).toBeNull();
+  const patched = await api(`/api/v1/phone-numbers/${listed.items[0]!.id}`, { method: "PATCH", token, body: { recording: number } });
+  expect(patched.status).toBe(200);
+  expect(await patched.json()).toMatchObject({ recording: number });
+  const callSid = randomCallSid();
+  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, numbers[0]!, "ringing"));
+  const twiml = await response.text();
+  const stream = parseStreamTwiml(twiml);
+  const call = { callSid, number: numbers[0]!, streamUrl: stream.url, mediaToken: stream.token };
+  const caller = await openStream(call, 4);
+  await caller.speak(toneBytes(440, 400));
+  await caller.speak(silenceBytes(600));
+  expect((await twilioStatus(callSid, numbers[0]!, "completed", { sequence: 5 })).status).toBe(204);
+  return { token, twiml, sessionId: stream.url.split("/").at(-1)! };
+}
+
+describe("a number's own recording setting", () => {
+  it("a number set `on` in a tenant that does not record: recorded, with the tenant's consent said first", async () => {
+    const call = await numberOverride("off", "on");
+    expect(call.twiml).toContain(`<Say>${CONSENT}</Say>`);
+    const wav = await recordedWav(call.token, call.sessionId);
+    expect(rms(wav.left.subarray(0, 8 * 400))).toBeGreaterThan(3000);
+  });
+
+  it("a number set `off` in a tenant that records: no consent, no recording", async () => {
+    const call = await numberOverride("on", "off");
+    expect(call.twiml).not.toContain("<Say>");
+    await eventually(async () => {
+      const response = await api("/api/v1/calls?limit=1", { token: call.token });
+      return ((await response.json()) as { items: Array<{ status: string }> }).items[0]?.status === "completed";
+    });
+    expect((await api(`/api/v1/sessions/${call.sessionId}/recording`, { token: call.token })).status).toBe(404);
+  });
+
+  it("refuses a recording setting that is neither on, off nor null", async () => {
+    const { token } = await tenantWithNumbers([{ carrier: "twilio" }]);
+    const listed = (await (await api("/api/v1/phone-numbers", { token })).json()) as { items: Array<{ id: string }> };
+    const patched = await api(`/api/v1/phone-numbers/${listed.items[0]!.id}`, { method: "PATCH", token, body: { recording: "yes" } });
+    expect(patched.status).toBe(400);
   });
 });
