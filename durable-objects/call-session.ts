@@ -256,6 +256,7 @@ export class CallSession extends DurableObject<Env> {
       sendTo: (ws, data) => this.live.sendTo(ws, data),
       publish: (event) => this.live.broadcastToSupervisors(event),
       speechToText: () => this.speechToText(),
+      tap: this.recording,
       log: () => this.log(),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
