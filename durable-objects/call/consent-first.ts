@@ -35,6 +35,8 @@ export class ConsentFirst {
     await this.parts.carrier().consent({ step: "answer" });
     const record = ledger.record!;
     record.answerCommanded = true;
+    // A retried webhook's answer (same command ids, so nothing repeats at the carrier) must not undo a later step.
+    if (record.consent !== undefined) return ledger.save();
     record.consent = "speaking";
     ledger.save();
     const deadline = Date.now() + CONSENT_STREAM_BY_MS;
