@@ -7,7 +7,7 @@ import { carrierNamed } from "../workers/carriers/registry.ts";
 import { sentimentOf } from "../workers/shared/analysis/lexicon.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import type { PromptRef } from "../workers/shared/db/prompts.ts";
-import { PROVIDER_NAMES } from "../workers/shared/db/schema.ts";
+import { PROVIDER_NAMES, type RecordingMode } from "../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import type { ConversationSignal } from "../workers/shared/escalation.ts";
@@ -35,6 +35,7 @@ import {
 import { CallLedger } from "./call/call-ledger.ts";
 import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
+import { ConsentFirst } from "./call/consent-first.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
@@ -72,7 +73,14 @@ export interface OpenCallInput {
   tenantId: string;
   correlationId: string;
   event: CarrierEvent;
-  route: { provider: ProviderName | null; instructions: string | null; prompt: PromptRef | null; codec: "PCMU" | "PCMA" };
+  route: {
+    provider: ProviderName | null;
+    instructions: string | null;
+    prompt: PromptRef | null;
+    codec: "PCMU" | "PCMA";
+    /** The number's own recording setting (null: the tenant's), read with the route. */
+    recording: RecordingMode | null;
+  };
 }
 
 export type OpenCallResult =
@@ -143,6 +151,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly slot: AdmissionSlot;
   /** An outbound call's answering-machine verdict: the agent, a hangup, or a voicemail. */
   private readonly machine: AnsweringMachine;
+  /** A recorded call answered by command: its consent message is said before the stream starts. */
+  private readonly consentFirst: ConsentFirst;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -177,6 +187,7 @@ export class CallSession extends DurableObject<Env> {
       env,
       session: () => this.identity(),
       tenantSettings: () => this.tenantSettings(),
+      numberSetting: () => this.ledger.record?.recording ?? null,
       waitUntil: (task) => ctx.waitUntil(task),
       log: () => this.log(),
     });
@@ -245,6 +256,7 @@ export class CallSession extends DurableObject<Env> {
       sendTo: (ws, data) => this.live.sendTo(ws, data),
       publish: (event) => this.live.broadcastToSupervisors(event),
       speechToText: () => this.speechToText(),
+      tap: this.recording,
       log: () => this.log(),
     });
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
@@ -260,6 +272,12 @@ export class CallSession extends DurableObject<Env> {
         this.voice?.close();
         this.voice = null;
       },
+    });
+    this.consentFirst = new ConsentFirst({
+      ledger: this.ledger,
+      storage: ctx.storage.kv,
+      wakeBy: (at) => this.alarmSchedule.wakeBy(at),
+      carrier: this.carrier,
     });
     this.phone = phoneChannel({ env, ledger: this.ledger, media: this.media, carrier: this.carrier, waitUntil });
     this.browser = webChannel({ env, web: this.web, live: this.live, end: (reason) => this.endWebSession(reason), waitUntil });
@@ -311,6 +329,7 @@ export class CallSession extends DurableObject<Env> {
           instructions: input.route.instructions,
           prompt: input.route.prompt,
           codec: input.route.codec,
+          recording: input.route.recording,
           correlationId: input.correlationId,
           answerCommanded: false,
         },
@@ -352,11 +371,13 @@ export class CallSession extends DurableObject<Env> {
     if (isTerminal(record.status)) return { kind: "ended" };
     // The provider session opens now, while the carrier is still setting up the media stream.
     this.ensureVoice();
-    if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand());
     // The tenant's recording setting, read once for the conversation (bounded): a recorded call's caller hears the
-    // consent message before the stream, so before the agent.
+    // consent message before the stream, so before the agent — in the answer's TwiML, or said before a commanded
+    // answer's stream starts.
     await this.recording.learn();
-    return { kind: "stream", sessionId: record.sessionId, consent: this.recording.consentMessage };
+    const consent = this.recording.consentMessage;
+    if (carrierNamed(record.carrier).answersByCommand && !record.answerCommanded) this.ctx.waitUntil(this.answerByCommand(consent));
+    return { kind: "stream", sessionId: record.sessionId, consent };
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
@@ -366,6 +387,8 @@ export class CallSession extends DurableObject<Env> {
     const step = turnAwayStepAfter(this.ledger.record!, event);
     if (step) this.ctx.waitUntil(this.turnAway(step));
     if (this.ledger.record!.amd) this.ctx.waitUntil(this.machine.onSignal(event.signal).then(() => this.ledger.flush()));
+    if (this.ledger.record!.consent === "speaking")
+      this.ctx.waitUntil(this.consentFirst.onSignal(event.signal).then(() => this.ledger.flush()));
     await this.ledger.flush();
     return outcome;
   }
@@ -404,8 +427,9 @@ export class CallSession extends DurableObject<Env> {
       await this.alarmSchedule.wakeBy(Date.now() + TURN_AWAY_HANGUP_AFTER_MS);
   }
 
-  private async answerByCommand(): Promise<void> {
+  private async answerByCommand(consent: string | null): Promise<void> {
     try {
+      if (consent !== null) return await this.consentFirst.answer(consent);
       await this.carrier().answer();
       this.ledger.record!.answerCommanded = true;
       this.ledger.save();
@@ -467,6 +491,7 @@ export class CallSession extends DurableObject<Env> {
     if (this.live.anyOpen()) await this.recheckLiveSockets();
     await this.hangUpTurnedAwayCall();
     await this.machine.onAlarm();
+    await this.consentFirst.onAlarm();
     await this.ledger.flush();
     await this.conversation.flush();
     await this.flushSwitches();

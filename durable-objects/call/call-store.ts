@@ -1,5 +1,5 @@
 import type { PromptRef } from "../../workers/shared/db/prompts.ts";
-import type { CallStatus, Carrier } from "../../workers/shared/db/schema.ts";
+import type { CallStatus, Carrier, RecordingMode } from "../../workers/shared/db/schema.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { MachineDetectionState } from "./answering-machine.ts";
 
@@ -28,6 +28,8 @@ export interface CallRecord {
   /** The prompt version the instructions came from; absent on records written before prompts existed. */
   prompt?: PromptRef | null;
   codec: "PCMU" | "PCMA";
+  /** The called number's own recording setting, over the tenant's (inbound calls; absent on older records). */
+  recording?: RecordingMode | null;
   correlationId: string;
   lastCarrierSequence: number | null;
   eventSeq: number;
@@ -37,6 +39,11 @@ export interface CallRecord {
   answerCommanded: boolean;
   /** Answering-machine detection (outbound calls that asked for it); absent on other calls and older records. */
   amd?: MachineDetectionState | null;
+  /**
+   * A recorded call answered by command whose consent message is said before its stream (consent-first.ts):
+   * `speaking` until the stream is asked for, then `streamed`; absent on other calls.
+   */
+  consent?: "speaking" | "streamed";
 }
 
 export interface CallEventRow {

@@ -1,4 +1,4 @@
-import type { CarrierCallState, CarrierCommands, TurnAwayStep } from "../../workers/carriers/carrier.ts";
+import type { CarrierCallState, CarrierCommands, ConsentStep, TurnAwayStep } from "../../workers/carriers/carrier.ts";
 import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
 import { carrierAvailable, recordCarrierResult } from "../../workers/carriers/carrier-breaker.ts";
 import { carrierNamed } from "../../workers/carriers/registry.ts";
@@ -68,6 +68,12 @@ export class CarrierLink {
   leaveVoicemail(message: string): Promise<{ endsCall: boolean }> {
     return guarded(this.record.carrier, () => withRetries(() => this.commands().leaveVoicemail(message)));
   }
+
+  /** One step of answering with the consent message first (see `CarrierCommands.consent`). */
+  consent(step: ConsentStep): Promise<void> {
+    return guarded(this.record.carrier, () => withRetries(() => this.commands().consent(step)));
+  }
+
   currentState(): Promise<CarrierCallState> {
     return this.commands().currentState();
   }

@@ -3,12 +3,15 @@ import type { Logger } from "../../workers/shared/logger.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { base64Capacity, decodeBase64Into, encodeBase64 } from "../media/audio/pcm16.ts";
 import { createTranscoder, sameFormat, type Transcode } from "../media/audio/transcoder.ts";
+import type { AudioTap } from "../media/audio-tap.ts";
 import type { CallerLeg } from "../media/caller-leg.ts";
 import type { VoiceSession } from "../voice/voice-session.ts";
 import { type SpeechToTextEndpoint, SupervisorStt } from "./supervisor-stt.ts";
 
 /** What a supervisor's browser speaks and hears: PCM16 little-endian, 16 kHz mono, like a web caller. */
 const SUPERVISOR_AUDIO: AudioFormat = { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE };
+/** The item the takeover's audio is filed under on the agent's side of the recording (no reply of the agent's). */
+const TAKEOVER_ITEM = "supervisor-takeover";
 
 export interface SupervisionHost {
   /** The session's conversation (created on need); null once the session has ended. */
@@ -21,17 +24,20 @@ export interface SupervisionHost {
   publish(event: LiveEvent): void;
   /** Where the supervisor's speech is transcribed; null when this deployment has no speech-to-text configured. */
   speechToText(): SpeechToTextEndpoint | null;
+  /** The session's recording: what the caller hears of the supervisor goes on the agent's side, as the agent's would. */
+  tap: AudioTap;
   log(): Logger;
 }
 
 /**
  * Supervisors in the loop, on the socket side: a whisper goes to the agent as guidance; one supervisor at a time
  * takes the call over — the agent is silenced (voice-session.ts), the supervisor's audio is transcoded to the
- * caller's leg and the caller's audio to the supervisor — until they release it or their socket goes. Every
- * supervisor watching gets `whisper`, `takeover` and `release`. The supervisor's words become `supervisor` transcript
- * lines through a speech-to-text stream of the takeover's own (supervisor-stt.ts), so the agent resumes knowing them. The holder is kept in memory: a phone call keeps
- * the object awake (its carrier socket is not hibernatable); a web session evicted mid-takeover loses it, and its
- * agent (rebuilt from storage) is not silenced any more.
+ * caller's leg (and copied to the recording's agent side) and the caller's audio to the supervisor — until they
+ * release it or their socket goes. Every supervisor watching gets `whisper`, `takeover` and `release`. The
+ * supervisor's words become `supervisor` transcript lines through a speech-to-text stream of the takeover's own
+ * (supervisor-stt.ts), so the agent resumes knowing them. The holder is kept in memory: a phone call keeps the object
+ * awake (its carrier socket is not hibernatable); a web session evicted mid-takeover loses it, and its agent (rebuilt
+ * from storage) is not silenced any more.
  *
  * The audio paths are per frame: no awaits, no storage, no logs; one transcoder per direction, rebuilt only when
  * the leg's format changes, and one reused byte buffer.
@@ -119,7 +125,11 @@ export class Supervision {
     }
     const base64 = encodeBase64(pcm16);
     const audio = this.toCaller.transcode(base64);
-    if (audio) leg.sendAudio(audio);
+    if (audio) {
+      leg.sendAudio(audio);
+      // Sent with no mark after it, so heard as it is sent: the recording places it now on the caller's clock.
+      this.host.tap.agent(audio, leg.outbound, TAKEOVER_ITEM, null);
+    }
     // What the caller was sent is what gets transcribed; the stream's own trouble never reaches this path.
     this.holder.stt.audio(base64, pcm16.byteLength);
   }

@@ -1,3 +1,4 @@
+import type { RecordingMode } from "../../workers/shared/db/schema.ts";
 import { recordings } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
@@ -25,6 +26,8 @@ interface RecordingParts {
   session(): { tenantId: string; sessionId: string } | null;
   /** The tenant's settings as the call read them once (bounded; null when they could not be read). */
   tenantSettings(): Promise<TenantSettings | null>;
+  /** The called number's own setting (null: the tenant's), carried from the number's route into the call's record. */
+  numberSetting(): RecordingMode | null;
   waitUntil(task: Promise<unknown>): void;
   log(): Logger;
 }
@@ -56,14 +59,17 @@ export class CallRecording implements AudioTap {
 
   constructor(private readonly parts: RecordingParts) {}
 
-  /** Learns the tenant's setting once (later calls share the first); never rejects. Unknown settings: not recorded. */
+  /**
+   * Learns once whether the session is recorded (later calls share the first): the called number's own setting, else
+   * the tenant's. Never rejects. Unknown tenant settings: not recorded (nor is a consent known to say).
+   */
   learn(): Promise<void> {
     if (this.learning) return this.learning;
     const session = this.parts.session();
     if (!session) return Promise.resolve();
     this.learning = this.parts.tenantSettings().then((settings) => {
       if (!settings) return this.parts.log().warn("recording.setting_unreadable", {});
-      if (settings.recording !== "on") return;
+      if ((this.parts.numberSetting() ?? settings.recording) !== "on") return;
       this.consentMessage = settings.consentMessage;
       // R2 unreachable at the start: this session goes unrecorded rather than failing its call.
       return this.begin(session).catch(() => this.parts.log().warn("recording.start_failed", {}));

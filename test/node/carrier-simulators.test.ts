@@ -867,6 +867,61 @@ describe("fake Twilio REST API", () => {
   });
 });
 
+describe("simulated Telnyx inbound call answered for consent", () => {
+  it("answered without a stream, says the speak's text, reports call.speak.ended, then streams on streaming_start", async () => {
+    let apis: CarrierApis | undefined;
+    const consent = "This call is recorded.";
+    const act = (event: TelnyxEvent, action: string, body: Record<string, unknown>) =>
+      setImmediate(() => void telnyxAction(apis!, String(event.payload.call_control_id), action, body));
+    const platform = await peer({
+      http: async (request) => {
+        const event = (JSON.parse(request.body) as { data: TelnyxEvent }).data;
+        if (event.event_type === "call.initiated") act(event, "answer", { command_id: "consent-answer" });
+        if (event.event_type === "call.answered") act(event, "speak", { payload: consent, command_id: "consent-speak" });
+        if (event.event_type === "call.speak.ended") {
+          act(event, "streaming_start", {
+            stream_url: "wss://switchboard.test/telephony/telnyx/media/session-9/secret-token",
+            stream_track: "inbound_track",
+            stream_bidirectional_mode: "rtp",
+            stream_bidirectional_codec: "PCMU",
+            command_id: "consent-stream",
+          });
+        }
+        return { status: 200 };
+      },
+    });
+    apis = await carrierApis({ platform: { baseUrl: platform.url, publicBaseUrl: TEST_PUBLIC_BASE_URL } });
+    const report = await simulateCall({
+      carrier: "telnyx",
+      baseUrl: platform.url,
+      publicBaseUrl: TEST_PUBLIC_BASE_URL,
+      from: "+15550003333",
+      to: "+15550004445",
+      utterances: [readWav(readFileSync(join(AUDIO_DIR, "caller-goodbye.wav")))],
+      pauseMs: 0,
+      waitForAgent: false,
+      lingerMs: 300,
+      speed: 8,
+      telnyx: { api: apis.telnyx },
+    });
+    expect(report.errors).toEqual([]);
+    expect(report.sessionId).toBe("session-9");
+    // Nothing streamed until the consent had been said: the stream's events follow call.speak.ended.
+    expect(telnyxEvents(platform).map((event) => event.event_type)).toEqual([
+      "call.initiated",
+      "call.answered",
+      "call.speak.started",
+      "call.speak.ended",
+      "streaming.started",
+      "streaming.stopped",
+      "call.hangup",
+    ]);
+    const call = apis.telnyx.call(report.callId);
+    expect(call && "said" in call ? call.said : []).toEqual([consent]);
+    expect(platform.sockets.map((socket) => socket.url)).toEqual(["/telephony/telnyx/media/session-9/secret-token"]);
+  });
+});
+
 describe("fake Telnyx REST API", () => {
   const dial = (apis: CarrierApis, body: Record<string, unknown>, key = TELNYX_API_KEY) =>
     fetch(`${apis.telnyxBaseUrl}/v2/calls`, {

@@ -29,6 +29,12 @@ export const BUSY_MESSAGE = "Sorry, all of our lines are busy right now. Please 
 /** Turning away a call goes step by step, each on the carrier's word that the one before is done. */
 export type TurnAwayStep = "arrived" | "answered" | "spoken";
 
+/**
+ * Answering a recorded call whose caller must hear the consent message before the agent, step by step: answer without
+ * media, say the message, then start the stream once it has been said (or could not be).
+ */
+export type ConsentStep = { step: "answer" } | { step: "say"; message: string } | { step: "stream" };
+
 export type CarrierCallState = { state: "live" } | { state: "ended"; failed: string | null } | { state: "unknown" };
 
 /** Commands the call's object sends its carrier for one call; each is idempotent at the carrier. */
@@ -60,6 +66,12 @@ export interface CarrierCommands {
    * call's object hangs up.
    */
   leaveVoicemail(message: string): Promise<{ endsCall: boolean }>;
+  /**
+   * One step of answering by command a call whose caller hears the consent message first (the stream, and with it the
+   * agent and the recording, starts only at `stream`). A carrier that answers by the webhook's response says the
+   * message in that response (Twilio: `<Say>` before `<Connect><Stream>`) and sends nothing.
+   */
+  consent(step: ConsentStep): Promise<void>;
 }
 
 /**

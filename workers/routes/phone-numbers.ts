@@ -7,7 +7,7 @@ import { numberInUse } from "../identity/accounts.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { forgetNumber } from "../shared/db/directory.ts";
 import { requirePrompt } from "../shared/db/prompts.ts";
-import { CARRIERS, PROVIDER_NAMES, phoneNumbers, TELNYX_CODECS } from "../shared/db/schema.ts";
+import { CARRIERS, PROVIDER_NAMES, phoneNumbers, RECORDING_MODES, TELNYX_CODECS } from "../shared/db/schema.ts";
 import { badRequest, conflict, notFound } from "../shared/errors.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
@@ -21,6 +21,7 @@ const phoneNumberSchema = z
     instructions: z.string().nullable(),
     promptId: z.string().nullable().describe("the prompt calls to this number run (its current version); wins over instructions"),
     codec: z.enum(TELNYX_CODECS),
+    recording: z.enum(RECORDING_MODES).nullable().describe("whether calls to this number are recorded; null: the tenant's setting"),
     createdAt: z.string(),
   })
   .openapi("PhoneNumber");
@@ -48,6 +49,7 @@ const createRoute = protectedRoute("phone_numbers:write", {
       instructions: z.string().max(8000).optional(),
       promptId: z.uuid().optional().describe("a prompt of the tenant's (POST /api/v1/prompts)"),
       codec: z.enum(TELNYX_CODECS).optional(),
+      recording: z.enum(RECORDING_MODES).nullable().optional().describe("over the tenant's `recording`; absent or null: the tenant's"),
     }),
   ),
   responses: {
@@ -70,7 +72,7 @@ const patchRoute = protectedRoute("phone_numbers:write", {
   method: "patch",
   path: "/api/v1/phone-numbers/{id}",
   tags: ["phone numbers"],
-  summary: "Change what calls to a number run (provider, instructions, prompt, codec); null clears a field",
+  summary: "Change what calls to a number run (provider, instructions, prompt, codec, recording); null clears a field",
   request: {
     params: idParam,
     ...jsonBody(
@@ -79,6 +81,7 @@ const patchRoute = protectedRoute("phone_numbers:write", {
         instructions: z.string().max(8000).nullable().optional(),
         promptId: z.uuid().nullable().optional(),
         codec: z.enum(TELNYX_CODECS).optional(),
+        recording: z.enum(RECORDING_MODES).nullable().optional(),
       }),
     ),
   },
@@ -114,6 +117,7 @@ export const phoneNumberRoutes = publicRouter()
       instructions: body.instructions ?? null,
       promptId: body.promptId ?? null,
       codec: body.codec ?? ("PCMU" as const),
+      recording: body.recording ?? null,
       createdAt: Date.now(),
     };
     await scope.batch([
@@ -123,7 +127,7 @@ export const phoneNumberRoutes = publicRouter()
         targetType: "phone_number",
         targetId: row.id,
         outcome: "success",
-        details: { e164: row.e164, carrier: row.carrier, promptId: row.promptId },
+        details: { e164: row.e164, carrier: row.carrier, promptId: row.promptId, recording: row.recording },
       }),
     ]);
     await forgetNumber(c.env, c.get("log"), row.e164);
@@ -149,7 +153,7 @@ export const phoneNumberRoutes = publicRouter()
         targetId: id,
         outcome: "success",
         // Which fields changed, and the prompt named; instructions are the tenant's script, not audit material.
-        details: { e164: row.e164, fields: Object.keys(change), promptId: change.promptId },
+        details: { e164: row.e164, fields: Object.keys(change), promptId: change.promptId, recording: change.recording },
       }),
     ]);
     await forgetNumber(c.env, c.get("log"), row.e164);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { tenantSettings } from "./db/schema.ts";
+import { RECORDING_MODES, tenantSettings } from "./db/schema.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
 import { escalationSettingsSchema } from "./escalation.ts";
 import { maskerFor, maskPii, piiRedactionSchema } from "./pii.ts";
@@ -63,10 +63,11 @@ const fields = {
     .nullable()
     .describe("escalation rules (sentimentBelow + sentimentTurns, keywords, toolFailures, transferTo); null for none"),
   /**
-   * "on": every session (phone calls and web sessions) is recorded as a two-channel WAV (README "Recordings"). Off by
-   * default: recording people is the tenant's decision, and its consent duty with it.
+   * "on": every session (phone calls and web sessions) is recorded as a two-channel WAV (README "Recordings"); a phone
+   * number's own `recording` (phone_numbers) wins for calls to it. Off by default: recording people is the tenant's
+   * decision, and its consent duty with it.
    */
-  recording: z.enum(["off", "on"]).describe("record every session as a two-channel WAV (caller left, agent right)"),
+  recording: z.enum(RECORDING_MODES).describe("record every session as a two-channel WAV (caller left, agent right)"),
   /**
    * What a phone caller hears before the agent speaks when recording is on (Twilio `<Say>` before the stream). Null:
    * no announcement (the tenant informs callers some other way).

@@ -1,7 +1,6 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { decodeMulaw, encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
 import { recordingLinkSignature, recordingPrefix } from "../../../workers/shared/recordings.ts";
 import { TEST_RECORDING_SIGNING_KEY } from "../../support/test-settings.ts";
 import { concatBytes, rms } from "../support/audio-signals.ts";
@@ -11,6 +10,7 @@ import { eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallPara
 import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
+import { download, frequencyOf, mulawSamples, parseWav, recordingOf, silenceBytes, toneBytes } from "../support/recordings.ts";
 
 /**
  * Recordings with consent, end to end: a Twilio call (its media caller plays agent audio in real time and echoes
@@ -52,23 +52,6 @@ async function callTo(key: string, recording: "on" | "off", provider: "openai" |
   };
 }
 
-/** µ-law bytes of a sine tone. */
-function toneBytes(hz: number, ms: number): Uint8Array {
-  const samples = new Int16Array(8 * ms);
-  for (let i = 0; i < samples.length; i++) samples[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / 8000));
-  const bytes = new Uint8Array(samples.length);
-  encodeMulaw(samples, bytes);
-  return bytes;
-}
-
-const silenceBytes = (ms: number) => new Uint8Array(8 * ms).fill(0xff);
-
-function mulawSamples(bytes: Uint8Array): Int16Array {
-  const samples = new Int16Array(bytes.length);
-  decodeMulaw(bytes, samples);
-  return samples;
-}
-
 /** The agent audio the caller received, by the item its marks name (each chunk is followed by its mark). */
 function agentAudioByItem(caller: TwilioMediaCaller): Map<string, Int16Array> {
   const chunks = new Map<string, Uint8Array[]>();
@@ -84,34 +67,6 @@ function agentAudioByItem(caller: TwilioMediaCaller): Map<string, Int16Array> {
   return new Map([...chunks].map(([item, parts]) => [item, mulawSamples(concatBytes(...parts))]));
 }
 
-interface Wav {
-  channels: number;
-  sampleRate: number;
-  bitsPerSample: number;
-  left: Int16Array;
-  right: Int16Array;
-}
-
-/** A RIFF/WAVE file read field by field, with its sizes checked against the bytes. */
-function parseWav(bytes: Uint8Array): Wav {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const text = (offset: number) => String.fromCharCode(...bytes.subarray(offset, offset + 4));
-  expect([text(0), text(8), text(12), text(36)]).toEqual(["RIFF", "WAVE", "fmt ", "data"]);
-  expect(view.getUint32(4, true)).toBe(bytes.length - 8);
-  expect(view.getUint16(20, true)).toBe(1);
-  const dataBytes = view.getUint32(40, true);
-  expect(dataBytes).toBe(bytes.length - 44);
-  const channels = view.getUint16(22, true);
-  const frames = dataBytes / (2 * channels);
-  const left = new Int16Array(frames);
-  const right = new Int16Array(frames);
-  for (let i = 0; i < frames; i++) {
-    left[i] = view.getInt16(44 + 4 * i, true);
-    right[i] = view.getInt16(46 + 4 * i, true);
-  }
-  return { channels, sampleRate: view.getUint32(24, true), bitsPerSample: view.getUint16(34, true), left, right };
-}
-
 /** Where `needle` first occurs in `haystack`, sample for sample; -1 when nowhere. */
 function indexOfSamples(haystack: Int16Array, needle: Int16Array, from = 0): number {
   outer: for (let i = from; i + needle.length <= haystack.length; i++) {
@@ -120,26 +75,6 @@ function indexOfSamples(haystack: Int16Array, needle: Int16Array, from = 0): num
   }
   return -1;
 }
-
-/** The frequency of a clean tone, from its rising zero crossings (the edges skipped: filters ring there). */
-function frequencyOf(samples: Int16Array, rate: number): number {
-  const body = samples.subarray(Math.floor(samples.length / 10), Math.floor((samples.length * 9) / 10));
-  let crossings = 0;
-  for (let i = 1; i < body.length; i++) if (body[i - 1]! < 0 && body[i]! >= 0) crossings++;
-  return (crossings * rate) / body.length;
-}
-
-/** The session's recording once the ended call's object has written it. */
-async function recordingOf(token: string, sessionId: string) {
-  const response = await eventually(async () => {
-    const attempt = await api(`/api/v1/sessions/${sessionId}/recording`, { token });
-    return attempt.status === 200 && attempt;
-  }, 250);
-  return (await response.json()) as { id: string; durationMs: number; channels: number; format: string; url: string; expiresAt: string };
-}
-
-/** A signed link followed as a browser would: no bearer, no other header. */
-const download = (url: string) => exports.default.fetch(url);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -73,7 +73,7 @@ export class TelnyxCallControl {
     );
   }
 
-  /** Answers without media: the caller will only hear what the platform says (a busy message). */
+  /** Answers without media: the caller hears only what the platform says (a busy message; a consent before its stream). */
   answerWithoutMedia(callControlId: string, commandId: string, clientState: string) {
     return this.run("answer", () => this.client.calls.actions.answer(callControlId, { command_id: commandId, client_state: clientState }));
   }

@@ -62,6 +62,12 @@ export function telnyxCommands(env: Env, call: CarrierCall): CarrierCommands {
       await control.speak(callControlId(), `voicemail-speak-${call.sessionId}`, clientState, message);
       return { endsCall: false };
     },
+    async consent(step) {
+      // Each step once per call (fixed command ids): a retried webhook or a late alarm repeats nothing.
+      if (step.step === "answer") await control.answerWithoutMedia(callControlId(), `answer-${call.sessionId}`, clientState);
+      else if (step.step === "say") await control.speak(callControlId(), `consent-speak-${call.sessionId}`, clientState, step.message);
+      else await control.startStreaming(callControlId(), `consent-stream-${call.sessionId}`, clientState, await streamTarget());
+    },
     async currentState(): Promise<CarrierCallState> {
       if (!call.carrierCallId) return { state: "unknown" };
       if (await control.isAlive(call.carrierCallId)) return { state: "live" };

@@ -42,7 +42,13 @@ async function webhook(c: Context<CarrierEnv>) {
       tenantId: number.tenantId,
       correlationId,
       event,
-      route: { provider: number.provider, instructions: number.instructions, prompt: number.prompt ?? null, codec: number.codec },
+      route: {
+        provider: number.provider,
+        instructions: number.instructions,
+        prompt: number.prompt ?? null,
+        codec: number.codec,
+        recording: number.recording ?? null,
+      },
     });
     return c.json({ received: true }, 200);
   }

@@ -53,6 +53,8 @@ export function twilioCommands(env: Env, call: CarrierCall): CarrierCommands {
     },
     // The voice webhook's TwiML says the busy message and hangs up (`busyTwiml`): there is no step to command.
     turnAway: async () => {},
+    // The consent is said by the voice webhook's TwiML, before its stream.
+    consent: async () => {},
     async leaveVoicemail(message) {
       // The live call's TwiML is replaced (its stream ends): `<Say>` the message, then `<Hangup/>`.
       await rest.updateCall(callSid(), { Twiml: voicemailTwiml(message) });

@@ -55,7 +55,13 @@ async function voice(c: Context<CarrierEnv>) {
     tenantId: number.tenantId,
     correlationId,
     event,
-    route: { provider: number.provider, instructions: number.instructions, prompt: number.prompt ?? null, codec: number.codec },
+    route: {
+      provider: number.provider,
+      instructions: number.instructions,
+      prompt: number.prompt ?? null,
+      codec: number.codec,
+      recording: number.recording ?? null,
+    },
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   if (result.kind === "duplicate") {

@@ -5,7 +5,7 @@ import { metrics } from "../observability/metrics.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
 import { currentVersionFields, currentVersionJoin, type PromptRef } from "./prompts.ts";
-import { type Carrier, calls, phoneNumbers, prompts, promptVersions } from "./schema.ts";
+import { type Carrier, calls, phoneNumbers, prompts, promptVersions, type RecordingMode } from "./schema.ts";
 
 /**
  * Cross-tenant lookups that carrier webhooks need before they know the tenant: number → tenant and carrier call →
@@ -23,6 +23,8 @@ export interface NumberRoute {
   instructions: string | null;
   prompt: PromptRef | null;
   codec: "PCMU" | "PCMA";
+  /** The number's own recording setting (null: the tenant's). Absent in routes cached before it existed. */
+  recording?: RecordingMode | null;
 }
 
 const numberKey = (e164: string) => `number:${e164}`;
@@ -67,6 +69,7 @@ export function routeForNumber(env: Env, e164: string): Promise<NumberRoute | nu
       prompt:
         prompt?.id && prompt.version !== null ? { id: prompt.id, version: prompt.version, voice: prompt.voice, tools: prompt.tools } : null,
       codec: number.codec,
+      recording: number.recording,
     };
   });
 }

@@ -133,6 +133,9 @@ export const CARRIERS = ["twilio", "telnyx"] as const;
 export type Carrier = (typeof CARRIERS)[number];
 export const PROVIDER_NAMES = ["openai", "gemini", "deepgram", "local"] as const;
 export const TELNYX_CODECS = ["PCMU", "PCMA"] as const;
+/** A number's own recording setting; a number without one (null) follows its tenant's `recording`. */
+export const RECORDING_MODES = ["off", "on"] as const;
+export type RecordingMode = (typeof RECORDING_MODES)[number];
 
 /** A tenant's phone numbers: inbound calls find their tenant by the called number. */
 export const phoneNumbers = sqliteTable(
@@ -150,6 +153,8 @@ export const phoneNumbers = sqliteTable(
     promptId: text("prompt_id"),
     // Telnyx streaming codec for calls on this number.
     codec: text("codec", { enum: TELNYX_CODECS }).notNull().default("PCMU"),
+    // Whether calls to this number are recorded, over the tenant's setting; null: the tenant's.
+    recording: text("recording", { enum: RECORDING_MODES }),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [uniqueIndex("phone_numbers_e164_unique").on(t.e164), index("phone_numbers_tenant_idx").on(t.tenantId)],
