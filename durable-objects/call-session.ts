@@ -389,6 +389,8 @@ export class CallSession extends DurableObject<Env> {
     if (this.ledger.record!.amd) this.ctx.waitUntil(this.machine.onSignal(event.signal).then(() => this.ledger.flush()));
     if (this.ledger.record!.consent === "speaking")
       this.ctx.waitUntil(this.consentFirst.onSignal(event.signal).then(() => this.ledger.flush()));
+    // After the machine's verdict (taken before its first await): a person it let through hears the consent now.
+    if (this.consentAtAnswerDue()) this.ctx.waitUntil(this.sayConsentAtAnswer());
     await this.ledger.flush();
     return outcome;
   }
@@ -440,13 +442,42 @@ export class CallSession extends DurableObject<Env> {
     }
   }
 
+  /**
+   * An outbound call recorded with a consent message, dialled without its stream, that its callee has answered: the
+   * message is said once the answering machine's verdict (if asked for) lets the agent through, never to a machine —
+   * it would be left on its voicemail, and talking over the greeting would spoil the detection listening to it.
+   */
+  private consentAtAnswerDue(): boolean {
+    const record = this.ledger.record!;
+    return (
+      record.consentAtAnswer === true &&
+      record.consent === undefined &&
+      record.answeredAt !== null &&
+      !isTerminal(record.status) &&
+      carrierNamed(record.carrier).answersByCommand &&
+      (!record.amd || record.amd.outcome === "agent")
+    );
+  }
+
+  private async sayConsentAtAnswer(): Promise<void> {
+    await this.consentFirst.say(async () => {
+      await this.recording.learn();
+      return this.recording.consentMessage;
+    });
+    await this.ledger.flush();
+  }
+
   async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
     if (!this.ledger.record) {
       // Refused or unchecked, nothing is recorded or dialled: the API answers 429 or 503 and the caller may retry.
       const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
       if (admission !== "admitted") return { ok: false, reason: admission, retryable: admission === "unavailable", admission };
     }
-    const result = await placeCall(this.ledger, this.carrier, input);
+    const result = await placeCall(this.ledger, this.carrier, input, async () => {
+      // The tenant's (or the number's) recording setting, read once for the call (bounded), before the dial.
+      await this.recording.learn();
+      return this.recording.consentMessage !== null;
+    });
     // Dialled: the provider session opens while the callee's phone rings.
     if (result.ok) this.ensureVoice();
     return result;
@@ -491,6 +522,8 @@ export class CallSession extends DurableObject<Env> {
     if (this.live.anyOpen()) await this.recheckLiveSockets();
     await this.hangUpTurnedAwayCall();
     await this.machine.onAlarm();
+    // A verdict that never came lets the agent through: a person hears the consent first.
+    if (this.ledger.record && this.consentAtAnswerDue()) await this.sayConsentAtAnswer();
     await this.consentFirst.onAlarm();
     await this.ledger.flush();
     await this.conversation.flush();

@@ -1,6 +1,6 @@
 import { CarrierApiError } from "../../workers/carriers/carrier-api-error.ts";
 import type { PromptRef } from "../../workers/shared/db/prompts.ts";
-import type { CallStatus, Carrier, MachineDetectionMode } from "../../workers/shared/db/schema.ts";
+import type { CallStatus, Carrier, MachineDetectionMode, RecordingMode } from "../../workers/shared/db/schema.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import { newMachineDetection } from "./answering-machine.ts";
@@ -22,6 +22,8 @@ export interface PlaceCallInput {
   candidates: Array<{ carrier: Carrier; from: string }>;
   /** Answering-machine detection asked for the call (with the voicemail message, in that mode), or null. */
   machineDetection: { mode: MachineDetectionMode; message: string | null } | null;
+  /** The calling number's own recording setting (null: the tenant's applies). */
+  recording: RecordingMode | null;
 }
 
 export type PlaceCallResult =
@@ -48,8 +50,17 @@ export type ControlResult =
   | { ok: true; status: CallStatus }
   | { ok: false; error: "invalid_state" | "carrier_error" | "unknown_call"; status?: CallStatus; message: string };
 
-/** Recorded first (so early webhooks find it), then placed through the first carrier whose API accepts it. */
-export async function placeCall(ledger: CallLedger, link: () => CarrierLink, input: PlaceCallInput): Promise<PlaceCallResult> {
+/**
+ * Recorded first (so early webhooks find it), then placed through the first carrier whose API accepts it. Whether its
+ * callee must hear a consent message first (`consentFirst`, asked once: the record keeps the answer for a retry) is
+ * known before the dial, since a carrier that answers by command is then dialled without the stream.
+ */
+export async function placeCall(
+  ledger: CallLedger,
+  link: () => CarrierLink,
+  input: PlaceCallInput,
+  consentFirst: () => Promise<boolean>,
+): Promise<PlaceCallResult> {
   const first = input.candidates[0];
   if (!first) return { ok: false, reason: "no carrier can place this call", retryable: false };
   const amd = input.machineDetection && (await newMachineDetection(input.machineDetection.mode, input.machineDetection.message));
@@ -69,6 +80,7 @@ export async function placeCall(ledger: CallLedger, link: () => CarrierLink, inp
         instructions: input.instructions,
         prompt: input.prompt,
         codec: input.codec,
+        recording: input.recording,
         correlationId: input.correlationId,
         answerCommanded: true,
         amd,
@@ -76,6 +88,7 @@ export async function placeCall(ledger: CallLedger, link: () => CarrierLink, inp
       "call.requested",
       input.to,
     );
+  record.consentAtAnswer ??= await consentFirst();
   let failover: { from: Carrier; reason: string } | null = null;
   let lastError: unknown;
   for (const candidate of input.candidates) {

@@ -28,7 +28,7 @@ export interface CallRecord {
   /** The prompt version the instructions came from; absent on records written before prompts existed. */
   prompt?: PromptRef | null;
   codec: "PCMU" | "PCMA";
-  /** The called number's own recording setting, over the tenant's (inbound calls; absent on older records). */
+  /** The number's own recording setting (the one called, or called from), over the tenant's; absent on older records. */
   recording?: RecordingMode | null;
   correlationId: string;
   lastCarrierSequence: number | null;
@@ -44,6 +44,12 @@ export interface CallRecord {
    * `speaking` until the stream is asked for, then `streamed`; absent on other calls.
    */
   consent?: "speaking" | "streamed";
+  /**
+   * An outbound call recorded with a consent message: dialled without its stream on a carrier that answers by
+   * command, whose callee hears the message once they answer (and are known to be a person) before the stream
+   * starts. A carrier answering by its webhook's response says it there instead. False or absent on other calls.
+   */
+  consentAtAnswer?: boolean;
 }
 
 export interface CallEventRow {

@@ -29,6 +29,7 @@ export class CarrierLink {
       answered: record.answeredAt !== null,
       commandSeq: record.eventSeq,
       machineDetection: record.amd?.mode ?? null,
+      streamAfterConsent: record.consentAtAnswer === true,
     });
   }
 

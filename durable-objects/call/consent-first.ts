@@ -31,19 +31,32 @@ export class ConsentFirst {
 
   /** Answers without media and says `message`; throws only if the answer itself failed (the call cannot go on). */
   async answer(message: string): Promise<void> {
-    const { ledger, storage } = this.parts;
     await this.parts.carrier().consent({ step: "answer" });
+    this.parts.ledger.record!.answerCommanded = true;
+    this.parts.ledger.save();
+    await this.say(async () => message);
+  }
+
+  /**
+   * Says the message on a call already answered (an inbound one by `answer`, an outbound one dialled without its
+   * stream by its callee), then the stream starts as above. The record moves before anything awaits, so a second
+   * caller (a retried webhook, the alarm) does nothing; a message no longer known (the tenant stopped recording
+   * before an evicted object learnt it again) starts the stream at once rather than leave the callee in silence.
+   */
+  async say(message: () => Promise<string | null>): Promise<void> {
+    const { ledger, storage } = this.parts;
     const record = ledger.record!;
-    record.answerCommanded = true;
     // A retried webhook's answer (same command ids, so nothing repeats at the carrier) must not undo a later step.
-    if (record.consent !== undefined) return ledger.save();
+    if (record.consent !== undefined) return;
     record.consent = "speaking";
     ledger.save();
     const deadline = Date.now() + CONSENT_STREAM_BY_MS;
     storage.put(CONSENT_DEADLINE_KEY, deadline);
     await this.parts.wakeBy(deadline);
+    const text = await message();
+    if (text === null) return this.startStream("no_message");
     try {
-      await this.parts.carrier().consent({ step: "say", message });
+      await this.parts.carrier().consent({ step: "say", message: text });
     } catch (error) {
       this.parts.carrier().logFailure("consent_say", error);
       await this.startStream("say_failed");
@@ -73,7 +86,7 @@ export class ConsentFirst {
   }
 
   /** Asks once (the record moves before anything awaits, so a duplicate report or the alarm acts no second time). */
-  private async startStream(why: "spoken" | "say_failed" | "deadline"): Promise<void> {
+  private async startStream(why: "spoken" | "say_failed" | "no_message" | "deadline"): Promise<void> {
     const { ledger, storage } = this.parts;
     const record = ledger.record!;
     record.consent = "streamed";

@@ -21,6 +21,8 @@ export interface CarrierCall {
   commandSeq: number;
   /** Answering-machine detection asked of an outbound call: its result comes later, as a `machine_detection` signal. */
   machineDetection: MachineDetectionMode | null;
+  /** An outbound call whose callee hears the consent message before the stream starts: dialled without it. */
+  streamAfterConsent: boolean;
 }
 
 /** What a caller turned away at the tenant's concurrency limit hears before the call ends. */

@@ -85,6 +85,8 @@ export async function placeOutboundCall(
     codec: first?.codec ?? "PCMU",
     candidates,
     machineDetection: request.machineDetection ? { mode: request.machineDetection, message: request.voicemailMessage ?? null } : null,
+    // The number called from records (or not) as it would a call to it.
+    recording: first?.recording ?? null,
   });
   return { sessionId, result };
 }

@@ -126,7 +126,8 @@ export class TelnyxCallControl {
     clientState: string;
     commandId: string;
     webhookUrl: string;
-    target: StreamTarget;
+    /** null: dialled without media (the stream is started later by `startStreaming`). */
+    target: StreamTarget | null;
     /** `detect`: the verdict alone; `greeting_end`: the verdict, then the end of a machine's greeting (its beep). */
     machineDetection?: "detect" | "greeting_end";
   }): Promise<{ callControlId: string }> {
@@ -138,7 +139,7 @@ export class TelnyxCallControl {
         client_state: params.clientState,
         command_id: params.commandId,
         webhook_url: params.webhookUrl,
-        ...TelnyxCallControl.streaming(params.target),
+        ...(params.target && TelnyxCallControl.streaming(params.target)),
         ...(params.machineDetection && { answering_machine_detection: params.machineDetection }),
       });
       const id = response.data?.call_control_id;

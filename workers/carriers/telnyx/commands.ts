@@ -31,7 +31,8 @@ export function telnyxCommands(env: Env, call: CarrierCall): CarrierCommands {
         clientState,
         commandId: `dial-${call.sessionId}`,
         webhookUrl: urls.webhook(),
-        target: await streamTarget(),
+        // A recorded call's stream (the agent, the recording) starts once its callee has heard the consent.
+        target: call.streamAfterConsent ? null : await streamTarget(),
         ...(call.machineDetection && { machineDetection: call.machineDetection === "voicemail" ? "greeting_end" : "detect" }),
       });
       return { carrierCallId: callControlId };
