@@ -1,5 +1,5 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber } from "../../shared/db/directory.ts";
+import { callRouteOf, routeForNumber } from "../../shared/db/directory.ts";
 import { callObject, isSessionId } from "../../shared/session-ids.ts";
 import { requireSettings } from "../../shared/settings.ts";
 import { forwardMediaUpgrade } from "../media-upgrade.ts";
@@ -42,13 +42,7 @@ async function webhook(c: Context<CarrierEnv>) {
       tenantId: number.tenantId,
       correlationId,
       event,
-      route: {
-        provider: number.provider,
-        instructions: number.instructions,
-        prompt: number.prompt ?? null,
-        codec: number.codec,
-        recording: number.recording ?? null,
-      },
+      route: callRouteOf(number),
     });
     return c.json({ received: true }, 200);
   }

@@ -1,5 +1,5 @@
 import { type Context, Hono } from "hono";
-import { routeForNumber } from "../../shared/db/directory.ts";
+import { callRouteOf, routeForNumber } from "../../shared/db/directory.ts";
 import { metrics } from "../../shared/observability/metrics.ts";
 import { callObject, isSessionId } from "../../shared/session-ids.ts";
 import { requireSettings } from "../../shared/settings.ts";
@@ -55,13 +55,7 @@ async function voice(c: Context<CarrierEnv>) {
     tenantId: number.tenantId,
     correlationId,
     event,
-    route: {
-      provider: number.provider,
-      instructions: number.instructions,
-      prompt: number.prompt ?? null,
-      codec: number.codec,
-      recording: number.recording ?? null,
-    },
+    route: callRouteOf(number),
   });
   if (result.kind === "ended") return twiml(c, rejectionTwiml("This call has ended. Goodbye."));
   if (result.kind === "duplicate") {

@@ -27,6 +27,17 @@ export interface NumberRoute {
   recording?: RecordingMode | null;
 }
 
+/** What a call to the number starts with, as the call's object takes it (`openCall`'s `route`). */
+export function callRouteOf(number: NumberRoute) {
+  return {
+    provider: number.provider,
+    instructions: number.instructions,
+    prompt: number.prompt ?? null,
+    codec: number.codec,
+    recording: number.recording ?? null,
+  };
+}
+
 const numberKey = (e164: string) => `number:${e164}`;
 const callKey = (carrier: Carrier, carrierCallId: string) => `carrier-call:${carrier}:${carrierCallId}`;
 
