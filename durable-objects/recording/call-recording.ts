@@ -108,9 +108,12 @@ export class CallRecording implements AudioTap {
    * left) become the WAV. Idempotent: a session whose parts are already joined has none left to join.
    */
   async finish(): Promise<void> {
-    const session = this.parts.session();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    // Whether this session records, from the call's kept settings (no D1 trip): a restarted object that never heard
+    // the call's audio still joins its predecessor's parts, and a session that does not record touches R2 not at all.
+    await this.learn();
+    const session = this.session;
     const recorder = this.recorder;
     this.recorder = null;
     if (!session) return;
