@@ -90,6 +90,19 @@ export default defineConfig({
       workerProject("worker-bad-recording-key", [BAD_RECORDING_KEY], [], { RECORDING_SIGNING_KEY: "too-short-for-a-key" }),
       {
         test: {
+          // The web console in a real Chromium against the real platform under wrangler (one for the whole project).
+          name: "browser",
+          environment: "node",
+          include: ["test/browser/**/*.test.ts"],
+          globalSetup: ["./test/browser/support/global-setup.ts"],
+          // One Chromium at a time: the platform, the simulators and the browser already share this machine's cores.
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: "node",
           environment: "node",
           include: ["test/node/**/*.test.ts"],

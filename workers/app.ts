@@ -11,6 +11,7 @@ import { auditLogRoutes } from "./routes/audit-log.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { callControlRoutes } from "./routes/call-control.ts";
 import { callReadRoutes } from "./routes/calls.ts";
+import { consoleRoutes } from "./routes/console.ts";
 import { customerSearchRoutes } from "./routes/customer-search.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -90,6 +91,8 @@ export function buildApp() {
     openapi: "3.1.0",
     info: { title: "Switchboard API", version: "1.0.0", description: "AI voice calls at the edge." },
   });
+  // The web console's pages: HTML, not JSON, so outside the OpenAPI set.
+  app.route("/", consoleRoutes);
   app.get("/docs", Scalar({ url: "/api/v1/openapi.json", pageTitle: "Switchboard API" }));
 
   app.notFound((c) => {

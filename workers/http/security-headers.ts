@@ -16,10 +16,35 @@ const apiHeaders = secureHeaders({
   xFrameOptions: "DENY",
 });
 const docsHeaders = secureHeaders({ contentSecurityPolicy: { frameAncestors: ["'none'"] }, referrerPolicy: "no-referrer" });
+/**
+ * The web console's pages (routes/console.ts): its own scripts and styles only (Svelte sets some styles inline), its
+ * own origin for API calls and `/live` sockets, images from screen captures (blob:/data:), no framing. The microphone
+ * and screen capture are allowed for this origin only: the softphone needs them.
+ */
+const consoleHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    imgSrc: ["'self'", "data:", "blob:"],
+    mediaSrc: ["'self'", "blob:"],
+    connectSrc: ["'self'"],
+    objectSrc: ["'none'"],
+    baseUri: ["'none'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+  },
+  permissionsPolicy: { microphone: ["self"], displayCapture: ["self"], camera: [] },
+  referrerPolicy: "no-referrer",
+  xFrameOptions: "DENY",
+});
+
+const isConsolePage = (path: string) => path === "/" || path === "/console" || path.startsWith("/console/");
 
 export const securityHeaders: MiddlewareHandler<AppEnv> = (c, next) => {
   if (isWebSocketUpgrade(c.req.raw.headers)) return next();
-  return (c.req.path === "/docs" ? docsHeaders : apiHeaders)(c, next);
+  const path = c.req.path;
+  return (path === "/docs" ? docsHeaders : isConsolePage(path) ? consoleHeaders : apiHeaders)(c, next);
 };
 
 /**

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes, webcrypto } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,7 +8,9 @@ import { applyMigrations, type Target } from "./wrangler.ts";
 /**
  * `npm run dev`: the whole platform on this machine, offline. Writes .dev.vars with fresh local secrets the first
  * time, applies the D1 migrations to the local database, seeds a demo tenant and admin (printed), then runs
- * `wrangler dev`. With no provider keys configured, sessions use the offline `local` provider.
+ * `wrangler dev`. With no provider keys configured, sessions use the offline `local` provider. The web console is
+ * built first (wrangler serves it at http://localhost:8787/) and Vite serves it with hot reload at
+ * http://localhost:5173/console/, forwarding API calls and `/live` sockets to wrangler.
  */
 const ROOT = join(import.meta.dirname, "../..");
 const DEV_VARS = join(ROOT, ".dev.vars");
@@ -63,11 +65,23 @@ async function main(): Promise<void> {
     ? { tenantId: existing.tenant_id, userId: existing.id }
     : await createTenant(LOCAL, { name: DEMO.name, adminEmail: DEMO.email, adminPassword: DEMO.password });
   console.log(`demo tenant ${demo.tenantId}; sign in with ${DEMO.email} / ${DEMO.password}`);
+  const vite = join(ROOT, "node_modules/vite/bin/vite.js");
+  const consoleConfig = join(ROOT, "console/vite.config.ts");
+  const built = spawnSync(process.execPath, [vite, "build", "--config", consoleConfig, "--logLevel", "warn"], {
+    stdio: "inherit",
+    cwd: ROOT,
+  });
+  if (built.status !== 0) throw new Error("the web console did not build");
+  const hot = spawn(process.execPath, [vite, "--config", consoleConfig], { stdio: "inherit", cwd: ROOT });
+  console.log("web console: http://localhost:8787/ (as deployed), http://localhost:5173/console/ (hot reload)");
   const dev = spawn(process.execPath, [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "dev", ...process.argv.slice(2)], {
     stdio: "inherit",
     cwd: ROOT,
   });
-  dev.on("exit", (code) => process.exit(code ?? 0));
+  dev.on("exit", (code) => {
+    hot.kill();
+    process.exit(code ?? 0);
+  });
 }
 
 main().catch((error: unknown) => {

@@ -1,9 +1,9 @@
 import { z } from "zod";
 import type { Sentiment } from "./analysis/lexicon.ts";
-import type { PrincipalRef } from "./db/principal-standing.ts";
+import type { PrincipalRef } from "./db/principal-ref.ts";
 import { CALL_STATUSES, type CallStatus, type Role } from "./db/schema.ts";
 import { ESCALATION_RULES } from "./escalation.ts";
-import type { ProviderName } from "./settings.ts";
+import type { ProviderName } from "./provider-names.ts";
 
 /**
  * What a browser connected to `/api/v1/sessions/{id}/live` receives (JSON text frames) and may send. Agent audio

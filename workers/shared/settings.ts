@@ -6,9 +6,9 @@ import { z } from "zod";
  * a ConfigurationError naming exactly what is missing or malformed.
  */
 
-const PROVIDERS = ["openai", "gemini", "deepgram", "local"] as const;
-export const providerSchema = z.enum(PROVIDERS);
-export type ProviderName = z.infer<typeof providerSchema>;
+import { type ProviderName, providerSchema } from "./provider-names.ts";
+
+export { type ProviderName, providerSchema };
 
 /** Empty strings come from `[vars]` placeholders and unset secrets: treat them as absent. */
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === "" ? undefined : value), schema.optional());

@@ -1,5 +1,6 @@
 import { inArray } from "drizzle-orm";
 import { database } from "./client.ts";
+import type { PrincipalRef } from "./principal-ref.ts";
 import { apiKeys, type Role, revokedTokens, users } from "./schema.ts";
 import { TenantScope } from "./tenant-scope.ts";
 
@@ -8,7 +9,7 @@ import { TenantScope } from "./tenant-scope.ts";
  * socket from its object every few seconds, is judged by it, so a demotion, a disabled account, a logout, a revoke-all or a
  * revoked key takes effect on the next request at once, on an open socket within its recheck interval.
  */
-export type PrincipalRef = { kind: "user"; id: string; tokenId: string; issuedAt: number } | { kind: "api_key"; id: string };
+export type { PrincipalRef } from "./principal-ref.ts";
 
 export interface Standing {
   /** The role held now; null once the user is gone or disabled, or the key revoked. */

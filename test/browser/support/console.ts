@@ -1,0 +1,62 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import AxeBuilder from "@axe-core/playwright";
+import { type Browser, type BrowserContext, chromium, type LaunchOptions, type Page } from "playwright-core";
+import { expect, inject } from "vitest";
+import { type ApiClient, signIn } from "../../node/support/local-platform.ts";
+
+/** What a browser test needs: the platform's address and admin (global-setup.ts), a Chromium, helpers for pages. */
+export const world = () => inject("console");
+export const chromiumPath = () => inject("chromium");
+
+const SCREENSHOTS = join(import.meta.dirname, "../../../docs/screenshots");
+
+/**
+ * Headless Chromium. `args` adds switches, e.g. a fake microphone fed from a WAV:
+ * `--use-file-for-fake-audio-capture=<file>`; the fake device and the permission prompt's auto-accept are always on.
+ */
+export async function launch(args: string[] = [], options: LaunchOptions = {}): Promise<Browser> {
+  const executablePath = chromiumPath();
+  if (!executablePath) throw new Error("no Chromium (global-setup.ts said why)");
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required", ...args],
+    ...options,
+  });
+}
+
+/** A context on the platform's origin with the microphone allowed (the softphone asks for it). */
+export async function newContext(browser: Browser, viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
+  return browser.newContext({ baseURL: world().url, viewport, permissions: ["microphone"] });
+}
+
+/** Signs in through the console's form, as a person would, and waits for the dashboard. */
+export async function signInThroughForm(page: Page, email = world().email, password = world().password): Promise<void> {
+  await page.goto("/");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect.poll(() => page.getByRole("navigation", { name: "Main" }).isVisible()).toBe(true);
+}
+
+/** The API as the seeded admin, for setting up what a test needs without clicking through it. */
+export function adminApi(): Promise<ApiClient> {
+  return signIn(world().url, world().email, world().password);
+}
+
+/** axe-core over the whole page: no serious or critical violation (WCAG 2.1 A and AA rules). */
+export async function expectAccessible(page: Page, where: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
+  const blocking = results.violations
+    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
+    .map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`);
+  expect(blocking, `accessibility of ${where}`).toEqual([]);
+}
+
+/** Screenshots for the README, written only when asked (`npm run screenshots`), so a test run leaves the tree clean. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  if (process.env.SCREENSHOTS !== "1") return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
