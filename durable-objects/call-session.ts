@@ -311,7 +311,7 @@ export class CallSession extends DurableObject<Env> {
     const [provider, admission] = await Promise.all([
       // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
       providerForNewSession(this.env, input.route.provider),
-      this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input)),
+      this.takeSlot(input),
     ]);
     if (!this.ledger.record) {
       const { event } = input;
@@ -339,6 +339,16 @@ export class CallSession extends DurableObject<Env> {
       this.admitCall(admission);
     }
     return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
+  }
+
+  /**
+   * The session's slot under its tenant's limit. The slot comes with the tenant's settings, which become the call's
+   * copy (masking, escalation, recording) so that nothing on the answering path waits for a D1 read of them.
+   */
+  private async takeSlot(input: Parameters<typeof newSessionLog>[0]): Promise<Admission> {
+    const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
+    this.redaction.adopt(this.slot.settings);
+    return admission;
   }
 
   /**
@@ -470,7 +480,7 @@ export class CallSession extends DurableObject<Env> {
   async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
     if (!this.ledger.record) {
       // Refused or unchecked, nothing is recorded or dialled: the API answers 429 or 503 and the caller may retry.
-      const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
+      const admission = await this.takeSlot(input);
       if (admission !== "admitted") return { ok: false, reason: admission, retryable: admission === "unavailable", admission };
     }
     const result = await placeCall(this.ledger, this.carrier, input, async () => {
@@ -601,7 +611,7 @@ export class CallSession extends DurableObject<Env> {
     if (this.ledger.record) return { ok: false };
     if (!this.web.record) {
       // Refused or unchecked, the session does not start: the API answers 429 or 503 and the caller may retry.
-      const admission = await this.slot.acquire(input.tenantId, input.sessionId, newSessionLog(input));
+      const admission = await this.takeSlot(input);
       if (admission !== "admitted") return { ok: false, admission };
     }
     const record = this.web.open(input);
@@ -681,8 +691,9 @@ export class CallSession extends DurableObject<Env> {
   }
 
   /**
-   * The tenant's settings as this call read them: one bounded D1 read per call (kept in the object's storage), shared
-   * by redaction, escalation and recording so that no part adds a trip of its own on the answering path.
+   * The tenant's settings as this call has them: handed over with its admission slot, or else one bounded D1 read
+   * (kept in the object's storage either way), shared by redaction, escalation and recording so that no part adds a
+   * trip of its own on the answering path.
    */
   private async tenantSettings(): Promise<TenantSettings | null> {
     const session = this.identity();

@@ -1,4 +1,5 @@
 import type { Logger } from "../../workers/shared/logger.ts";
+import type { TenantSettings } from "../../workers/shared/tenant-settings.ts";
 
 /** The failure reason (and the API's error code) of a session refused at its tenant's concurrency limit. */
 export const CONCURRENCY_LIMIT = "concurrency_limit";
@@ -28,6 +29,8 @@ interface StoredSlot {
 export class AdmissionSlot {
   private slot: StoredSlot | null;
   private releasing: Promise<boolean> | null = null;
+  /** The tenant's settings that came with the slot (memory only: the session's object keeps what it needs of them). */
+  settings: TenantSettings | null = null;
 
   constructor(
     private readonly kv: SyncKvStorage,
@@ -45,6 +48,7 @@ export class AdmissionSlot {
         log.info("admission.refused", { active: decision.active, limit: decision.limit });
         return "refused";
       }
+      this.settings = decision.settings;
     } catch (error) {
       log.warn("admission.unavailable", { error });
       return "unavailable";

@@ -1,19 +1,22 @@
 import { DurableObject } from "cloudflare:workers";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
-import { readTenantSettings } from "../../workers/shared/tenant-settings.ts";
+import { readTenantSettings, type TenantSettings } from "../../workers/shared/tenant-settings.ts";
 
 /** A holder not heard of for this long is asked whether it still runs, when the tenant is at its limit. */
 export const HOLDER_LEASE_MS = 60_000;
 /** The most holders asked on one acquire (oldest checks first); the rest wait for a later one. */
 const CHECK_BATCH = 10;
 /**
- * How long the tenant's limit, read from D1, is trusted. A settings change is pushed here at once (`setLimit`); the
- * re-read only covers a push that was lost.
+ * How long the tenant's settings, read from D1, are trusted. A settings change is pushed here at once
+ * (`setSettings`); the re-read only covers a push that was lost.
  */
-export const LIMIT_FRESH_MS = 30_000;
+export const SETTINGS_FRESH_MS = 30_000;
 
-export type AdmissionDecision = { admitted: true; active: number } | { admitted: false; active: number; limit: number };
+/** An admitted session also gets its tenant's settings, so its object need not read them from D1 before it answers. */
+export type AdmissionDecision =
+  | { admitted: true; active: number; settings: TenantSettings }
+  | { admitted: false; active: number; limit: number };
 
 /**
  * One object per tenant (`idFromName(tenantId)`) holding the set of the tenant's live sessions: a session takes a
@@ -26,18 +29,19 @@ export type AdmissionDecision = { admitted: true; active: number } | { admitted:
  * told): so a holder is a lease. When the tenant is at its limit, holders not checked for `HOLDER_LEASE_MS` are
  * asked (their own object answers whether the session still runs) and the ended ones are freed before the answer.
  *
- * The object also holds the tenant's `maxConcurrentSessions`, so that a new call costs one round trip here and no D1
- * read before it is answered: read from D1 on first need, re-read after `LIMIT_FRESH_MS`, and replaced at once when
- * an admin changes it.
+ * The object also holds the tenant's settings (its `maxConcurrentSessions`, and for the admitted session's object
+ * the masking, escalation and recording settings), so that a new call costs one round trip here and no D1 read
+ * before it is answered: read from D1 on first need, re-read after `SETTINGS_FRESH_MS`, and replaced at once when an
+ * admin changes them.
  */
 export class TenantAdmission extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log = createLogger({ component: "tenant_admission" });
   /** One round of holder checks at a time; acquires that find the tenant full meanwhile wait for it. */
   private checking: Promise<void> | null = null;
-  private limit: { value: number | null; readAt: number } | null = null;
-  /** One D1 read of the limit at a time; acquires arriving meanwhile wait for it. */
-  private readingLimit: Promise<number | null> | null = null;
+  private settings: { value: TenantSettings; readAt: number } | null = null;
+  /** One D1 read of the settings at a time; acquires arriving meanwhile wait for it. */
+  private readingSettings: Promise<TenantSettings> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -50,24 +54,24 @@ export class TenantAdmission extends DurableObject<Env> {
 
   /**
    * Takes a slot for `sessionId` unless the tenant's limit (null: none) of sessions already hold one. Throws when the
-   * limit cannot be known (D1 unreachable on the first read, or the stored settings no longer parse).
+   * settings cannot be known (D1 unreachable on the first read, or the stored settings no longer parse).
    */
   async acquire(tenantId: string, sessionId: string): Promise<AdmissionDecision> {
-    if (this.holds(sessionId)) return this.take(sessionId);
-    const limit = await this.currentLimit(tenantId);
-    if (limit === null || this.count() < limit) return this.take(sessionId);
+    const settings = await this.currentSettings(tenantId);
+    const limit = settings.maxConcurrentSessions;
+    if (this.holds(sessionId) || limit === null || this.count() < limit) return this.take(sessionId, settings);
     this.checking ??= this.freeEnded().finally(() => {
       this.checking = null;
     });
     await this.checking;
     // Decided only now, with no await between the count and the insert: whoever came first took what was freed.
-    if (this.holds(sessionId) || this.count() < limit) return this.take(sessionId);
+    if (this.holds(sessionId) || this.count() < limit) return this.take(sessionId, settings);
     return { admitted: false, active: this.count(), limit };
   }
 
-  /** An admin changed the limit: it holds from the next acquire. */
-  async setLimit(limit: number | null): Promise<void> {
-    this.limit = { value: limit, readAt: Date.now() };
+  /** An admin changed the tenant's settings: they hold from the next acquire. */
+  async setSettings(settings: TenantSettings): Promise<void> {
+    this.settings = { value: settings, readAt: Date.now() };
   }
 
   /** Gives the session's slot back; releasing a slot not held is a no-op (a retried release, a refused session). */
@@ -76,28 +80,28 @@ export class TenantAdmission extends DurableObject<Env> {
     return { active: this.count() };
   }
 
-  private async currentLimit(tenantId: string): Promise<number | null> {
-    if (this.limit && Date.now() - this.limit.readAt < LIMIT_FRESH_MS) return this.limit.value;
-    this.readingLimit ??= readTenantSettings(tenantScopeFor(this.env, tenantId))
-      .then(({ maxConcurrentSessions }) => {
-        this.limit = { value: maxConcurrentSessions, readAt: Date.now() };
-        return maxConcurrentSessions;
+  private async currentSettings(tenantId: string): Promise<TenantSettings> {
+    if (this.settings && Date.now() - this.settings.readAt < SETTINGS_FRESH_MS) return this.settings.value;
+    this.readingSettings ??= readTenantSettings(tenantScopeFor(this.env, tenantId))
+      .then((settings) => {
+        this.settings = { value: settings, readAt: Date.now() };
+        return settings;
       })
       .catch((error: unknown) => {
-        // A stale limit is better than none while D1 is away; never having read one is not knowing it.
-        if (this.limit) return this.limit.value;
+        // Stale settings are better than none while D1 is away; never having read them is not knowing them.
+        if (this.settings) return this.settings.value;
         throw error;
       })
       .finally(() => {
-        this.readingLimit = null;
+        this.readingSettings = null;
       });
-    return this.readingLimit;
+    return this.readingSettings;
   }
 
-  private take(sessionId: string): AdmissionDecision {
+  private take(sessionId: string, settings: TenantSettings): AdmissionDecision {
     const now = Date.now();
     this.sql.exec("INSERT OR IGNORE INTO holders (session_id, acquired_at, checked_at) VALUES (?, ?, ?)", sessionId, now, now);
-    return { admitted: true, active: this.count() };
+    return { admitted: true, active: this.count(), settings };
   }
 
   private holds(sessionId: string): boolean {

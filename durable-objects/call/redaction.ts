@@ -29,6 +29,17 @@ export class Redaction {
     this.mode = this.learned?.piiRedaction ?? null;
   }
 
+  /**
+   * The settings as the tenant's admission object handed them over with the session's slot: no D1 read needed.
+   * Settings already learned (this call's, kept across an eviction) stay.
+   */
+  adopt(settings: TenantSettings | null): void {
+    if (!settings || this.learned !== null) return;
+    this.mode = settings.piiRedaction;
+    this.learned = settings;
+    this.storage.put(SETTINGS_KEY, settings);
+  }
+
   /** Reads the tenant's setting once (later calls share the first); settles within the timeout and never rejects. */
   learn(env: Env, tenantId: string, timeoutMs = REDACTION_LOOKUP_TIMEOUT_MS): Promise<void> {
     if (this.learning) return this.learning;

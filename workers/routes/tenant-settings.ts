@@ -3,7 +3,13 @@ import { issuesOf, publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { AppError, badRequest } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import { readTenantSettings, tenantSettingsChangeSchema, tenantSettingsSchema, writeTenantSettings } from "../shared/tenant-settings.ts";
+import {
+  readTenantSettings,
+  type TenantSettings,
+  tenantSettingsChangeSchema,
+  tenantSettingsSchema,
+  writeTenantSettings,
+} from "../shared/tenant-settings.ts";
 
 /**
  * `GET/PATCH /api/v1/tenant/settings`: the caller's tenant's own settings (workers/shared/tenant-settings.ts). Every
@@ -55,7 +61,7 @@ export const tenantSettingsRoutes = publicRouter()
           details: changed,
         }),
       ]);
-      if ("maxConcurrentSessions" in change) await pushLimit(c.env, scope.tenantId, after.maxConcurrentSessions, c.get("log"));
+      await pushSettings(c.env, scope.tenantId, after, c.get("log"));
       return c.json(after, 200);
     },
     rejectChange,
@@ -77,13 +83,14 @@ function rejectChange(result: { success: true } | { success: false; error: Param
 }
 
 /**
- * The tenant's admission object holds the limit so that calls are admitted without a D1 read; it takes the new one
- * now. If it cannot be told, it re-reads D1 within its freshness window (LIMIT_FRESH_MS), so the change still holds.
+ * The tenant's admission object holds the settings so that calls are admitted, and start with the settings they
+ * need, without a D1 read; it takes the new ones now. If it cannot be told, it re-reads D1 within its freshness
+ * window (SETTINGS_FRESH_MS), so the change still holds.
  */
-async function pushLimit(env: Env, tenantId: string, limit: number | null, log: Logger): Promise<void> {
+async function pushSettings(env: Env, tenantId: string, settings: TenantSettings, log: Logger): Promise<void> {
   try {
-    await env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId)).setLimit(limit);
+    await env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId)).setSettings(settings);
   } catch (error) {
-    log.warn("admission.limit_push_failed", { error });
+    log.warn("admission.settings_push_failed", { error });
   }
 }

@@ -156,6 +156,30 @@ describe("admission control: inbound calls", () => {
     expect(await simRequests({ carrier: "telnyx", callId: admittedId, path: "/actions/hangup" })).toHaveLength(0);
   });
 
+  it("an admitted call starts with the settings its tenant's admission object holds: no D1 read of them before it answers", async () => {
+    const { tenantId, numbers, token } = await tenantWithLimit(5);
+    const masked = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { piiRedaction: "mask" } });
+    expect(masked.status).toBe(200);
+    // D1 changed behind the admission object's back (no push): a call that read D1 would now start unmasked.
+    await env.DB.prepare("UPDATE tenant_settings SET settings = json_set(settings, '$.piiRedaction', 'off') WHERE tenant_id = ?")
+      .bind(tenantId)
+      .run();
+    const call = await twilioVoice(numbers[0]!);
+    expect(call.verdict).toBe("admitted");
+    const stored = await runInDurableObject(env.CALL_SESSION.get(env.CALL_SESSION.idFromName(call.sessionId!)), (_object, state) =>
+      state.storage.kv.get<{ piiRedaction: string; maxConcurrentSessions: number }>("tenant_settings"),
+    );
+    expect(stored).toMatchObject({ piiRedaction: "mask", maxConcurrentSessions: 5 });
+    // An admin's change through the API reaches the admission object at once, and the next call takes it.
+    const off = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { piiRedaction: "off", maxConcurrentSessions: 6 } });
+    expect(off.status).toBe(200);
+    const next = await twilioVoice(numbers[0]!);
+    const nextStored = await runInDurableObject(env.CALL_SESSION.get(env.CALL_SESSION.idFromName(next.sessionId!)), (_object, state) =>
+      state.storage.kv.get<{ piiRedaction: string; maxConcurrentSessions: number }>("tenant_settings"),
+    );
+    expect(nextStored).toMatchObject({ piiRedaction: "off", maxConcurrentSessions: 6 });
+  });
+
   it("a carrier's retries of the same call hold one slot, and hear the same answer", async () => {
     const { tenantId, numbers } = await tenantWithLimit(1);
     const callSid = randomCallSid();
@@ -163,7 +187,11 @@ describe("admission control: inbound calls", () => {
     expect(retries.map((r) => r.verdict)).toEqual(["admitted", "admitted", "admitted"]);
     expect(await holders(tenantId)).toEqual([retries[0]!.sessionId]);
     // The admission object takes a session once however often it is asked, even full (a retry racing the first).
-    expect(await admissionOf(tenantId).acquire(tenantId, retries[0]!.sessionId!)).toEqual({ admitted: true, active: 1 });
+    expect(await admissionOf(tenantId).acquire(tenantId, retries[0]!.sessionId!)).toMatchObject({
+      admitted: true,
+      active: 1,
+      settings: { maxConcurrentSessions: 1 },
+    });
 
     const refused = await twilioVoice(numbers[0]!);
     expect(refused.verdict).toBe("busy");
