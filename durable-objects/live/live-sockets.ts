@@ -247,12 +247,11 @@ export class LiveSockets {
       this.close(ws, 1009, "message too big");
       return;
     }
-    let parsed: unknown;
+    let parsed: unknown = null;
     try {
       parsed = JSON.parse(message);
     } catch {
-      if (size > MAX_LIVE_TEXT_BYTES) this.close(ws, 1009, "message too big");
-      return;
+      // Malformed JSON is skipped (after the size check below).
     }
     const type = parsed && typeof parsed === "object" ? (parsed as { type?: unknown }).type : undefined;
     if (type === "screen") return this.screenFrame(ws, attachment, parsed);
