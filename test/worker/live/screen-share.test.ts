@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
 import { closeCodeOf, eventually } from "../support/carriers.ts";
 import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { captureLogs } from "../support/logs.ts";
+import { type StorageWrite, watchStorage } from "../support/storage-writes.ts";
 import { connectionsOf, switchTo } from "../support/switching.ts";
 
 /**
@@ -13,7 +15,10 @@ import { connectionsOf, switchTo } from "../support/switching.ts";
  */
 
 const sockets: WebSocket[] = [];
+let watched: { writes: StorageWrite[]; restore: () => void } | null = null;
 afterEach(() => {
+  watched?.restore();
+  watched = null;
   for (const socket of sockets.splice(0)) {
     try {
       socket.close(1000, "test done");
@@ -132,6 +137,21 @@ describe("screen sharing in a web session", () => {
     const [connection] = await connectionsOf(key, "openai");
     expect(connection!.clientMessageCounts["response.create"] ?? 0).toBe(0);
     expect(caller.ofType("error")).toEqual([]);
+  });
+
+  it("leaves no trace: no storage write from a frame's path, no log line carrying it", async () => {
+    const logs = captureLogs();
+    const { key, id, caller } = await sharingSession("openai");
+    watched = await watchStorage(id);
+    const shown = await image("image/jpeg", 12, 4_000);
+    caller.share(shown);
+    await eventually(async () => (await imagesOf(key, "openai")).length === 1);
+    await caller.settled();
+    const fromFramePath = watched.writes.filter((write) => /\b(screenFrame|onScreenFrame|sendImage|ScreenShare)\b/.test(write.stack));
+    expect(fromFramePath.map((write) => `${write.what}\n${write.stack}`)).toEqual([]);
+    // The image's bytes appear in no log line (a slice of its base64 stands for all of it).
+    expect(logs.of(id).length).toBeGreaterThan(0);
+    expect(JSON.stringify(logs.all())).not.toContain(shown.data.slice(100, 160));
   });
 
   it("reaches Gemini as a video frame; a PNG near the size bound is taken too", async () => {
