@@ -44,6 +44,7 @@ import { isTerminal } from "./call/state-machine.ts";
 import { TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
+import { ScreenShare } from "./live/screen-share.ts";
 import { Supervision } from "./live/supervision.ts";
 import type { SpeechToTextEndpoint } from "./live/supervisor-stt.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
@@ -123,6 +124,7 @@ export class CallSession extends DurableObject<Env> {
   private readonly media: MediaSockets;
   private readonly live: LiveSockets;
   private readonly supervision: Supervision;
+  private readonly screen: ScreenShare;
   private readonly transcript: TranscriptLog;
   /** The tenant's PII redaction for this session's transcript and DTMF digits (masks until it is known). */
   private readonly redaction: Redaction;
@@ -238,17 +240,26 @@ export class CallSession extends DurableObject<Env> {
           channel: session.channel,
           provider,
           callStatus,
+          capabilities: ScreenShare.capabilities(session.channel, provider),
           serverTime: Date.now(),
         };
       },
       tenantId: () => this.identity()?.tenantId ?? null,
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
+      onScreenFrame: (image) => {
+        if (this.web.record?.status === "active") this.screen.frame(image);
+      },
       onSupervisorCommand: (ws, by, command) => this.supervision.command(ws, by, command),
       holdsTakeover: (ws) => this.supervision.holds(ws),
       onSupervisorAudio: (pcm16) => this.supervision.supervisorAudio(pcm16),
       onSocketGone: (ws) => this.supervision.socketGone(ws),
       standings: (tenantId, principals) => standingsOf(env, tenantId, principals),
       log: () => this.log(),
+    });
+    this.screen = new ScreenShare({
+      voice: () => this.voice ?? this.ensureVoice(),
+      toCaller: (event) => this.live.sendToCaller(event),
+      broadcast: (event) => this.live.broadcast(event),
     });
     this.supervision = new Supervision({
       voice: () => this.voice ?? this.ensureVoice(),
@@ -773,7 +784,11 @@ export class CallSession extends DurableObject<Env> {
         }
         this.health.record(report);
       },
-      providerChanged: (provider) => this.channel()?.providerChanged(provider),
+      providerChanged: (provider) => {
+        this.channel()?.providerChanged(provider);
+        const channel = this.identity()?.channel;
+        if (channel) this.screen.providerChanged(channel, provider);
+      },
       switchRecorded: (entry) => {
         this.switches.record(entry);
         metrics.count("provider_switches_total", {

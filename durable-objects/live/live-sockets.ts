@@ -7,11 +7,15 @@ import {
   type LiveAttachment,
   type LiveEvent,
   type LiveRole,
+  MAX_SCREEN_FRAME_BYTES,
   MAX_WHISPER_CHARS,
   type SupervisorCommand,
 } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { closeQuietly, isWebSocketUpgrade, sendableCloseCode } from "../../workers/shared/websockets.ts";
+import type { ImageFrame } from "../voice/providers/provider.ts";
+import { FrameRate } from "./frame-rate.ts";
+import { MAX_SCREEN_FRAMES_PER_SECOND, screenImage } from "./screen-frames.ts";
 
 /**
  * Browser WebSockets of `/api/v1/sessions/{id}/live` inside the session's object. The Worker has authenticated the
@@ -19,15 +23,13 @@ import { closeQuietly, isWebSocketUpgrade, sendableCloseCode } from "../../worke
  * Worker can reach the object, so the header is trusted; its tenant is still checked against the session's).
  * Sockets are accepted through the Hibernation API, so they survive eviction; their identity lives in the
  * socket's attachment. Input is bounded and never throws out of a handler: bad frames are skipped,
- * oversized ones close the socket (1009), an audio flood closes it (1008). Nothing is logged per frame.
+ * oversized ones close the socket (1009), an audio or screen flood closes it (1008). Nothing is logged per frame.
  * Authorisation at the upgrade is not the end of it: `recheck` (the object runs it every few seconds) disconnects a
  * socket whose principal was disabled, demoted below the socket's permission, or whose key or token was revoked.
  */
 export const MAX_LIVE_TEXT_BYTES = 4 * 1024;
 export const MAX_LIVE_AUDIO_BYTES = 16 * 1024;
 export const MAX_AUDIO_FRAMES_PER_SECOND = 100;
-/** Frames over the rate are dropped; a socket still over it after this many consecutive seconds is closed. */
-const SUSTAINED_SECONDS = 3;
 
 const LIVE_TAG = "live";
 const roleTag = (role: LiveRole) => `live:${role}`;
@@ -67,6 +69,8 @@ export interface LiveHooks {
   tenantId(): string | null;
   /** One microphone frame (PCM16LE, 16 kHz mono) from the web session's caller. */
   onCallerAudio(pcm16: Uint8Array): void;
+  /** One frame of the web session's caller's screen (validated, within the rate), for the agent to see. */
+  onScreenFrame(image: ImageFrame): void;
   /** A supervisor's command, from a socket whose principal may supervise (the hook answers the socket itself). */
   onSupervisorCommand(ws: WebSocket, by: string, command: SupervisorCommand): void;
   /** Whether this socket holds the call's takeover (only its binary frames are audio for the caller). */
@@ -80,17 +84,9 @@ export interface LiveHooks {
   log(): Logger;
 }
 
-interface AudioWindow {
-  startedAt: number;
-  frames: number;
-  dropped: number;
-  /** Consecutive earlier one-second windows that also went over the rate. */
-  strikes: number;
-}
-
 export class LiveSockets {
-  /** Per-socket audio rate windows; in memory only (a woken object simply starts a fresh window). */
-  private readonly audio = new Map<WebSocket, AudioWindow>();
+  private readonly audio = new FrameRate(MAX_AUDIO_FRAMES_PER_SECOND);
+  private readonly screen = new FrameRate(MAX_SCREEN_FRAMES_PER_SECOND);
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -148,7 +144,7 @@ export class LiveSockets {
   }
 
   closed(ws: WebSocket, code: number): void {
-    this.audio.delete(ws);
+    this.forgetRates(ws);
     this.hooks.onSocketGone(ws);
     // Complete the closing handshake (a no-op if the runtime already answered it).
     this.close(ws, sendableCloseCode(code), "closing");
@@ -174,6 +170,12 @@ export class LiveSockets {
   /** One socket's frame: an answer to what it sent, or the caller's audio for the supervisor holding a takeover. */
   sendTo(ws: WebSocket, data: LiveEvent | Uint8Array): void {
     this.send(ws, data instanceof Uint8Array ? data : JSON.stringify(data));
+  }
+
+  /** An event for the web session's caller only (never the supervisors). */
+  sendToCaller(event: LiveEvent): void {
+    const text = JSON.stringify(event);
+    for (const ws of this.ctx.getWebSockets(roleTag("caller"))) this.send(ws, text);
   }
 
   sendCallerAudio(pcm16: Uint8Array): void {
@@ -238,7 +240,10 @@ export class LiveSockets {
   }
 
   private text(ws: WebSocket, attachment: LiveAttachment, message: string): void {
-    if (utf8Length(message) > MAX_LIVE_TEXT_BYTES) {
+    // Only a web caller's screen frames may be bigger than 4 KiB; whether this is one is known once it is parsed.
+    const bound = attachment.role === "caller" ? MAX_SCREEN_FRAME_BYTES : MAX_LIVE_TEXT_BYTES;
+    const size = utf8Length(message, bound);
+    if (size > bound) {
       this.close(ws, 1009, "message too big");
       return;
     }
@@ -246,9 +251,15 @@ export class LiveSockets {
     try {
       parsed = JSON.parse(message);
     } catch {
+      if (size > MAX_LIVE_TEXT_BYTES) this.close(ws, 1009, "message too big");
       return;
     }
     const type = parsed && typeof parsed === "object" ? (parsed as { type?: unknown }).type : undefined;
+    if (type === "screen") return this.screenFrame(ws, attachment, parsed);
+    if (size > MAX_LIVE_TEXT_BYTES) {
+      this.close(ws, 1009, "message too big");
+      return;
+    }
     if (typeof type !== "string" || !Object.hasOwn(clientMessages, type)) return;
     const result = clientMessages[type as keyof typeof clientMessages].safeParse(parsed);
     if (!result.success) {
@@ -269,6 +280,29 @@ export class LiveSockets {
     this.hooks.onSupervisorCommand(ws, attachment.principal.id, command);
   }
 
+  /** A frame of the caller's screen: the caller's only, within the rate, a real JPEG or PNG; never stored or logged. */
+  private screenFrame(ws: WebSocket, attachment: LiveAttachment, message: unknown): void {
+    if (attachment.role !== "caller") {
+      this.sendError(ws, "forbidden", "Only the web session's caller may share its screen");
+      return;
+    }
+    const verdict = this.screen.admit(ws);
+    if (verdict === "abuse") {
+      this.hooks
+        .log()
+        .warn("security.live_screen_flood", { principalId: attachment.principal.id, correlationId: attachment.correlationId });
+      this.close(ws, 1008, "too many screen frames");
+      return;
+    }
+    if (verdict === "drop") return;
+    const image = screenImage(message);
+    if (typeof image === "string") {
+      this.sendError(ws, "invalid_message", image);
+      return;
+    }
+    this.hooks.onScreenFrame(image);
+  }
+
   private sendError(ws: WebSocket, code: string, message: string): void {
     this.send(ws, JSON.stringify({ type: "error", code, message } satisfies LiveEvent));
   }
@@ -285,7 +319,7 @@ export class LiveSockets {
     if (message.byteLength === 0 || message.byteLength % 2 !== 0) {
       return;
     }
-    const verdict = this.admitAudio(ws);
+    const verdict = this.audio.admit(ws);
     if (verdict === "abuse") {
       this.hooks.log().warn("security.live_audio_flood", { principalId: attachment.principal.id, correlationId: attachment.correlationId });
       this.close(ws, 1008, "too many audio frames");
@@ -294,22 +328,6 @@ export class LiveSockets {
     if (verdict === "drop") return;
     if (fromSupervisor) this.hooks.onSupervisorAudio(new Uint8Array(message));
     else this.hooks.onCallerAudio(new Uint8Array(message));
-  }
-
-  /** At most MAX_AUDIO_FRAMES_PER_SECOND per one-second window; the excess is dropped. */
-  private admitAudio(ws: WebSocket): "ok" | "drop" | "abuse" {
-    const now = Date.now();
-    let window = this.audio.get(ws);
-    if (!window || now - window.startedAt >= 1_000) {
-      const consecutive = window !== undefined && window.dropped > 0 && now - window.startedAt < 2_000;
-      window = { startedAt: now, frames: 0, dropped: 0, strikes: consecutive ? window!.strikes + 1 : 0 };
-      this.audio.set(ws, window);
-    }
-    window.frames += 1;
-    if (window.frames <= MAX_AUDIO_FRAMES_PER_SECOND) return "ok";
-    window.dropped += 1;
-    // Twice the rate within one second, or over it for SUSTAINED_SECONDS in a row, is not a browser's jitter.
-    return window.dropped > MAX_AUDIO_FRAMES_PER_SECOND || window.strikes >= SUSTAINED_SECONDS - 1 ? "abuse" : "drop";
   }
 
   /** A send that fails closes the socket; it never throws into the caller. */
@@ -327,8 +345,13 @@ export class LiveSockets {
     for (const ws of this.ctx.getWebSockets(tag)) this.close(ws, code, reason);
   }
 
+  private forgetRates(ws: WebSocket): void {
+    this.audio.forget(ws);
+    this.screen.forget(ws);
+  }
+
   private close(ws: WebSocket, code: number, reason: string): void {
-    this.audio.delete(ws);
+    this.forgetRates(ws);
     this.hooks.onSocketGone(ws);
     closeQuietly(ws, code, reason);
   }
@@ -368,9 +391,12 @@ function attachmentOf(ws: WebSocket): LiveAttachment | null {
   }
 }
 
-/** UTF-8 byte length, computed only when the UTF-16 length alone cannot settle the bound. */
-function utf8Length(text: string): number {
-  if (text.length > MAX_LIVE_TEXT_BYTES) return text.length;
+/**
+ * UTF-8 byte length, computed only when the UTF-16 length alone cannot settle it against `bound` or the 4 KiB text
+ * bound (a caller's frame is held to both: 256 KiB if a screen frame, 4 KiB otherwise).
+ */
+function utf8Length(text: string, bound: number): number {
+  if (text.length > bound) return text.length;
   if (text.length * 3 <= MAX_LIVE_TEXT_BYTES) return text.length;
   return new TextEncoder().encode(text).byteLength;
 }

@@ -25,7 +25,7 @@ interface SessionMetricsParts {
 export class SessionMetrics {
   private isLive = false;
   private lastPush = 0;
-  private baseline: { stats: VoiceStats | null; seen: Omit<VoiceStats, "reconnects" | "providerErrors" | "toolCalls" | "bargeIns"> } = {
+  private baseline: { stats: VoiceStats | null; seen: Pick<VoiceStats, "callerFrames" | "callerFramesDropped" | "agentChunks"> } = {
     stats: null,
     seen: { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0 },
   };

@@ -119,4 +119,7 @@ export interface VoiceStats {
   reconnects: number;
   providerErrors: number;
   toolCalls: number;
+  /** Frames of a web caller's screen handed to the provider, and those none could take (no vision, not connected). */
+  screenFrames: number;
+  screenFramesDropped: number;
 }

@@ -8,6 +8,7 @@ import { ProviderLink } from "./provider-link.ts";
 import {
   type ConversationItem,
   dtmfText,
+  type ImageFrame,
   type ProviderEvent,
   type ProviderSessionConfig,
   type VoiceProvider,
@@ -69,6 +70,8 @@ export class VoiceSession implements ToolHost {
     reconnects: 0,
     providerErrors: 0,
     toolCalls: 0,
+    screenFrames: 0,
+    screenFramesDropped: 0,
   };
 
   constructor(
@@ -182,6 +185,21 @@ export class VoiceSession implements ToolHost {
     this.host.publish({ type: "dtmf", digit: shown, at: Date.now() });
     this.appendTranscript("caller", dtmfText(shown), null);
     this.sendText(dtmfText(digit));
+  }
+
+  /**
+   * A frame of the web caller's screen, for a connected provider that sees images; false (counted as dropped) when
+   * none can take it now. Not held for a reconnect or a switch: the next frame, a second later, shows the screen again.
+   */
+  sendImage(image: ImageFrame): boolean {
+    const provider = this.link.provider;
+    if (!provider?.sendImage || this.link.state !== "connected") {
+      this.stats.screenFramesDropped++;
+      return false;
+    }
+    provider.sendImage(image);
+    this.stats.screenFrames++;
+    return true;
   }
 
   /** Text for the agent from outside the audio (DTMF). */

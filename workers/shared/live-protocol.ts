@@ -66,6 +66,21 @@ export type EscalationEvent = z.infer<typeof escalationEventSchema>;
 
 export type ProviderLinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
 
+/**
+ * Screen sharing (a web session's caller only): the image types a `screen` frame may carry, and the largest such text
+ * frame (every other text frame stays within 4 KiB). A frame this size holds an image of about 190 KiB.
+ */
+export const SCREEN_MIME_TYPES = ["image/jpeg", "image/png"] as const;
+export type ScreenMimeType = (typeof SCREEN_MIME_TYPES)[number];
+export const MAX_SCREEN_FRAME_BYTES = 256 * 1024;
+
+/** What the session's current provider can take besides audio; `vision`: screen frames reach the agent. */
+export interface LiveCapabilities {
+  vision: boolean;
+}
+/** The `error` code a web caller gets (once per provider) when its screen frames cannot reach the agent. */
+export const VISION_UNSUPPORTED = "vision_unsupported";
+
 export type LiveEvent =
   | {
       type: "hello";
@@ -74,12 +89,15 @@ export type LiveEvent =
       channel: "phone" | "web";
       provider: ProviderName;
       callStatus: CallStatus | null;
+      capabilities: LiveCapabilities;
       serverTime: number;
     }
   /** `supervisor`: a supervisor's words to the caller while they hold a takeover. */
   | { type: "transcript"; role: "caller" | "agent" | "supervisor"; text: string; provider: ProviderName; interrupted: boolean; at: number }
   | { type: "call_state"; status: CallStatus; reason: string | null; at: number }
   | { type: "provider"; provider: ProviderName; state: ProviderLinkState; detail: string | null; at: number }
+  /** The session moved to another provider (a switch, a failover): what it can take now. */
+  | { type: "capabilities"; provider: ProviderName; capabilities: LiveCapabilities; at: number }
   | { type: "barge_in"; itemId: string; heardMs: number; at: number }
   | {
       type: "provider_switched";
@@ -114,12 +132,14 @@ export const MAX_WHISPER_CHARS = 1_000;
 
 /**
  * Browser → object text frames. `whisper`, `takeover` and `release` need `sessions:supervise` on a supervisor's
- * socket; anyone else gets an `error` frame and nothing happens.
+ * socket; anyone else gets an `error` frame and nothing happens. `screen` (base64 image data) is the web caller's
+ * only, at most one a second.
  */
 export type LiveClientMessage =
   | { type: "ping"; t: number }
+  | { type: "screen"; mimeType: ScreenMimeType; data: string }
   | { type: "whisper"; text: string }
   | { type: "takeover" }
   | { type: "release" };
 
-export type SupervisorCommand = Exclude<LiveClientMessage, { type: "ping" }>;
+export type SupervisorCommand = Exclude<LiveClientMessage, { type: "ping" | "screen" }>;

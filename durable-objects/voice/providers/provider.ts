@@ -1,3 +1,4 @@
+import type { ScreenMimeType } from "../../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../../workers/shared/logger.ts";
 import type { ProviderName } from "../../../workers/shared/settings.ts";
 import type { AudioFormat } from "../../media/audio/audio-format.ts";
@@ -53,6 +54,12 @@ export type ProviderEvent =
   | { type: "error"; code: string; message: string; fatal: boolean }
   | { type: "closed"; code: number; reason: string };
 
+/** One still image for the agent to see (a frame of a web caller's shared screen): validated, base64 as received. */
+export interface ImageFrame {
+  mimeType: ScreenMimeType;
+  base64: string;
+}
+
 export interface VoiceProvider {
   readonly name: ProviderName;
   /** What `sendAudio` takes and what `agent_audio` carries, fixed once `connect` resolves. */
@@ -75,6 +82,11 @@ export interface VoiceProvider {
    * no response asked for, so the agent resumes knowing it.
    */
   addContext(items: ConversationItem[]): void;
+  /**
+   * Present only on providers whose model accepts images (the registry's `acceptsImages` says which, before any
+   * connection): the caller's screen as it is now, as context with no response asked for. Never awaits.
+   */
+  sendImage?(image: ImageFrame): void;
   /** Barge-in: the caller heard `heardMs` of `itemId`; drop the rest on the provider's side. */
   interrupt(itemId: string, heardMs: number): void;
   close(): void;

@@ -21,6 +21,13 @@ const NETWORK_PROVIDERS: Record<NetworkProvider, Connect> = {
   deepgram: (options, config) => connectDeepgramAgent(options, config),
 };
 
+/**
+ * Whether a provider's model takes images (a web caller's shared screen): OpenAI Realtime and Gemini Live do, and their
+ * adapters have `sendImage`; Deepgram's Voice Agent and the offline engine do not. Known without a connection, so a
+ * `/live` greeting can say it while the provider is still being dialled.
+ */
+export const ACCEPTS_IMAGES: Record<ProviderName, boolean> = { openai: true, gemini: true, deepgram: false, local: false };
+
 /** Opens and configures a session with `provider`; rejects when it refuses, fails setup, or is not configured. */
 export function connectProvider(
   env: object,

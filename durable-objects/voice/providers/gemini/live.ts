@@ -16,6 +16,7 @@ import type { AudioFormat } from "../../../media/audio/audio-format.ts";
 import {
   type ConversationItem,
   guidanceText,
+  type ImageFrame,
   type ProviderConnectOptions,
   type ProviderSessionConfig,
   type VoiceProvider,
@@ -264,6 +265,12 @@ class GeminiLiveSession extends SocketProvider implements GeminiLiveProvider {
       return;
     }
     this.send({ realtimeInput: { audio: { data: base64, mimeType: INPUT_MIME_TYPE } } });
+  }
+
+  /** A frame of the caller's screen on Live's video stream (Gemini samples it as it would a camera's). */
+  sendImage(image: ImageFrame): void {
+    if (!this.isOpen) return;
+    this.send({ realtimeInput: { video: { data: image.base64, mimeType: image.mimeType } } });
   }
 
   sendText(text: string): void {

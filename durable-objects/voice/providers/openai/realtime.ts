@@ -16,7 +16,7 @@ import type {
 import { isRecord } from "../../../../workers/shared/json.ts";
 import type { AudioFormat } from "../../../media/audio/audio-format.ts";
 import { base64ByteLength } from "../../../media/audio/pcm16.ts";
-import type { ConversationItem, ProviderConnectOptions, ProviderSessionConfig } from "../provider.ts";
+import type { ConversationItem, ImageFrame, ProviderConnectOptions, ProviderSessionConfig } from "../provider.ts";
 import { ProviderSetupError } from "../provider-socket.ts";
 import { SocketProvider, type SocketProviderStats } from "../socket-provider.ts";
 
@@ -149,6 +149,9 @@ export class OpenAiRealtimeProvider extends SocketProvider {
   private activeResponseCancelled = false;
   private responseWanted = false;
   private endingSoonTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Screen images sent in this session, and the item holding the latest (the only one kept in the conversation). */
+  private screenImages = 0;
+  private screenItem: string | null = null;
 
   constructor(options: OpenAiRealtimeOptions) {
     super(options.onEvent, { maxInboundSize: options.maxInboundMessageChars ?? DEFAULT_MAX_INBOUND_MESSAGE_CHARS });
@@ -246,6 +249,20 @@ export class OpenAiRealtimeProvider extends SocketProvider {
   addContext(items: ConversationItem[]): void {
     if (!this.isOpenForUse()) return;
     for (const item of items.flatMap(historyItems)) this.send({ type: "conversation.item.create", item });
+  }
+
+  /**
+   * The caller's screen as a user item of its own, with no `response.create`: the model sees it when it next answers.
+   * The item before it is deleted: at one image a second the conversation would otherwise fill with stale screens
+   * (each costing input tokens on every later response) until the service truncated the conversation itself.
+   */
+  sendImage(image: ImageFrame): void {
+    if (!this.isOpenForUse()) return;
+    const previous = this.screenItem;
+    this.screenItem = `screen_${++this.screenImages}`;
+    const content = [{ type: "input_image" as const, image_url: `data:${image.mimeType};base64,${image.base64}` }];
+    this.send({ type: "conversation.item.create", item: { id: this.screenItem, type: "message", role: "user", content } });
+    if (previous) this.send({ type: "conversation.item.delete", item_id: previous });
   }
 
   interrupt(itemId: string, heardMs: number): void {

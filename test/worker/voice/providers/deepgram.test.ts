@@ -4,6 +4,7 @@ import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-
 import { connectDeepgramAgent } from "../../../../durable-objects/voice/providers/deepgram/agent.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../../durable-objects/voice/providers/provider.ts";
 import { ProviderRefusedError } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { ACCEPTS_IMAGES } from "../../../../durable-objects/voice/providers/registry.ts";
 import { createLogger } from "../../../../workers/shared/logger.ts";
 import { decodeSamples, framesOf, rms } from "../../support/audio-signals.ts";
 import { eventually } from "../../support/carriers.ts";
@@ -73,6 +74,12 @@ interface DeepgramSettingsSeen {
 }
 
 describe("Deepgram Voice Agent adapter", () => {
+  it("takes no images (the Voice Agent has no vision), as the registry says", async () => {
+    const { provider } = await connect(sessionConfig());
+    expect(provider.sendImage).toBeUndefined();
+    expect(ACCEPTS_IMAGES.deepgram).toBe(false);
+  });
+
   it("authenticates, tags the connection, and sends Settings with the call's format, prompt, history and tools", async () => {
     const config = sessionConfig({
       history: [

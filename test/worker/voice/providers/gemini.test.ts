@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { encodeBase64 } from "../../../../durable-objects/media/audio/pcm16.ts";
 import type { GeminiLiveOptions, GeminiLiveProvider } from "../../../../durable-objects/voice/providers/gemini/live.ts";
 import { connectGeminiLive, DEFAULT_GEMINI_MODEL } from "../../../../durable-objects/voice/providers/gemini/live.ts";
 import type { ConversationItem, ProviderSessionConfig } from "../../../../durable-objects/voice/providers/provider.ts";
@@ -8,6 +9,7 @@ import {
   ProviderRefusedError,
   ProviderSetupError,
 } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { ACCEPTS_IMAGES } from "../../../../durable-objects/voice/providers/registry.ts";
 import { createLogger } from "../../../../workers/shared/logger.ts";
 import type { ConnectionSnapshot } from "../../../simulators/providers/recorder.ts";
 import { eventually } from "../../support/carriers.ts";
@@ -98,7 +100,34 @@ async function recordedClose(key: string): Promise<ConnectionSnapshot["close"]> 
 
 const audioBytes = (events: Array<{ base64: string }>) => events.reduce((total, event) => total + base64Bytes(event.base64), 0);
 
+/** A few bytes that start as `mimeType` does, base64, with their SHA-256 (hex): a frame of a caller's screen. */
+async function screenImage(mimeType: "image/jpeg" | "image/png", fill: number): Promise<{ base64: string; sha256: string }> {
+  const bytes = new Uint8Array(512).fill(fill);
+  bytes.set(mimeType === "image/png" ? [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] : [0xff, 0xd8, 0xff, 0xe0]);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return { base64: encodeBase64(bytes), sha256: [...digest].map((byte) => byte.toString(16).padStart(2, "0")).join("") };
+}
+
 describe("Gemini Live adapter", () => {
+  it("sends screen images on the video stream as they are, and the registry says Gemini sees", async () => {
+    expect(ACCEPTS_IMAGES.gemini).toBe(true);
+    const key = newKey();
+    const { provider, log } = await connect(key);
+    const [png, jpeg] = [await screenImage("image/png", 1), await screenImage("image/jpeg", 2)];
+    provider.sendImage?.({ mimeType: "image/png", base64: png.base64 });
+    provider.sendImage?.({ mimeType: "image/jpeg", base64: jpeg.base64 });
+    const connection = await eventually(async () => {
+      const [recorded] = await simulatorConnections(key);
+      return recorded?.images.entries.length === 2 && recorded;
+    });
+    expect(connection.images.entries.map((image) => [image.mimeType, image.sha256])).toEqual([
+      ["image/png", png.sha256],
+      ["image/jpeg", jpeg.sha256],
+    ]);
+    expect(connection.clientMessages.entries.map((entry) => entry.type)).toEqual(["setup", "realtimeInput", "realtimeInput"]);
+    expect(log.ofType("closed")).toEqual([]);
+  });
+
   it("dials with the key in the query and the correlation id, and sends the setup the design asks for", async () => {
     const key = newKey();
     const { provider } = await connect(key, { voice: "Kore" });

@@ -3,6 +3,7 @@ import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-
 import { encodeBase64 } from "../../../../durable-objects/media/audio/pcm16.ts";
 import { connectLocalEngine } from "../../../../durable-objects/voice/providers/local/engine.ts";
 import type { ProviderEvent, ProviderSessionConfig, VoiceProvider } from "../../../../durable-objects/voice/providers/provider.ts";
+import { ACCEPTS_IMAGES } from "../../../../durable-objects/voice/providers/registry.ts";
 import { createLogger } from "../../../../workers/shared/logger.ts";
 import { bytesPerMs, concatBytes as concat, decodeSamples, framesOf, rms, silence } from "../../support/audio-signals.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
@@ -49,6 +50,13 @@ const audioOf = (events: ProviderEvent[], itemId?: string) =>
   events.flatMap((event) => (event.type === "agent_audio" && (!itemId || event.itemId === itemId) ? [event.base64] : []));
 
 describe("local voice engine", () => {
+  it("takes no images (it has no vision), as the registry says", async () => {
+    const { provider } = await engine();
+    expect(provider.sendImage).toBeUndefined();
+    expect(ACCEPTS_IMAGES.local).toBe(false);
+    provider.close();
+  });
+
   it("answers one caller turn with transcripts and an audible reply in the call's format", async () => {
     const { provider, log } = await engine();
     expect(provider.name).toBe("local");

@@ -1,11 +1,14 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { AudioFormat } from "../../../../durable-objects/media/audio/audio-format.ts";
+import { encodeBase64 } from "../../../../durable-objects/media/audio/pcm16.ts";
 import type { OpenAiRealtimeOptions } from "../../../../durable-objects/voice/providers/openai/realtime.ts";
 import { connectOpenAiRealtime, type OpenAiRealtimeProvider } from "../../../../durable-objects/voice/providers/openai/realtime.ts";
 import type { ProviderSessionConfig } from "../../../../durable-objects/voice/providers/provider.ts";
 import { ProviderRefusedError, ProviderSetupError } from "../../../../durable-objects/voice/providers/provider-socket.ts";
+import { ACCEPTS_IMAGES } from "../../../../durable-objects/voice/providers/registry.ts";
 import { createLogger } from "../../../../workers/shared/logger.ts";
+import { eventually } from "../../support/carriers.ts";
 import type { Utterance } from "../../support/provider-simulator.ts";
 import {
   base64Bytes,
@@ -70,6 +73,14 @@ async function audioReceived(log: ProviderEventLog, itemId: string, ms: number):
   while (receivedMs(log, itemId, 8) < ms) {
     from = (await log.next("agent_audio", from, (event) => event.itemId === itemId)).index + 1;
   }
+}
+
+/** A few bytes that start as a JPEG does, base64, with their SHA-256 (hex): a frame of a caller's screen. */
+async function jpeg(fill: number): Promise<{ base64: string; sha256: string }> {
+  const bytes = new Uint8Array(512).fill(fill);
+  bytes.set([0xff, 0xd8, 0xff, 0xe0]);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return { base64: encodeBase64(bytes), sha256: [...digest].map((byte) => byte.toString(16).padStart(2, "0")).join("") };
 }
 
 describe("OpenAI Realtime adapter", () => {
@@ -308,6 +319,46 @@ describe("OpenAI Realtime adapter", () => {
     await expect(outcome).rejects.toMatchObject({ status });
     expect((await onlyConnection(key)).refusedWithStatus).toBe(status);
     expect(log.events).toEqual([]);
+  });
+
+  it("sends a screen image as a user input_image item, keeps only the latest, and asks for no response", async () => {
+    expect(ACCEPTS_IMAGES.openai).toBe(true);
+    const key = uniqueKey("openai-image");
+    const log = new ProviderEventLog();
+    const provider = await connectOpenAiRealtime(options(log), sessionConfig(key));
+    try {
+      const [first, second] = [await jpeg(1), await jpeg(2)];
+      provider.sendImage({ mimeType: "image/jpeg", base64: first.base64 });
+      provider.sendImage({ mimeType: "image/jpeg", base64: second.base64 });
+      await eventually(async () => (await onlyConnection(key)).clientMessageCounts["conversation.item.delete"] === 1);
+      const connection = await onlyConnection(key);
+      expect(connection.images.entries.map((image) => [image.mimeType, image.sha256])).toEqual([
+        ["image/jpeg", first.sha256],
+        ["image/jpeg", second.sha256],
+      ]);
+      expect(connection.history.entries).toEqual([
+        {
+          id: "screen_1",
+          type: "message",
+          role: "user",
+          content: [{ type: "input_image", image_url: `data:image/jpeg;base64,${first.base64}` }],
+        },
+        {
+          id: "screen_2",
+          type: "message",
+          role: "user",
+          content: [{ type: "input_image", image_url: `data:image/jpeg;base64,${second.base64}` }],
+        },
+      ]);
+      expect(connection.clientMessages.entries.map((entry) => entry.type).slice(1)).toEqual([
+        "conversation.item.create",
+        "conversation.item.create",
+        "conversation.item.delete",
+      ]);
+      expect(log.ofType("error")).toEqual([]);
+    } finally {
+      provider.close();
+    }
   });
 
   it("rejects connect() with 401 for a wrong API key", async () => {

@@ -1,0 +1,232 @@
+import { exports } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
+import { closeCodeOf, eventually } from "../support/carriers.ts";
+import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { connectionsOf, switchTo } from "../support/switching.ts";
+
+/**
+ * Screen sharing in a web session, through the real Worker, the session's object and the provider simulators: the
+ * caller's `screen` frames reach OpenAI (an `input_image` item) and Gemini (a video frame) byte for byte, at most one
+ * a second; a flood, an oversized frame, a supervisor's frame and a malformed image are refused; a provider without
+ * vision (Deepgram after a switch, the offline engine) gets nothing and the caller is told once.
+ */
+
+const sockets: WebSocket[] = [];
+afterEach(() => {
+  for (const socket of sockets.splice(0)) {
+    try {
+      socket.close(1000, "test done");
+    } catch {
+      // already closed by the server
+    }
+  }
+});
+
+class Browser {
+  readonly events: LiveEvent[] = [];
+  readonly closed: Promise<number>;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(readonly socket: WebSocket) {
+    socket.accept();
+    sockets.push(socket);
+    this.closed = closeCodeOf(socket);
+    socket.addEventListener("message", (event) => {
+      if (typeof event.data === "string") this.events.push(JSON.parse(event.data) as LiveEvent);
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  async next<T extends LiveEvent["type"]>(type: T, count = 1): Promise<Extract<LiveEvent, { type: T }>> {
+    while (this.ofType(type).length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return this.ofType(type)[count - 1]!;
+  }
+
+  ofType<T extends LiveEvent["type"]>(type: T) {
+    return this.events.filter((event): event is Extract<LiveEvent, { type: T }> => event.type === type);
+  }
+
+  /** A round trip: every frame sent before it has been handled by the object when the pong comes back. */
+  async settled(): Promise<void> {
+    const count = this.ofType("pong").length;
+    this.socket.send(JSON.stringify({ type: "ping", t: count }));
+    await this.next("pong", count + 1);
+  }
+
+  share({ mimeType, data }: { mimeType: string; data: string }): void {
+    this.socket.send(JSON.stringify({ type: "screen", mimeType, data }));
+  }
+}
+
+interface Image {
+  mimeType: "image/jpeg" | "image/png";
+  data: string;
+  sha256: string;
+  bytes: number;
+}
+
+const SIGNATURE = { "image/jpeg": [0xff, 0xd8, 0xff, 0xe0], "image/png": [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] };
+
+/** An image of `size` bytes that starts as its type must (the rest is filler), with its digest. */
+async function image(mimeType: Image["mimeType"], fill: number, size = 2_000): Promise<Image> {
+  const bytes = new Uint8Array(size).fill(fill);
+  bytes.set(SIGNATURE[mimeType]);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const sha256 = [...digest].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return { mimeType, data: btoa(binary), sha256, bytes: size };
+}
+
+async function createSession(token: string, provider: string, key: string): Promise<string> {
+  const response = await api("/api/v1/sessions", { method: "POST", token, body: { provider }, headers: { "X-Correlation-ID": key } });
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+async function join(sessionId: string, token: string, role: "caller" | "supervisor"): Promise<Browser> {
+  const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${sessionId}/live?role=${role}`, {
+    headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
+  });
+  expect(response.status).toBe(101);
+  return new Browser(response.webSocket!);
+}
+
+type Live = { providerState: string; provider: string; counters: Record<string, number> };
+
+async function liveOf(sessionId: string, token: string): Promise<Live> {
+  const response = await api(`/api/v1/sessions/${sessionId}`, { token });
+  return ((await response.json()) as { live: Live }).live;
+}
+
+/** A web session whose provider is connected, its caller joined and greeted. */
+async function sharingSession(provider: "openai" | "gemini" | "local") {
+  const tenantId = await createTenant();
+  const { accessToken: token } = await userWithToken(tenantId, "agent");
+  const key = `screen-${crypto.randomUUID()}`;
+  const id = await createSession(token, provider, key);
+  await eventually(async () => (await liveOf(id, token)).providerState === "connected");
+  const caller = await join(id, token, "caller");
+  const hello = await caller.next("hello");
+  return { tenantId, token, key, id, caller, hello };
+}
+
+const imagesOf = async (key: string, provider: string) => (await connectionsOf(key, provider)).flatMap((c) => c.images.entries);
+
+describe("screen sharing in a web session", () => {
+  it("reaches OpenAI as an input_image, byte for byte; a second frame within the second is dropped", async () => {
+    const { token, key, id, caller, hello } = await sharingSession("openai");
+    expect(hello).toMatchObject({ provider: "openai", capabilities: { vision: true } });
+    const [first, second] = [await image("image/jpeg", 1), await image("image/jpeg", 2)];
+    caller.share(first);
+    caller.share(second);
+    await caller.settled();
+    expect((await liveOf(id, token)).counters).toMatchObject({ screenFrames: 1, screenFramesDropped: 0 });
+    const received = await eventually(async () => {
+      const images = await imagesOf(key, "openai");
+      return images.length > 0 && images;
+    });
+    expect(received).toEqual([expect.objectContaining({ mimeType: "image/jpeg", bytes: first.bytes, sha256: first.sha256 })]);
+    // The image is context, not a turn: the agent was not asked to answer it.
+    const [connection] = await connectionsOf(key, "openai");
+    expect(connection!.clientMessageCounts["response.create"] ?? 0).toBe(0);
+    expect(caller.ofType("error")).toEqual([]);
+  });
+
+  it("reaches Gemini as a video frame; a PNG near the size bound is taken too", async () => {
+    const { key, caller, hello } = await sharingSession("gemini");
+    expect(hello.capabilities).toEqual({ vision: true });
+    // 190 KiB of image is about 253 KiB of base64: within the 256 KiB a screen frame may take.
+    const png = await image("image/png", 7, 190 * 1024);
+    caller.share(png);
+    const received = await eventually(async () => {
+      const images = await imagesOf(key, "gemini");
+      return images.length > 0 && images;
+    });
+    expect(received).toEqual([expect.objectContaining({ mimeType: "image/png", bytes: png.bytes, sha256: png.sha256 })]);
+  });
+
+  it("refuses a supervisor's frame, a malformed image and a non-image; closes a flood (1008) and an oversized frame (1009)", async () => {
+    const tenant = await sharingSession("openai");
+    const { accessToken: supervisorToken } = await userWithToken(tenant.tenantId, "supervisor");
+    const supervisor = await join(tenant.id, supervisorToken, "supervisor");
+    await supervisor.next("hello");
+    supervisor.share(await image("image/jpeg", 3, 600));
+    expect(await supervisor.next("error")).toMatchObject({ code: "forbidden" });
+
+    // Each of these is the first frame of a fresh second (a new caller socket replaces the last one each time).
+    const caller = tenant.caller;
+    caller.share({ mimeType: "image/jpeg", data: "not base64!" });
+    expect(await caller.next("error")).toMatchObject({ code: "invalid_message" });
+    const second = await join(tenant.id, tenant.token, "caller");
+    second.share({ ...(await image("image/jpeg", 4)), mimeType: "image/png" });
+    expect(await second.next("error")).toMatchObject({ code: "invalid_message", message: "The screen frame's data is not image/png" });
+    const third = await join(tenant.id, tenant.token, "caller");
+    third.share({ mimeType: "image/gif", data: (await image("image/jpeg", 5)).data });
+    expect(await third.next("error")).toMatchObject({ code: "invalid_message" });
+
+    const flooding = await join(tenant.id, tenant.token, "caller");
+    const frame = await image("image/jpeg", 6);
+    for (let i = 0; i < 3; i++) flooding.share(frame);
+    expect(await flooding.closed).toBe(1008);
+
+    const oversized = await join(tenant.id, tenant.token, "caller");
+    oversized.share({ mimeType: "image/jpeg", data: "A".repeat(256 * 1024) });
+    expect(await oversized.closed).toBe(1009);
+    // Only a screen frame may be that big: any other text frame from the caller over 4 KiB closes its socket too.
+    const chatty = await join(tenant.id, tenant.token, "caller");
+    chatty.socket.send(JSON.stringify({ type: "ping", t: 1, pad: "x".repeat(5_000) }));
+    expect(await chatty.closed).toBe(1009);
+
+    // The one frame that reached the provider is the flood's first: nothing malformed ever did.
+    const images = await eventually(async () => {
+      const received = await imagesOf(tenant.key, "openai");
+      return received.length > 0 && received;
+    });
+    expect(images.map((entry) => entry.sha256)).toEqual([frame.sha256]);
+    expect((await liveOf(tenant.id, tenant.token)).counters).toMatchObject({ screenFrames: 1 });
+  });
+
+  it("stops forwarding after a switch to a provider without vision, tells every browser, and the caller once", async () => {
+    const { tenantId, token, key, id, caller } = await sharingSession("openai");
+    const supervisor = await join(id, (await userWithToken(tenantId, "supervisor")).accessToken, "supervisor");
+    expect((await supervisor.next("hello")).capabilities).toEqual({ vision: true });
+    const response = await switchTo(token, id, { provider: "deepgram", immediate: true });
+    expect(response.status).toBe(200);
+    expect(await caller.next("capabilities")).toMatchObject({ provider: "deepgram", capabilities: { vision: false } });
+    expect(await supervisor.next("capabilities")).toMatchObject({ provider: "deepgram", capabilities: { vision: false } });
+
+    caller.share(await image("image/jpeg", 8));
+    expect(await caller.next("error")).toMatchObject({ code: "vision_unsupported" });
+    // A later frame (a fresh second) is dropped as well, without a second notice.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    caller.share(await image("image/jpeg", 9));
+    await caller.settled();
+    expect(caller.ofType("error")).toHaveLength(1);
+    expect(supervisor.ofType("error")).toEqual([]); // the notice is the caller's alone
+    expect((await liveOf(id, token)).counters).toMatchObject({ screenFrames: 0, screenFramesDropped: 2 });
+    expect(await imagesOf(key, "deepgram")).toEqual([]);
+    expect(await imagesOf(key, "openai")).toEqual([]);
+
+    // Back on a provider with vision, the caller is told, and the next frame goes through.
+    expect((await switchTo(token, id, { provider: "gemini", immediate: true })).status).toBe(200);
+    expect(await caller.next("capabilities", 2)).toMatchObject({ provider: "gemini", capabilities: { vision: true } });
+    const shown = await image("image/jpeg", 10);
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // a fresh second again
+    caller.share(shown);
+    const received = await eventually(async () => {
+      const images = await imagesOf(key, "gemini");
+      return images.length > 0 && images;
+    });
+    expect(received.map((entry) => entry.sha256)).toEqual([shown.sha256]);
+  });
+
+  it("the offline engine has no vision: the greeting says so and a frame is dropped with one notice", async () => {
+    const { token, id, caller, hello } = await sharingSession("local");
+    expect(hello).toMatchObject({ provider: "local", capabilities: { vision: false } });
+    caller.share(await image("image/jpeg", 11));
+    expect(await caller.next("error")).toMatchObject({ code: "vision_unsupported" });
+    expect((await liveOf(id, token)).counters).toMatchObject({ screenFrames: 0, screenFramesDropped: 1 });
+  });
+});
