@@ -18,9 +18,6 @@ export interface TranscriptLine {
   interrupted: boolean;
 }
 
-/** What the call's object says about the provider in `hello` (contract.md: `capabilities.vision`). */
-type Capabilities = { vision?: boolean };
-
 interface CreatedSession {
   id: string;
   provider: ProviderName;
@@ -242,11 +239,11 @@ export class SoftphoneCall {
     switch (event.type) {
       case "hello":
         this.provider = event.provider;
-        return this.canSee(visionOf(event));
-      case "provider_switched":
-        if (!event.success) return;
-        this.provider = event.to;
-        return this.canSee(visionOf(event));
+        return this.canSee(event.capabilities.vision);
+      // The session moved to another provider (a switch, a failover): what it can take now.
+      case "capabilities":
+        this.provider = event.provider;
+        return this.canSee(event.capabilities.vision);
       case "transcript":
         this.transcript = [
           ...this.transcript.slice(-(MAX_LINES - 1)),
@@ -326,12 +323,6 @@ export class SoftphoneCall {
     this.framesShared = 0;
     this.lastOutcome = null;
   }
-}
-
-/** `capabilities.vision` where the event carries it (contract.md); a provider switch without it is taken as "cannot". */
-function visionOf(event: LiveEvent): boolean {
-  const capabilities = (event as { capabilities?: Capabilities }).capabilities;
-  return capabilities?.vision === true;
 }
 
 function messageOf(error: unknown): string {
