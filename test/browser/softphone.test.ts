@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiClient } from "../node/support/local-platform.ts";
 import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, signInThroughForm } from "./support/console.ts";
@@ -215,7 +215,7 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     await eventually(() => page.getByTestId("last-outcome").textContent()).toBe("You hung up.");
   });
 
-  it("at 360 px, on a provider that cannot see: sharing is disabled and says why", async () => {
+  it("at 360 px, on a provider that cannot see: sharing is disabled and says why; offline, it reconnects", async () => {
     const context = await open();
     const page = await context.newPage();
     await signInThroughForm(page);
@@ -224,6 +224,12 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     await page.goto("/console/softphone");
     await eventually(() => page.getByRole("heading", { name: "Place a call" }).isVisible()).toBe(true);
     await expectAccessible(page, "the softphone at 360 px");
+    // The call's socket passes through the test, so the test can cut it the way a lost network would.
+    const liveSockets: WebSocketRoute[] = [];
+    await page.routeWebSocket(/\/live\?role=caller$/, (socket) => {
+      socket.connectToServer();
+      liveSockets.push(socket);
+    });
     await page.getByLabel("Provider").selectOption("deepgram");
     await page.getByRole("button", { name: "Call the agent" }).click();
     await expect
@@ -234,6 +240,19 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
     await expectAccessible(page, "the softphone in a call at 360 px");
     const sessionId = await callInStorage(page);
+
+    // The network goes and takes the call's socket with it: the shell says so, the socket waits for the network and
+    // says "Reconnecting…"; back, it joins the same call again.
+    await eventually(() => page.getByTestId("connection").textContent()).toMatch(/^Connected/);
+    await context.setOffline(true);
+    await eventually(() => page.getByTestId("offline-banner").isVisible()).toBe(true);
+    await liveSockets[0]!.close({ code: 1012, reason: "network lost" });
+    await eventually(() => page.getByTestId("connection").textContent()).toBe("Reconnecting…");
+    await context.setOffline(false);
+    await eventually(() => page.getByTestId("connection").textContent()).toMatch(/^Connected/);
+    expect(liveSockets).toHaveLength(2);
+    expect(await callInStorage(page)).toBe(sessionId);
+    expect(await sessionStatus(admin, sessionId!)).toBe("active");
     await page.getByRole("button", { name: "Hang up" }).click();
     await expect.poll(() => sessionStatus(admin, sessionId!), { timeout: 15_000 }).toBe("ended");
   });
