@@ -163,6 +163,8 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     await page.reload();
     await expect.poll(() => page.getByTestId("rejoined").isVisible(), { timeout: 15_000 }).toBe(true);
     expect(await callInStorage(page)).toBe(sessionId);
+    // The conversation so far is shown again (from the session's record), and the call goes on.
+    await eventually(() => transcript.textContent()).toContain("You: Hi there, I would like to check my balance.");
     await expect.poll(() => numberIn(page, "agent-audio"), { timeout: 30_000 }).toBeGreaterThan(0);
     await eventually(() => sessionStatus(admin, sessionId!)).toBe("active");
     const connections = await simulatorConnections(key);

@@ -28,6 +28,7 @@ interface SessionDetail {
   status: "active" | "ended";
   channel: "web" | "phone";
   provider: ProviderName;
+  transcript: Array<{ role: "caller" | "agent" | "system" | "supervisor"; text: string; interrupted: boolean }>;
 }
 
 /** At most this many transcript lines are kept on screen; the whole transcript stays in the session's history. */
@@ -129,6 +130,11 @@ export class SoftphoneCall {
     this.reset();
     this.sessionId = id;
     this.provider = detail.provider;
+    // What was said before the reload, as far as the platform has written it (it may lag the call by a few seconds).
+    for (const line of detail.transcript.slice(-MAX_LINES)) {
+      if (line.role !== "system")
+        this.transcript.push({ id: this.nextLine++, role: line.role, text: line.text, interrupted: line.interrupted });
+    }
     // The socket first: the platform's grace period is running out.
     this.join(id);
     this.phase = "in-call";
@@ -198,11 +204,6 @@ export class SoftphoneCall {
     this.sharing = false;
     this.lastFrame = null;
     notices.push("info", said);
-  }
-
-  /** Asks for a fresh round trip (the heartbeat measures one every 30 s). */
-  measure(): void {
-    this.socket?.ping();
   }
 
   private async openAudio(): Promise<void> {
