@@ -179,7 +179,7 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     await eventually(async () => (await tabMessages()).filter((message) => message.sessionId === sessionId).length).toBe(2);
   });
 
-  it("shares the screen with a provider that sees: downscaled JPEG frames reach the model, and sharing stops", async () => {
+  it("shares the screen with a provider that sees: downscaled JPEG frames reach the model; sharing stops on request and when the provider cannot see", async () => {
     const key = `softphone-share-${crypto.randomUUID()}`;
     const context = await open();
     const page = await context.newPage();
@@ -213,6 +213,18 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
 
     await page.getByRole("button", { name: "Stop sharing" }).click();
     await eventually(() => share.isEnabled()).toBe(true);
+
+    // Sharing again, then the session moves to a provider that cannot see: sharing stops and the button says why.
+    await share.click();
+    await eventually(() => page.getByRole("button", { name: "Stop sharing" }).isVisible()).toBe(true);
+    const sessionId = await callInStorage(page);
+    const switched = await admin.request("POST", `/api/v1/sessions/${sessionId}/switch-provider`, {
+      provider: "deepgram",
+      immediate: true,
+    });
+    expect(switched.status).toBe(200);
+    await eventually(() => page.getByTestId("share-reason").textContent()).toBe("The current provider (Deepgram) cannot see images");
+    expect(await share.isDisabled()).toBe(true);
     await page.getByRole("button", { name: "Hang up" }).click();
     await eventually(() => page.getByTestId("last-outcome").textContent()).toBe("You hung up.");
   });
