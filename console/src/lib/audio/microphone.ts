@@ -6,6 +6,10 @@ export const LIVE_AUDIO_RATE = 16_000;
 export interface Microphone {
   /** While muted, frames of silence go out instead (the provider's turn detection keeps its clock). */
   muted: boolean;
+  /** True when the browser has not let audio start yet (a page loaded without a user gesture, e.g. a reload). */
+  readonly suspended: boolean;
+  /** Starts capture the browser held back; call it from a user gesture. */
+  resume(): Promise<void>;
   stop(): void;
 }
 
@@ -29,6 +33,10 @@ export async function openMicrophone(onFrame: (frame: ArrayBuffer) => void, onLe
   const node = new AudioWorkletNode(context, "switchboard-capture", { numberOfInputs: 1, numberOfOutputs: 0, channelCount: 1 });
   const microphone: Microphone = {
     muted: false,
+    get suspended() {
+      return context.state === "suspended";
+    },
+    resume: () => context.resume(),
     stop() {
       node.port.onmessage = null;
       source.disconnect();

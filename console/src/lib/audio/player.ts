@@ -45,6 +45,16 @@ export class Pcm16Player {
     return Math.max(0, this.nextStart - this.context.currentTime);
   }
 
+  /** True when the browser has not let audio start yet (a page loaded without a user gesture, e.g. a reload). */
+  get suspended(): boolean {
+    return this.context.state === "suspended";
+  }
+
+  /** Starts audio the browser held back; call it from a user gesture. */
+  resume(): Promise<void> {
+    return this.context.resume();
+  }
+
   close(): void {
     this.clear();
     void this.context.close();
