@@ -1,12 +1,16 @@
 import type { Page } from "./lib/router.svelte.ts";
 import Home from "./pages/Home.svelte";
 import NotFound from "./pages/NotFound.svelte";
+import SessionLive from "./pages/SessionLive.svelte";
 
 /**
  * Every page of the console, matched in order (router.svelte.ts), and the navigation: `nav` pages appear in the
  * header's menu in this order.
  */
-export const pages: Page[] = [{ path: "/", title: "Dashboard", component: Home }];
+export const pages: Page[] = [
+  { path: "/", title: "Dashboard", component: Home },
+  { path: "/sessions/:id", title: "Live session", component: SessionLive },
+];
 
 export const nav: Array<{ path: string; label: string }> = [{ path: "/", label: "Dashboard" }];
 
