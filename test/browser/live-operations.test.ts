@@ -12,8 +12,8 @@ import { CONSOLE_NUMBERS } from "./support/global-setup.ts";
 /**
  * The console's live operations against a real phone call: the carrier simulator dials the tenant's Twilio number
  * from this process and speaks recorded lines (test/fixtures/audio), the platform answers with the offline engine,
- * and a supervisor in Chromium watches it on the dashboard and the live view, switches its provider, whispers, takes
- * it over with Chromium's fake microphone (fed a recorded line too) and releases it, survives a dropped `/live`
+ * and a supervisor in Chromium watches it on the dashboard and the live view, takes it over with Chromium's fake
+ * microphone (fed a recorded line too) and releases it, switches its provider, whispers, survives a dropped `/live`
  * socket, and hangs up.
  */
 const AUDIO = join(import.meta.dirname, "../fixtures/audio");
@@ -26,7 +26,7 @@ const WHISPER = `Offer a callback tomorrow morning ${Date.now()}`;
 /** Waits for what a person would wait for; the machine may be busy, so generously (nothing asserted on time). */
 const poll = <T>(probe: () => T | Promise<T>, timeout = 20_000) => expect.poll(probe, { timeout, interval: 250 });
 
-/** Signs in through the form and waits for the signed-in shell (the menu button below 720 px, else the navigation). */
+/** Signs in through the form and waits for the signed-in shell (its Log out button shows at every width). */
 async function signInAt(page: Page): Promise<void> {
   await page.goto("/");
   await page.getByLabel("Email").fill(world().email);
@@ -150,7 +150,8 @@ describe.skipIf(!chromiumPath())("live operations in the web console", { timeout
     // The takeover's speech-to-text stream is refused (the OpenAI simulator's transcription session, scripted by the
     // call's correlation id): the takeover goes on without it, and at the release the platform writes how much of the
     // supervisor's audio it received and could not transcribe, which is what proves the microphone reached it.
-    // (With the stream accepted, a continuously talking fake microphone stalls the simulated platform: see the report.)
+    // (Accepted, with a fake microphone that never stops talking, the stream stalled the whole simulated platform for
+    // tens of seconds in this test; its own tests, test/worker/live/supervisor.test.ts, cover transcription.)
     const control = inject("simulators").PROVIDER_SIM_CONTROL_URL;
     const scripted = await fetch(`${control}/__sim/scenarios/${encodeURIComponent(`${correlationId}:supervisor-stt`)}`, {
       method: "PUT",
