@@ -47,6 +47,7 @@ export class LiveSessionState {
   detail = $state<SessionDetail | null>(null);
   loadError = $state<string | null>(null);
   switches = $state<SwitchEntry[]>([]);
+  switchesError = $state<string | null>(null);
   status = $state<LiveStatus>("connecting");
   roundTripMs = $state<number | null>(null);
   provider = $state<ProviderName | null>(null);
@@ -142,8 +143,13 @@ export class LiveSessionState {
   }
 
   async loadSwitches(): Promise<void> {
-    const history = await api<{ items: SwitchEntry[] }>("GET", `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/switch-history`);
-    this.switches = history.items;
+    try {
+      const history = await api<{ items: SwitchEntry[] }>("GET", `/api/v1/sessions/${encodeURIComponent(this.sessionId)}/switch-history`);
+      this.switches = history.items;
+      this.switchesError = null;
+    } catch (error) {
+      this.switchesError = error instanceof Error ? error.message : String(error);
+    }
   }
 
   whisper(text: string): boolean {
@@ -204,7 +210,7 @@ export class LiveSessionState {
         return this.note("provider", event.at, `Provider ${event.provider} ${event.state}${event.detail ? `: ${event.detail}` : ""}.`);
       case "provider_switched":
         if (event.success) this.provider = event.to;
-        void this.loadSwitches().catch(() => undefined);
+        void this.loadSwitches();
         return this.note(
           "switch",
           event.at,
