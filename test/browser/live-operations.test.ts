@@ -212,6 +212,9 @@ describe.skipIf(!chromiumPath())("live operations in the web console", { timeout
       return lines.some((line) => line.text.includes(WHISPER)) ? lines : undefined;
     });
     expect(recorded.filter((line) => line.text.includes(WHISPER)).map((line) => line.role)).toEqual(["system"]);
+    // By now the record has the agent's turns: the latency waterfall shows them, stage by stage.
+    await poll(() => page.getByTestId("waterfall-turn").count(), 30_000).toBeGreaterThan(0);
+    expect(await page.getByTestId("waterfall-turn").first().textContent()).toMatch(/provider \d+ ms|provider —/);
   });
 
   it("reconnects after the /live socket drops, with the offline banner meanwhile, and keeps streaming", async () => {
