@@ -97,6 +97,8 @@ export default defineConfig({
           globalSetup: ["./test/browser/support/global-setup.ts"],
           // One Chromium at a time: the platform, the simulators and the browser already share this machine's cores.
           fileParallelism: false,
+          // A page's answer waits on wrangler, workerd and Chromium sharing two cores: polls get seconds, not one.
+          expect: { poll: { timeout: 15_000, interval: 100 } },
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
