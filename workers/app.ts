@@ -6,6 +6,7 @@ import { handleError, handleNotFound } from "./http/error-handler.ts";
 import { requestMetrics } from "./http/request-metrics.ts";
 import { publicRouter } from "./http/router.ts";
 import { apiCors, securityHeaders } from "./http/security-headers.ts";
+import { analyticsRoutes } from "./routes/analytics.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { auditLogRoutes } from "./routes/audit-log.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -68,6 +69,7 @@ export function buildApp() {
     sessionSwitchingRoutes,
     sessionEndRoutes,
     sessionAnalysisRoutes,
+    analyticsRoutes,
     recordingRoutes,
     sessionLiveRoutes,
     providerRoutes,

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Deepgram } from "@deepgram/sdk";
 import type { LiveClientMessage } from "@google/genai";
 import { ActivityHandling, Modality } from "@google/genai";
@@ -405,6 +405,41 @@ describe("OpenAI Realtime simulator", () => {
   });
 });
 
+/** A small JPEG-signed image and its digest, as a screen frame would carry it. */
+function screenImage(fill: number): { base64: string; sha256: string; bytes: number } {
+  const bytes = Buffer.alloc(300, fill);
+  bytes.set([0xff, 0xd8, 0xff, 0xe0]);
+  return { base64: bytes.toString("base64"), sha256: createHash("sha256").update(bytes).digest("hex"), bytes: bytes.byteLength };
+}
+
+describe("OpenAI Realtime simulator: images", () => {
+  it("records each input_image it is given, deletes an image item on request, and refuses a bad image", async () => {
+    const key = newKey();
+    const client = await openAiSession(key);
+    const [first, second] = [screenImage(1), screenImage(2)];
+    for (const [id, image] of [
+      ["screen_1", first],
+      ["screen_2", second],
+    ] as const) {
+      const content = [{ type: "input_image" as const, image_url: `data:image/jpeg;base64,${image.base64}` }];
+      sendOpenAi(client, { type: "conversation.item.create", item: { id, type: "message", role: "user", content } });
+    }
+    sendOpenAi(client, { type: "conversation.item.delete", item_id: "screen_1" });
+    await client.waitForJson("type", "conversation.item.deleted");
+    const bad = [{ type: "input_image" as const, image_url: "data:image/gif;base64,R0lGOD" }];
+    sendOpenAi(client, { type: "conversation.item.create", item: { type: "message", role: "user", content: bad } });
+    const { message } = await client.waitForJson("type", "error");
+    expect((message.error as { code: string }).code).toBe("invalid_value");
+    // Images are context: nothing was answered.
+    expect(ofType(client, "response.created")).toHaveLength(0);
+    await client.close();
+    expect(only(key).images.entries).toMatchObject([
+      { mimeType: "image/jpeg", bytes: first.bytes, sha256: first.sha256 },
+      { mimeType: "image/jpeg", bytes: second.bytes, sha256: second.sha256 },
+    ]);
+  });
+});
+
 // ── Gemini Live ──────────────────────────────────────────────────────────────────────────────────────────────
 
 function gemini(key: string, apiKey = sim.apiKeys.gemini): Promise<ProviderTestClient> {
@@ -567,6 +602,16 @@ describe("Gemini Live simulator", () => {
     expect(outputTranscript(serverContents(client, 0, turnComplete))).toBe("agent reply 1");
     await client.close();
     expect(only(key).history.entries).toEqual([...history, question]);
+  });
+
+  it("records video frames as images, and closes 1007 on a video frame that is not an image", async () => {
+    const key = newKey();
+    const client = await geminiSession(key);
+    const image = screenImage(3);
+    client.sendJson({ realtimeInput: { video: { data: image.base64, mimeType: "image/jpeg" } } } satisfies LiveClientMessage);
+    client.sendJson({ realtimeInput: { video: { data: image.base64, mimeType: "video/mp4" } } } satisfies LiveClientMessage);
+    expect((await client.closed).code).toBe(1007);
+    expect(only(key).images.entries).toMatchObject([{ mimeType: "image/jpeg", bytes: image.bytes, sha256: image.sha256 }]);
   });
 
   it("sends goAway with the time left, then closes when it is up", async () => {

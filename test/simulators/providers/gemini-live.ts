@@ -158,6 +158,14 @@ export class GeminiLiveSession {
       if (!rate || !bytes) return this.#reject(`Unsupported realtimeInput audio: mimeType '${mimeType}'.`);
       this.#audio(bytes, rate[1] ? Number(rate[1]) : 16000);
     }
+    if (isRecord(input.video)) {
+      const mimeType = typeof input.video.mimeType === "string" ? input.video.mimeType : "";
+      const bytes = decodeBase64(input.video.data);
+      if (!/^image\/(?:jpeg|png)$/.test(mimeType) || !bytes || bytes.byteLength === 0) {
+        return this.#reject(`Unsupported realtimeInput video: mimeType '${mimeType}'.`);
+      }
+      this.#connection.recorder.image(mimeType, bytes);
+    }
     if (typeof input.text === "string") {
       this.#connection.recorder.history.push({ realtimeInput: { text: input.text } });
       this.#interrupt();

@@ -1,5 +1,5 @@
 import type { ConversationItem } from "openai/resources/realtime/realtime";
-import { isRecord } from "./wire.ts";
+import { decodeBase64, isRecord } from "./wire.ts";
 
 /** Conversation items as OpenAI Realtime stores them: every stored item has an id. */
 export type StoredItem = ConversationItem & { id: string };
@@ -26,7 +26,12 @@ export function parseClientItem(raw: Record<string, unknown>, id: string): Store
   if (raw.type !== "message" || !Array.isArray(raw.content)) {
     return "Invalid 'item': expected a message, function_call or function_call_output item.";
   }
-  const texts = raw.content.filter(isRecord).map((part) => {
+  const parts = raw.content.filter(isRecord);
+  const images = parts.filter((part) => part.type === "input_image");
+  if (images.length > 0 && (raw.role !== "user" || images.some((part) => typeof imageOf(part) === "string"))) {
+    return "Invalid 'item.content': input_image needs a user message and a PNG or JPEG data URI in image_url.";
+  }
+  const texts = parts.map((part) => {
     if (typeof part.text === "string") return part.text;
     return typeof part.transcript === "string" ? part.transcript : "";
   });
@@ -35,7 +40,18 @@ export function parseClientItem(raw: Record<string, unknown>, id: string): Store
     return { ...message, role: "assistant", content: texts.map((text) => ({ type: "output_text", text })) };
   }
   const content = texts.map((text) => ({ type: "input_text" as const, text }));
-  if (raw.role === "user") return { ...message, role: "user", content };
+  if (raw.role === "user") {
+    const imageParts = images.map((part) => ({ type: "input_image" as const, image_url: String(part.image_url) }));
+    return { ...message, role: "user", content: imageParts.length ? [...content.filter((part) => part.text), ...imageParts] : content };
+  }
   if (raw.role === "system") return { ...message, role: "system", content };
   return "Invalid 'item.role': expected user, assistant or system.";
+}
+
+/** An `input_image` part's image (its type and decoded bytes), or why the service would refuse it. */
+export function imageOf(part: Record<string, unknown>): { mimeType: string; bytes: Buffer } | string {
+  const uri = typeof part.image_url === "string" ? /^data:(image\/(?:jpeg|png));base64,(.*)$/.exec(part.image_url) : null;
+  const bytes = uri ? decodeBase64(uri[2]) : undefined;
+  if (!uri || !bytes || bytes.byteLength === 0) return "image_url is not a PNG or JPEG data URI";
+  return { mimeType: uri[1]!, bytes };
 }

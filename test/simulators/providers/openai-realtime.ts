@@ -9,7 +9,7 @@ import type { ProviderConnection } from "./connection.ts";
 import { scheduleFaults } from "./connection.ts";
 import { AgentSpeech, ConversationScript, PlaybackClock, progressiveText } from "./conversation.ts";
 import type { StoredItem } from "./openai-items.ts";
-import { parseClientItem } from "./openai-items.ts";
+import { imageOf, parseClientItem } from "./openai-items.ts";
 import type { SessionConfig } from "./openai-session-config.ts";
 import {
   defaultSessionConfig,
@@ -309,6 +309,11 @@ export class OpenAiRealtimeSession {
     recorder.history.push(event.item);
     const item = parseClientItem(event.item, typeof event.item.id === "string" ? event.item.id : providerId("item_"));
     if (typeof item === "string") return this.#error("invalid_value", item, "item", event);
+    const parts = Array.isArray(event.item.content) ? event.item.content.filter(isRecord) : [];
+    for (const part of parts) {
+      const image = part.type === "input_image" ? imageOf(part) : null;
+      if (image && typeof image !== "string") recorder.image(image.mimeType, image.bytes);
+    }
     if (item.type === "function_call" && item.call_id) this.#callIds.add(item.call_id);
     if (item.type === "function_call_output") {
       if (!this.#callIds.has(item.call_id)) {

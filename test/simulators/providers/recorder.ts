@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /**
  * What the simulator remembers about each provider connection, for assertions and the latency benchmark.
  * Every list is bounded (a ring keeping the most recent entries, with a count of what it dropped). Timestamps
@@ -98,6 +100,15 @@ export interface AudioChunkRecord {
   responseId: string;
 }
 
+/** An image the client sent (OpenAI `input_image`, Gemini `realtimeInput.video`): its type, size and digest, not its bytes. */
+export interface ImageRecord {
+  mimeType: string;
+  bytes: number;
+  /** SHA-256 of the decoded image, hex: a test compares it with the frame it sent. */
+  sha256: string;
+  at: number;
+}
+
 export interface ConnectionSnapshot {
   id: string;
   provider: ProviderName;
@@ -130,6 +141,7 @@ export interface ConnectionSnapshot {
   bargeIns: BoundedList<{ at: number; audioMs: number; agentAudioPlaying: boolean; responseInProgress: boolean }>;
   audioIn: { frames: number; bytes: number; frameTimes: BoundedList<number>; frameHeads: BoundedList<number> };
   audioOut: { chunks: number; bytes: number; ms: number; chunkTimes: BoundedList<AudioChunkRecord> };
+  images: BoundedList<ImageRecord>;
   /** Gemini: the resumption handle presented in `setup` and whether the simulator knew it. */
   resumption: { requestedHandle: string | null; known: boolean; issuedHandles: string[] } | null;
   faults: BoundedList<{ kind: string; at: number }>;
@@ -168,6 +180,7 @@ export class ConnectionRecorder {
   readonly audioInHeads: BoundedLog<number>;
   readonly audioOut = { chunks: 0, bytes: 0, ms: 0 };
   readonly audioOutChunks: BoundedLog<AudioChunkRecord>;
+  readonly images: BoundedLog<ImageRecord>;
 
   constructor(init: {
     id: string;
@@ -202,6 +215,7 @@ export class ConnectionRecorder {
     this.audioInTimes = log();
     this.audioInHeads = log();
     this.audioOutChunks = log();
+    this.images = log();
   }
 
   get setup(): unknown {
@@ -229,6 +243,10 @@ export class ConnectionRecorder {
     this.audioOut.bytes += chunk.bytes;
     this.audioOut.ms += chunk.durationMs;
     this.audioOutChunks.push(chunk);
+  }
+
+  image(mimeType: string, bytes: Uint8Array): void {
+    this.images.push({ mimeType, bytes: bytes.byteLength, sha256: createHash("sha256").update(bytes).digest("hex"), at: preciseNow() });
   }
 
   fault(kind: string): void {
@@ -262,6 +280,7 @@ export class ConnectionRecorder {
       bargeIns: this.bargeIns.snapshot(),
       audioIn: { ...this.audioIn, frameTimes: this.audioInTimes.snapshot(), frameHeads: this.audioInHeads.snapshot() },
       audioOut: { ...this.audioOut, chunkTimes: this.audioOutChunks.snapshot() },
+      images: this.images.snapshot(),
       resumption: this.resumption,
       faults: this.faults.snapshot(),
       suppressedMessages: this.suppressedMessages,

@@ -389,7 +389,11 @@ export const turnTimings = sqliteTable(
     firstMarkHeardAt: integer("first_mark_heard_at"),
     interrupted: integer("interrupted", { mode: "boolean" }).notNull().default(false),
   },
-  (t) => [index("turn_timings_tenant_session_idx").on(t.tenantId, t.sessionId, t.providerFirstAudioAt)],
+  (t) => [
+    index("turn_timings_tenant_session_idx").on(t.tenantId, t.sessionId, t.providerFirstAudioAt),
+    // Analytics read a tenant's turns by time range, across sessions.
+    index("turn_timings_tenant_time_idx").on(t.tenantId, t.providerFirstAudioAt),
+  ],
 );
 
 export const SWITCH_REASONS = ["manual", "auto_failover", "rollover"] as const;
@@ -413,7 +417,11 @@ export const providerSwitches = sqliteTable(
     startedAt: integer("started_at").notNull(),
     durationMs: integer("duration_ms").notNull(),
   },
-  (t) => [index("provider_switches_tenant_session_idx").on(t.tenantId, t.sessionId, t.startedAt)],
+  (t) => [
+    index("provider_switches_tenant_session_idx").on(t.tenantId, t.sessionId, t.startedAt),
+    // Analytics read a tenant's switches by time range, across sessions.
+    index("provider_switches_tenant_time_idx").on(t.tenantId, t.startedAt),
+  ],
 );
 
 /**

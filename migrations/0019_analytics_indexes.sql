@@ -1,0 +1,2 @@
+CREATE INDEX `provider_switches_tenant_time_idx` ON `provider_switches` (`tenant_id`,`started_at`);--> statement-breakpoint
+CREATE INDEX `turn_timings_tenant_time_idx` ON `turn_timings` (`tenant_id`,`provider_first_audio_at`);
