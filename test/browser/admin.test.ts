@@ -45,7 +45,7 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
     // API keys: the secret is shown once, works, and stops working once revoked.
     await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "API keys" }).click();
     const keyName = `ci-key-${suffix}`;
-    await page.getByLabel("Name").fill(keyName);
+    await page.getByLabel("Name", { exact: true }).fill(keyName);
     await page.getByLabel("Role").selectOption("viewer");
     await page.getByRole("button", { name: "Create key" }).click();
     const secret = (await page.getByTestId("new-api-key").textContent({ timeout: 15_000 })) ?? "";
@@ -57,7 +57,7 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
     await page.getByRole("button", { name: "I have stored it" }).click();
     expect(await page.content()).not.toContain(secret);
     await page.reload();
-    await expect.poll(() => page.getByRole("cell", { name: keyName }).isVisible()).toBe(true);
+    await expect.poll(() => page.getByRole("cell", { name: keyName, exact: true }).isVisible()).toBe(true);
     expect(await page.content()).not.toContain(secret);
     await page.getByRole("button", { name: `Revoke ${keyName}` }).click();
     await expect.poll(() => page.getByRole("button", { name: `Revoke ${keyName}` }).count()).toBe(0);
@@ -66,7 +66,7 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
     // Prompts: create, a second version becomes current, a rollback makes the first current again.
     await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "Prompts" }).click();
     const promptName = `Greeter ${suffix}`;
-    await page.getByLabel("Name").fill(promptName);
+    await page.getByLabel("Name", { exact: true }).fill(promptName);
     await page.getByLabel("Instructions").fill("Greet the caller warmly. Version one.");
     await page.getByRole("button", { name: "Create prompt" }).click();
     await expect.poll(() => page.getByTestId("current-version").textContent()).toBe("1");
@@ -104,6 +104,9 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
     await expect.poll(() => page.getByRole("cell", { name: "api_key.revoke" }).first().isVisible()).toBe(true);
     expect(await page.getByRole("cell", { name: "user.role_change" }).count()).toBeGreaterThan(0);
     await expectAccessible(page, "the audit log");
+    await page.setViewportSize({ width: 360, height: 740 });
+    await expectAccessible(page, "the audit log at 360 px");
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
     await context.close();
 
     async function numberOf(number: string) {
