@@ -48,6 +48,7 @@ describe.skipIf(!chromiumPath())("the console's history", () => {
 
     await page.goBack();
     await expect.poll(() => record.isVisible()).toBe(true);
+    expect(await page.getByLabel("Status").inputValue(), "the form follows the URL back").toBe("ended");
     await record.click();
     await expect.poll(() => page.getByRole("heading", { name: "Session record" }).isVisible()).toBe(true);
     const transcript = page.getByRole("region", { name: "Transcript" });
