@@ -6,6 +6,7 @@ import PromptDetail from "./pages/admin/PromptDetail.svelte";
 import Prompts from "./pages/admin/Prompts.svelte";
 import AdminSettings from "./pages/admin/Settings.svelte";
 import Users from "./pages/admin/Users.svelte";
+import Analytics from "./pages/analytics/Analytics.svelte";
 import CustomerDetail from "./pages/business/CustomerDetail.svelte";
 import Customers from "./pages/business/Customers.svelte";
 import InvoiceDetail from "./pages/business/InvoiceDetail.svelte";
@@ -38,12 +39,14 @@ export const pages: Page[] = [
   { path: "/admin/prompts/:id", title: "Admin: prompt", component: PromptDetail },
   { path: "/admin/settings", title: "Admin: settings", component: AdminSettings },
   { path: "/admin/audit", title: "Admin: audit log", component: Audit },
+  { path: "/analytics", title: "Analytics", component: Analytics },
 ];
 
 export const nav: Array<{ path: string; label: string }> = [
   { path: "/", label: "Dashboard" },
   { path: "/history", label: "History" },
   { path: "/customers", label: "Business" },
+  { path: "/analytics", label: "Analytics" },
   { path: "/admin", label: "Admin" },
 ];
 
