@@ -53,6 +53,18 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
     await page.keyboard.press("Enter");
     await expect.poll(() => new URL(page.url()).pathname).toBe(`/console/customers/${customerId}`);
 
+    // Edit: a note added, the nickname cleared (null), read back through the API.
+    await page.getByRole("button", { name: "Edit customer" }).click();
+    const details = page.getByRole("region", { name: "Details" });
+    await details.getByLabel("Notes").fill("Prefers UPI");
+    await details.getByLabel("Nickname").fill("");
+    await details.getByRole("button", { name: "Save customer" }).click();
+    await expect.poll(() => details.getByRole("button", { name: "Edit customer" }).isVisible()).toBe(true);
+    expect((await (await adminApi()).request("GET", `/api/v1/customers/${customerId}`)).body).toMatchObject({
+      notes: "Prefers UPI",
+      nickname: null,
+    });
+
     // An invoice with a free-text line: 2 × ₹150.50.
     const invoiceForm = page.getByRole("form", { name: "New invoice" });
     await invoiceForm.getByLabel("Product or description").fill("Delivery");
@@ -110,6 +122,33 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
     const listed = (await api.request("GET", `/api/v1/reminders?customerId=${customerId}`)).body as { items: Array<{ state: string }> };
     expect(listed.items.map((item) => item.state)).toEqual(["cancelled"]);
     await expectAccessible(page, "a customer");
+    await context.close();
+  });
+
+  it("pages through the customers with the cursor in the URL", async () => {
+    const api = await adminApi();
+    // More than one page of 25, named to sort together.
+    for (let index = 0; index < 26; index++) {
+      const created = await api.request("POST", "/api/v1/customers", { name: `Paging ${suffix} ${String(index).padStart(2, "0")}` });
+      expect(created.status).toBe(201);
+    }
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await signInThroughForm(page);
+    await page.goto("/console/customers");
+    const table = page.getByRole("table", { name: "Customers by name" });
+    await expect.poll(() => table.locator("tbody tr").count()).toBe(25);
+    const firstPage = await table.locator("tbody tr td:first-child").allTextContents();
+    await page.getByRole("navigation", { name: "Customers pages" }).getByRole("button", { name: "Next page" }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get("cursor")).toMatch(/\S/);
+    await expect.poll(async () => (await table.locator("tbody tr td:first-child").allTextContents())[0]).not.toBe(firstPage[0]);
+    const secondPage = await table.locator("tbody tr td:first-child").allTextContents();
+    expect(secondPage.filter((name) => firstPage.includes(name))).toEqual([]);
+    // A reload stays on the second page; "First page" goes back.
+    await page.reload();
+    await expect.poll(async () => (await table.locator("tbody tr td:first-child").allTextContents())[0]).toBe(secondPage[0]);
+    await page.getByRole("button", { name: "First page" }).click();
+    await expect.poll(async () => (await table.locator("tbody tr td:first-child").allTextContents())[0]).toBe(firstPage[0]);
     await context.close();
   });
 
