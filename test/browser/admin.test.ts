@@ -1,6 +1,8 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ApiClient } from "../node/support/local-platform.ts";
 import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, signInThroughForm, world } from "./support/console.ts";
+import { type SignedIn, signedIn } from "./support/signed-in.ts";
 
 /**
  * The admin pages against the real platform: users, phone numbers, an API key shown once and revoked, a prompt's new
@@ -10,18 +12,19 @@ import { adminApi, chromiumPath, expectAccessible, launch, newContext, screensho
 describe.skipIf(!chromiumPath())("the console's admin pages", () => {
   let browser: Browser;
   const suffix = String(Date.now()).slice(-7);
+  let tabs: SignedIn;
+  let api: ApiClient;
   beforeAll(async () => {
     browser = await launch();
+    tabs = await signedIn(browser);
+    api = await adminApi();
   });
   afterAll(async () => {
     await browser?.close();
   });
 
   it("manages users, numbers, API keys and prompts", async () => {
-    const api = await adminApi();
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await tabs.newPage();
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Admin" }).click();
 
     // Users: create an agent, make them a supervisor, disable them.
@@ -107,7 +110,7 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await expectAccessible(page, "the audit log at 360 px");
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
-    await context.close();
+    await page.close();
 
     async function numberOf(number: string) {
       const listed = (await api.request("GET", "/api/v1/phone-numbers")).body as { items: Array<{ e164: string }> };
@@ -116,10 +119,7 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
   });
 
   it("saves a tenant setting, and shows the API's refusal next to its field", async () => {
-    const api = await adminApi();
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await tabs.newPage();
     await page.goto("/console/admin/settings");
     const retention = page.getByLabel(/Keep transcripts and recordings/);
     await expect.poll(() => retention.isVisible()).toBe(true);
@@ -151,11 +151,10 @@ describe.skipIf(!chromiumPath())("the console's admin pages", () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
     // Put the shared tenant back as the other files expect it.
     await api.request("PATCH", "/api/v1/tenant/settings", { retentionDays: null, consentMessage: null });
-    await context.close();
+    await page.close();
   });
 
   it("tells a non-admin the pages need an admin", async () => {
-    const api = await adminApi();
     const email = `viewer-${suffix}@console.test`;
     const password = "a-long-enough-password";
     expect((await api.request("POST", "/api/v1/users", { email, password, role: "viewer" })).status).toBe(201);

@@ -1,6 +1,7 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, signInThroughForm } from "./support/console.ts";
+import { adminApi, chromiumPath, expectAccessible, launch, screenshot } from "./support/console.ts";
+import { signedIn } from "./support/signed-in.ts";
 
 interface Answer {
   buckets: Array<{ calls: number; webSessions: number }>;
@@ -26,9 +27,7 @@ describe.skipIf(!chromiumPath())("the console's analytics", () => {
     expect(created.status).toBe(201);
     expect((await api.request("POST", `/api/v1/sessions/${(created.body as { id: string }).id}/end`)).status).toBe(200);
 
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await (await signedIn(browser)).newPage();
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Analytics" }).click();
     const today = new Date().toISOString().slice(0, 10);
     await page.getByLabel("From").fill(today);
@@ -71,6 +70,6 @@ describe.skipIf(!chromiumPath())("the console's analytics", () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await expectAccessible(page, "the analytics page at 360 px");
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
-    await context.close();
+    await page.close();
   });
 });

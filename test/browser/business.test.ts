@@ -1,6 +1,8 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, signInThroughForm } from "./support/console.ts";
+import type { ApiClient } from "../node/support/local-platform.ts";
+import { adminApi, chromiumPath, expectAccessible, launch, screenshot } from "./support/console.ts";
+import { type SignedIn, signedIn } from "./support/signed-in.ts";
 
 /**
  * The business pages against the real platform: a customer created through the form and found again by a misspelt
@@ -12,8 +14,12 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
   const suffix = String(Date.now()).slice(-8);
   const name = "Zorawar Tendulkarova";
   const phone = `+9198${suffix}`;
+  let tabs: SignedIn;
+  let api: ApiClient;
   beforeAll(async () => {
     browser = await launch();
+    tabs = await signedIn(browser);
+    api = await adminApi();
   });
   afterAll(async () => {
     await browser?.close();
@@ -25,9 +31,7 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
       .then((request) => request.headers()["idempotency-key"]);
 
   it("creates a customer, finds it misspelt, invoices, takes a payment, voids, and schedules a reminder", async () => {
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await tabs.newPage();
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Business" }).click();
     await expect.poll(() => page.getByRole("heading", { name: "New customer" }).isVisible()).toBe(true);
 
@@ -60,7 +64,7 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
     await details.getByLabel("Nickname").fill("");
     await details.getByRole("button", { name: "Save customer" }).click();
     await expect.poll(() => details.getByRole("button", { name: "Edit customer" }).isVisible()).toBe(true);
-    expect((await (await adminApi()).request("GET", `/api/v1/customers/${customerId}`)).body).toMatchObject({
+    expect((await api.request("GET", `/api/v1/customers/${customerId}`)).body).toMatchObject({
       notes: "Prefers UPI",
       nickname: null,
     });
@@ -91,7 +95,6 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
     await expect
       .poll(() => page.getByTestId("balance-after").allTextContents())
       .toEqual([expect.stringMatching(/301\.00/), expect.stringMatching(/201\.00/)]);
-    const api = await adminApi();
     expect((await api.request("GET", `/api/v1/customers/${customerId}`)).body).toMatchObject({ balance: 20100 });
 
     // Voiding the invoice credits it back: the customer is ₹100 in credit.
@@ -122,19 +125,16 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
     const listed = (await api.request("GET", `/api/v1/reminders?customerId=${customerId}`)).body as { items: Array<{ state: string }> };
     expect(listed.items.map((item) => item.state)).toEqual(["cancelled"]);
     await expectAccessible(page, "a customer");
-    await context.close();
+    await page.close();
   });
 
   it("pages through the customers with the cursor in the URL", async () => {
-    const api = await adminApi();
     // More than one page of 25, named to sort together.
     for (let index = 0; index < 26; index++) {
       const created = await api.request("POST", "/api/v1/customers", { name: `Paging ${suffix} ${String(index).padStart(2, "0")}` });
       expect(created.status).toBe(201);
     }
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await tabs.newPage();
     await page.goto("/console/customers");
     const table = page.getByRole("table", { name: "Customers by name" });
     await expect.poll(() => table.locator("tbody tr").count()).toBe(25);
@@ -149,13 +149,11 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
     await expect.poll(async () => (await table.locator("tbody tr td:first-child").allTextContents())[0]).toBe(secondPage[0]);
     await page.getByRole("button", { name: "First page" }).click();
     await expect.poll(async () => (await table.locator("tbody tr td:first-child").allTextContents())[0]).toBe(firstPage[0]);
-    await context.close();
+    await page.close();
   });
 
   it("shows the customers, invoices and reminders pages at 360 px wide", async () => {
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await tabs.newPage();
     await page.setViewportSize({ width: 360, height: 740 });
     for (const [path, heading] of [
       ["/console/customers", "All customers"],
@@ -168,6 +166,6 @@ describe.skipIf(!chromiumPath())("the console's business pages", () => {
       await expectAccessible(page, `${path} at 360 px`);
       expect(await page.evaluate(() => document.documentElement.scrollWidth), path).toBeLessThanOrEqual(360);
     }
-    await context.close();
+    await page.close();
   });
 });

@@ -1,7 +1,8 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumPath, expectAccessible, launch, newContext, screenshot, signInThroughForm } from "./support/console.ts";
+import { chromiumPath, expectAccessible, launch, screenshot } from "./support/console.ts";
 import { endedSessionWithTranscript } from "./support/ended-session.ts";
+import { type SignedIn, signedIn } from "./support/signed-in.ts";
 
 /**
  * The history pages against the real platform: sessions and calls lists whose filters live in the URL, and an ended
@@ -10,8 +11,10 @@ import { endedSessionWithTranscript } from "./support/ended-session.ts";
 describe.skipIf(!chromiumPath())("the console's history", () => {
   let browser: Browser;
   let session: Awaited<ReturnType<typeof endedSessionWithTranscript>>;
+  let tabs: SignedIn;
   beforeAll(async () => {
     browser = await launch();
+    tabs = await signedIn(browser);
     session = await endedSessionWithTranscript("History");
   });
   afterAll(async () => {
@@ -19,9 +22,7 @@ describe.skipIf(!chromiumPath())("the console's history", () => {
   });
 
   it("lists sessions filtered through the URL and opens an ended one's record", async () => {
-    const context = await newContext(browser);
-    const page = await context.newPage();
-    await signInThroughForm(page);
+    const page = await tabs.newPage();
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "History" }).click();
     await expect.poll(() => page.getByRole("heading", { name: "Sessions" }).isVisible()).toBe(true);
 
@@ -62,14 +63,12 @@ describe.skipIf(!chromiumPath())("the console's history", () => {
     expect(await page.getByRole("region", { name: "Escalations" }).textContent()).toContain("No escalation rule fired");
     await expectAccessible(page, "the session record");
     await screenshot(page, "session-record");
-    await context.close();
+    await page.close();
   });
 
   it("works at 360 px wide: the lists and the record", async () => {
-    const context = await newContext(browser);
-    const page = await context.newPage();
+    const page = await tabs.newPage();
     // Signed in wide (the helper waits for the menu, which folds away below 720 px), then narrowed.
-    await signInThroughForm(page);
     await page.setViewportSize({ width: 360, height: 740 });
     await page.goto(`/console/sessions/${session.id}/record`);
     await expect.poll(() => page.getByRole("region", { name: "Transcript" }).textContent()).toContain(session.agentSaid);
@@ -83,6 +82,6 @@ describe.skipIf(!chromiumPath())("the console's history", () => {
     await expect.poll(() => page.getByRole("status").filter({ hasText: "Loading" }).count()).toBe(0);
     await expectAccessible(page, "the calls list at 360 px");
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
-    await context.close();
+    await page.close();
   });
 });
