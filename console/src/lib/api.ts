@@ -6,6 +6,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** What the API said about each problem (`details`), e.g. validation issues `[{path, message}]`. */
+    readonly details?: unknown,
   ) {
     super(message);
   }
@@ -31,11 +33,12 @@ export async function api<T>(method: Method, path: string, body?: unknown, heade
   const text = await response.text();
   const payload = text ? parseJson(text) : undefined;
   if (!response.ok) {
-    const error = (payload as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const error = (payload as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
     throw new ApiError(
       response.status,
       error?.code ?? `http_${response.status}`,
       error?.message ?? `Request failed (HTTP ${response.status})`,
+      error?.details,
     );
   }
   return payload as T;

@@ -1,0 +1,33 @@
+/** The prompt shapes of workers/routes/prompts.ts, and the tools a version may allow. */
+export interface PromptVersion {
+  version: number;
+  instructions: string;
+  voice: string | null;
+  tools: string[] | null;
+  createdAt: string;
+}
+
+export interface Prompt {
+  id: string;
+  name: string;
+  currentVersion: number;
+  current: PromptVersion;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PromptDetail extends Prompt {
+  versions: PromptVersion[];
+}
+
+export const TOOL_NAMES = [
+  "end_call",
+  "transfer_to_human",
+  "find_customer",
+  "get_balance",
+  "list_invoices",
+  "create_invoice",
+  "record_payment",
+  "schedule_reminder",
+  "confirm_action",
+] as const;
