@@ -17,8 +17,8 @@ import Calls from "./pages/history/Calls.svelte";
 import SessionRecord from "./pages/history/SessionRecord.svelte";
 import Sessions from "./pages/history/Sessions.svelte";
 import NotFound from "./pages/NotFound.svelte";
-import Softphone from "./pages/Softphone.svelte";
 import SessionLive from "./pages/SessionLive.svelte";
+import Softphone from "./pages/Softphone.svelte";
 
 /**
  * Every page of the console, matched in order (router.svelte.ts), and the navigation: `nav` pages appear in the
