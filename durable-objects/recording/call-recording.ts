@@ -10,7 +10,7 @@ import {
   recordingPartsPrefix,
   recordingPrefix,
   wavHeaderBytes,
-} from "../../workers/shared/recordings.ts";
+} from "../../workers/shared/recording-format.ts";
 import type { TenantSettings } from "../../workers/shared/tenant-settings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { decodeAlaw, decodeMulaw } from "../media/audio/g711.ts";

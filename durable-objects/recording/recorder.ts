@@ -1,4 +1,4 @@
-import { RECORDING_RATE, type RecordingEncoding, sampleBytes, silenceByte } from "../../workers/shared/recordings.ts";
+import { RECORDING_RATE, type RecordingEncoding, sampleBytes, silenceByte } from "../../workers/shared/recording-format.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw } from "../media/audio/g711.ts";
 import { base64Capacity, decodeBase64Into, decodePcm16le, encodePcm16le } from "../media/audio/pcm16.ts";

@@ -1,4 +1,4 @@
-import { isJoinedWavKey, partEncoding, recordingPartsPrefix, silenceByte, wavHeader, wavHeaderBytes } from "../shared/recordings.ts";
+import { isJoinedWavKey, partEncoding, recordingPartsPrefix, silenceByte, wavHeader, wavHeaderBytes } from "../shared/recording-format.ts";
 
 /**
  * A recording's WAV as served (README "Recordings"): the header, then the session's parts in order, streamed from R2

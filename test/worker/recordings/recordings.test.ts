@@ -1,7 +1,8 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { recordingLinkSignature, recordingPrefix } from "../../../workers/shared/recordings.ts";
+import { recordingPrefix } from "../../../workers/shared/recording-format.ts";
+import { recordingLinkSignature } from "../../../workers/shared/recordings.ts";
 import { TEST_RECORDING_SIGNING_KEY } from "../../support/test-settings.ts";
 import { concatBytes, rms } from "../support/audio-signals.ts";
 import { dropStream } from "../support/call-faults.ts";
