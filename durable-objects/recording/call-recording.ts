@@ -20,10 +20,10 @@ import { Recorder } from "./recorder.ts";
 
 /**
  * How often the settled part of the recording goes to R2 as a part object. What a machine dying mid-call can lose;
- * long enough that a call makes few requests (each costs CPU on the object's thread, and locally on workerd's one
- * thread that every call shares), short enough that memory holds three periods (recorder.ts).
+ * long enough that a call makes few requests (locally each R2 put costs workerd about 10 ms of CPU on the thread every
+ * call shares: test/bench/recording.bench.ts), short enough that memory holds two periods and more (recorder.ts).
  */
-export const RECORDING_FLUSH_MS = 10_000;
+export const RECORDING_FLUSH_MS = 15_000;
 
 interface RecordingParts {
   env: Env;

@@ -5,8 +5,11 @@ import { base64Capacity, decodeBase64Into, decodePcm16le, encodePcm16le } from "
 import { Resampler } from "../media/audio/resampler.ts";
 import type { AudioTap } from "../media/audio-tap.ts";
 
-/** Timeline not yet drained that memory holds, per channel: three upload periods' worth, with room for a late one. */
-const RING_SAMPLES = RECORDING_RATE * 30;
+/**
+ * Timeline not yet drained that memory holds, per channel: more than two upload periods (15 s), since a drain leaves
+ * at most half of it behind (`settled`) and a burst that fills half asks for an upload at once (`drainDue`).
+ */
+const RING_SAMPLES = RECORDING_RATE * 36;
 /** Agent audio sent and not yet heard (OpenAI sends a reply faster than it plays): a long reply's worth. */
 const PENDING_SAMPLES = RECORDING_RATE * 20;
 /** Marks awaiting their echo (one per agent chunk). */

@@ -226,7 +226,7 @@ describe("recordings with consent", () => {
     const caller = await openStream(call, 4);
     const tone = toneBytes(1000, 2000);
     await caller.speak(tone);
-    // The part with the tone is in R2 (uploaded every 10 s, off the audio path) before the object goes.
+    // The part with the tone is in R2 (uploaded every 15 s, off the audio path) before the object goes.
     const prefix = recordingPrefix(call.tenantId, call.sessionId);
     await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 1000);
     await dropStream(caller);
