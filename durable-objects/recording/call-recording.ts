@@ -4,22 +4,26 @@ import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import {
   durationMsOf,
+  partEncoding,
+  type RecordingEncoding,
   recordingPartKey,
+  recordingPartsPrefix,
   recordingPrefix,
-  recordingWavKey,
-  WAV_HEADER_BYTES,
-  wavHeader,
-} from "../../workers/shared/recordings.ts";
+  wavHeaderBytes,
+} from "../../workers/shared/recording-format.ts";
 import type { TenantSettings } from "../../workers/shared/tenant-settings.ts";
 import type { AudioFormat } from "../media/audio/audio-format.ts";
+import { decodeAlaw, decodeMulaw } from "../media/audio/g711.ts";
+import { encodePcm16le } from "../media/audio/pcm16.ts";
 import type { AudioTap } from "../media/audio-tap.ts";
 import { Recorder } from "./recorder.ts";
 
 /**
  * How often the settled part of the recording goes to R2 as a part object. What a machine dying mid-call can lose;
- * short enough that memory holds three periods (recorder.ts), long enough that a call makes few requests.
+ * long enough that a call makes few requests (locally each R2 put costs workerd about 10 ms of CPU on the thread every
+ * call shares: test/bench/recording.bench.ts), short enough that memory holds two periods and more (recorder.ts).
  */
-export const RECORDING_FLUSH_MS = 4_000;
+export const RECORDING_FLUSH_MS = 15_000;
 
 interface RecordingParts {
   env: Env;
@@ -37,13 +41,15 @@ interface RecordingParts {
  * starts (read with the caller's context, never on the audio path); while it runs, the recorder (recorder.ts) fills
  * memory from the per-frame path and a timer uploads what has settled every few seconds as a part object under the
  * session's prefix in R2 — R2 requests are network I/O, not storage writes, so they hold no output gate and the
- * call's audio never waits on them. When the session ends, the parts become one WAV with its header and a D1 row.
- * An object evicted mid-call loses only what it had not uploaded: the parts already in R2 are joined at the end by
- * whichever instance of the object sees the session end.
+ * call's audio never waits on them. The parts are the recording: when the session ends the last one goes up and a D1
+ * row names the prefix; `GET /recordings/{id}` serves a WAV header and the parts in order. An object evicted mid-call
+ * loses only what it had not uploaded: its successor's parts sort after its own.
  */
 export class CallRecording implements AudioTap {
   private recorder: Recorder | null = null;
   private learning: Promise<void> | null = null;
+  /** When this instance began recording: its parts' names start with it, so they sort after a predecessor's. */
+  private startedAt = 0;
   private nextPart = 0;
   private uploads: Promise<void> = Promise.resolve();
   /**
@@ -71,8 +77,10 @@ export class CallRecording implements AudioTap {
       if (!settings) return this.parts.log().warn("recording.setting_unreadable", {});
       if ((this.parts.numberSetting() ?? settings.recording) !== "on") return;
       this.consentMessage = settings.consentMessage;
-      // R2 unreachable at the start: this session goes unrecorded rather than failing its call.
-      return this.begin(session).catch(() => this.parts.log().warn("recording.start_failed", {}));
+      // Nothing to ask R2 first: this instance's parts are named to follow any a predecessor left.
+      this.startedAt = Date.now();
+      this.session = session;
+      this.recorder = new Recorder();
     });
     return this.learning;
   }
@@ -104,14 +112,15 @@ export class CallRecording implements AudioTap {
   // ── off the audio path ───────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * The session ended: the last of the audio goes up and the parts in R2 (this instance's, and any an evicted one
-   * left) become the WAV. Idempotent: a session whose parts are already joined has none left to join.
+   * The session ended: the last of the audio goes up and the D1 row names the recording's parts (this instance's,
+   * and any an evicted one left). Idempotent: the row is upserted.
    */
   async finish(): Promise<void> {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     // Whether this session records, from the call's kept settings (no D1 trip): a restarted object that never heard
-    // the call's audio still joins its predecessor's parts, and a session that does not record touches R2 not at all.
+    // the call's audio still writes the row for its predecessor's parts, and a session that does not record touches
+    // R2 not at all.
     await this.learn();
     const session = this.session;
     const recorder = this.recorder;
@@ -120,19 +129,11 @@ export class CallRecording implements AudioTap {
     if (recorder) this.upload(session, recorder.drain(true));
     await this.uploads;
     try {
-      await this.join(session);
+      await this.describe(session);
     } catch (error) {
       // The parts stay in R2 under the session's prefix: nothing is lost, the next end (or retention) finds them.
-      this.parts.log().error("recording.join_failed", { error: error instanceof Error ? error.message : String(error) });
+      this.parts.log().error("recording.describe_failed", { error: error instanceof Error ? error.message : String(error) });
     }
-  }
-
-  private async begin(session: { tenantId: string; sessionId: string }): Promise<void> {
-    // After an eviction the session's earlier parts are in R2: this instance's follow them.
-    const existing = await this.partKeys(recordingPrefix(session.tenantId, session.sessionId));
-    this.nextPart = existing.length === 0 ? 0 : Number(existing.at(-1)!.slice(-8)) + 1;
-    this.session = session;
-    this.recorder = new Recorder();
   }
 
   /**
@@ -155,12 +156,13 @@ export class CallRecording implements AudioTap {
   }
 
   /** Queues a part's upload behind the previous ones, so parts land in order whatever R2's latency. */
-  private upload(session: { tenantId: string; sessionId: string }, bytes: Uint8Array | null): void {
-    if (!bytes) return;
-    const key = recordingPartKey(recordingPrefix(session.tenantId, session.sessionId), this.nextPart++);
+  private upload(session: { tenantId: string; sessionId: string }, part: { bytes: Uint8Array; encoding: RecordingEncoding } | null): void {
+    if (!part) return;
+    const prefix = recordingPrefix(session.tenantId, session.sessionId);
+    const key = recordingPartKey(prefix, this.startedAt, this.nextPart++, part.encoding);
     this.uploads = this.uploads.then(async () => {
       try {
-        await this.parts.env.RECORDINGS.put(key, bytes);
+        await this.parts.env.RECORDINGS.put(key, part.bytes);
       } catch (error) {
         this.parts.log().warn("recording.part_failed", { error: error instanceof Error ? error.message : String(error) });
       }
@@ -168,47 +170,57 @@ export class CallRecording implements AudioTap {
     this.parts.waitUntil(this.uploads);
   }
 
-  /** The parts, in order, streamed into one WAV (never whole in memory: an hour is 115 MB); then the row, then the parts go. */
-  private async join(session: { tenantId: string; sessionId: string }): Promise<void> {
-    const bucket = this.parts.env.RECORDINGS;
+  /**
+   * The D1 row that makes the parts a recording: their prefix, length and duration, from one listing (names and
+   * sizes only; no part is read). Parts in more than one encoding — a call whose object was replaced across the
+   * deploy that began recording G.711, its predecessor's parts PCM16 — are made one first: the G.711 parts become PCM16.
+   */
+  private async describe(session: { tenantId: string; sessionId: string }): Promise<void> {
     const prefix = recordingPrefix(session.tenantId, session.sessionId);
-    const keys = await this.partKeys(prefix);
-    if (keys.length === 0) return;
-    const sizes = await Promise.all(keys.map(async (key) => (await bucket.head(key))?.size ?? 0));
-    const dataBytes = sizes.reduce((sum, size) => sum + size, 0);
-    const wav = new FixedLengthStream(WAV_HEADER_BYTES + dataBytes);
-    const writing = (async () => {
-      const writer = wav.writable.getWriter();
-      await writer.write(wavHeader(dataBytes));
-      for (const [index, key] of keys.entries()) {
-        const part = await bucket.get(key);
-        const bytes = part ? new Uint8Array(await part.arrayBuffer()) : new Uint8Array(0);
-        // A part that vanished or changed size since it was measured is padded or cut, so the header stays true.
-        const padded = new Uint8Array(sizes[index]!);
-        padded.set(bytes.subarray(0, padded.length));
-        await writer.write(padded);
-      }
-      await writer.close();
-    })();
-    const wavKey = recordingWavKey(prefix);
-    await Promise.all([bucket.put(wavKey, wav.readable, { httpMetadata: { contentType: "audio/wav" } }), writing]);
-    const now = Date.now();
-    const row = { durationMs: durationMsOf(dataBytes), bytes: WAV_HEADER_BYTES + dataBytes, r2Key: wavKey };
+    let parts = await this.listParts(prefix);
+    if (parts.length === 0) return;
+    if (new Set(parts.map((part) => partEncoding(part.key))).size > 1) parts = await this.toPcm16(parts);
+    const encoding = partEncoding(parts[0]!.key);
+    const dataBytes = parts.reduce((sum, part) => sum + part.size, 0);
+    const row = { durationMs: durationMsOf(dataBytes, encoding), bytes: wavHeaderBytes(encoding) + dataBytes, r2Key: prefix };
     await tenantScopeFor(this.parts.env, session.tenantId)
-      .insert(recordings, { id: crypto.randomUUID(), sessionId: session.sessionId, createdAt: now, ...row })
+      .insert(recordings, { id: crypto.randomUUID(), sessionId: session.sessionId, createdAt: Date.now(), ...row })
       .onConflictDoUpdate({ target: [recordings.tenantId, recordings.sessionId], set: row });
-    // R2 deletes at most 1,000 keys a request (an hour's parts are 900).
-    for (let start = 0; start < keys.length; start += 1000) await bucket.delete(keys.slice(start, start + 1000));
   }
 
-  private async partKeys(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
+  /** Rewrites every G.711 part as PCM16 under the same name (its suffix changed, so the order holds). */
+  private async toPcm16(parts: Array<{ key: string; size: number }>): Promise<Array<{ key: string; size: number }>> {
+    const bucket = this.parts.env.RECORDINGS;
+    const converted: Array<{ key: string; size: number }> = [];
+    for (const part of parts) {
+      const encoding = partEncoding(part.key);
+      const object = encoding === "pcm16" ? null : await bucket.get(part.key);
+      if (!object) {
+        converted.push(part);
+        continue;
+      }
+      const g711 = new Uint8Array(await object.arrayBuffer());
+      const samples = new Int16Array(g711.length);
+      if (encoding === "pcmu") decodeMulaw(g711, samples);
+      else decodeAlaw(g711, samples);
+      const pcm = new Uint8Array(samples.length * 2);
+      encodePcm16le(samples, pcm);
+      const key = `${part.key.slice(0, part.key.lastIndexOf("."))}.pcm16`;
+      await bucket.put(key, pcm);
+      await bucket.delete(part.key);
+      converted.push({ key, size: pcm.length });
+    }
+    return converted;
+  }
+
+  private async listParts(prefix: string): Promise<Array<{ key: string; size: number }>> {
+    const parts: Array<{ key: string; size: number }> = [];
     let cursor: string | undefined;
     do {
-      const page = await this.parts.env.RECORDINGS.list({ prefix: `${prefix}parts/`, ...(cursor && { cursor }) });
-      keys.push(...page.objects.map((object) => object.key));
+      const page = await this.parts.env.RECORDINGS.list({ prefix: recordingPartsPrefix(prefix), ...(cursor && { cursor }) });
+      parts.push(...page.objects.map((object) => ({ key: object.key, size: object.size })));
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);
-    return keys.sort();
+    return parts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 }

@@ -7,6 +7,7 @@ import * as alawmulawExports from "alawmulaw";
 import { decodeAlaw, decodeMulaw, encodeAlaw, encodeMulaw, transcodeMulawToAlaw } from "../../durable-objects/media/audio/g711.ts";
 import { decodeBase64Into, decodePcm16le, encodeBase64, encodePcm16le } from "../../durable-objects/media/audio/pcm16.ts";
 import { Resampler, type SampleRate } from "../../durable-objects/media/audio/resampler.ts";
+import { Recorder } from "../../durable-objects/recording/recorder.ts";
 
 // Node loads the package's CommonJS build (everything under `default`); bundlers load its ES module build.
 const commonJsExports: unknown = Reflect.get(alawmulawExports, "default");
@@ -292,8 +293,43 @@ function pipelineCases(): BenchCase[] {
   ];
 }
 
+/**
+ * The recording's share of a Twilio call (durable-objects/recording/recorder.ts), per 20 ms of call: a caller frame,
+ * an agent frame with its mark, the mark's echo, and the drain of the settled timeline every 10 s (its share).
+ */
+function recorderCases(): BenchCase[] {
+  const signal = seededSignal(8000);
+  const frames = Array.from({ length: FRAMES_PER_SECOND }, (_, frame) => {
+    const codes = new Uint8Array(160);
+    encodeMulaw(signal.subarray(frame * 160, (frame + 1) * 160), codes);
+    return encodeBase64(codes);
+  });
+  const format = { encoding: "pcmu", sampleRate: 8000 } as const;
+  const recorder = new Recorder();
+  let frame = 0;
+  return [
+    {
+      title: "Recording a Twilio call: caller + agent frame, mark echoed, 10 s drains",
+      samplesPerFrame: 320,
+      contenders: [
+        {
+          name: "switchboard",
+          run: () => {
+            const payload = frames[frame % FRAMES_PER_SECOND]!;
+            const mark = `m${frame}`;
+            recorder.caller(payload, format);
+            recorder.agent(payload, format, "item", mark);
+            recorder.heard(mark);
+            if (++frame % (10 * FRAMES_PER_SECOND) === 0) sink ^= recorder.drain(false)?.bytes.length ?? 0;
+          },
+        },
+      ],
+    },
+  ];
+}
+
 export function runAudioBench(): Measured[] {
-  const measured = [...codecCases(), ...resamplerCases(), ...payloadCases(), ...pipelineCases()].map((benchCase) => ({
+  const measured = [...codecCases(), ...resamplerCases(), ...payloadCases(), ...pipelineCases(), ...recorderCases()].map((benchCase) => ({
     title: benchCase.title,
     samplesPerFrame: benchCase.samplesPerFrame,
     results: benchCase.contenders.map((contender) => ({ name: contender.name, nsPerFrame: nsPerCall(contender.run) })),

@@ -1,7 +1,8 @@
 /**
  * Audio hot-path benchmark: `npx node test/bench/audio.bench.ts`. Times the G.711 codecs against the alawmulaw
- * package, the resampler, the payload helpers and whole per-frame paths, first in Node, then inside workerd
- * (started locally through wrangler), which is where the call objects run. Prints tables; asserts nothing.
+ * package, the resampler, the payload helpers, whole per-frame paths and the recorder's share of a call, first in
+ * Node, then inside workerd (started locally through wrangler), which is where the call objects run. Prints tables;
+ * asserts nothing.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

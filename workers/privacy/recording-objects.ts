@@ -1,7 +1,7 @@
-import { recordingPrefix } from "../shared/recordings.ts";
+import { recordingPrefix } from "../shared/recording-format.ts";
 
 /**
- * A session's recording objects in R2: its WAV and any parts not yet joined, all under `recordingPrefix` (which ends
+ * A session's recording objects in R2: its parts (the recording itself) and an older recording's joined WAV, all under `recordingPrefix` (which ends
  * in a slash, so it names one session's objects and no other's). Used by the erasure and the retention run; deleting what is already gone is nothing.
  */
 const LIST_PAGE = 1000;

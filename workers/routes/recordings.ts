@@ -5,8 +5,10 @@ import { publicRouter } from "../http/router.ts";
 import { recordingObjectKey } from "../shared/db/recording-links.ts";
 import { recordings } from "../shared/db/schema.ts";
 import { AppError, notFound } from "../shared/errors.ts";
-import { RECORDING_CHANNELS, recordingLinkValid, signedRecordingLink } from "../shared/recordings.ts";
+import { RECORDING_CHANNELS } from "../shared/recording-format.ts";
+import { recordingLinkValid, signedRecordingLink } from "../shared/recordings.ts";
 import { requireSettings } from "../shared/settings.ts";
+import { recordingFile } from "./recording-file.ts";
 import { sessionOf } from "./session-switching.ts";
 import { sessionIdParam } from "./sessions.ts";
 
@@ -54,7 +56,7 @@ const fileRoute = publicRoute({
   },
   responses: {
     200: {
-      description: "The WAV (PCM16, 8 kHz, two channels)",
+      description: "The WAV (8 kHz, two channels): µ-law or A-law as the carrier sent it, PCM16 for web sessions",
       content: { "audio/wav": { schema: z.string().openapi({ format: "binary" }) } },
     },
     403: errorResponse("The link is missing its signature, altered or expired"),
@@ -89,11 +91,12 @@ export const recordingRoutes = publicRouter()
     const { exp, sig } = c.req.valid("query");
     if (!exp || !sig || !/^\d+$/.test(exp) || !(await recordingLinkValid(RECORDING_SIGNING_KEY, id, Number(exp), sig))) throw refused();
     const key = await recordingObjectKey(c.env, id);
-    const object = key ? await c.env.RECORDINGS.get(key) : null;
-    if (!object) throw notFound("Recording");
-    return c.body(object.body, 200, {
+    const file = key ? await recordingFile(c.env.RECORDINGS, key) : null;
+    if (!file) throw notFound("Recording");
+    c.executionCtx.waitUntil(file.streamed);
+    return c.body(file.body, 200, {
       "Content-Type": "audio/wav",
-      "Content-Length": String(object.size),
+      "Content-Length": String(file.size),
       "Cache-Control": "private, no-store",
     });
   });

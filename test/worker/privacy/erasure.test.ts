@@ -74,10 +74,12 @@ async function endedCall(owner: Shop, from: string, said: string) {
       .first<{ status: string }>();
     return row?.status === "ready";
   }, 500);
-  await eventually(
-    async () => (await recordingsOf(owner.tenantId)).includes(`recordings/${owner.tenantId}/${call.sessionId}/recording.wav`),
-    500,
+  // The row is written once the last part has landed: the recording's objects are all in R2 by then.
+  await eventually(async () => await env.DB.prepare("SELECT 1 FROM recordings WHERE session_id = ?").bind(call.sessionId).first(), 500);
+  const parts = (await recordingsOf(owner.tenantId)).filter((key) =>
+    key.startsWith(`recordings/${owner.tenantId}/${call.sessionId}/parts/`),
   );
+  expect(parts.length).toBeGreaterThan(0);
   return call;
 }
 

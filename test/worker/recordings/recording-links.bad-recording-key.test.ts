@@ -25,13 +25,18 @@ describe("recording links without a usable key", () => {
     await caller.speak(new Uint8Array(8 * 600).fill(0xff));
     expect((await twilioStatus(callSid, numbers[0]!, "completed", { sequence: 5 })).status).toBe(204);
 
-    // Recorded all the same: the row and the WAV exist.
+    // Recorded all the same: the row and the parts it names exist (600 ms of µ-law, two channels).
     const row = await eventually(
       async () =>
-        env.DB.prepare("SELECT id, r2_key FROM recordings WHERE session_id = ?").bind(sessionId).first<{ id: string; r2_key: string }>(),
+        env.DB.prepare("SELECT id, r2_key, bytes FROM recordings WHERE session_id = ?")
+          .bind(sessionId)
+          .first<{ id: string; r2_key: string; bytes: number }>(),
       250,
     );
-    expect(await env.RECORDINGS.head(row.r2_key)).not.toBeNull();
+    const parts = (await env.RECORDINGS.list({ prefix: `${row.r2_key}parts/` })).objects;
+    expect(parts.length).toBeGreaterThan(0);
+    expect(parts.reduce((sum, part) => sum + part.size, 0)).toBe(2 * 8 * 600);
+    expect(row.bytes).toBe(58 + 2 * 8 * 600);
 
     const described = await api(`/api/v1/sessions/${sessionId}/recording`, { token });
     expect(described.status).toBe(503);

@@ -1,7 +1,8 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { recordingLinkSignature, recordingPrefix } from "../../../workers/shared/recordings.ts";
+import { recordingPrefix } from "../../../workers/shared/recording-format.ts";
+import { recordingLinkSignature } from "../../../workers/shared/recordings.ts";
 import { TEST_RECORDING_SIGNING_KEY } from "../../support/test-settings.ts";
 import { concatBytes, rms } from "../support/audio-signals.ts";
 import { dropStream } from "../support/call-faults.ts";
@@ -136,7 +137,8 @@ describe("recordings with consent", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("Content-Type")).toBe("audio/wav");
     const wav = parseWav(new Uint8Array(await response.arrayBuffer()));
-    expect(wav).toMatchObject({ channels: 2, sampleRate: 8000, bitsPerSample: 16 });
+    // Twilio's µ-law both ways: recorded as it came off the wire (format tag 7, a byte a sample), never decoded.
+    expect(wav).toMatchObject({ formatTag: 7, channels: 2, sampleRate: 8000, bitsPerSample: 8 });
 
     // The caller's stream is the call's clock: the recording lasts as long as what the caller sent (± one frame).
     const callerSent = mulawSamples(concatBytes(...sent));
@@ -217,16 +219,16 @@ describe("recordings with consent", () => {
     expect(listed.objects).toEqual([]);
   });
 
-  it("an object evicted mid-call still leaves a playable file: what it had uploaded, joined when the call ends", async () => {
+  it("an object evicted mid-call still leaves a playable file: the parts it had uploaded, served as they are", async () => {
     // On the offline engine: an object holding an outbound provider socket cannot be evicted in a test (see
     // voice-faults.test.ts); a deploy drops every socket anyway.
     const call = await callTo(uniqueKey("evicted"), "on", "local");
     const caller = await openStream(call, 4);
     const tone = toneBytes(1000, 2000);
     await caller.speak(tone);
-    // The part with the tone is in R2 (uploaded every few seconds, off the audio path) before the object goes.
+    // The part with the tone is in R2 (uploaded every 15 s, off the audio path) before the object goes.
     const prefix = recordingPrefix(call.tenantId, call.sessionId);
-    await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 500);
+    await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 1000);
     await dropStream(caller);
     await evictDurableObject(stubOf(call.sessionId));
 
@@ -235,12 +237,39 @@ describe("recordings with consent", () => {
     const response = await download(recording.url);
     expect(response.status).toBe(200);
     const wav = parseWav(new Uint8Array(await response.arrayBuffer()));
-    expect(wav.channels).toBe(2);
+    expect(wav).toMatchObject({ formatTag: 7, channels: 2 });
     expect(wav.left.length).toBeGreaterThanOrEqual(8 * 1000);
     expect(wav.left.subarray(0, 8 * 1000)).toEqual(mulawSamples(tone).subarray(0, 8 * 1000));
-    // The parts were joined into the one file and removed.
-    const left = (await env.RECORDINGS.list({ prefix })).objects.map((object) => object.key);
-    expect(left).toEqual([`${prefix}recording.wav`]);
+    // Nothing was joined: the parts are the recording, and the file is exactly their bytes behind its header.
+    const objects = (await env.RECORDINGS.list({ prefix })).objects;
+    expect(objects.every((object) => object.key.startsWith(`${prefix}parts/`) && object.key.endsWith(".pcmu"))).toBe(true);
+    expect(objects.reduce((sum, object) => sum + object.size, 0)).toBe(2 * wav.left.length);
+    expect(Number(response.headers.get("Content-Length"))).toBe(58 + 2 * wav.left.length);
+  });
+
+  it("a call whose object was replaced by a deploy: the earlier code's PCM16 parts and this code's µ-law parts are one PCM16 WAV, in order", async () => {
+    const call = await callTo(uniqueKey("across-deploy"), "on", "local");
+    // What the object before the deploy left: interleaved PCM16 (a 440 Hz tone left, silence right), numbered from 0.
+    const earlier = new Int16Array(8 * 300);
+    for (let i = 0; i < earlier.length; i++) earlier[i] = Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
+    const interleaved = new Int16Array(2 * earlier.length);
+    for (let i = 0; i < earlier.length; i++) interleaved[2 * i] = earlier[i]!;
+    const prefix = recordingPrefix(call.tenantId, call.sessionId);
+    await env.RECORDINGS.put(`${prefix}parts/00000000`, new Uint8Array(interleaved.buffer));
+    const caller = await openStream(call, 4);
+    const tone = toneBytes(1000, 600);
+    await caller.speak(tone);
+    await caller.speak(silenceBytes(400));
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 5 })).status).toBe(204);
+
+    const wav = parseWav(new Uint8Array(await (await download((await recordingOf(call.token, call.sessionId)).url)).arrayBuffer()));
+    expect(wav).toMatchObject({ formatTag: 1, channels: 2, bitsPerSample: 16 });
+    expect(wav.left.subarray(0, earlier.length)).toEqual(earlier);
+    expect(rms(wav.right.subarray(0, earlier.length))).toBe(0);
+    const after = mulawSamples(tone);
+    expect(wav.left.subarray(earlier.length, earlier.length + after.length)).toEqual(after);
+    const keys = (await env.RECORDINGS.list({ prefix })).objects.map((object) => object.key);
+    expect(keys.every((key) => key === `${prefix}parts/00000000` || key.endsWith(".pcm16"))).toBe(true);
   });
 
   it("a web session is recorded too: the browser's 16 kHz microphone on the left at 8 kHz, the agent on the right", async () => {
@@ -282,7 +311,8 @@ describe("recordings with consent", () => {
 
     const recording = await recordingOf(token, session.id);
     const wav = parseWav(new Uint8Array(await (await download(recording.url)).arrayBuffer()));
-    expect(wav).toMatchObject({ channels: 2, sampleRate: 8000 });
+    // A browser's PCM16 stays PCM16 (resampled to the recording's 8 kHz).
+    expect(wav).toMatchObject({ formatTag: 1, channels: 2, sampleRate: 8000, bitsPerSample: 16 });
     // The tone, resampled to 8 kHz, is still a 1 kHz tone on the left; the agent, silent meanwhile, is on the right.
     const left = wav.left.subarray(0, 8 * 800);
     expect(rms(left)).toBeGreaterThan(3000);

@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import { decodeMulaw, encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
+import { decodeAlaw, decodeMulaw, encodeMulaw } from "../../../durable-objects/media/audio/g711.ts";
 import { eventually } from "./carriers.ts";
 import { api } from "./identity.ts";
 
@@ -24,31 +24,70 @@ export function mulawSamples(bytes: Uint8Array): Int16Array {
 }
 
 export interface Wav {
+  /** 1 PCM16, 6 A-law, 7 µ-law. */
+  formatTag: number;
   channels: number;
   sampleRate: number;
   bitsPerSample: number;
+  /** The channels decoded to linear samples (G.711 with the project's codec). */
   left: Int16Array;
   right: Int16Array;
 }
 
-/** A RIFF/WAVE file read field by field, with its sizes checked against the bytes. */
+/**
+ * A RIFF/WAVE file read chunk by chunk, every size and derived field checked against the bytes: PCM16, or µ-law /
+ * A-law with the 18-byte `fmt ` and the `fact` chunk (its sample frames) the WAVE spec asks of a non-PCM format.
+ */
 export function parseWav(bytes: Uint8Array): Wav {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const text = (offset: number) => String.fromCharCode(...bytes.subarray(offset, offset + 4));
-  expect([text(0), text(8), text(12), text(36)]).toEqual(["RIFF", "WAVE", "fmt ", "data"]);
+  expect([text(0), text(8)]).toEqual(["RIFF", "WAVE"]);
   expect(view.getUint32(4, true)).toBe(bytes.length - 8);
-  expect(view.getUint16(20, true)).toBe(1);
-  const dataBytes = view.getUint32(40, true);
-  expect(dataBytes).toBe(bytes.length - 44);
-  const channels = view.getUint16(22, true);
-  const frames = dataBytes / (2 * channels);
+  const chunks = new Map<string, { at: number; size: number }>();
+  const order: string[] = [];
+  for (let at = 12; at < bytes.length; ) {
+    const size = view.getUint32(at + 4, true);
+    chunks.set(text(at), { at: at + 8, size });
+    order.push(text(at));
+    at += 8 + size + (size & 1);
+  }
+  const fmt = chunks.get("fmt ")!;
+  const data = chunks.get("data")!;
+  expect(order.at(-1)).toBe("data");
+  expect(data.at + data.size).toBe(bytes.length);
+  const formatTag = view.getUint16(fmt.at, true);
+  const channels = view.getUint16(fmt.at + 2, true);
+  const sampleRate = view.getUint32(fmt.at + 4, true);
+  const bitsPerSample = view.getUint16(fmt.at + 14, true);
+  const blockAlign = view.getUint16(fmt.at + 12, true);
+  expect(blockAlign).toBe((channels * bitsPerSample) / 8);
+  expect(view.getUint32(fmt.at + 8, true)).toBe(sampleRate * blockAlign);
+  const frames = data.size / blockAlign;
+  expect(Number.isInteger(frames)).toBe(true);
+  expect(channels).toBe(2);
   const left = new Int16Array(frames);
   const right = new Int16Array(frames);
-  for (let i = 0; i < frames; i++) {
-    left[i] = view.getInt16(44 + 4 * i, true);
-    right[i] = view.getInt16(46 + 4 * i, true);
+  if (formatTag === 1) {
+    expect([fmt.size, bitsPerSample]).toEqual([16, 16]);
+    for (let i = 0; i < frames; i++) {
+      left[i] = view.getInt16(data.at + 4 * i, true);
+      right[i] = view.getInt16(data.at + 4 * i + 2, true);
+    }
+  } else {
+    expect([6, 7]).toContain(formatTag);
+    expect([fmt.size, bitsPerSample, view.getUint16(fmt.at + 16, true)]).toEqual([18, 8, 0]);
+    expect(chunks.get("fact")?.size).toBe(4);
+    expect(view.getUint32(chunks.get("fact")!.at, true)).toBe(frames);
+    const codes = { left: new Uint8Array(frames), right: new Uint8Array(frames) };
+    for (let i = 0; i < frames; i++) {
+      codes.left[i] = bytes[data.at + 2 * i]!;
+      codes.right[i] = bytes[data.at + 2 * i + 1]!;
+    }
+    const decode = formatTag === 7 ? decodeMulaw : decodeAlaw;
+    decode(codes.left, left);
+    decode(codes.right, right);
   }
-  return { channels, sampleRate: view.getUint32(24, true), bitsPerSample: view.getUint16(34, true), left, right };
+  return { formatTag, channels, sampleRate, bitsPerSample, left, right };
 }
 
 /** The frequency of a clean tone, from its rising zero crossings (the edges skipped: filters ring there). */

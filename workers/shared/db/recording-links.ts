@@ -3,7 +3,7 @@ import { database } from "./client.ts";
 import { recordings } from "./schema.ts";
 
 /**
- * Where a recording's WAV is in R2, by the recording's id alone. Cross-tenant on purpose: a signed recording link
+ * Where a recording is in R2 (its parts' prefix, or an older recording's joined WAV), by the recording's id alone. Cross-tenant on purpose: a signed recording link
  * carries no tenant, and only a link whose signature over this id checked out may ask (workers/routes/recordings.ts).
  */
 export async function recordingObjectKey(env: Env, id: string): Promise<string | null> {

@@ -714,8 +714,9 @@ export const sessionEscalations = sqliteTable(
 );
 
 /**
- * A session's recording (durable-objects/recording/): one two-channel WAV (caller left, agent right) in R2 under
- * `recordings/{tenantId}/{sessionId}/`, written by the call's object when the session ends. The row is what the
+ * A session's recording (durable-objects/recording/): a two-channel WAV (caller left, agent right) whose parts are in R2
+ * under `recordings/{tenantId}/{sessionId}/` (`r2Key`; a joined `recording.wav` for rows written before parts were
+ * served as they are); the row is written by the call's object when the session ends. The row is what the
  * Sessions API and the signed link read; erasure and retention find a session's audio by that prefix.
  */
 export const recordings = sqliteTable(
