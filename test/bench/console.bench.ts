@@ -22,6 +22,8 @@ function option(name: string, fallback: string): string {
   return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
 }
 const LOADS = Number(option("loads", "10"));
+/** Loads that also sign in and time the dashboard: fewer than the platform's ten sign-ins a minute per address. */
+const SIGN_INS = 8;
 if (!(Number.isInteger(LOADS) && LOADS >= 1 && LOADS <= 200)) throw new Error("--loads: 1..200");
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -98,6 +100,16 @@ try {
       const entry = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming;
       return { responseEnd: entry.responseEnd, domContentLoaded: entry.domContentLoadedEventEnd, load: entry.loadEventEnd };
     });
+    // The platform takes ten sign-ins a minute from one address (every load here comes from 127.0.0.1).
+    if (n >= SIGN_INS) {
+      await context.close();
+      figures.floor.push(floor);
+      figures.responseEnd.push(timing.responseEnd);
+      figures.domContentLoaded.push(timing.domContentLoaded);
+      figures.load.push(timing.load);
+      figures.signInUsable.push(usable);
+      continue;
+    }
     await page.getByLabel("Email").fill(platform.admin.email);
     await page.getByLabel("Password").fill(platform.admin.password);
     // From the form's submit event to the first frame showing the menu, both read in the page.
