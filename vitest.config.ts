@@ -99,8 +99,9 @@ export default defineConfig({
           fileParallelism: false,
           // A page's answer waits on wrangler, workerd and Chromium sharing two cores: polls get seconds, not one.
           expect: { poll: { timeout: 15_000, interval: 100 } },
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
+          // A sign-in past the platform's ten a minute from one address waits the minute out (support/console.ts).
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
         },
       },
       {

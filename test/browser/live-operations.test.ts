@@ -6,7 +6,7 @@ import { type ApiClient, eventually } from "../node/support/local-platform.ts";
 import { readWav } from "../simulators/carriers/audio.ts";
 import { type CallReport, type CarrierApis, simulateCall, startCarrierApis } from "../simulators/carriers/index.ts";
 import { TEST_PUBLIC_BASE_URL, TEST_TWILIO_ACCOUNT_SID, TEST_TWILIO_AUTH_TOKEN } from "../support/test-settings.ts";
-import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, world } from "./support/console.ts";
+import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, submitSignIn, world } from "./support/console.ts";
 import { CONSOLE_NUMBERS } from "./support/global-setup.ts";
 
 /**
@@ -29,10 +29,7 @@ const poll = <T>(probe: () => T | Promise<T>, timeout = 20_000) => expect.poll(p
 /** Signs in through the form and waits for the signed-in shell (its Log out button shows at every width). */
 async function signInAt(page: Page): Promise<void> {
   await page.goto("/");
-  await page.getByLabel("Email").fill(world().email);
-  await page.getByLabel("Password").fill(world().password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await poll(() => page.getByRole("button", { name: "Log out" }).isVisible(), 30_000).toBe(true);
+  await submitSignIn(page);
 }
 
 interface SessionDetail {

@@ -1,5 +1,5 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { newContext, world } from "./console.ts";
+import { newContext, submitSignIn } from "./console.ts";
 
 /**
  * One sign-in per test file: the platform allows ten sign-ins a minute from an address, and every browser test signs
@@ -16,9 +16,7 @@ export async function signedIn(browser: Browser): Promise<SignedIn> {
   const context = await newContext(browser);
   const first = await context.newPage();
   await first.goto("/");
-  await first.getByLabel("Email").fill(world().email);
-  await first.getByLabel("Password").fill(world().password);
-  await first.getByRole("button", { name: "Sign in" }).click();
+  await submitSignIn(first);
   await signedInNavigation(first);
   return {
     context,
