@@ -241,6 +241,7 @@ export class CallSession extends DurableObject<Env> {
           provider,
           callStatus,
           capabilities: ScreenShare.capabilities(session.channel, provider),
+          consent: this.recording.consentMessage,
           serverTime: Date.now(),
         };
       },

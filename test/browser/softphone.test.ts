@@ -179,6 +179,26 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     await eventually(async () => (await tabMessages()).filter((message) => message.sessionId === sessionId).length).toBe(2);
   });
 
+  it("a recorded session's caller is shown the consent message on joining, before any answer", async () => {
+    const consentMessage = `This call is recorded (${crypto.randomUUID().slice(0, 8)}).`;
+    const on = await admin.request("PATCH", "/api/v1/tenant/settings", { recording: "on", consentMessage });
+    expect(on.status).toBe(200);
+    try {
+      const page = await (await open()).newPage();
+      await signInThroughForm(page);
+      await page.goto("/console/softphone");
+      await page.getByLabel("Provider").selectOption("local");
+      await page.getByRole("button", { name: "Call the agent" }).click();
+      await eventually(() => page.getByTestId("consent").textContent()).toContain(consentMessage);
+      await expectAccessible(page, "the softphone, a recorded call");
+      await page.getByRole("button", { name: "Hang up" }).click();
+      await eventually(() => page.getByTestId("last-outcome").textContent()).toBe("You hung up.");
+    } finally {
+      // The tenant is shared by every browser test: the others run unrecorded, as before.
+      expect((await admin.request("PATCH", "/api/v1/tenant/settings", { recording: "off" })).status).toBe(200);
+    }
+  });
+
   it("shares the screen with a provider that sees: downscaled JPEG frames reach the model; sharing stops on request and when the provider cannot see", async () => {
     const key = `softphone-share-${crypto.randomUUID()}`;
     const context = await open();

@@ -90,6 +90,12 @@ export type LiveEvent =
       provider: ProviderName;
       callStatus: CallStatus | null;
       capabilities: LiveCapabilities;
+      /**
+       * What a recorded session's caller must be told before the agent speaks (the tenant's `consentMessage`); null
+       * when the session is not recorded. A phone caller hears it from the carrier; a web caller's browser shows and
+       * says it on joining.
+       */
+      consent: string | null;
       serverTime: number;
     }
   /** `supervisor`: a supervisor's words to the caller while they hold a takeover. */

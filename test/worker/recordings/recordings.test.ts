@@ -1,6 +1,7 @@
-import { evictDurableObject } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, evictDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../../../workers/index.ts";
 import { recordingPrefix } from "../../../workers/shared/recording-format.ts";
 import { recordingLinkSignature } from "../../../workers/shared/recordings.ts";
 import { TEST_RECORDING_SIGNING_KEY } from "../../support/test-settings.ts";
@@ -272,10 +273,33 @@ describe("recordings with consent", () => {
     expect(keys.every((key) => key === `${prefix}parts/00000000` || key.endsWith(".pcm16"))).toBe(true);
   });
 
+  it("a call whose end only the reconcile cron learns still leaves a playable file with its link", async () => {
+    const call = await callTo(uniqueKey("reconciled"), "on", "local");
+    const caller = await openStream(call, 4);
+    const tone = toneBytes(1000, 2000);
+    await caller.speak(tone);
+    const prefix = recordingPrefix(call.tenantId, call.sessionId);
+    await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 1000);
+    // The stream drops and no final webhook ever comes; the call has had no news for two hours.
+    await dropStream(caller);
+    const listed = (await (await api("/api/v1/calls?limit=1", { token: call.token })).json()) as { items: Array<{ id: string }> };
+    await env.DB.prepare("UPDATE calls SET updated_at = updated_at - 7200000 WHERE id = ?").bind(listed.items[0]!.id).run();
+
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const recording = await recordingOf(call.token, call.sessionId);
+    const wav = parseWav(new Uint8Array(await (await download(recording.url)).arrayBuffer()));
+    expect(wav).toMatchObject({ formatTag: 7, channels: 2 });
+    expect(wav.left.subarray(0, 8 * 1000)).toEqual(mulawSamples(tone).subarray(0, 8 * 1000));
+  });
+
   it("a web session is recorded too: the browser's 16 kHz microphone on the left at 8 kHz, the agent on the right", async () => {
     const tenantId = await createTenant();
     const { accessToken: token } = await userWithToken(tenantId, "admin");
-    expect((await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on" } })).status).toBe(200);
+    const consentMessage = "This web call is recorded for training.";
+    const changed = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on", consentMessage } });
+    expect(changed.status).toBe(200);
     const key = uniqueKey("web-recorded");
     await putScenario(key, { replies: ["Welcome to the web line."] });
     const created = await api("/api/v1/sessions", {
@@ -294,9 +318,14 @@ describe("recordings with consent", () => {
     browser.binaryType = "arraybuffer";
     browser.accept();
     let heardBytes = 0;
+    const texts: Array<{ type: string; consent?: string | null }> = [];
     browser.addEventListener("message", (event) => {
       if (typeof event.data !== "string") heardBytes += (event.data as ArrayBuffer).byteLength;
+      else texts.push(JSON.parse(event.data) as { type: string; consent?: string | null });
     });
+    // The browser is told what to say before the agent: the session is recorded.
+    const hello = await eventually(async () => texts.find((text) => text.type === "hello"), 500);
+    expect(hello.consent).toBe(consentMessage);
 
     // A 1 kHz tone (PCM16 16 kHz, 20 ms frames), then silence so the provider answers.
     const tone = new Int16Array(16 * 800);

@@ -67,6 +67,8 @@ export class SoftphoneCall {
   lastFrame = $state<string | null>(null);
   /** The last call's end, said on the idle screen. */
   lastOutcome = $state<string | null>(null);
+  /** The session is recorded: what the caller is told before the agent speaks (shown, and said once). */
+  consent = $state<string | null>(null);
 
   private socket: LiveSocket | null = null;
   private microphone: Microphone | null = null;
@@ -236,10 +238,21 @@ export class SoftphoneCall {
     });
   }
 
+  /**
+   * A recorded session's consent message, shown and said by the browser's own speech (the platform has no voice of
+   * its own for a web caller) the first time this call hears it, before the caller's first turn gets an answer.
+   */
+  private tellConsent(consent: string | null): void {
+    if (consent === null || consent === this.consent) return;
+    this.consent = consent;
+    if ("speechSynthesis" in window) speechSynthesis.speak(new SpeechSynthesisUtterance(consent));
+  }
+
   private onEvent(event: LiveEvent): void {
     switch (event.type) {
       case "hello":
         this.provider = event.provider;
+        this.tellConsent(event.consent);
         return this.canSee(event.capabilities.vision);
       // The session moved to another provider (a switch, a failover): what it can take now.
       case "capabilities":
@@ -323,6 +336,7 @@ export class SoftphoneCall {
     this.rejoined = false;
     this.framesShared = 0;
     this.lastOutcome = null;
+    this.consent = null;
   }
 }
 
