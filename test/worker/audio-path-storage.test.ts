@@ -1,9 +1,8 @@
-import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "./support/carriers.ts";
 import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
+import { type StorageWrite, watchStorage } from "./support/storage-writes.ts";
 
 /**
  * The regression guard for the call path: a Durable Object's storage write holds every outgoing message of the
@@ -12,71 +11,20 @@ import { putScenario, simulatorConnections, uniqueKey } from "./support/provider
  * every KV-API put/delete, setAlarm) while a real call streams through the Worker, and records where each write
  * came from. It asserts on what was written and from where, never on time.
  */
-const stubOf = (sessionId: string) => env.CALL_SESSION.get(env.CALL_SESSION.idFromName(sessionId));
 /** The per-frame functions: caller frame in (carrier socket → provider), agent chunk out (provider → carrier), marks. */
 const PER_FRAME = /\b(callerAudio|forward|agentAudio|markPlayed|onAudio|sendAudio|toProvider|toCaller)\b/;
-const WRITE_SQL = /^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b/i;
-
-interface Write {
-  what: string;
-  stack: string;
-}
-const writes: Write[] = [];
+let writes: StorageWrite[] = [];
 let restore: (() => void) | null = null;
 
 afterEach(() => {
   restore?.();
   restore = null;
-  writes.length = 0;
+  writes = [];
 });
 
-/** Wraps the object's storage methods so each write is recorded with its stack; returns when installed. */
-async function watchStorage(sessionId: string): Promise<void> {
-  await runInDurableObject(stubOf(sessionId), (_instance, state) => {
-    const storage = state.storage;
-    const record = (what: string) => writes.push({ what, stack: new Error("storage write").stack ?? "" });
-    const sql = storage.sql;
-    const kv = storage.kv;
-    const originals = {
-      exec: sql.exec,
-      kvPut: kv.put,
-      kvDelete: kv.delete,
-      put: storage.put,
-      delete: storage.delete,
-      setAlarm: storage.setAlarm,
-    };
-    sql.exec = function (this: SqlStorage, query: string, ...bindings: unknown[]) {
-      if (WRITE_SQL.test(query)) record(query.trim().split(/\s+/).slice(0, 3).join(" "));
-      return originals.exec.call(this, query, ...bindings);
-    } as SqlStorage["exec"];
-    kv.put = function (this: SyncKvStorage, key: string, value: unknown) {
-      record(`kv.put ${key}`);
-      return originals.kvPut.call(this, key, value);
-    } as SyncKvStorage["put"];
-    kv.delete = function (this: SyncKvStorage, key: string) {
-      record(`kv.delete ${key}`);
-      return originals.kvDelete.call(this, key);
-    } as SyncKvStorage["delete"];
-    storage.put = function (this: DurableObjectStorage, ...args: unknown[]) {
-      record("put");
-      return (originals.put as (...a: unknown[]) => unknown).apply(this, args);
-    } as DurableObjectStorage["put"];
-    storage.delete = function (this: DurableObjectStorage, ...args: unknown[]) {
-      record("delete");
-      return (originals.delete as (...a: unknown[]) => unknown).apply(this, args);
-    } as DurableObjectStorage["delete"];
-    storage.setAlarm = function (this: DurableObjectStorage, ...args: unknown[]) {
-      record("setAlarm");
-      return (originals.setAlarm as (...a: unknown[]) => unknown).apply(this, args);
-    } as DurableObjectStorage["setAlarm"];
-    // The components captured these objects when the object was built: the wrappers must sit on the same ones.
-    expect(state.storage.sql).toBe(sql);
-    restore = () => {
-      Object.assign(sql, { exec: originals.exec });
-      Object.assign(kv, { put: originals.kvPut, delete: originals.kvDelete });
-      Object.assign(storage, { put: originals.put, delete: originals.delete, setAlarm: originals.setAlarm });
-    };
-  });
+/** Records each storage write of the session's object, with its stack, from now until the test ends. */
+async function watch(sessionId: string): Promise<void> {
+  ({ writes, restore } = await watchStorage(sessionId));
 }
 
 describe("storage writes and the audio path", () => {
@@ -92,7 +40,7 @@ describe("storage writes and the audio path", () => {
     await eventually(async () => (await simulatorConnections(key)).length === 1);
     const caller = await openStream(call, 1);
     await caller.silence(200);
-    await watchStorage(call.sessionId);
+    await watch(call.sessionId);
 
     // Pure audio both ways: frames in, no turn yet. Nothing may be written.
     await caller.silence(1_000);

@@ -147,17 +147,5 @@ export interface Reminder {
 
 export const PROVIDERS = ["openai", "gemini", "deepgram", "local"] as const;
 export const CARRIERS = ["twilio", "telnyx"] as const;
-export const ROLES = ["admin", "supervisor", "agent", "viewer"] as const;
-export const PAYMENT_MODES = ["cash", "card", "upi", "bank", "other"] as const;
-export const REMINDER_CHANNELS = ["sms", "whatsapp", "call"] as const;
-export const REMINDER_STATES = ["pending", "sending", "sent", "failed", "cancelled"] as const;
-export const CALL_STATUSES = [
-  "initiated",
-  "ringing",
-  "in_progress",
-  "on_hold",
-  "transferring",
-  "transferred",
-  "completed",
-  "failed",
-] as const;
+// The platform's own lists (a module with no imports, safe to bundle).
+export { CALL_STATUSES, PAYMENT_MODES, REMINDER_CHANNELS, REMINDER_STATES, ROLES } from "../../../workers/shared/vocabulary.ts";

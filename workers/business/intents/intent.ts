@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { PAYMENT_MODES } from "../../shared/vocabulary.ts";
+
+export { PAYMENT_MODES };
 
 /**
  * What a shopkeeper's text message asks for, whichever reader understood it (the text model or the offline parser).
@@ -6,7 +9,6 @@ import { z } from "zod";
  * resolves the name, never this layer. Money is an integer in the tenant currency's minor unit; quantities are in
  * thousandths (the invoice items' `quantity_milli`); dates are the tenant's local calendar dates.
  */
-export const PAYMENT_MODES = ["cash", "card", "upi", "bank", "other"] as const;
 export const paymentModeSchema = z.enum(PAYMENT_MODES);
 
 const customerRef = z.string().trim().min(1).max(120).nullable();

@@ -9,21 +9,7 @@ import type { TenantScope } from "./tenant-scope.ts";
  * recorded on the session as (prompt id, version). Versions are immutable, so that pair always means one text.
  */
 
-/**
- * Every tool an agent can be given (durable-objects/voice/tools.ts and business-tools.ts); a prompt's allow-list
- * names only these. test/worker/routes/prompts.test.ts checks it against a live session's tool registry.
- */
-export const TOOL_NAMES = [
-  "end_call",
-  "transfer_to_human",
-  "find_customer",
-  "get_balance",
-  "list_invoices",
-  "create_invoice",
-  "record_payment",
-  "schedule_reminder",
-  "confirm_action",
-] as const;
+export { TOOL_NAMES } from "../vocabulary.ts";
 
 /**
  * The prompt version a session runs, kept with the session in its object (the instructions are kept apart, as the

@@ -1,5 +1,8 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ESCALATION_RULES } from "../escalation.ts";
+import { CALL_STATUSES, type CallStatus, PAYMENT_MODES, REMINDER_CHANNELS, REMINDER_STATES, ROLES, type Role } from "../vocabulary.ts";
+
+export { CALL_STATUSES, type CallStatus, PAYMENT_MODES, REMINDER_CHANNELS, REMINDER_STATES, ROLES, type Role };
 
 /**
  * D1 schema. Every table that holds a tenant's data has a `tenant_id` column with an index; test/worker/schema
@@ -11,9 +14,6 @@ export const tenants = sqliteTable("tenants", {
   name: text("name").notNull(),
   createdAt: integer("created_at").notNull(),
 });
-
-export const ROLES = ["admin", "supervisor", "agent", "viewer"] as const;
-export type Role = (typeof ROLES)[number];
 
 export const users = sqliteTable(
   "users",
@@ -227,18 +227,6 @@ export const sessions = sqliteTable(
   },
   (t) => [index("sessions_tenant_time_idx").on(t.tenantId, t.createdAt)],
 );
-
-export const CALL_STATUSES = [
-  "initiated",
-  "ringing",
-  "in_progress",
-  "on_hold",
-  "transferring",
-  "transferred",
-  "completed",
-  "failed",
-] as const;
-export type CallStatus = (typeof CALL_STATUSES)[number];
 
 /** A carrier leg attached to a session. The call's object is its only writer. */
 /** What an outbound call does when a machine answers: hang up, or leave the call's voicemail message after the beep. */
@@ -541,7 +529,6 @@ export const invoiceItems = sqliteTable(
 );
 
 export const LEDGER_DIRECTIONS = ["debit", "credit"] as const;
-export const PAYMENT_MODES = ["cash", "card", "upi", "bank", "other"] as const;
 export const LEDGER_KINDS = ["invoice", "payment", "void"] as const;
 
 /**
@@ -574,9 +561,6 @@ export const ledgerEntries = sqliteTable(
     index("ledger_entries_tenant_invoice_idx").on(t.tenantId, t.invoiceId),
   ],
 );
-
-export const REMINDER_CHANNELS = ["sms", "whatsapp", "call"] as const;
-export const REMINDER_STATES = ["pending", "sending", "sent", "failed", "cancelled"] as const;
 
 export const reminders = sqliteTable(
   "reminders",

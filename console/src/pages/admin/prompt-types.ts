@@ -20,14 +20,4 @@ export interface PromptDetail extends Prompt {
   versions: PromptVersion[];
 }
 
-export const TOOL_NAMES = [
-  "end_call",
-  "transfer_to_human",
-  "find_customer",
-  "get_balance",
-  "list_invoices",
-  "create_invoice",
-  "record_payment",
-  "schedule_reminder",
-  "confirm_action",
-] as const;
+export { TOOL_NAMES } from "../../../../workers/shared/vocabulary.ts";
