@@ -155,6 +155,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly machine: AnsweringMachine;
   /** A recorded call answered by command: its consent message is said before the stream starts. */
   private readonly consentFirst: ConsentFirst;
+  /** This instance found no session in its storage: whatever session it holds began here, not in a predecessor. */
+  private readonly startedEmpty: boolean;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -190,6 +192,7 @@ export class CallSession extends DurableObject<Env> {
       session: () => this.identity(),
       tenantSettings: () => this.tenantSettings(),
       numberSetting: () => this.ledger.record?.recording ?? null,
+      predecessorPossible: () => !this.startedEmpty,
       waitUntil: (task) => ctx.waitUntil(task),
       log: () => this.log(),
     });
@@ -300,6 +303,7 @@ export class CallSession extends DurableObject<Env> {
       stats: () => this.voice?.stats ?? null,
       waitUntil,
     });
+    this.startedEmpty = this.ledger.record === null && this.web.record === null;
     // Woken (after an eviction or a deploy) with browsers still connected: their rechecks resume.
     if (this.live.anyOpen()) waitUntil(this.scheduleLiveRecheck());
   }

@@ -32,6 +32,11 @@ interface RecordingParts {
   tenantSettings(): Promise<TenantSettings | null>;
   /** The called number's own setting (null: the tenant's), carried from the number's route into the call's record. */
   numberSetting(): RecordingMode | null;
+  /**
+   * Whether an earlier instance of the object may have recorded this session: false when this instance found no
+   * session in storage and began it, so the parts it uploaded itself are all there are and none need listing.
+   */
+  predecessorPossible(): boolean;
   waitUntil(task: Promise<unknown>): void;
   log(): Logger;
 }
@@ -51,6 +56,8 @@ export class CallRecording implements AudioTap {
   /** When this instance began recording: its parts' names start with it, so they sort after a predecessor's. */
   private startedAt = 0;
   private nextPart = 0;
+  /** The parts this instance put, in order (names and sizes): the recording, when no predecessor left parts. */
+  private readonly uploaded: Array<{ key: string; size: number }> = [];
   private uploads: Promise<void> = Promise.resolve();
   /**
    * The next upload, armed by the first audio after the last one: a timer only while audio flows, so a session whose
@@ -163,6 +170,7 @@ export class CallRecording implements AudioTap {
     this.uploads = this.uploads.then(async () => {
       try {
         await this.parts.env.RECORDINGS.put(key, part.bytes);
+        this.uploaded.push({ key, size: part.bytes.length });
       } catch (error) {
         this.parts.log().warn("recording.part_failed", { error: error instanceof Error ? error.message : String(error) });
       }
@@ -171,13 +179,14 @@ export class CallRecording implements AudioTap {
   }
 
   /**
-   * The D1 row that makes the parts a recording: their prefix, length and duration, from one listing (names and
-   * sizes only; no part is read). Parts in more than one encoding — a call whose object was replaced across the
+   * The D1 row that makes the parts a recording: their prefix, length and duration — from the parts this instance
+   * put, or, when an earlier instance may have left some, from one listing (names and sizes only; no part is read).
+   * A listing at every call's end was the largest cost of a recorded call's end under load (README "Recordings"). Parts in more than one encoding — a call whose object was replaced across the
    * deploy that began recording G.711, its predecessor's parts PCM16 — are made one first: the G.711 parts become PCM16.
    */
   private async describe(session: { tenantId: string; sessionId: string }): Promise<void> {
     const prefix = recordingPrefix(session.tenantId, session.sessionId);
-    let parts = await this.listParts(prefix);
+    let parts = this.parts.predecessorPossible() ? await this.listParts(prefix) : this.uploaded;
     if (parts.length === 0) return;
     if (new Set(parts.map((part) => partEncoding(part.key))).size > 1) parts = await this.toPcm16(parts);
     const encoding = partEncoding(parts[0]!.key);

@@ -52,6 +52,7 @@ export default {
           session: () => ({ tenantId: "bench-tenant", sessionId: `${run}-${index}` }),
           tenantSettings: async () => ({ ...TENANT_SETTINGS_DEFAULTS, recording }),
           numberSetting: () => null,
+          predecessorPossible: () => false,
           waitUntil: (task) => ctx.waitUntil(task),
           log: () => log,
         }),
