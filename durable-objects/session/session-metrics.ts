@@ -1,8 +1,14 @@
-import { metrics, PUSH_INTERVAL_MS, pushMetrics } from "../../workers/shared/observability/metrics.ts";
+import { metrics, metricsDue, PUSH_INTERVAL_MS, pushMetrics } from "../../workers/shared/observability/metrics.ts";
 import type { VoiceStats } from "../voice/voice-session-types.ts";
 
-/** A live session's gauges lapse this long after its last report (six pushes), as an evicted session's do. */
-const GAUGE_TTL_MS = 6 * PUSH_INTERVAL_MS;
+/**
+ * How often a live session reports its gauges. They change rarely (a socket, a breaker, an outbox); each report is an
+ * RPC and three counts of the session's outboxes, and at 100 calls sharing one isolate the reports at the deltas'
+ * 5 s cadence were 20 RPCs a second.
+ */
+const GAUGE_REPORT_MS = 2 * PUSH_INTERVAL_MS;
+/** A live session's gauges lapse this long after its last report (three reports), as an evicted session's do. */
+const GAUGE_TTL_MS = 3 * GAUGE_REPORT_MS;
 
 interface SessionMetricsParts {
   env: Env;
@@ -17,14 +23,15 @@ interface SessionMetricsParts {
 
 /**
  * The session's part in the fleet's metrics: while it lives, at most every PUSH_INTERVAL_MS, it turns its voice
- * counters into deltas (read from counters the audio path keeps anyway) and pushes them with its gauges; when it
- * ends, one last push withdraws its gauges. Pushes ride on the session's own activity (`tick`: its audio, its carrier
+ * counters into the isolate's deltas (read from counters the audio path keeps anyway), which go when the isolate's
+ * cadence says; every GAUGE_REPORT_MS it reports its gauges; when it ends, one last push withdraws its gauges. Pushes ride on the session's own activity (`tick`: its audio, its carrier
  * events) rather than a timer: a timer that never stops would keep the object from ever being evicted, and a
  * session with no activity at all is one whose gauges may lapse.
  */
 export class SessionMetrics {
   private isLive = false;
-  private lastPush = 0;
+  private lastTick = 0;
+  private lastGauges = 0;
   private baseline: { stats: VoiceStats | null; seen: Pick<VoiceStats, "callerFrames" | "callerFramesDropped" | "agentChunks"> } = {
     stats: null,
     seen: { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0 },
@@ -42,9 +49,15 @@ export class SessionMetrics {
    * one comparison; the push itself (every PUSH_INTERVAL_MS) is not awaited.
    */
   tick(now = Date.now()): void {
-    if (!this.isLive || now - this.lastPush < PUSH_INTERVAL_MS) return;
-    this.lastPush = now;
-    this.parts.waitUntil(this.push());
+    if (!this.isLive || now - this.lastTick < PUSH_INTERVAL_MS) return;
+    this.lastTick = now;
+    this.countFrames();
+    if (now - this.lastGauges >= GAUGE_REPORT_MS) {
+      this.lastGauges = now;
+      this.parts.waitUntil(this.push("when-due"));
+    } else if (metricsDue(now)) {
+      this.parts.waitUntil(pushMetrics(this.parts.env));
+    }
   }
 
   /**
@@ -53,13 +66,14 @@ export class SessionMetrics {
    */
   ended(): Promise<void> {
     this.isLive = false;
-    return this.push();
+    this.countFrames();
+    return this.push("all");
   }
 
-  private push(): Promise<void> {
-    this.countFrames();
+  private push(deltas: "all" | "when-due"): Promise<void> {
     const source = this.parts.sessionId();
-    return pushMetrics(this.parts.env, source ? { source: `session-${source}`, values: this.parts.gauges(), ttlMs: GAUGE_TTL_MS } : null);
+    const gauges = source ? { source: `session-${source}`, values: this.parts.gauges(), ttlMs: GAUGE_TTL_MS } : null;
+    return pushMetrics(this.parts.env, gauges, deltas);
   }
 
   private countFrames(): void {

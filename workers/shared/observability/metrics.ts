@@ -39,11 +39,14 @@ export const metricsDue = (now = Date.now()): boolean =>
 
 /**
  * Sends the isolate's deltas (and a source's gauges) to its shard. A failed push puts nothing back: the deltas are
- * lost (counted as lost in the log), never sent twice, so counters stay exact or low, never high.
+ * lost (counted as lost in the log), never sent twice, so counters stay exact or low, never high. `deltas: "when-due"`
+ * (a live session's gauge report) carries the deltas only when their cadence says so: the shard writes deltas to its
+ * storage, gauges only to memory, and many sessions sharing an isolate would otherwise each carry a sliver of them.
  */
-export async function pushMetrics(env: Env, gauges: GaugeReport | null = null): Promise<void> {
-  lastPush = Date.now();
-  const batch = metrics.take();
+export async function pushMetrics(env: Env, gauges: GaugeReport | null = null, deltas: "all" | "when-due" = "all"): Promise<void> {
+  const now = Date.now();
+  const batch = deltas === "all" || metricsDue(now) ? metrics.take() : null;
+  if (batch || deltas === "all") lastPush = now;
   if (!batch && !gauges) return;
   try {
     await shardOf(env, gauges?.source ?? isolateId()).push(batch, gauges);
