@@ -57,6 +57,7 @@ import { PostCallAnalysis } from "./session/post-call-analysis.ts";
 import { SessionMetrics } from "./session/session-metrics.ts";
 import { SwitchLog } from "./session/switch-log.ts";
 import { webChannel } from "./session/web-channel.ts";
+import { WebConsent } from "./session/web-consent.ts";
 import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
 import { businessTools } from "./voice/business-tools.ts";
 import { callerContext } from "./voice/caller-context.ts";
@@ -145,6 +146,8 @@ export class CallSession extends DurableObject<Env> {
   private voice: VoiceSession | null = null;
   /** Set when the session is a web session (the caller is a browser on /live) rather than a phone call. */
   private readonly web: WebSessionStore;
+  /** A recorded web session's caller is heard once its browser has said the consent (web-consent.ts). */
+  private readonly webConsent: WebConsent;
   private readonly phone: CallerChannel;
   private readonly browser: CallerChannel;
   /** The next recheck of the live sockets while a conversation keeps the object in memory (else the alarm). */
@@ -162,6 +165,7 @@ export class CallSession extends DurableObject<Env> {
     super(ctx, env);
     const settings = parseSettings(env).values;
     this.web = new WebSessionStore(ctx.storage.kv);
+    this.webConsent = new WebConsent(ctx.storage.kv);
     this.redaction = new Redaction(ctx.storage.kv);
     this.slot = new AdmissionSlot(ctx.storage.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql);
@@ -249,6 +253,8 @@ export class CallSession extends DurableObject<Env> {
         };
       },
       tenantId: () => this.identity()?.tenantId ?? null,
+      onCallerJoined: () => this.webConsent.callerJoined(this.recording.consentMessage),
+      onConsentHeard: () => this.webConsent.heard(),
       onCallerAudio: (pcm16) => this.onBrowserAudio(pcm16),
       onScreenFrame: (image) => {
         if (this.web.record?.status === "active") this.screen.frame(image);
@@ -614,7 +620,7 @@ export class CallSession extends DurableObject<Env> {
 
   /** One microphone frame (PCM16LE 16 kHz mono) from a web session's browser caller. */
   private onBrowserAudio(pcm16: Uint8Array): void {
-    if (this.web.record?.status !== "active") return;
+    if (this.web.record?.status !== "active" || this.webConsent.holds()) return;
     (this.voice ?? this.ensureVoice())?.callerAudio(encodeBase64(pcm16));
     this.supervision.callerPcm16(pcm16);
     this.sessionMetrics.tick();

@@ -55,6 +55,7 @@ const clientMessages = {
   whisper: z.object({ type: z.literal("whisper"), text: z.string().trim().min(1).max(MAX_WHISPER_CHARS) }).strict(),
   takeover: z.object({ type: z.literal("takeover") }).strict(),
   release: z.object({ type: z.literal("release") }).strict(),
+  consent_heard: z.object({ type: z.literal("consent_heard") }).strict(),
 } as const;
 
 const REVOKED_MESSAGE: Record<keyof typeof LIVE_CLOSE, string> = {
@@ -67,6 +68,10 @@ export interface LiveHooks {
   hello(role: LiveRole): LiveEvent | null;
   /** The session's tenant, checked against the attachment (defense in depth: 404 on mismatch). */
   tenantId(): string | null;
+  /** The web session's caller joined (its greeting sent). */
+  onCallerJoined(): void;
+  /** The web session's caller's browser has said the consent message it was handed. */
+  onConsentHeard(): void;
   /** One microphone frame (PCM16LE, 16 kHz mono) from the web session's caller. */
   onCallerAudio(pcm16: Uint8Array): void;
   /** One frame of the web session's caller's screen (validated, within the rate), for the agent to see. */
@@ -114,6 +119,7 @@ export class LiveSockets {
     this.ctx.acceptWebSocket(server, [LIVE_TAG, roleTag(parsed.role)]);
     server.serializeAttachment({ ...parsed, connectedAt: Date.now() } satisfies LiveAttachment);
     this.send(server, JSON.stringify(hello));
+    if (parsed.role === "caller") this.hooks.onCallerJoined();
     this.hooks
       .log()
       .info("live.socket_accepted", { role: parsed.role, principalId: parsed.principal.id, correlationId: parsed.correlationId });
@@ -270,6 +276,11 @@ export class LiveSockets {
     if (command.type === "ping") {
       // Not ctx.setWebSocketAutoResponse: it answers a fixed string, and the pong must echo the browser's `t`.
       this.send(ws, JSON.stringify({ type: "pong", t: command.t, serverTime: Date.now() } satisfies LiveEvent));
+      return;
+    }
+    if (command.type === "consent_heard") {
+      if (attachment.role === "caller") this.hooks.onConsentHeard();
+      else this.sendError(ws, "forbidden", "Only the web session's caller says the consent");
       return;
     }
     if (attachment.role !== "supervisor" || !attachment.superviseRoles) {

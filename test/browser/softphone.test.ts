@@ -179,17 +179,21 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     await eventually(async () => (await tabMessages()).filter((message) => message.sessionId === sessionId).length).toBe(2);
   });
 
-  it("a recorded session's caller is shown the consent message on joining, before any answer", async () => {
+  it("a recorded session's caller is shown the consent message on joining, and the platform told once it was said", async () => {
     const consentMessage = `This call is recorded (${crypto.randomUUID().slice(0, 8)}).`;
     const on = await admin.request("PATCH", "/api/v1/tenant/settings", { recording: "on", consentMessage });
     expect(on.status).toBe(200);
     try {
       const page = await (await open()).newPage();
+      const sent: string[] = [];
+      page.on("websocket", (socket) => socket.on("framesent", ({ payload }) => typeof payload === "string" && sent.push(payload)));
       await signInThroughForm(page);
       await page.goto("/console/softphone");
       await page.getByLabel("Provider").selectOption("local");
       await page.getByRole("button", { name: "Call the agent" }).click();
       await eventually(() => page.getByTestId("consent").textContent()).toContain(consentMessage);
+      // Said by the browser's speech (or failed to be: the message was shown), the platform hears the caller.
+      await eventually(async () => sent.some((payload) => JSON.parse(payload).type === "consent_heard")).toBe(true);
       await expectAccessible(page, "the softphone, a recorded call");
       await page.getByRole("button", { name: "Hang up" }).click();
       await eventually(() => page.getByTestId("last-outcome").textContent()).toBe("You hung up.");

@@ -93,7 +93,8 @@ export type LiveEvent =
       /**
        * What a recorded session's caller must be told before the agent speaks (the tenant's `consentMessage`); null
        * when the session is not recorded. A phone caller hears it from the carrier; a web caller's browser shows and
-       * says it on joining.
+       * says it on joining, then sends `consent_heard`: until then (or until the time to say it has passed) the
+       * caller's microphone reaches neither the agent nor the recording.
        */
       consent: string | null;
       serverTime: number;
@@ -139,13 +140,15 @@ export const MAX_WHISPER_CHARS = 1_000;
 /**
  * Browser → object text frames. `whisper`, `takeover` and `release` need `sessions:supervise` on a supervisor's
  * socket; anyone else gets an `error` frame and nothing happens. `screen` (base64 image data) is the web caller's
- * only, at most one a second.
+ * only, at most one a second; so is `consent_heard`.
  */
 export type LiveClientMessage =
   | { type: "ping"; t: number }
+  /** The web caller's browser has said the session's consent message (`hello.consent`). */
+  | { type: "consent_heard" }
   | { type: "screen"; mimeType: ScreenMimeType; data: string }
   | { type: "whisper"; text: string }
   | { type: "takeover" }
   | { type: "release" };
 
-export type SupervisorCommand = Exclude<LiveClientMessage, { type: "ping" | "screen" }>;
+export type SupervisorCommand = Exclude<LiveClientMessage, { type: "ping" | "screen" | "consent_heard" }>;

@@ -89,6 +89,68 @@ function audibleWindow(samples: Int16Array, from: number, length: number): Int16
   throw new Error("no audible window");
 }
 
+/** A 16 kHz PCM16 tone for a web caller's microphone. */
+function pcm16Tone(hz: number, ms: number): Uint8Array {
+  const tone = new Int16Array(16 * ms);
+  for (let i = 0; i < tone.length; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / 16000));
+  return new Uint8Array(tone.buffer);
+}
+
+/** Sends PCM16 in 20 ms frames at twice real time (the platform drops a microphone far faster than that). */
+async function speakInto(browser: WebSocket, microphone: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < microphone.length; offset += 640) {
+    browser.send(microphone.slice(offset, offset + 640));
+    if ((offset / 640) % 2 === 1) await sleep(20);
+  }
+}
+
+/**
+ * A recording tenant with `consentMessage`, a web session on the OpenAI simulator answering `replies`, and its
+ * caller's browser joined on `/live`: the text events it got, and the bytes of agent audio it heard.
+ */
+async function webCaller(key: string, consentMessage: string, replies: string[]) {
+  const tenantId = await createTenant();
+  const { accessToken: token } = await userWithToken(tenantId, "admin");
+  const changed = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on", consentMessage } });
+  expect(changed.status).toBe(200);
+  await putScenario(key, { replies });
+  const created = await api("/api/v1/sessions", {
+    method: "POST",
+    token,
+    body: { provider: "openai" },
+    headers: { "X-Correlation-ID": key },
+  });
+  expect(created.status).toBe(201);
+  const session = (await created.json()) as { id: string };
+  const { socket: browser, texts, heard } = await joinLive(session.id, token, "caller");
+  return { token, session, browser, texts, heard };
+}
+
+/** How many `input_audio_buffer.append` messages the OpenAI simulator got for the session tagged `key`. */
+async function appendsFor(key: string): Promise<number> {
+  return (await simulatorConnections(key))
+    .flatMap((connection) => connection.clientMessages.entries)
+    .filter((entry) => entry.type === "input_audio_buffer.append").length;
+}
+
+/** A browser on the session's `/live` socket: the text events it got, and the bytes of agent audio it heard. */
+async function joinLive(sessionId: string, token: string, role: "caller" | "supervisor") {
+  const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${sessionId}/live?role=${role}`, {
+    headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
+  });
+  expect(response.status).toBe(101);
+  const socket = response.webSocket!;
+  socket.binaryType = "arraybuffer";
+  socket.accept();
+  const heard = { bytes: 0 };
+  const texts: Array<{ type: string; consent?: string | null; code?: string }> = [];
+  socket.addEventListener("message", (event) => {
+    if (typeof event.data !== "string") heard.bytes += (event.data as ArrayBuffer).byteLength;
+    else texts.push(JSON.parse(event.data) as { type: string; consent?: string | null; code?: string });
+  });
+  return { socket, texts, heard };
+}
+
 describe("recordings with consent", () => {
   it("a recorded call: consent before the stream; a WAV with the caller's audio left and what the caller heard of the agent right, cut at the barge-in", async () => {
     const key = uniqueKey("recorded");
@@ -297,47 +359,21 @@ describe("recordings with consent", () => {
   });
 
   it("a web session is recorded too: the browser's 16 kHz microphone on the left at 8 kHz, the agent on the right", async () => {
-    const tenantId = await createTenant();
-    const { accessToken: token } = await userWithToken(tenantId, "admin");
     const consentMessage = "This web call is recorded for training.";
-    const changed = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { recording: "on", consentMessage } });
-    expect(changed.status).toBe(200);
-    const key = uniqueKey("web-recorded");
-    await putScenario(key, { replies: ["Welcome to the web line."] });
-    const created = await api("/api/v1/sessions", {
-      method: "POST",
-      token,
-      body: { provider: "openai" },
-      headers: { "X-Correlation-ID": key },
-    });
-    expect(created.status).toBe(201);
-    const session = (await created.json()) as { id: string };
-    const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${session.id}/live?role=caller`, {
-      headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
-    });
-    expect(response.status).toBe(101);
-    const browser = response.webSocket!;
-    browser.binaryType = "arraybuffer";
-    browser.accept();
-    let heardBytes = 0;
-    const texts: Array<{ type: string; consent?: string | null }> = [];
-    browser.addEventListener("message", (event) => {
-      if (typeof event.data !== "string") heardBytes += (event.data as ArrayBuffer).byteLength;
-      else texts.push(JSON.parse(event.data) as { type: string; consent?: string | null });
-    });
-    // The browser is told what to say before the agent: the session is recorded.
+    const { token, session, browser, texts, heard } = await webCaller(uniqueKey("web-recorded"), consentMessage, [
+      "Welcome to the web line.",
+    ]);
+    // The browser is told what to say before the agent: the session is recorded. Said, it tells the platform.
     const hello = await eventually(async () => texts.find((text) => text.type === "hello"), 500);
     expect(hello.consent).toBe(consentMessage);
+    browser.send(JSON.stringify({ type: "consent_heard" }));
 
     // A 1 kHz tone (PCM16 16 kHz, 20 ms frames), then silence so the provider answers.
     const tone = new Int16Array(16 * 800);
     for (let i = 0; i < tone.length; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
     const microphone = concatBytes(new Uint8Array(tone.buffer), new Uint8Array(32 * 600));
-    for (let offset = 0; offset < microphone.length; offset += 640) {
-      browser.send(microphone.slice(offset, offset + 640));
-      if ((offset / 640) % 4 === 3) await sleep(20);
-    }
-    await eventually(async () => heardBytes >= 16_000, 500);
+    await speakInto(browser, microphone);
+    await eventually(async () => heard.bytes >= 16_000, 500);
     expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token })).status).toBe(200);
 
     const recording = await recordingOf(token, session.id);
@@ -352,6 +388,54 @@ describe("recordings with consent", () => {
     expect(rms(wav.right.subarray(0, 8 * 800))).toBe(0);
     expect(rms(wav.right)).toBeGreaterThan(100);
     expect(wav.left.length).toBeGreaterThanOrEqual(8 * 1400 - 160);
+    browser.close(1000, "test done");
+  });
+  it("a recorded web session's caller is heard only once the browser has said the consent: before, the microphone reaches neither the agent nor the recording", async () => {
+    const consentMessage = `This web call is recorded.${" Please stay on the line while we say so.".repeat(4)}`;
+    const key = uniqueKey("web-consent-held");
+    const { token, session, browser, texts, heard } = await webCaller(key, consentMessage, ["You are heard now."]);
+    expect((await eventually(async () => texts.find((text) => text.type === "hello"), 500)).consent).toBe(consentMessage);
+    // Talking over the consent: a 500 Hz tone and a pause that would end a turn. Nothing reaches the agent.
+    await speakInto(browser, concatBytes(pcm16Tone(500, 800), new Uint8Array(32 * 600)));
+    // A supervisor cannot say it for the caller.
+    const supervisor = await joinLive(session.id, token, "supervisor");
+    supervisor.socket.send(JSON.stringify({ type: "consent_heard" }));
+    expect(await eventually(async () => supervisor.texts.find((text) => text.type === "error"), 500)).toMatchObject({ code: "forbidden" });
+    supervisor.socket.close(1000, "test done");
+    expect(await appendsFor(key)).toBe(0);
+    expect(heard.bytes).toBe(0);
+
+    browser.send(JSON.stringify({ type: "consent_heard" }));
+    await speakInto(browser, concatBytes(pcm16Tone(1000, 800), new Uint8Array(32 * 600)));
+    await eventually(async () => heard.bytes >= 16_000, 500);
+    expect(await appendsFor(key)).toBeGreaterThan(0);
+    expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token })).status).toBe(200);
+
+    // The recording begins with what the caller said after the consent: the 1 kHz tone, not the 500 Hz one.
+    const wav = parseWav(new Uint8Array(await (await download((await recordingOf(token, session.id)).url)).arrayBuffer()));
+    const head = wav.left.subarray(0, 8 * 700);
+    expect(rms(head)).toBeGreaterThan(3000);
+    expect(frequencyOf(head, 8000)).toBeGreaterThan(960);
+    expect(frequencyOf(head, 8000)).toBeLessThan(1040);
+    // And only that: 800 ms of tone on the left, none of the 800 ms said over the consent.
+    let audible = 0;
+    for (let at = 0; at + 160 <= wav.left.length; at += 160) if (rms(wav.left.subarray(at, at + 160)) > 1000) audible++;
+    expect(audible).toBeGreaterThanOrEqual(38);
+    expect(audible).toBeLessThanOrEqual(41);
+    browser.close(1000, "test done");
+  });
+
+  it("a browser that never reports the consent said holds the caller only for the time it takes to say it", async () => {
+    // "Recorded." takes the platform's allowance of 2 s and 90 ms a character: about 2.8 s.
+    const key = uniqueKey("web-consent-deadline");
+    const { browser, texts, heard } = await webCaller(key, "Recorded.", ["Still here."]);
+    expect((await eventually(async () => texts.find((text) => text.type === "hello"), 500)).consent).toBe("Recorded.");
+    await speakInto(browser, concatBytes(pcm16Tone(500, 400), new Uint8Array(32 * 600)));
+    expect(await appendsFor(key)).toBe(0);
+    await sleep(3_000);
+    await speakInto(browser, concatBytes(pcm16Tone(1000, 800), new Uint8Array(32 * 600)));
+    await eventually(async () => heard.bytes >= 16_000, 500);
+    expect(await appendsFor(key)).toBeGreaterThan(0);
     browser.close(1000, "test done");
   });
 });

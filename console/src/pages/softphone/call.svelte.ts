@@ -69,6 +69,8 @@ export class SoftphoneCall {
   lastOutcome = $state<string | null>(null);
   /** The session is recorded: what the caller is told before the agent speaks (shown, and said once). */
   consent = $state<string | null>(null);
+  /** The consent message was said (its speech ended) on this page. */
+  private consentSaid = false;
 
   private socket: LiveSocket | null = null;
   private microphone: Microphone | null = null;
@@ -240,12 +242,26 @@ export class SoftphoneCall {
 
   /**
    * A recorded session's consent message, shown and said by the browser's own speech (the platform has no voice of
-   * its own for a web caller) the first time this call hears it, before the caller's first turn gets an answer.
+   * its own for a web caller) the first time this call hears it. The platform holds the caller's microphone back
+   * from the agent and the recording until `consent_heard` (or until the time to say it has passed: a browser with
+   * no speech synthesis shows it for reading). Greeted again after a reconnect, the page says it was said already.
    */
   private tellConsent(consent: string | null): void {
-    if (consent === null || consent === this.consent) return;
+    if (consent === null) return;
+    if (consent === this.consent) {
+      if (this.consentSaid) this.socket?.send({ type: "consent_heard" });
+      return;
+    }
     this.consent = consent;
-    if ("speechSynthesis" in window) speechSynthesis.speak(new SpeechSynthesisUtterance(consent));
+    this.consentSaid = false;
+    if (!("speechSynthesis" in window)) return;
+    const utterance = new SpeechSynthesisUtterance(consent);
+    // A voice that fails still showed the message: the caller is not held past it.
+    utterance.onend = utterance.onerror = () => {
+      this.consentSaid = true;
+      this.socket?.send({ type: "consent_heard" });
+    };
+    speechSynthesis.speak(utterance);
   }
 
   private onEvent(event: LiveEvent): void {
