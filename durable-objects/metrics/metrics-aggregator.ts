@@ -20,29 +20,35 @@ export class MetricsAggregator extends DurableObject<Env> {
     );
   }
 
-  /** Adds a batch of deltas and replaces the source's gauges, in one commit. */
+  /**
+   * Adds a batch of deltas and replaces the source's gauges, in one commit. Each table takes its rows in one
+   * statement (a JSON array expanded by `json_each`): a statement per row was dozens of SQLite calls per push.
+   */
   push(batch: MetricsBatch | null, gauges: GaugeReport | null): void {
     const sql = this.ctx.storage.sql;
-    for (const [key, delta] of batch?.counters ?? []) {
+    if (batch && batch.counters.length > 0) {
       sql.exec(
-        "INSERT INTO counters (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
-        key,
-        delta,
+        `INSERT INTO counters (key, value)
+         SELECT json_extract(row.value, '$[0]'), json_extract(row.value, '$[1]') FROM json_each(?) AS row WHERE true
+         ON CONFLICT (key) DO UPDATE SET value = value + excluded.value`,
+        JSON.stringify(batch.counters),
       );
     }
+    const cells: Array<[key: string, bucket: number, value: number]> = [];
     for (const [key, buckets, sum, count] of batch?.histograms ?? []) {
-      const add = (bucket: number, value: number) =>
-        sql.exec(
-          "INSERT INTO histograms (key, bucket, value) VALUES (?, ?, ?) ON CONFLICT (key, bucket) DO UPDATE SET value = value + excluded.value",
-          key,
-          bucket,
-          value,
-        );
       buckets.forEach((value, bucket) => {
-        if (value > 0) add(bucket, value);
+        if (value > 0) cells.push([key, bucket, value]);
       });
-      add(-1, sum);
-      add(-2, count);
+      cells.push([key, -1, sum], [key, -2, count]);
+    }
+    if (cells.length > 0) {
+      sql.exec(
+        `INSERT INTO histograms (key, bucket, value)
+         SELECT json_extract(row.value, '$[0]'), json_extract(row.value, '$[1]'), json_extract(row.value, '$[2]')
+         FROM json_each(?) AS row WHERE true
+         ON CONFLICT (key, bucket) DO UPDATE SET value = value + excluded.value`,
+        JSON.stringify(cells),
+      );
     }
     if (gauges) {
       if (gauges.values.length === 0) this.gauges.delete(gauges.source);
