@@ -23,28 +23,11 @@ export type AnalysisOutcome = { status: "pending"; nextAttemptAt: number } | { s
 
 export async function analyseSession(env: Env, tenantId: string, sessionId: string, now = Date.now()): Promise<AnalysisOutcome> {
   const scope = tenantScopeFor(env, tenantId);
-  const [session] = await scope.selectFields(sessions, { id: sessions.id }, eq(sessions.id, sessionId));
-  if (!session) return { status: "unknown_session" };
-  await scope
-    .insert(sessionAnalysis, { sessionId, status: "pending", attempts: 0, nextAttemptAt: now, createdAt: now, updatedAt: now })
-    .onConflictDoNothing();
-  const [row] = await scope.select(sessionAnalysis, eq(sessionAnalysis.sessionId, sessionId));
-  if (row?.status !== "pending") return { status: row?.status ?? "failed" };
-  const attempt = row.attempts + 1;
-  const claimed = await scope
-    .update(
-      sessionAnalysis,
-      { attempts: attempt, nextAttemptAt: now + CLAIM_MS, updatedAt: now },
-      eq(sessionAnalysis.sessionId, sessionId),
-      eq(sessionAnalysis.status, "pending"),
-      eq(sessionAnalysis.attempts, row.attempts),
-    )
-    .returning({ attempts: sessionAnalysis.attempts });
-  if (claimed.length === 0) return { status: "pending", nextAttemptAt: now + CLAIM_MS };
-
-  const settings = parseSettings(env).values;
-  const engine = analysisEngineOf(settings);
-  const [lines, escalations] = await Promise.all([
+  // One round trip reads all an attempt needs (it runs at every session's end, beside the calls still live). The
+  // lines and escalations are final by now: the session has ended and its transcript is in D1 (its callers wait).
+  const [[session], [row], lines, escalations] = await scope.batch([
+    scope.selectFields(sessions, { id: sessions.id }, eq(sessions.id, sessionId)),
+    scope.select(sessionAnalysis, eq(sessionAnalysis.sessionId, sessionId)),
     scope
       .selectFields(
         transcriptLines,
@@ -55,6 +38,30 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
       .limit(MAX_LINES),
     scope.selectFields(sessionEscalations, { reason: sessionEscalations.reason }, eq(sessionEscalations.sessionId, sessionId)),
   ]);
+  if (!session) return { status: "unknown_session" };
+  if (row && row.status !== "pending") return { status: row.status };
+  const attempt = (row?.attempts ?? 0) + 1;
+  const claim = { attempts: attempt, nextAttemptAt: now + CLAIM_MS, updatedAt: now };
+  // The attempt is claimed by its count: the first by creating the row, a later one by moving the count on.
+  const claimed = row
+    ? await scope
+        .update(
+          sessionAnalysis,
+          claim,
+          eq(sessionAnalysis.sessionId, sessionId),
+          eq(sessionAnalysis.status, "pending"),
+          eq(sessionAnalysis.attempts, row.attempts),
+        )
+        .returning({ attempts: sessionAnalysis.attempts })
+    : await scope
+        .insert(sessionAnalysis, { sessionId, status: "pending", createdAt: now, ...claim })
+        .onConflictDoNothing()
+        .returning({ attempts: sessionAnalysis.attempts });
+  if (claimed.length === 0) return { status: "pending", nextAttemptAt: now + CLAIM_MS };
+  const spentBefore = { input: row?.inputTokens ?? 0, output: row?.outputTokens ?? 0 };
+
+  const settings = parseSettings(env).values;
+  const engine = analysisEngineOf(settings);
   const mine = and(eq(sessionAnalysis.sessionId, sessionId), eq(sessionAnalysis.attempts, attempt));
   try {
     const answer = await runEngine(engine, settings, lines as AnalysisLine[]);
@@ -65,8 +72,8 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
         result: agreeWithEscalations(answer.result, escalations),
         engine,
         model: answer.model,
-        inputTokens: row.inputTokens + answer.tokens.input,
-        outputTokens: row.outputTokens + answer.tokens.output,
+        inputTokens: spentBefore.input + answer.tokens.input,
+        outputTokens: spentBefore.output + answer.tokens.output,
         error: null,
         updatedAt: now,
       },
@@ -86,8 +93,8 @@ export async function analyseSession(env: Env, tenantId: string, sessionId: stri
         engine,
         error: reason,
         nextAttemptAt,
-        inputTokens: row.inputTokens + spent.input,
-        outputTokens: row.outputTokens + spent.output,
+        inputTokens: spentBefore.input + spent.input,
+        outputTokens: spentBefore.output + spent.output,
         updatedAt: now,
       },
       mine,
