@@ -181,8 +181,9 @@ export class CallRecording implements AudioTap {
   /**
    * The D1 row that makes the parts a recording: their prefix, length and duration — from the parts this instance
    * put, or, when an earlier instance may have left some, from one listing (names and sizes only; no part is read).
-   * A listing at every call's end was the largest cost of a recorded call's end under load (README "Recordings"). Parts in more than one encoding — a call whose object was replaced across the
-   * deploy that began recording G.711, its predecessor's parts PCM16 — are made one first: the G.711 parts become PCM16.
+   * A listing at every call's end was the largest cost of a recorded call's end under load (README "Recordings").
+   * Parts in more than one encoding — a call whose object was replaced across the deploy that began recording G.711,
+   * its predecessor's parts PCM16 — are made one first: the G.711 parts become PCM16.
    */
   private async describe(session: { tenantId: string; sessionId: string }): Promise<void> {
     const prefix = recordingPrefix(session.tenantId, session.sessionId);

@@ -24,9 +24,10 @@ interface SessionMetricsParts {
 /**
  * The session's part in the fleet's metrics: while it lives, at most every PUSH_INTERVAL_MS, it turns its voice
  * counters into the isolate's deltas (read from counters the audio path keeps anyway), which go when the isolate's
- * cadence says; every GAUGE_REPORT_MS it reports its gauges; when it ends, one last push withdraws its gauges. Pushes ride on the session's own activity (`tick`: its audio, its carrier
- * events) rather than a timer: a timer that never stops would keep the object from ever being evicted, and a
- * session with no activity at all is one whose gauges may lapse.
+ * cadence says; every GAUGE_REPORT_MS it reports its gauges; when it ends, one last push withdraws its gauges.
+ * Pushes ride on the session's own activity (`tick`: its audio, its carrier events) rather than a timer: a timer
+ * that never stops would keep the object from ever being evicted, and a session with no activity at all is one
+ * whose gauges may lapse.
  */
 export class SessionMetrics {
   private isLive = false;
