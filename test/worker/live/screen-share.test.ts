@@ -1,8 +1,7 @@
-import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
-import { closeCodeOf, eventually } from "../support/carriers.ts";
-import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { eventually } from "../support/carriers.ts";
+import { api, createTenant, userWithToken } from "../support/identity.ts";
+import { closeLiveBrowsers, joinLive, type LiveBrowser } from "../support/live-browser.ts";
 import { captureLogs } from "../support/logs.ts";
 import { type StorageWrite, watchStorage } from "../support/storage-writes.ts";
 import { connectionsOf, switchTo } from "../support/switching.ts";
@@ -14,54 +13,16 @@ import { connectionsOf, switchTo } from "../support/switching.ts";
  * vision (Deepgram after a switch, the offline engine) gets nothing and the caller is told once.
  */
 
-const sockets: WebSocket[] = [];
 let watched: { writes: StorageWrite[]; restore: () => void } | null = null;
 afterEach(() => {
   watched?.restore();
   watched = null;
-  for (const socket of sockets.splice(0)) {
-    try {
-      socket.close(1000, "test done");
-    } catch {
-      // already closed by the server
-    }
-  }
+  closeLiveBrowsers();
 });
 
-class Browser {
-  readonly events: LiveEvent[] = [];
-  readonly closed: Promise<number>;
-  private readonly waiters: Array<() => void> = [];
-
-  constructor(readonly socket: WebSocket) {
-    socket.accept();
-    sockets.push(socket);
-    this.closed = closeCodeOf(socket);
-    socket.addEventListener("message", (event) => {
-      if (typeof event.data === "string") this.events.push(JSON.parse(event.data) as LiveEvent);
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-  }
-
-  async next<T extends LiveEvent["type"]>(type: T, count = 1): Promise<Extract<LiveEvent, { type: T }>> {
-    while (this.ofType(type).length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
-    return this.ofType(type)[count - 1]!;
-  }
-
-  ofType<T extends LiveEvent["type"]>(type: T) {
-    return this.events.filter((event): event is Extract<LiveEvent, { type: T }> => event.type === type);
-  }
-
-  /** A round trip: every frame sent before it has been handled by the object when the pong comes back. */
-  async settled(): Promise<void> {
-    const count = this.ofType("pong").length;
-    this.socket.send(JSON.stringify({ type: "ping", t: count }));
-    await this.next("pong", count + 1);
-  }
-
-  share({ mimeType, data }: { mimeType: string; data: string }): void {
-    this.socket.send(JSON.stringify({ type: "screen", mimeType, data }));
-  }
+/** Shows the agent a screen frame, as the console's share button does. */
+function share(browser: LiveBrowser, { mimeType, data }: { mimeType: string; data: string }): void {
+  browser.send({ type: "screen", mimeType, data });
 }
 
 interface Image {
@@ -90,14 +51,6 @@ async function createSession(token: string, provider: string, key: string): Prom
   return ((await response.json()) as { id: string }).id;
 }
 
-async function join(sessionId: string, token: string, role: "caller" | "supervisor"): Promise<Browser> {
-  const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${sessionId}/live?role=${role}`, {
-    headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
-  });
-  expect(response.status).toBe(101);
-  return new Browser(response.webSocket!);
-}
-
 type Live = { providerState: string; provider: string; counters: Record<string, number> };
 
 async function liveOf(sessionId: string, token: string): Promise<Live> {
@@ -112,7 +65,7 @@ async function sharingSession(provider: "openai" | "gemini" | "local") {
   const key = `screen-${crypto.randomUUID()}`;
   const id = await createSession(token, provider, key);
   await eventually(async () => (await liveOf(id, token)).providerState === "connected");
-  const caller = await join(id, token, "caller");
+  const caller = await joinLive(id, token, "caller");
   const hello = await caller.next("hello");
   return { tenantId, token, key, id, caller, hello };
 }
@@ -124,8 +77,8 @@ describe("screen sharing in a web session", () => {
     const { token, key, id, caller, hello } = await sharingSession("openai");
     expect(hello).toMatchObject({ provider: "openai", capabilities: { vision: true } });
     const [first, second] = [await image("image/jpeg", 1), await image("image/jpeg", 2)];
-    caller.share(first);
-    caller.share(second);
+    share(caller, first);
+    share(caller, second);
     await caller.settled();
     expect((await liveOf(id, token)).counters).toMatchObject({ screenFrames: 1, screenFramesDropped: 0 });
     const received = await eventually(async () => {
@@ -144,7 +97,7 @@ describe("screen sharing in a web session", () => {
     const { key, id, caller } = await sharingSession("openai");
     watched = await watchStorage(id);
     const shown = await image("image/jpeg", 12, 4_000);
-    caller.share(shown);
+    share(caller, shown);
     await eventually(async () => (await imagesOf(key, "openai")).length === 1);
     await caller.settled();
     const fromFramePath = watched.writes.filter((write) => /\b(screenFrame|onScreenFrame|sendImage|ScreenShare)\b/.test(write.stack));
@@ -159,7 +112,7 @@ describe("screen sharing in a web session", () => {
     expect(hello.capabilities).toEqual({ vision: true });
     // 190 KiB of image is about 253 KiB of base64: within the 256 KiB a screen frame may take.
     const png = await image("image/png", 7, 190 * 1024);
-    caller.share(png);
+    share(caller, png);
     const received = await eventually(async () => {
       const images = await imagesOf(key, "gemini");
       return images.length > 0 && images;
@@ -170,33 +123,33 @@ describe("screen sharing in a web session", () => {
   it("refuses a supervisor's frame, a malformed image and a non-image; closes a flood (1008) and an oversized frame (1009)", async () => {
     const tenant = await sharingSession("openai");
     const { accessToken: supervisorToken } = await userWithToken(tenant.tenantId, "supervisor");
-    const supervisor = await join(tenant.id, supervisorToken, "supervisor");
+    const supervisor = await joinLive(tenant.id, supervisorToken, "supervisor");
     await supervisor.next("hello");
-    supervisor.share(await image("image/jpeg", 3, 600));
+    share(supervisor, await image("image/jpeg", 3, 600));
     expect(await supervisor.next("error")).toMatchObject({ code: "forbidden" });
 
     // Each of these is the first frame of a fresh second (a new caller socket replaces the last one each time).
     const caller = tenant.caller;
-    caller.share({ mimeType: "image/jpeg", data: "not base64!" });
+    share(caller, { mimeType: "image/jpeg", data: "not base64!" });
     expect(await caller.next("error")).toMatchObject({ code: "invalid_message" });
-    const second = await join(tenant.id, tenant.token, "caller");
-    second.share({ ...(await image("image/jpeg", 4)), mimeType: "image/png" });
+    const second = await joinLive(tenant.id, tenant.token, "caller");
+    share(second, { ...(await image("image/jpeg", 4)), mimeType: "image/png" });
     expect(await second.next("error")).toMatchObject({ code: "invalid_message", message: "The screen frame's data is not image/png" });
-    const third = await join(tenant.id, tenant.token, "caller");
-    third.share({ mimeType: "image/gif", data: (await image("image/jpeg", 5)).data });
+    const third = await joinLive(tenant.id, tenant.token, "caller");
+    share(third, { mimeType: "image/gif", data: (await image("image/jpeg", 5)).data });
     expect(await third.next("error")).toMatchObject({ code: "invalid_message" });
 
-    const flooding = await join(tenant.id, tenant.token, "caller");
+    const flooding = await joinLive(tenant.id, tenant.token, "caller");
     const frame = await image("image/jpeg", 6);
-    for (let i = 0; i < 3; i++) flooding.share(frame);
+    for (let i = 0; i < 3; i++) share(flooding, frame);
     expect(await flooding.closed).toBe(1008);
 
-    const oversized = await join(tenant.id, tenant.token, "caller");
-    oversized.share({ mimeType: "image/jpeg", data: "A".repeat(256 * 1024) });
+    const oversized = await joinLive(tenant.id, tenant.token, "caller");
+    share(oversized, { mimeType: "image/jpeg", data: "A".repeat(256 * 1024) });
     expect(await oversized.closed).toBe(1009);
     // Only a screen frame may be that big: any other text frame from the caller over 4 KiB closes its socket too.
-    const chatty = await join(tenant.id, tenant.token, "caller");
-    chatty.socket.send(JSON.stringify({ type: "ping", t: 1, pad: "x".repeat(5_000) }));
+    const chatty = await joinLive(tenant.id, tenant.token, "caller");
+    chatty.send({ type: "ping", t: 1, pad: "x".repeat(5_000) });
     expect(await chatty.closed).toBe(1009);
 
     // The one frame that reached the provider is the flood's first: nothing malformed ever did.
@@ -210,18 +163,18 @@ describe("screen sharing in a web session", () => {
 
   it("stops forwarding after a switch to a provider without vision, tells every browser, and the caller once", async () => {
     const { tenantId, token, key, id, caller } = await sharingSession("openai");
-    const supervisor = await join(id, (await userWithToken(tenantId, "supervisor")).accessToken, "supervisor");
+    const supervisor = await joinLive(id, (await userWithToken(tenantId, "supervisor")).accessToken, "supervisor");
     expect((await supervisor.next("hello")).capabilities).toEqual({ vision: true });
     const response = await switchTo(token, id, { provider: "deepgram", immediate: true });
     expect(response.status).toBe(200);
     expect(await caller.next("capabilities")).toMatchObject({ provider: "deepgram", capabilities: { vision: false } });
     expect(await supervisor.next("capabilities")).toMatchObject({ provider: "deepgram", capabilities: { vision: false } });
 
-    caller.share(await image("image/jpeg", 8));
+    share(caller, await image("image/jpeg", 8));
     expect(await caller.next("error")).toMatchObject({ code: "vision_unsupported" });
     // A later frame (a fresh second) is dropped as well, without a second notice.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    caller.share(await image("image/jpeg", 9));
+    share(caller, await image("image/jpeg", 9));
     await caller.settled();
     expect(caller.ofType("error")).toHaveLength(1);
     expect(supervisor.ofType("error")).toEqual([]); // the notice is the caller's alone
@@ -234,7 +187,7 @@ describe("screen sharing in a web session", () => {
     expect(await caller.next("capabilities", 2)).toMatchObject({ provider: "gemini", capabilities: { vision: true } });
     const shown = await image("image/jpeg", 10);
     await new Promise((resolve) => setTimeout(resolve, 1_100)); // a fresh second again
-    caller.share(shown);
+    share(caller, shown);
     const received = await eventually(async () => {
       const images = await imagesOf(key, "gemini");
       return images.length > 0 && images;
@@ -245,7 +198,7 @@ describe("screen sharing in a web session", () => {
   it("the offline engine has no vision: the greeting says so and a frame is dropped with one notice", async () => {
     const { token, id, caller, hello } = await sharingSession("local");
     expect(hello).toMatchObject({ provider: "local", capabilities: { vision: false } });
-    caller.share(await image("image/jpeg", 11));
+    share(caller, await image("image/jpeg", 11));
     expect(await caller.next("error")).toMatchObject({ code: "vision_unsupported" });
     expect((await liveOf(id, token)).counters).toMatchObject({ screenFrames: 0, screenFramesDropped: 1 });
   });

@@ -1,6 +1,6 @@
 import { createExecutionContext, createScheduledController, evictDurableObject, waitOnExecutionContext } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
 import worker from "../../../workers/index.ts";
 import { recordingPrefix } from "../../../workers/shared/recording-format.ts";
 import { recordingLinkSignature } from "../../../workers/shared/recordings.ts";
@@ -9,7 +9,8 @@ import { concatBytes, rms } from "../support/audio-signals.ts";
 import { dropStream } from "../support/call-faults.ts";
 import { tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import { eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "../support/carriers.ts";
-import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { api, createTenant, userWithToken } from "../support/identity.ts";
+import { closeLiveBrowsers, joinLive, type LiveBrowser } from "../support/live-browser.ts";
 import { openStream, type TwilioMediaCaller } from "../support/media-caller.ts";
 import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 import { download, frequencyOf, mulawSamples, parseWav, recordingOf, silenceBytes, toneBytes } from "../support/recordings.ts";
@@ -89,6 +90,20 @@ function audibleWindow(samples: Int16Array, from: number, length: number): Int16
   throw new Error("no audible window");
 }
 
+/**
+ * A 2 s 1 kHz tone on the call's stream, then the stream dropped once the part holding it is in R2 (uploaded off the
+ * audio path): what an object that goes, or a call that ends unannounced, leaves behind.
+ */
+async function toneThenDrop(call: Awaited<ReturnType<typeof callTo>>) {
+  const caller = await openStream(call, 4);
+  const tone = toneBytes(1000, 2000);
+  await caller.speak(tone);
+  const prefix = recordingPrefix(call.tenantId, call.sessionId);
+  await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 1000);
+  await dropStream(caller);
+  return { tone, prefix };
+}
+
 /** A 16 kHz PCM16 tone for a web caller's microphone. */
 function pcm16Tone(hz: number, ms: number): Uint8Array {
   const tone = new Int16Array(16 * ms);
@@ -97,16 +112,16 @@ function pcm16Tone(hz: number, ms: number): Uint8Array {
 }
 
 /** Sends PCM16 in 20 ms frames at twice real time (the platform drops a microphone far faster than that). */
-async function speakInto(browser: WebSocket, microphone: Uint8Array): Promise<void> {
+async function speakInto(browser: LiveBrowser, microphone: Uint8Array): Promise<void> {
   for (let offset = 0; offset < microphone.length; offset += 640) {
-    browser.send(microphone.slice(offset, offset + 640));
+    browser.socket.send(microphone.slice(offset, offset + 640));
     if ((offset / 640) % 2 === 1) await sleep(20);
   }
 }
 
 /**
  * A recording tenant with `consentMessage`, a web session on the OpenAI simulator answering `replies`, and its
- * caller's browser joined on `/live`: the text events it got, and the bytes of agent audio it heard.
+ * caller's browser joined on `/live`.
  */
 async function webCaller(key: string, consentMessage: string, replies: string[]) {
   const tenantId = await createTenant();
@@ -122,8 +137,7 @@ async function webCaller(key: string, consentMessage: string, replies: string[])
   });
   expect(created.status).toBe(201);
   const session = (await created.json()) as { id: string };
-  const { socket: browser, texts, heard } = await joinLive(session.id, token, "caller");
-  return { token, session, browser, texts, heard };
+  return { token, session, browser: await joinLive(session.id, token, "caller") };
 }
 
 /** How many `input_audio_buffer.append` messages the OpenAI simulator got for the session tagged `key`. */
@@ -133,25 +147,9 @@ async function appendsFor(key: string): Promise<number> {
     .filter((entry) => entry.type === "input_audio_buffer.append").length;
 }
 
-/** A browser on the session's `/live` socket: the text events it got, and the bytes of agent audio it heard. */
-async function joinLive(sessionId: string, token: string, role: "caller" | "supervisor") {
-  const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${sessionId}/live?role=${role}`, {
-    headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
-  });
-  expect(response.status).toBe(101);
-  const socket = response.webSocket!;
-  socket.binaryType = "arraybuffer";
-  socket.accept();
-  const heard = { bytes: 0 };
-  const texts: Array<{ type: string; consent?: string | null; code?: string }> = [];
-  socket.addEventListener("message", (event) => {
-    if (typeof event.data !== "string") heard.bytes += (event.data as ArrayBuffer).byteLength;
-    else texts.push(JSON.parse(event.data) as { type: string; consent?: string | null; code?: string });
-  });
-  return { socket, texts, heard };
-}
-
 describe("recordings with consent", () => {
+  afterEach(closeLiveBrowsers);
+
   it("a recorded call: consent before the stream; a WAV with the caller's audio left and what the caller heard of the agent right, cut at the barge-in", async () => {
     const key = uniqueKey("recorded");
     await putScenario(key, { replies: [LONG_REPLY, "Of course, go ahead."], callerTranscripts: ["Hi there.", "Wait, sorry."] });
@@ -286,13 +284,7 @@ describe("recordings with consent", () => {
     // On the offline engine: an object holding an outbound provider socket cannot be evicted in a test (see
     // voice-faults.test.ts); a deploy drops every socket anyway.
     const call = await callTo(uniqueKey("evicted"), "on", "local");
-    const caller = await openStream(call, 4);
-    const tone = toneBytes(1000, 2000);
-    await caller.speak(tone);
-    // The part with the tone is in R2 (uploaded every 15 s, off the audio path) before the object goes.
-    const prefix = recordingPrefix(call.tenantId, call.sessionId);
-    await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 1000);
-    await dropStream(caller);
+    const { tone, prefix } = await toneThenDrop(call);
     await evictDurableObject(stubOf(call.sessionId));
 
     expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 5 })).status).toBe(204);
@@ -339,13 +331,8 @@ describe("recordings with consent", () => {
 
   it("a call whose end only the reconcile cron learns still leaves a playable file with its link", async () => {
     const call = await callTo(uniqueKey("reconciled"), "on", "local");
-    const caller = await openStream(call, 4);
-    const tone = toneBytes(1000, 2000);
-    await caller.speak(tone);
-    const prefix = recordingPrefix(call.tenantId, call.sessionId);
-    await eventually(async () => (await env.RECORDINGS.list({ prefix })).objects.length > 0, 1000);
-    // The stream drops and no final webhook ever comes; the call has had no news for two hours.
-    await dropStream(caller);
+    const { tone } = await toneThenDrop(call);
+    // No final webhook ever comes; the call has had no news for two hours.
     const listed = (await (await api("/api/v1/calls?limit=1", { token: call.token })).json()) as { items: Array<{ id: string }> };
     await env.DB.prepare("UPDATE calls SET updated_at = updated_at - 7200000 WHERE id = ?").bind(listed.items[0]!.id).run();
 
@@ -360,20 +347,15 @@ describe("recordings with consent", () => {
 
   it("a web session is recorded too: the browser's 16 kHz microphone on the left at 8 kHz, the agent on the right", async () => {
     const consentMessage = "This web call is recorded for training.";
-    const { token, session, browser, texts, heard } = await webCaller(uniqueKey("web-recorded"), consentMessage, [
-      "Welcome to the web line.",
-    ]);
+    const { token, session, browser } = await webCaller(uniqueKey("web-recorded"), consentMessage, ["Welcome to the web line."]);
     // The browser is told what to say before the agent: the session is recorded. Said, it tells the platform.
-    const hello = await eventually(async () => texts.find((text) => text.type === "hello"), 500);
+    const hello = await browser.next("hello");
     expect(hello.consent).toBe(consentMessage);
-    browser.send(JSON.stringify({ type: "consent_heard" }));
+    browser.send({ type: "consent_heard" });
 
     // A 1 kHz tone (PCM16 16 kHz, 20 ms frames), then silence so the provider answers.
-    const tone = new Int16Array(16 * 800);
-    for (let i = 0; i < tone.length; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
-    const microphone = concatBytes(new Uint8Array(tone.buffer), new Uint8Array(32 * 600));
-    await speakInto(browser, microphone);
-    await eventually(async () => heard.bytes >= 16_000, 500);
+    await speakInto(browser, concatBytes(pcm16Tone(1000, 800), new Uint8Array(32 * 600)));
+    await eventually(async () => browser.audioBytes >= 16_000, 500);
     expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token })).status).toBe(200);
 
     const recording = await recordingOf(token, session.id);
@@ -388,26 +370,24 @@ describe("recordings with consent", () => {
     expect(rms(wav.right.subarray(0, 8 * 800))).toBe(0);
     expect(rms(wav.right)).toBeGreaterThan(100);
     expect(wav.left.length).toBeGreaterThanOrEqual(8 * 1400 - 160);
-    browser.close(1000, "test done");
   });
   it("a recorded web session's caller is heard only once the browser has said the consent: before, the microphone reaches neither the agent nor the recording", async () => {
     const consentMessage = `This web call is recorded.${" Please stay on the line while we say so.".repeat(4)}`;
     const key = uniqueKey("web-consent-held");
-    const { token, session, browser, texts, heard } = await webCaller(key, consentMessage, ["You are heard now."]);
-    expect((await eventually(async () => texts.find((text) => text.type === "hello"), 500)).consent).toBe(consentMessage);
+    const { token, session, browser } = await webCaller(key, consentMessage, ["You are heard now."]);
+    expect((await browser.next("hello")).consent).toBe(consentMessage);
     // Talking over the consent: a 500 Hz tone and a pause that would end a turn. Nothing reaches the agent.
     await speakInto(browser, concatBytes(pcm16Tone(500, 800), new Uint8Array(32 * 600)));
     // A supervisor cannot say it for the caller.
     const supervisor = await joinLive(session.id, token, "supervisor");
-    supervisor.socket.send(JSON.stringify({ type: "consent_heard" }));
-    expect(await eventually(async () => supervisor.texts.find((text) => text.type === "error"), 500)).toMatchObject({ code: "forbidden" });
-    supervisor.socket.close(1000, "test done");
+    supervisor.send({ type: "consent_heard" });
+    expect(await supervisor.next("error")).toMatchObject({ code: "forbidden" });
     expect(await appendsFor(key)).toBe(0);
-    expect(heard.bytes).toBe(0);
+    expect(browser.audioBytes).toBe(0);
 
-    browser.send(JSON.stringify({ type: "consent_heard" }));
+    browser.send({ type: "consent_heard" });
     await speakInto(browser, concatBytes(pcm16Tone(1000, 800), new Uint8Array(32 * 600)));
-    await eventually(async () => heard.bytes >= 16_000, 500);
+    await eventually(async () => browser.audioBytes >= 16_000, 500);
     expect(await appendsFor(key)).toBeGreaterThan(0);
     expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token })).status).toBe(200);
 
@@ -422,20 +402,18 @@ describe("recordings with consent", () => {
     for (let at = 0; at + 160 <= wav.left.length; at += 160) if (rms(wav.left.subarray(at, at + 160)) > 1000) audible++;
     expect(audible).toBeGreaterThanOrEqual(38);
     expect(audible).toBeLessThanOrEqual(41);
-    browser.close(1000, "test done");
   });
 
   it("a browser that never reports the consent said holds the caller only for the time it takes to say it", async () => {
     // "Recorded." takes the platform's allowance of 2 s and 90 ms a character: about 2.8 s.
     const key = uniqueKey("web-consent-deadline");
-    const { browser, texts, heard } = await webCaller(key, "Recorded.", ["Still here."]);
-    expect((await eventually(async () => texts.find((text) => text.type === "hello"), 500)).consent).toBe("Recorded.");
+    const { browser } = await webCaller(key, "Recorded.", ["Still here."]);
+    expect((await browser.next("hello")).consent).toBe("Recorded.");
     await speakInto(browser, concatBytes(pcm16Tone(500, 400), new Uint8Array(32 * 600)));
     expect(await appendsFor(key)).toBe(0);
     await sleep(3_000);
     await speakInto(browser, concatBytes(pcm16Tone(1000, 800), new Uint8Array(32 * 600)));
-    await eventually(async () => heard.bytes >= 16_000, 500);
+    await eventually(async () => browser.audioBytes >= 16_000, 500);
     expect(await appendsFor(key)).toBeGreaterThan(0);
-    browser.close(1000, "test done");
   });
 });

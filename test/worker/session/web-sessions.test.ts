@@ -1,8 +1,7 @@
-import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
 import { eventually } from "../support/carriers.ts";
-import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { api, createTenant, userWithToken } from "../support/identity.ts";
+import { closeLiveBrowsers, joinLive, type LiveBrowser } from "../support/live-browser.ts";
 import { callerSpeech, putScenario, simulatorConnections } from "../support/provider-simulator.ts";
 
 /**
@@ -11,58 +10,10 @@ import { callerSpeech, putScenario, simulatorConnections } from "../support/prov
  * 16 kHz binary frames); a supervisor's browser watches the same session's events.
  */
 
-const sockets: WebSocket[] = [];
-afterEach(() => {
-  for (const socket of sockets.splice(0)) {
-    try {
-      socket.close(1000, "test done");
-    } catch {
-      // already closed
-    }
-  }
-});
-
-class Browser {
-  readonly events: LiveEvent[] = [];
-  audioBytes = 0;
-  closeCode: number | null = null;
-  private readonly waiters: Array<() => void> = [];
-
-  constructor(readonly socket: WebSocket) {
-    socket.binaryType = "arraybuffer";
-    socket.accept();
-    sockets.push(socket);
-    socket.addEventListener("message", (event) => {
-      if (typeof event.data === "string") this.events.push(JSON.parse(event.data) as LiveEvent);
-      else this.audioBytes += (event.data as ArrayBuffer).byteLength;
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-    socket.addEventListener("close", (event) => {
-      this.closeCode = event.code;
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-  }
-
-  async until(test: () => boolean): Promise<void> {
-    while (!test()) await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  ofType<T extends LiveEvent["type"]>(type: T) {
-    return this.events.filter((event): event is Extract<LiveEvent, { type: T }> => event.type === type);
-  }
-}
-
-async function join(sessionId: string, token: string, role: "caller" | "supervisor"): Promise<Browser> {
-  const response = await exports.default.fetch(`https://switchboard.test/api/v1/sessions/${sessionId}/live?role=${role}`, {
-    headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), "Sec-WebSocket-Protocol": `switchboard.v1, bearer.${token}` },
-  });
-  expect(response.status).toBe(101);
-  expect(response.headers.get("Sec-WebSocket-Protocol")).toBe("switchboard.v1");
-  return new Browser(response.webSocket!);
-}
+afterEach(closeLiveBrowsers);
 
 /** Microphone audio: 20 ms frames of PCM16 16 kHz (640 bytes), a few frames per tick (faster than real time). */
-async function speak(browser: Browser, pcm: Uint8Array): Promise<void> {
+async function speak(browser: LiveBrowser, pcm: Uint8Array): Promise<void> {
   for (let offset = 0, frames = 0; offset + 640 <= pcm.length; offset += 640) {
     browser.socket.send(pcm.slice(offset, offset + 640));
     if (++frames % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -98,8 +49,8 @@ describe("web sessions", () => {
     // Dialled at creation, before any browser joined.
     await eventually(async () => (await simulatorConnections(key)).length === 1);
 
-    const supervisor = await join(session.id, supervisorToken, "supervisor");
-    const caller = await join(session.id, agentToken, "caller");
+    const supervisor = await joinLive(session.id, supervisorToken, "supervisor");
+    const caller = await joinLive(session.id, agentToken, "caller");
     await caller.until(() => caller.ofType("hello").length === 1);
     expect(caller.ofType("hello")[0]).toMatchObject({ channel: "web", role: "caller", provider: "openai" });
 
@@ -131,7 +82,7 @@ describe("web sessions", () => {
       replies: ["Goodbye!"],
     });
     const session = await createSession(accessToken, { provider: "openai" }, key);
-    const caller = await join(session.id, accessToken, "caller");
+    const caller = await joinLive(session.id, accessToken, "caller");
     await speak(caller, await callerSpeech("goodbye", "pcm16", 16000));
     await speak(caller, new Uint8Array(16000));
     await caller.until(() => caller.closeCode !== null);
@@ -152,7 +103,7 @@ describe("web sessions", () => {
     const key = `web-api-end-${crypto.randomUUID()}`;
     await putScenario(key, { replies: ["Hello."] });
     const session = await createSession(accessToken, { provider: "openai" }, key);
-    const caller = await join(session.id, accessToken, "caller");
+    const caller = await joinLive(session.id, accessToken, "caller");
 
     const stranger = (await userWithToken(await createTenant(), "admin")).accessToken;
     expect((await api(`/api/v1/sessions/${session.id}/end`, { method: "POST", token: stranger })).status).toBe(404);
