@@ -204,7 +204,12 @@ export class CallLedger {
     if (!record) return "drained";
     const result = await this.syncPending(record);
     // Unless D1 just failed, the call's row is in D1 (every synced batch carries it), so the index may point at it.
-    if (result !== "failed") await this.indexCarrierCall(record);
+    const indexed = result !== "failed" && (await this.indexCarrierCall(record));
+    // An ended call writes little more, so it does not wait for a next write: no audio waits on this commit.
+    if (isTerminal(record.status)) {
+      if (indexed) this.store.save(record);
+      else this.store.forgetAcknowledged();
+    }
     return result;
   }
 
@@ -234,19 +239,20 @@ export class CallLedger {
   }
 
   /**
-   * The KV call → session index, once the call's carrier id is known and its row is in D1. KV is a cache: a failed
-   * write is logged and tried again by the next drain, never counted as a D1 failure (that would back off the whole
-   * drain), and lookups meanwhile fall back to D1 (directory.ts).
+   * The KV call → session index, once the call's carrier id is known and its row is in D1; true when written now.
+   * KV is a cache: a failed write is logged and tried again by the next drain, never counted as a D1 failure (that
+   * would back off the whole drain), and lookups meanwhile fall back to D1 (directory.ts).
    */
-  private async indexCarrierCall(record: CallRecord): Promise<void> {
-    if (record.carrierIndexed || !record.carrierCallId) return;
+  private async indexCarrierCall(record: CallRecord): Promise<boolean> {
+    if (record.carrierIndexed || !record.carrierCallId) return false;
     try {
       await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
     } catch (error) {
       this.log().warn("call.carrier_index_deferred", { reason: reasonOf(error) });
-      return;
+      return false;
     }
+    // Kept with the record's next write, not a commit of its own (an eviction before it only repeats the KV write).
     record.carrierIndexed = true;
-    this.store.save(record);
+    return true;
   }
 }

@@ -7,6 +7,11 @@ import type { MachineDetectionState } from "./answering-machine.ts";
  * The call object's own storage (SQLite, the hot tier). The record and the events waiting for D1 are written
  * together with no await between them, so they commit atomically; the outbox is drained to D1 in order and only
  * acknowledged after D1 accepted it, so a D1 outage delays the durable record but never loses it.
+ *
+ * An acknowledgement is kept in memory and its deletion rides on the next write's commit (`save`), not a commit of
+ * its own: every commit holds the object's outgoing audio until it is durable, and a call's D1 syncs come in the
+ * same moments as its audio (setup, media start). Lost to an eviction, an acknowledgement only means the entries
+ * are sent again: D1 takes them idempotently (d1-sync.ts).
  */
 export interface CallRecord {
   sessionId: string;
@@ -73,6 +78,10 @@ const MAX_REMEMBERED_DELIVERIES = 2_000;
 export const DELIVERY_MEMORY_MS = 24 * 60 * 60_000;
 
 export class CallStore {
+  /** Outbox entries up to this id are in D1; deleted from storage with the next write (or `forgetAcknowledged`). */
+  private acknowledgedThrough = 0;
+  private deletedThrough = 0;
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS call_record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
@@ -85,6 +94,7 @@ export class CallStore {
   }
 
   save(record: CallRecord): void {
+    this.forgetAcknowledged();
     this.sql.exec(
       "INSERT INTO call_record (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
       JSON.stringify(record),
@@ -110,16 +120,24 @@ export class CallStore {
 
   pending(limit: number): Array<{ id: number; event: CallEventRow }> {
     return this.sql
-      .exec<{ id: number; body: string }>("SELECT id, body FROM outbox ORDER BY id LIMIT ?", limit)
+      .exec<{ id: number; body: string }>("SELECT id, body FROM outbox WHERE id > ? ORDER BY id LIMIT ?", this.acknowledgedThrough, limit)
       .toArray()
       .map((row) => ({ id: row.id, event: JSON.parse(row.body) as CallEventRow }));
   }
 
   pendingCount(): number {
-    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE id > ?", this.acknowledgedThrough).one().n;
   }
 
+  /** D1 accepted the entries up to `throughId`: in memory until the next write. */
   acknowledge(throughId: number): void {
-    this.sql.exec("DELETE FROM outbox WHERE id <= ?", throughId);
+    this.acknowledgedThrough = Math.max(this.acknowledgedThrough, throughId);
+  }
+
+  /** Deletes the acknowledged entries now (a write: the caller's commit, or one of its own when nothing follows). */
+  forgetAcknowledged(): void {
+    if (this.acknowledgedThrough <= this.deletedThrough) return;
+    this.sql.exec("DELETE FROM outbox WHERE id <= ?", this.acknowledgedThrough);
+    this.deletedThrough = this.acknowledgedThrough;
   }
 }

@@ -8,6 +8,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { CallSession } from "../../../durable-objects/call-session.ts";
 import worker from "../../../workers/index.ts";
 import { RECONCILE_MAX_ATTEMPTS } from "../../../workers/scheduled.ts";
 import {
@@ -34,6 +35,7 @@ import {
   twilioStart,
 } from "../support/carriers.ts";
 import { api } from "../support/identity.ts";
+import { watchStorage } from "../support/storage-writes.ts";
 
 /**
  * Calls outlive the things that fail under them: the call's object being evicted mid-call (a deploy, memory
@@ -181,6 +183,55 @@ describe("D1 outage", () => {
       (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n,
     );
     expect(outbox).toBe(0);
+  });
+});
+
+describe("the outbox's acknowledgements", () => {
+  const d1Status = (callSid: string) => async () =>
+    (await env.DB.prepare("SELECT status FROM calls WHERE carrier_call_id = ?").bind(callSid).first<{ status: string }>())?.status;
+  const storedOutbox = (stub: DurableObjectStub<CallSession>) =>
+    runInDurableObject(stub, (_instance, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n);
+
+  it("ride on the call's next write instead of a commit of their own, and an ended call's go at once", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    const stub = stubOf(call.sessionId);
+    await eventually(async () => (await d1Status(call.callSid)()) === "ringing");
+    const watched = await watchStorage(call.sessionId);
+    try {
+      expect((await twilioStatus(call.callSid, twilioNumber, "in-progress", { sequence: 2 })).status).toBe(204);
+      await eventually(async () => (await d1Status(call.callSid)()) === "in_progress");
+      // What D1 took at the ring was deleted by this callback's own write of the record, in its commit.
+      const deletes = watched.writes.filter((write) => write.what === "DELETE FROM outbox");
+      expect(deletes.length).toBeGreaterThanOrEqual(1);
+      for (const write of deletes) expect(write.stack).toMatch(/\bsave\b/);
+      // What D1 took since is acknowledged (nothing waits for it) but still stored, until the next write.
+      expect((await stub.pendingSync()).events).toBe(0);
+      expect(await storedOutbox(stub)).toBeGreaterThanOrEqual(1);
+
+      // An ended call writes little more: its last entries are deleted as soon as D1 has them.
+      expect((await twilioStatus(call.callSid, twilioNumber, "completed", { sequence: 3 })).status).toBe(204);
+      await eventually(async () => (await d1Status(call.callSid)()) === "completed");
+      await eventually(async () => (await storedOutbox(stub)) === 0);
+    } finally {
+      watched.restore();
+    }
+    const done = await callByCarrierId(token, call.callSid);
+    expect(appliedMoves(done.events)).toEqual(["initiated", "ringing", "in_progress", "completed"]);
+  });
+
+  it("lost to an eviction, the acknowledged entries are sent again and D1 keeps one of each, in order", async () => {
+    const call = await openTwilioCall(twilioNumber);
+    const stub = stubOf(call.sessionId);
+    await eventually(async () => (await d1Status(call.callSid)()) === "ringing");
+    expect(await storedOutbox(stub)).toBeGreaterThanOrEqual(1);
+    await evictDurableObject(stub);
+
+    // The new instance does not know they were acknowledged: its first drain sends them again with the new ones.
+    expect((await twilioStatus(call.callSid, twilioNumber, "completed", { sequence: 2 })).status).toBe(204);
+    const done = await eventually(async () => (await d1Status(call.callSid)()) === "completed" && callByCarrierId(token, call.callSid));
+    expect(appliedMoves(done.events)).toEqual(["initiated", "ringing", "completed"]);
+    expect(done.events.map((event) => event.seq)).toEqual(done.events.map((_, i) => i + 1));
+    await eventually(async () => (await storedOutbox(stub)) === 0);
   });
 });
 
