@@ -22,7 +22,7 @@
  * Prints tables; asserts nothing about time. Bounded: every call and run has a deadline; everything closes itself.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -63,6 +63,8 @@ if (!TARGETS.every((target) => target === "relay" || target === "platform")) thr
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
 /** `--profile`: a CPU profile of each target's isolate over its run, its top functions printed (slows the runs: not for figures). */
 const PROFILE = process.argv.includes("--profile");
+/** `--timeline DIR`: each run's caller → provider samples as CSV (epoch ms sent, ms late, call), to lay a bad run against a good one. */
+const TIMELINE_DIR = option("timeline", "");
 const RECORDING = option("recording", "off");
 if (RECORDING !== "on" && RECORDING !== "off") throw new Error("--recording: on or off");
 if (!(TOGETHER_MS >= 1000 && TOGETHER_MS <= 600_000)) throw new Error("--seconds: 1..600");
@@ -303,6 +305,7 @@ async function runCalls(
     wallMs,
     load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
   };
+  const timeline: string[] = [];
   for (const call of calls) {
     if (call.failure) result.failures.push(call.failure);
     const connections: ConnectionSnapshot[] = (await simulator.takeSessions(call.key)).filter(
@@ -330,6 +333,7 @@ async function runCalls(
       result.callerToProvider.push(arrivals[position]! - sentAt);
       const phase = sentAt < allStreamingAt ? "setup" : sentAt < firstEndingAt ? "steady" : "ending";
       result.callerToProviderByPhase[phase].push(arrivals[position]! - sentAt);
+      if (TIMELINE_DIR) timeline.push(`${sentAt.toFixed(1)},${(arrivals[position]! - sentAt).toFixed(2)},${calls.indexOf(call)}`);
     });
 
     // Provider → caller, chunk k ↔ media message k when the sequences agree.
@@ -368,6 +372,7 @@ async function runCalls(
       }
     }
   }
+  if (TIMELINE_DIR) writeFileSync(join(TIMELINE_DIR, `${target}-${count}.csv`), `${timeline.join("\n")}\n`);
   return result;
 }
 
