@@ -1,5 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { bareHandler, handlerFor } from "../../../workers/handler.ts";
 import { errorReportingOptions } from "../../../workers/shared/error-reporting.ts";
 import { parseSettings } from "../../../workers/shared/settings.ts";
 
@@ -60,5 +62,16 @@ describe("error reporting", () => {
       user: { id: "u-1" },
       exception: { values: [{ type: "Error", value: "boom" }] },
     });
+  });
+
+  it("runs requests through the SDK only when on: off, the Worker's own handler serves them, left uninstrumented", async () => {
+    expect(handlerFor(env)).toBe(bareHandler);
+    const reported = handlerFor({ ...env, SENTRY_DSN: DSN } as Env);
+    expect(reported).not.toBe(bareHandler);
+    // The SDK instruments the handler object it is given in place: the bare one must not be that object.
+    expect(reported.fetch).not.toBe(bareHandler.fetch);
+    // Served bare, a request reaches the app as usual.
+    const response = await bareHandler.fetch(new Request("https://switchboard.test/health"), env, createExecutionContext());
+    expect([200, 503]).toContain(response.status);
   });
 });
