@@ -217,16 +217,16 @@ export class CallLedger {
     try {
       for (let batch = 0; batch < DRAIN_BATCHES_PER_WAKE; batch++) {
         const pending = this.store.pending(OUTBOX_BATCH);
-        if (pending.length === 0) {
-          this.backlog.observe("events", 0);
-          return "drained";
-        }
+        if (pending.length === 0) return this.drained();
+        const appendedBefore = this.store.appended;
         await syncToD1(
           this.env,
           record,
           pending.map((item) => item.event),
         );
         this.store.acknowledge(pending.at(-1)!.id);
+        // A short batch took all there was, unless more was noted meanwhile: no query to find the outbox empty.
+        if (pending.length < OUTBOX_BATCH && this.store.appended === appendedBefore) return this.drained();
       }
       // Stopped at its bound: the rest goes in the next wake-up.
       return this.store.pending(1).length > 0 ? "more" : "drained";
@@ -236,6 +236,11 @@ export class CallLedger {
       this.log().warn("call.d1_sync_deferred", { error, pending });
       return "failed";
     }
+  }
+
+  private drained(): DrainResult {
+    this.backlog.observe("events", 0);
+    return "drained";
   }
 
   /**

@@ -81,6 +81,8 @@ export class CallStore {
   /** Outbox entries up to this id are in D1; deleted from storage with the next write (or `forgetAcknowledged`). */
   private acknowledgedThrough = 0;
   private deletedThrough = 0;
+  /** Entries appended so far: a drain knows whether any came while it waited for D1. */
+  appended = 0;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS call_record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`);
@@ -116,6 +118,7 @@ export class CallStore {
 
   append(event: CallEventRow): void {
     this.sql.exec("INSERT INTO outbox (body) VALUES (?)", JSON.stringify(event));
+    this.appended++;
   }
 
   pending(limit: number): Array<{ id: number; event: CallEventRow }> {

@@ -151,6 +151,8 @@ export class TranscriptLog {
   private readonly queuedTurns: TurnRecord[] = [];
   /** Outbox entries up to this id are in D1; their deletion rides on the next flush's commit. */
   private ackedThrough = 0;
+  /** Outbox entries written so far (by `save`): a drain knows whether any came while it waited for D1. */
+  private outboxWrites = 0;
   /** The outbox may hold entries D1 has not accepted (unknown after a restart, so true until a drain says so). */
   private unsent = true;
   /** The session named in this log's lines (known from the first flush). */
@@ -264,6 +266,7 @@ export class TranscriptLog {
     }
     for (const line of this.queued) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
     for (const turn of this.queuedTurns) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify({ turn }));
+    this.outboxWrites += this.queued.length + this.queuedTurns.length;
     if (this.queued.length > 0 || this.queuedTurns.length > 0) this.unsent = true;
     // The newest lines stay; D1 has (or, through the outbox, will have) the older ones.
     if (this.unsaved.size > 0) this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", this.lastSeq - MAX_LINES_KEPT);
@@ -299,11 +302,8 @@ export class TranscriptLog {
           )
           .toArray()
           .map((row) => ({ id: row.id, entry: JSON.parse(row.body) as OutboxEntry }));
-        if (pending.length === 0) {
-          this.unsent = false;
-          this.backlog.observe("transcript", 0);
-          return "drained";
-        }
+        if (pending.length === 0) return this.drained();
+        const writesBefore = this.outboxWrites;
         // One statement per entry: the same line may be queued twice in one batch (appended, then interrupted).
         await scope.run(
           pending.map(({ entry }) => ("turn" in entry ? turnWrite(scope, sessionId, entry.turn) : lineWrite(scope, sessionId, entry))),
@@ -311,6 +311,8 @@ export class TranscriptLog {
         // Accepted: deleted with the next flush's commit, not in a commit of its own. Entries queued while D1 was
         // writing have higher ids and stay for the next round.
         this.ackedThrough = pending.at(-1)!.id;
+        // A short batch took all there was, unless more was written meanwhile: no query to find the outbox empty.
+        if (pending.length < FLUSH_BATCH && this.outboxWrites === writesBefore) return this.drained();
       }
       return "more";
     } catch (error) {
@@ -319,6 +321,12 @@ export class TranscriptLog {
       this.log().warn("transcript.d1_sync_deferred", { error, pending });
       return "failed";
     }
+  }
+
+  private drained(): DrainResult {
+    this.unsent = false;
+    this.backlog.observe("transcript", 0);
+    return "drained";
   }
 
   private log() {
