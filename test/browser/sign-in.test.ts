@@ -57,6 +57,38 @@ describe.skipIf(!chromiumPath())("signing in to the web console", () => {
     await context.close();
   });
 
+  it("tries a rate-limited refresh again after Retry-After, not at once, and keeps working meanwhile", async () => {
+    // An address of its own (the local platform takes the client's CF-Connecting-IP), so its spent budget is its own.
+    const ip = `203.0.113.${Math.floor(Math.random() * 200) + 20}`;
+    const context = await browser.newContext({ baseURL: world().url, extraHTTPHeaders: { "CF-Connecting-IP": ip } });
+    const page = await context.newPage();
+    await page.clock.install();
+    await signInThroughForm(page);
+    // The address's refresh budget spent by someone else on it.
+    for (let i = 0; i < 10; i++) {
+      const guess = await fetch(`${world().url}/api/v1/auth/refresh`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "CF-Connecting-IP": ip },
+        body: JSON.stringify({ refreshToken: `rt_${crypto.randomUUID()}.guess` }),
+      });
+      expect(guess.status).toBe(401);
+    }
+    const refreshes: number[] = [];
+    page.on("response", (response) => {
+      if (response.url().endsWith("/api/v1/auth/refresh")) refreshes.push(response.status());
+    });
+
+    await page.clock.fastForward("14:05");
+    await expect.poll(() => refreshes).toEqual([429]);
+    await page.clock.runFor(30_000); // half the Retry-After: nothing is sent, however many timers fire
+    await page.waitForTimeout(500);
+    expect(refreshes).toEqual([429]);
+    await expect.poll(() => page.getByRole("navigation", { name: "Main" }).isVisible()).toBe(true);
+    await page.clock.runFor(31_000);
+    await expect.poll(() => refreshes.length).toBe(2);
+    await context.close();
+  });
+
   it("signs a new tab in from an open one, and logging out in one tab logs out every tab", async () => {
     const context = await newContext(browser);
     const first = await context.newPage();

@@ -118,7 +118,8 @@ export const authRoutes = publicRouter()
   })
   .openapi(refreshRoute, async (c) => {
     const settings = requireSettings(c.env, "identity");
-    await enforceRateLimit(c.env.LOGIN_LIMITER, `ip:${c.get("clientIp")}`);
+    // Its own budget per address: an office's refreshing consoles never use up its people's sign-ins, nor the reverse.
+    await enforceRateLimit(c.env.LOGIN_LIMITER, `refresh-ip:${c.get("clientIp")}`);
     const result = await rotate(database(c.env.DB), c.req.valid("json").refreshToken);
     if (!result.ok) {
       if (result.reason === "reused" && result.tenantId) {

@@ -11,6 +11,8 @@ import { type TabMessage, tabs } from "./tabs.ts";
  * - The access token is refreshed a minute before it expires. Refresh tokens rotate on every use and presenting a
  *   spent one revokes the whole family, so only one tab refreshes at a time (a Web Lock) and a tab that waited for the
  *   lock uses the tokens the other tab got instead of refreshing again.
+ * - A refresh that fails without being refused (rate-limited, offline, a 5xx) is tried again after the server's
+ *   Retry-After, or after a doubling wait: never at once, which would hammer a limiter that counts every attempt.
  */
 export interface Tokens {
   accessToken: string;
@@ -27,6 +29,8 @@ export interface Principal {
 
 const STORAGE_KEY = "switchboard.tokens";
 const REFRESH_AHEAD_MS = 60_000;
+const RETRY_FIRST_MS = 2_000;
+const RETRY_MAX_MS = 60_000;
 
 class Auth {
   tokens = $state<Tokens | null>(readStored());
@@ -34,6 +38,8 @@ class Auth {
   endedBecause = $state<string | null>(null);
   readonly principal = $derived(this.tokens ? principalOf(this.tokens.accessToken) : null);
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private failedRefreshes = 0;
+  private inflight: Promise<void> | null = null;
 
   constructor() {
     tabs.listen((message) => this.onTabMessage(message));
@@ -62,7 +68,14 @@ class Auth {
     const current = this.tokens;
     if (!current) throw new SignedOut();
     if (current.expiresAt - Date.now() > REFRESH_AHEAD_MS) return current.accessToken;
-    await this.refresh();
+    // While a failed refresh waits for its retry, a token that has not expired yet still serves.
+    if (this.failedRefreshes === 0 || current.expiresAt <= Date.now()) {
+      try {
+        await this.refresh();
+      } catch (error) {
+        if (current.expiresAt <= Date.now()) throw error;
+      }
+    }
     if (!this.tokens) throw new SignedOut();
     return this.tokens.accessToken;
   }
@@ -73,7 +86,15 @@ class Auth {
     tabs.post({ type: "auth.logout", reason });
   }
 
-  async refresh(): Promise<void> {
+  /** One refresh at a time per tab: callers that arrive while one is under way share its outcome. */
+  refresh(): Promise<void> {
+    this.inflight ??= this.refreshOnce().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  private async refreshOnce(): Promise<void> {
     const spent = this.tokens?.refreshToken;
     if (!spent) return;
     await withRefreshLock(async () => {
@@ -106,6 +127,7 @@ class Auth {
 
   private adopt(tokens: Tokens): void {
     this.tokens = tokens;
+    this.failedRefreshes = 0;
     this.endedBecause = null;
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
     this.schedule();
@@ -113,6 +135,7 @@ class Auth {
 
   private forget(reason: string | null): void {
     clearTimeout(this.refreshTimer);
+    this.failedRefreshes = 0;
     this.tokens = null;
     this.endedBecause = reason;
     sessionStorage.removeItem(STORAGE_KEY);
@@ -121,8 +144,19 @@ class Auth {
   private schedule(): void {
     clearTimeout(this.refreshTimer);
     if (!this.tokens) return;
-    const wait = Math.max(0, this.tokens.expiresAt - Date.now() - REFRESH_AHEAD_MS);
-    this.refreshTimer = setTimeout(() => void this.refresh().catch(() => this.schedule()), wait);
+    this.refreshAfter(Math.max(0, this.tokens.expiresAt - Date.now() - REFRESH_AHEAD_MS));
+  }
+
+  private retryLater(error: unknown): void {
+    if (!this.tokens) return;
+    const doubling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.failedRefreshes);
+    this.failedRefreshes++;
+    this.refreshAfter(error instanceof TokenRequestFailed && error.retryAfterMs !== null ? error.retryAfterMs : doubling);
+  }
+
+  private refreshAfter(wait: number): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => void this.refresh().catch((error: unknown) => this.retryLater(error)), wait);
   }
 }
 
@@ -134,6 +168,16 @@ export class SignedOut extends Error {
 
 export class TokenRefused extends Error {}
 
+/** Not a refusal: the server could not answer now (429, 5xx); `retryAfterMs` is its Retry-After when it sent one. */
+class TokenRequestFailed extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null,
+  ) {
+    super(message);
+  }
+}
+
 async function tokenRequest(path: string, body: unknown): Promise<Tokens> {
   const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const payload = (await response.json().catch(() => null)) as {
@@ -144,9 +188,14 @@ async function tokenRequest(path: string, body: unknown): Promise<Tokens> {
   } | null;
   if (response.status === 401) throw new TokenRefused(payload?.error?.message ?? "Wrong email or password");
   if (!response.ok || !payload?.accessToken || !payload.refreshToken || !payload.expiresIn) {
-    throw new Error(payload?.error?.message ?? `Sign-in failed (HTTP ${response.status})`);
+    throw new TokenRequestFailed(payload?.error?.message ?? `Sign-in failed (HTTP ${response.status})`, retryAfterMs(response));
   }
   return { accessToken: payload.accessToken, refreshToken: payload.refreshToken, expiresAt: Date.now() + payload.expiresIn * 1000 };
+}
+
+function retryAfterMs(response: Response): number | null {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return response.headers.has("Retry-After") && Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds * 1000, RETRY_MAX_MS) : null;
 }
 
 async function withRefreshLock(work: () => Promise<void>): Promise<void> {

@@ -53,6 +53,28 @@ describe("lockout", () => {
     expect(statuses.at(-1)).toBe(429);
     expect(statuses.filter((status) => status === 401)).toHaveLength(10);
   });
+
+  it("gives refreshes their own budget per IP: an office's consoles refreshing never lock its people out of signing in", async () => {
+    const tenantId = await createTenant();
+    const user = await createUser(tenantId, "agent");
+    const refresh = (refreshToken: string, ip: string) => api("/api/v1/auth/refresh", { method: "POST", body: { refreshToken }, ip });
+
+    const refreshing = "203.0.113.78";
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push((await refresh(`rt_${crypto.randomUUID()}.guess`, refreshing)).status);
+    expect(statuses.slice(0, 10).every((status) => status === 401)).toBe(true);
+    expect(statuses[10]).toBe(429);
+    // Sign-ins from that address still have all ten of theirs.
+    for (let i = 0; i < 10; i++) expect((await loginAttempt(user.email, user.password, refreshing)).status, `sign-in ${i + 1}`).toBe(200);
+    expect((await loginAttempt(user.email, user.password, refreshing)).status).toBe(429);
+
+    // And the reverse: an address whose sign-ins are spent still has its consoles' refreshes answered.
+    const signingIn = "203.0.113.79";
+    const tokens = await login(user.email, undefined, signingIn);
+    for (let i = 0; i < 9; i++) await loginAttempt(user.email, user.password, signingIn);
+    expect((await loginAttempt(user.email, user.password, signingIn)).status).toBe(429);
+    expect((await refresh(tokens.refreshToken, signingIn)).status).toBe(200);
+  });
 });
 
 describe("enumeration (bounded by design: both paths do the same work, so nothing is timed)", () => {
