@@ -1,4 +1,5 @@
 import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { purgeExpiredIdempotencyKeys } from "./business/idempotency.ts";
 import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
 import { runSweep } from "./privacy/erasure-sweep.ts";
@@ -28,6 +29,7 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
   const log = createLogger({ correlationId: `cron-${controller.scheduledTime}`, cron: controller.cron });
   const tasks: Record<string, () => Promise<unknown>> = {
     purgeExpiredRevocations: () => purgeExpiredRevocations(database(env.DB)),
+    purgeExpiredIdempotencyKeys: () => purgeExpiredIdempotencyKeys(database(env.DB)),
     reconcileStuckCalls: () => reconcileStuckCalls(env, log),
     wakeReminderSchedulers: () => wakeReminderSchedulers(env),
     analyseEndedSessions: () => analyseEndedSessions(env, log),

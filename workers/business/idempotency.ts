@@ -1,4 +1,5 @@
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import type { Database } from "../shared/db/client.ts";
 import { idempotencyKeys } from "../shared/db/schema.ts";
 import { TenantScope, tenantScopeOn } from "../shared/db/tenant-scope.ts";
 import { sha256Hex } from "../shared/encoding.ts";
@@ -11,6 +12,15 @@ export interface StoredAnswer<T> {
   /** True when this is a retry's replay rather than the write itself. */
   replayed: boolean;
 }
+
+/**
+ * How long a key (and its stored answer) is kept: far past any client's retries, a provider's tool-call replays or a
+ * WhatsApp draft's "yes"; a request with the same key after that is a new request.
+ */
+export const IDEMPOTENCY_RETENTION_MS = 30 * 24 * 60 * 60_000;
+/** Keys deleted per statement and statements per cron run: a backlog drains over runs, never in one long write. */
+const PURGE_BATCH = 500;
+const PURGE_BATCHES_PER_RUN = 20;
 
 /** `Idempotency-Key` as clients send it: printable ASCII, short enough to index. */
 export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
@@ -56,6 +66,22 @@ export async function runOnce<T>(
   }
   await tenant.update(idempotencyKeys, { responseStatus: answer.status, responseBody: JSON.stringify(answer.body) }, mine).run();
   return { ...answer, replayed: false };
+}
+
+/**
+ * The cron's purge of keys past IDEMPOTENCY_RETENTION_MS, every tenant's (housekeeping by age, like expired
+ * revocations: no tenant's data is read). Returns how many went.
+ */
+export async function purgeExpiredIdempotencyKeys(db: Database, now = Date.now()): Promise<number> {
+  const cutoff = now - IDEMPOTENCY_RETENTION_MS;
+  let purged = 0;
+  for (let batch = 0; batch < PURGE_BATCHES_PER_RUN; batch++) {
+    const expired = db.select({ rowid: sql`rowid` }).from(idempotencyKeys).where(lt(idempotencyKeys.createdAt, cutoff)).limit(PURGE_BATCH);
+    const { meta } = await db.delete(idempotencyKeys).where(inArray(sql`rowid`, expired)).run();
+    purged += meta.changes;
+    if (meta.changes < PURGE_BATCH) break;
+  }
+  return purged;
 }
 
 /** The request as JSON with keys sorted, so the same body in another key order is the same request. */

@@ -638,7 +638,8 @@ export const idempotencyKeys = sqliteTable(
     responseBody: text("response_body"),
     createdAt: integer("created_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] })],
+  // created_at: the cron's purge of keys past their retention reads only those.
+  (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
 );
 
 export const ANALYSIS_STATUSES = ["pending", "ready", "failed"] as const;
