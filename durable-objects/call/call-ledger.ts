@@ -239,6 +239,7 @@ export class CallLedger {
   }
 
   private drained(): DrainResult {
+    this.store.markDrained();
     this.backlog.observe("events", 0);
     return "drained";
   }

@@ -83,6 +83,8 @@ export class CallStore {
   private deletedThrough = 0;
   /** Entries appended so far: a drain knows whether any came while it waited for D1. */
   appended = 0;
+  /** `appended` when a drain last found nothing pending: until the next append, the count needs no query. */
+  private drainedAt: number | null = null;
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS call_record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`);
@@ -129,7 +131,13 @@ export class CallStore {
   }
 
   pendingCount(): number {
+    if (this.drainedAt === this.appended) return 0;
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE id > ?", this.acknowledgedThrough).one().n;
+  }
+
+  /** A drain found every entry appended so far accepted by D1. */
+  markDrained(): void {
+    this.drainedAt = this.appended;
   }
 
   /** D1 accepted the entries up to `throughId`: in memory until the next write. */

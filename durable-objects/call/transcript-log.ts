@@ -205,10 +205,14 @@ export class TranscriptLog {
 
   recent(limit: number): TranscriptLine[] {
     if (!(limit > 0)) return [];
-    const stored = this.sql
-      .exec<LineRow>(`SELECT ${LINE_COLUMNS} FROM transcript_lines ORDER BY seq DESC LIMIT ?`, Math.floor(limit))
-      .toArray()
-      .map(toLine);
+    // Nothing stored yet (a call's start: the voice session's first dial): the unsaved lines are all there is.
+    const stored =
+      this.storedThrough === 0
+        ? []
+        : this.sql
+            .exec<LineRow>(`SELECT ${LINE_COLUMNS} FROM transcript_lines ORDER BY seq DESC LIMIT ?`, Math.floor(limit))
+            .toArray()
+            .map(toLine);
     const bySeq = new Map(stored.map((line) => [line.seq, line]));
     for (const line of this.unsaved.values()) bySeq.set(line.seq, { ...line });
     const kept = [...bySeq.values()].filter((line) => line.seq > this.lastSeq - MAX_LINES_KEPT);
@@ -230,11 +234,10 @@ export class TranscriptLog {
 
   /** Queued copies (lines and turns) not yet accepted by D1 (in memory, or in the outbox). */
   pendingCount(): number {
-    return (
-      this.queued.length +
-      this.queuedTurns.length +
-      this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n
-    );
+    const queued = this.queued.length + this.queuedTurns.length;
+    // Drained since the last write to the outbox: nothing in it is pending, and the gauges' count needs no query.
+    if (!this.unsent) return queued;
+    return queued + this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM transcript_outbox WHERE id > ?", this.ackedThrough).one().n;
   }
 
   private latestOf(itemId: string): TranscriptLine | null {

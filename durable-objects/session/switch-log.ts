@@ -26,6 +26,9 @@ const FLUSH_BATCH = 50;
 
 export class SwitchLog {
   private readonly backlog: BacklogWatch;
+  /** Entries recorded so far, and how many were when a flush last left none unsynced: the count without a query. */
+  private recorded = 0;
+  private drainedAt: number | null = null;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -44,6 +47,7 @@ export class SwitchLog {
       JSON.stringify(entry),
       entry.startedAt,
     );
+    this.recorded++;
     this.sql.exec(
       "DELETE FROM provider_switches WHERE synced = 1 AND id NOT IN (SELECT id FROM provider_switches ORDER BY at DESC LIMIT ?)",
       MAX_ENTRIES_KEPT,
@@ -60,6 +64,7 @@ export class SwitchLog {
 
   /** Entries D1 has not accepted yet. */
   pendingCount(): number {
+    if (this.drainedAt === this.recorded) return 0;
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM provider_switches WHERE synced = 0").one().n;
   }
 
@@ -71,7 +76,11 @@ export class SwitchLog {
     const pending = this.sql
       .exec<{ body: string }>("SELECT body FROM provider_switches WHERE synced = 0 ORDER BY at, id LIMIT ?", FLUSH_BATCH)
       .toArray();
-    if (pending.length === 0) return "drained";
+    if (pending.length === 0) {
+      this.drainedAt = this.recorded;
+      return "drained";
+    }
+    const recordedBefore = this.recorded;
     const entries = pending.map((row) => JSON.parse(row.body) as SwitchEntry);
     try {
       const scope = tenantScopeFor(env, tenantId);
@@ -88,6 +97,7 @@ export class SwitchLog {
     }
     for (const entry of entries) this.sql.exec("UPDATE provider_switches SET synced = 1 WHERE id = ?", entry.id);
     const result = pending.length === FLUSH_BATCH ? "more" : "drained";
+    if (result === "drained" && this.recorded === recordedBefore) this.drainedAt = recordedBefore;
     this.backlog.observe("switches", result === "more" ? this.pendingCount() : 0);
     return result;
   }
