@@ -44,6 +44,10 @@ export class AdmissionSlot {
     if (this.slot?.held) return "admitted";
     try {
       const decision = await admissionObject(this.env, tenantId).acquire(tenantId, sessionId);
+      if (!decision.admitted && "unchecked" in decision) {
+        log.warn("admission.unavailable", { reason: decision.unchecked });
+        return "unavailable";
+      }
       if (!decision.admitted) {
         log.info("admission.refused", { active: decision.active, limit: decision.limit });
         return "refused";

@@ -16,7 +16,9 @@ export const SETTINGS_FRESH_MS = 30_000;
 /** An admitted session also gets its tenant's settings, so its object need not read them from D1 before it answers. */
 export type AdmissionDecision =
   | { admitted: true; active: number; settings: TenantSettings }
-  | { admitted: false; active: number; limit: number };
+  | { admitted: false; active: number; limit: number }
+  // The limit cannot be known: an answer, not an exception thrown across the RPC (the caller decides what to do).
+  | { admitted: false; unchecked: "settings_unreadable" };
 
 /**
  * One object per tenant (`idFromName(tenantId)`) holding the set of the tenant's live sessions: a session takes a
@@ -53,11 +55,17 @@ export class TenantAdmission extends DurableObject<Env> {
   }
 
   /**
-   * Takes a slot for `sessionId` unless the tenant's limit (null: none) of sessions already hold one. Throws when the
-   * settings cannot be known (D1 unreachable on the first read, or the stored settings no longer parse).
+   * Takes a slot for `sessionId` unless the tenant's limit (null: none) of sessions already hold one; `unchecked` when
+   * the settings cannot be known (D1 unreachable on the first read, or the stored settings no longer parse).
    */
   async acquire(tenantId: string, sessionId: string): Promise<AdmissionDecision> {
-    const settings = await this.currentSettings(tenantId);
+    let settings: TenantSettings;
+    try {
+      settings = await this.currentSettings(tenantId);
+    } catch (error) {
+      this.log.warn("admission.settings_unreadable", { tenantId, error });
+      return { admitted: false, unchecked: "settings_unreadable" };
+    }
     const limit = settings.maxConcurrentSessions;
     if (this.holds(sessionId) || limit === null || this.count() < limit) return this.take(sessionId, settings);
     this.checking ??= this.freeEnded().finally(() => {
