@@ -95,6 +95,7 @@ export default defineConfig({
           environment: "node",
           include: ["test/browser/**/*.test.ts"],
           globalSetup: ["./test/browser/support/global-setup.ts"],
+          setupFiles: ["./test/browser/support/setup.ts"],
           // One Chromium at a time: the platform, the simulators and the browser already share this machine's cores.
           fileParallelism: false,
           // A page's answer waits on wrangler, workerd and Chromium sharing two cores: polls get seconds, not one.

@@ -5,7 +5,16 @@ import { join } from "node:path";
 import type { Browser, BrowserContext, Page, WebSocketRoute } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiClient } from "../node/support/local-platform.ts";
-import { adminApi, chromiumPath, expectAccessible, launch, newContext, screenshot, signInThroughForm } from "./support/console.ts";
+import {
+  adminApi,
+  chromiumPath,
+  expectAccessible,
+  launch,
+  newContext,
+  reportOpenPages,
+  screenshot,
+  signInThroughForm,
+} from "./support/console.ts";
 import { putScenario, simulatorConnections } from "./support/provider-simulator.ts";
 
 /**
@@ -94,7 +103,8 @@ describe.skipIf(!chromiumPath())("the softphone", () => {
     browser = await launch([`--use-file-for-fake-audio-capture=${recording}`]);
   });
   // A failed test's call is hung up with its page, so it does not load the platform for the next.
-  afterEach(async () => {
+  afterEach(async ({ task }) => {
+    if (task.result?.state === "fail") await reportOpenPages();
     for (const context of contexts.splice(0)) await context.close();
   });
   afterAll(async () => {

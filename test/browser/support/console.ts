@@ -28,7 +28,48 @@ export async function launch(args: string[] = [], options: LaunchOptions = {}): 
 
 /** A context on the platform's origin with the microphone allowed (the softphone asks for it). */
 export async function newContext(browser: Browser, viewport = { width: 1280, height: 800 }): Promise<BrowserContext> {
-  return browser.newContext({ baseURL: world().url, viewport, permissions: ["microphone"] });
+  const context = await browser.newContext({ baseURL: world().url, viewport, permissions: ["microphone"] });
+  openContexts.add(context);
+  context.on("close", () => openContexts.delete(context));
+  context.on("page", keepJournal);
+  return context;
+}
+
+const openContexts = new Set<BrowserContext>();
+const journals = new WeakMap<Page, string[]>();
+const JOURNAL_LINES = 60;
+/** A URL as journalled: without the platform's origin, or its query (a recording link's carries its signature). */
+const bare = (url: string) => (url.split("?")[0] ?? url).replace(world().url, "");
+
+/** Each page's last navigations, responses, failed requests and errors, for `reportOpenPages`. */
+function keepJournal(page: Page): void {
+  const lines: string[] = [];
+  journals.set(page, lines);
+  const note = (line: string) => {
+    lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    if (lines.length > JOURNAL_LINES) lines.shift();
+  };
+  page.on("framenavigated", (frame) => frame === page.mainFrame() && note(`navigated to ${bare(frame.url())}`));
+  page.on("response", (response) => note(`${response.status()} ${response.request().method()} ${bare(response.url())}`));
+  page.on("requestfailed", (request) => note(`failed ${request.method()} ${bare(request.url())}: ${request.failure()?.errorText}`));
+  page.on("pageerror", (error) => note(`page error: ${error.message}`));
+  page.on("console", (message) => ["error", "warning"].includes(message.type()) && note(`console ${message.type()}: ${message.text()}`));
+}
+
+/**
+ * What every open page of the test's contexts shows and last did: printed when a test fails (support/setup.ts), so a
+ * failure in CI says what the browser saw, not only which locator it waited for.
+ */
+export async function reportOpenPages(): Promise<void> {
+  for (const context of openContexts) {
+    for (const page of context.pages()) {
+      const shown = await page
+        .locator("body")
+        .ariaSnapshot({ timeout: 2_000 })
+        .catch((error: unknown) => `(unreadable: ${String(error)})`);
+      console.log([`page at ${bare(page.url())} shows:\n${shown.slice(0, 1_500)}`, ...(journals.get(page) ?? [])].join("\n  "));
+    }
+  }
 }
 
 /** Signs in through the console's form, as a person would, and waits for the dashboard. */

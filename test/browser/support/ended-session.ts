@@ -1,6 +1,6 @@
 import { inject } from "vitest";
 import WebSocket from "ws";
-import { eventually } from "../../node/support/local-platform.ts";
+import { accessTokenFor, eventually } from "../../node/support/local-platform.ts";
 import { world } from "./console.ts";
 
 /**
@@ -10,8 +10,8 @@ import { world } from "./console.ts";
  * transcript and analysis are waited for in D1.
  */
 export async function endedSessionWithTranscript(label: string): Promise<{ id: string; callerSaid: string; agentSaid: string }> {
-  const { url } = world();
-  const token = await accessToken();
+  const { url, email, password } = world();
+  const token = await accessTokenFor(url, email, password);
   const key = `${label}-${crypto.randomUUID()}`;
   const callerSaid = `Hello, this is ${label}, I would like to check my balance please.`;
   const agentSaid = `Thanks ${label}, I will send you the balance now.`;
@@ -60,17 +60,6 @@ export async function endedSessionWithTranscript(label: string): Promise<{ id: s
     250,
   );
   return { id, callerSaid, agentSaid };
-}
-
-async function accessToken(): Promise<string> {
-  const { url, email, password } = world();
-  const response = await fetch(`${url}/api/v1/auth/login`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email, password }),
-  });
-  const body = (await response.json()) as { accessToken: string };
-  return body.accessToken;
 }
 
 async function call(token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {

@@ -114,6 +114,22 @@ export interface ApiClient {
 }
 
 export async function signIn(baseUrl: string, email: string, password: string): Promise<ApiClient> {
+  const authorization = `Bearer ${await accessTokenFor(baseUrl, email, password)}`;
+  return {
+    async request(method, path, body) {
+      const response = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers: { Authorization: authorization, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+    },
+  };
+}
+
+/** A fresh access token for the user, through the login route. */
+export async function accessTokenFor(baseUrl: string, email: string, password: string): Promise<string> {
   const attempt = () =>
     fetch(`${baseUrl}/api/v1/auth/login`, {
       method: "POST",
@@ -128,18 +144,7 @@ export async function signIn(baseUrl: string, email: string, password: string): 
   }
   const tokens = (await login.json()) as { accessToken?: string };
   if (login.status !== 200 || !tokens.accessToken) throw new Error(`login failed: HTTP ${login.status} ${JSON.stringify(tokens)}`);
-  const authorization = `Bearer ${tokens.accessToken}`;
-  return {
-    async request(method, path, body) {
-      const response = await fetch(`${baseUrl}${path}`, {
-        method,
-        headers: { Authorization: authorization, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      return { status: response.status, body: text ? (JSON.parse(text) as unknown) : undefined };
-    },
-  };
+  return tokens.accessToken;
 }
 
 /** Re-checks `probe` until it yields a value; bounded, so a platform that never gets there fails the test. */
