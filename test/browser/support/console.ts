@@ -53,6 +53,7 @@ function keepJournal(page: Page): void {
   page.on("response", (response) => note(`${response.status()} ${response.request().method()} ${bare(response.url())}`));
   page.on("requestfailed", (request) => note(`failed ${request.method()} ${bare(request.url())}: ${request.failure()?.errorText}`));
   page.on("pageerror", (error) => note(`page error: ${error.message}`));
+  page.on("crash", () => note("the page's renderer crashed"));
   page.on("console", (message) => ["error", "warning"].includes(message.type()) && note(`console ${message.type()}: ${message.text()}`));
 }
 
