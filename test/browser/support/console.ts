@@ -49,12 +49,17 @@ function keepJournal(page: Page): void {
     lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
     if (lines.length > JOURNAL_LINES) lines.shift();
   };
+  // An error or console message can quote a URL: its query goes too.
+  const text = (message: string) => message.replace(/\?\S*/g, "");
   page.on("framenavigated", (frame) => frame === page.mainFrame() && note(`navigated to ${bare(frame.url())}`));
   page.on("response", (response) => note(`${response.status()} ${response.request().method()} ${bare(response.url())}`));
   page.on("requestfailed", (request) => note(`failed ${request.method()} ${bare(request.url())}: ${request.failure()?.errorText}`));
-  page.on("pageerror", (error) => note(`page error: ${error.message}`));
+  page.on("pageerror", (error) => note(`page error: ${text(error.message)}`));
   page.on("crash", () => note("the page's renderer crashed"));
-  page.on("console", (message) => ["error", "warning"].includes(message.type()) && note(`console ${message.type()}: ${message.text()}`));
+  page.on(
+    "console",
+    (message) => ["error", "warning"].includes(message.type()) && note(`console ${message.type()}: ${text(message.text())}`),
+  );
 }
 
 /**
