@@ -33,6 +33,7 @@ import {
   reconcileCall,
 } from "./call/call-commands.ts";
 import { CallLedger } from "./call/call-ledger.ts";
+import { CALL_STORE_TABLES } from "./call/call-store.ts";
 import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts";
 import { CarrierLink } from "./call/carrier-link.ts";
 import { ConsentFirst } from "./call/consent-first.ts";
@@ -41,7 +42,7 @@ import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type Pend
 import { phoneChannel } from "./call/phone-channel.ts";
 import { Redaction } from "./call/redaction.ts";
 import { isTerminal } from "./call/state-machine.ts";
-import { TranscriptLog } from "./call/transcript-log.ts";
+import { TRANSCRIPT_TABLES, TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
 import { ScreenShare } from "./live/screen-share.ts";
@@ -52,19 +53,20 @@ import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import { CallRecording } from "./recording/call-recording.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
-import { Escalations } from "./session/escalations.ts";
+import { ESCALATION_TABLES, Escalations } from "./session/escalations.ts";
 import { PostCallAnalysis } from "./session/post-call-analysis.ts";
 import { SessionMetrics } from "./session/session-metrics.ts";
-import { SwitchLog } from "./session/switch-log.ts";
+import { SWITCH_TABLES, SwitchLog } from "./session/switch-log.ts";
 import { webChannel } from "./session/web-channel.ts";
 import { WebConsent } from "./session/web-consent.ts";
 import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
+import { openTables } from "./session-tables.ts";
 import { businessTools } from "./voice/business-tools.ts";
 import { callerContext } from "./voice/caller-context.ts";
-import { CircuitBreakers } from "./voice/circuit-breaker.ts";
-import { DraftStore } from "./voice/drafts.ts";
+import { BREAKER_TABLES, CircuitBreakers } from "./voice/circuit-breaker.ts";
+import { DRAFT_TABLES, DraftStore } from "./voice/drafts.ts";
 import { connectProvider } from "./voice/providers/registry.ts";
-import { BUILTIN_TOOLS, ToolRunner } from "./voice/tools.ts";
+import { BUILTIN_TOOLS, TOOL_CALL_TABLES, ToolRunner } from "./voice/tools.ts";
 import { VoiceSession } from "./voice/voice-session.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
 
@@ -164,11 +166,20 @@ export class CallSession extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const settings = parseSettings(env).values;
+    const { empty } = openTables(ctx.storage.sql, [
+      CALL_STORE_TABLES,
+      TRANSCRIPT_TABLES,
+      TOOL_CALL_TABLES,
+      DRAFT_TABLES,
+      SWITCH_TABLES,
+      BREAKER_TABLES,
+      ESCALATION_TABLES,
+    ]);
     this.web = new WebSessionStore(ctx.storage.kv);
     this.webConsent = new WebConsent(ctx.storage.kv);
     this.redaction = new Redaction(ctx.storage.kv);
     this.slot = new AdmissionSlot(ctx.storage.kv, env);
-    this.transcript = new TranscriptLog(ctx.storage.sql);
+    this.transcript = new TranscriptLog(ctx.storage.sql, empty);
     this.conversation = new ConversationWriter({
       env,
       storage: ctx.storage.kv,
@@ -177,8 +188,8 @@ export class CallSession extends DurableObject<Env> {
       session: () => this.identity(),
       wakeIn: (delayMs) => this.alarmSchedule.wakeBy(Date.now() + delayMs),
     });
-    this.tools = new ToolRunner(ctx.storage.sql, [...BUILTIN_TOOLS, ...businessTools(new DraftStore(ctx.storage.sql))]);
-    this.switches = new SwitchLog(ctx.storage.sql, () => this.log());
+    this.tools = new ToolRunner(ctx.storage.sql, [...BUILTIN_TOOLS, ...businessTools(new DraftStore(ctx.storage.sql))], empty);
+    this.switches = new SwitchLog(ctx.storage.sql, () => this.log(), empty);
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
     this.breakers = new CircuitBreakers(
       ctx.storage.sql,
@@ -189,6 +200,7 @@ export class CallSession extends DurableObject<Env> {
         successThreshold: settings.PROVIDER_BREAKER_SUCCESSES,
       },
       () => this.log(),
+      empty,
     );
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
     this.recording = new CallRecording({
@@ -208,19 +220,23 @@ export class CallSession extends DurableObject<Env> {
       wakeBy: (at) => this.alarmSchedule.wakeBy(at),
       log: () => this.log(),
     });
-    this.escalations = new Escalations({
-      sql: ctx.storage.sql,
-      env,
-      rules: () => this.redaction.settings?.escalation ?? null,
-      session: () => this.identity(),
-      history: () => this.storedConversation(),
-      publish: (event) => this.live.broadcastToSupervisors(event),
-      transfer: (to) => this.transferForEscalation(to),
-      retry: (result) => this.retryIfUnfinished(this.escalationRetry, result),
-      waitUntil: (task) => ctx.waitUntil(task),
-      log: () => this.log(),
-    });
+    this.escalations = new Escalations(
+      {
+        sql: ctx.storage.sql,
+        env,
+        rules: () => this.redaction.settings?.escalation ?? null,
+        session: () => this.identity(),
+        history: () => this.storedConversation(),
+        publish: (event) => this.live.broadcastToSupervisors(event),
+        transfer: (to) => this.transferForEscalation(to),
+        retry: (result) => this.retryIfUnfinished(this.escalationRetry, result),
+        waitUntil: (task) => ctx.waitUntil(task),
+        log: () => this.log(),
+      },
+      empty,
+    );
     this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
+      empty,
       // Every applied state move is broadcast to the session's live sockets.
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
     });

@@ -36,6 +36,8 @@ export interface AppliedTransition {
 export interface CallLedgerOptions {
   /** Called after `transition` applies (and stores) a move; must not throw (a throw is logged and swallowed). */
   onTransition?: (change: AppliedTransition) => void;
+  /** The object has stored nothing yet (session-tables.ts): no record to load, no outbox to count. */
+  empty?: boolean;
 }
 
 type EventFields = {
@@ -68,8 +70,8 @@ export class CallLedger {
     private readonly onTerminal: () => void,
     private readonly options: CallLedgerOptions = {},
   ) {
-    this.store = new CallStore(ctx.storage.sql);
-    this.record = this.store.load();
+    this.store = new CallStore(ctx.storage.sql, options.empty);
+    this.record = options.empty ? null : this.store.load();
   }
 
   log(correlationId?: string): Logger {

@@ -1,6 +1,7 @@
 import type { PromptRef } from "../../workers/shared/db/prompts.ts";
 import type { CallStatus, Carrier, RecordingMode } from "../../workers/shared/db/schema.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { PartTables } from "../session-tables.ts";
 import type { MachineDetectionState } from "./answering-machine.ts";
 
 /**
@@ -75,7 +76,16 @@ export interface CallEventRow {
  * remembered delivery is a duplicate; later, an ended call refuses carrier events anyway (carrier-events.ts).
  */
 const MAX_REMEMBERED_DELIVERIES = 2_000;
+/** Old deliveries are pruned once per this many new ones (a call's tens never reach it), not with each insert. */
+const PRUNE_EVERY = 100;
 export const DELIVERY_MEMORY_MS = 24 * 60 * 60_000;
+
+export const CALL_STORE_TABLES: PartTables = {
+  names: ["call_record", "deliveries", "outbox"],
+  ddl: `CREATE TABLE IF NOT EXISTS call_record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, at INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`,
+};
 
 export class CallStore {
   /** Outbox entries up to this id are in D1; deleted from storage with the next write (or `forgetAcknowledged`). */
@@ -85,11 +95,16 @@ export class CallStore {
   appended = 0;
   /** `appended` when a drain last found nothing pending: until the next append, the count needs no query. */
   private drainedAt: number | null = null;
+  /** New deliveries until the next prune: an object that starts with deliveries stored prunes at its first. */
+  private untilPrune: number;
 
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS call_record (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, at INTEGER NOT NULL)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`);
+  /** `empty`: the object has stored nothing yet (session-tables.ts), so its outbox is known to be drained. */
+  constructor(
+    private readonly sql: SqlStorage,
+    empty = false,
+  ) {
+    if (empty) this.drainedAt = 0;
+    this.untilPrune = empty ? PRUNE_EVERY : 1;
   }
 
   load(): CallRecord | null {
@@ -108,7 +123,8 @@ export class CallStore {
   /** True the first time a delivery key is seen; retries and replays answer false. */
   firstDelivery(key: string, now: number): boolean {
     const inserted = this.sql.exec("INSERT OR IGNORE INTO deliveries (key, at) VALUES (?, ?)", key, now).rowsWritten > 0;
-    if (inserted) {
+    if (inserted && --this.untilPrune === 0) {
+      this.untilPrune = PRUNE_EVERY;
       this.sql.exec(
         "DELETE FROM deliveries WHERE at < ? OR key IN (SELECT key FROM deliveries ORDER BY at DESC LIMIT -1 OFFSET ?)",
         now - DELIVERY_MEMORY_MS,

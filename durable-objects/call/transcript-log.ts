@@ -5,6 +5,7 @@ import { type TenantScope, tenantScopeFor } from "../../workers/shared/db/tenant
 import { createLogger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
+import type { PartTables } from "../session-tables.ts";
 import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox-backlog.ts";
 
 /**
@@ -138,6 +139,15 @@ const turnWrite = (scope: TenantScope, sessionId: string, turn: TurnRecord) =>
     interrupted: turn.interrupted,
   });
 
+export const TRANSCRIPT_TABLES: PartTables = {
+  names: ["transcript_lines", "transcript_outbox"],
+  ddl: `CREATE TABLE IF NOT EXISTS transcript_lines (
+          seq INTEGER PRIMARY KEY, role TEXT NOT NULL, text TEXT NOT NULL, provider TEXT NOT NULL,
+          interrupted INTEGER NOT NULL DEFAULT 0, item_id TEXT, at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS transcript_lines_item_idx ON transcript_lines (item_id, seq);
+        CREATE TABLE IF NOT EXISTS transcript_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`,
+};
+
 export class TranscriptLog {
   private drainChain: Promise<DrainResult> = Promise.resolve("drained");
   private lastSeq: number;
@@ -154,21 +164,19 @@ export class TranscriptLog {
   /** Outbox entries written so far (by `save`): a drain knows whether any came while it waited for D1. */
   private outboxWrites = 0;
   /** The outbox may hold entries D1 has not accepted (unknown after a restart, so true until a drain says so). */
-  private unsent = true;
+  private unsent: boolean;
   /** The session named in this log's lines (known from the first flush). */
   private logFor: { tenantId?: string; sessionId?: string } = {};
   private readonly backlog = new BacklogWatch(() => this.log());
 
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS transcript_lines (
-         seq INTEGER PRIMARY KEY, role TEXT NOT NULL, text TEXT NOT NULL, provider TEXT NOT NULL,
-         interrupted INTEGER NOT NULL DEFAULT 0, item_id TEXT, at INTEGER NOT NULL)`,
-    );
-    sql.exec(`CREATE INDEX IF NOT EXISTS transcript_lines_item_idx ON transcript_lines (item_id, seq)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS transcript_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`);
-    this.lastSeq = sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM transcript_lines").one().seq ?? 0;
+  /** `empty`: the object has stored nothing yet (session-tables.ts): no line to number after, nothing unsent. */
+  constructor(
+    private readonly sql: SqlStorage,
+    empty = false,
+  ) {
+    this.lastSeq = empty ? 0 : (sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM transcript_lines").one().seq ?? 0);
     this.storedThrough = this.lastSeq;
+    this.unsent = !empty;
   }
 
   /** In memory until the next flush: never a storage write. */

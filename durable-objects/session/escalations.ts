@@ -10,6 +10,7 @@ import {
 import type { EscalationEvent } from "../../workers/shared/live-protocol.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { DrainResult } from "../call/outbox-backlog.ts";
+import type { PartTables } from "../session-tables.ts";
 import type { SessionIdentity } from "./caller-channel.ts";
 
 /**
@@ -49,13 +50,24 @@ interface StoredEscalation {
   transfer: TransferOutcome | null;
 }
 
+export const ESCALATION_TABLES: PartTables = {
+  names: ["escalations"],
+  ddl: "CREATE TABLE IF NOT EXISTS escalations (rule TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0)",
+};
+
 export class Escalations {
   private evaluator: EscalationEvaluator | null = null;
   /** Two rules firing on one turn ask for one transfer: the second sees the first under way and leaves it. */
   private transferring = false;
+  /** False while the session has stored no escalation (a new object's, until one fires): nothing to read or sync. */
+  private holdsEntries: boolean;
 
-  constructor(private readonly deps: EscalationsDeps) {
-    deps.sql.exec("CREATE TABLE IF NOT EXISTS escalations (rule TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0)");
+  /** `empty`: the object has stored nothing yet (session-tables.ts). */
+  constructor(
+    private readonly deps: EscalationsDeps,
+    empty = false,
+  ) {
+    this.holdsEntries = !empty;
   }
 
   /**
@@ -108,11 +120,13 @@ export class Escalations {
   }
 
   private store(entry: StoredEscalation): void {
+    this.holdsEntries = true;
     this.deps.sql.exec("INSERT OR REPLACE INTO escalations (rule, body, synced) VALUES (?, ?, 0)", entry.rule, JSON.stringify(entry));
   }
 
   /** Oldest first. */
   private entries(): StoredEscalation[] {
+    if (!this.holdsEntries) return [];
     return this.deps.sql
       .exec<{ body: string }>("SELECT body FROM escalations")
       .toArray()
@@ -123,6 +137,7 @@ export class Escalations {
   /** Writes the escalations D1 has not accepted (at most three); "failed" leaves them for the next try. Never throws. */
   async flush(): Promise<DrainResult> {
     const session = this.deps.session();
+    if (!this.holdsEntries) return "drained";
     const rows = this.deps.sql.exec<{ body: string }>("SELECT body FROM escalations WHERE synced = 0").toArray();
     const pending = rows.map((row) => JSON.parse(row.body) as StoredEscalation);
     if (!session || pending.length === 0) return "drained";

@@ -3,6 +3,7 @@ import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import { BacklogWatch, type DrainResult } from "../call/outbox-backlog.ts";
+import type { PartTables } from "../session-tables.ts";
 
 /**
  * Every provider switch of the session, kept in the object's storage (what `switch-status` and `switch-history`
@@ -24,20 +25,25 @@ export interface SwitchEntry {
 const MAX_ENTRIES_KEPT = 200;
 const FLUSH_BATCH = 50;
 
+export const SWITCH_TABLES: PartTables = {
+  names: ["provider_switches"],
+  ddl: "CREATE TABLE IF NOT EXISTS provider_switches (id TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL)",
+};
+
 export class SwitchLog {
   private readonly backlog: BacklogWatch;
   /** Entries recorded so far, and how many were when a flush last left none unsynced: the count without a query. */
   private recorded = 0;
   private drainedAt: number | null = null;
 
+  /** `empty`: the object has stored nothing yet (session-tables.ts), so nothing is unsynced. */
   constructor(
     private readonly sql: SqlStorage,
     log: () => Logger,
+    empty = false,
   ) {
     this.backlog = new BacklogWatch(log);
-    sql.exec(
-      "CREATE TABLE IF NOT EXISTS provider_switches (id TEXT PRIMARY KEY, body TEXT NOT NULL, synced INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL)",
-    );
+    if (empty) this.drainedAt = 0;
   }
 
   record(entry: SwitchEntry): void {

@@ -1,5 +1,6 @@
 import type { Logger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import type { PartTables } from "../session-tables.ts";
 
 /**
  * One circuit breaker per provider inside the call's object (closed → open → half-open → closed), with its
@@ -29,6 +30,11 @@ export interface BreakerState {
 
 const CLOSED: BreakerState = { state: "closed", consecutiveFailures: 0, openedAt: null, trialsStarted: 0, trialSuccesses: 0 };
 
+export const BREAKER_TABLES: PartTables = {
+  names: ["provider_breakers"],
+  ddl: "CREATE TABLE IF NOT EXISTS provider_breakers (provider TEXT PRIMARY KEY, body TEXT NOT NULL)",
+};
+
 export class CircuitBreakers {
   private readonly states = new Map<ProviderName, BreakerState>();
 
@@ -36,8 +42,10 @@ export class CircuitBreakers {
     private readonly sql: SqlStorage,
     private readonly policy: BreakerPolicy,
     private readonly log: () => Logger,
+    /** The object has stored nothing yet (session-tables.ts): every breaker starts closed. */
+    empty = false,
   ) {
-    sql.exec("CREATE TABLE IF NOT EXISTS provider_breakers (provider TEXT PRIMARY KEY, body TEXT NOT NULL)");
+    if (empty) return;
     for (const row of sql.exec<{ provider: ProviderName; body: string }>("SELECT provider, body FROM provider_breakers")) {
       this.states.set(row.provider, JSON.parse(row.body) as BreakerState);
     }

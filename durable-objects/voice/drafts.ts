@@ -1,5 +1,6 @@
 import type { InvoiceInput, PaymentInput } from "../../workers/business/engine.ts";
 import type { ReminderInput } from "../../workers/business/reminders/reminders.ts";
+import type { PartTables } from "../session-tables.ts";
 
 /**
  * What the agent proposed and read back, before the caller said yes: a tool that moves money or sends a message
@@ -33,16 +34,17 @@ export type DraftClaim =
   | { kind: "unknown" }
   | { kind: "expired" };
 
+export const DRAFT_TABLES: PartTables = {
+  names: ["tool_drafts"],
+  ddl: `CREATE TABLE IF NOT EXISTS tool_drafts (id TEXT PRIMARY KEY, key TEXT NOT NULL, request TEXT NOT NULL,
+        state TEXT NOT NULL, result TEXT, expires_at INTEGER NOT NULL)`,
+};
+
 export class DraftStore {
   /** Drafts being written by this instance; a stored "writing" not in here was left by an instance that died. */
   private readonly writing = new Set<string>();
 
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS tool_drafts (id TEXT PRIMARY KEY, key TEXT NOT NULL, request TEXT NOT NULL,
-        state TEXT NOT NULL, result TEXT, expires_at INTEGER NOT NULL)`,
-    );
-  }
+  constructor(private readonly sql: SqlStorage) {}
 
   /**
    * A new draft; its id is short and sequential within the call ("D1", "D2", …) because the agent has to carry it

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { reasonOf } from "../../workers/shared/errors.ts";
+import type { PartTables } from "../session-tables.ts";
 import type { Books } from "./business-tools.ts";
 import type { ConversationItem, ToolDefinition } from "./providers/provider.ts";
 
@@ -65,20 +66,28 @@ export interface ToolOutcome {
   replayed: boolean;
 }
 
+export const TOOL_CALL_TABLES: PartTables = {
+  names: ["tool_calls"],
+  ddl: `CREATE TABLE IF NOT EXISTS tool_calls (call_id TEXT PRIMARY KEY, name TEXT NOT NULL, arguments TEXT NOT NULL,
+        status TEXT NOT NULL, result TEXT, at INTEGER NOT NULL)`,
+};
+
 export class ToolRunner {
   private readonly tools = new Map<string, Tool<z.ZodType>>();
   /** The session's prompt's allow-list (null: every tool): the others are neither offered nor run. */
   private allowed: ReadonlySet<string> | null = null;
 
+  /** False while the session has stored no call (a new object's, until its first): history and counts need no query. */
+  private holdsCalls: boolean;
+
+  /** `empty`: the object has stored nothing yet (session-tables.ts). */
   constructor(
     private readonly sql: SqlStorage,
     tools: Array<Tool<z.ZodType>> = BUILTIN_TOOLS,
+    empty = false,
   ) {
     for (const t of tools) this.tools.set(t.definition.name, t);
-    sql.exec(
-      `CREATE TABLE IF NOT EXISTS tool_calls (call_id TEXT PRIMARY KEY, name TEXT NOT NULL, arguments TEXT NOT NULL,
-        status TEXT NOT NULL, result TEXT, at INTEGER NOT NULL)`,
-    );
+    this.holdsCalls = !empty;
   }
 
   /** Restricts the session to these tools (a prompt's allow-list); null lifts the restriction. */
@@ -102,6 +111,7 @@ export class ToolRunner {
       return { result: previous.result ?? "", status: previous.status === "completed" ? "completed" : "failed", replayed: true };
     }
     if (previous) return { result: JSON.stringify({ error: "already running" }), status: "failed", replayed: true };
+    this.holdsCalls = true;
     this.sql.exec(
       "INSERT INTO tool_calls (call_id, name, arguments, status, at) VALUES (?, ?, ?, 'started', ?)",
       callId,
@@ -116,6 +126,7 @@ export class ToolRunner {
 
   /** Finished calls, oldest first, for replaying the conversation into a new provider session. */
   history(limit = 50): Array<{ at: number; item: ConversationItem }> {
+    if (!this.holdsCalls) return [];
     return this.sql
       .exec<{ call_id: string; name: string; arguments: string; result: string | null; at: number }>(
         "SELECT call_id, name, arguments, result, at FROM (SELECT * FROM tool_calls WHERE status != 'started' ORDER BY at DESC LIMIT ?) ORDER BY at",
@@ -130,6 +141,7 @@ export class ToolRunner {
 
   /** How many calls of the session failed (the escalation rules count them again after a restart). */
   failedCount(): number {
+    if (!this.holdsCalls) return 0;
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM tool_calls WHERE status = 'failed'").one().n;
   }
 
