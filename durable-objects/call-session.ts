@@ -52,6 +52,7 @@ import { encodeBase64 } from "./media/audio/pcm16.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import { CallRecording } from "./recording/call-recording.ts";
+import { RememberedKv } from "./remembered-kv.ts";
 import type { CallerChannel, SessionIdentity } from "./session/caller-channel.ts";
 import { ESCALATION_TABLES, Escalations } from "./session/escalations.ts";
 import { PostCallAnalysis } from "./session/post-call-analysis.ts";
@@ -122,6 +123,8 @@ const LIVE_RECHECK_MS = 5_000;
  * ledger, the carrier link and events, the media and live sockets, the caller channels, the voice session.
  */
 export class CallSession extends DurableObject<Env> {
+  /** The object's KV storage, reads remembered (remembered-kv.ts); every part is given this one. */
+  private readonly kv: RememberedKv;
   private readonly alarmSchedule: AlarmSchedule;
   private readonly ledger: CallLedger;
   private readonly media: MediaSockets;
@@ -175,14 +178,15 @@ export class CallSession extends DurableObject<Env> {
       BREAKER_TABLES,
       ESCALATION_TABLES,
     ]);
-    this.web = new WebSessionStore(ctx.storage.kv);
-    this.webConsent = new WebConsent(ctx.storage.kv);
-    this.redaction = new Redaction(ctx.storage.kv);
-    this.slot = new AdmissionSlot(ctx.storage.kv, env);
+    this.kv = new RememberedKv(ctx.storage.kv);
+    this.web = new WebSessionStore(this.kv);
+    this.webConsent = new WebConsent(this.kv);
+    this.redaction = new Redaction(this.kv);
+    this.slot = new AdmissionSlot(this.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql, empty);
     this.conversation = new ConversationWriter({
       env,
-      storage: ctx.storage.kv,
+      storage: this.kv,
       transcript: this.transcript,
       relayingAgentAudio: (withinMs) => this.voice?.relayingAgentAudio(withinMs) ?? false,
       session: () => this.identity(),
@@ -214,7 +218,7 @@ export class CallSession extends DurableObject<Env> {
     });
     this.analysis = new PostCallAnalysis({
       env,
-      storage: ctx.storage.kv,
+      storage: this.kv,
       session: () => this.identity(),
       transcriptPending: () => this.transcript.pendingCount(),
       wakeBy: (at) => this.alarmSchedule.wakeBy(at),
@@ -299,7 +303,7 @@ export class CallSession extends DurableObject<Env> {
     const waitUntil = (task: Promise<unknown>) => ctx.waitUntil(task);
     this.machine = new AnsweringMachine({
       ledger: this.ledger,
-      storage: ctx.storage.kv,
+      storage: this.kv,
       wakeBy: (at) => this.alarmSchedule.wakeBy(at),
       carrier: this.carrier,
       hangUp: () => controlCall(this.ledger, this.carrier, { action: "hangup" }, this.ledger.record!.correlationId),
@@ -312,7 +316,7 @@ export class CallSession extends DurableObject<Env> {
     });
     this.consentFirst = new ConsentFirst({
       ledger: this.ledger,
-      storage: ctx.storage.kv,
+      storage: this.kv,
       wakeBy: (at) => this.alarmSchedule.wakeBy(at),
       carrier: this.carrier,
     });
@@ -454,10 +458,10 @@ export class CallSession extends DurableObject<Env> {
         this.ledger.record!.answerCommanded = true;
         this.ledger.save();
         const deadline = Date.now() + TURN_AWAY_HANGUP_AFTER_MS;
-        this.ctx.storage.kv.put(TURN_AWAY_DEADLINE_KEY, deadline);
+        this.kv.put(TURN_AWAY_DEADLINE_KEY, deadline);
         await this.alarmSchedule.wakeBy(deadline);
       } else if (step === "spoken") {
-        this.ctx.storage.kv.delete(TURN_AWAY_DEADLINE_KEY);
+        this.kv.delete(TURN_AWAY_DEADLINE_KEY);
       }
     } catch (error) {
       this.carrier().logFailure(`turn_away_${step}`, error);
@@ -466,15 +470,14 @@ export class CallSession extends DurableObject<Env> {
 
   /** The turned-away call's hangup, if its deadline has passed without one (retried while the carrier fails). */
   private async hangUpTurnedAwayCall(): Promise<void> {
-    const due = this.ctx.storage.kv.get<number>(TURN_AWAY_DEADLINE_KEY);
+    const due = this.kv.get<number>(TURN_AWAY_DEADLINE_KEY);
     if (due === undefined) return;
     if (Date.now() < due) {
       await this.alarmSchedule.wakeBy(due);
       return;
     }
     await this.turnAway("spoken");
-    if (this.ctx.storage.kv.get(TURN_AWAY_DEADLINE_KEY) !== undefined)
-      await this.alarmSchedule.wakeBy(Date.now() + TURN_AWAY_HANGUP_AFTER_MS);
+    if (this.kv.get(TURN_AWAY_DEADLINE_KEY) !== undefined) await this.alarmSchedule.wakeBy(Date.now() + TURN_AWAY_HANGUP_AFTER_MS);
   }
 
   private async answerByCommand(consent: string | null): Promise<void> {
@@ -558,6 +561,7 @@ export class CallSession extends DurableObject<Env> {
     if ((session && !session.ended) || Object.values(this.outboxCounts()).some((count) => count > 0)) return "busy";
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
+    this.kv.forgetAll();
     return "forgotten";
   }
 

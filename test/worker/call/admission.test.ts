@@ -12,7 +12,15 @@ import { TURN_AWAY_DEADLINE_KEY } from "../../../durable-objects/call/turn-away.
 import { BUSY_MESSAGE } from "../../../workers/carriers/carrier.ts";
 import { deriveSessionId } from "../../../workers/carriers/session-routing.ts";
 import worker from "../../../workers/index.ts";
-import { type CallDetail, callByCarrierId, callTraces, listCalls, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import {
+  type CallDetail,
+  callByCarrierId,
+  callTraces,
+  listCalls,
+  passStoredDeadline,
+  tenantWithNumbers,
+  twilioStatus,
+} from "../support/calls.ts";
 import {
   eventually,
   postTelnyx,
@@ -150,7 +158,7 @@ describe("admission control: inbound calls", () => {
     await runDurableObjectAlarm(stub);
     expect(await simRequests({ carrier: "telnyx", callId: refusedId, path: "/actions/hangup" })).toHaveLength(0);
     // …and once it has passed (moved to now, as if the minute went by), hangs the call up.
-    await runInDurableObject(stub, (_instance, state) => state.storage.kv.put(TURN_AWAY_DEADLINE_KEY, Date.now() - 1));
+    await passStoredDeadline(stub, TURN_AWAY_DEADLINE_KEY);
     await runDurableObjectAlarm(stub);
     await eventually(async () => (await simRequests({ carrier: "telnyx", callId: refusedId, path: "/actions/hangup" }))[0]);
     expect(await simRequests({ carrier: "telnyx", callId: admittedId, path: "/actions/hangup" })).toHaveLength(0);

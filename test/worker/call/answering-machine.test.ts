@@ -2,7 +2,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { VERDICT_DEADLINE_KEY, VERDICT_TIMEOUT_MS } from "../../../durable-objects/call/answering-machine.ts";
-import { type CallDetail, callDetail, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import { type CallDetail, callDetail, passStoredDeadline, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import {
   eventually,
   parseStreamTwiml,
@@ -287,7 +287,7 @@ describe("a verdict that never comes", () => {
     expect(due).toBe(Date.parse(answeredAt) + VERDICT_TIMEOUT_MS);
     // Before the deadline the alarm changes nothing.
     await runDurableObjectAlarm(stub);
-    await runInDurableObject(stub, (_instance, state) => state.storage.kv.put(VERDICT_DEADLINE_KEY, Date.now() - 1));
+    await passStoredDeadline(stub, VERDICT_DEADLINE_KEY);
     await runDurableObjectAlarm(stub);
   }
 

@@ -1,10 +1,10 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CONSENT_DEADLINE_KEY } from "../../../durable-objects/call/consent-first.ts";
 import { deriveSessionId } from "../../../workers/carriers/session-routing.ts";
 import { rms } from "../support/audio-signals.ts";
-import { tenantWithNumbers, twilioStatus } from "../support/calls.ts";
+import { passStoredDeadline, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import {
   eventually,
   parseStreamTwiml,
@@ -121,7 +121,7 @@ describe("consent on Telnyx", () => {
     await runDurableObjectAlarm(stub);
     expect(await call.commands("streaming_start")).toEqual([]);
     // …and once it has passed (moved to now, as if the time went by), starts the stream.
-    await runInDurableObject(stub, (_instance, state) => state.storage.kv.put(CONSENT_DEADLINE_KEY, Date.now() - 1));
+    await passStoredDeadline(stub, CONSENT_DEADLINE_KEY);
     await runDurableObjectAlarm(stub);
     await eventually(async () => (await call.commands("streaming_start"))[0]);
     // A report arriving after that starts nothing more.

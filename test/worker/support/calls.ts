@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import type { CallStatus } from "../../../workers/shared/db/schema.ts";
 import { d1Count, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "./carriers.ts";
@@ -114,4 +115,14 @@ export async function callTraces() {
     d1Count("SELECT count(*) AS n FROM call_events"),
   ]);
   return { sessions, calls, events };
+}
+
+/**
+ * Moves a deadline a call's object keeps in its KV storage to the past, as if the time went by. Written through the
+ * object's own KV (durable-objects/remembered-kv.ts), which remembers what it stored: written around it, the change
+ * would be seen only by the object's next instance. (Evicting the object after writing around it was tried: the
+ * Telnyx consent test, whose call has its provider socket open, then timed out.)
+ */
+export async function passStoredDeadline(stub: DurableObjectStub, key: string): Promise<void> {
+  await runInDurableObject(stub, (instance) => (instance as unknown as { kv: SyncKvStorage }).kv.put(key, Date.now() - 1));
 }
