@@ -32,16 +32,25 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function openProviderSocket(url: string, headers: Record<string, string>): Promise<WebSocket> {
   const httpUrl = url.replace(/^ws(s?):\/\//, "http$1://");
-  // The timeout guards the upgrade only: a signal still armed later would tear the established socket down.
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), CONNECT_TIMEOUT_MS);
-  let response: Response;
+  // The timeout races the upgrade rather than abort it through the fetch's signal: workerd wraps a socket opened with
+  // a signal (its AbortableWebSocket), and every frame either way then passes its canceler for the call's life.
+  const upgrade = fetch(httpUrl, { headers: { ...headers, Upgrade: "websocket" } });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), CONNECT_TIMEOUT_MS);
+  });
+  let response: Response | null;
   try {
-    response = await fetch(httpUrl, { headers: { ...headers, Upgrade: "websocket" }, signal: abort.signal });
+    response = await Promise.race([upgrade, timedOut]);
   } catch (error) {
     throw new ProviderRefusedError(0, `connect failed: ${error instanceof Error ? error.name : "network"}`);
   } finally {
     clearTimeout(timer);
+  }
+  if (response === null) {
+    // An upgrade that completes after the timeout is closed, never left open.
+    upgrade.then(closeLate, () => {});
+    throw new ProviderRefusedError(0, "connect failed: TimeoutError");
   }
   const socket = response.webSocket;
   if (response.status !== 101 || !socket) {
@@ -51,4 +60,14 @@ export async function openProviderSocket(url: string, headers: Record<string, st
   socket.binaryType = "arraybuffer";
   socket.accept();
   return socket;
+}
+
+function closeLate(response: Response): void {
+  const socket = response.webSocket;
+  if (!socket) {
+    void response.body?.cancel();
+    return;
+  }
+  socket.accept();
+  socket.close(1000, "connect timed out");
 }

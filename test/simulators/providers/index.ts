@@ -207,18 +207,22 @@ export async function startProviderSimulator(options: ProviderSimulatorOptions =
       refuse(socket, provider, decision.status);
       return;
     }
-    webSockets.handleUpgrade(request, socket, head, (socket) => {
-      const connection = new ProviderConnection(socket, recorder, decision.scenario, settings);
-      live.add(connection);
-      connection.onEnd(() => live.delete(connection));
-      const session =
-        provider === "openai"
-          ? new OpenAiRealtimeSession(connection, url.searchParams.get("model"), url.searchParams.get("intent"))
-          : provider === "gemini"
-            ? new GeminiLiveSession(connection, resumptions)
-            : new DeepgramAgentSession(connection);
-      session.start();
-    });
+    const delay = decision.scenario.upgradeDelayMs ?? 0;
+    const answer = () =>
+      webSockets.handleUpgrade(request, socket, head, (socket) => {
+        const connection = new ProviderConnection(socket, recorder, decision.scenario, settings);
+        live.add(connection);
+        connection.onEnd(() => live.delete(connection));
+        const session =
+          provider === "openai"
+            ? new OpenAiRealtimeSession(connection, url.searchParams.get("model"), url.searchParams.get("intent"))
+            : provider === "gemini"
+              ? new GeminiLiveSession(connection, resumptions)
+              : new DeepgramAgentSession(connection);
+        session.start();
+      });
+    if (delay > 0) setTimeout(answer, delay);
+    else answer();
   });
 
   await new Promise<void>((resolve, reject) => {

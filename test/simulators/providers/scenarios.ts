@@ -31,6 +31,8 @@ const scenarioSchema = z.strictObject({
   refuseUpgrade: z.union([z.literal(401), z.literal(429), z.literal(500), z.literal(503)]).optional(),
   /** Refuse only the next N upgrades (with `refuseUpgrade`, default 503), then accept: reconnect tests. */
   connectionsToRefuse: z.number().int().min(0).optional(),
+  /** Answer the upgrade this much later (past the platform's connect timeout: a provider that does not answer). */
+  upgradeDelayMs: z.number().int().min(0).max(60_000).optional(),
   /** Destroy the TCP connection (no close frame) this long after the upgrade. */
   dropAfterMs: z.number().int().min(0).optional(),
   /** Destroy the TCP connection right after the simulator has SENT this many messages. */

@@ -388,10 +388,27 @@ describe("Gemini Live adapter", () => {
   });
 
   it(
+    "gives up on an upgrade the provider does not answer within the connect timeout, and closes it when it comes late",
+    async () => {
+      const key = newKey();
+      await putScenario(key, { upgradeDelayMs: CONNECT_TIMEOUT_MS + 1_500 });
+      const refused = await dial(key, new ProviderEventLog()).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(ProviderRefusedError);
+      expect((refused as ProviderRefusedError).message).toBe("connect failed: TimeoutError");
+      // The upgrade the simulator answers afterwards is closed by the platform, not left open for the call's life.
+      expect(await eventually(async () => (await simulatorConnections(key))[0]?.close ?? undefined, 250)).toMatchObject({
+        code: 1000,
+        by: "client",
+      });
+    },
+    CONNECT_TIMEOUT_MS + 20_000,
+  );
+
+  it(
     "keeps the session open past the upgrade's connect timeout",
     async () => {
       const { provider, log } = await connect(newKey());
-      // An idle wait, not a timing assertion: the upgrade request's abort signal must not outlive the upgrade.
+      // An idle wait, not a timing assertion: the upgrade's timeout must not outlive the upgrade.
       await new Promise((resolve) => setTimeout(resolve, CONNECT_TIMEOUT_MS + 1000));
       expect(log.ofType("closed")).toEqual([]);
       provider.close();
