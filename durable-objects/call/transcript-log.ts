@@ -148,6 +148,20 @@ export const TRANSCRIPT_TABLES: PartTables = {
         CREATE TABLE IF NOT EXISTS transcript_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)`,
 };
 
+/** Values one statement may bind on an object's SQLite (as on D1). */
+const MAX_BOUND_VALUES = 100;
+
+/** A save's rows in as few statements as the bound allows: each statement is a call into SQLite. */
+function insertRows(sql: SqlStorage, insert: string, rows: readonly (readonly SqlStorageValue[])[]): void {
+  if (rows.length === 0) return;
+  const row = `(${rows[0]!.map(() => "?").join(", ")})`;
+  const perStatement = Math.max(1, Math.floor(MAX_BOUND_VALUES / rows[0]!.length));
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const chunk = rows.slice(start, start + perStatement);
+    sql.exec(`${insert} ${chunk.map(() => row).join(", ")}`, ...chunk.flat());
+  }
+}
+
 export class TranscriptLog {
   private drainChain: Promise<DrainResult> = Promise.resolve("drained");
   private lastSeq: number;
@@ -165,6 +179,8 @@ export class TranscriptLog {
   private outboxWrites = 0;
   /** The outbox may hold entries D1 has not accepted (unknown after a restart, so true until a drain says so). */
   private unsent: boolean;
+  /** Lines up to this seq are trimmed from storage: a save deletes only once the kept window moved past it. */
+  private trimmedThrough = 0;
   /** The session named in this log's lines (known from the first flush). */
   private logFor: { tenantId?: string; sessionId?: string } = {};
   private readonly backlog = new BacklogWatch(() => this.log());
@@ -263,24 +279,30 @@ export class TranscriptLog {
     if (this.queued.length === 0 && this.queuedTurns.length === 0 && this.ackedThrough === 0) return;
     if (this.ackedThrough > 0) this.sql.exec("DELETE FROM transcript_outbox WHERE id <= ?", this.ackedThrough);
     this.ackedThrough = 0;
-    for (const line of this.unsaved.values()) {
-      this.sql.exec(
-        `INSERT OR REPLACE INTO transcript_lines (${LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        line.seq,
-        line.role,
-        line.text,
-        line.provider,
-        line.interrupted ? 1 : 0,
-        line.itemId,
-        line.at,
-      );
-    }
-    for (const line of this.queued) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify(line));
-    for (const turn of this.queuedTurns) this.sql.exec("INSERT INTO transcript_outbox (body) VALUES (?)", JSON.stringify({ turn }));
-    this.outboxWrites += this.queued.length + this.queuedTurns.length;
-    if (this.queued.length > 0 || this.queuedTurns.length > 0) this.unsent = true;
+    const lines = [...this.unsaved.values()].map((line) => [
+      line.seq,
+      line.role,
+      line.text,
+      line.provider,
+      line.interrupted ? 1 : 0,
+      line.itemId,
+      line.at,
+    ]);
+    insertRows(this.sql, `INSERT OR REPLACE INTO transcript_lines (${LINE_COLUMNS}) VALUES`, lines);
+    const entries = [...this.queued.map((line) => JSON.stringify(line)), ...this.queuedTurns.map((turn) => JSON.stringify({ turn }))];
+    insertRows(
+      this.sql,
+      "INSERT INTO transcript_outbox (body) VALUES",
+      entries.map((body) => [body]),
+    );
+    this.outboxWrites += entries.length;
+    if (entries.length > 0) this.unsent = true;
     // The newest lines stay; D1 has (or, through the outbox, will have) the older ones.
-    if (this.unsaved.size > 0) this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", this.lastSeq - MAX_LINES_KEPT);
+    const keepAfter = this.lastSeq - MAX_LINES_KEPT;
+    if (this.unsaved.size > 0 && keepAfter > this.trimmedThrough) {
+      this.sql.exec("DELETE FROM transcript_lines WHERE seq <= ?", keepAfter);
+      this.trimmedThrough = keepAfter;
+    }
     this.storedThrough = this.lastSeq;
     this.unsaved.clear();
     this.queued.length = 0;
