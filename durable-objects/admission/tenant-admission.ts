@@ -44,14 +44,20 @@ export class TenantAdmission extends DurableObject<Env> {
   private settings: { value: TenantSettings; readAt: number } | null = null;
   /** One D1 read of the settings at a time; acquires arriving meanwhile wait for it. */
   private readingSettings: Promise<TenantSettings> | null = null;
+  /** How many rows `holders` has: this object is its only writer, so it is counted once, then kept as rows change. */
+  private held: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(
-      "CREATE TABLE IF NOT EXISTS holders (session_id TEXT PRIMARY KEY, acquired_at INTEGER NOT NULL, checked_at INTEGER NOT NULL)",
-    );
-    this.sql.exec("CREATE INDEX IF NOT EXISTS holders_by_check ON holders (checked_at)");
+    // One statement: the table, its index, and how many it holds (exec returns the last statement's rows).
+    this.held = this.sql
+      .exec<{ n: number }>(
+        `CREATE TABLE IF NOT EXISTS holders (session_id TEXT PRIMARY KEY, acquired_at INTEGER NOT NULL, checked_at INTEGER NOT NULL);
+         CREATE INDEX IF NOT EXISTS holders_by_check ON holders (checked_at);
+         SELECT count(*) AS n FROM holders`,
+      )
+      .one().n;
   }
 
   /**
@@ -67,14 +73,15 @@ export class TenantAdmission extends DurableObject<Env> {
       return { admitted: false, unchecked: "settings_unreadable" };
     }
     const limit = settings.maxConcurrentSessions;
-    if (this.holds(sessionId) || limit === null || this.count() < limit) return this.take(sessionId, settings);
+    // Under the limit, taking needs no lookup: the insert is a no-op for a session that already holds a slot.
+    if (limit === null || this.held < limit || this.holds(sessionId)) return this.take(sessionId, settings);
     this.checking ??= this.freeEnded().finally(() => {
       this.checking = null;
     });
     await this.checking;
     // Decided only now, with no await between the count and the insert: whoever came first took what was freed.
-    if (this.holds(sessionId) || this.count() < limit) return this.take(sessionId, settings);
-    return { admitted: false, active: this.count(), limit };
+    if (this.held < limit || this.holds(sessionId)) return this.take(sessionId, settings);
+    return { admitted: false, active: this.held, limit };
   }
 
   /** An admin changed the tenant's settings: they hold from the next acquire. */
@@ -84,8 +91,8 @@ export class TenantAdmission extends DurableObject<Env> {
 
   /** Gives the session's slot back; releasing a slot not held is a no-op (a retried release, a refused session). */
   async release(sessionId: string): Promise<{ active: number }> {
-    this.sql.exec("DELETE FROM holders WHERE session_id = ?", sessionId);
-    return { active: this.count() };
+    this.held -= this.removed(sessionId);
+    return { active: this.held };
   }
 
   private async currentSettings(tenantId: string): Promise<TenantSettings> {
@@ -108,16 +115,19 @@ export class TenantAdmission extends DurableObject<Env> {
 
   private take(sessionId: string, settings: TenantSettings): AdmissionDecision {
     const now = Date.now();
-    this.sql.exec("INSERT OR IGNORE INTO holders (session_id, acquired_at, checked_at) VALUES (?, ?, ?)", sessionId, now, now);
-    return { admitted: true, active: this.count(), settings };
+    this.held += this.sql
+      .exec("INSERT OR IGNORE INTO holders (session_id, acquired_at, checked_at) VALUES (?, ?, ?) RETURNING 1", sessionId, now, now)
+      .toArray().length;
+    return { admitted: true, active: this.held, settings };
+  }
+
+  /** 1 when the session held a slot (RETURNING says so; a cursor's rowsWritten would count index rows too). */
+  private removed(sessionId: string): number {
+    return this.sql.exec("DELETE FROM holders WHERE session_id = ? RETURNING 1", sessionId).toArray().length;
   }
 
   private holds(sessionId: string): boolean {
     return this.sql.exec("SELECT 1 FROM holders WHERE session_id = ?", sessionId).toArray().length > 0;
-  }
-
-  private count(): number {
-    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM holders").one().n;
   }
 
   /** Asks the holders whose lease ran out whether their session still runs, and frees those that ended. */
@@ -143,7 +153,7 @@ export class TenantAdmission extends DurableObject<Env> {
     due.forEach((sessionId, i) => {
       // A holder that cannot be asked keeps its slot (it may be live) and is asked again a lease later.
       if (states[i] === "ended") {
-        this.sql.exec("DELETE FROM holders WHERE session_id = ?", sessionId);
+        this.held -= this.removed(sessionId);
         freed.push(sessionId);
       } else this.sql.exec("UPDATE holders SET checked_at = ? WHERE session_id = ?", now, sessionId);
     });

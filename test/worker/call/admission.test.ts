@@ -244,13 +244,14 @@ describe("admission control: inbound calls", () => {
     const { tenantId, numbers } = await tenantWithLimit(2);
     const live = await twilioVoice(numbers[0]!);
     expect(live.verdict).toBe("admitted");
-    // A session that ended without telling the admission object (its object knows no such session), long ago; and
-    // the live call's last check, long ago too.
+    // A session that took a slot and ended without telling the admission object (its object knows no such
+    // session), long ago; and the live call's last check, long ago too. The slot is taken through the object (it
+    // counts its holders), only the times are moved back behind it.
     const lostSession = crypto.randomUUID();
+    expect(await admissionOf(tenantId).acquire(tenantId, lostSession)).toMatchObject({ admitted: true, active: 2 });
     await runInDurableObject(admissionOf(tenantId), (_object, state) => {
       const longAgo = Date.now() - 5 * 60_000;
-      state.storage.sql.exec("INSERT INTO holders (session_id, acquired_at, checked_at) VALUES (?, ?, ?)", lostSession, longAgo, longAgo);
-      state.storage.sql.exec("UPDATE holders SET checked_at = ? WHERE session_id = ?", longAgo, live.sessionId);
+      state.storage.sql.exec("UPDATE holders SET acquired_at = ?, checked_at = ?", longAgo, longAgo);
     });
     expect(await holders(tenantId)).toHaveLength(2);
 
@@ -258,6 +259,11 @@ describe("admission control: inbound calls", () => {
     expect(next.verdict).toBe("admitted");
     expect((await holders(tenantId)).sort()).toEqual([live.sessionId, next.sessionId].sort());
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+    // A new instance counts its holders afresh from storage: still full.
+    await evictDurableObject(admissionOf(tenantId));
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+    expect(await admissionOf(tenantId).release(next.sessionId!)).toEqual({ active: 1 });
+    expect(await admissionOf(tenantId).release(next.sessionId!)).toEqual({ active: 1 });
   });
 
   it("the admission object holds the limit it was told; one it was never told it reads from D1", async () => {
