@@ -1,3 +1,4 @@
+import { deriveSessionId } from "../../workers/carriers/session-routing.ts";
 import { rememberCarrierCall } from "../../workers/shared/db/directory.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
@@ -253,6 +254,12 @@ export class CallLedger {
    */
   private async indexCarrierCall(record: CallRecord): Promise<boolean> {
     if (record.carrierIndexed || !record.carrierCallId) return false;
+    // An inbound call's session id is derived from its carrier call id: its webhooks find it with no lookup, so a
+    // KV write a call would buy nothing (session-routing.ts).
+    if (record.sessionId === (await deriveSessionId(record.carrier, record.carrierCallId))) {
+      record.carrierIndexed = true;
+      return true;
+    }
     try {
       await rememberCarrierCall(this.env, record.carrier, record.carrierCallId, { sessionId: record.sessionId, tenantId: record.tenantId });
     } catch (error) {

@@ -95,6 +95,10 @@ describe("the request each carrier receives", () => {
     expect({ status: done.status, failureReason: done.failureReason }).toEqual({ status: "completed", failureReason: null });
     expect(appliedMoves(done.events)).toEqual(["initiated", "ringing", "in_progress", "completed"]);
     expect(done.events.find((e) => e.event === "carrier.dialed")).toMatchObject({ source: "api", detail: "twilio" });
+    // Its session id is not derived from the CallSid, so its KV route lets a callback without the id find it.
+    expect(JSON.parse((await env.CACHE.get(`carrier-call:twilio:${callSid}`))!)).toEqual({
+      value: { sessionId: call.sessionId, tenantId: expect.any(String) },
+    });
   });
 
   it("Telnyx dial (chosen by its caller id), then Call Control webhooks drive the call", async () => {

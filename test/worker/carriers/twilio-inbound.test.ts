@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { openTwilioMedia, parseStreamTwiml, postTwilio, randomCallSid, randomE164, twilioCallParams } from "../support/carriers.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
@@ -80,6 +81,8 @@ describe("Twilio inbound call", () => {
     expect(transitions).toEqual(["initiated", "ringing", "in_progress", "completed"]);
     // Media frames are handled as they arrive; the socket's lifecycle lands in the history too.
     expect(detail.events.map((e) => e.event)).toEqual(expect.arrayContaining(["media.start", "media.stop"]));
+    // Its webhooks found its object by deriving the session id from the CallSid: no KV route was written for it.
+    expect(await env.CACHE.get(`carrier-call:twilio:${callSid}`)).toBeNull();
   });
 
   it("answers an unknown number with a polite spoken rejection", async () => {

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runSweep } from "../../../workers/privacy/erasure-sweep.ts";
 import { resumeErasures } from "../../../workers/scheduled.ts";
+import { sessionForCarrierCall } from "../../../workers/shared/db/directory.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
 import { callObject } from "../../../workers/shared/session-ids.ts";
 import { get, post } from "../support/business.ts";
@@ -166,9 +167,11 @@ describe("privacy erasure", () => {
         "Idempotency-Key": crypto.randomUUID(),
       },
     );
-    // The business cache holds the customers (list and detail) and the call's carrier route is in KV.
+    // The business cache holds the customers (list and detail) and the call's carrier route is in KV: an inbound
+    // call's object writes none (its id is derived), a lookup by its CallSid caches the one D1 has.
     await get(shop.token, "/api/v1/customers");
     await get(shop.token, `/api/v1/customers/${priya.customerId}`);
+    expect(await sessionForCarrierCall(env, "twilio", priyaCall.callSid)).toMatchObject({ sessionId: priyaCall.sessionId });
     expect(await env.CACHE.get(`carrier-call:twilio:${priyaCall.callSid}`)).not.toBeNull();
     const needles = [priya.waId, priya.customerId, priya.invoiceId, payment.id, priyaCall.sessionId, priyaCall.call.id, priyaCall.callSid];
     expect(await rowsHolding(priya.customerId)).not.toEqual([]);
