@@ -34,7 +34,14 @@ import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
 import { preciseNow } from "../simulators/providers/recorder.ts";
 import { testSettings } from "../support/test-settings.ts";
 import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
-import { type Profiler, profileSummary, startProfiler } from "./cpu-profile.ts";
+import {
+  type AllocationSampler,
+  allocationSummary,
+  type Profiler,
+  profileSummary,
+  startAllocationSampler,
+  startProfiler,
+} from "./cpu-profile.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import {
   type CallState,
@@ -62,7 +69,9 @@ const TARGETS = option("targets", "relay,platform").split(",") as Target[];
 if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
 /** `--profile`: a CPU profile of each target's isolate over its run, its top functions printed (slows the runs: not for figures). */
-const PROFILE = process.argv.includes("--profile");
+const PROFILE = process.argv.includes("--profile") || process.argv.includes("--allocations");
+/** `--allocations`: instead of CPU, V8's sampled allocations by function over each run (what feeds the GC). */
+const ALLOCATIONS = process.argv.includes("--allocations");
 /** `--timeline DIR`: each run's caller → provider samples as CSV (epoch ms sent, ms late, call), to lay a bad run against a good one. */
 const TIMELINE_DIR = option("timeline", "");
 const RECORDING = option("recording", "off");
@@ -212,7 +221,8 @@ async function runCalls(
   const benchCpuBefore = process.cpuUsage();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
-  const profiler: Profiler | null = inspectorUrl ? await startProfiler(inspectorUrl) : null;
+  const profiler: Profiler | null = inspectorUrl && !ALLOCATIONS ? await startProfiler(inspectorUrl) : null;
+  const allocations: AllocationSampler | null = inspectorUrl && ALLOCATIONS ? await startAllocationSampler(inspectorUrl) : null;
   const started = performance.now();
   const staggerMs = STAGGER_MS(count);
   const deadline = started + staggerMs + WEBHOOK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS + frameCount * FRAME_MS + 30_000;
@@ -269,6 +279,15 @@ async function runCalls(
         `CPU profile of the ${target}'s isolate, ${count} calls: self time by function (whole profile in ${path})`,
         ["function", "self ms", "share"],
         profileSummary(await profiler.stop(), path),
+      ),
+    );
+  }
+  if (allocations) {
+    console.log(
+      table(
+        `Allocations in the ${target}'s isolate, ${count} calls: sampled bytes by allocating function`,
+        ["function", "MiB", "share"],
+        allocationSummary((await allocations.stop()).head),
       ),
     );
   }
