@@ -13,6 +13,7 @@ import {
   products,
 } from "../shared/db/schema.ts";
 import { TenantScope, tenantScopeOn } from "../shared/db/tenant-scope.ts";
+import { uniqueViolation } from "../shared/db/unique-violation.ts";
 import { readTenantSettings } from "../shared/tenant-settings.ts";
 import { BusinessCache } from "./cache.ts";
 import { type CustomerMatch, searchCustomers } from "./customer-search.ts";
@@ -705,13 +706,6 @@ async function skuUnique<T>(write: Promise<T>): Promise<T> {
     if (uniqueViolation(error, "products.sku")) throw new BusinessError("sku_taken", 409, "Another product has this SKU");
     throw error;
   }
-}
-
-/** Whether a (possibly drizzle-wrapped) D1 error is SQLite's UNIQUE failure on `column`. */
-function uniqueViolation(error: unknown, column: string): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause)
-    if (cause.message.includes("UNIQUE constraint failed") && cause.message.includes(column)) return true;
-  return false;
 }
 
 function alreadyVoid(): BusinessError {

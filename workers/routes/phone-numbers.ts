@@ -8,6 +8,7 @@ import { auditFromRequest } from "../identity/request-audit.ts";
 import { forgetNumber } from "../shared/db/directory.ts";
 import { requirePrompt } from "../shared/db/prompts.ts";
 import { CARRIERS, PROVIDER_NAMES, phoneNumbers, RECORDING_MODES, TELNYX_CODECS } from "../shared/db/schema.ts";
+import { uniqueViolation } from "../shared/db/unique-violation.ts";
 import { badRequest, conflict, notFound } from "../shared/errors.ts";
 
 const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, { error: "must be an E.164 number like +14155550100" });
@@ -120,16 +121,22 @@ export const phoneNumberRoutes = publicRouter()
       recording: body.recording ?? null,
       createdAt: Date.now(),
     };
-    await scope.batch([
-      scope.insert(phoneNumbers, row),
-      auditFromRequest(c, {
-        action: "phone_number.create",
-        targetType: "phone_number",
-        targetId: row.id,
-        outcome: "success",
-        details: { e164: row.e164, carrier: row.carrier, promptId: row.promptId, recording: row.recording },
-      }),
-    ]);
+    try {
+      await scope.batch([
+        scope.insert(phoneNumbers, row),
+        auditFromRequest(c, {
+          action: "phone_number.create",
+          targetType: "phone_number",
+          targetId: row.id,
+          outcome: "success",
+          details: { e164: row.e164, carrier: row.carrier, promptId: row.promptId, recording: row.recording },
+        }),
+      ]);
+    } catch (error) {
+      // Attached meanwhile by another request (the check above and this insert are not one step): the same answer.
+      if (uniqueViolation(error, "phone_numbers.e164")) throw conflict("number_taken", "This number is already attached");
+      throw error;
+    }
     await forgetNumber(c.env, c.get("log"), row.e164);
     return c.json(present({ ...row, tenantId: scope.tenantId }), 201);
   })

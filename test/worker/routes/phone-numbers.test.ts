@@ -81,6 +81,14 @@ describe.each(CARRIERS)("%s: a number is attached only when it is on the platfor
     expect(await lookups(carrier, e164)).toBe(2);
   });
 
+  it("the same number attached twice at once: one 201, one 409 number_taken, never a 500", async () => {
+    const e164 = randomE164();
+    const answers = await Promise.all([attach(admin, e164, carrier), attach(otherAdmin, e164, carrier), attach(admin, e164, carrier)]);
+    const statuses = answers.map((answer) => answer.status).sort();
+    expect(statuses).toEqual([201, 409, 409]);
+    for (const answer of answers.filter((a) => a.status === 409)) expect((await errorOf(answer)).code).toBe("number_taken");
+  });
+
   it("a number on the account that another tenant holds stays refused with 409", async () => {
     const e164 = randomE164();
     expect((await attach(otherAdmin, e164, carrier)).status).toBe(201);
