@@ -15,9 +15,12 @@ const ROW = "x".repeat(200);
 
 /** A Durable Object with one table, as a call's object has several. */
 export class Store extends DurableObject<OpsEnv> {
+  private readonly sql: SqlStorage;
+
   constructor(ctx: DurableObjectState, env: OpsEnv) {
     super(ctx, env);
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
+    this.sql = ctx.storage.sql;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
   }
 
   async ping(): Promise<number> {
@@ -26,13 +29,13 @@ export class Store extends DurableObject<OpsEnv> {
 
   /** One INSERT, committed when the RPC returns (the output gate holds its answer until then). */
   async insert(): Promise<number> {
-    this.ctx.storage.sql.exec("INSERT INTO rows (body) VALUES (?)", ROW);
+    this.sql.exec("INSERT INTO rows (body) VALUES (?)", ROW);
     return 1;
   }
 
   /** `n` statements inside one RPC: what a statement costs apart from its RPC and commit. */
   async statements(n: number): Promise<number> {
-    for (let i = 0; i < n; i++) this.ctx.storage.sql.exec("SELECT count(*) AS n FROM rows WHERE id > ?", i).one();
+    for (let i = 0; i < n; i++) this.sql.exec("SELECT count(*) AS n FROM rows WHERE id > ?", i).one();
     return n;
   }
 }
