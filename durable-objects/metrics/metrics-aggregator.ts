@@ -9,7 +9,8 @@ import type { GaugeReport, MetricsBatch } from "../../workers/shared/observabili
  * evicted object, a dead isolate — stops counting), and re-sent by live sources within seconds after a restart.
  */
 export class MetricsAggregator extends DurableObject<Env> {
-  private readonly gauges = new Map<string, { values: GaugeReport["values"]; expiresAt: number }>();
+  /** Each source's latest report; a withdrawn one (no values) is kept until it expires, so a late older one is stale. */
+  private readonly gauges = new Map<string, { values: GaugeReport["values"]; expiresAt: number; at: number }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -21,10 +22,10 @@ export class MetricsAggregator extends DurableObject<Env> {
   }
 
   /**
-   * Adds a batch of deltas and replaces the source's gauges, in one commit. Each table takes its rows in one
+   * Adds a batch of deltas and replaces each reporting source's gauges, in one commit. Each table takes its rows in one
    * statement (a JSON array expanded by `json_each`): a statement per row was dozens of SQLite calls per push.
    */
-  push(batch: MetricsBatch | null, gauges: GaugeReport | null): void {
+  push(batch: MetricsBatch | null, gauges: GaugeReport | GaugeReport[] | null): void {
     const sql = this.ctx.storage.sql;
     if (batch && batch.counters.length > 0) {
       sql.exec(
@@ -50,10 +51,20 @@ export class MetricsAggregator extends DurableObject<Env> {
         JSON.stringify(cells),
       );
     }
-    if (gauges) {
-      if (gauges.values.length === 0) this.gauges.delete(gauges.source);
-      else this.gauges.set(gauges.source, { values: gauges.values, expiresAt: Date.now() + gauges.ttlMs });
-    }
+    // One report (an isolate running the code before reports were queued) or an isolate's queued reports.
+    for (const report of Array.isArray(gauges) ? gauges : gauges ? [gauges] : []) this.replaceGauges(report);
+  }
+
+  /**
+   * Reports of one source can arrive out of order (an isolate's pushes run concurrently): an older one than the
+   * source's last is ignored, so a live report sent before a session ended never revives its withdrawn gauges.
+   */
+  private replaceGauges(report: GaugeReport): void {
+    const now = Date.now();
+    const at = report.at ?? now;
+    const held = this.gauges.get(report.source);
+    if (held && held.expiresAt > now && held.at > at) return;
+    this.gauges.set(report.source, { values: report.values, expiresAt: now + report.ttlMs, at });
   }
 
   /** This shard's totals, and the gauges of its live sources merged by each series' rule. */
@@ -77,6 +88,7 @@ export class MetricsAggregator extends DurableObject<Env> {
         this.gauges.delete(source);
         continue;
       }
+      if (report.values.length === 0) continue;
       mergeInto(state, { counters: {}, histograms: {}, gauges: Object.fromEntries(report.values) });
     }
     return state;

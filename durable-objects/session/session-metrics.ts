@@ -1,10 +1,10 @@
-import { metrics, metricsDue, PUSH_INTERVAL_MS, pushMetrics } from "../../workers/shared/observability/metrics.ts";
+import { metrics, metricsDue, PUSH_INTERVAL_MS, pushMetrics, queueGauges } from "../../workers/shared/observability/metrics.ts";
 import type { VoiceStats } from "../voice/voice-session-types.ts";
 
 /**
- * How often a live session reports its gauges. They change rarely (a socket, a breaker, an outbox); each report is an
- * RPC and three counts of the session's outboxes, and at 100 calls sharing one isolate the reports at the deltas'
- * 5 s cadence were 20 RPCs a second.
+ * How often a live session reports its gauges. They change rarely (a socket, a breaker, an outbox); a report is
+ * three counts of the session's outboxes, queued for the isolate's next push (every session of the isolate in one RPC
+ * per shard: at 100 calls a report each was ten RPCs a second).
  */
 const GAUGE_REPORT_MS = 2 * PUSH_INTERVAL_MS;
 /** A live session's gauges lapse this long after its last report (three reports), as an evicted session's do. */
@@ -24,7 +24,8 @@ interface SessionMetricsParts {
 /**
  * The session's part in the fleet's metrics: while it lives, at most every PUSH_INTERVAL_MS, it turns its voice
  * counters into the isolate's deltas (read from counters the audio path keeps anyway), which go when the isolate's
- * cadence says; every GAUGE_REPORT_MS it reports its gauges; when it ends, one last push withdraws its gauges.
+ * cadence says; every GAUGE_REPORT_MS it queues a report of its gauges to go with them; when it ends, one last push
+ * withdraws its gauges.
  * Pushes ride on the session's own activity (`tick`: its audio, its carrier events) rather than a timer: a timer
  * that never stops would keep the object from ever being evicted, and a session with no activity at all is one
  * whose gauges may lapse.
@@ -33,6 +34,8 @@ export class SessionMetrics {
   private isLive = false;
   private lastTick = 0;
   private lastGauges = 0;
+  /** The gauges the last end-of-session push sent: an alarm after the end sends them again only if they changed. */
+  private endedWith: string | null = null;
   private baseline: { stats: VoiceStats | null; seen: Pick<VoiceStats, "callerFrames" | "callerFramesDropped" | "agentChunks"> } = {
     stats: null,
     seen: { callerFrames: 0, callerFramesDropped: 0, agentChunks: 0 },
@@ -55,26 +58,30 @@ export class SessionMetrics {
     this.countFrames();
     if (now - this.lastGauges >= GAUGE_REPORT_MS) {
       this.lastGauges = now;
-      this.parts.waitUntil(this.push("when-due"));
-    } else if (metricsDue(now)) {
-      this.parts.waitUntil(pushMetrics(this.parts.env));
+      const report = this.report();
+      if (report) queueGauges(report);
     }
+    if (metricsDue(now)) this.parts.waitUntil(pushMetrics(this.parts.env));
   }
 
   /**
    * The session ended (or its alarm ran after the end): the last counts go, and its gauges as they stand now — none,
-   * which withdraws them, unless its outboxes still wait for D1.
+   * which withdraws them, unless its outboxes still wait for D1. Sent at once, with whatever else the isolate has
+   * queued; an alarm after the end whose gauges have not changed since leaves its counts to the isolate's cadence.
    */
   ended(): Promise<void> {
     this.isLive = false;
     this.countFrames();
-    return this.push("all");
+    const report = this.report();
+    const values = report ? JSON.stringify(report.values) : null;
+    if (values !== null && values === this.endedWith) return metricsDue() ? pushMetrics(this.parts.env) : Promise.resolve();
+    this.endedWith = values;
+    return pushMetrics(this.parts.env, report, "all");
   }
 
-  private push(deltas: "all" | "when-due"): Promise<void> {
+  private report() {
     const source = this.parts.sessionId();
-    const gauges = source ? { source: `session-${source}`, values: this.parts.gauges(), ttlMs: GAUGE_TTL_MS } : null;
-    return pushMetrics(this.parts.env, gauges, deltas);
+    return source ? { source: `session-${source}`, values: this.parts.gauges(), ttlMs: GAUGE_TTL_MS } : null;
   }
 
   private countFrames(): void {

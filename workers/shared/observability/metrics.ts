@@ -1,5 +1,5 @@
 import { emptyState, type MetricsState, mergeInto } from "./exposition.ts";
-import { type GaugeReport, MetricsRecorder } from "./recorder.ts";
+import { type GaugeReport, type MetricsBatch, MetricsRecorder } from "./recorder.ts";
 
 /**
  * The isolate's metrics: one recorder shared by the Worker's requests and every object living in the isolate, pushed
@@ -19,6 +19,11 @@ export const METRICS_SHARDS = 4;
 
 let lastPush = 0;
 let isolateSource: string | null = null;
+/**
+ * Gauge reports waiting for the isolate's next push, by source (a newer report replaces the older): many sessions
+ * share an isolate, and a report each every few seconds was an RPC each; they now go together, one RPC per shard.
+ */
+const queuedGauges = new Map<string, GaugeReport>();
 
 /** This isolate's name as a metrics source (made on first use: no randomness at module scope in Workers). */
 export function isolateId(): string {
@@ -26,41 +31,59 @@ export function isolateId(): string {
   return isolateSource;
 }
 
-function shardOf(env: Env, source: string) {
+function shardIndex(source: string): number {
   let hash = 0;
   for (let i = 0; i < source.length; i++) hash = (hash * 31 + source.charCodeAt(i)) | 0;
-  const shard = Math.abs(hash) % METRICS_SHARDS;
-  return env.METRICS.get(env.METRICS.idFromName(`metrics-shard-${shard}`));
+  return Math.abs(hash) % METRICS_SHARDS;
 }
 
-/** Whether the isolate's deltas are due to go (the cadence); `pushMetrics` sends them. */
+const shard = (env: Env, index: number) => env.METRICS.get(env.METRICS.idFromName(`metrics-shard-${index}`));
+
+/** Whether the isolate's deltas or queued gauge reports are due to go (the cadence); `pushMetrics` sends them. */
 export const metricsDue = (now = Date.now()): boolean =>
-  metrics.pending > 0 && (metrics.pending >= PUSH_AFTER_CHANGES || now - lastPush >= PUSH_INTERVAL_MS);
+  (metrics.pending > 0 || queuedGauges.size > 0) && (metrics.pending >= PUSH_AFTER_CHANGES || now - lastPush >= PUSH_INTERVAL_MS);
+
+/** A source's gauges, to go with the isolate's next push (at most PUSH_INTERVAL_MS away while it is active). */
+export function queueGauges(report: GaugeReport): void {
+  queuedGauges.set(report.source, { ...report, at: report.at ?? Date.now() });
+}
 
 /**
- * Sends the isolate's deltas (and a source's gauges) to its shard. A failed push puts nothing back: the deltas are
- * lost (counted as lost in the log), never sent twice, so counters stay exact or low, never high. `deltas: "when-due"`
- * (a live session's gauge report) carries the deltas only when their cadence says so: the shard writes deltas to its
- * storage, gauges only to memory, and many sessions sharing an isolate would otherwise each carry a sliver of them.
+ * Sends the isolate's deltas and every queued gauge report (`gauges`, if given, joins them), one RPC per shard: the
+ * deltas to the isolate's shard, each report to its source's (so a source's reports always replace each other). A
+ * failed push puts nothing back: the deltas are lost (counted as lost in the log), never sent twice, so counters stay
+ * exact or low, never high; a lost gauge report is replaced by the source's next, or expires. `deltas: "when-due"`
+ * carries the deltas only when their cadence says so: the shard writes deltas to its storage, gauges only to memory.
  */
 export async function pushMetrics(env: Env, gauges: GaugeReport | null = null, deltas: "all" | "when-due" = "all"): Promise<void> {
   const now = Date.now();
+  if (gauges) queueGauges(gauges);
   const batch = deltas === "all" || metricsDue(now) ? metrics.take() : null;
   if (batch || deltas === "all") lastPush = now;
-  if (!batch && !gauges) return;
-  try {
-    await shardOf(env, gauges?.source ?? isolateId()).push(batch, gauges);
-  } catch (error) {
-    console.warn(JSON.stringify({ level: "warn", event: "metrics.push_failed", error: String(error) }));
-  }
+  const byShard = new Map<number, { batch: MetricsBatch | null; gauges: GaugeReport[] }>();
+  const shardFor = (index: number) => {
+    const entry = byShard.get(index) ?? { batch: null, gauges: [] };
+    byShard.set(index, entry);
+    return entry;
+  };
+  if (batch) shardFor(shardIndex(isolateId())).batch = batch;
+  for (const report of queuedGauges.values()) shardFor(shardIndex(report.source)).gauges.push(report);
+  queuedGauges.clear();
+  await Promise.all(
+    [...byShard].map(async ([index, push]) => {
+      try {
+        await shard(env, index).push(push.batch, push.gauges);
+      } catch (error) {
+        console.warn(JSON.stringify({ level: "warn", event: "metrics.push_failed", error: String(error) }));
+      }
+    }),
+  );
 }
 
 /** Every shard's totals merged: what `/metrics` exposes. */
 export async function scrapeFleet(env: Env): Promise<MetricsState> {
   const total = emptyState();
-  const parts = await Promise.all(
-    Array.from({ length: METRICS_SHARDS }, (_, shard) => env.METRICS.get(env.METRICS.idFromName(`metrics-shard-${shard}`)).scrape()),
-  );
+  const parts = await Promise.all(Array.from({ length: METRICS_SHARDS }, (_, index) => shard(env, index).scrape()));
   for (const part of parts) mergeInto(total, part);
   return total;
 }

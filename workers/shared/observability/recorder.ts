@@ -12,6 +12,8 @@ export interface GaugeReport {
   source: string;
   values: Array<[key: string, value: number]>;
   ttlMs: number;
+  /** When the source took them (epoch ms): a report older than the one a shard holds is stale and ignored. */
+  at?: number;
 }
 
 /** One histogram series, preallocated: observing is arithmetic on its buckets, with no lookup and no allocation. */
