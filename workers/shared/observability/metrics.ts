@@ -49,15 +49,14 @@ export function queueGauges(report: GaugeReport): void {
 }
 
 /**
- * Sends the isolate's deltas and every queued gauge report (`gauges`, if given, joins them), one RPC per shard: the
- * deltas to the isolate's shard, each report to its source's (so a source's reports always replace each other). A
+ * Sends the isolate's deltas and a source's gauges (`gauges`) or, without one, every queued gauge report, one RPC per
+ * shard: the deltas to the isolate's shard, each report to its source's (so a source's reports replace each other). A
  * failed push puts nothing back: the deltas are lost (counted as lost in the log), never sent twice, so counters stay
  * exact or low, never high; a lost gauge report is replaced by the source's next, or expires. `deltas: "when-due"`
  * carries the deltas only when their cadence says so: the shard writes deltas to its storage, gauges only to memory.
  */
 export async function pushMetrics(env: Env, gauges: GaugeReport | null = null, deltas: "all" | "when-due" = "all"): Promise<void> {
   const now = Date.now();
-  if (gauges) queueGauges(gauges);
   const batch = deltas === "all" || metricsDue(now) ? metrics.take() : null;
   if (batch || deltas === "all") lastPush = now;
   const byShard = new Map<number, { batch: MetricsBatch | null; gauges: GaugeReport[] }>();
@@ -67,8 +66,12 @@ export async function pushMetrics(env: Env, gauges: GaugeReport | null = null, d
     return entry;
   };
   if (batch) shardFor(shardIndex(isolateId())).batch = batch;
-  for (const report of queuedGauges.values()) shardFor(shardIndex(report.source)).gauges.push(report);
-  queuedGauges.clear();
+  // A report given here goes alone (the queue waits for the cadence: an end of call is not a fan-out to every shard),
+  // replacing its source's queued one; otherwise every queued report goes.
+  if (gauges) queuedGauges.delete(gauges.source);
+  const reports = gauges ? [{ ...gauges, at: gauges.at ?? now }] : [...queuedGauges.values()];
+  if (!gauges) queuedGauges.clear();
+  for (const report of reports) shardFor(shardIndex(report.source)).gauges.push(report);
   await Promise.all(
     [...byShard].map(async ([index, push]) => {
       try {
