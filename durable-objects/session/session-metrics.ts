@@ -66,8 +66,8 @@ export class SessionMetrics {
 
   /**
    * The session ended (or its alarm ran after the end): the last counts go, and its gauges as they stand now — none,
-   * which withdraws them, unless its outboxes still wait for D1. Sent at once, with whatever else the isolate has
-   * queued; an alarm after the end whose gauges have not changed since leaves its counts to the isolate's cadence.
+   * which withdraws them, unless its outboxes still wait for D1. Sent at once (the report alone, with the isolate's
+   * deltas); an alarm after the end whose gauges have not changed since leaves its counts to the isolate's cadence.
    */
   ended(): Promise<void> {
     this.isLive = false;
