@@ -905,15 +905,9 @@ export class CallSession extends DurableObject<Env> {
     this.supervision.sessionEnded();
     this.voice?.close();
     this.voice = null;
+    // Its provider outcomes go with the isolate's next health batch (reporter.ts), not in a send of their own.
     this.ctx.waitUntil(
-      Promise.all([
-        this.conversation.flush(),
-        this.health.flush(),
-        this.releaseSlot(),
-        metricsPushed,
-        this.analysis.schedule(),
-        this.recording.finish(),
-      ]),
+      Promise.all([this.conversation.flush(), this.releaseSlot(), metricsPushed, this.analysis.schedule(), this.recording.finish()]),
     );
   }
 

@@ -17,32 +17,52 @@ export interface HealthReporterOptions {
   maxQueued?: number;
 }
 
+/** The outcomes waiting in this isolate for one registry: every call object the isolate holds adds to it. */
+interface IsolateQueue {
+  reports: HealthReport[];
+  /** When the queue's armed timer fires (whichever object armed it); null when none is armed. */
+  timerDueAt: number | null;
+  /** A flush has been asked for and has not yet taken the queue: later asks ride along with it. */
+  flushWaiting: boolean;
+}
+
+const queues = new Map<string, IsolateQueue>();
+
 /**
- * Collects provider outcomes inside a call's object and sends them to the health registry in batches, off the audio
- * path. Usage from the call's object (once per object):
+ * A timer this far past its time never fired: the object that armed it was evicted, and its timers with it. The
+ * next outcome arms another.
+ */
+const MISSED_AFTER_MS = 1_000;
+
+/**
+ * Forgets every outcome queued in this isolate. For tests, whose registry is reset between them: a call object of
+ * the last test must not report into the next one's.
+ */
+export function forgetQueuedHealthReports(): void {
+  queues.clear();
+}
+
+/**
+ * Collects provider outcomes from the call objects of an isolate and sends them to the health registry in batches,
+ * off the audio path. One queue per isolate (per registry), not per call: with a hundred calls in one isolate, a
+ * queue per call was an RPC — and a registry commit — per call every few seconds. Usage from a call's object:
  *
  *   const health = new HealthReporter(env, (task) => ctx.waitUntil(task));
  *   health.record({ provider, kind: "connect_success", at: Date.now() });            // provider connected
  *   health.record({ provider, kind: "connect_failure", at: Date.now() });            // refused / timed out / setup failed
  *   health.record({ provider, kind: "error", at: Date.now() });                      // mid-session provider error
  *   health.record({ provider, kind: "response", latencyMs, at: Date.now() });        // caller stopped → first agent audio
- *   await health.flush();                                                           // e.g. when the call ends
  *
  * `record` never waits and never throws. A batch is sent when 20 outcomes are queued, 2 s after the first unflushed
  * failure or error (bad news reaches the fleet fast: other calls fail over on it), and 10 s after the first unflushed
- * success (a latency sample per answer: batched, every live call's RPC and registry write would otherwise land every
- * couple of seconds on the one registry). A timer is armed only while something is queued. When the registry cannot
- * be reached the batch is kept (bounded, oldest dropped beyond 500) and retried on the next flush; `flush` never
- * throws.
+ * success. The timer is armed by the object that recorded, one per isolate: if that object is evicted first, its
+ * timer goes with it and the next outcome recorded arms a new one, so outcomes of an isolate that then falls quiet
+ * can wait for the next call, or be lost with the isolate — health samples, not a call's record. When the registry
+ * cannot be reached the batch is kept (bounded, oldest dropped beyond 500) and retried; `flush` never throws.
+ * Reporters of one registry share its queue and should share their options (every call object does).
  */
 export class HealthReporter {
-  private queue: HealthReport[] = [];
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  /** When the armed timer fires (it is re-armed earlier when bad news arrives). */
-  private timerDueAt = 0;
-  private sending: Promise<void> = Promise.resolve();
-  private flushWaiting = false;
-  private readonly registryName: string;
+  private readonly queue: IsolateQueue;
   private readonly batchSize: number;
   private readonly delayMs: number;
   private readonly successDelayMs: number;
@@ -52,76 +72,83 @@ export class HealthReporter {
   constructor(
     private readonly env: Env,
     private readonly schedule: (task: Promise<unknown>) => void,
-    options: HealthReporterOptions = {},
+    private readonly options: HealthReporterOptions = {},
   ) {
-    this.registryName = options.registryName ?? REGISTRY_NAME;
+    const name = options.registryName ?? REGISTRY_NAME;
+    const queue = queues.get(name) ?? { reports: [], timerDueAt: null, flushWaiting: false };
+    queues.set(name, queue);
+    this.queue = queue;
     this.batchSize = options.batchSize ?? 20;
     this.delayMs = options.delayMs ?? 2_000;
     this.successDelayMs = options.successDelayMs ?? 10_000;
     this.maxQueued = options.maxQueued ?? 500;
   }
 
-  /** Outcomes waiting to be sent. */
+  /** Outcomes waiting to be sent (the isolate's, for this registry). */
   get pending(): number {
-    return this.queue.length;
+    return this.queue.reports.length;
   }
 
   record(report: HealthReport): void {
-    this.queue.push(report);
-    if (this.queue.length > this.maxQueued) this.queue.splice(0, this.queue.length - this.maxQueued);
-    if (this.queue.length >= this.batchSize) this.schedule(this.flush());
+    const reports = this.queue.reports;
+    reports.push(report);
+    if (reports.length > this.maxQueued) reports.splice(0, reports.length - this.maxQueued);
+    if (reports.length >= this.batchSize) this.schedule(this.flush());
     else this.arm(isSuccess(report) ? this.successDelayMs : this.delayMs);
   }
 
-  /** Sends everything queued; on failure keeps it for the next flush. Never throws. */
+  /** Sends everything queued in the isolate; on failure keeps it for the next flush. Never throws. */
   flush(): Promise<void> {
-    this.disarm();
-    // One batch at a time, in order; a flush already waiting to start will take whatever is queued by then.
-    if (this.flushWaiting) return this.sending;
-    this.flushWaiting = true;
-    this.sending = this.sending.then(() => {
-      this.flushWaiting = false;
+    // A flush already asked for takes whatever is queued when it starts (after the caller's synchronous records).
+    if (this.queue.flushWaiting) return Promise.resolve();
+    this.queue.flushWaiting = true;
+    return Promise.resolve().then(() => {
+      this.queue.flushWaiting = false;
       return this.send();
     });
-    return this.sending;
   }
 
   private async send(): Promise<void> {
-    if (this.queue.length === 0) return;
-    const batch = this.queue;
-    this.queue = [];
+    const queue = this.queue;
+    if (queue.reports.length === 0) return;
+    const batch = queue.reports;
+    queue.reports = [];
     try {
       const namespace = this.env.PROVIDER_HEALTH;
-      await namespace.get(namespace.idFromName(this.registryName)).report(batch);
+      await namespace.get(namespace.idFromName(this.options.registryName ?? REGISTRY_NAME)).report(batch);
     } catch (error) {
       // Kept for next time, ahead of what arrived meanwhile; still bounded.
-      this.queue = [...batch, ...this.queue];
-      if (this.queue.length > this.maxQueued) this.queue.splice(0, this.queue.length - this.maxQueued);
-      this.log.warn("provider_health.report_failed", {
-        queued: this.queue.length,
-        reason: reasonOf(error),
-      });
+      queue.reports = [...batch, ...queue.reports];
+      if (queue.reports.length > this.maxQueued) queue.reports.splice(0, queue.reports.length - this.maxQueued);
+      this.log.warn("provider_health.report_failed", { queued: queue.reports.length, reason: reasonOf(error) });
       this.arm(this.delayMs);
     }
   }
 
+  /**
+   * A timer in this object for the queue, unless one armed (by any object) fires as soon. One missed (its object was
+   * evicted) makes what it was to send overdue: it goes now.
+   */
   private arm(delayMs: number): void {
-    if (this.queue.length === 0) return;
-    const dueAt = Date.now() + delayMs;
-    if (this.timer !== null) {
-      if (this.timerDueAt <= dueAt) return;
-      clearTimeout(this.timer);
+    const queue = this.queue;
+    if (queue.reports.length === 0) return;
+    const now = Date.now();
+    const armed = queue.timerDueAt;
+    if (armed !== null && now - armed >= MISSED_AFTER_MS) {
+      queue.timerDueAt = null;
+      this.schedule(this.flush());
+      return;
     }
-    this.timerDueAt = dueAt;
-    this.timer = setTimeout(() => {
-      this.timer = null;
+    const dueAt = now + delayMs;
+    if (armed !== null && armed <= dueAt) return;
+    queue.timerDueAt = dueAt;
+    setTimeout(() => {
+      const current = queue.timerDueAt;
+      // Superseded, then re-armed for a later deadline after the earlier one fired: the newer timer owns the queue.
+      if (current !== null && current !== dueAt && current > Date.now()) return;
+      if (current === dueAt) queue.timerDueAt = null;
       this.schedule(this.flush());
     }, delayMs);
-  }
-
-  private disarm(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
   }
 }
 

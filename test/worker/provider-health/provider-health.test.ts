@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { probeCorrelationId } from "../../../durable-objects/provider-health/registry.ts";
 import { HealthReporter } from "../../../durable-objects/provider-health/reporter.ts";
 import { chooseProvider } from "../../../workers/shared/provider-choice.ts";
@@ -228,6 +228,60 @@ describe("HealthReporter", () => {
     await reporter.flush();
     expect(reporter.pending).toBe(0);
     expect(await healthOf(stub, "deepgram")).toMatchObject({ state: "offline", consecutiveFailures: 500, samples: 200 });
+  });
+});
+
+describe("HealthReporter, one queue per isolate", () => {
+  /** The env with the registry's `report` counted: how many RPCs, and how many outcomes each carried. */
+  function countingEnv() {
+    const batches: number[] = [];
+    const namespace = env.PROVIDER_HEALTH;
+    const counted = {
+      PROVIDER_HEALTH: {
+        idFromName: (n: string) => namespace.idFromName(n),
+        get: (id: DurableObjectId) => ({
+          report: (batch: HealthReport[]) => {
+            batches.push(batch.length);
+            return namespace.get(id).report(batch);
+          },
+        }),
+      },
+    } as unknown as Env;
+    return { batches, counted };
+  }
+
+  it("sends the outcomes of many calls' objects in one batch, not one send per call", async () => {
+    const { name, stub } = freshRegistry();
+    const { batches, counted } = countingEnv();
+    const tasks: Promise<unknown>[] = [];
+    // Four calls' objects, as in one isolate, each with its own reporter.
+    const reporters = Array.from({ length: 4 }, () => new HealthReporter(counted, (task) => tasks.push(task), { registryName: name }));
+    for (const reporter of reporters) for (const report of outcomes("openai", "response", 5, 300)) reporter.record(report);
+    await Promise.all(tasks);
+    expect(batches).toEqual([20]);
+    expect(reporters.map((reporter) => reporter.pending)).toEqual([0, 0, 0, 0]);
+    expect((await healthOf(stub, "openai")).samples).toBe(20);
+  });
+
+  it("sends at once what a timer lost with its object was to send, when the next outcome comes", async () => {
+    const { name, stub } = freshRegistry();
+    const tasks: Promise<unknown>[] = [];
+    const options = { registryName: name, delayMs: 50, successDelayMs: 50 };
+    // The first object's timer never fires, as when that object is evicted before it is due.
+    vi.useFakeTimers({ toFake: ["setTimeout"] });
+    try {
+      new HealthReporter(env, (task) => tasks.push(task), options).record({ provider: "gemini", kind: "error", at: Date.now() });
+    } finally {
+      vi.useRealTimers();
+    }
+    await sleep(1_100);
+    expect((await healthOf(stub, "gemini")).samples).toBe(0);
+    // Another object's outcome finds the queue overdue: both go now, not after a delay of their own.
+    const second = new HealthReporter(env, (task) => tasks.push(task), { ...options, delayMs: 60_000, successDelayMs: 60_000 });
+    second.record({ provider: "gemini", kind: "connect_success", at: Date.now() });
+    await Promise.all(tasks);
+    expect(second.pending).toBe(0);
+    expect((await healthOf(stub, "gemini")).samples).toBe(2);
   });
 });
 
