@@ -995,8 +995,11 @@ export class CallSession extends DurableObject<Env> {
     return values;
   }
 
-  /** Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored). */
-  private async onMediaFrame(frame: MediaFrame): Promise<void> {
+  /**
+   * Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored), and to
+   * D1 a moment later: a start with the webhook's changes, a stop with the status callback's that follows it.
+   */
+  private onMediaFrame(frame: MediaFrame): void {
     const record = this.ledger.record;
     if (!record) return;
     const base = { from: record.status, to: null, outcome: "applied" as const };
@@ -1018,6 +1021,6 @@ export class CallSession extends DurableObject<Env> {
     } else {
       return;
     }
-    await this.ledger.flush();
+    this.ledger.flushSoon();
   }
 }

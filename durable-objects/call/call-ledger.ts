@@ -10,6 +10,13 @@ import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult, DrainRetry } fr
 import { decideTransition, isTerminal, type TransitionSource } from "./state-machine.ts";
 
 const OUTBOX_BATCH = 50;
+/**
+ * How long the media stream's lifecycle frames (start, stop, DTMF) wait for D1 (`flushSoon`): a stop is followed in
+ * a moment by the carrier's status callback, whose flush takes it, so a call's end is one D1 batch, not two; a start
+ * goes a little after the burst of its call's setup. D1 lags the object's storage (the durable record) by at most
+ * this much meanwhile.
+ */
+const SETTLE_MS = 2_000;
 
 export type NewCall = Omit<
   CallRecord,
@@ -61,6 +68,7 @@ export class CallLedger {
   private readonly store: CallStore;
   private flushChain: Promise<void> = Promise.resolve();
   private queuedFlush: Promise<void> | null = null;
+  private settleTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly retry = new DrainRetry();
   private readonly backlog = new BacklogWatch(() => this.log());
 
@@ -183,12 +191,28 @@ export class CallLedger {
    * later and takes every event recorded by then, so a burst of events (webhook, media start) is one D1 batch.
    */
   flush(): Promise<void> {
+    // It takes what a settling drain would have.
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
     this.queuedFlush ??= this.flushChain.then(() => {
       this.queuedFlush = null;
       return this.flushOnce();
     });
     this.flushChain = this.queuedFlush;
     return this.queuedFlush;
+  }
+
+  /**
+   * Drains the outbox to D1 SETTLE_MS from now, taking whatever was noted by then; asked again meanwhile, the same
+   * drain, and a `flush` meanwhile takes it sooner. Only for changes nothing looks up in D1 at once: the call's row
+   * is there already, from its webhook's flush.
+   */
+  flushSoon(): void {
+    if (this.settleTimer !== null) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      void this.flush();
+    }, SETTLE_MS);
   }
 
   /** What waits for D1 (the session's `pendingSync`). */

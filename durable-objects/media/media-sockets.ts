@@ -43,7 +43,7 @@ interface Attachment {
 }
 
 interface Hooks {
-  onFrame(frame: MediaFrame): Promise<void>;
+  onFrame(frame: MediaFrame): void;
   /** A mark the carrier echoed (one per agent chunk played), on the per-frame path: must not await. */
   onMark(name: string): void;
   /** Caller audio, in order, on the per-frame path: must not await. */
@@ -162,7 +162,7 @@ export class MediaSockets {
         return;
       }
       if (frame.type === "carrier_error") this.hooks.log().warn("media.carrier_error", { code: frame.code, detail: frame.detail });
-      this.hooks.onFrame(frame).catch((error: unknown) => this.failed(error));
+      this.hooks.onFrame(frame);
     } catch (error) {
       this.failed(error);
     }
