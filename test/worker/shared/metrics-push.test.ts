@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { METRICS_SHARDS, pushMetrics, queueGauges, scrapeFleet } from "../../../workers/shared/observability/metrics.ts";
+import { METRICS_SHARDS, metrics, pushMetrics, queueGauges, scrapeFleet } from "../../../workers/shared/observability/metrics.ts";
 import { seriesKey } from "../../../workers/shared/observability/recorder.ts";
 
 /**
  * How gauge reports reach the aggregator shards (workers/shared/observability/metrics.ts): queued per isolate and
- * sent with its next push, each to its source's shard; a shard keeps each source's newest report only.
+ * sent with its next push, each to its source's shard; a shard keeps each source's newest report only; the isolate's
+ * deltas ride with a report's RPC.
  */
 const KEY = seriesKey("outbox_pending", { kind: "switches" });
 const TTL_MS = 60_000;
@@ -45,5 +46,42 @@ describe("gauge reports", () => {
     await push([[KEY, 3]], now + 20);
     expect(await fleetValue()).toBe(before + 3 * METRICS_SHARDS);
     await push([], now + 30);
+  });
+
+  it("the isolate's deltas ride with a session's report: the end of a call is one RPC, whichever shards they map to", async () => {
+    // The shards each push reaches, by name, through the real namespace.
+    const reached: string[][] = [];
+    const namespace = env.METRICS;
+    const counted = {
+      METRICS: {
+        idFromName: (name: string) => Object.assign(namespace.idFromName(name), { shardName: name }),
+        get: (id: DurableObjectId & { shardName: string }) => ({
+          push: (...args: Parameters<ReturnType<typeof namespace.get>["push"]>) => {
+            reached.at(-1)!.push(id.shardName);
+            return namespace.get(id).push(...args);
+          },
+        }),
+      },
+    } as unknown as Env;
+    const pushReaching = async (gauges: Parameters<typeof pushMetrics>[1], deltas: "all" | "when-due") => {
+      reached.push([]);
+      await pushMetrics(counted, gauges, deltas);
+      return reached.at(-1)!;
+    };
+    // Where the isolate's deltas go alone, then a session whose reports go to another shard.
+    metrics.count("calls_total", { carrier: "twilio", direction: "inbound", outcome: "completed" });
+    const [isolateShard] = await pushReaching(null, "all");
+    let name = source("end");
+    for (let tries = 0; tries < 50; tries++) {
+      name = source("end");
+      const [sessionShard] = await pushReaching({ source: name, values: [], ttlMs: TTL_MS }, "when-due");
+      if (sessionShard !== isolateShard) break;
+    }
+    const counter = 'calls_total{carrier="twilio",direction="inbound",outcome="failed"}';
+    const before = (await scrapeFleet(env)).counters[counter] ?? 0;
+    metrics.count("calls_total", { carrier: "twilio", direction: "inbound", outcome: "failed" });
+    // The end's push: its withdrawal and the deltas, one RPC to the session's shard.
+    expect(await pushReaching({ source: name, values: [], ttlMs: TTL_MS }, "all")).toHaveLength(1);
+    expect((await scrapeFleet(env)).counters[counter]).toBe(before + 1);
   });
 });

@@ -50,7 +50,7 @@ export function queueGauges(report: GaugeReport): void {
 
 /**
  * Sends the isolate's deltas and a source's gauges (`gauges`) or, without one, every queued gauge report, one RPC per
- * shard: the deltas to the isolate's shard, each report to its source's (so a source's reports replace each other). A
+ * shard: each report to its source's (so a source's reports replace each other), the deltas with one of them. A
  * failed push puts nothing back: the deltas are lost (counted as lost in the log), never sent twice, so counters stay
  * exact or low, never high; a lost gauge report is replaced by the source's next, or expires. `deltas: "when-due"`
  * carries the deltas only when their cadence says so: the shard writes deltas to its storage, gauges only to memory.
@@ -65,13 +65,15 @@ export async function pushMetrics(env: Env, gauges: GaugeReport | null = null, d
     byShard.set(index, entry);
     return entry;
   };
-  if (batch) shardFor(shardIndex(isolateId())).batch = batch;
   // A report given here goes alone (the queue waits for the cadence: an end of call is not a fan-out to every shard),
   // replacing its source's queued one; otherwise every queued report goes.
   if (gauges) queuedGauges.delete(gauges.source);
   const reports = gauges ? [{ ...gauges, at: gauges.at ?? now }] : [...queuedGauges.values()];
   if (!gauges) queuedGauges.clear();
   for (const report of reports) shardFor(shardIndex(report.source)).gauges.push(report);
+  // Deltas add up on whichever shard takes them (the scrape sums every shard's): they ride with a report's RPC
+  // when there is one, so a call's end is one RPC, not two; otherwise they go to the isolate's shard.
+  if (batch) (byShard.values().next().value ?? shardFor(shardIndex(isolateId()))).batch = batch;
   await Promise.all(
     [...byShard].map(async ([index, push]) => {
       try {
