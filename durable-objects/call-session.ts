@@ -899,15 +899,17 @@ export class CallSession extends DurableObject<Env> {
     const outcome = record.status === "completed" ? "completed" : turnedAway(record) ? "refused" : "failed";
     metrics.count("calls_total", { carrier: record.carrier, direction: record.direction, outcome });
     metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
-    // The call's last counts go now, read from its voice session before that goes.
-    const metricsPushed = this.sessionMetrics.ended();
+    // The call's last counts are read from its voice session before that goes.
+    this.sessionMetrics.ending();
     this.media.closeAll(1000, "call ended");
     this.supervision.sessionEnded();
     this.voice?.close();
     this.voice = null;
-    // Its provider outcomes go with the isolate's next health batch (reporter.ts), not in a send of their own.
+    // Its gauges go once the end's drains to D1 have settled, so outboxes they empty are not reported pending (and
+    // again, emptied, by the alarm); its provider outcomes go with the isolate's next health batch (reporter.ts).
+    const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
     this.ctx.waitUntil(
-      Promise.all([this.conversation.flush(), this.releaseSlot(), metricsPushed, this.analysis.schedule(), this.recording.finish()]),
+      Promise.all([drained.then(() => this.sessionMetrics.ended()), this.releaseSlot(), this.analysis.schedule(), this.recording.finish()]),
     );
   }
 

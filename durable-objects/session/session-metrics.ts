@@ -64,14 +64,19 @@ export class SessionMetrics {
     if (metricsDue(now)) this.parts.waitUntil(pushMetrics(this.parts.env));
   }
 
-  /**
-   * The session ended (or its alarm ran after the end): the last counts go, and its gauges as they stand now — none,
-   * which withdraws them, unless its outboxes still wait for D1. Sent at once (the report alone, with the isolate's
-   * deltas); an alarm after the end whose gauges have not changed since leaves its counts to the isolate's cadence.
-   */
-  ended(): Promise<void> {
+  /** The session is ending: no more pushes from its activity, and its frames counted while its voice session holds them. */
+  ending(): void {
     this.isLive = false;
     this.countFrames();
+  }
+
+  /**
+   * The session ended (or its alarm ran after the end): the last counts go, and its gauges as they stand now — none,
+   * which withdraws them, unless its outboxes still wait for D1. Sent at once (the report, with the isolate's deltas);
+   * an alarm after the end whose gauges have not changed since leaves its counts to the isolate's cadence.
+   */
+  ended(): Promise<void> {
+    this.ending();
     const report = this.report();
     const values = report ? JSON.stringify(report.values) : null;
     if (values !== null && values === this.endedWith) return metricsDue() ? pushMetrics(this.parts.env) : Promise.resolve();
