@@ -72,10 +72,14 @@ describe("KV unavailable for the whole run", () => {
     try {
       for (let i = 0; i < presses; i++) caller.dtmf(String(i % 10));
       await caller.silence(200);
+      // Kept, and a sync of them tried and failed (the presses go to D1 together a moment later): its retry is due.
       await eventually(async () => {
-        const sync = await runInDurableObject(stubOf(call.sessionId), (instance: CallSession) => instance.pendingSync());
-        return sync.events >= presses;
-      });
+        const { sync, retry } = await runInDurableObject(stubOf(call.sessionId), async (instance: CallSession, state) => ({
+          sync: await instance.pendingSync(),
+          retry: await state.storage.getAlarm(),
+        }));
+        return sync.events >= presses && retry !== null;
+      }, 250);
     } finally {
       await d1Back();
     }
