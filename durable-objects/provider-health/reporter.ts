@@ -30,7 +30,7 @@ const queues = new Map<string, IsolateQueue>();
 
 /**
  * A timer this far past its time never fired: the object that armed it was evicted, and its timers with it. The
- * next outcome arms another.
+ * next outcome recorded sends what it was to send, at once.
  */
 const MISSED_AFTER_MS = 1_000;
 
@@ -56,7 +56,7 @@ export function forgetQueuedHealthReports(): void {
  * `record` never waits and never throws. A batch is sent when 20 outcomes are queued, 2 s after the first unflushed
  * failure or error (bad news reaches the fleet fast: other calls fail over on it), and 10 s after the first unflushed
  * success. The timer is armed by the object that recorded, one per isolate: if that object is evicted first, its
- * timer goes with it and the next outcome recorded arms a new one, so outcomes of an isolate that then falls quiet
+ * timer goes with it and the next outcome recorded sends the overdue batch at once, so outcomes of an isolate that then falls quiet
  * can wait for the next call, or be lost with the isolate — health samples, not a call's record. When the registry
  * cannot be reached the batch is kept (bounded, oldest dropped beyond 500) and retried; `flush` never throws.
  * Reporters of one registry share its queue and should share their options (every call object does).
