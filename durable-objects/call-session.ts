@@ -999,7 +999,7 @@ export class CallSession extends DurableObject<Env> {
 
   /**
    * Lifecycle frames from the carrier's media socket go into the call's history (audio itself is not stored), and to
-   * D1 a moment later: a start with the webhook's changes, a stop with the status callback's that follows it.
+   * D1 within 2 s: a start after the burst of its call's setup, a stop with the status callback's flush that follows.
    */
   private onMediaFrame(frame: MediaFrame): void {
     const record = this.ledger.record;
