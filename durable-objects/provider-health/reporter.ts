@@ -56,12 +56,14 @@ export function forgetQueuedHealthReports(): void {
  * `record` never waits and never throws. A batch is sent when 20 outcomes are queued, 2 s after the first unflushed
  * failure or error (bad news reaches the fleet fast: other calls fail over on it), and 10 s after the first unflushed
  * success. The timer is armed by the object that recorded, one per isolate: if that object is evicted first, its
- * timer goes with it and the next outcome recorded sends the overdue batch at once, so outcomes of an isolate that then falls quiet
- * can wait for the next call, or be lost with the isolate — health samples, not a call's record. When the registry
- * cannot be reached the batch is kept (bounded, oldest dropped beyond 500) and retried; `flush` never throws.
+ * timer goes with it and the next outcome recorded sends the overdue batch at once, so outcomes of an isolate that
+ * then falls quiet can wait for the next call, or be lost with the isolate — health samples, not a call's record.
+ * When the registry cannot be reached the batch is kept (bounded, oldest dropped beyond 500) and retried; `flush`
+ * never throws.
  * Reporters of one registry share its queue and should share their options (every call object does).
  */
 export class HealthReporter {
+  private readonly registryName: string;
   private readonly queue: IsolateQueue;
   private readonly batchSize: number;
   private readonly delayMs: number;
@@ -72,12 +74,11 @@ export class HealthReporter {
   constructor(
     private readonly env: Env,
     private readonly schedule: (task: Promise<unknown>) => void,
-    private readonly options: HealthReporterOptions = {},
+    options: HealthReporterOptions = {},
   ) {
-    const name = options.registryName ?? REGISTRY_NAME;
-    const queue = queues.get(name) ?? { reports: [], timerDueAt: null, flushWaiting: false };
-    queues.set(name, queue);
-    this.queue = queue;
+    this.registryName = options.registryName ?? REGISTRY_NAME;
+    this.queue = queues.get(this.registryName) ?? { reports: [], timerDueAt: null, flushWaiting: false };
+    queues.set(this.registryName, this.queue);
     this.batchSize = options.batchSize ?? 20;
     this.delayMs = options.delayMs ?? 2_000;
     this.successDelayMs = options.successDelayMs ?? 10_000;
@@ -115,7 +116,7 @@ export class HealthReporter {
     queue.reports = [];
     try {
       const namespace = this.env.PROVIDER_HEALTH;
-      await namespace.get(namespace.idFromName(this.options.registryName ?? REGISTRY_NAME)).report(batch);
+      await namespace.get(namespace.idFromName(this.registryName)).report(batch);
     } catch (error) {
       // Kept for next time, ahead of what arrived meanwhile; still bounded.
       queue.reports = [...batch, ...queue.reports];

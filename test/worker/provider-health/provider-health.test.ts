@@ -29,6 +29,17 @@ async function healthOf(stub: Registry, provider: ProviderName): Promise<Provide
 const outcomes = (provider: ProviderName, kind: HealthReport["kind"], count: number, latencyMs?: number): HealthReport[] =>
   Array.from({ length: count }, () => ({ provider, kind, latencyMs, at: Date.now() }));
 
+/** An env whose registry RPCs go through `report`, which may pass a batch on to the real registry (`send`) or not. */
+function envReporting(report: (batch: HealthReport[], send: (batch: HealthReport[]) => Promise<unknown>) => Promise<unknown>): Env {
+  const namespace = env.PROVIDER_HEALTH;
+  return {
+    PROVIDER_HEALTH: {
+      idFromName: (name: string) => namespace.idFromName(name),
+      get: (id: DurableObjectId) => ({ report: (batch: HealthReport[]) => report(batch, (sent) => namespace.get(id).report(sent)) }),
+    },
+  } as unknown as Env;
+}
+
 /** Makes every offline provider's probe due now, then runs the alarm. */
 async function probeNow(stub: Registry): Promise<boolean> {
   await runInDurableObject(stub, (_instance, state) => {
@@ -210,15 +221,7 @@ describe("HealthReporter", () => {
   it("keeps the batch when the registry cannot be reached, bounded to 500, and never throws", async () => {
     const { name, stub } = freshRegistry();
     let broken = true;
-    const namespace = env.PROVIDER_HEALTH;
-    const flaky = {
-      PROVIDER_HEALTH: {
-        idFromName: (n: string) => namespace.idFromName(n),
-        get: (id: DurableObjectId) => ({
-          report: (batch: HealthReport[]) => (broken ? Promise.reject(new Error("registry unavailable")) : namespace.get(id).report(batch)),
-        }),
-      },
-    } as unknown as Env;
+    const flaky = envReporting((batch, send) => (broken ? Promise.reject(new Error("registry unavailable")) : send(batch)));
     const reporter = new HealthReporter(flaky, () => {}, { registryName: name, batchSize: 1_000 });
     for (const report of outcomes("deepgram", "connect_failure", 510)) reporter.record(report);
     expect(reporter.pending).toBe(500);
@@ -235,18 +238,10 @@ describe("HealthReporter, one queue per isolate", () => {
   /** The env with the registry's `report` counted: how many RPCs, and how many outcomes each carried. */
   function countingEnv() {
     const batches: number[] = [];
-    const namespace = env.PROVIDER_HEALTH;
-    const counted = {
-      PROVIDER_HEALTH: {
-        idFromName: (n: string) => namespace.idFromName(n),
-        get: (id: DurableObjectId) => ({
-          report: (batch: HealthReport[]) => {
-            batches.push(batch.length);
-            return namespace.get(id).report(batch);
-          },
-        }),
-      },
-    } as unknown as Env;
+    const counted = envReporting((batch, send) => {
+      batches.push(batch.length);
+      return send(batch);
+    });
     return { batches, counted };
   }
 
