@@ -37,11 +37,13 @@ import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
 import {
   type AllocationSampler,
   allocationSummary,
+  heapSummary,
   type Profiler,
   profileSummary,
   startAllocationSampler,
   startProfiler,
 } from "./cpu-profile.ts";
+import { type GcPause, gcRow, readGcPauses, traceGcTo } from "./gc/gc-trace.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import {
   type CallState,
@@ -69,9 +71,16 @@ const TARGETS = option("targets", "relay,platform").split(",") as Target[];
 if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
 /** `--profile`: a CPU profile of each target's isolate over its run, its top functions printed (slows the runs: not for figures). */
-const PROFILE = process.argv.includes("--profile") || process.argv.includes("--allocations");
+const PROFILE = ["--profile", "--allocations", "--promoted", "--heap"].some((flag) => process.argv.includes(flag));
+/** `--promoted`: as `--allocations`, but only what outlived a minor GC — what fills the old generation, whose collections pause the thread. */
+const PROMOTED = process.argv.includes("--promoted");
 /** `--allocations`: instead of CPU, V8's sampled allocations by function over each run (what feeds the GC). */
-const ALLOCATIONS = process.argv.includes("--allocations");
+const ALLOCATIONS = process.argv.includes("--allocations") || PROMOTED;
+/** `--heap`: instead of CPU, a heap snapshot of the isolate 3 s after all calls stream (what a major GC marks), by constructor. */
+const HEAP = process.argv.includes("--heap");
+/** `--gc`: V8's collections in each target's isolate (V8's own trace), and which late frames they held (gc/gc-trace.ts). */
+const GC = process.argv.includes("--gc");
+const gcLogOf = (target: Target, count: number) => join(tmpdir(), `switchboard-gc-${target}-${count}.log`);
 /** `--timeline DIR`: each run's caller → provider samples as CSV (epoch ms sent, ms late, call), to lay a bad run against a good one. */
 const TIMELINE_DIR = option("timeline", "");
 const RECORDING = option("recording", "off");
@@ -172,6 +181,9 @@ interface RunResult {
   loopLagP99Ms: number;
   wallMs: number;
   load: string;
+  /** `--gc`: the isolate's collections over the run, and every caller frame as (epoch ms sent, ms late). */
+  gcPauses: GcPause[];
+  callerFrames: Array<[number, number]>;
 }
 
 /** Multiset difference of two sequences, and how many received items came after a later-sent one. */
@@ -221,9 +233,13 @@ async function runCalls(
   const benchCpuBefore = process.cpuUsage();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
-  const profiler: Profiler | null = inspectorUrl && !ALLOCATIONS ? await startProfiler(inspectorUrl) : null;
-  const allocations: AllocationSampler | null = inspectorUrl && ALLOCATIONS ? await startAllocationSampler(inspectorUrl) : null;
+  const profiler: Profiler | null = inspectorUrl && !ALLOCATIONS && !HEAP ? await startProfiler(inspectorUrl) : null;
+  let heap: Promise<string[][]> | null = null;
+  const heapPath = join(tmpdir(), `switchboard-${target}-${count}.heapsnapshot`);
+  const allocations: AllocationSampler | null =
+    inspectorUrl && ALLOCATIONS ? await startAllocationSampler(inspectorUrl, { youngToo: !PROMOTED }) : null;
   const started = performance.now();
+  const startedAt = preciseNow();
   const staggerMs = STAGGER_MS(count);
   const deadline = started + staggerMs + WEBHOOK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS + frameCount * FRAME_MS + 30_000;
   let streaming = 0;
@@ -253,6 +269,7 @@ async function runCalls(
       }
     }
     if (streaming === count && allStreamingAt === Infinity) allStreamingAt = preciseNow();
+    if (HEAP && inspectorUrl && !heap && preciseNow() > allStreamingAt + 3000) heap = heapSummary(inspectorUrl, count, heapPath);
     if (streaming === count && Math.floor(now / 1000) !== Math.floor((now - TICK_MS) / 1000)) rssLive = Math.max(rssLive, rss());
     if (calls.every((call) => call.phase === "done")) break;
     if (now > deadline) {
@@ -269,6 +286,7 @@ async function runCalls(
   await Promise.all(launches);
   await Promise.all(finishing);
   const wallMs = performance.now() - started;
+  const gcPauses = GC ? readGcPauses(gcLogOf(target, count), startedAt, preciseNow()) : [];
   lag.disable();
   const benchCpu = process.cpuUsage(benchCpuBefore);
   const workerdCpuMs = cpu() - cpuBefore;
@@ -282,10 +300,19 @@ async function runCalls(
       ),
     );
   }
+  if (heap) {
+    console.log(
+      table(
+        `Live heap of the ${target}'s isolate while ${count} calls stream (after a full GC): self size by kind and constructor (whole snapshot in ${heapPath})`,
+        ["kind / constructor", "KiB", "KiB a call", "objects a call"],
+        await heap,
+      ),
+    );
+  }
   if (allocations) {
     console.log(
       table(
-        `Allocations in the ${target}'s isolate, ${count} calls: sampled bytes by allocating function`,
+        `${PROMOTED ? "Allocations that outlived a minor GC" : "Allocations"} in the ${target}'s isolate, ${count} calls: sampled bytes by allocating function`,
         ["function", "MiB", "share"],
         allocationSummary((await allocations.stop()).head),
       ),
@@ -323,6 +350,8 @@ async function runCalls(
     loopLagP99Ms: lag.percentile(99) / 1e6,
     wallMs,
     load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+    gcPauses,
+    callerFrames: [],
   };
   const timeline: string[] = [];
   for (const call of calls) {
@@ -352,6 +381,7 @@ async function runCalls(
       result.callerToProvider.push(arrivals[position]! - sentAt);
       const phase = sentAt < allStreamingAt ? "setup" : sentAt < firstEndingAt ? "steady" : "ending";
       result.callerToProviderByPhase[phase].push(arrivals[position]! - sentAt);
+      if (GC) result.callerFrames.push([sentAt, arrivals[position]! - sentAt]);
       if (TIMELINE_DIR) timeline.push(`${sentAt.toFixed(1)},${(arrivals[position]! - sentAt).toFixed(2)},${calls.indexOf(call)}`);
     });
 
@@ -458,6 +488,10 @@ try {
       console.log(
         `  ${target} × ${count}: ${framesFor(count)} frames a call, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}…`,
       );
+      if (GC) {
+        rmSync(gcLogOf(target, count), { force: true });
+        traceGcTo(gcLogOf(target, count));
+      }
       if (target === "relay") {
         const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
         const relay = await startRelay(settings, persistTo);
@@ -590,6 +624,17 @@ console.log(
     }),
   ),
 );
+if (GC) {
+  console.log(
+    table(
+      "V8 garbage collection in each target's isolate (--gc): count / total ms / longest ms; the frames later than the run's caller → provider p99 that a pause of 5 ms or more held",
+      ["run", "scavenges", "mark-compacts", "marking ms (mean)", "live MB after", "late frames held by a GC pause"],
+      results.map((result) =>
+        gcRow(label(result), result.gcPauses, result.callerFrames, summarize(result.callerToProvider)?.p99 ?? Number.POSITIVE_INFINITY),
+      ),
+    ),
+  );
+}
 for (const result of results) {
   if (result.failures.length === 0) continue;
   const counts = new Map<string, number>();
