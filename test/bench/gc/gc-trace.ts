@@ -41,7 +41,12 @@ export function readGcPauses(logPath: string, from: number, to: number): GcPause
     if (!match) continue;
     const endAt = Number(match[1]);
     if (endAt < from || endAt > to) continue;
-    const trace = JSON.parse(match[3]!) as { pause: number; gc: string; mark?: number; end_object_size: number };
+    let trace: { pause: number; gc: string; mark?: number; end_object_size: number };
+    try {
+      trace = JSON.parse(match[3]!);
+    } catch {
+      continue; // a line cut short as workerd stopped
+    }
     const kind = trace.gc === "s" ? "scavenge" : trace.gc === "mc" ? "mark-compact" : "other";
     const pauses = byIsolate.get(match[2]!) ?? [];
     pauses.push({ endAt, pauseMs: trace.pause, kind, markMs: trace.mark ?? 0, liveMb: trace.end_object_size / 1024 / 1024 });
