@@ -2,8 +2,8 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { newContext, submitSignIn } from "./console.ts";
 
 /**
- * One sign-in per test file: the platform allows ten sign-ins a minute from an address, and every browser test signs
- * in from 127.0.0.1. A first tab signs in through the form and stays open; each test opens its own tab in the same
+ * One sign-in per test file (the platform allows ten sign-ins a minute from an address, and a context keeps one
+ * address: newContext). A first tab signs in through the form and stays open; each test opens its own tab in the same
  * context, which is signed in by the open one over BroadcastChannel (as a person's second tab is). Waits with
  * Playwright's own `waitFor`, so it also works in a `beforeAll` (vitest's `expect.poll` only runs inside a test).
  */
