@@ -1,12 +1,21 @@
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import AxeBuilder from "@axe-core/playwright";
 import { type Browser, type BrowserContext, chromium, type LaunchOptions, type Page } from "playwright-core";
 import { expect, inject } from "vitest";
 import { type ApiClient, signIn } from "../../node/support/local-platform.ts";
 
-/** What a browser test needs: the platform's address and admin (global-setup.ts), a Chromium, helpers for pages. */
-export const world = () => inject("console");
+/**
+ * What a browser test needs: the platform's address, and the admin the running test file signs in as (each file has
+ * its own: global-setup.ts); a Chromium; helpers for pages.
+ */
+export function world(): { url: string; tenantId: string; email: string; password: string } {
+  const { url, tenantId, users } = inject("console");
+  const file = basename(expect.getState().testPath ?? "");
+  const user = users[file];
+  if (!user) throw new Error(`no console user for ${file || "this file"} (global-setup.ts makes one per test file)`);
+  return { url, tenantId, ...user };
+}
 export const chromiumPath = () => inject("chromium");
 
 const SCREENSHOTS = join(import.meta.dirname, "../../../docs/screenshots");
@@ -120,7 +129,7 @@ export async function submitSignIn(page: Page, email = world().email, password =
   }
 }
 
-/** The API as the seeded admin, for setting up what a test needs without clicking through it. */
+/** The API as the test file's admin, for setting up what a test needs without clicking through it. */
 export function adminApi(): Promise<ApiClient> {
   return signIn(world().url, world().email, world().password);
 }

@@ -1,3 +1,5 @@
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { signIn, startLocalPlatform } from "../../node/support/local-platform.ts";
 import startSimulators from "../../support/global-setup.ts";
@@ -32,12 +34,16 @@ export default async function setup(project: TestProject) {
     const created = await admin.request("POST", "/api/v1/phone-numbers", { e164, carrier });
     if (created.status !== 201) throw new Error(`phone number ${e164}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
   }
-  project.provide("console", {
-    url: platform.url,
-    email: platform.admin.email,
-    password: platform.admin.password,
-    tenantId: platform.admin.tenantId,
-  });
+  // An admin of its own for each test file, as separate people are: the platform's API budget is per user (300
+  // requests a minute), and the files' pages, polling as they wait, spent one shared budget whenever CI ran slowly.
+  const users: Record<string, { email: string; password: string }> = {};
+  for (const file of readdirSync(join(import.meta.dirname, "..")).filter((name) => name.endsWith(".test.ts"))) {
+    const user = { email: `console-${file.replace(/\.test\.ts$/, "")}@e2e.switchboard.test`, password: "e2e-console-password-0123" };
+    const created = await admin.request("POST", "/api/v1/users", { ...user, role: "admin" });
+    if (created.status !== 201) throw new Error(`user for ${file}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+    users[file] = user;
+  }
+  project.provide("console", { url: platform.url, tenantId: platform.admin.tenantId, users });
   return async () => {
     await platform.stop();
     await stopSimulators();
@@ -50,6 +56,7 @@ export const CONSOLE_NUMBERS = { "+15550109001": "twilio", "+15550109002": "teln
 declare module "vitest" {
   export interface ProvidedContext {
     chromium: string | null;
-    console: { url: string; email: string; password: string; tenantId: string };
+    /** The platform, its tenant, and each test file's own admin (by file name). */
+    console: { url: string; tenantId: string; users: Record<string, { email: string; password: string }> };
   }
 }
