@@ -22,7 +22,7 @@
  * Prints tables; asserts nothing about time. Bounded: every call and run has a deadline; everything closes itself.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -421,7 +421,10 @@ async function runCalls(
       }
     }
   }
-  if (TIMELINE_DIR) writeFileSync(join(TIMELINE_DIR, `${target}-${count}.csv`), `${timeline.join("\n")}\n`);
+  if (TIMELINE_DIR) {
+    mkdirSync(TIMELINE_DIR, { recursive: true });
+    writeFileSync(join(TIMELINE_DIR, `${target}-${count}.csv`), `${timeline.join("\n")}\n`);
+  }
   return result;
 }
 
