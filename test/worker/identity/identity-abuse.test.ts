@@ -1,7 +1,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LiveEvent } from "../../../workers/shared/live-protocol.ts";
+import { earlyInLimiterWindow } from "../../support/limiter-window.ts";
 import { openTwilioCall, tenantWithNumbers, twilioStatus } from "../support/calls.ts";
 import { api, createTenant, createUser, errorOf, login, randomIp, userWithToken } from "../support/identity.ts";
 
@@ -23,6 +24,9 @@ const loginAttempt = (email: string, password: string, ip = randomIp()) =>
   api("/api/v1/auth/login", { method: "POST", body: { email, password }, ip });
 
 describe("lockout", () => {
+  // Each test spends a budget and expects the refusal that follows: not across a window's end (limiter-window.ts).
+  beforeEach(() => earlyInLimiterWindow(10_000));
+
   it("rate-limits failures per account across IPs, with Retry-After", async () => {
     const tenantId = await createTenant();
     const user = await createUser(tenantId, "agent");
