@@ -104,11 +104,14 @@ describe.skipIf(!chromiumPath())("signing in to the web console", () => {
       () => (JSON.parse(sessionStorage.getItem("switchboard.tokens") ?? "{}") as { accessToken: string }).accessToken,
     );
 
+    // The console signs its tabs out at once and tells the server after: the server's part is its answer.
+    const revoked = first.waitForResponse((response) => response.url().endsWith("/api/v1/auth/logout"));
     await first.getByRole("button", { name: "Log out" }).click();
     await expect.poll(() => second.getByRole("button", { name: "Sign in" }).isVisible()).toBe(true);
     await expect.poll(() => first.getByRole("button", { name: "Sign in" }).isVisible()).toBe(true);
     expect(await second.evaluate(() => sessionStorage.getItem("switchboard.tokens"))).toBeNull();
     // The server revoked the token too: the tab that only received it cannot use it any more.
+    expect((await revoked).status()).toBe(204);
     const after = await fetch(`${world().url}/api/v1/sessions?limit=1`, { headers: { Authorization: `Bearer ${token}` } });
     expect(after.status).toBe(401);
     await context.close();
@@ -122,8 +125,10 @@ describe.skipIf(!chromiumPath())("signing in to the web console", () => {
     const context = await newContext(browser);
     const page = await context.newPage();
     await signInThroughForm(page);
+    const revoked = page.waitForResponse((response) => response.url().endsWith("/api/v1/auth/revoke-all"));
     await page.getByRole("button", { name: "Sign out everywhere" }).click();
     await expect.poll(() => page.getByRole("button", { name: "Sign in" }).isVisible()).toBe(true);
+    expect((await revoked).status()).toBe(204);
     // The other device's refresh is refused when it comes due, and its console signs out by itself and says why.
     await other.clock.fastForward("14:05");
     await expect.poll(() => other.getByRole("button", { name: "Sign in" }).isVisible(), { timeout: 10_000 }).toBe(true);
