@@ -221,6 +221,7 @@ export class CallSession extends DurableObject<Env> {
       storage: this.kv,
       session: () => this.identity(),
       transcriptPending: () => this.transcript.pendingCount(),
+      held: () => ({ lines: this.transcript.conversation(), escalations: this.escalations.reasons() }),
       wakeBy: (at) => this.alarmSchedule.wakeBy(at),
       log: () => this.log(),
     });

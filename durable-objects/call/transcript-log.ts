@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { AnalysisLine } from "../../workers/shared/analysis/result.ts";
 import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
 import { transcriptLines, turnTimings } from "../../workers/shared/db/schema.ts";
 import { type TenantScope, tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
@@ -241,6 +242,11 @@ export class TranscriptLog {
     for (const line of this.unsaved.values()) bySeq.set(line.seq, { ...line });
     const kept = [...bySeq.values()].filter((line) => line.seq > this.lastSeq - MAX_LINES_KEPT);
     return kept.sort((a, b) => a.seq - b.seq).slice(-Math.floor(limit));
+  }
+
+  /** What the caller, the agent and a supervisor said, oldest first, of the lines kept (what an analysis reads). */
+  conversation(): AnalysisLine[] {
+    return this.recent(MAX_LINES_KEPT).flatMap(({ role, text, interrupted }) => (role === "system" ? [] : [{ role, text, interrupted }]));
   }
 
   /** Lines the object holds (the latest MAX_LINES_KEPT at most), written or not. */

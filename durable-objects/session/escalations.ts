@@ -124,6 +124,11 @@ export class Escalations {
     this.deps.sql.exec("INSERT OR REPLACE INTO escalations (rule, body, synced) VALUES (?, ?, 0)", entry.rule, JSON.stringify(entry));
   }
 
+  /** Why the session escalated, oldest first (what its analysis says of it). */
+  reasons(): Array<{ reason: string }> {
+    return this.entries().map((entry) => ({ reason: entry.reason }));
+  }
+
   /** Oldest first. */
   private entries(): StoredEscalation[] {
     if (!this.holdsEntries) return [];

@@ -1,11 +1,14 @@
-import { analyseSession } from "../../workers/shared/analysis/run.ts";
+import { analysisEngineOf } from "../../workers/shared/analysis/engines.ts";
+import { type AnalysisOutcome, analyseHeldLocally, analyseSession, type HeldConversation } from "../../workers/shared/analysis/run.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
+import { parseSettings } from "../../workers/shared/settings.ts";
 import type { SessionIdentity } from "./caller-channel.ts";
 
 /**
  * The session's post-call analysis, run by its own object once it has ended (the fastest trigger: its alarm fires at
  * once); the cron sweeps what an object never finished (workers/scheduled.ts). Its one stored fact is when the next
- * attempt is due; the attempts themselves are claimed in D1 (workers/shared/analysis/run.ts).
+ * attempt is due; the attempts themselves are claimed in D1 (workers/shared/analysis/run.ts). With the offline engine
+ * the first attempt reads the transcript the object holds rather than D1's, and is one D1 write.
  */
 
 const DUE_KEY = "analysis.due";
@@ -25,6 +28,8 @@ export interface PostCallAnalysisDeps {
   session: () => SessionIdentity | null;
   /** Transcript lines still waiting for D1. */
   transcriptPending: () => number;
+  /** The transcript and escalations the object holds (read only when the offline engine analyses). */
+  held: () => HeldConversation;
   wakeBy: (at: number) => Promise<void>;
   log: () => Logger;
 }
@@ -49,7 +54,8 @@ export class PostCallAnalysis {
     if (now < due) return this.deps.wakeBy(due);
     if (this.deps.transcriptPending() > 0) return this.later(now + TRANSCRIPT_WAIT_MS);
     try {
-      const outcome = await analyseSession(this.deps.env, session.tenantId, session.sessionId, now);
+      const outcome =
+        (await this.heldAttempt(session, now)) ?? (await analyseSession(this.deps.env, session.tenantId, session.sessionId, now));
       if (outcome.status === "pending") return this.later(outcome.nextAttemptAt);
       if (outcome.status === "unknown_session") return this.later(now + RETRY_MS);
       this.deps.storage.delete(DUE_KEY);
@@ -58,6 +64,13 @@ export class PostCallAnalysis {
       this.deps.log().warn("analysis.attempt_failed", { error });
       await this.later(now + RETRY_MS);
     }
+  }
+
+  /** The offline engine's attempt from what the object holds; null when it does not apply or D1 had a row already. */
+  private async heldAttempt(session: SessionIdentity, now: number): Promise<AnalysisOutcome | null> {
+    if (analysisEngineOf(parseSettings(this.deps.env).values) !== "local") return null;
+    const written = await analyseHeldLocally(this.deps.env, session.tenantId, session.sessionId, this.deps.held(), now);
+    return written ? { status: "ready" } : null;
   }
 
   private async later(at: number): Promise<void> {

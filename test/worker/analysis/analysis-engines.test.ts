@@ -3,9 +3,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { analyseEndedSessions } from "../../../workers/scheduled.ts";
 import { transcriptText } from "../../../workers/shared/analysis/engines.ts";
 import { type AnalysisLine, analysisResultSchema } from "../../../workers/shared/analysis/result.ts";
-import { ANALYSIS_MAX_ATTEMPTS, analyseSession } from "../../../workers/shared/analysis/run.ts";
+import { ANALYSIS_MAX_ATTEMPTS, analyseHeldLocally, analyseSession } from "../../../workers/shared/analysis/run.ts";
 import { database } from "../../../workers/shared/db/client.ts";
-import { sessions, transcriptLines } from "../../../workers/shared/db/schema.ts";
+import { sessionAnalysis, sessions, transcriptLines } from "../../../workers/shared/db/schema.ts";
 import { createLogger } from "../../../workers/shared/logger.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
 import { modelRequests, scriptModel } from "../support/whatsapp.ts";
@@ -183,6 +183,43 @@ describe("the offline engine and the route", () => {
     const analysis = (await (await analysisOf(id)).json()) as { insights: string[]; actionItems: string[] };
     expect(analysis.insights[0]).toBe("1 caller turns, 0 agent turns, 1 supervisor turns");
     expect(analysis.actionItems).toContain("supervisor: I will send the refund to your account today.");
+  });
+
+  it("a session's own object writes its analysis from what it holds in one statement, the same as the runner's from D1", async () => {
+    const lines = conversation("invoice");
+    const [fromD1, fromObject] = [await endedSession(lines), await endedSession(lines)];
+    expect(await analyseSession(env, tenantId, fromD1)).toEqual({ status: "ready" });
+    const escalations = [{ reason: "caller asked for a person" }];
+    expect(await analyseHeldLocally(env, tenantId, fromObject, { lines, escalations: [] })).toBe(true);
+    const [expected, written] = [await (await analysisOf(fromD1)).json(), await (await analysisOf(fromObject)).json()];
+    expect(written).toEqual(expected);
+    expect(written).toMatchObject({ status: "ready", attempts: 1, model: "local-lexicon-v1" });
+
+    // Its attempt never overwrites a row that is there already: a second try, or an attempt the cron has claimed.
+    expect(await analyseHeldLocally(env, tenantId, fromObject, { lines: [], escalations })).toBe(false);
+    expect(await (await analysisOf(fromObject)).json()).toEqual(written);
+    const claimed = await endedSession(lines);
+    const now = Date.now();
+    await database(env.DB)
+      .insert(sessionAnalysis)
+      .values({
+        sessionId: claimed,
+        tenantId,
+        status: "pending",
+        attempts: 1,
+        nextAttemptAt: now + 60_000,
+        createdAt: now,
+        updatedAt: now,
+      });
+    expect(await analyseHeldLocally(env, tenantId, claimed, { lines, escalations })).toBe(false);
+    expect(await (await analysisOf(claimed)).json()).toMatchObject({ status: "pending", attempts: 1, summary: null });
+
+    // What the object knows of its escalations is said as the runner says it.
+    const escalated = await endedSession(lines);
+    expect(await analyseHeldLocally(env, tenantId, escalated, { lines, escalations })).toBe(true);
+    expect(await (await analysisOf(escalated)).json()).toMatchObject({
+      escalation: { recommended: true, reason: "escalated during the call: caller asked for a person" },
+    });
   });
 
   it("answers pending before any attempt, and 404 for an unknown session or another tenant's", async () => {

@@ -1,6 +1,8 @@
 import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { analyseLocally } from "../../../workers/shared/analysis/local-engine.ts";
+import type { AnalysisLine } from "../../../workers/shared/analysis/result.ts";
 import type { EscalationEvent, LiveEvent } from "../../../workers/shared/live-protocol.ts";
 import { dropStream } from "../support/call-faults.ts";
 import { callDetail } from "../support/calls.ts";
@@ -193,6 +195,20 @@ describe("escalation rules on a live call", () => {
       return view.status === "ready" && view;
     }, 400);
     expect(analysis.escalation).toEqual({ recommended: true, reason: "escalated during the call: 2 tool calls failed" });
+    // The object analysed the transcript it holds, in one write: what D1's copy of that transcript reads as.
+    const { results } = await env.DB.prepare(
+      "SELECT role, text, interrupted FROM transcript_lines WHERE session_id = ? AND role != 'system' ORDER BY seq",
+    )
+      .bind(call.sessionId)
+      .all<{ role: AnalysisLine["role"]; text: string; interrupted: number }>();
+    expect(results.length).toBeGreaterThan(0);
+    const { escalation: _, ...fromD1 } = analyseLocally(results.map((line) => ({ ...line, interrupted: line.interrupted === 1 })));
+    expect(analysis).toMatchObject({ ...fromD1, attempts: 1 });
+    // Claimed and completed in one statement: no claim was ever open (a full attempt's runs two minutes past its start).
+    const row = await env.DB.prepare("SELECT created_at, next_attempt_at FROM session_analysis WHERE session_id = ?")
+      .bind(call.sessionId)
+      .first<{ created_at: number; next_attempt_at: number }>();
+    expect(row?.next_attempt_at).toBe(row?.created_at);
   });
 
   it("a tenant with no rules is never escalated, whatever the caller says or the tools do", async () => {

@@ -1,8 +1,10 @@
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { CompiledWrite } from "../db/compiled-write.ts";
 import { sessionAnalysis, sessionEscalations, sessions, transcriptLines } from "../db/schema.ts";
 import { tenantScopeFor } from "../db/tenant-scope.ts";
 import { parseSettings } from "../settings.ts";
-import { AnalysisFailure, analysisEngineOf, runEngine } from "./engines.ts";
+import { ANALYSIS_MODELS, AnalysisFailure, analysisEngineOf, runEngine } from "./engines.ts";
+import { analyseLocally } from "./local-engine.ts";
 import type { AnalysisLine, AnalysisResult } from "./result.ts";
 
 /**
@@ -18,6 +20,52 @@ export const ANALYSIS_BACKOFF_MS = [30_000, 2 * 60_000, 10 * 60_000];
 const CLAIM_MS = 2 * 60_000;
 /** The most lines an engine reads (a session detail answers as many). */
 const MAX_LINES = 2_000;
+
+/** What a session's own object holds of it: its transcript (the latest lines it keeps) and why it escalated. */
+export interface HeldConversation {
+  lines: AnalysisLine[];
+  escalations: Array<{ reason: string }>;
+}
+
+/** Attempt 1 claimed and completed in one statement; a row already there (claimed by anyone) is left alone. */
+const insertReadyFirstAttempt = new CompiledWrite<"sessionId" | "result" | "at">((db, value, tenant) =>
+  db
+    .insert(sessionAnalysis)
+    .values({
+      sessionId: value("sessionId"),
+      tenantId: tenant,
+      status: "ready",
+      attempts: 1,
+      nextAttemptAt: value("at"),
+      // Bound as the JSON text it is given (the column's encoder would encode it a second time).
+      result: sql`${value("result")}`,
+      engine: "local",
+      model: ANALYSIS_MODELS.local,
+      createdAt: value("at"),
+      updatedAt: value("at"),
+    })
+    .onConflictDoNothing(),
+);
+
+/**
+ * The first attempt by the session's own object when the engine is the offline one: from what the object holds, and
+ * written claimed and ready in one D1 statement — no read, no claim round trip, no second write. It runs at every
+ * session's end, beside the calls still live on the same isolate (README, Benchmarks, item 19). False when the
+ * statement found a row (the cron's claim, or an earlier attempt): the caller then makes a full attempt, which knows
+ * what to do with it. A model engine always makes the full attempt: its claim must come before a slow, paid request.
+ */
+export async function analyseHeldLocally(
+  env: Env,
+  tenantId: string,
+  sessionId: string,
+  held: HeldConversation,
+  now = Date.now(),
+): Promise<boolean> {
+  const result = agreeWithEscalations(analyseLocally(held.lines), held.escalations);
+  const scope = tenantScopeFor(env, tenantId);
+  const { meta } = await scope.bound(insertReadyFirstAttempt, { sessionId, result: JSON.stringify(result), at: now }).run();
+  return meta.changes > 0;
+}
 
 export type AnalysisOutcome = { status: "pending"; nextAttemptAt: number } | { status: "ready" | "failed" } | { status: "unknown_session" };
 
