@@ -81,7 +81,8 @@ const HEAP = process.argv.includes("--heap");
 /** `--gc`: V8's collections in each target's isolate (V8's own trace), and which late frames they held (gc/gc-trace.ts). */
 const GC = process.argv.includes("--gc");
 const gcLogOf = (target: Target, count: number) => join(tmpdir(), `switchboard-gc-${target}-${count}.log`);
-/** `--timeline DIR`: each run's caller → provider samples as CSV (epoch ms sent, ms late, call), to lay a bad run against a good one. */
+/** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
+ * call) and, in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply). */
 const TIMELINE_DIR = option("timeline", "");
 const RECORDING = option("recording", "off");
 if (RECORDING !== "on" && RECORDING !== "off") throw new Error("--recording: on or off");
@@ -354,6 +355,7 @@ async function runCalls(
     callerFrames: [],
   };
   const timeline: string[] = [];
+  const agentTimeline: string[] = [];
   for (const call of calls) {
     if (call.failure) result.failures.push(call.failure);
     const connections: ConnectionSnapshot[] = (await simulator.takeSessions(call.key)).filter(
@@ -398,8 +400,17 @@ async function runCalls(
     result.chunksDuplicated += agent.duplicated;
     result.chunksReordered += agent.reordered;
     const inOrder = agent.lost + agent.duplicated + agent.reordered === 0 && call.agentMediaAt.length === chunks.length;
-    if (inOrder)
-      for (let index = 0; index < chunks.length; index++) result.providerToCaller.push(call.agentMediaAt[index]! - chunks[index]!.at);
+    if (inOrder) {
+      let position = 0;
+      for (let index = 0; index < chunks.length; index++) {
+        const chunk = chunks[index]!;
+        const late = call.agentMediaAt[index]! - chunk.at;
+        result.providerToCaller.push(late);
+        // Which chunk of its reply (0: the reply's first), to tell per-reply work from per-chunk work.
+        position = index > 0 && chunks[index - 1]!.responseId === chunk.responseId ? position + 1 : 0;
+        if (TIMELINE_DIR) agentTimeline.push(`${chunk.at.toFixed(1)},${late.toFixed(2)},${calls.indexOf(call)},${position}`);
+      }
+    }
 
     // Turns: each caller turn the simulator detected, answered by audio that reached the caller.
     for (const connection of connections) {
@@ -424,6 +435,7 @@ async function runCalls(
   if (TIMELINE_DIR) {
     mkdirSync(TIMELINE_DIR, { recursive: true });
     writeFileSync(join(TIMELINE_DIR, `${target}-${count}.csv`), `${timeline.join("\n")}\n`);
+    writeFileSync(join(TIMELINE_DIR, `${target}-${count}-agent.csv`), `${agentTimeline.join("\n")}\n`);
   }
   return result;
 }
