@@ -582,7 +582,10 @@ export class CallSession extends DurableObject<Env> {
     await this.conversation.flush();
     await this.flushSwitches();
     await this.retryIfUnfinished(this.escalationRetry, await this.escalations.flush());
-    if (this.identity()?.ended) await Promise.all([this.releaseSlot(), this.sessionMetrics.ended()]);
+    if (this.identity()?.ended) {
+      this.ctx.waitUntil(this.sessionMetrics.ended());
+      await this.releaseSlot();
+    }
     const web = this.web.record;
     if (web?.status === "ended") await this.syncWebRecord();
     await this.analysis.runIfDue();
@@ -679,8 +682,8 @@ export class CallSession extends DurableObject<Env> {
     if (!this.web.end()) return;
     const record = this.web.record;
     if (record) metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
-    // The session's last counts go now, read from its voice session before that goes.
-    const metricsPushed = this.sessionMetrics.ended();
+    // The session's last counts are read now, from its voice session before that goes (pushed in the background).
+    this.ctx.waitUntil(this.sessionMetrics.ended());
     this.live.broadcast({ type: "session_ended", reason, at: Date.now() });
     this.voice?.close();
     this.voice = null;
@@ -689,7 +692,7 @@ export class CallSession extends DurableObject<Env> {
     await this.conversation.flush();
     // The recording is joined in the background: an hour of parts takes a while, and ending must not wait on it.
     this.ctx.waitUntil(this.recording.finish());
-    await Promise.all([this.syncWebRecord(), metricsPushed, this.analysis.schedule()]);
+    await Promise.all([this.syncWebRecord(), this.analysis.schedule()]);
   }
 
   private async syncWebRecord(): Promise<void> {

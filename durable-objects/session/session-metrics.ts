@@ -1,4 +1,11 @@
-import { metrics, metricsDue, PUSH_INTERVAL_MS, pushMetrics, queueGauges } from "../../workers/shared/observability/metrics.ts";
+import {
+  metrics,
+  metricsDue,
+  PUSH_INTERVAL_MS,
+  pushMetrics,
+  pushWithinInterval,
+  queueGauges,
+} from "../../workers/shared/observability/metrics.ts";
 import type { VoiceStats } from "../voice/voice-session-types.ts";
 
 /**
@@ -72,8 +79,9 @@ export class SessionMetrics {
 
   /**
    * The session ended (or its alarm ran after the end): the last counts go, and its gauges as they stand now — none,
-   * which withdraws them, unless its outboxes still wait for D1. Sent at once (the report, with the isolate's deltas);
-   * an alarm after the end whose gauges have not changed since leaves its counts to the isolate's cadence.
+   * which withdraws them, unless its outboxes still wait for D1 — within the isolate's push interval, with whatever
+   * else ended meanwhile (pushWithinInterval); an alarm after the end whose gauges have not changed since leaves its
+   * counts to the isolate's cadence. Resolves once pushed: for `waitUntil`, not for an answer to wait on.
    */
   ended(): Promise<void> {
     this.ending();
@@ -81,7 +89,8 @@ export class SessionMetrics {
     const values = report ? JSON.stringify(report.values) : null;
     if (values !== null && values === this.endedWith) return metricsDue() ? pushMetrics(this.parts.env) : Promise.resolve();
     this.endedWith = values;
-    return pushMetrics(this.parts.env, report, "all");
+    if (report) queueGauges(report);
+    return pushWithinInterval(this.parts.env);
   }
 
   private report() {

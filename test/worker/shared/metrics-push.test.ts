@@ -1,6 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { METRICS_SHARDS, metrics, pushMetrics, queueGauges, scrapeFleet } from "../../../workers/shared/observability/metrics.ts";
+import {
+  METRICS_SHARDS,
+  metrics,
+  pushMetrics,
+  pushWithinInterval,
+  queueGauges,
+  scrapeFleet,
+} from "../../../workers/shared/observability/metrics.ts";
 import { seriesKey } from "../../../workers/shared/observability/recorder.ts";
 
 /**
@@ -48,7 +55,7 @@ describe("gauge reports", () => {
     await push([], now + 30);
   });
 
-  it("the isolate's deltas ride with a session's report: the end of a call is one RPC, whichever shards they map to", async () => {
+  it("the isolate's deltas ride with a session's report: one RPC, whichever shards they map to", async () => {
     // The shards each push reaches, by name, through the real namespace.
     const reached: string[][] = [];
     const namespace = env.METRICS;
@@ -83,5 +90,23 @@ describe("gauge reports", () => {
     // The end's push: its withdrawal and the deltas, one RPC to the session's shard.
     expect(await pushReaching({ source: name, values: [], ttlMs: TTL_MS }, "all")).toHaveLength(1);
     expect((await scrapeFleet(env)).counters[counter]).toBe(before + 1);
+  });
+
+  it("sessions that end within one push interval go in one push, once the interval since the last has passed", async () => {
+    // A push now: the next is not due for the interval.
+    await pushMetrics(env);
+    const before = await fleetValue();
+    const sources = [source("end-a"), source("end-b"), source("end-c")];
+    const ended = sources.map((name) => {
+      queueGauges({ source: name, values: [[KEY, 1]], ttlMs: TTL_MS });
+      return pushWithinInterval(env);
+    });
+    // Not sent at once, one RPC each, as they end…
+    expect(await fleetValue()).toBe(before);
+    await Promise.all(ended);
+    // …but together, once the interval was up.
+    expect(await fleetValue()).toBe(before + 3);
+    for (const name of sources) queueGauges({ source: name, values: [], ttlMs: TTL_MS });
+    await pushMetrics(env, null, "when-due");
   });
 });

@@ -19,7 +19,8 @@ import { telnyxCallWith } from "../support/telnyx-media-caller.ts";
 
 /**
  * `/metrics` through the real Worker: known traffic through the real Worker and several call objects at once, then
- * the exact change in the fleet's counts once the objects have flushed (each pushes as its session ends).
+ * the exact change in the fleet's counts once the objects have flushed (each within the push interval after its session
+ * ends; a scrape first pushes what its own isolate holds).
  */
 const TOKEN = "metrics-test-token-0123456789";
 

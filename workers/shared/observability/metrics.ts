@@ -49,6 +49,18 @@ export function queueGauges(report: GaugeReport): void {
 }
 
 /**
+ * Pushes what the isolate holds within PUSH_INTERVAL_MS: at once when a push is due, else once the interval since the
+ * last push has passed, unless a push meanwhile (any session's, any request's) took it. Sessions that end together
+ * leave one push, not one each: at 100 calls ten end a second, and each push is an RPC and a commit on its shard, on
+ * the isolate the calls still streaming share. Its caller keeps its object alive for the wait (`waitUntil`).
+ */
+export async function pushWithinInterval(env: Env): Promise<void> {
+  const wait = lastPush + PUSH_INTERVAL_MS - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  if (metricsDue()) await pushMetrics(env);
+}
+
+/**
  * Sends the isolate's deltas and a source's gauges (`gauges`) or, without one, every queued gauge report, one RPC per
  * shard: each report to its source's (so a source's reports replace each other), the deltas with one of them. A
  * failed push puts nothing back: the deltas are lost (counted as lost in the log), never sent twice, so counters stay
