@@ -41,6 +41,7 @@ import { ConversationWriter } from "./call/conversation-writer.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { Redaction } from "./call/redaction.ts";
+import { SharedD1Batch } from "./call/shared-d1-batch.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TRANSCRIPT_TABLES, TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
@@ -135,6 +136,8 @@ export class CallSession extends DurableObject<Env> {
   /** The tenant's PII redaction for this session's transcript and DTMF digits (masks until it is known). */
   private readonly redaction: Redaction;
   private readonly conversation: ConversationWriter;
+  /** The parts' D1 writes: at once, but the end's ledger and transcript drains as one batch. */
+  private readonly d1Writes: SharedD1Batch;
   private readonly tools: ToolRunner;
   private readonly breakers: CircuitBreakers;
   private readonly switches: SwitchLog;
@@ -184,8 +187,10 @@ export class CallSession extends DurableObject<Env> {
     this.redaction = new Redaction(this.kv);
     this.slot = new AdmissionSlot(this.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql, empty);
+    this.d1Writes = new SharedD1Batch(env.DB);
     this.conversation = new ConversationWriter({
       env,
+      d1Writes: this.d1Writes,
       storage: this.kv,
       transcript: this.transcript,
       relayingAgentAudio: (withinMs) => this.voice?.relayingAgentAudio(withinMs) ?? false,
@@ -242,6 +247,7 @@ export class CallSession extends DurableObject<Env> {
     );
     this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
       empty,
+      d1Writes: this.d1Writes,
       // Every applied state move is broadcast to the session's live sockets.
       onTransition: (change) => this.live.broadcast({ type: "call_state", status: change.to, reason: change.reason, at: change.at }),
     });
@@ -580,6 +586,7 @@ export class CallSession extends DurableObject<Env> {
     await this.consentFirst.onAlarm();
     await this.ledger.flush();
     await this.conversation.flush();
+    if (this.ledger.record && isTerminal(this.ledger.record.status)) this.forgetSynced();
     await this.flushSwitches();
     await this.retryIfUnfinished(this.escalationRetry, await this.escalations.flush());
     if (this.identity()?.ended) {
@@ -911,10 +918,21 @@ export class CallSession extends DurableObject<Env> {
     this.voice = null;
     // Its gauges go once the end's drains to D1 have settled, so outboxes they empty are not reported pending (and
     // again, emptied, by the alarm); its provider outcomes go with the isolate's next health batch (reporter.ts).
-    const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
+    // Both drains go to D1 as one batch, and what D1 then holds leaves both outboxes in one commit.
+    this.d1Writes.gather(2);
+    const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]).then(() => this.forgetSynced());
     this.ctx.waitUntil(
       Promise.all([drained.then(() => this.sessionMetrics.ended()), this.releaseSlot(), this.analysis.schedule(), this.recording.finish()]),
     );
+  }
+
+  /**
+   * An ended call's outbox entries D1 accepted, the ledger's and the transcript's, deleted in one commit: nothing
+   * follows that they could ride on (no audio waits on it any more).
+   */
+  private forgetSynced(): void {
+    this.ledger.forgetAcknowledged();
+    this.transcript.save();
   }
 
   private async flushSwitches(): Promise<void> {

@@ -7,6 +7,7 @@ import type { AlarmSchedule } from "../alarm-schedule.ts";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store.ts";
 import { syncToD1 } from "./d1-sync.ts";
 import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult, DrainRetry } from "./outbox-backlog.ts";
+import type { StatementRunner } from "./shared-d1-batch.ts";
 import { decideTransition, isTerminal, type TransitionSource } from "./state-machine.ts";
 
 const OUTBOX_BATCH = 50;
@@ -46,6 +47,8 @@ export interface CallLedgerOptions {
   onTransition?: (change: AppliedTransition) => void;
   /** The object has stored nothing yet (session-tables.ts): no record to load, no outbox to count. */
   empty?: boolean;
+  /** What sends the outbox's batches to D1 (the object's shared batch); a scope of the call's tenant if absent. */
+  d1Writes?: StatementRunner;
 }
 
 type EventFields = {
@@ -232,12 +235,15 @@ export class CallLedger {
     const result = await this.syncPending(record);
     // Unless D1 just failed, the call's row is in D1 (every synced batch carries it), so the index may point at it.
     const indexed = result !== "failed" && (await this.indexCarrierCall(record));
-    // An ended call writes little more, so it does not wait for a next write: no audio waits on this commit.
-    if (isTerminal(record.status)) {
-      if (indexed) this.store.save(record);
-      else this.store.forgetAcknowledged();
-    }
+    // An ended call writes little more: the index is kept now. What D1 acknowledged is deleted by the session's end
+    // with the transcript's acknowledged entries, in one commit (call-session.ts, `forgetSynced`).
+    if (isTerminal(record.status) && indexed) this.store.save(record);
     return result;
+  }
+
+  /** Deletes the outbox entries D1 accepted, now (a write: the caller's commit, with whatever else it writes). */
+  forgetAcknowledged(): void {
+    this.store.forgetAcknowledged();
   }
 
   private async syncPending(record: CallRecord): Promise<DrainResult> {
@@ -250,6 +256,7 @@ export class CallLedger {
           this.env,
           record,
           pending.map((item) => item.event),
+          this.options.d1Writes,
         );
         this.store.acknowledge(pending.at(-1)!.id);
         // A short batch took all there was, unless more was noted meanwhile: no query to find the outbox empty.

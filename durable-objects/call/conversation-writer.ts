@@ -1,5 +1,6 @@
 import type { ResumptionHandle } from "../voice/voice-session-types.ts";
 import { DrainRetry } from "./outbox-backlog.ts";
+import type { StatementRunner } from "./shared-d1-batch.ts";
 import type { TranscriptLog } from "./transcript-log.ts";
 
 /** Transcript lines are written (storage, then D1) in batches this long after they were said, off the audio path. */
@@ -18,6 +19,8 @@ const RESUMPTION_KEY = "resumption_handle";
 
 interface WriterParts {
   env: Env;
+  /** What sends the transcript's batches to D1 (the object's shared batch). */
+  d1Writes: StatementRunner;
   storage: SyncKvStorage;
   transcript: TranscriptLog;
   /** Whether agent audio was relayed within the last `withinMs` (a commit now would hold it). */
@@ -73,7 +76,9 @@ export class ConversationWriter {
     if (!session || !this.parts.transcript.hasWork()) return;
     this.d1DueAt = Date.now() + D1_INTERVAL_MS;
     // D1 is unavailable or the backlog is long: the alarm goes on; the lines wait in the object's storage.
-    const delay = this.retry.after(await this.parts.transcript.flush(this.parts.env, session.tenantId, session.sessionId));
+    const delay = this.retry.after(
+      await this.parts.transcript.flush(this.parts.env, session.tenantId, session.sessionId, this.parts.d1Writes),
+    );
     if (delay !== null) await this.parts.wakeIn(delay);
   }
 

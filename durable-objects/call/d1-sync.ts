@@ -3,6 +3,7 @@ import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
 import { callEvents, calls, sessions } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import type { CallEventRow, CallRecord } from "./call-store.ts";
+import type { StatementRunner } from "./shared-d1-batch.ts";
 
 /** The value a conflicting insert proposed for this column (SQLite's `excluded`). */
 const excluded = (column: Column) => sql`excluded.${sql.identifier(column.name)}`;
@@ -131,16 +132,17 @@ const insertEvent = new CompiledWrite<"id" | "callId" | keyof CallEventRow>((db,
 );
 
 /**
- * Writes the call's current state and its new events to D1 in one batch (one transaction). Idempotent: the rows
- * are upserted, events are keyed by (call, seq), and an older state never overwrites a newer one.
+ * Writes the call's current state and its new events to D1 in one batch (one transaction; `writes`: the object's
+ * shared batch, which may carry other parts' writes of the same moment too). Idempotent: the rows are upserted,
+ * events are keyed by (call, seq), and an older state never overwrites a newer one.
  */
-export async function syncToD1(env: Env, record: CallRecord, events: CallEventRow[]): Promise<void> {
+export async function syncToD1(env: Env, record: CallRecord, events: CallEventRow[], writes?: StatementRunner): Promise<void> {
   const ended = record.status === "completed" || record.status === "failed";
   const amd = record.amd ?? null;
   // Only a voicemail left is described (its length and digest; its text stays in the call's object).
   const voicemail = amd?.outcome === "voicemail_left" ? amd.digest : null;
   const scope = tenantScopeFor(env, record.tenantId);
-  await scope.run([
+  await (writes ?? scope).run([
     scope.bound(upsertSession, {
       id: record.sessionId,
       status: ended ? "ended" : "active",

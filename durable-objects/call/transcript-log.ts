@@ -8,6 +8,7 @@ import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { PartTables } from "../session-tables.ts";
 import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox-backlog.ts";
+import type { StatementRunner } from "./shared-d1-batch.ts";
 
 /**
  * A session's transcript, in two tiers like the call's ledger, written behind: a line said or changed is kept in
@@ -320,14 +321,14 @@ export class TranscriptLog {
    * ≤ 50 lines (at most DRAIN_BATCHES_PER_WAKE of them), compiled once and bound to the tenant (upsert by id, so a
    * re-queued line updates interrupted). Resolves "drained" when the outbox is empty, "more" at the batch bound,
    * "failed" if D1 failed (the outbox is kept: D1 gets every line later). Never throws. One flush at a time: a call
-   * made while one runs starts after it.
+   * made while one runs starts after it. `writes`: the object's shared batch (a scope of the tenant if absent).
    */
-  flush(env: Env, tenantId: string, sessionId: string): Promise<DrainResult> {
-    this.drainChain = this.drainChain.then(() => this.drain(env, tenantId, sessionId));
+  flush(env: Env, tenantId: string, sessionId: string, writes?: StatementRunner): Promise<DrainResult> {
+    this.drainChain = this.drainChain.then(() => this.drain(env, tenantId, sessionId, writes));
     return this.drainChain;
   }
 
-  private async drain(env: Env, tenantId: string, sessionId: string): Promise<DrainResult> {
+  private async drain(env: Env, tenantId: string, sessionId: string, writes?: StatementRunner): Promise<DrainResult> {
     this.logFor = { tenantId, sessionId };
     try {
       this.save();
@@ -344,7 +345,7 @@ export class TranscriptLog {
         if (pending.length === 0) return this.drained();
         const writesBefore = this.outboxWrites;
         // One statement per entry: the same line may be queued twice in one batch (appended, then interrupted).
-        await scope.run(
+        await (writes ?? scope).run(
           pending.map(({ entry }) => ("turn" in entry ? turnWrite(scope, sessionId, entry.turn) : lineWrite(scope, sessionId, entry))),
         );
         // Accepted: deleted with the next flush's commit, not in a commit of its own. Entries queued while D1 was

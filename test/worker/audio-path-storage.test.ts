@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { twilioStatus } from "./support/calls.ts";
 import { eventually } from "./support/carriers.ts";
 import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
@@ -60,5 +61,37 @@ describe("storage writes and the audio path", () => {
     expect(writes.length).toBeGreaterThan(0);
     const fromFramePath = writes.filter((write) => PER_FRAME.test(write.stack));
     expect(fromFramePath.map((write) => `${write.what}\n${write.stack}`)).toEqual([]);
+  });
+
+  it("a call's end empties both outboxes, the ledger's and the transcript's, in one commit once D1 has them", async () => {
+    const key = uniqueKey("end-writes");
+    await putScenario(key, { replies: ["Hello, how can I help?"] });
+    const call = await twilioCallWith("openai", key);
+    const caller = await openStream(call, 1);
+    await caller.say("hello");
+    await caller.silence(700);
+    await caller.until(() => caller.agentAudioBytes() >= 4_000);
+    await transcriptOf(call.token, call.sessionId, (lines) => lines.some((line) => line.role === "agent"));
+    await watch(call.sessionId);
+
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 9 })).status).toBe(204);
+    // What D1 took before the end is deleted in the end's own commit; what the end sent, once D1 has it: both outboxes'
+    // entries in one step (one commit), not each in a commit of its own (a ledger drain's, a transcript write-behind's).
+    const deletes = () => writes.filter((write) => /^DELETE FROM (outbox|transcript_outbox)\b/.test(write.what));
+    const afterD1 = await eventually(async () => {
+      const found = deletes().filter((write) => write.stack.includes("forgetSynced"));
+      return found.length >= 2 && found;
+    });
+    expect(afterD1.map((write) => write.what).sort()).toEqual(["DELETE FROM outbox", "DELETE FROM transcript_outbox"]);
+    // Called from the same place: one call of forgetSynced.
+    const callerOf = (stack: string) => {
+      const frames = stack.split("\n");
+      return frames[frames.findIndex((frame) => frame.includes("forgetSynced")) + 1];
+    };
+    const [ledger, transcript] = afterD1.map((write) => callerOf(write.stack));
+    expect(ledger).toBeDefined();
+    expect(transcript).toBe(ledger);
+    await caller.silence(1_200);
+    expect(deletes().filter((write) => /\b(drain|writeBehind)\b/.test(write.stack))).toEqual([]);
   });
 });
