@@ -8,6 +8,7 @@ import { sentimentOf } from "../workers/shared/analysis/lexicon.ts";
 import { standingsOf } from "../workers/shared/db/principal-standing.ts";
 import type { PromptRef } from "../workers/shared/db/prompts.ts";
 import { PROVIDER_NAMES, type RecordingMode } from "../workers/shared/db/schema.ts";
+import { SharedD1Batch } from "../workers/shared/db/shared-batch.ts";
 import { tenantScopeFor } from "../workers/shared/db/tenant-scope.ts";
 import { reasonOf } from "../workers/shared/errors.ts";
 import type { ConversationSignal } from "../workers/shared/escalation.ts";
@@ -41,7 +42,6 @@ import { ConversationWriter } from "./call/conversation-writer.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { Redaction } from "./call/redaction.ts";
-import { SharedD1Batch } from "./call/shared-d1-batch.ts";
 import { isTerminal } from "./call/state-machine.ts";
 import { TRANSCRIPT_TABLES, TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
@@ -187,7 +187,7 @@ export class CallSession extends DurableObject<Env> {
     this.redaction = new Redaction(this.kv);
     this.slot = new AdmissionSlot(this.kv, env);
     this.transcript = new TranscriptLog(ctx.storage.sql, empty);
-    this.d1Writes = new SharedD1Batch(env.DB);
+    this.d1Writes = new SharedD1Batch(env);
     this.conversation = new ConversationWriter({
       env,
       d1Writes: this.d1Writes,

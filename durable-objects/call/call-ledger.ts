@@ -1,13 +1,13 @@
 import { deriveSessionId } from "../../workers/carriers/session-routing.ts";
 import { rememberCarrierCall } from "../../workers/shared/db/directory.ts";
 import type { CallStatus } from "../../workers/shared/db/schema.ts";
+import type { StatementRunner } from "../../workers/shared/db/shared-batch.ts";
 import { reasonOf } from "../../workers/shared/errors.ts";
 import { createLogger, type Logger } from "../../workers/shared/logger.ts";
 import type { AlarmSchedule } from "../alarm-schedule.ts";
 import { type CallEventRow, type CallRecord, CallStore } from "./call-store.ts";
 import { syncToD1 } from "./d1-sync.ts";
 import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult, DrainRetry } from "./outbox-backlog.ts";
-import type { StatementRunner } from "./shared-d1-batch.ts";
 import { decideTransition, isTerminal, type TransitionSource } from "./state-machine.ts";
 
 const OUTBOX_BATCH = 50;

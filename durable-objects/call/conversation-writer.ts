@@ -1,6 +1,6 @@
+import type { StatementRunner } from "../../workers/shared/db/shared-batch.ts";
 import type { ResumptionHandle } from "../voice/voice-session-types.ts";
 import { DrainRetry } from "./outbox-backlog.ts";
-import type { StatementRunner } from "./shared-d1-batch.ts";
 import type { TranscriptLog } from "./transcript-log.ts";
 
 /** Transcript lines are written (storage, then D1) in batches this long after they were said, off the audio path. */

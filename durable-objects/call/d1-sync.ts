@@ -1,9 +1,9 @@
 import { type Column, sql } from "drizzle-orm";
 import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
 import { callEvents, calls, sessions } from "../../workers/shared/db/schema.ts";
+import type { StatementRunner } from "../../workers/shared/db/shared-batch.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import type { CallEventRow, CallRecord } from "./call-store.ts";
-import type { StatementRunner } from "./shared-d1-batch.ts";
 
 /** The value a conflicting insert proposed for this column (SQLite's `excluded`). */
 const excluded = (column: Column) => sql`excluded.${sql.identifier(column.name)}`;

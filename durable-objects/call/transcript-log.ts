@@ -2,13 +2,13 @@ import { sql } from "drizzle-orm";
 import type { AnalysisLine } from "../../workers/shared/analysis/result.ts";
 import { CompiledWrite } from "../../workers/shared/db/compiled-write.ts";
 import { transcriptLines, turnTimings } from "../../workers/shared/db/schema.ts";
+import type { StatementRunner } from "../../workers/shared/db/shared-batch.ts";
 import { type TenantScope, tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
 import type { TurnRecord } from "../../workers/shared/turn-timings.ts";
 import type { PartTables } from "../session-tables.ts";
 import { BacklogWatch, DRAIN_BATCHES_PER_WAKE, type DrainResult } from "./outbox-backlog.ts";
-import type { StatementRunner } from "./shared-d1-batch.ts";
 
 /**
  * A session's transcript, in two tiers like the call's ledger, written behind: a line said or changed is kept in

@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { SharedD1Batch } from "../../../durable-objects/call/shared-d1-batch.ts";
+import { SharedD1Batch } from "../../../workers/shared/db/shared-batch.ts";
 
 /**
- * The call object's shared D1 batch (durable-objects/call/shared-d1-batch.ts) against the real D1: what a part asks
+ * The call object's shared D1 batch (workers/shared/db/shared-batch.ts) against the real D1: what a part asks
  * for lands whether it went alone or with others, and one part's failing statement never holds back another's.
  */
 const insert = (id: string) => env.DB.prepare("INSERT INTO shared_batch_probe (id) VALUES (?)").bind(id);
@@ -20,7 +20,7 @@ beforeAll(async () => {
 
 describe("the call object's shared D1 batch", () => {
   it("sends gathered parts together, each resolved once its writes are in", async () => {
-    const batch = new SharedD1Batch(env.DB);
+    const batch = new SharedD1Batch(env);
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
     batch.gather(2);
     await Promise.all([batch.run([insert(`${a}-1`), insert(`${a}-2`)]), batch.run([insert(b)])]);
@@ -28,7 +28,7 @@ describe("the call object's shared D1 batch", () => {
   });
 
   it("sends a failing part again alone: it is refused, the other part's writes land", async () => {
-    const batch = new SharedD1Batch(env.DB);
+    const batch = new SharedD1Batch(env);
     const [kept, taken] = [crypto.randomUUID(), crypto.randomUUID()];
     await batch.run([insert(taken)]);
     batch.gather(2);
@@ -38,7 +38,7 @@ describe("the call object's shared D1 batch", () => {
   });
 
   it("does not wait past the next task for a gathered part that never comes, and sends at once when not gathering", async () => {
-    const batch = new SharedD1Batch(env.DB);
+    const batch = new SharedD1Batch(env);
     const [alone, after] = [crypto.randomUUID(), crypto.randomUUID()];
     batch.gather(2);
     await batch.run([insert(alone)]);

@@ -10,17 +10,20 @@ interface Waiting {
 }
 
 /**
- * The object's D1 writes, sent at once, except when its owner knows several parts start their drains together: a
- * call's end drains its ledger and its transcript in the same moment, and that was two transactions on the database
- * every call shares, each a round trip and a commit on the isolate the calls still streaming share. `gather(n)` sends
- * the next n runs as one batch (those that came, if fewer come before the next task). A batch that fails is sent
- * again part by part, so no part's statement holds back another part's writes.
+ * A call object's D1 writes (statements its parts bound to their tenant), sent at once, except when its owner knows
+ * several parts start their drains together: a call's end drains its ledger and its transcript in the same moment,
+ * and that was two transactions on the database every call shares, each a round trip and a commit on the isolate the
+ * calls still streaming share. `gather(n)` sends the next n runs as one batch (those that came, if fewer come before
+ * the next task). A batch that fails is sent again part by part, so no part's statement holds back another's writes.
  */
 export class SharedD1Batch implements StatementRunner {
   private gathering = 0;
   private waiting: Waiting[] = [];
+  private readonly db: D1Database;
 
-  constructor(private readonly db: D1Database) {}
+  constructor(env: Env) {
+    this.db = env.DB;
+  }
 
   run(statements: D1PreparedStatement[]): Promise<void> {
     if (this.gathering === 0) return this.db.batch(statements).then(() => undefined);
