@@ -922,7 +922,12 @@ export class CallSession extends DurableObject<Env> {
     this.d1Writes.gather(2);
     const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]).then(() => this.forgetSynced());
     this.ctx.waitUntil(
-      Promise.all([drained.then(() => this.sessionMetrics.ended()), this.releaseSlot(), this.analysis.schedule(), this.recording.finish()]),
+      Promise.all([
+        drained.finally(() => this.sessionMetrics.ended()),
+        this.releaseSlot(),
+        this.analysis.schedule(),
+        this.recording.finish(),
+      ]),
     );
   }
 
