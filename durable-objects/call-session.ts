@@ -71,6 +71,7 @@ import { connectProvider } from "./voice/providers/registry.ts";
 import { BUILTIN_TOOLS, TOOL_CALL_TABLES, ToolRunner } from "./voice/tools.ts";
 import { VoiceSession } from "./voice/voice-session.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
+import { yieldToSockets } from "./yield-to-sockets.ts";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 
@@ -357,6 +358,9 @@ export class CallSession extends DurableObject<Env> {
   async openCall(input: OpenCallInput): Promise<OpenCallResult> {
     // A retry finds the call's record, and with it the decision already made: it takes no second slot.
     if (this.ledger.record) return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
+    // The object was just made (its database opened on the spot); the admission and fleet lookups chain more in-process
+    // calls onto that, so the other calls' frames go through first.
+    await yieldToSockets();
     const [provider, admission] = await Promise.all([
       // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
       providerForNewSession(this.env, input.route.provider),
@@ -428,8 +432,13 @@ export class CallSession extends DurableObject<Env> {
       return { kind: "busy" };
     }
     if (isTerminal(record.status)) return { kind: "ended" };
-    // The provider session opens now, while the carrier is still setting up the media stream.
-    this.ensureVoice();
+    // The provider session opens now, while the carrier is still setting up the media stream: a turn later, not
+    // chained onto the webhook's own calls (yield-to-sockets.ts); a frame that comes first opens it itself.
+    this.ctx.waitUntil(
+      yieldToSockets().then(() => {
+        this.ensureVoice();
+      }),
+    );
     // The tenant's recording setting, read once for the conversation (bounded): a recorded call's caller hears the
     // consent message before the stream, so before the agent — in the answer's TwiML, or said before a commanded
     // answer's stream starts.
@@ -918,17 +927,35 @@ export class CallSession extends DurableObject<Env> {
     this.voice = null;
     // Its gauges go once the end's drains to D1 have settled, so outboxes they empty are not reported pending (and
     // again, emptied, by the alarm); its provider outcomes go with the isolate's next health batch (reporter.ts).
-    // Both drains go to D1 as one batch, and what D1 then holds leaves both outboxes in one commit.
-    this.d1Writes.gather(2);
-    const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]).then(() => this.forgetSynced());
-    this.ctx.waitUntil(
-      Promise.all([
-        drained.finally(() => this.sessionMetrics.ended()),
-        this.releaseSlot(),
-        this.analysis.schedule(),
-        this.recording.finish(),
-      ]),
-    );
+    // Both drains go to D1 as one batch (the ledger's alone first when the webhook that ended the call sent it), and
+    // what D1 then holds leaves both outboxes in one commit.
+    this.ctx.waitUntil(this.afterEnd());
+  }
+
+  /**
+   * The end's writes and calls, each a turn after the last (yield-to-sockets.ts): together they were one chain of
+   * in-process calls that held every other call's frames. A step that fails is logged; the next still runs.
+   */
+  private async afterEnd(): Promise<void> {
+    const steps = [
+      async () => {
+        this.d1Writes.gather(2);
+        try {
+          await Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
+          this.forgetSynced();
+        } finally {
+          // A task of its own: it waits for the isolate's push interval, which the steps after it must not.
+          this.ctx.waitUntil(this.sessionMetrics.ended());
+        }
+      },
+      () => this.releaseSlot(),
+      () => this.analysis.schedule(),
+      () => this.recording.finish(),
+    ];
+    for (const step of steps) {
+      await yieldToSockets();
+      await step().catch((error: unknown) => this.log().warn("call.end_step_failed", { error }));
+    }
   }
 
   /**
