@@ -84,6 +84,15 @@ const gcLogOf = (target: Target, count: number) => join(tmpdir(), `switchboard-g
 /** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
  * call) and, in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply). */
 const TIMELINE_DIR = option("timeline", "");
+/**
+ * `--trace-collector`: keep wrangler's local trace collector (its Local Explorer's store) on both targets, as `wrangler
+ * dev` has it by default. Off otherwise: it stores every span and log line of a worker in a SQLite database on
+ * workerd's one thread, a commit per log line, which a deployment does not do on the isolate; and it grows with each
+ * target's I/O (a platform call leaves ~13 times the relay's spans), so it is no shared floor (README "Benchmarks",
+ * item 20). wrangler.toml's `[observability]` does not switch it; X_LOCAL_OBSERVABILITY, read when a worker starts, does.
+ */
+const TRACE_COLLECTOR = process.argv.includes("--trace-collector");
+if (!TRACE_COLLECTOR) process.env.X_LOCAL_OBSERVABILITY = "false";
 const RECORDING = option("recording", "off");
 if (RECORDING !== "on" && RECORDING !== "off") throw new Error("--recording: on or off");
 if (!(TOGETHER_MS >= 1000 && TOGETHER_MS <= 600_000)) throw new Error("--seconds: 1..600");
@@ -495,7 +504,8 @@ try {
   console.log(
     `Each call: ${(CYCLE_MS / 1000).toFixed(1)} s scripts of 20 ms µ-law frames in real time (hello, 1.5 s pause, an interruption over the agent's ` +
       `reply, 3 s silence), repeated until all calls have streamed together for ${TOGETHER_MS / 1000} s; calls start ${RAMP_CALLS_PER_SECOND} a second.\n` +
-      `Local state (D1, the objects' SQLite) lives under ${stateDirectory}, on ${filesystemOf(stateDirectory)}; every run starts a fresh worker on its own directory.`,
+      `Local state (D1, the objects' SQLite) lives under ${stateDirectory}, on ${filesystemOf(stateDirectory)}; every run starts a fresh worker on its own directory.\n` +
+      `Wrangler's local trace collector: ${TRACE_COLLECTOR ? "on for both targets (--trace-collector)" : "off for both targets (X_LOCAL_OBSERVABILITY=false; --trace-collector keeps it)"}.`,
   );
   let runIndex = 0;
   for (const count of COUNTS) {

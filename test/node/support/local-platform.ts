@@ -68,7 +68,8 @@ export async function startLocalPlatform(
       admin,
       async stop() {
         await running.dispose();
-        // BENCH_KEEP_STATE=1 keeps it, to read afterwards (the local trace store's spans: README "Benchmarks").
+        // BENCH_KEEP_STATE=1 keeps it, to read afterwards (the local trace store's spans, with the load bench's
+        // --trace-collector: README "Benchmarks").
         if (process.env.BENCH_KEEP_STATE === "1") console.log(`local state kept in ${persistTo}`);
         else rmSync(persistTo, { recursive: true, force: true });
       },
