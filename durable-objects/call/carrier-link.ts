@@ -4,6 +4,7 @@ import { carrierAvailable, recordCarrierResult } from "../../workers/carriers/ca
 import { carrierNamed } from "../../workers/carriers/registry.ts";
 import type { Carrier } from "../../workers/shared/db/schema.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
+import { sleep } from "../../workers/shared/sleep.ts";
 import type { CallRecord } from "./call-store.ts";
 
 const RETRY_DELAYS_MS = [250, 1_000];
@@ -103,7 +104,7 @@ export async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
     } catch (error) {
       const retryable = error instanceof CarrierApiError && error.retryable;
       if (!retryable || i >= RETRY_DELAYS_MS.length) throw error;
-      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[i]));
+      await sleep(RETRY_DELAYS_MS[i]!);
     }
   }
 }

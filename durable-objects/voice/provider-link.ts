@@ -2,6 +2,7 @@ import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderLinkState } from "../../workers/shared/live-protocol.ts";
 import { metrics } from "../../workers/shared/observability/metrics.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import { sleep } from "../../workers/shared/sleep.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ProviderEvent, VoiceProvider } from "./providers/provider.ts";
 import type { VoiceSessionHost } from "./voice-session-types.ts";
@@ -190,5 +191,3 @@ export class ProviderLink {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,5 +1,6 @@
 import { reasonOf } from "../../workers/shared/errors.ts";
 import type { ProviderName } from "../../workers/shared/settings.ts";
+import { sleep } from "../../workers/shared/sleep.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
 import type { ConversationItem, ProviderEvent, VoiceProvider } from "./providers/provider.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice-session-types.ts";
@@ -257,8 +258,6 @@ export class Switcher {
     return result;
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 interface SwitchAttempt {
   from: ProviderName;

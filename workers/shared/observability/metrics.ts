@@ -1,3 +1,4 @@
+import { sleep } from "../sleep.ts";
 import { emptyState, type MetricsState, mergeInto } from "./exposition.ts";
 import { type GaugeReport, type MetricsBatch, MetricsRecorder } from "./recorder.ts";
 
@@ -56,7 +57,7 @@ export function queueGauges(report: GaugeReport): void {
  */
 export async function pushWithinInterval(env: Env): Promise<void> {
   const wait = lastPush + PUSH_INTERVAL_MS - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  if (wait > 0) await sleep(wait);
   if (metricsDue()) await pushMetrics(env);
 }
 
