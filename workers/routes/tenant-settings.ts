@@ -5,10 +5,11 @@ import { AppError, badRequest } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import {
   readTenantSettings,
+  storedSettings,
   type TenantSettings,
   tenantSettingsChangeSchema,
   tenantSettingsSchema,
-  writeTenantSettings,
+  writeTenantSettingsChange,
 } from "../shared/tenant-settings.ts";
 
 /**
@@ -46,13 +47,12 @@ export const tenantSettingsRoutes = publicRouter()
       const change = c.req.valid("json");
       if (Object.keys(change).length === 0) throw badRequest("empty_change", "Give at least one setting to change");
       const scope = c.get("scope");
+      const fields = Object.keys(change) as (keyof TenantSettings)[];
       const before = await readTenantSettings(scope);
-      const after = tenantSettingsSchema.parse({ ...before, ...change });
-      const changed = Object.fromEntries(
-        Object.keys(change).map((key) => [key, { from: before[key as keyof typeof before], to: after[key as keyof typeof after] }]),
-      );
-      await scope.batch([
-        writeTenantSettings(scope, after),
+      const whole = tenantSettingsSchema.parse({ ...before, ...change });
+      const changed = Object.fromEntries(fields.map((field) => [field, { from: before[field], to: whole[field] }]));
+      const [[stored]] = await scope.batch([
+        writeTenantSettingsChange(scope, fields, whole),
         auditFromRequest(c, {
           action: "tenant.settings_change",
           targetType: "tenant",
@@ -61,6 +61,8 @@ export const tenantSettingsRoutes = publicRouter()
           details: changed,
         }),
       ]);
+      // With another admin's change that landed first, if one did.
+      const after = storedSettings(stored?.settings);
       await pushSettings(c.env, scope.tenantId, after, c.get("log"));
       return c.json(after, 200);
     },

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { z } from "zod";
 import { RECORDING_MODES, tenantSettings } from "./db/schema.ts";
 import type { TenantScope } from "./db/tenant-scope.ts";
@@ -135,7 +136,34 @@ export const tenantSettingsChangeSchema = z.strictObject(fields).partial();
  */
 export async function readTenantSettings(scope: TenantScope): Promise<TenantSettings> {
   const [row] = (await scope.select(tenantSettings)) as Array<typeof tenantSettings.$inferSelect>;
-  return tenantSettingsSchema.parse({ ...TENANT_SETTINGS_DEFAULTS, ...row?.settings });
+  return storedSettings(row?.settings);
+}
+
+/** A stored document (or none) as the settings it means: defaults for what it does not name. */
+export function storedSettings(stored: Record<string, unknown> | undefined): TenantSettings {
+  return tenantSettingsSchema.parse({ ...TENANT_SETTINGS_DEFAULTS, ...stored });
+}
+
+/**
+ * Writes a change's fields into the stored document in one statement, returning the document as stored: each field
+ * is set on what the row holds when the statement runs, so two changes made at once both land (a read, then a write
+ * of the whole document, lost the first one's fields). A tenant with no row yet gets `whole`: the defaults with the
+ * change, already validated, as are the change's values taken from it.
+ */
+export function writeTenantSettingsChange(
+  scope: TenantScope,
+  fields: readonly (keyof TenantSettings)[],
+  whole: TenantSettings,
+  now = Date.now(),
+) {
+  const assignments = fields.map((field) => sql`${`$.${JSON.stringify(field)}`}, json(${JSON.stringify(whole[field])})`);
+  return scope
+    .insert(tenantSettings, { settings: whole, updatedAt: now })
+    .onConflictDoUpdate({
+      target: tenantSettings.tenantId,
+      set: { settings: sql`json_set(${tenantSettings.settings}, ${sql.join(assignments, sql`, `)})`, updatedAt: now },
+    })
+    .returning({ settings: tenantSettings.settings });
 }
 
 /** Writes the whole (already validated) document; one row per tenant. */

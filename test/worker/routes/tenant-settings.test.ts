@@ -128,4 +128,29 @@ describe("tenant settings", () => {
     expect((await patch(other.accessToken, { maxConcurrentSessions: 9 })).status).toBe(200);
     expect(await settingsOf(admin)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: 2 });
   });
+
+  it("keeps every change when two admins change different settings at once, on a new row and on an existing one", async () => {
+    const tenantId = await createTenant();
+    const [first, second] = [(await userWithToken(tenantId, "admin")).accessToken, (await userWithToken(tenantId, "admin")).accessToken];
+    const [a, b] = await Promise.all([patch(first, { maxConcurrentSessions: 4 }), patch(second, { recording: "on" })]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(await settingsOf(first)).toEqual({ ...SHOP_DEFAULTS, maxConcurrentSessions: 4, recording: "on" });
+
+    const changes = await Promise.all([
+      patch(first, { retentionDays: 30 }),
+      patch(second, { piiRedaction: "mask" }),
+      patch(first, { consentMessage: "This call is recorded." }),
+    ]);
+    expect(changes.map((response) => response.status)).toEqual([200, 200, 200]);
+    // Each answer is the document as stored once its own change was in: its change, and whatever had landed before.
+    expect(await changes[1]!.json()).toMatchObject({ maxConcurrentSessions: 4, recording: "on", piiRedaction: "mask" });
+    expect(await settingsOf(second)).toEqual({
+      ...SHOP_DEFAULTS,
+      maxConcurrentSessions: 4,
+      recording: "on",
+      retentionDays: 30,
+      piiRedaction: "mask",
+      consentMessage: "This call is recorded.",
+    });
+  });
 });
