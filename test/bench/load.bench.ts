@@ -70,6 +70,17 @@ if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1
 const TARGETS = option("targets", "relay,platform").split(",") as Target[];
 if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
+/**
+ * `--rounds N`: each call count runs N rounds of the targets in turn; the report gives each run and, past one round,
+ * every round's samples pooled. One run's p99 moves with where the collector's pauses happen to fall; pooling is
+ * the repeatable figure.
+ */
+const ROUNDS = Number(option("rounds", "1"));
+if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1 && ROUNDS <= 10)) throw new Error("--rounds: 1..10");
+/** A run as the report names it: `platform × 50`, and `(round 2)` when there are several. */
+const runLabel = (target: Target, count: number, round: number) => `${target} × ${count}${ROUNDS > 1 ? ` (round ${round + 1})` : ""}`;
+/** A run's name in file names: its target and count, and its round when there are several. */
+const runName = (target: Target, count: number, round: number) => `${target}-${count}${ROUNDS > 1 ? `-${round + 1}` : ""}`;
 /** `--profile`: a CPU profile of each target's isolate over its run, its top functions printed (slows the runs: not for figures). */
 const PROFILE = ["--profile", "--allocations", "--promoted", "--heap"].some((flag) => process.argv.includes(flag));
 /** `--promoted`: as `--allocations`, but only what outlived a minor GC — what fills the old generation, whose collections pause the thread. */
@@ -80,7 +91,7 @@ const ALLOCATIONS = process.argv.includes("--allocations") || PROMOTED;
 const HEAP = process.argv.includes("--heap");
 /** `--gc`: V8's collections in each target's isolate (V8's own trace), and which late frames they held (gc/gc-trace.ts). */
 const GC = process.argv.includes("--gc");
-const gcLogOf = (target: Target, count: number) => join(tmpdir(), `switchboard-gc-${target}-${count}.log`);
+const gcLogOf = (name: string) => join(tmpdir(), `switchboard-gc-${name}.log`);
 /** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
  * call) and, in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply). */
 const TIMELINE_DIR = option("timeline", "");
@@ -163,6 +174,7 @@ function filesystemOf(directory: string): string {
 interface RunResult {
   target: Target;
   calls: number;
+  round: number;
   callerToProvider: number[];
   /** Caller → provider by phase: while calls are still being set up, all streaming, while calls end. */
   callerToProviderByPhase: Record<"setup" | "steady" | "ending", number[]>;
@@ -218,9 +230,11 @@ async function runCalls(
   simulator: SimulatorThread,
   target: Target,
   count: number,
+  round: number,
   runIndex: number,
   inspectorUrl: string | null,
 ): Promise<RunResult> {
+  const name = runName(target, count, round);
   const frameCount = framesFor(count);
   const cycles = frameCount / CYCLE_FRAMES;
   const replies = Array.from({ length: 2 * cycles }, (_, index) => (index % 2 === 0 ? LONG_REPLY : SHORT_REPLY));
@@ -245,7 +259,7 @@ async function runCalls(
   lag.enable();
   const profiler: Profiler | null = inspectorUrl && !ALLOCATIONS && !HEAP ? await startProfiler(inspectorUrl) : null;
   let heap: Promise<string[][]> | null = null;
-  const heapPath = join(tmpdir(), `switchboard-${target}-${count}.heapsnapshot`);
+  const heapPath = join(tmpdir(), `switchboard-${name}.heapsnapshot`);
   const allocations: AllocationSampler | null =
     inspectorUrl && ALLOCATIONS ? await startAllocationSampler(inspectorUrl, { youngToo: !PROMOTED }) : null;
   const started = performance.now();
@@ -296,12 +310,12 @@ async function runCalls(
   await Promise.all(launches);
   await Promise.all(finishing);
   const wallMs = performance.now() - started;
-  const gcPauses = GC ? readGcPauses(gcLogOf(target, count), startedAt, preciseNow()) : [];
+  const gcPauses = GC ? readGcPauses(gcLogOf(name), startedAt, preciseNow()) : [];
   lag.disable();
   const benchCpu = process.cpuUsage(benchCpuBefore);
   const workerdCpuMs = cpu() - cpuBefore;
   if (profiler) {
-    const path = join(tmpdir(), `switchboard-${target}-${count}.cpuprofile`);
+    const path = join(tmpdir(), `switchboard-${name}.cpuprofile`);
     console.log(
       table(
         `CPU profile of the ${target}'s isolate, ${count} calls: self time by function (whole profile in ${path})`,
@@ -333,6 +347,7 @@ async function runCalls(
   const result: RunResult = {
     target,
     calls: count,
+    round,
     callerToProvider: [],
     callerToProviderByPhase: { setup: [], steady: [], ending: [] },
     providerToCaller: [],
@@ -443,8 +458,8 @@ async function runCalls(
   }
   if (TIMELINE_DIR) {
     mkdirSync(TIMELINE_DIR, { recursive: true });
-    writeFileSync(join(TIMELINE_DIR, `${target}-${count}.csv`), `${timeline.join("\n")}\n`);
-    writeFileSync(join(TIMELINE_DIR, `${target}-${count}-agent.csv`), `${agentTimeline.join("\n")}\n`);
+    writeFileSync(join(TIMELINE_DIR, `${name}.csv`), `${timeline.join("\n")}\n`);
+    writeFileSync(join(TIMELINE_DIR, `${name}-agent.csv`), `${agentTimeline.join("\n")}\n`);
   }
   return result;
 }
@@ -509,36 +524,39 @@ try {
   );
   let runIndex = 0;
   for (const count of COUNTS) {
-    for (const target of TARGETS) {
-      console.log(
-        `  ${target} × ${count}: ${framesFor(count)} frames a call, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}…`,
-      );
-      if (GC) {
-        rmSync(gcLogOf(target, count), { force: true });
-        traceGcTo(gcLogOf(target, count));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const target of TARGETS) {
+        const name = runLabel(target, count, round);
+        console.log(
+          `  ${name}: ${framesFor(count)} frames a call, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}…`,
+        );
+        if (GC) {
+          rmSync(gcLogOf(runName(target, count, round)), { force: true });
+          traceGcTo(gcLogOf(runName(target, count, round)));
+        }
+        if (target === "relay") {
+          const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
+          const relay = await startRelay(settings, persistTo);
+          running = {
+            ...relay,
+            stop: async () => {
+              await relay.stop();
+              rmSync(persistTo, { recursive: true, force: true });
+            },
+          };
+        } else {
+          const tenantSettings = { recording: RECORDING };
+          running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
+        }
+        const result = await runCalls(running.url, simulator, target, count, round, runIndex++, running.inspectorUrl);
+        await running.stop();
+        running = undefined;
+        results.push(result);
+        await settle();
+        console.log(
+          `  ${name}: ${count - result.failures.length} ok, ${result.failures.length} failed, ${(result.wallMs / 1000).toFixed(1)} s`,
+        );
       }
-      if (target === "relay") {
-        const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
-        const relay = await startRelay(settings, persistTo);
-        running = {
-          ...relay,
-          stop: async () => {
-            await relay.stop();
-            rmSync(persistTo, { recursive: true, force: true });
-          },
-        };
-      } else {
-        const tenantSettings = { recording: RECORDING };
-        running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
-      }
-      const result = await runCalls(running.url, simulator, target, count, runIndex++, running.inspectorUrl);
-      await running.stop();
-      running = undefined;
-      results.push(result);
-      await settle();
-      console.log(
-        `  ${target} × ${count}: ${count - result.failures.length} ok, ${result.failures.length} failed, ${(result.wallMs / 1000).toFixed(1)} s`,
-      );
     }
   }
 } finally {
@@ -559,9 +577,10 @@ async function settle(): Promise<void> {
 
 // ── report ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-const label = (result: RunResult) => `${result.target} × ${result.calls}`;
+const label = (result: RunResult) => runLabel(result.target, result.calls, result.round);
 const pick = (result: RunResult, figure: keyof RunResult) => result[figure] as number[];
-const relayOf = (result: RunResult) => results.find((other) => other.target === "relay" && other.calls === result.calls);
+const relayOf = (result: RunResult) =>
+  results.find((other) => other.target === "relay" && other.calls === result.calls && other.round === result.round);
 const ratio = (value: number | undefined, floor: number | undefined) =>
   value === undefined || floor === undefined || floor <= 0 ? "–" : `${(value / floor).toFixed(2)}×`;
 function latencyTable(title: string, figure: keyof RunResult): string {
@@ -649,6 +668,36 @@ console.log(
     }),
   ),
 );
+if (ROUNDS > 1) {
+  const runsOf = (target: Target, count: number) => results.filter((result) => result.target === target && result.calls === count);
+  const pooled = (target: Target, count: number, figure: keyof RunResult) =>
+    runsOf(target, count).flatMap((result) => pick(result, figure));
+  const pooledCpuPerFrame = (target: Target, count: number) => {
+    const runs = runsOf(target, count);
+    const frames = runs.reduce((total, result) => total + result.framesReceived + result.mediaReceived, 0);
+    return (runs.reduce((total, result) => total + result.workerdCpuMs, 0) * 1000) / Math.max(1, frames);
+  };
+  const rows = COUNTS.flatMap((count) =>
+    TARGETS.map((target) => {
+      const figures = (["callerToProvider", "providerToCaller", "interruption"] as const).map((figure) => {
+        const summary = summarize(pooled(target, count, figure));
+        const floor = target === "platform" ? summarize(pooled("relay", count, figure)) : null;
+        const figure50and99 = `${ms(summary?.p50)} / ${ms(summary?.p99)}`;
+        return floor ? `${figure50and99} (${ratio(summary?.p50, floor.p50)} / ${ratio(summary?.p99, floor.p99)})` : figure50and99;
+      });
+      const cpu = pooledCpuPerFrame(target, count);
+      const cpuFloor = target === "platform" ? ` (${ratio(cpu, pooledCpuPerFrame("relay", count))})` : "";
+      return [`${target} × ${count}`, ...figures, `${cpu.toFixed(1)}${cpuFloor}`];
+    }),
+  );
+  console.log(
+    table(
+      `All ${ROUNDS} rounds pooled: p50 / p99 ms (platform ÷ relay)`,
+      ["runs", "caller → provider", "provider → caller", "barge-in → clear", "µs per relayed frame"],
+      rows,
+    ),
+  );
+}
 if (GC) {
   console.log(
     table(
