@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { createLogger } from "../../workers/shared/logger.ts";
-import { readTenantSettings, type TenantSettings } from "../../workers/shared/tenant-settings.ts";
+import { readVersionedSettings, type TenantSettings, type VersionedSettings } from "../../workers/shared/tenant-settings.ts";
 
 /** A holder not heard of for this long is asked whether it still runs, when the tenant is at its limit. */
 export const HOLDER_LEASE_MS = 60_000;
@@ -41,7 +41,7 @@ export class TenantAdmission extends DurableObject<Env> {
   private readonly log = createLogger({ component: "tenant_admission" });
   /** One round of holder checks at a time; acquires that find the tenant full meanwhile wait for it. */
   private checking: Promise<void> | null = null;
-  private settings: { value: TenantSettings; readAt: number } | null = null;
+  private settings: (VersionedSettings & { readAt: number }) | null = null;
   /** One D1 read of the settings at a time; acquires arriving meanwhile wait for it. */
   private readingSettings: Promise<TenantSettings> | null = null;
   /** How many rows `holders` has: this object is its only writer, so it is counted once, then kept as rows change. */
@@ -84,9 +84,22 @@ export class TenantAdmission extends DurableObject<Env> {
     return { admitted: false, active: this.held, limit };
   }
 
-  /** An admin changed the tenant's settings: they hold from the next acquire. */
-  async setSettings(settings: TenantSettings): Promise<void> {
-    this.settings = { value: settings, readAt: Date.now() };
+  /**
+   * An admin changed the tenant's settings: they hold from the next acquire. Two changes made at once can be pushed
+   * in either order, and a D1 read begun before a change can end after its push: the newest version held wins.
+   */
+  async setSettings(pushed: VersionedSettings): Promise<void> {
+    this.keep(pushed);
+  }
+
+  private keep(copy: VersionedSettings): TenantSettings {
+    const held = this.settings;
+    if (held && held.version > copy.version) {
+      held.readAt = Date.now();
+      return held.settings;
+    }
+    this.settings = { ...copy, readAt: Date.now() };
+    return copy.settings;
   }
 
   /** Gives the session's slot back; releasing a slot not held is a no-op (a retried release, a refused session). */
@@ -96,15 +109,12 @@ export class TenantAdmission extends DurableObject<Env> {
   }
 
   private async currentSettings(tenantId: string): Promise<TenantSettings> {
-    if (this.settings && Date.now() - this.settings.readAt < SETTINGS_FRESH_MS) return this.settings.value;
-    this.readingSettings ??= readTenantSettings(tenantScopeFor(this.env, tenantId))
-      .then((settings) => {
-        this.settings = { value: settings, readAt: Date.now() };
-        return settings;
-      })
+    if (this.settings && Date.now() - this.settings.readAt < SETTINGS_FRESH_MS) return this.settings.settings;
+    this.readingSettings ??= readVersionedSettings(tenantScopeFor(this.env, tenantId))
+      .then((read) => this.keep(read))
       .catch((error: unknown) => {
         // Stale settings are better than none while D1 is away; never having read them is not knowing them.
-        if (this.settings) return this.settings.value;
+        if (this.settings) return this.settings.settings;
         throw error;
       })
       .finally(() => {

@@ -9,6 +9,7 @@ import {
   type TenantSettings,
   tenantSettingsChangeSchema,
   tenantSettingsSchema,
+  type VersionedSettings,
   writeTenantSettingsChange,
 } from "../shared/tenant-settings.ts";
 
@@ -63,7 +64,7 @@ export const tenantSettingsRoutes = publicRouter()
       ]);
       // With another admin's change that landed first, if one did.
       const after = storedSettings(stored?.settings);
-      await pushSettings(c.env, scope.tenantId, after, c.get("log"));
+      await pushSettings(c.env, scope.tenantId, { settings: after, version: stored?.version ?? 0 }, c.get("log"));
       return c.json(after, 200);
     },
     rejectChange,
@@ -89,7 +90,7 @@ function rejectChange(result: { success: true } | { success: false; error: Param
  * need, without a D1 read; it takes the new ones now. If it cannot be told, it re-reads D1 within its freshness
  * window (SETTINGS_FRESH_MS), so the change still holds.
  */
-async function pushSettings(env: Env, tenantId: string, settings: TenantSettings, log: Logger): Promise<void> {
+async function pushSettings(env: Env, tenantId: string, settings: VersionedSettings, log: Logger): Promise<void> {
   try {
     await env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId)).setSettings(settings);
   } catch (error) {

@@ -135,8 +135,21 @@ export const tenantSettingsChangeSchema = z.strictObject(fields).partial();
  * caller decides how to fail, rather than a silent default standing in for what the admin chose.
  */
 export async function readTenantSettings(scope: TenantScope): Promise<TenantSettings> {
+  return (await readVersionedSettings(scope)).settings;
+}
+
+/**
+ * The settings with their version: the row's `updated_at`, which every change through the API moves forward (0: no
+ * row). Whoever keeps a copy (the admission object) keeps the newest of the copies it is given or reads.
+ */
+export interface VersionedSettings {
+  settings: TenantSettings;
+  version: number;
+}
+
+export async function readVersionedSettings(scope: TenantScope): Promise<VersionedSettings> {
   const [row] = (await scope.select(tenantSettings)) as Array<typeof tenantSettings.$inferSelect>;
-  return storedSettings(row?.settings);
+  return { settings: storedSettings(row?.settings), version: row?.updatedAt ?? 0 };
 }
 
 /** A stored document (or none) as the settings it means: defaults for what it does not name. */
@@ -161,9 +174,13 @@ export function writeTenantSettingsChange(
     .insert(tenantSettings, { settings: whole, updatedAt: now })
     .onConflictDoUpdate({
       target: tenantSettings.tenantId,
-      set: { settings: sql`json_set(${tenantSettings.settings}, ${sql.join(assignments, sql`, `)})`, updatedAt: now },
+      set: {
+        settings: sql`json_set(${tenantSettings.settings}, ${sql.join(assignments, sql`, `)})`,
+        // The document's version: forward by at least one, whatever this isolate's clock says.
+        updatedAt: sql`max(${tenantSettings.updatedAt} + 1, ${now})`,
+      },
     })
-    .returning({ settings: tenantSettings.settings });
+    .returning({ settings: tenantSettings.settings, version: tenantSettings.updatedAt });
 }
 
 /** Writes the whole (already validated) document; one row per tenant. */

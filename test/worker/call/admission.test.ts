@@ -12,6 +12,8 @@ import { TURN_AWAY_DEADLINE_KEY } from "../../../durable-objects/call/turn-away.
 import { BUSY_MESSAGE } from "../../../workers/carriers/carrier.ts";
 import { deriveSessionId } from "../../../workers/carriers/session-routing.ts";
 import worker from "../../../workers/index.ts";
+import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
+import { readVersionedSettings, TENANT_SETTINGS_DEFAULTS } from "../../../workers/shared/tenant-settings.ts";
 import {
   type CallDetail,
   callByCarrierId,
@@ -277,6 +279,24 @@ describe("admission control: inbound calls", () => {
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
     // …which it does when its copy is no longer fresh (here: a new instance, after eviction).
     await evictDurableObject(admissionOf(tenantId));
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+  });
+
+  it("keeps the newest settings it is given: a change pushed late, or a read begun before a change, never undoes it", async () => {
+    const { tenantId, numbers, token } = await tenantWithLimit(1);
+    const { version } = await readVersionedSettings(tenantScopeFor(env, tenantId));
+    const limit = (maxConcurrentSessions: number) => ({ ...TENANT_SETTINGS_DEFAULTS, maxConcurrentSessions });
+    // Two admins' changes at once, their pushes crossing: the later version arrives first.
+    await admissionOf(tenantId).setSettings({ settings: limit(2), version: version + 2 });
+    await admissionOf(tenantId).setSettings({ settings: limit(1), version: version + 1 });
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+    // A PATCH moves the version forward whatever it was, and its push holds from the next call.
+    const set = await api("/api/v1/tenant/settings", { method: "PATCH", token, body: { maxConcurrentSessions: 3 } });
+    expect(set.status).toBe(200);
+    expect((await readVersionedSettings(tenantScopeFor(env, tenantId))).version).toBeGreaterThan(version);
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
   });
