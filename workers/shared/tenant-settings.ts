@@ -183,13 +183,6 @@ export function writeTenantSettingsChange(
     .returning({ settings: tenantSettings.settings, version: tenantSettings.updatedAt });
 }
 
-/** Writes the whole (already validated) document; one row per tenant. */
-export function writeTenantSettings(scope: TenantScope, settings: TenantSettings, now = Date.now()) {
-  return scope
-    .insert(tenantSettings, { settings, updatedAt: now })
-    .onConflictDoUpdate({ target: tenantSettings.tenantId, set: { settings, updatedAt: now } });
-}
-
 /**
  * The tenant's PII masker (identity when `piiRedaction` is off). Fails closed: settings that cannot be read (D1
  * failing, a document that no longer parses) mask, so a tenant that asked for masking never has a plain copy stored.

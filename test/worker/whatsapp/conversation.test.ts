@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
 import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
-import { TENANT_SETTINGS_DEFAULTS, writeTenantSettings } from "../../../workers/shared/tenant-settings.ts";
+import { TENANT_SETTINGS_DEFAULTS, writeTenantSettingsChange } from "../../../workers/shared/tenant-settings.ts";
 import { d1Count, eventually } from "../support/carriers.ts";
 import { createTenant } from "../support/identity.ts";
 import { expectLedgerInvariant } from "../support/ledger-invariant.ts";
@@ -18,7 +18,10 @@ async function shop() {
   const tenantId = await createTenant("Kirana");
   const number = await businessNumber(tenantId);
   const owner = randomWaId();
-  await writeTenantSettings(tenantScopeFor(env, tenantId), { ...TENANT_SETTINGS_DEFAULTS, whatsappOperators: [`+${owner}`] });
+  await writeTenantSettingsChange(tenantScopeFor(env, tenantId), ["whatsappOperators"], {
+    ...TENANT_SETTINGS_DEFAULTS,
+    whatsappOperators: [`+${owner}`],
+  });
   const engine = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
   await engine.createProduct({ name: "Rice", unitPrice: 6000, unit: "kg" });
   await engine.createProduct({ name: "Eggs", unitPrice: 600 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
 import { INTENT_JSON_SCHEMA } from "../../../workers/business/intents/model.ts";
 import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
-import { TENANT_SETTINGS_DEFAULTS, writeTenantSettings } from "../../../workers/shared/tenant-settings.ts";
+import { TENANT_SETTINGS_DEFAULTS, writeTenantSettingsChange } from "../../../workers/shared/tenant-settings.ts";
 import { createTenant } from "../support/identity.ts";
 import { businessNumber, modelRequests, postWhatsApp, randomWaId, replyNumber, scriptModel, textDelivery } from "../support/whatsapp.ts";
 
@@ -29,7 +29,10 @@ async function shop() {
   const tenantId = await createTenant("Model shop");
   const number = await businessNumber(tenantId);
   const owner = randomWaId();
-  await writeTenantSettings(tenantScopeFor(env, tenantId), { ...TENANT_SETTINGS_DEFAULTS, whatsappOperators: [`+${owner}`] });
+  await writeTenantSettingsChange(tenantScopeFor(env, tenantId), ["whatsappOperators"], {
+    ...TENANT_SETTINGS_DEFAULTS,
+    whatsappOperators: [`+${owner}`],
+  });
   const engine = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
   await engine.createCustomer({ name: "Rahul" });
   let replies = 0;
