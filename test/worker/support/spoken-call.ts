@@ -1,13 +1,13 @@
 import { expect } from "vitest";
 import { callByCarrierId } from "./calls.ts";
-import { parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "./carriers.ts";
+import { eventually, parseStreamTwiml, postTwilio, randomCallSid, twilioCallParams } from "./carriers.ts";
 import { openStream, transcriptOf } from "./media-caller.ts";
 import { putScenario, uniqueKey } from "./provider-simulator.ts";
 
 /**
  * An inbound Twilio call to `number` (answered by the simulated OpenAI provider) in which the caller says `said`
  * (the simulator's scripted caller transcript) and then types a DTMF digit; resolves once the transcript holds the
- * digit's line, with the stored transcript and the call's events. `beforeStream` runs once the call's session
+ * digit's line and D1 the digit's event, with the stored transcript and the call's events. `beforeStream` runs once the call's session
  * exists, before any audio (a /live watcher opens there).
  */
 export async function spokenCall(options: {
@@ -32,6 +32,11 @@ export async function spokenCall(options: {
   await caller.silence(700);
   caller.dtmf(options.digit ?? "4");
   const transcript = await transcriptOf(options.token, sessionId, (lines) => lines.some((line) => line.text.startsWith("[DTMF]")));
-  const call = await callByCarrierId(options.token, callSid);
+  // The digit's event reaches D1 with the media frames' settling drain (up to 2 s after it), on a timer of its own:
+  // under load it can come after the transcript's line.
+  const call = await eventually(async () => {
+    const found = await callByCarrierId(options.token, callSid);
+    return found.events.some((event) => event.event === "media.dtmf") && found;
+  }, 250);
   return { sessionId, callSid, transcript, call, events: call.events };
 }
