@@ -7,8 +7,8 @@ import { putScenario, uniqueKey } from "./provider-simulator.ts";
 /**
  * An inbound Twilio call to `number` (answered by the simulated OpenAI provider) in which the caller says `said`
  * (the simulator's scripted caller transcript) and then types a DTMF digit; resolves once the transcript holds the
- * digit's line and D1 the digit's event, with the stored transcript and the call's events. `beforeStream` runs once the call's session
- * exists, before any audio (a /live watcher opens there).
+ * digit's line and D1 the digit's event, with the stored transcript and the call's events. `beforeStream` runs once
+ * the call's session exists, before any audio (a /live watcher opens there).
  */
 export async function spokenCall(options: {
   token: string;
