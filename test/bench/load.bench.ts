@@ -93,7 +93,8 @@ const HEAP = process.argv.includes("--heap");
 const GC = process.argv.includes("--gc");
 const gcLogOf = (name: string) => join(tmpdir(), `switchboard-gc-${name}.log`);
 /** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
- * call) and, in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply). */
+ * call), in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply, phase), and in
+ * `-ends.csv` when each call sent its `stop`. */
 const TIMELINE_DIR = option("timeline", "");
 /**
  * `--trace-collector`: keep wrangler's local trace collector (its Local Explorer's store) on both targets, as `wrangler
@@ -171,14 +172,18 @@ function filesystemOf(directory: string): string {
 
 // ── one run: N concurrent calls against one target ──────────────────────────────────────────────────────────
 
+type Phase = "setup" | "steady" | "ending";
+
 interface RunResult {
   target: Target;
   calls: number;
   round: number;
   callerToProvider: number[];
   /** Caller → provider by phase: while calls are still being set up, all streaming, while calls end. */
-  callerToProviderByPhase: Record<"setup" | "steady" | "ending", number[]>;
+  callerToProviderByPhase: Record<Phase, number[]>;
   providerToCaller: number[];
+  /** Provider → caller by the phase the chunk was sent in. */
+  providerToCallerByPhase: Record<Phase, number[]>;
   interruption: number[];
   responses: number[];
   framesSent: number;
@@ -270,6 +275,8 @@ async function runCalls(
   let rssLive = 0;
   let allStreamingAt = Infinity;
   let firstEndingAt = Infinity;
+  /** When each call sent its `stop` (for `--timeline`). */
+  const endedAt: number[] = [];
   const finishing: Promise<void>[] = [];
   const launches = calls.map(async (call, index) => {
     await sleep((staggerMs * index) / Math.max(1, count - 1));
@@ -289,6 +296,7 @@ async function runCalls(
       if (call.phase === "tail" && now >= call.streamStartedAt + call.frameCount * FRAME_MS + TAIL_WAIT_MS) {
         streaming--;
         firstEndingAt = Math.min(firstEndingAt, preciseNow());
+        endedAt.push(preciseNow());
         finishing.push(finishCall(url, call, NUMBER));
       }
     }
@@ -351,6 +359,7 @@ async function runCalls(
     callerToProvider: [],
     callerToProviderByPhase: { setup: [], steady: [], ending: [] },
     providerToCaller: [],
+    providerToCallerByPhase: { setup: [], steady: [], ending: [] },
     interruption: [],
     responses: [],
     framesSent: 0,
@@ -378,6 +387,7 @@ async function runCalls(
     gcPauses,
     callerFrames: [],
   };
+  const phaseAt = (at: number): Phase => (at < allStreamingAt ? "setup" : at < firstEndingAt ? "steady" : "ending");
   const timeline: string[] = [];
   const agentTimeline: string[] = [];
   for (const call of calls) {
@@ -405,8 +415,7 @@ async function runCalls(
       seen.add(index);
       const sentAt = call.sentAt[index]!;
       result.callerToProvider.push(arrivals[position]! - sentAt);
-      const phase = sentAt < allStreamingAt ? "setup" : sentAt < firstEndingAt ? "steady" : "ending";
-      result.callerToProviderByPhase[phase].push(arrivals[position]! - sentAt);
+      result.callerToProviderByPhase[phaseAt(sentAt)].push(arrivals[position]! - sentAt);
       if (GC) result.callerFrames.push([sentAt, arrivals[position]! - sentAt]);
       if (TIMELINE_DIR) timeline.push(`${sentAt.toFixed(1)},${(arrivals[position]! - sentAt).toFixed(2)},${calls.indexOf(call)}`);
     });
@@ -430,9 +439,11 @@ async function runCalls(
         const chunk = chunks[index]!;
         const late = call.agentMediaAt[index]! - chunk.at;
         result.providerToCaller.push(late);
+        result.providerToCallerByPhase[phaseAt(chunk.at)].push(late);
         // Which chunk of its reply (0: the reply's first), to tell per-reply work from per-chunk work.
         position = index > 0 && chunks[index - 1]!.responseId === chunk.responseId ? position + 1 : 0;
-        if (TIMELINE_DIR) agentTimeline.push(`${chunk.at.toFixed(1)},${late.toFixed(2)},${calls.indexOf(call)},${position}`);
+        if (TIMELINE_DIR)
+          agentTimeline.push(`${chunk.at.toFixed(1)},${late.toFixed(2)},${calls.indexOf(call)},${position},${phaseAt(chunk.at)}`);
       }
     }
 
@@ -460,6 +471,7 @@ async function runCalls(
     mkdirSync(TIMELINE_DIR, { recursive: true });
     writeFileSync(join(TIMELINE_DIR, `${name}.csv`), `${timeline.join("\n")}\n`);
     writeFileSync(join(TIMELINE_DIR, `${name}-agent.csv`), `${agentTimeline.join("\n")}\n`);
+    writeFileSync(join(TIMELINE_DIR, `${name}-ends.csv`), `${endedAt.map((at) => at.toFixed(1)).join("\n")}\n`);
   }
   return result;
 }
@@ -593,20 +605,27 @@ function latencyTable(title: string, figure: keyof RunResult): string {
   return table(title, ["run", "p50 ms", "p99 ms", "max ms", "count", "platform ÷ relay (p50 / p99)"], rows);
 }
 console.log(latencyTable("Caller → provider (carrier frame sent → provider simulator received)", "callerToProvider"));
-console.log(
+/** A direction's samples by phase: while calls are still being set up, all streaming, while calls end. */
+const phaseTable = (title: string, figure: "callerToProviderByPhase" | "providerToCallerByPhase") =>
   table(
-    "Caller → provider by phase: calls still being set up (webhooks, upgrades, provider sessions), all streaming, calls ending",
+    title,
     ["run", "setup p50 / p99 ms", "steady p50 / p99 ms", "ending p50 / p99 ms"],
     results.map((result) => [
       label(result),
       ...(["setup", "steady", "ending"] as const).map((phase) => {
-        const summary = summarize(result.callerToProviderByPhase[phase]);
+        const summary = summarize(result[figure][phase]);
         return summary ? `${ms(summary.p50)} / ${ms(summary.p99)} (${summary.count})` : "–";
       }),
     ]),
+  );
+console.log(
+  phaseTable(
+    "Caller → provider by phase: calls still being set up (webhooks, upgrades, provider sessions), all streaming, calls ending",
+    "callerToProviderByPhase",
   ),
 );
 console.log(latencyTable("Provider → caller (simulator chunk sent → carrier socket received the media message)", "providerToCaller"));
+console.log(phaseTable("Provider → caller by the phase the chunk was sent in", "providerToCallerByPhase"));
 console.log(latencyTable("Barge-in → `clear` (simulator speech_started while agent audio plays → `clear` at the carrier)", "interruption"));
 console.log(
   latencyTable("Response per turn (simulator's end of the caller's turn → the answer's first audio at the carrier)", "responses"),
