@@ -93,7 +93,7 @@ describe("voice business tools", () => {
   it("recognises the caller by number: the agent's instructions name them with their balance and open invoice", async () => {
     const target = await shop("openai");
     const { key } = await call(target, {});
-    const connection = await eventually(async () => (await simulatorConnections(key))[0], 100);
+    const connection = await eventually(async () => (await simulatorConnections(key)).find((each) => each.setup), 100);
     const setup = JSON.stringify(connection.setup);
     expect(setup).toContain("Asha Rao");
     expect(setup).toContain("₹1,250.00");
@@ -117,7 +117,7 @@ describe("voice business tools", () => {
     await eventually(async () => (await simulatorConnections(key)).length === 1, 100);
     const switched = await switchTo(target.token, sessionId, { provider: "gemini", immediate: true });
     expect(switched.status).toBe(200);
-    const gemini = await eventually(async () => (await connectionsOf(key, "gemini"))[0], 100);
+    const gemini = await eventually(async () => (await connectionsOf(key, "gemini")).find((each) => each.setup), 100);
     expect(JSON.stringify(gemini.setup)).toContain("balance owed: ₹1,250.00");
   });
 
@@ -126,7 +126,7 @@ describe("voice business tools", () => {
     await env.DB.exec("ALTER TABLE customers RENAME TO customers_offline");
     try {
       const { key, caller } = await call(target, {});
-      const connection = await eventually(async () => (await simulatorConnections(key))[0], 100);
+      const connection = await eventually(async () => (await simulatorConnections(key)).find((each) => each.setup), 100);
       expect(JSON.stringify(connection.setup)).not.toContain("Asha Rao");
       await caller.say("hello");
       await caller.silence(600);
