@@ -449,6 +449,7 @@ export class CallSession extends DurableObject<Env> {
   }
 
   async applyCarrierEvent(event: CarrierEvent, correlationId: string): Promise<EventOutcome> {
+    const endedBefore = this.ledger.record?.endedAt ?? null;
     const outcome = recordCarrierEvent(this.ledger, event, correlationId, this.redaction);
     if (outcome === "unknown_call" || outcome === "duplicate") return outcome;
     this.sessionMetrics.tick();
@@ -459,6 +460,9 @@ export class CallSession extends DurableObject<Env> {
       this.ctx.waitUntil(this.consentFirst.onSignal(event.signal).then(() => this.ledger.flush()));
     // After the machine's verdict (taken before its first await): a person it let through hears the consent now.
     if (this.consentAtAnswerDue()) this.ctx.waitUntil(this.sayConsentAtAnswer());
+    // The event that ended the call reaches D1 with the end's drain (afterEnd), in the transcript's batch: its answer
+    // waits for the object's commit, the durable record, not for D1.
+    if (endedBefore === null && this.ledger.record!.endedAt !== null) return outcome;
     await this.ledger.flush();
     return outcome;
   }
@@ -927,8 +931,6 @@ export class CallSession extends DurableObject<Env> {
     this.voice = null;
     // Its gauges go once the end's drains to D1 have settled, so outboxes they empty are not reported pending (and
     // again, emptied, by the alarm); its provider outcomes go with the isolate's next health batch (reporter.ts).
-    // Both drains go to D1 as one batch (the ledger's alone first when the webhook that ended the call sent it), and
-    // what D1 then holds leaves both outboxes in one commit.
     this.ctx.waitUntil(this.afterEnd());
   }
 
@@ -938,18 +940,20 @@ export class CallSession extends DurableObject<Env> {
    */
   private async afterEnd(): Promise<void> {
     const steps = [
+      // Both drains go to D1 as one batch, the ending event with them (applyCarrierEvent); what D1 then holds leaves
+      // both outboxes, and the analysis is scheduled, in one commit.
       async () => {
         this.d1Writes.gather(2);
         try {
           await Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
           this.forgetSynced();
+          await this.analysis.schedule();
         } finally {
           // A task of its own: it waits for the isolate's push interval, which the steps after it must not.
           this.ctx.waitUntil(this.sessionMetrics.ended());
         }
       },
       () => this.releaseSlot(),
-      () => this.analysis.schedule(),
       () => this.recording.finish(),
     ];
     for (const step of steps) {

@@ -63,7 +63,7 @@ describe("storage writes and the audio path", () => {
     expect(fromFramePath.map((write) => `${write.what}\n${write.stack}`)).toEqual([]);
   });
 
-  it("a call's end empties both outboxes, the ledger's and the transcript's, in one commit once D1 has them", async () => {
+  it("a call's end empties both outboxes, the ledger's and the transcript's, and schedules its analysis, in one commit once D1 has them", async () => {
     const key = uniqueKey("end-writes");
     await putScenario(key, { replies: ["Hello, how can I help?"] });
     const call = await twilioCallWith("openai", key);
@@ -91,6 +91,10 @@ describe("storage writes and the audio path", () => {
     const [ledger, transcript] = afterD1.map((write) => callerOf(write.stack));
     expect(ledger).toBeDefined();
     expect(transcript).toBe(ledger);
+    // The analysis is scheduled in that same run (its due time and alarm), not in a commit of its own after it.
+    const lastDelete = writes.lastIndexOf(afterD1.at(-1)!);
+    expect(writes[lastDelete + 1]?.what).toBe("kv.put analysis.due");
+    expect(writes[lastDelete + 1]?.stack).toContain("schedule");
     await caller.silence(1_200);
     expect(deletes().filter((write) => /\b(drain|writeBehind)\b/.test(write.stack))).toEqual([]);
   });

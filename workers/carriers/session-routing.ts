@@ -1,3 +1,4 @@
+import { yieldToSockets } from "../../durable-objects/yield-to-sockets.ts";
 import { sessionForCarrierCall } from "../shared/db/directory.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { toHex } from "../shared/encoding.ts";
@@ -19,9 +20,11 @@ export async function deriveSessionId(carrier: Carrier, carrierCallId: string): 
 /**
  * Delivers a carrier event to the object that owns its call: the session the event names (outbound calls), else the
  * one derived from the carrier's call id (inbound calls — no lookup, so a status callback lands even while D1 and KV
- * are down), else the one the directory knows the carrier call by.
+ * are down), else the one the directory knows the carrier call by. A turn after the guard's own in-process calls (its
+ * rate limiter's commit): the object's work, a call's end among it, is not chained onto them (yield-to-sockets.ts).
  */
 export async function deliverCarrierEvent(env: Env, event: CarrierEvent, sessionHint: string | undefined, correlationId: string) {
+  await yieldToSockets();
   const deliver = async (sessionId: string) => {
     const outcome = await callObject(env, sessionId).applyCarrierEvent(event, correlationId);
     // A redelivery passed the guard (counted accepted) and changed nothing: counted apart, so its share shows.
