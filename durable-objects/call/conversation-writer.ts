@@ -1,5 +1,6 @@
 import type { StatementRunner } from "../../workers/shared/db/shared-batch.ts";
 import type { ResumptionHandle } from "../voice/voice-session-types.ts";
+import { yieldToSockets } from "../yield-to-sockets.ts";
 import { DrainRetry } from "./outbox-backlog.ts";
 import type { TranscriptLog } from "./transcript-log.ts";
 
@@ -86,7 +87,10 @@ export class ConversationWriter {
   private writeBehind(): void {
     const now = Date.now();
     if (now >= this.d1DueAt) {
-      void this.flush();
+      // The lines commit to storage in this turn, and D1's batch goes a turn later: not one chain on the thread the
+      // other calls' frames wait for (yield-to-sockets.ts).
+      this.save();
+      void yieldToSockets().then(() => this.flush());
       return;
     }
     this.save();
