@@ -71,7 +71,7 @@ import { connectProvider } from "./voice/providers/registry.ts";
 import { BUILTIN_TOOLS, TOOL_CALL_TABLES, ToolRunner } from "./voice/tools.ts";
 import { VoiceSession } from "./voice/voice-session.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
-import { yieldToSockets } from "./yield-to-sockets.ts";
+import { yieldToSockets } from "../workers/shared/yield-to-sockets.ts";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 

@@ -1,4 +1,4 @@
-import { yieldToSockets } from "../../durable-objects/yield-to-sockets.ts";
+import { yieldToSockets } from "../shared/yield-to-sockets.ts";
 import { sessionForCarrierCall } from "../shared/db/directory.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { toHex } from "../shared/encoding.ts";

@@ -1,4 +1,4 @@
-import { sleep } from "../workers/shared/sleep.ts";
+import { sleep } from "./sleep.ts";
 
 /**
  * Resolves once workerd has polled its sockets. Its event loop (kj) asks the kernel for I/O only when no event is
