@@ -21,6 +21,7 @@ import { type ProviderName, parseSettings, requireSettings } from "../workers/sh
 import type { TenantSettings } from "../workers/shared/tenant-settings.ts";
 import { stagesOf } from "../workers/shared/turn-timings.ts";
 import { isWebSocketUpgrade } from "../workers/shared/websockets.ts";
+import { yieldToSockets } from "../workers/shared/yield-to-sockets.ts";
 import { type Admission, AdmissionSlot, CONCURRENCY_LIMIT, RELEASE_RETRY_MS } from "./admission/admission-slot.ts";
 import { AlarmSchedule } from "./alarm-schedule.ts";
 import { AnsweringMachine, agentBarred, agentHeld } from "./call/answering-machine.ts";
@@ -71,7 +72,6 @@ import { connectProvider } from "./voice/providers/registry.ts";
 import { BUILTIN_TOOLS, TOOL_CALL_TABLES, ToolRunner } from "./voice/tools.ts";
 import { VoiceSession } from "./voice/voice-session.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
-import { yieldToSockets } from "../workers/shared/yield-to-sockets.ts";
 
 export type { ControlCommand, ControlResult, PlaceCallInput, PlaceCallResult } from "./call/call-commands.ts";
 

@@ -1,6 +1,6 @@
 import type { StatementRunner } from "../../workers/shared/db/shared-batch.ts";
-import type { ResumptionHandle } from "../voice/voice-session-types.ts";
 import { yieldToSockets } from "../../workers/shared/yield-to-sockets.ts";
+import type { ResumptionHandle } from "../voice/voice-session-types.ts";
 import { DrainRetry } from "./outbox-backlog.ts";
 import type { TranscriptLog } from "./transcript-log.ts";
 

@@ -1,9 +1,9 @@
-import { yieldToSockets } from "../shared/yield-to-sockets.ts";
 import { sessionForCarrierCall } from "../shared/db/directory.ts";
 import type { Carrier } from "../shared/db/schema.ts";
 import { toHex } from "../shared/encoding.ts";
 import { metrics } from "../shared/observability/metrics.ts";
 import { callObject } from "../shared/session-ids.ts";
+import { yieldToSockets } from "../shared/yield-to-sockets.ts";
 import type { CarrierEvent } from "./carrier.ts";
 
 /**
