@@ -940,20 +940,26 @@ export class CallSession extends DurableObject<Env> {
    */
   private async afterEnd(): Promise<void> {
     const steps = [
-      // Both drains go to D1 as one batch, the ending event with them (applyCarrierEvent); what D1 then holds leaves
-      // both outboxes, and the analysis is scheduled, in one commit.
+      // Both drains go to D1 as one batch, the ending event with them (applyCarrierEvent), while the slot is given
+      // back; then what D1 holds leaves both outboxes, the slot is marked free and the analysis is scheduled, in one
+      // commit.
       async () => {
         this.d1Writes.gather(2);
         try {
-          await Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
+          const [, , released] = await Promise.allSettled([
+            this.ledger.flush(),
+            this.conversation.flush(),
+            this.slot.release(this.log(), { withNextWrite: true }),
+          ]);
           this.forgetSynced();
+          this.slot.save();
           await this.analysis.schedule();
+          if (released.status === "fulfilled" && !released.value) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);
         } finally {
           // A task of its own: it waits for the isolate's push interval, which the steps after it must not.
           this.ctx.waitUntil(this.sessionMetrics.ended());
         }
       },
-      () => this.releaseSlot(),
       () => this.recording.finish(),
     ];
     for (const step of steps) {

@@ -29,6 +29,8 @@ interface StoredSlot {
 export class AdmissionSlot {
   private slot: StoredSlot | null;
   private releasing: Promise<boolean> | null = null;
+  /** A release's change not yet written (`release(…, { withNextWrite: true })`). */
+  private unsaved = false;
   /** The tenant's settings that came with the slot (memory only: the session's object keeps what it needs of them). */
   settings: TenantSettings | null = null;
 
@@ -61,20 +63,26 @@ export class AdmissionSlot {
     return "admitted";
   }
 
-  /** Gives the slot back; true once nothing is held (now or before), false when it should be tried again later. */
-  release(log: Logger): Promise<boolean> {
+  /**
+   * Gives the slot back; true once nothing is held (now or before), false when it should be tried again later.
+   * `withNextWrite`: what the release changed stays in memory until `save()`, so it rides on the caller's next commit
+   * instead of costing one of its own. An eviction before that loses nothing: the object still thinks it holds the
+   * slot and releases it again, which the admission object takes as a no-op.
+   */
+  release(log: Logger, { withNextWrite = false } = {}): Promise<boolean> {
     const slot = this.slot;
     if (!slot?.held || slot.releaseAttempts >= MAX_RELEASE_ATTEMPTS) return Promise.resolve(true);
+    const keep = (next: StoredSlot) => (withNextWrite ? this.keep(next) : this.store(next));
     this.releasing ??= admissionObject(this.env, slot.tenantId)
       .release(slot.sessionId)
       .then(
         () => {
-          this.store({ ...slot, held: false });
+          keep({ ...slot, held: false });
           return true;
         },
         (error: unknown) => {
           const attempts = slot.releaseAttempts + 1;
-          this.store({ ...slot, releaseAttempts: attempts });
+          keep({ ...slot, releaseAttempts: attempts });
           if (attempts < MAX_RELEASE_ATTEMPTS) return false;
           log.error("admission.release_abandoned", { error, attempts });
           return true;
@@ -86,8 +94,19 @@ export class AdmissionSlot {
     return this.releasing;
   }
 
+  /** Writes what a `withNextWrite` release kept in memory (nothing when it kept nothing). */
+  save(): void {
+    if (this.unsaved && this.slot) this.store(this.slot);
+  }
+
+  private keep(slot: StoredSlot): void {
+    this.slot = slot;
+    this.unsaved = true;
+  }
+
   private store(slot: StoredSlot): void {
     this.slot = slot;
+    this.unsaved = false;
     this.kv.put(KEY, slot);
   }
 }

@@ -84,17 +84,24 @@ describe("storage writes and the audio path", () => {
     });
     expect(afterD1.map((write) => write.what).sort()).toEqual(["DELETE FROM outbox", "DELETE FROM transcript_outbox"]);
     // Called from the same place: one call of forgetSynced.
-    const callerOf = (stack: string) => {
+    const callerOf = (stack: string, callee = "forgetSynced") => {
       const frames = stack.split("\n");
-      return frames[frames.findIndex((frame) => frame.includes("forgetSynced")) + 1];
+      return frames[frames.findIndex((frame) => frame.includes(callee)) + 1];
     };
     const [ledger, transcript] = afterD1.map((write) => callerOf(write.stack));
     expect(ledger).toBeDefined();
     expect(transcript).toBe(ledger);
-    // The analysis is scheduled in that same run (its due time and alarm), not in a commit of its own after it.
+    // The admission slot, given back while D1 took the batch, is marked free and the analysis scheduled (its due time
+    // and alarm) in that same run, not each in a commit of its own after it.
     const lastDelete = writes.lastIndexOf(afterD1.at(-1)!);
-    expect(writes[lastDelete + 1]?.what).toBe("kv.put analysis.due");
-    expect(writes[lastDelete + 1]?.stack).toContain("schedule");
+    expect(writes.slice(lastDelete + 1, lastDelete + 3).map((write) => write.what)).toEqual([
+      "kv.put admission_slot",
+      "kv.put analysis.due",
+    ]);
+    const withoutPosition = (frame: string | undefined) => frame?.replace(/:\d+:\d+\)?$/, "");
+    expect(withoutPosition(callerOf(writes[lastDelete + 1]!.stack, "AdmissionSlot.save"))).toBe(withoutPosition(ledger));
+    expect(writes[lastDelete + 2]?.stack).toContain("schedule");
+    expect(writes.filter((write) => write.what === "kv.put admission_slot")).toHaveLength(1);
     await caller.silence(1_200);
     expect(deletes().filter((write) => /\b(drain|writeBehind)\b/.test(write.stack))).toEqual([]);
   });
