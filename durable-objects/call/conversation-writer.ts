@@ -86,14 +86,13 @@ export class ConversationWriter {
   /** Storage now, in this quiet moment; D1 too if its interval has passed, else a flush is due when it has. */
   private writeBehind(): void {
     const now = Date.now();
+    this.save();
     if (now >= this.d1DueAt) {
-      // The lines commit to storage in this turn, and D1's batch goes a turn later: not one chain on the thread the
-      // other calls' frames wait for (yield-to-sockets.ts).
-      this.save();
+      // The lines commit to storage in this turn, and D1's batch goes a turn later (its flush finds nothing left to
+      // save): not one chain on the thread the other calls' frames wait for (yield-to-sockets.ts).
       void yieldToSockets().then(() => this.flush());
       return;
     }
-    this.save();
     // Ticks on at the storage pace, so lines said meanwhile still reach storage within about a second.
     if (this.parts.transcript.hasWork()) this.changed(Math.min(FLUSH_DELAY_MS, this.d1DueAt - now));
   }

@@ -274,8 +274,7 @@ async function runCalls(
   let streaming = 0;
   let rssLive = 0;
   let allStreamingAt = Infinity;
-  let firstEndingAt = Infinity;
-  /** When each call sent its `stop` (for `--timeline`). */
+  /** When each call sent its `stop`, in time order (the phases, and `--timeline`). */
   const endedAt: number[] = [];
   const finishing: Promise<void>[] = [];
   const launches = calls.map(async (call, index) => {
@@ -295,7 +294,6 @@ async function runCalls(
     for (const call of calls) {
       if (call.phase === "tail" && now >= call.streamStartedAt + call.frameCount * FRAME_MS + TAIL_WAIT_MS) {
         streaming--;
-        firstEndingAt = Math.min(firstEndingAt, preciseNow());
         endedAt.push(preciseNow());
         finishing.push(finishCall(url, call, NUMBER));
       }
@@ -387,7 +385,7 @@ async function runCalls(
     gcPauses,
     callerFrames: [],
   };
-  const phaseAt = (at: number): Phase => (at < allStreamingAt ? "setup" : at < firstEndingAt ? "steady" : "ending");
+  const phaseAt = (at: number): Phase => (at < allStreamingAt ? "setup" : at < (endedAt[0] ?? Infinity) ? "steady" : "ending");
   const timeline: string[] = [];
   const agentTimeline: string[] = [];
   for (const call of calls) {
