@@ -929,6 +929,9 @@ export class CallSession extends DurableObject<Env> {
     this.supervision.sessionEnded();
     this.voice?.close();
     this.voice = null;
+    // What the conversation still held unsaved commits with the transition that ended the call, not on its own
+    // before the end's D1 drain.
+    this.conversation.saveNow();
     // Its gauges go once the end's drains to D1 have settled, so outboxes they empty are not reported pending (and
     // again, emptied, by the alarm); its provider outcomes go with the isolate's next health batch (reporter.ts).
     this.ctx.waitUntil(this.afterEnd());

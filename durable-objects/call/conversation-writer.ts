@@ -70,6 +70,11 @@ export class ConversationWriter {
     }, delayMs);
   }
 
+  /** Storage now, in the caller's commit (the call's end: with its last transition, not in a commit of its own). */
+  saveNow(): void {
+    this.save();
+  }
+
   /** Everything to storage and D1 now (the session's end, the alarm's retry, the write-behind's interval). */
   async flush(): Promise<void> {
     this.save();

@@ -63,7 +63,7 @@ describe("storage writes and the audio path", () => {
     expect(fromFramePath.map((write) => `${write.what}\n${write.stack}`)).toEqual([]);
   });
 
-  it("a call's end empties both outboxes, the ledger's and the transcript's, and schedules its analysis, in one commit once D1 has them", async () => {
+  it("a call's end saves the conversation with its transition, then empties both outboxes, frees its slot and schedules its analysis in one commit once D1 has them", async () => {
     const key = uniqueKey("end-writes");
     await putScenario(key, { replies: ["Hello, how can I help?"] });
     const call = await twilioCallWith("openai", key);
@@ -83,6 +83,11 @@ describe("storage writes and the audio path", () => {
       return found.length >= 2 && found;
     });
     expect(afterD1.map((write) => write.what).sort()).toEqual(["DELETE FROM outbox", "DELETE FROM transcript_outbox"]);
+    // What the conversation held unsaved was written with the transition that ended the call (one commit), not in a
+    // commit of its own as the end's drain began.
+    const transcriptWrites = writes.filter((write) => /transcript_outbox/.test(write.what));
+    expect(transcriptWrites.some((write) => write.stack.includes("CallSession.callEnded"))).toBe(true);
+    expect(transcriptWrites.filter((write) => write.stack.includes("ConversationWriter.flush")).map((write) => write.what)).toEqual([]);
     // Called from the same place: one call of forgetSynced.
     const callerOf = (stack: string, callee = "forgetSynced") => {
       const frames = stack.split("\n");
