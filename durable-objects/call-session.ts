@@ -948,20 +948,15 @@ export class CallSession extends DurableObject<Env> {
       // commit.
       async () => {
         this.d1Writes.gather(2);
-        try {
-          const [, , released] = await Promise.allSettled([
-            this.ledger.flush(),
-            this.conversation.flush(),
-            this.slot.release(this.log(), { withNextWrite: true }),
-          ]);
-          this.forgetSynced();
-          this.slot.save();
-          await this.analysis.schedule();
-          if (released.status === "fulfilled" && !released.value) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);
-        } finally {
-          // A task of its own: it waits for the isolate's push interval, which the steps after it must not.
-          this.ctx.waitUntil(this.sessionMetrics.ended());
-        }
+        const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
+        // The gauges go once the drains settle, as a task of their own: it waits for the isolate's push interval,
+        // which the steps after it must not.
+        this.ctx.waitUntil(drained.then(() => this.sessionMetrics.ended()));
+        const [, released] = await Promise.all([drained, this.slot.release(this.log(), { withNextWrite: true })]);
+        this.forgetSynced();
+        this.slot.save();
+        await this.analysis.schedule();
+        if (!released) await this.alarmSchedule.wakeBy(Date.now() + RELEASE_RETRY_MS);
       },
       () => this.recording.finish(),
     ];
