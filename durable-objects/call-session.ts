@@ -1077,9 +1077,8 @@ export class CallSession extends DurableObject<Env> {
         this.ledger.transition("in_progress", "carrier", "media.start", frame.encoding);
       else this.ledger.note("carrier", "media.start", { ...base, detail: frame.encoding });
     } else if (frame.type === "stop") {
-      // Rides on the status callback's commit, which follows in a moment (or the drain's, SETTLE_MS later).
       record.stream = { ...record.stream, state: "stopped" };
-      this.ledger.noteWithNextWrite("carrier", "media.stop", base);
+      this.ledger.note("carrier", "media.stop", base);
     } else if (frame.type === "dtmf") {
       this.ledger.note("carrier", "media.dtmf", { ...base, detail: this.redaction.digit(frame.digit) });
       this.ensureVoice()?.dtmf(frame.digit);

@@ -74,8 +74,6 @@ export class CallLedger {
   private settleTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly retry = new DrainRetry();
   private readonly backlog = new BacklogWatch(() => this.log());
-  /** History lines that ride on the call's next write (`noteWithNextWrite`), oldest first. */
-  private unwritten: CallEventRow[] = [];
 
   constructor(
     ctx: DurableObjectState,
@@ -126,7 +124,7 @@ export class CallLedger {
 
   /** Saves the record after an in-place change that needs no history line. */
   save(): void {
-    if (this.record) this.write(this.record);
+    if (this.record) this.store.save(this.record);
   }
 
   /** Applies (or records the refusal of) one move of the state machine. */
@@ -174,25 +172,8 @@ export class CallLedger {
   /** One line of the call's history (and the record it describes), committed together. */
   note(source: CallEventRow["source"], event: string, fields: EventFields): CallEventRow["outcome"] {
     const record = this.record!;
-    this.unwritten.push(this.line(record, source, event, fields));
-    this.write(record);
-    return fields.outcome;
-  }
-
-  /**
-   * One line of the call's history (and the record's change) kept in memory until the call's next write, or the
-   * drain `flushSoon` starts: for a media stream's `stop`, which the carrier's status callback follows in a moment,
-   * so the two commit once, not back to back. Lost if the object dies before then; the call's end itself comes with
-   * that callback (or the reconcile cron), not with the `stop`.
-   */
-  noteWithNextWrite(source: CallEventRow["source"], event: string, fields: EventFields): void {
-    this.unwritten.push(this.line(this.record!, source, event, fields));
-    this.flushSoon();
-  }
-
-  private line(record: CallRecord, source: CallEventRow["source"], event: string, fields: EventFields): CallEventRow {
     record.eventSeq += 1;
-    return {
+    this.store.append({
       seq: record.eventSeq,
       source,
       event,
@@ -203,13 +184,9 @@ export class CallLedger {
       carrierTimestamp: fields.carrierTimestamp ?? null,
       detail: fields.detail ?? null,
       occurredAt: Date.now(),
-    };
-  }
-
-  /** The record, after any history lines still in memory, in order. */
-  private write(record: CallRecord): void {
-    for (const line of this.unwritten.splice(0)) this.store.append(line);
+    });
     this.store.save(record);
+    return fields.outcome;
   }
 
   /**
@@ -243,7 +220,7 @@ export class CallLedger {
 
   /** What waits for D1 (the session's `pendingSync`). */
   pendingCount(): number {
-    return this.unwritten.length + this.store.pendingCount();
+    return this.store.pendingCount();
   }
 
   private async flushOnce(): Promise<void> {
@@ -255,13 +232,12 @@ export class CallLedger {
   private async drain(): Promise<DrainResult> {
     const record = this.record;
     if (!record) return "drained";
-    if (this.unwritten.length > 0) this.write(record);
     const result = await this.syncPending(record);
     // Unless D1 just failed, the call's row is in D1 (every synced batch carries it), so the index may point at it.
     const indexed = result !== "failed" && (await this.indexCarrierCall(record));
     // An ended call writes little more: the index is kept now. What D1 acknowledged is deleted by the session's end
     // with the transcript's acknowledged entries, in one commit (call-session.ts, `forgetSynced`).
-    if (isTerminal(record.status) && indexed) this.write(record);
+    if (isTerminal(record.status) && indexed) this.store.save(record);
     return result;
   }
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { callByCarrierId, twilioStatus } from "./support/calls.ts";
+import { twilioStatus } from "./support/calls.ts";
 import { eventually } from "./support/carriers.ts";
 import { openStream, transcriptOf, twilioCallWith } from "./support/media-caller.ts";
 import { putScenario, simulatorConnections, uniqueKey } from "./support/provider-simulator.ts";
@@ -61,26 +61,6 @@ describe("storage writes and the audio path", () => {
     expect(writes.length).toBeGreaterThan(0);
     const fromFramePath = writes.filter((write) => PER_FRAME.test(write.stack));
     expect(fromFramePath.map((write) => `${write.what}\n${write.stack}`)).toEqual([]);
-  });
-
-  it("a media stream's stop is written with the next write (the status callback's), not in a commit of its own", async () => {
-    const key = uniqueKey("stop-writes");
-    await putScenario(key, { replies: ["Hello, how can I help?"] });
-    const call = await twilioCallWith("openai", key);
-    const caller = await openStream(call, 1);
-    await caller.silence(300);
-    await watch(call.sessionId);
-
-    caller.stop();
-    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 9 })).status).toBe(204);
-    // Nothing was written from the stop's own handler; its line still reaches the call's history.
-    const history = await eventually(async () => {
-      const found = await callByCarrierId(call.token, call.callSid);
-      return found.events.some((event) => event.event === "media.stop") && found;
-    });
-    expect(history.events.filter((event) => event.event === "media.stop")).toHaveLength(1);
-    expect(writes.filter((write) => write.stack.includes("onMediaFrame")).map((write) => write.what)).toEqual([]);
-    expect(writes.some((write) => write.what === "INSERT INTO outbox")).toBe(true);
   });
 
   it("a call's end saves the conversation with its transition, then empties both outboxes, frees its slot and schedules its analysis in one commit once D1 has them", async () => {
