@@ -931,9 +931,8 @@ export class CallSession extends DurableObject<Env> {
     this.voice = null;
     // What the conversation still held unsaved commits with the transition that ended the call, not on its own
     // before the end's D1 drain.
-    this.conversation.saveNow();
-    // Its gauges go once the end's drains to D1 have settled, so outboxes they empty are not reported pending (and
-    // again, emptied, by the alarm); its provider outcomes go with the isolate's next health batch (reporter.ts).
+    this.conversation.save();
+    // Its provider outcomes go with the isolate's next health batch (reporter.ts); its gauges, see `afterEnd`.
     this.ctx.waitUntil(this.afterEnd());
   }
 
@@ -949,8 +948,9 @@ export class CallSession extends DurableObject<Env> {
       async () => {
         this.d1Writes.gather(2);
         const drained = Promise.allSettled([this.ledger.flush(), this.conversation.flush()]);
-        // The gauges go once the drains settle, as a task of their own: it waits for the isolate's push interval,
-        // which the steps after it must not.
+        // The gauges go once the drains settle, so outboxes they empty are not reported pending (and again, emptied,
+        // by the alarm); as a task of their own, since it waits for the isolate's push interval and the steps after
+        // it must not.
         this.ctx.waitUntil(drained.then(() => this.sessionMetrics.ended()));
         const [, released] = await Promise.all([drained, this.slot.release(this.log(), { withNextWrite: true })]);
         this.forgetSynced();

@@ -70,11 +70,6 @@ export class ConversationWriter {
     }, delayMs);
   }
 
-  /** Storage now, in the caller's commit (the call's end: with its last transition, not in a commit of its own). */
-  saveNow(): void {
-    this.save();
-  }
-
   /** Everything to storage and D1 now (the session's end, the alarm's retry, the write-behind's interval). */
   async flush(): Promise<void> {
     this.save();
@@ -102,7 +97,8 @@ export class ConversationWriter {
     if (this.parts.transcript.hasWork()) this.changed(Math.min(FLUSH_DELAY_MS, this.d1DueAt - now));
   }
 
-  private save(): void {
+  /** Storage now, in the caller's commit (the call's end: with its last transition, not in a commit of its own). */
+  save(): void {
     if (this.unsavedHandle !== undefined) {
       if (this.unsavedHandle === null) this.parts.storage.delete(RESUMPTION_KEY);
       else this.parts.storage.put(RESUMPTION_KEY, this.unsavedHandle);
