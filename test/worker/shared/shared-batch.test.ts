@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SharedD1Batch } from "../../../workers/shared/db/shared-batch.ts";
+import { metrics } from "../../../workers/shared/observability/metrics.ts";
 
 /**
  * The call object's shared D1 batch (workers/shared/db/shared-batch.ts) against the real D1: what a part asks
@@ -44,5 +45,16 @@ describe("the call object's shared D1 batch", () => {
     await batch.run([insert(alone)]);
     await batch.run([insert(after)]);
     expect(await stored([alone, after])).toEqual([alone, after].sort());
+  });
+
+  it("is timed as every D1 round trip is: one `batch` observation per batch sent", async () => {
+    const batches = () => metrics.histogram("d1_query_duration_seconds", { op: "batch" }).count;
+    const batch = new SharedD1Batch(env);
+    const before = batches();
+    await batch.run([insert(crypto.randomUUID())]);
+    expect(batches()).toBe(before + 1);
+    batch.gather(2);
+    await Promise.all([batch.run([insert(crypto.randomUUID())]), batch.run([insert(crypto.randomUUID())])]);
+    expect(batches()).toBe(before + 2);
   });
 });

@@ -1,3 +1,5 @@
+import { database } from "./client.ts";
+
 /** What runs a part's bound D1 writes as one transaction: a tenant scope, or the object's shared batch. */
 export interface StatementRunner {
   run(statements: D1PreparedStatement[]): Promise<void>;
@@ -22,7 +24,8 @@ export class SharedD1Batch implements StatementRunner {
   private readonly db: D1Database;
 
   constructor(env: Env) {
-    this.db = env.DB;
+    // The one timed handle (client.ts): a call's ledger and transcript syncs are D1 round trips like any other.
+    this.db = database(env.DB).$client;
   }
 
   run(statements: D1PreparedStatement[]): Promise<void> {
