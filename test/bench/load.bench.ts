@@ -93,8 +93,9 @@ const HEAP = process.argv.includes("--heap");
 const GC = process.argv.includes("--gc");
 const gcLogOf = (name: string) => join(tmpdir(), `switchboard-gc-${name}.log`);
 /** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
- * call), in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply, phase), and in
- * `-ends.csv` when each call sent its `stop`. */
+ * call), in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply, phase), in
+ * `-ends.csv` when each call sent its `stop`, and in `-setup.csv` each call's voice webhook sent, its TwiML back and its
+ * media socket open (call, epoch ms ×3). */
 const TIMELINE_DIR = option("timeline", "");
 /**
  * `--trace-collector`: keep wrangler's local trace collector (its Local Explorer's store) on both targets, as `wrangler
@@ -470,6 +471,10 @@ async function runCalls(
     writeFileSync(join(TIMELINE_DIR, `${name}.csv`), `${timeline.join("\n")}\n`);
     writeFileSync(join(TIMELINE_DIR, `${name}-agent.csv`), `${agentTimeline.join("\n")}\n`);
     writeFileSync(join(TIMELINE_DIR, `${name}-ends.csv`), `${endedAt.map((at) => at.toFixed(1)).join("\n")}\n`);
+    const setups = calls.map(({ setupAt }, index) =>
+      [index, setupAt.webhook, setupAt.answered, setupAt.opened].map((at) => at.toFixed(1)).join(","),
+    );
+    writeFileSync(join(TIMELINE_DIR, `${name}-setup.csv`), `${setups.join("\n")}\n`);
   }
   return result;
 }

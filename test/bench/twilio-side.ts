@@ -64,6 +64,8 @@ export interface CallState {
   phase: "webhook" | "connecting" | "streaming" | "tail" | "done";
   failure: string | null;
   webhookMs: number | null;
+  /** When (preciseNow) the voice webhook was sent, its TwiML came back and the media socket opened: `--timeline`'s setup steps. */
+  setupAt: { webhook: number; answered: number; opened: number };
   /** The platform's session id, from the TwiML's stream URL. */
   sessionId: string | null;
 }
@@ -145,9 +147,11 @@ export function onPlatformMessage(call: CallState, data: WebSocket.RawData): voi
 
 export async function startCall(platformUrl: string, call: CallState, to: string, onStreaming: () => void): Promise<void> {
   const started = performance.now();
+  call.setupAt.webhook = preciseNow();
   const response = await postSigned(platformUrl, publicVoiceUrl, call, callParams(call, to, "ringing"));
   const twiml = await response.text();
   call.webhookMs = performance.now() - started;
+  call.setupAt.answered = preciseNow();
   const streamUrl = /<Stream url="([^"]+)"/.exec(twiml)?.[1];
   const token = /<Parameter name="token" value="([^"]+)"/.exec(twiml)?.[1];
   if (response.status !== 200 || !streamUrl || !token) throw new Error(`voice webhook: HTTP ${response.status} ${twiml.slice(0, 160)}`);
@@ -168,6 +172,7 @@ export async function startCall(platformUrl: string, call: CallState, to: string
     socket.once("error", reject);
     socket.once("close", (code) => reject(new Error(`media socket closed before open: ${code}`)));
   });
+  call.setupAt.opened = preciseNow();
   socket.on("error", (error) => (call.failure ??= `media socket: ${error.message}`));
   socket.on("close", (code) => {
     if (call.phase === "streaming") call.failure ??= `media socket closed by platform: ${code}`;
@@ -256,6 +261,7 @@ export function newCall(key: string, ip: string, frameCount: number): CallState 
     phase: "webhook",
     failure: null,
     webhookMs: null,
+    setupAt: { webhook: 0, answered: 0, opened: 0 },
     sessionId: null,
   };
 }
