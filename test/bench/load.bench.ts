@@ -22,12 +22,11 @@
  * Prints tables; asserts nothing about time. Bounded: every call and run has a deadline; everything closes itself.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { unstable_startWorker } from "wrangler";
 import { encodeG711, FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/carriers/audio.ts";
 import { uuid } from "../simulators/carriers/ids.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
@@ -44,6 +43,7 @@ import {
   startProfiler,
 } from "./cpu-profile.ts";
 import { type GcPause, gcRow, readGcPauses, traceGcTo } from "./gc/gc-trace.ts";
+import { startRelay } from "./relay/start-relay.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import {
   type CallState,
@@ -487,28 +487,6 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startRelay(simulatorSettings: Record<string, string>, persistTo: string): Promise<Running> {
-  // As quiet as the platform's runs (bench-platform.ts): wrangler echoes every request line otherwise.
-  process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
-  const worker = await unstable_startWorker({
-    config: join(import.meta.dirname, "relay/wrangler.toml"),
-    bindings: {
-      OPENAI_REALTIME_URL: { type: "plain_text", value: simulatorSettings.OPENAI_REALTIME_URL! },
-      OPENAI_API_KEY: { type: "secret_text", value: simulatorSettings.OPENAI_API_KEY! },
-    },
-    dev: {
-      server: { hostname: "127.0.0.1", port: 0 },
-      inspector: PROFILE ? { hostname: "127.0.0.1", port: 0 } : false,
-      watch: false,
-      liveReload: false,
-      persist: persistTo,
-    },
-  });
-  await worker.ready;
-  const inspectorUrl = PROFILE ? ((await worker.inspectorUrl)?.href ?? null) : null;
-  return { url: (await worker.url).origin, inspectorUrl, stop: () => worker.dispose() };
-}
-
 const commandLine = `node ${process.argv
   .slice(1)
   .map((arg) => arg.replace(`${process.cwd()}/`, ""))
@@ -549,17 +527,8 @@ try {
           rmSync(gcLogOf(runName(target, count, round)), { force: true });
           traceGcTo(gcLogOf(runName(target, count, round)));
         }
-        if (target === "relay") {
-          const persistTo = mkdtempSync(join(stateDirectory, "switchboard-relay-"));
-          const relay = await startRelay(settings, persistTo);
-          running = {
-            ...relay,
-            stop: async () => {
-              await relay.stop();
-              rmSync(persistTo, { recursive: true, force: true });
-            },
-          };
-        } else {
+        if (target === "relay") running = await startRelay(settings, { inspector: PROFILE });
+        else {
           const tenantSettings = { recording: RECORDING };
           running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
         }

@@ -145,7 +145,13 @@ export function onPlatformMessage(call: CallState, data: WebSocket.RawData): voi
   }
 }
 
+/** A call as the carrier places it: the voice webhook, then the media stream its TwiML names. */
 export async function startCall(platformUrl: string, call: CallState, to: string, onStreaming: () => void): Promise<void> {
+  await openMediaStream(platformUrl, call, await answerCall(platformUrl, call, to), onStreaming);
+}
+
+/** The signed voice webhook of a ringing call; the stream URL and credential its TwiML answered with. */
+export async function answerCall(platformUrl: string, call: CallState, to: string): Promise<{ streamUrl: string; token: string }> {
   const started = performance.now();
   call.setupAt.webhook = preciseNow();
   const response = await postSigned(platformUrl, publicVoiceUrl, call, callParams(call, to, "ringing"));
@@ -156,6 +162,16 @@ export async function startCall(platformUrl: string, call: CallState, to: string
   const token = /<Parameter name="token" value="([^"]+)"/.exec(twiml)?.[1];
   if (response.status !== 200 || !streamUrl || !token) throw new Error(`voice webhook: HTTP ${response.status} ${twiml.slice(0, 160)}`);
   call.sessionId = /\/telephony\/twilio\/media\/([^/?"]+)/.exec(streamUrl)?.[1] ?? null;
+  return { streamUrl, token };
+}
+
+/** The media stream of an answered call: the upgrade signed as Twilio signs it, `connected` and `start`. */
+export async function openMediaStream(
+  platformUrl: string,
+  call: CallState,
+  { streamUrl, token }: { streamUrl: string; token: string },
+  onStreaming: () => void,
+): Promise<void> {
   call.phase = "connecting";
   // Signed for the public wss:// URL the TwiML names; connected to where this process reaches the worker.
   const socket = new WebSocket(streamUrl.replace(/^wss:\/\/[^/]+/, platformUrl.replace(/^http/, "ws")), {
