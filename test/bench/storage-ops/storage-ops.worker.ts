@@ -9,6 +9,7 @@ interface OpsEnv {
   DB: D1Database;
   KV: KVNamespace;
   OBJECT: DurableObjectNamespace<Store>;
+  LIMITER: RateLimit;
 }
 
 const ROW = "x".repeat(200);
@@ -49,6 +50,8 @@ const OPERATIONS: Record<string, (env: OpsEnv, i: number) => Promise<unknown>> =
   "RPC to an object": (env) => env.OBJECT.get(env.OBJECT.idFromName("one")).ping(),
   "RPC + one committed INSERT": (env) => env.OBJECT.get(env.OBJECT.idFromName("one")).insert(),
   "new object + one committed INSERT": (env) => env.OBJECT.get(env.OBJECT.idFromName(crypto.randomUUID())).insert(),
+  // The carrier budget's binding: a Twilio call's voice webhook, media upgrade and status callback each count once.
+  "rate limiter limit()": (env) => env.LIMITER.limit({ key: "twilio:AC0" }),
 };
 
 export default {
