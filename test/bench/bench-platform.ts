@@ -1,9 +1,26 @@
 import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts";
 import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
 import { type CarrierApis, startCarrierApis } from "../simulators/carriers/index.ts";
-import { TEST_SECRET_NAMES } from "../support/test-settings.ts";
+import { TEST_SECRET_NAMES, testSettings } from "../support/test-settings.ts";
 
 const quietWrangler = !process.env.WRANGLER_LOG;
+
+/**
+ * The load benches' platform settings (load.bench.ts, call-setup.bench.ts): the test suite's, pointed at the provider
+ * simulator, with production's provider resilience instead of the suite's fast time scale (a 2 s reply timeout would
+ * turn load into reconnects).
+ */
+export async function loadBenchSettings(inject: Parameters<typeof testSettings>[0]): Promise<Record<string, string>> {
+  const settings = await testSettings(inject);
+  for (const name of [
+    "PROVIDER_RECONNECT_BASE_MS",
+    "PROVIDER_BREAKER_OPEN_SECONDS",
+    "PROVIDER_RESPONSE_TIMEOUT_MS",
+    "PROVIDER_FLEET_CHECK_SECONDS",
+  ])
+    delete settings[name];
+  return settings;
+}
 
 /**
  * The carriers' REST APIs, simulated on 127.0.0.1 for the whole bench process (attaching a number asks the carrier

@@ -14,8 +14,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { testSettings } from "../support/test-settings.ts";
-import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
+import { loadBenchSettings, startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
 import { startRelay } from "./relay/start-relay.ts";
 import { startSimulatorThread } from "./simulator-thread.ts";
 import { answerCall, type CallState, finishCall, newCall, openMediaStream, table } from "./twilio-side.ts";
@@ -44,15 +43,7 @@ process.env.WRANGLER_SEND_METRICS ??= "false";
 process.env.X_LOCAL_OBSERVABILITY = "false";
 
 const simulator = await startSimulatorThread({ maxRecordedEntries: 50_000 });
-const settings = await testSettings(() => simulator.settings);
-// Production's provider resilience, as the load bench has it.
-for (const name of [
-  "PROVIDER_RECONNECT_BASE_MS",
-  "PROVIDER_BREAKER_OPEN_SECONDS",
-  "PROVIDER_RESPONSE_TIMEOUT_MS",
-  "PROVIDER_FLEET_CHECK_SECONDS",
-])
-  delete settings[name];
+const settings = await loadBenchSettings(() => simulator.settings);
 
 let nextCall = 0;
 

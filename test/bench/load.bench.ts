@@ -31,8 +31,7 @@ import { encodeG711, FRAME_MS, readWav, SAMPLES_PER_FRAME } from "../simulators/
 import { uuid } from "../simulators/carriers/ids.ts";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
 import { preciseNow } from "../simulators/providers/recorder.ts";
-import { testSettings } from "../support/test-settings.ts";
-import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
+import { loadBenchSettings, startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
 import {
   type AllocationSampler,
   allocationSummary,
@@ -495,15 +494,7 @@ process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
 const simulator = await startSimulatorThread({ maxRecordedEntries: 50_000 });
-const settings = await testSettings(() => simulator.settings);
-// Production's provider resilience, not the test suite's fast time scale (a 2 s reply timeout would turn load into reconnects).
-for (const name of [
-  "PROVIDER_RECONNECT_BASE_MS",
-  "PROVIDER_BREAKER_OPEN_SECONDS",
-  "PROVIDER_RESPONSE_TIMEOUT_MS",
-  "PROVIDER_FLEET_CHECK_SECONDS",
-])
-  delete settings[name];
+const settings = await loadBenchSettings(() => simulator.settings);
 const stateDirectory = tmpdir();
 const results: RunResult[] = [];
 let running: Running | undefined;
