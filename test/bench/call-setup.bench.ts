@@ -17,7 +17,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { loadBenchSettings, startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
 import { startRelay } from "./relay/start-relay.ts";
 import { startSimulatorThread } from "./simulator-thread.ts";
-import { answerCall, type CallState, finishCall, newCall, openMediaStream, table } from "./twilio-side.ts";
+import { answerCall, type CallState, finishCall, newCall, openMediaStream, type StreamAnswer, table } from "./twilio-side.ts";
 import { cpuMs, workerdPids } from "./workerd-proc.ts";
 
 type Target = "relay" | "platform";
@@ -67,7 +67,7 @@ async function callsCost(url: string, count: number, failures: string[]): Promis
     newCall(`setup-${nextCall++}`, `198.18.${Math.floor(nextCall / 250) % 256}.${(nextCall % 250) + 1}`, 0),
   );
   await Promise.all(calls.map((call) => simulator.setScenario(call.key, { replies: ["Hello."] })));
-  const answers = new Map<CallState, { streamUrl: string; token: string }>();
+  const answers = new Map<CallState, StreamAnswer>();
   const answer = async (call: CallState) => void answers.set(call, await answerCall(url, call, NUMBER));
   const stream = async (call: CallState) => {
     const answered = answers.get(call);

@@ -150,8 +150,14 @@ export async function startCall(platformUrl: string, call: CallState, to: string
   await openMediaStream(platformUrl, call, await answerCall(platformUrl, call, to), onStreaming);
 }
 
-/** The signed voice webhook of a ringing call; the stream URL and credential its TwiML answered with. */
-export async function answerCall(platformUrl: string, call: CallState, to: string): Promise<{ streamUrl: string; token: string }> {
+/** What the voice webhook's TwiML answered: the media stream's URL and its credential. */
+export interface StreamAnswer {
+  streamUrl: string;
+  token: string;
+}
+
+/** The signed voice webhook of a ringing call, and the stream its TwiML answered with. */
+export async function answerCall(platformUrl: string, call: CallState, to: string): Promise<StreamAnswer> {
   const started = performance.now();
   call.setupAt.webhook = preciseNow();
   const response = await postSigned(platformUrl, publicVoiceUrl, call, callParams(call, to, "ringing"));
@@ -169,7 +175,7 @@ export async function answerCall(platformUrl: string, call: CallState, to: strin
 export async function openMediaStream(
   platformUrl: string,
   call: CallState,
-  { streamUrl, token }: { streamUrl: string; token: string },
+  { streamUrl, token }: StreamAnswer,
   onStreaming: () => void,
 ): Promise<void> {
   call.phase = "connecting";

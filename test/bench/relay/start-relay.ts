@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
+import { localDevOptions } from "../../node/support/local-platform.ts";
 
 export interface RunningRelay {
   url: string;
@@ -24,13 +25,7 @@ export async function startRelay(simulatorSettings: Record<string, string>, opti
       OPENAI_REALTIME_URL: { type: "plain_text", value: simulatorSettings.OPENAI_REALTIME_URL! },
       OPENAI_API_KEY: { type: "secret_text", value: simulatorSettings.OPENAI_API_KEY! },
     },
-    dev: {
-      server: { hostname: "127.0.0.1", port: 0 },
-      inspector: options.inspector ? { hostname: "127.0.0.1", port: 0 } : false,
-      watch: false,
-      liveReload: false,
-      persist: persistTo,
-    },
+    dev: localDevOptions(persistTo, options.inspector),
   });
   await worker.ready;
   const inspectorUrl = options.inspector ? ((await worker.inspectorUrl)?.href ?? null) : null;

@@ -33,6 +33,20 @@ export interface LocalPlatform {
   stop(): Promise<void>;
 }
 
+/**
+ * wrangler's dev options for a worker started in-process (the platform here, the benches' relay): loopback only on any
+ * free port, no inspector unless asked (a profiler), no file watching, its state under `persistTo`.
+ */
+export function localDevOptions(persistTo: string, inspector = false) {
+  return {
+    server: { hostname: "127.0.0.1", port: 0 },
+    inspector: inspector ? { hostname: "127.0.0.1", port: 0 } : (false as const),
+    watch: false,
+    liveReload: false,
+    persist: persistTo,
+  };
+}
+
 /** Settings the worker is started with, by the contract's names; secrets are marked so wrangler stops asking for them. */
 export async function startLocalPlatform(
   settings: Record<string, string>,
@@ -49,14 +63,8 @@ export async function startLocalPlatform(
     worker = await unstable_startWorker({
       config: join(ROOT, "wrangler.toml"),
       bindings,
-      dev: {
-        // Loopback only, any free port; no inspector unless asked (a profiler), no file watching, state in the seeded directory.
-        server: { hostname: "127.0.0.1", port: 0 },
-        inspector: options.inspector ? { hostname: "127.0.0.1", port: 0 } : false,
-        watch: false,
-        liveReload: false,
-        persist: persistTo,
-      },
+      // State in the seeded directory.
+      dev: localDevOptions(persistTo, options.inspector),
     });
     await worker.ready;
     const url = (await worker.url).origin;
