@@ -18,7 +18,7 @@ import { loadBenchSettings, startBenchPlatform, stopBenchCarriers } from "./benc
 import { startRelay } from "./relay/start-relay.ts";
 import { startSimulatorThread } from "./simulator-thread.ts";
 import { answerCall, type CallState, finishCall, newCall, openMediaStream, type StreamAnswer, table } from "./twilio-side.ts";
-import { cpuMs, workerdPids } from "./workerd-proc.ts";
+import { workerdCpuMeter } from "./workerd-proc.ts";
 
 type Target = "relay" | "platform";
 const PHASES = ["voice webhooks", "media streams", "ends"] as const;
@@ -49,9 +49,7 @@ let nextCall = 0;
 
 /** Runs `step` for every call, one every PACE_MS, then waits `quietMs`; workerd's CPU over it, per call. */
 async function phase(calls: CallState[], step: (call: CallState) => Promise<void>, quietMs: number, failures: string[]): Promise<number> {
-  const workerd = workerdPids();
-  const cpu = () => workerd.reduce((total, pid) => total + cpuMs(pid), 0);
-  const before = cpu();
+  const workerdCpu = workerdCpuMeter();
   await Promise.all(
     calls.map(async (call, index) => {
       await sleep(index * PACE_MS);
@@ -59,7 +57,10 @@ async function phase(calls: CallState[], step: (call: CallState) => Promise<void
     }),
   );
   await sleep(quietMs);
-  return (cpu() - before) / calls.length;
+  const cpuMs = workerdCpu.read();
+  const cpuReading = workerdCpu.changes();
+  if (cpuReading) console.log(`  ${cpuReading}`);
+  return cpuMs / calls.length;
 }
 
 async function callsCost(url: string, count: number, failures: string[]): Promise<Costs> {

@@ -56,7 +56,7 @@ import {
   table,
   WEBHOOK_TIMEOUT_MS,
 } from "./twilio-side.ts";
-import { cpuMs, rssKiB, workerdPids } from "./workerd-proc.ts";
+import { rssKiB, workerdCpuMeter, workerdPids } from "./workerd-proc.ts";
 
 type Target = "relay" | "platform";
 
@@ -253,12 +253,10 @@ async function runCalls(
   );
   await Promise.all(calls.map((call) => simulator.setScenario(call.key, { replies })));
 
-  const workerd = workerdPids();
-  const rss = () => workerd.reduce((total, pid) => total + rssKiB(pid), 0);
-  const cpu = () => workerd.reduce((total, pid) => total + cpuMs(pid), 0);
+  const rss = () => workerdPids().reduce((total, pid) => total + rssKiB(pid), 0);
   await sleep(1000);
   const rssBefore = rss();
-  const cpuBefore = cpu();
+  const workerdCpu = workerdCpuMeter();
   const benchCpuBefore = process.cpuUsage();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
@@ -319,7 +317,9 @@ async function runCalls(
   const gcPauses = GC ? readGcPauses(gcLogOf(name), startedAt, preciseNow()) : [];
   lag.disable();
   const benchCpu = process.cpuUsage(benchCpuBefore);
-  const workerdCpuMs = cpu() - cpuBefore;
+  const workerdCpuMs = workerdCpu.read();
+  const cpuReading = workerdCpu.changes();
+  if (cpuReading) console.log(`${name}: ${cpuReading}`);
   if (profiler) {
     const path = join(tmpdir(), `switchboard-${name}.cpuprofile`);
     console.log(

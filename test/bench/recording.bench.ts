@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { unstable_startWorker } from "wrangler";
-import { cpuMs, workerdPids } from "./workerd-proc.ts";
+import { workerdCpuMeter } from "./workerd-proc.ts";
 
 function option(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -43,11 +43,13 @@ async function measure(recording: "on" | "off"): Promise<{ cpuMs: number; relaye
   });
   try {
     await worker.ready;
-    const cpu = () => workerdPids().reduce((sum, pid) => sum + cpuMs(pid), 0);
-    const before = cpu();
+    const workerdCpu = workerdCpuMeter();
     const response = await worker.fetch(`http://bench.local/?calls=${CALLS}&seconds=${SECONDS}&recording=${recording}`);
     const result = (await response.json()) as { relayedFrames: number; objects: number };
-    return { cpuMs: cpu() - before, ...result };
+    const cpuMs = workerdCpu.read();
+    const cpuReading = workerdCpu.changes();
+    if (cpuReading) console.log(`recording ${recording}: ${cpuReading}`);
+    return { cpuMs, ...result };
   } finally {
     await worker.dispose();
     rmSync(directory, { recursive: true, force: true });

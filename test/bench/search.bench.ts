@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { unstable_startWorker } from "wrangler";
 import { type QueryKind, queryFor } from "./search/search-data.ts";
 import { ms, table } from "./twilio-side.ts";
-import { cpuMs, workerdPids } from "./workerd-proc.ts";
+import { workerdCpuMeter } from "./workerd-proc.ts";
 
 function option(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -86,11 +86,12 @@ const percentile = (values: number[], q: number) => {
 };
 /** workerd's CPU time (ms) spent while `work` runs: the worker and its local D1 both live in workerd. */
 async function cpuOver(work: () => Promise<void>): Promise<number> {
-  const pids = workerdPids();
-  const cpu = () => pids.reduce((total, pid) => total + cpuMs(pid), 0);
-  const before = cpu();
+  const workerdCpu = workerdCpuMeter();
   await work();
-  return cpu() - before;
+  const cpuMs = workerdCpu.read();
+  const cpuReading = workerdCpu.changes();
+  if (cpuReading) console.log(cpuReading);
+  return cpuMs;
 }
 const row = (label: string, values: number[]) => [
   label,

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { table } from "./twilio-side.ts";
-import { cpuMs, workerdPids } from "./workerd-proc.ts";
+import { workerdCpuMeter } from "./workerd-proc.ts";
 
 function option(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -32,12 +32,9 @@ const worker = await unstable_startWorker({
 try {
   const url = (await worker.url).origin;
   const operations = (await (await fetch(`${url}/setup`)).json()) as string[];
-  const pids = workerdPids();
-  const cpu = () => pids.reduce((total, pid) => total + cpuMs(pid), 0);
-
   const measure = async (path: (n: number) => string, count: number) => {
     await (await fetch(`${url}${path(WARMUP)}`)).text();
-    const cpuBefore = cpu();
+    const workerdCpu = workerdCpuMeter();
     const started = performance.now();
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
@@ -46,7 +43,10 @@ try {
         await response.text();
       }),
     );
-    return { cpuUs: ((cpu() - cpuBefore) * 1000) / count, wallUs: ((performance.now() - started) * 1000) / count };
+    const cpuUs = (workerdCpu.read() * 1000) / count;
+    const cpuReading = workerdCpu.changes();
+    if (cpuReading) console.log(`${path(count)}: ${cpuReading}`);
+    return { cpuUs, wallUs: ((performance.now() - started) * 1000) / count };
   };
 
   const rows: string[][] = [];

@@ -28,8 +28,55 @@ export function workerdPids(): number[] {
   return [...parents].filter(([pid, info]) => info.comm === "workerd" && descends(pid)).map(([pid]) => pid);
 }
 export const rssKiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
-export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, 100 ticks a second on Linux
+function cpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, 100 ticks a second on Linux
+  } catch {
+    return null; // the process ended meanwhile
+  }
+}
+
+/** workerd's CPU time (ms) since the meter was made, and which workerd processes came or went meanwhile. */
+export interface WorkerdCpuMeter {
+  read(): number;
+  /** Null when the same processes ran throughout; else what changed (a reading that may be short, and why). */
+  changes(): string | null;
+}
+
+/**
+ * A CPU meter over this process's workerds. The processes are listed again at each reading, not only at the start:
+ * wrangler starts and restarts workerd processes of its own accord, and a list taken once missed the one serving the
+ * calls in some runs (a relay reading a quarter of its usual CPU). A workerd that started meanwhile counts from its
+ * start; one that ended meanwhile took its CPU since the start with it, which `changes()` says.
+ */
+export function workerdCpuMeter(): WorkerdCpuMeter {
+  const start = new Map<number, number>();
+  for (const pid of workerdPids()) {
+    const ms = cpuMs(pid);
+    if (ms !== null) start.set(pid, ms);
+  }
+  const started = new Set<number>();
+  const ended = new Set<number>();
+  return {
+    read() {
+      let total = 0;
+      const now = new Set<number>();
+      for (const pid of workerdPids()) {
+        const ms = cpuMs(pid);
+        if (ms === null) continue;
+        now.add(pid);
+        if (!start.has(pid)) started.add(pid);
+        total += ms - (start.get(pid) ?? 0);
+      }
+      for (const pid of start.keys()) if (!now.has(pid)) ended.add(pid);
+      return total;
+    },
+    changes() {
+      if (started.size === 0 && ended.size === 0) return null;
+      const list = (pids: Set<number>) => (pids.size ? [...pids].join(", ") : "none");
+      return `workerd processes changed during the reading (started: ${list(started)}; ended, their CPU since the start uncounted: ${list(ended)})`;
+    },
+  };
 }
