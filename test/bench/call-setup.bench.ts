@@ -15,6 +15,7 @@
 import { spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadBenchSettings, startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
+import { option } from "./options.ts";
 import { startRelay } from "./relay/start-relay.ts";
 import { startSimulatorThread } from "./simulator-thread.ts";
 import { answerCall, type CallState, finishCall, newCall, openMediaStream, type StreamAnswer, table } from "./twilio-side.ts";
@@ -24,10 +25,6 @@ type Target = "relay" | "platform";
 const PHASES = ["voice webhooks", "media streams", "ends"] as const;
 type Costs = Record<(typeof PHASES)[number], number>;
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 const CALLS = Number(option("calls", "100"));
 const ROUNDS = Number(option("rounds", "2"));
 if (!(Number.isInteger(CALLS) && CALLS >= 10 && CALLS <= 1000)) throw new Error("--calls: 10..1000");

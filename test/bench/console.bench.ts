@@ -15,12 +15,9 @@ import { chromium } from "playwright-core";
 import { findChromium } from "../browser/support/chromium.ts";
 import { testSettings } from "../support/test-settings.ts";
 import { startBenchPlatform, stopBenchCarriers } from "./bench-platform.ts";
+import { option } from "./options.ts";
 import { ms, table } from "./twilio-side.ts";
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 const LOADS = Number(option("loads", "10"));
 /** Loads that also sign in and time the dashboard: fewer than the platform's ten sign-ins a minute per address. */
 const SIGN_INS = 8;

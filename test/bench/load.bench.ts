@@ -42,6 +42,7 @@ import {
   startProfiler,
 } from "./cpu-profile.ts";
 import { type GcPause, gcRow, readGcPauses, traceGcTo } from "./gc/gc-trace.ts";
+import { option } from "./options.ts";
 import { startRelay } from "./relay/start-relay.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import {
@@ -60,10 +61,6 @@ import { rssKiB, workerdCpuMeter, workerdPids } from "./workerd-proc.ts";
 
 type Target = "relay" | "platform";
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 const COUNTS = option("calls", "50,100,200").split(",").map(Number);
 if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1000)) throw new Error("--calls: a comma list of 1..1000");
 const TARGETS = option("targets", "relay,platform").split(",") as Target[];

@@ -10,12 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { unstable_startWorker } from "wrangler";
+import { option } from "./options.ts";
 import { workerdCpuMeter } from "./workerd-proc.ts";
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 const CALLS = Number(option("calls", "50"));
 const SECONDS = Number(option("seconds", "30"));
 

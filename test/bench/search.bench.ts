@@ -15,14 +15,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { unstable_startWorker } from "wrangler";
+import { option } from "./options.ts";
 import { type QueryKind, queryFor } from "./search/search-data.ts";
 import { ms, table } from "./twilio-side.ts";
 import { workerdCpuMeter } from "./workerd-proc.ts";
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 const SIZES = option("sizes", "10000,100000").split(",").map(Number);
 if (!SIZES.every((size, i) => Number.isInteger(size) && size >= 1 && size <= 1_000_000 && size > (SIZES[i - 1] ?? 0)))
   throw new Error("--sizes: increasing counts of 1..1000000");

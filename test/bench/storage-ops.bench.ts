@@ -10,13 +10,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
+import { option } from "./options.ts";
 import { table } from "./twilio-side.ts";
 import { workerdCpuMeter } from "./workerd-proc.ts";
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
 const COUNT = Number(option("count", "400"));
 if (!(Number.isInteger(COUNT) && COUNT >= 40 && COUNT <= 10_000)) throw new Error("--count: 40..10000");
 /** Requests in flight at once, each running COUNT ÷ CONCURRENCY operations in a row. */
