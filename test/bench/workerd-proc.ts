@@ -47,9 +47,9 @@ export interface WorkerdCpuMeter {
 
 /**
  * A CPU meter over this process's workerds. The processes are listed again at each reading, not only at the start:
- * wrangler starts and restarts workerd processes of its own accord, and a list taken once missed the one serving the
- * calls in some runs (a relay reading a quarter of its usual CPU). A workerd that started meanwhile counts from its
- * start; one that ended meanwhile took its CPU since the start with it, which `changes()` says.
+ * wrangler starts and restarts workerd processes of its own accord, and a list taken once cannot see one started after
+ * it (the likeliest reason some runs read a relay at a quarter of its usual CPU). A workerd that started meanwhile
+ * counts from its start; one that ended meanwhile took its CPU since the start with it, which `changes()` says.
  */
 export function workerdCpuMeter(): WorkerdCpuMeter {
   const start = new Map<number, number>();
