@@ -54,10 +54,7 @@ async function phase(calls: CallState[], step: (call: CallState) => Promise<void
     }),
   );
   await sleep(quietMs);
-  const cpuMs = workerdCpu.read();
-  const cpuReading = workerdCpu.changes();
-  if (cpuReading) console.log(`  ${cpuReading}`);
-  return cpuMs / calls.length;
+  return workerdCpu.read(`  ${calls.length} calls`) / calls.length;
 }
 
 async function callsCost(url: string, count: number, failures: string[]): Promise<Costs> {

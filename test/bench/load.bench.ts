@@ -314,9 +314,7 @@ async function runCalls(
   const gcPauses = GC ? readGcPauses(gcLogOf(name), startedAt, preciseNow()) : [];
   lag.disable();
   const benchCpu = process.cpuUsage(benchCpuBefore);
-  const workerdCpuMs = workerdCpu.read();
-  const cpuReading = workerdCpu.changes();
-  if (cpuReading) console.log(`${name}: ${cpuReading}`);
+  const workerdCpuMs = workerdCpu.read(name);
   if (profiler) {
     const path = join(tmpdir(), `switchboard-${name}.cpuprofile`);
     console.log(

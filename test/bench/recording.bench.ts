@@ -43,10 +43,7 @@ async function measure(recording: "on" | "off"): Promise<{ cpuMs: number; relaye
     const workerdCpu = workerdCpuMeter();
     const response = await worker.fetch(`http://bench.local/?calls=${CALLS}&seconds=${SECONDS}&recording=${recording}`);
     const result = (await response.json()) as { relayedFrames: number; objects: number };
-    const cpuMs = workerdCpu.read();
-    const cpuReading = workerdCpu.changes();
-    if (cpuReading) console.log(`recording ${recording}: ${cpuReading}`);
-    return { cpuMs, ...result };
+    return { cpuMs: workerdCpu.read(`recording ${recording}`), ...result };
   } finally {
     await worker.dispose();
     rmSync(directory, { recursive: true, force: true });

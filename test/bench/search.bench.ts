@@ -85,10 +85,7 @@ const percentile = (values: number[], q: number) => {
 async function cpuOver(work: () => Promise<void>): Promise<number> {
   const workerdCpu = workerdCpuMeter();
   await work();
-  const cpuMs = workerdCpu.read();
-  const cpuReading = workerdCpu.changes();
-  if (cpuReading) console.log(cpuReading);
-  return cpuMs;
+  return workerdCpu.read("search");
 }
 const row = (label: string, values: number[]) => [
   label,

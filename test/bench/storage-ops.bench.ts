@@ -40,10 +40,7 @@ try {
         await response.text();
       }),
     );
-    const cpuUs = (workerdCpu.read() * 1000) / count;
-    const cpuReading = workerdCpu.changes();
-    if (cpuReading) console.log(`${path(count)}: ${cpuReading}`);
-    return { cpuUs, wallUs: ((performance.now() - started) * 1000) / count };
+    return { cpuUs: (workerdCpu.read(path(count)) * 1000) / count, wallUs: ((performance.now() - started) * 1000) / count };
   };
 
   const rows: string[][] = [];

@@ -38,18 +38,17 @@ function cpuMs(pid: number): number | null {
   }
 }
 
-/** workerd's CPU time (ms) since the meter was made, and which workerd processes came or went meanwhile. */
+/** workerd's CPU time (ms) since the meter was made. */
 export interface WorkerdCpuMeter {
-  read(): number;
-  /** Null when the same processes ran throughout; else what changed (a reading that may be short, and why). */
-  changes(): string | null;
+  /** The CPU since the start; prints a line, prefixed with `label`, when workerd processes came or went meanwhile. */
+  read(label: string): number;
 }
 
 /**
  * A CPU meter over this process's workerds. The processes are listed again at each reading, not only at the start:
  * wrangler starts and restarts workerd processes of its own accord, and a list taken once cannot see one started after
  * it (the likeliest reason some runs read a relay at a quarter of its usual CPU). A workerd that started meanwhile
- * counts from its start; one that ended meanwhile took its CPU since the start with it, which `changes()` says.
+ * counts from its start; one that ended meanwhile took its CPU since the start with it, which the printed line says.
  */
 export function workerdCpuMeter(): WorkerdCpuMeter {
   const start = new Map<number, number>();
@@ -57,26 +56,26 @@ export function workerdCpuMeter(): WorkerdCpuMeter {
     const ms = cpuMs(pid);
     if (ms !== null) start.set(pid, ms);
   }
-  const started = new Set<number>();
-  const ended = new Set<number>();
   return {
-    read() {
+    read(label) {
       let total = 0;
-      const now = new Set<number>();
+      const started: number[] = [];
+      const running = new Set<number>();
       for (const pid of workerdPids()) {
         const ms = cpuMs(pid);
         if (ms === null) continue;
-        now.add(pid);
-        if (!start.has(pid)) started.add(pid);
+        running.add(pid);
+        if (!start.has(pid)) started.push(pid);
         total += ms - (start.get(pid) ?? 0);
       }
-      for (const pid of start.keys()) if (!now.has(pid)) ended.add(pid);
+      const ended = [...start.keys()].filter((pid) => !running.has(pid));
+      if (started.length > 0 || ended.length > 0) {
+        const list = (pids: number[]) => (pids.length ? pids.join(", ") : "none");
+        console.log(
+          `${label}: workerd processes changed during the reading (started: ${list(started)}; ended, their CPU since the start uncounted: ${list(ended)})`,
+        );
+      }
       return total;
-    },
-    changes() {
-      if (started.size === 0 && ended.size === 0) return null;
-      const list = (pids: Set<number>) => (pids.size ? [...pids].join(", ") : "none");
-      return `workerd processes changed during the reading (started: ${list(started)}; ended, their CPU since the start uncounted: ${list(ended)})`;
     },
   };
 }
