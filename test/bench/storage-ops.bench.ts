@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
+import { localDevOptions } from "../node/support/local-platform.ts";
 import { option } from "./options.ts";
 import { table } from "./twilio-side.ts";
 import { workerdCpuMeter } from "./workerd-proc.ts";
@@ -24,7 +25,7 @@ const directory = mkdtempSync(join(tmpdir(), "switchboard-ops-bench-"));
 process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
 const worker = await unstable_startWorker({
   config: join(import.meta.dirname, "storage-ops/wrangler.toml"),
-  dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist: directory, watch: false, liveReload: false },
+  dev: localDevOptions(directory),
 });
 try {
   const url = (await worker.url).origin;
