@@ -1,13 +1,15 @@
 /**
  * The call path under load, side by side with its floor: `node test/bench/load.bench.ts [--calls 50,100,200]
- * [--targets relay,platform] [--seconds 10] [--recording on]` (`npm run bench` runs it; `--recording on` has the tenant
- * record every call, the two-channel WAV to R2, to show what recording adds to the call path). For each count N it runs the same load twice on
- * the same stack (wrangler's local workerd, state on disk): (a) a bare Durable Object relay (test/bench/relay/, no
- * storage, no auth), then (b) the real platform (wrangler.toml, a freshly seeded D1). N Twilio calls, started 10 a
- * second, each a signed voice webhook → TwiML → media socket → real-time 20 ms µ-law frames of recorded speech and
- * silence in turns (hello, a pause, an interruption over the agent's reply, silence) for at least `--seconds` of
- * all N calls streaming together, against the OpenAI Realtime simulator (pcmu pass-through), marks echoed as the
- * audio "plays", `clear` honoured.
+ * [--targets relay,platform] [--seconds 10] [--recording on]` (`npm run bench` runs it; `--recording on` has the
+ * tenant record every call, the two-channel WAV to R2, to show what recording adds to the call path). For each count
+ * N it runs the same load on the same stack (wrangler's local workerd, state on disk): (a) a bare Durable Object relay
+ * (test/bench/relay/, no storage, no auth), then (b) the real platform (wrangler.toml, a freshly seeded D1).
+ * `--targets` may add `bundle-relay`: the bare relay with the platform's Worker bundle evaluated in its isolate and
+ * never called, the platform's size without its work (relay/start-relay.ts); its ratios, like the platform's, are to
+ * the bare relay. N Twilio calls, started 10 a second, each a signed voice webhook → TwiML → media socket → real-time
+ * 20 ms µ-law frames of recorded speech and silence in turns (hello, a pause, an interruption over the agent's
+ * reply, silence) for at least `--seconds` of all N calls streaming together, against the OpenAI Realtime simulator
+ * (pcmu pass-through), marks echoed as the audio "plays", `clear` honoured.
  *
  * Every caller frame carries its index in its first four µ-law samples (inaudible, below the simulator's VAD) and
  * the simulator records each frame's first four bytes, so frames lost, duplicated or reordered are counted exactly;
@@ -59,12 +61,13 @@ import {
 } from "./twilio-side.ts";
 import { rssKiB, workerdCpuMeter, workerdPids } from "./workerd-proc.ts";
 
-type Target = "relay" | "platform";
+type Target = "relay" | "bundle-relay" | "platform";
 
 const COUNTS = option("calls", "50,100,200").split(",").map(Number);
 if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1000)) throw new Error("--calls: a comma list of 1..1000");
 const TARGETS = option("targets", "relay,platform").split(",") as Target[];
-if (!TARGETS.every((target) => target === "relay" || target === "platform")) throw new Error("--targets: relay and/or platform");
+const TARGET_NAMES: readonly string[] = ["relay", "bundle-relay", "platform"];
+if (!TARGETS.every((target) => TARGET_NAMES.includes(target))) throw new Error("--targets: relay, bundle-relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
 /**
  * `--rounds N`: each call count runs N rounds of the targets in turn; the report gives each run and, past one round,
@@ -513,7 +516,8 @@ try {
           rmSync(gcLogOf(runName(target, count, round)), { force: true });
           traceGcTo(gcLogOf(runName(target, count, round)));
         }
-        if (target === "relay") running = await startRelay(settings, { inspector: PROFILE });
+        if (target !== "platform")
+          running = await startRelay(settings, { inspector: PROFILE, withPlatformBundle: target === "bundle-relay" });
         else {
           const tenantSettings = { recording: RECORDING };
           running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
@@ -556,11 +560,11 @@ const ratio = (value: number | undefined, floor: number | undefined) =>
 function latencyTable(title: string, figure: keyof RunResult): string {
   const rows = results.map((result) => {
     const summary = summarize(pick(result, figure));
-    const floor = result.target === "platform" ? summarize(pick(relayOf(result) ?? result, figure)) : null;
+    const floor = result.target !== "relay" ? summarize(pick(relayOf(result) ?? result, figure)) : null;
     const vsRelay = floor ? `${ratio(summary?.p50, floor.p50)} / ${ratio(summary?.p99, floor.p99)}` : "";
     return [label(result), ms(summary?.p50), ms(summary?.p99), ms(summary?.max), String(summary?.count ?? 0), vsRelay];
   });
-  return table(title, ["run", "p50 ms", "p99 ms", "max ms", "count", "platform ÷ relay (p50 / p99)"], rows);
+  return table(title, ["run", "p50 ms", "p99 ms", "max ms", "count", "÷ bare relay (p50 / p99)"], rows);
 }
 console.log(latencyTable("Caller → provider (carrier frame sent → provider simulator received)", "callerToProvider"));
 /** A direction's samples by phase: while calls are still being set up, all streaming, while calls end. */
@@ -622,7 +626,7 @@ console.log(
       "run",
       "workerd CPU ms",
       "µs per relayed frame",
-      "platform ÷ relay",
+      "÷ bare relay",
       "workerd CPU %",
       "bench+simulator CPU %",
       "bench loop lag p99 ms",
@@ -630,7 +634,7 @@ console.log(
       "load average after",
     ],
     results.map((result) => {
-      const floor = result.target === "platform" ? relayOf(result) : undefined;
+      const floor = result.target !== "relay" ? relayOf(result) : undefined;
       return [
         label(result),
         result.workerdCpuMs.toFixed(0),
@@ -658,18 +662,18 @@ if (ROUNDS > 1) {
     TARGETS.map((target) => {
       const figures = (["callerToProvider", "providerToCaller", "interruption"] as const).map((figure) => {
         const summary = summarize(pooled(target, count, figure));
-        const floor = target === "platform" ? summarize(pooled("relay", count, figure)) : null;
+        const floor = target !== "relay" ? summarize(pooled("relay", count, figure)) : null;
         const figure50and99 = `${ms(summary?.p50)} / ${ms(summary?.p99)}`;
         return floor ? `${figure50and99} (${ratio(summary?.p50, floor.p50)} / ${ratio(summary?.p99, floor.p99)})` : figure50and99;
       });
       const cpu = pooledCpuPerFrame(target, count);
-      const cpuFloor = target === "platform" ? ` (${ratio(cpu, pooledCpuPerFrame("relay", count))})` : "";
+      const cpuFloor = target !== "relay" ? ` (${ratio(cpu, pooledCpuPerFrame("relay", count))})` : "";
       return [`${target} × ${count}`, ...figures, `${cpu.toFixed(1)}${cpuFloor}`];
     }),
   );
   console.log(
     table(
-      `All ${ROUNDS} rounds pooled: p50 / p99 ms (platform ÷ relay)`,
+      `All ${ROUNDS} rounds pooled: p50 / p99 ms (÷ the bare relay)`,
       ["runs", "caller → provider", "provider → caller", "barge-in → clear", "µs per relayed frame"],
       rows,
     ),

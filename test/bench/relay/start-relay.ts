@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
@@ -10,17 +11,31 @@ export interface RunningRelay {
   stop(): Promise<void>;
 }
 
+export interface RelayOptions {
+  inspector?: boolean;
+  /**
+   * The platform's Worker bundle (wrangler.toml's, built as `wrangler deploy` builds it) evaluated in the relay's
+   * isolate and kept reachable, never called: the relay with the platform's code and module state on its heap, so a
+   * run separates what the platform's size costs the calls from what its work per call does (README "Benchmarks",
+   * item 27).
+   */
+  withPlatformBundle?: boolean;
+}
+
+const ROOT = join(import.meta.dirname, "../../..");
+
 /**
  * The bare relay (relay.worker.ts) under wrangler's local workerd, talking to the provider simulator named in
  * `simulatorSettings`, its state in a fresh directory under the system's temporary one (on disk, as the platform's),
  * removed when it stops.
  */
-export async function startRelay(simulatorSettings: Record<string, string>, options: { inspector?: boolean } = {}): Promise<RunningRelay> {
+export async function startRelay(simulatorSettings: Record<string, string>, options: RelayOptions = {}): Promise<RunningRelay> {
   // As quiet as the platform's runs (bench-platform.ts): wrangler echoes every request line otherwise.
   process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
   const persistTo = mkdtempSync(join(tmpdir(), "switchboard-relay-"));
   const worker = await unstable_startWorker({
     config: join(import.meta.dirname, "wrangler.toml"),
+    ...(options.withPlatformBundle && { entrypoint: entryWithPlatformBundle(persistTo) }),
     bindings: {
       OPENAI_REALTIME_URL: { type: "plain_text", value: simulatorSettings.OPENAI_REALTIME_URL! },
       OPENAI_API_KEY: { type: "secret_text", value: simulatorSettings.OPENAI_API_KEY! },
@@ -37,4 +52,26 @@ export async function startRelay(simulatorSettings: Record<string, string>, opti
       rmSync(persistTo, { recursive: true, force: true });
     },
   };
+}
+
+/** An entry module under `directory`: the relay's exports, plus the platform's bundle imported and kept reachable. */
+function entryWithPlatformBundle(directory: string): string {
+  const outdir = join(directory, "platform-bundle");
+  const build = spawnSync(
+    process.execPath,
+    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
+    { cwd: ROOT, encoding: "utf8" },
+  );
+  if (build.status !== 0) throw new Error(`building the platform's bundle failed: ${build.stderr.slice(-2000)}`);
+  const entry = join(directory, "relay-with-platform-bundle.ts");
+  writeFileSync(
+    entry,
+    [
+      `export { default, Relay } from ${JSON.stringify(join(import.meta.dirname, "relay.worker.ts"))};`,
+      `import * as platform from ${JSON.stringify(join(outdir, "index.js"))};`,
+      "(globalThis as Record<string, unknown>).platformBundle = platform;",
+      "",
+    ].join("\n"),
+  );
+  return entry;
 }
