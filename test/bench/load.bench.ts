@@ -516,11 +516,11 @@ try {
           rmSync(gcLogOf(runName(target, count, round)), { force: true });
           traceGcTo(gcLogOf(runName(target, count, round)));
         }
-        if (target !== "platform")
-          running = await startRelay(settings, { inspector: PROFILE, withPlatformBundle: target === "bundle-relay" });
-        else {
+        if (target === "platform") {
           const tenantSettings = { recording: RECORDING };
           running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
+        } else {
+          running = await startRelay(settings, { inspector: PROFILE, withPlatformBundle: target === "bundle-relay" });
         }
         const result = await runCalls(running.url, simulator, target, count, round, runIndex++, running.inspectorUrl);
         await running.stop();
