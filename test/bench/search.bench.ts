@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { unstable_startWorker } from "wrangler";
+import { ROOT, WRANGLER } from "../node/support/local-platform.ts";
 import { option } from "./options.ts";
 import { type QueryKind, queryFor } from "./search/search-data.ts";
 import { ms, table } from "./twilio-side.ts";
@@ -29,7 +30,6 @@ const WARMUP = 20;
 const SEED_CHUNK = 2_000;
 const TENANT = "bench-tenant";
 
-const ROOT = join(import.meta.dirname, "../..");
 const directory = mkdtempSync(join(tmpdir(), "switchboard-search-bench-"));
 const config = join(directory, "wrangler.json");
 writeFileSync(
@@ -50,10 +50,9 @@ writeFileSync(
   }),
 );
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
-const wrangler = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 await promisify(execFile)(
   process.execPath,
-  [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", directory, "-c", config],
+  [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", directory, "-c", config],
   {
     cwd: ROOT,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" },

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
-import { localDevOptions } from "../../node/support/local-platform.ts";
+import { localDevOptions, ROOT, WRANGLER } from "../../node/support/local-platform.ts";
 
 export interface RunningRelay {
   url: string;
@@ -21,8 +21,6 @@ export interface RelayOptions {
    */
   withPlatformBundle?: boolean;
 }
-
-const ROOT = join(import.meta.dirname, "../../..");
 
 /**
  * The bare relay (relay.worker.ts) under wrangler's local workerd, talking to the provider simulator named in
@@ -57,11 +55,7 @@ export async function startRelay(simulatorSettings: Record<string, string>, opti
 /** An entry module under `directory`: the relay's exports, plus the platform's bundle imported and kept reachable. */
 function entryWithPlatformBundle(directory: string): string {
   const outdir = join(directory, "platform-bundle");
-  const build = spawnSync(
-    process.execPath,
-    [join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", outdir],
-    { cwd: ROOT, encoding: "utf8" },
-  );
+  const build = spawnSync(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, encoding: "utf8" });
   if (build.status !== 0) throw new Error(`building the platform's bundle failed: ${build.stderr.slice(-2000)}`);
   const entry = join(directory, "relay-with-platform-bundle.ts");
   writeFileSync(

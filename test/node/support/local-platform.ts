@@ -13,8 +13,10 @@ import { unstable_startWorker } from "wrangler";
  * sees the seeded rows. Seeding finishes before the worker starts: each seeding command runs a runtime of its own on
  * the same directory, and a worker starting beside it now and then failed to open a database it held (SQLITE_BUSY).
  */
-const ROOT = join(import.meta.dirname, "../../..");
-const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+/** The project's checkout, where wrangler.toml is. */
+export const ROOT = join(import.meta.dirname, "../../..");
+/** The project's own wrangler CLI, run with this Node (`process.execPath`). */
+export const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 const run = promisify(execFile);
 
 export interface SeededAdmin {
