@@ -61,12 +61,12 @@ import {
 } from "./twilio-side.ts";
 import { rssKiB, workerdCpuMeter, workerdPids } from "./workerd-proc.ts";
 
-type Target = "relay" | "bundle-relay" | "platform";
+const TARGET_NAMES = ["relay", "bundle-relay", "platform"] as const;
+type Target = (typeof TARGET_NAMES)[number];
 
 const COUNTS = option("calls", "50,100,200").split(",").map(Number);
 if (!COUNTS.every((count) => Number.isInteger(count) && count >= 1 && count <= 1000)) throw new Error("--calls: a comma list of 1..1000");
 const TARGETS = option("targets", "relay,platform").split(",") as Target[];
-const TARGET_NAMES: readonly string[] = ["relay", "bundle-relay", "platform"];
 if (!TARGETS.every((target) => TARGET_NAMES.includes(target))) throw new Error("--targets: relay, bundle-relay and/or platform");
 const TOGETHER_MS = Number(option("seconds", "10")) * 1000;
 /**
