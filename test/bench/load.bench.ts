@@ -45,6 +45,16 @@ import {
 } from "./cpu-profile.ts";
 import { type GcPause, gcRow, readGcPauses, traceGcTo } from "./gc/gc-trace.ts";
 import { option } from "./options.ts";
+import {
+  HOLD_NAMES,
+  HOLDS,
+  LATE_MS,
+  namePerfFrames,
+  type PerfRecording,
+  recordThread,
+  type ThreadHolds,
+  threadHolds,
+} from "./perf/thread-holds.ts";
 import { startRelay } from "./relay/start-relay.ts";
 import { type SimulatorThread, startSimulatorThread } from "./simulator-thread.ts";
 import {
@@ -90,6 +100,12 @@ const ALLOCATIONS = process.argv.includes("--allocations") || PROMOTED;
 const HEAP = process.argv.includes("--heap");
 /** `--gc`: V8's collections in each target's isolate (V8's own trace), and which late frames they held (gc/gc-trace.ts). */
 const GC = process.argv.includes("--gc");
+/**
+ * `--perf`: `perf record` on each target's serving workerd (CPU samples and switch-outs), and what held each of its
+ * steady agent chunks later than 5 ms: cppgc's sweep, V8's GC, other CPU, the disk, idle (perf/thread-holds.ts).
+ * Needs perf and leave to trace workerd; perf's sampling costs workerd CPU, so its runs are for the attribution only.
+ */
+const PERF = process.argv.includes("--perf");
 const gcLogOf = (name: string) => join(tmpdir(), `switchboard-gc-${name}.log`);
 /** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
  * call), in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply, phase), in
@@ -211,6 +227,8 @@ interface RunResult {
   /** `--gc`: the isolate's collections over the run, and every caller frame as (epoch ms sent, ms late). */
   gcPauses: GcPause[];
   callerFrames: Array<[number, number]>;
+  /** `--perf`: what held the steady agent chunks that were late. */
+  threadHolds: ThreadHolds | null;
 }
 
 /** Multiset difference of two sequences, and how many received items came after a later-sent one. */
@@ -265,6 +283,11 @@ async function runCalls(
   const heapPath = join(tmpdir(), `switchboard-${name}.heapsnapshot`);
   const allocations: AllocationSampler | null =
     inspectorUrl && ALLOCATIONS ? await startAllocationSampler(inspectorUrl, { youngToo: !PROMOTED }) : null;
+  // The workerd serving the calls is the largest of wrangler's (the other proxies its requests).
+  const serving = workerdPids().sort((a, b) => rssKiB(b) - rssKiB(a))[0];
+  const perfData = join(tmpdir(), `switchboard-perf-${name}.data`);
+  if (PERF && serving === undefined) throw new Error("--perf: no workerd of this bench's to record");
+  const perf: PerfRecording | null = PERF && serving !== undefined ? recordThread(serving, perfData) : null;
   const started = performance.now();
   const startedAt = preciseNow();
   const staggerMs = STAGGER_MS(count);
@@ -314,6 +337,7 @@ async function runCalls(
   await Promise.all(launches);
   await Promise.all(finishing);
   const wallMs = performance.now() - started;
+  const threadIntervals = perf ? await perf.stop() : [];
   const gcPauses = GC ? readGcPauses(gcLogOf(name), startedAt, preciseNow()) : [];
   lag.disable();
   const benchCpu = process.cpuUsage(benchCpuBefore);
@@ -382,10 +406,12 @@ async function runCalls(
     load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
     gcPauses,
     callerFrames: [],
+    threadHolds: null,
   };
   const phaseAt = (at: number): Phase => (at < allStreamingAt ? "setup" : at < (endedAt[0] ?? Infinity) ? "steady" : "ending");
   const timeline: string[] = [];
   const agentTimeline: string[] = [];
+  const steadyChunks: Array<[number, number]> = [];
   for (const call of calls) {
     if (call.failure) result.failures.push(call.failure);
     const connections: ConnectionSnapshot[] = (await simulator.takeSessions(call.key)).filter(
@@ -436,6 +462,7 @@ async function runCalls(
         const late = call.agentMediaAt[index]! - chunk.at;
         result.providerToCaller.push(late);
         result.providerToCallerByPhase[phaseAt(chunk.at)].push(late);
+        if (PERF && phaseAt(chunk.at) === "steady") steadyChunks.push([chunk.at, late]);
         // Which chunk of its reply (0: the reply's first), to tell per-reply work from per-chunk work.
         position = index > 0 && chunks[index - 1]!.responseId === chunk.responseId ? position + 1 : 0;
         if (TIMELINE_DIR)
@@ -462,6 +489,10 @@ async function runCalls(
         else result.interruption.push(clear - bargeIn.at);
       }
     }
+  }
+  if (perf) {
+    result.threadHolds = threadHolds(threadIntervals, steadyChunks);
+    console.log(`  ${runLabel(target, count, round)}: perf recording of workerd ${serving} in ${perfData}`);
   }
   if (TIMELINE_DIR) {
     mkdirSync(TIMELINE_DIR, { recursive: true });
@@ -516,6 +547,7 @@ try {
           rmSync(gcLogOf(runName(target, count, round)), { force: true });
           traceGcTo(gcLogOf(runName(target, count, round)));
         }
+        if (PERF) namePerfFrames();
         if (target === "platform") {
           const tenantSettings = { recording: RECORDING };
           running = (await startBenchPlatform(settings, { openai: NUMBER }, { inspector: PROFILE, tenantSettings })).platform;
@@ -687,6 +719,20 @@ if (GC) {
       results.map((result) =>
         gcRow(label(result), result.gcPauses, result.callerFrames, summarize(result.callerToProvider)?.p99 ?? Number.POSITIVE_INFINITY),
       ),
+    ),
+  );
+}
+if (PERF) {
+  console.log(
+    table(
+      `What held the agent's steady chunks later than ${LATE_MS} ms (--perf): each put down to what took most of its wait on workerd's thread`,
+      ["run", "late chunks", ...HOLDS.map((hold) => HOLD_NAMES[hold]), "cppgc sweeps ≥ 2 ms (longest ms)"],
+      results.flatMap((result) => {
+        const held = result.threadHolds;
+        if (!held) return [];
+        const byHold = HOLDS.map((hold) => String(held.byHold[hold]));
+        return [[label(result), String(held.late), ...byHold, `${held.sweeps} (${held.longestSweepMs.toFixed(1)})`]];
+      }),
     ),
   );
 }
