@@ -106,6 +106,7 @@ const GC = process.argv.includes("--gc");
  * Needs perf and leave to trace workerd; perf's sampling costs workerd CPU, so its runs are for the attribution only.
  */
 const PERF = process.argv.includes("--perf");
+if (PERF && spawnSync("perf", ["--version"]).status !== 0) throw new Error("--perf: perf is not installed (Debian: linux-perf)");
 const gcLogOf = (name: string) => join(tmpdir(), `switchboard-gc-${name}.log`);
 /** `--timeline DIR`: each run's samples as CSV, to lay a bad run against a good one: caller → provider (epoch ms sent, ms late,
  * call), in `-agent.csv`, provider → caller (epoch ms sent, ms late, call, the chunk's place in its reply, phase), in

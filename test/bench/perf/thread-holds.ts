@@ -59,17 +59,10 @@ export interface PerfRecording {
 export function recordThread(pid: number, dataPath: string): PerfRecording {
   // perf stamps with CLOCK_MONOTONIC (its realtime clock is refused with tracepoints); Node's hrtime is the same clock.
   const monotonicToEpoch = preciseNow() - Number(process.hrtime.bigint()) / 1e6;
-  const record = spawn(
-    "perf",
-    ["record", "-q", "-k", "CLOCK_MONOTONIC", "-e", "cpu-clock", "-F", String(SAMPLES_PER_SECOND), "-e", "sched:sched_switch"].concat([
-      "-g",
-      "-p",
-      String(pid),
-      "-o",
-      dataPath,
-    ]),
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
+  const events = ["-e", "cpu-clock", "-F", String(SAMPLES_PER_SECOND), "-e", "sched:sched_switch", "-g"];
+  const record = spawn("perf", ["record", "-q", "-k", "CLOCK_MONOTONIC", ...events, "-p", String(pid), "-o", dataPath], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const exited = exitOf(record);
   return {
     async stop() {
@@ -90,15 +83,29 @@ const exitOf = (child: ChildProcess) =>
  * it; a switch-out covers the time until the thread's next event. */
 async function readIntervals(dataPath: string, monotonicToEpoch: number): Promise<Interval[]> {
   const script = spawn("perf", ["script", "-i", dataPath, "-F", "tid,time,event,ip,sym"], { stdio: ["ignore", "pipe", "ignore"] });
-  const events: Array<{ tid: string; at: number; switchOut: boolean; stack: string }> = [];
-  let current: { tid: string; at: number; switchOut: boolean; stack: string } | null = null;
+  // Each event is classified as its stack ends, so a long recording keeps no stacks.
+  const events: Array<{ tid: string; at: number; switchOut: boolean; hold: Hold }> = [];
+  let stack = "";
+  const classifyLast = () => {
+    const last = events.at(-1);
+    if (last) last.hold = last.switchOut ? offCpuHold(stack) : onCpuHold(stack);
+    stack = "";
+  };
   for await (const line of createInterface({ input: script.stdout! })) {
     const header = /^\s*(\d+)\s+([\d.]+):\s+(?:\d+\s+)?([\w:-]+):/.exec(line);
-    if (header) {
-      current = { tid: header[1]!, at: Number(header[2]) * 1000 + monotonicToEpoch, switchOut: header[3]!.startsWith("sched:"), stack: "" };
-      events.push(current);
-    } else if (current) current.stack += line;
+    if (!header) {
+      stack += line;
+      continue;
+    }
+    classifyLast();
+    events.push({
+      tid: header[1]!,
+      at: Number(header[2]) * 1000 + monotonicToEpoch,
+      switchOut: header[3]!.startsWith("sched:"),
+      hold: "cpu",
+    });
   }
+  classifyLast();
   await exitOf(script);
   const samples = new Map<string, number>();
   for (const event of events) if (!event.switchOut) samples.set(event.tid, (samples.get(event.tid) ?? 0) + 1);
@@ -106,8 +113,8 @@ async function readIntervals(dataPath: string, monotonicToEpoch: number): Promis
   const mine = events.filter((event) => event.tid === thread);
   return mine.map((event, index) =>
     event.switchOut
-      ? { from: event.at, to: mine[index + 1]?.at ?? event.at, hold: offCpuHold(event.stack) }
-      : { from: event.at - SAMPLE_MS, to: event.at, hold: onCpuHold(event.stack) },
+      ? { from: event.at, to: mine[index + 1]?.at ?? event.at, hold: event.hold }
+      : { from: event.at - SAMPLE_MS, to: event.at, hold: event.hold },
   );
 }
 
