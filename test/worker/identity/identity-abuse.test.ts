@@ -25,7 +25,8 @@ const loginAttempt = (email: string, password: string, ip = randomIp()) =>
 
 describe("lockout", () => {
   // Each test spends a budget and expects the refusal that follows: not across a window's end (limiter-window.ts).
-  beforeEach(() => earlyInLimiterWindow(10_000));
+  // The wait lasts up to the window's last 10 s and a margin: longer than vitest's default hook timeout (10 s).
+  beforeEach(() => earlyInLimiterWindow(10_000), 15_000);
 
   it("rate-limits failures per account across IPs, with Retry-After", async () => {
     const tenantId = await createTenant();
