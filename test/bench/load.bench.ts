@@ -232,6 +232,13 @@ interface RunResult {
   threadHolds: ThreadHolds | null;
 }
 
+/** The workerd serving the calls: the largest of wrangler's (the other proxies its requests). */
+function servingWorkerd(): number {
+  const serving = workerdPids().sort((a, b) => rssKiB(b) - rssKiB(a))[0];
+  if (serving === undefined) throw new Error("--perf: no workerd of this bench's to record");
+  return serving;
+}
+
 /** Multiset difference of two sequences, and how many received items came after a later-sent one. */
 function compareSequences(sent: number[], received: number[]): { lost: number; duplicated: number; reordered: number } {
   const counts = new Map<number, number>();
@@ -284,11 +291,7 @@ async function runCalls(
   const heapPath = join(tmpdir(), `switchboard-${name}.heapsnapshot`);
   const allocations: AllocationSampler | null =
     inspectorUrl && ALLOCATIONS ? await startAllocationSampler(inspectorUrl, { youngToo: !PROMOTED }) : null;
-  // The workerd serving the calls is the largest of wrangler's (the other proxies its requests).
-  const serving = workerdPids().sort((a, b) => rssKiB(b) - rssKiB(a))[0];
-  const perfData = join(tmpdir(), `switchboard-perf-${name}.data`);
-  if (PERF && serving === undefined) throw new Error("--perf: no workerd of this bench's to record");
-  const perf: PerfRecording | null = PERF && serving !== undefined ? recordThread(serving, perfData) : null;
+  const perf: PerfRecording | null = PERF ? recordThread(servingWorkerd(), join(tmpdir(), `switchboard-perf-${name}.data`)) : null;
   const started = performance.now();
   const startedAt = preciseNow();
   const staggerMs = STAGGER_MS(count);
@@ -493,7 +496,7 @@ async function runCalls(
   }
   if (perf) {
     result.threadHolds = threadHolds(threadIntervals, steadyChunks);
-    console.log(`  ${runLabel(target, count, round)}: perf recording of workerd ${serving} in ${perfData}`);
+    console.log(`  ${runLabel(target, count, round)}: perf recording of workerd ${perf.pid} in ${perf.dataPath}`);
   }
   if (TIMELINE_DIR) {
     mkdirSync(TIMELINE_DIR, { recursive: true });

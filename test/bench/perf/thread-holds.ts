@@ -51,6 +51,9 @@ export function namePerfFrames(): void {
 }
 
 export interface PerfRecording {
+  /** The process recorded, and where its recording is. */
+  readonly pid: number;
+  readonly dataPath: string;
   /** Stops the recording and reads the thread's time as intervals. */
   stop(): Promise<Interval[]>;
 }
@@ -65,6 +68,8 @@ export function recordThread(pid: number, dataPath: string): PerfRecording {
   });
   const exited = exitOf(record);
   return {
+    pid,
+    dataPath,
     async stop() {
       record.kill("SIGINT");
       if ((await exited) !== 0) throw new Error("--perf: perf record failed (is perf installed, and may this user trace workerd?)");
