@@ -3,8 +3,6 @@ import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
 import { type CarrierApis, startCarrierApis } from "../simulators/carriers/index.ts";
 import { TEST_SECRET_NAMES, testSettings } from "../support/test-settings.ts";
 
-const quietWrangler = !process.env.WRANGLER_LOG;
-
 /**
  * The load benches' platform settings (load.bench.ts, call-setup.bench.ts): the test suite's, pointed at the provider
  * simulator, with production's provider resilience instead of the suite's fast time scale (a 2 s reply timeout would
@@ -43,7 +41,9 @@ export async function startBenchPlatform(
   numbers: Record<string, string>,
   options: { inspector?: boolean; tenantSettings?: Record<string, unknown> } = {},
 ): Promise<{ platform: LocalPlatform; api: ApiClient }> {
-  if (quietWrangler) delete process.env.WRANGLER_LOG; // the seeding commands read wrangler's normal output
+  // The worker logs every request (one JSON line each) and wrangler echoes each: thousands of lines at 500 calls. Set
+  // before the start, as wrangler's dev server reads it then (the seeding commands get the normal level regardless).
+  process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
   carrierApis ??= startCarrierApis();
   const carriers = await carrierApis;
   settings = { ...settings, TWILIO_API_BASE: carriers.twilioBaseUrl, TELNYX_API_BASE: carriers.telnyxBaseUrl };
@@ -57,8 +57,6 @@ export async function startBenchPlatform(
       console.log(`  starting the platform failed (attempt ${attempt} of 3): ${String(error).split("\n")[0]?.slice(0, 200)}; retrying`);
     }
   }
-  // The worker logs every request (one JSON line each) and wrangler echoes each: thousands of lines at 500 calls.
-  if (quietWrangler) process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
   try {
     const api: ApiClient = await signIn(started.url, started.admin.email, started.admin.password);
     if (options.tenantSettings) {

@@ -94,7 +94,9 @@ export async function startLocalPlatform(
 async function seed(persistTo: string): Promise<SeededAdmin> {
   // Generous: each migration starts a runtime of its own, and on a machine shared by several test runs twenty of them
   // took over two minutes (the seeding was killed half-way and the run failed before any test).
-  const options = { cwd: ROOT, encoding: "utf8" as const, timeout: 300_000, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } };
+  // Wrangler's normal output whatever level the caller's own wrangler logs at (the benches quiet theirs): it is read here.
+  const { WRANGLER_LOG: _callersLevel, ...env } = process.env;
+  const options = { cwd: ROOT, encoding: "utf8" as const, timeout: 300_000, env: { ...env, WRANGLER_SEND_METRICS: "false" } };
   await run(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], options);
   const email = "admin@e2e.switchboard.test";
   const password = "e2e-admin-password-0123";
