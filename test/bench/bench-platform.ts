@@ -2,6 +2,7 @@ import type { ApiClient, LocalPlatform } from "../node/support/local-platform.ts
 import { signIn, startLocalPlatform } from "../node/support/local-platform.ts";
 import { type CarrierApis, startCarrierApis } from "../simulators/carriers/index.ts";
 import { TEST_SECRET_NAMES, testSettings } from "../support/test-settings.ts";
+import { quietWrangler } from "./options.ts";
 
 /**
  * The load benches' platform settings (load.bench.ts, call-setup.bench.ts): the test suite's, pointed at the provider
@@ -41,9 +42,7 @@ export async function startBenchPlatform(
   numbers: Record<string, string>,
   options: { inspector?: boolean; tenantSettings?: Record<string, unknown> } = {},
 ): Promise<{ platform: LocalPlatform; api: ApiClient }> {
-  // The worker logs every request (one JSON line each) and wrangler echoes each: thousands of lines at 500 calls. Set
-  // before the start, as wrangler's dev server reads it then (the seeding commands get the normal level regardless).
-  process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
+  quietWrangler(); // the seeding commands get wrangler's normal level regardless (local-platform.ts)
   carrierApis ??= startCarrierApis();
   const carriers = await carrierApis;
   settings = { ...settings, TWILIO_API_BASE: carriers.twilioBaseUrl, TELNYX_API_BASE: carriers.telnyxBaseUrl };

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { localDevOptions } from "../node/support/local-platform.ts";
-import { option } from "./options.ts";
+import { option, quietWrangler } from "./options.ts";
 import { table } from "./twilio-side.ts";
 import { workerdCpuMeter } from "./workerd-proc.ts";
 
@@ -22,7 +22,7 @@ const CONCURRENCY = 4;
 const WARMUP = 20;
 
 const directory = mkdtempSync(join(tmpdir(), "switchboard-ops-bench-"));
-process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
+quietWrangler();
 const worker = await unstable_startWorker({
   config: join(import.meta.dirname, "storage-ops/wrangler.toml"),
   dev: localDevOptions(directory),

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unstable_startWorker } from "wrangler";
 import { localDevOptions, ROOT, WRANGLER } from "../../node/support/local-platform.ts";
+import { quietWrangler } from "../options.ts";
 
 export interface RunningRelay {
   url: string;
@@ -28,8 +29,7 @@ export interface RelayOptions {
  * removed when it stops.
  */
 export async function startRelay(simulatorSettings: Record<string, string>, options: RelayOptions = {}): Promise<RunningRelay> {
-  // As quiet as the platform's runs (bench-platform.ts): wrangler echoes every request line otherwise.
-  process.env.WRANGLER_LOG = process.env.BENCH_WRANGLER_LOG ?? "error";
+  quietWrangler();
   const persistTo = mkdtempSync(join(tmpdir(), "switchboard-relay-"));
   const worker = await unstable_startWorker({
     config: join(import.meta.dirname, "wrangler.toml"),
