@@ -64,12 +64,12 @@ import { webChannel } from "./session/web-channel.ts";
 import { WebConsent } from "./session/web-consent.ts";
 import { CALLER_GRACE_MS, instructionsWithContext, type OpenWebSessionInput, WebSessionStore } from "./session/web-session.ts";
 import { openTables } from "./session-tables.ts";
-import { businessTools } from "./voice/business-tools.ts";
+import { BUSINESS_TOOLS } from "./voice/business-tools.ts";
 import { callerContext } from "./voice/caller-context.ts";
 import { BREAKER_TABLES, CircuitBreakers } from "./voice/circuit-breaker.ts";
 import { DRAFT_TABLES, DraftStore } from "./voice/drafts.ts";
 import { connectProvider } from "./voice/providers/registry.ts";
-import { BUILTIN_TOOLS, TOOL_CALL_TABLES, ToolRunner } from "./voice/tools.ts";
+import { BUILTIN_TOOLS, TOOL_CALL_TABLES, ToolRunner, toolIndex } from "./voice/tools.ts";
 import { VoiceSession } from "./voice/voice-session.ts";
 import type { SwitchOptions, SwitchResult, VoiceSessionHost } from "./voice/voice-session-types.ts";
 
@@ -106,6 +106,8 @@ const newSessionLog = (input: { correlationId: string; tenantId: string; session
 const BREAKER_LEVEL = { closed: 0, half_open: 1, open: 2 } as const;
 
 const DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant on a phone call.";
+/** Every call's tools, indexed once per isolate (a call's own objects are what every major GC marks). */
+const CALL_TOOLS = toolIndex([...BUILTIN_TOOLS, ...BUSINESS_TOOLS]);
 /**
  * How often the principals of open /live sockets are rechecked against D1 (one query for all of them): the bound
  * on how long a revoked or demoted watcher stays connected. The object asks rather than being told, so nothing
@@ -140,6 +142,8 @@ export class CallSession extends DurableObject<Env> {
   /** The parts' D1 writes: at once, but the end's ledger and transcript drains as one batch. */
   private readonly d1Writes: SharedD1Batch;
   private readonly tools: ToolRunner;
+  /** The voice agent's drafts awaiting the caller's yes (drafts.ts). */
+  private readonly drafts: DraftStore;
   private readonly breakers: CircuitBreakers;
   private readonly switches: SwitchLog;
   private readonly switchRetry = new DrainRetry();
@@ -198,7 +202,8 @@ export class CallSession extends DurableObject<Env> {
       session: () => this.identity(),
       wakeIn: (delayMs) => this.alarmSchedule.wakeBy(Date.now() + delayMs),
     });
-    this.tools = new ToolRunner(ctx.storage.sql, [...BUILTIN_TOOLS, ...businessTools(new DraftStore(ctx.storage.sql))], empty);
+    this.tools = new ToolRunner(ctx.storage.sql, CALL_TOOLS, empty);
+    this.drafts = new DraftStore(ctx.storage.sql);
     this.switches = new SwitchLog(ctx.storage.sql, () => this.log(), empty);
     this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
     this.breakers = new CircuitBreakers(
@@ -877,7 +882,7 @@ export class CallSession extends DurableObject<Env> {
       conversationSignal: (signal) => this.escalations.observe(signal),
       business: () => {
         const session = this.identity();
-        return session ? { engine: this.books(session.tenantId), env: this.env } : null;
+        return session ? { engine: this.books(session.tenantId), env: this.env, drafts: this.drafts } : null;
       },
       hangup: async (reason) => this.channel()?.hangup(reason),
       transfer: async (reason) => this.channel()?.transfer(reason) ?? JSON.stringify({ ok: false, error: "The session has ended." }),

@@ -19,11 +19,22 @@ import { type Tool, type ToolHost, tool } from "./tools.ts";
  * guess. Nothing here throws into the provider.
  */
 
-/** The call's tenant's books: the engine acting as the voice agent, and the bindings search and reminders need. */
+/**
+ * The call's tenant's books: the engine acting as the voice agent, the bindings search and reminders need, and the
+ * call's drafts (kept in its own storage).
+ */
 export interface Books {
   engine: BusinessEngine;
   env: Env;
+  drafts: DraftStore;
 }
+
+const objectSchema = (properties: Record<string, unknown>, required: string[]) => ({
+  type: "object",
+  properties,
+  required,
+  additionalProperties: false,
+});
 
 const customerArg = z.string().trim().min(1).max(200);
 const customerProperty = { type: "string", description: "The customer's name as the caller said it, or their id" };
@@ -66,200 +77,203 @@ const DRAFT_SCOPE = "voice_draft";
 /** A search's best match is taken as the customer meant only this far ahead of the next one; else the agent asks. */
 const CLEAR_LEAD = 0.2;
 
-/** The business tools, their drafts kept in the call's storage. */
-export function businessTools(drafts: DraftStore): Array<Tool<z.ZodType>> {
-  return [
-    tool({
-      definition: {
-        name: "find_customer",
-        description: "Find a customer of the shop by name (even misheard), nickname or phone number.",
-        parameters: objectSchema({ query: { type: "string", description: "Name, nickname or phone number" } }, ["query"]),
-      },
-      args: findArgs,
-      execute: (args, host) =>
-        withBooks(host, async ({ engine }) => {
-          const matches = await engine.searchCustomers(args.query);
-          const [best, next] = matches;
-          if (!best) return refusal(`No customer matches "${args.query}"; ask the caller to spell the name.`);
-          if (next && best.score - next.score < CLEAR_LEAD) return refusal(whichOne(matches.map((match) => match.customer.name)));
-          const { currency } = await engine.settings();
-          const { id, name, balance } = best.customer;
-          return answer(`${name} owes ${spokenMoney(balance, currency)}.`, { customer: { id, name, balance, currency } });
-        }),
-    }),
-    tool({
-      definition: {
-        name: "get_balance",
-        description: "What a customer owes the shop now.",
-        parameters: objectSchema({ customer: customerProperty }, ["customer"]),
-      },
-      args: balanceArgs,
-      execute: (args, host) =>
-        withBooks(host, async ({ engine }) => {
-          const customer = await engine.resolveCustomer(args.customer);
-          const { currency } = await engine.settings();
-          return answer(`${customer.name} owes ${spokenMoney(customer.balance, currency)}.`, {
-            customerId: customer.id,
-            balance: customer.balance,
-            currency,
-          });
-        }),
-    }),
-    tool({
-      definition: {
-        name: "list_invoices",
-        description: "A customer's latest invoices, newest first.",
-        parameters: objectSchema(
-          { customer: customerProperty, limit: { type: "integer", minimum: 1, maximum: 10, description: "How many (default 5)" } },
-          ["customer"],
-        ),
-      },
-      args: listArgs,
-      execute: (args, host) =>
-        withBooks(host, async ({ engine }) => {
-          const customer = await engine.resolveCustomer(args.customer);
-          const { currency } = await engine.settings();
-          const { items } = await engine.listInvoices({ customerId: customer.id, limit: args.limit ?? 5 });
-          if (items.length === 0) return answer(`${customer.name} has no invoices.`, { invoices: [] });
-          const said = items.map(
-            (invoice) => `${spokenMoney(invoice.total, currency)} on ${invoice.createdAt.slice(0, 10)} (${invoice.status})`,
-          );
-          return answer(`${customer.name}'s latest invoices: ${said.join("; ")}.`, {
-            invoices: items.map(({ id, total, status, createdAt }) => ({ id, total, status, createdAt })),
-          });
-        }),
-    }),
-    tool({
-      definition: {
-        name: "create_invoice",
-        description: `Prepare an invoice for a customer: it is priced and returned as a draft. ${READ_BACK}`,
-        parameters: objectSchema(
-          {
-            customer: customerProperty,
-            items: {
-              type: "array",
-              minItems: 1,
-              items: objectSchema(
-                {
-                  product: { type: "string", description: "Product name as the caller said it" },
-                  quantity: { type: "number", description: "How many (up to three decimals, e.g. 1.5 kg)" },
-                  unitPrice: { type: "number", description: "Price per unit in the shop's currency, only if the caller named one" },
-                },
-                ["product", "quantity"],
-              ),
-            },
-            notes: { type: "string" },
+/**
+ * The business tools, made once per isolate rather than per call: their definitions are the same for every call, and
+ * each call's share of the live heap is what every major GC marks (README, Benchmarks, item 30). A tool reaches its
+ * call's books and drafts through the host it is run with.
+ */
+export const BUSINESS_TOOLS: ReadonlyArray<Tool<z.ZodType>> = [
+  tool({
+    definition: {
+      name: "find_customer",
+      description: "Find a customer of the shop by name (even misheard), nickname or phone number.",
+      parameters: objectSchema({ query: { type: "string", description: "Name, nickname or phone number" } }, ["query"]),
+    },
+    args: findArgs,
+    execute: (args, host) =>
+      withBooks(host, async ({ engine }) => {
+        const matches = await engine.searchCustomers(args.query);
+        const [best, next] = matches;
+        if (!best) return refusal(`No customer matches "${args.query}"; ask the caller to spell the name.`);
+        if (next && best.score - next.score < CLEAR_LEAD) return refusal(whichOne(matches.map((match) => match.customer.name)));
+        const { currency } = await engine.settings();
+        const { id, name, balance } = best.customer;
+        return answer(`${name} owes ${spokenMoney(balance, currency)}.`, { customer: { id, name, balance, currency } });
+      }),
+  }),
+  tool({
+    definition: {
+      name: "get_balance",
+      description: "What a customer owes the shop now.",
+      parameters: objectSchema({ customer: customerProperty }, ["customer"]),
+    },
+    args: balanceArgs,
+    execute: (args, host) =>
+      withBooks(host, async ({ engine }) => {
+        const customer = await engine.resolveCustomer(args.customer);
+        const { currency } = await engine.settings();
+        return answer(`${customer.name} owes ${spokenMoney(customer.balance, currency)}.`, {
+          customerId: customer.id,
+          balance: customer.balance,
+          currency,
+        });
+      }),
+  }),
+  tool({
+    definition: {
+      name: "list_invoices",
+      description: "A customer's latest invoices, newest first.",
+      parameters: objectSchema(
+        { customer: customerProperty, limit: { type: "integer", minimum: 1, maximum: 10, description: "How many (default 5)" } },
+        ["customer"],
+      ),
+    },
+    args: listArgs,
+    execute: (args, host) =>
+      withBooks(host, async ({ engine }) => {
+        const customer = await engine.resolveCustomer(args.customer);
+        const { currency } = await engine.settings();
+        const { items } = await engine.listInvoices({ customerId: customer.id, limit: args.limit ?? 5 });
+        if (items.length === 0) return answer(`${customer.name} has no invoices.`, { invoices: [] });
+        const said = items.map(
+          (invoice) => `${spokenMoney(invoice.total, currency)} on ${invoice.createdAt.slice(0, 10)} (${invoice.status})`,
+        );
+        return answer(`${customer.name}'s latest invoices: ${said.join("; ")}.`, {
+          invoices: items.map(({ id, total, status, createdAt }) => ({ id, total, status, createdAt })),
+        });
+      }),
+  }),
+  tool({
+    definition: {
+      name: "create_invoice",
+      description: `Prepare an invoice for a customer: it is priced and returned as a draft. ${READ_BACK}`,
+      parameters: objectSchema(
+        {
+          customer: customerProperty,
+          items: {
+            type: "array",
+            minItems: 1,
+            items: objectSchema(
+              {
+                product: { type: "string", description: "Product name as the caller said it" },
+                quantity: { type: "number", description: "How many (up to three decimals, e.g. 1.5 kg)" },
+                unitPrice: { type: "number", description: "Price per unit in the shop's currency, only if the caller named one" },
+              },
+              ["product", "quantity"],
+            ),
           },
-          ["customer", "items"],
-        ),
-      },
-      args: invoiceArgs,
-      execute: (args, host) =>
-        withBooks(host, async ({ engine }) => {
-          const customer = await engine.resolveCustomer(args.customer);
-          const { currency } = await engine.settings();
-          const request: InvoiceInput = {
-            customerId: customer.id,
-            items: args.items.map((item) => ({
-              productName: item.product,
-              quantity: item.quantity,
-              ...(item.unitPrice === undefined ? {} : { unitPrice: parseAmount(item.unitPrice, currency) }),
-            })),
-            ...(args.notes ? { notes: args.notes } : {}),
-          };
-          const priced = await engine.priceInvoice(request);
-          const lines = priced.items.map((item) => `${item.quantity} ${item.description} at ${spokenMoney(item.unitPrice, currency)}`);
-          const summary = `Invoice for ${priced.customerName}: ${lines.join(", ")}. Total ${spokenMoney(priced.total, currency)}.`;
-          return draftAnswer(drafts, { kind: "invoice", request }, summary);
-        }),
-    }),
-    tool({
-      definition: {
-        name: "record_payment",
-        description: `Prepare a payment received from a customer, returned as a draft. ${READ_BACK}`,
-        parameters: objectSchema(
-          {
-            customer: customerProperty,
-            amount: { type: "number", description: "Amount paid in the shop's currency, as said (e.g. 450.50)" },
-            mode: { type: "string", enum: [...PAYMENT_MODES] },
-            invoiceId: { type: "string", description: "The invoice it pays, if the caller said" },
-            reference: { type: "string", description: "Transaction reference, if any" },
-          },
-          ["customer", "amount", "mode"],
-        ),
-      },
-      args: paymentArgs,
-      execute: (args, host) =>
-        withBooks(host, async ({ engine }) => {
-          const customer = await engine.resolveCustomer(args.customer);
-          const { currency } = await engine.settings();
-          const request: PaymentInput = {
-            customerId: customer.id,
-            amount: parseAmount(args.amount, currency),
-            mode: args.mode,
-            ...(args.invoiceId ? { invoiceId: args.invoiceId } : {}),
-            ...(args.reference ? { reference: args.reference } : {}),
-          };
-          const summary = `Payment of ${spokenMoney(request.amount, currency)} by ${args.mode} from ${customer.name}.`;
-          return draftAnswer(drafts, { kind: "payment", request }, summary);
-        }),
-    }),
-    tool({
-      definition: {
-        name: "schedule_reminder",
-        description: `Prepare a reminder to send a customer later (by SMS unless asked otherwise), returned as a draft. ${READ_BACK}`,
-        parameters: objectSchema(
-          {
-            customer: customerProperty,
-            dueAt: { type: "string", format: "date-time", description: "When to send it: ISO 8601 with its offset" },
-            message: { type: "string", description: "What the reminder says (at most 480 characters)" },
-            amount: { type: "number", description: "Amount due in the shop's currency, if any" },
-            channel: { type: "string", enum: [...REMINDER_CHANNELS] },
-          },
-          ["customer", "dueAt", "message"],
-        ),
-      },
-      args: reminderArgs,
-      execute: (args, host) =>
-        withBooks(host, async ({ engine }) => {
-          const customer = await engine.resolveCustomer(args.customer);
-          const { currency, timezone } = await engine.settings();
-          // Refused here already, so the agent does not read back a reminder that could never be saved.
-          if (Date.parse(args.dueAt) <= Date.now()) return refusal(IN_THE_PAST);
-          const request: ReminderInput = {
-            customerId: customer.id,
-            dueAt: args.dueAt,
-            message: args.message,
-            channel: args.channel,
-            ...(args.amount === undefined ? {} : { amount: parseAmount(args.amount, currency) }),
-          };
-          const when = new Intl.DateTimeFormat("en", { dateStyle: "full", timeStyle: "short", timeZone: timezone }).format(
-            Date.parse(args.dueAt),
-          );
-          const due = request.amount === undefined ? "" : `, amount due ${spokenMoney(request.amount, currency)}`;
-          const summary = `A ${args.channel} reminder to ${customer.name} on ${when}: "${args.message}"${due}.`;
-          return draftAnswer(drafts, { kind: "reminder", request }, summary);
-        }),
-    }),
-    tool({
-      definition: {
-        name: "confirm_action",
-        description:
-          "Save a draft from create_invoice, record_payment or schedule_reminder. Call only after the caller said yes to the draft you read back.",
-        parameters: objectSchema({ draftId: { type: "string", description: "The draftId the draft came with" } }, ["draftId"]),
-      },
-      args: confirmArgs,
-      execute: (args, host) => withBooks(host, (books) => confirm(drafts, books, args.draftId)),
-    }),
-  ];
-}
+          notes: { type: "string" },
+        },
+        ["customer", "items"],
+      ),
+    },
+    args: invoiceArgs,
+    execute: (args, host) =>
+      withBooks(host, async ({ engine, drafts }) => {
+        const customer = await engine.resolveCustomer(args.customer);
+        const { currency } = await engine.settings();
+        const request: InvoiceInput = {
+          customerId: customer.id,
+          items: args.items.map((item) => ({
+            productName: item.product,
+            quantity: item.quantity,
+            ...(item.unitPrice === undefined ? {} : { unitPrice: parseAmount(item.unitPrice, currency) }),
+          })),
+          ...(args.notes ? { notes: args.notes } : {}),
+        };
+        const priced = await engine.priceInvoice(request);
+        const lines = priced.items.map((item) => `${item.quantity} ${item.description} at ${spokenMoney(item.unitPrice, currency)}`);
+        const summary = `Invoice for ${priced.customerName}: ${lines.join(", ")}. Total ${spokenMoney(priced.total, currency)}.`;
+        return draftAnswer(drafts, { kind: "invoice", request }, summary);
+      }),
+  }),
+  tool({
+    definition: {
+      name: "record_payment",
+      description: `Prepare a payment received from a customer, returned as a draft. ${READ_BACK}`,
+      parameters: objectSchema(
+        {
+          customer: customerProperty,
+          amount: { type: "number", description: "Amount paid in the shop's currency, as said (e.g. 450.50)" },
+          mode: { type: "string", enum: [...PAYMENT_MODES] },
+          invoiceId: { type: "string", description: "The invoice it pays, if the caller said" },
+          reference: { type: "string", description: "Transaction reference, if any" },
+        },
+        ["customer", "amount", "mode"],
+      ),
+    },
+    args: paymentArgs,
+    execute: (args, host) =>
+      withBooks(host, async ({ engine, drafts }) => {
+        const customer = await engine.resolveCustomer(args.customer);
+        const { currency } = await engine.settings();
+        const request: PaymentInput = {
+          customerId: customer.id,
+          amount: parseAmount(args.amount, currency),
+          mode: args.mode,
+          ...(args.invoiceId ? { invoiceId: args.invoiceId } : {}),
+          ...(args.reference ? { reference: args.reference } : {}),
+        };
+        const summary = `Payment of ${spokenMoney(request.amount, currency)} by ${args.mode} from ${customer.name}.`;
+        return draftAnswer(drafts, { kind: "payment", request }, summary);
+      }),
+  }),
+  tool({
+    definition: {
+      name: "schedule_reminder",
+      description: `Prepare a reminder to send a customer later (by SMS unless asked otherwise), returned as a draft. ${READ_BACK}`,
+      parameters: objectSchema(
+        {
+          customer: customerProperty,
+          dueAt: { type: "string", format: "date-time", description: "When to send it: ISO 8601 with its offset" },
+          message: { type: "string", description: "What the reminder says (at most 480 characters)" },
+          amount: { type: "number", description: "Amount due in the shop's currency, if any" },
+          channel: { type: "string", enum: [...REMINDER_CHANNELS] },
+        },
+        ["customer", "dueAt", "message"],
+      ),
+    },
+    args: reminderArgs,
+    execute: (args, host) =>
+      withBooks(host, async ({ engine, drafts }) => {
+        const customer = await engine.resolveCustomer(args.customer);
+        const { currency, timezone } = await engine.settings();
+        // Refused here already, so the agent does not read back a reminder that could never be saved.
+        if (Date.parse(args.dueAt) <= Date.now()) return refusal(IN_THE_PAST);
+        const request: ReminderInput = {
+          customerId: customer.id,
+          dueAt: args.dueAt,
+          message: args.message,
+          channel: args.channel,
+          ...(args.amount === undefined ? {} : { amount: parseAmount(args.amount, currency) }),
+        };
+        const when = new Intl.DateTimeFormat("en", { dateStyle: "full", timeStyle: "short", timeZone: timezone }).format(
+          Date.parse(args.dueAt),
+        );
+        const due = request.amount === undefined ? "" : `, amount due ${spokenMoney(request.amount, currency)}`;
+        const summary = `A ${args.channel} reminder to ${customer.name} on ${when}: "${args.message}"${due}.`;
+        return draftAnswer(drafts, { kind: "reminder", request }, summary);
+      }),
+  }),
+  tool({
+    definition: {
+      name: "confirm_action",
+      description:
+        "Save a draft from create_invoice, record_payment or schedule_reminder. Call only after the caller said yes to the draft you read back.",
+      parameters: objectSchema({ draftId: { type: "string", description: "The draftId the draft came with" } }, ["draftId"]),
+    },
+    args: confirmArgs,
+    execute: (args, host) => withBooks(host, (books) => confirm(books, args.draftId)),
+  }),
+];
 
 /**
  * Writes a draft once. The draft is claimed in the call's storage first (a second confirmation gets the first one's
  * answer), and the write itself runs once per draft in D1 too (`runOnce`, keyed by the draft's own key): an object
  * that died between writing and recording it finds the stored answer instead of writing again.
  */
-async function confirm(drafts: DraftStore, books: Books, draftId: string): Promise<string> {
+async function confirm(books: Books, draftId: string): Promise<string> {
+  const { drafts } = books;
   const claim = drafts.claim(draftId);
   if (claim.kind === "done") return claim.result;
   if (claim.kind === "in_progress") return refusal("That draft is being saved right now.");
@@ -344,10 +358,3 @@ function whichOne(names: string[]): string {
 
 const answer = (message: string, detail: Record<string, unknown>) => JSON.stringify({ ok: true, message, ...detail });
 const refusal = (message: string) => JSON.stringify({ ok: false, message });
-
-const objectSchema = (properties: Record<string, unknown>, required: string[]) => ({
-  type: "object",
-  properties,
-  required,
-  additionalProperties: false,
-});

@@ -72,8 +72,11 @@ export const TOOL_CALL_TABLES: PartTables = {
         status TEXT NOT NULL, result TEXT, at INTEGER NOT NULL)`,
 };
 
+/** Tools by name, made once per isolate and shared by every call's runner. */
+export const toolIndex = (tools: ReadonlyArray<Tool<z.ZodType>>): ReadonlyMap<string, Tool<z.ZodType>> =>
+  new Map(tools.map((t) => [t.definition.name, t]));
+
 export class ToolRunner {
-  private readonly tools = new Map<string, Tool<z.ZodType>>();
   /** The session's prompt's allow-list (null: every tool): the others are neither offered nor run. */
   private allowed: ReadonlySet<string> | null = null;
 
@@ -83,10 +86,9 @@ export class ToolRunner {
   /** `empty`: the object has stored nothing yet (session-tables.ts). */
   constructor(
     private readonly sql: SqlStorage,
-    tools: Array<Tool<z.ZodType>> = BUILTIN_TOOLS,
+    private readonly tools: ReadonlyMap<string, Tool<z.ZodType>>,
     empty = false,
   ) {
-    for (const t of tools) this.tools.set(t.definition.name, t);
     this.holdsCalls = !empty;
   }
 
