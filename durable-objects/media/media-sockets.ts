@@ -24,6 +24,11 @@ import type { CallerLeg } from "./caller-leg.ts";
  */
 /** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
+/**
+ * Where each payload is decoded to check it is canonical base64 (payloads are at most 3/4 of a message). One per
+ * isolate, not 12 KiB per call: the check is synchronous, so no two streams use it at once.
+ */
+const scratch = new Uint8Array((MAX_CARRIER_MESSAGE_BYTES * 3) / 4);
 /** Frames that may arrive out of order wait up to this many for a gap to fill (60 ms of audio). */
 const REORDER_WINDOW_FRAMES = 3;
 const START_TIMEOUT_MS = 10_000;
@@ -69,8 +74,6 @@ export interface AcceptOptions {
 export class MediaSockets {
   private readonly streams = new Map<WebSocket, Stream>();
   private currentLeg: { socket: WebSocket; leg: CallerLeg } | null = null;
-  /** Where each payload is decoded to check it is canonical base64 (payloads are at most 3/4 of a message). */
-  private readonly scratch = new Uint8Array((MAX_CARRIER_MESSAGE_BYTES * 3) / 4);
 
   constructor(private readonly hooks: Hooks) {}
 
@@ -150,7 +153,7 @@ export class MediaSockets {
         // the platform decodes (Telnyx may deliver a frame or two ahead of it), it is dropped.
         if (!attachment.encoding) return;
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
-        if (!isCanonicalBase64(frame.payload, this.scratch)) {
+        if (!isCanonicalBase64(frame.payload, scratch)) {
           return;
         }
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
