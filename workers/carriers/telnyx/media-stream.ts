@@ -42,7 +42,7 @@ export function telnyxMedia(): CarrierMediaProtocol {
         };
       }
       default:
-        return sharedFrame(message, "sequence_number") ?? null;
+        return sharedFrame(message) ?? null;
     }
   };
 

@@ -42,7 +42,7 @@ export function twilioMedia(): CarrierMediaProtocol {
         };
       }
       default:
-        return sharedFrame(message, "sequenceNumber") ?? null;
+        return sharedFrame(message) ?? null;
     }
   };
 
