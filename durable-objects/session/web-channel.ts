@@ -15,6 +15,7 @@ interface WebChannelParts {
 /** A web session's caller: a browser on /live. Only used while the object holds a web session's record. */
 export function webChannel(parts: WebChannelParts): CallerChannel {
   const record = () => parts.web.record!;
+  const leg = browserLeg(parts.live);
   return {
     identity() {
       const web = record();
@@ -32,7 +33,7 @@ export function webChannel(parts: WebChannelParts): CallerChannel {
       };
     },
     callAudio: BROWSER_AUDIO_FORMAT,
-    leg: () => browserLeg(parts.live),
+    leg: () => (parts.live.hasCaller() ? leg : null),
     hangup: (reason) => parts.end(reason),
     transfer: async () => JSON.stringify({ ok: false, error: "A web session cannot be transferred to a phone agent." }),
     providerChanged(provider: ProviderName) {

@@ -99,9 +99,11 @@ export class WebSessionStore {
 /** A browser caller's audio: PCM16 at 16 kHz, both ways. */
 export const BROWSER_AUDIO_FORMAT = { encoding: "pcm16", sampleRate: BROWSER_AUDIO_RATE } as const;
 
-/** The browser caller as the conversation's leg: PCM16 16 kHz both ways, no marks (heard time is estimated). */
-export function browserLeg(live: LiveSockets): CallerLeg | null {
-  if (!live.hasCaller()) return null;
+/**
+ * The browser caller as the conversation's leg: PCM16 16 kHz both ways, no marks (heard time is estimated). One per
+ * web session, made once: it is asked for on every frame, and it reaches whichever browser is the caller now.
+ */
+export function browserLeg(live: LiveSockets): CallerLeg {
   let buffer = new Uint8Array(0);
   return {
     inbound: BROWSER_AUDIO_FORMAT,

@@ -68,7 +68,7 @@ export class MediaBridge {
   private readonly clock: TurnClock;
   private toProvider: Transcode = (audio) => audio;
   private toCaller: Transcode & { reset(): void } = Object.assign((audio: string) => audio, { reset() {} });
-  private transcodersFor: { inbound: AudioFormat; outbound: AudioFormat; provider: VoiceProvider } | null = null;
+  private transcodersFor: { inbound: AudioFormat; outbound: AudioFormat; provider: VoiceProvider; leg: CallerLeg | null } | null = null;
   private frameWindow = { second: 0, frames: 0 };
   private lastAgentAudio = 0;
 
@@ -94,27 +94,30 @@ export class MediaBridge {
       this.stats.callerFramesDropped++;
       return;
     }
-    const format = this.host.leg()?.inbound ?? this.callAudio;
+    // One lookup of the leg per frame: it is reached through the session's channel (several calls deep).
+    const leg = this.host.leg();
+    const format = leg?.inbound ?? this.callAudio;
     this.tap.caller(base64, format);
     if (this.turns.push(base64, format) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
       this.host.callerTurnEnded();
     }
-    this.forward(base64);
+    this.forward(base64, leg);
   }
 
   /** What the caller said while the provider was away (and, after a switch, during the swap) goes out, in order. */
   deliverBuffered(heldForSwitch: string[] = []): void {
     const now = Date.now();
     for (const at of this.bufferedAt.splice(0)) this.delayIn.observe((now - at) / 1000);
-    for (const frame of [...this.buffered.splice(0), ...heldForSwitch]) this.forward(frame);
+    const leg = this.host.leg();
+    for (const frame of [...this.buffered.splice(0), ...heldForSwitch]) this.forward(frame, leg);
   }
 
   /** A caller frame to the provider, or held while a switch is made or the provider is away. */
-  private forward(base64: string): void {
+  private forward(base64: string, leg: CallerLeg | null): void {
     if (this.host.holdForSwitch(base64)) this.stats.callerFramesDropped++;
     const provider = this.host.connectedProvider();
     if (provider) {
-      this.ensureTranscoders(provider);
+      this.ensureTranscoders(provider, leg);
       const audio = this.toProvider(base64);
       if (audio) provider.sendAudio(audio);
       if (++this.unsampledIn === DELAY_SAMPLE_EVERY) {
@@ -144,7 +147,7 @@ export class MediaBridge {
   /** One chunk of the agent's reply to the caller, with a mark after it where the leg echoes marks. */
   playToCaller(base64: string, itemId: string, provider: VoiceProvider, leg: CallerLeg): void {
     this.clock.agentAudio(itemId, provider.name, this.turns.speechEndedAt);
-    this.ensureTranscoders(provider);
+    this.ensureTranscoders(provider, leg);
     const audio = this.toCaller(base64);
     if (!audio) return;
     const mark = this.playback.sent(itemId, base64ByteLength(audio) / bytesPerMs(leg.outbound));
@@ -224,14 +227,16 @@ export class MediaBridge {
    * Caller audio is decoded as the leg receives it, agent audio encoded as the leg must be sent: a carrier that
    * streams A-law in while it was asked to play µ-law back hears µ-law, never the inbound codec.
    */
-  private ensureTranscoders(provider: VoiceProvider): void {
-    const leg = this.host.leg();
+  private ensureTranscoders(provider: VoiceProvider, leg: CallerLeg | null): void {
+    const current = this.transcodersFor;
+    // Per frame: the leg and provider of the previous frame (a leg's formats are fixed) need no comparison.
+    if (current && current.provider === provider && current.leg === leg) return;
     const inbound = leg?.inbound ?? this.callAudio;
     const outbound = leg?.outbound ?? this.callAudio;
-    const current = this.transcodersFor;
-    if (current && current.provider === provider && sameFormat(current.inbound, inbound) && sameFormat(current.outbound, outbound)) return;
-    this.toProvider = createTranscoder(inbound, provider.inputFormat);
-    this.toCaller = createTranscoder(provider.outputFormat, outbound);
-    this.transcodersFor = { inbound, outbound, provider };
+    if (!current || current.provider !== provider || !sameFormat(current.inbound, inbound) || !sameFormat(current.outbound, outbound)) {
+      this.toProvider = createTranscoder(inbound, provider.inputFormat);
+      this.toCaller = createTranscoder(provider.outputFormat, outbound);
+    }
+    this.transcodersFor = { inbound, outbound, provider, leg };
   }
 }
