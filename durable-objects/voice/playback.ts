@@ -11,6 +11,8 @@ interface Playing {
   sentMs: number;
   heardMs: number;
   firstSentAt: number;
+  /** Whether the item was already interrupted when it started playing: looked up once per reply, not per chunk. */
+  interrupted: boolean;
 }
 
 export class Playback {
@@ -20,13 +22,18 @@ export class Playback {
   constructor(private readonly echoesMarks: () => boolean) {}
 
   isInterrupted(itemId: string): boolean {
+    // Per chunk, mostly of the reply playing now: comparing its id costs less than hashing a fresh string into the set.
+    const playing = this.playing;
+    if (playing?.itemId === itemId) return playing.interrupted;
     return this.interrupted.has(itemId);
   }
 
   /** A chunk of `ms` of `itemId` went to the caller; returns the mark to send after it. */
   sent(itemId: string, ms: number, now = Date.now()): string {
     let playing = this.playing;
-    if (playing?.itemId !== itemId) playing = this.playing = { itemId, sentMs: 0, heardMs: 0, firstSentAt: now };
+    if (playing?.itemId !== itemId) {
+      playing = this.playing = { itemId, sentMs: 0, heardMs: 0, firstSentAt: now, interrupted: this.interrupted.has(itemId) };
+    }
     playing.sentMs += ms;
     return `${itemId}@${Math.round(playing.sentMs)}`;
   }
@@ -41,7 +48,7 @@ export class Playback {
     if (at <= 0 || !playing) return false;
     const itemId = name.slice(0, at);
     const heardMs = Number(name.slice(at + 1));
-    if (itemId !== playing.itemId || !Number.isFinite(heardMs) || this.interrupted.has(itemId)) return false;
+    if (itemId !== playing.itemId || !Number.isFinite(heardMs) || playing.interrupted) return false;
     playing.heardMs = Math.max(playing.heardMs, heardMs);
     return true;
   }

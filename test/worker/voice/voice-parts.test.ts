@@ -153,6 +153,20 @@ describe("what the caller heard of the agent's reply", () => {
     expect(playback.interrupt()).toBeNull();
   });
 
+  it("stays interrupted for a reply cut off earlier, even while its late chunks are the ones sent", () => {
+    const playback = new Playback(() => true);
+    playback.sent("item-4", 40);
+    expect(playback.isInterrupted("item-4")).toBe(false);
+    expect(playback.interrupt()).toEqual({ itemId: "item-4", heardMs: 0 });
+    const mark = playback.sent("item-4", 40);
+    expect(playback.isInterrupted("item-4")).toBe(true);
+    expect(playback.markPlayed(mark)).toBe(false);
+    playback.sent("item-5", 40);
+    expect(playback.isInterrupted("item-5")).toBe(false);
+    expect(playback.isInterrupted("item-4")).toBe(true);
+    expect(playback.markPlayed("item-5@40")).toBe(true);
+  });
+
   it("is over once every mark came back: nothing to interrupt", () => {
     const playback = new Playback(() => true);
     playback.markPlayed(playback.sent("item-2", 100));

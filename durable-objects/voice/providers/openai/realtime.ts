@@ -137,6 +137,8 @@ export class OpenAiRealtimeProvider extends SocketProvider {
   readonly name = "openai";
   private readonly options: OpenAiRealtimeOptions;
   private readonly items = new Map<string, ItemAudio>();
+  /** The item the latest delta was for: a reply's deltas come in a run, so most need no lookup in `items`. */
+  private latestItem: { id: string; audio: ItemAudio } | null = null;
   private readonly transcribedItems = new Set<string>();
   private readonly counts = { lateAudioDropped: 0, unknownInterrupts: 0, historyItemsDropped: 0 };
   private format: AudioFormat = { encoding: "pcm16", sampleRate: 24000 };
@@ -374,13 +376,16 @@ export class OpenAiRealtimeProvider extends SocketProvider {
       this.malformed("missing field");
       return;
     }
-    let item = this.items.get(delta.item_id);
+    const latest = this.latestItem;
+    let item = latest?.id === delta.item_id ? latest.audio : this.items.get(delta.item_id);
     if (!item) {
       const responseId = typeof message.response_id === "string" ? message.response_id : this.activeResponseId;
       item = { responseId, receivedMs: 0, doneReported: false, truncatedToMs: null };
       this.items.set(delta.item_id, item);
+      // The newest item is never the one evicted, so `latestItem` always names a tracked item.
       if (this.items.size > MAX_TRACKED_ITEMS) this.items.delete(this.items.keys().next().value ?? "");
     }
+    if (item !== latest?.audio) this.latestItem = { id: delta.item_id, audio: item };
     if (item.truncatedToMs !== null) {
       this.counts.lateAudioDropped++;
       return;
