@@ -57,6 +57,8 @@ interface Hooks {
 }
 
 interface Stream {
+  /** Still one of `streams`: a refused or closed stream's later messages are not read. */
+  open: boolean;
   protocol: CarrierMediaProtocol;
   reorder: ReorderWindow | null;
   attachment: Attachment;
@@ -89,8 +91,9 @@ export class MediaSockets {
       playback: options.playback,
     };
     const reorder = carrier.reordersMedia ? new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) : null;
-    const stream: Stream = { protocol: carrier.mediaStream(), reorder, attachment, startTimer: null };
-    server.addEventListener("message", (event) => this.message(server, event.data as string | ArrayBuffer));
+    const stream: Stream = { open: true, protocol: carrier.mediaStream(), reorder, attachment, startTimer: null };
+    // The listener holds its stream: no lookup in `streams` per message.
+    server.addEventListener("message", (event) => this.message(server, stream, event.data as string | ArrayBuffer));
     server.addEventListener("close", (event) => this.closed(server, event.code));
     server.addEventListener("error", () => this.closed(server, 1011));
     if (authenticated) {
@@ -116,15 +119,14 @@ export class MediaSockets {
   }
 
   /** Per frame: synchronous for audio and marks (no promise, no await); lifecycle frames go on to `onFrame`. */
-  message(ws: WebSocket, message: string | ArrayBuffer): void {
+  private message(ws: WebSocket, stream: Stream, message: string | ArrayBuffer): void {
     try {
       const size = typeof message === "string" ? message.length : message.byteLength;
       if (size > MAX_CARRIER_MESSAGE_BYTES) {
         ws.close(1009, "message too big");
         return;
       }
-      const stream = this.streams.get(ws);
-      if (!stream) return;
+      if (!stream.open) return;
       const { attachment } = stream;
       const carrier = attachment.carrier.name;
       const frame = typeof message === "string" ? stream.protocol.parse(message) : null;
@@ -233,7 +235,9 @@ export class MediaSockets {
 
   private forget(ws: WebSocket): void {
     const stream = this.streams.get(ws);
-    if (stream?.startTimer) clearTimeout(stream.startTimer);
+    if (!stream) return;
+    stream.open = false;
+    if (stream.startTimer) clearTimeout(stream.startTimer);
     this.streams.delete(ws);
   }
 
