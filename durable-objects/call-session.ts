@@ -260,8 +260,8 @@ export class CallSession extends DurableObject<Env> {
     this.media = new MediaSockets({
       onFrame: (frame) => this.onMediaFrame(frame),
       onMark: (name) => this.voice?.markPlayed(name),
-      onAudio: (payload) => {
-        (this.voice ?? this.ensureVoice())?.callerAudio(payload);
+      onAudio: (payload, decoded) => {
+        (this.voice ?? this.ensureVoice())?.callerAudio(payload, decoded);
         this.supervision.callerAudio(payload);
         this.sessionMetrics.tick();
       },
@@ -670,7 +670,7 @@ export class CallSession extends DurableObject<Env> {
   /** One microphone frame (PCM16LE 16 kHz mono) from a web session's browser caller. */
   private onBrowserAudio(pcm16: Uint8Array): void {
     if (this.web.record?.status !== "active" || this.webConsent.holds()) return;
-    (this.voice ?? this.ensureVoice())?.callerAudio(encodeBase64(pcm16));
+    (this.voice ?? this.ensureVoice())?.callerAudio(encodeBase64(pcm16), pcm16);
     this.supervision.callerPcm16(pcm16);
     this.sessionMetrics.tick();
   }

@@ -4,7 +4,7 @@ import { ReorderWindow } from "../../workers/carriers/reorder-window.ts";
 import { constantTimeEqualText } from "../../workers/shared/constant-time.ts";
 import type { Logger } from "../../workers/shared/logger.ts";
 import { closeQuietly, sendableCloseCode } from "../../workers/shared/websockets.ts";
-import { isCanonicalBase64 } from "./audio/pcm16.ts";
+import { canonicalBase64Bytes } from "./audio/pcm16.ts";
 import type { CallerLeg } from "./caller-leg.ts";
 
 /**
@@ -25,8 +25,9 @@ import type { CallerLeg } from "./caller-leg.ts";
 /** A media frame is ~300 bytes and `start` a few KiB; anything near this is not a carrier speaking. */
 export const MAX_CARRIER_MESSAGE_BYTES = 16 * 1024;
 /**
- * Where each payload is decoded to check it is canonical base64 (payloads are at most 3/4 of a message). One per
- * isolate, not 12 KiB per call: the check is synchronous, so no two streams use it at once.
+ * Where each payload is decoded to check it is canonical base64 (payloads are at most 3/4 of a message), and read
+ * from by the frame's listener. One per isolate, not 12 KiB per call: the frame is handled synchronously, so no two
+ * streams use it at once.
  */
 const scratch = new Uint8Array((MAX_CARRIER_MESSAGE_BYTES * 3) / 4);
 /** Frames that may arrive out of order wait up to this many for a gap to fill (60 ms of audio). */
@@ -51,8 +52,11 @@ interface Hooks {
   onFrame(frame: MediaFrame): void;
   /** A mark the carrier echoed (one per agent chunk played), on the per-frame path: must not await. */
   onMark(name: string): void;
-  /** Caller audio, in order, on the per-frame path: must not await. */
-  onAudio(payload: string): void;
+  /**
+   * Caller audio, in order, on the per-frame path: must not await. `decoded` is the payload's bytes when they were
+   * decoded on the way (a view of a buffer the next frame reuses: read it before returning, never keep it).
+   */
+  onAudio(payload: string, decoded?: Uint8Array): void;
   log(): Logger;
 }
 
@@ -155,11 +159,11 @@ export class MediaSockets {
         // the platform decodes (Telnyx may deliver a frame or two ahead of it), it is dropped.
         if (!attachment.encoding) return;
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
-        if (!isCanonicalBase64(frame.payload, scratch)) {
-          return;
-        }
+        const decodedBytes = canonicalBase64Bytes(frame.payload, scratch);
+        if (decodedBytes < 0) return;
+        // The decoded bytes go along (turn detection reads them) unless the frame waits to be put in order.
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
-        else this.hooks.onAudio(frame.payload);
+        else this.hooks.onAudio(frame.payload, scratch.subarray(0, decodedBytes));
         return;
       }
       if (frame.type === "mark") {

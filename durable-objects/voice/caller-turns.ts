@@ -33,28 +33,38 @@ export class CallerTurns {
   /** When the caller last stopped speaking (the first silent frame after speech; epoch ms, 0 = never). */
   speechEndedAt = 0;
 
-  /** Feeds one frame; true when it ends a caller turn (speech, then a second of silence). */
-  push(base64: string, format: AudioFormat): boolean {
-    const capacity = base64Capacity(base64);
-    if (this.bytes.length < capacity) this.bytes = new Uint8Array(capacity);
+  /**
+   * Feeds one frame; true when it ends a caller turn (speech, then a second of silence). `decoded`, when given, is the
+   * frame's bytes already decoded from `base64` (the carrier stream's check decodes every payload), read only here.
+   */
+  push(base64: string, format: AudioFormat, decoded?: Uint8Array): boolean {
+    let bytes: Uint8Array;
     let count: number;
-    try {
-      count = decodeBase64Into(base64, this.bytes);
-    } catch {
-      return false;
+    if (decoded) {
+      bytes = decoded;
+      count = decoded.length;
+    } else {
+      const capacity = base64Capacity(base64);
+      if (this.bytes.length < capacity) this.bytes = new Uint8Array(capacity);
+      bytes = this.bytes;
+      try {
+        count = decodeBase64Into(base64, bytes);
+      } catch {
+        return false;
+      }
     }
     let sum = 0;
     let samples: number;
     if (format.encoding === "pcm16") {
       samples = count >> 1;
       for (let i = 0; i < samples; i++) {
-        const sample = ((this.bytes[2 * i]! | (this.bytes[2 * i + 1]! << 8)) << 16) >> 16;
+        const sample = ((bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16) >> 16;
         sum += sample * sample;
       }
     } else {
       samples = count;
       const squares = format.encoding === "pcmu" ? MULAW_SQUARES : ALAW_SQUARES;
-      for (let i = 0; i < count; i++) sum += squares[this.bytes[i]!]!;
+      for (let i = 0; i < count; i++) sum += squares[bytes[i]!]!;
     }
     if (samples === 0) return false;
     const frameMs = (samples * 1000) / format.sampleRate;

@@ -86,7 +86,8 @@ export class MediaBridge {
 
   // ── caller → provider ──────────────────────────────────────────────────────────────────────────────────
 
-  callerAudio(base64: string): void {
+  /** One caller frame; `decoded`, when given, is its bytes, so turn detection need not decode it again. */
+  callerAudio(base64: string, decoded?: Uint8Array): void {
     this.stats.callerFrames++;
     const second = Math.floor(Date.now() / 1000);
     if (this.frameWindow.second !== second) this.frameWindow = { second, frames: 0 };
@@ -98,7 +99,7 @@ export class MediaBridge {
     const leg = this.host.leg();
     const format = leg?.inbound ?? this.callAudio;
     this.tap.caller(base64, format);
-    if (this.turns.push(base64, format) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
+    if (this.turns.push(base64, format, decoded) && Date.now() - this.lastAgentAudio > RECENT_AGENT_AUDIO_MS) {
       this.host.callerTurnEnded();
     }
     this.forward(base64, leg);

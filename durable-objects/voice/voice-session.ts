@@ -175,8 +175,9 @@ export class VoiceSession implements ToolHost {
 
   // ── caller → provider (per frame) ──────────────────────────────────────────────────────────────────────
 
-  callerAudio(base64: string): void {
-    this.bridge.callerAudio(base64);
+  /** A caller frame; `decoded`, when given, is its bytes (read now, not kept). */
+  callerAudio(base64: string, decoded?: Uint8Array): void {
+    this.bridge.callerAudio(base64, decoded);
   }
 
   dtmf(digit: string): void {

@@ -48,16 +48,18 @@ export function encodePcm16le(samples: Int16Array, output: Uint8Array): number {
 }
 
 /**
- * True when `text` is canonical base64 (padded, no whitespace): the form that is safe to splice into JSON unescaped.
- * Decoding into `scratch` is cheaper per frame than a regular expression over the text; the decoders skip ASCII
- * whitespace, which the length check catches.
+ * How many bytes `text` decoded to in `scratch`, or -1 when it is not canonical base64 (padded, no whitespace): the
+ * form that is safe to splice into JSON unescaped. Decoding into `scratch` is cheaper per frame than a regular
+ * expression over the text, and leaves the bytes for the frame's other readers; the decoders skip ASCII whitespace,
+ * which the length check catches.
  */
-export function isCanonicalBase64(text: string, scratch: Uint8Array): boolean {
-  if (text.length % 4 !== 0) return false;
+export function canonicalBase64Bytes(text: string, scratch: Uint8Array): number {
+  if (text.length % 4 !== 0) return -1;
   try {
-    return text.length === 4 * Math.ceil(decodeBase64Into(text, scratch) / 3);
+    const written = decodeBase64Into(text, scratch);
+    return text.length === 4 * Math.ceil(written / 3) ? written : -1;
   } catch {
-    return false;
+    return -1;
   }
 }
 

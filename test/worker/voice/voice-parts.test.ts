@@ -132,6 +132,16 @@ describe("the object's own view of caller turns", () => {
     expect(feed(turns, frame(50), 200).some(Boolean)).toBe(false);
     expect(turns.push("not base64!", PCMU)).toBe(false);
   });
+
+  it("reads the bytes it is given as the frame's, without decoding the payload again", () => {
+    const turns = new CallerTurns();
+    const speechBytes = Uint8Array.from(atob(frame(8000)), (char) => char.charCodeAt(0));
+    // The payload says silence; the bytes handed along with it (the carrier stream's decoding) are speech.
+    const spoken = Array.from({ length: 25 }, () => turns.push(frame(0), PCMU, speechBytes));
+    expect(spoken.some(Boolean)).toBe(false);
+    const silence = feed(turns, frame(0), 60);
+    expect(silence.indexOf(true)).toBe(49);
+  });
 });
 
 describe("what the caller heard of the agent's reply", () => {
