@@ -4,7 +4,7 @@
  * The object is the only writer of its storage, so a key read once need not be read again, and an object that
  * started with nothing stored reads no key at all. Every read is a statement on the object's SQLite (locally also a
  * span in wrangler's trace store): a call's object read six keys in the voice webhook's answer and four at each
- * alarm (README "Benchmarks"). Values are cloned in and out, as storage does, so a caller changing what it got
+ * alarm (test/bench/FINDINGS.md). Values are cloned in and out, as storage does, so a caller changing what it got
  * changes nothing stored.
  */
 export class RememberedKv implements SyncKvStorage {

@@ -10,7 +10,7 @@ export interface PartTables {
  * One statement rather than one per table: a call's object is new for every call, and each statement is a call into
  * SQLite on the object's thread (locally also a span in wrangler's trace store) — a dozen of them at every call's
  * setup, in the voice webhook's answer. An object that has stored nothing is a new session: its parts start empty
- * without reading their tables (README "Benchmarks").
+ * without reading their tables (test/bench/FINDINGS.md).
  */
 export function openTables(sql: SqlStorage, parts: readonly PartTables[]): { empty: boolean } {
   const ddl = parts.map((part) => part.ddl.trim().replace(/;$/, "")).join(";\n");

@@ -79,7 +79,7 @@ const CLEAR_LEAD = 0.2;
 
 /**
  * The business tools, made once per isolate rather than per call: their definitions are the same for every call, and
- * each call's share of the live heap is what every major GC marks (README, Benchmarks, item 30). A tool reaches its
+ * each call's share of the live heap is what every major GC marks (test/bench/FINDINGS.md, item 30). A tool reaches its
  * call's books and drafts through the host it is run with.
  */
 export const BUSINESS_TOOLS: ReadonlyArray<Tool<z.ZodType>> = [

@@ -117,7 +117,7 @@ const TIMELINE_DIR = option("timeline", "");
  * `--trace-collector`: keep wrangler's local trace collector (its Local Explorer's store) on both targets, as `wrangler
  * dev` has it by default. Off otherwise: it stores every span and log line of a worker in a SQLite database on
  * workerd's one thread, a commit per log line, which a deployment does not do on the isolate; and it grows with each
- * target's I/O (a platform call leaves ~13 times the relay's spans), so it is no shared floor (README "Benchmarks",
+ * target's I/O (a platform call leaves ~13 times the relay's spans), so it is no shared floor (test/bench/FINDINGS.md,
  * item 20). wrangler.toml's `[observability]` does not switch it; X_LOCAL_OBSERVABILITY, read when a worker starts, does.
  */
 const TRACE_COLLECTOR = process.argv.includes("--trace-collector");

@@ -3,7 +3,7 @@
  * it). A call's object pays for its D1 requests, KV reads and writes, RPCs to other objects and SQLite statements on
  * the same workerd thread as every call's frames; this prices each kind in workerd CPU time (utime + stime of the
  * workerd processes ÷ operations, on a disk-backed state directory like the load bench's), beside the floor of a
- * request that does nothing. The figures turn the load bench's span counts (README, Benchmarks, items 14–15) into
+ * request that does nothing. The figures turn the load bench's span counts (test/bench/FINDINGS.md, items 14–15) into
  * time. Asserts nothing about time.
  */
 import { mkdtempSync, rmSync } from "node:fs";

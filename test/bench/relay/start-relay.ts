@@ -17,7 +17,7 @@ export interface RelayOptions {
   /**
    * The platform's Worker bundle (wrangler.toml's, built as `wrangler deploy` builds it) evaluated in the relay's
    * isolate and kept reachable, never called: the relay with the platform's code and module state on its heap, so a
-   * run separates what the platform's size costs the calls from what its work per call does (README "Benchmarks",
+   * run separates what the platform's size costs the calls from what its work per call does (test/bench/FINDINGS.md,
    * item 27).
    */
   withPlatformBundle?: boolean;

@@ -79,7 +79,7 @@ export async function startLocalPlatform(
       async stop() {
         await running.dispose();
         // BENCH_KEEP_STATE=1 keeps it, to read afterwards (the local trace store's spans, with the load bench's
-        // --trace-collector: README "Benchmarks").
+        // --trace-collector: test/bench/FINDINGS.md, item 20).
         if (process.env.BENCH_KEEP_STATE === "1") console.log(`local state kept in ${persistTo}`);
         else rmSync(persistTo, { recursive: true, force: true });
       },

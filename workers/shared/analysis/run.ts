@@ -50,7 +50,7 @@ const insertReadyFirstAttempt = new CompiledWrite<"sessionId" | "result" | "at">
 /**
  * The first attempt by the session's own object when the engine is the offline one: from what the object holds, and
  * written claimed and ready in one D1 statement — no read, no claim round trip, no second write. It runs at every
- * session's end, beside the calls still live on the same isolate (README, Benchmarks, item 19). False when the
+ * session's end, beside the calls still live on the same isolate (test/bench/FINDINGS.md, item 19). False when the
  * statement found a row (the cron's claim, or an earlier attempt): the caller then makes a full attempt, which knows
  * what to do with it. A model engine always makes the full attempt: its claim must come before a slow, paid request.
  */

@@ -13,7 +13,7 @@ const same = (value: unknown) => value;
 /**
  * A tenant's write that drizzle compiles once — every value a named placeholder, the tenant id one of them — and D1
  * binds per use. Written by hand because the load bench measured drizzle building the call object's upserts anew
- * on every sync as most of what those syncs cost the object (README, Benchmarks); the SQL is still drizzle's.
+ * on every sync as most of what those syncs cost the object (test/bench/FINDINGS.md, item 6); the SQL is still drizzle's.
  * Compiling refuses a statement that does not bind the tenant, so a compiled write is tenant-scoped like any other.
  */
 export class CompiledWrite<Name extends string> {
