@@ -27,6 +27,12 @@ const KV_DOWN = "test/worker/**/*.kv-down.test.ts";
  * sessions are still recorded.
  */
 const BAD_RECORDING_KEY = "test/worker/**/*.bad-recording-key.test.ts";
+/**
+ * `worker-shedding`: load shedding on, at a 300 ms queue, for the tests that overload their isolate on purpose. Every
+ * other project runs with shedding off (test/support/test-settings.ts), so a slow moment of a busy machine never
+ * turns one of their calls away.
+ */
+const SHEDDING = "test/worker/**/*.shedding.test.ts";
 const UNREACHABLE_KV = {
   CACHE: {
     id: "00000000000000000000000000000000",
@@ -71,7 +77,7 @@ export default defineConfig({
     // Logs are printed for failing tests only, so CI output stays readable.
     silent: "passed-only",
     projects: [
-      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS, KV_DOWN, BAD_RECORDING_KEY]),
+      workerProject("worker", ["test/worker/**/*.test.ts"], [SHORT_SESSIONS, TIGHT_LIMITS, KV_DOWN, BAD_RECORDING_KEY, SHEDDING]),
       workerProject("worker-short-sessions", [SHORT_SESSIONS], [], {
         OPENAI_SESSION_ROLLOVER_MINUTES: "0.05",
         WEB_SESSION_JOIN_TIMEOUT_SECONDS: "2",
@@ -88,6 +94,7 @@ export default defineConfig({
       ),
       workerProject("worker-kv-down", [KV_DOWN], [], {}, {}, UNREACHABLE_KV),
       workerProject("worker-bad-recording-key", [BAD_RECORDING_KEY], [], { RECORDING_SIGNING_KEY: "too-short-for-a-key" }),
+      workerProject("worker-shedding", [SHEDDING], [], { CALL_SHEDDING_LATENESS_MS: "300" }),
       {
         test: {
           // The web console in a real Chromium against the real platform under wrangler (one for the whole project).

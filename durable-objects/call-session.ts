@@ -40,6 +40,7 @@ import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts"
 import { CarrierLink } from "./call/carrier-link.ts";
 import { ConsentFirst } from "./call/consent-first.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
+import { OVERLOADED, shedsAt } from "./call/load-shedding.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { Redaction } from "./call/redaction.ts";
@@ -51,6 +52,7 @@ import { ScreenShare } from "./live/screen-share.ts";
 import { Supervision } from "./live/supervision.ts";
 import type { SpeechToTextEndpoint } from "./live/supervisor-stt.ts";
 import { encodeBase64 } from "./media/audio/pcm16.ts";
+import { isolateLatenessMs } from "./media/isolate-lateness.ts";
 import { MediaSockets } from "./media/media-sockets.ts";
 import { HealthReporter } from "./provider-health/reporter.ts";
 import { CallRecording } from "./recording/call-recording.ts";
@@ -364,13 +366,15 @@ export class CallSession extends DurableObject<Env> {
     // A retry finds the call's record, and with it the decision already made: it takes no second slot.
     if (this.ledger.record) return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
     // The object was just made (its database opened on the spot); the admission and fleet lookups chain more in-process
-    // calls onto that, so the other calls' frames go through first.
-    await yieldToSockets();
-    const [provider, admission] = await Promise.all([
-      // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
-      providerForNewSession(this.env, input.route.provider),
-      this.takeSlot(input),
-    ]);
+    // calls onto that, so the other calls' frames go through first — and how long they took says whether to go on.
+    // A shed call takes no slot and asks the fleet nothing: its record is the refusal.
+    const [provider, admission] = (await this.shed(input))
+      ? [null, "overloaded" as const]
+      : await Promise.all([
+          // The number's preferred provider if the fleet says it is usable, else the best healthy one (cached per isolate).
+          providerForNewSession(this.env, input.route.provider),
+          this.takeSlot(input),
+        ]);
     if (!this.ledger.record) {
       const { event } = input;
       this.ledger.create(
@@ -399,6 +403,14 @@ export class CallSession extends DurableObject<Env> {
     return this.connectCall(input.event, input.correlationId) as Promise<OpenCallResult>;
   }
 
+  /** Whether a new session is shed, its isolate too far behind to carry it (load-shedding.ts). Yields to the sockets. */
+  private async shed(input: Parameters<typeof newSessionLog>[0]): Promise<boolean> {
+    const latenessMs = await isolateLatenessMs();
+    if (!shedsAt(this.env, latenessMs)) return false;
+    newSessionLog(input).warn("admission.shed", { latenessMs });
+    return true;
+  }
+
   /**
    * The session's slot under its tenant's limit. The slot comes with the tenant's settings, which become the call's
    * copy (masking, escalation, recording) so that nothing on the answering path waits for a D1 read of them.
@@ -410,12 +422,14 @@ export class CallSession extends DurableObject<Env> {
   }
 
   /**
-   * An inbound call past its tenant's limit is refused on its record (failed, `concurrency_limit`, so it is counted)
-   * and turned away with the busy message. One that could not be checked is let through: a caller must not hear
-   * "busy" because the platform's own admission object is away; its record says it was not checked.
+   * An inbound call past its tenant's limit, or shed while its isolate is overloaded, is refused on its record (failed,
+   * `concurrency_limit` or `overloaded`, so it is counted) and turned away with the busy message. One that could not
+   * be checked is let through: a caller must not hear "busy" because the platform's own admission object is away; its
+   * record says it was not checked.
    */
-  private admitCall(admission: Admission): void {
+  private admitCall(admission: Admission | "overloaded"): void {
     if (admission === "refused") this.ledger.transition("failed", "system", "admission.refused", CONCURRENCY_LIMIT);
+    else if (admission === "overloaded") this.ledger.transition("failed", "system", "admission.shed", OVERLOADED);
     else if (admission === "unavailable") {
       this.ledger.note("system", "admission.unchecked", { from: this.ledger.record!.status, to: null, outcome: "applied" });
     }
@@ -545,7 +559,8 @@ export class CallSession extends DurableObject<Env> {
 
   async placeCall(input: PlaceCallInput): Promise<PlaceCallResult> {
     if (!this.ledger.record) {
-      // Refused or unchecked, nothing is recorded or dialled: the API answers 429 or 503 and the caller may retry.
+      // Shed, refused or unchecked, nothing is recorded or dialled: the API answers 503 or 429 and the caller may retry.
+      if (await this.shed(input)) return { ok: false, reason: OVERLOADED, retryable: true, admission: "overloaded" };
       const admission = await this.takeSlot(input);
       if (admission !== "admitted") return { ok: false, reason: admission, retryable: admission === "unavailable", admission };
     }
@@ -678,10 +693,13 @@ export class CallSession extends DurableObject<Env> {
   // ── web sessions ───────────────────────────────────────────────────────────────────────────────────────
 
   /** A web session created by the API: its provider is dialled now, before the browser joins. Idempotent. */
-  async openWebSession(input: OpenWebSessionInput): Promise<{ ok: true } | { ok: false; admission?: Exclude<Admission, "admitted"> }> {
+  async openWebSession(
+    input: OpenWebSessionInput,
+  ): Promise<{ ok: true } | { ok: false; admission?: Exclude<Admission, "admitted"> | "overloaded" }> {
     if (this.ledger.record) return { ok: false };
     if (!this.web.record) {
-      // Refused or unchecked, the session does not start: the API answers 429 or 503 and the caller may retry.
+      // Shed, refused or unchecked, the session does not start: the API answers 503 or 429 and the caller may retry.
+      if (await this.shed(input)) return { ok: false, admission: "overloaded" };
       const admission = await this.takeSlot(input);
       if (admission !== "admitted") return { ok: false, admission };
     }

@@ -40,8 +40,8 @@ export type PlaceCallResult =
       callId?: string;
       reason: string;
       retryable: boolean;
-      /** Not placed because the tenant is at its concurrency limit, or the limit could not be checked. */
-      admission?: "refused" | "unavailable";
+      /** Not placed: the tenant is at its concurrency limit, the limit could not be checked, or the call was shed. */
+      admission?: "refused" | "unavailable" | "overloaded";
     };
 
 export type ControlCommand = { action: "hangup" | "hold" | "resume" } | { action: "transfer"; to: string };

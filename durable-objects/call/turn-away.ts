@@ -1,10 +1,15 @@
 import type { CarrierEvent, TurnAwayStep } from "../../workers/carriers/carrier.ts";
 import { CONCURRENCY_LIMIT } from "../admission/admission-slot.ts";
 import type { CallRecord } from "./call-store.ts";
+import { OVERLOADED } from "./load-shedding.ts";
 import { isTerminal } from "./state-machine.ts";
 
-/** A call turned away at its tenant's limit: its record is the refusal (failed, `concurrency_limit`). */
-export const turnedAway = (record: CallRecord) => isTerminal(record.status) && record.failureReason === CONCURRENCY_LIMIT;
+/**
+ * A call turned away at its tenant's limit or shed while its isolate was overloaded: its record is the refusal
+ * (failed, `concurrency_limit` or `overloaded`).
+ */
+export const turnedAway = (record: CallRecord) =>
+  isTerminal(record.status) && (record.failureReason === CONCURRENCY_LIMIT || record.failureReason === OVERLOADED);
 
 /** The step a carrier event asks of a turned-away call: speak once it is answered, hang up once it has been told. */
 export function turnAwayStepAfter(record: CallRecord, event: CarrierEvent): TurnAwayStep | null {

@@ -6,6 +6,7 @@ import type { Logger } from "../../workers/shared/logger.ts";
 import { closeQuietly, sendableCloseCode } from "../../workers/shared/websockets.ts";
 import { canonicalBase64Bytes } from "./audio/pcm16.ts";
 import type { CallerLeg } from "./caller-leg.ts";
+import { StreamLateness } from "./isolate-lateness.ts";
 
 /**
  * The carrier's media WebSocket inside the call's object: authenticated, bounded, and translated to MediaFrames
@@ -67,6 +68,8 @@ interface Stream {
   reorder: ReorderWindow | null;
   attachment: Attachment;
   startTimer: ReturnType<typeof setTimeout> | null;
+  /** How late this stream's audio is read: the isolate's load, as load shedding sees it. */
+  lateness: StreamLateness;
 }
 
 export interface AcceptOptions {
@@ -95,7 +98,14 @@ export class MediaSockets {
       playback: options.playback,
     };
     const reorder = carrier.reordersMedia ? new ReorderWindow(REORDER_WINDOW_FRAMES, (payload) => this.hooks.onAudio(payload)) : null;
-    const stream: Stream = { open: true, protocol: carrier.mediaStream(), reorder, attachment, startTimer: null };
+    const stream: Stream = {
+      open: true,
+      protocol: carrier.mediaStream(),
+      reorder,
+      attachment,
+      startTimer: null,
+      lateness: new StreamLateness(),
+    };
     // The listener holds its stream: no lookup in `streams` per message.
     server.addEventListener("message", (event) => this.message(server, stream, event.data as string | ArrayBuffer));
     server.addEventListener("close", (event) => this.closed(server, event.code));
@@ -161,6 +171,7 @@ export class MediaSockets {
         // Audio payloads are forwarded as they are, and some adapters splice them into JSON unescaped.
         const decodedBytes = canonicalBase64Bytes(frame.payload, scratch);
         if (decodedBytes < 0) return;
+        stream.lateness.heard(frame.sentMs);
         // The decoded bytes go along (turn detection reads them) unless the frame waits to be put in order.
         if (stream.reorder) stream.reorder.push(frame.chunk, frame.payload);
         else this.hooks.onAudio(frame.payload, scratch.subarray(0, decodedBytes));
@@ -241,6 +252,7 @@ export class MediaSockets {
     const stream = this.streams.get(ws);
     if (!stream) return;
     stream.open = false;
+    stream.lateness.ended();
     if (stream.startTimer) clearTimeout(stream.startTimer);
     this.streams.delete(ws);
   }

@@ -46,6 +46,9 @@ export async function testSettings(inject: Inject): Promise<Record<string, strin
     PROVIDER_RESPONSE_TIMEOUT_MS: "2000",
     // Every agent turn asks the fleet registry whether its provider was marked down.
     PROVIDER_FLEET_CHECK_SECONDS: "0",
+    // No load shedding: a slow moment of a machine running the whole suite must not turn a test's call away (the
+    // worker-shedding project turns it on, vitest.config.ts).
+    CALL_SHEDDING_LATENESS_MS: "0",
     HUMAN_TRANSFER_NUMBER: "+15550009999",
     // Telnyx's real ranges (empty is the default): the tests send from them, whatever the loopback-only list a
     // developer's `.dev.vars` holds for `npm run dev` (the test pool reads that file too, under these bindings).

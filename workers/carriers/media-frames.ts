@@ -18,10 +18,11 @@ export type MediaFrame =
       credential: string | undefined;
     }
   /**
-   * `chunk` counts media frames only (sequence numbers count every event), so it orders audio. The frame's sequence
-   * number and timestamp are not read: nothing uses them, and this is parsed for every 20 ms of every call.
+   * `chunk` counts media frames only (sequence numbers count every event), so it orders audio; `sentMs`, the frame's
+   * timestamp (ms since the stream started, by the carrier's clock), says how late it is read. The sequence number is
+   * not read: nothing uses it, and this is parsed for every 20 ms of every call.
    */
-  | { type: "audio"; payload: string; chunk: number | undefined }
+  | { type: "audio"; payload: string; chunk: number | undefined; sentMs: number | undefined }
   | { type: "dtmf"; digit: string }
   | { type: "mark"; name: string }
   | { type: "stop" }
@@ -72,7 +73,7 @@ export function sharedFrame(message: Record<string, unknown>): MediaFrame | null
       const media = asRecord(message.media);
       const payload = asString(media?.payload);
       if (!payload || (media?.track !== undefined && media.track !== "inbound")) return null;
-      return { type: "audio", payload, chunk: asInteger(media?.chunk) };
+      return { type: "audio", payload, chunk: asInteger(media?.chunk), sentMs: asInteger(media?.timestamp) };
     }
     case "dtmf": {
       const digit = asString(asRecord(message.dtmf)?.digit);

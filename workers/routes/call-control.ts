@@ -15,7 +15,7 @@ import { publicRouter } from "../http/router.ts";
 import { auditFromRequest } from "../identity/request-audit.ts";
 import { CALL_STATUSES, CARRIERS, calls, MACHINE_DETECTION_MODES } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
-import { AppError, admissionUnavailable, concurrencyLimit, conflict, notFound } from "../shared/errors.ts";
+import { AppError, conflict, notAdmitted, notFound } from "../shared/errors.ts";
 import { callObject } from "../shared/session-ids.ts";
 import { providerSchema } from "../shared/settings.ts";
 
@@ -63,7 +63,10 @@ const placeRoute = protectedRoute("calls:create", {
   responses: {
     201: jsonResponse(placedSchema, "Placed (the response names the carrier that took it)"),
     502: jsonResponse(z.unknown(), "No carrier could place the call"),
-    503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was dialled"),
+    503: jsonResponse(
+      z.unknown(),
+      "The tenant's concurrency limit could not be checked, or the platform is at capacity; nothing was dialled",
+    ),
     ...concurrencyLimitResponse,
     ...conflictResponse,
     422: errorResponse("promptId names no prompt of the tenant's; voicemail without a message, or a message without voicemail"),
@@ -125,7 +128,7 @@ export const callControlRoutes = publicRouter()
     const body = c.req.valid("json");
     checkVoicemail(body);
     const { result } = await placeOutboundCall(c.env, c.get("scope"), { ...body, correlationId: c.get("correlationId") });
-    if (result.ok === false && result.admission) throw result.admission === "refused" ? concurrencyLimit() : admissionUnavailable();
+    if (result.ok === false && result.admission) throw notAdmitted(result.admission);
     await auditFromRequest(c, {
       action: "call.place",
       targetType: "call",

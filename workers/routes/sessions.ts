@@ -16,7 +16,7 @@ import {
   transcriptLines,
   turnTimings,
 } from "../shared/db/schema.ts";
-import { AppError, admissionUnavailable, badRequest, concurrencyLimit, notFound } from "../shared/errors.ts";
+import { AppError, badRequest, notAdmitted, notFound } from "../shared/errors.ts";
 import { ESCALATION_RULES } from "../shared/escalation.ts";
 import { BROWSER_AUDIO_RATE, LIVE_SUBPROTOCOL } from "../shared/live-protocol.ts";
 import { providerForNewSession } from "../shared/provider-health-client.ts";
@@ -221,7 +221,10 @@ const createRoute = protectedRoute("sessions:create", {
   responses: {
     201: jsonResponse(createdSchema, "Created; join it on `live.path`"),
     502: jsonResponse(z.unknown(), "The session's object could not be started"),
-    503: jsonResponse(z.unknown(), "The tenant's concurrency limit could not be checked; nothing was started"),
+    503: jsonResponse(
+      z.unknown(),
+      "The tenant's concurrency limit could not be checked, or the platform is at capacity; nothing was started",
+    ),
     ...concurrencyLimitResponse,
     422: errorResponse("promptId names no prompt of the tenant's"),
   },
@@ -263,7 +266,7 @@ export const sessionReadRoutes = publicRouter()
         correlationId: row.correlationId,
       })
       .catch(() => ({ ok: false as const, admission: undefined }));
-    if (!opened.ok && opened.admission) throw opened.admission === "refused" ? concurrencyLimit() : admissionUnavailable();
+    if (!opened.ok && opened.admission) throw notAdmitted(opened.admission);
     if (opened.ok) {
       // A session D1 does not know could not be joined or listed: end it (and free its slot) rather than leave it open.
       await scope.insert(sessions, row).catch(async (error: unknown) => {

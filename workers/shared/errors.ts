@@ -62,6 +62,13 @@ export const serviceUnavailable = (code: string, message: string) => new AppErro
 export const admissionUnavailable = () =>
   serviceUnavailable("admission_unavailable", "The tenant's session limit could not be checked; nothing was started, try again");
 
+/** The session's object was too far behind to carry one more (durable-objects/call/isolate-queue.ts). */
+export const overloaded = () => serviceUnavailable("overloaded", "The platform is at capacity here; nothing was started, try again");
+
+/** The API's answer to a session not admitted: at the tenant's limit, the limit unchecked, or shed. */
+export const notAdmitted = (admission: "refused" | "unavailable" | "overloaded") =>
+  admission === "refused" ? concurrencyLimit() : admission === "overloaded" ? overloaded() : admissionUnavailable();
+
 export interface ErrorBody {
   error: { code: string; message: string; correlationId: string; details?: unknown };
 }

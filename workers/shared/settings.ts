@@ -162,6 +162,9 @@ const settingSchemas = {
   PROVIDER_FAILOVER_AFTER_MS: optional(z.coerce.number().int().min(0).max(120_000)).default(1000),
   PROVIDER_FLEET_CHECK_SECONDS: optional(z.coerce.number().min(0).max(3600)).default(10),
   OPENAI_SESSION_ROLLOVER_MINUTES: optional(z.coerce.number().min(0.05).max(120)).default(55),
+  // Load shedding (durable-objects/call/load-shedding.ts): a new call or session is turned away while its object's
+  // isolate reads its calls' audio this late (every call there hears it that late already); 0 turns shedding off.
+  CALL_SHEDDING_LATENESS_MS: optional(z.coerce.number().int().min(0).max(60_000)).default(300),
   // A web session nobody joins as the caller ends after this long (its provider session is billed meanwhile).
   WEB_SESSION_JOIN_TIMEOUT_SECONDS: optional(z.coerce.number().min(1).max(86_400)).default(120),
   // WhatsApp Cloud API (workers/whatsapp/): the app secret signs Meta's deliveries, the verify token answers its

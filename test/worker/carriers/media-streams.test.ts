@@ -27,6 +27,7 @@ describe("Twilio media stream translation", () => {
       type: "audio",
       payload: "//8=",
       chunk: 2,
+      sentMs: 5,
     });
     expect(twilio.parse('{"event":"dtmf","sequenceNumber":"5","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"1"}}')).toEqual({
       type: "dtmf",
@@ -90,6 +91,7 @@ describe("Telnyx media stream translation", () => {
       type: "audio",
       payload: "AA==",
       chunk: 2,
+      sentMs: 5,
     });
     expect(telnyx.parse('{"event":"error","stream_id":"s1","payload":{"code":100003,"title":"malformed_frame","detail":"bad"}}')).toEqual({
       type: "carrier_error",

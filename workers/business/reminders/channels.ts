@@ -109,9 +109,11 @@ const call: ReminderChannel = {
     }
     const { result } = placed;
     if (!result.ok) {
-      // Refused at the tenant's concurrency limit (or the limit unchecked), nothing was dialled: try again later. A
-      // dial every carrier failed may still have rung (a timeout), and the call's object already failed over: final.
-      if (result.admission) throw new DeliveryError("concurrency_limit", result.reason, true);
+      // Refused at the tenant's concurrency limit (or the limit unchecked), or shed, nothing was dialled: try again
+      // later. A dial every carrier failed may still have rung (a timeout), and the call's object already failed over:
+      // final.
+      if (result.admission)
+        throw new DeliveryError(result.admission === "overloaded" ? "overloaded" : "concurrency_limit", result.reason, true);
       throw new DeliveryError("call_failed", result.reason, false);
     }
     return { externalId: placed.sessionId };

@@ -1,0 +1,179 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { BUSY_MESSAGE } from "../../../workers/carriers/carrier.ts";
+import { callByCarrierId, callTraces, tenantWithNumbers } from "../support/calls.ts";
+import {
+  eventually,
+  postTelnyx,
+  postTwilio,
+  randomCallControlId,
+  randomCallSid,
+  randomE164,
+  simRequests,
+  telnyxEnvelope,
+  twilioCallParams,
+} from "../support/carriers.ts";
+import { api, errorOf } from "../support/identity.ts";
+import { openStream, type TwilioMediaCaller, twilioCallWith } from "../support/media-caller.ts";
+import { uniqueKey } from "../support/provider-simulator.ts";
+
+/**
+ * Load shedding, in the worker-shedding project (CALL_SHEDDING_LATENESS_MS = 300, vitest.config.ts): while the isolate
+ * the calls' objects run in is that far behind, a new inbound call hears the busy message and is recorded `failed`,
+ * `overloaded`, and a new outbound call or web session answers 503 `overloaded`, with no slot taken and nothing
+ * dialled. The load is real: this test's own isolate (the Worker's and the objects') kept busy in slices of about
+ * 700 ms of JavaScript, as a thread carrying too many calls is.
+ */
+
+let sink = 0;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+function spin(iterations: number): number {
+  let x = sink;
+  for (let i = 0; i < iterations; i++) x = (x * 33 + i) % 1_000_003;
+  return x;
+}
+
+/** The iterations of `spin` that keep the thread for about `ms` (workerd's clock moves only between events). */
+async function iterationsFor(ms: number): Promise<number> {
+  for (let iterations = 1_000_000; ; iterations *= 2) {
+    await sleep(0);
+    const before = Date.now();
+    sink = spin(iterations);
+    await sleep(0);
+    const took = Date.now() - before;
+    if (took >= 50) return Math.ceil((iterations * ms) / took);
+  }
+}
+
+/** Keeps the isolate's thread busy, letting one poll of its sockets through between slices, until the answer is called. */
+async function overloadIsolate(): Promise<() => Promise<void>> {
+  const iterations = await iterationsFor(700);
+  let on = true;
+  const running = (async () => {
+    while (on) {
+      sink = spin(iterations);
+      await sleep(0);
+    }
+  })();
+  return async () => {
+    on = false;
+    await running;
+  };
+}
+
+let release: (() => Promise<void>) | null = null;
+afterEach(async () => {
+  await release?.();
+  release = null;
+});
+
+const admissionOf = (tenantId: string) => env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId));
+const holders = (tenantId: string) =>
+  runInDurableObject(admissionOf(tenantId), (_object, state) => state.storage.sql.exec("SELECT session_id FROM holders").toArray().length);
+
+async function twilioVoice(number: string, callSid = randomCallSid()) {
+  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, number, "ringing"));
+  expect(response.status).toBe(200);
+  const twiml = await response.text();
+  return { callSid, twiml, verdict: twiml.includes("<Connect><Stream") ? "admitted" : twiml.includes(BUSY_MESSAGE) ? "busy" : twiml };
+}
+
+describe("load shedding", () => {
+  it("an inbound call arriving while the isolate is seconds behind hears busy, is recorded overloaded and takes no slot; once it catches up, calls are admitted", async () => {
+    const { tenantId, token, numbers } = await tenantWithNumbers([{ carrier: "twilio" }]);
+    release = await overloadIsolate();
+    const shed = await twilioVoice(numbers[0]!);
+    await release();
+    release = null;
+
+    expect(shed.verdict).toBe("busy");
+    expect(shed.twiml).toMatch(/<Say>[^<]+<\/Say><Hangup\/><\/Response>$/);
+    expect(await holders(tenantId)).toBe(0);
+    const call = await eventually(async () => {
+      const found = await callByCarrierId(token, shed.callSid).catch(() => null);
+      return found?.status === "failed" && found;
+    });
+    expect(call.failureReason).toBe("overloaded");
+    expect(call.events.some((e) => e.event === "admission.shed" && e.source === "system" && e.toStatus === "failed")).toBe(true);
+
+    // The isolate has caught up: past the second a long wait counts for (isolate-queue.ts), the next call goes through.
+    await sleep(1_500);
+    const admitted = await twilioVoice(numbers[0]!);
+    expect(admitted.verdict).toBe("admitted");
+    expect(await holders(tenantId)).toBe(1);
+  }, 90_000);
+
+  it("a Telnyx call arriving meanwhile is answered without media, told it is busy and hung up", async () => {
+    const { tenantId, token, numbers } = await tenantWithNumbers([{ carrier: "telnyx" }]);
+    const id = randomCallControlId();
+    release = await overloadIsolate();
+    const initiated = telnyxEnvelope("call.initiated", {
+      call_control_id: id,
+      direction: "incoming",
+      from: "+14155550100",
+      to: numbers[0],
+      state: "parked",
+    });
+    expect((await postTelnyx(initiated)).status).toBe(200);
+    const answer = await eventually(async () => (await simRequests({ carrier: "telnyx", callId: id, path: "/actions/answer" }))[0]);
+    await release();
+    release = null;
+
+    expect((answer.body as { stream_url?: string }).stream_url).toBeUndefined();
+    const call = await callByCarrierId(token, id);
+    expect(call.failureReason).toBe("overloaded");
+    const clientState = btoa(JSON.stringify({ s: call.sessionId }));
+    await postTelnyx(telnyxEnvelope("call.answered", { call_control_id: id, client_state: clientState }));
+    const speak = await eventually(async () => (await simRequests({ carrier: "telnyx", callId: id, path: "/actions/speak" }))[0]);
+    expect(speak.body).toMatchObject({ payload: BUSY_MESSAGE });
+    await postTelnyx(telnyxEnvelope("call.speak.ended", { call_control_id: id, client_state: clientState }));
+    await eventually(async () => (await simRequests({ carrier: "telnyx", callId: id, path: "/actions/hangup" }))[0]);
+    expect(await holders(tenantId)).toBe(0);
+  }, 90_000);
+
+  it("streams whose frames are read late by the carrier's own clock shed new calls, once at least three say so", async () => {
+    const { numbers } = await tenantWithNumbers([{ carrier: "twilio" }]);
+    // A second of audio at once, none for 2.5 s, then audio in real time: read as a carrier's frames are when they
+    // wait in the isolate's queue, each about 1.7 s later by its timestamp than the first second's were.
+    const started = async () => {
+      const caller: TwilioMediaCaller = await openStream(await twilioCallWith("local", uniqueKey("shedding"), "Listen."));
+      await caller.silence(1_000);
+      return caller;
+    };
+    const lateFromNowOn = (caller: TwilioMediaCaller) => {
+      void caller.speak(new Uint8Array((12_000 / 20) * 160).fill(0xff), { framesPerTick: 1, tickMs: 20 });
+    };
+    const [first, second] = await Promise.all([started(), started()]);
+    await sleep(2_500);
+    lateFromNowOn(first);
+    lateFromNowOn(second);
+    await sleep(1_500);
+    // Two late streams are not enough to speak for the isolate (one carrier's clock could be wrong).
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
+    const third = await started();
+    await sleep(2_500);
+    lateFromNowOn(third);
+    await sleep(1_500);
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+  }, 90_000);
+
+  it("an outbound call and a web session asked for meanwhile answer 503 overloaded with Retry-After, and start nothing", async () => {
+    const { tenantId, token } = await tenantWithNumbers([{ carrier: "twilio" }]);
+    const before = await callTraces();
+    release = await overloadIsolate();
+    const placed = await api("/api/v1/calls", { method: "POST", token, body: { to: randomE164() } });
+    const web = await api("/api/v1/sessions", { method: "POST", token, body: { provider: "local" } });
+    await release();
+    release = null;
+
+    for (const refused of [placed, web]) {
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("Retry-After")).toBe("5");
+      expect((await errorOf(refused)).code).toBe("overloaded");
+    }
+    expect(await holders(tenantId)).toBe(0);
+    // No session, call or event was written.
+    expect(await callTraces()).toEqual(before);
+  }, 90_000);
+});
