@@ -7,7 +7,7 @@ import { quietWrangler } from "./options.ts";
 /**
  * The load benches' platform settings (load.bench.ts, call-setup.bench.ts): the test suite's, pointed at the provider
  * simulator, with production's provider resilience instead of the suite's fast time scale (a 2 s reply timeout would
- * turn load into reconnects).
+ * turn load into reconnects) and production's load shedding.
  */
 export async function loadBenchSettings(inject: Parameters<typeof testSettings>[0]): Promise<Record<string, string>> {
   const settings = await testSettings(inject);
@@ -16,6 +16,7 @@ export async function loadBenchSettings(inject: Parameters<typeof testSettings>[
     "PROVIDER_BREAKER_OPEN_SECONDS",
     "PROVIDER_RESPONSE_TIMEOUT_MS",
     "PROVIDER_FLEET_CHECK_SECONDS",
+    "CALL_SHEDDING_LATENESS_MS",
   ])
     delete settings[name];
   return settings;

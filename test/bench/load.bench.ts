@@ -223,6 +223,7 @@ interface RunResult {
   workerdCpuMs: number;
   benchCpuPercent: number;
   loopLagP99Ms: number;
+  simulatorLagP99Ms: number;
   wallMs: number;
   load: string;
   /** `--gc`: the isolate's collections over the run, and every caller frame as (epoch ms sent, ms late). */
@@ -286,6 +287,7 @@ async function runCalls(
   const benchCpuBefore = process.cpuUsage();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  await simulator.loopLagP99Ms(); // from now on
   const profiler: Profiler | null = inspectorUrl && !ALLOCATIONS && !HEAP ? await startProfiler(inspectorUrl) : null;
   let heap: Promise<string[][]> | null = null;
   const heapPath = join(tmpdir(), `switchboard-${name}.heapsnapshot`);
@@ -406,6 +408,7 @@ async function runCalls(
     workerdCpuMs,
     benchCpuPercent: ((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100,
     loopLagP99Ms: lag.percentile(99) / 1e6,
+    simulatorLagP99Ms: await simulator.loopLagP99Ms(),
     wallMs,
     load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
     gcPauses,
@@ -666,6 +669,7 @@ console.log(
       "workerd CPU %",
       "bench+simulator CPU %",
       "bench loop lag p99 ms",
+      "simulator loop lag p99 ms",
       "RSS KiB per live call",
       "load average after",
     ],
@@ -679,6 +683,7 @@ console.log(
         ((result.workerdCpuMs / result.wallMs) * 100).toFixed(0),
         result.benchCpuPercent.toFixed(0),
         result.loopLagP99Ms.toFixed(1),
+        result.simulatorLagP99Ms.toFixed(1),
         Number.isFinite(result.rssPerCallKiB) ? result.rssPerCallKiB.toFixed(0) : "–",
         result.load,
       ];

@@ -3,6 +3,7 @@
  * side it saturates a core at 50 calls, and its queueing would be measured as the platform's latency. The bench
  * drives it through its HTTP control API (test/simulators/providers/control-api.ts), as the Worker tests do.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { ConnectionSnapshot } from "../simulators/providers/index.ts";
 import { type ProviderSimulatorOptions, providerSimulatorSettings, startProviderSimulator } from "../simulators/providers/index.ts";
@@ -13,6 +14,11 @@ export interface SimulatorThread {
   setScenario(key: string, scenario: unknown): Promise<void>;
   /** The key's connections, then forgets them and the key's scenario. */
   takeSessions(key: string): Promise<ConnectionSnapshot[]>;
+  /**
+   * The p99 of the simulator thread's event-loop delay since the last call (ms): how late the simulator itself read
+   * and stamped what it received, a delay the figures would otherwise charge to the target.
+   */
+  loopLagP99Ms(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -40,6 +46,10 @@ export async function startSimulatorThread(options: ProviderSimulatorOptions): P
       await ok(await fetch(control(`scenarios/${encodeURIComponent(key)}`), { method: "DELETE" }));
       return connections;
     },
+    async loopLagP99Ms() {
+      worker.postMessage("lag");
+      return new Promise<number>((resolve) => worker.once("message", resolve));
+    },
     async stop() {
       worker.postMessage("stop");
       await new Promise((resolve) => worker.once("exit", resolve));
@@ -50,6 +60,12 @@ export async function startSimulatorThread(options: ProviderSimulatorOptions): P
 if (!isMainThread && parentPort) {
   const port = parentPort;
   const simulator = await startProviderSimulator(workerData as ProviderSimulatorOptions);
-  port.on("message", () => void simulator.stop().then(() => port.close()));
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  port.on("message", (message: "lag" | "stop") => {
+    if (message === "stop") return void simulator.stop().then(() => port.close());
+    port.postMessage(lag.percentile(99) / 1e6);
+    lag.reset();
+  });
   port.postMessage(providerSimulatorSettings(simulator));
 }

@@ -166,6 +166,8 @@ export async function answerCall(platformUrl: string, call: CallState, to: strin
   call.setupAt.answered = preciseNow();
   const streamUrl = /<Stream url="([^"]+)"/.exec(twiml)?.[1];
   const token = /<Parameter name="token" value="([^"]+)"/.exec(twiml)?.[1];
+  // A call the platform shed (or refused at a limit) hears the busy message: counted apart from the calls that broke.
+  if (response.status === 200 && /<Say>[^<]*<\/Say><Hangup\/>/.test(twiml)) throw new Error("turned away: the busy message");
   if (response.status !== 200 || !streamUrl || !token) throw new Error(`voice webhook: HTTP ${response.status} ${twiml.slice(0, 160)}`);
   call.sessionId = /\/telephony\/twilio\/media\/([^/?"]+)/.exec(streamUrl)?.[1] ?? null;
   return { streamUrl, token };
