@@ -62,7 +62,7 @@ export const serviceUnavailable = (code: string, message: string) => new AppErro
 export const admissionUnavailable = () =>
   serviceUnavailable("admission_unavailable", "The tenant's session limit could not be checked; nothing was started, try again");
 
-/** The session's object was too far behind to carry one more (durable-objects/call/isolate-queue.ts). */
+/** The session's object's isolate was too far behind to carry one more (durable-objects/call/load-shedding.ts). */
 export const overloaded = () => serviceUnavailable("overloaded", "The platform is at capacity here; nothing was started, try again");
 
 /** The API's answer to a session not admitted: at the tenant's limit, the limit unchecked, or shed. */

@@ -97,7 +97,7 @@ describe("load shedding", () => {
     expect(call.failureReason).toBe("overloaded");
     expect(call.events.some((e) => e.event === "admission.shed" && e.source === "system" && e.toStatus === "failed")).toBe(true);
 
-    // The isolate has caught up: past the second a long wait counts for (isolate-queue.ts), the next call goes through.
+    // The isolate has caught up: past the second a long wait counts for (media/isolate-lateness.ts), the next call goes through.
     await sleep(1_500);
     const admitted = await twilioVoice(numbers[0]!);
     expect(admitted.verdict).toBe("admitted");
