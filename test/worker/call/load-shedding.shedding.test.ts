@@ -23,7 +23,8 @@ import { uniqueKey } from "../support/provider-simulator.ts";
  * the calls' objects run in is that far behind, a new inbound call hears the busy message and is recorded `failed`,
  * `overloaded`, and a new outbound call or web session answers 503 `overloaded`, with no slot taken and nothing
  * dialled. The load is real: this test's own isolate (the Worker's and the objects') kept busy in slices of about
- * 700 ms of JavaScript, as a thread carrying too many calls is.
+ * 700 ms of JavaScript, as a thread carrying too many calls is; or real media streams whose frames arrive later than
+ * their own timestamps say, as a carrier's do when they wait in that thread's queue.
  */
 
 let sink = 0;
