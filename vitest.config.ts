@@ -28,7 +28,7 @@ const KV_DOWN = "test/worker/**/*.kv-down.test.ts";
  */
 const BAD_RECORDING_KEY = "test/worker/**/*.bad-recording-key.test.ts";
 /**
- * `worker-shedding`: load shedding on, at a 300 ms queue, for the tests that overload their isolate on purpose. Every
+ * `worker-shedding`: load shedding on, at 500 ms of lateness, for the tests that overload their isolate on purpose. Every
  * other project runs with shedding off (test/support/test-settings.ts), so a slow moment of a busy machine never
  * turns one of their calls away.
  */
@@ -94,7 +94,7 @@ export default defineConfig({
       ),
       workerProject("worker-kv-down", [KV_DOWN], [], {}, {}, UNREACHABLE_KV),
       workerProject("worker-bad-recording-key", [BAD_RECORDING_KEY], [], { RECORDING_SIGNING_KEY: "too-short-for-a-key" }),
-      workerProject("worker-shedding", [SHEDDING], [], { CALL_SHEDDING_LATENESS_MS: "300" }),
+      workerProject("worker-shedding", [SHEDDING], [], { CALL_SHEDDING_LATENESS_MS: "500" }),
       {
         test: {
           // The web console in a real Chromium against the real platform under wrangler (one for the whole project).
