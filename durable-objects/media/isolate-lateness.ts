@@ -3,7 +3,7 @@ import { yieldToSockets } from "../../workers/shared/yield-to-sockets.ts";
 /**
  * How far behind real time this isolate reads its calls' audio. Every call in an isolate shares its one thread; past
  * the thread's capacity the frames queue — in workerd's event loop and in the sockets' buffers — and every call hears
- * its audio that much later (test/bench/FINDINGS.md, items 33 and 34). Two measures, taken where they cost nothing:
+ * its audio that much later (test/bench/FINDINGS.md, items 33–35). Two measures, taken where they cost nothing:
  *
  * - Each carrier stream's lateness, from the carrier's own clock: a media frame says when it was sent (ms since the
  *   stream started), so (local clock − carrier clock) is the frame's transit plus the queue it waited in. The least
