@@ -14,6 +14,7 @@ import { deriveSessionId } from "../../../workers/carriers/session-routing.ts";
 import worker from "../../../workers/index.ts";
 import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
 import { readVersionedSettings, TENANT_SETTINGS_DEFAULTS } from "../../../workers/shared/tenant-settings.ts";
+import { admissionOf, holders, twilioVoice } from "../support/admission.ts";
 import {
   type CallDetail,
   callByCarrierId,
@@ -26,13 +27,11 @@ import {
 import {
   eventually,
   postTelnyx,
-  postTwilio,
   randomCallControlId,
   randomCallSid,
   randomE164,
   simRequests,
   telnyxEnvelope,
-  twilioCallParams,
 } from "../support/carriers.ts";
 import { api, errorOf } from "../support/identity.ts";
 
@@ -47,26 +46,6 @@ async function tenantWithLimit(limit: number, carriers: Array<"twilio" | "telnyx
   const set = await api("/api/v1/tenant/settings", { method: "PATCH", token: fixture.token, body: { maxConcurrentSessions: limit } });
   expect(set.status).toBe(200);
   return fixture;
-}
-
-const admissionOf = (tenantId: string) => env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId));
-
-/** The sessions holding a slot, as the tenant's admission object has them. */
-function holders(tenantId: string): Promise<string[]> {
-  return runInDurableObject(admissionOf(tenantId), (_object, state) =>
-    state.storage.sql
-      .exec<{ session_id: string }>("SELECT session_id FROM holders ORDER BY session_id")
-      .toArray()
-      .map((row) => row.session_id),
-  );
-}
-
-async function twilioVoice(number: string, callSid = randomCallSid()) {
-  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, number, "ringing"));
-  expect(response.status).toBe(200);
-  const twiml = await response.text();
-  const verdict = twiml.includes("<Connect><Stream") ? "admitted" : twiml.includes(BUSY_MESSAGE) ? "busy" : twiml;
-  return { callSid, verdict, twiml, sessionId: /media\/([0-9a-f-]{36})/.exec(twiml)?.[1] };
 }
 
 const refusal = (call: CallDetail) => ({

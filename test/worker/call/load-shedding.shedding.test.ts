@@ -1,19 +1,9 @@
-import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { BUSY_MESSAGE } from "../../../workers/carriers/carrier.ts";
+import { sleep } from "../../../workers/shared/sleep.ts";
+import { holders, twilioVoice } from "../support/admission.ts";
 import { callByCarrierId, callTraces, tenantWithNumbers } from "../support/calls.ts";
-import {
-  eventually,
-  postTelnyx,
-  postTwilio,
-  randomCallControlId,
-  randomCallSid,
-  randomE164,
-  simRequests,
-  telnyxEnvelope,
-  twilioCallParams,
-} from "../support/carriers.ts";
+import { eventually, postTelnyx, randomCallControlId, randomE164, simRequests, telnyxEnvelope } from "../support/carriers.ts";
 import { api, errorOf } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller, twilioCallWith } from "../support/media-caller.ts";
 import { uniqueKey } from "../support/provider-simulator.ts";
@@ -28,7 +18,6 @@ import { uniqueKey } from "../support/provider-simulator.ts";
  */
 
 let sink = 0;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function spin(iterations: number): number {
   let x = sink;
   for (let i = 0; i < iterations; i++) x = (x * 33 + i) % 1_000_003;
@@ -74,17 +63,6 @@ afterEach(async () => {
   release = null;
 });
 
-const admissionOf = (tenantId: string) => env.TENANT_ADMISSION.get(env.TENANT_ADMISSION.idFromName(tenantId));
-const holders = (tenantId: string) =>
-  runInDurableObject(admissionOf(tenantId), (_object, state) => state.storage.sql.exec("SELECT session_id FROM holders").toArray().length);
-
-async function twilioVoice(number: string, callSid = randomCallSid()) {
-  const response = await postTwilio("/telephony/twilio/voice", twilioCallParams(callSid, number, "ringing"));
-  expect(response.status).toBe(200);
-  const twiml = await response.text();
-  return { callSid, twiml, verdict: twiml.includes("<Connect><Stream") ? "admitted" : twiml.includes(BUSY_MESSAGE) ? "busy" : twiml };
-}
-
 describe("load shedding", () => {
   it("an inbound call arriving while the isolate is seconds behind hears busy, is recorded overloaded and takes no slot; once it catches up, calls are admitted", async () => {
     const { tenantId, token, numbers } = await tenantWithNumbers([{ carrier: "twilio" }]);
@@ -95,7 +73,7 @@ describe("load shedding", () => {
 
     expect(shed.verdict).toBe("busy");
     expect(shed.twiml).toMatch(/<Say>[^<]+<\/Say><Hangup\/><\/Response>$/);
-    expect(await holders(tenantId)).toBe(0);
+    expect(await holders(tenantId)).toEqual([]);
     const call = await eventually(async () => {
       const found = await callByCarrierId(token, shed.callSid).catch(() => null);
       return found?.status === "failed" && found;
@@ -106,7 +84,7 @@ describe("load shedding", () => {
     // The isolate has caught up (the release waited out the second a long wait counts for): the next call goes through.
     const admitted = await twilioVoice(numbers[0]!);
     expect(admitted.verdict).toBe("admitted");
-    expect(await holders(tenantId)).toBe(1);
+    expect(await holders(tenantId)).toEqual([admitted.sessionId]);
   }, 90_000);
 
   it("a Telnyx call arriving meanwhile is answered without media, told it is busy and hung up", async () => {
@@ -134,7 +112,7 @@ describe("load shedding", () => {
     expect(speak.body).toMatchObject({ payload: BUSY_MESSAGE });
     await postTelnyx(telnyxEnvelope("call.speak.ended", { call_control_id: id, client_state: clientState }));
     await eventually(async () => (await simRequests({ carrier: "telnyx", callId: id, path: "/actions/hangup" }))[0]);
-    expect(await holders(tenantId)).toBe(0);
+    expect(await holders(tenantId)).toEqual([]);
   }, 90_000);
 
   it("streams whose frames are read late by the carrier's own clock shed new calls, once at least three say so", async () => {
@@ -177,7 +155,7 @@ describe("load shedding", () => {
       expect(refused.headers.get("Retry-After")).toBe("5");
       expect((await errorOf(refused)).code).toBe("overloaded");
     }
-    expect(await holders(tenantId)).toBe(0);
+    expect(await holders(tenantId)).toEqual([]);
     // No session, call or event was written.
     expect(await callTraces()).toEqual(before);
   }, 90_000);
