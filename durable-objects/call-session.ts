@@ -40,7 +40,7 @@ import { type EventOutcome, recordCarrierEvent } from "./call/carrier-events.ts"
 import { CarrierLink } from "./call/carrier-link.ts";
 import { ConsentFirst } from "./call/consent-first.ts";
 import { ConversationWriter } from "./call/conversation-writer.ts";
-import { OVERLOADED, shedsAt } from "./call/load-shedding.ts";
+import { OVERLOADED, outcomesWithheldBy, shedsAt } from "./call/load-shedding.ts";
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { Redaction } from "./call/redaction.ts";
@@ -207,7 +207,7 @@ export class CallSession extends DurableObject<Env> {
     this.tools = new ToolRunner(ctx.storage.sql, CALL_TOOLS, empty);
     this.drafts = new DraftStore(ctx.storage.sql);
     this.switches = new SwitchLog(ctx.storage.sql, () => this.log(), empty);
-    this.health = new HealthReporter(env, (task) => ctx.waitUntil(task));
+    this.health = new HealthReporter(env, (task) => ctx.waitUntil(task), { behindMs: outcomesWithheldBy });
     this.breakers = new CircuitBreakers(
       ctx.storage.sql,
       {

@@ -1,12 +1,14 @@
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { BUSY_MESSAGE } from "../../../workers/carriers/carrier.ts";
+import { REGISTRY_NAME } from "../../../workers/shared/provider-health.ts";
 import { sleep } from "../../../workers/shared/sleep.ts";
 import { holders, twilioVoice } from "../support/admission.ts";
 import { callByCarrierId, callTraces, tenantWithNumbers } from "../support/calls.ts";
 import { eventually, postTelnyx, randomCallControlId, randomE164, simRequests, telnyxEnvelope } from "../support/carriers.ts";
 import { api, errorOf } from "../support/identity.ts";
 import { openStream, type TwilioMediaCaller, twilioCallWith } from "../support/media-caller.ts";
-import { uniqueKey } from "../support/provider-simulator.ts";
+import { simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 
 /**
  * Load shedding, in the worker-shedding project (CALL_SHEDDING_LATENESS_MS = 500, vitest.config.ts): while the isolate
@@ -63,6 +65,30 @@ afterEach(async () => {
   release = null;
 });
 
+/** A Twilio call listening (no caller speech) on `provider`: admitted, its stream not yet open. */
+async function admittedCall(provider: "local" | "gemini" = "local") {
+  const key = uniqueKey("shedding");
+  return { ...(await twilioCallWith(provider, key, "Listen.")), key };
+}
+
+/** The call's stream, open with a second of audio sent at once. */
+async function listen(call: Awaited<ReturnType<typeof admittedCall>>): Promise<TwilioMediaCaller> {
+  const caller = await openStream(call);
+  await caller.silence(1_000);
+  return caller;
+}
+
+const listeningCall = async (provider?: "local" | "gemini") => listen(await admittedCall(provider));
+
+/**
+ * The stream's audio from now on in real time (a frame every 20 ms). After a second at once and a pause of 2.5 s, each
+ * frame comes about 1.7 s later by its timestamp than the first second's did: as a carrier's frames are read when they
+ * wait in the isolate's queue.
+ */
+function inRealTime(caller: TwilioMediaCaller, ms = 12_000): void {
+  void caller.speak(new Uint8Array((ms / 20) * 160).fill(0xff), { framesPerTick: 1, tickMs: 20 });
+}
+
 describe("load shedding", () => {
   it("an inbound call arriving while the isolate is seconds behind hears busy, is recorded overloaded and takes no slot; once it catches up, calls are admitted", async () => {
     const { tenantId, token, numbers } = await tenantWithNumbers([{ carrier: "twilio" }]);
@@ -117,28 +143,64 @@ describe("load shedding", () => {
 
   it("streams whose frames are read late by the carrier's own clock shed new calls, once at least three say so", async () => {
     const { numbers } = await tenantWithNumbers([{ carrier: "twilio" }]);
-    // A second of audio at once, none for 2.5 s, then audio in real time: read as a carrier's frames are when they
-    // wait in the isolate's queue, each about 1.7 s later by its timestamp than the first second's were.
-    const started = async () => {
-      const caller: TwilioMediaCaller = await openStream(await twilioCallWith("local", uniqueKey("shedding"), "Listen."));
-      await caller.silence(1_000);
-      return caller;
-    };
-    const lateFromNowOn = (caller: TwilioMediaCaller) => {
-      void caller.speak(new Uint8Array((12_000 / 20) * 160).fill(0xff), { framesPerTick: 1, tickMs: 20 });
-    };
-    const [first, second] = await Promise.all([started(), started()]);
+    const [first, second] = await Promise.all([listeningCall(), listeningCall()]);
     await sleep(2_500);
-    lateFromNowOn(first);
-    lateFromNowOn(second);
+    inRealTime(first);
+    inRealTime(second);
     await sleep(1_500);
     // Two late streams are not enough to speak for the isolate (one carrier's clock could be wrong).
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("admitted");
-    const third = await started();
+    const third = await listeningCall();
     await sleep(2_500);
-    lateFromNowOn(third);
+    inRealTime(third);
     await sleep(1_500);
     expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+  }, 90_000);
+
+  it("a stream that starts while the isolate is behind counts as that far behind, so streams started late do not outvote the backlog", async () => {
+    const { numbers } = await tenantWithNumbers([{ carrier: "twilio" }]);
+    // Four calls admitted while the isolate keeps up; their streams open only once it is behind.
+    const joining = await Promise.all(Array.from({ length: 4 }, () => admittedCall()));
+    const late = await Promise.all([listeningCall(), listeningCall(), listeningCall()]);
+    await sleep(2_500);
+    for (const caller of late) inRealTime(caller);
+    await sleep(1_500);
+    // In real time by their own clocks: measured only against themselves, the four would read 0 ms late, and four of
+    // seven would take the median to 0 — a backlog hidden by the calls admitted into it.
+    const joined = await Promise.all(joining.map(listen));
+    for (const caller of joined) inRealTime(caller, 6_000);
+    await sleep(1_500);
+    expect((await twilioVoice(numbers[0]!)).verdict).toBe("busy");
+  }, 90_000);
+
+  it("provider outcomes seen while the isolate is behind are withheld from the fleet's registry; once it caught up they are sent", async () => {
+    const registry = env.PROVIDER_HEALTH.get(env.PROVIDER_HEALTH.idFromName(REGISTRY_NAME));
+    const geminiSamples = async () => (await registry.snapshot()).find((entry) => entry.provider === "gemini")!.samples;
+    const up = await admittedCall();
+    const late = await Promise.all([listen(up), listeningCall(), listeningCall()]);
+    await sleep(2_500);
+    for (const caller of late) inRealTime(caller, 30_000);
+    await sleep(1_500);
+    const before = await geminiSamples();
+
+    // The call already up switches to gemini meanwhile: the connect succeeds, and is not reported.
+    const switched = await api(`/api/v1/sessions/${up.sessionId}/switch-provider`, {
+      method: "POST",
+      token: up.token,
+      body: { provider: "gemini", immediate: true },
+    });
+    expect(switched.status).toBe(200);
+    expect((await simulatorConnections(up.key)).filter((c) => c.provider === "gemini" && c.refusedWithStatus === null)).toHaveLength(1);
+    // A success is sent within 10 s (reporter.ts).
+    await sleep(11_000);
+    expect(await geminiSamples()).toBe(before);
+
+    for (const caller of late) caller.close();
+    await sleep(3_500);
+    // Caught up: the next call's gemini connect reaches the registry.
+    await listeningCall("gemini");
+    await sleep(11_000);
+    expect(await geminiSamples()).toBeGreaterThan(before);
   }, 90_000);
 
   it("an outbound call and a web session asked for meanwhile answer 503 overloaded with Retry-After, and start nothing", async () => {

@@ -218,6 +218,20 @@ describe("HealthReporter", () => {
     expect(reporter.pending).toBe(0);
   });
 
+  it("withholds what it sees while its isolate is behind, and reports again once it has caught up", async () => {
+    const { name, stub } = freshRegistry();
+    let behindMs = 640;
+    const reporter = new HealthReporter(env, () => {}, { registryName: name, behindMs: () => behindMs });
+    reporter.record({ provider: "deepgram", kind: "response", latencyMs: 4_000, at: Date.now() });
+    reporter.record({ provider: "deepgram", kind: "connect_failure", at: Date.now() });
+    expect(reporter.pending).toBe(0);
+    behindMs = 0;
+    reporter.record({ provider: "deepgram", kind: "response", latencyMs: 400, at: Date.now() });
+    await reporter.flush();
+    // Only the sample taken while the isolate kept up reached the registry: the slow answer and the failure were its own.
+    expect(await healthOf(stub, "deepgram")).toMatchObject({ samples: 1, p95LatencyMs: 400, state: "healthy" });
+  });
+
   it("keeps the batch when the registry cannot be reached, bounded to 500, and never throws", async () => {
     const { name, stub } = freshRegistry();
     let broken = true;
