@@ -197,9 +197,12 @@ describe("load shedding", () => {
 
     for (const caller of late) caller.close();
     await sleep(3_500);
-    // Caught up: the next call's gemini connect reaches the registry.
-    await listeningCall("gemini");
-    await sleep(11_000);
+    // Caught up: a call's gemini connect reaches the registry. (One slow poll of a busy machine, 100 ms, withholds
+    // what follows it for a second: a few calls, not one.)
+    for (let tries = 0; tries < 3 && (await geminiSamples()) === before; tries++) {
+      await listeningCall("gemini");
+      await sleep(11_000);
+    }
     expect(await geminiSamples()).toBeGreaterThan(before);
   }, 90_000);
 
