@@ -76,11 +76,15 @@ export async function isolateLatenessMs(): Promise<number> {
   const now = Date.now();
   const waited = now - before;
   if (waited >= longestWait.ms || now - longestWait.at > REMEMBERED_MS) longestWait = { ms: waited, at: now };
-  return Math.max(longestWait.ms, streamsLateMs(now));
+  return behindAt(now);
 }
 
 /** How far behind this isolate is as last measured, without yielding: its streams' median and a recent poll wait. */
 export function isolateBehindMs(): number {
-  const now = Date.now();
+  return behindAt(Date.now());
+}
+
+/** The longer of the streams' median lateness and the longest poll wait of the last second. */
+function behindAt(now: number): number {
   return Math.max(now - longestWait.at > REMEMBERED_MS ? 0 : longestWait.ms, streamsLateMs(now));
 }
