@@ -44,7 +44,7 @@ import { OVERLOADED, outcomesWithheldBy, shedsAt } from "./call/load-shedding.ts
 import { type DrainResult, DrainRetry, OUTBOX_BOUNDS, type OutboxKind, type PendingSync } from "./call/outbox-backlog.ts";
 import { phoneChannel } from "./call/phone-channel.ts";
 import { Redaction } from "./call/redaction.ts";
-import { isTerminal } from "./call/state-machine.ts";
+import { isTerminal, type TransitionSource } from "./call/state-machine.ts";
 import { TRANSCRIPT_TABLES, TranscriptLog } from "./call/transcript-log.ts";
 import { TURN_AWAY_DEADLINE_KEY, TURN_AWAY_HANGUP_AFTER_MS, turnAwayStepAfter, turnedAway } from "./call/turn-away.ts";
 import { LiveSockets } from "./live/live-sockets.ts";
@@ -116,6 +116,12 @@ const CALL_TOOLS = toolIndex([...BUILTIN_TOOLS, ...BUSINESS_TOOLS]);
  * has to keep a registry of who watches which session, and a change made any way at all is seen.
  */
 const LIVE_RECHECK_MS = 5_000;
+/**
+ * How long a call its carrier reported ended waits for its media stream's `stop` before it is torn down. The status
+ * callback and the stream are two connections with no order between them: while the isolate is behind, the callback
+ * can be read before the stream's last frames, the caller's last words, which would then never reach the provider.
+ */
+const STREAM_STOP_GRACE_MS = 500;
 
 /**
  * One object per session (a phone call or a web session). It is the single writer of its call's state: carrier
@@ -165,6 +171,8 @@ export class CallSession extends DurableObject<Env> {
   private readonly webConsent: WebConsent;
   private readonly phone: CallerChannel;
   private readonly browser: CallerChannel;
+  /** A call its carrier ended, waiting for its media stream's `stop` (STREAM_STOP_GRACE_MS) to be torn down. */
+  private teardownTimer: ReturnType<typeof setTimeout> | null = null;
   /** The next recheck of the live sockets while a conversation keeps the object in memory (else the alarm). */
   private liveRecheck: ReturnType<typeof setTimeout> | null = null;
   /** The session's slot under its tenant's concurrency limit. */
@@ -253,7 +261,7 @@ export class CallSession extends DurableObject<Env> {
       },
       empty,
     );
-    this.ledger = new CallLedger(ctx, env, this.alarmSchedule, () => this.callEnded(), {
+    this.ledger = new CallLedger(ctx, env, this.alarmSchedule, (source) => this.callEnded(source), {
       empty,
       d1Writes: this.d1Writes,
       // Every applied state move is broadcast to the session's live sockets.
@@ -940,12 +948,27 @@ export class CallSession extends DurableObject<Env> {
     );
   }
 
-  /** The call reached a terminal state: media and provider sockets close, the transcript drains to D1. */
-  private callEnded(): void {
+  /**
+   * The call reached a terminal state: media and provider sockets close, the transcript drains to D1. When the
+   * carrier ended it while its media stream has not said `stop`, the stream's frames still on their way go to the
+   * provider first: the teardown waits for the `stop`, at most STREAM_STOP_GRACE_MS. An end the platform made (a
+   * hangup, a refusal, a failure) tears down at once.
+   */
+  private callEnded(source: TransitionSource): void {
     const record = this.ledger.record!;
     const outcome = record.status === "completed" ? "completed" : turnedAway(record) ? "refused" : "failed";
     metrics.count("calls_total", { carrier: record.carrier, direction: record.direction, outcome });
     metrics.observe("session_duration_seconds", {}, ((record.endedAt ?? Date.now()) - record.createdAt) / 1000);
+    if (source === "carrier" && record.stream.state === "started" && this.media.openCount() > 0) {
+      this.teardownTimer = setTimeout(() => this.tearDown(), STREAM_STOP_GRACE_MS);
+      return;
+    }
+    this.tearDown();
+  }
+
+  private tearDown(): void {
+    if (this.teardownTimer) clearTimeout(this.teardownTimer);
+    this.teardownTimer = null;
     // The call's last counts are read from its voice session before that goes.
     this.sessionMetrics.ending();
     this.media.closeAll(1000, "call ended");
@@ -1102,6 +1125,8 @@ export class CallSession extends DurableObject<Env> {
     } else if (frame.type === "stop") {
       record.stream = { ...record.stream, state: "stopped" };
       this.ledger.note("carrier", "media.stop", base);
+      // Every frame before it has reached the provider: a call that ended meanwhile is torn down now.
+      if (this.teardownTimer) this.tearDown();
     } else if (frame.type === "dtmf") {
       this.ledger.note("carrier", "media.dtmf", { ...base, detail: this.redaction.digit(frame.digit) });
       this.ensureVoice()?.dtmf(frame.digit);

@@ -79,7 +79,8 @@ export class CallLedger {
     ctx: DurableObjectState,
     private readonly env: Env,
     private readonly alarm: AlarmSchedule,
-    private readonly onTerminal: () => void,
+    /** The call reached a terminal state, moved there by `source`. */
+    private readonly onTerminal: (source: TransitionSource) => void,
     private readonly options: CallLedgerOptions = {},
   ) {
     this.store = new CallStore(ctx.storage.sql, options.empty);
@@ -144,7 +145,7 @@ export class CallLedger {
       if (isTerminal(to)) {
         record.endedAt = now;
         record.failureReason = to === "failed" ? (reason ?? "carrier_failure") : null;
-        this.onTerminal();
+        this.onTerminal(source);
       }
       record.updatedAt = now;
     } else if (verdict.outcome === "rejected") {

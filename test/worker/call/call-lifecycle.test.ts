@@ -10,8 +10,10 @@ import {
   tenantWithNumbers,
   twilioStatus,
 } from "../support/calls.ts";
-import { postTelnyx, randomCallControlId, randomE164, telnyxEnvelope } from "../support/carriers.ts";
+import { eventually, postTelnyx, randomCallControlId, randomE164, telnyxEnvelope } from "../support/carriers.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
+import { openStream, type TwilioMediaCaller, twilioCallWith } from "../support/media-caller.ts";
+import { putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 
 /**
  * A call's lifecycle as carriers really deliver it: late, out of order, twice, all at once. Everything goes through
@@ -153,6 +155,58 @@ describe("terminal states are final", () => {
       answeredAt: null,
     });
     expect(detail.endedAt).not.toBeNull();
+  });
+});
+
+describe("the carrier ends the call while its media stream still carries audio", () => {
+  /** A call whose stream the provider has heard: the stream is started, its frames reach the simulator. */
+  async function streamingCall(label: string) {
+    const key = uniqueKey(label);
+    await putScenario(key, { replies: ["Hello."] });
+    const call = await twilioCallWith("openai", key);
+    const caller = await openStream(call);
+    await caller.silence(200);
+    await heardFrames(key, caller.framesSent);
+    return { key, call, caller };
+  }
+
+  /** The provider's one connection once it has heard `frames` caller frames. */
+  const heardFrames = (key: string, frames: number) =>
+    eventually(async () => {
+      const [connection] = await simulatorConnections(key);
+      return connection && connection.audioIn.frames >= frames && connection;
+    }, 250);
+
+  const closed = (caller: TwilioMediaCaller) => caller.until(() => caller.closeCode !== null);
+
+  it("the status callback read before the stream's last frames: they still reach the provider, then its stop ends the call", async () => {
+    const { key, call, caller } = await streamingCall("end-before-stop");
+    // Two connections, no order between them: here the callback is read first, the carrier's last frames after it.
+    expect((await twilioStatus(call.callSid, call.number, "completed")).status).toBe(204);
+    await caller.silence(100);
+    caller.stop();
+    await closed(caller);
+    // 200 ms then 100 ms of 20 ms frames: the stream stayed open for the last five, and the provider heard all.
+    expect(caller.framesSent).toBe(15);
+    expect((await heardFrames(key, 15)).audioIn.frames).toBe(15);
+    await eventually(async () => (await simulatorConnections(key))[0]?.close, 250);
+    expect((await simulatorConnections(key))[0]!.close).toMatchObject({ code: 1000, by: "client" });
+    const detail = await callByCarrierId(call.token, call.callSid);
+    expect(detail.status).toBe("completed");
+    expect(detail.events.map((event) => event.event).slice(-2)).toEqual(["twilio.completed", "media.stop"]);
+  });
+
+  it("a stream that never says stop is closed anyway, and the call's end reaches D1", async () => {
+    const { key, call, caller } = await streamingCall("end-without-stop");
+    expect((await twilioStatus(call.callSid, call.number, "completed")).status).toBe(204);
+    await closed(caller);
+    expect(caller.closeCode).toBe(1000);
+    await eventually(async () => (await simulatorConnections(key))[0]?.close, 250);
+    const detail = await eventually(async () => {
+      const found = await callByCarrierId(call.token, call.callSid);
+      return found.status === "completed" && found;
+    }, 250);
+    expect(appliedMoves(detail.events).at(-1)).toBe("completed");
   });
 });
 
