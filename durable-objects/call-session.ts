@@ -275,6 +275,10 @@ export class CallSession extends DurableObject<Env> {
         this.supervision.callerAudio(payload);
         this.sessionMetrics.tick();
       },
+      // A stream gone without its `stop` has delivered all it will: a call ended meanwhile need not wait longer.
+      onClosed: () => {
+        if (this.teardownTimer && this.media.openCount() === 0) this.tearDown();
+      },
       log: () => this.log(),
     });
     this.live = new LiveSockets(ctx, {
@@ -951,8 +955,8 @@ export class CallSession extends DurableObject<Env> {
   /**
    * The call reached a terminal state: media and provider sockets close, the transcript drains to D1. When the
    * carrier ended it while its media stream has not said `stop`, the stream's frames still on their way go to the
-   * provider first: the teardown waits for the `stop`, at most STREAM_STOP_GRACE_MS. An end the platform made (a
-   * hangup, a refusal, a failure) tears down at once.
+   * provider first: the teardown waits for the `stop` or the stream's close, at most STREAM_STOP_GRACE_MS. An end the
+   * platform made (a hangup, a refusal, a failure) tears down at once.
    */
   private callEnded(source: TransitionSource): void {
     const record = this.ledger.record!;

@@ -58,6 +58,8 @@ interface Hooks {
    * decoded on the way (a view of a buffer the next frame reuses: read it before returning, never keep it).
    */
   onAudio(payload: string, decoded?: Uint8Array): void;
+  /** A stream closed: everything it carried has been read. */
+  onClosed(): void;
   log(): Logger;
 }
 
@@ -225,6 +227,7 @@ export class MediaSockets {
     this.forget(ws);
     if (this.currentLeg?.socket === ws) this.currentLeg = null;
     closeQuietly(ws, sendableCloseCode(code), "closing");
+    this.hooks.onClosed();
   }
 
   /** An authenticated stream is now the call's: every other stream (the one it replaces, any pending) is closed. */

@@ -74,6 +74,9 @@ describe("storage writes and the audio path", () => {
     await transcriptOf(call.token, call.sessionId, (lines) => lines.some((line) => line.role === "agent"));
     await watch(call.sessionId);
 
+    // As Twilio ends a call: the stream's `stop` (read first here: its line is written), then the status callback.
+    caller.stop();
+    await eventually(async () => writes.some((write) => write.stack.includes("onMediaFrame")));
     expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 9 })).status).toBe(204);
     // What D1 took before the end is deleted in the end's own commit; what the end sent, once D1 has it: both outboxes'
     // entries in one step (one commit), not each in a commit of its own (a ledger drain's, a transcript write-behind's).

@@ -68,7 +68,10 @@ describe("a backlog past its bound while D1 is down", () => {
         return sync.events > OUTBOX_BOUNDS.events && sync;
       });
       expect(pending.overBound).toEqual(["events"]);
+      caller.stop();
       await hangUp(call);
+      // The call is torn down (its stream closed, its end's drains begun) once the stream's `stop` is read.
+      await caller.until(() => caller.closeCode !== null);
     } finally {
       await d1Back();
     }

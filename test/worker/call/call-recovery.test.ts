@@ -141,9 +141,13 @@ describe("eviction of the call's object mid-call", () => {
         )
       ).status,
     ).toBe(200);
+    // The stream closes without a `stop`: the call, ended by the hangup, is torn down then and its end drained to D1.
     socket.close(1000, "done");
 
-    const done = await callByCarrierId(token, callControlId);
+    const done = await eventually(async () => {
+      const found = await callByCarrierId(token, callControlId);
+      return found.status === "completed" && found;
+    });
     expect(appliedMoves(done.events)).toEqual(["initiated", "in_progress", "completed"]);
     expect(await simRequests({ carrier: "telnyx", callId: callControlId, path: "/actions/answer" })).toHaveLength(1);
   });
