@@ -970,6 +970,7 @@ export class CallSession extends DurableObject<Env> {
     this.tearDown();
   }
 
+  /** The ended call's sockets closed and its end's writes begun: once, at the end or when its stream has finished. */
   private tearDown(): void {
     if (this.teardownTimer) clearTimeout(this.teardownTimer);
     this.teardownTimer = null;

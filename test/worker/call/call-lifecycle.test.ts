@@ -191,7 +191,11 @@ describe("the carrier ends the call while its media stream still carries audio",
     expect((await heardFrames(key, 15)).audioIn.frames).toBe(15);
     await eventually(async () => (await simulatorConnections(key))[0]?.close, 250);
     expect((await simulatorConnections(key))[0]!.close).toMatchObject({ code: 1000, by: "client" });
-    const detail = await callByCarrierId(call.token, call.callSid);
+    // The end's drain carries both lines to D1, the `stop` after the callback that ended the call.
+    const detail = await eventually(async () => {
+      const found = await callByCarrierId(call.token, call.callSid);
+      return found.events.some((event) => event.event === "media.stop") && found;
+    }, 250);
     expect(detail.status).toBe("completed");
     expect(detail.events.map((event) => event.event).slice(-2)).toEqual(["twilio.completed", "media.stop"]);
   });
