@@ -179,6 +179,9 @@ describe("the carrier ends the call while its media stream still carries audio",
 
   const closed = (caller: TwilioMediaCaller) => caller.until(() => caller.closeCode !== null);
 
+  /** How the provider's one connection was closed, once it has been. */
+  const providerClosed = (key: string) => eventually(async () => (await simulatorConnections(key))[0]?.close, 250);
+
   it("the status callback read before the stream's last frames: they still reach the provider, then its stop ends the call", async () => {
     const { key, call, caller } = await streamingCall("end-before-stop");
     // Two connections, no order between them: here the callback is read first, the carrier's last frames after it.
@@ -189,8 +192,7 @@ describe("the carrier ends the call while its media stream still carries audio",
     // 200 ms then 100 ms of 20 ms frames: the stream stayed open for the last five, and the provider heard all.
     expect(caller.framesSent).toBe(15);
     expect((await heardFrames(key, 15)).audioIn.frames).toBe(15);
-    await eventually(async () => (await simulatorConnections(key))[0]?.close, 250);
-    expect((await simulatorConnections(key))[0]!.close).toMatchObject({ code: 1000, by: "client" });
+    expect(await providerClosed(key)).toMatchObject({ code: 1000, by: "client" });
     // The end's drain carries both lines to D1, the `stop` after the callback that ended the call.
     const detail = await eventually(async () => {
       const found = await callByCarrierId(call.token, call.callSid);
@@ -205,7 +207,7 @@ describe("the carrier ends the call while its media stream still carries audio",
     expect((await twilioStatus(call.callSid, call.number, "completed")).status).toBe(204);
     await closed(caller);
     expect(caller.closeCode).toBe(1000);
-    await eventually(async () => (await simulatorConnections(key))[0]?.close, 250);
+    await providerClosed(key);
     const detail = await eventually(async () => {
       const found = await callByCarrierId(call.token, call.callSid);
       return found.status === "completed" && found;
