@@ -1,8 +1,9 @@
 import { exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { twilioStatus } from "../support/calls.ts";
 import { eventually } from "../support/carriers.ts";
 import { api, createTenant, randomIp, userWithToken } from "../support/identity.ts";
+import { closeLiveBrowsers, joinLive } from "../support/live-browser.ts";
 import { openStream, type TwilioMediaCaller, twilioCallWith } from "../support/media-caller.ts";
 import { callerSpeech, putScenario, simulatorConnections, uniqueKey } from "../support/provider-simulator.ts";
 import { switchTo } from "../support/switching.ts";
@@ -78,6 +79,8 @@ async function speak(browser: WebSocket, pcm: Uint8Array): Promise<void> {
 async function endCall(call: { callSid: string; number: string }): Promise<void> {
   expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 2 })).status).toBe(204);
 }
+
+afterEach(closeLiveBrowsers);
 
 describe("latency at the caller's ear, per turn", () => {
   it("records each turn of a Twilio call: speech end, provider's first audio, first frame, first mark heard", async () => {
@@ -157,10 +160,16 @@ describe("latency at the caller's ear, per turn", () => {
     });
     const call = await twilioCallWith("openai", key);
     await eventually(async () => (await simulatorConnections(key)).length === 1);
+    // A supervisor watches, so the switch waits for the reply's words to be the call's: Gemini is then handed a
+    // conversation ending with the agent's line, and waits for the caller. Switched before that line came (the reply
+    // still being generated, as under load), Gemini would answer "hello" again and "invoice" would cut that off.
+    await eventually(async () => (await api(`/api/v1/sessions/${call.sessionId}`, { token: call.token })).status === 200);
+    const watcher = await joinLive(call.sessionId, call.token, "supervisor");
     const caller = await openStream(call, 1); // real-time playback: the reply is still playing when the switch cuts over
     await caller.say("hello");
     await caller.silence(600);
     await eventually(async () => caller.echoedMarks.length >= 3, 500);
+    await watcher.until(() => watcher.ofType("transcript").some((line) => line.role === "agent"));
     expect((await switchTo(call.token, call.sessionId, { provider: "gemini", immediate: true })).status).toBe(200);
     await caller.say("invoice");
     await caller.silence(700);
