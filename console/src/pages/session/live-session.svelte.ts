@@ -3,7 +3,10 @@ import { type LiveEvent, LiveSocket, type LiveStatus } from "../../lib/live.ts";
 import type { CallStatus, Escalation, ProviderName, Sentiment, SessionDetail, SwitchEntry, TranscriptLine } from "./api-types.ts";
 import { ENDED_CALL_STATUSES } from "./api-types.ts";
 
-/** How often the session's record is read again: the turns and the stored transcript lag a live call by up to 5 s. */
+/**
+ * How often the session's record is read again (its call, turns and escalations). The stored transcript lags a live
+ * call by up to 10 s; what `/live` streams fills the gap.
+ */
 const DETAIL_POLL_MS = 5_000;
 /** A live view keeps the latest events; an hour-long call must not grow the page without bound. */
 const MAX_FEED = 200;
