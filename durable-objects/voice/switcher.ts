@@ -182,6 +182,8 @@ export class Switcher {
     );
     for (const candidate of candidates) {
       if (["offline", "unhealthy"].includes(await this.host.fleetState(candidate))) continue;
+      // A call that ended meanwhile has nothing to fail over: each further candidate would be a failed switch logged.
+      if (this.session.closed) return false;
       const result = await this.switchTo(candidate, { preserveContext: true, reason: "auto_failover", immediate: true });
       if (result.success) return true;
       if (result.error === "switch_in_progress") return false;

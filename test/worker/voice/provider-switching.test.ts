@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { twilioStatus } from "../support/calls.ts";
 import { eventually, simRequests } from "../support/carriers.ts";
 import { api, createTenant, userWithToken } from "../support/identity.ts";
 import { twilioOutboundCallWith } from "../support/media-caller.ts";
@@ -131,6 +132,36 @@ describe("manual provider switches", () => {
     const winner = ((await (a.status === 200 ? a : b).json()) as SwitchAnswer).toProvider;
     const same = await switchTo(token, sessionId, { provider: winner });
     expect(same.status).toBe(409);
+  });
+
+  it("a failover the call's end overtakes stops there: no further provider is tried for the ended call", async () => {
+    const key = uniqueKey("failover-ended");
+    const call = await startCall("openai", key);
+    await turn(call.caller);
+    // Gemini, first in line, takes seconds to set up: the call ends while the failover waits for it.
+    await putScenario(`${key}#gemini`, { setupDelayMs: 3_000 });
+    const failover = api(`/api/v1/sessions/${call.sessionId}/auto-failover`, { method: "POST", token: call.token });
+    await eventually(async () => (await connectionsOf(key, "gemini")).length === 1, 300);
+    call.caller.stop();
+    expect((await twilioStatus(call.callSid, call.number, "completed", { sequence: 2 })).status).toBe(204);
+
+    expect((await failover).status).toBe(409);
+    const attempts = await eventually(async () => {
+      const items = await switchHistory(call.token, call.sessionId);
+      return items.length > 0 && items;
+    }, 300);
+    // Deepgram and local were next in line; asked of an ended call, each would be one more failed switch logged.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await switchHistory(call.token, call.sessionId)).toEqual(attempts);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toMatchObject({
+      fromProvider: "openai",
+      toProvider: "gemini",
+      reason: "auto_failover",
+      outcome: "failed",
+      error: "the session has ended",
+    });
+    expect(await connectionsOf(key, "deepgram")).toEqual([]);
   });
 
   it("is tenant-scoped and role-checked", async () => {
