@@ -47,6 +47,8 @@ export class VoiceSession implements ToolHost {
    */
   private unfinishedReply: string | null = null;
   private lastAgentLineItem: string | null = null;
+  /** When the provider last said it heard the caller stop (epoch ms, 0 = never): where its answer's latency starts. */
+  private providerHeardStopAt = 0;
   /** The session's instructions, with the caller's context once it is known. */
   private instructions: string;
   /** Supervisors' whispers: a new provider session (reconnect, switch) gets them with its instructions. */
@@ -340,6 +342,7 @@ export class VoiceSession implements ToolHost {
         if (!this.takeover) this.bargeIn();
         return;
       case "caller_speech_stopped":
+        this.providerHeardStopAt = Date.now();
         return this.bridge.callerStopped();
       case "transcript":
         if (event.role === "agent") {
@@ -388,11 +391,15 @@ export class VoiceSession implements ToolHost {
     if (!leg || !provider) return;
     const owedSince = this.watchdog.awaitingSince;
     if (owedSince !== null) {
+      // The fleet judges the provider by this, so it starts when the provider heard the caller stop, when it says so
+      // after this object did: the caller's audio can queue on its way out of a busy isolate, seconds its lateness
+      // measure does not see, and counted here they failed a healthy provider fleet-wide (FINDINGS, item 39).
+      const now = Date.now();
       this.host.reportHealth({
         provider: this.link.name,
         kind: "response",
-        latencyMs: Date.now() - owedSince,
-        at: Date.now(),
+        latencyMs: now - Math.max(owedSince, this.providerHeardStopAt),
+        at: now,
       });
     }
     this.agentActivity();

@@ -226,10 +226,16 @@ export class OpenAiRealtimeSession {
 
   #onVad(event: VadEvent): void {
     if (event.kind === "speech-started") return this.#speechStarted(event.audioMs);
+    const lateMs = this.#connection.scenario.hearsTurnEndLateMs ?? 0;
+    if (lateMs > 0) this.#connection.timers.after(lateMs, () => this.#speechStopped(event.audioMs));
+    else this.#speechStopped(event.audioMs);
+  }
+
+  #speechStopped(audioMs: number): void {
     const itemId = this.#speechItemId ?? providerId("item_");
     this.#speechItemId = null;
-    this.#emit({ type: "input_audio_buffer.speech_stopped", audio_end_ms: Math.round(event.audioMs), item_id: itemId });
-    this.#commitUserAudio(itemId, this.#speechStartedMs, event.audioMs);
+    this.#emit({ type: "input_audio_buffer.speech_stopped", audio_end_ms: Math.round(audioMs), item_id: itemId });
+    this.#commitUserAudio(itemId, this.#speechStartedMs, audioMs);
     if (this.#transcriptionOnly) return;
     if (this.#config.turnDetection?.create_response !== false && !this.#active) this.#startResponse();
   }

@@ -52,6 +52,11 @@ const scenarioSchema = z.strictObject({
   toolCalls: z.array(toolCall).max(100).optional(),
   /** Gemini and Deepgram: answer the session's setup (`setupComplete`, `SettingsApplied`) this much later: a slow provider. */
   setupDelayMs: z.number().int().min(0).max(60_000).optional(),
+  /**
+   * OpenAI only: the end of a caller's turn (`speech_stopped`, the commit, the response) comes this much later than
+   * the audio showed it, as when the caller's audio queued on its way to the provider.
+   */
+  hearsTurnEndLateMs: z.number().int().min(0).max(60_000).optional(),
   /** Model "thinking" time from end of caller speech to the first response output (default: simulator option). */
   responseDelayMs: z.number().int().min(0).max(60_000).optional(),
 });
