@@ -43,12 +43,13 @@ export async function turn(caller: TwilioMediaCaller, utterance: "hello" | "invo
   await caller.until(() => caller.agentAudioBytes() >= before + 4_000);
 }
 
-/** The session's transcript in the API has every one of `texts`: within the 5 s D1 lags a live call (and a margin). */
+/** The session's transcript in the API has every one of `texts`: within the 10 s D1 lags a live call (and a margin). */
 export async function transcriptHas(token: string, sessionId: string, texts: string[]) {
   await eventually(async () => {
     const detail = (await (await api(`/api/v1/sessions/${sessionId}`, { token })).json()) as { transcript?: Array<{ text: string }> };
     return texts.every((text) => detail.transcript?.some((line) => line.text === text));
-  }, 400);
+    // 700 polls 20 ms apart: 14 s of waiting at least, however quick each request.
+  }, 700);
 }
 
 export function switchTo(token: string, sessionId: string, body: Record<string, unknown>) {
