@@ -393,7 +393,7 @@ export class VoiceSession implements ToolHost {
     if (owedSince !== null) {
       // The fleet judges the provider by this, so it starts when the provider heard the caller stop, when it says so
       // after this object did: the caller's audio can queue on its way out of a busy isolate, seconds its lateness
-      // measure does not see, and counted here they failed a healthy provider fleet-wide (FINDINGS, item 39).
+      // measure does not see, and counted here they failed a healthy provider fleet-wide (test/bench/FINDINGS.md, item 39).
       const now = Date.now();
       this.host.reportHealth({
         provider: this.link.name,
