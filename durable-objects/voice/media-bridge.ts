@@ -188,6 +188,11 @@ export class MediaBridge {
     this.clock.callerStopped();
   }
 
+  /** When the provider last said the caller finished speaking (epoch ms, 0 = never). */
+  get providerHeardStopAt(): number {
+    return this.clock.providerHeardStopAt;
+  }
+
   /** The agent's audio is playing to the caller now. */
   agentSpeaking(): boolean {
     return !!this.host.leg() && this.playback.audible();

@@ -19,14 +19,19 @@ export class TurnClock {
   private callerStoppedAt = 0;
   private firstFrameSentAt = 0;
   private firstMarkHeardAt = 0;
-  /** The provider's latest speech-stopped event. */
-  private providerHeardStopAt = 0;
+  /** The provider's latest speech-stopped event (epoch ms, 0 = never). */
+  private heardStopAt = 0;
 
   constructor(private readonly completed: (turn: TurnRecord) => void) {}
 
+  /** When the provider last said the caller finished speaking (epoch ms, 0 = never). */
+  get providerHeardStopAt(): number {
+    return this.heardStopAt;
+  }
+
   /** The provider says the caller finished speaking. */
   callerStopped(): void {
-    this.providerHeardStopAt = Date.now();
+    this.heardStopAt = Date.now();
   }
 
   /** A chunk of `itemId` is on its way to the caller: the first of a new reply starts its turn. */
@@ -38,7 +43,7 @@ export class TurnClock {
     this.provider = provider;
     this.startedAt = Date.now();
     this.callerStoppedAt =
-      callerSpeechEndedAt > since ? callerSpeechEndedAt : this.providerHeardStopAt > since ? this.providerHeardStopAt : 0;
+      callerSpeechEndedAt > since ? callerSpeechEndedAt : this.heardStopAt > since ? this.heardStopAt : 0;
     this.firstFrameSentAt = 0;
     this.firstMarkHeardAt = 0;
   }

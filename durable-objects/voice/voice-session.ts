@@ -47,8 +47,6 @@ export class VoiceSession implements ToolHost {
    */
   private unfinishedReply: string | null = null;
   private lastAgentLineItem: string | null = null;
-  /** When the provider last said it heard the caller stop (epoch ms, 0 = never): where its answer's latency starts. */
-  private providerHeardStopAt = 0;
   /** The session's instructions, with the caller's context once it is known. */
   private instructions: string;
   /** Supervisors' whispers: a new provider session (reconnect, switch) gets them with its instructions. */
@@ -342,7 +340,6 @@ export class VoiceSession implements ToolHost {
         if (!this.takeover) this.bargeIn();
         return;
       case "caller_speech_stopped":
-        this.providerHeardStopAt = Date.now();
         return this.bridge.callerStopped();
       case "transcript":
         if (event.role === "agent") {
@@ -398,7 +395,7 @@ export class VoiceSession implements ToolHost {
       this.host.reportHealth({
         provider: this.link.name,
         kind: "response",
-        latencyMs: now - Math.max(owedSince, this.providerHeardStopAt),
+        latencyMs: now - Math.max(owedSince, this.bridge.providerHeardStopAt),
         at: now,
       });
     }
