@@ -42,8 +42,7 @@ export class TurnClock {
     this.itemId = itemId;
     this.provider = provider;
     this.startedAt = Date.now();
-    this.callerStoppedAt =
-      callerSpeechEndedAt > since ? callerSpeechEndedAt : this.heardStopAt > since ? this.heardStopAt : 0;
+    this.callerStoppedAt = callerSpeechEndedAt > since ? callerSpeechEndedAt : this.heardStopAt > since ? this.heardStopAt : 0;
     this.firstFrameSentAt = 0;
     this.firstMarkHeardAt = 0;
   }
