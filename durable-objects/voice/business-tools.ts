@@ -1,9 +1,9 @@
 import { z } from "zod";
-import type { BusinessEngine, InvoiceInput, PaymentInput } from "../../workers/business/engine.ts";
+import type { BusinessEngine, Invoice, InvoiceInput, LedgerEntry, PaymentInput } from "../../workers/business/engine.ts";
 import { BusinessError } from "../../workers/business/errors.ts";
-import { runOnce } from "../../workers/business/idempotency.ts";
+import { runOnce, type WriteMark } from "../../workers/business/idempotency.ts";
 import { parseAmount } from "../../workers/business/money.ts";
-import { type ReminderInput, scheduleReminder } from "../../workers/business/reminders/reminders.ts";
+import { type ReminderInput, type ReminderView, scheduleReminder, writtenReminder } from "../../workers/business/reminders/reminders.ts";
 import { PAYMENT_MODES, REMINDER_CHANNELS } from "../../workers/shared/db/schema.ts";
 import { tenantScopeFor } from "../../workers/shared/db/tenant-scope.ts";
 import { AppError } from "../../workers/shared/errors.ts";
@@ -270,7 +270,7 @@ export const BUSINESS_TOOLS: ReadonlyArray<Tool<z.ZodType>> = [
 /**
  * Writes a draft once. The draft is claimed in the call's storage first (a second confirmation gets the first one's
  * answer), and the write itself runs once per draft in D1 too (`runOnce`, keyed by the draft's own key): an object
- * that died between writing and recording it finds the stored answer instead of writing again.
+ * that died between writing and recording it is answered from what it wrote instead of writing again.
  */
 async function confirm(books: Books, draftId: string): Promise<string> {
   const { drafts } = books;
@@ -282,14 +282,16 @@ async function confirm(books: Books, draftId: string): Promise<string> {
   if (claim.kind === "expired") return refusal("That draft has expired; prepare it again and read it back.");
   const { draft } = claim;
   try {
-    const written = async () => ({ status: 200, body: await write(books, draft) });
     const { body } = await runOnce(
       tenantScopeFor(books.env, books.engine.tenantId),
       books.engine.tenantId,
       DRAFT_SCOPE,
       draft.key,
       draft.request,
-      written,
+      {
+        write: async (mark) => ({ status: 200, body: await write(books, draft, mark) }),
+        answer: async (ref) => ({ status: 200, body: await writtenAnswer(books, draft, ref) }),
+      },
     );
     drafts.done(draft.id, body);
     return body;
@@ -300,25 +302,37 @@ async function confirm(books: Books, draftId: string): Promise<string> {
   }
 }
 
-async function write({ engine, env }: Books, draft: Draft): Promise<string> {
-  const { currency } = await engine.settings();
+/** Writes the draft, `mark` (the D1 key's proof of the write) in the same batch, and answers what was saved. */
+async function write({ engine, env }: Books, draft: Draft, mark: WriteMark): Promise<string> {
   const request = draft.request;
-  if (request.kind === "invoice") {
-    const invoice = await engine.createInvoice(request.request);
-    return answer(`Saved: invoice for ${spokenMoney(invoice.total, currency)}.`, { invoiceId: invoice.id, total: invoice.total });
-  }
-  if (request.kind === "reminder") {
-    const scope = tenantScopeFor(env, engine.tenantId);
-    const reminder = await scheduleReminder(env, scope, VOICE, request.request);
-    return answer("Saved: the reminder will be sent then.", { reminderId: reminder.id, dueAt: reminder.dueAt });
-  }
-  const payment = await engine.recordPayment(request.request);
+  if (request.kind === "invoice") return invoiceSaved(engine, await engine.createInvoice(request.request, mark));
+  if (request.kind === "reminder")
+    return reminderSaved(await scheduleReminder(env, tenantScopeFor(env, engine.tenantId), VOICE, request.request, mark));
+  return paymentSaved(engine, await engine.recordPayment(request.request, mark));
+}
+
+/** The answer to a draft written by an object that died before answering for it: from what it wrote (`ref`). */
+async function writtenAnswer({ engine, env }: Books, draft: Draft, ref: string): Promise<string> {
+  const request = draft.request;
+  if (request.kind === "invoice") return invoiceSaved(engine, await engine.writtenInvoice(ref));
+  if (request.kind === "reminder") return reminderSaved(await writtenReminder(env, tenantScopeFor(env, engine.tenantId), ref));
+  return paymentSaved(engine, await engine.writtenPayment(ref));
+}
+
+async function invoiceSaved(engine: BusinessEngine, invoice: Invoice): Promise<string> {
+  const { currency } = await engine.settings();
+  return answer(`Saved: invoice for ${spokenMoney(invoice.total, currency)}.`, { invoiceId: invoice.id, total: invoice.total });
+}
+
+function reminderSaved(reminder: ReminderView): string {
+  return answer("Saved: the reminder will be sent then.", { reminderId: reminder.id, dueAt: reminder.dueAt });
+}
+
+async function paymentSaved(engine: BusinessEngine, payment: LedgerEntry): Promise<string> {
+  const { currency } = await engine.settings();
   return answer(
     `Saved: payment of ${spokenMoney(payment.amount, currency)}. The balance is now ${spokenMoney(payment.balanceAfter, currency)}.`,
-    {
-      paymentId: payment.id,
-      balance: payment.balanceAfter,
-    },
+    { paymentId: payment.id, balance: payment.balanceAfter },
   );
 }
 

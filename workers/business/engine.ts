@@ -18,6 +18,7 @@ import { readTenantSettings } from "../shared/tenant-settings.ts";
 import { BusinessCache } from "./cache.ts";
 import { type CustomerMatch, searchCustomers } from "./customer-search.ts";
 import { BusinessError, type Candidate } from "./errors.ts";
+import type { WriteMark } from "./idempotency.ts";
 import { assertAmount, lineAmount, quantityMilli } from "./money.ts";
 import { phoneticKey } from "./phonetic.ts";
 import { cursorNumber, decodeCursor, page, pageLimit, presentCustomer, presentEntry, presentInvoice, presentProduct } from "./records.ts";
@@ -394,8 +395,11 @@ export class BusinessEngine {
     return { customerId: customer.id, customerName: customer.name, currency, items, total };
   }
 
-  /** Writes invoice, items, the ledger debit and the customer's balance in one transaction. */
-  async createInvoice(input: InvoiceInput): Promise<Invoice> {
+  /**
+   * Writes invoice, items, the ledger debit and the customer's balance in one transaction; with an idempotency key's
+   * `mark`, the key's proof of the write too (idempotency.ts).
+   */
+  async createInvoice(input: InvoiceInput, mark?: WriteMark): Promise<Invoice> {
     const draft = await this.priceInvoice(input);
     const now = Date.now();
     const invoiceId = crypto.randomUUID();
@@ -426,9 +430,16 @@ export class BusinessEngine {
       this.scope.insert(invoices, invoice),
       this.scope.insert(invoiceItems, itemRows),
       ...this.movement(draft.customerId, draft.total, { kind: "invoice", direction: "debit", invoiceId, createdAt: now }),
+      ...(mark ? [mark(invoiceId)] : []),
     ]);
     await this.cache.invalidate(...MONEY_READS);
     return presentInvoice(invoice, itemRows);
+  }
+
+  /** An invoice a write committed but never answered for (idempotency.ts): the caches it dropped, dropped again. */
+  async writtenInvoice(invoiceId: string): Promise<Invoice> {
+    await this.cache.invalidate(...MONEY_READS);
+    return this.getInvoice(invoiceId);
   }
 
   async getInvoice(invoiceId: string): Promise<Invoice> {
@@ -542,8 +553,11 @@ export class BusinessEngine {
 
   // ── Payments ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Writes the ledger credit and the customer's balance in one transaction; answers the entry. */
-  async recordPayment(input: PaymentInput): Promise<LedgerEntry> {
+  /**
+   * Writes the ledger credit and the customer's balance in one transaction (with an idempotency key's `mark`, as
+   * createInvoice); answers the entry.
+   */
+  async recordPayment(input: PaymentInput, mark?: WriteMark): Promise<LedgerEntry> {
     const body = parse(paymentInput, input);
     const currency = await this.currencyOf(body.currency);
     assertAmount(body.amount, currency, "A payment");
@@ -556,8 +570,8 @@ export class BusinessEngine {
     }
     const id = crypto.randomUUID();
     const now = Date.now();
-    await this.scope.batch(
-      this.movement(body.customerId, body.amount, {
+    await this.scope.batch([
+      ...this.movement(body.customerId, body.amount, {
         id,
         kind: "payment",
         direction: "credit",
@@ -566,8 +580,16 @@ export class BusinessEngine {
         invoiceId: body.invoiceId ?? null,
         createdAt: now,
       }),
-    );
-    const [row] = (await this.scope.select(ledgerEntries, eq(ledgerEntries.id, id))) as Array<typeof ledgerEntries.$inferSelect>;
+      ...(mark ? [mark(id)] : []),
+    ]);
+    return this.writtenPayment(id);
+  }
+
+  /** A payment's ledger entry once written, the caches it changed dropped (also for a write never answered for). */
+  async writtenPayment(entryId: string): Promise<LedgerEntry> {
+    const [row] = (await this.scope.select(ledgerEntries, eq(ledgerEntries.id, entryId), eq(ledgerEntries.kind, "payment"))) as Array<
+      typeof ledgerEntries.$inferSelect
+    >;
     if (!row) throw new Error("a payment's ledger entry was not written");
     await this.cache.invalidate(...MONEY_READS);
     return presentEntry(row);

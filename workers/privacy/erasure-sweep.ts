@@ -10,6 +10,7 @@ import {
   customers,
   erasureRequests,
   idempotencyKeys,
+  idempotencyWrites,
   invoiceItems,
   invoices,
   ledgerEntries,
@@ -229,8 +230,9 @@ async function eraseMessages(sweep: Sweep): Promise<StepOutcome> {
 
 /**
  * Stored answers of idempotent requests (`idempotency_keys.response_body`) that carry the person: a customer created
- * (their id, their number), an invoice, a payment or a reminder of theirs (its id). Runs before the customer step,
- * while their invoices, ledger entries and reminders still say which ids are theirs.
+ * (their id, their number), an invoice, a payment or a reminder of theirs (its id); and the marks of those writes
+ * (`idempotency_writes.ref`, the id). Runs before the customer step, while their invoices, ledger entries and
+ * reminders still say which ids are theirs.
  */
 async function eraseIdempotency(sweep: Sweep): Promise<StepOutcome> {
   const { scope, customerIds, phones } = sweep;
@@ -252,6 +254,11 @@ async function eraseIdempotency(sweep: Sweep): Promise<StepOutcome> {
       mentions(reminders),
     ),
   );
+  // A write's mark names what it wrote (its id): her invoices', payments' and reminders' marks go with their answers.
+  const wrote = <T extends typeof invoices | typeof ledgerEntries | typeof reminders>(table: T) =>
+    sql`exists (select 1 from ${table} where ${table.tenantId} = ${scope.tenantId} and ${inArray(table.customerId, customerIds)}
+              and ${table.id} = ${idempotencyWrites.ref})`;
+  if (customerIds.length > 0) await scope.delete(idempotencyWrites, or(wrote(invoices), wrote(ledgerEntries), wrote(reminders)));
   sweep.budget.left -= 1;
   return "done";
 }

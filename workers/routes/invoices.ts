@@ -61,8 +61,14 @@ export const invoiceRoutes = publicRouter()
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
     const engine = engineFor(c);
-    const write = async () => ({ status: 201 as const, body: await engine.createInvoice(body) });
-    const answer = key === undefined ? await write() : await runOnce(c.get("scope"), engine.tenantId, "invoices", key, body, write);
+    const created = { status: 201 as const };
+    const answer =
+      key === undefined
+        ? { body: await engine.createInvoice(body) }
+        : await runOnce(c.get("scope"), engine.tenantId, "invoices", key, body, {
+            write: async (mark) => ({ ...created, body: await engine.createInvoice(body, mark) }),
+            answer: async (invoiceId) => ({ ...created, body: await engine.writtenInvoice(invoiceId) }),
+          });
     return c.json(answer.body, 201);
   })
   .openapi(listRoute, async (c) => c.json(await engineFor(c).listInvoices(c.req.valid("query")), 200))

@@ -23,7 +23,13 @@ export const paymentRoutes = publicRouter().openapi(createRoute, async (c) => {
   const body = c.req.valid("json");
   const key = c.req.valid("header")["idempotency-key"];
   const engine = engineFor(c);
-  const write = async () => ({ status: 201 as const, body: await engine.recordPayment(body) });
-  const answer = key === undefined ? await write() : await runOnce(c.get("scope"), engine.tenantId, "payments", key, body, write);
+  const created = { status: 201 as const };
+  const answer =
+    key === undefined
+      ? { body: await engine.recordPayment(body) }
+      : await runOnce(c.get("scope"), engine.tenantId, "payments", key, body, {
+          write: async (mark) => ({ ...created, body: await engine.recordPayment(body, mark) }),
+          answer: async (entryId) => ({ ...created, body: await engine.writtenPayment(entryId) }),
+        });
   return c.json(answer.body, 201);
 });

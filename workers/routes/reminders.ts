@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { runOnce } from "../business/idempotency.ts";
+import { runOnce, type WriteMark } from "../business/idempotency.ts";
 import {
   cancelReminder,
   listReminders,
@@ -7,6 +7,7 @@ import {
   reminderInputSchema,
   reminderSchema,
   scheduleReminder,
+  writtenReminder,
 } from "../business/reminders/reminders.ts";
 import { conflictResponse, errorResponse, jsonBody, jsonResponse, notFoundResponse, protectedRoute } from "../http/openapi.ts";
 import { publicRouter } from "../http/router.ts";
@@ -60,13 +61,19 @@ export const reminderRoutes = publicRouter()
     const scope = c.get("scope");
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
-    const write = async () => {
-      const created = await scheduleReminder(c.env, scope, { source: "api", by: creatorOf(c.get("principal")) }, body);
+    const write = async (mark?: WriteMark) => {
+      const created = await scheduleReminder(c.env, scope, { source: "api", by: creatorOf(c.get("principal")) }, body, mark);
       await auditFromRequest(c, { action: "reminder.schedule", targetType: "reminder", targetId: created.id, outcome: "success" });
       return { status: 201 as const, body: created };
     };
     // A retried POST (same key, same body) answers the first reminder; it never schedules a second message.
-    const answer = key === undefined ? await write() : await runOnce(scope, scope.tenantId, "reminders", key, body, write);
+    const answer =
+      key === undefined
+        ? await write()
+        : await runOnce(scope, scope.tenantId, "reminders", key, body, {
+            write,
+            answer: async (reminderId) => ({ status: 201 as const, body: await writtenReminder(c.env, scope, reminderId) }),
+          });
     return c.json(answer.body, 201);
   })
   .openapi(listRoute, async (c) => {

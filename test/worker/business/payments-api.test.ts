@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { booksOf, expectRefusedUnchanged, get, openShop, post } from "../support/business.ts";
 import { api } from "../support/identity.ts";
@@ -105,6 +106,23 @@ describe("payments API", () => {
     );
     expect((await booksOf(shop.tenantId)).entries).toBe(3);
     expect((await get<{ balance: number }>(shop.agent, `/api/v1/customers/${shop.customerId}`)).balance).toBe(395_100);
+    await expectLedgerInvariant(shop.tenantId);
+  });
+
+  it("Idempotency-Key: a retry after a Worker died between the payment and its answer gets that payment, not a second", async () => {
+    const shop = await indebted();
+    const key = { "Idempotency-Key": `pay-${crypto.randomUUID()}` };
+    const body = { customerId: shop.customerId, amount: 12_000, mode: "bank" };
+    const first = await post(shop.agent, "/api/v1/payments", body, 201, key);
+    // The state such a Worker leaves: the payment and its key's mark committed together, no answer stored.
+    await env.DB.prepare("UPDATE idempotency_keys SET response_status = NULL, response_body = NULL WHERE tenant_id = ? AND key = ?")
+      .bind(shop.tenantId, key["Idempotency-Key"])
+      .run();
+
+    expect(await post(shop.agent, "/api/v1/payments", body, 201, key)).toEqual(first);
+    expect(await post(shop.agent, "/api/v1/payments", body, 201, key)).toEqual(first);
+    expect((await booksOf(shop.tenantId)).entries).toBe(2);
+    expect((await get<{ balance: number }>(shop.agent, `/api/v1/customers/${shop.customerId}`)).balance).toBe(388_000);
     await expectLedgerInvariant(shop.tenantId);
   });
 });

@@ -4,6 +4,7 @@ import { customers, REMINDER_CHANNELS, REMINDER_STATES, reminders } from "../../
 import type { TenantScope } from "../../shared/db/tenant-scope.ts";
 import { BusinessCache } from "../cache.ts";
 import { BusinessError } from "../errors.ts";
+import type { WriteMark } from "../idempotency.ts";
 import { pokeScheduler } from "./scheduler-link.ts";
 
 /** Who asked: the REST API (a user or key), the voice agent, WhatsApp, or the platform itself. */
@@ -69,15 +70,17 @@ export const presentReminder = (row: ReminderRow): ReminderView => ({
 
 /**
  * Schedules a reminder for one of the tenant's customers, who must have a phone (every channel needs one), at a time
- * in the future and within a year. The tenant's scheduler object is told, so its alarm fires at `dueAt`.
+ * in the future and within a year. The tenant's scheduler object is told, so its alarm fires at `dueAt`. With an
+ * idempotency key's `mark`, the key's proof of the write is committed with the reminder (idempotency.ts).
  */
 export async function scheduleReminder(
   env: Env,
   scope: TenantScope,
   actor: ReminderActor,
   raw: ReminderInput,
-  now = Date.now(),
+  mark?: WriteMark,
 ): Promise<ReminderView> {
+  const now = Date.now();
   const parsed = reminderInputSchema.safeParse(raw);
   if (!parsed.success) {
     const field = String(parsed.error.issues[0]?.path[0] ?? "reminder");
@@ -110,7 +113,17 @@ export async function scheduleReminder(
     updatedAt: now,
     sentAt: null,
   };
-  await scope.insert(reminders, row);
+  if (mark) await scope.batch([scope.insert(reminders, row), mark(row.id)]);
+  else await scope.insert(reminders, row);
+  return writtenReminder(env, scope, row);
+}
+
+/**
+ * After a reminder is written: cached queue reads dropped and the scheduler told. Also for a write never answered
+ * for (idempotency.ts), whose Worker may have died before doing either; both are harmless twice.
+ */
+export async function writtenReminder(env: Env, scope: TenantScope, written: ReminderRow | string): Promise<ReminderView> {
+  const row = typeof written === "string" ? await reminderRow(scope, written) : written;
   await reminderQueueChanged(env, scope);
   await pokeScheduler(env, scope.tenantId);
   return presentReminder(row);
@@ -159,8 +172,13 @@ export async function cancelReminder(env: Env, scope: TenantScope, id: string, n
     await pokeScheduler(env, scope.tenantId);
     return presentReminder(cancelled);
   }
-  const [row] = (await scope.select(reminders, eq(reminders.id, id))) as ReminderRow[];
-  if (!row) throw new BusinessError("reminder_not_found", 404, "Reminder not found");
+  const row = await reminderRow(scope, id);
   if (row.state === "cancelled") return presentReminder(row);
   throw new BusinessError("reminder_not_pending", 409, `The reminder is already ${row.state}; only a pending reminder can be cancelled`);
+}
+
+async function reminderRow(scope: TenantScope, id: string): Promise<ReminderRow> {
+  const [row] = (await scope.select(reminders, eq(reminders.id, id))) as ReminderRow[];
+  if (!row) throw new BusinessError("reminder_not_found", 404, "Reminder not found");
+  return row;
 }

@@ -642,6 +642,25 @@ export const idempotencyKeys = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
 );
 
+/**
+ * A write done under an idempotency key, committed in the write's own transaction: at most one row per key (a second
+ * write's insert fails and takes its whole batch with it), and a key whose answer was never stored (its Worker died
+ * between the write and the answer) is answered from `ref`, the id of what the write made.
+ */
+export const idempotencyWrites = sqliteTable(
+  "idempotency_writes",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    scope: text("scope").notNull(),
+    key: text("key").notNull(),
+    ref: text("ref").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.scope, t.key] }), index("idempotency_writes_created_idx").on(t.createdAt)],
+);
+
 export const ANALYSIS_STATUSES = ["pending", "ready", "failed"] as const;
 export const ANALYSIS_ENGINES = ["openai", "gemini", "local"] as const;
 
