@@ -1,12 +1,20 @@
-import { eq } from "drizzle-orm";
 import { z } from "zod";
-import { BusinessEngine, type Customer, type InvoiceInput, invoiceInput, type PaymentInput, paymentInput } from "../business/engine.ts";
+import {
+  BusinessEngine,
+  type Customer,
+  type Invoice,
+  type InvoiceInput,
+  invoiceInput,
+  type LedgerEntry,
+  type PaymentInput,
+  paymentInput,
+} from "../business/engine.ts";
 import { BusinessError } from "../business/errors.ts";
+import { runOnce, type WriteMark } from "../business/idempotency.ts";
 import type { Intent } from "../business/intents/intent.ts";
 import { readIntent } from "../business/intents/read.ts";
 import { scheduleReminder } from "../business/reminders/reminders.ts";
 import { sendWhatsAppText, WhatsAppSendError } from "../business/whatsapp-client.ts";
-import { idempotencyKeys } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
 import { AppError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -18,8 +26,8 @@ import { markInbound, recordOutbound } from "./transcript.ts";
 /**
  * One message's answer: who is writing (one of the shop's operators, a known customer, or nobody the shop knows),
  * what they want (readIntent), the business engine's operation, and a short reply. Anything that moves money is
- * first priced and shown, and written only when the same sender answers "yes" within 10 minutes, once: the draft's
- * id is claimed in `idempotency_keys` before the write, so two "yes" messages (or Meta retrying one) write once.
+ * first priced and shown, and written only when the same sender answers "yes" within 10 minutes, once: the write runs
+ * under the draft's id as an idempotency key (`runOnce`), so two "yes" messages (or Meta retrying one) write once.
  */
 const STATE_SECONDS = 600;
 const YES = /^(?:yes|y|yes please|ok|okay|confirm|confirmed|haan|ha|ji)$/i;
@@ -260,36 +268,59 @@ async function act({ env, scope, waId, timezone, engine, sender, money }: TurnCo
   }
 }
 
-/** The confirmed write, at most once per draft however many times "yes" arrives. */
+/**
+ * The confirmed write, at most once per draft however many times "yes" arrives (`runOnce`, keyed by the draft's id):
+ * a later "yes" is told it was done, one while the write runs that it is being done.
+ */
 async function confirm(engine: BusinessEngine, scope: TenantScope, pending: Pending, money: (minor: number) => string): Promise<Turn> {
-  const claimed = await scope
-    .insert(idempotencyKeys, { scope: "whatsapp_confirm", key: pending.id, requestHash: pending.kind, createdAt: Date.now() })
-    .onConflictDoNothing()
-    .returning({ key: idempotencyKeys.key });
-  if (claimed.length === 0) return { reply: "That was already done.", intent: null, customerId: pending.input.customerId };
+  const customerId = pending.input.customerId;
   try {
-    if (pending.kind === "create_invoice") {
-      const invoice = await engine.createInvoice(pending.input);
-      const customer = await engine.getCustomer(invoice.customerId);
-      return {
-        reply: `Invoice ${invoiceLabel(invoice.id)} for ${customer.name}: ${money(invoice.total)}. Balance ${money(customer.balance)}.`,
-        intent: null,
-        customerId: customer.id,
-      };
-    }
-    const entry = await engine.recordPayment(pending.input);
-    const customer = await engine.getCustomer(pending.input.customerId);
-    return {
-      reply: `Recorded ${money(entry.amount)} from ${customer.name}. Balance ${money(entry.balanceAfter)}.`,
-      intent: null,
-      customerId: customer.id,
-    };
+    const { body, replayed } = await runOnce(scope, scope.tenantId, "whatsapp_confirm", pending.id, pending, {
+      write: async (mark) => ({ status: 201, body: await confirmedReply(engine, pending, money, mark) }),
+      answer: async (ref) => ({ status: 201, body: await writtenReply(engine, pending, money, ref) }),
+    });
+    return replayed ? { reply: "That was already done.", intent: null, customerId } : body;
   } catch (error) {
-    // Nothing was written: free the draft's claim so the person's next "yes" is not answered "already done".
-    await scope.delete(idempotencyKeys, eq(idempotencyKeys.scope, "whatsapp_confirm"), eq(idempotencyKeys.key, pending.id));
+    if (error instanceof BusinessError && error.code === "idempotency_in_progress")
+      return { reply: "That is being done right now.", intent: null, customerId };
     if (error instanceof AppError) return { reply: sentenceFor(error), intent: null, customerId: null };
     throw error;
   }
+}
+
+function confirmedReply(engine: BusinessEngine, pending: Pending, money: (minor: number) => string, mark: WriteMark): Promise<Turn> {
+  if (pending.kind === "create_invoice")
+    return engine.createInvoice(pending.input, mark).then((invoice) => invoiceReply(engine, invoice, money));
+  return engine.recordPayment(pending.input, mark).then((entry) => paymentReply(engine, pending.input.customerId, entry, money));
+}
+
+/** The reply to a confirmation whose write committed but whose Worker died before answering (`ref`: what it wrote). */
+function writtenReply(engine: BusinessEngine, pending: Pending, money: (minor: number) => string, ref: string): Promise<Turn> {
+  if (pending.kind === "create_invoice") return engine.writtenInvoice(ref).then((invoice) => invoiceReply(engine, invoice, money));
+  return engine.writtenPayment(ref).then((entry) => paymentReply(engine, pending.input.customerId, entry, money));
+}
+
+async function invoiceReply(engine: BusinessEngine, invoice: Invoice, money: (minor: number) => string): Promise<Turn> {
+  const customer = await engine.getCustomer(invoice.customerId);
+  return {
+    reply: `Invoice ${invoiceLabel(invoice.id)} for ${customer.name}: ${money(invoice.total)}. Balance ${money(customer.balance)}.`,
+    intent: null,
+    customerId: customer.id,
+  };
+}
+
+async function paymentReply(
+  engine: BusinessEngine,
+  customerId: string,
+  entry: LedgerEntry,
+  money: (minor: number) => string,
+): Promise<Turn> {
+  const customer = await engine.getCustomer(customerId);
+  return {
+    reply: `Recorded ${money(entry.amount)} from ${customer.name}. Balance ${money(entry.balanceAfter)}.`,
+    intent: null,
+    customerId: customer.id,
+  };
 }
 
 /** The engine's refusal as a sentence; candidates are offered, never chosen. */

@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { BusinessEngine } from "../../../workers/business/engine.ts";
+import { CLAIM_LEASE_MS, runOnce } from "../../../workers/business/idempotency.ts";
 import { tenantScopeFor } from "../../../workers/shared/db/tenant-scope.ts";
 import { TENANT_SETTINGS_DEFAULTS, writeTenantSettingsChange } from "../../../workers/shared/tenant-settings.ts";
 import { d1Count, eventually } from "../support/carriers.ts";
@@ -167,5 +168,33 @@ describe("WhatsApp confirmations", () => {
     await env.CACHE.put(key, draft!);
     expect(await say(owner, "yes")).toBe("That was already done.");
     expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(1);
+  });
+
+  it("a yes whose Worker died between claiming the draft and writing it: never 'already done'; once its lease is out, written once", async () => {
+    const { tenantId, owner, rahul, say } = await shop();
+    expect(await say(owner, "Rahul paid 300 by upi")).toMatch(/Reply YES/);
+    const key = `whatsapp:conversation:${tenantId}:${owner}`;
+    const draft = (await env.CACHE.get(key))!;
+    const { pending } = JSON.parse(draft) as { pending: { id: string } };
+    // Two deliveries of one "yes" read the draft before either cleared it; the first claimed it and died before its
+    // write ran (a write that never returns). The second, and later readers of the same draft, are replayed by
+    // putting the draft back where they would have read it.
+    void runOnce(tenantScopeFor(env, tenantId), tenantId, "whatsapp_confirm", pending.id, pending, {
+      write: () => new Promise(() => {}),
+      answer: () => Promise.reject(new Error("never written")),
+    });
+    await eventually(async () => (await d1Count("SELECT count(*) AS n FROM idempotency_keys WHERE key = ?", pending.id)) === 1);
+    expect(await say(owner, "yes")).toBe("That is being done right now.");
+    expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(0);
+
+    await env.DB.prepare("UPDATE idempotency_keys SET created_at = ? WHERE key = ?")
+      .bind(Date.now() - CLAIM_LEASE_MS - 1_000, pending.id)
+      .run();
+    await env.CACHE.put(key, draft);
+    expect(await say(owner, "yes")).toBe("Recorded ₹300.00 from Rahul. Balance -₹300.00.");
+    await env.CACHE.put(key, draft);
+    expect(await say(owner, "yes")).toBe("That was already done.");
+    expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(1);
+    await expectLedgerInvariant(tenantId);
   });
 });
