@@ -56,10 +56,11 @@ export const CLAIM_LEASE_MS = 30_000;
  * Runs a write once per (tenant, scope, key). The key is claimed first (an insert that only one request can win),
  * so concurrent requests with one key cannot both write: the others see the claim and get 409
  * `idempotency_in_progress`, or once the answer is stored, the answer. The same key with another body is 422
- * `idempotency_key_reused`. A write that fails releases the key (the engine's writes are all-or-nothing batches, so
- * a failed one wrote nothing and a retry may run it). A claimant that died leaves a claim without an answer: a
- * retry answers from its mark if its write committed, and past CLAIM_LEASE_MS runs the write if it did not. `db` is
- * the D1 binding (the call objects) or the request's TenantScope (the routes).
+ * `idempotency_key_reused`. A write that fails before its batch commits releases the key (the engine's writes are
+ * all-or-nothing batches, so it wrote nothing and a retry may run it); one that fails after is answered from its
+ * mark. A claimant that died leaves a claim without an answer: a retry answers from its mark if its write committed,
+ * and past CLAIM_LEASE_MS runs the write if it did not. `db` is the D1 binding (the call objects) or the request's
+ * TenantScope (the routes).
  */
 export async function runOnce<T>(
   db: D1Database | TenantScope,
@@ -118,8 +119,10 @@ export async function runOnce<T>(
   try {
     answer = await once.write(mark);
   } catch (error) {
-    // A claimant taken for dead that was only slow may have written first: its mark refused this write's batch.
-    const ref = await written();
+    // A mark means the key's write committed: this one's, failing after its batch (a cache drop), or that of a
+    // claimant taken for dead that was only slow, whose mark refused this batch. Either way it is answered, and the key
+    // kept. A failed read of the mark leaves the write's own error to answer (the next retry finds the mark).
+    const ref = await written().catch(() => undefined);
     if (ref !== undefined) return answerFor(ref);
     await tenant.delete(idempotencyKeys, mine, isNull(idempotencyKeys.responseStatus)).run();
     throw error;

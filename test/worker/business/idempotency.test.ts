@@ -65,6 +65,22 @@ describe("idempotency", () => {
     await expectLedgerInvariant(tenantId);
   });
 
+  it("a write that fails after its batch committed (a cache drop) keeps its key and is answered from its mark", async () => {
+    const tenantId = await createTenant();
+    let answers = 0;
+    const failsAfterCommit: OnceWrite<{ ref: string }> = {
+      write: async (mark) => {
+        await tenantScopeOn(env.DB, tenantId).batch([mark("thing-1")]);
+        throw new Error("the cache could not be dropped");
+      },
+      answer: async (ref) => ({ status: 201, body: { ref: `${ref} (answer ${++answers})` } }),
+    };
+    const first = await runOnce(env.DB, tenantId, "s", "k-after", { a: 1 }, failsAfterCommit);
+    expect(first).toEqual({ status: 201, body: { ref: "thing-1 (answer 1)" }, replayed: true });
+    expect(await runOnce(env.DB, tenantId, "s", "k-after", { a: 1 }, failsAfterCommit)).toEqual(first);
+    expect(answers).toBe(1);
+  });
+
   it("a claimant that died before writing: its claim waits out its lease, then one of the racing retries writes", async () => {
     const tenantId = await createTenant();
     const engine = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
