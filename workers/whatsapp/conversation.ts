@@ -274,12 +274,19 @@ async function act({ env, scope, waId, timezone, engine, sender, money }: TurnCo
  */
 async function confirm(engine: BusinessEngine, scope: TenantScope, pending: Pending, money: (minor: number) => string): Promise<Turn> {
   const customerId = pending.input.customerId;
+  // The reply names the customer and their balance: it is sent, not stored with the key (the key keeps only whose).
+  const sent: { turn?: Turn } = {};
+  const stored = (turn: Turn) => {
+    sent.turn = turn;
+    return { status: 201, body: { customerId: turn.customerId } };
+  };
   try {
-    const { body, replayed } = await runOnce(scope, scope.tenantId, "whatsapp_confirm", pending.id, pending, {
-      write: async (mark) => ({ status: 201, body: await confirmedReply(engine, pending, money, mark) }),
-      answer: async (ref) => ({ status: 201, body: await writtenReply(engine, pending, money, ref) }),
+    const { replayed } = await runOnce(scope, scope.tenantId, "whatsapp_confirm", pending.id, pending, {
+      write: async (mark) => stored(await confirmedReply(engine, pending, money, mark)),
+      answer: async (ref) => stored(await writtenReply(engine, pending, money, ref)),
     });
-    return replayed ? { reply: "That was already done.", intent: null, customerId } : body;
+    if (replayed || !sent.turn) return { reply: "That was already done.", intent: null, customerId };
+    return sent.turn;
   } catch (error) {
     if (error instanceof BusinessError && error.code === "idempotency_in_progress")
       return { reply: "That is being done right now.", intent: null, customerId };

@@ -192,6 +192,11 @@ describe("WhatsApp confirmations", () => {
       .run();
     await env.CACHE.put(key, draft);
     expect(await say(owner, "yes")).toBe("Recorded ₹300.00 from Rahul. Balance -₹300.00.");
+    // The key keeps whose write it was, not the reply's name and balance.
+    const stored = await env.DB.prepare("SELECT response_body FROM idempotency_keys WHERE key = ?")
+      .bind(pending.id)
+      .first<string>("response_body");
+    expect(JSON.parse(stored!)).toEqual({ customerId: rahul.id });
     await env.CACHE.put(key, draft);
     expect(await say(owner, "yes")).toBe("That was already done.");
     expect(await d1Count("SELECT count(*) AS n FROM ledger_entries WHERE customer_id = ?", rahul.id)).toBe(1);
