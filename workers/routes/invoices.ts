@@ -61,13 +61,12 @@ export const invoiceRoutes = publicRouter()
     const body = c.req.valid("json");
     const key = c.req.valid("header")["idempotency-key"];
     const engine = engineFor(c);
-    const created = { status: 201 as const };
     const answer =
       key === undefined
         ? { body: await engine.createInvoice(body) }
         : await runOnce(c.get("scope"), engine.tenantId, "invoices", key, body, {
-            write: async (mark) => ({ ...created, body: await engine.createInvoice(body, mark) }),
-            answer: async (invoiceId) => ({ ...created, body: await engine.writtenInvoice(invoiceId) }),
+            write: async (mark) => ({ status: 201, body: await engine.createInvoice(body, mark) }),
+            answer: async (invoiceId) => ({ status: 201, body: await engine.writtenInvoice(invoiceId) }),
           });
     return c.json(answer.body, 201);
   })

@@ -23,13 +23,12 @@ export const paymentRoutes = publicRouter().openapi(createRoute, async (c) => {
   const body = c.req.valid("json");
   const key = c.req.valid("header")["idempotency-key"];
   const engine = engineFor(c);
-  const created = { status: 201 as const };
   const answer =
     key === undefined
       ? { body: await engine.recordPayment(body) }
       : await runOnce(c.get("scope"), engine.tenantId, "payments", key, body, {
-          write: async (mark) => ({ ...created, body: await engine.recordPayment(body, mark) }),
-          answer: async (entryId) => ({ ...created, body: await engine.writtenPayment(entryId) }),
+          write: async (mark) => ({ status: 201, body: await engine.recordPayment(body, mark) }),
+          answer: async (entryId) => ({ status: 201, body: await engine.writtenPayment(entryId) }),
         });
   return c.json(answer.body, 201);
 });
