@@ -6,10 +6,20 @@ import { runSweep } from "./privacy/erasure-sweep.ts";
 import { retainTenant } from "./privacy/retention.ts";
 import { analyseSession } from "./shared/analysis/run.ts";
 import { type Database, database } from "./shared/db/client.ts";
-import { callReconcile, calls, erasureRequests, reminders, sessionAnalysis, sessions, tenantSettings } from "./shared/db/schema.ts";
+import {
+  callReconcile,
+  calls,
+  erasureRequests,
+  reminders,
+  sessionAnalysis,
+  sessions,
+  tenantSettings,
+  whatsappMessages,
+} from "./shared/db/schema.ts";
 import { tenantScopeFor } from "./shared/db/tenant-scope.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
 import { callObject } from "./shared/session-ids.ts";
+import { type AbandonedOutcome, tellAbandoned } from "./whatsapp/abandoned.ts";
 
 /** A live call with no news for this long is asked about at its carrier (a lost final webhook, a crash). */
 export const STUCK_CALL_AFTER_MS = 60 * 60 * 1000;
@@ -35,6 +45,7 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
     analyseEndedSessions: () => analyseEndedSessions(env, log),
     resumeErasures: () => resumeErasures(env, log),
     applyRetention: () => applyRetention(env, log),
+    tellAbandonedWhatsApp: () => tellAbandonedWhatsApp(env, log),
   };
   for (const [name, task] of Object.entries(tasks)) {
     try {
@@ -230,4 +241,34 @@ export async function applyRetention(env: Env, log: Logger, now = Date.now()): P
     done.sessions += purged;
   }
   return done;
+}
+
+/** A WhatsApp message still `received` this long after it came lost its answer: `waitUntil` outlives a 200 by 30 s. */
+export const WHATSAPP_ABANDONED_AFTER_MS = 5 * 60_000;
+/** Senders told per run (each is a Cloud API send); the rest wait a run. */
+const WHATSAPP_SENDERS_PER_RUN = 50;
+
+/** Senders whose WhatsApp messages were recorded but never answered (workers/whatsapp/abandoned.ts), across tenants. */
+export async function tellAbandonedWhatsApp(env: Env, log: Logger, now = Date.now()): Promise<Record<string, number>> {
+  const cutoff = now - WHATSAPP_ABANDONED_AFTER_MS;
+  const senders = await database(env.DB)
+    .selectDistinct({ tenantId: whatsappMessages.tenantId, waId: whatsappMessages.waId })
+    .from(whatsappMessages)
+    .where(and(eq(whatsappMessages.status, "received"), lt(whatsappMessages.createdAt, cutoff), eq(whatsappMessages.direction, "inbound")))
+    .limit(WHATSAPP_SENDERS_PER_RUN);
+  const outcomes: Record<string, number> = {};
+  for (const sender of senders) {
+    let outcome: AbandonedOutcome | "error";
+    try {
+      outcome = await tellAbandoned(env, tenantScopeFor(env, sender.tenantId), sender.waId, cutoff, log, now);
+    } catch (error) {
+      log.warn("cron.whatsapp_abandoned_failed", {
+        tenantId: sender.tenantId,
+        errorType: error instanceof Error ? error.name : typeof error,
+      });
+      outcome = "error";
+    }
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  }
+  return outcomes;
 }

@@ -618,6 +618,8 @@ export const whatsappMessages = sqliteTable(
   (t) => [
     uniqueIndex("whatsapp_messages_tenant_message_unique").on(t.tenantId, t.messageId),
     index("whatsapp_messages_tenant_wa_idx").on(t.tenantId, t.waId, t.createdAt),
+    // The cron's sweep for messages whose answer was abandoned (`status = 'received'` minutes after they came).
+    index("whatsapp_messages_status_idx").on(t.status, t.createdAt),
   ],
 );
 

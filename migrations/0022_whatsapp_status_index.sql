@@ -1,0 +1,1 @@
+CREATE INDEX `whatsapp_messages_status_idx` ON `whatsapp_messages` (`status`,`created_at`);
