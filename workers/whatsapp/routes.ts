@@ -1,4 +1,5 @@
 import { type Context, Hono } from "hono";
+import { failUndeliveredReminders } from "../business/reminders/receipts.ts";
 import type { AppEnv } from "../http/context.ts";
 import { readBoundedBytes } from "../shared/bounded-body.ts";
 import { constantTimeEqualText } from "../shared/constant-time.ts";
@@ -15,7 +16,8 @@ import { markInbound, recordInbound } from "./transcript.ts";
  * Meta's WhatsApp Cloud API webhook. GET answers the subscription challenge; POST takes signed deliveries. A
  * delivery is verified over its raw bytes, each message is recorded once per (tenant, message id) before anything
  * acts on it, and the 200 goes back at once: the reading, the business operation and the reply run after it
- * (`waitUntil`), so a slow model never makes Meta retry, and a retry of a recorded message does nothing.
+ * (`waitUntil`), so a slow model never makes Meta retry, and a retry of a recorded message does nothing. A receipt
+ * saying a message the platform sent failed fails the reminder it carried.
  */
 export const MAX_WHATSAPP_BODY_BYTES = 64 * 1024;
 export const whatsappRoutes = new Hono<AppEnv>();
@@ -66,15 +68,19 @@ whatsappRoutes.post("/webhooks/whatsapp", async (c) => {
     log.warn("whatsapp.unreadable_payload", { issues: payload.error.issues.length });
     return text(c, "OK", 200);
   }
+  const groups = messagesOf(payload.data);
   const work: Promise<void>[] = [];
-  for (const group of messagesOf(payload.data)) work.push(...(await accept(c, group)));
+  for (const group of groups) work.push(...(await accept(c, group)));
   if (work.length > 0) c.executionCtx.waitUntil(Promise.allSettled(work).then(() => undefined));
+  // Before the 200: if D1 cannot take a failed send's receipt, Meta delivers it again (messages are recorded once).
+  for (const group of groups) await failUndeliveredReminders(c.env, group.failedSends, log);
   return text(c, "OK", 200);
 });
 
 /** Records each new message of one business number and returns the replies to run after the 200. */
 async function accept(c: Context<AppEnv>, group: BusinessNumberMessages): Promise<Promise<void>[]> {
   const log = c.get("log");
+  if (group.messages.length === 0) return [];
   const route = await routeForNumber(c.env, group.businessNumber);
   if (!route) {
     // Never the text: only that a number nobody owns received messages.

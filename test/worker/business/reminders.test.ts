@@ -11,7 +11,7 @@ import { createLogger } from "../../../workers/shared/logger.ts";
 import { tenantWithNumbers } from "../support/calls.ts";
 import { eventually, randomE164, simClearFaults, simFault, simRequests } from "../support/carriers.ts";
 import { api, errorOf } from "../support/identity.ts";
-import { sentTo } from "../support/whatsapp.ts";
+import { postWhatsApp, receiptDelivery, sentTo } from "../support/whatsapp.ts";
 
 /**
  * Payment reminders through the real Worker, the tenant's real scheduler object and D1, against the fake carrier APIs:
@@ -291,6 +291,40 @@ describe("failures", () => {
     expect(sent).toEqual([{ id: done.externalId, to: person.phone.slice(1), body: "Via WhatsApp. Amount due: ₹25.00." }]);
     expect(done).toMatchObject({ state: "sent", attempts: 1 });
     expect(await simRequests({ to: person.phone })).toEqual([]);
+  });
+
+  it("WhatsApp: Meta's receipt that it could not deliver the message (past the 24-hour window) fails the reminder", async () => {
+    const { token, from } = await shop();
+    const [late, fine] = [await customer(token), await customer(token, "Ravi Kumar")];
+    const sentReminder = async (customerId: string) => {
+      const created = await scheduled(token, { customerId, dueAt: soon(), message: "Via WhatsApp.", channel: "whatsapp" });
+      return settled(token, customerId, created.id);
+    };
+    const [lateOne, fineOne] = await Promise.all([sentReminder(late.id), sentReminder(fine.id)]);
+    expect([lateOne.state, fineOne.state]).toEqual(["sent", "sent"]);
+
+    const receipt = (id: string, status: string, errors?: unknown[]) => ({
+      id,
+      status,
+      timestamp: String(Math.floor(Date.now() / 1000)),
+      recipient_id: late.phone.slice(1),
+      ...(errors ? { errors } : {}),
+    });
+    const failed = receipt(lateOne.externalId!, "failed", [{ code: 131047, title: "Re-engagement message" }]);
+    const business = from.slice(1);
+    // Receipts for the other reminder say it arrived; one for a message nobody here sent is ignored.
+    const others = [receipt(fineOne.externalId!, "delivered"), receipt("wamid.UNKNOWN", "failed", [{ code: 131026 }])];
+    expect((await postWhatsApp(receiptDelivery(business, [failed, ...others]))).status).toBe(200);
+    expect(await reminder(token, late.id, lateOne.id)).toMatchObject({
+      state: "failed",
+      lastError: "whatsapp_131047",
+      externalId: lateOne.externalId,
+    });
+    expect(await reminder(token, fine.id, fineOne.id)).toMatchObject({ state: "sent", lastError: null });
+
+    // Meta delivering the receipt again changes nothing, and is still acknowledged.
+    expect((await postWhatsApp(receiptDelivery(business, [failed]))).status).toBe(200);
+    expect(await reminder(token, late.id, lateOne.id)).toMatchObject({ state: "failed", lastError: "whatsapp_131047" });
   });
 });
 

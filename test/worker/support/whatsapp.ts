@@ -44,6 +44,16 @@ export function textDelivery(to: string, from: string, body: string, id = random
   return delivery(to, { from, id, timestamp: String(Math.floor(Date.now() / 1000)), type: "text", text: { body } });
 }
 
+/** Meta's delivery receipts (`statuses`) for messages the platform sent from `to`, with no message. */
+export function receiptDelivery(to: string, statuses: Array<Record<string, unknown>>): string {
+  const body = JSON.parse(delivery(to, {})) as { entry: Array<{ changes: Array<{ value: Record<string, unknown> }> }> };
+  const value = body.entry[0]!.changes[0]!.value;
+  delete value.messages;
+  delete value.contacts;
+  value.statuses = statuses;
+  return JSON.stringify(body);
+}
+
 export function delivery(to: string, message: Record<string, unknown>): string {
   return JSON.stringify({
     object: "whatsapp_business_account",

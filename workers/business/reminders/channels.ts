@@ -122,7 +122,8 @@ const call: ReminderChannel = {
 
 /**
  * A WhatsApp text from the platform's business number (Cloud API). Meta delivers free-form text only within 24 hours of
- * the customer's last message; outside that it refuses with a 4xx, which is final here like any other refusal.
+ * the customer's last message. A refusal in the answer (4xx) is final here like any other; one Meta reports later in a
+ * receipt (131047) fails the reminder then (receipts.ts).
  */
 const whatsapp: ReminderChannel = {
   async send(env, _scope, delivery) {

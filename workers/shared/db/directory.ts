@@ -1,11 +1,11 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { reasonOf } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { metrics } from "../observability/metrics.ts";
 import type { ProviderName } from "../settings.ts";
 import { database } from "./client.ts";
 import { currentVersionFields, currentVersionJoin, type PromptRef } from "./prompts.ts";
-import { type Carrier, calls, phoneNumbers, prompts, promptVersions, type RecordingMode } from "./schema.ts";
+import { type Carrier, calls, phoneNumbers, prompts, promptVersions, type RecordingMode, reminders } from "./schema.ts";
 
 /**
  * Cross-tenant lookups that carrier webhooks need before they know the tenant: number → tenant and carrier call →
@@ -126,4 +126,18 @@ export async function rememberCarrierCall(
   route: { sessionId: string; tenantId: string },
 ) {
   await env.CACHE.put(callKey(carrier, carrierCallId), JSON.stringify({ value: route }), { expirationTtl: TTL_SECONDS * 24 });
+}
+
+/**
+ * The WhatsApp reminders Meta's receipts are about, whichever tenant's: the deployment sends every tenant's WhatsApp
+ * from its one number, so a receipt names no tenant, only Meta's message id, which is unique and only Meta knows.
+ */
+export function whatsappRemindersSentAs(
+  env: Env,
+  messageIds: string[],
+): Promise<Array<{ tenantId: string; reminderId: string; messageId: string | null }>> {
+  return database(env.DB)
+    .select({ tenantId: reminders.tenantId, reminderId: reminders.id, messageId: reminders.externalId })
+    .from(reminders)
+    .where(and(inArray(reminders.externalId, messageIds), eq(reminders.channel, "whatsapp")));
 }

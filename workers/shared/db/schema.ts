@@ -591,6 +591,8 @@ export const reminders = sqliteTable(
   (t) => [
     index("reminders_tenant_due_idx").on(t.tenantId, t.state, t.nextAttemptAt),
     index("reminders_tenant_customer_idx").on(t.tenantId, t.customerId),
+    // A WhatsApp receipt finds its reminder by Meta's message id alone (workers/business/reminders/receipts.ts).
+    index("reminders_external_idx").on(t.externalId),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX `reminders_external_idx` ON `reminders` (`external_id`);
