@@ -1,4 +1,4 @@
-import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, min, or, sql } from "drizzle-orm";
 import { purgeExpiredIdempotencyKeys } from "./business/idempotency.ts";
 import { pokeScheduler } from "./business/reminders/scheduler-link.ts";
 import { purgeExpiredRevocations } from "./identity/revocation.ts";
@@ -68,10 +68,14 @@ const CRON_PERIOD_MS = 5 * 60_000;
  * a poke only re-arms the object's alarm, and sends are claimed in D1, so poking one already armed costs nothing.
  */
 export async function wakeReminderSchedulers(env: Env, now = Date.now()): Promise<number> {
+  // The most overdue first: in any other order the same 200 tenants could take every run, and one whose alarm was
+  // lost behind them would never be woken.
   const tenants = await database(env.DB)
-    .selectDistinct({ tenantId: reminders.tenantId })
+    .select({ tenantId: reminders.tenantId })
     .from(reminders)
     .where(and(inArray(reminders.state, ["pending", "sending"]), lte(reminders.nextAttemptAt, now + CRON_PERIOD_MS)))
+    .groupBy(reminders.tenantId)
+    .orderBy(min(reminders.nextAttemptAt))
     .limit(REMINDER_WAKE_BATCH);
   await Promise.all(tenants.map(({ tenantId }) => pokeScheduler(env, tenantId)));
   return tenants.length;

@@ -201,6 +201,36 @@ describe("crashes and lost pokes", () => {
     expect(await settled(token, person.id, id)).toMatchObject({ state: "sent", attempts: 1 });
     expect(await messagesTo(person.phone)).toHaveLength(1);
   });
+
+  it("the cron wakes the most overdue tenants first, so 200 others due soon cannot keep one from ever being woken", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(token);
+    const id = await leftBehind(tenantId, person.id, "pending", Date.now() - 60 * 60_000);
+    // A run's worth of other tenants, each with a reminder due within the cron's period, whose ids sort before any.
+    const now = Date.now();
+    const others = Array.from({ length: 200 }, (_, i) => `00000000-${String(i).padStart(4, "0")}-${crypto.randomUUID().slice(14)}`);
+    await env.DB.batch(
+      others.flatMap((other) => [
+        env.DB.prepare("INSERT INTO tenants (id, name, created_at) VALUES (?, 'Other shop', ?)").bind(other, now),
+        env.DB.prepare("INSERT INTO customers (id, tenant_id, name, created_at, updated_at) VALUES (?, ?, 'Someone', ?, ?)").bind(
+          `${other}-c`,
+          other,
+          now,
+          now,
+        ),
+        env.DB.prepare(
+          "INSERT INTO reminders (id, tenant_id, customer_id, due_at, channel, message, state, attempts, next_attempt_at, source, created_at, updated_at) VALUES (?, ?, ?, ?, 'sms', 'Later.', 'pending', 0, ?, 'api', ?, ?)",
+        ).bind(`${other}-r`, other, `${other}-c`, now + 4 * 60_000, now + 4 * 60_000, now, now),
+      ]),
+    );
+    expect(await wakeReminderSchedulers(env)).toBe(200);
+    expect(await settled(token, person.id, id)).toMatchObject({ state: "sent", attempts: 1 });
+    await env.DB.batch(
+      ["reminders", "customers", "tenants"].map((table) =>
+        env.DB.prepare(`DELETE FROM ${table} WHERE ${table === "tenants" ? "id" : "tenant_id"} LIKE '00000000-%'`),
+      ),
+    );
+  });
 });
 
 describe("cancel", () => {
@@ -253,6 +283,26 @@ describe("failures", () => {
     expect((await messagesTo(person.phone)).map((r) => r.status)).toEqual([500, 201]);
   });
 
+  it("a reminder its scheduler could not prepare (its tenant's settings unreadable) is tried again, not failed", async () => {
+    const { token, tenantId } = await shop();
+    const person = await customer(token);
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(1_500), message: "Still due.", channel: "sms" });
+    const settings = (value: string) =>
+      env.DB.prepare("INSERT OR REPLACE INTO tenant_settings (tenant_id, settings, updated_at) VALUES (?, ?, ?)")
+        .bind(tenantId, value, Date.now())
+        .run();
+    await settings("{not json");
+    const retrying = await eventually(async () => {
+      const current = await reminder(token, person.id, created.id);
+      return current.attempts === 1 && current.state === "pending" ? current : undefined;
+    });
+    expect(retrying.lastError).toBe("not_sent");
+    expect(await messagesTo(person.phone)).toEqual([]);
+    await settings("{}");
+    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "sent", attempts: 2, lastError: null });
+    expect(await messagesTo(person.phone)).toHaveLength(1);
+  });
+
   it("a carrier that keeps failing: failed with the reason after the attempt limit (3 under test)", async () => {
     const { token } = await shop();
     const person = await customer(token);
@@ -265,6 +315,15 @@ describe("failures", () => {
     } finally {
       await simClearFaults({ to: person.phone });
     }
+  });
+
+  it("an answer of 201 the platform cannot read is outcome_unknown, not a refusal: the carrier may have sent it", async () => {
+    const { token } = await shop();
+    const person = await customer(token);
+    await simFault({ match: { to: person.phone, path: "/Messages.json" }, status: 201, body: { status: "queued" }, times: 1 });
+    const created = await scheduled(token, { customerId: person.id, dueAt: soon(), message: "Taken?", channel: "sms" });
+    expect(await settled(token, person.id, created.id)).toMatchObject({ state: "failed", attempts: 1, lastError: "outcome_unknown" });
+    expect(await messagesTo(person.phone)).toHaveLength(1);
   });
 
   it("a refusal that a retry cannot fix (400) fails at once", async () => {

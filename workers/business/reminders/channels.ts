@@ -58,7 +58,9 @@ export const reminderText = (delivery: ReminderDelivery) =>
 /** A carrier's refusal as a delivery error: retried only when the carrier answered that it did not take it. */
 function carrierFailure(error: unknown): DeliveryError {
   if (error instanceof CarrierApiError) {
-    if (error.status === undefined) return new DeliveryError("outcome_unknown", error.message, false);
+    // No answer, or a 2xx whose message id could not be read: the carrier may well have taken the message.
+    if (error.status === undefined || (error.status >= 200 && error.status < 300))
+      return new DeliveryError("outcome_unknown", error.message, false);
     return new DeliveryError("carrier_refused", error.message, error.retryable);
   }
   if (error instanceof AppError) return new DeliveryError(error.code, error.message, false);

@@ -81,7 +81,10 @@ async function deliverOne(env: Env, scope: TenantScope, log: Logger, id: string,
   try {
     outcome = await reminderChannels[claimed.channel].send(env, scope, await deliveryOf(scope, claimed));
   } catch (error) {
-    outcome = error instanceof DeliveryError ? error : new DeliveryError("send_failed", "delivery failed", false);
+    // Every channel turns what its outside request threw into a DeliveryError, so anything else was thrown before a
+    // request went out (reading the customer, the settings or the tenant's numbers from D1): nothing was sent, and a
+    // later attempt may succeed.
+    outcome = error instanceof DeliveryError ? error : new DeliveryError("not_sent", "could not prepare the delivery", true);
   }
   const done = Date.now();
   if (!(outcome instanceof DeliveryError)) {
