@@ -38,9 +38,10 @@ const OPERATORS_ONLY = 'Only the shop can do that here. You can ask "What is my 
 const HELP =
   'Sorry, I did not understand. Try: "Create an invoice for Rahul: 2 kg rice", "Priya paid 500 by UPI", "What\'s Suresh\'s balance?" or "Show recent invoices".';
 
+/** A draft: exactly what was shown (product ids, unit prices, currency), and when, so "yes" writes that and no other. */
 const pendingSchema = z.discriminatedUnion("kind", [
-  z.object({ id: z.uuid(), kind: z.literal("create_invoice"), input: invoiceInput }),
-  z.object({ id: z.uuid(), kind: z.literal("record_payment"), input: paymentInput }),
+  z.object({ id: z.uuid(), kind: z.literal("create_invoice"), input: invoiceInput, shownAt: z.number().int() }),
+  z.object({ id: z.uuid(), kind: z.literal("record_payment"), input: paymentInput, shownAt: z.number().int() }),
 ]);
 type Pending = z.infer<typeof pendingSchema>;
 
@@ -74,7 +75,7 @@ export async function respond(
   try {
     turn =
       message.type === "text" && message.text?.body.trim()
-        ? await converse(env, scope, message.from, message.text.body)
+        ? await converse(env, scope, message.from, message.text.body, sentAtOf(message))
         : { reply: TEXT_ONLY, intent: null, customerId: null };
   } catch (error) {
     // Only the error's kind: a failed query's message carries its parameters (the person's words, amounts).
@@ -94,7 +95,18 @@ export async function respond(
   );
 }
 
-async function converse(env: Env, scope: TenantScope, waId: string, text: string): Promise<Turn> {
+/** When the person sent the message, by Meta's clock (`timestamp`, seconds); null when Meta did not say. */
+function sentAtOf(message: InboundMessage): number | null {
+  return message.timestamp && /^\d{1,12}$/.test(message.timestamp) ? Number(message.timestamp) * 1000 : null;
+}
+
+/**
+ * How far Meta's clock and ours may disagree. A "yes" sent more than this before its draft was shown was answering an
+ * earlier one: delivered late (Meta retried it, or delivered out of order), it must not confirm the newer draft.
+ */
+const CLOCK_SKEW_MS = 2_000;
+
+async function converse(env: Env, scope: TenantScope, waId: string, text: string, sentAt: number | null): Promise<Turn> {
   const engine = new BusinessEngine(scope, scope.tenantId, { source: "whatsapp", by: `wa:${waId}` }, env.CACHE);
   const shop = await readTenantSettings(scope);
   const sender = await identify(engine, shop.whatsappOperators, waId);
@@ -106,6 +118,13 @@ async function converse(env: Env, scope: TenantScope, waId: string, text: string
   // Only operators get drafts; one who stopped being one since is not asked to confirm it either.
   if (state.pending && sender.role === "operator" && (YES.test(text.trim()) || NO.test(text.trim()))) {
     const pending = state.pending;
+    // Without Meta's time the message cannot be placed after the draft: asked again rather than guessed.
+    if (sentAt === null || sentAt < pending.shownAt - CLOCK_SKEW_MS)
+      return {
+        reply: "That reply was sent before this draft was shown, so nothing was written. Reply YES to confirm it.",
+        intent: null,
+        customerId: null,
+      };
     await saveState(env.CACHE, stateKey, { ...state, pending: null });
     if (NO.test(text.trim())) return { reply: "Cancelled. Nothing was written.", intent: null, customerId: null };
     return confirm(engine, scope, pending, money);
@@ -121,7 +140,7 @@ async function converse(env: Env, scope: TenantScope, waId: string, text: string
   });
   const intent = reading.intent;
   try {
-    const outcome = await act({ env, scope, waId, timezone: shop.timezone, engine, sender, money }, intent);
+    const outcome = await act({ env, scope, waId, timezone: shop.timezone, currency: shop.currency, engine, sender, money }, intent);
     await saveState(env.CACHE, stateKey, {
       lastCustomer: outcome.customer?.name ?? state.lastCustomer,
       pending: outcome.pending ?? null,
@@ -173,12 +192,13 @@ interface TurnContext {
   scope: TenantScope;
   waId: string;
   timezone: string;
+  currency: string;
   engine: BusinessEngine;
   sender: Sender;
   money: (minor: number) => string;
 }
 
-async function act({ env, scope, waId, timezone, engine, sender, money }: TurnContext, intent: Intent): Promise<Outcome> {
+async function act({ env, scope, waId, timezone, currency, engine, sender, money }: TurnContext, intent: Intent): Promise<Outcome> {
   if (intent.kind === "unknown") return { reply: HELP };
   const self = intent.kind === "find_customer" ? false : intent.customer === null;
   // A customer may read their own account and nothing else; "my balance" from an operator is theirs too, if they buy.
@@ -221,19 +241,30 @@ async function act({ env, scope, waId, timezone, engine, sender, money }: TurnCo
       const lines = draft.items.map(
         (line) => `${line.quantity}${line.unit ? ` ${line.unit}` : " ×"} ${line.description} ${money(line.amount)}`,
       );
+      // The draft as priced: a price or product changed before the "yes" must not change what is written.
+      const shown: InvoiceInput = {
+        customerId: customer.id,
+        currency: draft.currency,
+        items: draft.items.map((line) => ({
+          ...(line.productId ? { productId: line.productId } : { productName: line.description }),
+          quantity: line.quantity,
+          unitPrice: line.unitPrice,
+        })),
+      };
       return {
         reply: `Invoice for ${customer.name}: ${lines.join(", ")}. Total ${money(draft.total)}. Reply YES to create it.`,
         customer,
-        pending: { id: crypto.randomUUID(), kind: "create_invoice", input },
+        pending: { id: crypto.randomUUID(), kind: "create_invoice", input: shown, shownAt: Date.now() },
       };
     }
     case "record_payment": {
       const customer = await customerOf(intent.customer);
-      const input: PaymentInput = { customerId: customer.id, amount: intent.amount, mode: intent.mode };
+      // In the currency shown: a shop that changed its currency before the "yes" gets a refusal, not a conversion.
+      const input: PaymentInput = { customerId: customer.id, amount: intent.amount, mode: intent.mode, currency };
       return {
         reply: `Record ${money(intent.amount)} from ${customer.name} by ${intent.mode.toUpperCase()}? Reply YES to record it.`,
         customer,
-        pending: { id: crypto.randomUUID(), kind: "record_payment", input },
+        pending: { id: crypto.randomUUID(), kind: "record_payment", input, shownAt: Date.now() },
       };
     }
     case "schedule_reminder": {

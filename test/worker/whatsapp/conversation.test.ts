@@ -8,7 +8,16 @@ import { TENANT_SETTINGS_DEFAULTS, writeTenantSettingsChange } from "../../../wo
 import { d1Count, eventually } from "../support/carriers.ts";
 import { createTenant } from "../support/identity.ts";
 import { expectLedgerInvariant } from "../support/ledger-invariant.ts";
-import { businessNumber, postWhatsApp, randomWaId, replyNumber, sentTo, textDelivery } from "../support/whatsapp.ts";
+import {
+  businessNumber,
+  delivery,
+  postWhatsApp,
+  randomMessageId,
+  randomWaId,
+  replyNumber,
+  sentTo,
+  textDelivery,
+} from "../support/whatsapp.ts";
 
 /**
  * Whole conversations through the real Worker: signed deliveries in, the business engine's books in D1, replies read
@@ -24,7 +33,7 @@ async function shop() {
     whatsappOperators: [`+${owner}`],
   });
   const engine = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
-  await engine.createProduct({ name: "Rice", unitPrice: 6000, unit: "kg" });
+  const rice = await engine.createProduct({ name: "Rice", unitPrice: 6000, unit: "kg" });
   await engine.createProduct({ name: "Eggs", unitPrice: 600 });
   const priyaWa = randomWaId();
   const rahul = await engine.createCustomer({ name: "Rahul" });
@@ -32,15 +41,15 @@ async function shop() {
   await engine.createInvoice({ customerId: priya.id, items: [{ productName: "Rice", quantity: 10 }] });
   let sent = 0;
   const counts = new Map<string, number>();
-  /** Sends `text` from `waId` and returns the platform's reply to it. */
-  const say = async (waId: string, text: string) => {
-    expect((await postWhatsApp(textDelivery(number, waId, text))).status).toBe(200);
+  /** Sends `text` from `waId` (or the delivery given, as Meta would deliver it) and returns the platform's reply to it. */
+  const say = async (waId: string, text: string, body = textDelivery(number, waId, text)) => {
+    expect((await postWhatsApp(body)).status).toBe(200);
     const next = (counts.get(waId) ?? 0) + 1;
     counts.set(waId, next);
     sent++;
     return replyNumber(waId, next);
   };
-  return { tenantId, engine, owner, priyaWa, rahul, priya, say, sent: () => sent };
+  return { tenantId, number, engine, owner, priyaWa, rahul, priya, rice, say, sent: () => sent };
 }
 
 // Whatever each scenario did, every customer's balance is the sum of their ledger.
@@ -72,6 +81,36 @@ describe("WhatsApp conversations", () => {
     expect((await engine.ledger(rahul.id)).items.map((entry) => [entry.amount, entry.balanceAfter, entry.source])).toEqual([
       [19_200, 19_200, "whatsapp"],
     ]);
+  });
+
+  it("a yes writes the invoice as it was shown, though its product's price changed in between", async () => {
+    const { engine, owner, rahul, rice, say } = await shop();
+    expect(await say(owner, "Create an invoice for Rahul: 2 kg rice")).toMatch(/Total ₹120\.00\. Reply YES/);
+    await engine.updateProduct(rice.id, { unitPrice: 9000 });
+    expect(await say(owner, "yes")).toMatch(/^Invoice INV-[0-9A-F]{8} for Rahul: ₹120\.00\. Balance ₹120\.00\.$/);
+    const [invoice] = (await engine.listInvoices({ customerId: rahul.id })).items;
+    expect(invoice).toMatchObject({ total: 12_000, items: [expect.objectContaining({ productId: rice.id, unitPrice: 6000 })] });
+  });
+
+  it("a yes sent before the draft it reaches (delivered late, or out of order) confirms nothing", async () => {
+    const { number, engine, owner, rahul, priya, say } = await shop();
+    expect(await say(owner, "Rahul paid 100 by cash")).toMatch(/Reply YES/);
+    // The owner's "yes" to Rahul's draft, sent a minute ago, that Meta delivers only now (a retry after a 500).
+    const late = delivery(number, {
+      from: owner,
+      id: randomMessageId(),
+      timestamp: String(Math.floor(Date.now() / 1000) - 60),
+      type: "text",
+      text: { body: "yes" },
+    });
+    expect(await say(owner, "Priya paid 5000 by UPI")).toBe("Record ₹5,000.00 from Priya by UPI? Reply YES to record it.");
+    expect(await say(owner, "yes", late)).toBe(
+      "That reply was sent before this draft was shown, so nothing was written. Reply YES to confirm it.",
+    );
+    expect((await engine.ledger(priya.id)).items.map((entry) => entry.kind)).toEqual(["invoice"]);
+    expect((await engine.ledger(rahul.id)).items).toEqual([]);
+    // The draft is still there for the owner's own answer.
+    expect(await say(owner, "yes")).toBe("Recorded ₹5,000.00 from Priya. Balance -₹4,400.00.");
   });
 
   it("writes nothing when the person says no", async () => {
