@@ -1,5 +1,12 @@
 import { z } from "zod";
-import type { BusinessEngine, Invoice, InvoiceInput, LedgerEntry, PaymentInput } from "../../workers/business/engine.ts";
+import {
+  type BusinessEngine,
+  type Invoice,
+  type InvoiceInput,
+  invoiceAsShown,
+  type LedgerEntry,
+  type PaymentInput,
+} from "../../workers/business/engine.ts";
 import { BusinessError } from "../../workers/business/errors.ts";
 import { runOnce, type WriteMark } from "../../workers/business/idempotency.ts";
 import { parseAmount } from "../../workers/business/money.ts";
@@ -184,7 +191,8 @@ export const BUSINESS_TOOLS: ReadonlyArray<Tool<z.ZodType>> = [
         const priced = await engine.priceInvoice(request);
         const lines = priced.items.map((item) => `${item.quantity} ${item.description} at ${spokenMoney(item.unitPrice, currency)}`);
         const summary = `Invoice for ${priced.customerName}: ${lines.join(", ")}. Total ${spokenMoney(priced.total, currency)}.`;
-        return draftAnswer(drafts, { kind: "invoice", request }, summary);
+        // Written as read back: a price changed before the caller's yes changes nothing.
+        return draftAnswer(drafts, { kind: "invoice", request: invoiceAsShown(priced, args.notes) }, summary);
       }),
   }),
   tool({
@@ -211,6 +219,7 @@ export const BUSINESS_TOOLS: ReadonlyArray<Tool<z.ZodType>> = [
           customerId: customer.id,
           amount: parseAmount(args.amount, currency),
           mode: args.mode,
+          currency,
           ...(args.invoiceId ? { invoiceId: args.invoiceId } : {}),
           ...(args.reference ? { reference: args.reference } : {}),
         };

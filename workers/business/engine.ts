@@ -127,6 +127,24 @@ export interface InvoiceDraft {
   total: number;
 }
 
+/**
+ * What writes a priced draft exactly as it was shown: each line's product and unit price, and the currency. A draft a
+ * person confirms later (by voice, by WhatsApp) is written from this, so a price or product changed in between
+ * changes nothing, and a currency changed in between is refused.
+ */
+export function invoiceAsShown(draft: InvoiceDraft, notes?: string): InvoiceInput {
+  return {
+    customerId: draft.customerId,
+    currency: draft.currency,
+    items: draft.items.map((line) => ({
+      ...(line.productId ? { productId: line.productId } : { productName: line.description }),
+      quantity: line.quantity,
+      unitPrice: line.unitPrice,
+    })),
+    ...(notes ? { notes } : {}),
+  };
+}
+
 export interface Invoice extends Omit<InvoiceDraft, "customerName"> {
   id: string;
   status: (typeof invoices.$inferSelect)["status"];

@@ -4,6 +4,7 @@ import {
   type Customer,
   type Invoice,
   type InvoiceInput,
+  invoiceAsShown,
   invoiceInput,
   type LedgerEntry,
   type PaymentInput,
@@ -241,20 +242,10 @@ async function act({ env, scope, waId, timezone, currency, engine, sender, money
       const lines = draft.items.map(
         (line) => `${line.quantity}${line.unit ? ` ${line.unit}` : " ×"} ${line.description} ${money(line.amount)}`,
       );
-      // The draft as priced: a price or product changed before the "yes" must not change what is written.
-      const shown: InvoiceInput = {
-        customerId: customer.id,
-        currency: draft.currency,
-        items: draft.items.map((line) => ({
-          ...(line.productId ? { productId: line.productId } : { productName: line.description }),
-          quantity: line.quantity,
-          unitPrice: line.unitPrice,
-        })),
-      };
       return {
         reply: `Invoice for ${customer.name}: ${lines.join(", ")}. Total ${money(draft.total)}. Reply YES to create it.`,
         customer,
-        pending: { id: crypto.randomUUID(), kind: "create_invoice", input: shown, shownAt: Date.now() },
+        pending: { id: crypto.randomUUID(), kind: "create_invoice", input: invoiceAsShown(draft), shownAt: Date.now() },
       };
     }
     case "record_payment": {

@@ -32,12 +32,12 @@ interface Shop {
 }
 
 /** A tenant with a Twilio number on `provider`, whose customer Asha Rao calls from CALLER owing ₹1,250.00. */
-async function shop(provider: "openai" | "gemini" | "deepgram"): Promise<Shop> {
+async function shop(provider: "openai" | "gemini" | "deepgram"): Promise<Shop & { dalId: string }> {
   const { tenantId, numbers, token } = await tenantWithNumbers([{ carrier: "twilio", provider, instructions: "You run the shop's line." }]);
   const books = new BusinessEngine(env.DB, tenantId, { source: "api" }, env.CACHE);
   const asha = await books.createCustomer({ name: "Asha Rao", phone: CALLER });
   await books.createProduct({ name: "Basmati Rice 5kg", unitPrice: 45_000 });
-  await books.createProduct({ name: "Toor Dal 1kg", unitPrice: 17_500 });
+  const dal = await books.createProduct({ name: "Toor Dal 1kg", unitPrice: 17_500 });
   await books.createInvoice({
     customerId: asha.id,
     items: [
@@ -46,7 +46,7 @@ async function shop(provider: "openai" | "gemini" | "deepgram"): Promise<Shop> {
       { productName: "Basmati Rice 5kg", quantity: 1 },
     ],
   });
-  return { tenantId, token, number: numbers[0]!, books, customerId: asha.id };
+  return { tenantId, token, number: numbers[0]!, books, customerId: asha.id, dalId: dal.id };
 }
 
 /** An inbound call to the shop's number whose provider connections follow `scenario`. */
@@ -179,6 +179,23 @@ describe("voice business tools", () => {
     expect(outputs[3]).toBe(confirmed);
     expect(await count("invoices", target.tenantId)).toBe(invoicesBefore + 1);
     expect(await count("ledger_entries", target.tenantId)).toBe(ledgerBefore + 1);
+  });
+
+  it("a confirmed invoice is written as it was read back, though its product's price changed in between", async () => {
+    const target = await shop("openai");
+    const { key, caller } = await call(target, {
+      toolCalls: [
+        { onTurn: 1, name: "create_invoice", arguments: { customer: "Asha Rao", items: [{ product: "Toor Dal 1kg", quantity: 3 }] } },
+        { onTurn: 2, name: "confirm_action", arguments: { draftId: "D1" } },
+      ],
+    });
+    const [draft] = await turn(caller, key, 1);
+    expect(parsed(draft).message).toContain("₹525.00");
+    await target.books.updateProduct(target.dalId, { unitPrice: 20_000 });
+    const [, confirmed] = await turn(caller, key, 2);
+    expect(parsed(confirmed)).toMatchObject({ ok: true });
+    expect(parsed(confirmed).message).toContain("₹525.00");
+    expect(await target.books.balance(target.customerId)).toBe(125_000 + 52_500);
   });
 
   it("two confirmations of one draft at once write it once", async () => {
