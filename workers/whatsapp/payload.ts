@@ -13,8 +13,8 @@ const message = z.looseObject({
   text: z.object({ body: z.string().max(4096) }).optional(),
 });
 
-/** Receipts read per change (Meta sends a few; a flood is cut, never refused). */
-const MAX_RECEIPTS = 100;
+/** Receipts read per change (Meta sends a few; a flood is cut, never refused): within D1's 100 bound values a query. */
+const MAX_RECEIPTS = 50;
 
 /** A delivery receipt saying a message the platform sent did not go out (Meta accepted it, then could not deliver it). */
 const failedReceipt = z.looseObject({
