@@ -21,7 +21,8 @@ afterAll(async () => {
     cancelAlarms(env.REMINDER_SCHEDULER),
   ]);
   await abortAllDurableObjects();
-});
+  // One object at a time: a file that made hundreds (reminders.test.ts wakes 200 tenants' schedulers) needs seconds.
+}, 60_000);
 
 async function cancelAlarms<T extends Rpc.DurableObjectBranded | undefined>(namespace: DurableObjectNamespace<T>): Promise<void> {
   for (const id of await listDurableObjectIds(namespace)) {
