@@ -17,6 +17,7 @@ import {
   whatsappMessages,
 } from "./shared/db/schema.ts";
 import { tenantScopeFor } from "./shared/db/tenant-scope.ts";
+import { errorType } from "./shared/errors.ts";
 import { createLogger, type Logger } from "./shared/logger.ts";
 import { callObject } from "./shared/session-ids.ts";
 import { type AbandonedOutcome, tellAbandoned } from "./whatsapp/abandoned.ts";
@@ -268,7 +269,7 @@ export async function tellAbandonedWhatsApp(env: Env, log: Logger, now = Date.no
     } catch (error) {
       log.warn("cron.whatsapp_abandoned_failed", {
         tenantId: sender.tenantId,
-        errorType: error instanceof Error ? error.name : typeof error,
+        errorType: errorType(error),
       });
       outcome = "error";
     }

@@ -22,6 +22,9 @@ export function reasonOf(error: unknown, fallback = "unknown error"): string {
   return error instanceof Error ? error.message.slice(0, 200) : fallback;
 }
 
+/** Only an error's kind, for logs where its message may carry someone's words or a query's parameters. */
+export const errorType = (error: unknown): string => (error instanceof Error ? error.name : typeof error);
+
 export class AppError extends Error {
   constructor(
     readonly status: ContentfulStatusCode,

@@ -2,6 +2,7 @@ import { and, eq, lt, type SQL } from "drizzle-orm";
 import { sendWhatsAppText } from "../business/whatsapp-client.ts";
 import { whatsappMessages } from "../shared/db/schema.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
+import { errorType } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { requireSettings } from "../shared/settings.ts";
 import { readTenantSettings } from "../shared/tenant-settings.ts";
@@ -54,7 +55,7 @@ export async function tellAbandoned(
       // Nothing masked: the apology holds a time and no one's words.
       await recordOutbound(scope, { messageId: sent, waId, body, customerId: null }, (text) => text);
     } catch (error) {
-      log.warn("whatsapp.abandoned_not_told", { errorType: error instanceof Error ? error.name : typeof error });
+      log.warn("whatsapp.abandoned_not_told", { errorType: errorType(error) });
     }
   }
   // `abandoned`: the sender was told; `unanswered`: they could not be (the window closed, or the send failed).

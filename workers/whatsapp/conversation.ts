@@ -17,7 +17,7 @@ import { readIntent } from "../business/intents/read.ts";
 import { scheduleReminder } from "../business/reminders/reminders.ts";
 import { sendWhatsAppText, WhatsAppSendError } from "../business/whatsapp-client.ts";
 import type { TenantScope } from "../shared/db/tenant-scope.ts";
-import { AppError } from "../shared/errors.ts";
+import { AppError, errorType } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { parseSettings, requireSettings } from "../shared/settings.ts";
 import { currencyMinorDigits, readTenantSettings } from "../shared/tenant-settings.ts";
@@ -358,8 +358,6 @@ function sentenceFor(error: AppError): string {
   if (names.length > 0) return `${error.message.replace(/\.$/, "")}. Did you mean: ${names.join(", ")}?`;
   return `${error.message.replace(/\.$/, "")}. Nothing was written.`;
 }
-
-const errorType = (error: unknown) => (error instanceof Error ? error.name : typeof error);
 
 const invoiceLabel = (id: string) => `INV-${id.replace(/-/g, "").slice(0, 8).toUpperCase()}`;
 
